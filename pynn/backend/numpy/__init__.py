@@ -1,0 +1,14 @@
+"""The numpy reference backend: readable NumPy that reads like the math.
+
+Every kernel of pynn lives here first; this is the spec the native backend is
+tested against. Modules: ``core`` (matmul), ``nn`` (activations, softmax,
+losses' fused kernels), ``optim`` (optimizer update rules).
+"""
+NAME = "numpy"
+
+from .core import *  # noqa: F401,F403,E402
+from .nn import *  # noqa: F401,F403,E402
+from .optim import *  # noqa: F401,F403,E402
+from . import core as _core, nn as _nn, optim as _optim  # noqa: E402
+
+KERNELS = tuple(_core.__all__) + tuple(_nn.__all__) + tuple(_optim.__all__)

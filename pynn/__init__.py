@@ -1,2 +1,35 @@
-"""pynn: a fast deep-learning library for the CPU."""
+"""pynn: a fast deep-learning library for the CPU.
+
+C++ kernels (SIMD/OpenMP) behind a NumPy reference twin, a reverse-mode
+autograd and a Keras-style model API. See README.md for a tour.
+"""
 __version__ = "0.1.0"
+
+from . import backend
+from .autograd import Tensor, enable_grad, is_grad_enabled, no_grad
+from .backend import coverage, set_backend, use_backend
+from .random import set_seed
+from . import functional, ops, activations, initializers, losses, metrics, callbacks, layers, datasets  # noqa: E402
+from . import optimizers  # noqa: E402
+from .layers import Input  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the native kernels (default: PYNN_NUM_THREADS, else all cores)."""
+    if backend.NATIVE_AVAILABLE:
+        from . import _C
+        _C.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    if backend.NATIVE_AVAILABLE:
+        from . import _C
+        return _C.num_threads()
+    return 1
+
+
+__all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_backend", "use_backend", "coverage",
+           "set_seed", "set_num_threads", "get_num_threads", "functional", "ops", "activations", "initializers",
+           "losses", "metrics", "callbacks", "layers", "datasets", "optimizers", "Input", "Model", "Sequential",
+           "backend"]

@@ -1,0 +1,62 @@
+"""Differentiable ops on Tensors (Tensors or arrays in, Tensors out).
+
+Each op is one :class:`~pynn.autograd.Function` with forward and backward side
+by side, registered in ``OP_REGISTRY``. Layers call only these functions; the
+functions call the active backend's kernels.
+"""
+from ..autograd import Tensor
+from .elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, power, sqrt,  # noqa: A004
+                          square, sub, where)
+from .movement import concatenate, flatten, getitem, reshape, stack, transpose
+from .nn import (dense, elu, gelu, leaky_relu, linear, log_softmax, matmul, relu, sigmoid,
+                 sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy, tanh)
+from .reduce import max, mean, min, sum  # noqa: A004
+from .registry import OP_REGISTRY, unbroadcast
+
+__all__ = [
+    "OP_REGISTRY", "unbroadcast", "abs", "add", "clip", "div", "exp", "log", "maximum", "minimum", "mul",
+    "neg", "power", "sqrt", "square", "sub", "where", "concatenate", "flatten", "getitem", "reshape", "stack",
+    "transpose", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
+    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "max", "mean", "min", "sum",
+]
+
+
+def _attach_tensor_methods():
+    """Give Tensor its operators and methods, all routed through the op table."""
+    T = Tensor
+    T.__add__ = lambda a, b: add(a, b)
+    T.__radd__ = lambda a, b: add(b, a)
+    T.__sub__ = lambda a, b: sub(a, b)
+    T.__rsub__ = lambda a, b: sub(b, a)
+    T.__mul__ = lambda a, b: mul(a, b)
+    T.__rmul__ = lambda a, b: mul(b, a)
+    T.__truediv__ = lambda a, b: div(a, b)
+    T.__rtruediv__ = lambda a, b: div(b, a)
+    T.__pow__ = lambda a, b: power(a, b)
+    T.__rpow__ = lambda a, b: power(b, a)
+    T.__matmul__ = lambda a, b: matmul(a, b)
+    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    T.__neg__ = lambda a: neg(a)
+    T.__getitem__ = lambda a, idx: getitem(a, idx)
+    # Comparisons are not differentiable: they return plain boolean arrays.
+    T.__lt__ = lambda a, b: a.data < getattr(b, "data", b)
+    T.__le__ = lambda a, b: a.data <= getattr(b, "data", b)
+    T.__gt__ = lambda a, b: a.data > getattr(b, "data", b)
+    T.__ge__ = lambda a, b: a.data >= getattr(b, "data", b)
+    T.exp, T.log, T.sqrt, T.abs, T.square = exp, log, sqrt, abs, square
+    T.sum = lambda a, axis=None, keepdims=False: sum(a, axis, keepdims)
+    T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
+    T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
+    T.min = lambda a, axis=None, keepdims=False: min(a, axis, keepdims)
+    T.reshape = lambda a, *shape: reshape(a, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+    T.transpose = lambda a, *axes: transpose(a, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None)
+    T.T = property(lambda a: transpose(a))
+    T.flatten = flatten
+    T.clip = clip
+    T.relu, T.sigmoid, T.tanh, T.gelu, T.elu = relu, sigmoid, tanh, gelu, elu
+    T.leaky_relu = leaky_relu
+    T.softmax = lambda a, axis=-1: softmax(a, axis)
+    T.log_softmax = lambda a, axis=-1: log_softmax(a, axis)
+
+
+_attach_tensor_methods()

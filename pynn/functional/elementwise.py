@@ -1,0 +1,196 @@
+"""Elementwise arithmetic with NumPy broadcasting; gradients are sum-reduced
+back to each input's shape (``unbroadcast``)."""
+import numpy as np
+
+from ..autograd import Function, Tensor
+from .registry import register, unbroadcast
+
+
+def _shape(x):
+    return np.shape(x)
+
+
+@register("add")
+class Add(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = _shape(a), _shape(b)
+        return np.add(a, b)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.sa) if self.needs_input_grad[0] else None,
+                unbroadcast(g, self.sb) if self.needs_input_grad[1] else None)
+
+
+@register("sub")
+class Sub(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = _shape(a), _shape(b)
+        return np.subtract(a, b)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.sa) if self.needs_input_grad[0] else None,
+                unbroadcast(-g, self.sb) if self.needs_input_grad[1] else None)
+
+
+@register("mul")
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.multiply(a, b)
+
+    def backward(self, g):
+        return (unbroadcast(g * self.b, _shape(self.a)) if self.needs_input_grad[0] else None,
+                unbroadcast(g * self.a, _shape(self.b)) if self.needs_input_grad[1] else None)
+
+
+@register("div")
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.divide(a, b)
+
+    def backward(self, g):
+        ga = unbroadcast(g / self.b, _shape(self.a)) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-g * self.a / (self.b * self.b), _shape(self.b)) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+@register("pow")
+class Pow(Function):
+    """a ** b. d/da = b·a^(b-1); d/db = a^b·ln a (defined for a > 0)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = np.power(a, b)
+        return self.out
+
+    def backward(self, g):
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g * self.b * np.power(self.a, self.b - 1), _shape(self.a))
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = unbroadcast(g * self.out * np.log(self.a), _shape(self.b))
+        return ga, gb
+
+
+@register("neg")
+class Neg(Function):
+    def forward(self, a):
+        return np.negative(a)
+
+    def backward(self, g):
+        return -g
+
+
+@register("exp")
+class Exp(Function):
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+@register("log")
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+@register("sqrt")
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = np.sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+@register("abs")
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return np.abs(a)
+
+    def backward(self, g):
+        return g * np.sign(self.a)
+
+
+@register("maximum")
+class Maximum(Function):
+    """Ties send half of the gradient to each side (the subgradient average)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        wa = (a > b) + 0.5 * (a == b)
+        return (unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None,
+                unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None)
+
+
+@register("minimum")
+class Minimum(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.minimum(a, b)
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        wa = (a < b) + 0.5 * (a == b)
+        return (unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None,
+                unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None)
+
+
+@register("where")
+class Where(Function):
+    """where(cond, a, b): cond is not differentiable."""
+
+    def forward(self, cond, a, b):
+        self.cond = np.asarray(cond, dtype=bool)
+        self.sa, self.sb = _shape(a), _shape(b)
+        return np.where(self.cond, a, b)
+
+    def backward(self, g):
+        zero = np.zeros((), dtype=g.dtype)
+        return (None,
+                unbroadcast(np.where(self.cond, g, zero), self.sa) if self.needs_input_grad[1] else None,
+                unbroadcast(np.where(self.cond, zero, g), self.sb) if self.needs_input_grad[2] else None)
+
+
+@register("clip")
+class Clip(Function):
+    """Gradient passes where lo <= x <= hi (as torch.clamp and tf.clip_by_value)."""
+
+    def forward(self, a, lo, hi):
+        self.mask = (a >= lo) & (a <= hi)
+        return np.clip(a, lo, hi)
+
+    def backward(self, g):
+        return g * self.mask, None, None
+
+
+def add(a, b): return Add.apply(a, b)
+def sub(a, b): return Sub.apply(a, b)
+def mul(a, b): return Mul.apply(a, b)
+def div(a, b): return Div.apply(a, b)
+def power(a, b): return Pow.apply(a, b)
+def neg(a): return Neg.apply(a)
+def exp(a): return Exp.apply(a)
+def log(a): return Log.apply(a)
+def sqrt(a): return Sqrt.apply(a)
+def abs(a): return Abs.apply(a)  # noqa: A001
+def maximum(a, b): return Maximum.apply(a, b)
+def minimum(a, b): return Minimum.apply(a, b)
+def where(cond, a, b): return Where.apply(cond.data if isinstance(cond, Tensor) else cond, a, b)
+def clip(a, lo, hi): return Clip.apply(a, lo, hi)
+def square(a): return Mul.apply(a, a)

@@ -1,0 +1,78 @@
+"""Reductions over axes, with keepdims."""
+import numpy as np
+
+from ..autograd import Function
+from .registry import register
+
+
+def _norm_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    return tuple(a % ndim if ndim else a for a in axes)
+
+
+def _expand(g, shape, axes, keepdims):
+    """Reshape a reduced gradient so it broadcasts against the input again."""
+    if not keepdims:
+        g = np.expand_dims(g, axes) if axes else g
+    return np.broadcast_to(g, shape)
+
+
+@register("sum")
+class Sum(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.keepdims = a.shape, keepdims
+        self.axes = _norm_axes(axis, a.ndim)
+        return np.asarray(np.sum(a, axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        return np.array(_expand(g, self.shape, self.axes, self.keepdims))
+
+
+@register("mean")
+class Mean(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.keepdims = a.shape, keepdims
+        self.axes = _norm_axes(axis, a.ndim)
+        self.count = int(np.prod([a.shape[i] for i in self.axes])) if a.ndim else 1
+        return np.asarray(np.mean(a, axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        return np.array(_expand(g, self.shape, self.axes, self.keepdims)) / max(self.count, 1)
+
+
+class _Extremum(Function):
+    """max/min: the gradient is shared equally among tied extremal entries
+    (as torch.amax/amin), so it is well defined on plateaus."""
+
+    reduce = None
+
+    def forward(self, a, axis=None, keepdims=False):
+        self.a, self.keepdims = a, keepdims
+        self.axes = _norm_axes(axis, a.ndim)
+        self.out = np.asarray(type(self).reduce(a, axis=axis, keepdims=True))
+        return self.out if keepdims else np.squeeze(self.out, axis=self.axes)
+
+    def backward(self, g):
+        mask = self.a == self.out
+        count = mask.sum(axis=self.axes, keepdims=True)
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axes)
+        return mask * (g / count)
+
+
+@register("max")
+class Max(_Extremum):
+    reduce = staticmethod(np.max)
+
+
+@register("min")
+class Min(_Extremum):
+    reduce = staticmethod(np.min)
+
+
+def sum(a, axis=None, keepdims=False): return Sum.apply(a, axis=axis, keepdims=keepdims)  # noqa: A001
+def mean(a, axis=None, keepdims=False): return Mean.apply(a, axis=axis, keepdims=keepdims)
+def max(a, axis=None, keepdims=False): return Max.apply(a, axis=axis, keepdims=keepdims)  # noqa: A001
+def min(a, axis=None, keepdims=False): return Min.apply(a, axis=axis, keepdims=keepdims)  # noqa: A001

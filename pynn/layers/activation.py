@@ -1,0 +1,15 @@
+"""``layers.Activation``: applies an activation by name."""
+from .. import activations
+from .base import Layer
+
+
+class Activation(Layer):
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, x):
+        return self.activation(x)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}

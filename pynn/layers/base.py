@@ -1,0 +1,151 @@
+"""The Layer base class (Keras-shaped): settings in ``__init__``, weights
+created in ``build(input_shape)`` by ``add_weight``, computation in ``call``
+using only ``pynn.functional``."""
+from __future__ import annotations
+
+import inspect
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from .. import initializers
+from ..autograd import Tensor
+
+_name_counts = defaultdict(int)
+
+
+def unique_name(base: str) -> str:
+    n = _name_counts[base]
+    _name_counts[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("2_d", "2d").replace("1_d", "1d")
+
+
+class Variable(Tensor):
+    """A trainable weight: a Tensor with a name, a trainable flag and optional
+    regularizer/constraint. The optimizer updates ``data`` in place."""
+
+    __slots__ = ("trainable", "regularizer", "constraint")
+
+    def __init__(self, value, name=None, trainable=True, regularizer=None, constraint=None):
+        super().__init__(np.ascontiguousarray(value), requires_grad=trainable, name=name)
+        self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+
+    def assign(self, value):
+        value = np.asarray(value, dtype=self.data.dtype)
+        if value.shape != self.data.shape:
+            raise ValueError(f"Variable {self.name!r}: expected shape {self.data.shape}, got {value.shape}")
+        self.data[...] = value
+
+
+def _shape_tuple(shape):
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+class Layer:
+    """Base class of all layers; subclass and override ``build``, ``call`` and
+    ``compute_output_shape`` (and ``get_config`` for saving)."""
+
+    def __init__(self, trainable=True, name=None, dtype="float32", input_shape=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self._trainable = trainable
+        self.dtype = np.dtype(dtype)
+        self.built = False
+        self._weights: list[Variable] = []
+        self._input_shape = _shape_tuple((None,) + tuple(input_shape)) if input_shape is not None else None
+        self._accepts_training = "training" in inspect.signature(self.call).parameters
+
+    # ------------------------------------------------------------ weights
+    def add_weight(self, name, shape, initializer="glorot_uniform", regularizer=None, constraint=None,
+                   trainable=True, dtype=None) -> Variable:
+        value = initializers.get(initializer)(tuple(shape), dtype=dtype or self.dtype)
+        v = Variable(value, name=f"{self.name}/{name}", trainable=trainable,
+                     regularizer=regularizer, constraint=constraint)
+        v.requires_grad = trainable and self._trainable
+        self._weights.append(v)
+        return v
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freezing a layer stops its weights from receiving gradients (transfer learning)."""
+        self._trainable = bool(value)
+        for w in self._weights:
+            w.requires_grad = self._trainable and w.trainable
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self._weights if w.trainable] if self._trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self._weights if id(w) not in trainable]
+
+    def get_weights(self):
+        """Copies of the weights, in Keras order (e.g. Dense: [kernel, bias])."""
+        return [w.data.copy() for w in self._weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(f"Layer {self.name!r}: set_weights expected {len(self._weights)} arrays "
+                             f"{[w.shape for w in self._weights]}, got {len(weights)}")
+        for w, value in zip(self._weights, weights):
+            if np.shape(value) != w.shape:
+                raise ValueError(f"Layer {self.name!r}: weight {w.name!r} has shape {w.shape}, "
+                                 f"got an array of shape {np.shape(value)}")
+        for w, value in zip(self._weights, weights):  # all checked first: never half-set
+            w.assign(value)
+
+    def count_params(self):
+        return int(sum(w.size for w in self._weights))
+
+    # ------------------------------------------------------------ calling
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs, training=False):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def __call__(self, inputs, training=False):
+        if not isinstance(inputs, Tensor):
+            inputs = Tensor(inputs)
+        if not self.built:
+            self.build(_shape_tuple(inputs.shape))
+            self.built = True
+        if self._accepts_training:
+            return self.call(inputs, training=training)
+        return self.call(inputs)
+
+    # ------------------------------------------------------------ config
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self._input_shape is not None:
+            config["input_shape"] = list(self._input_shape[1:])
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

@@ -1,0 +1,82 @@
+"""``pynn.Sequential``: a plain stack of layers, each feeding the next."""
+from ..layers.base import Layer
+from ..layers.input_layer import Input
+from .model import Model
+
+
+class Sequential(Model):
+    """Sequential([Input(shape), layer, layer, ...]) or Sequential() then .add(layer).
+
+    With an Input first, every layer is built (weights created) immediately;
+    otherwise at the first call, from the data's shape.
+    """
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self._layers = []
+        self._input = None
+        self._build_input_shape = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if isinstance(layer, Input):
+            if self._layers or self._input is not None:
+                raise ValueError("Sequential: an Input must come first")
+            self._input = layer
+            self.build(layer.shape)
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
+        if layer._input_shape is not None and not self._layers and self._input is None:
+            self._input = Input(layer._input_shape[1:])
+            self._layers.append(layer)
+            self.build(self._input.shape)
+            return
+        self._layers.append(layer)
+        if self.built:
+            self._build_layer(layer, self._output_shape)
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def _build_layer(self, layer, shape):
+        if not layer.built:
+            layer.build(shape)
+            layer.built = True
+        self._output_shape = tuple(layer.compute_output_shape(shape))
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if self._input is None:
+            input_shape = (None,) + input_shape[1:]
+        self._build_input_shape = input_shape
+        self._output_shape = input_shape
+        for layer in self._layers:
+            self._build_layer(layer, self._output_shape)
+        self.built = True
+
+    def _check_input_shape(self, shape, what):
+        expected = self._build_input_shape
+        if expected is None:
+            return
+        ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected[1:], shape[1:]))
+        if not ok:
+            raise ValueError(f"{what}: model {self.name!r} expects input of shape {expected}, "
+                             f"got an array of shape {tuple(shape)}")
+
+    def call(self, x, training=False):
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    def __call__(self, inputs, training=False):
+        if self.built:
+            self._check_input_shape(getattr(inputs, "shape", ()), f"Sequential {self.name!r}")
+        return super().__call__(inputs, training=training)
+
+    def get_config(self):
+        return {"name": self.name, "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+                                              for layer in self._layers],
+                "input_shape": list(self._build_input_shape[1:]) if self._build_input_shape else None}

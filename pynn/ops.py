@@ -1,0 +1,42 @@
+"""NumPy-style functions on the active backend: ndarrays in, ndarrays out.
+
+The drop-in face of pynn: a hand-written NumPy model can replace ``a @ b`` with
+``pynn.ops.matmul(a, b)`` and its activations with ``pynn.ops.relu`` ... and get
+the native kernels. No autograd here (see ``pynn.functional`` for that); the
+gradient kernels are exposed too (``relu_grad(x, y, dy)``, ``softmax_cross_entropy``
+returns the loss and its gradient).
+"""
+from . import backend
+
+
+def matmul(a, b):
+    """``a @ b`` with NumPy semantics (1-D operands, broadcast batch dims)."""
+    return backend.current().matmul(a, b)
+
+
+def dense(x, w, b=None, activation=None):
+    """``activation(x @ w + b)`` in one fused kernel (activation: relu, sigmoid, tanh, gelu, ...)."""
+    return backend.current().matmul(x, w, bias=b, activation=activation)
+
+
+def relu(x): return backend.current().relu(x)
+def leaky_relu(x, alpha=0.2): return backend.current().leaky_relu(x, alpha=alpha)
+def sigmoid(x): return backend.current().sigmoid(x)
+def tanh(x): return backend.current().tanh(x)
+def gelu(x): return backend.current().gelu(x)
+def elu(x, alpha=1.0): return backend.current().elu(x, alpha=alpha)
+def softmax(x, axis=-1): return backend.current().softmax(x, axis=axis)
+def log_softmax(x, axis=-1): return backend.current().log_softmax(x, axis=axis)
+def bias_add(x, b): return backend.current().bias_add(x, b)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Per-sample loss and d loss / d logits, fused: ``(loss, dlogits)``."""
+    return backend.current().softmax_cross_entropy(logits, labels)
+
+
+def __getattr__(name):
+    # Every other kernel of the active backend (gradients, optimizer steps, ...).
+    if name in backend.KERNELS:
+        return getattr(backend.current(), name)
+    raise AttributeError(f"pynn.ops has no {name!r}")

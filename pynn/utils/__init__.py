@@ -1,0 +1,3 @@
+from .progbar import Progbar
+
+__all__ = ["Progbar"]

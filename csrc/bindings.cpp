@@ -77,6 +77,11 @@ void bind_gemm(py::module_& m) {
 void bind_nn(py::module_& m) {
 }
 
+// ---------------------------------------------------------------- conv
+// (csrc/conv/, csrc/pool/) NHWC convolution forward/backward, pooling.
+void bind_conv(py::module_& m) {
+}
+
 // ---------------------------------------------------------------- optim
 // (csrc/optim/) fused optimizer update steps, multi-tensor.
 void bind_optim(py::module_& m) {
@@ -89,5 +94,6 @@ PYBIND11_MODULE(_C, m) {
   bind_runtime(m);
   bind_gemm(m);
   bind_nn(m);
+  bind_conv(m);
   bind_optim(m);
 }

@@ -180,6 +180,9 @@ class SoftmaxCrossEntropy(Function):
     in one pass. labels: integer ids (sparse) or probabilities (dense)."""
 
     def forward(self, logits, labels):
+        labels = np.asarray(labels)
+        if labels.dtype.kind == "f":  # dense targets compute in the logits' dtype
+            labels = labels.astype(logits.dtype, copy=False)
         loss, self.dlogits = _B().softmax_cross_entropy(logits, labels)
         return loss
 

@@ -1,4 +1,6 @@
 """Reductions over axes, with keepdims."""
+import builtins
+
 import numpy as np
 
 from ..autograd import Function
@@ -39,7 +41,7 @@ class Mean(Function):
         return np.asarray(np.mean(a, axis=axis, keepdims=keepdims))
 
     def backward(self, g):
-        return np.array(_expand(g, self.shape, self.axes, self.keepdims)) / max(self.count, 1)
+        return np.array(_expand(g, self.shape, self.axes, self.keepdims)) / builtins.max(self.count, 1)
 
 
 class _Extremum(Function):

@@ -137,6 +137,11 @@ class Model(Layer):
         if len(x) != len(y):
             raise ValueError(f"{what}: x and y have different numbers of samples: x has {len(x)} "
                              f"(shape {x.shape}), y has {len(y)} (shape {y.shape})")
+        for arr, label in ((x, "x"), (y, "y")):
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                bad = np.argwhere(~np.isfinite(arr))[0]
+                raise ValueError(f"{what}: {label} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}, "
+                                 f"shape {arr.shape}); clean the data before training")
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, np.float32)
             if sample_weight.shape[:1] != (len(x),):

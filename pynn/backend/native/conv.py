@@ -1,0 +1,3 @@
+from pynn import _C  # noqa: F401
+
+__all__ = []

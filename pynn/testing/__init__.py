@@ -1,0 +1,3 @@
+from .gradcheck import gradcheck, numerical_grad
+
+__all__ = ["gradcheck", "numerical_grad"]

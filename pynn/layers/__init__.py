@@ -7,3 +7,9 @@ from .flatten import Flatten
 from .input_layer import Input
 
 __all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "Layer", "Variable"]
+from .merging import Add, Concatenate, Multiply  # noqa: E402
+from .normalization import BatchNormalization, LayerNormalization  # noqa: E402
+from .reshaping import Lambda, Reshape, Rescaling  # noqa: E402
+
+__all__ += ["Add", "Concatenate", "Multiply", "BatchNormalization", "LayerNormalization", "Lambda", "Reshape",
+            "Rescaling"]

@@ -127,14 +127,32 @@ class Layer:
         return input_shape
 
     def __call__(self, inputs, training=False):
-        if not isinstance(inputs, Tensor):
-            inputs = Tensor(inputs)
+        from .input_layer import KerasTensor, is_symbolic
+        if is_symbolic(inputs):
+            # Functional API: build from the shape, record the call, compute nothing.
+            shapes = [t.shape for t in inputs] if isinstance(inputs, (list, tuple)) else inputs.shape
+            if not self.built:
+                self.build(shapes)
+                self.built = True
+            dtype = (inputs[0] if isinstance(inputs, (list, tuple)) else inputs).dtype
+            parents = list(inputs) if isinstance(inputs, (list, tuple)) else inputs
+            return KerasTensor(self.compute_output_shape(shapes), self._output_dtype(dtype), self, parents)
+        if isinstance(inputs, (list, tuple)):
+            inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
+            shapes = [_shape_tuple(t.shape) for t in inputs]
+        else:
+            if not isinstance(inputs, Tensor):
+                inputs = Tensor(inputs)
+            shapes = _shape_tuple(inputs.shape)
         if not self.built:
-            self.build(_shape_tuple(inputs.shape))
+            self.build(shapes)
             self.built = True
         if self._accepts_training:
             return self.call(inputs, training=training)
         return self.call(inputs)
+
+    def _output_dtype(self, input_dtype):
+        return self.dtype
 
     # ------------------------------------------------------------ config
     def get_config(self):

@@ -57,15 +57,6 @@ class Sequential(Model):
             self._build_layer(layer, self._output_shape)
         self.built = True
 
-    def _check_input_shape(self, shape, what):
-        expected = self._build_input_shape
-        if expected is None:
-            return
-        ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected[1:], shape[1:]))
-        if not ok:
-            raise ValueError(f"{what}: model {self.name!r} expects input of shape {expected}, "
-                             f"got an array of shape {tuple(shape)}")
-
     def call(self, x, training=False):
         for layer in self._layers:
             x = layer(x, training=training)

@@ -1,0 +1,105 @@
+"""BatchNormalization and LayerNormalization with Keras weights and defaults."""
+import numpy as np
+
+from .. import functional as F
+from .base import Layer
+
+
+def _axes(axis, ndim):
+    axis = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim for a in axis)
+
+
+class BatchNormalization(Layer):
+    """Normalises each feature (``axis``, default last: channels_last) over the batch.
+
+    Weights as Keras: [gamma, beta, moving_mean, moving_variance]. In training it
+    uses the batch's mean and (biased) variance and updates the moving
+    statistics: ``moving = moving·momentum + batch·(1 − momentum)``; at inference,
+    or when the layer is frozen (``trainable = False``, as Keras), it uses the
+    moving statistics.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum}")
+        self.axis, self.momentum, self.epsilon = axis, momentum, epsilon
+        self.center, self.scale = center, scale
+
+    def build(self, input_shape):
+        ax = _axes(self.axis, len(input_shape))
+        shape = tuple(input_shape[a] for a in ax)
+        if any(d is None for d in shape):
+            raise ValueError(f"BatchNormalization {self.name!r}: the normalised axis of input {input_shape} "
+                             "must have a known size")
+        self.param_shape = shape
+        self.gamma = self.add_weight("gamma", shape, "ones") if self.scale else None
+        self.beta = self.add_weight("beta", shape, "zeros") if self.center else None
+        self.moving_mean = self.add_weight("moving_mean", shape, "zeros", trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", shape, "ones", trainable=False)
+        self.built = True
+
+    def _broadcast(self, ndim):
+        ax = _axes(self.axis, ndim)
+        return tuple(self.param_shape[ax.index(i)] if i in ax else 1 for i in range(ndim))
+
+    def call(self, x, training=False):
+        ax = _axes(self.axis, x.ndim)
+        reduce_axes = tuple(i for i in range(x.ndim) if i not in ax)
+        bshape = self._broadcast(x.ndim)
+        if training and self.trainable:
+            mean = F.mean(x, axis=reduce_axes, keepdims=True)
+            centered = x - mean
+            var = F.mean(centered * centered, axis=reduce_axes, keepdims=True)
+            m = self.momentum
+            self.moving_mean.data[...] = self.moving_mean.data * m + mean.data.reshape(self.param_shape) * (1 - m)
+            self.moving_variance.data[...] = (self.moving_variance.data * m
+                                              + var.data.reshape(self.param_shape) * (1 - m))
+            y = centered / F.sqrt(var + self.epsilon)
+        else:
+            mean = self.moving_mean.data.reshape(bshape)
+            inv = (1.0 / np.sqrt(self.moving_variance.data + self.epsilon)).reshape(bshape).astype(x.dtype)
+            y = (x - mean) * inv
+        if self.gamma is not None:
+            y = y * F.reshape(self.gamma, bshape)
+        if self.beta is not None:
+            y = y + F.reshape(self.beta, bshape)
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
+
+
+class LayerNormalization(Layer):
+    """Normalises each sample over ``axis`` (default last); weights [gamma, beta]."""
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.epsilon, self.center, self.scale = axis, epsilon, center, scale
+
+    def build(self, input_shape):
+        ax = _axes(self.axis, len(input_shape))
+        shape = tuple(input_shape[a] for a in ax)
+        self.param_shape = shape
+        self.gamma = self.add_weight("gamma", shape, "ones") if self.scale else None
+        self.beta = self.add_weight("beta", shape, "zeros") if self.center else None
+        self.built = True
+
+    def call(self, x):
+        ax = _axes(self.axis, x.ndim)
+        bshape = tuple(x.shape[i] if i in ax else 1 for i in range(x.ndim))
+        mean = F.mean(x, axis=ax, keepdims=True)
+        centered = x - mean
+        var = F.mean(centered * centered, axis=ax, keepdims=True)
+        y = centered / F.sqrt(var + self.epsilon)
+        if self.gamma is not None:
+            y = y * F.reshape(self.gamma, bshape)
+        if self.beta is not None:
+            y = y + F.reshape(self.beta, bshape)
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale}

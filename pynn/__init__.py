@@ -13,6 +13,7 @@ from . import functional, ops, activations, initializers, losses, metrics, callb
 from . import optimizers  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
+from .saving import load_model, register_serializable  # noqa: E402
 
 
 def set_num_threads(n: int) -> None:
@@ -32,4 +33,4 @@ def get_num_threads() -> int:
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_backend", "use_backend", "coverage",
            "set_seed", "set_num_threads", "get_num_threads", "functional", "ops", "activations", "initializers",
            "losses", "metrics", "callbacks", "layers", "datasets", "optimizers", "Input", "Model", "Sequential",
-           "backend"]
+           "backend", "load_model", "register_serializable"]

@@ -1,6 +1,10 @@
 """Callbacks with Keras hook names. ``fit`` always adds History (returned) and,
 when ``verbose``, the progress-bar logger."""
+import csv
+import os
 import sys
+
+import numpy as np
 
 from .utils.progbar import Progbar
 
@@ -82,3 +86,210 @@ class ProgbarLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.update(self.params["steps"], list((logs or {}).items()), finalize=True)
+
+
+def _better(monitor, mode):
+    """Comparison for 'min'/'max'/'auto' (auto: max for accuracy-like names, as Keras)."""
+    if mode == "auto":
+        mode = "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall")) else "min"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    return mode
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs; optionally restore the best epoch's weights."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
+        self.verbose, self.baseline = verbose, baseline
+        self.mode = _better(monitor, mode)
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+
+    def _improved(self, current, reference):
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return current < reference - self.min_delta
+        return current > reference + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best, self.best_weights = self.baseline, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            raise ValueError(f"EarlyStopping: monitor {self.monitor!r} is not in the logs {sorted(logs or {})}")
+        if epoch < self.start_from_epoch:
+            return
+        if self._improved(current, self.best):
+            self.best, self.best_epoch, self.wait = current, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch > 0:
+            self.model.set_weights(self.best_weights)
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping (best epoch {self.best_epoch + 1})")
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or only its weights) after each epoch, or only when
+    ``monitor`` improved (``save_best_only``). ``filepath`` may hold ``{epoch}``
+    and log keys: ``"ckpt-{epoch:02d}-{val_loss:.2f}.pynn"``. Writes are atomic."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto"):
+        super().__init__()
+        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.mode = _better(monitor, mode)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                raise ValueError(f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs {sorted(logs)}")
+            if current != current:  # NaN never counts as an improvement
+                return
+            if self.best is not None and (current >= self.best if self.mode == "min" else current <= self.best):
+                return
+            self.best = current
+        if not np.isfinite(logs.get("loss", 0.0)):
+            # Never overwrite a good checkpoint with weights a NaN step may have corrupted.
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: loss is {logs.get('loss')}, checkpoint not written")
+            return
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved to {path}")
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch's start: ``schedule(epoch, lr) -> new lr``
+    (step decay: ``lambda e, lr: lr * 0.5 if e and e % 10 == 0 else lr``)."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = float(self.schedule(epoch, float(_current_lr(self.model.optimizer))))
+        self.model.optimizer.learning_rate = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: learning rate {lr:.6g}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(_current_lr(self.model.optimizer))
+
+
+def _current_lr(optimizer):
+    lr = optimizer.learning_rate
+    return lr(optimizer.iterations) if callable(lr) else lr
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved
+    for ``patience`` epochs; wait ``cooldown`` epochs after; never below ``min_lr``."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__()
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1, got {factor}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
+        self.mode = _better(monitor, mode)
+        self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            raise ValueError(f"ReduceLROnPlateau: monitor {self.monitor!r} is not in the logs {sorted(logs or {})}")
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        improved = self.best is None or (current < self.best - self.min_delta if self.mode == "min"
+                                         else current > self.best + self.min_delta)
+        if improved:
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = float(_current_lr(self.model.optimizer))
+                new = max(old * self.factor, self.min_lr)
+                if old - new > 1e-12:
+                    self.model.optimizer.learning_rate = new
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new:.6g}")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+        if logs is not None:
+            logs["learning_rate"] = float(_current_lr(self.model.optimizer))
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first batch whose loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Append one row per epoch (epoch, then the logs' keys) to a CSV file."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = str(filename), separator, append
+
+    def on_train_begin(self, logs=None):
+        self._keys = None
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._writer = csv.writer(self._file, delimiter=self.separator)
+        self._header_written = exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = sorted(logs)
+        if not self._header_written:
+            self._writer.writerow(["epoch"] + self._keys)
+            self._header_written = True
+        self._writer.writerow([epoch] + [logs.get(k, "NA") for k in self._keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
+
+    def __init__(self, **hooks):
+        super().__init__()
+        for name, fn in hooks.items():
+            if not name.startswith("on_"):
+                raise ValueError(f"LambdaCallback: unknown hook {name!r}")
+            setattr(self, name, fn)

@@ -7,7 +7,6 @@ training=False)``; layers assigned as attributes are tracked for weights.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
@@ -440,20 +439,17 @@ class Model(Layer):
         merged = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
         return merged[0] if len(merged) == 1 else merged
 
-    # ------------------------------------------------------------ weights on disk
+    # ------------------------------------------------------------ saving
+    def save(self, filepath):
+        """Architecture, weights and optimizer state in one file (atomic write)."""
+        from ..saving import save_model
+        save_model(self, filepath)
+
     def save_weights(self, filepath):
         """Write every weight to an .npz, atomically (a temporary file, then rename)."""
-        filepath = os.fspath(filepath)
-        directory = os.path.dirname(os.path.abspath(filepath))
-        fd, tmp = tempfile.mkstemp(prefix=".pynn-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{f"w{i:04d}": w.data for i, w in enumerate(self.weights)})
-            os.replace(tmp, filepath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from ..saving import atomic_write
+        arrays = {f"w{i:04d}": w.data for i, w in enumerate(self.weights)}
+        atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
     def load_weights(self, filepath):
         """Load weights saved by save_weights; shapes are checked before anything is set."""
@@ -461,13 +457,59 @@ class Model(Layer):
             arrays = [data[f"w{i:04d}"] for i in range(len(data.files))]
         self.set_weights(arrays)
 
+    def get_config(self):
+        if self._graph is None:
+            raise NotImplementedError(
+                f"{type(self).__name__}: a subclassed model's architecture is Python code; define get_config() "
+                "and from_config() (and @pynn.register_serializable) to save it, or use save_weights()")
+        from ..saving import serialize_layer
+        g = self._graph
+        layer_index = {id(layer): i for i, layer in enumerate(g.layers)}
+        ref = {id(t): ["input", i] for i, t in enumerate(g.inputs)}
+        nodes = []
+        for j, t in enumerate(g.order):
+            parents = t.parents if isinstance(t.parents, list) else [t.parents]
+            nodes.append({"layer": layer_index[id(t.layer)], "inputs": [ref[id(p)] for p in parents],
+                          "list": isinstance(t.parents, list)})
+            ref[id(t)] = ["node", j]
+        return {"name": self.name,
+                "inputs": [{"shape": list(t.shape[1:]), "dtype": t.dtype.name} for t in g.inputs],
+                "layers": [serialize_layer(layer) for layer in g.layers], "nodes": nodes,
+                "outputs": [ref[id(t)] for t in g.outputs], "single_output": g.single_output}
+
+    @classmethod
+    def from_config(cls, config):
+        from ..layers.input_layer import Input
+        from ..saving import deserialize_layer
+        layers = [deserialize_layer(spec) for spec in config["layers"]]
+        inputs = [Input(tuple(spec["shape"]), dtype=spec["dtype"]) for spec in config["inputs"]]
+        made = []
+
+        def get(r):
+            return inputs[r[1]] if r[0] == "input" else made[r[1]]
+        for node in config["nodes"]:
+            args = [get(r) for r in node["inputs"]]
+            made.append(layers[node["layer"]](args if node["list"] else args[0]))
+        outputs = [get(r) for r in config["outputs"]]
+        return cls(inputs if len(inputs) > 1 else inputs[0],
+                   outputs[0] if config["single_output"] else outputs, name=config["name"])
+
     # ------------------------------------------------------------ summary
     def summary(self, print_fn=print):
         rows = [("Layer (type)", "Output Shape", "Param #")]
-        shape = getattr(self, "_build_input_shape", None)
-        for layer in self.layers:
-            if shape is not None:
+        shapes = {}
+        if self._graph is not None:
+            for t in reversed(self._graph.order):  # a shared layer shows its first call's shape
+                shapes[id(t.layer)] = t.shape
+        else:
+            shape = getattr(self, "_build_input_shape", None)
+            for layer in self.layers:
+                if shape is None:
+                    break
                 shape = layer.compute_output_shape(shape)
+                shapes[id(layer)] = shape
+        for layer in self.layers:
+            shape = shapes.get(id(layer))
             rows.append((f"{layer.name} ({type(layer).__name__})", str(shape) if shape is not None else "?",
                          f"{layer.count_params():,}"))
         widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]

@@ -68,6 +68,17 @@ class Sequential(Model):
         return super().__call__(inputs, training=training)
 
     def get_config(self):
-        return {"name": self.name, "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                                              for layer in self._layers],
-                "input_shape": list(self._build_input_shape[1:]) if self._build_input_shape else None}
+        from ..saving import serialize_layer
+        return {"name": self.name, "layers": [serialize_layer(layer) for layer in self._layers],
+                "input_shape": list(self._build_input_shape[1:]) if self._build_input_shape else None,
+                "input_dtype": self._input.dtype.name if self._input is not None else "float32"}
+
+    @classmethod
+    def from_config(cls, config):
+        from ..saving import deserialize_layer
+        model = cls(name=config["name"])
+        if config.get("input_shape") is not None:
+            model.add(Input(tuple(config["input_shape"]), dtype=config.get("input_dtype", "float32")))
+        for spec in config["layers"]:
+            model.add(deserialize_layer(spec))
+        return model

@@ -6,7 +6,7 @@ autograd and a Keras-style model API. See README.md for a tour.
 __version__ = "0.1.0"
 
 from . import backend
-from .autograd import Tensor, enable_grad, is_grad_enabled, no_grad
+from .autograd import GradientTape, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import coverage, set_backend, use_backend
 from .random import set_seed
 from . import functional, ops, activations, initializers, losses, metrics, callbacks, layers, datasets  # noqa: E402
@@ -14,6 +14,7 @@ from . import optimizers  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from .saving import load_model, register_serializable  # noqa: E402
+from .plotting import plot_decision_boundary, plot_history  # noqa: E402
 
 
 def set_num_threads(n: int) -> None:
@@ -30,7 +31,8 @@ def get_num_threads() -> int:
     return 1
 
 
-__all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_backend", "use_backend", "coverage",
+__all__ = ["GradientTape", "Tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_backend", "use_backend", "coverage",
            "set_seed", "set_num_threads", "get_num_threads", "functional", "ops", "activations", "initializers",
            "losses", "metrics", "callbacks", "layers", "datasets", "optimizers", "Input", "Model", "Sequential",
-           "backend", "load_model", "register_serializable"]
+           "backend", "load_model", "register_serializable",
+           "plot_history", "plot_decision_boundary"]

@@ -92,11 +92,110 @@ class MeanAbsoluteError(Metric):
         return np.mean(np.abs(y_true.reshape(y_pred.shape) - y_pred), axis=-1)
 
 
+class SparseTopKCategoricalAccuracy(Metric):
+    """1 when the true class is among the k largest predictions."""
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
+        self.k = k
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        if y_true.ndim == y_pred.ndim:
+            y_true = y_true[..., 0]
+        true_score = np.take_along_axis(y_pred, y_true.astype(np.int64)[..., None], -1)
+        # Ties count in the true class's favour, as tf.math.in_top_k.
+        return (y_pred > true_score).sum(-1) < self.k
+
+
+class TopKCategoricalAccuracy(SparseTopKCategoricalAccuracy):
+    def __init__(self, k=5, name="top_k_categorical_accuracy"):
+        super().__init__(k, name)
+
+    def values(self, y_true, y_pred):
+        return super().values(np.argmax(y_true, -1), y_pred)
+
+
+class _Confusion(Metric):
+    """Counts of true/false positives/negatives at a threshold (binary, or
+    one-vs-rest per element for multi-label outputs), as Keras."""
+
+    def __init__(self, thresholds=0.5, name=None):
+        self.threshold = thresholds
+        super().__init__(name)
+
+    def reset_state(self):
+        self.tp = self.fp = self.fn = self.tn = 0.0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = _arr(y_true), _arr(y_pred)
+        y_true = y_true.reshape(y_pred.shape) > 0.5
+        pred = y_pred > self.threshold
+        w = 1.0 if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(
+            np.shape(sample_weight) + (1,) * (y_pred.ndim - np.ndim(sample_weight)))
+        w = np.broadcast_to(w, pred.shape)
+        self.tp += float((w * (pred & y_true)).sum())
+        self.fp += float((w * (pred & ~y_true)).sum())
+        self.fn += float((w * (~pred & y_true)).sum())
+        self.tn += float((w * (~pred & ~y_true)).sum())
+
+
+class Precision(_Confusion):
+    def __init__(self, thresholds=0.5, name="precision"):
+        super().__init__(thresholds, name)
+
+    def result(self):
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+
+class Recall(_Confusion):
+    def __init__(self, thresholds=0.5, name="recall"):
+        super().__init__(thresholds, name)
+
+    def result(self):
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+
+class AUC(Metric):
+    """ROC AUC by the trapezoidal rule over ``num_thresholds`` evenly spaced
+    thresholds in [0, 1], accumulated over batches (Keras' approximation)."""
+
+    def __init__(self, num_thresholds=200, name="auc"):
+        eps = 1e-7
+        self.thresholds = np.concatenate([[-eps], np.linspace(0, 1, num_thresholds)[1:-1], [1 + eps]])
+        super().__init__(name)
+
+    def reset_state(self):
+        n = len(self.thresholds)
+        self.tp, self.fp, self.fn, self.tn = (np.zeros(n) for _ in range(4))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = _arr(y_true), _arr(y_pred)
+        pos = (y_true.reshape(y_pred.shape) > 0.5).ravel()
+        scores = y_pred.ravel()
+        w = np.ones_like(scores, dtype=np.float64) if sample_weight is None else np.broadcast_to(
+            np.asarray(sample_weight, np.float64).reshape(np.shape(sample_weight) + (1,) * (y_pred.ndim - np.ndim(
+                sample_weight))), y_pred.shape).ravel()
+        above = scores[None, :] > self.thresholds[:, None]
+        self.tp += (above & pos).astype(np.float64) @ w
+        self.fp += (above & ~pos).astype(np.float64) @ w
+        self.fn += (~above & pos).astype(np.float64) @ w
+        self.tn += (~above & ~pos).astype(np.float64) @ w
+
+    def result(self):
+        tpr = np.divide(self.tp, self.tp + self.fn, out=np.zeros_like(self.tp), where=(self.tp + self.fn) > 0)
+        fpr = np.divide(self.fp, self.fp + self.tn, out=np.zeros_like(self.fp), where=(self.fp + self.tn) > 0)
+        # thresholds ascend, so fpr descends: integrate from right to left.
+        return float(np.sum((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2))
+
+
 _BY_NAME = {
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "precision": Precision, "recall": Recall, "auc": AUC,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
 }
 
 

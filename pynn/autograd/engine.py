@@ -139,39 +139,63 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
-        order = _topological_order(self)
-        grads = {id(self): grad}
-        for node in reversed(order):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            ctx = node._ctx
-            if ctx is None:  # a leaf
-                if node.grad is None:
-                    node.grad = np.array(g, dtype=node.data.dtype, copy=True)
-                else:
-                    node.grad += g
-                continue
-            input_grads = ctx.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for parent, pg in zip(ctx.parents, input_grads):
-                if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
-                    continue
-                if pg.shape != parent.shape:
-                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
-                                       f"for an input of shape {parent.shape}")
-                key = id(parent)
-                if key in grads:
-                    grads[key] = grads[key] + pg
-                else:
-                    grads[key] = pg
-            if not retain_graph:
-                node._ctx = None
+        for leaf, g in _backprop(self, grad, retain_graph):
+            if leaf.grad is None:
+                leaf.grad = np.array(g, dtype=leaf.data.dtype, copy=True)
+            else:
+                leaf.grad += g
 
     # ------------------------------------------------------------ operators
     # Defined in pynn.functional and attached at import (see functional/__init__.py),
     # so each op's forward and backward live in one place.
+
+
+def _backprop(root: "Tensor", grad: np.ndarray, retain_graph: bool):
+    """Walk the graph from ``root`` in reverse topological order; yield (leaf, gradient)
+    for every leaf that requires grad. Frees the graph unless ``retain_graph``."""
+    order = _topological_order(root)
+    grads = {id(root): grad}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        ctx = node._ctx
+        if ctx is None:
+            yield node, g
+            continue
+        input_grads = ctx.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for parent, pg in zip(ctx.parents, input_grads):
+            if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+                continue
+            if pg.shape != parent.shape:
+                raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
+                                   f"for an input of shape {parent.shape}")
+            key = id(parent)
+            grads[key] = grads[key] + pg if key in grads else pg
+        if not retain_graph:
+            node._ctx = None
+
+
+def grad(output: "Tensor", inputs, grad_output=None, retain_graph: bool = False):
+    """d output / d input for each input, returned as arrays; no ``.grad`` is touched.
+
+    ``inputs`` are leaf tensors (weights, data); unconnected inputs get zeros.
+    """
+    if not output.requires_grad:
+        raise RuntimeError("grad: the output does not require grad")
+    if grad_output is None:
+        if output.data.size != 1:
+            raise RuntimeError(f"grad: grad_output is implicit only for a scalar output, got shape {output.shape}")
+        grad_output = np.ones_like(output.data)
+    wanted = {id(t): i for i, t in enumerate(inputs)}
+    result = [None] * len(inputs)
+    for leaf, g in _backprop(output, np.asarray(grad_output, output.dtype), retain_graph):
+        i = wanted.get(id(leaf))
+        if i is not None:
+            result[i] = g if result[i] is None else result[i] + g
+    return [np.zeros_like(t.data) if r is None else np.array(r, copy=True) for t, r in zip(inputs, result)]
 
 
 def _topological_order(root: Tensor) -> list:

@@ -1,0 +1,72 @@
+"""Every example runs, and reaches its published number (at full or reduced settings)."""
+import importlib
+import pathlib
+import sys
+
+import pytest
+
+pytest.importorskip("sklearn")
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def examples_on_path():
+    sys.path.insert(0, str(EXAMPLES))
+    yield
+    sys.path.remove(str(EXAMPLES))
+
+
+def example(name):
+    return importlib.import_module(name)
+
+
+def test_xor_example_reaches_100_percent_and_writes_its_boundary(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert example("xor").main(epochs=800, out=str(tmp_path / "xor.png")) == 1.0
+    assert (tmp_path / "xor.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("problem,threshold", [("breast_cancer", 0.95), ("iris", 0.93), ("wine", 0.95)])
+def test_tabular_classifiers_reach_their_accuracy(problem, threshold):
+    assert example("tabular").PROBLEMS[problem]() >= threshold
+
+
+def test_diabetes_regression_reaches_r2_of_0_4():
+    assert example("tabular").diabetes() >= 0.4
+
+
+def test_resnet_functional_example_learns_digits(tmp_path):
+    pytest.importorskip("matplotlib")
+    acc, history = example("resnet_functional").main(epochs=40, plot=str(tmp_path / "h.png"))
+    assert acc >= 0.95 and (tmp_path / "h.png").exists()
+
+
+def test_transfer_learning_example_runs():
+    transfer, scratch = example("transfer_learning").main(per_class=3, pretrain_epochs=3, finetune_epochs=5)
+    assert 0.0 < transfer <= 1.0 and 0.0 < scratch <= 1.0
+
+
+def test_numpy_mlp_example_runs_on_both_kernel_sets():
+    import numpy as np
+    import pynn
+    mod = example("numpy_mlp")
+    (x, y), (xt, yt) = pynn.datasets.load_digits(flatten=True)
+    acc_np = mod.train(mod.NumpyOps, x, y, xt, yt, hidden=64, epochs=5)
+    acc_ops = mod.train(pynn.ops, x, y, xt, yt, hidden=64, epochs=5)
+    assert acc_np > 0.85 and abs(acc_np - acc_ops) < 0.02
+    assert np.isfinite(acc_ops)
+
+
+def test_demo_reaches_95_percent_and_reports_the_speedup(capsys):
+    from pynn.__main__ import main
+    main(["demo", "--epochs", "10", "--repeats", "1"])
+    out = capsys.readouterr().out
+    acc = float(out.split("test accuracy: ")[1].split()[0])
+    assert acc >= 0.95
+    if pynn_native():
+        assert "speedup native vs numpy" in out
+
+
+def pynn_native():
+    import pynn
+    return pynn.backend.NATIVE_AVAILABLE

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/runtime.h"
+#include "norm/normalization.h"
 
 namespace py = pybind11;
 using namespace pynn;
@@ -89,6 +90,96 @@ void bind_optim(py::module_& m) {
 
 }  // namespace
 
+// ---------------------------------------------------------------- norm
+// (csrc/norm/) batch and layer normalisation, forward and backward, on (rows, C).
+namespace {
+
+const float* optional_vec(const char* op, const char* arg, const py::object& h, int64_t c, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  *keep = f32c(op, arg, h);
+  if (keep->ndim() != 1 || keep->shape(0) != c)
+    throw py::value_error(std::string(op) + ": " + arg + " must have shape (" + std::to_string(c) + ",), got " +
+                          shape_str(*keep));
+  return static_cast<const float*>(keep->data());
+}
+
+py::array rows_by_c(const char* op, const char* arg, const py::handle& h) {
+  py::array a = f32c(op, arg, h);
+  if (a.ndim() != 2) throw py::value_error(std::string(op) + ": " + arg + " must be 2-D (rows, C), got " + shape_str(a));
+  return a;
+}
+
+void same_shape(const char* op, const py::array& a, const char* an, const py::array& b, const char* bn) {
+  if (a.ndim() != b.ndim() || a.shape(0) != b.shape(0) || a.shape(1) != b.shape(1))
+    throw py::value_error(std::string(op) + ": " + an + " has shape " + shape_str(a) + " but " + bn + " has shape " +
+                          shape_str(b));
+}
+
+using NormForward = void (*)(const float*, int64_t, int64_t, const float*, const float*, float, float*, float*,
+                             float*);
+using NormBackward = void (*)(const float*, const float*, int64_t, int64_t, const float*, const float*,
+                              const float*, float*, float*, float*);
+
+// stats_per_row: layer norm keeps one mean/inv_std per row, batch norm one per channel.
+py::tuple norm_forward(const char* op, NormForward fn, bool stats_per_row, const py::handle& xh,
+                       const py::object& gh, const py::object& bh, float eps) {
+  py::array x = rows_by_c(op, "x", xh);
+  const int64_t rows = x.shape(0), c = x.shape(1);
+  py::array gk, bk;
+  const float* g = optional_vec(op, "gamma", gh, c, &gk);
+  const float* b = optional_vec(op, "beta", bh, c, &bk);
+  if (!(eps >= 0.f)) throw py::value_error(std::string(op) + ": epsilon must be >= 0");
+  py::array_t<float> y({rows, c}), mean(stats_per_row ? rows : c), inv(stats_per_row ? rows : c);
+  const float* xp = static_cast<const float*>(x.data());
+  float *yp = y.mutable_data(), *mp = mean.mutable_data(), *ip = inv.mutable_data();
+  {
+    py::gil_scoped_release release;
+    fn(xp, rows, c, g, b, eps, yp, mp, ip);
+  }
+  return py::make_tuple(y, mean, inv);
+}
+
+py::tuple norm_backward(const char* op, NormBackward fn, bool stats_per_row, const py::handle& xh,
+                        const py::handle& dyh, const py::handle& mh, const py::handle& ih, const py::object& gh) {
+  py::array x = rows_by_c(op, "x", xh), dy = rows_by_c(op, "dy", dyh);
+  same_shape(op, x, "x", dy, "dy");
+  const int64_t rows = x.shape(0), c = x.shape(1), n_stats = stats_per_row ? rows : c;
+  py::array mk, ik, gk;
+  const float* m = optional_vec(op, "mean", py::reinterpret_borrow<py::object>(mh), n_stats, &mk);
+  const float* iv = optional_vec(op, "inv_std", py::reinterpret_borrow<py::object>(ih), n_stats, &ik);
+  if (!m || !iv) throw py::value_error(std::string(op) + ": mean and inv_std are required");
+  const float* g = optional_vec(op, "gamma", gh, c, &gk);
+  py::array_t<float> dx({rows, c}), dgamma(c), dbeta(c);
+  const float *xp = static_cast<const float*>(x.data()), *dyp = static_cast<const float*>(dy.data());
+  float *dxp = dx.mutable_data(), *dgp = dgamma.mutable_data(), *dbp = dbeta.mutable_data();
+  {
+    py::gil_scoped_release release;
+    fn(xp, dyp, rows, c, m, iv, g, dxp, dgp, dbp);
+  }
+  return py::make_tuple(dx, dgamma, dbeta);
+}
+
+void bind_norm(py::module_& m) {
+  m.def("batch_norm_forward", [](py::handle x, py::object g, py::object b, float eps) {
+    return norm_forward("batch_norm", &batch_norm_forward, false, x, g, b, eps);
+  }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+     "Training-mode batch norm of x (rows, C): returns (y, mean (C,), inv_std (C,)).");
+  m.def("batch_norm_backward", [](py::handle x, py::handle dy, py::handle mean, py::handle inv, py::object g) {
+    return norm_backward("batch_norm_grad", &batch_norm_backward, false, x, dy, mean, inv, g);
+  }, py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("gamma"),
+     "Returns (dx, dgamma, dbeta).");
+  m.def("layer_norm_forward", [](py::handle x, py::object g, py::object b, float eps) {
+    return norm_forward("layer_norm", &layer_norm_forward, true, x, g, b, eps);
+  }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+     "Layer norm over the last axis of x (rows, C): returns (y, mean (rows,), inv_std (rows,)).");
+  m.def("layer_norm_backward", [](py::handle x, py::handle dy, py::handle mean, py::handle inv, py::object g) {
+    return norm_backward("layer_norm_grad", &layer_norm_backward, true, x, dy, mean, inv, g);
+  }, py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("gamma"),
+     "Returns (dx, dgamma, dbeta).");
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pynn native kernels (C++17, OpenMP, AVX2 with runtime dispatch).";
   bind_runtime(m);
@@ -96,4 +187,5 @@ PYBIND11_MODULE(_C, m) {
   bind_nn(m);
   bind_conv(m);
   bind_optim(m);
+  bind_norm(m);
 }

@@ -90,6 +90,10 @@ SAMPLES = [
     ("softmax_xent_sparse", "softmax_cross_entropy", lambda a: F.softmax_cross_entropy(a, LABELS), [randn(5, 4)]),
     ("softmax_xent_dense", "softmax_cross_entropy", lambda a: F.softmax_cross_entropy(a, ONE_HOT_SOFT),
      [randn(5, 4)]),
+    ("batch_norm", "batch_norm", lambda x, g, b: F.batch_norm(x, g, b, epsilon=1e-3),
+     [randn(6, 2, 5) * 2 + 1, randn(5), randn(5)]),
+    ("batch_norm_no_affine", "batch_norm", lambda x: F.batch_norm(x), [randn(7, 3)]),
+    ("layer_norm", "layer_norm", lambda x, g, b: F.layer_norm(x, g, b), [randn(4, 3, 6), randn(6), randn(6)]),
     ("sigmoid_bce", "sigmoid_binary_cross_entropy",
      lambda a: F.sigmoid_binary_cross_entropy(a, np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 1.0]])), [randn(2, 3) * 3]),
 ]

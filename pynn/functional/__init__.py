@@ -7,6 +7,7 @@ functions call the active backend's kernels.
 from ..autograd import Tensor
 from .elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, power, sqrt,  # noqa: A004
                           square, sub, where)
+from .normalization import batch_norm, layer_norm
 from .movement import concatenate, flatten, getitem, reshape, stack, transpose
 from .nn import (dense, elu, gelu, leaky_relu, linear, log_softmax, matmul, relu, sigmoid,
                  sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy, tanh)
@@ -16,7 +17,7 @@ from .registry import OP_REGISTRY, unbroadcast
 __all__ = [
     "OP_REGISTRY", "unbroadcast", "abs", "add", "clip", "div", "exp", "log", "maximum", "minimum", "mul",
     "neg", "power", "sqrt", "square", "sub", "where", "concatenate", "flatten", "getitem", "reshape", "stack",
-    "transpose", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
+    "transpose", "batch_norm", "layer_norm", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "max", "mean", "min", "sum",
 ]
 

@@ -46,26 +46,42 @@ class BatchNormalization(Layer):
 
     def call(self, x, training=False):
         ax = _axes(self.axis, x.ndim)
-        reduce_axes = tuple(i for i in range(x.ndim) if i not in ax)
-        bshape = self._broadcast(x.ndim)
         if training and self.trainable:
-            mean = F.mean(x, axis=reduce_axes, keepdims=True)
-            centered = x - mean
-            var = F.mean(centered * centered, axis=reduce_axes, keepdims=True)
+            if ax == (x.ndim - 1,):
+                # channels_last: one fused kernel each way (native when available).
+                stats = {}
+                y = F.batch_norm(x, self.gamma, self.beta, self.epsilon, stats=stats)
+                mean = stats["mean"]
+                var = 1.0 / stats["inv_std"].astype(np.float64) ** 2 - self.epsilon
+            else:
+                y, mean, var = self._composed_training(x, ax)
             m = self.momentum
-            self.moving_mean.data[...] = self.moving_mean.data * m + mean.data.reshape(self.param_shape) * (1 - m)
-            self.moving_variance.data[...] = (self.moving_variance.data * m
-                                              + var.data.reshape(self.param_shape) * (1 - m))
-            y = centered / F.sqrt(var + self.epsilon)
-        else:
-            mean = self.moving_mean.data.reshape(bshape)
-            inv = (1.0 / np.sqrt(self.moving_variance.data + self.epsilon)).reshape(bshape).astype(x.dtype)
-            y = (x - mean) * inv
+            self.moving_mean.data[...] = self.moving_mean.data * m + mean.reshape(self.param_shape) * (1 - m)
+            self.moving_variance.data[...] = self.moving_variance.data * m + var.reshape(self.param_shape) * (1 - m)
+            return y
+        bshape = self._broadcast(x.ndim)
+        mean = self.moving_mean.data.reshape(bshape)
+        inv = (1.0 / np.sqrt(self.moving_variance.data + self.epsilon)).reshape(bshape).astype(x.dtype)
+        y = (x - mean) * inv
         if self.gamma is not None:
             y = y * F.reshape(self.gamma, bshape)
         if self.beta is not None:
             y = y + F.reshape(self.beta, bshape)
         return y
+
+    def _composed_training(self, x, ax):
+        """Any other axis: the same math composed from differentiable ops."""
+        reduce_axes = tuple(i for i in range(x.ndim) if i not in ax)
+        bshape = self._broadcast(x.ndim)
+        mean = F.mean(x, axis=reduce_axes, keepdims=True)
+        centered = x - mean
+        var = F.mean(centered * centered, axis=reduce_axes, keepdims=True)
+        y = centered / F.sqrt(var + self.epsilon)
+        if self.gamma is not None:
+            y = y * F.reshape(self.gamma, bshape)
+        if self.beta is not None:
+            y = y + F.reshape(self.beta, bshape)
+        return y, mean.data, var.data
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
@@ -89,6 +105,8 @@ class LayerNormalization(Layer):
 
     def call(self, x):
         ax = _axes(self.axis, x.ndim)
+        if ax == (x.ndim - 1,):
+            return F.layer_norm(x, self.gamma, self.beta, self.epsilon)
         bshape = tuple(x.shape[i] if i in ax else 1 for i in range(x.ndim))
         mean = F.mean(x, axis=ax, keepdims=True)
         centered = x - mean

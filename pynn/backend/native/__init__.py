@@ -15,6 +15,7 @@ globals().update({k: getattr(_ref, k) for k in _ref.KERNELS})
 from .core import *  # noqa: F401,F403,E402
 from .nn import *  # noqa: F401,F403,E402
 from .conv import *  # noqa: F401,F403,E402
+from .norm import *  # noqa: F401,F403,E402
 from .optim import *  # noqa: F401,F403,E402
 
 KERNELS = _ref.KERNELS

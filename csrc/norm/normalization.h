@@ -1,0 +1,26 @@
+// Batch and layer normalisation over channels_last data viewed as rows × C.
+// Statistics accumulate in double: a float sum over 10^5 rows loses digits.
+#pragma once
+#include <cstdint>
+
+namespace pynn {
+
+// Training-mode batch norm: per-channel mean and biased variance over the rows.
+// Writes y = (x − mean)·inv_std·gamma + beta, mean (C) and inv_std (C).
+// gamma/beta may be null (scale 1, shift 0).
+void batch_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* inv_std);
+
+// dgamma = Σ dy·x̂, dbeta = Σ dy, dx = gamma·inv_std/R · (R·dy − dbeta − x̂·dgamma).
+void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta);
+
+// Layer norm: statistics per row over its C values; mean/inv_std have `rows` entries.
+void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* inv_std);
+
+// With g = dy·gamma: dx = inv_std/C · (C·g − Σg − x̂·Σ(g·x̂)) per row; dgamma, dbeta summed over rows.
+void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta);
+
+}  // namespace pynn

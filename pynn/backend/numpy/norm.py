@@ -1,0 +1,68 @@
+"""Batch and layer normalisation on channels_last data, as in the textbook.
+
+x̂ = (x − μ) / √(σ² + ε), y = γ·x̂ + β. Batch norm takes μ, σ² per channel over
+every other axis (the biased variance, as Keras and PyTorch in training); layer
+norm per sample over the last axis. Each forward returns (y, mean, inv_std) so
+the backward needs no recomputation.
+"""
+import numpy as np
+
+__all__ = ["batch_norm", "batch_norm_grad", "layer_norm", "layer_norm_grad"]
+
+
+def _rows(x):
+    return x.reshape(-1, x.shape[-1])
+
+
+def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
+    """Training-mode batch norm over all axes but the last. Returns (y, mean (C,), inv_std (C,))."""
+    x2 = _rows(x)
+    mean = x2.mean(axis=0)
+    var = ((x2 - mean) ** 2).mean(axis=0)
+    inv_std = 1.0 / np.sqrt(var + epsilon)
+    y = (x2 - mean) * inv_std
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y.reshape(x.shape).astype(x.dtype, copy=False), mean.astype(x.dtype), inv_std.astype(x.dtype)
+
+
+def batch_norm_grad(x, dy, mean, inv_std, gamma=None):
+    """Returns (dx, dgamma, dbeta): with x̂ the normalised input and R the row count,
+    dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·inv_std/R · (R·dy − dβ − x̂·dγ)."""
+    x2, dy2 = _rows(x), _rows(dy)
+    rows = x2.shape[0]
+    x_hat = (x2 - mean) * inv_std
+    dbeta = dy2.sum(axis=0)
+    dgamma = (dy2 * x_hat).sum(axis=0)
+    scale = inv_std if gamma is None else gamma * inv_std
+    dx = scale / rows * (rows * dy2 - dbeta - x_hat * dgamma)
+    return dx.reshape(x.shape).astype(x.dtype, copy=False), dgamma, dbeta
+
+
+def layer_norm(x, gamma=None, beta=None, epsilon=1e-3):
+    """Layer norm over the last axis. Returns (y, mean (rows,), inv_std (rows,))."""
+    x2 = _rows(x)
+    mean = x2.mean(axis=1)
+    var = ((x2 - mean[:, None]) ** 2).mean(axis=1)
+    inv_std = 1.0 / np.sqrt(var + epsilon)
+    y = (x2 - mean[:, None]) * inv_std[:, None]
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y.reshape(x.shape).astype(x.dtype, copy=False), mean.astype(x.dtype), inv_std.astype(x.dtype)
+
+
+def layer_norm_grad(x, dy, mean, inv_std, gamma=None):
+    """Returns (dx, dgamma, dbeta); with g = γ·dy per row of C values:
+    dx = inv_std/C · (C·g − Σg − x̂·Σ g·x̂)."""
+    x2, dy2 = _rows(x), _rows(dy)
+    c = x2.shape[1]
+    x_hat = (x2 - mean[:, None]) * inv_std[:, None]
+    dbeta = dy2.sum(axis=0)
+    dgamma = (dy2 * x_hat).sum(axis=0)
+    g = dy2 if gamma is None else dy2 * gamma
+    dx = inv_std[:, None] / c * (c * g - g.sum(axis=1, keepdims=True) - x_hat * (g * x_hat).sum(axis=1, keepdims=True))
+    return dx.reshape(x.shape).astype(x.dtype, copy=False), dgamma, dbeta

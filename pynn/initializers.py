@@ -125,10 +125,30 @@ class HeUniform(VarianceScaling):
         return {}
 
 
+class Orthogonal(Initializer):
+    """A (scaled) random orthogonal matrix: QR of a Gaussian matrix, signs fixed so
+    the distribution is uniform (Keras' default for recurrent kernels)."""
+
+    def __init__(self, gain=1.0):
+        self.gain = gain
+
+    def __call__(self, shape, dtype=np.float32):
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = generator().normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q[:rows, :cols]).reshape(shape).astype(dtype)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
 _BY_NAME = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
+    "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform, "orthogonal": Orthogonal,
 }
 
 

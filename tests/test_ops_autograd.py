@@ -33,6 +33,7 @@ def distinct(*shape):
 
 
 LABELS = np.array([0, 3, 1, 2, 3])
+MASK = np.array([[True, True, False, True], [True, False, False, False]])
 ONE_HOT_SOFT = R.dirichlet(np.ones(4), size=5)
 
 # (test id, op name in OP_REGISTRY, f(*tensors), [inputs])
@@ -94,6 +95,21 @@ SAMPLES = [
      [randn(6, 2, 5) * 2 + 1, randn(5), randn(5)]),
     ("batch_norm_no_affine", "batch_norm", lambda x: F.batch_norm(x), [randn(7, 3)]),
     ("layer_norm", "layer_norm", lambda x, g, b: F.layer_norm(x, g, b), [randn(4, 3, 6), randn(6), randn(6)]),
+    ("simple_rnn", "simple_rnn", lambda x, k, u, b, h: F.simple_rnn(x, k, u, b, h),
+     [randn(2, 4, 3), randn(3, 5) * 0.5, randn(5, 5) * 0.5, randn(5) * 0.1, randn(2, 5)]),
+    ("simple_rnn_masked_backwards_relu", "simple_rnn",
+     lambda x, k, u, b, h: F.simple_rnn(x, k, u, b, h, mask=MASK, go_backwards=True, activation="relu"),
+     [randn(2, 4, 3) + 1, away_from_zero(3, 5) * 0.5, randn(5, 5) * 0.3, np.full(5, 0.5), np.abs(randn(2, 5))]),
+    ("lstm", "lstm", lambda x, k, u, b, h, c: F.lstm(x, k, u, b, h, c),
+     [randn(2, 4, 3), randn(3, 8) * 0.5, randn(2, 8) * 0.5, randn(8) * 0.1, randn(2, 2), randn(2, 2)]),
+    ("lstm_masked_backwards", "lstm", lambda x, k, u, b, h, c: F.lstm(x, k, u, b, h, c, mask=MASK, go_backwards=True),
+     [randn(2, 4, 3), randn(3, 20) * 0.5, randn(5, 20) * 0.5, randn(20) * 0.1, randn(2, 5), randn(2, 5)]),
+    ("gru", "gru", lambda x, k, u, b, h: F.gru(x, k, u, b, h),
+     [randn(2, 4, 3), randn(3, 9) * 0.5, randn(3, 9) * 0.5, randn(2, 9) * 0.1, randn(2, 3)]),
+    ("gru_masked", "gru", lambda x, k, u, b, h: F.gru(x, k, u, b, h, mask=MASK),
+     [randn(2, 4, 3), randn(3, 15) * 0.5, randn(5, 15) * 0.5, randn(2, 15) * 0.1, randn(2, 5)]),
+    ("embedding_repeated_ids", "embedding", lambda t: F.embedding(np.array([[1, 3, 1], [0, 3, 3]]), t),
+     [randn(4, 5)]),
     ("sigmoid_bce", "sigmoid_binary_cross_entropy",
      lambda a: F.sigmoid_binary_cross_entropy(a, np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 1.0]])), [randn(2, 3) * 3]),
 ]

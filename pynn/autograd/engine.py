@@ -65,7 +65,7 @@ class Tensor:
     and record the graph when ``requires_grad`` is set on an input.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_keras_logits", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_keras_logits", "_keras_mask", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
@@ -75,6 +75,7 @@ class Tensor:
         self._ctx = None
         self.name = name
         self._keras_logits = None  # set by softmax/sigmoid: lets the loss use the fused logits path
+        self._keras_mask = None    # (N, T) bool from Embedding(mask_zero=True), read by recurrent layers
 
     # ------------------------------------------------------------ array-like
     @property

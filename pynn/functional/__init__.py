@@ -11,13 +11,14 @@ from .normalization import batch_norm, layer_norm
 from .movement import concatenate, flatten, getitem, reshape, stack, transpose
 from .nn import (dense, elu, gelu, leaky_relu, linear, log_softmax, matmul, relu, sigmoid,
                  sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy, tanh)
+from .recurrent import embedding, gru, lstm, simple_rnn
 from .reduce import max, mean, min, sum  # noqa: A004
 from .registry import OP_REGISTRY, unbroadcast
 
 __all__ = [
     "OP_REGISTRY", "unbroadcast", "abs", "add", "clip", "div", "exp", "log", "maximum", "minimum", "mul",
     "neg", "power", "sqrt", "square", "sub", "where", "concatenate", "flatten", "getitem", "reshape", "stack",
-    "transpose", "batch_norm", "layer_norm", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
+    "transpose", "embedding", "gru", "lstm", "simple_rnn", "batch_norm", "layer_norm", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "max", "mean", "min", "sum",
 ]
 

@@ -13,3 +13,8 @@ from .reshaping import Lambda, Reshape, Rescaling  # noqa: E402
 
 __all__ += ["Add", "Concatenate", "Multiply", "BatchNormalization", "LayerNormalization", "Lambda", "Reshape",
             "Rescaling"]
+from .embedding import Embedding  # noqa: E402
+from .recurrent import GRU, LSTM, SimpleRNN  # noqa: E402
+from .wrappers import Bidirectional, TimeDistributed  # noqa: E402
+
+__all__ += ["Embedding", "GRU", "LSTM", "SimpleRNN", "Bidirectional", "TimeDistributed"]

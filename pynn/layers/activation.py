@@ -4,6 +4,10 @@ from .base import Layer
 
 
 class Activation(Layer):
+    """Activation("relu"): applies an activation by name (or a callable) elementwise."""
+
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)

@@ -22,7 +22,9 @@ def unique_name(base: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("2_d", "2d").replace("1_d", "1d")
+    """Keras' default layer names: GRU -> gru, SimpleRNN -> simple_rnn, Conv2D -> conv2d."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class Variable(Tensor):
@@ -51,6 +53,9 @@ def _shape_tuple(shape):
 class Layer:
     """Base class of all layers; subclass and override ``build``, ``call`` and
     ``compute_output_shape`` (and ``get_config`` for saving)."""
+
+    # Layers that keep the (batch, steps) structure pass a padding mask through.
+    supports_masking = False
 
     def __init__(self, trainable=True, name=None, dtype="float32", input_shape=None, **kwargs):
         if kwargs:
@@ -126,7 +131,7 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def __call__(self, inputs, training=False):
+    def __call__(self, inputs, training=False, **kwargs):
         from .input_layer import KerasTensor, is_symbolic
         if is_symbolic(inputs):
             # Functional API: build from the shape, record the call, compute nothing.
@@ -147,9 +152,12 @@ class Layer:
         if not self.built:
             self.build(shapes)
             self.built = True
-        if self._accepts_training:
-            return self.call(inputs, training=training)
-        return self.call(inputs)
+        out = self.call(inputs, training=training, **kwargs) if self._accepts_training else self.call(inputs, **kwargs)
+        mask = getattr(inputs, "_keras_mask", None)
+        if mask is not None and self.supports_masking and isinstance(out, Tensor) and out._keras_mask is None \
+                and out.shape[:mask.ndim] == mask.shape:
+            out._keras_mask = mask
+        return out
 
     def _output_dtype(self, input_dtype):
         return self.dtype

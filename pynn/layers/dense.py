@@ -15,6 +15,8 @@ class Dense(Layer):
     Input (..., in) -> output (..., units). Weights as Keras: [kernel (in, units), bias (units,)].
     """
 
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):

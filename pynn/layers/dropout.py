@@ -19,6 +19,8 @@ class Dropout(Layer):
     """Zeroes each input with probability ``rate`` and scales the rest by
     1/(1−rate) in training, so inference is the identity."""
 
+    supports_masking = True
+
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= rate < 1.0:

@@ -1,0 +1,20 @@
+"""Embedding lookup: a gather forward, a scatter-add backward."""
+import numpy as np
+
+__all__ = ["embedding", "embedding_grad"]
+
+
+def embedding(table, ids):
+    """table (V, D), integer ids (...) -> (..., D). Ids must lie in [0, V)."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        bad = ids[(ids < 0) | (ids >= table.shape[0])].flat[0]
+        raise ValueError(f"embedding: index {bad} is out of range for an embedding table of {table.shape[0]} rows")
+    return table[ids]
+
+
+def embedding_grad(ids, dy, input_dim):
+    """d table: row v receives the sum of dy over every position whose id is v."""
+    grad = np.zeros((input_dim, dy.shape[-1]), dy.dtype)
+    np.add.at(grad, np.asarray(ids).reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    return grad

@@ -1,0 +1,186 @@
+"""Recurrent sequence kernels: a whole sequence forward, and backpropagation
+through time, in the order of the textbook equations.
+
+Shapes: N batch, T steps, U units. The input projection ``xw = x @ W + b`` for
+all T steps is one GEMM done by the caller; these kernels run the recurrence.
+``mask`` (N, T) bool, optional: at a masked step a sample keeps its previous
+state (and its output repeats it), as Keras does. Weight layouts and gate
+orders are Keras': LSTM [i, f, c, o], GRU [z, r, h] with reset_after.
+"""
+import numpy as np
+
+__all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_grad", "gru", "gru_grad"]
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+_ACT = {
+    "tanh": (np.tanh, lambda y: 1 - y * y),
+    "sigmoid": (_sigmoid, lambda y: y * (1 - y)),
+    "relu": (lambda x: np.maximum(x, 0), lambda y: (y > 0).astype(y.dtype)),
+    "linear": (lambda x: x, lambda y: np.ones_like(y)),
+}
+
+
+def _act(name):
+    if name not in _ACT:
+        raise ValueError(f"recurrent kernels support activations {sorted(_ACT)}, got {name!r}")
+    return _ACT[name]
+
+
+def _keep(mask, t):
+    """(N, 1) bool: which samples update at step t (all when there is no mask)."""
+    return None if mask is None else mask[:, t:t + 1]
+
+
+# ---------------------------------------------------------------- SimpleRNN
+def simple_rnn(xw, h0, recurrent_kernel, mask=None, activation="tanh"):
+    """h_t = act(xw_t + h_{t-1} U). Returns hs (N, T, U)."""
+    f, _ = _act(activation)
+    n, steps, _ = xw.shape
+    hs = np.empty((n, steps, h0.shape[1]), xw.dtype)
+    h = h0
+    for t in range(steps):
+        h_new = f(xw[:, t] + h @ recurrent_kernel)
+        keep = _keep(mask, t)
+        h = h_new if keep is None else np.where(keep, h_new, h)
+        hs[:, t] = h
+    return hs
+
+
+def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh"):
+    """Returns (dxw, dh0, drecurrent_kernel); dhs holds dL/dh_t for every t
+    (the final state's gradient added at t = T−1)."""
+    _, df = _act(activation)
+    n, steps, units = hs.shape
+    dxw = np.zeros_like(xw)
+    dU = np.zeros_like(recurrent_kernel)
+    dh = np.zeros((n, units), xw.dtype)
+    for t in reversed(range(steps)):
+        h_prev = hs[:, t - 1] if t else h0
+        dh = dh + dhs[:, t]
+        keep = _keep(mask, t)
+        dz = dh * df(hs[:, t])
+        if keep is not None:
+            dz = np.where(keep, dz, 0)
+        dxw[:, t] = dz
+        dU += h_prev.T @ dz
+        dh_prev = dz @ recurrent_kernel.T
+        dh = dh_prev if keep is None else np.where(keep, dh_prev, dh)
+    return dxw, dh, dU
+
+
+# ---------------------------------------------------------------- LSTM
+def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+    """i, f, c̃, o = σ(z_i), σ(z_f), tanh(z_c), σ(z_o) with z = xw_t + h_{t-1} U;
+    c_t = f·c_{t-1} + i·c̃; h_t = o·tanh(c_t).
+    Returns hs, cs (N, T, U) and the activated gates (N, T, 4U) for backward."""
+    act, _ = _act(activation)
+    ract, _ = _act(recurrent_activation)
+    n, steps, _ = xw.shape
+    u = h0.shape[1]
+    hs = np.empty((n, steps, u), xw.dtype)
+    cs = np.empty_like(hs)
+    gates = np.empty((n, steps, 4 * u), xw.dtype)
+    h, c = h0, c0
+    for t in range(steps):
+        z = xw[:, t] + h @ recurrent_kernel
+        i, f, g, o = ract(z[:, :u]), ract(z[:, u:2 * u]), act(z[:, 2 * u:3 * u]), ract(z[:, 3 * u:])
+        c_new = f * c + i * g
+        h_new = o * act(c_new)
+        keep = _keep(mask, t)
+        if keep is not None:
+            c_new, h_new = np.where(keep, c_new, c), np.where(keep, h_new, h)
+        h, c = h_new, c_new
+        hs[:, t], cs[:, t] = h, c
+        gates[:, t] = np.concatenate([i, f, g, o], axis=1)
+    return hs, cs, gates
+
+
+def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
+              recurrent_activation="sigmoid"):
+    """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel)."""
+    act, dact = _act(activation)
+    _, dract = _act(recurrent_activation)
+    n, steps, u = hs.shape
+    dxw = np.empty((n, steps, 4 * u), hs.dtype)
+    dU = np.zeros_like(recurrent_kernel)
+    dh = np.zeros((n, u), hs.dtype)
+    dc = dc_last.copy()
+    for t in reversed(range(steps)):
+        h_prev = hs[:, t - 1] if t else h0
+        c_prev = cs[:, t - 1] if t else c0
+        i, f, g, o = (gates[:, t, k * u:(k + 1) * u] for k in range(4))
+        keep = _keep(mask, t)
+        dh = dh + dhs[:, t]
+        tc = act(cs[:, t])
+        dct = dc + dh * o * dact(tc)
+        dz = np.concatenate([dct * g * dract(i), dct * c_prev * dract(f), dct * i * dact(g),
+                             dh * tc * dract(o)], axis=1)
+        if keep is not None:
+            dz = np.where(keep, dz, 0)
+        dxw[:, t] = dz
+        dU += h_prev.T @ dz
+        dh_prev, dc_prev = dz @ recurrent_kernel.T, dct * f
+        if keep is not None:  # a masked step passed its state through unchanged
+            dh_prev, dc_prev = np.where(keep, dh_prev, dh), np.where(keep, dc_prev, dc)
+        dh, dc = dh_prev, dc_prev
+    return dxw, dh, dc, dU
+
+
+# ---------------------------------------------------------------- GRU (reset_after, Keras default)
+def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+    """With r_t = h_{t-1} U + b_rec split into z, r, h parts:
+    z = σ(x_z + r_z), r = σ(x_r + r_r), h̃ = tanh(x_h + r·r_h), h_t = z·h_{t-1} + (1 − z)·h̃.
+    Returns hs (N, T, U) and saved (N, T, 4U) = [z, r, h̃, r_h] for backward."""
+    act, _ = _act(activation)
+    ract, _ = _act(recurrent_activation)
+    n, steps, _ = xw.shape
+    u = h0.shape[1]
+    hs = np.empty((n, steps, u), xw.dtype)
+    saved = np.empty((n, steps, 4 * u), xw.dtype)
+    h = h0
+    for t in range(steps):
+        rec = h @ recurrent_kernel + recurrent_bias
+        x = xw[:, t]
+        z = ract(x[:, :u] + rec[:, :u])
+        r = ract(x[:, u:2 * u] + rec[:, u:2 * u])
+        hh = act(x[:, 2 * u:] + r * rec[:, 2 * u:])
+        h_new = z * h + (1 - z) * hh
+        keep = _keep(mask, t)
+        h = h_new if keep is None else np.where(keep, h_new, h)
+        hs[:, t] = h
+        saved[:, t] = np.concatenate([z, r, hh, rec[:, 2 * u:]], axis=1)
+    return hs, saved
+
+
+def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+    """Returns (dxw, dh0, drecurrent_kernel, drecurrent_bias)."""
+    _, dact = _act(activation)
+    _, dract = _act(recurrent_activation)
+    n, steps, u = hs.shape
+    dxw = np.empty((n, steps, 3 * u), hs.dtype)
+    dU = np.zeros_like(recurrent_kernel)
+    db = np.zeros(3 * u, hs.dtype)
+    dh = np.zeros((n, u), hs.dtype)
+    for t in reversed(range(steps)):
+        h_prev = hs[:, t - 1] if t else h0
+        z, r, hh, rh = (saved[:, t, k * u:(k + 1) * u] for k in range(4))
+        keep = _keep(mask, t)
+        dh = dh + dhs[:, t]
+        dhh = dh * (1 - z) * dact(hh)              # through h̃'s pre-activation
+        dzp = dh * (h_prev - hh) * dract(z)        # z's pre-activation
+        drp = dhh * rh * dract(r)                  # r's pre-activation
+        dx = np.concatenate([dzp, drp, dhh], axis=1)
+        drec = np.concatenate([dzp, drp, dhh * r], axis=1)
+        if keep is not None:
+            dx, drec = np.where(keep, dx, 0), np.where(keep, drec, 0)
+        dxw[:, t] = dx
+        dU += h_prev.T @ drec
+        db += drec.sum(axis=0)
+        dh_prev = drec @ recurrent_kernel.T + (dh * z if keep is None else np.where(keep, dh * z, dh))
+        dh = dh_prev
+    return dxw, dh, dU, db

@@ -1,0 +1,142 @@
+"""Recurrent layers as single differentiable ops over a whole sequence.
+
+Each op does the input projection of all T steps as one GEMM (x @ W + b), runs
+the recurrence kernel of the active backend, and in backward runs the BPTT
+kernel and one GEMM for each of dx and dW. Keras weight layouts.
+"""
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from .registry import register
+
+
+def _B():
+    return backend.current()
+
+
+def _project(x, kernel, bias):
+    """(N, T, F) @ (F, G) + b -> (N, T, G), as one GEMM over N·T rows."""
+    n, t, f = x.shape
+    return _B().matmul(x.reshape(n * t, f), kernel, bias=bias).reshape(n, t, -1)
+
+
+def _project_grad(x, kernel, dxw, need_x, need_kernel):
+    n, t, f = x.shape
+    d2 = dxw.reshape(n * t, -1)
+    dx = _B().matmul(d2, kernel.T).reshape(x.shape) if need_x else None
+    dk = _B().matmul(x.reshape(n * t, f).T, d2) if need_kernel else None
+    return dx, dk
+
+
+def _prepare(x, mask, go_backwards):
+    if go_backwards:
+        x = x[:, ::-1]
+        mask = None if mask is None else mask[:, ::-1]
+    return np.ascontiguousarray(x), None if mask is None else np.ascontiguousarray(mask, dtype=bool)
+
+
+@register("simple_rnn")
+class SimpleRNNOp(Function):
+    """Outputs hs (N, T, U): h_t = act(x_t W + h_{t−1} U + b)."""
+
+    def forward(self, x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh"):
+        self.go_backwards, self.activation = go_backwards, activation
+        self.x, self.mask = _prepare(x, mask, go_backwards)
+        self.kernel, self.recurrent_kernel, self.h0 = kernel, recurrent_kernel, h0
+        self.xw = _project(self.x, kernel, bias)
+        self.hs = _B().simple_rnn(self.xw, h0, recurrent_kernel, self.mask, activation)
+        return self.hs
+
+    def backward(self, g):
+        need = self.needs_input_grad
+        dxw, dh0, dU = _B().simple_rnn_grad(g, self.xw, self.h0, self.hs, self.recurrent_kernel, self.mask,
+                                            self.activation)
+        dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
+        if dx is not None and self.go_backwards:
+            dx = dx[:, ::-1]
+        return dx, dk, dU, dxw.sum(axis=(0, 1)), dh0
+
+
+@register("lstm")
+class LSTMOp(Function):
+    """Outputs (N, T+1, U): hs for the T steps, then the final cell state c_T
+    (packed so one op can return both; the layer splits them)."""
+
+    def forward(self, x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False,
+                activation="tanh", recurrent_activation="sigmoid"):
+        self.go_backwards, self.acts = go_backwards, (activation, recurrent_activation)
+        self.x, self.mask = _prepare(x, mask, go_backwards)
+        self.kernel, self.recurrent_kernel, self.h0, self.c0 = kernel, recurrent_kernel, h0, c0
+        xw = _project(self.x, kernel, bias)
+        self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts)
+        return np.concatenate([self.hs, self.cs[:, -1:]], axis=1)
+
+    def backward(self, g):
+        need = self.needs_input_grad
+        steps = self.hs.shape[1]
+        dxw, dh0, dc0, dU = _B().lstm_grad(np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps]),
+                                           self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,
+                                           self.mask, *self.acts)
+        dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
+        if dx is not None and self.go_backwards:
+            dx = dx[:, ::-1]
+        return dx, dk, dU, dxw.sum(axis=(0, 1)), dh0, dc0
+
+
+@register("gru")
+class GRUOp(Function):
+    """Keras GRU with reset_after=True; bias (2, 3U) = [input bias, recurrent bias]. Outputs hs."""
+
+    def forward(self, x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False,
+                activation="tanh", recurrent_activation="sigmoid"):
+        self.go_backwards, self.acts = go_backwards, (activation, recurrent_activation)
+        self.x, self.mask = _prepare(x, mask, go_backwards)
+        self.kernel, self.recurrent_kernel, self.h0 = kernel, recurrent_kernel, h0
+        xw = _project(self.x, kernel, bias[0])
+        self.hs, self.saved = _B().gru(xw, h0, recurrent_kernel, bias[1], self.mask, *self.acts)
+        return self.hs
+
+    def backward(self, g):
+        need = self.needs_input_grad
+        dxw, dh0, dU, drb = _B().gru_grad(g, self.h0, self.hs, self.saved, self.recurrent_kernel, self.mask,
+                                          *self.acts)
+        dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
+        if dx is not None and self.go_backwards:
+            dx = dx[:, ::-1]
+        return dx, dk, dU, np.stack([dxw.sum(axis=(0, 1)), drb]), dh0
+
+
+def simple_rnn(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh"):
+    return SimpleRNNOp.apply(x, kernel, recurrent_kernel, bias, h0, mask=mask, go_backwards=go_backwards,
+                             activation=activation)
+
+
+def lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False, activation="tanh",
+         recurrent_activation="sigmoid"):
+    """Returns (N, T+1, U): hs then c_T. Weights as Keras: kernel (F, 4U), recurrent (U, 4U), gates i, f, c, o."""
+    return LSTMOp.apply(x, kernel, recurrent_kernel, bias, h0, c0, mask=mask, go_backwards=go_backwards,
+                        activation=activation, recurrent_activation=recurrent_activation)
+
+
+def gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh",
+        recurrent_activation="sigmoid"):
+    return GRUOp.apply(x, kernel, recurrent_kernel, bias, h0, mask=mask, go_backwards=go_backwards,
+                       activation=activation, recurrent_activation=recurrent_activation)
+
+
+@register("embedding")
+class EmbeddingOp(Function):
+    """table[ids]; the table's gradient is a scatter-add of dy by id."""
+
+    def forward(self, table, ids):
+        self.ids, self.rows = np.asarray(ids), table.shape[0]
+        return _B().embedding(table, self.ids)
+
+    def backward(self, g):
+        return _B().embedding_grad(self.ids, g, self.rows), None
+
+
+def embedding(ids, table):
+    """Rows of ``table`` (V, D) for integer ``ids`` (...): (..., D)."""
+    return EmbeddingOp.apply(table, getattr(ids, "data", ids))

@@ -1,0 +1,185 @@
+"""Recurrent layers with Keras' arguments and weight layouts: SimpleRNN, LSTM, GRU.
+
+Input (N, T, F) -> (N, U), or (N, T, U) with ``return_sequences``; with
+``return_state`` also the final state(s). Each layer is one op over the whole
+sequence (``pynn.functional.lstm`` ...): one GEMM for the input projection of
+all steps, then the recurrence kernel, and backpropagation through time.
+"""
+import numpy as np
+
+from .. import functional as F, initializers
+from ..autograd import Tensor
+from ..random import generator
+from .base import Layer
+
+
+class _RNN(Layer):
+    gates = 1
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units <= 0:
+            raise ValueError(f"{type(self).__name__}: units must be a positive integer, got {units!r}")
+        if stateful:
+            raise NotImplementedError(f"{type(self).__name__}: stateful=True is not supported; pass the state "
+                                      "explicitly with initial_state and return_state=True")
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{type(self).__name__}: {name} must be in [0, 1), got {rate}")
+        if recurrent_dropout:
+            raise NotImplementedError(f"{type(self).__name__}: recurrent_dropout is not supported yet")
+        self.units, self.activation, self.use_bias = units, activation, use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer, self.recurrent_regularizer = kernel_regularizer, recurrent_regularizer
+        self.bias_regularizer = bias_regularizer
+        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
+        self.return_sequences, self.return_state, self.go_backwards = return_sequences, return_state, go_backwards
+        self.stateful = stateful
+
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input (batch, steps, features), "
+                             f"got {input_shape}")
+        self.input_dim = input_shape[-1]
+        g = self.gates * self.units
+        self.kernel = self.add_weight("kernel", (self.input_dim, g), self.kernel_initializer, self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, g), self.recurrent_initializer,
+                                                self.recurrent_regularizer)
+        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_init(), self.bias_regularizer)
+                     if self.use_bias else None)
+        self.built = True
+
+    def _bias_init(self):
+        return self.bias_initializer
+
+    def _state(self, initial_state, index, x):
+        if initial_state is not None:
+            s = initial_state[index]
+            s = s if isinstance(s, Tensor) else Tensor(np.asarray(s, x.dtype))
+            if s.shape != (x.shape[0], self.units):
+                raise ValueError(f"{type(self).__name__} {self.name!r}: initial state {index} has shape {s.shape}, "
+                                 f"expected {(x.shape[0], self.units)}")
+            return s
+        return np.zeros((x.shape[0], self.units), x.dtype)
+
+    def _inputs(self, x, training):
+        if x.ndim != 3 or x.shape[-1] != self.input_dim:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input (batch, steps, {self.input_dim}), "
+                             f"got shape {x.shape}")
+        if training and self.dropout:
+            keep = 1.0 - self.dropout
+            # One mask per sample and feature, shared by every step (Keras' and Gal's variational dropout).
+            m = (generator().random((x.shape[0], 1, x.shape[2])) < keep).astype(x.dtype) / np.asarray(keep, x.dtype)
+            x = x * m
+        return x
+
+    def _bias(self):
+        return self.bias if self.bias is not None else np.zeros(self._bias_shape(), self.dtype)
+
+    def _outputs(self, hs, states, mask):
+        out = hs if self.return_sequences else hs[:, -1]
+        if self.return_sequences and mask is not None:
+            out._keras_mask = mask[:, ::-1] if self.go_backwards else mask
+        return [out] + states if self.return_state else out
+
+    def compute_output_shape(self, input_shape):
+        n, t = input_shape[0], input_shape[1]
+        out = (n, t, self.units) if self.return_sequences else (n, self.units)
+        if self.return_state:
+            return [out] + [(n, self.units)] * self.n_states
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "dropout": self.dropout, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class SimpleRNN(_RNN):
+    """h_t = activation(x_t·kernel + h_{t−1}·recurrent_kernel + bias). Weights [kernel, recurrent_kernel, bias]."""
+
+    n_states = 1
+
+    def call(self, x, training=False, initial_state=None, mask=None):
+        mask = mask if mask is not None else x._keras_mask
+        x = self._inputs(x, training)
+        hs = F.simple_rnn(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
+                          mask=mask, go_backwards=self.go_backwards, activation=self.activation)
+        return self._outputs(hs, [hs[:, -1]], mask)
+
+
+class LSTM(_RNN):
+    """Keras LSTM: kernel (F, 4U), recurrent_kernel (U, 4U), bias (4U,), gates in the
+    order i, f, c, o; ``unit_forget_bias`` starts the forget gate's bias at 1.
+    States: [h, c]."""
+
+    gates, n_states = 4, 2
+
+    def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.recurrent_activation, self.unit_forget_bias = recurrent_activation, unit_forget_bias
+
+    def _bias_init(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        base, u = self.bias_initializer, self.units
+
+        def init(shape, dtype=np.float32):
+            b = np.asarray(base(shape, dtype))
+            b[u:2 * u] = 1.0
+            return b
+        return init
+
+    def call(self, x, training=False, initial_state=None, mask=None):
+        mask = mask if mask is not None else x._keras_mask
+        x = self._inputs(x, training)
+        steps = x.shape[1]
+        packed = F.lstm(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
+                        self._state(initial_state, 1, x), mask=mask, go_backwards=self.go_backwards,
+                        activation=self.activation, recurrent_activation=self.recurrent_activation)
+        hs, c_last = packed[:, :steps], packed[:, steps]
+        return self._outputs(hs, [hs[:, -1], c_last], mask)
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation,
+                "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_RNN):
+    """Keras GRU (reset_after=True, its default): kernel (F, 3U), recurrent_kernel
+    (U, 3U), bias (2, 3U) = [input bias, recurrent bias], gates z, r, h."""
+
+    gates, n_states = 3, 1
+
+    def __init__(self, units, recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        if not reset_after:
+            raise NotImplementedError("GRU: only reset_after=True (the Keras default, and cuDNN's/PyTorch's form) "
+                                      "is implemented")
+        super().__init__(units, **kwargs)
+        self.recurrent_activation, self.reset_after = recurrent_activation, reset_after
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def call(self, x, training=False, initial_state=None, mask=None):
+        mask = mask if mask is not None else x._keras_mask
+        x = self._inputs(x, training)
+        hs = F.gru(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
+                   mask=mask, go_backwards=self.go_backwards, activation=self.activation,
+                   recurrent_activation=self.recurrent_activation)
+        return self._outputs(hs, [hs[:, -1]], mask)
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation,
+                "reset_after": self.reset_after}

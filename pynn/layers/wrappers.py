@@ -1,0 +1,81 @@
+"""Wrappers: Bidirectional (a recurrent layer both ways) and TimeDistributed."""
+import copy
+
+from .. import functional as F
+from .base import Layer
+
+
+class Bidirectional(Layer):
+    """Runs ``layer`` forwards and a copy of it backwards; merges with "concat"
+    (default), "sum", "mul", "ave" or None (a list). Weights: forward's, then backward's."""
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        if merge_mode not in ("concat", "sum", "mul", "ave", None):
+            raise ValueError(f"Bidirectional: unknown merge_mode {merge_mode!r}")
+        self.forward_layer = layer
+        if backward_layer is None:
+            backward_layer = copy.deepcopy(layer)
+            backward_layer.name = f"backward_{layer.name}"
+            backward_layer.go_backwards = not layer.go_backwards
+            backward_layer._weights = []
+            backward_layer.built = False
+        self.backward_layer = backward_layer
+        self.merge_mode = merge_mode
+
+    def build(self, input_shape):
+        for layer in (self.forward_layer, self.backward_layer):
+            layer.build(input_shape)
+            layer.built = True
+        self._weights = self.forward_layer._weights + self.backward_layer._weights
+        self.built = True
+
+    def call(self, x, training=False):
+        fwd = self.forward_layer(x, training=training)
+        bwd = self.backward_layer(x, training=training)
+        if self.forward_layer.return_state:
+            raise NotImplementedError("Bidirectional with return_state is not supported yet")
+        if self.backward_layer.return_sequences:
+            bwd = F.getitem(bwd, (slice(None), slice(None, None, -1)))  # back to forward time order
+        if self.merge_mode == "concat":
+            out = F.concatenate([fwd, bwd], axis=-1)
+        elif self.merge_mode == "sum":
+            out = fwd + bwd
+        elif self.merge_mode == "mul":
+            out = fwd * bwd
+        elif self.merge_mode == "ave":
+            out = (fwd + bwd) * 0.5
+        else:
+            return [fwd, bwd]
+        out._keras_mask = fwd._keras_mask
+        return out
+
+    def compute_output_shape(self, input_shape):
+        shape = self.forward_layer.compute_output_shape(input_shape)
+        if self.merge_mode == "concat":
+            return tuple(shape[:-1]) + (2 * shape[-1],)
+        return shape if self.merge_mode else [shape, shape]
+
+
+class TimeDistributed(Layer):
+    """Applies ``layer`` to every step: (N, T, ...) -> (N, T, ...) via the (N·T, ...) view."""
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def build(self, input_shape):
+        self.layer.build((None,) + tuple(input_shape[2:]))
+        self.layer.built = True
+        self._weights = self.layer._weights
+        self.built = True
+
+    def call(self, x, training=False):
+        n, t = x.shape[0], x.shape[1]
+        flat = F.reshape(x, (n * t,) + tuple(x.shape[2:]))
+        y = self.layer(flat, training=training)
+        return F.reshape(y, (n, t) + tuple(y.shape[1:]))
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
+        return (input_shape[0], input_shape[1]) + tuple(inner[1:])

@@ -18,3 +18,11 @@ from .recurrent import GRU, LSTM, SimpleRNN  # noqa: E402
 from .wrappers import Bidirectional, TimeDistributed  # noqa: E402
 
 __all__ += ["Embedding", "GRU", "LSTM", "SimpleRNN", "Bidirectional", "TimeDistributed"]
+from .attention import AdditiveAttention, Attention, MultiHeadAttention  # noqa: E402
+from .transformer import PositionEmbedding, SinePositionEncoding, TransformerEncoder  # noqa: E402
+
+__all__ += ["AdditiveAttention", "Attention", "MultiHeadAttention", "PositionEmbedding", "SinePositionEncoding",
+            "TransformerEncoder"]
+from .sequence_pooling import GlobalAveragePooling1D, GlobalMaxPooling1D  # noqa: E402
+
+__all__ += ["GlobalAveragePooling1D", "GlobalMaxPooling1D"]

@@ -1,0 +1,115 @@
+"""The Transformer encoder block and positional encodings (keras_hub names)."""
+import numpy as np
+
+from .. import functional as F
+from ..autograd import Tensor
+from .attention import MultiHeadAttention
+from .base import Layer
+from .dense import Dense
+from .dropout import Dropout
+from .normalization import LayerNormalization
+
+
+class TransformerEncoder(Layer):
+    """TransformerEncoder(intermediate_dim, num_heads, dropout=0.0, activation="relu",
+    layer_norm_epsilon=1e-5, normalize_first=False).
+
+    Post-norm (the original Transformer): x = LN(x + Dropout(MHA(x, x)));
+    x = LN(x + Dropout(FF(x))) with FF = Dense(intermediate_dim, activation) -> Dense(d).
+    ``normalize_first`` gives the pre-norm variant. (B, T, d) -> (B, T, d).
+    """
+
+    def __init__(self, intermediate_dim, num_heads, dropout=0.0, activation="relu", layer_norm_epsilon=1e-5,
+                 normalize_first=False, **kwargs):
+        super().__init__(**kwargs)
+        self.intermediate_dim, self.num_heads, self.dropout_rate = intermediate_dim, num_heads, dropout
+        self.activation, self.layer_norm_epsilon, self.normalize_first = activation, layer_norm_epsilon, normalize_first
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        if d % self.num_heads:
+            raise ValueError(f"TransformerEncoder {self.name!r}: model dim {d} is not divisible by "
+                             f"num_heads={self.num_heads}")
+        self.attention = MultiHeadAttention(self.num_heads, d // self.num_heads, dropout=self.dropout_rate,
+                                            name=f"{self.name}/self_attention")
+        self.attention.build([input_shape, input_shape])
+        self.norm1 = LayerNormalization(epsilon=self.layer_norm_epsilon, name=f"{self.name}/norm1")
+        self.norm2 = LayerNormalization(epsilon=self.layer_norm_epsilon, name=f"{self.name}/norm2")
+        self.ff1 = Dense(self.intermediate_dim, activation=self.activation, name=f"{self.name}/ff1")
+        self.ff2 = Dense(d, name=f"{self.name}/ff2")
+        self.drop = Dropout(self.dropout_rate) if self.dropout_rate else None
+        for layer, shape in ((self.norm1, input_shape), (self.norm2, input_shape), (self.ff1, input_shape),
+                             (self.ff2, tuple(input_shape[:-1]) + (self.intermediate_dim,))):
+            layer.build(shape)
+            layer.built = True
+        self._weights = (self.attention._weights + self.norm1._weights + self.ff1._weights + self.ff2._weights
+                         + self.norm2._weights)
+        self.built = True
+
+    def _drop(self, x, training):
+        return self.drop(x, training=training) if self.drop is not None else x
+
+    def call(self, x, training=False, attention_mask=None, use_causal_mask=False):
+        mask = x._keras_mask
+        if self.normalize_first:
+            h = self.norm1(x)
+            x = x + self._drop(self.attention(h, h, attention_mask=attention_mask, use_causal_mask=use_causal_mask,
+                                              training=training), training)
+            x = x + self._drop(self.ff2(self.ff1(self.norm2(x))), training)
+        else:
+            a = self.attention(x, x, attention_mask=attention_mask, use_causal_mask=use_causal_mask,
+                               training=training)
+            x = self.norm1(x + self._drop(a, training))
+            x = self.norm2(x + self._drop(self.ff2(self.ff1(x)), training))
+        x._keras_mask = mask
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "intermediate_dim": self.intermediate_dim, "num_heads": self.num_heads,
+                "dropout": self.dropout_rate, "activation": self.activation,
+                "layer_norm_epsilon": self.layer_norm_epsilon, "normalize_first": self.normalize_first}
+
+
+class PositionEmbedding(Layer):
+    """Learned position embeddings: returns (B, T, d) embeddings of positions
+    0..T−1 (add them to the token embeddings). Weight: [embeddings (sequence_length, d)]."""
+
+    def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.sequence_length, self.initializer = int(sequence_length), initializer
+
+    def build(self, input_shape):
+        self.position_embeddings = self.add_weight("embeddings", (self.sequence_length, input_shape[-1]),
+                                                   self.initializer)
+        self.built = True
+
+    def call(self, x):
+        t = x.shape[1]
+        if t > self.sequence_length:
+            raise ValueError(f"PositionEmbedding {self.name!r}: sequence of {t} steps is longer than "
+                             f"sequence_length={self.sequence_length}")
+        pos = F.getitem(self.position_embeddings, slice(0, t))
+        return F.reshape(pos, (1, t, x.shape[-1])) + np.zeros((x.shape[0], 1, 1), x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length}
+
+
+class SinePositionEncoding(Layer):
+    """The fixed sinusoidal encoding of "Attention is all you need":
+    PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(...). Returns (B, T, d)."""
+
+    def __init__(self, max_wavelength=10000, **kwargs):
+        super().__init__(**kwargs)
+        self.max_wavelength = max_wavelength
+
+    def call(self, x):
+        t, d = x.shape[1], x.shape[-1]
+        pos = np.arange(t)[:, None]
+        rates = 1.0 / np.power(self.max_wavelength, (2 * (np.arange(d) // 2)) / d)
+        angles = pos * rates[None, :]
+        pe = np.where(np.arange(d) % 2 == 0, np.sin(angles), np.cos(angles)).astype(x.dtype)
+        return Tensor(np.broadcast_to(pe, (x.shape[0], t, d)).copy())
+
+    def get_config(self):
+        return {**super().get_config(), "max_wavelength": self.max_wavelength}

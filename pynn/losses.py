@@ -165,12 +165,37 @@ class SparseCategoricalCrossentropy(Loss):
         super().__init__(reduction, name, from_logits=from_logits)
 
 
+class CTC(Loss):
+    """CTC for Keras-style fit(): y_true (N, S) padded labels with ``padding`` (-1
+    by default, or the blank) past each label's end, y_pred (N, T, C) softmax
+    probabilities or, with from_logits, logits. Every input step counts. The
+    per-sample loss is the CTC negative log-likelihood (Keras' CTC)."""
+
+    def __init__(self, blank=0, from_logits=True, padding=-1, reduction="sum_over_batch_size", name="ctc"):
+        super().__init__(reduction, name)
+        self.blank, self.from_logits, self.padding = blank, from_logits, padding
+
+    def fn(self, y_true, y_pred):
+        y_pred = _pred(y_pred)
+        labels = _true(y_true, None).astype(np.int64)
+        lab_len = (labels != self.padding).sum(axis=1)
+        labels = np.where(labels == self.padding, 1 if self.blank == 0 else 0, labels)  # any non-blank id: unread
+        log_probs = F.log_softmax(y_pred) if self.from_logits else F.log(F.clip(y_pred, EPSILON, 1.0))
+        n, t = y_pred.shape[0], y_pred.shape[1]
+        return F.ctc_loss(log_probs, labels, np.full(n, t), lab_len, blank=self.blank, reduction="none")
+
+    def get_config(self):
+        return {"reduction": self.reduction, "name": self.name, "blank": self.blank,
+                "from_logits": self.from_logits, "padding": self.padding}
+
+
 _BY_NAME = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "ctc": CTC,
 }
 for _cls in list(_BY_NAME.values()):
     _BY_NAME[_cls.__name__] = _cls

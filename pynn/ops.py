@@ -35,6 +35,14 @@ def softmax_cross_entropy(logits, labels):
     return backend.current().softmax_cross_entropy(logits, labels)
 
 
+def ctc_loss(log_probs, labels, input_lengths, label_lengths, blank=0, reduction="mean", zero_infinity=False):
+    """CTC loss of log_probs (N, T, C) against padded labels (N, S); see pynn.functional.ctc_loss."""
+    from .functional import ctc_loss as f
+    from .autograd import no_grad
+    with no_grad():
+        return f(log_probs, labels, input_lengths, label_lengths, blank, reduction, zero_infinity).data
+
+
 def __getattr__(name):
     # Every other kernel of the active backend (gradients, optimizer steps, ...).
     if name in backend.KERNELS:

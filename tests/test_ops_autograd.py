@@ -110,6 +110,9 @@ SAMPLES = [
      [randn(2, 4, 3), randn(3, 15) * 0.5, randn(5, 15) * 0.5, randn(2, 15) * 0.1, randn(2, 5)]),
     ("embedding_repeated_ids", "embedding", lambda t: F.embedding(np.array([[1, 3, 1], [0, 3, 3]]), t),
      [randn(4, 5)]),
+    ("ctc_loss", "ctc_loss", lambda lp: F.ctc_loss(lp, np.array([[1, 1, 2], [2, 0, 0]]), np.array([6, 4]),
+                                                   np.array([3, 1]), reduction="none"),
+     [np.log(R.dirichlet(np.ones(3), size=(2, 6)))]),
     ("sigmoid_bce", "sigmoid_binary_cross_entropy",
      lambda a: F.sigmoid_binary_cross_entropy(a, np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 1.0]])), [randn(2, 3) * 3]),
 ]

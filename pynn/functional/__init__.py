@@ -5,6 +5,7 @@ by side, registered in ``OP_REGISTRY``. Layers call only these functions; the
 functions call the active backend's kernels.
 """
 from ..autograd import Tensor
+from .ctc import ctc_loss
 from .elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, power, sqrt,  # noqa: A004
                           square, sub, where)
 from .normalization import batch_norm, layer_norm
@@ -16,7 +17,7 @@ from .reduce import max, mean, min, sum  # noqa: A004
 from .registry import OP_REGISTRY, unbroadcast
 
 __all__ = [
-    "OP_REGISTRY", "unbroadcast", "abs", "add", "clip", "div", "exp", "log", "maximum", "minimum", "mul",
+    "OP_REGISTRY", "unbroadcast", "ctc_loss", "abs", "add", "clip", "div", "exp", "log", "maximum", "minimum", "mul",
     "neg", "power", "sqrt", "square", "sub", "where", "concatenate", "flatten", "getitem", "reshape", "stack",
     "transpose", "embedding", "gru", "lstm", "simple_rnn", "batch_norm", "layer_norm", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "max", "mean", "min", "sum",

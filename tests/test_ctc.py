@@ -1,0 +1,98 @@
+"""CTC loss vs torch.nn.functional.ctc_loss; blanks, repeats, impossible alignments, errors, learning."""
+import numpy as np
+import pytest
+
+import pynn
+import pynn.functional as F
+from pynn.autograd import Tensor
+
+R = np.random.default_rng(0)
+N, T, C = 4, 12, 5
+LOGITS = R.standard_normal((N, T, C)).astype(np.float32)
+LABELS = np.array([[1, 2, 2, 3], [4, 4, 1, 0], [2, 0, 0, 0], [3, 1, 3, 1]])  # repeats need a blank between
+LAB_LEN = np.array([4, 3, 1, 4])
+IN_LEN = np.array([12, 9, 5, 8])
+
+
+def _torch_ctc(torch, logits, reduction, labels=LABELS, in_len=IN_LEN, lab_len=LAB_LEN, zero_infinity=False):
+    x = torch.from_numpy(logits).requires_grad_(True)
+    lp = torch.log_softmax(x, -1).permute(1, 0, 2)                      # torch is time-major
+    loss = torch.nn.functional.ctc_loss(lp, torch.from_numpy(labels), torch.from_numpy(in_len),
+                                        torch.from_numpy(lab_len), reduction=reduction, zero_infinity=zero_infinity)
+    return loss, x
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_ctc_matches_torch_loss_and_gradient(backend_name, reduction):
+    torch = pytest.importorskip("torch")
+    x = Tensor(LOGITS.copy(), requires_grad=True)
+    loss = F.ctc_loss(F.log_softmax(x), LABELS, IN_LEN, LAB_LEN, reduction=reduction)
+    ref, xt = _torch_ctc(torch, LOGITS.copy(), reduction)
+    np.testing.assert_allclose(loss.data, ref.detach().numpy(), rtol=1e-5)
+    g = np.ones(loss.shape, np.float32)
+    loss.backward(g)
+    ref.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_ctc_hand_value_single_step():
+    # One step, one label: the only path emits the label, so loss = −log p(label).
+    lp = np.log(np.array([[[0.2, 0.7, 0.1]]]))
+    loss = pynn.ops.ctc_loss(lp, np.array([[1]]), [1], [1], reduction="none")
+    np.testing.assert_allclose(loss, [-np.log(0.7)], rtol=1e-12)
+    # Two steps, label "1": paths 1b, b1, 11.
+    p = np.array([[[0.5, 0.5], [0.25, 0.75]]])
+    loss = pynn.ops.ctc_loss(np.log(p), np.array([[1]]), [2], [1], reduction="none")
+    np.testing.assert_allclose(loss, [-np.log(0.5 * 0.25 + 0.5 * 0.75 + 0.5 * 0.75)], rtol=1e-12)
+
+
+def test_impossible_alignment_is_inf_or_zero_with_zero_infinity():
+    torch = pytest.importorskip("torch")
+    labels, in_len, lab_len = np.array([[1, 1, 1]]), np.array([4]), np.array([3])   # needs 5 steps
+    lp = np.log(np.full((1, 4, 3), 1 / 3, np.float32))
+    assert np.isinf(pynn.ops.ctc_loss(lp, labels, in_len, lab_len, reduction="none")[0])
+    x = Tensor(np.zeros((1, 4, 3), np.float32), requires_grad=True)
+    loss = F.ctc_loss(F.log_softmax(x), labels, in_len, lab_len, reduction="sum", zero_infinity=True)
+    loss.backward()
+    assert float(loss.data) == 0.0 and np.all(x.grad == 0)
+    ref, _ = _torch_ctc(torch, np.zeros((1, 4, 3), np.float32), "sum", labels, in_len, lab_len, zero_infinity=True)
+    assert float(ref.detach()) == 0.0
+
+
+def test_bad_lengths_and_labels_give_clear_errors():
+    lp = np.log(np.full((2, 5, 3), 1 / 3, np.float32))
+    with pytest.raises(ValueError, match=r"input_lengths must be in \[1, 5\]"):
+        pynn.ops.ctc_loss(lp, np.ones((2, 2), int), [6, 5], [2, 2])
+    with pytest.raises(ValueError, match=r"labels of sample 1 .* other than the blank 0, got \[1, 0\]"):
+        pynn.ops.ctc_loss(lp, np.array([[1, 2], [1, 0]]), [5, 5], [2, 2])
+    with pytest.raises(ValueError, match=r"label_lengths must be in \[0, 2\]"):
+        pynn.ops.ctc_loss(lp, np.ones((2, 2), int), [5, 5], [3, 1])
+    with pytest.raises(ValueError, match=r"log_probs must be \(N, T, C\)"):
+        pynn.ops.ctc_loss(lp[0], np.ones((2, 2), int), [5, 5], [2, 2])
+
+
+def test_ctc_trains_a_model_to_transcribe_synthetic_sequences():
+    """Each input step shows a noisy one-hot of a symbol held for 2-3 steps; CTC
+    learns to emit the symbol sequence (greedy decoding: collapse repeats, drop blanks)."""
+    from pynn import layers
+    pynn.set_seed(0)
+    r = np.random.default_rng(3)
+    n, t, classes = 256, 12, 4                              # symbols 1..3, blank 0
+    x = np.zeros((n, t, classes), np.float32)
+    y = np.full((n, 4), -1)
+    for i in range(n):
+        syms = r.integers(1, classes, r.integers(2, 5))
+        steps = np.concatenate([[s] * r.integers(2, 4) for s in syms])[:t]
+        x[i, np.arange(len(steps)), steps] = 1.0
+        collapsed = [s for j, s in enumerate(steps) if j == 0 or s != steps[j - 1]]
+        y[i, :len(collapsed)] = collapsed
+    x += r.normal(0, 0.1, x.shape).astype(np.float32)
+    model = pynn.Sequential([layers.Input((t, classes)), layers.Bidirectional(layers.GRU(16, return_sequences=True)),
+                             layers.TimeDistributed(layers.Dense(classes))])
+    model.compile(optimizer=pynn.optimizers.Adam(learning_rate=0.01), loss=pynn.losses.CTC(blank=0))
+    model.fit(x[:224], y[:224], epochs=25, batch_size=16, verbose=0)
+    best = model.predict(x[224:]).argmax(-1)
+    decoded = [[s for j, s in enumerate(row) if s != 0 and (j == 0 or s != row[j - 1])] for row in best]
+    truth = [[s for s in row if s != -1] for row in y[224:]]
+    exact = np.mean([d == tr for d, tr in zip(decoded, truth)])
+    assert exact >= 0.8, f"exact transcriptions: {exact:.2f}"

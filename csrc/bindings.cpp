@@ -11,6 +11,7 @@
 
 #include "common/runtime.h"
 #include "norm/normalization.h"
+#include "seq/ctc.h"
 
 namespace py = pybind11;
 using namespace pynn;
@@ -178,6 +179,47 @@ void bind_norm(py::module_& m) {
      "Returns (dx, dgamma, dbeta).");
 }
 
+// ---------------------------------------------------------------- seq
+// (csrc/seq/) sequence kernels: CTC.
+void bind_seq(py::module_& m) {
+  m.def("ctc_loss", [](py::handle lph, py::handle labh, py::handle ilh, py::handle llh, int64_t blank) {
+    const char* op = "ctc_loss";
+    py::array lp = f32c(op, "log_probs", lph);
+    if (lp.ndim() != 3) throw py::value_error("ctc_loss: log_probs must be (N, T, C), got " + shape_str(lp));
+    const int64_t n = lp.shape(0), t = lp.shape(1), c = lp.shape(2);
+    auto ints = [&](const char* arg, py::handle h) {
+      auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(h);
+      if (!a) throw py::type_error(std::string(op) + ": " + arg + " must be an integer array");
+      return a;
+    };
+    auto labels = ints("labels", labh), il = ints("input_lengths", ilh), ll = ints("label_lengths", llh);
+    if (labels.ndim() != 2 || labels.shape(0) != n)
+      throw py::value_error("ctc_loss: labels must be (N, S) with N = " + std::to_string(n) + ", got " +
+                            shape_str(labels));
+    if (il.ndim() != 1 || il.shape(0) != n || ll.ndim() != 1 || ll.shape(0) != n)
+      throw py::value_error("ctc_loss: input_lengths and label_lengths must have shape (" + std::to_string(n) + ",)");
+    const int64_t s = labels.shape(1);
+    if (blank < 0 || blank >= c) throw py::value_error("ctc_loss: blank is not a class of log_probs");
+    const int64_t *lab = labels.data(), *ilp = il.data(), *llp = ll.data();
+    for (int64_t i = 0; i < n; ++i) {  // everything the kernel indexes with is checked here
+      if (ilp[i] < 1 || ilp[i] > t) throw py::value_error("ctc_loss: input_lengths must be in [1, T]");
+      if (llp[i] < 0 || llp[i] > s) throw py::value_error("ctc_loss: label_lengths must be in [0, S]");
+      for (int64_t j = 0; j < llp[i]; ++j)
+        if (lab[i * s + j] < 0 || lab[i * s + j] >= c || lab[i * s + j] == blank)
+          throw py::value_error("ctc_loss: labels must be classes other than the blank");
+    }
+    py::array_t<float> loss(n), grad({n, t, c});
+    const float* lpp = static_cast<const float*>(lp.data());
+    float *lo = loss.mutable_data(), *gr = grad.mutable_data();
+    {
+      py::gil_scoped_release release;
+      ctc_loss(lpp, n, t, c, lab, s, ilp, llp, blank, lo, gr);
+    }
+    return py::make_tuple(loss, grad);
+  }, py::arg("log_probs"), py::arg("labels"), py::arg("input_lengths"), py::arg("label_lengths"), py::arg("blank"),
+     "Per-sample CTC loss and its gradient w.r.t. log_probs (N, T, C).");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -188,4 +230,5 @@ PYBIND11_MODULE(_C, m) {
   bind_conv(m);
   bind_optim(m);
   bind_norm(m);
+  bind_seq(m);
 }

@@ -96,3 +96,15 @@ def test_ctc_trains_a_model_to_transcribe_synthetic_sequences():
     truth = [[s for s in row if s != -1] for row in y[224:]]
     exact = np.mean([d == tr for d, tr in zip(decoded, truth)])
     assert exact >= 0.8, f"exact transcriptions: {exact:.2f}"
+
+
+def test_ctc_is_accurate_for_saturated_log_probabilities(backend_name):
+    """Very confident logits (log-probs near -1000 off the argmax) must not underflow."""
+    torch = pytest.importorskip("torch")
+    logits = (LOGITS * 60.0).astype(np.float32)
+    x = Tensor(logits.copy(), requires_grad=True)
+    loss = F.ctc_loss(F.log_softmax(x), LABELS, IN_LEN, LAB_LEN, reduction="none")
+    ref, xt = _torch_ctc(torch, logits.copy(), "none")
+    finite = np.isfinite(ref.detach().numpy())
+    np.testing.assert_allclose(loss.data[finite], ref.detach().numpy()[finite], rtol=1e-4)
+    assert np.array_equal(np.isfinite(loss.data), finite)

@@ -33,7 +33,8 @@ py::array f32(const char* op, const char* arg, const py::handle& h) {
   if (!py::isinstance<py::array>(h))
     throw py::type_error(std::string(op) + ": " + arg + " must be a numpy.ndarray");
   py::array a = py::reinterpret_borrow<py::array>(h);
-  if (!a.dtype().is(py::dtype::of<float>()))
+  // equal(), not is(): equal dtypes may be distinct objects (e.g. after a deepcopy).
+  if (!a.dtype().equal(py::dtype::of<float>()))
     throw py::type_error(std::string(op) + ": " + arg + " must be float32, got " +
                          std::string(py::str(a.dtype())) + " with shape " + shape_str(a));
   return a;

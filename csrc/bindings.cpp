@@ -8,10 +8,12 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/runtime.h"
 #include "norm/normalization.h"
 #include "seq/ctc.h"
+#include "seq/embedding.h"
 
 namespace py = pybind11;
 using namespace pynn;
@@ -181,8 +183,56 @@ void bind_norm(py::module_& m) {
 }
 
 // ---------------------------------------------------------------- seq
-// (csrc/seq/) sequence kernels: CTC.
+// (csrc/seq/) sequence kernels: CTC, embedding gather/scatter.
+py::array_t<int64_t> checked_ids(const char* op, py::handle h, int64_t v) {
+  auto ids = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(h);
+  if (!ids) throw py::type_error(std::string(op) + ": ids must be an integer array");
+  const int64_t* p = ids.data();
+  for (py::ssize_t i = 0; i < ids.size(); ++i)
+    if (p[i] < 0 || p[i] >= v)
+      throw py::value_error(std::string(op) + ": index " + std::to_string(p[i]) +
+                            " is out of range for an embedding table of " + std::to_string(v) + " rows");
+  return ids;
+}
+
 void bind_seq(py::module_& m) {
+  m.def("embedding_gather", [](py::handle th, py::handle idh) {
+    py::array table = f32c("embedding", "table", th);
+    if (table.ndim() != 2) throw py::value_error("embedding: table must be 2-D (V, D), got " + shape_str(table));
+    const int64_t v = table.shape(0), d = table.shape(1);
+    auto ids = checked_ids("embedding", idh, v);
+    std::vector<py::ssize_t> shape(ids.shape(), ids.shape() + ids.ndim());
+    shape.push_back(d);
+    py::array_t<float> out(shape);
+    const float* tp = static_cast<const float*>(table.data());
+    const int64_t* ip = ids.data();
+    float* op = out.mutable_data();
+    const int64_t n = ids.size();
+    {
+      py::gil_scoped_release release;
+      embedding_gather(tp, d, ip, n, op);
+    }
+    return out;
+  }, py::arg("table"), py::arg("ids"), "table[ids] for a (V, D) table: (..., D).");
+
+  m.def("embedding_scatter_add", [](py::handle idh, py::handle dyh, int64_t v) {
+    py::array dy = f32c("embedding_grad", "dy", dyh);
+    auto ids = checked_ids("embedding_grad", idh, v);
+    const int64_t n = ids.size();
+    if (dy.ndim() < 1 || (n && dy.size() % n) || dy.ndim() != ids.ndim() + 1)
+      throw py::value_error("embedding_grad: dy has shape " + shape_str(dy) + " for ids of shape " + shape_str(ids));
+    const int64_t d = dy.shape(dy.ndim() - 1);
+    py::array_t<float> grad({v, d});
+    const float* dp = static_cast<const float*>(dy.data());
+    const int64_t* ip = ids.data();
+    float* gp = grad.mutable_data();
+    {
+      py::gil_scoped_release release;
+      embedding_scatter_add(dp, d, ip, n, v, gp);
+    }
+    return grad;
+  }, py::arg("ids"), py::arg("dy"), py::arg("input_dim"), "The (V, D) table gradient: dy summed per id.");
+
   m.def("ctc_loss", [](py::handle lph, py::handle labh, py::handle ilh, py::handle llh, int64_t blank) {
     const char* op = "ctc_loss";
     py::array lp = f32c(op, "log_probs", lph);

@@ -1,0 +1,269 @@
+"""The README's performance table, from one command:
+
+    python bench/report.py [--quick] [--threads N] [--out table.md]
+
+Each row runs the same work on the native backend, the numpy backend and (when
+importable) PyTorch CPU at the same thread count, in one run, and reports the
+best of several repeats (ms), GFLOPS where the FLOP count is known, and the
+ratios. Timings are reported, never asserted: this machine is shared and noisy.
+The pytest-benchmark suites in bench/test_*.py measure the same things with
+statistics.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pynn  # noqa: E402
+from pynn import layers  # noqa: E402
+from pynn.autograd import Tensor  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # torch rows are skipped
+    torch = None
+
+R = np.random.default_rng(0)
+
+
+def best_ms(fn, repeats, min_time=0.2):
+    """Best time of ``repeats`` runs (ms), after one warm-up; at least ``min_time`` s in all."""
+    fn()
+    times, start = [], time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_time:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if len(times) >= 50 * repeats:
+            break
+    return 1e3 * min(times)
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, name, flops, native, numpy_, torch_=None):
+        self.rows.append((name, flops, native, numpy_, torch_))
+        print(self._fmt(self.rows[-1]), flush=True)
+
+    @staticmethod
+    def _fmt(row):
+        name, flops, nat, nump, tor = row
+        gf = (lambda ms: f"{flops / ms / 1e6:.0f}") if flops else (lambda ms: "")
+        cells = [name, f"{nat:.3f}", gf(nat), f"{nump:.3f}", gf(nump),
+                 f"{tor:.3f}" if tor else "-", gf(tor) if tor else "-",
+                 f"{nump / nat:.2f}x", f"{tor / nat:.2f}x" if tor else "-"]
+        return "| " + " | ".join(cells) + " |"
+
+    def markdown(self):
+        head = ("| work | native ms | native GFLOPS | numpy ms | numpy GFLOPS | torch ms | torch GFLOPS | "
+                "native vs numpy | native vs torch |\n|" + "---|" * 9)
+        return head + "\n" + "\n".join(self._fmt(r) for r in self.rows)
+
+
+# ---------------------------------------------------------------- rows
+def gemm_rows(t, shapes, repeats):
+    for m, k, n in shapes:
+        a = R.standard_normal((m, k)).astype(np.float32)
+        b = R.standard_normal((k, n)).astype(np.float32)
+        native = best_ms(lambda: pynn.backend.native_backend.matmul(a, b), repeats)
+        numpy_ = best_ms(lambda: pynn.backend.numpy_backend.matmul(a, b), repeats)
+        tor = None
+        if torch is not None:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            tor = best_ms(lambda: ta @ tb, repeats)
+        t.add(f"matmul {m}x{k}x{n}", 2 * m * n * k, native, numpy_, tor)
+
+
+def dense_fused_row(t, repeats):
+    m, k, n = 128, 784, 256
+    x = R.standard_normal((m, k)).astype(np.float32)
+    w = R.standard_normal((k, n)).astype(np.float32)
+    b = R.standard_normal(n).astype(np.float32)
+    native = best_ms(lambda: pynn.backend.native_backend.matmul(x, w, bias=b, activation="relu"), repeats)
+    numpy_ = best_ms(lambda: np.maximum(x @ w + b, 0), repeats)
+    tor = None
+    if torch is not None:
+        tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w.T.copy()), torch.from_numpy(b)
+        tor = best_ms(lambda: torch.relu(torch.nn.functional.linear(tx, tw, tb)), repeats)
+    t.add(f"dense fwd relu(x@W+b) {m}x{k}x{n}", 2 * m * n * k, native, numpy_, tor)
+
+
+def elementwise_rows(t, repeats):
+    x = R.standard_normal(1 << 20).astype(np.float32)
+    dy = R.standard_normal(1 << 20).astype(np.float32)
+    nat, ref = pynn.backend.native_backend, pynn.backend.numpy_backend
+    for name in ("relu", "sigmoid", "gelu"):
+        y = getattr(nat, name)(x)
+        native = best_ms(lambda: (getattr(nat, name)(x), getattr(nat, name + "_grad")(x, y, dy)), repeats)
+        numpy_ = best_ms(lambda: (getattr(ref, name)(x), getattr(ref, name + "_grad")(x, y, dy)), repeats)
+        tor = None
+        if torch is not None:
+            fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "gelu": torch.nn.functional.gelu}[name]
+            tx = torch.from_numpy(x)
+            tdy = torch.from_numpy(dy)
+
+            def step():
+                xt = tx.clone().requires_grad_(True)
+                fn(xt).backward(tdy)
+            tor = best_ms(step, repeats)
+        t.add(f"{name} fwd+bwd 1M floats", 0, native, numpy_, tor)
+
+
+def softmax_xent_row(t, repeats):
+    for n, c in ((4096, 1000), (128, 10)):
+        z = R.standard_normal((n, c)).astype(np.float32)
+        y = R.integers(0, c, n)
+        native = best_ms(lambda: pynn.backend.native_backend.softmax_cross_entropy(z, y), repeats)
+        numpy_ = best_ms(lambda: pynn.backend.numpy_backend.softmax_cross_entropy(z, y), repeats)
+        tor = None
+        if torch is not None:
+            tz, ty = torch.from_numpy(z), torch.from_numpy(y)
+
+            def step():
+                zt = tz.clone().requires_grad_(True)
+                torch.nn.functional.cross_entropy(zt, ty, reduction="sum").backward()
+            tor = best_ms(step, repeats)
+        t.add(f"softmax+cross-entropy fwd+bwd {n}x{c}", 0, native, numpy_, tor)
+
+
+def norm_rows(t, repeats):
+    for op, shape in (("batch_norm", (32 * 32 * 32, 64)), ("layer_norm", (32 * 128, 256))):
+        x = R.standard_normal(shape).astype(np.float32)
+        g, b = R.standard_normal(shape[1]).astype(np.float32), R.standard_normal(shape[1]).astype(np.float32)
+        dy = R.standard_normal(shape).astype(np.float32)
+
+        def make(backend):
+            mod = getattr(pynn.backend, f"{backend}_backend")
+
+            def step():
+                y, mean, inv = getattr(mod, op)(x, g, b, 1e-3)
+                getattr(mod, op + "_grad")(x, dy, mean, inv, g)
+            return step
+        tor = None
+        if torch is not None:
+            tx, tg, tb, tdy = (torch.from_numpy(a) for a in (x, g, b, dy))
+
+            def step():
+                xt = tx.clone().requires_grad_(True)
+                if op == "batch_norm":
+                    y = torch.nn.functional.batch_norm(xt, None, None, tg, tb, training=True, eps=1e-3)
+                else:
+                    y = torch.nn.functional.layer_norm(xt, (shape[1],), tg, tb, eps=1e-3)
+                y.backward(tdy)
+            tor = best_ms(step, repeats)
+        t.add(f"{op} fwd+bwd {shape}", 0, best_ms(make("native"), repeats), best_ms(make("numpy"), repeats), tor)
+
+
+def ctc_row(t, repeats):
+    n, steps, c, s = 32, 100, 28, 20
+    logits = R.standard_normal((n, steps, c)).astype(np.float32)
+    lp = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype(np.float32)
+    labels, il, ll = R.integers(1, c, (n, s)), np.full(n, steps), R.integers(s // 2, s + 1, n)
+    native = best_ms(lambda: pynn.backend.native_backend.ctc_loss(lp, labels, il, ll, 0), repeats)
+    numpy_ = best_ms(lambda: pynn.backend.numpy_backend.ctc_loss(lp, labels, il, ll, 0), repeats)
+    tor = None
+    if torch is not None:
+        x = torch.from_numpy(lp).permute(1, 0, 2).contiguous()
+        tl, ti, tll = torch.from_numpy(labels), torch.from_numpy(il), torch.from_numpy(ll)
+
+        def step():
+            xt = x.clone().requires_grad_(True)
+            torch.nn.functional.ctc_loss(xt, tl, ti, tll, reduction="sum").backward()
+        tor = best_ms(step, repeats)
+    t.add(f"CTC loss+grad N{n} T{steps} C{c}", 0, native, numpy_, tor)
+
+
+def mlp_step_row(t, repeats):
+    from train_step import data, torch_step
+    x, y = data()
+    native = best_ms(pynn_step_on("native", x, y), repeats)
+    numpy_ = best_ms(pynn_step_on("numpy", x, y), repeats)
+    tor = best_ms(torch_step(x, y), repeats) if torch is not None else None
+    t.add("train step MLP 784-256-128-10 b128 Adam", 0, native, numpy_, tor)
+
+
+def pynn_step_on(backend, x, y):
+    from train_step import pynn_step
+    with pynn.use_backend(backend):
+        step = pynn_step(x, y)
+
+    def run():
+        with pynn.use_backend(backend):
+            step()
+    return run
+
+
+def digits_epoch_row(t, repeats):
+    if not importable("sklearn"):
+        return
+    (x, y), _ = pynn.datasets.load_digits(flatten=True)
+
+    def epoch(backend):
+        with pynn.use_backend(backend):
+            pynn.set_seed(0)
+            m = pynn.Sequential([layers.Input((64,)), layers.Dense(256, activation="relu"),
+                                 layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")])
+            m.compile(optimizer=pynn.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+
+        def run():
+            with pynn.use_backend(backend):
+                m.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        return run
+    t.add("fit() epoch, digits MLP 64-256-128-10 b32", 0, best_ms(epoch("native"), max(2, repeats // 3)),
+          best_ms(epoch("numpy"), max(2, repeats // 3)), None)
+
+
+def importable(name):
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repeats, smaller GEMMs")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=None, help="also write the markdown table to this file")
+    args = p.parse_args(argv)
+    if not pynn.backend.NATIVE_AVAILABLE:
+        sys.exit("bench/report.py: the native extension is not built")
+    if args.threads:
+        pynn.set_num_threads(args.threads)
+    threads = pynn.get_num_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    repeats = 3 if args.quick else 10
+    from pynn import _C
+    print(f"pynn {pynn.__version__}, isa={_C.isa()}, threads={threads}, numpy {np.__version__}"
+          + (f", torch {torch.__version__}" if torch is not None else ", torch not installed"))
+    t = Table()
+    shapes = [(64, 64, 64), (256, 256, 256), (1024, 1024, 1024), (64, 784, 128), (128, 784, 256), (32, 128, 10),
+              (32768, 576, 64)]
+    if args.quick:
+        shapes = [s for s in shapes if s[0] * s[1] * s[2] <= 1 << 28]
+    gemm_rows(t, shapes, repeats)
+    dense_fused_row(t, repeats)
+    elementwise_rows(t, repeats)
+    softmax_xent_row(t, repeats)
+    norm_rows(t, repeats)
+    ctc_row(t, repeats)
+    mlp_step_row(t, repeats)
+    digits_epoch_row(t, repeats)
+    md = t.markdown()
+    print("\n" + md)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md + "\n")
+
+
+if __name__ == "__main__":
+    main()

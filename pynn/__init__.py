@@ -5,7 +5,18 @@ autograd and a Keras-style model API. See README.md for a tour.
 """
 __version__ = "0.1.0"
 
-from . import backend
+import os as _os
+
+# OpenMP threads that busy-wait after a kernel (libgomp spins ~300k iterations by
+# default) starve OpenBLAS's threads, and vice versa, whenever numpy and pynn
+# kernels alternate on a machine with few cores: measured 6x slower training on
+# 2 cores. A short spin still covers the barriers inside one kernel; between
+# Python-level calls the threads sleep. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT
+# yourself to override. Must happen before pynn._C loads libgomp.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "10000"
+
+from . import backend  # noqa: E402
 from .autograd import GradientTape, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import coverage, set_backend, use_backend
 from .random import set_seed

@@ -9,7 +9,11 @@
 #include <sstream>
 #include <string>
 
+#include "common/activation.h"
 #include "common/runtime.h"
+#include "conv/conv2d.h"
+#include "conv/geometry.h"
+#include "pool/pool.h"
 
 namespace py = pybind11;
 using namespace pynn;
@@ -80,6 +84,252 @@ void bind_nn(py::module_& m) {
 // ---------------------------------------------------------------- conv
 // (csrc/conv/, csrc/pool/) NHWC convolution forward/backward, pooling.
 void bind_conv(py::module_& m) {
+  using Pair = std::array<int64_t, 2>;
+  using Shape4 = std::array<int64_t, 4>;
+  auto shape4 = [](const Shape4& s) {
+    std::ostringstream os;
+    os << "(" << s[0] << ", " << s[1] << ", " << s[2] << ", " << s[3] << ")";
+    return os.str();
+  };
+  auto require_ndim = [](const char* op, const char* arg, const py::array& a, int nd, const char* layout) {
+    if (a.ndim() != nd)
+      throw py::value_error(std::string(op) + ": " + arg + " must be " + layout + ", got shape " + shape_str(a));
+  };
+  auto require_shape = [&](const char* op, const char* arg, const py::array& a, const std::vector<int64_t>& want) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
+    for (size_t i = 0; ok && i < want.size(); ++i) ok = a.shape(i) == want[i];
+    if (!ok) {
+      std::ostringstream os;
+      os << "(";
+      for (size_t i = 0; i < want.size(); ++i) os << (i ? ", " : "") << want[i] << (want.size() == 1 ? "," : "");
+      os << ")";
+      throw py::value_error(std::string(op) + ": " + arg + " must have shape " + os.str() + ", got " + shape_str(a));
+    }
+  };
+  auto nonneg = [&](const char* op, const Shape4& s) {
+    for (int64_t d : s)
+      if (d < 0) throw py::value_error(std::string(op) + ": negative dimension in shape " + shape4(s));
+  };
+  // Geometry of a conv from x's and w's shapes (validates C_in, window fit, padding).
+  auto conv_geom = [&](const char* op, const Shape4& xs, const Shape4& ws, const Pair& s, const std::string& padding,
+                       const Pair& d) {
+    nonneg(op, xs);
+    nonneg(op, ws);
+    const std::string shapes = "input shape " + shape4(xs) + ", kernel shape " + shape4(ws);
+    if (xs[3] != ws[2])
+      throw py::value_error(std::string(op) + ": input has " + std::to_string(xs[3]) +
+                            " channels but the kernel (kh, kw, C_in, C_out) expects " + std::to_string(ws[2]) + "; " +
+                            shapes);
+    WindowGeom g;
+    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.c = xs[3];
+    g.kh = ws[0]; g.kw = ws[1]; g.oc = ws[3];
+    g.sh = s[0]; g.sw = s[1]; g.dh = d[0]; g.dw = d[1];
+    window_geometry(op, padding, shapes, g);
+    return g;
+  };
+  auto pool_geom = [&](const char* op, const Shape4& xs, const Pair& k, const Pair& s, const std::string& padding) {
+    nonneg(op, xs);
+    WindowGeom g;
+    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.c = g.oc = xs[3];
+    g.kh = k[0]; g.kw = k[1]; g.sh = s[0]; g.sw = s[1];
+    window_geometry(op, padding, "input shape " + shape4(xs) + ", pool_size (" + std::to_string(k[0]) + ", " +
+                                     std::to_string(k[1]) + ")", g);
+    return g;
+  };
+  auto dims4 = [](const py::array& a) { return Shape4{a.shape(0), a.shape(1), a.shape(2), a.shape(3)}; };
+  auto out4 = [](int64_t a, int64_t b, int64_t c, int64_t d) { return py::array_t<float>({a, b, c, d}); };
+  auto fptr = [](py::array& a) { return static_cast<float*>(a.mutable_data()); };
+  auto cptr = [](const py::array& a) { return static_cast<const float*>(a.data()); };
+
+  m.def("conv2d", [=](const py::handle& xh, const py::handle& wh, const py::handle& bh, const Pair& strides,
+                      const std::string& padding, const Pair& dilation, const py::handle& acth) {
+    const char* op = "conv2d";
+    py::array x = f32c(op, "x", xh), w = f32c(op, "w", wh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    require_ndim(op, "w", w, 4, "4-D (kh, kw, C_in, C_out)");
+    WindowGeom g = conv_geom(op, dims4(x), dims4(w), strides, padding, dilation);
+    py::array b;
+    if (!bh.is_none()) {
+      b = f32c(op, "b", bh);
+      require_shape(op, "b", b, {g.oc});
+    }
+    Act act = Act::Linear;
+    if (!acth.is_none()) {
+      const std::string name = py::cast<std::string>(acth);
+      if (!parse_act(name, &act) || (act != Act::Linear && act != Act::Relu && act != Act::Sigmoid && act != Act::Tanh))
+        throw py::value_error("conv2d: activation '" + name + "' cannot be fused; use linear/relu/sigmoid/tanh");
+    }
+    py::array y = out4(g.n, g.oh, g.ow, g.oc);
+    const float* bp = bh.is_none() ? nullptr : cptr(b);
+    {
+      py::gil_scoped_release nogil;
+      conv2d_forward(g, cptr(x), cptr(w), bp, fptr(y), act, 0.f);
+    }
+    return y;
+  }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("strides") = Pair{1, 1},
+     py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1}, py::arg("activation") = py::none(),
+     "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC). im2col blocks + sgemm.");
+
+  m.def("conv2d_backward_input", [=](const py::handle& dyh, const py::handle& wh, const Shape4& xs,
+                                     const Pair& strides, const std::string& padding, const Pair& dilation) {
+    const char* op = "conv2d_backward_input";
+    py::array dy = f32c(op, "dy", dyh), w = f32c(op, "w", wh);
+    require_ndim(op, "w", w, 4, "4-D (kh, kw, C_in, C_out)");
+    WindowGeom g = conv_geom(op, xs, dims4(w), strides, padding, dilation);
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.oc});
+    py::array dx = out4(g.n, g.h, g.w, g.c);
+    {
+      py::gil_scoped_release nogil;
+      conv2d_backward_input(g, cptr(dy), cptr(w), fptr(dx));
+    }
+    return dx;
+  }, py::arg("dy"), py::arg("w"), py::arg("x_shape"), py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid",
+     py::arg("dilation") = Pair{1, 1}, "dx (x_shape) of conv2d: col2im(dY · Wᵀ).");
+
+  m.def("conv2d_backward_kernel", [=](const py::handle& xh, const py::handle& dyh, const Shape4& ws,
+                                      const Pair& strides, const std::string& padding, const Pair& dilation) {
+    const char* op = "conv2d_backward_kernel";
+    py::array x = f32c(op, "x", xh), dy = f32c(op, "dy", dyh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = conv_geom(op, dims4(x), ws, strides, padding, dilation);
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.oc});
+    py::array dw = out4(ws[0], ws[1], ws[2], ws[3]);
+    {
+      py::gil_scoped_release nogil;
+      conv2d_backward_kernel(g, cptr(x), cptr(dy), fptr(dw));
+    }
+    return dw;
+  }, py::arg("x"), py::arg("dy"), py::arg("w_shape"), py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid",
+     py::arg("dilation") = Pair{1, 1}, "dw (kh,kw,C,OC) of conv2d: Σ im2col(x)ᵀ · dY over pixel blocks.");
+
+  m.def("conv2d_backward_bias", [=](const py::handle& dyh) {
+    const char* op = "conv2d_backward_bias";
+    py::array dy = f32c(op, "dy", dyh);
+    require_ndim(op, "dy", dy, 4, "4-D NHWC (N, OH, OW, C_out)");
+    const int64_t oc = dy.shape(3), rows = dy.shape(0) * dy.shape(1) * dy.shape(2);
+    py::array db = py::array_t<float>({oc});
+    {
+      py::gil_scoped_release nogil;
+      conv2d_backward_bias(cptr(dy), rows, oc, fptr(db));
+    }
+    return db;
+  }, py::arg("dy"), "db (C_out,) = Σ dy over batch and space.");
+
+  m.def("conv_block_rows", &conv_block_rows, py::arg("patch"),
+        "Rows of the per-thread im2col scratch block for a patch of kh·kw·C floats.");
+  m.attr("conv_col_block_bytes") = kColBlockBytes;
+
+  // ---- pooling
+  m.def("max_pool2d", [=](const py::handle& xh, const Pair& k, const Pair& s, const std::string& padding) {
+    const char* op = "max_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = pool_geom(op, dims4(x), k, s, padding);
+    py::array y = out4(g.n, g.oh, g.ow, g.c);
+    {
+      py::gil_scoped_release nogil;
+      max_pool2d_forward(g, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("max_pool2d_backward", [=](const py::handle& xh, const py::handle& yh, const py::handle& dyh, const Pair& k,
+                                   const Pair& s, const std::string& padding) {
+    const char* op = "max_pool2d_backward";
+    py::array x = f32c(op, "x", xh), y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = pool_geom(op, dims4(x), k, s, padding);
+    require_shape(op, "y", y, {g.n, g.oh, g.ow, g.c});
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.c});
+    py::array dx = out4(g.n, g.h, g.w, g.c);
+    {
+      py::gil_scoped_release nogil;
+      max_pool2d_backward(g, cptr(x), cptr(y), cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("avg_pool2d", [=](const py::handle& xh, const Pair& k, const Pair& s, const std::string& padding) {
+    const char* op = "avg_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = pool_geom(op, dims4(x), k, s, padding);
+    py::array y = out4(g.n, g.oh, g.ow, g.c);
+    {
+      py::gil_scoped_release nogil;
+      avg_pool2d_forward(g, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("avg_pool2d_backward", [=](const py::handle& dyh, const Shape4& xs, const Pair& k, const Pair& s,
+                                   const std::string& padding) {
+    const char* op = "avg_pool2d_backward";
+    py::array dy = f32c(op, "dy", dyh);
+    WindowGeom g = pool_geom(op, xs, k, s, padding);
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.c});
+    py::array dx = out4(g.n, g.h, g.w, g.c);
+    {
+      py::gil_scoped_release nogil;
+      avg_pool2d_backward(g, cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("dy"), py::arg("x_shape"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("global_avg_pool2d", [=](const py::handle& xh) {
+    const char* op = "global_avg_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    const int64_t n = x.shape(0), hw = x.shape(1) * x.shape(2), c = x.shape(3);
+    py::array y = py::array_t<float>({n, c});
+    {
+      py::gil_scoped_release nogil;
+      global_avg_pool2d_forward(n, hw, c, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"));
+
+  m.def("global_avg_pool2d_backward", [=](const py::handle& dyh, const Shape4& xs) {
+    const char* op = "global_avg_pool2d_backward";
+    py::array dy = f32c(op, "dy", dyh);
+    nonneg(op, xs);
+    require_shape(op, "dy", dy, {xs[0], xs[3]});
+    py::array dx = out4(xs[0], xs[1], xs[2], xs[3]);
+    {
+      py::gil_scoped_release nogil;
+      global_avg_pool2d_backward(xs[0], xs[1] * xs[2], xs[3], cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("dy"), py::arg("x_shape"));
+
+  m.def("global_max_pool2d", [=](const py::handle& xh) {
+    const char* op = "global_max_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    const int64_t n = x.shape(0), hw = x.shape(1) * x.shape(2), c = x.shape(3);
+    if (hw == 0) throw py::value_error("global_max_pool2d: empty spatial extent, input shape " + shape_str(x));
+    py::array y = py::array_t<float>({n, c});
+    {
+      py::gil_scoped_release nogil;
+      global_max_pool2d_forward(n, hw, c, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"));
+
+  m.def("global_max_pool2d_backward", [=](const py::handle& xh, const py::handle& yh, const py::handle& dyh) {
+    const char* op = "global_max_pool2d_backward";
+    py::array x = f32c(op, "x", xh), y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    const int64_t n = x.shape(0), hw = x.shape(1) * x.shape(2), c = x.shape(3);
+    require_shape(op, "y", y, {n, c});
+    require_shape(op, "dy", dy, {n, c});
+    py::array dx = out4(x.shape(0), x.shape(1), x.shape(2), c);
+    {
+      py::gil_scoped_release nogil;
+      global_max_pool2d_backward(n, hw, c, cptr(x), cptr(y), cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("x"), py::arg("y"), py::arg("dy"));
 }
 
 // ---------------------------------------------------------------- optim

@@ -14,6 +14,18 @@ inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* h
   *lo = std::max<int64_t>(start, 0);
   *hi = std::min<int64_t>(start + k, size);
 }
+
+// One window cell over C channels: the channels whose maximum y sits here and
+// whose window has not routed its gradient yet take dy (open 1 -> 0). Branch-free
+// float masks and restrict pointers so the loop compiles to compares and blends.
+inline void route_first_max(const float* __restrict in, const float* __restrict y, const float* __restrict dy,
+                            float* __restrict open, float* __restrict d, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) {
+    const float take = static_cast<float>(in[c] == y[c]) * open[c];
+    d[c] += take * dy[c];
+    open[c] -= take;
+  }
+}
 }  // namespace
 
 void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
@@ -44,7 +56,7 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
   const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
   std::memset(dx, 0, sizeof(float) * g.n * plane);
   pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
-    std::vector<int32_t> open(C);  // 1 while the channel's winner is not found yet
+    std::vector<float> open(C);  // 1 while the channel's winner is not found yet (float: blends vectorise)
     const int64_t n = rows_disjoint ? item / g.oh : item;
     const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
     const float* xn = x + n * plane;
@@ -58,18 +70,10 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
         const float* go = dy + o;
         int64_t w0, w1;
         clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-        std::fill(open.begin(), open.end(), 1);
-        int32_t* op = open.data();
+        std::fill(open.begin(), open.end(), 1.f);
         for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw) {
-            const float* in = xn + (ih * g.w + iw) * C;
-            float* d = dxn + (ih * g.w + iw) * C;
-            for (int64_t c = 0; c < C; ++c) {
-              const int32_t hit = op[c] & (in[c] == yo[c]);
-              d[c] += hit ? go[c] : 0.f;
-              op[c] &= !hit;
-            }
-          }
+          for (int64_t iw = w0; iw < w1; ++iw)
+            route_first_max(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
       }
     }
   });
@@ -89,22 +93,13 @@ void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x,
 
 void global_max_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* x, const float* y, const float* dy,
                                 float* dx) {
+  std::memset(dx, 0, sizeof(float) * n * hw * c);
   pool_parallel_for(n, hw * c, [&](int64_t i) {
-    std::vector<int32_t> open(c, 1);
-    int32_t* op = open.data();
+    std::vector<float> open(c, 1.f);
     const float* xi = x + i * hw * c;
-    const float* yi = y + i * c;
-    const float* gi = dy + i * c;
     float* di = dx + i * hw * c;
-    for (int64_t p = 0; p < hw; ++p) {
-      const float* in = xi + p * c;
-      float* d = di + p * c;
-      for (int64_t k = 0; k < c; ++k) {
-        const int32_t hit = op[k] & (in[k] == yi[k]);
-        d[k] = hit ? gi[k] : 0.f;
-        op[k] &= !hit;
-      }
-    }
+    for (int64_t p = 0; p < hw; ++p)
+      route_first_max(xi + p * c, y + i * c, dy + i * c, open.data(), di + p * c, c);
   });
 }
 

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "common/runtime.h"
 #include "conv/conv2d.h"
 #include "conv/geometry.h"
+#include "gemm/gemm.h"
 #include "pool/pool.h"
 
 namespace py = pybind11;
@@ -73,7 +75,141 @@ void bind_runtime(py::module_& m) {
 
 // ---------------------------------------------------------------- gemm
 // (csrc/gemm/) matmul with strides, alpha/beta, fused bias + activation epilogue.
+// Element stride of dimension `dim` (numpy gives bytes). A dimension of extent
+// <= 1 is never stepped along, so its stride is irrelevant and becomes 0.
+int64_t elem_stride(const char* op, const char* arg, const py::array& x, py::ssize_t dim) {
+  if (x.shape(dim) <= 1) return 0;
+  const py::ssize_t s = x.strides(dim);
+  if (s % static_cast<py::ssize_t>(sizeof(float)) != 0) {
+    std::ostringstream os;
+    os << op << ": " << arg << " with shape " << shape_str(x) << " has byte stride " << s
+       << " in dimension " << dim << ", not a multiple of the float32 itemsize 4";
+    throw py::value_error(os.str());
+  }
+  return static_cast<int64_t>(s / static_cast<py::ssize_t>(sizeof(float)));
+}
+
+py::array require_ndim(const char* op, const char* arg, const py::handle& h, int ndim) {
+  py::array x = f32(op, arg, h);
+  if (x.ndim() != ndim)
+    throw py::value_error(std::string(op) + ": " + arg + " must be " + std::to_string(ndim) +
+                          "-D, got shape " + shape_str(x));
+  return x;
+}
+
+Act act_arg(const char* op, const std::string& name) {
+  Act act;
+  if (!parse_act(name, &act))
+    throw py::value_error(std::string(op) + ": unknown activation '" + name +
+                          "' (expected linear, relu, leaky_relu, sigmoid, tanh, gelu or elu)");
+  return act;
+}
+
+// bias: None, or n float32 values (any stride); returned contiguous (a copy only
+// when the view is strided). `keep` owns the memory while the kernel runs.
+const float* bias_arg(const char* op, const py::object& h, int64_t n, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  py::array bias = f32(op, "bias", h);
+  if (bias.ndim() != 1 || bias.shape(0) != n)
+    throw py::value_error(std::string(op) + ": bias must have shape (" + std::to_string(n) +
+                          ",) to match the output columns, got " + shape_str(bias));
+  if (n > 1 && bias.strides(0) != static_cast<py::ssize_t>(sizeof(float)))
+    bias = py::array_t<float, py::array::c_style>(bias);  // contiguous copy
+  *keep = bias;
+  return static_cast<const float*>(bias.data());
+}
+
 void bind_gemm(py::module_& m) {
+  m.def(
+      "gemm",
+      [](py::handle a_h, py::handle b_h, py::object c_h, float alpha, float beta, py::object bias_h,
+         const std::string& activation, float act_alpha) -> py::array {
+        const char* op = "gemm";
+        py::array a = require_ndim(op, "a", a_h, 2);
+        py::array b = require_ndim(op, "b", b_h, 2);
+        const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+        if (b.shape(0) != K) {
+          std::ostringstream os;
+          os << op << ": a has shape " << shape_str(a) << " but b has shape " << shape_str(b)
+             << ": inner dimensions " << K << " and " << b.shape(0) << " differ";
+          throw py::value_error(os.str());
+        }
+        const int64_t rs_a = elem_stride(op, "a", a, 0), cs_a = elem_stride(op, "a", a, 1);
+        const int64_t rs_b = elem_stride(op, "b", b, 0), cs_b = elem_stride(op, "b", b, 1);
+        py::array c;
+        if (c_h.is_none()) {
+          c = py::array_t<float>({M, N});
+          beta = 0.f;  // fresh output: nothing to accumulate into
+        } else {
+          c = require_ndim(op, "c", c_h, 2);
+          if (c.shape(0) != M || c.shape(1) != N) {
+            std::ostringstream os;
+            os << op << ": c must have shape (" << M << ", " << N << ") for a " << shape_str(a)
+               << " and b " << shape_str(b) << ", got " << shape_str(c);
+            throw py::value_error(os.str());
+          }
+          require_writeable(op, "c", c);
+        }
+        const int64_t rs_c = elem_stride(op, "c", c, 0), cs_c = elem_stride(op, "c", c, 1);
+        py::array bias_keep;
+        const float* bias = bias_arg(op, bias_h, N, &bias_keep);
+        const Act act = act_arg(op, activation);
+        const float* pa = static_cast<const float*>(a.data());
+        const float* pb = static_cast<const float*>(b.data());
+        float* pc = static_cast<float*>(c.mutable_data());
+        {
+          py::gil_scoped_release nogil;
+          sgemm(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b, beta, pc, rs_c, cs_c, bias, act, act_alpha);
+        }
+        return c;
+      },
+      py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0f,
+      py::arg("beta") = 0.0f, py::arg("bias") = py::none(), py::arg("activation") = "linear",
+      py::arg("act_alpha") = 0.0f,
+      "c = act(alpha * a @ b + beta * c + bias) for 2-D float32 arrays of any strides.\n"
+      "a (m, k), b (k, n), c (m, n) or None (allocated; beta then ignored), bias (n,) or None.\n"
+      "Returns c.");
+
+  m.def(
+      "bmm",
+      [](py::handle a_h, py::handle b_h, py::object bias_h, const std::string& activation,
+         float act_alpha) -> py::array {
+        const char* op = "bmm";
+        py::array a = require_ndim(op, "a", a_h, 3);
+        py::array b = require_ndim(op, "b", b_h, 3);
+        const int64_t Ba = a.shape(0), M = a.shape(1), K = a.shape(2);
+        const int64_t Bb = b.shape(0), N = b.shape(2);
+        if (b.shape(1) != K || (Ba != Bb && Ba != 1 && Bb != 1)) {
+          std::ostringstream os;
+          os << op << ": a has shape " << shape_str(a) << " but b has shape " << shape_str(b) << ": ";
+          if (b.shape(1) != K) os << "inner dimensions " << K << " and " << b.shape(1) << " differ";
+          else os << "batch dimensions " << Ba << " and " << Bb << " differ";
+          throw py::value_error(os.str());
+        }
+        const int64_t B = std::max(Ba, Bb);
+        // A batch of one broadcasts (stride 0), like a stride-0 numpy view does.
+        const int64_t bs_a = Ba == 1 ? 0 : elem_stride(op, "a", a, 0);
+        const int64_t bs_b = Bb == 1 ? 0 : elem_stride(op, "b", b, 0);
+        const int64_t rs_a = elem_stride(op, "a", a, 1), cs_a = elem_stride(op, "a", a, 2);
+        const int64_t rs_b = elem_stride(op, "b", b, 1), cs_b = elem_stride(op, "b", b, 2);
+        py::array_t<float> c({B, M, N});
+        py::array bias_keep;
+        const float* bias = bias_arg(op, bias_h, N, &bias_keep);
+        const Act act = act_arg(op, activation);
+        const float* pa = static_cast<const float*>(a.data());
+        const float* pb = static_cast<const float*>(b.data());
+        float* pc = c.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          sgemm_batched(B, M, N, K, 1.f, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
+                        0.f, pc, M * N, N, 1, bias, act, act_alpha);
+        }
+        return std::move(c);
+      },
+      py::arg("a"), py::arg("b"), py::arg("bias") = py::none(), py::arg("activation") = "linear",
+      py::arg("act_alpha") = 0.0f,
+      "Batched act(a @ b + bias): a (B, m, k), b (B, k, n) float32 of any strides, a batch\n"
+      "of 1 (or batch stride 0) broadcasts. Returns a new C-contiguous (B, m, n) array.");
 }
 
 // ---------------------------------------------------------------- nn

@@ -249,3 +249,17 @@ def test_conv2d_layer_unfused_activation_and_gradients_reach_weights(backend_nam
     y = conv(R.standard_normal((2, 5, 5, 2)).astype(np.float32))
     y.sum().backward()
     assert conv.kernel.grad.shape == (3, 3, 2, 3) and conv.bias.grad.shape == (3,)
+
+
+# ---------------------------------------------------------------- the example
+def test_digits_cnn_example_trains_both_models_at_a_small_setting():
+    if "softmax_cross_entropy" not in backend.KERNELS or not hasattr(pynn.optimizers, "Adam"):
+        pytest.skip("needs the nn kernels and optimizers (branches nn, optim) merged into this tree")
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "digits_cnn.py"
+    spec = importlib.util.spec_from_file_location("digits_cnn", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main(epochs=3, model="cnn", verbose=0) >= 0.85  # 15 epochs (the script's default) reach ~98%
+    assert example.main(epochs=1, model="resnet", verbose=0) > 0.3  # the skip-connection model runs and learns

@@ -263,3 +263,18 @@ def test_digits_cnn_example_trains_both_models_at_a_small_setting():
     spec.loader.exec_module(example)
     assert example.main(epochs=3, model="cnn", verbose=0) >= 0.85  # 15 epochs (the script's default) reach ~98%
     assert example.main(epochs=1, model="resnet", verbose=0) > 0.3  # the skip-connection model runs and learns
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((0, 5, 5, 3), (3, 3, 3, 4)), ((2, 5, 5, 0), (3, 3, 0, 4)),
+                                             ((2, 5, 5, 3), (3, 3, 3, 0)), ((2, 4, 4, 0), (1, 1, 0, 3))])
+def test_conv2d_zero_sized_dims(backend_name, x_shape, w_shape):
+    x, w = np.ones(x_shape, np.float32), np.ones(w_shape, np.float32)
+    b = np.arange(w_shape[3], dtype=np.float32)
+    ts = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ts, padding="same")
+    assert y.shape == x_shape[:3] + (w_shape[3],)
+    np.testing.assert_array_equal(y.data, np.broadcast_to(b, y.shape))  # no input channels: just the bias
+    y.backward(np.ones(y.shape, np.float32))
+    assert ts[0].grad.shape == x_shape and not ts[0].grad.any()
+    assert ts[1].grad.shape == w_shape and not ts[1].grad.any()
+    np.testing.assert_array_equal(ts[2].grad, np.full(w_shape[3], np.prod(y.shape[:3]), np.float32))

@@ -138,8 +138,9 @@ def conv2d_backward_kernel(x, dy, w_shape, strides=(1, 1), padding="valid", dila
     (oh, ow), ph, pw = conv_geometry("conv2d_backward_kernel", x.shape, kh, kw, strides, padding, dilation, w_shape)
     xp = _pad(x, ph, pw)
     dw = np.zeros(tuple(w_shape), np.result_type(x, dy))
+    m = x.shape[0] * oh * ow  # explicit: reshape(-1, 0) is ambiguous for empty arrays
     for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, dilation):
-        dw[i, j] = xp[:, rows, cols, :].reshape(-1, cin).T @ dy.reshape(-1, cout)
+        dw[i, j] = xp[:, rows, cols, :].reshape(m, cin).T @ dy.reshape(m, cout)
     return dw
 
 

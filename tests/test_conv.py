@@ -77,7 +77,8 @@ def test_conv2d_native_matches_reference_forward_and_backward(name, x_shape, k, 
 @pytest.mark.parametrize("x_shape,cin,cout,k,strides,padding", [
     ((37, 15, 13, 5), 5, 11, (3, 3), (1, 1), "same"),   # several im2col blocks per thread, odd sizes
     ((3, 40, 40, 19), 19, 13, (5, 5), (2, 2), "same"),  # long patch (475), batch smaller than blocks
-    ((64, 9, 9, 24), 24, 40, (1, 1), (1, 1), "valid"),  # the plain-GEMM path
+    ((64, 9, 9, 24), 24, 40, (1, 1), (1, 1), "valid"),  # the plain-GEMM path, one thread
+    ((64, 16, 16, 24), 24, 40, (1, 1), (1, 1), "valid"),  # the plain-GEMM path, rows split over threads
 ])
 def test_conv2d_native_multi_block_shapes_match_reference(x_shape, cin, cout, k, strides, padding):
     from pynn.backend import native as N, numpy as Ref

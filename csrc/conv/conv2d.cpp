@@ -4,7 +4,10 @@
 // least one block per thread, each thread owns a contiguous pixel range and
 // runs its own blocks with a single-threaded sgemm (threads_for returns 1
 // inside our parallel region, so nothing nests); otherwise blocks run in order
-// and sgemm threads internally.
+// and sgemm threads internally. One parallel region per call, not one per GEMM
+// block: measured on the shared 2-core machine, letting sgemm fork/join per
+// block was 2-5x slower under load (each barrier waits out a busy core's
+// time slice). 1x1 stride-1 convs skip im2col: x's rows already are the patches.
 #include "conv/conv2d.h"
 
 #include <algorithm>
@@ -67,14 +70,14 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
                     float act_alpha) {
   const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc;
   if (M == 0 || OC == 0) return;
-  if (g.is_pointwise()) {  // x is already the (M, C) im2col matrix
-    sgemm(M, OC, K, 1.f, x, K, 1, w, OC, 1, 0.f, y, OC, 1, bias, act, act_alpha);
-    return;
-  }
   const int64_t R = conv_block_rows(K);
   const int T = threads_for(M, R);
   parallel(T, [&](int t, int nt) {
     const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
+    if (g.is_pointwise()) {  // x is already the (M, C) im2col matrix: one GEMM per thread's rows
+      if (hi > lo) sgemm(hi - lo, OC, K, 1.f, x + lo * K, K, 1, w, OC, 1, 0.f, y + lo * OC, OC, 1, bias, act, act_alpha);
+      return;
+    }
     auto col = scratch(std::min(R, hi - lo) * K);
     for (int64_t p = lo; p < hi; p += R) {
       const int64_t rows = std::min(R, hi - p);
@@ -86,8 +89,13 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
 
 void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w, float* dx) {
   const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc, C = g.c;
-  if (g.is_pointwise() && M > 0) {  // dx (M, C) = dY · Wᵀ, W read transposed through its strides
-    sgemm(M, C, OC, 1.f, dy, OC, 1, w, 1, OC, 0.f, dx, C, 1, nullptr, Act::Linear, 0.f);
+  if (g.is_pointwise() && M > 0) {  // dx (M, C) = dY · Wᵀ (W read transposed through its strides), rows split
+    const int T = threads_for(M, conv_block_rows(K));
+    parallel(T, [&](int t, int nt) {
+      const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
+      if (hi > lo)
+        sgemm(hi - lo, C, OC, 1.f, dy + lo * OC, OC, 1, w, 1, OC, 0.f, dx + lo * C, C, 1, nullptr, Act::Linear, 0.f);
+    });
     return;
   }
   zero(dx, g.n * g.h * g.w * C);  // strides > window leave cells no window touches
@@ -113,10 +121,6 @@ void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy
     std::memset(dw, 0, sizeof(float) * K * OC);
     return;
   }
-  if (g.is_pointwise()) {  // dW (C, OC) = Xᵀ · dY over all M pixels, one GEMM
-    sgemm(K, OC, M, 1.f, x, 1, K, dy, OC, 1, 0.f, dw, OC, 1, nullptr, Act::Linear, 0.f);
-    return;
-  }
   const int64_t R = conv_block_rows(K);
   const int T = threads_for(M, R);
   // Thread 0 accumulates into dw, the others into private partials summed at the end.
@@ -128,6 +132,10 @@ void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy
     const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
     if (hi == lo) {
       std::memset(acc, 0, sizeof(float) * K * OC);
+      return;
+    }
+    if (g.is_pointwise()) {  // x's rows are the im2col rows: dW_t = X[lo:hi]ᵀ · dY[lo:hi], one GEMM
+      sgemm(K, OC, hi - lo, 1.f, x + lo * K, 1, K, dy + lo * OC, OC, 1, 0.f, acc, OC, 1, nullptr, Act::Linear, 0.f);
       return;
     }
     auto col = scratch(std::min(R, hi - lo) * K);

@@ -18,11 +18,15 @@ inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* h
 // One window cell over C channels: the channels whose maximum y sits here and
 // whose window has not routed its gradient yet take dy (open 1 -> 0). Branch-free
 // float masks and restrict pointers so the loop compiles to compares and blends.
+// Assign: the cell belongs to this window only (windows tile the input), so d is
+// written instead of accumulated and dx needs no zeroing pass first.
+template <bool Assign>
 inline void route_first_max(const float* __restrict in, const float* __restrict y, const float* __restrict dy,
                             float* __restrict open, float* __restrict d, int64_t C) {
   for (int64_t c = 0; c < C; ++c) {
     const float take = static_cast<float>(in[c] == y[c]) * open[c];
-    d[c] += take * dy[c];
+    if (Assign) d[c] = take * dy[c];
+    else d[c] += take * dy[c];
     open[c] -= take;
   }
 }
@@ -54,7 +58,10 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
   // Windows of neighbouring output rows overlap when sh < kh: then a thread owns a whole image.
   const bool rows_disjoint = g.sh >= g.kh;
   const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
-  std::memset(dx, 0, sizeof(float) * g.n * plane);
+  // The common 2x2/stride-2 case: windows tile the input exactly, every dx cell is written once.
+  const bool tiles = g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pl == 0 && g.oh * g.kh == g.h &&
+                     g.ow * g.kw == g.w;
+  if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
   pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
     std::vector<float> open(C);  // 1 while the channel's winner is not found yet (float: blends vectorise)
     const int64_t n = rows_disjoint ? item / g.oh : item;
@@ -73,7 +80,8 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
         std::fill(open.begin(), open.end(), 1.f);
         for (int64_t ih = h0; ih < h1; ++ih)
           for (int64_t iw = w0; iw < w1; ++iw)
-            route_first_max(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
+            if (tiles) route_first_max<true>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
+            else route_first_max<false>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
       }
     }
   });
@@ -93,13 +101,12 @@ void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x,
 
 void global_max_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* x, const float* y, const float* dy,
                                 float* dx) {
-  std::memset(dx, 0, sizeof(float) * n * hw * c);
   pool_parallel_for(n, hw * c, [&](int64_t i) {
     std::vector<float> open(c, 1.f);
     const float* xi = x + i * hw * c;
     float* di = dx + i * hw * c;
     for (int64_t p = 0; p < hw; ++p)
-      route_first_max(xi + p * c, y + i * c, dy + i * c, open.data(), di + p * c, c);
+      route_first_max<true>(xi + p * c, y + i * c, dy + i * c, open.data(), di + p * c, c);
   });
 }
 

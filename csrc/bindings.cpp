@@ -6,12 +6,23 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/activation.h"
 #include "common/runtime.h"
+#include "conv/conv2d.h"
+#include "conv/geometry.h"
+#include "gemm/gemm.h"
+#include "nn/activations.h"
+#include "nn/bias.h"
+#include "nn/softmax.h"
+#include "nn/softmax_xent.h"
 #include "norm/normalization.h"
+#include "pool/pool.h"
 #include "seq/ctc.h"
 #include "seq/embedding.h"
 
@@ -74,17 +85,578 @@ void bind_runtime(py::module_& m) {
 
 // ---------------------------------------------------------------- gemm
 // (csrc/gemm/) matmul with strides, alpha/beta, fused bias + activation epilogue.
+// Element stride of dimension `dim` (numpy gives bytes). A dimension of extent
+// <= 1 is never stepped along, so its stride is irrelevant and becomes 0.
+int64_t elem_stride(const char* op, const char* arg, const py::array& x, py::ssize_t dim) {
+  if (x.shape(dim) <= 1) return 0;
+  const py::ssize_t s = x.strides(dim);
+  if (s % static_cast<py::ssize_t>(sizeof(float)) != 0) {
+    std::ostringstream os;
+    os << op << ": " << arg << " with shape " << shape_str(x) << " has byte stride " << s
+       << " in dimension " << dim << ", not a multiple of the float32 itemsize 4";
+    throw py::value_error(os.str());
+  }
+  return static_cast<int64_t>(s / static_cast<py::ssize_t>(sizeof(float)));
+}
+
+py::array require_ndim(const char* op, const char* arg, const py::handle& h, int ndim) {
+  py::array x = f32(op, arg, h);
+  if (x.ndim() != ndim)
+    throw py::value_error(std::string(op) + ": " + arg + " must be " + std::to_string(ndim) +
+                          "-D, got shape " + shape_str(x));
+  return x;
+}
+
+Act act_arg(const char* op, const std::string& name) {
+  Act act;
+  if (!parse_act(name, &act))
+    throw py::value_error(std::string(op) + ": unknown activation '" + name +
+                          "' (expected linear, relu, leaky_relu, sigmoid, tanh, gelu or elu)");
+  return act;
+}
+
+// bias: None, or n float32 values (any stride); returned contiguous (a copy only
+// when the view is strided). `keep` owns the memory while the kernel runs.
+const float* bias_arg(const char* op, const py::object& h, int64_t n, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  py::array bias = f32(op, "bias", h);
+  if (bias.ndim() != 1 || bias.shape(0) != n)
+    throw py::value_error(std::string(op) + ": bias must have shape (" + std::to_string(n) +
+                          ",) to match the output columns, got " + shape_str(bias));
+  if (n > 1 && bias.strides(0) != static_cast<py::ssize_t>(sizeof(float)))
+    bias = py::array_t<float, py::array::c_style>(bias);  // contiguous copy
+  *keep = bias;
+  return static_cast<const float*>(bias.data());
+}
+
 void bind_gemm(py::module_& m) {
+  m.def(
+      "gemm",
+      [](py::handle a_h, py::handle b_h, py::object c_h, float alpha, float beta, py::object bias_h,
+         const std::string& activation, float act_alpha) -> py::array {
+        const char* op = "gemm";
+        py::array a = require_ndim(op, "a", a_h, 2);
+        py::array b = require_ndim(op, "b", b_h, 2);
+        const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+        if (b.shape(0) != K) {
+          std::ostringstream os;
+          os << op << ": a has shape " << shape_str(a) << " but b has shape " << shape_str(b)
+             << ": inner dimensions " << K << " and " << b.shape(0) << " differ";
+          throw py::value_error(os.str());
+        }
+        const int64_t rs_a = elem_stride(op, "a", a, 0), cs_a = elem_stride(op, "a", a, 1);
+        const int64_t rs_b = elem_stride(op, "b", b, 0), cs_b = elem_stride(op, "b", b, 1);
+        py::array c;
+        if (c_h.is_none()) {
+          c = py::array_t<float>({M, N});
+          beta = 0.f;  // fresh output: nothing to accumulate into
+        } else {
+          c = require_ndim(op, "c", c_h, 2);
+          if (c.shape(0) != M || c.shape(1) != N) {
+            std::ostringstream os;
+            os << op << ": c must have shape (" << M << ", " << N << ") for a " << shape_str(a)
+               << " and b " << shape_str(b) << ", got " << shape_str(c);
+            throw py::value_error(os.str());
+          }
+          require_writeable(op, "c", c);
+        }
+        const int64_t rs_c = elem_stride(op, "c", c, 0), cs_c = elem_stride(op, "c", c, 1);
+        py::array bias_keep;
+        const float* bias = bias_arg(op, bias_h, N, &bias_keep);
+        const Act act = act_arg(op, activation);
+        const float* pa = static_cast<const float*>(a.data());
+        const float* pb = static_cast<const float*>(b.data());
+        float* pc = static_cast<float*>(c.mutable_data());
+        {
+          py::gil_scoped_release nogil;
+          sgemm(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b, beta, pc, rs_c, cs_c, bias, act, act_alpha);
+        }
+        return c;
+      },
+      py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0f,
+      py::arg("beta") = 0.0f, py::arg("bias") = py::none(), py::arg("activation") = "linear",
+      py::arg("act_alpha") = 0.0f,
+      "c = act(alpha * a @ b + beta * c + bias) for 2-D float32 arrays of any strides.\n"
+      "a (m, k), b (k, n), c (m, n) or None (allocated; beta then ignored), bias (n,) or None.\n"
+      "Returns c.");
+
+  m.def(
+      "bmm",
+      [](py::handle a_h, py::handle b_h, py::object bias_h, const std::string& activation,
+         float act_alpha) -> py::array {
+        const char* op = "bmm";
+        py::array a = require_ndim(op, "a", a_h, 3);
+        py::array b = require_ndim(op, "b", b_h, 3);
+        const int64_t Ba = a.shape(0), M = a.shape(1), K = a.shape(2);
+        const int64_t Bb = b.shape(0), N = b.shape(2);
+        if (b.shape(1) != K || (Ba != Bb && Ba != 1 && Bb != 1)) {
+          std::ostringstream os;
+          os << op << ": a has shape " << shape_str(a) << " but b has shape " << shape_str(b) << ": ";
+          if (b.shape(1) != K) os << "inner dimensions " << K << " and " << b.shape(1) << " differ";
+          else os << "batch dimensions " << Ba << " and " << Bb << " differ";
+          throw py::value_error(os.str());
+        }
+        const int64_t B = std::max(Ba, Bb);
+        // A batch of one broadcasts (stride 0), like a stride-0 numpy view does.
+        const int64_t bs_a = Ba == 1 ? 0 : elem_stride(op, "a", a, 0);
+        const int64_t bs_b = Bb == 1 ? 0 : elem_stride(op, "b", b, 0);
+        const int64_t rs_a = elem_stride(op, "a", a, 1), cs_a = elem_stride(op, "a", a, 2);
+        const int64_t rs_b = elem_stride(op, "b", b, 1), cs_b = elem_stride(op, "b", b, 2);
+        py::array_t<float> c({B, M, N});
+        py::array bias_keep;
+        const float* bias = bias_arg(op, bias_h, N, &bias_keep);
+        const Act act = act_arg(op, activation);
+        const float* pa = static_cast<const float*>(a.data());
+        const float* pb = static_cast<const float*>(b.data());
+        float* pc = c.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          sgemm_batched(B, M, N, K, 1.f, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b,
+                        0.f, pc, M * N, N, 1, bias, act, act_alpha);
+        }
+        return std::move(c);
+      },
+      py::arg("a"), py::arg("b"), py::arg("bias") = py::none(), py::arg("activation") = "linear",
+      py::arg("act_alpha") = 0.0f,
+      "Batched act(a @ b + bias): a (B, m, k), b (B, k, n) float32 of any strides, a batch\n"
+      "of 1 (or batch stride 0) broadcasts. Returns a new C-contiguous (B, m, n) array.");
 }
 
 // ---------------------------------------------------------------- nn
 // (csrc/nn/) activations forward/backward, bias add, softmax, softmax + cross-entropy.
 void bind_nn(py::module_& m) {
+  // A new float32 array of a's shape.
+  auto like = [](const py::array& a) {
+    return py::array_t<float>(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  };
+  auto fptr = [](const py::array& a) { return static_cast<const float*>(a.data()); };
+  auto mptr = [](py::array& a) { return static_cast<float*>(a.mutable_data()); };
+  auto same_shape = [](const char* op, const char* an, const py::array& a, const char* bn,
+                       const py::array& b) {
+    bool ok = a.ndim() == b.ndim();
+    for (py::ssize_t i = 0; ok && i < a.ndim(); ++i) ok = a.shape(i) == b.shape(i);
+    if (!ok)
+      throw py::value_error(std::string(op) + ": " + bn + " must have the shape of " + an + " " +
+                            shape_str(a) + ", got " + shape_str(b));
+  };
+  auto act_of = [](const char* op, const std::string& name) {
+    Act a;
+    if (!parse_act(name, &a))
+      throw py::value_error(std::string(op) + ": unknown activation '" + name +
+                            "' (expected linear, relu, leaky_relu, sigmoid, tanh, gelu, elu)");
+    return a;
+  };
+  // (rows, C) view of a contiguous array whose last axis is C; ndim >= 1.
+  auto rows_of = [](const char* op, const char* arg, const py::array& a) {
+    if (a.ndim() < 1)
+      throw py::value_error(std::string(op) + ": " + arg + " must have at least 1 dimension, got shape ()");
+    const int64_t C = a.shape(a.ndim() - 1);
+    return std::make_pair(C > 0 ? static_cast<int64_t>(a.size()) / C : int64_t{0}, C);
+  };
+
+  m.def("act_forward", [=](py::handle xh, const std::string& name, float alpha) {
+    const char* op = "act_forward";
+    py::array x = f32c(op, "x", xh);
+    const Act a = act_of(op, name);
+    py::array y = like(x);
+    const float* xp = fptr(x);
+    float* yp = mptr(y);
+    const int64_t n = x.size();
+    {
+      py::gil_scoped_release nogil;
+      nn::act_forward(a, xp, yp, n, alpha);
+    }
+    return y;
+  }, py::arg("x"), py::arg("name"), py::arg("alpha") = 0.f,
+     "y = act(x) elementwise; x C-contiguous float32 of any shape.");
+
+  m.def("act_backward", [=](py::handle xh, py::handle yh, py::handle dyh, const std::string& name,
+                            float alpha) {
+    const char* op = "act_backward";
+    py::array x = f32c(op, "x", xh), y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+    same_shape(op, "x", x, "y", y);
+    same_shape(op, "x", x, "dy", dy);
+    const Act a = act_of(op, name);
+    py::array dx = like(x);
+    const float *xp = fptr(x), *yp = fptr(y), *gp = fptr(dy);
+    float* dp = mptr(dx);
+    const int64_t n = x.size();
+    {
+      py::gil_scoped_release nogil;
+      nn::act_backward(a, xp, yp, gp, dp, n, alpha);
+    }
+    return dx;
+  }, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("name"), py::arg("alpha") = 0.f,
+     "dx = act'(x) * dy; y is the forward output. All C-contiguous float32 of one shape.");
+
+  m.def("bias_add", [=](py::handle xh, py::handle bh) {
+    const char* op = "bias_add";
+    py::array x = f32c(op, "x", xh), b = f32c(op, "b", bh);
+    auto [rows, C] = rows_of(op, "x", x);
+    if (b.ndim() != 1 || b.shape(0) != C)
+      throw py::value_error(std::string(op) + ": b must have shape (" + std::to_string(C) +
+                            ",) for x of shape " + shape_str(x) + ", got " + shape_str(b));
+    py::array y = like(x);
+    const float *xp = fptr(x), *bp = fptr(b);
+    float* yp = mptr(y);
+    {
+      py::gil_scoped_release nogil;
+      nn::bias_add(xp, bp, yp, rows, C);
+    }
+    return y;
+  }, py::arg("x"), py::arg("b"), "x (..., C) + b (C,).");
+
+  m.def("bias_grad", [=](py::handle dyh) {
+    const char* op = "bias_grad";
+    py::array dy = f32c(op, "dy", dyh);
+    auto [rows, C] = rows_of(op, "dy", dy);
+    py::array_t<float> db(std::vector<py::ssize_t>{static_cast<py::ssize_t>(C)});
+    const float* gp = fptr(dy);
+    float* dp = db.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      nn::bias_grad(gp, dp, rows, C);
+    }
+    return db;
+  }, py::arg("dy"), "Sum of dy (..., C) over every axis but the last -> (C,).");
+
+  m.def("softmax", [=](py::handle xh, bool log) {
+    const char* op = log ? "log_softmax" : "softmax";
+    py::array x = f32c(op, "x", xh);
+    auto [rows, C] = rows_of(op, "x", x);
+    py::array y = like(x);
+    const float* xp = fptr(x);
+    float* yp = mptr(y);
+    {
+      py::gil_scoped_release nogil;
+      nn::softmax_rows(xp, yp, rows, C, log);
+    }
+    return y;
+  }, py::arg("x"), py::arg("log") = false,
+     "softmax (or log_softmax) over the last axis of C-contiguous float32 x.");
+
+  m.def("softmax_backward", [=](py::handle yh, py::handle dyh, bool log) {
+    const char* op = log ? "log_softmax_grad" : "softmax_grad";
+    py::array y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+    same_shape(op, "y", y, "dy", dy);
+    auto [rows, C] = rows_of(op, "y", y);
+    py::array dx = like(y);
+    const float *yp = fptr(y), *gp = fptr(dy);
+    float* dp = mptr(dx);
+    {
+      py::gil_scoped_release nogil;
+      nn::softmax_backward_rows(yp, gp, dp, rows, C, log);
+    }
+    return dx;
+  }, py::arg("y"), py::arg("dy"), py::arg("log") = false,
+     "Gradient of softmax (y = its output) or log_softmax (y = the log-probabilities), last axis.");
+
+  m.def("softmax_xent_sparse", [=](py::handle xh, py::handle lh) {
+    const char* op = "softmax_cross_entropy";
+    py::array x = f32c(op, "logits", xh);
+    if (x.ndim() != 2)
+      throw py::value_error(std::string(op) + ": logits must be 2-D (N, C), got " + shape_str(x));
+    if (!py::isinstance<py::array>(lh))
+      throw py::type_error(std::string(op) + ": labels must be a numpy.ndarray");
+    py::array lab = py::reinterpret_borrow<py::array>(lh);
+    if (!lab.dtype().is(py::dtype::of<int64_t>()))
+      throw py::type_error(std::string(op) + ": labels must be int64, got " +
+                           std::string(py::str(lab.dtype())));
+    if (!(lab.flags() & py::array::c_style))
+      throw py::value_error(std::string(op) + ": labels must be C-contiguous");
+    const int64_t N = x.shape(0), C = x.shape(1);
+    if (lab.ndim() != 1 || lab.shape(0) != N)
+      throw py::value_error(std::string(op) + ": labels must have shape (" + std::to_string(N) +
+                            ",) for logits of shape " + shape_str(x) + ", got " + shape_str(lab));
+    const int64_t* lp = static_cast<const int64_t*>(lab.data());
+    for (int64_t i = 0; i < N; ++i)
+      if (lp[i] < 0 || lp[i] >= C)
+        throw py::value_error(std::string(op) + ": label " + std::to_string(lp[i]) + " at index " +
+                              std::to_string(i) + " is out of range [0, " + std::to_string(C) +
+                              ") for " + std::to_string(C) + " classes");
+    py::array_t<float> loss(std::vector<py::ssize_t>{static_cast<py::ssize_t>(N)});
+    py::array d = like(x);
+    const float* xp = fptr(x);
+    float *lossp = loss.mutable_data(), *dp = mptr(d);
+    {
+      py::gil_scoped_release nogil;
+      nn::softmax_xent_sparse(xp, lp, lossp, dp, N, C);
+    }
+    return py::make_tuple(loss, d);
+  }, py::arg("logits"), py::arg("labels"),
+     "Fused softmax cross-entropy, integer labels: logits (N, C) float32, labels (N,) int64 "
+     "-> (loss (N,), dlogits (N, C)).");
+
+  m.def("softmax_xent_dense", [=](py::handle xh, py::handle th) {
+    const char* op = "softmax_cross_entropy";
+    py::array x = f32c(op, "logits", xh), t = f32c(op, "targets", th);
+    if (x.ndim() != 2)
+      throw py::value_error(std::string(op) + ": logits must be 2-D (N, C), got " + shape_str(x));
+    same_shape(op, "logits", x, "targets", t);
+    const int64_t N = x.shape(0), C = x.shape(1);
+    py::array_t<float> loss(std::vector<py::ssize_t>{static_cast<py::ssize_t>(N)});
+    py::array d = like(x);
+    const float *xp = fptr(x), *tp = fptr(t);
+    float *lossp = loss.mutable_data(), *dp = mptr(d);
+    {
+      py::gil_scoped_release nogil;
+      nn::softmax_xent_dense(xp, tp, lossp, dp, N, C);
+    }
+    return py::make_tuple(loss, d);
+  }, py::arg("logits"), py::arg("targets"),
+     "Fused softmax cross-entropy, probability targets: logits and targets (N, C) float32 "
+     "-> (loss (N,), dlogits (N, C)).");
 }
 
 // ---------------------------------------------------------------- conv
 // (csrc/conv/, csrc/pool/) NHWC convolution forward/backward, pooling.
 void bind_conv(py::module_& m) {
+  using Pair = std::array<int64_t, 2>;
+  using Shape4 = std::array<int64_t, 4>;
+  auto shape4 = [](const Shape4& s) {
+    std::ostringstream os;
+    os << "(" << s[0] << ", " << s[1] << ", " << s[2] << ", " << s[3] << ")";
+    return os.str();
+  };
+  auto require_ndim = [](const char* op, const char* arg, const py::array& a, int nd, const char* layout) {
+    if (a.ndim() != nd)
+      throw py::value_error(std::string(op) + ": " + arg + " must be " + layout + ", got shape " + shape_str(a));
+  };
+  auto require_shape = [&](const char* op, const char* arg, const py::array& a, const std::vector<int64_t>& want) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
+    for (size_t i = 0; ok && i < want.size(); ++i) ok = a.shape(i) == want[i];
+    if (!ok) {
+      std::ostringstream os;
+      os << "(";
+      for (size_t i = 0; i < want.size(); ++i) os << (i ? ", " : "") << want[i] << (want.size() == 1 ? "," : "");
+      os << ")";
+      throw py::value_error(std::string(op) + ": " + arg + " must have shape " + os.str() + ", got " + shape_str(a));
+    }
+  };
+  auto nonneg = [&](const char* op, const Shape4& s) {
+    for (int64_t d : s)
+      if (d < 0) throw py::value_error(std::string(op) + ": negative dimension in shape " + shape4(s));
+  };
+  // Geometry of a conv from x's and w's shapes (validates C_in, window fit, padding).
+  auto conv_geom = [&](const char* op, const Shape4& xs, const Shape4& ws, const Pair& s, const std::string& padding,
+                       const Pair& d) {
+    nonneg(op, xs);
+    nonneg(op, ws);
+    const std::string shapes = "input shape " + shape4(xs) + ", kernel shape " + shape4(ws);
+    if (xs[3] != ws[2])
+      throw py::value_error(std::string(op) + ": input has " + std::to_string(xs[3]) +
+                            " channels but the kernel (kh, kw, C_in, C_out) expects " + std::to_string(ws[2]) + "; " +
+                            shapes);
+    WindowGeom g;
+    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.c = xs[3];
+    g.kh = ws[0]; g.kw = ws[1]; g.oc = ws[3];
+    g.sh = s[0]; g.sw = s[1]; g.dh = d[0]; g.dw = d[1];
+    window_geometry(op, padding, shapes, g);
+    return g;
+  };
+  auto pool_geom = [&](const char* op, const Shape4& xs, const Pair& k, const Pair& s, const std::string& padding) {
+    nonneg(op, xs);
+    WindowGeom g;
+    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.c = g.oc = xs[3];
+    g.kh = k[0]; g.kw = k[1]; g.sh = s[0]; g.sw = s[1];
+    window_geometry(op, padding, "input shape " + shape4(xs) + ", pool_size (" + std::to_string(k[0]) + ", " +
+                                     std::to_string(k[1]) + ")", g);
+    return g;
+  };
+  auto dims4 = [](const py::array& a) { return Shape4{a.shape(0), a.shape(1), a.shape(2), a.shape(3)}; };
+  auto out4 = [](int64_t a, int64_t b, int64_t c, int64_t d) { return py::array_t<float>({a, b, c, d}); };
+  auto fptr = [](py::array& a) { return static_cast<float*>(a.mutable_data()); };
+  auto cptr = [](const py::array& a) { return static_cast<const float*>(a.data()); };
+
+  m.def("conv2d", [=](const py::handle& xh, const py::handle& wh, const py::handle& bh, const Pair& strides,
+                      const std::string& padding, const Pair& dilation, const py::handle& acth) {
+    const char* op = "conv2d";
+    py::array x = f32c(op, "x", xh), w = f32c(op, "w", wh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    require_ndim(op, "w", w, 4, "4-D (kh, kw, C_in, C_out)");
+    WindowGeom g = conv_geom(op, dims4(x), dims4(w), strides, padding, dilation);
+    py::array b;
+    if (!bh.is_none()) {
+      b = f32c(op, "b", bh);
+      require_shape(op, "b", b, {g.oc});
+    }
+    Act act = Act::Linear;
+    if (!acth.is_none()) {
+      const std::string name = py::cast<std::string>(acth);
+      if (!parse_act(name, &act) || (act != Act::Linear && act != Act::Relu && act != Act::Sigmoid && act != Act::Tanh))
+        throw py::value_error("conv2d: activation '" + name + "' cannot be fused; use linear/relu/sigmoid/tanh");
+    }
+    py::array y = out4(g.n, g.oh, g.ow, g.oc);
+    const float* bp = bh.is_none() ? nullptr : cptr(b);
+    {
+      py::gil_scoped_release nogil;
+      conv2d_forward(g, cptr(x), cptr(w), bp, fptr(y), act, 0.f);
+    }
+    return y;
+  }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("strides") = Pair{1, 1},
+     py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1}, py::arg("activation") = py::none(),
+     "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC). im2col blocks + sgemm.");
+
+  m.def("conv2d_backward_input", [=](const py::handle& dyh, const py::handle& wh, const Shape4& xs,
+                                     const Pair& strides, const std::string& padding, const Pair& dilation) {
+    const char* op = "conv2d_backward_input";
+    py::array dy = f32c(op, "dy", dyh), w = f32c(op, "w", wh);
+    require_ndim(op, "w", w, 4, "4-D (kh, kw, C_in, C_out)");
+    WindowGeom g = conv_geom(op, xs, dims4(w), strides, padding, dilation);
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.oc});
+    py::array dx = out4(g.n, g.h, g.w, g.c);
+    {
+      py::gil_scoped_release nogil;
+      conv2d_backward_input(g, cptr(dy), cptr(w), fptr(dx));
+    }
+    return dx;
+  }, py::arg("dy"), py::arg("w"), py::arg("x_shape"), py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid",
+     py::arg("dilation") = Pair{1, 1}, "dx (x_shape) of conv2d: col2im(dY · Wᵀ).");
+
+  m.def("conv2d_backward_kernel", [=](const py::handle& xh, const py::handle& dyh, const Shape4& ws,
+                                      const Pair& strides, const std::string& padding, const Pair& dilation) {
+    const char* op = "conv2d_backward_kernel";
+    py::array x = f32c(op, "x", xh), dy = f32c(op, "dy", dyh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = conv_geom(op, dims4(x), ws, strides, padding, dilation);
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.oc});
+    py::array dw = out4(ws[0], ws[1], ws[2], ws[3]);
+    {
+      py::gil_scoped_release nogil;
+      conv2d_backward_kernel(g, cptr(x), cptr(dy), fptr(dw));
+    }
+    return dw;
+  }, py::arg("x"), py::arg("dy"), py::arg("w_shape"), py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid",
+     py::arg("dilation") = Pair{1, 1}, "dw (kh,kw,C,OC) of conv2d: Σ im2col(x)ᵀ · dY over pixel blocks.");
+
+  m.def("conv2d_backward_bias", [=](const py::handle& dyh) {
+    const char* op = "conv2d_backward_bias";
+    py::array dy = f32c(op, "dy", dyh);
+    require_ndim(op, "dy", dy, 4, "4-D NHWC (N, OH, OW, C_out)");
+    const int64_t oc = dy.shape(3), rows = dy.shape(0) * dy.shape(1) * dy.shape(2);
+    py::array db = py::array_t<float>({oc});
+    {
+      py::gil_scoped_release nogil;
+      conv2d_backward_bias(cptr(dy), rows, oc, fptr(db));
+    }
+    return db;
+  }, py::arg("dy"), "db (C_out,) = Σ dy over batch and space.");
+
+  m.def("conv_block_rows", &conv_block_rows, py::arg("patch"),
+        "Rows of the per-thread im2col scratch block for a patch of kh·kw·C floats.");
+  m.attr("conv_col_block_bytes") = kColBlockBytes;
+
+  // ---- pooling
+  m.def("max_pool2d", [=](const py::handle& xh, const Pair& k, const Pair& s, const std::string& padding) {
+    const char* op = "max_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = pool_geom(op, dims4(x), k, s, padding);
+    py::array y = out4(g.n, g.oh, g.ow, g.c);
+    {
+      py::gil_scoped_release nogil;
+      max_pool2d_forward(g, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("max_pool2d_backward", [=](const py::handle& xh, const py::handle& yh, const py::handle& dyh, const Pair& k,
+                                   const Pair& s, const std::string& padding) {
+    const char* op = "max_pool2d_backward";
+    py::array x = f32c(op, "x", xh), y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = pool_geom(op, dims4(x), k, s, padding);
+    require_shape(op, "y", y, {g.n, g.oh, g.ow, g.c});
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.c});
+    py::array dx = out4(g.n, g.h, g.w, g.c);
+    {
+      py::gil_scoped_release nogil;
+      max_pool2d_backward(g, cptr(x), cptr(y), cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("avg_pool2d", [=](const py::handle& xh, const Pair& k, const Pair& s, const std::string& padding) {
+    const char* op = "avg_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    WindowGeom g = pool_geom(op, dims4(x), k, s, padding);
+    py::array y = out4(g.n, g.oh, g.ow, g.c);
+    {
+      py::gil_scoped_release nogil;
+      avg_pool2d_forward(g, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("avg_pool2d_backward", [=](const py::handle& dyh, const Shape4& xs, const Pair& k, const Pair& s,
+                                   const std::string& padding) {
+    const char* op = "avg_pool2d_backward";
+    py::array dy = f32c(op, "dy", dyh);
+    WindowGeom g = pool_geom(op, xs, k, s, padding);
+    require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.c});
+    py::array dx = out4(g.n, g.h, g.w, g.c);
+    {
+      py::gil_scoped_release nogil;
+      avg_pool2d_backward(g, cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("dy"), py::arg("x_shape"), py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid");
+
+  m.def("global_avg_pool2d", [=](const py::handle& xh) {
+    const char* op = "global_avg_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    const int64_t n = x.shape(0), hw = x.shape(1) * x.shape(2), c = x.shape(3);
+    py::array y = py::array_t<float>({n, c});
+    {
+      py::gil_scoped_release nogil;
+      global_avg_pool2d_forward(n, hw, c, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"));
+
+  m.def("global_avg_pool2d_backward", [=](const py::handle& dyh, const Shape4& xs) {
+    const char* op = "global_avg_pool2d_backward";
+    py::array dy = f32c(op, "dy", dyh);
+    nonneg(op, xs);
+    require_shape(op, "dy", dy, {xs[0], xs[3]});
+    py::array dx = out4(xs[0], xs[1], xs[2], xs[3]);
+    {
+      py::gil_scoped_release nogil;
+      global_avg_pool2d_backward(xs[0], xs[1] * xs[2], xs[3], cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("dy"), py::arg("x_shape"));
+
+  m.def("global_max_pool2d", [=](const py::handle& xh) {
+    const char* op = "global_max_pool2d";
+    py::array x = f32c(op, "x", xh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    const int64_t n = x.shape(0), hw = x.shape(1) * x.shape(2), c = x.shape(3);
+    if (hw == 0) throw py::value_error("global_max_pool2d: empty spatial extent, input shape " + shape_str(x));
+    py::array y = py::array_t<float>({n, c});
+    {
+      py::gil_scoped_release nogil;
+      global_max_pool2d_forward(n, hw, c, cptr(x), fptr(y));
+    }
+    return y;
+  }, py::arg("x"));
+
+  m.def("global_max_pool2d_backward", [=](const py::handle& xh, const py::handle& yh, const py::handle& dyh) {
+    const char* op = "global_max_pool2d_backward";
+    py::array x = f32c(op, "x", xh), y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+    require_ndim(op, "x", x, 4, "4-D NHWC (N, H, W, C)");
+    const int64_t n = x.shape(0), hw = x.shape(1) * x.shape(2), c = x.shape(3);
+    require_shape(op, "y", y, {n, c});
+    require_shape(op, "dy", dy, {n, c});
+    py::array dx = out4(x.shape(0), x.shape(1), x.shape(2), c);
+    {
+      py::gil_scoped_release nogil;
+      global_max_pool2d_backward(n, hw, c, cptr(x), cptr(y), cptr(dy), fptr(dx));
+    }
+    return dx;
+  }, py::arg("x"), py::arg("y"), py::arg("dy"));
 }
 
 // ---------------------------------------------------------------- optim

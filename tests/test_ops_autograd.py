@@ -115,6 +115,15 @@ SAMPLES = [
      [np.log(R.dirichlet(np.ones(3), size=(2, 6)))]),
     ("sigmoid_bce", "sigmoid_binary_cross_entropy",
      lambda a: F.sigmoid_binary_cross_entropy(a, np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 1.0]])), [randn(2, 3) * 3]),
+    # conv/pool (full sweeps in tests/test_conv.py and tests/test_pool.py)
+    ("conv2d_same_s2_bias_relu", "conv2d", lambda x, w, b: F.conv2d(x, w, b, strides=2, padding="same",
+                                                                  activation="relu"),
+     [randn(2, 5, 6, 3), randn(3, 3, 3, 4), np.array([0.3, -0.2, 0.1, 0.05])]),
+    ("conv2d_valid_dilated", "conv2d", lambda x, w: F.conv2d(x, w, dilation_rate=2), [randn(1, 6, 7, 2), randn(2, 3, 2, 3)]),
+    ("max_pool2d_same", "max_pool2d", lambda a: F.max_pool2d(a, 3, strides=2, padding="same"), [distinct(2, 5, 6, 3)]),
+    ("avg_pool2d_same", "avg_pool2d", lambda a: F.avg_pool2d(a, 2, padding="same"), [randn(2, 5, 5, 3)]),
+    ("global_average_pool2d", "global_average_pool2d", lambda a: F.global_average_pool2d(a), [randn(2, 3, 4, 5)]),
+    ("global_max_pool2d", "global_max_pool2d", lambda a: F.global_max_pool2d(a), [distinct(2, 3, 4, 5)]),
 ]
 IDS = [s[0] for s in SAMPLES]
 

@@ -1,8 +1,16 @@
 // Scalar definitions of the activations, shared by the elementwise kernels and
 // the GEMM epilogue so both compute exactly the same function. Written as
-// plain inline functions the compiler can vectorise inside a loop.
+// branch-free inline functions (selects, no libm calls except erfc) so that g++
+// vectorises a loop over them without -ffast-math: std::exp in a loop stays a
+// scalar libm call, the polynomial exp_f32 below becomes SIMD code.
+//
+// Everything here is `static inline`: this header is compiled both into
+// generic and into *_avx2.cpp translation units, and an `inline` function with
+// external linkage would be merged by the linker into whichever copy it sees
+// first -- possibly the AVX2 one, which would then crash a generic CPU.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -10,7 +18,7 @@ namespace pynn {
 
 enum class Act : int { Linear = 0, Relu, LeakyRelu, Sigmoid, Tanh, Gelu, Elu };
 
-inline bool parse_act(const std::string& name, Act* out) {
+static inline bool parse_act(const std::string& name, Act* out) {
   if (name == "linear" || name == "none" || name.empty()) *out = Act::Linear;
   else if (name == "relu") *out = Act::Relu;
   else if (name == "leaky_relu") *out = Act::LeakyRelu;
@@ -22,23 +30,107 @@ inline bool parse_act(const std::string& name, Act* out) {
   return true;
 }
 
+// ------------------------------------------------------------ vectorisable math
+static inline float bits_to_f32(int32_t i) { float f; std::memcpy(&f, &i, 4); return f; }
+static inline int32_t f32_to_bits(float f) { int32_t i; std::memcpy(&i, &f, 4); return i; }
+
+// exp(x) to ~1 ulp (Cephes expf): x = n*ln2 + r with |r| <= ln2/2, exp(r) by a
+// degree-6 polynomial, 2^n built in the exponent bits. 2^n is applied as two
+// factors 2^(n/2) * 2^(n-n/2) so that the whole range, down to the denormals
+// (x >= -103.97) and up to FLT_MAX (x <= 88.72), is exact without a branch.
+// NaN propagates; +inf -> inf; -inf -> 0.
+static inline float exp_f32(float x) {
+  const float hi = 88.72283935546875f, lo = -104.0f;
+  float xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  // round(xc * log2(e)) with the 1.5*2^23 trick: vectorises on SSE2 (no roundps).
+  const float magic = 12582912.0f;
+  const float t = xc * 1.44269504088896341f + magic;
+  const float fn = t - magic;
+  // Integer parts in uint32: wraps (instead of signed-overflow UB) for NaN input,
+  // whose result is NaN through the polynomial anyway.
+  const uint32_t n = static_cast<uint32_t>(f32_to_bits(t)) - static_cast<uint32_t>(f32_to_bits(magic));
+  float r = xc - fn * 0.693359375f;      // ln2 split hi/lo: fn*hi is exact
+  r = r - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * (r * r) + r + 1.0f;
+  const uint32_t n1 = static_cast<uint32_t>(static_cast<int32_t>(n) >> 1), n2 = n - n1;
+  const float s1 = bits_to_f32(static_cast<int32_t>((n1 + 127u) << 23));
+  const float s2 = bits_to_f32(static_cast<int32_t>((n2 + 127u) << 23));
+  const float out = (y * s1) * s2;
+  return x > hi ? HUGE_VALF : out;
+}
+
+// exp(x) - 1 without the cancellation of exp_f32(x) - 1 near 0 (ELU needs it
+// relative-accurate for small |x|): Taylor to x^8 for |x| < 0.35 (error < 1e-9
+// relative), exp_f32(x) - 1 outside (there the subtraction loses < 1 ulp).
+static inline float expm1_f32(float x) {
+  float p = 1.f / 40320.f;
+  p = p * x + 1.f / 5040.f;
+  p = p * x + 1.f / 720.f;
+  p = p * x + 1.f / 120.f;
+  p = p * x + 1.f / 24.f;
+  p = p * x + 1.f / 6.f;
+  p = p * x + 0.5f;
+  p = p * x + 1.f;
+  const float small = p * x;
+  const float big = exp_f32(x) - 1.f;
+  return std::fabs(x) < 0.35f ? small : big;
+}
+
+// tanh to a few ulp (Cephes tanhf): odd polynomial for |x| < 0.625, else
+// 1 - 2/(exp(2|x|) + 1), which saturates to +-1 without overflow trouble.
+static inline float tanh_f32(float x) {
+  const float ax = std::fabs(x);
+  const float s = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * s + 2.06390887954e-2f;
+  p = p * s - 5.37397155531e-2f;
+  p = p * s + 1.33314422036e-1f;
+  p = p * s - 3.33332819422e-1f;
+  const float small = p * s * x + x;
+  const float e = exp_f32(2.f * ax);
+  const float big_abs = 1.f - 2.f / (e + 1.f);
+  const float big = x < 0.f ? -big_abs : big_abs;
+  return ax < 0.625f ? small : big;
+}
+
+// Stable logistic: exp of -|x| never overflows, and the x < 0 branch e/(1+e)
+// keeps full relative accuracy for very negative x (sigmoid(-1000) = 0, no inf).
+static inline float sigmoid_f32(float x) {
+  const float e = exp_f32(-std::fabs(x));
+  const float r = 1.f / (1.f + e);
+  return x >= 0.f ? r : e * r;
+}
+
+// Normal CDF Phi(x) = erfc(-x/sqrt2)/2: the erfc form keeps relative accuracy
+// in the left tail where 1 + erf(x/sqrt2) would cancel. libm erfcf is scalar.
+static inline float normcdf_f32(float x) { return 0.5f * std::erfc(-x * 0.70710678118654752f); }
+
+// ------------------------------------------------------------ activations
 // alpha: slope for leaky_relu, scale for elu; ignored by the others.
 // GELU is the exact erf form (Keras approximate=False, torch's default).
-inline float act_forward(Act a, float x, float alpha) {
+// relu(NaN) = NaN (the comparison is written so NaN falls through to x).
+static inline float act_forward(Act a, float x, float alpha) {
   switch (a) {
     case Act::Linear: return x;
-    case Act::Relu: return x > 0.f ? x : 0.f;
-    case Act::LeakyRelu: return x > 0.f ? x : alpha * x;
-    case Act::Sigmoid: return 1.f / (1.f + std::exp(-x));
-    case Act::Tanh: return std::tanh(x);
-    case Act::Gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    case Act::Elu: return x > 0.f ? x : alpha * (std::exp(x) - 1.f);
+    case Act::Relu: return x < 0.f ? 0.f : x;
+    case Act::LeakyRelu: return x < 0.f ? alpha * x : x;
+    case Act::Sigmoid: return sigmoid_f32(x);
+    case Act::Tanh: return tanh_f32(x);
+    case Act::Gelu: return x * normcdf_f32(x);
+    case Act::Elu: return x > 0.f ? x : alpha * expm1_f32(x);
   }
   return x;
 }
 
 // d act / dx at x (y = act_forward(x) given for the cheap forms).
-inline float act_derivative(Act a, float x, float y, float alpha) {
+static inline float act_derivative(Act a, float x, float y, float alpha) {
   switch (a) {
     case Act::Linear: return 1.f;
     case Act::Relu: return x > 0.f ? 1.f : 0.f;
@@ -46,9 +138,8 @@ inline float act_derivative(Act a, float x, float y, float alpha) {
     case Act::Sigmoid: return y * (1.f - y);
     case Act::Tanh: return 1.f - y * y;
     case Act::Gelu: {
-      const float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
-      const float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
-      return cdf + x * pdf;
+      const float pdf = 0.39894228040143268f * exp_f32(-0.5f * x * x);
+      return normcdf_f32(x) + x * pdf;
     }
     case Act::Elu: return x > 0.f ? 1.f : y + alpha;
   }

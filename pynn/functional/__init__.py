@@ -14,6 +14,7 @@ from .nn import (dense, elu, gelu, leaky_relu, linear, log_softmax, matmul, relu
                  sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy, tanh)
 from .recurrent import embedding, gru, lstm, simple_rnn
 from .reduce import max, mean, min, sum  # noqa: A004
+from .conv import avg_pool2d, conv2d, global_average_pool2d, global_max_pool2d, max_pool2d
 from .registry import OP_REGISTRY, unbroadcast
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "neg", "power", "sqrt", "square", "sub", "where", "concatenate", "flatten", "getitem", "reshape", "stack",
     "transpose", "embedding", "gru", "lstm", "simple_rnn", "batch_norm", "layer_norm", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "max", "mean", "min", "sum",
+    "avg_pool2d", "conv2d", "global_average_pool2d", "global_max_pool2d", "max_pool2d",
 ]
 
 

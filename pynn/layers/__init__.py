@@ -1,28 +1,26 @@
 """Layers: each owns its weights and calls ``pynn.functional``."""
 from .activation import Activation
+from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer, Variable
+from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import Embedding
 from .flatten import Flatten
 from .input_layer import Input
+from .merging import Add, Concatenate, Multiply
+from .normalization import BatchNormalization, LayerNormalization
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .recurrent import GRU, LSTM, SimpleRNN
+from .reshaping import Lambda, Reshape, Rescaling
+from .sequence_pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
+from .transformer import PositionEmbedding, SinePositionEncoding, TransformerEncoder
+from .wrappers import Bidirectional, TimeDistributed
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "Layer", "Variable"]
-from .merging import Add, Concatenate, Multiply  # noqa: E402
-from .normalization import BatchNormalization, LayerNormalization  # noqa: E402
-from .reshaping import Lambda, Reshape, Rescaling  # noqa: E402
-
-__all__ += ["Add", "Concatenate", "Multiply", "BatchNormalization", "LayerNormalization", "Lambda", "Reshape",
-            "Rescaling"]
-from .embedding import Embedding  # noqa: E402
-from .recurrent import GRU, LSTM, SimpleRNN  # noqa: E402
-from .wrappers import Bidirectional, TimeDistributed  # noqa: E402
-
-__all__ += ["Embedding", "GRU", "LSTM", "SimpleRNN", "Bidirectional", "TimeDistributed"]
-from .attention import AdditiveAttention, Attention, MultiHeadAttention  # noqa: E402
-from .transformer import PositionEmbedding, SinePositionEncoding, TransformerEncoder  # noqa: E402
-
-__all__ += ["AdditiveAttention", "Attention", "MultiHeadAttention", "PositionEmbedding", "SinePositionEncoding",
-            "TransformerEncoder"]
-from .sequence_pooling import GlobalAveragePooling1D, GlobalMaxPooling1D  # noqa: E402
-
-__all__ += ["GlobalAveragePooling1D", "GlobalMaxPooling1D"]
+__all__ = [
+    "Activation", "AdditiveAttention", "Attention", "MultiHeadAttention", "Layer", "Variable", "Conv2D", "Dense",
+    "Dropout", "Embedding", "Flatten", "Input", "Add", "Concatenate", "Multiply", "BatchNormalization",
+    "LayerNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPooling2D", "GRU",
+    "LSTM", "SimpleRNN", "Lambda", "Reshape", "Rescaling", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+    "PositionEmbedding", "SinePositionEncoding", "TransformerEncoder", "Bidirectional", "TimeDistributed",
+]

@@ -1,3 +1,113 @@
-from pynn import _C  # noqa: F401
+"""Native NHWC convolution and pooling: thin wrappers over ``pynn._C``.
 
-__all__ = []
+Same names and signatures as ``pynn.backend.numpy.conv``. float32 inputs go
+to the C++ kernels (made C-contiguous first when they are not); any other
+dtype (float64 gradient checks) goes to the numpy reference kernel, explicitly.
+The C++ binding validates every shape before it computes.
+"""
+import numpy as np
+
+from pynn import _C
+
+from ..numpy import conv as _ref
+from ..numpy.conv import pair
+
+__all__ = list(_ref.__all__)
+
+
+def _f32(*arrays):
+    return all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
+
+
+def _c(a):
+    return np.ascontiguousarray(a)
+
+
+def _shape4(op, shape):
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 4:
+        raise ValueError(f"{op}: expected a 4-D NHWC shape (N, H, W, C), got {shape}")
+    return shape
+
+
+def _pool_args(pool_size, strides):
+    k = pair(pool_size, "pool_size")
+    return k, k if strides is None else pair(strides, "strides")
+
+
+def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation=None):
+    if not _f32(x, w) or (b is not None and not _f32(b)):
+        return _ref.conv2d(x, w, b, strides, padding, dilation, activation)
+    return _C.conv2d(_c(x), _c(w), None if b is None else _c(b), pair(strides), padding, pair(dilation),
+                     None if activation in (None, "linear") else activation)
+
+
+def conv2d_backward_input(dy, w, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1)):
+    if not _f32(dy, w):
+        return _ref.conv2d_backward_input(dy, w, x_shape, strides, padding, dilation)
+    return _C.conv2d_backward_input(_c(dy), _c(w), _shape4("conv2d_backward_input", x_shape), pair(strides),
+                                    padding, pair(dilation))
+
+
+def conv2d_backward_kernel(x, dy, w_shape, strides=(1, 1), padding="valid", dilation=(1, 1)):
+    if not _f32(x, dy):
+        return _ref.conv2d_backward_kernel(x, dy, w_shape, strides, padding, dilation)
+    w_shape = tuple(int(d) for d in w_shape)
+    if len(w_shape) != 4:
+        raise ValueError(f"conv2d_backward_kernel: expected a kernel shape (kh, kw, C_in, C_out), got {w_shape}")
+    return _C.conv2d_backward_kernel(_c(x), _c(dy), w_shape, pair(strides), padding, pair(dilation))
+
+
+def conv2d_backward_bias(dy):
+    if not _f32(dy) or dy.ndim != 4:
+        return _ref.conv2d_backward_bias(dy)
+    return _C.conv2d_backward_bias(_c(dy))
+
+
+def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
+    if not _f32(x):
+        return _ref.max_pool2d(x, pool_size, strides, padding)
+    return _C.max_pool2d(_c(x), *_pool_args(pool_size, strides), padding)
+
+
+def max_pool2d_backward(x, y, dy, pool_size=(2, 2), strides=None, padding="valid"):
+    if not _f32(x, y, dy):
+        return _ref.max_pool2d_backward(x, y, dy, pool_size, strides, padding)
+    return _C.max_pool2d_backward(_c(x), _c(y), _c(dy), *_pool_args(pool_size, strides), padding)
+
+
+def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
+    if not _f32(x):
+        return _ref.avg_pool2d(x, pool_size, strides, padding)
+    return _C.avg_pool2d(_c(x), *_pool_args(pool_size, strides), padding)
+
+
+def avg_pool2d_backward(dy, x_shape, pool_size=(2, 2), strides=None, padding="valid"):
+    if not _f32(dy):
+        return _ref.avg_pool2d_backward(dy, x_shape, pool_size, strides, padding)
+    return _C.avg_pool2d_backward(_c(dy), _shape4("avg_pool2d_backward", x_shape), *_pool_args(pool_size, strides),
+                                  padding)
+
+
+def global_avg_pool2d(x):
+    if not _f32(x):
+        return _ref.global_avg_pool2d(x)
+    return _C.global_avg_pool2d(_c(x))
+
+
+def global_avg_pool2d_backward(dy, x_shape):
+    if not _f32(dy):
+        return _ref.global_avg_pool2d_backward(dy, x_shape)
+    return _C.global_avg_pool2d_backward(_c(dy), _shape4("global_avg_pool2d_backward", x_shape))
+
+
+def global_max_pool2d(x):
+    if not _f32(x):
+        return _ref.global_max_pool2d(x)
+    return _C.global_max_pool2d(_c(x))
+
+
+def global_max_pool2d_backward(x, y, dy):
+    if not _f32(x, y, dy):
+        return _ref.global_max_pool2d_backward(x, y, dy)
+    return _C.global_max_pool2d_backward(_c(x), _c(y), _c(dy))

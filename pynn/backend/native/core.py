@@ -1,3 +1,113 @@
-from pynn import _C  # noqa: F401
+"""Native matmul: thin wrapper over ``_C.gemm`` / ``_C.bmm`` (csrc/gemm/).
 
-__all__ = []
+float32 only; any other dtype (float64 gradient checks, integers) goes to the
+numpy reference explicitly. Views (``w.T``, ``x[::2]``, broadcast batch views)
+are passed with their strides: nothing is copied on the way in.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pynn import _C
+
+from ..numpy import core as _ref
+
+__all__ = ["matmul"]
+
+
+def matmul(a, b, bias=None, activation=None, alpha=0.0):
+    """``act(a @ b + bias)`` with NumPy's ``@`` semantics; see the numpy backend.
+
+    a: (..., m, k) or (k,); b: (..., k, n) or (k,); bias: None or (n,).
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if (a.dtype != np.float32 or b.dtype != np.float32
+            or (bias is not None and np.asarray(bias).dtype != np.float32)):
+        return _ref.matmul(a, b, bias, activation, alpha)
+    _ref.check_matmul_shapes(a, b)
+    if activation not in _ref.ACTIVATIONS:
+        raise ValueError(f"matmul: unknown activation {activation!r} "
+                         f"(expected one of {_ref.ACTIVATIONS})")
+    act = activation or "linear"
+    if bias is not None:
+        bias = np.asarray(bias)
+        if b.ndim == 1 or bias.shape != (b.shape[-1],):
+            # Not a per-column vector (a 1-D b has no columns; its bias broadcasts
+            # against the result's last axis instead): the reference handles it.
+            return _ref.matmul(a, b, bias, activation, alpha)
+
+    if a.ndim <= 2 and b.ndim <= 2:
+        # 1-D operands as NumPy does: a vector is a row (on the left) or a column
+        # (on the right), and that dimension is dropped from the result.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        out = _C.gemm(a2, b2, bias=bias, activation=act, act_alpha=alpha)
+        if a.ndim == 1:
+            out = out[0]
+        if b.ndim == 1:
+            out = out[..., 0]
+        return out
+
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    m, k = a2.shape[-2:]
+    n = b2.shape[-1]
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+
+    flat = _rows_view(a2, k) if b2.ndim == 2 else None
+    if flat is not None:
+        # (..., m, k) @ (k, n) is one tall GEMM over all rows: better than a batch of small ones.
+        out = _C.gemm(flat, b2, bias=bias, activation=act, act_alpha=alpha).reshape(batch + (m, n))
+    else:
+        # Broadcast the batch dimensions as stride-0 views (no copies), then one bmm.
+        a3, b3 = _batch_view(a2, batch), _batch_view(b2, batch)
+        if a3 is not None and b3 is not None:
+            out = _C.bmm(a3, b3, bias=bias, activation=act, act_alpha=alpha)
+        else:
+            # The batch dimensions do not collapse to one stride: one bmm per leading index.
+            a4 = np.broadcast_to(a2, batch + a2.shape[-2:])
+            b4 = np.broadcast_to(b2, batch + b2.shape[-2:])
+            out = np.empty(batch + (m, n), np.float32)
+            for idx in np.ndindex(*batch[:-1]):
+                out[idx] = _C.bmm(a4[idx], b4[idx], bias=bias, activation=act, act_alpha=alpha)
+        out = out.reshape(batch + (m, n))
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return out
+
+
+def _collapse(shape, strides):
+    """The single stride that walks ``shape`` in C order, or None if there is none."""
+    dims = [(s, st) for s, st in zip(shape, strides) if s != 1]
+    if not dims:
+        return 0
+    stride = dims[-1][1]
+    expected = stride
+    for s, st in reversed(dims):
+        if st != expected:
+            return None
+        expected = st * s
+    return stride
+
+
+def _rows_view(x, k):
+    """x (..., m, k) as a (rows, k) view without a copy, or None."""
+    stride = _collapse(x.shape[:-1], x.strides[:-1])
+    if stride is None:
+        return None
+    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
+    return np.lib.stride_tricks.as_strided(x, shape=(rows, k), strides=(stride, x.strides[-1]),
+                                           writeable=False)
+
+
+def _batch_view(x, batch):
+    """x (..., r, c) broadcast to batch + (r, c) as a (B, r, c) view without a copy, or None."""
+    x = np.broadcast_to(x, batch + x.shape[-2:])
+    stride = _collapse(x.shape[:-2], x.strides[:-2])
+    if stride is None:
+        return None
+    nb = int(np.prod(batch, dtype=np.int64))
+    return np.lib.stride_tricks.as_strided(x, shape=(nb,) + x.shape[-2:],
+                                           strides=(stride,) + x.strides[-2:], writeable=False)

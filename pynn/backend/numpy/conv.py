@@ -1,1 +1,250 @@
-__all__ = []
+"""NHWC convolution and pooling, reference kernels: textbook sliding windows.
+
+Layout: x (N, H, W, C) channels_last, kernel w (kh, kw, C_in, C_out) as Keras.
+Padding follows TensorFlow: "valid" uses no padding; "same" gives
+out = ceil(in / stride) and pads pad_total = max((out − 1)·s + (k − 1)·d + 1 − in, 0),
+pad_total // 2 before and the rest (the extra one) after (bottom/right).
+
+Every kernel loops over the kh·kw window offsets and does one whole-tensor
+NumPy operation per offset: y += x[rows i·d :: s, cols j·d :: s] @ w[i, j].
+Backward kernels are the adjoints of exactly those slices. This module is the
+spec the native kernels are tested against; it favours reading like the math.
+"""
+import numpy as np
+
+__all__ = [
+    "conv2d", "conv2d_backward_input", "conv2d_backward_kernel", "conv2d_backward_bias",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d", "global_max_pool2d_backward",
+]
+
+
+# ---------------------------------------------------------------- shape math (shared with native)
+def pair(v, what="value"):
+    """1 -> (1, 1); (2, 3) -> (2, 3)."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    t = tuple(int(a) for a in v)
+    if len(t) != 2:
+        raise ValueError(f"expected an int or a pair of ints for {what}, got {v!r}")
+    return t
+
+
+def window_geometry(op, size, k, s, d, padding, input_shape=None, kernel_shape=None):
+    """(out, pad_before, pad_after) for one spatial axis, TensorFlow rules.
+
+    Raises ValueError naming ``op`` and the shapes when the (dilated) window is
+    larger than an unpadded input ("valid") or an argument is out of range.
+    """
+    if padding not in ("valid", "same"):
+        raise ValueError(f"{op}: padding must be 'valid' or 'same', got {padding!r}")
+    if k < 1 or s < 1 or d < 1:
+        raise ValueError(f"{op}: window {k}, stride {s} and dilation {d} must be >= 1")
+    span = (k - 1) * d + 1
+    if padding == "valid":
+        if span > size:
+            raise ValueError(f"{op}: window {span} (kernel {k}, dilation {d}) is larger than the unpadded input "
+                             f"{size} with padding='valid'; input shape {input_shape}, kernel/pool shape "
+                             f"{kernel_shape}")
+        return (size - span) // s + 1, 0, 0
+    out = -(-size // s)
+    total = max((out - 1) * s + span - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def conv_geometry(op, x_shape, kh, kw, strides, padding, dilation, kernel_shape=None):
+    """((OH, OW), (pad_top, pad_bottom), (pad_left, pad_right)) for an NHWC input."""
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: expected a 4-D NHWC input (N, H, W, C), got shape {tuple(x_shape)}")
+    sh, sw = pair(strides, "strides")
+    dh, dw = pair(dilation, "dilation")
+    oh, pt, pb = window_geometry(op, x_shape[1], kh, sh, dh, padding, tuple(x_shape), kernel_shape)
+    ow, pl, pr = window_geometry(op, x_shape[2], kw, sw, dw, padding, tuple(x_shape), kernel_shape)
+    return (oh, ow), (pt, pb), (pl, pr)
+
+
+def _check_conv(op, x_shape, w_shape):
+    if len(w_shape) != 4:
+        raise ValueError(f"{op}: expected a kernel of shape (kh, kw, C_in, C_out), got {tuple(w_shape)}")
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: expected a 4-D NHWC input (N, H, W, C), got shape {tuple(x_shape)}")
+    if x_shape[3] != w_shape[2]:
+        raise ValueError(f"{op}: input has {x_shape[3]} channels but the kernel (kh, kw, C_in, C_out) = "
+                         f"{tuple(w_shape)} expects {w_shape[2]}; input shape {tuple(x_shape)}")
+
+
+def _windows(oh, ow, kh, kw, strides, dilation):
+    """For each kernel offset (i, j): the slices of the padded input it reads."""
+    sh, sw = pair(strides)
+    dh, dw = pair(dilation)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
+            cols = slice(j * dw, j * dw + (ow - 1) * sw + 1, sw)
+            yield i, j, rows, cols
+
+
+def _pad(x, ph, pw, value=0.0):
+    if not any(ph + pw):
+        return x
+    return np.pad(x, ((0, 0), ph, pw, (0, 0)), constant_values=value)
+
+
+def _activate(y, activation):
+    if activation in (None, "linear"):
+        return y
+    if activation == "relu":
+        return np.maximum(y, 0)
+    if activation == "sigmoid":
+        return 1 / (1 + np.exp(-y))
+    if activation == "tanh":
+        return np.tanh(y)
+    raise ValueError(f"conv2d: activation {activation!r} cannot be fused; use linear/relu/sigmoid/tanh")
+
+
+# ---------------------------------------------------------------- convolution
+def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation=None):
+    """y = act(conv(x, w) + b): x (N, H, W, C_in), w (kh, kw, C_in, C_out), b (C_out,) or None
+    -> y (N, OH, OW, C_out). Cross-correlation, as every DL framework."""
+    _check_conv("conv2d", x.shape, w.shape)
+    kh, kw, _, cout = w.shape
+    (oh, ow), ph, pw = conv_geometry("conv2d", x.shape, kh, kw, strides, padding, dilation, w.shape)
+    xp = _pad(x, ph, pw)
+    dtype = np.result_type(x, w)
+    y = np.zeros((x.shape[0], oh, ow, cout), dtype)
+    for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, dilation):
+        y += xp[:, rows, cols, :] @ w[i, j]
+    if b is not None:
+        y += b
+    return _activate(y, activation).astype(dtype, copy=False)
+
+
+def conv2d_backward_input(dy, w, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1)):
+    """dx (x_shape) for y = conv2d(x, w): each window offset scatters dy @ w[i, j]ᵀ back."""
+    _check_conv("conv2d_backward_input", x_shape, w.shape)
+    kh, kw, _, _ = w.shape
+    (oh, ow), ph, pw = conv_geometry("conv2d_backward_input", x_shape, kh, kw, strides, padding, dilation, w.shape)
+    n, h, wd, c = x_shape
+    dxp = np.zeros((n, h + sum(ph), wd + sum(pw), c), np.result_type(dy, w))
+    for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, dilation):
+        dxp[:, rows, cols, :] += dy @ w[i, j].T
+    return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
+
+
+def conv2d_backward_kernel(x, dy, w_shape, strides=(1, 1), padding="valid", dilation=(1, 1)):
+    """dw (kh, kw, C_in, C_out): dw[i, j] = Σ_{n,oh,ow} x[window (i, j)]ᵀ · dy."""
+    _check_conv("conv2d_backward_kernel", x.shape, w_shape)
+    kh, kw, cin, cout = w_shape
+    (oh, ow), ph, pw = conv_geometry("conv2d_backward_kernel", x.shape, kh, kw, strides, padding, dilation, w_shape)
+    xp = _pad(x, ph, pw)
+    dw = np.zeros(tuple(w_shape), np.result_type(x, dy))
+    m = x.shape[0] * oh * ow  # explicit: reshape(-1, 0) is ambiguous for empty arrays
+    for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, dilation):
+        dw[i, j] = xp[:, rows, cols, :].reshape(m, cin).T @ dy.reshape(m, cout)
+    return dw
+
+
+def conv2d_backward_bias(dy):
+    """db (C_out,) = Σ dy over batch and space."""
+    return dy.sum(axis=(0, 1, 2))
+
+
+# ---------------------------------------------------------------- pooling
+def _pool_geometry(op, x_shape, pool_size, strides, padding):
+    kh, kw = pair(pool_size, "pool_size")
+    strides = (kh, kw) if strides is None else pair(strides, "strides")
+    (oh, ow), ph, pw = conv_geometry(op, x_shape, kh, kw, strides, padding, 1, (kh, kw))
+    return kh, kw, strides, oh, ow, ph, pw
+
+
+def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
+    """y (N, OH, OW, C) = max over each pool window; padded cells never win
+    (padding is −inf). strides default to pool_size, as Keras."""
+    kh, kw, strides, oh, ow, ph, pw = _pool_geometry("max_pool2d", x.shape, pool_size, strides, padding)
+    xp = _pad(x, ph, pw, -np.inf)
+    y = np.full((x.shape[0], oh, ow, x.shape[3]), -np.inf, x.dtype)
+    for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
+        np.maximum(y, xp[:, rows, cols, :], out=y)
+    return y
+
+
+def max_pool2d_backward(x, y, dy, pool_size=(2, 2), strides=None, padding="valid"):
+    """dx: each dy goes to the first cell of its window (row-major window order)
+    that holds the maximum y — one cell per window even on ties, as TensorFlow."""
+    kh, kw, strides, oh, ow, ph, pw = _pool_geometry("max_pool2d_backward", x.shape, pool_size, strides, padding)
+    n, h, wd, c = x.shape
+    xp = _pad(x, ph, pw, -np.inf)
+    dxp = np.zeros(xp.shape, np.result_type(x, dy))
+    taken = np.zeros(y.shape, bool)
+    for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
+        hit = (xp[:, rows, cols, :] == y) & ~taken
+        dxp[:, rows, cols, :] += np.where(hit, dy, 0)
+        taken |= hit
+    return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
+
+
+def _valid_counts(x_shape, kh, kw, strides, oh, ow, ph, pw, dtype):
+    """How many real (unpadded) cells each window covers, shape (1, OH, OW, 1)."""
+    ones = _pad(np.ones((1, x_shape[1], x_shape[2], 1), dtype), ph, pw)
+    count = np.zeros((1, oh, ow, 1), dtype)
+    for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
+        count += ones[:, rows, cols, :]
+    return count
+
+
+def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
+    """y = mean over each window's real cells: with "same" padding the padded
+    cells are not counted (Keras/TensorFlow semantics)."""
+    kh, kw, strides, oh, ow, ph, pw = _pool_geometry("avg_pool2d", x.shape, pool_size, strides, padding)
+    xp = _pad(x, ph, pw)
+    total = np.zeros((x.shape[0], oh, ow, x.shape[3]), x.dtype)
+    for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
+        total += xp[:, rows, cols, :]
+    return total / _valid_counts(x.shape, kh, kw, strides, oh, ow, ph, pw, x.dtype)
+
+
+def avg_pool2d_backward(dy, x_shape, pool_size=(2, 2), strides=None, padding="valid"):
+    """dx: each dy / count spread evenly over its window's real cells."""
+    kh, kw, strides, oh, ow, ph, pw = _pool_geometry("avg_pool2d_backward", x_shape, pool_size, strides, padding)
+    n, h, wd, c = x_shape
+    share = dy / _valid_counts(x_shape, kh, kw, strides, oh, ow, ph, pw, dy.dtype)
+    dxp = np.zeros((n, h + sum(ph), wd + sum(pw), c), dy.dtype)
+    for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
+        dxp[:, rows, cols, :] += share
+    return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
+
+
+def _check4(op, x_shape):
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: expected a 4-D NHWC input (N, H, W, C), got shape {tuple(x_shape)}")
+
+
+def global_avg_pool2d(x):
+    """(N, H, W, C) -> (N, C): mean over space."""
+    _check4("global_avg_pool2d", x.shape)
+    return x.mean(axis=(1, 2))
+
+
+def global_avg_pool2d_backward(dy, x_shape):
+    _check4("global_avg_pool2d_backward", x_shape)
+    n, h, w, c = x_shape
+    return np.broadcast_to((dy / max(h * w, 1))[:, None, None, :], tuple(x_shape)).copy()
+
+
+def global_max_pool2d(x):
+    """(N, H, W, C) -> (N, C): max over space."""
+    _check4("global_max_pool2d", x.shape)
+    if x.shape[1] * x.shape[2] == 0:
+        raise ValueError(f"global_max_pool2d: empty spatial extent, input shape {x.shape}")
+    return x.max(axis=(1, 2))
+
+
+def global_max_pool2d_backward(x, y, dy):
+    """dx: each dy to the first maximum in row-major (h, w) order, as max_pool2d."""
+    _check4("global_max_pool2d_backward", x.shape)
+    n, h, w, c = x.shape
+    flat = x.reshape(n, h * w, c)
+    first = np.argmax(flat == y[:, None, :], axis=1)  # (N, C): first spatial index holding the max
+    dx = np.zeros((n, h * w, c), np.result_type(x, dy))
+    np.put_along_axis(dx, first[:, None, :], dy[:, None, :], axis=1)
+    return dx.reshape(x.shape)

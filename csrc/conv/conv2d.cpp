@@ -1,0 +1,177 @@
+// Blocking: the M = N·OH·OW output pixels are cut into blocks of R rows whose
+// im2col slab (R × K floats, ~512 KiB) stays in this core's L2 while the GEMM
+// streams it; the whole im2col matrix is never built. With 2+ threads and at
+// least one block per thread, each thread owns a contiguous pixel range and
+// runs its own blocks with a single-threaded sgemm (threads_for returns 1
+// inside our parallel region, so nothing nests); otherwise blocks run in order
+// and sgemm threads internally. One parallel region per call, not one per GEMM
+// block: measured on the shared 2-core machine, letting sgemm fork/join per
+// block was 2-5x slower under load (each barrier waits out a busy core's
+// time slice). 1x1 stride-1 convs skip im2col: x's rows already are the patches.
+#include "conv/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#ifdef PYNN_OPENMP
+#include <omp.h>
+#endif
+
+#include "common/runtime.h"
+#include "conv/im2col.h"
+#include "conv/sgemm.h"
+
+namespace pynn {
+
+int64_t conv_block_rows(int64_t patch) {
+  int64_t r = kColBlockBytes / (static_cast<int64_t>(sizeof(float)) * std::max<int64_t>(patch, 1));
+  r = r / 8 * 8;
+  return std::min(std::max(r, kMinBlockRows), kMaxBlockRows);
+}
+
+namespace {
+
+std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[std::max<int64_t>(n, 1)]); }
+
+int thread_id() {
+#ifdef PYNN_OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Runs body(t, T) on T threads (T == 1: inline, no parallel region).
+template <class F>
+void parallel(int T, F&& body) {
+#ifdef PYNN_OPENMP
+  if (T > 1) {
+#pragma omp parallel num_threads(T)
+    body(thread_id(), omp_get_num_threads());
+    return;
+  }
+#endif
+  body(0, 1);
+}
+
+void zero(float* p, int64_t n) {
+  const int T = threads_for(n, 1 << 18);
+  parallel(T, [&](int t, int nt) {
+    const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+    std::memset(p + lo, 0, sizeof(float) * (hi - lo));
+  });
+}
+
+}  // namespace
+
+void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
+                    float act_alpha) {
+  const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc;
+  if (M == 0 || OC == 0) return;
+  const int64_t R = conv_block_rows(K);
+  const int T = threads_for(M, R);
+  parallel(T, [&](int t, int nt) {
+    const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
+    if (g.is_pointwise()) {  // x is already the (M, C) im2col matrix: one GEMM per thread's rows
+      if (hi > lo) sgemm(hi - lo, OC, K, 1.f, x + lo * K, K, 1, w, OC, 1, 0.f, y + lo * OC, OC, 1, bias, act, act_alpha);
+      return;
+    }
+    auto col = scratch(std::min(R, hi - lo) * K);
+    for (int64_t p = lo; p < hi; p += R) {
+      const int64_t rows = std::min(R, hi - p);
+      im2col(g, x, p, rows, col.get());
+      sgemm(rows, OC, K, 1.f, col.get(), K, 1, w, OC, 1, 0.f, y + p * OC, OC, 1, bias, act, act_alpha);
+    }
+  });
+}
+
+void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w, float* dx) {
+  const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc, C = g.c;
+  if (g.is_pointwise() && M > 0) {  // dx (M, C) = dY · Wᵀ (W read transposed through its strides), rows split
+    const int T = threads_for(M, conv_block_rows(K));
+    parallel(T, [&](int t, int nt) {
+      const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
+      if (hi > lo)
+        sgemm(hi - lo, C, OC, 1.f, dy + lo * OC, OC, 1, w, 1, OC, 0.f, dx + lo * C, C, 1, nullptr, Act::Linear, 0.f);
+    });
+    return;
+  }
+  zero(dx, g.n * g.h * g.w * C);  // strides > window leave cells no window touches
+  if (M == 0 || K == 0) return;
+  const int64_t R = conv_block_rows(K), plane = g.oh * g.ow;
+  // col2im of neighbouring windows overlaps inside an image, so threads own whole images.
+  const int T = std::min<int64_t>(threads_for(M, R), g.n);
+  parallel(T, [&](int t, int nt) {
+    const int64_t lo = g.n * t / nt * plane, hi = g.n * (t + 1) / nt * plane;
+    auto col = scratch(std::min(R, hi - lo) * K);
+    for (int64_t p = lo; p < hi; p += R) {
+      const int64_t rows = std::min(R, hi - p);
+      sgemm(rows, K, OC, 1.f, dy + p * OC, OC, 1, w, 1, OC, 0.f, col.get(), K, 1, nullptr, Act::Linear, 0.f);
+      col2im_add(g, col.get(), p, rows, dx);
+    }
+  });
+}
+
+void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy, float* dw) {
+  const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc;
+  if (K == 0 || OC == 0) return;
+  if (M == 0) {
+    std::memset(dw, 0, sizeof(float) * K * OC);
+    return;
+  }
+  const int64_t R = conv_block_rows(K);
+  const int T = threads_for(M, R);
+  // Thread 0 accumulates into dw, the others into private partials summed at the end.
+  std::unique_ptr<float[]> partial = T > 1 ? scratch((T - 1) * K * OC) : nullptr;
+  int used = 1;
+  parallel(T, [&](int t, int nt) {
+    if (t == 0) used = nt;
+    float* acc = t == 0 ? dw : partial.get() + (t - 1) * K * OC;
+    const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
+    if (hi == lo) {
+      std::memset(acc, 0, sizeof(float) * K * OC);
+      return;
+    }
+    if (g.is_pointwise()) {  // x's rows are the im2col rows: dW_t = X[lo:hi]ᵀ · dY[lo:hi], one GEMM
+      sgemm(K, OC, hi - lo, 1.f, x + lo * K, 1, K, dy + lo * OC, OC, 1, 0.f, acc, OC, 1, nullptr, Act::Linear, 0.f);
+      return;
+    }
+    auto col = scratch(std::min(R, hi - lo) * K);
+    for (int64_t p = lo; p < hi; p += R) {
+      const int64_t rows = std::min(R, hi - p);
+      im2col(g, x, p, rows, col.get());
+      sgemm(K, OC, rows, 1.f, col.get(), 1, K, dy + p * OC, OC, 1, p == lo ? 0.f : 1.f, acc, OC, 1, nullptr,
+            Act::Linear, 0.f);
+    }
+  });
+  for (int u = 1; u < used; ++u) {
+    const float* src = partial.get() + (u - 1) * K * OC;
+    for (int64_t i = 0; i < K * OC; ++i) dw[i] += src[i];
+  }
+}
+
+void conv2d_backward_bias(const float* dy, int64_t m, int64_t oc, float* db) {
+  if (oc == 0) return;
+  const int T = threads_for(m * oc, 1 << 16);
+  // Double accumulators: a float running sum over 10⁵ rows drifts past the tests' rtol.
+  std::vector<double> part(static_cast<size_t>(T) * oc, 0.0);
+  int used = 1;
+  parallel(T, [&](int t, int nt) {
+    if (t == 0) used = nt;
+    double* acc = part.data() + t * oc;
+    const int64_t lo = m * t / nt, hi = m * (t + 1) / nt;
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* row = dy + r * oc;
+      for (int64_t o = 0; o < oc; ++o) acc[o] += row[o];
+    }
+  });
+  for (int64_t o = 0; o < oc; ++o) {
+    double s = 0.0;
+    for (int u = 0; u < used; ++u) s += part[u * oc + o];
+    db[o] = static_cast<float>(s);
+  }
+}
+
+}  // namespace pynn

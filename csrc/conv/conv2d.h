@@ -1,0 +1,31 @@
+// NHWC 2-D convolution as im2col + GEMM, forward and both backwards.
+// x (N, H, W, C), w (kh, kw, C, OC) = a (K = kh·kw·C, OC) row-major matrix,
+// y / dy (N, OH, OW, OC) = an (M = N·OH·OW, OC) matrix. All C-contiguous float32,
+// shapes already validated by the binding (kernels trust WindowGeom).
+#pragma once
+#include <cstdint>
+
+#include "common/activation.h"
+#include "conv/geometry.h"
+
+namespace pynn {
+
+// y = act(im2col(x) · W + bias). 1x1/stride 1/unpadded: one GEMM on x viewed as (M, C).
+void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
+                    float act_alpha);
+// dx = col2im(dY · Wᵀ).
+void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w, float* dx);
+// dW = Σ_blocks im2col(x)ᵀ · dY.
+void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy, float* dw);
+// db[o] = Σ_rows dy[r, o] for dy an (m, oc) matrix.
+void conv2d_backward_bias(const float* dy, int64_t m, int64_t oc, float* db);
+
+// Rows of im2col scratch one thread holds: ~kColBlockBytes, at least kMinBlockRows.
+// So the whole scratch of one call is at most threads · max(kColBlockBytes, kMinBlockRows·K·4 B)
+// (+ (threads−1)·K·OC floats of dW partials in conv2d_backward_kernel), whatever the batch.
+constexpr int64_t kColBlockBytes = 512 * 1024;
+constexpr int64_t kMinBlockRows = 16;
+constexpr int64_t kMaxBlockRows = 4096;
+int64_t conv_block_rows(int64_t patch);
+
+}  // namespace pynn

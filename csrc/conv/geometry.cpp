@@ -1,0 +1,38 @@
+#include "conv/geometry.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace pynn {
+
+namespace {
+void axis(const char* op, bool same, int64_t in, int64_t k, int64_t s, int64_t d, const std::string& shapes,
+          int64_t* out, int64_t* pad_before) {
+  if (k < 1 || s < 1 || d < 1)
+    throw std::invalid_argument(std::string(op) + ": window, strides and dilation must be >= 1; " + shapes);
+  const int64_t span = (k - 1) * d + 1;
+  if (!same) {
+    if (span > in)
+      throw std::invalid_argument(std::string(op) + ": window " + std::to_string(span) + " (kernel " +
+                                  std::to_string(k) + ", dilation " + std::to_string(d) +
+                                  ") is larger than the unpadded input " + std::to_string(in) +
+                                  " with padding='valid'; " + shapes);
+    *out = (in - span) / s + 1;
+    *pad_before = 0;
+    return;
+  }
+  *out = (in + s - 1) / s;
+  const int64_t total = std::max<int64_t>((*out - 1) * s + span - in, 0);
+  *pad_before = total / 2;
+}
+}  // namespace
+
+void window_geometry(const char* op, const std::string& padding, const std::string& shapes, WindowGeom& g) {
+  if (padding != "valid" && padding != "same")
+    throw std::invalid_argument(std::string(op) + ": padding must be 'valid' or 'same', got '" + padding + "'");
+  const bool same = padding == "same";
+  axis(op, same, g.h, g.kh, g.sh, g.dh, shapes, &g.oh, &g.pt);
+  axis(op, same, g.w, g.kw, g.sw, g.dw, shapes, &g.ow, &g.pl);
+}
+
+}  // namespace pynn

@@ -1,0 +1,40 @@
+// Block sizes of the packed SGEMM, per ISA. One table, read by gemm.cpp; the
+// microkernels only know MR x NR.
+//
+// Why these numbers (Zen 3: L1d 32 KiB, L2 512 KiB private, L3 32 MiB shared):
+//  - MR x NR = 6 x 16: 12 ymm accumulators + 2 ymm of B + 1-2 broadcasts of A fit
+//    the 16 ymm registers, and 12 independent FMA chains cover 2 FMA pipes x
+//    4-cycle latency (needs >= 8). Same tile as BLIS' haswell/zen kernels.
+//  - KC = 256: one packed B micro-panel (KC x NR x 4 B = 16 KiB) plus one packed
+//    A micro-panel (KC x MR x 4 B = 6 KiB) stay in the 32 KiB L1d while the
+//    microkernel streams through them.
+//  - MC = 144: the packed A block (MC x KC x 4 B = 144 KiB) stays in the private
+//    L2 (512 KiB) and is reused across all NR panels of B.
+//  - NC = 4080: the packed B block (KC x NC x 4 B ~ 4 MiB) sits in the shared L3
+//    and is reused by every MC block (and by both threads).
+// The generic kernel uses the same tile so packing is shared code; its blocks
+// are the same because they only depend on the caches, not on the ISA.
+#pragma once
+#include <cstdint>
+
+namespace pynn {
+namespace gemm {
+
+constexpr int MR = 6;
+constexpr int NR = 16;
+
+struct Blocking {
+  int64_t mc, kc, nc;
+};
+
+constexpr Blocking kBlockingAvx2{144, 256, 4080};
+constexpr Blocking kBlockingGeneric{144, 256, 4080};
+
+// Below this many multiply-adds (m*n*k) the whole product runs on one thread:
+// forking and synchronising costs more than it saves (OpenBLAS uses 262144 too).
+constexpr int64_t kSingleThreadWork = 262144;
+// Work each extra thread should get at least (m*n*k units).
+constexpr int64_t kThreadGrain = 131072;
+
+}  // namespace gemm
+}  // namespace pynn

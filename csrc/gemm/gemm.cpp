@@ -1,0 +1,296 @@
+// The portable frame of the packed SGEMM (BLIS's five loops):
+//
+//   for jc in n, step NC        B block (KC x NC, ~4 MiB) -> shared L3
+//     for pc in k, step KC      pack B block once, shared by all threads
+//       for ic in m, step MC    A block (MC x KC, 144 KiB) -> private L2
+//         for jr in NC, step NR   B micro-panel (16 KiB) -> L1
+//           for ir in MC, step MR   microkernel: 6x16 tile of C in registers
+//
+// Threads split the ic loop (each packs its own A, all share the packed B, as
+// BLIS does for private-L2 / shared-L3 CPUs), or the jr loop when m is too
+// short to give every thread an even share of MR panels. The epilogue (beta on
+// the first KC block, bias and activation on the last) is applied to each tile
+// while it is still in L1. Edge tiles and non-unit column strides of C go
+// through a local MR x NR tile, so the kernel never reads or writes outside C.
+#include "gemm/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "common/runtime.h"
+#include "gemm/kernel.h"
+
+#ifdef PYNN_OPENMP
+#include <omp.h>
+#endif
+
+namespace pynn {
+
+namespace gemm {
+namespace {
+
+// A 64-byte aligned scratch buffer that only grows; one per thread and role, so
+// steady-state calls allocate nothing.
+struct Scratch {
+  float* ptr = nullptr;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(ptr);
+      ptr = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
+      if (!ptr) {
+        cap = 0;
+        throw std::bad_alloc();
+      }
+      cap = n;
+    }
+    return ptr;
+  }
+  ~Scratch() { std::free(ptr); }
+};
+
+float* scratch_a(size_t n) { static thread_local Scratch s; return s.get(n); }
+float* scratch_b(size_t n) { static thread_local Scratch s; return s.get(n); }
+float* scratch_bias(size_t n) { static thread_local Scratch s; return s.get(n); }
+float* scratch_shared_a(size_t n) { static thread_local Scratch s; return s.get(n); }
+
+template <Act A>
+void act_tile_t(float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
+  for (int64_t i = 0; i < mr; ++i) {
+    float* ci = c + i * rs;
+    for (int64_t j = 0; j < nr; ++j) ci[j] = act_forward(A, ci[j], alpha);
+  }
+}
+
+// Activation on an mr x nr tile with unit column stride (switch hoisted out of the loop).
+void act_tile(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
+  switch (act) {
+    case Act::Linear: return;
+    case Act::Relu: return act_tile_t<Act::Relu>(c, rs, mr, nr, alpha);
+    case Act::LeakyRelu: return act_tile_t<Act::LeakyRelu>(c, rs, mr, nr, alpha);
+    case Act::Sigmoid: return act_tile_t<Act::Sigmoid>(c, rs, mr, nr, alpha);
+    case Act::Tanh: return act_tile_t<Act::Tanh>(c, rs, mr, nr, alpha);
+    case Act::Gelu: return act_tile_t<Act::Gelu>(c, rs, mr, nr, alpha);
+    case Act::Elu: return act_tile_t<Act::Elu>(c, rs, mr, nr, alpha);
+  }
+}
+
+struct Problem {
+  int64_t m, n, k;
+  float alpha;
+  const float* a; int64_t rs_a, cs_a;
+  const float* b; int64_t rs_b, cs_b;
+  float beta;
+  float* c; int64_t rs_c, cs_c;
+  const float* bias;  // padded to a multiple of NR, or nullptr
+  Act act; float act_alpha;
+  MicroKernel ukr;
+  Blocking blk;
+  bool split_jr;      // threads split the jr loop instead of the ic loop
+  int64_t mc;         // MC actually used (rebalanced for the thread count)
+  float* b_packed;    // shared packed B block
+  float* a_shared;    // shared packed A block (split_jr mode only)
+};
+
+// One MR x NR tile of C at (i, j) from packed panels ap, bp.
+inline void do_tile(const Problem& P, const float* ap, const float* bp, int64_t kc,
+                    int64_t i, int64_t j, int64_t mr, int64_t nr, float beta, bool last) {
+  float* cij = P.c + i * P.rs_c + j * P.cs_c;
+  const float* bias = (last && P.bias) ? P.bias + j : nullptr;
+  if (mr == MR && nr == NR && P.cs_c == 1) {
+    P.ukr(kc, P.alpha, ap, bp, beta, cij, P.rs_c, bias);
+    if (last) act_tile(P.act, cij, P.rs_c, MR, NR, P.act_alpha);
+    return;
+  }
+  alignas(64) float t[MR * NR] = {};
+  if (beta != 0.f)
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t q = 0; q < nr; ++q) t[r * NR + q] = cij[r * P.rs_c + q * P.cs_c];
+  P.ukr(kc, P.alpha, ap, bp, beta, t, NR, bias);
+  if (last) act_tile(P.act, t, NR, mr, nr, P.act_alpha);
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
+}
+
+// Contiguous share [lo, hi) of `total` items for thread tid of nt.
+inline void share(int64_t total, int tid, int nt, int64_t* lo, int64_t* hi) {
+  const int64_t base = total / nt, rem = total % nt;
+  *lo = tid * base + std::min<int64_t>(tid, rem);
+  *hi = *lo + base + (tid < rem ? 1 : 0);
+}
+
+inline void barrier(int nt) {
+#ifdef PYNN_OPENMP
+  if (nt > 1) {
+#pragma omp barrier
+  }
+#else
+  (void)nt;
+#endif
+}
+
+// The macro-kernel: all MR x NR tiles of the mcb x ncb block, jr panels [jp0, jp1).
+void macro_kernel(const Problem& P, const float* ap, int64_t ic, int64_t mcb, int64_t jc, int64_t ncb,
+                  int64_t kcb, int64_t jp0, int64_t jp1, float beta, bool last) {
+  for (int64_t jp = jp0; jp < jp1; ++jp) {
+    const int64_t j = jp * NR;
+    const int64_t nr = std::min<int64_t>(NR, ncb - j);
+    const float* bp = P.b_packed + jp * kcb * NR;
+    for (int64_t i = 0; i < mcb; i += MR) {
+      const int64_t mr = std::min<int64_t>(MR, mcb - i);
+      do_tile(P, ap + (i / MR) * kcb * MR, bp, kcb, ic + i, jc + j, mr, nr, beta, last);
+    }
+  }
+}
+
+void run(const Problem& P, int tid, int nt) {
+  const int64_t NC = P.blk.nc, KC = P.blk.kc, MCb = P.mc;
+  const int64_t n_ic = (P.m + MCb - 1) / MCb;
+  float* a_private = P.split_jr ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
+  for (int64_t jc = 0; jc < P.n; jc += NC) {
+    const int64_t ncb = std::min(NC, P.n - jc);
+    const int64_t n_jp = (ncb + NR - 1) / NR;
+    for (int64_t pc = 0; pc < P.k; pc += KC) {
+      const int64_t kcb = std::min(KC, P.k - pc);
+      const float beta = pc == 0 ? P.beta : 1.f;
+      const bool last = pc + kcb >= P.k;
+
+      int64_t lo, hi;
+      share(n_jp, tid, nt, &lo, &hi);
+      pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
+      barrier(nt);
+
+      if (!P.split_jr) {
+        share(n_ic, tid, nt, &lo, &hi);
+        for (int64_t bi = lo; bi < hi; ++bi) {
+          const int64_t ic = bi * MCb;
+          const int64_t mcb = std::min(MCb, P.m - ic);
+          pack_a(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, a_private);
+          macro_kernel(P, a_private, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
+        }
+      } else {
+        for (int64_t ic = 0; ic < P.m; ic += MCb) {
+          const int64_t mcb = std::min(MCb, P.m - ic);
+          const int64_t n_ip = (mcb + MR - 1) / MR;
+          share(n_ip, tid, nt, &lo, &hi);
+          pack_a_panels(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, P.a_shared, lo, hi);
+          barrier(nt);
+          share(n_jp, tid, nt, &lo, &hi);
+          macro_kernel(P, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
+          barrier(nt);  // before the next A block overwrites a_shared
+        }
+      }
+      barrier(nt);  // before the next B block overwrites b_packed
+    }
+  }
+}
+
+// Fraction of ideal speed-up when `units` equal pieces are dealt to nt threads.
+double balance(int64_t units, int nt) {
+  const int64_t per = (units + nt - 1) / nt;
+  return static_cast<double>(units) / (static_cast<double>(per) * nt);
+}
+
+// k == 0 or alpha == 0: C = act(beta * C + bias), A and B are not read.
+void scale_only(int64_t m, int64_t n, float beta, float* c, int64_t rs_c, int64_t cs_c,
+                const float* bias, Act act, float act_alpha) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float& cij = c[i * rs_c + j * cs_c];
+      float v = beta != 0.f ? beta * cij : 0.f;
+      if (bias) v += bias[j];
+      cij = act_forward(act, v, act_alpha);
+    }
+}
+
+}  // namespace
+}  // namespace gemm
+
+void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t rs_a, int64_t cs_a,
+           const float* b, int64_t rs_b, int64_t cs_b,
+           float beta, float* c, int64_t rs_c, int64_t cs_c,
+           const float* bias, Act act, float act_alpha) {
+  using namespace gemm;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.f) {
+    scale_only(m, n, beta, c, rs_c, cs_c, bias, act, act_alpha);
+    return;
+  }
+  // Transposed C (unit row stride): compute C^T = B^T A^T instead, so the
+  // microkernel writes rows of 16 contiguous floats rather than a strided tile.
+  if (cs_c != 1 && rs_c == 1 && !bias) {
+    sgemm(n, m, k, alpha, b, cs_b, rs_b, a, cs_a, rs_a, beta, c, cs_c, rs_c, nullptr, act, act_alpha);
+    return;
+  }
+
+  Problem P;
+  P.m = m; P.n = n; P.k = k; P.alpha = alpha;
+  P.a = a; P.rs_a = rs_a; P.cs_a = cs_a;
+  P.b = b; P.rs_b = rs_b; P.cs_b = cs_b;
+  P.beta = beta; P.c = c; P.rs_c = rs_c; P.cs_c = cs_c;
+  P.act = act; P.act_alpha = act_alpha;
+#ifdef PYNN_X86_64
+  const bool avx2 = active_isa() == Isa::Avx2;
+#else
+  const bool avx2 = false;
+#endif
+  P.blk = avx2 ? kBlockingAvx2 : kBlockingGeneric;
+#ifdef PYNN_X86_64
+  P.ukr = avx2 ? sgemm_avx2_6x16 : sgemm_generic_6x16;
+#else
+  P.ukr = sgemm_generic_6x16;
+#endif
+
+  // Bias padded to whole NR panels so edge tiles can read NR floats of it.
+  P.bias = nullptr;
+  if (bias) {
+    const int64_t np = (n + NR - 1) / NR * NR;
+    float* bp = scratch_bias(static_cast<size_t>(np));
+    std::memcpy(bp, bias, static_cast<size_t>(n) * sizeof(float));
+    std::fill(bp + n, bp + np, 0.f);
+    P.bias = bp;
+  }
+
+  const int64_t work = m * n * k;
+  int nt = work < kSingleThreadWork ? 1 : threads_for(work, kThreadGrain);
+
+  // Choose the loop the threads split, and an MC that deals A blocks evenly.
+  const int64_t mp = (m + MR - 1) / MR;
+  const int64_t np = (std::min(n, P.blk.nc) + NR - 1) / NR;
+  P.split_jr = false;
+  P.mc = P.blk.mc;
+  if (nt > 1) {
+    if (balance(mp, nt) < 0.95 * balance(np, nt)) {
+      P.split_jr = true;
+      if (np < nt) nt = static_cast<int>(np);
+    } else {
+      if (mp < nt) nt = static_cast<int>(mp);
+      int64_t n_ic = (m + P.blk.mc - 1) / P.blk.mc;
+      n_ic = (n_ic + nt - 1) / nt * nt;
+      const int64_t rows = (m + n_ic - 1) / n_ic;
+      P.mc = (rows + MR - 1) / MR * MR;
+    }
+  }
+
+  const int64_t nc_eff = std::min(n, P.blk.nc);
+  const int64_t kc_eff = std::min(k, P.blk.kc);
+  P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * kc_eff));
+  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.blk.kc) : nullptr;
+
+  if (nt <= 1) {
+    P.split_jr = false;
+    run(P, 0, 1);
+    return;
+  }
+#ifdef PYNN_OPENMP
+#pragma omp parallel num_threads(nt)
+  run(P, omp_get_thread_num(), omp_get_num_threads());
+#else
+  run(P, 0, 1);
+#endif
+}
+
+}  // namespace pynn

@@ -1,0 +1,40 @@
+// The microkernel contract shared by every ISA (internal to csrc/gemm).
+//
+//   c[0..MR) x [0..NR) = alpha * Apanel . Bpanel + beta * c + bias
+//
+// Apanel: k x MR packed k-major (MR floats per k step); Bpanel: k x NR packed
+// (NR floats per k step). c is a full MR x NR tile with row stride rs_c and
+// unit column stride (edges and strided C go through a local tile in gemm.cpp).
+// beta == 0: c is not read. bias: NR floats or nullptr.
+#pragma once
+#include <cstdint>
+
+#include "gemm/config.h"
+
+namespace pynn {
+namespace gemm {
+
+using MicroKernel = void (*)(int64_t k, float alpha, const float* a, const float* b,
+                             float beta, float* c, int64_t rs_c, const float* bias);
+
+void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
+                        float beta, float* c, int64_t rs_c, const float* bias);
+#ifdef PYNN_X86_64
+void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
+                     float beta, float* c, int64_t rs_c, const float* bias);
+#endif
+
+// Packing (pack.cpp). Both zero-pad the edge panels to full MR / NR width so the
+// microkernel only ever sees full tiles.
+// A block rows [0, mc) x cols [0, kc) of the strided A -> ceil(mc/MR) panels of kc*MR.
+void pack_a(int64_t mc, int64_t kc, const float* a, int64_t rs_a, int64_t cs_a, float* dst);
+// B block rows [0, kc) x cols [0, nc) of the strided B -> ceil(nc/NR) panels of kc*NR.
+void pack_b(int64_t kc, int64_t nc, const float* b, int64_t rs_b, int64_t cs_b, float* dst);
+// Only NR panels [p0, p1) of the block (for cooperative packing by several threads).
+void pack_b_panels(int64_t kc, int64_t nc, const float* b, int64_t rs_b, int64_t cs_b,
+                   float* dst, int64_t p0, int64_t p1);
+void pack_a_panels(int64_t mc, int64_t kc, const float* a, int64_t rs_a, int64_t cs_a,
+                   float* dst, int64_t p0, int64_t p1);
+
+}  // namespace gemm
+}  // namespace pynn

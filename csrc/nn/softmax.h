@@ -1,0 +1,15 @@
+// Softmax / log-softmax over the last axis of a contiguous (rows, C) float32
+// buffer, and their gradients. Max-subtracted: stable for logits of +-1000.
+#pragma once
+#include <cstdint>
+
+namespace pynn::nn {
+
+// y = softmax(x) row-wise, or log_softmax(x) when log is true.
+void softmax_rows(const float* x, float* y, int64_t rows, int64_t C, bool log);
+// softmax:     dx = y * (dy - sum(dy * y))
+// log_softmax: dx = dy - exp(y) * sum(dy)      (y is the log-softmax output)
+void softmax_backward_rows(const float* y, const float* dy, float* dx, int64_t rows, int64_t C,
+                           bool log);
+
+}  // namespace pynn::nn

@@ -1,0 +1,113 @@
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "pool/parallel.h"
+#include "pool/pool.h"
+
+namespace pynn {
+
+namespace {
+// The real rows/cols of window (oh, ow): [lo, hi) clipped to the input.
+inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* hi) {
+  *lo = std::max<int64_t>(start, 0);
+  *hi = std::min<int64_t>(start + k, size);
+}
+
+// One window cell over C channels: the channels whose maximum y sits here and
+// whose window has not routed its gradient yet take dy (open 1 -> 0). Branch-free
+// float masks and restrict pointers so the loop compiles to compares and blends.
+// Assign: the cell belongs to this window only (windows tile the input), so d is
+// written instead of accumulated and dx needs no zeroing pass first.
+template <bool Assign>
+inline void route_first_max(const float* __restrict in, const float* __restrict y, const float* __restrict dy,
+                            float* __restrict open, float* __restrict d, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) {
+    const float take = static_cast<float>(in[c] == y[c]) * open[c];
+    if (Assign) d[c] = take * dy[c];
+    else d[c] += take * dy[c];
+    open[c] -= take;
+  }
+}
+}  // namespace
+
+void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
+  const int64_t C = g.c;
+  pool_parallel_for(g.n * g.oh, g.ow * g.kh * g.kw * C, [&](int64_t row) {
+    const int64_t n = row / g.oh, oh = row % g.oh;
+    const float* xn = x + n * g.h * g.w * C;
+    int64_t h0, h1;
+    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      float* out = y + (row * g.ow + ow) * C;
+      int64_t w0, w1;
+      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
+      for (int64_t c = 0; c < C; ++c) out[c] = -std::numeric_limits<float>::infinity();
+      for (int64_t ih = h0; ih < h1; ++ih)
+        for (int64_t iw = w0; iw < w1; ++iw) {
+          const float* in = xn + (ih * g.w + iw) * C;
+          for (int64_t c = 0; c < C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
+        }
+    }
+  });
+}
+
+void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx) {
+  const int64_t C = g.c, plane = g.h * g.w * C;
+  // Windows of neighbouring output rows overlap when sh < kh: then a thread owns a whole image.
+  const bool rows_disjoint = g.sh >= g.kh;
+  const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
+  // The common 2x2/stride-2 case: windows tile the input exactly, every dx cell is written once.
+  const bool tiles = g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pl == 0 && g.oh * g.kh == g.h &&
+                     g.ow * g.kw == g.w;
+  if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
+  pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
+    std::vector<float> open(C);  // 1 while the channel's winner is not found yet (float: blends vectorise)
+    const int64_t n = rows_disjoint ? item / g.oh : item;
+    const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+    const float* xn = x + n * plane;
+    float* dxn = dx + n * plane;
+    for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+      int64_t h0, h1;
+      clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        const int64_t o = ((n * g.oh + oh) * g.ow + ow) * C;
+        const float* yo = y + o;
+        const float* go = dy + o;
+        int64_t w0, w1;
+        clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
+        std::fill(open.begin(), open.end(), 1.f);
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw)
+            if (tiles) route_first_max<true>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
+            else route_first_max<false>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
+      }
+    }
+  });
+}
+
+void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+  pool_parallel_for(n, hw * c, [&](int64_t i) {
+    const float* xi = x + i * hw * c;
+    float* out = y + i * c;
+    for (int64_t k = 0; k < c; ++k) out[k] = -std::numeric_limits<float>::infinity();
+    for (int64_t p = 0; p < hw; ++p) {
+      const float* in = xi + p * c;
+      for (int64_t k = 0; k < c; ++k) out[k] = in[k] > out[k] ? in[k] : out[k];
+    }
+  });
+}
+
+void global_max_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* x, const float* y, const float* dy,
+                                float* dx) {
+  pool_parallel_for(n, hw * c, [&](int64_t i) {
+    std::vector<float> open(c, 1.f);
+    const float* xi = x + i * hw * c;
+    float* di = dx + i * hw * c;
+    for (int64_t p = 0; p < hw; ++p)
+      route_first_max<true>(xi + p * c, y + i * c, dy + i * c, open.data(), di + p * c, c);
+  });
+}
+
+}  // namespace pynn

@@ -1,0 +1,28 @@
+// NHWC pooling kernels. Windows come from WindowGeom (kh, kw, strides, TF
+// padding; dilation 1). The inner loop of every kernel runs over the C
+// contiguous channels, so it vectorises; outer loops are split over threads
+// by image (and by output row where windows cannot overlap). All arrays
+// C-contiguous float32, shapes validated by the binding.
+#pragma once
+#include <cstdint>
+
+#include "conv/geometry.h"
+
+namespace pynn {
+
+// y = max over each window's real cells (padding never wins).
+void max_pool2d_forward(const WindowGeom& g, const float* x, float* y);
+// dx: each dy to the first cell (row-major window order) whose x equals y, as TensorFlow.
+void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx);
+// y = mean over each window's real cells (same padding: padded cells not counted).
+void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y);
+void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx);
+
+// (N, H·W, C) -> (N, C).
+void global_avg_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
+void global_avg_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
+void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
+void global_max_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* x, const float* y, const float* dy,
+                                float* dx);
+
+}  // namespace pynn

@@ -90,6 +90,7 @@ struct Problem {
   Blocking blk;
   bool split_jr;      // threads split the jr loop instead of the ic loop
   int64_t mc;         // MC actually used (rebalanced for the thread count)
+  int64_t kc;         // KC actually used (k split into equal blocks)
   float* b_packed;    // shared packed B block
   float* a_shared;    // shared packed A block (split_jr mode only)
 };
@@ -146,7 +147,7 @@ void macro_kernel(const Problem& P, const float* ap, int64_t ic, int64_t mcb, in
 }
 
 void run(const Problem& P, int tid, int nt) {
-  const int64_t NC = P.blk.nc, KC = P.blk.kc, MCb = P.mc;
+  const int64_t NC = P.blk.nc, KC = P.kc, MCb = P.mc;
   const int64_t n_ic = (P.m + MCb - 1) / MCb;
   float* a_private = P.split_jr ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
   for (int64_t jc = 0; jc < P.n; jc += NC) {
@@ -254,6 +255,13 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     P.bias = bp;
   }
 
+  // Equal KC blocks: k = 784 runs as 4 x 196 rather than 3 x 256 + 16, whose
+  // last thin block would pay a full C load/store per tile for 16 FMAs.
+  {
+    const int64_t n_pc = (k + P.blk.kc - 1) / P.blk.kc;
+    P.kc = (k + n_pc - 1) / n_pc;
+  }
+
   const int64_t work = m * n * k;
   int nt = work < kSingleThreadWork ? 1 : threads_for(work, kThreadGrain);
 
@@ -276,9 +284,9 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   }
 
   const int64_t nc_eff = std::min(n, P.blk.nc);
-  const int64_t kc_eff = std::min(k, P.blk.kc);
+  const int64_t kc_eff = P.kc;
   P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * kc_eff));
-  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.blk.kc) : nullptr;
+  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.kc) : nullptr;
 
   if (nt <= 1) {
     P.split_jr = false;

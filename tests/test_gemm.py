@@ -155,7 +155,7 @@ def test_gemm_nan_in_a_propagates_to_its_row_only(isa):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("shape", [(3, 5, 7), (50, 37, 300), (200, 130, 64)])
+@pytest.mark.parametrize("shape", [(3, 5, 7), (12, 32, 64), (7, 48, 20), (50, 37, 300), (200, 130, 64)])
 def test_gemm_fused_epilogue_matches_separate_numpy_ops(isa, threads, activation, shape):
     _C.set_isa(isa)
     _C.set_num_threads(threads)

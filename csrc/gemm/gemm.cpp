@@ -227,6 +227,14 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     return;
   }
 
+#ifdef PYNN_X86_64
+  // Small product: packing and blocking would cost more than the FMAs.
+  if (active_isa() == Isa::Avx2 && cs_b == 1 && m * n * k <= kSmallWork) {
+    sgemm_avx2_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+    return;
+  }
+#endif
+
   Problem P;
   P.m = m; P.n = n; P.k = k; P.alpha = alpha;
   P.a = a; P.rs_a = rs_a; P.cs_a = cs_a;

@@ -37,6 +37,9 @@ constexpr int64_t kSingleThreadWork = 262144;
 // path skips packing altogether (sgemm_avx2_small): A and B are then small
 // enough to stay in L1/L2 as they are. Tuned with bench/gemm_table.py.
 constexpr int64_t kSmallWork = 64 * 64 * 64;
+// ... and k at most this: a longer B panel (k x 16 floats) no longer fits L1,
+// and the unpacked path's edge copy would grow with k.
+constexpr int64_t kSmallMaxK = 1024;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

@@ -229,7 +229,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
 
 #ifdef PYNN_X86_64
   // Small product: packing and blocking would cost more than the FMAs.
-  if (active_isa() == Isa::Avx2 && cs_b == 1 && m * n * k <= kSmallWork) {
+  if (active_isa() == Isa::Avx2 && cs_b == 1 && m * n * k <= kSmallWork && k <= kSmallMaxK) {
     sgemm_avx2_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
     return;
   }

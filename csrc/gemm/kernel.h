@@ -23,6 +23,8 @@ void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
 #ifdef PYNN_X86_64
 void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias);
+// A full 6-row panel of row-major A (cs_a == 1), k-major (pack_avx2.cpp).
+void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst);
 // Whole small product without packing (B must have unit column stride; bias
 // is n floats). Computes exactly what sgemm documents.
 void sgemm_avx2_small(int64_t m, int64_t n, int64_t k, float alpha,

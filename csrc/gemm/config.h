@@ -40,6 +40,9 @@ constexpr int64_t kSmallWork = 64 * 64 * 64;
 // ... and k at most this: a longer B panel (k x 16 floats) no longer fits L1,
 // and the unpacked path's edge copy would grow with k.
 constexpr int64_t kSmallMaxK = 1024;
+// With at least this many rows of C per thread, each thread packs its own B
+// (see gemm.cpp): the duplicate packing is then < ~5% of the thread's work.
+constexpr int64_t kPrivateBRows = 192;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

@@ -13,6 +13,8 @@
 // the first KC block, bias and activation on the last) is applied to each tile
 // while it is still in L1. Edge tiles and non-unit column strides of C go
 // through a local MR x NR tile, so the kernel never reads or writes outside C.
+// Small products (m*n*k <= 64^3, unit-stride B) skip all of this and run the
+// unpacked AVX2 path in kernel_avx2.cpp on one thread.
 #include "gemm/gemm.h"
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // The activation is chosen once, outside the loop: each case instantiates its
 // own loop over a branch-free lambda, which g++ vectorises (the whole body,
-// including exp_f32, is bit selects and arithmetic; see select_f32). Only GELU calls libm (erfcf)
-// and stays scalar in that part.
+// including exp_f32 and the erfc of GELU, is bit selects and arithmetic; see
+// select_f32 in common/activation.h).
 // Included once per ISA: activations.cpp (generic, SSE2) and
 // activations_avx2.cpp (-mavx2 -mfma), each with its own PYNN_NN_ISA namespace,
 // so the same plain loops are vectorised 4 and 8 wide. No #pragma once.

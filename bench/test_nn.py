@@ -5,7 +5,10 @@ extra_info["GB/s"]. Reported, never asserted.
 
     PYTHONPATH=. python -m pytest bench/test_nn.py --benchmark-columns=median,ops \
         --benchmark-group-by=group -q
+    PYNN_NUM_THREADS=1 ...   # one thread for native and torch: steadier on a loaded machine
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -19,6 +22,10 @@ try:
     import torch
 except Exception:  # torch is optional
     torch = None
+
+if torch is not None and os.environ.get("PYNN_NUM_THREADS"):
+    # Same team size for both native libraries when the run pins it.
+    torch.set_num_threads(int(os.environ["PYNN_NUM_THREADS"]))
 
 BACKENDS = ["numpy", "native", "torch"]
 N1M = 1 << 20

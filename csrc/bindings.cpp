@@ -23,6 +23,7 @@
 #include "nn/softmax_xent.h"
 #include "norm/normalization.h"
 #include "pool/pool.h"
+#include "rnn/recurrent.h"
 #include "seq/ctc.h"
 #include "seq/embedding.h"
 
@@ -843,6 +844,160 @@ void bind_seq(py::module_& m) {
      "Per-sample CTC loss and its gradient w.r.t. log_probs (N, T, C).");
 }
 
+// ---------------------------------------------------------------- rnn
+// (csrc/rnn/) SimpleRNN/LSTM/GRU time loops, forward and BPTT.
+struct RnnShape {
+  int64_t n, t, units;
+};
+
+py::array rnn_f32(const char* op, const char* arg, py::handle h, std::initializer_list<int64_t> shape) {
+  py::array a = f32c(op, arg, h);
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  int i = 0;
+  for (int64_t d : shape) ok = ok && a.shape(i++) == d;
+  if (!ok) {
+    std::string want = "(";
+    for (int64_t d : shape) want += std::to_string(d) + ", ";
+    want = want.substr(0, want.size() - 2) + ")";
+    throw py::value_error(std::string(op) + ": " + arg + " must have shape " + want + ", got " + shape_str(a));
+  }
+  return a;
+}
+
+const uint8_t* rnn_mask(const char* op, const py::object& h, int64_t n, int64_t t, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  auto m = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(h);
+  if (!m || m.ndim() != 2 || m.shape(0) != n || m.shape(1) != t)
+    throw py::value_error(std::string(op) + ": mask must have shape (" + std::to_string(n) + ", " +
+                          std::to_string(t) + ")");
+  *keep = m;
+  return m.data();
+}
+
+Act rnn_act(const char* op, const std::string& name) {
+  Act a;
+  if (!parse_act(name, &a) || !(a == Act::Tanh || a == Act::Sigmoid || a == Act::Relu || a == Act::Linear))
+    throw py::value_error(std::string(op) + ": native recurrences support tanh, sigmoid, relu, linear; got '" +
+                          name + "'");
+  return a;
+}
+
+inline const float* P(const py::array& a) { return static_cast<const float*>(a.data()); }
+
+void bind_rnn(py::module_& m) {
+  m.def("simple_rnn_forward", [](py::handle xwh, py::handle h0h, py::handle uh, py::object mh, const std::string& act) {
+    const char* op = "simple_rnn";
+    py::array xw = f32c(op, "xw", xwh);
+    if (xw.ndim() != 3) throw py::value_error("simple_rnn: xw must be (N, T, U), got " + shape_str(xw));
+    const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2);
+    py::array h0 = rnn_f32(op, "h0", h0h, {n, u}), uk = rnn_f32(op, "recurrent_kernel", uh, {u, u}), mk;
+    const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
+    const Act a = rnn_act(op, act);
+    py::array_t<float> hs({n, t, u});
+    float* hp = hs.mutable_data();
+    {
+      py::gil_scoped_release release;
+      simple_rnn_forward(P(xw), P(h0), P(uk), mask, n, t, u, a, hp);
+    }
+    return hs;
+  });
+  m.def("simple_rnn_backward", [](py::handle dhsh, py::handle h0h, py::handle hsh, py::handle uh, py::object mh,
+                                  const std::string& act) {
+    const char* op = "simple_rnn_grad";
+    py::array hs = f32c(op, "hs", hsh);
+    if (hs.ndim() != 3) throw py::value_error("simple_rnn_grad: hs must be (N, T, U), got " + shape_str(hs));
+    const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
+    py::array dhs = rnn_f32(op, "dhs", dhsh, {n, t, u}), h0 = rnn_f32(op, "h0", h0h, {n, u});
+    py::array uk = rnn_f32(op, "recurrent_kernel", uh, {u, u}), mk;
+    const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
+    const Act a = rnn_act(op, act);
+    py::array_t<float> dxw({n, t, u}), dh0({n, u}), du({u, u});
+    float *p1 = dxw.mutable_data(), *p2 = dh0.mutable_data(), *p3 = du.mutable_data();
+    {
+      py::gil_scoped_release release;
+      simple_rnn_backward(P(dhs), P(h0), P(hs), P(uk), mask, n, t, u, a, p1, p2, p3);
+    }
+    return py::make_tuple(dxw, dh0, du);
+  });
+  m.def("lstm_forward", [](py::handle xwh, py::handle h0h, py::handle c0h, py::handle uh, py::object mh,
+                           const std::string& act, const std::string& ract) {
+    const char* op = "lstm";
+    py::array xw = f32c(op, "xw", xwh);
+    if (xw.ndim() != 3 || xw.shape(2) % 4) throw py::value_error("lstm: xw must be (N, T, 4U), got " + shape_str(xw));
+    const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 4;
+    py::array h0 = rnn_f32(op, "h0", h0h, {n, u}), c0 = rnn_f32(op, "c0", c0h, {n, u});
+    py::array uk = rnn_f32(op, "recurrent_kernel", uh, {u, 4 * u}), mk;
+    const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
+    const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array_t<float> hs({n, t, u}), cs({n, t, u}), gates({n, t, 4 * u});
+    float *p1 = hs.mutable_data(), *p2 = cs.mutable_data(), *p3 = gates.mutable_data();
+    {
+      py::gil_scoped_release release;
+      lstm_forward(P(xw), P(h0), P(c0), P(uk), mask, n, t, u, a, ra, p1, p2, p3);
+    }
+    return py::make_tuple(hs, cs, gates);
+  });
+  m.def("lstm_backward", [](py::handle dhsh, py::handle dch, py::handle h0h, py::handle c0h, py::handle hsh,
+                            py::handle csh, py::handle gh, py::handle uh, py::object mh, const std::string& act,
+                            const std::string& ract) {
+    const char* op = "lstm_grad";
+    py::array hs = f32c(op, "hs", hsh);
+    if (hs.ndim() != 3) throw py::value_error("lstm_grad: hs must be (N, T, U), got " + shape_str(hs));
+    const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
+    py::array dhs = rnn_f32(op, "dhs", dhsh, {n, t, u}), dc = rnn_f32(op, "dc_last", dch, {n, u});
+    py::array h0 = rnn_f32(op, "h0", h0h, {n, u}), c0 = rnn_f32(op, "c0", c0h, {n, u});
+    py::array cs = rnn_f32(op, "cs", csh, {n, t, u}), gates = rnn_f32(op, "gates", gh, {n, t, 4 * u});
+    py::array uk = rnn_f32(op, "recurrent_kernel", uh, {u, 4 * u}), mk;
+    const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
+    const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array_t<float> dxw({n, t, 4 * u}), dh0({n, u}), dc0({n, u}), du({u, 4 * u});
+    float *p1 = dxw.mutable_data(), *p2 = dh0.mutable_data(), *p3 = dc0.mutable_data(), *p4 = du.mutable_data();
+    {
+      py::gil_scoped_release release;
+      lstm_backward(P(dhs), P(dc), P(h0), P(c0), P(hs), P(cs), P(gates), P(uk), mask, n, t, u, a, ra, p1, p2, p3,
+                    p4);
+    }
+    return py::make_tuple(dxw, dh0, dc0, du);
+  });
+  m.def("gru_forward", [](py::handle xwh, py::handle h0h, py::handle uh, py::handle bh, py::object mh,
+                          const std::string& act, const std::string& ract) {
+    const char* op = "gru";
+    py::array xw = f32c(op, "xw", xwh);
+    if (xw.ndim() != 3 || xw.shape(2) % 3) throw py::value_error("gru: xw must be (N, T, 3U), got " + shape_str(xw));
+    const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 3;
+    py::array h0 = rnn_f32(op, "h0", h0h, {n, u}), uk = rnn_f32(op, "recurrent_kernel", uh, {u, 3 * u});
+    py::array rb = rnn_f32(op, "recurrent_bias", bh, {3 * u}), mk;
+    const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
+    const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array_t<float> hs({n, t, u}), saved({n, t, 4 * u});
+    float *p1 = hs.mutable_data(), *p2 = saved.mutable_data();
+    {
+      py::gil_scoped_release release;
+      gru_forward(P(xw), P(h0), P(uk), P(rb), mask, n, t, u, a, ra, p1, p2);
+    }
+    return py::make_tuple(hs, saved);
+  });
+  m.def("gru_backward", [](py::handle dhsh, py::handle h0h, py::handle hsh, py::handle sh, py::handle uh,
+                           py::object mh, const std::string& act, const std::string& ract) {
+    const char* op = "gru_grad";
+    py::array hs = f32c(op, "hs", hsh);
+    if (hs.ndim() != 3) throw py::value_error("gru_grad: hs must be (N, T, U), got " + shape_str(hs));
+    const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
+    py::array dhs = rnn_f32(op, "dhs", dhsh, {n, t, u}), h0 = rnn_f32(op, "h0", h0h, {n, u});
+    py::array saved = rnn_f32(op, "saved", sh, {n, t, 4 * u}), uk = rnn_f32(op, "recurrent_kernel", uh, {u, 3 * u});
+    py::array mk;
+    const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
+    const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array_t<float> dxw({n, t, 3 * u}), dh0({n, u}), du({u, 3 * u}), db(3 * u);
+    float *p1 = dxw.mutable_data(), *p2 = dh0.mutable_data(), *p3 = du.mutable_data(), *p4 = db.mutable_data();
+    {
+      py::gil_scoped_release release;
+      gru_backward(P(dhs), P(h0), P(hs), P(saved), P(uk), mask, n, t, u, a, ra, p1, p2, p3, p4);
+    }
+    return py::make_tuple(dxw, dh0, du, db);
+  });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -854,4 +1009,5 @@ PYBIND11_MODULE(_C, m) {
   bind_optim(m);
   bind_norm(m);
   bind_seq(m);
+  bind_rnn(m);
 }

@@ -18,6 +18,7 @@ from .conv import *  # noqa: F401,F403,E402
 from .norm import *  # noqa: F401,F403,E402
 from .ctc import *  # noqa: F401,F403,E402
 from .gather import *  # noqa: F401,F403,E402
+from .rnn import *  # noqa: F401,F403,E402
 from .optim import *  # noqa: F401,F403,E402
 
 KERNELS = _ref.KERNELS

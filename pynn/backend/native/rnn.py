@@ -1,0 +1,68 @@
+"""Native recurrences: the whole time loop in C++ (pynn._C), one call per sequence.
+
+float64 inputs and activations other than tanh/sigmoid/relu/linear run on the
+numpy reference kernels, explicitly.
+"""
+import numpy as np
+
+from pynn import _C
+
+from ..numpy import rnn as _ref
+
+__all__ = list(_ref.__all__)
+
+_NATIVE_ACTS = {"tanh", "sigmoid", "relu", "linear"}
+
+
+def _ok(arrays, *acts):
+    return all(a.dtype == np.float32 for a in arrays) and all(a in _NATIVE_ACTS for a in acts)
+
+
+def _c(x):
+    return np.ascontiguousarray(x)
+
+
+def _mask(mask):
+    return None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
+
+
+def simple_rnn(xw, h0, recurrent_kernel, mask=None, activation="tanh"):
+    if not _ok((xw, h0, recurrent_kernel), activation):
+        return _ref.simple_rnn(xw, h0, recurrent_kernel, mask, activation)
+    return _C.simple_rnn_forward(_c(xw), _c(h0), _c(recurrent_kernel), _mask(mask), activation)
+
+
+def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh"):
+    if not _ok((dhs, h0, hs, recurrent_kernel), activation):
+        return _ref.simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask, activation)
+    return _C.simple_rnn_backward(_c(dhs), _c(h0), _c(hs), _c(recurrent_kernel), _mask(mask), activation)
+
+
+def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+    if not _ok((xw, h0, c0, recurrent_kernel), activation, recurrent_activation):
+        return _ref.lstm(xw, h0, c0, recurrent_kernel, mask, activation, recurrent_activation)
+    return _C.lstm_forward(_c(xw), _c(h0), _c(c0), _c(recurrent_kernel), _mask(mask), activation,
+                           recurrent_activation)
+
+
+def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
+              recurrent_activation="sigmoid"):
+    if not _ok((dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel), activation, recurrent_activation):
+        return _ref.lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask, activation,
+                              recurrent_activation)
+    return _C.lstm_backward(_c(dhs), _c(dc_last), _c(h0), _c(c0), _c(hs), _c(cs), _c(gates), _c(recurrent_kernel),
+                            _mask(mask), activation, recurrent_activation)
+
+
+def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+    if not _ok((xw, h0, recurrent_kernel, recurrent_bias), activation, recurrent_activation):
+        return _ref.gru(xw, h0, recurrent_kernel, recurrent_bias, mask, activation, recurrent_activation)
+    return _C.gru_forward(_c(xw), _c(h0), _c(recurrent_kernel), _c(recurrent_bias), _mask(mask), activation,
+                          recurrent_activation)
+
+
+def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+    if not _ok((dhs, h0, hs, saved, recurrent_kernel), activation, recurrent_activation):
+        return _ref.gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask, activation, recurrent_activation)
+    return _C.gru_backward(_c(dhs), _c(h0), _c(hs), _c(saved), _c(recurrent_kernel), _mask(mask), activation,
+                           recurrent_activation)

@@ -1,6 +1,6 @@
 """pytest-benchmark: one optimizer step, pynn native / numpy backend / torch.optim.
 
-    pytest bench/test_optim.py --benchmark-only
+    pytest bench/test_optim.py --benchmark-only      # PYNN_BENCH_THREADS=1 for 1 thread each
 
 extra_info carries params and effective GB/s (bytes read+written per step /
 median time; Adam 28 B/param, SGD-momentum and RMSprop 20 B/param).
@@ -12,6 +12,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import optim_table as T  # noqa: E402
+
+# PYNN_BENCH_THREADS=1 gives pynn and torch the same single thread (stable on a busy machine).
+T.set_threads(int(os.environ.get("PYNN_BENCH_THREADS", "0")))
 
 
 @pytest.mark.parametrize("impl", T.IMPLS)

@@ -225,6 +225,31 @@ def test_native_kernels_large_odd_sizes(kernel, isa):
 
 
 @needs_native
+def test_native_backend_dtype_routing():
+    """float64 grads on float32 params are cast (same result as float32 grads); float64 or
+    strided params go to the numpy reference kernel on the native backend."""
+    p32 = [w.astype(np.float32) for w in W0]
+    g64 = grads_of(W0)
+    a = [Var(w.copy()) for w in p32]
+    b = [Var(w.copy()) for w in p32]
+    with B.use_backend("native"):
+        optimizers.Adam(0.1).apply_gradients(zip(g64, a))
+        optimizers.Adam(0.1).apply_gradients(zip([g.astype(np.float32) for g in g64], b))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.data, y.data)
+    got, _ = run_pynn("adamw", np.float64, backend="native")
+    for x, y in zip(got, reference("adamw")):
+        assert x.dtype == np.float64
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+    base = np.zeros((4, 6), np.float32)
+    v = Var(base[:, ::2])
+    with B.use_backend("native"):
+        optimizers.SGD(1.0).apply_gradients([(np.ones((4, 3), np.float32), v)])
+    np.testing.assert_array_equal(base[:, ::2], -1.0)
+    np.testing.assert_array_equal(base[:, 1::2], 0.0)
+
+
+@needs_native
 def test_multi_tensor_equals_per_tensor():
     """One multi-tensor call (thread split crossing tensor boundaries) == one call per tensor, bitwise."""
     from pynn import _C

@@ -1,8 +1,9 @@
 """Native optimizer steps: thin wrappers over the fused multi-tensor kernels
 in ``pynn._C`` (csrc/optim/). One C++ call per step for all tensors.
 
-float32 only: if any parameter is not float32 (e.g. float64 in gradient-check
-tests) the whole call is routed to the numpy reference kernel, explicitly.
+float32 only: if any parameter is not a writeable C-contiguous float32 array
+(e.g. float64 in gradient-check tests, or a strided view) the whole call is
+routed to the numpy reference kernel, explicitly.
 Gradients of another dtype or layout are converted to C-contiguous float32
 (a copy only when needed); parameters and state are validated by the binding
 and updated in place.
@@ -16,7 +17,8 @@ __all__ = ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "adadelta_st
 
 
 def _native_ok(params):
-    return all(isinstance(p, np.ndarray) and p.dtype == np.float32 for p in params)
+    return all(isinstance(p, np.ndarray) and p.dtype == np.float32 and p.flags.c_contiguous
+               and p.flags.writeable for p in params)
 
 
 def _g32(grads):

@@ -84,10 +84,6 @@ class Optimizer:
                        for name, init in self._slot_specs()}
         self.built = True
 
-    @property
-    def variables(self):
-        return list(self._variables)
-
     def get_state(self):
         """[iterations, then every slot (all variables of slot 1, then slot 2, ...)], copies."""
         out = [np.array(self.iterations, dtype=np.int64)]

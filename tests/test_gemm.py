@@ -82,7 +82,7 @@ def test_gemm_matches_float64_reference(m, n, k, ta, tb, step, flip, alpha, beta
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 17, 3), (6, 16, 256), (13, 33, 257), (150, 40, 520),
-                                   (300, 7, 5), (5, 300, 600), (289, 291, 300)])
+                                   (300, 7, 5), (5, 300, 600), (289, 291, 300), (500, 40, 300), (1000, 17, 530)])
 def test_gemm_strided_c_output(isa, threads, shape):
     """C may be transposed (Fortran order) or a strided slice of a bigger array."""
     _C.set_isa(isa)
@@ -155,7 +155,7 @@ def test_gemm_nan_in_a_propagates_to_its_row_only(isa):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("shape", [(3, 5, 7), (50, 37, 300), (200, 130, 64)])
+@pytest.mark.parametrize("shape", [(3, 5, 7), (12, 32, 64), (7, 48, 20), (50, 37, 300), (200, 130, 64), (450, 21, 300)])
 def test_gemm_fused_epilogue_matches_separate_numpy_ops(isa, threads, activation, shape):
     _C.set_isa(isa)
     _C.set_num_threads(threads)

@@ -33,6 +33,16 @@ constexpr Blocking kBlockingGeneric{144, 256, 4080};
 // Below this many multiply-adds (m*n*k) the whole product runs on one thread:
 // forking and synchronising costs more than it saves (OpenBLAS uses 262144 too).
 constexpr int64_t kSingleThreadWork = 262144;
+// Up to this many multiply-adds, and when B has unit column stride, the AVX2
+// path skips packing altogether (sgemm_avx2_small): A and B are then small
+// enough to stay in L1/L2 as they are. Tuned with bench/gemm_table.py.
+constexpr int64_t kSmallWork = 64 * 64 * 64;
+// ... and k at most this: a longer B panel (k x 16 floats) no longer fits L1,
+// and the unpacked path's edge copy would grow with k.
+constexpr int64_t kSmallMaxK = 1024;
+// With at least this many rows of C per thread, each thread packs its own B
+// (see gemm.cpp): the duplicate packing is then < ~5% of the thread's work.
+constexpr int64_t kPrivateBRows = 192;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

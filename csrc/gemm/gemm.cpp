@@ -8,10 +8,13 @@
 //
 // Threads split the ic loop (each packs its own A, all share the packed B, as
 // BLIS does for private-L2 / shared-L3 CPUs), or the jr loop when m is too
-// short to give every thread an even share of MR panels. The epilogue (beta on
+// short to give every thread an even share of MR panels. When every thread has
+// many rows, each packs its own copy of B instead and no barrier is needed. The epilogue (beta on
 // the first KC block, bias and activation on the last) is applied to each tile
 // while it is still in L1. Edge tiles and non-unit column strides of C go
 // through a local MR x NR tile, so the kernel never reads or writes outside C.
+// Small products (m*n*k <= 64^3, unit-stride B) skip all of this and run the
+// unpacked AVX2 path in kernel_avx2.cpp on one thread.
 #include "gemm/gemm.h"
 
 #include <algorithm>
@@ -89,7 +92,9 @@ struct Problem {
   MicroKernel ukr;
   Blocking blk;
   bool split_jr;      // threads split the jr loop instead of the ic loop
+  bool private_b;     // each thread packs its own copy of B: no barriers at all
   int64_t mc;         // MC actually used (rebalanced for the thread count)
+  int64_t kc;         // KC actually used (k split into equal blocks)
   float* b_packed;    // shared packed B block
   float* a_shared;    // shared packed A block (split_jr mode only)
 };
@@ -132,12 +137,12 @@ inline void barrier(int nt) {
 }
 
 // The macro-kernel: all MR x NR tiles of the mcb x ncb block, jr panels [jp0, jp1).
-void macro_kernel(const Problem& P, const float* ap, int64_t ic, int64_t mcb, int64_t jc, int64_t ncb,
+void macro_kernel(const Problem& P, const float* b_packed, const float* ap, int64_t ic, int64_t mcb, int64_t jc, int64_t ncb,
                   int64_t kcb, int64_t jp0, int64_t jp1, float beta, bool last) {
   for (int64_t jp = jp0; jp < jp1; ++jp) {
     const int64_t j = jp * NR;
     const int64_t nr = std::min<int64_t>(NR, ncb - j);
-    const float* bp = P.b_packed + jp * kcb * NR;
+    const float* bp = b_packed + jp * kcb * NR;
     for (int64_t i = 0; i < mcb; i += MR) {
       const int64_t mr = std::min<int64_t>(MR, mcb - i);
       do_tile(P, ap + (i / MR) * kcb * MR, bp, kcb, ic + i, jc + j, mr, nr, beta, last);
@@ -146,9 +151,14 @@ void macro_kernel(const Problem& P, const float* ap, int64_t ic, int64_t mcb, in
 }
 
 void run(const Problem& P, int tid, int nt) {
-  const int64_t NC = P.blk.nc, KC = P.blk.kc, MCb = P.mc;
+  const int64_t NC = P.blk.nc, KC = P.kc, MCb = P.mc;
   const int64_t n_ic = (P.m + MCb - 1) / MCb;
   float* a_private = P.split_jr ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
+  // Private-B mode: this thread's own packed B (its thread_local buffer), so the
+  // threads never wait for each other inside the loops.
+  const float* b_packed = P.b_packed;
+  if (P.private_b)
+    b_packed = scratch_b(static_cast<size_t>((std::min(NC, P.n) + NR - 1) / NR * NR * KC));
   for (int64_t jc = 0; jc < P.n; jc += NC) {
     const int64_t ncb = std::min(NC, P.n - jc);
     const int64_t n_jp = (ncb + NR - 1) / NR;
@@ -158,9 +168,13 @@ void run(const Problem& P, int tid, int nt) {
       const bool last = pc + kcb >= P.k;
 
       int64_t lo, hi;
-      share(n_jp, tid, nt, &lo, &hi);
-      pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
-      barrier(nt);
+      if (P.private_b) {
+        pack_b(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, const_cast<float*>(b_packed));
+      } else {
+        share(n_jp, tid, nt, &lo, &hi);
+        pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
+        barrier(nt);
+      }
 
       if (!P.split_jr) {
         share(n_ic, tid, nt, &lo, &hi);
@@ -168,7 +182,7 @@ void run(const Problem& P, int tid, int nt) {
           const int64_t ic = bi * MCb;
           const int64_t mcb = std::min(MCb, P.m - ic);
           pack_a(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, a_private);
-          macro_kernel(P, a_private, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
+          macro_kernel(P, b_packed, a_private, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
         }
       } else {
         for (int64_t ic = 0; ic < P.m; ic += MCb) {
@@ -178,11 +192,11 @@ void run(const Problem& P, int tid, int nt) {
           pack_a_panels(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, P.a_shared, lo, hi);
           barrier(nt);
           share(n_jp, tid, nt, &lo, &hi);
-          macro_kernel(P, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
+          macro_kernel(P, b_packed, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
           barrier(nt);  // before the next A block overwrites a_shared
         }
       }
-      barrier(nt);  // before the next B block overwrites b_packed
+      if (!P.private_b) barrier(nt);  // before the next B block overwrites b_packed
     }
   }
 }
@@ -226,6 +240,14 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     return;
   }
 
+#ifdef PYNN_X86_64
+  // Small product: packing and blocking would cost more than the FMAs.
+  if (active_isa() == Isa::Avx2 && cs_b == 1 && m * n * k <= kSmallWork && k <= kSmallMaxK) {
+    sgemm_avx2_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+    return;
+  }
+#endif
+
   Problem P;
   P.m = m; P.n = n; P.k = k; P.alpha = alpha;
   P.a = a; P.rs_a = rs_a; P.cs_a = cs_a;
@@ -254,6 +276,13 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     P.bias = bp;
   }
 
+  // Equal KC blocks: k = 784 runs as 4 x 196 rather than 3 x 256 + 16, whose
+  // last thin block would pay a full C load/store per tile for 16 FMAs.
+  {
+    const int64_t n_pc = (k + P.blk.kc - 1) / P.blk.kc;
+    P.kc = (k + n_pc - 1) / n_pc;
+  }
+
   const int64_t work = m * n * k;
   int nt = work < kSingleThreadWork ? 1 : threads_for(work, kThreadGrain);
 
@@ -261,6 +290,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   const int64_t mp = (m + MR - 1) / MR;
   const int64_t np = (std::min(n, P.blk.nc) + NR - 1) / NR;
   P.split_jr = false;
+  P.private_b = false;
   P.mc = P.blk.mc;
   if (nt > 1) {
     if (balance(mp, nt) < 0.95 * balance(np, nt)) {
@@ -272,16 +302,22 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
       n_ic = (n_ic + nt - 1) / nt * nt;
       const int64_t rows = (m + n_ic - 1) / n_ic;
       P.mc = (rows + MR - 1) / MR * MR;
+      // Enough rows per thread that packing B twice costs little (B is packed
+      // at memcpy speed, each of its elements then feeds m/nt FMAs): the
+      // threads run fully independently, which also keeps a descheduled
+      // thread on a busy machine from stalling the other at every barrier.
+      P.private_b = m / nt >= kPrivateBRows;
     }
   }
 
   const int64_t nc_eff = std::min(n, P.blk.nc);
-  const int64_t kc_eff = std::min(k, P.blk.kc);
+  const int64_t kc_eff = P.kc;
   P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * kc_eff));
-  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.blk.kc) : nullptr;
+  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.kc) : nullptr;
 
   if (nt <= 1) {
     P.split_jr = false;
+    P.private_b = false;
     run(P, 0, 1);
     return;
   }

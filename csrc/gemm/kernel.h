@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 
+#include "common/activation.h"
 #include "gemm/config.h"
 
 namespace pynn {
@@ -22,6 +23,15 @@ void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
 #ifdef PYNN_X86_64
 void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias);
+// A full 6-row panel of row-major A (cs_a == 1), k-major (pack_avx2.cpp).
+void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst);
+// Whole small product without packing (B must have unit column stride; bias
+// is n floats). Computes exactly what sgemm documents.
+void sgemm_avx2_small(int64_t m, int64_t n, int64_t k, float alpha,
+                      const float* a, int64_t rs_a, int64_t cs_a,
+                      const float* b, int64_t rs_b,
+                      float beta, float* c, int64_t rs_c, int64_t cs_c,
+                      const float* bias, Act act, float act_alpha);
 #endif
 
 // Packing (pack.cpp). Both zero-pad the edge panels to full MR / NR width so the

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/runtime.h"
 #include "gemm/kernel.h"
 
 namespace pynn {
@@ -14,6 +15,12 @@ namespace gemm {
 static void pack_a_panel(int64_t mr, int64_t kc, const float* a, int64_t rs_a, int64_t cs_a,
                          float* dst) {
   if (mr == MR && cs_a == 1) {
+#ifdef PYNN_X86_64
+    if (active_isa() == Isa::Avx2) {
+      pack_a_panel6_rowmajor_avx2(kc, a, rs_a, dst);
+      return;
+    }
+#endif
     // Row-major A (the common case): six row streams, one contiguous write stream.
     const float* r0 = a;
     const float* r1 = a + rs_a;

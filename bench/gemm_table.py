@@ -1,0 +1,103 @@
+"""Print the SGEMM comparison table for the README (markdown).
+
+    PYTHONPATH=. python bench/gemm_table.py [--repeat 7] [--threads 1 2] [--quick] [--cpu-time]
+
+For every shape (M x K x N) and thread count it times pynn's native GEMM,
+NumPy (OpenBLAS) and PyTorch (if installed) with the same thread count, best of
+--repeat runs (each run long enough to time), and prints GFLOPS = 2*M*N*K/time
+and the pynn/NumPy ratio. All numbers in one table come from one run.
+
+--cpu-time (single thread only) times with the calling thread's CPU clock
+instead of the wall clock: on a machine shared with other jobs it measures the
+cycles each library actually got, so the ratios stay meaningful under load.
+"""
+import argparse
+import time
+
+import numpy as np
+
+from pynn import _C
+
+try:
+    import torch
+except ImportError:
+    torch = None
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
+SHAPES = [(64, 64, 64), (128, 128, 128), (256, 256, 256), (512, 512, 512), (1024, 1024, 1024),
+          (2048, 2048, 2048), (64, 784, 128), (128, 784, 256), (32, 128, 10),
+          (32768, 576, 64), (3136, 1152, 128)]
+
+
+CLOCK = time.perf_counter
+
+
+def best_time(fn, repeat, min_time=0.05):
+    fn()  # warm-up: page in buffers, spin up thread pools
+    inner, elapsed = 1, 0.0
+    while True:  # calls per timing so that one timing lasts >= min_time
+        t0 = CLOCK()
+        for _ in range(inner):
+            fn()
+        elapsed = CLOCK() - t0
+        if elapsed >= min_time:
+            break
+        inner *= 2
+    best = elapsed / inner
+    for _ in range(repeat - 1):
+        t0 = CLOCK()
+        for _ in range(inner):
+            fn()
+        best = min(best, (CLOCK() - t0) / inner)
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--quick", action="store_true", help="skip 2048^3")
+    ap.add_argument("--cpu-time", action="store_true", help="time with the thread CPU clock (1 thread)")
+    args = ap.parse_args()
+    global CLOCK
+    if args.cpu_time:
+        if args.threads != [1]:
+            ap.error("--cpu-time measures one thread: use it with --threads 1")
+        CLOCK = time.thread_time
+
+    print(f"pynn ISA {_C.isa()}, numpy {np.__version__}, torch {torch.__version__ if torch else 'n/a'}, "
+          f"clock: {'thread CPU time' if args.cpu_time else 'wall'}")
+    print()
+    print("| shape (MxKxN) | threads | pynn GFLOPS | numpy GFLOPS | torch GFLOPS | pynn/numpy |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rng = np.random.default_rng(0)
+    for m, k, n in SHAPES:
+        if args.quick and m * k * n >= 2048 ** 3:
+            continue
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        c = np.empty((m, n), np.float32)
+        flops = 2.0 * m * n * k
+        for t in args.threads:
+            _C.set_num_threads(t)
+            if threadpool_limits is not None:
+                with threadpool_limits(t):
+                    t_np = best_time(lambda: np.matmul(a, b, out=c), args.repeat)
+            else:
+                t_np = best_time(lambda: np.matmul(a, b, out=c), args.repeat)
+            t_pynn = best_time(lambda: _C.gemm(a, b, c), args.repeat)
+            torch_col = "n/a"
+            if torch is not None:
+                torch.set_num_threads(t)
+                ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+                torch_col = f"{flops / best_time(lambda: torch.matmul(ta, tb, out=tc), args.repeat) / 1e9:.1f}"
+            g_pynn, g_np = flops / t_pynn / 1e9, flops / t_np / 1e9
+            print(f"| {m}x{k}x{n} | {t} | {g_pynn:.1f} | {g_np:.1f} | {torch_col} | {g_pynn / g_np:.2f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

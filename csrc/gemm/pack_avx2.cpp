@@ -1,0 +1,56 @@
+// AVX2 packing of a full 6-row panel of row-major A (the common layout of
+// activations). The scalar loop does 6 strided reads per k step; here 8 k
+// steps of all 6 rows are loaded as 6 vectors, transposed in registers (8x8
+// with 2 don't-care rows) and written as 8 overlapping 8-float stores of which
+// the first 6 floats count. For the conv-like shapes (n = 64) packing A is a
+// visible share of the time, so it is worth the ISA-specific code.
+#include <immintrin.h>
+
+#include "gemm/kernel.h"
+
+namespace pynn {
+namespace gemm {
+
+void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst) {
+  const float* r0 = a;
+  const float* r1 = a + rs_a;
+  const float* r2 = a + 2 * rs_a;
+  const float* r3 = a + 3 * rs_a;
+  const float* r4 = a + 4 * rs_a;
+  const float* r5 = a + 5 * rs_a;
+  int64_t p = 0;
+  // Each chunk's last store spills 2 floats into the next k step, which a later
+  // chunk or the scalar tail overwrites: hence p + 8 < kc, never <=.
+  for (; p + 8 < kc; p += 8) {
+    const __m256 x0 = _mm256_loadu_ps(r0 + p), x1 = _mm256_loadu_ps(r1 + p);
+    const __m256 x2 = _mm256_loadu_ps(r2 + p), x3 = _mm256_loadu_ps(r3 + p);
+    const __m256 x4 = _mm256_loadu_ps(r4 + p), x5 = _mm256_loadu_ps(r5 + p);
+    const __m256 x6 = _mm256_setzero_ps(), x7 = _mm256_setzero_ps();
+    // 8x8 transpose: rows x0..x7 -> columns t0..t7 (t_q = element q of each row).
+    const __m256 u0 = _mm256_unpacklo_ps(x0, x1), u1 = _mm256_unpackhi_ps(x0, x1);
+    const __m256 u2 = _mm256_unpacklo_ps(x2, x3), u3 = _mm256_unpackhi_ps(x2, x3);
+    const __m256 u4 = _mm256_unpacklo_ps(x4, x5), u5 = _mm256_unpackhi_ps(x4, x5);
+    const __m256 u6 = _mm256_unpacklo_ps(x6, x7), u7 = _mm256_unpackhi_ps(x6, x7);
+    const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
+    const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+    const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
+    const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+    float* d = dst + p * MR;
+    _mm256_storeu_ps(d + 0 * MR, _mm256_permute2f128_ps(v0, v4, 0x20));
+    _mm256_storeu_ps(d + 1 * MR, _mm256_permute2f128_ps(v1, v5, 0x20));
+    _mm256_storeu_ps(d + 2 * MR, _mm256_permute2f128_ps(v2, v6, 0x20));
+    _mm256_storeu_ps(d + 3 * MR, _mm256_permute2f128_ps(v3, v7, 0x20));
+    _mm256_storeu_ps(d + 4 * MR, _mm256_permute2f128_ps(v0, v4, 0x31));
+    _mm256_storeu_ps(d + 5 * MR, _mm256_permute2f128_ps(v1, v5, 0x31));
+    _mm256_storeu_ps(d + 6 * MR, _mm256_permute2f128_ps(v2, v6, 0x31));
+    _mm256_storeu_ps(d + 7 * MR, _mm256_permute2f128_ps(v3, v7, 0x31));
+  }
+  for (; p < kc; ++p) {
+    float* d = dst + p * MR;
+    d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p];
+    d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
+  }
+}
+
+}  // namespace gemm
+}  // namespace pynn

@@ -351,3 +351,52 @@ def test_float64_routes_to_reference():
         y = getattr(nb, name)(x)
         assert y.dtype == np.float64
         np.testing.assert_array_equal(y, getattr(npb, name)(x))
+
+
+@needs_native
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_both_isa_builds_match_numpy(isa):
+    if isa == "avx2" and not _C.cpu_has_avx2_fma():
+        pytest.skip("no AVX2+FMA on this CPU")
+    previous = _C.isa()
+    _C.set_isa(isa)
+    try:
+        x = _x((23, 1026), seed=11)
+        dy = _x((23, 1026), seed=12, scale=1.0)
+        for name, kw in ACT_CASES:
+            y_ref = getattr(npb, name)(x, **kw)
+            np.testing.assert_allclose(getattr(nb, name)(x, **kw), y_ref, rtol=RTOL, atol=ATOL, err_msg=name)
+            np.testing.assert_allclose(getattr(nb, name + "_grad")(x, y_ref, dy, **kw),
+                                       getattr(npb, name + "_grad")(x, y_ref, dy, **kw),
+                                       rtol=RTOL, atol=ATOL, err_msg=name)
+        for op in ["softmax", "log_softmax"]:
+            y_ref = getattr(npb, op)(x)
+            np.testing.assert_allclose(getattr(nb, op)(x), y_ref, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(getattr(nb, op + "_grad")(y_ref, dy),
+                                       getattr(npb, op + "_grad")(y_ref, dy), rtol=1e-4, atol=1e-5)
+        labels = _rng(13).integers(0, 1026, size=23)
+        for lab in [labels, npb.softmax(dy)]:
+            loss_ref, d_ref = npb.softmax_cross_entropy(x, lab)
+            loss, d = nb.softmax_cross_entropy(x, lab)
+            np.testing.assert_allclose(loss, loss_ref, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(d, d_ref, rtol=1e-5, atol=1e-6)
+    finally:
+        _C.set_isa(previous)
+
+
+@needs_native
+def test_threaded_sizes_match_numpy():
+    # Above the 32k-element grain the kernels split over an OpenMP team.
+    previous = _C.num_threads()
+    _C.set_num_threads(2)
+    try:
+        x = _x((300, 1001), seed=14)  # odd sizes: uneven blocks per thread
+        for name in ["relu", "sigmoid", "elu"]:
+            np.testing.assert_allclose(getattr(nb, name)(x), getattr(npb, name)(x), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(nb.softmax(x), npb.softmax(x), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(nb.bias_grad(x), x.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-4)
+        labels = _rng(15).integers(0, 1001, size=300)
+        np.testing.assert_allclose(nb.softmax_cross_entropy(x, labels)[0],
+                                   npb.softmax_cross_entropy(x, labels)[0], rtol=1e-5, atol=1e-5)
+    finally:
+        _C.set_num_threads(previous)

@@ -1,0 +1,103 @@
+"""Weight constraints (Keras API): ``c(w) -> w'`` on an np.ndarray.
+
+The optimizer applies ``var.constraint`` after each update, in place
+(``var.data[...] = c(var.data)``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "get", "serialize", "deserialize"]
+
+EPSILON = 1e-7  # Keras backend.epsilon()
+
+
+class Constraint:
+    def __call__(self, w):
+        return w
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class MaxNorm(Constraint):
+    """Rescale so the L2 norm along ``axis`` (incoming weights; axis=0 for a
+    Dense kernel (in, out), [0, 1, 2] for a Conv2D kernel) is at most max_value:
+    ``w * clip(n, 0, max_value) / (eps + n)``."""
+
+    def __init__(self, max_value=2, axis=0):
+        if max_value < 0:
+            raise ValueError(f"MaxNorm: max_value must be >= 0, got {max_value}")
+        self.max_value = max_value
+        self.axis = axis
+
+    def __call__(self, w):
+        w = np.asarray(w)
+        norms = np.sqrt(np.sum(np.square(w), axis=_axis(self.axis), keepdims=True))
+        desired = np.clip(norms, 0, self.max_value)
+        return (w * (desired / (EPSILON + norms))).astype(w.dtype, copy=False)
+
+    def get_config(self):
+        return {"max_value": self.max_value, "axis": self.axis}
+
+
+class NonNeg(Constraint):
+    """Zero out negative weights."""
+
+    def __call__(self, w):
+        w = np.asarray(w)
+        return w * (w >= 0).astype(w.dtype)
+
+
+class UnitNorm(Constraint):
+    """``w / (eps + ||w||)`` along ``axis``."""
+
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def __call__(self, w):
+        w = np.asarray(w)
+        norms = np.sqrt(np.sum(np.square(w), axis=_axis(self.axis), keepdims=True))
+        return (w / (EPSILON + norms)).astype(w.dtype, copy=False)
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
+def _axis(axis):
+    return tuple(axis) if isinstance(axis, (list, tuple)) else axis
+
+
+_BY_NAME = {"max_norm": MaxNorm, "maxnorm": MaxNorm, "non_neg": NonNeg, "nonneg": NonNeg,
+            "unit_norm": UnitNorm, "unitnorm": UnitNorm}
+
+
+def serialize(c):
+    return {"class_name": type(c).__name__, "config": c.get_config()}
+
+
+def deserialize(config):
+    classes = {"MaxNorm": MaxNorm, "NonNeg": NonNeg, "UnitNorm": UnitNorm}
+    name = config.get("class_name")
+    if name not in classes:
+        raise ValueError(f"constraints.deserialize: unknown constraint {name!r}; known: {sorted(classes)}")
+    return classes[name].from_config(config.get("config", {}))
+
+
+def get(identifier):
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"constraints.get: unknown constraint {identifier!r}; known: max_norm, non_neg, unit_norm")
+        return cls()
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"constraints.get: could not interpret constraint identifier {identifier!r}")

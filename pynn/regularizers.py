@@ -1,0 +1,118 @@
+"""Weight regularizers (Keras API): ``reg(x)`` is the penalty added to the loss.
+
+On an np.ndarray the result is a Python float; on a pynn Tensor it is a scalar
+Tensor built from ``x.abs()``, ``x * x``, ``.sum()`` and scalar ``*`` only, so
+autograd differentiates it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
+
+
+def _check(cls, name, value):
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{cls}: {name} must be a finite number >= 0, got {value}")
+    return value
+
+
+class Regularizer:
+    def __call__(self, x):
+        return 0.0
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class L1L2(Regularizer):
+    """``l1 * sum(|x|) + l2 * sum(x**2)``. Keras defaults: l1=0.0, l2=0.0."""
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1 = _check(type(self).__name__, "l1", l1)
+        self.l2 = _check(type(self).__name__, "l2", l2)
+
+    def __call__(self, x):
+        if isinstance(x, np.ndarray) or np.isscalar(x):
+            x = np.asarray(x, dtype=np.float64)
+            return float(self.l1 * np.abs(x).sum() + self.l2 * np.square(x).sum())
+        out = None
+        if self.l1:
+            out = x.abs().sum() * self.l1
+        if self.l2:
+            t = (x * x).sum() * self.l2
+            out = t if out is None else out + t
+        if out is None:
+            out = x.abs().sum() * 0.0
+        return out
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+
+class L1(L1L2):
+    """``l1 * sum(|x|)``, default l1=0.01."""
+
+    def __init__(self, l1=0.01):
+        super().__init__(l1=l1, l2=0.0)
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+class L2(L1L2):
+    """``l2 * sum(x**2)``, default l2=0.01 (no 1/2 factor, as Keras)."""
+
+    def __init__(self, l2=0.01):
+        super().__init__(l1=0.0, l2=l2)
+
+    def get_config(self):
+        return {"l2": self.l2}
+
+
+def l1(l1=0.01):
+    return L1(l1)
+
+
+def l2(l2=0.01):
+    return L2(l2)
+
+
+def l1_l2(l1=0.01, l2=0.01):
+    return L1L2(l1=l1, l2=l2)
+
+
+_BY_NAME = {"l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": lambda: L1L2(0.01, 0.01)}
+
+
+def serialize(reg):
+    return {"class_name": type(reg).__name__, "config": reg.get_config()}
+
+
+def deserialize(config):
+    classes = {"L1": L1, "L2": L2, "L1L2": L1L2}
+    name = config.get("class_name")
+    if name not in classes:
+        raise ValueError(f"regularizers.deserialize: unknown regularizer {name!r}; known: {sorted(classes)}")
+    return classes[name].from_config(config.get("config", {}))
+
+
+def get(identifier):
+    """A regularizer from None, a name ("l1", "l2", "l1_l2"), a config dict, or a callable."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        f = _BY_NAME.get(identifier.lower())
+        if f is None:
+            raise ValueError(f"regularizers.get: unknown regularizer {identifier!r}; known: l1, l2, l1_l2")
+        return f()
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"regularizers.get: could not interpret regularizer identifier {identifier!r}")

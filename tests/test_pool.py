@@ -179,9 +179,9 @@ def test_sequential_summary_shows_conv_and_pool_shapes(capsys):
 @pytest.mark.parametrize("pool,strides,padding", [((2, 2), None, "valid"), ((3, 3), (1, 1), "same"),
                                                   ((3, 3), (2, 2), "same")])
 def test_pool_native_threaded_sizes_match_reference(pool, strides, padding):
-    # Large enough (> 2M window visits) that the native kernels split the work over threads.
+    # Large enough (>= 2 x 2M window visits) that the native kernels split the work over threads.
     from pynn.backend import native as N, numpy as Ref
-    x = R.integers(0, 5, (40, 34, 32, 48)).astype(np.float32)
+    x = R.integers(0, 5, (64, 34, 32, 64)).astype(np.float32)
     y = Ref.max_pool2d(x, pool, strides, padding)
     dy = R.standard_normal(y.shape).astype(np.float32)
     np.testing.assert_array_equal(N.max_pool2d(x, pool, strides, padding), y)

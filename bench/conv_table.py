@@ -1,7 +1,9 @@
 """Convolution and pooling: pynn native vs the numpy backend vs PyTorch CPU.
 
 Prints a markdown table (milliseconds, GFLOPS for the convolutions, ratios) for
-README; every number comes from one run, so compare ratios, not absolute times.
+README; every number comes from one run, and the contenders are timed
+round-robin, so compare ratios, not absolute times. PYNN_NUM_THREADS sets the
+threads of both pynn and torch.
 Layout conversion (NHWC -> NCHW for torch) happens outside the timed region.
 
     python bench/conv_table.py [--repeat 7] [--no-numpy]
@@ -110,14 +112,24 @@ def torch_pool(torch, x, kind, train):
     return fwd_bwd
 
 
-def best_ms(fn, repeat):
-    fn()  # warm-up: allocations, thread pools
-    times = []
+def interleaved_ms(fns, repeat):
+    """Median ms of each callable, timed round-robin (A B C A B C ...) so that load
+    from other processes on a shared machine hits every contender alike."""
+    for fn in fns:
+        fn()  # warm-up: allocations, thread pools
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [1e3 * float(np.median(ts)) for ts in times]
+
+
+def _measure(fns, repeat):
+    names = [k for k, f in fns.items() if f is not None]
+    ms = dict(zip(names, interleaved_ms([fns[k] for k in names], repeat)))
+    return ms.get("native"), ms.get("numpy"), ms.get("torch")
 
 
 def main(repeat=7, with_numpy=True):
@@ -128,7 +140,8 @@ def main(repeat=7, with_numpy=True):
         torch = None
     threads = pynn.get_num_threads()
     print(f"pynn native ({threads} threads) vs numpy backend vs PyTorch "
-          f"{torch.__version__ if torch else '(not installed)'} CPU; median of {repeat} runs.\n")
+          f"{torch.__version__ if torch else '(not installed)'} CPU ({threads} threads); median of {repeat} "
+          f"round-robin runs ({3 * repeat} for pooling).\n")
     print("| case | pass | native ms | native GFLOPS | numpy ms | torch ms | torch GFLOPS | native vs numpy | native vs torch |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
@@ -137,17 +150,19 @@ def main(repeat=7, with_numpy=True):
         flops = conv_flops(n, h, w, cin, cout, k, s, p)
         for train in (False, True):
             f = flops * (3 if train else 1)
-            nat = best_ms(pynn_conv("native", x, wt, b, s, p, train), repeat)
-            num = best_ms(pynn_conv("numpy", x, wt, b, s, p, train), max(2, repeat // 3)) if with_numpy else None
-            tor = best_ms(torch_conv(torch, x, wt, b, s, p, train), repeat) if torch else None
+            nat, num, tor = _measure({
+                "native": pynn_conv("native", x, wt, b, s, p, train),
+                "numpy": pynn_conv("numpy", x, wt, b, s, p, train) if with_numpy else None,
+                "torch": torch_conv(torch, x, wt, b, s, p, train) if torch else None}, repeat)
             rows.append((label, "fwd+bwd" if train else "fwd", nat, f / nat / 1e6, num, tor,
                          f / tor / 1e6 if tor else None))
     for label, n, h, w, c, kind in POOLS:
         x = np.random.default_rng(0).standard_normal((n, h, w, c)).astype(np.float32)
         for train in (False, True):
-            nat = best_ms(pynn_pool("native", x, kind, train), repeat)
-            num = best_ms(pynn_pool("numpy", x, kind, train), repeat) if with_numpy else None
-            tor = best_ms(torch_pool(torch, x, kind, train), repeat) if torch else None
+            nat, num, tor = _measure({
+                "native": pynn_pool("native", x, kind, train),
+                "numpy": pynn_pool("numpy", x, kind, train) if with_numpy else None,
+                "torch": torch_pool(torch, x, kind, train) if torch else None}, repeat * 3)
             rows.append((label, "fwd+bwd" if train else "fwd", nat, None, num, tor, None))
     fmt = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
     for label, pas, nat, gf, num, tor, tgf in rows:

@@ -262,8 +262,8 @@ def test_digits_cnn_example_trains_both_models_at_a_small_setting():
     spec = importlib.util.spec_from_file_location("digits_cnn", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    assert example.main(epochs=3, model="cnn", verbose=0) >= 0.85  # 15 epochs (the script's default) reach ~98%
-    assert example.main(epochs=1, model="resnet", verbose=0) > 0.3  # the skip-connection model runs and learns
+    assert example.main(epochs=2, model="cnn", verbose=0) >= 0.85  # 90% measured; 15 epochs (the default) reach 98%
+    assert example.main(epochs=1, model="resnet", verbose=0) >= 0.5  # 88% measured: the skip-connection model learns
 
 
 @pytest.mark.parametrize("x_shape,w_shape", [((0, 5, 5, 3), (3, 3, 3, 4)), ((2, 5, 5, 0), (3, 3, 0, 4)),

@@ -173,3 +173,26 @@ def test_sequential_summary_shows_conv_and_pool_shapes(capsys):
     for shape in ("(None, 8, 8, 4)", "(None, 4, 4, 4)", "(None, 2, 2, 6)", "(None, 6)"):
         assert shape in out
     assert "Total params: 262" in out  # 3·3·1·4 + 4 + 3·3·4·6 + 6
+
+
+@needs_native
+@pytest.mark.parametrize("pool,strides,padding", [((2, 2), None, "valid"), ((3, 3), (1, 1), "same"),
+                                                  ((3, 3), (2, 2), "same")])
+def test_pool_native_threaded_sizes_match_reference(pool, strides, padding):
+    # Large enough (>= 2 x 2M window visits) that the native kernels split the work over threads.
+    from pynn.backend import native as N, numpy as Ref
+    x = R.integers(0, 5, (64, 34, 32, 64)).astype(np.float32)
+    y = Ref.max_pool2d(x, pool, strides, padding)
+    dy = R.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(N.max_pool2d(x, pool, strides, padding), y)
+    np.testing.assert_allclose(N.max_pool2d_backward(x, y, dy, pool, strides, padding),
+                               Ref.max_pool2d_backward(x, y, dy, pool, strides, padding), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(N.avg_pool2d(x, pool, strides, padding), Ref.avg_pool2d(x, pool, strides, padding),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(N.avg_pool2d_backward(dy, x.shape, pool, strides, padding),
+                               Ref.avg_pool2d_backward(dy, x.shape, pool, strides, padding), rtol=1e-6, atol=1e-6)
+    g = N.global_max_pool2d(x)
+    np.testing.assert_array_equal(g, Ref.global_max_pool2d(x))
+    dg = R.standard_normal(g.shape).astype(np.float32)
+    np.testing.assert_array_equal(N.global_max_pool2d_backward(x, g, dg), Ref.global_max_pool2d_backward(x, g, dg))
+    np.testing.assert_allclose(N.global_avg_pool2d(x), Ref.global_avg_pool2d(x), rtol=1e-5, atol=1e-5)

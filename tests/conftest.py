@@ -1,3 +1,6 @@
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
@@ -31,3 +34,14 @@ def native_backend():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def examples_on_path():
+    """Make examples/ importable for the tests that run the example scripts."""
+    sys.path.insert(0, str(EXAMPLES))
+    yield EXAMPLES
+    sys.path.remove(str(EXAMPLES))

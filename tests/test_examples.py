@@ -1,19 +1,10 @@
 """Every example runs, and reaches its published number (at full or reduced settings)."""
 import importlib
-import pathlib
-import sys
 
 import pytest
 
 pytest.importorskip("sklearn")
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def examples_on_path():
-    sys.path.insert(0, str(EXAMPLES))
-    yield
-    sys.path.remove(str(EXAMPLES))
+pytestmark = pytest.mark.usefixtures("examples_on_path")
 
 
 def example(name):

@@ -1,18 +1,9 @@
 """The sequence-model examples run and learn (at smaller settings than their defaults)."""
 import importlib
-import pathlib
-import sys
 
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def examples_on_path():
-    sys.path.insert(0, str(EXAMPLES))
-    yield
-    sys.path.remove(str(EXAMPLES))
+pytestmark = pytest.mark.usefixtures("examples_on_path")
 
 
 def test_seq2seq_with_attention_reverses_digit_strings():

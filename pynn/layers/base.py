@@ -46,6 +46,30 @@ class Variable(Tensor):
         self.data[...] = value
 
 
+def unique_weights(groups):
+    """Concatenate weight lists, keeping the first occurrence of each (shared layers)."""
+    seen, out = set(), []
+    for group in groups:
+        for w in group:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+    return out
+
+
+def assign_weights(owner, variables, values):
+    """Set every variable from ``values`` after checking all the shapes: never half-set."""
+    values = list(values)
+    if len(values) != len(variables):
+        raise ValueError(f"{owner}: set_weights expected {len(variables)} arrays "
+                         f"{[w.shape for w in variables]}, got {len(values)}")
+    for w, value in zip(variables, values):
+        if np.shape(value) != w.shape:
+            raise ValueError(f"{owner}: weight {w.name!r} has shape {w.shape}, got an array of shape {np.shape(value)}")
+    for w, value in zip(variables, values):
+        w.assign(value)
+
+
 def _shape_tuple(shape):
     return tuple(None if d is None else int(d) for d in shape)
 
@@ -107,16 +131,7 @@ class Layer:
         return [w.data.copy() for w in self._weights]
 
     def set_weights(self, weights):
-        weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(f"Layer {self.name!r}: set_weights expected {len(self._weights)} arrays "
-                             f"{[w.shape for w in self._weights]}, got {len(weights)}")
-        for w, value in zip(self._weights, weights):
-            if np.shape(value) != w.shape:
-                raise ValueError(f"Layer {self.name!r}: weight {w.name!r} has shape {w.shape}, "
-                                 f"got an array of shape {np.shape(value)}")
-        for w, value in zip(self._weights, weights):  # all checked first: never half-set
-            w.assign(value)
+        assign_weights(f"Layer {self.name!r}", self._weights, weights)
 
     def count_params(self):
         return int(sum(w.size for w in self._weights))

@@ -13,7 +13,7 @@ import numpy as np
 from .. import losses as losses_mod, metrics as metrics_mod
 from ..autograd import Tensor, no_grad
 from ..callbacks import CallbackList, History, ProgbarLogger
-from ..layers.base import Layer
+from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
 
 
@@ -105,25 +105,11 @@ class Model(Layer):
 
     @property
     def weights(self):
-        seen, out = set(), []
-        for layer in self.layers:
-            for w in layer.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return unique_weights(layer.weights for layer in self.layers)
 
     @property
     def trainable_weights(self):
-        if not self.trainable:
-            return []
-        seen, out = set(), []
-        for layer in self.layers:
-            for w in layer.trainable_weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return unique_weights(layer.trainable_weights for layer in self.layers) if self.trainable else []
 
     @property
     def non_trainable_weights(self):
@@ -144,16 +130,7 @@ class Model(Layer):
         return [w.data.copy() for w in self.weights]
 
     def set_weights(self, weights):
-        weights = list(weights)
-        mine = self.weights
-        if len(weights) != len(mine):
-            raise ValueError(f"Model {self.name!r}: set_weights expected {len(mine)} arrays, got {len(weights)}")
-        for w, value in zip(mine, weights):
-            if np.shape(value) != w.shape:
-                raise ValueError(f"Model {self.name!r}: weight {w.name!r} has shape {w.shape}, "
-                                 f"got an array of shape {np.shape(value)}")
-        for w, value in zip(mine, weights):
-            w.assign(value)
+        assign_weights(f"Model {self.name!r}", self.weights, weights)
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))

@@ -1,6 +1,6 @@
 """Print the SGEMM comparison table for the README (markdown).
 
-    PYTHONPATH=. python bench/gemm_table.py [--repeat 7] [--threads 1 2] [--quick] [--cpu-time]
+    python bench/gemm_table.py [--repeat 7] [--threads 1 2] [--quick] [--cpu-time]
 
 For every shape (M x K x N) and thread count it times pynn's native GEMM,
 NumPy (OpenBLAS) and PyTorch (if installed) with the same thread count, best of

@@ -3,7 +3,7 @@ installed), same shapes, same thread count, one run, so the ratios are fair on a
 shared machine. GFLOPS (2*M*N*K / best time) go into ``benchmark.extra_info``;
 nothing is asserted about speed.
 
-    PYTHONPATH=. python -m pytest bench/test_gemm.py --benchmark-only \
+    python -m pytest bench/test_gemm.py --benchmark-only \
         --benchmark-columns=min,median --benchmark-sort=name
 
 Shapes are M x K x N: C (M, N) = A (M, K) @ B (K, N).

@@ -3,7 +3,7 @@ imports), same inputs, one run, so ratios are meaningful on a shared machine.
 Each records the effective bandwidth (bytes read + written / time) in
 extra_info["GB/s"]. Reported, never asserted.
 
-    PYTHONPATH=. python -m pytest bench/test_nn.py --benchmark-columns=median,ops \
+    python -m pytest bench/test_nn.py --benchmark-columns=median,ops \
         --benchmark-group-by=group -q
     PYNN_NUM_THREADS=1 ...   # one thread for native and torch: steadier on a loaded machine
 """

@@ -3,6 +3,7 @@ from .activation import Activation
 from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer, Variable
 from .conv import Conv2D
+from .conv1d import AveragePooling1D, Conv1D, MaxPooling1D
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
@@ -18,7 +19,7 @@ from .transformer import PositionEmbedding, SinePositionEncoding, TransformerEnc
 from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
-    "Activation", "AdditiveAttention", "Attention", "MultiHeadAttention", "Layer", "Variable", "Conv2D", "Dense",
+    "Activation", "AdditiveAttention", "Attention", "MultiHeadAttention", "Layer", "Variable", "Conv2D", "Conv1D", "MaxPooling1D", "AveragePooling1D", "Dense",
     "Dropout", "Embedding", "Flatten", "Input", "Add", "Concatenate", "Multiply", "BatchNormalization",
     "LayerNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPooling2D", "GRU",
     "LSTM", "SimpleRNN", "Lambda", "Reshape", "Rescaling", "GlobalAveragePooling1D", "GlobalMaxPooling1D",

@@ -179,6 +179,100 @@ def ctc_row(t, repeats):
     t.add(f"CTC loss+grad N{n} T{steps} C{c}", 0, native, numpy_, tor)
 
 
+def conv_rows(t, repeats):
+    n, h, c, f = 32, 32, 64, 64
+    x = R.standard_normal((n, h, h, c)).astype(np.float32)
+    w = (R.standard_normal((3, 3, c, f)) * 0.05).astype(np.float32)
+    flops = 2 * n * h * h * f * 9 * c
+    native = best_ms(lambda: pynn.backend.native_backend.conv2d(x, w, None, (1, 1), "same", (1, 1)), repeats)
+    numpy_ = best_ms(lambda: pynn.backend.numpy_backend.conv2d(x, w, None, (1, 1), "same", (1, 1)), max(2, repeats // 3))
+    tor = None
+    if torch is not None:
+        tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+        tw = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())
+        tor = best_ms(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), repeats)
+    t.add(f"conv2d fwd N{n} {h}x{h} {c}->{f} 3x3 same", flops, native, numpy_, tor)
+
+
+def recurrent_rows(t, repeats):
+    n, steps, feat, units = 64, 100, 128, 256
+    x = R.standard_normal((n, steps, feat)).astype(np.float32)
+    g = np.ones((n, steps, units), np.float32)
+    for kind in ("LSTM", "GRU"):
+        def make(backend):
+            with pynn.use_backend(backend):
+                pynn.set_seed(0)
+                layer = getattr(layers, kind)(units, return_sequences=True)
+                layer.build((None, steps, feat))
+
+            def step():
+                with pynn.use_backend(backend):
+                    layer(Tensor(x, requires_grad=True)).backward(g)
+            return step
+        tor = None
+        if torch is not None:
+            mod = getattr(torch.nn, kind)(feat, units, batch_first=True)
+            tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+
+            def tstep():
+                out, _ = mod(tx.clone().requires_grad_(True))
+                out.backward(tg)
+            tor = best_ms(tstep, max(2, repeats // 3))
+        t.add(f"{kind}({units}) fwd+bwd b{n} x {steps} steps x {feat}", 0, best_ms(make("native"), max(2, repeats // 3)),
+              best_ms(make("numpy"), 2, min_time=0), tor)
+
+
+def attention_row(t, repeats):
+    b, s, d, h = 16, 128, 512, 8
+    x = R.standard_normal((b, s, d)).astype(np.float32)
+
+    def make(backend):
+        with pynn.use_backend(backend):
+            pynn.set_seed(0)
+            mha = layers.MultiHeadAttention(num_heads=h, key_dim=d // h)
+            mha(x, x)
+
+        def step():
+            with pynn.use_backend(backend):
+                xt = Tensor(x, requires_grad=True)
+                mha(xt, xt).sum().backward()
+        return step
+    tor = None
+    if torch is not None:
+        tm = torch.nn.MultiheadAttention(d, h, batch_first=True)
+        tx = torch.from_numpy(x)
+
+        def tstep():
+            xt = tx.clone().requires_grad_(True)
+            tm(xt, xt, xt, need_weights=False)[0].sum().backward()
+        tor = best_ms(tstep, max(2, repeats // 3))
+    t.add(f"MultiHeadAttention {h} heads d{d} seq{s} b{b} fwd+bwd", 0, best_ms(make("native"), max(2, repeats // 3)),
+          best_ms(make("numpy"), max(2, repeats // 3)), tor)
+
+
+def adam_row(t, repeats):
+    size = 10_000_000
+    p, g = R.standard_normal(size).astype(np.float32), R.standard_normal(size).astype(np.float32)
+
+    def make(backend):
+        with pynn.use_backend(backend):
+            var = layers.Variable(p.copy(), name="w")
+            opt = pynn.optimizers.Adam(learning_rate=1e-3)
+
+        def step():
+            with pynn.use_backend(backend):
+                opt.apply_gradients([(g, var)])
+        return step
+    tor = None
+    if torch is not None:
+        tp = torch.nn.Parameter(torch.from_numpy(p.copy()))
+        tp.grad = torch.from_numpy(g)
+        topt = torch.optim.Adam([tp], lr=1e-3, fused=True)
+        tor = best_ms(topt.step, repeats)
+    t.add("Adam step, 10M params (torch: fused=True)", 0, best_ms(make("native"), repeats),
+          best_ms(make("numpy"), max(2, repeats // 3)), tor)
+
+
 def mlp_step_row(t, repeats):
     from train_step import data, torch_step
     x, y = data()
@@ -256,6 +350,10 @@ def main(argv=None):
     softmax_xent_row(t, repeats)
     norm_rows(t, repeats)
     ctc_row(t, repeats)
+    conv_rows(t, repeats)
+    recurrent_rows(t, repeats)
+    attention_row(t, repeats)
+    adam_row(t, repeats)
     mlp_step_row(t, repeats)
     digits_epoch_row(t, repeats)
     md = t.markdown()

@@ -1,5 +1,6 @@
-"""``python -m pynn demo``: train an MLP on scikit-learn's bundled digits on the
-native backend, then time the same epoch on the numpy backend.
+"""``python -m pynn demo``: train a small CNN (or, with ``--model mlp``, an MLP) on
+scikit-learn's bundled digits on the native backend, then time the same training
+epoch on the numpy backend.
 
 ``python -m pynn info`` prints the build: ISA, threads, and which kernels are native.
 """
@@ -10,11 +11,18 @@ import time
 import numpy as np
 
 
-def _build_model(pynn, hidden):
+def _build_model(pynn, kind, hidden):
     from pynn import layers
+    if kind == "cnn":
+        return pynn.Sequential([
+            layers.Input((8, 8, 1)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
+            layers.Flatten(), layers.Dense(hidden[0], activation="relu"), layers.Dense(10, activation="softmax"),
+        ], name="digits_cnn")
     return pynn.Sequential([layers.Input((64,))]
                            + [layers.Dense(h, activation="relu") for h in hidden]
-                           + [layers.Dense(10, activation="softmax")])
+                           + [layers.Dense(10, activation="softmax")], name="digits_mlp")
 
 
 def _compile(pynn, model, lr):
@@ -22,11 +30,11 @@ def _compile(pynn, model, lr):
                   metrics=["accuracy"])
 
 
-def _epoch_time(pynn, backend_name, x, y, hidden, batch_size, lr, repeats):
+def _epoch_time(pynn, backend_name, x, y, kind, hidden, batch_size, lr, repeats):
     """Best-of-``repeats`` wall time of one training epoch (after one warm-up epoch)."""
     with pynn.use_backend(backend_name):
         pynn.set_seed(0)
-        model = _build_model(pynn, hidden)
+        model = _build_model(pynn, kind, hidden)
         _compile(pynn, model, lr)
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
         best = float("inf")
@@ -55,13 +63,13 @@ def demo(pynn, args):
     from pynn import datasets
     if not pynn.backend.NATIVE_AVAILABLE:
         print("warning: the native extension is not built; the demo runs on numpy only", file=sys.stderr)
-    hidden = tuple(args.hidden)
-    (x_train, y_train), (x_test, y_test) = datasets.load_digits(flatten=True)
+    hidden = tuple(args.hidden) if args.hidden else ((64,) if args.model == "cnn" else (256, 128))
+    (x_train, y_train), (x_test, y_test) = datasets.load_digits(flatten=args.model == "mlp")
     print(f"digits (scikit-learn, bundled): {len(x_train)} train / {len(x_test)} test images of 8x8")
     main_backend = "native" if pynn.backend.NATIVE_AVAILABLE else "numpy"
     with pynn.use_backend(main_backend):
         pynn.set_seed(args.seed)
-        model = _build_model(pynn, hidden)
+        model = _build_model(pynn, args.model, hidden)
         _compile(pynn, model, args.lr)
         model.summary()
         print(f"training on the {main_backend} backend")
@@ -71,8 +79,10 @@ def demo(pynn, args):
 
     if pynn.backend.NATIVE_AVAILABLE:
         print("\ntiming one training epoch on each backend (best of %d)..." % args.repeats)
-        t_native = _epoch_time(pynn, "native", x_train, y_train, hidden, args.batch_size, args.lr, args.repeats)
-        t_numpy = _epoch_time(pynn, "numpy", x_train, y_train, hidden, args.batch_size, args.lr, args.repeats)
+        t_native = _epoch_time(pynn, "native", x_train, y_train, args.model, hidden, args.batch_size, args.lr,
+                               args.repeats)
+        t_numpy = _epoch_time(pynn, "numpy", x_train, y_train, args.model, hidden, args.batch_size, args.lr,
+                              args.repeats)
         print(f"  native: {t_native * 1e3:8.1f} ms/epoch")
         print(f"  numpy : {t_numpy * 1e3:8.1f} ms/epoch")
         print(f"  speedup native vs numpy: {t_numpy / t_native:.2f}x")
@@ -82,10 +92,11 @@ def demo(pynn, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pynn", description=__doc__)
     sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="train an MLP on the bundled digits, then compare backends")
-    d.add_argument("--epochs", type=int, default=20)
+    d = sub.add_parser("demo", help="train a CNN (or an MLP) on the bundled digits, then compare backends")
+    d.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
+    d.add_argument("--epochs", type=int, default=15)
     d.add_argument("--batch-size", type=int, default=32)
-    d.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
+    d.add_argument("--hidden", type=int, nargs="+", default=None, help="Dense widths (default: 64 / 256 128)")
     d.add_argument("--lr", type=float, default=1e-3)
     d.add_argument("--repeats", type=int, default=3)
     d.add_argument("--seed", type=int, default=0)

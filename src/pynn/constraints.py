@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .utils import identifiers as _identifiers
+
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "get", "serialize", "deserialize"]
 
 EPSILON = 1e-7  # Keras backend.epsilon()
@@ -74,30 +76,16 @@ def _axis(axis):
 
 _BY_NAME = {"max_norm": MaxNorm, "maxnorm": MaxNorm, "non_neg": NonNeg, "nonneg": NonNeg,
             "unit_norm": UnitNorm, "unitnorm": UnitNorm}
+_CLASSES = {"MaxNorm": MaxNorm, "NonNeg": NonNeg, "UnitNorm": UnitNorm}
 
 
-def serialize(c):
-    return {"class_name": type(c).__name__, "config": c.get_config()}
+serialize = _identifiers.serialize
 
 
 def deserialize(config):
-    classes = {"MaxNorm": MaxNorm, "NonNeg": NonNeg, "UnitNorm": UnitNorm}
-    name = config.get("class_name")
-    if name not in classes:
-        raise ValueError(f"constraints.deserialize: unknown constraint {name!r}; known: {sorted(classes)}")
-    return classes[name].from_config(config.get("config", {}))
+    return _identifiers.deserialize("constraints", "constraint", _CLASSES, config)
 
 
 def get(identifier):
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"constraints.get: unknown constraint {identifier!r}; known: max_norm, non_neg, unit_norm")
-        return cls()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"constraints.get: could not interpret constraint identifier {identifier!r}")
+    return _identifiers.get("constraints", "constraint", _BY_NAME, "max_norm, non_neg, unit_norm", _CLASSES,
+                            identifier)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .utils import identifiers as _identifiers
+
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
 
 
@@ -88,31 +90,16 @@ def l1_l2(l1=0.01, l2=0.01):
 
 
 _BY_NAME = {"l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": lambda: L1L2(0.01, 0.01)}
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
 
 
-def serialize(reg):
-    return {"class_name": type(reg).__name__, "config": reg.get_config()}
+serialize = _identifiers.serialize
 
 
 def deserialize(config):
-    classes = {"L1": L1, "L2": L2, "L1L2": L1L2}
-    name = config.get("class_name")
-    if name not in classes:
-        raise ValueError(f"regularizers.deserialize: unknown regularizer {name!r}; known: {sorted(classes)}")
-    return classes[name].from_config(config.get("config", {}))
+    return _identifiers.deserialize("regularizers", "regularizer", _CLASSES, config)
 
 
 def get(identifier):
     """A regularizer from None, a name ("l1", "l2", "l1_l2"), a config dict, or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        f = _BY_NAME.get(identifier.lower())
-        if f is None:
-            raise ValueError(f"regularizers.get: unknown regularizer {identifier!r}; known: l1, l2, l1_l2")
-        return f()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"regularizers.get: could not interpret regularizer identifier {identifier!r}")
+    return _identifiers.get("regularizers", "regularizer", _BY_NAME, "l1, l2, l1_l2", _CLASSES, identifier)

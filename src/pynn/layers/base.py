@@ -124,7 +124,7 @@ class Layer:
     @property
     def non_trainable_weights(self):
         trainable = {id(w) for w in self.trainable_weights}
-        return [w for w in self._weights if id(w) not in trainable]
+        return [w for w in self.weights if id(w) not in trainable]
 
     def get_weights(self):
         """Copies of the weights, in Keras order (e.g. Dense: [kernel, bias])."""

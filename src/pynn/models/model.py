@@ -112,11 +112,6 @@ class Model(Layer):
         return unique_weights(layer.trainable_weights for layer in self.layers) if self.trainable else []
 
     @property
-    def non_trainable_weights(self):
-        trainable = {id(w) for w in self.trainable_weights}
-        return [w for w in self.weights if id(w) not in trainable]
-
-    @property
     def trainable(self):
         return self._trainable
 

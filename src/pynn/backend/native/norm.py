@@ -20,29 +20,31 @@ def _vec(v):
     return None if v is None else np.ascontiguousarray(v)
 
 
-def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
+def _forward(native, reference, x, gamma, beta, epsilon):
     if not _f32(x, gamma, beta):
-        return _ref.batch_norm(x, gamma, beta, epsilon)
-    y, mean, inv_std = _C.batch_norm_forward(_rows(x), _vec(gamma), _vec(beta), float(epsilon))
+        return reference(x, gamma, beta, epsilon)
+    y, mean, inv_std = native(_rows(x), _vec(gamma), _vec(beta), float(epsilon))
     return y.reshape(x.shape), mean, inv_std
+
+
+def _backward(native, reference, x, dy, mean, inv_std, gamma):
+    if not _f32(x, dy, mean, inv_std, gamma):
+        return reference(x, dy, mean, inv_std, gamma)
+    dx, dgamma, dbeta = native(_rows(x), _rows(dy), _vec(mean), _vec(inv_std), _vec(gamma))
+    return dx.reshape(x.shape), dgamma, dbeta
+
+
+def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
+    return _forward(_C.batch_norm_forward, _ref.batch_norm, x, gamma, beta, epsilon)
 
 
 def batch_norm_grad(x, dy, mean, inv_std, gamma=None):
-    if not _f32(x, dy, mean, inv_std, gamma):
-        return _ref.batch_norm_grad(x, dy, mean, inv_std, gamma)
-    dx, dgamma, dbeta = _C.batch_norm_backward(_rows(x), _rows(dy), _vec(mean), _vec(inv_std), _vec(gamma))
-    return dx.reshape(x.shape), dgamma, dbeta
+    return _backward(_C.batch_norm_backward, _ref.batch_norm_grad, x, dy, mean, inv_std, gamma)
 
 
 def layer_norm(x, gamma=None, beta=None, epsilon=1e-3):
-    if not _f32(x, gamma, beta):
-        return _ref.layer_norm(x, gamma, beta, epsilon)
-    y, mean, inv_std = _C.layer_norm_forward(_rows(x), _vec(gamma), _vec(beta), float(epsilon))
-    return y.reshape(x.shape), mean, inv_std
+    return _forward(_C.layer_norm_forward, _ref.layer_norm, x, gamma, beta, epsilon)
 
 
 def layer_norm_grad(x, dy, mean, inv_std, gamma=None):
-    if not _f32(x, dy, mean, inv_std, gamma):
-        return _ref.layer_norm_grad(x, dy, mean, inv_std, gamma)
-    dx, dgamma, dbeta = _C.layer_norm_backward(_rows(x), _rows(dy), _vec(mean), _vec(inv_std), _vec(gamma))
-    return dx.reshape(x.shape), dgamma, dbeta
+    return _backward(_C.layer_norm_backward, _ref.layer_norm_grad, x, dy, mean, inv_std, gamma)

@@ -1,23 +1,32 @@
-"""pytest-benchmark: one MLP training step, native vs numpy backend vs PyTorch CPU.
+"""pytest-benchmark: one full training step (forward, loss, backward, Adam) of
+each model in bench/train_step.py (MLP, CNN, LSTM, Transformer block) on the
+native backend, the numpy backend and PyTorch CPU at the same thread count.
 
-    python -m pytest bench/test_train_step.py --benchmark-only
+    python -m pytest bench/test_train_step.py --benchmark-only --benchmark-group-by=group
+
+bench/train_table.py prints the same comparison as one table with peak memory.
 """
+import pytest
+
 import pynn
 
 from conftest import torch_or_skip
-from train_step import data, pynn_step, torch_step
+from train_step import STEPS
 
 
-def test_mlp_train_step(benchmark, bench_backend):
-    benchmark.group = "train step MLP 784-256-128-10 b128 Adam"
-    x, y = data()
+@pytest.mark.parametrize("name", list(STEPS))
+def test_train_step(benchmark, bench_backend, name):
+    s = STEPS[name]
+    benchmark.group = f"train step {s.title} Adam"
     benchmark.extra_info["backend"] = bench_backend
-    benchmark(pynn_step(x, y))
+    step = s.pynn(*s.data())
+    benchmark(step)
 
 
-def test_mlp_train_step_torch(benchmark):
+@pytest.mark.parametrize("name", list(STEPS))
+def test_train_step_torch(benchmark, name):
     torch = torch_or_skip()
-    benchmark.group = "train step MLP 784-256-128-10 b128 Adam"
+    s = STEPS[name]
+    benchmark.group = f"train step {s.title} Adam"
     benchmark.extra_info["backend"] = f"torch {torch.__version__} ({pynn.get_num_threads()} threads)"
-    x, y = data()
-    benchmark(torch_step(x, y))
+    benchmark(s.torch(*s.data()))

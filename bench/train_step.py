@@ -1,48 +1,162 @@
 """One full training step (forward, loss, backward, optimizer update) of the
-MLP 784-256-128-10 at batch 128 with Adam, built identically in pynn and
-PyTorch. Used by bench/test_train_step.py and bench/report.py."""
+models issue #9 names, built identically in pynn and in PyTorch CPU:
+
+    mlp          MLP 784-256-128-10, batch 128, Adam
+    cnn          Conv(1->32,3x3)-MaxPool-Conv(32->64,3x3)-MaxPool-Dense(1600->128)-Dense(10),
+                 28x28x1, batch 64, Adam
+    lstm         LSTM(128) over 50 steps of 32 features, batch 64, then Dense(10), Adam
+    transformer  one Transformer encoder block (d=128, 4 heads, feed-forward 512, post-norm,
+                 relu), seq 64, batch 32, mean over time, Dense(10), Adam
+
+Every model ends in 10 logits and a sparse softmax cross-entropy on integer
+labels. pynn's layout is channels-last (N, H, W, C), PyTorch's (N, C, H, W):
+each side gets its own layout of the same data before timing starts.
+
+``STEPS[name].pynn(x, y)`` / ``.torch(x, y)`` return a callable that runs one
+step on the active pynn backend / on PyTorch. Used by bench/test_train_step.py,
+bench/train_table.py and bench/report.py.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 import pynn
 from pynn import layers
 
-SIZES = (784, 256, 128, 10)
-BATCH = 128
+LR = 1e-3
 
 
+# ------------------------------------------------------------ pynn models
+def _pynn_mlp():
+    return pynn.Sequential([layers.Input((784,)), layers.Dense(256, activation="relu"),
+                            layers.Dense(128, activation="relu"), layers.Dense(10)])
+
+
+def _pynn_cnn():
+    return pynn.Sequential([layers.Input((28, 28, 1)),
+                            layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+                            layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
+                            layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10)])
+
+
+def _pynn_lstm():
+    return pynn.Sequential([layers.Input((50, 32)), layers.LSTM(128), layers.Dense(10)])
+
+
+def _pynn_transformer():
+    return pynn.Sequential([layers.Input((64, 128)),
+                            layers.TransformerEncoder(intermediate_dim=512, num_heads=4),
+                            layers.GlobalAveragePooling1D(), layers.Dense(10)])
+
+
+# ----------------------------------------------------------- torch models
+def _torch_mlp(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def _torch_cnn(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def _torch_lstm(torch):
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(32, 128, batch_first=True)
+            self.head = nn.Linear(128, 10)
+
+        def forward(self, x):
+            _, (h, _) = self.lstm(x)
+            return self.head(h[-1])
+    return Net()
+
+
+def _torch_transformer(torch):
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            # dropout=0 as pynn's default; the fast path only applies to inference.
+            self.block = nn.TransformerEncoderLayer(128, 4, dim_feedforward=512, dropout=0.0,
+                                                    activation="relu", batch_first=True, norm_first=False)
+            self.head = nn.Linear(128, 10)
+
+        def forward(self, x):
+            return self.head(self.block(x).mean(dim=1))
+    return Net()
+
+
+# ------------------------------------------------------------------ data
+def _nchw(x):
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    batch: int
+    input_shape: tuple             # per sample, pynn layout
+    pynn_model: Callable
+    torch_model: Callable
+    torch_layout: Callable = None  # pynn-layout batch -> torch-layout batch
+
+    def data(self, seed=0):
+        r = np.random.default_rng(seed)
+        x = r.standard_normal((self.batch, *self.input_shape)).astype(np.float32)
+        return x, r.integers(0, 10, self.batch)
+
+    def pynn(self, x, y):
+        """A callable running one pynn training step on the active backend."""
+        pynn.set_seed(0)
+        model = self.pynn_model()
+        model.compile(optimizer=pynn.optimizers.Adam(LR),
+                      loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return lambda: model.train_on_batch(x, y)
+
+    def torch(self, x, y):
+        """A callable running one PyTorch CPU training step."""
+        import torch
+        torch.manual_seed(0)
+        model = self.torch_model(torch)
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt = torch.from_numpy(self.torch_layout(x) if self.torch_layout else x)
+        yt = torch.from_numpy(np.asarray(y, np.int64))
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt), yt)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return step
+
+
+STEPS = {
+    "mlp": Step("MLP 784-256-128-10 b128", 128, (784,), _pynn_mlp, _torch_mlp),
+    "cnn": Step("CNN 28x28 conv32-pool-conv64-pool-128-10 b64", 64, (28, 28, 1), _pynn_cnn, _torch_cnn, _nchw),
+    "lstm": Step("LSTM(128) 50 steps x 32 b64 + Dense(10)", 64, (50, 32), _pynn_lstm, _torch_lstm),
+    "transformer": Step("Transformer block d128 4 heads seq64 b32", 32, (64, 128), _pynn_transformer,
+                        _torch_transformer),
+}
+
+
+# Back-compatible names for the MLP step (bench/report.py).
 def data(seed=0):
-    r = np.random.default_rng(seed)
-    return r.standard_normal((BATCH, SIZES[0])).astype(np.float32), r.integers(0, SIZES[-1], BATCH)
+    return STEPS["mlp"].data(seed)
 
 
 def pynn_step(x, y):
-    """A callable running one pynn training step on the active backend."""
-    pynn.set_seed(0)
-    model = pynn.Sequential([layers.Input((SIZES[0],))]
-                            + [layers.Dense(n, activation="relu") for n in SIZES[1:-1]]
-                            + [layers.Dense(SIZES[-1])])
-    model.compile(optimizer=pynn.optimizers.Adam(1e-3),
-                  loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return lambda: model.train_on_batch(x, y)
+    return STEPS["mlp"].pynn(x, y)
 
 
 def torch_step(x, y):
-    import torch
-    torch.manual_seed(0)
-    mods = []
-    for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        mods.append(torch.nn.Linear(a, b))
-        if i < len(SIZES) - 2:
-            mods.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*mods)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(np.asarray(y, np.int64))
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return STEPS["mlp"].torch(x, y)

@@ -93,3 +93,23 @@ def test_public_api_tour_from_design():
     assert x.data is x.numpy() and x.shape == (2, 3) and x.dtype == np.float32
     with pynn.no_grad():
         assert not (x * 2).requires_grad
+
+
+def test_native_matmul_of_permuted_batch_views_matches_numpy_in_one_bmm(monkeypatch):
+    # Attention multiplies (B, heads, T, d) views of (B, T, heads, d) arrays: their
+    # batch dims have no single stride. The native matmul copies such an operand
+    # once and makes one bmm call instead of one per leading index.
+    from pynn import _C
+    from pynn.backend.native import core as native_core
+    r = np.random.default_rng(0)
+    q = r.standard_normal((3, 7, 4, 5)).astype(np.float32).transpose(0, 2, 1, 3)   # (3, 4, 7, 5)
+    k = r.standard_normal((3, 6, 4, 5)).astype(np.float32).transpose(0, 2, 3, 1)   # (3, 4, 5, 6)
+    calls = []
+    real_bmm = _C.bmm
+    monkeypatch.setattr(native_core._C, "bmm", lambda *a, **kw: calls.append(1) or real_bmm(*a, **kw))
+    got = native_core.matmul(q, k)
+    np.testing.assert_allclose(got, q.astype(np.float64) @ k.astype(np.float64), rtol=1e-5, atol=1e-5)
+    assert len(calls) == 1
+    # a broadcast operand is not materialised, and still right
+    w = r.standard_normal((4, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(native_core.matmul(q, w), q.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)

@@ -68,6 +68,8 @@ SAMPLES = [
     ("transpose_T", "transpose", lambda a: a.T, [randn(2, 5)]),
     ("getitem_slice", "getitem", lambda a: a[1:, ::2], [randn(4, 5)]),
     ("getitem_repeated_index", "getitem", lambda a: a[np.array([0, 2, 0, 1])], [randn(3, 2)]),
+    ("getitem_int_ellipsis_none", "getitem", lambda a: a[1, ..., None, -1], [randn(3, 4, 5)]),
+    ("getitem_bool_mask", "getitem", lambda a: a[np.array([True, False, True])], [randn(3, 2)]),
     ("concatenate", "concatenate", lambda a, b: F.concatenate([a, b], axis=1), [randn(2, 3), randn(2, 4)]),
     ("stack", "stack", lambda a, b: F.stack([a, b], axis=-1), [randn(2, 3), randn(2, 3)]),
     ("matmul_2d", "matmul", lambda a, b: a @ b, [randn(5, 7), randn(7, 3)]),

@@ -124,3 +124,39 @@ def test_save_weights_round_trip_is_atomic(tmp_path):
     for a, b in zip(saved, m.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]  # no temporary left behind
+
+
+def test_train_step_leaves_no_gradients_behind_and_matches_tensor_backward():
+    # fit/train_on_batch take the gradients straight from the backward pass
+    # (autograd.grad(copy=False)); they must equal Tensor.backward's and leave
+    # every weight's .grad untouched.
+    r = np.random.default_rng(0)
+    x, y = r.standard_normal((16, 5)).astype(np.float32), r.integers(0, 3, 16)
+    pynn.set_seed(0)
+    model = pynn.Sequential([layers.Input((5,)), layers.Dense(4, activation="tanh"), layers.Dense(3)])
+    model.compile(optimizer=optimizers.SGD(0.1),
+                  loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.data.copy() for w in model.trainable_weights]
+    loss = model.loss(y, model(x, training=True))
+    loss.backward()
+    expected = [w.data - 0.1 * w.grad for w in model.trainable_weights]
+    for w in model.trainable_weights:
+        w.grad = None
+    model.train_on_batch(x, y)
+    for w, b, e in zip(model.trainable_weights, before, expected):
+        assert w.grad is None
+        np.testing.assert_allclose(w.data, e, rtol=1e-5, atol=1e-6)
+        assert not np.array_equal(w.data, b)
+
+
+def test_autograd_grad_without_copy_gives_the_same_values_in_each_inputs_dtype():
+    from pynn.autograd import Tensor, grad
+    a = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    b = Tensor(np.ones(3, np.float32), requires_grad=True)
+    c = Tensor(np.ones(2, np.float32), requires_grad=True)   # unconnected
+    out = ((a * b) + a).sum()
+    copied = grad(out, [a, b, c], retain_graph=True)
+    shared = grad(out, [a, b, c], copy=False)
+    for x, y, t in zip(copied, shared, (a, b, c)):
+        assert y.dtype == t.data.dtype and y.shape == t.shape
+        np.testing.assert_array_equal(x, y)

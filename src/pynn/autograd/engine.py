@@ -179,10 +179,14 @@ def _backprop(root: "Tensor", grad: np.ndarray, retain_graph: bool):
             node._ctx = None
 
 
-def grad(output: "Tensor", inputs, grad_output=None, retain_graph: bool = False):
+def grad(output: "Tensor", inputs, grad_output=None, retain_graph: bool = False, copy: bool = True):
     """d output / d input for each input, returned as arrays; no ``.grad`` is touched.
 
     ``inputs`` are leaf tensors (weights, data); unconnected inputs get zeros.
+    ``copy=False`` hands back the backward pass's own arrays, cast to each
+    input's dtype, without the defensive copy: faster (the training step uses
+    it), but they may be read-only views or shared between inputs, so treat
+    them as read-only.
     """
     if not output.requires_grad:
         raise RuntimeError("grad: the output does not require grad")
@@ -196,7 +200,9 @@ def grad(output: "Tensor", inputs, grad_output=None, retain_graph: bool = False)
         i = wanted.get(id(leaf))
         if i is not None:
             result[i] = g if result[i] is None else result[i] + g
-    return [np.zeros_like(t.data) if r is None else np.array(r, copy=True) for t, r in zip(inputs, result)]
+    if copy:
+        return [np.zeros_like(t.data) if r is None else np.array(r, copy=True) for t, r in zip(inputs, result)]
+    return [np.zeros_like(t.data) if r is None else np.asarray(r, dtype=t.data.dtype) for t, r in zip(inputs, result)]
 
 
 def _topological_order(root: Tensor) -> list:

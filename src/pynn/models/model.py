@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import losses as losses_mod, metrics as metrics_mod
 from ..autograd import Tensor, no_grad
+from ..autograd.engine import grad as autograd_grad
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
@@ -250,17 +251,16 @@ class Model(Layer):
 
     def _train_step(self, xs, ys, sample_weight=None):
         weights = self.trainable_weights
-        for w in weights:
-            w.grad = None
         y_preds = self._forward(xs, training=True)
         loss = self._loss_value(ys, y_preds, sample_weight)
         if loss.requires_grad:
-            loss.backward()
-        grads = [w.grad if w.grad is not None else np.zeros_like(w.data) for w in weights]
+            # The optimizer only reads the gradients: take the backward pass's own
+            # arrays rather than copying each into .grad.
+            grads = autograd_grad(loss, weights, copy=False)
+        else:
+            grads = [np.zeros_like(w.data) for w in weights]
         if weights:
             self.optimizer.apply_gradients(zip(grads, weights))
-        for w in weights:
-            w.grad = None
         return float(loss.data), [p.data for p in y_preds]
 
     def _update_metrics(self, loss, ys, y_preds, sample_weight, n):

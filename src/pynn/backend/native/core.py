@@ -61,6 +61,14 @@ def matmul(a, b, bias=None, activation=None, alpha=0.0):
     else:
         # Broadcast the batch dimensions as stride-0 views (no copies), then one bmm.
         a3, b3 = _batch_view(a2, batch), _batch_view(b2, batch)
+        # A permuted operand (e.g. attention's (B, heads, T, d) views of a (B, T, heads, d)
+        # projection) has batch dims that no single stride walks: one contiguous copy of
+        # it costs far less than a bmm call per leading index. Broadcast operands are not
+        # copied (that would materialise the broadcast).
+        if a3 is None and a2.shape[:-2] == batch:
+            a3 = _batch_view(np.ascontiguousarray(a2), batch)
+        if b3 is None and b2.shape[:-2] == batch:
+            b3 = _batch_view(np.ascontiguousarray(b2), batch)
         if a3 is not None and b3 is not None:
             out = _C.bmm(a3, b3, bias=bias, activation=act, act_alpha=alpha)
         else:

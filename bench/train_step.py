@@ -160,3 +160,53 @@ def pynn_step(x, y):
 
 def torch_step(x, y):
     return STEPS["mlp"].torch(x, y)
+
+
+# ------------------------------------------- same weights on both sides
+def copy_weights_to_torch(name, model, tmodel, torch):
+    """Load pynn ``model``'s weights into the PyTorch twin ``tmodel`` (layouts
+    converted), so tests can check the two compute the same loss and gradients:
+    the benchmark compares like with like."""
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    with torch.no_grad():
+        if name in ("mlp", "cnn"):
+            mods = [m for m in tmodel if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+            params = [lay for lay in model.layers if lay.weights]
+            for lay, mod in zip(params, mods):
+                k, b = lay.weights[0].data, lay.weights[1].data
+                if k.ndim == 4:                       # (kh, kw, in, out) -> (out, in, kh, kw)
+                    k = k.transpose(3, 2, 0, 1)
+                elif name == "cnn" and k.shape[0] == 1600:
+                    # pynn flattens (5, 5, 64) channels-last; torch flattens (64, 5, 5)
+                    k = k.reshape(5, 5, 64, -1).transpose(2, 0, 1, 3).reshape(1600, -1).T
+                else:
+                    k = k.T
+                mod.weight.copy_(t(k))
+                mod.bias.copy_(t(b))
+        elif name == "lstm":
+            lstm, dense = model.layers[0], model.layers[1]
+            k, rk, b = (w.data for w in lstm.weights)   # Keras gate order i, f, c, o == torch's i, f, g, o
+            tmodel.lstm.weight_ih_l0.copy_(t(k.T))
+            tmodel.lstm.weight_hh_l0.copy_(t(rk.T))
+            tmodel.lstm.bias_ih_l0.copy_(t(b))
+            tmodel.lstm.bias_hh_l0.zero_()
+            tmodel.head.weight.copy_(t(dense.weights[0].data.T))
+            tmodel.head.bias.copy_(t(dense.weights[1].data))
+        elif name == "transformer":
+            enc, dense = model.layers[0], model.layers[2]
+            mha, blk = enc.attention, tmodel.block
+            d = mha.num_heads * mha.key_dim
+            blk.self_attn.in_proj_weight.copy_(t(np.concatenate(
+                [getattr(mha, f"{n}_kernel").data.reshape(d, d).T for n in ("query", "key", "value")], 0)))
+            blk.self_attn.in_proj_bias.copy_(t(np.concatenate(
+                [getattr(mha, f"{n}_bias").data.reshape(d) for n in ("query", "key", "value")])))
+            blk.self_attn.out_proj.weight.copy_(t(mha.output_kernel.data.reshape(d, d).T))
+            blk.self_attn.out_proj.bias.copy_(t(mha.output_bias.data))
+            for ours, theirs in ((enc.ff1, blk.linear1), (enc.ff2, blk.linear2), (dense, tmodel.head)):
+                theirs.weight.copy_(t(ours.weights[0].data.T))
+                theirs.bias.copy_(t(ours.weights[1].data))
+            for ours, theirs in ((enc.norm1, blk.norm1), (enc.norm2, blk.norm2)):
+                theirs.weight.copy_(t(ours.weights[0].data))
+                theirs.bias.copy_(t(ours.weights[1].data))
+        else:
+            raise KeyError(name)

@@ -45,3 +45,12 @@ def examples_on_path():
     sys.path.insert(0, str(EXAMPLES))
     yield EXAMPLES
     sys.path.remove(str(EXAMPLES))
+
+
+@pytest.fixture(scope="module")
+def bench_on_path():
+    """Make bench/'s model definitions importable (tests pin that they are right)."""
+    path = str(EXAMPLES.parent / "bench")
+    sys.path.insert(0, path)
+    yield path
+    sys.path.remove(path)

@@ -16,6 +16,12 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "10000"
 
+# Freed activations stay on the heap for the next step instead of being faulted
+# in again (see _allocator.py; PYNN_MALLOC_TUNING=0 opts out).
+from ._allocator import tune_malloc as _tune_malloc  # noqa: E402
+
+MALLOC_TUNED = _tune_malloc()
+
 from . import backend  # noqa: E402
 from .autograd import GradientTape, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import coverage, set_backend, use_backend

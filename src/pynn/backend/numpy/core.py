@@ -43,6 +43,8 @@ def check_matmul_shapes(a, b):
         raise ValueError(f"matmul: a has shape {a.shape} but b has shape {b.shape}: "
                          f"inner dimensions {ka} and {kb} differ")
     batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+    if not batch_a or not batch_b:   # a 2-D (or 1-D) side broadcasts against anything
+        return
     try:
         np.broadcast_shapes(batch_a, batch_b)
     except ValueError:

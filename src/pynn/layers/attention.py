@@ -177,10 +177,16 @@ class MultiHeadAttention(Layer):
         if value is None:
             value = query
         inputs = [query, value] + ([key] if key is not None else [])
-        if is_symbolic(inputs):
-            return super().__call__(inputs, training=training)
-        return super().__call__(inputs, training=training, attention_mask=attention_mask,
-                                use_causal_mask=use_causal_mask, return_attention_scores=return_attention_scores)
+        kwargs = dict(attention_mask=attention_mask, use_causal_mask=use_causal_mask,
+                      return_attention_scores=return_attention_scores)
+        if is_symbolic(inputs) and return_attention_scores:
+            # Two outputs; compute_output_shape describes only the first.
+            from .input_layer import KerasTensor
+            out = super().__call__(inputs, training=training, **kwargs)
+            scores = (None, self.num_heads, query.shape[1], value.shape[1])
+            return [KerasTensor(out.shape, out.dtype, self, out.parents, node=out.node, index=0),
+                    KerasTensor(scores, out.dtype, self, out.parents, node=out.node, index=1)]
+        return super().__call__(inputs, training=training, **kwargs)
 
     def call(self, inputs, training=False, attention_mask=None, use_causal_mask=False,
              return_attention_scores=False):

@@ -147,16 +147,21 @@ class Layer:
         return input_shape
 
     def __call__(self, inputs, training=False, **kwargs):
-        from .input_layer import KerasTensor, is_symbolic
+        from .input_layer import KerasTensor, Node, is_shape_list, is_symbolic
         if is_symbolic(inputs):
-            # Functional API: build from the shape, record the call, compute nothing.
+            # Functional API: build from the shape, record the call (with its keyword
+            # arguments, which may hold symbolic tensors too), compute nothing.
             shapes = [t.shape for t in inputs] if isinstance(inputs, (list, tuple)) else inputs.shape
             if not self.built:
                 self.build(shapes)
                 self.built = True
-            dtype = (inputs[0] if isinstance(inputs, (list, tuple)) else inputs).dtype
+            dtype = self._output_dtype((inputs[0] if isinstance(inputs, (list, tuple)) else inputs).dtype)
             parents = list(inputs) if isinstance(inputs, (list, tuple)) else inputs
-            return KerasTensor(self.compute_output_shape(shapes), self._output_dtype(dtype), self, parents)
+            node = Node(self, parents, kwargs)
+            out_shape = self.compute_output_shape(shapes)
+            if is_shape_list(out_shape):   # e.g. LSTM(return_state=True): [output, h, c]
+                return [KerasTensor(s, dtype, self, parents, node=node, index=i) for i, s in enumerate(out_shape)]
+            return KerasTensor(out_shape, dtype, self, parents, node=node)
         if isinstance(inputs, (list, tuple)):
             inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
             shapes = [_shape_tuple(t.shape) for t in inputs]

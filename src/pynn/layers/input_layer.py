@@ -9,12 +9,16 @@ import numpy as np
 
 
 class KerasTensor:
-    def __init__(self, shape, dtype="float32", layer=None, parents=(), name=None):
+    def __init__(self, shape, dtype="float32", layer=None, parents=(), name=None, node=None, index=None):
         self.shape = tuple(None if d is None else int(d) for d in shape)
         self.dtype = np.dtype(dtype)
         self.layer = layer          # the layer whose call produced this tensor (None for an Input)
         self.parents = parents      # the KerasTensor(s) that call received: one, or a list
         self.name = name
+        # The call itself (shared by all outputs of a multi-output call such as
+        # LSTM(return_state=True)) and which of its outputs this is (None: the only one).
+        self.node = node if node is not None or layer is None else Node(layer, parents, {})
+        self.index = index
 
     @property
     def ndim(self):
@@ -37,6 +41,48 @@ class Input(KerasTensor):
         if isinstance(shape, int):
             shape = (shape,)
         super().__init__((batch_size,) + tuple(shape), dtype, name=name or "input")
+
+
+class Node:
+    """One recorded layer call: the layer, its positional input(s) and its keyword
+    arguments (e.g. ``initial_state=[h, c]``, ``use_causal_mask=True``), which may
+    hold symbolic tensors too. Replayed once however many of its outputs are used."""
+
+    def __init__(self, layer, parents, kwargs):
+        self.layer, self.parents, self.kwargs = layer, parents, kwargs
+
+    def dependencies(self):
+        """Every symbolic tensor the call reads: positional inputs, then keyword ones."""
+        deps = list(self.parents) if isinstance(self.parents, list) else [self.parents]
+        for v in self.kwargs.values():
+            deps += symbolic_leaves(v)
+        return deps
+
+
+def symbolic_leaves(value):
+    """The KerasTensors inside ``value`` (a tensor, or nested lists/tuples of them)."""
+    if isinstance(value, KerasTensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in symbolic_leaves(v)]
+    return []
+
+
+def substitute(value, env):
+    """``value`` (a tensor, or lists/tuples/dicts of them and plain values) with
+    every KerasTensor replaced by ``env[id(tensor)]``."""
+    if isinstance(value, KerasTensor):
+        return env[id(value)]
+    if isinstance(value, (list, tuple)):
+        return type(value)(substitute(v, env) for v in value)
+    if isinstance(value, dict):
+        return {k: substitute(v, env) for k, v in value.items()}
+    return value
+
+
+def is_shape_list(shape):
+    """True for a list of output shapes (a multi-output layer), False for one shape."""
+    return isinstance(shape, list) and len(shape) > 0 and all(isinstance(s, (tuple, list)) for s in shape)
 
 
 def is_symbolic(x) -> bool:

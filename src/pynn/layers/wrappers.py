@@ -30,11 +30,21 @@ class Bidirectional(Layer):
         self._weights = self.forward_layer._weights + self.backward_layer._weights
         self.built = True
 
-    def call(self, x, training=False):
-        fwd = self.forward_layer(x, training=training)
-        bwd = self.backward_layer(x, training=training)
+    def call(self, x, training=False, initial_state=None):
+        fwd_init = bwd_init = None
+        if initial_state is not None:
+            n = self.forward_layer.n_states
+            if len(initial_state) != 2 * n:
+                raise ValueError(f"Bidirectional {self.name!r}: initial_state needs {2 * n} tensors (the forward "
+                                 f"layer's {n} states, then the backward layer's), got {len(initial_state)}")
+            fwd_init, bwd_init = list(initial_state[:n]), list(initial_state[n:])
+        fwd = self.forward_layer(x, training=training, initial_state=fwd_init)
+        bwd = self.backward_layer(x, training=training, initial_state=bwd_init)
+        states = []
         if self.forward_layer.return_state:
-            raise NotImplementedError("Bidirectional with return_state is not supported yet")
+            # Keras order: output(s), then the forward layer's states, then the backward layer's.
+            states = list(fwd[1:]) + list(bwd[1:])
+            fwd, bwd = fwd[0], bwd[0]
         if self.backward_layer.return_sequences:
             bwd = F.getitem(bwd, (slice(None), slice(None, None, -1)))  # back to forward time order
         if self.merge_mode == "concat":
@@ -46,15 +56,21 @@ class Bidirectional(Layer):
         elif self.merge_mode == "ave":
             out = (fwd + bwd) * 0.5
         else:
-            return [fwd, bwd]
+            return [fwd, bwd] + states
         out._keras_mask = fwd._keras_mask
-        return out
+        return [out] + states if states else out
 
     def compute_output_shape(self, input_shape):
         shape = self.forward_layer.compute_output_shape(input_shape)
+        states = []
+        if self.forward_layer.return_state:
+            shape, states = shape[0], list(shape[1:]) * 2
         if self.merge_mode == "concat":
-            return tuple(shape[:-1]) + (2 * shape[-1],)
-        return shape if self.merge_mode else [shape, shape]
+            out = [tuple(shape[:-1]) + (2 * shape[-1],)]
+        else:
+            out = [shape] if self.merge_mode else [shape, shape]
+        out += states
+        return out[0] if len(out) == 1 else out
 
 
 class TimeDistributed(Layer):

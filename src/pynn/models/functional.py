@@ -1,7 +1,7 @@
 """The graph behind a functional ``pynn.Model(inputs, outputs)``: the layer calls
 recorded on symbolic tensors, in an order where every call follows its inputs.
 A layer called twice (shared weights) appears as two calls of one layer."""
-from ..layers.input_layer import KerasTensor
+from ..layers.input_layer import KerasTensor, substitute
 
 
 def _as_list(x):
@@ -46,7 +46,7 @@ class FunctionalGraph:
                 raise ValueError(f"Model {model_name!r}: the outputs depend on an Input {t} that is not among "
                                  "the model's inputs")
             stack.append((t, True))
-            for p in reversed(_as_list(t.parents)):
+            for p in reversed(t.node.dependencies()):
                 stack.append((p, False))
         return order
 
@@ -55,8 +55,13 @@ class FunctionalGraph:
         if len(values) != len(self.inputs):
             raise ValueError(f"functional model: expected {len(self.inputs)} inputs, got {len(values)}")
         env = {id(k): v for k, v in zip(self.inputs, values)}
+        results = {}   # id(node) -> what the call returned: each call runs once
         for t in self.order:
-            args = [env[id(p)] for p in t.parents] if isinstance(t.parents, list) else env[id(t.parents)]
-            env[id(t)] = t.layer(args, training=training)
+            node = t.node
+            if id(node) not in results:
+                args = substitute(node.parents, env)
+                results[id(node)] = node.layer(args, training=training, **substitute(node.kwargs, env))
+            out = results[id(node)]
+            env[id(t)] = out if t.index is None else out[t.index]
         outs = [env[id(t)] for t in self.outputs]
         return outs[0] if self.single_output else outs

@@ -434,15 +434,32 @@ class Model(Layer):
             raise NotImplementedError(
                 f"{type(self).__name__}: a subclassed model's architecture is Python code; define get_config() "
                 "and from_config() (and @pynn.register_serializable) to save it, or use save_weights()")
+        from ..layers.input_layer import KerasTensor
         from ..saving import serialize_layer
         g = self._graph
         layer_index = {id(layer): i for i, layer in enumerate(g.layers)}
         ref = {id(t): ["input", i] for i, t in enumerate(g.inputs)}
+        calls = {}   # id(node) -> call number: the outputs of one call share it
+
+        def keyword(layer, key, v):
+            if isinstance(v, KerasTensor):
+                return {"tensor": ref[id(v)]}
+            if isinstance(v, (list, tuple)):
+                return [keyword(layer, key, x) for x in v]
+            if v is None or isinstance(v, (bool, int, float, str)):
+                return v
+            raise ValueError(f"Model {self.name!r}: cannot save the call of layer {layer.name!r} with "
+                             f"{key}={type(v).__name__}; pass symbolic tensors or plain values")
         nodes = []
         for j, t in enumerate(g.order):
             parents = t.parents if isinstance(t.parents, list) else [t.parents]
-            nodes.append({"layer": layer_index[id(t.layer)], "inputs": [ref[id(p)] for p in parents],
-                          "list": isinstance(t.parents, list)})
+            node = {"layer": layer_index[id(t.layer)], "inputs": [ref[id(p)] for p in parents],
+                    "list": isinstance(t.parents, list), "call": calls.setdefault(id(t.node), len(calls))}
+            if t.index is not None:
+                node["index"] = t.index
+            if t.node.kwargs:
+                node["kwargs"] = {k: keyword(t.layer, k, v) for k, v in t.node.kwargs.items()}
+            nodes.append(node)
             ref[id(t)] = ["node", j]
         return {"name": self.name,
                 "inputs": [{"shape": list(t.shape[1:]), "dtype": t.dtype.name} for t in g.inputs],
@@ -455,13 +472,23 @@ class Model(Layer):
         from ..saving import deserialize_layer
         layers = [deserialize_layer(spec) for spec in config["layers"]]
         inputs = [Input(tuple(spec["shape"]), dtype=spec["dtype"]) for spec in config["inputs"]]
-        made = []
+        made, calls = [], {}
 
         def get(r):
             return inputs[r[1]] if r[0] == "input" else made[r[1]]
-        for node in config["nodes"]:
-            args = [get(r) for r in node["inputs"]]
-            made.append(layers[node["layer"]](args if node["list"] else args[0]))
+
+        def keyword(v):
+            if isinstance(v, dict) and set(v) == {"tensor"}:
+                return get(v["tensor"])
+            return [keyword(x) for x in v] if isinstance(v, list) else v
+        for j, node in enumerate(config["nodes"]):
+            call = node.get("call", ("node", j))   # files saved before multi-output calls: one call per node
+            if call not in calls:
+                args = [get(r) for r in node["inputs"]]
+                kwargs = {k: keyword(v) for k, v in node.get("kwargs", {}).items()}
+                calls[call] = layers[node["layer"]](args if node["list"] else args[0], **kwargs)
+            out = calls[call]
+            made.append(out if node.get("index") is None else out[node["index"]])
         outputs = [get(r) for r in config["outputs"]]
         return cls(inputs if len(inputs) > 1 else inputs[0],
                    outputs[0] if config["single_output"] else outputs, name=config["name"])

@@ -38,3 +38,24 @@ def test_benchmark_models_match_their_pytorch_twins(train_step, name, backend_na
     if s.torch_layout:
         gx = gx.transpose(0, 2, 3, 1)
     np.testing.assert_allclose(xp.grad, gx, rtol=1e-3, atol=1e-6 * np.abs(gx).max())
+
+
+def test_train_table_and_plot_run_end_to_end(bench_on_path, tmp_path, capsys):
+    # A smoke run of the README's commands (one repeat, one row): the table and
+    # the chart are produced; no timing is asserted.
+    import json
+
+    import train_table
+    out = tmp_path / "t.json"
+    train_table.main(["--repeat", "1", "--rows", "mlp", "--no-memory", "--json", str(out)])
+    results = json.loads(out.read_text())["results"]
+    assert [r["row"] for r in results] == ["mlp"]
+    assert results[0]["ms"]["native"] > 0 and results[0]["ms"]["numpy"] > 0
+    peak = train_table.peak_memory_mib("mlp", "native", threads=1)   # the subprocess measurement
+    assert peak is None or 0 <= peak < 1024
+    assert "| MLP 784-256-128-10 b128 |" in capsys.readouterr().out
+    pytest.importorskip("matplotlib")
+    import plot
+    if results[0]["ms"].get("torch"):
+        plot.main([str(out), str(tmp_path / "t.png")])
+        assert (tmp_path / "t.png").stat().st_size > 1000

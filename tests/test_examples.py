@@ -32,9 +32,17 @@ def test_resnet_functional_example_learns_digits(tmp_path):
     assert acc >= 0.95 and (tmp_path / "h.png").exists()
 
 
-def test_transfer_learning_example_runs():
-    transfer, scratch = example("transfer_learning").main(per_class=3, pretrain_epochs=3, finetune_epochs=5)
-    assert 0.0 < transfer <= 1.0 and 0.0 < scratch <= 1.0
+def test_transfer_learning_example_runs_and_is_deterministic():
+    # A tiny setting (the documented one takes minutes and shows a tie, not a win: see the example's docstring).
+    def run():
+        return example("transfer_learning").main(shots=(1, 2), draws=2, pretrain_epochs=2, transforms=2,
+                                                 head_epochs=5, finetune_epochs=2, scratch_epochs=5, verbose=False)
+    first, second = run(), run()
+    assert sorted(first) == [1, 2]
+    for k in first:
+        for arm in ("frozen", "finetuned", "scratch"):
+            assert first[k][arm].shape == (2,) and ((0.0 < first[k][arm]) & (first[k][arm] <= 1.0)).all()
+            assert (first[k][arm] == second[k][arm]).all()
 
 
 def test_numpy_mlp_example_runs_on_both_kernel_sets():

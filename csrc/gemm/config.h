@@ -43,6 +43,12 @@ constexpr int64_t kSmallMaxK = 1024;
 // With at least this many rows of C per thread, each thread packs its own B
 // (see gemm.cpp): the duplicate packing is then < ~5% of the thread's work.
 constexpr int64_t kPrivateBRows = 192;
+// Unpacked-A path (AVX2, row-major A): used when the packed B block of one
+// thread is at most this many columns (padded to NR) wide, and its KC is then
+// raised until the block holds kUnpackedABBytes (at least the usual KC). See
+// kUnpackedABBytes below for why.
+constexpr int64_t kUnpackedAMaxN = 320;
+constexpr int64_t kUnpackedABBytes = 320 * 1024;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

@@ -16,6 +16,33 @@
 namespace pynn {
 namespace gemm {
 
+// The epilogue shared by the kernels: c = alpha * acc + beta * c + bias for a
+// full 6x16 tile (acc row-major, 16 floats per row).
+static inline void store_tile(const float* acc, float alpha, float beta, float* c, int64_t rs_c,
+                              const float* bias) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+  // Same operation order as the generic kernel: alpha*ab, + beta*c, + bias.
+  auto store = [&](float* cr, __m256 lo, __m256 hi) {
+    lo = _mm256_mul_ps(va, lo);
+    hi = _mm256_mul_ps(va, hi);
+    if (beta != 0.f) {
+      lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
+      hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
+    }
+    if (bias) {
+      lo = _mm256_add_ps(lo, bias0);
+      hi = _mm256_add_ps(hi, bias1);
+    }
+    _mm256_storeu_ps(cr, lo);
+    _mm256_storeu_ps(cr + 8, hi);
+  };
+  for (int r = 0; r < MR; ++r)
+    store(c + r * rs_c, _mm256_load_ps(acc + r * NR), _mm256_load_ps(acc + r * NR + 8));
+}
+
 void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias) {
   // C is written once at the end: start pulling its rows in now.
@@ -176,29 +203,174 @@ void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
       : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 
-  const __m256 va = _mm256_set1_ps(alpha);
-  const __m256 vb = _mm256_set1_ps(beta);
-  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
-  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-  // Same operation order as the generic kernel: alpha*ab, + beta*c, + bias.
-  auto store = [&](float* cr, __m256 lo, __m256 hi) {
-    lo = _mm256_mul_ps(va, lo);
-    hi = _mm256_mul_ps(va, hi);
-    if (beta != 0.f) {
-      lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
-      hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
-    }
-    if (bias) {
-      lo = _mm256_add_ps(lo, bias0);
-      hi = _mm256_add_ps(hi, bias1);
-    }
-    _mm256_storeu_ps(cr, lo);
-    _mm256_storeu_ps(cr + 8, hi);
-  };
-  for (int r = 0; r < MR; ++r)
-    store(c + r * rs_c, _mm256_load_ps(acc + r * NR), _mm256_load_ps(acc + r * NR + 8));
+  store_tile(acc, alpha, beta, c, rs_c, bias);
 }
 
+// The same 6x16 kernel reading A unpacked: rows a, a + rs_a, ..., a + 5 rs_a of
+// a row-major A (unit column stride), k contiguous floats each. Used when A
+// would otherwise be packed only to be read a few times (small n, or threads
+// splitting n): the broadcasts come straight from A's rows, addressed as
+// base + {0, 1, 2, 3} * rs from two bases so that only 4 pointers advance.
+// Reads exactly rows [0, 6) x columns [0, k) of A; the epilogue is the packed
+// kernel's.
+void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+                        float beta, float* c, int64_t rs_c, const float* bias) {
+  for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
+  alignas(32) float acc[MR * NR];
+  int64_t k4 = k / 4, kr = k % 4;
+  const int64_t rs = rs_a * static_cast<int64_t>(sizeof(float));
+  const int64_t rs3 = 3 * rs;
+  const float* a4 = a + 4 * rs_a;
+  __asm__ volatile(
+      "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"
+      "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"
+      "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"
+      "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"
+      "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"
+      "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"
+      "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
+      "vxorps %%ymm12, %%ymm12, %%ymm12\n\t"
+      "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"
+      "vxorps %%ymm14, %%ymm14, %%ymm14\n\t"
+      "vxorps %%ymm15, %%ymm15, %%ymm15\n\t"
+      "test %[k4], %[k4]\n\t"
+      "je 2f\n\t"
+      ".p2align 4\n\t"
+      "1:\n\t"
+      "vmovups 0(%[b]), %%ymm0\n\t"
+      "vmovups 32(%[b]), %%ymm1\n\t"
+      "vbroadcastss 0(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 0(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 0(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 0(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 0(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 0(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "vmovups 64(%[b]), %%ymm0\n\t"
+      "vmovups 96(%[b]), %%ymm1\n\t"
+      "vbroadcastss 4(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 4(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 4(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 4(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 4(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 4(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "vmovups 128(%[b]), %%ymm0\n\t"
+      "vmovups 160(%[b]), %%ymm1\n\t"
+      "vbroadcastss 8(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 8(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 8(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 8(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 8(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 8(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "vmovups 192(%[b]), %%ymm0\n\t"
+      "vmovups 224(%[b]), %%ymm1\n\t"
+      "vbroadcastss 12(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 12(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 12(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 12(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 12(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 12(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "add $16, %[a]\n\t"
+      "add $16, %[a4]\n\t"
+      "add $256, %[b]\n\t"
+      "dec %[k4]\n\t"
+      "jnz 1b\n\t"
+      "2:\n\t"
+      "test %[kr], %[kr]\n\t"
+      "je 4f\n\t"
+      "3:\n\t"
+      "vmovups 0(%[b]), %%ymm0\n\t"
+      "vmovups 32(%[b]), %%ymm1\n\t"
+      "vbroadcastss 0(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 0(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 0(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 0(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 0(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 0(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "add $4, %[a]\n\t"
+      "add $4, %[a4]\n\t"
+      "add $64, %[b]\n\t"
+      "dec %[kr]\n\t"
+      "jnz 3b\n\t"
+      "4:\n\t"
+      "vmovups %%ymm4, 0(%[acc])\n\t"
+      "vmovups %%ymm5, 32(%[acc])\n\t"
+      "vmovups %%ymm6, 64(%[acc])\n\t"
+      "vmovups %%ymm7, 96(%[acc])\n\t"
+      "vmovups %%ymm8, 128(%[acc])\n\t"
+      "vmovups %%ymm9, 160(%[acc])\n\t"
+      "vmovups %%ymm10, 192(%[acc])\n\t"
+      "vmovups %%ymm11, 224(%[acc])\n\t"
+      "vmovups %%ymm12, 256(%[acc])\n\t"
+      "vmovups %%ymm13, 288(%[acc])\n\t"
+      "vmovups %%ymm14, 320(%[acc])\n\t"
+      "vmovups %%ymm15, 352(%[acc])\n\t"
+      : [a] "+r"(a), [a4] "+r"(a4), [b] "+r"(b), [k4] "+r"(k4), [kr] "+r"(kr)
+      : [acc] "r"(acc), [rs] "r"(rs), [rs3] "r"(rs3)
+      : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+  store_tile(acc, alpha, beta, c, rs_c, bias);
+}
 }  // namespace gemm
 }  // namespace pynn
 

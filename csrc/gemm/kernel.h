@@ -17,19 +17,21 @@ namespace gemm {
 
 using MicroKernel = void (*)(int64_t k, float alpha, const float* a, const float* b,
                              float beta, float* c, int64_t rs_c, const float* bias);
-// Unpacked-A variant: A rows a + r * rs_a, r in [0, MR), k contiguous floats each.
+// Unpacked-A variant: A rows a + r * rs_a, r in [0, MR), k contiguous floats
+// each; B rows b + p * rs_b, p in [0, k), NR contiguous floats each.
 using MicroKernelUA = void (*)(int64_t k, float alpha, const float* a, int64_t rs_a,
-                               const float* b, float beta, float* c, int64_t rs_c,
-                               const float* bias);
+                               const float* b, int64_t rs_b, float beta, float* c,
+                               int64_t rs_c, const float* bias);
 
 void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
                         float beta, float* c, int64_t rs_c, const float* bias);
 #ifdef PYNN_X86_64
 void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias);
-// The same kernel reading A unpacked from 6 rows a + r * rs_a (unit column stride).
+// The same kernel reading A unpacked from 6 rows a + r * rs_a (unit column
+// stride) and B from k rows of NR floats rs_b apart (packed: rs_b = NR).
 void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
-                        float beta, float* c, int64_t rs_c, const float* bias);
+                        int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias);
 // A full 6-row panel of row-major A (cs_a == 1), k-major (pack_avx2.cpp).
 void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst);
 // Whole small product without packing (B must have unit column stride; bias

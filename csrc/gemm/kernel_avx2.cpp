@@ -207,19 +207,21 @@ void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
 }
 
 // The same 6x16 kernel reading A unpacked: rows a, a + rs_a, ..., a + 5 rs_a of
-// a row-major A (unit column stride), k contiguous floats each. Used when A
-// would otherwise be packed only to be read a few times (small n, or threads
-// splitting n): the broadcasts come straight from A's rows, addressed as
-// base + {0, 1, 2, 3} * rs from two bases so that only 4 pointers advance.
-// Reads exactly rows [0, 6) x columns [0, k) of A; the epilogue is the packed
-// kernel's.
+// a row-major A (unit column stride), k contiguous floats each, and B as k rows
+// of 16 contiguous floats, rs_b apart (rs_b = NR for a packed micro-panel, or
+// B's own row stride when B is read in place). The broadcasts come straight
+// from A's rows, addressed as base + {0, 1, 2, 3} * stride from two bases so
+// that only 3 pointers advance. Reads exactly rows [0, 6) x columns [0, k) of
+// A and rows [0, k) x columns [0, 16) of B; the epilogue is the packed kernel's.
 void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
-                        float beta, float* c, int64_t rs_c, const float* bias) {
+                        int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias) {
   for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
   alignas(32) float acc[MR * NR];
   int64_t k4 = k / 4, kr = k % 4;
   const int64_t rs = rs_a * static_cast<int64_t>(sizeof(float));
   const int64_t rs3 = 3 * rs;
+  const int64_t rsb = rs_b * static_cast<int64_t>(sizeof(float));
+  const int64_t rsb3 = 3 * rsb;
   const float* a4 = a + 4 * rs_a;
   __asm__ volatile(
       "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"
@@ -238,7 +240,7 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       "je 2f\n\t"
       ".p2align 4\n\t"
       "1:\n\t"
-      "vmovups 0(%[b]), %%ymm0\n\t"
+      "vmovups (%[b]), %%ymm0\n\t"
       "vmovups 32(%[b]), %%ymm1\n\t"
       "vbroadcastss 0(%[a]), %%ymm2\n\t"
       "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
@@ -258,8 +260,8 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       "vbroadcastss 0(%[a4],%[rs],1), %%ymm3\n\t"
       "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
       "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
-      "vmovups 64(%[b]), %%ymm0\n\t"
-      "vmovups 96(%[b]), %%ymm1\n\t"
+      "vmovups (%[b],%[rsb],1), %%ymm0\n\t"
+      "vmovups 32(%[b],%[rsb],1), %%ymm1\n\t"
       "vbroadcastss 4(%[a]), %%ymm2\n\t"
       "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
       "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
@@ -278,8 +280,8 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       "vbroadcastss 4(%[a4],%[rs],1), %%ymm3\n\t"
       "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
       "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
-      "vmovups 128(%[b]), %%ymm0\n\t"
-      "vmovups 160(%[b]), %%ymm1\n\t"
+      "vmovups (%[b],%[rsb],2), %%ymm0\n\t"
+      "vmovups 32(%[b],%[rsb],2), %%ymm1\n\t"
       "vbroadcastss 8(%[a]), %%ymm2\n\t"
       "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
       "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
@@ -298,8 +300,8 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       "vbroadcastss 8(%[a4],%[rs],1), %%ymm3\n\t"
       "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
       "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
-      "vmovups 192(%[b]), %%ymm0\n\t"
-      "vmovups 224(%[b]), %%ymm1\n\t"
+      "vmovups (%[b],%[rsb3],1), %%ymm0\n\t"
+      "vmovups 32(%[b],%[rsb3],1), %%ymm1\n\t"
       "vbroadcastss 12(%[a]), %%ymm2\n\t"
       "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
       "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
@@ -320,14 +322,14 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
       "add $16, %[a]\n\t"
       "add $16, %[a4]\n\t"
-      "add $256, %[b]\n\t"
+      "lea (%[b],%[rsb],4), %[b]\n\t"
       "dec %[k4]\n\t"
       "jnz 1b\n\t"
       "2:\n\t"
       "test %[kr], %[kr]\n\t"
       "je 4f\n\t"
       "3:\n\t"
-      "vmovups 0(%[b]), %%ymm0\n\t"
+      "vmovups (%[b]), %%ymm0\n\t"
       "vmovups 32(%[b]), %%ymm1\n\t"
       "vbroadcastss 0(%[a]), %%ymm2\n\t"
       "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
@@ -349,7 +351,7 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
       "add $4, %[a]\n\t"
       "add $4, %[a4]\n\t"
-      "add $64, %[b]\n\t"
+      "add %[rsb], %[b]\n\t"
       "dec %[kr]\n\t"
       "jnz 3b\n\t"
       "4:\n\t"
@@ -366,7 +368,7 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       "vmovups %%ymm14, 320(%[acc])\n\t"
       "vmovups %%ymm15, 352(%[acc])\n\t"
       : [a] "+r"(a), [a4] "+r"(a4), [b] "+r"(b), [k4] "+r"(k4), [kr] "+r"(kr)
-      : [acc] "r"(acc), [rs] "r"(rs), [rs3] "r"(rs3)
+      : [acc] "r"(acc), [rs] "r"(rs), [rs3] "r"(rs3), [rsb] "r"(rsb), [rsb3] "r"(rsb3)
       : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
   store_tile(acc, alpha, beta, c, rs_c, bias);

@@ -91,6 +91,7 @@ struct Problem {
   Act act; float act_alpha;
   MicroKernel ukr;
   MicroKernelUA ukr_ua;  // non-null: A is read unpacked (row-major A, full MR rows)
+  MicroKernelUAEdge ukr_ua_edge;  // ... and its last mr < MR rows
   Blocking blk;
   bool split_jr;      // threads split the jr loop instead of the ic loop
   int64_t mc;         // MC actually used (rebalanced for the thread count)
@@ -164,9 +165,8 @@ void macro_kernel(const Problem& P, const float* b_packed, const float* ap, int6
 // L1 while it meets every packed B micro-panel, which stream from L2 (the B
 // block is sized for L2, see solve_single). A is thus read from memory exactly
 // once per KC block and never copied. The last, partial panel (mcb % MR rows)
-// is copied into `edge` (MR * kcb floats, zero-padded rows) and run through
-// the same kernel, so nothing outside A's rows is read.
-void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a, float* edge,
+// goes through an edge kernel that reads only those rows.
+void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a,
                      int64_t ic, int64_t mcb, int64_t jc, int64_t ncb, int64_t kcb,
                      int64_t jp0, int64_t jp1, float beta, bool last) {
   const int64_t mfull = mcb / MR * MR;
@@ -180,16 +180,28 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a, fl
       do_tile(P, a + i * P.rs_a, P.rs_a, b_packed + jp * kcb * NR, NR, kcb, ic + i, jc + j, MR, nr, beta, last);
     }
   if (mfull < mcb) {
-    // The last mcb % MR rows, copied row-major (row stride kcb) with zero rows
-    // below them, run through the same kernel.
+    // The last mcb % MR rows, read in place by the edge kernel (no padding rows).
     const int64_t mr = mcb - mfull;
-    for (int64_t r = 0; r < mr; ++r)
-      std::memcpy(edge + r * kcb, a + (mfull + r) * P.rs_a, static_cast<size_t>(kcb) * sizeof(float));
-    std::fill(edge + mr * kcb, edge + MR * kcb, 0.f);
+    const float* ar = a + mfull * P.rs_a;
     for (int64_t jp = jp0; jp < jp1; ++jp) {
       const int64_t j = jp * NR;
       const int64_t nr = std::min<int64_t>(NR, ncb - j);
-      do_tile(P, edge, kcb, b_packed + jp * kcb * NR, NR, kcb, ic + mfull, jc + j, mr, nr, beta, last);
+      const float* bp = b_packed + jp * kcb * NR;
+      float* cij = P.c + (ic + mfull) * P.rs_c + (jc + j) * P.cs_c;
+      const float* bias = (last && P.bias) ? P.bias + jc + j : nullptr;
+      if (nr == NR && P.cs_c == 1) {
+        P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, cij, P.rs_c, bias);
+        if (last) act_tile(P.act, cij, P.rs_c, mr, NR, P.act_alpha);
+        continue;
+      }
+      alignas(64) float t[MR * NR] = {};
+      if (beta != 0.f)
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t q = 0; q < nr; ++q) t[r * NR + q] = cij[r * P.rs_c + q * P.cs_c];
+      P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, t, NR, bias);
+      if (last) act_tile(P.act, t, NR, mr, nr, P.act_alpha);
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
     }
   }
 }
@@ -197,8 +209,8 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a, fl
 void run(const Problem& P, int tid, int nt) {
   const int64_t NC = P.blk.nc, KC = P.kc, MCb = P.mc;
   const int64_t n_ic = (P.m + MCb - 1) / MCb;
-  // Private packed A block (or, with A unpacked, the zero-padded edge panel).
-  float* a_private = P.split_jr ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
+  // Private packed A block (none when A is read in place).
+  float* a_private = (P.split_jr || P.ukr_ua) ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
   for (int64_t jc = 0; jc < P.n; jc += NC) {
     const int64_t ncb = std::min(NC, P.n - jc);
     const int64_t n_jp = (ncb + NR - 1) / NR;
@@ -218,7 +230,7 @@ void run(const Problem& P, int tid, int nt) {
           const int64_t ic = bi * MCb;
           const int64_t mcb = std::min(MCb, P.m - ic);
           if (P.ukr_ua) {
-            macro_kernel_ua(P, P.b_packed, P.a + ic * P.rs_a + pc, a_private, ic, mcb, jc, ncb,
+            macro_kernel_ua(P, P.b_packed, P.a + ic * P.rs_a + pc, ic, mcb, jc, ncb,
                             kcb, 0, n_jp, beta, last);
           } else {
             pack_a(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, a_private);
@@ -280,6 +292,7 @@ void solve_single(Problem P, bool avx2) {
   // unpacked, each 6-row micro-panel staying in L1 while it meets all of B.
   if (avx2 && P.cs_a == 1 && ncp <= kUnpackedAMaxN) {
     P.ukr_ua = sgemm_avx2_6x16_ua;
+    P.ukr_ua_edge = sgemm_avx2_ua_edge;
     equal_kc(P, std::max<int64_t>(P.blk.kc, kUnpackedABBytes / (4 * ncp)));
   } else
 #endif

@@ -22,6 +22,9 @@ using MicroKernel = void (*)(int64_t k, float alpha, const float* a, const float
 using MicroKernelUA = void (*)(int64_t k, float alpha, const float* a, int64_t rs_a,
                                const float* b, int64_t rs_b, float beta, float* c,
                                int64_t rs_c, const float* bias);
+using MicroKernelUAEdge = void (*)(int64_t mr, int64_t k, float alpha, const float* a,
+                                   int64_t rs_a, const float* b, float beta, float* c,
+                                   int64_t rs_c, const float* bias);
 
 void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
                         float beta, float* c, int64_t rs_c, const float* bias);
@@ -32,6 +35,10 @@ void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
 // stride) and B from k rows of NR floats rs_b apart (packed: rs_b = NR).
 void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
                         int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias);
+// Rows [0, mr) (1 <= mr < MR) of the same, reading A in place and packed B
+// (NR floats per k step); writes only rows [0, mr) of the 16-wide tile c.
+void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
+                        const float* b, float beta, float* c, int64_t rs_c, const float* bias);
 // A full 6-row panel of row-major A (cs_a == 1), k-major (pack_avx2.cpp).
 void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst);
 // Whole small product without packing (B must have unit column stride; bias

@@ -373,6 +373,69 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
   store_tile(acc, alpha, beta, c, rs_c, bias);
 }
+
+// The last mr < 6 rows of a row panel, read in place like the kernel above, so
+// that m = 64 or 128 (6 x 10 + 4, 6 x 21 + 2) wastes no FMAs on padding rows.
+// With at most 10 accumulators g++ keeps everything in registers, so this one
+// is intrinsics. Writes rows [0, mr) of the 16-wide tile c only.
+template <int R>
+static void ua_rows(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+                    float beta, float* c, int64_t rs_c, const float* bias) {
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 2 <= k; p += 2) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    const __m256 b2 = _mm256_loadu_ps(b + NR), b3 = _mm256_loadu_ps(b + NR + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * rs_a + p);
+      acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * rs_a + p + 1);
+      acc0[r] = _mm256_fmadd_ps(x, b2, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(x, b3, acc1[r]);
+    }
+    b += 2 * NR;
+  }
+  if (p < k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * rs_a + p);
+      acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+  for (int r = 0; r < R; ++r) {  // same order as store_tile
+    float* cr = c + r * rs_c;
+    __m256 lo = _mm256_mul_ps(va, acc0[r]), hi = _mm256_mul_ps(va, acc1[r]);
+    if (beta != 0.f) {
+      lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
+      hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
+    }
+    if (bias) {
+      lo = _mm256_add_ps(lo, bias0);
+      hi = _mm256_add_ps(hi, bias1);
+    }
+    _mm256_storeu_ps(cr, lo);
+    _mm256_storeu_ps(cr + 8, hi);
+  }
+}
+
+void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
+                        const float* b, float beta, float* c, int64_t rs_c, const float* bias) {
+  switch (mr) {
+    case 1: return ua_rows<1>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    case 2: return ua_rows<2>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    case 3: return ua_rows<3>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    case 4: return ua_rows<4>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    default: return ua_rows<5>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+  }
+}
 }  // namespace gemm
 }  // namespace pynn
 

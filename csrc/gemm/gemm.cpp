@@ -68,7 +68,7 @@ void act_tile_t(float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
 }
 
 // Activation on an mr x nr tile with unit column stride (switch hoisted out of the loop).
-void act_tile(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
+void act_tile_generic(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
   switch (act) {
     case Act::Linear: return;
     case Act::Relu: return act_tile_t<Act::Relu>(c, rs, mr, nr, alpha);
@@ -80,6 +80,8 @@ void act_tile(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha
   }
 }
 
+using ActTile = void (*)(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha);
+
 struct Problem {
   int64_t m, n, k;
   float alpha;
@@ -90,6 +92,7 @@ struct Problem {
   const float* bias;  // padded to a multiple of NR, or nullptr
   Act act; float act_alpha;
   MicroKernel ukr;
+  ActTile act_tile;      // the activation on a finished tile (ISA-specific)
   MicroKernelUA ukr_ua;  // non-null: A is read unpacked (row-major A, full MR rows)
   MicroKernelUAEdge ukr_ua_edge;  // ... and its last mr < MR rows
   Blocking blk;
@@ -113,7 +116,7 @@ inline void do_tile(const Problem& P, const float* ap, int64_t ua_rs, const floa
       P.ukr_ua(kc, P.alpha, ap, ua_rs, bp, rs_bp, beta, cij, P.rs_c, bias);
     else
       P.ukr(kc, P.alpha, ap, bp, beta, cij, P.rs_c, bias);
-    if (last) act_tile(P.act, cij, P.rs_c, MR, NR, P.act_alpha);
+    if (last) P.act_tile(P.act, cij, P.rs_c, MR, NR, P.act_alpha);
     return;
   }
   alignas(64) float t[MR * NR] = {};
@@ -124,7 +127,7 @@ inline void do_tile(const Problem& P, const float* ap, int64_t ua_rs, const floa
     P.ukr_ua(kc, P.alpha, ap, ua_rs, bp, rs_bp, beta, t, NR, bias);
   else
     P.ukr(kc, P.alpha, ap, bp, beta, t, NR, bias);
-  if (last) act_tile(P.act, t, NR, mr, nr, P.act_alpha);
+  if (last) P.act_tile(P.act, t, NR, mr, nr, P.act_alpha);
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
 }
@@ -191,7 +194,7 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a,
       const float* bias = (last && P.bias) ? P.bias + jc + j : nullptr;
       if (nr == NR && P.cs_c == 1) {
         P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, cij, P.rs_c, bias);
-        if (last) act_tile(P.act, cij, P.rs_c, mr, NR, P.act_alpha);
+        if (last) P.act_tile(P.act, cij, P.rs_c, mr, NR, P.act_alpha);
         continue;
       }
       alignas(64) float t[MR * NR] = {};
@@ -199,7 +202,7 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a,
         for (int64_t r = 0; r < mr; ++r)
           for (int64_t q = 0; q < nr; ++q) t[r * NR + q] = cij[r * P.rs_c + q * P.cs_c];
       P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, t, NR, bias);
-      if (last) act_tile(P.act, t, NR, mr, nr, P.act_alpha);
+      if (last) P.act_tile(P.act, t, NR, mr, nr, P.act_alpha);
       for (int64_t r = 0; r < mr; ++r)
         for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
     }
@@ -348,8 +351,10 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   P.blk = avx2 ? kBlockingAvx2 : kBlockingGeneric;
 #ifdef PYNN_X86_64
   P.ukr = avx2 ? sgemm_avx2_6x16 : sgemm_generic_6x16;
+  P.act_tile = avx2 ? act_tile_avx2 : act_tile_generic;
 #else
   P.ukr = sgemm_generic_6x16;
+  P.act_tile = act_tile_generic;
 #endif
   P.ukr_ua = nullptr;
   P.split_jr = false;

@@ -41,6 +41,9 @@ void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int6
                         const float* b, float beta, float* c, int64_t rs_c, const float* bias);
 // act_forward on an mr x nr tile (unit column stride, rows rs apart), 8-wide.
 void act_tile_avx2(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha);
+// Full NR panels [p0, p1) of a row-major B block, k rows rs_b apart, packed row by row.
+void pack_b_rowmajor_avx2(int64_t kc, const float* b, int64_t rs_b, float* dst, int64_t p0,
+                          int64_t p1);
 // A full 6-row panel of row-major A (cs_a == 1), k-major (pack_avx2.cpp).
 void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst);
 // Whole small product without packing (B must have unit column stride; bias

@@ -302,15 +302,17 @@ def test_numpy_erf_is_double_precision():
 # Shapes for the unpacked-A path (AVX2, row-major A read in place): every m % 6
 # edge (the last rows go through a zero-padded copy), k % 4 remainders, one and
 # several KC blocks, n % 16 edges, and the 2-thread splits by column panels
-# (small m) and by rows (m / 2 >= 192).
+# (small m) and by rows (m / 2 >= 192; m = 1601 deals 3 row blocks to 2
+# threads). The transposed view takes the packed-A path through the same splits.
 UA_SHAPES = [(61, 67, 45), (62, 130, 33), (63, 257, 17), (64, 784, 128), (65, 1500, 20),
-             (6, 700, 300), (11, 2001, 64), (400, 300, 50), (389, 129, 161), (130, 5, 600)]
+             (6, 700, 300), (11, 2001, 64), (400, 300, 50), (389, 129, 161), (130, 5, 600),
+             (1601, 70, 40)]
 
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape", UA_SHAPES)
-@pytest.mark.parametrize("view", ["contiguous", "row_slice", "flipped"])
+@pytest.mark.parametrize("view", ["contiguous", "row_slice", "flipped", "transposed"])
 def test_gemm_unpacked_a_shapes_and_views(isa, threads, shape, view):
     _C.set_isa(isa)
     _C.set_num_threads(threads)
@@ -320,8 +322,10 @@ def test_gemm_unpacked_a_shapes_and_views(isa, threads, shape, view):
         a = rng.standard_normal((m, k)).astype(np.float32)
     elif view == "row_slice":  # unit column stride, row stride k + 5
         a = rng.standard_normal((m + 1, k + 5)).astype(np.float32)[1:, 3:3 + k]
-    else:  # negative row stride
+    elif view == "flipped":  # negative row stride
         a = rng.standard_normal((m, k)).astype(np.float32)[::-1]
+    else:  # unit row stride: A is packed
+        a = rng.standard_normal((k, m)).astype(np.float32).T
     b = rng.standard_normal((k, n)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
     c0 = rng.standard_normal((m, n)).astype(np.float32)

@@ -49,6 +49,12 @@ constexpr int64_t kPrivateBRows = 192;
 // kUnpackedABBytes below for why.
 constexpr int64_t kUnpackedAMaxN = 320;
 constexpr int64_t kUnpackedABBytes = 320 * 1024;
+// Independent blocks of C are dealt to the threads dynamically, about this
+// many per thread, so a thread descheduled on a busy machine does not hold up
+// the product; row blocks keep at least kMinChunkRows rows, since each block
+// packs its own copy of B.
+constexpr int64_t kChunksPerThread = 2;
+constexpr int64_t kMinChunkRows = 512;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

@@ -18,6 +18,7 @@
 #include "gemm/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -387,20 +388,32 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   const bool by_m = m / nt >= kPrivateBRows;
   const bool by_n = !by_m && balance(np_all, nt) >= 0.9 && np_all >= nt;
   if (by_m || by_n) {
+    // Row blocks are dealt dynamically, a few per thread: on a machine shared
+    // with other jobs a thread that is descheduled for a time slice leaves its
+    // remaining blocks to the others instead of stalling the whole product
+    // (each block packs its own B, so blocks keep >= kMinChunkRows rows).
+    // Column blocks of the small-m shapes stay one per thread: a narrower
+    // block re-reads all of A for fewer columns.
+    const int64_t units = by_m ? mp : np_all;
+    int64_t chunks = nt;
+    if (by_m)
+      chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
+    std::atomic<int64_t> next{0};
 #ifdef PYNN_OPENMP
 #pragma omp parallel num_threads(nt)
-    {
-      const int tid = omp_get_thread_num(), T = omp_get_num_threads();
+#endif
+    for (;;) {
+      const int64_t ch = next.fetch_add(1, std::memory_order_relaxed);
+      if (ch >= chunks) break;
       Problem Q = P;
       int64_t lo, hi;
+      share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
       if (by_m) {
-        share(mp, tid, T, &lo, &hi);
         const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
         Q.m = r1 - r0;
         Q.a = P.a + r0 * P.rs_a;
         Q.c = P.c + r0 * P.rs_c;
       } else {
-        share(np_all, tid, T, &lo, &hi);
         const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
         Q.n = c1 - c0;
         Q.b = P.b + c0 * P.cs_b;
@@ -409,9 +422,6 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
       }
       if (Q.m > 0 && Q.n > 0) solve_single(Q, avx2);
     }
-#else
-    solve_single(P, avx2);
-#endif
     return;
   }
 

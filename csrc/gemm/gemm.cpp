@@ -388,15 +388,17 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   const bool by_m = m / nt >= kPrivateBRows;
   const bool by_n = !by_m && balance(np_all, nt) >= 0.9 && np_all >= nt;
   if (by_m || by_n) {
-    // Row blocks are dealt dynamically, a few per thread: on a machine shared
-    // with other jobs a thread that is descheduled for a time slice leaves its
-    // remaining blocks to the others instead of stalling the whole product
-    // (each block packs its own B, so blocks keep >= kMinChunkRows rows).
+    // Row blocks of a narrow B (n <= kUnpackedAMaxN) are dealt dynamically, a
+    // few per thread: on a machine shared with other jobs a thread that is
+    // descheduled for a time slice leaves its remaining blocks to the others
+    // instead of stalling the whole product. Each block packs its own copy of
+    // B, so this is kept to small B (and blocks of >= kMinChunkRows rows); a
+    // wide B (square products: 16 MiB at 2048) is packed once per thread.
     // Column blocks of the small-m shapes stay one per thread: a narrower
     // block re-reads all of A for fewer columns.
     const int64_t units = by_m ? mp : np_all;
     int64_t chunks = nt;
-    if (by_m)
+    if (by_m && n <= kUnpackedAMaxN)
       chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
     std::atomic<int64_t> next{0};
 #ifdef PYNN_OPENMP

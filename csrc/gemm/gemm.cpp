@@ -1,20 +1,28 @@
 // The portable frame of the packed SGEMM (BLIS's five loops):
 //
 //   for jc in n, step NC        B block (KC x NC, ~4 MiB) -> shared L3
-//     for pc in k, step KC      pack B block once, shared by all threads
+//     for pc in k, step KC      pack B block
 //       for ic in m, step MC    A block (MC x KC, 144 KiB) -> private L2
 //         for jr in NC, step NR   B micro-panel (16 KiB) -> L1
 //           for ir in MC, step MR   microkernel: 6x16 tile of C in registers
 //
-// Threads split the ic loop (each packs its own A, all share the packed B, as
-// BLIS does for private-L2 / shared-L3 CPUs), or the jr loop when m is too
-// short to give every thread an even share of MR panels. When every thread has
-// many rows, each packs its own copy of B instead and no barrier is needed. The epilogue (beta on
-// the first KC block, bias and activation on the last) is applied to each tile
-// while it is still in L1. Edge tiles and non-unit column strides of C go
-// through a local MR x NR tile, so the kernel never reads or writes outside C.
-// Small products (m*n*k <= 64^3, unit-stride B) skip all of this and run the
-// unpacked AVX2 path in kernel_avx2.cpp on one thread.
+// With AVX2, a row-major A and a narrow B (n <= 320 per thread: Dense layers,
+// im2col convolutions) A is not packed at all: each 6-row micro-panel is read
+// in place and stays in L1 while it meets all of the packed B block, which is
+// sized for L2 with KC up to all of K (macro_kernel_ua, config.h).
+//
+// Threads: when every thread gets enough rows, or m is short but the column
+// panels deal evenly, C is cut into independent blocks (rows, or NR-column
+// panels) and each thread runs the single-thread algorithm on its own with
+// its own packed B: no barrier at all. Otherwise the threads share one packed
+// B and split the ic loop, or the jr loop when m is too short to give every
+// thread an even share of MR panels (BLIS's choice for private-L2 /
+// shared-L3 CPUs). The epilogue (beta on the first KC block, bias and
+// activation on the last) is applied to each tile while it is still in L1.
+// Edge tiles and non-unit column strides of C go through a local MR x NR
+// tile, so the kernel never reads or writes outside C. Small products
+// (m*n*k <= 64^3, unit-stride B) skip all of this and run the unpacked AVX2
+// path in kernel_avx2.cpp on one thread.
 #include "gemm/gemm.h"
 
 #include <algorithm>

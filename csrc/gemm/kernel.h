@@ -44,6 +44,8 @@ void act_tile_avx2(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float 
 // Full NR panels [p0, p1) of a row-major B block, k rows rs_b apart, packed row by row.
 void pack_b_rowmajor_avx2(int64_t kc, const float* b, int64_t rs_b, float* dst, int64_t p0,
                           int64_t p1);
+// One full NR panel of a column-major B (unit row stride, columns cs_b apart).
+void pack_b_panel16_colmajor_avx2(int64_t kc, const float* b, int64_t cs_b, float* dst);
 // A full 6-row panel of row-major A (cs_a == 1), k-major (pack_avx2.cpp).
 void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst);
 // Whole small product without packing (B must have unit column stride; bias

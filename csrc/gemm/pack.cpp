@@ -63,6 +63,12 @@ static void pack_b_panel(int64_t nr, int64_t kc, const float* b, int64_t rs_b, i
     }
     return;
   }
+#ifdef PYNN_X86_64
+  if (nr == NR && rs_b == 1 && active_isa() == Isa::Avx2) {
+    pack_b_panel16_colmajor_avx2(kc, b, cs_b, dst);
+    return;
+  }
+#endif
   if (rs_b == 1) {
     // Column-major B (B = W^T of a row-major W, a Dense backward): read each
     // column contiguously, scatter with stride NR (stays in L1: 16 KiB panel).

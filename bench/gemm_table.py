@@ -36,6 +36,12 @@ CLOCK = time.perf_counter
 
 
 def best_time(fn, repeat, min_time=0.05):
+    # Let the previous library's worker threads go idle first: OpenBLAS's and
+    # libgomp's pools keep spinning for a while after a call, and on 2 cores a
+    # spinning thread of one library takes a core from the next one's threads
+    # (measured on the shared machine, 64x784x128 at 2 threads: 20 pynn calls
+    # right after 200 NumPy calls took 1.4-4 ms each, after a 0.3 s pause 0.15 ms).
+    time.sleep(0.3)
     fn()  # warm-up: page in buffers, spin up thread pools
     inner, elapsed = 1, 0.0
     while True:  # calls per timing so that one timing lasts >= min_time

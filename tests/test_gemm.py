@@ -297,3 +297,56 @@ def test_numpy_erf_is_double_precision():
     np.testing.assert_allclose(erf(x), want, rtol=1e-14, atol=1e-16)
     assert np.isnan(erf(np.array([np.nan]))).all()
     assert erf(np.ones(3, np.float32)).dtype == np.float32
+
+
+# Shapes for the unpacked-A path (AVX2, row-major A read in place): every m % 6
+# edge (the last rows go through a zero-padded copy), k % 4 remainders, one and
+# several KC blocks, n % 16 edges, and the 2-thread splits by column panels
+# (small m) and by rows (m / 2 >= 192; m = 1601 deals 3 row blocks to 2
+# threads). The transposed view takes the packed-A path through the same splits.
+UA_SHAPES = [(61, 67, 45), (62, 130, 33), (63, 257, 17), (64, 784, 128), (65, 1500, 20),
+             (6, 700, 300), (11, 2001, 64), (400, 300, 50), (389, 129, 161), (130, 5, 600),
+             (1601, 70, 40)]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", UA_SHAPES)
+@pytest.mark.parametrize("view", ["contiguous", "row_slice", "flipped", "transposed"])
+def test_gemm_unpacked_a_shapes_and_views(isa, threads, shape, view):
+    _C.set_isa(isa)
+    _C.set_num_threads(threads)
+    m, k, n = shape
+    rng = np.random.default_rng(m * 7 + k)
+    if view == "contiguous":
+        a = rng.standard_normal((m, k)).astype(np.float32)
+    elif view == "row_slice":  # unit column stride, row stride k + 5
+        a = rng.standard_normal((m + 1, k + 5)).astype(np.float32)[1:, 3:3 + k]
+    elif view == "flipped":  # negative row stride
+        a = rng.standard_normal((m, k)).astype(np.float32)[::-1]
+    else:  # unit row stride: A is packed
+        a = rng.standard_normal((k, m)).astype(np.float32).T
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    _C.gemm(a, b, c, alpha=-0.5, beta=0.75, bias=bias, activation="relu")
+    want = np.maximum(-0.5 * (a.astype(np.float64) @ b) + 0.75 * c0 + bias, 0)
+    assert_close(c, want, tolerance(a, b, k, 0.75, c0))
+    assert_close(_C.gemm(a, b), a.astype(np.float64) @ b, tolerance(a, b, k))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("row", [0, 59, 61, 62])
+def test_gemm_unpacked_a_nan_propagates_to_its_row_only(isa, threads, row):
+    # m = 63: rows 60..62 are the partial edge panel, 0..59 are read in place.
+    _C.set_isa(isa)
+    _C.set_num_threads(threads)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((63, 900)).astype(np.float32)
+    b = rng.standard_normal((900, 70)).astype(np.float32)
+    a[row, 899] = np.nan
+    c = _C.gemm(a, b)
+    assert np.isnan(c[row]).all()
+    assert np.isfinite(np.delete(c, row, axis=0)).all()

@@ -14,6 +14,23 @@
 //    and is reused by every MC block (and by both threads).
 // The generic kernel uses the same tile so packing is shared code; its blocks
 // are the same because they only depend on the caches, not on the ISA.
+//
+// These blocks serve the classic (BLIS-order, A and B packed) path, which the
+// AVX2 build takes for wide B (n > kUnpackedAMaxN per thread, e.g. square
+// products) or a transposed A. Narrow B with row-major A -- the Dense and
+// im2col-conv shapes -- takes the unpacked-A path instead (gemm.cpp,
+// macro_kernel_ua), whose block is sized differently:
+//  - one 6-row micro-panel of A, read in place, stays in L1 (KC x 24 B, at
+//    most ~24 KiB) while it meets every B micro-panel of the block;
+//  - the packed B block (KC x n x 4 B) streams from L2 and is sized to
+//    kUnpackedABBytes = 320 KiB (of the 512 KiB L2, leaving room for C and
+//    the A rows), with KC raised up to all of K: K = 576 x n = 64 runs as one
+//    block (C written once instead of K / 256 read-modify-writes; the
+//    conv-like 32768x576x64 went 0.97x -> 1.2x OpenBLAS), 784 x 128 as
+//    2 x 392, 1152 x 128 as 2 x 576.
+//  Measured (1 thread, CPU time, alternating processes): 96 KiB cost 12% on
+//  32768x576x64 and 5% on 3136x1152x128; 160 and 480 KiB were within noise of
+//  320 on the Dense shapes and 2-5% behind it on 3136x1152x128.
 #pragma once
 #include <cstdint>
 
@@ -40,9 +57,24 @@ constexpr int64_t kSmallWork = 64 * 64 * 64;
 // ... and k at most this: a longer B panel (k x 16 floats) no longer fits L1,
 // and the unpacked path's edge copy would grow with k.
 constexpr int64_t kSmallMaxK = 1024;
-// With at least this many rows of C per thread, each thread packs its own B
-// (see gemm.cpp): the duplicate packing is then < ~5% of the thread's work.
+// With at least this many rows of C per thread, the threads take independent
+// row blocks of C, each packing its own B (see gemm.cpp): the duplicate
+// packing is then < ~5% of the thread's work. With fewer rows, and column
+// panels that deal evenly, they take column blocks (no duplicate work at all
+// on a row-major A, which both read in place).
 constexpr int64_t kPrivateBRows = 192;
+// Unpacked-A path (AVX2, row-major A): used when the packed B block of one
+// thread is at most this many columns (padded to NR) wide, so that KC >= 256
+// still fits kUnpackedABBytes; its KC is then raised until the block holds
+// kUnpackedABBytes (see the top of this file).
+constexpr int64_t kUnpackedAMaxN = 320;
+constexpr int64_t kUnpackedABBytes = 320 * 1024;
+// Independent row blocks of C with a narrow B are dealt to the threads
+// dynamically, about this many per thread, so a thread descheduled on a busy
+// machine does not hold up the product; row blocks keep at least
+// kMinChunkRows rows, since each block packs its own copy of B.
+constexpr int64_t kChunksPerThread = 2;
+constexpr int64_t kMinChunkRows = 512;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

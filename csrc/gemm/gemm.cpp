@@ -1,23 +1,32 @@
 // The portable frame of the packed SGEMM (BLIS's five loops):
 //
 //   for jc in n, step NC        B block (KC x NC, ~4 MiB) -> shared L3
-//     for pc in k, step KC      pack B block once, shared by all threads
+//     for pc in k, step KC      pack B block
 //       for ic in m, step MC    A block (MC x KC, 144 KiB) -> private L2
 //         for jr in NC, step NR   B micro-panel (16 KiB) -> L1
 //           for ir in MC, step MR   microkernel: 6x16 tile of C in registers
 //
-// Threads split the ic loop (each packs its own A, all share the packed B, as
-// BLIS does for private-L2 / shared-L3 CPUs), or the jr loop when m is too
-// short to give every thread an even share of MR panels. When every thread has
-// many rows, each packs its own copy of B instead and no barrier is needed. The epilogue (beta on
-// the first KC block, bias and activation on the last) is applied to each tile
-// while it is still in L1. Edge tiles and non-unit column strides of C go
-// through a local MR x NR tile, so the kernel never reads or writes outside C.
-// Small products (m*n*k <= 64^3, unit-stride B) skip all of this and run the
-// unpacked AVX2 path in kernel_avx2.cpp on one thread.
+// With AVX2, a row-major A and a narrow B (n <= 320 per thread: Dense layers,
+// im2col convolutions) A is not packed at all: each 6-row micro-panel is read
+// in place and stays in L1 while it meets all of the packed B block, which is
+// sized for L2 with KC up to all of K (macro_kernel_ua, config.h).
+//
+// Threads: when every thread gets enough rows, or m is short but the column
+// panels deal evenly, C is cut into independent blocks (rows, or NR-column
+// panels) and each thread runs the single-thread algorithm on its own with
+// its own packed B: no barrier at all. Otherwise the threads share one packed
+// B and split the ic loop, or the jr loop when m is too short to give every
+// thread an even share of MR panels (BLIS's choice for private-L2 /
+// shared-L3 CPUs). The epilogue (beta on the first KC block, bias and
+// activation on the last) is applied to each tile while it is still in L1.
+// Edge tiles and non-unit column strides of C go through a local MR x NR
+// tile, so the kernel never reads or writes outside C. Small products
+// (m*n*k <= 64^3, unit-stride B) skip all of this and run the unpacked AVX2
+// path in kernel_avx2.cpp on one thread.
 #include "gemm/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -68,7 +77,7 @@ void act_tile_t(float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
 }
 
 // Activation on an mr x nr tile with unit column stride (switch hoisted out of the loop).
-void act_tile(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
+void act_tile_generic(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
   switch (act) {
     case Act::Linear: return;
     case Act::Relu: return act_tile_t<Act::Relu>(c, rs, mr, nr, alpha);
@@ -80,6 +89,8 @@ void act_tile(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha
   }
 }
 
+using ActTile = void (*)(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha);
+
 struct Problem {
   int64_t m, n, k;
   float alpha;
@@ -90,9 +101,11 @@ struct Problem {
   const float* bias;  // padded to a multiple of NR, or nullptr
   Act act; float act_alpha;
   MicroKernel ukr;
+  ActTile act_tile;      // the activation on a finished tile (ISA-specific)
+  MicroKernelUA ukr_ua;  // non-null: A is read unpacked (row-major A, full MR rows)
+  MicroKernelUAEdge ukr_ua_edge;  // ... and its last mr < MR rows
   Blocking blk;
   bool split_jr;      // threads split the jr loop instead of the ic loop
-  bool private_b;     // each thread packs its own copy of B: no barriers at all
   int64_t mc;         // MC actually used (rebalanced for the thread count)
   int64_t kc;         // KC actually used (k split into equal blocks)
   float* b_packed;    // shared packed B block
@@ -100,21 +113,30 @@ struct Problem {
 };
 
 // One MR x NR tile of C at (i, j) from packed panels ap, bp.
-inline void do_tile(const Problem& P, const float* ap, const float* bp, int64_t kc,
+// ua_rs != 0: ap points at row i of the unpacked A block (rows ua_rs apart, mr == MR)
+// and bp at k rows of NR floats rs_bp apart (only the unpacked-A kernel takes rs_bp).
+inline void do_tile(const Problem& P, const float* ap, int64_t ua_rs, const float* bp,
+                    int64_t rs_bp, int64_t kc,
                     int64_t i, int64_t j, int64_t mr, int64_t nr, float beta, bool last) {
   float* cij = P.c + i * P.rs_c + j * P.cs_c;
   const float* bias = (last && P.bias) ? P.bias + j : nullptr;
   if (mr == MR && nr == NR && P.cs_c == 1) {
-    P.ukr(kc, P.alpha, ap, bp, beta, cij, P.rs_c, bias);
-    if (last) act_tile(P.act, cij, P.rs_c, MR, NR, P.act_alpha);
+    if (ua_rs)
+      P.ukr_ua(kc, P.alpha, ap, ua_rs, bp, rs_bp, beta, cij, P.rs_c, bias);
+    else
+      P.ukr(kc, P.alpha, ap, bp, beta, cij, P.rs_c, bias);
+    if (last) P.act_tile(P.act, cij, P.rs_c, MR, NR, P.act_alpha);
     return;
   }
   alignas(64) float t[MR * NR] = {};
   if (beta != 0.f)
     for (int64_t r = 0; r < mr; ++r)
       for (int64_t q = 0; q < nr; ++q) t[r * NR + q] = cij[r * P.rs_c + q * P.cs_c];
-  P.ukr(kc, P.alpha, ap, bp, beta, t, NR, bias);
-  if (last) act_tile(P.act, t, NR, mr, nr, P.act_alpha);
+  if (ua_rs)
+    P.ukr_ua(kc, P.alpha, ap, ua_rs, bp, rs_bp, beta, t, NR, bias);
+  else
+    P.ukr(kc, P.alpha, ap, bp, beta, t, NR, bias);
+  if (last) P.act_tile(P.act, t, NR, mr, nr, P.act_alpha);
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
 }
@@ -145,7 +167,53 @@ void macro_kernel(const Problem& P, const float* b_packed, const float* ap, int6
     const float* bp = b_packed + jp * kcb * NR;
     for (int64_t i = 0; i < mcb; i += MR) {
       const int64_t mr = std::min<int64_t>(MR, mcb - i);
-      do_tile(P, ap + (i / MR) * kcb * MR, bp, kcb, ic + i, jc + j, mr, nr, beta, last);
+      do_tile(P, ap + (i / MR) * kcb * MR, 0, bp, NR, kcb, ic + i, jc + j, mr, nr, beta, last);
+    }
+  }
+}
+
+// The same with A unpacked: a points at A(ic, pc). Loop order ir -> jr (not
+// BLIS's jr -> ir): one 6-row micro-panel of A (6 x kcb, <= 24 KiB) stays in
+// L1 while it meets every packed B micro-panel, which stream from L2 (the B
+// block is sized for L2, see solve_single). A is thus read from memory exactly
+// once per KC block and never copied. The last, partial panel (mcb % MR rows)
+// goes through an edge kernel that reads only those rows.
+void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a,
+                     int64_t ic, int64_t mcb, int64_t jc, int64_t ncb, int64_t kcb,
+                     int64_t jp0, int64_t jp1, float beta, bool last) {
+  const int64_t mfull = mcb / MR * MR;
+  // (Reading full B panels in place instead, rows rs_b apart, measured 10-20%
+  // slower than packing them: B rows of numpy arrays are 16-byte aligned, so
+  // each 64-byte k step touches two cache lines.)
+  for (int64_t i = 0; i < mfull; i += MR)
+    for (int64_t jp = jp0; jp < jp1; ++jp) {
+      const int64_t j = jp * NR;
+      const int64_t nr = std::min<int64_t>(NR, ncb - j);
+      do_tile(P, a + i * P.rs_a, P.rs_a, b_packed + jp * kcb * NR, NR, kcb, ic + i, jc + j, MR, nr, beta, last);
+    }
+  if (mfull < mcb) {
+    // The last mcb % MR rows, read in place by the edge kernel (no padding rows).
+    const int64_t mr = mcb - mfull;
+    const float* ar = a + mfull * P.rs_a;
+    for (int64_t jp = jp0; jp < jp1; ++jp) {
+      const int64_t j = jp * NR;
+      const int64_t nr = std::min<int64_t>(NR, ncb - j);
+      const float* bp = b_packed + jp * kcb * NR;
+      float* cij = P.c + (ic + mfull) * P.rs_c + (jc + j) * P.cs_c;
+      const float* bias = (last && P.bias) ? P.bias + jc + j : nullptr;
+      if (nr == NR && P.cs_c == 1) {
+        P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, cij, P.rs_c, bias);
+        if (last) P.act_tile(P.act, cij, P.rs_c, mr, NR, P.act_alpha);
+        continue;
+      }
+      alignas(64) float t[MR * NR] = {};
+      if (beta != 0.f)
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t q = 0; q < nr; ++q) t[r * NR + q] = cij[r * P.rs_c + q * P.cs_c];
+      P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, t, NR, bias);
+      if (last) P.act_tile(P.act, t, NR, mr, nr, P.act_alpha);
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
     }
   }
 }
@@ -153,12 +221,8 @@ void macro_kernel(const Problem& P, const float* b_packed, const float* ap, int6
 void run(const Problem& P, int tid, int nt) {
   const int64_t NC = P.blk.nc, KC = P.kc, MCb = P.mc;
   const int64_t n_ic = (P.m + MCb - 1) / MCb;
-  float* a_private = P.split_jr ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
-  // Private-B mode: this thread's own packed B (its thread_local buffer), so the
-  // threads never wait for each other inside the loops.
-  const float* b_packed = P.b_packed;
-  if (P.private_b)
-    b_packed = scratch_b(static_cast<size_t>((std::min(NC, P.n) + NR - 1) / NR * NR * KC));
+  // Private packed A block (none when A is read in place).
+  float* a_private = (P.split_jr || P.ukr_ua) ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
   for (int64_t jc = 0; jc < P.n; jc += NC) {
     const int64_t ncb = std::min(NC, P.n - jc);
     const int64_t n_jp = (ncb + NR - 1) / NR;
@@ -168,21 +232,22 @@ void run(const Problem& P, int tid, int nt) {
       const bool last = pc + kcb >= P.k;
 
       int64_t lo, hi;
-      if (P.private_b) {
-        pack_b(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, const_cast<float*>(b_packed));
-      } else {
-        share(n_jp, tid, nt, &lo, &hi);
-        pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
-        barrier(nt);
-      }
+      share(n_jp, tid, nt, &lo, &hi);
+      pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
+      barrier(nt);
 
       if (!P.split_jr) {
         share(n_ic, tid, nt, &lo, &hi);
         for (int64_t bi = lo; bi < hi; ++bi) {
           const int64_t ic = bi * MCb;
           const int64_t mcb = std::min(MCb, P.m - ic);
-          pack_a(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, a_private);
-          macro_kernel(P, b_packed, a_private, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
+          if (P.ukr_ua) {
+            macro_kernel_ua(P, P.b_packed, P.a + ic * P.rs_a + pc, ic, mcb, jc, ncb,
+                            kcb, 0, n_jp, beta, last);
+          } else {
+            pack_a(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, a_private);
+            macro_kernel(P, P.b_packed, a_private, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
+          }
         }
       } else {
         for (int64_t ic = 0; ic < P.m; ic += MCb) {
@@ -192,11 +257,11 @@ void run(const Problem& P, int tid, int nt) {
           pack_a_panels(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, P.a_shared, lo, hi);
           barrier(nt);
           share(n_jp, tid, nt, &lo, &hi);
-          macro_kernel(P, b_packed, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
+          macro_kernel(P, P.b_packed, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
           barrier(nt);  // before the next A block overwrites a_shared
         }
       }
-      if (!P.private_b) barrier(nt);  // before the next B block overwrites b_packed
+      barrier(nt);  // before the next B block overwrites b_packed
     }
   }
 }
@@ -219,6 +284,39 @@ void scale_only(int64_t m, int64_t n, float beta, float* c, int64_t rs_c, int64_
     }
 }
 
+
+// Equal KC blocks no longer than kc_max: k = 784 runs as 4 x 196 rather than
+// 3 x 256 + 16, whose last thin block would pay a full C load/store per tile
+// for 16 FMAs.
+void equal_kc(Problem& P, int64_t kc_max) {
+  const int64_t n_pc = (P.k + kc_max - 1) / kc_max;
+  P.kc = (P.k + n_pc - 1) / n_pc;
+}
+
+// The whole product on the calling thread (which owns its thread_local scratch).
+void solve_single(Problem P, bool avx2) {
+  P.split_jr = false;
+  P.mc = P.blk.mc;
+  const int64_t ncb = std::min(P.n, P.blk.nc);
+  const int64_t ncp = (ncb + NR - 1) / NR * NR;
+#ifdef PYNN_X86_64
+  // Row-major A and a B block narrow enough to sit in L2 at KC >= 256: read A
+  // unpacked, each 6-row micro-panel staying in L1 while it meets all of B.
+  if (avx2 && P.cs_a == 1 && ncp <= kUnpackedAMaxN) {
+    P.ukr_ua = sgemm_avx2_6x16_ua;
+    P.ukr_ua_edge = sgemm_avx2_ua_edge;
+    equal_kc(P, std::max<int64_t>(P.blk.kc, kUnpackedABBytes / (4 * ncp)));
+  } else
+#endif
+  {
+    (void)avx2;
+    P.ukr_ua = nullptr;
+    equal_kc(P, P.blk.kc);
+  }
+  P.b_packed = scratch_b(static_cast<size_t>(ncp * P.kc));
+  P.a_shared = nullptr;
+  run(P, 0, 1);
+}
 }  // namespace
 }  // namespace gemm
 
@@ -262,9 +360,14 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   P.blk = avx2 ? kBlockingAvx2 : kBlockingGeneric;
 #ifdef PYNN_X86_64
   P.ukr = avx2 ? sgemm_avx2_6x16 : sgemm_generic_6x16;
+  P.act_tile = avx2 ? act_tile_avx2 : act_tile_generic;
 #else
   P.ukr = sgemm_generic_6x16;
+  P.act_tile = act_tile_generic;
 #endif
+  P.ukr_ua = nullptr;
+  P.split_jr = false;
+  P.mc = P.blk.mc;
 
   // Bias padded to whole NR panels so edge tiles can read NR floats of it.
   P.bias = nullptr;
@@ -276,55 +379,85 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     P.bias = bp;
   }
 
-  // Equal KC blocks: k = 784 runs as 4 x 196 rather than 3 x 256 + 16, whose
-  // last thin block would pay a full C load/store per tile for 16 FMAs.
-  {
-    const int64_t n_pc = (k + P.blk.kc - 1) / P.blk.kc;
-    P.kc = (k + n_pc - 1) / n_pc;
-  }
-
   const int64_t work = m * n * k;
   int nt = work < kSingleThreadWork ? 1 : threads_for(work, kThreadGrain);
-
-  // Choose the loop the threads split, and an MC that deals A blocks evenly.
   const int64_t mp = (m + MR - 1) / MR;
-  const int64_t np = (std::min(n, P.blk.nc) + NR - 1) / NR;
-  P.split_jr = false;
-  P.private_b = false;
-  P.mc = P.blk.mc;
-  if (nt > 1) {
-    if (balance(mp, nt) < 0.95 * balance(np, nt)) {
-      P.split_jr = true;
-      if (np < nt) nt = static_cast<int>(np);
-    } else {
-      if (mp < nt) nt = static_cast<int>(mp);
-      int64_t n_ic = (m + P.blk.mc - 1) / P.blk.mc;
-      n_ic = (n_ic + nt - 1) / nt * nt;
-      const int64_t rows = (m + n_ic - 1) / n_ic;
-      P.mc = (rows + MR - 1) / MR * MR;
-      // Enough rows per thread that packing B twice costs little (B is packed
-      // at memcpy speed, each of its elements then feeds m/nt FMAs): the
-      // threads run fully independently, which also keeps a descheduled
-      // thread on a busy machine from stalling the other at every barrier.
-      P.private_b = m / nt >= kPrivateBRows;
-    }
-  }
-
-  const int64_t nc_eff = std::min(n, P.blk.nc);
-  const int64_t kc_eff = P.kc;
-  P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * kc_eff));
-  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.kc) : nullptr;
-
+  const int64_t np_all = (n + NR - 1) / NR;
   if (nt <= 1) {
-    P.split_jr = false;
-    P.private_b = false;
-    run(P, 0, 1);
+    solve_single(P, avx2);
     return;
   }
+
+  // Independent blocks of C, one per thread, each solved by the single-thread
+  // algorithm with its own packed B: no barrier at all. By rows when every
+  // thread gets enough of them that packing B twice costs little (each B
+  // element then feeds m/nt FMAs); otherwise by NR-column panels when they deal
+  // evenly (the small-m, Dense-like shapes: A is then read unpacked by both).
+  const bool by_m = m / nt >= kPrivateBRows;
+  const bool by_n = !by_m && balance(np_all, nt) >= 0.9 && np_all >= nt;
+  if (by_m || by_n) {
+    // Row blocks of a narrow B (n <= kUnpackedAMaxN) are dealt dynamically, a
+    // few per thread: on a machine shared with other jobs a thread that is
+    // descheduled for a time slice leaves its remaining blocks to the others
+    // instead of stalling the whole product. Each block packs its own copy of
+    // B, so this is kept to small B (and blocks of >= kMinChunkRows rows); a
+    // wide B (square products: 16 MiB at 2048) is packed once per thread.
+    // Column blocks of the small-m shapes stay one per thread: a narrower
+    // block re-reads all of A for fewer columns.
+    const int64_t units = by_m ? mp : np_all;
+    int64_t chunks = nt;
+    if (by_m && n <= kUnpackedAMaxN)
+      chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
+    std::atomic<int64_t> next{0};
+#ifdef PYNN_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    for (;;) {
+      const int64_t ch = next.fetch_add(1, std::memory_order_relaxed);
+      if (ch >= chunks) break;
+      Problem Q = P;
+      int64_t lo, hi;
+      share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
+      if (by_m) {
+        const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
+        Q.m = r1 - r0;
+        Q.a = P.a + r0 * P.rs_a;
+        Q.c = P.c + r0 * P.rs_c;
+      } else {
+        const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
+        Q.n = c1 - c0;
+        Q.b = P.b + c0 * P.cs_b;
+        Q.c = P.c + c0 * P.cs_c;
+        if (P.bias) Q.bias = P.bias + c0;
+      }
+      if (Q.m > 0 && Q.n > 0) solve_single(Q, avx2);
+    }
+    return;
+  }
+
+  // Shared mode (few rows and few column panels): the threads share one packed
+  // B and split the ic loop, or the jr loop when m is too short to give every
+  // thread an even share of MR panels.
+  equal_kc(P, P.blk.kc);
+  const int64_t np = (std::min(n, P.blk.nc) + NR - 1) / NR;
+  if (balance(mp, nt) < 0.95 * balance(np, nt)) {
+    P.split_jr = true;
+    if (np < nt) nt = static_cast<int>(np);
+  } else {
+    if (mp < nt) nt = static_cast<int>(mp);
+    int64_t n_ic = (m + P.blk.mc - 1) / P.blk.mc;
+    n_ic = (n_ic + nt - 1) / nt * nt;
+    const int64_t rows = (m + n_ic - 1) / n_ic;
+    P.mc = (rows + MR - 1) / MR * MR;
+  }
+  const int64_t nc_eff = std::min(n, P.blk.nc);
+  P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * P.kc));
+  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.kc) : nullptr;
 #ifdef PYNN_OPENMP
 #pragma omp parallel num_threads(nt)
   run(P, omp_get_thread_num(), omp_get_num_threads());
 #else
+  P.split_jr = false;
   run(P, 0, 1);
 #endif
 }

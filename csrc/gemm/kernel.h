@@ -17,12 +17,35 @@ namespace gemm {
 
 using MicroKernel = void (*)(int64_t k, float alpha, const float* a, const float* b,
                              float beta, float* c, int64_t rs_c, const float* bias);
+// Unpacked-A variant: A rows a + r * rs_a, r in [0, MR), k contiguous floats
+// each; B rows b + p * rs_b, p in [0, k), NR contiguous floats each.
+using MicroKernelUA = void (*)(int64_t k, float alpha, const float* a, int64_t rs_a,
+                               const float* b, int64_t rs_b, float beta, float* c,
+                               int64_t rs_c, const float* bias);
+using MicroKernelUAEdge = void (*)(int64_t mr, int64_t k, float alpha, const float* a,
+                                   int64_t rs_a, const float* b, float beta, float* c,
+                                   int64_t rs_c, const float* bias);
 
 void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
                         float beta, float* c, int64_t rs_c, const float* bias);
 #ifdef PYNN_X86_64
 void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias);
+// The same kernel reading A unpacked from 6 rows a + r * rs_a (unit column
+// stride) and B from k rows of NR floats rs_b apart (packed: rs_b = NR).
+void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+                        int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias);
+// Rows [0, mr) (1 <= mr < MR) of the same, reading A in place and packed B
+// (NR floats per k step); writes only rows [0, mr) of the 16-wide tile c.
+void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
+                        const float* b, float beta, float* c, int64_t rs_c, const float* bias);
+// act_forward on an mr x nr tile (unit column stride, rows rs apart), 8-wide.
+void act_tile_avx2(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha);
+// Full NR panels [p0, p1) of a row-major B block, k rows rs_b apart, packed row by row.
+void pack_b_rowmajor_avx2(int64_t kc, const float* b, int64_t rs_b, float* dst, int64_t p0,
+                          int64_t p1);
+// One full NR panel of a column-major B (unit row stride, columns cs_b apart).
+void pack_b_panel16_colmajor_avx2(int64_t kc, const float* b, int64_t cs_b, float* dst);
 // A full 6-row panel of row-major A (cs_a == 1), k-major (pack_avx2.cpp).
 void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst);
 // Whole small product without packing (B must have unit column stride; bias

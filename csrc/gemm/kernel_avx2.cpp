@@ -16,6 +16,33 @@
 namespace pynn {
 namespace gemm {
 
+// The epilogue shared by the kernels: c = alpha * acc + beta * c + bias for a
+// full 6x16 tile (acc row-major, 16 floats per row).
+static inline void store_tile(const float* acc, float alpha, float beta, float* c, int64_t rs_c,
+                              const float* bias) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+  // Same operation order as the generic kernel: alpha*ab, + beta*c, + bias.
+  auto store = [&](float* cr, __m256 lo, __m256 hi) {
+    lo = _mm256_mul_ps(va, lo);
+    hi = _mm256_mul_ps(va, hi);
+    if (beta != 0.f) {
+      lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
+      hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
+    }
+    if (bias) {
+      lo = _mm256_add_ps(lo, bias0);
+      hi = _mm256_add_ps(hi, bias1);
+    }
+    _mm256_storeu_ps(cr, lo);
+    _mm256_storeu_ps(cr + 8, hi);
+  };
+  for (int r = 0; r < MR; ++r)
+    store(c + r * rs_c, _mm256_load_ps(acc + r * NR), _mm256_load_ps(acc + r * NR + 8));
+}
+
 void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias) {
   // C is written once at the end: start pulling its rows in now.
@@ -176,14 +203,216 @@ void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
       : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 
-  const __m256 va = _mm256_set1_ps(alpha);
-  const __m256 vb = _mm256_set1_ps(beta);
+  store_tile(acc, alpha, beta, c, rs_c, bias);
+}
+
+// The same 6x16 kernel reading A unpacked: rows a, a + rs_a, ..., a + 5 rs_a of
+// a row-major A (unit column stride), k contiguous floats each, and B as k rows
+// of 16 contiguous floats, rs_b apart (rs_b = NR for a packed micro-panel, or
+// B's own row stride when B is read in place). The broadcasts come straight
+// from A's rows, addressed as base + {0, 1, 2, 3} * stride from two bases so
+// that only 3 pointers advance. Reads exactly rows [0, 6) x columns [0, k) of
+// A and rows [0, k) x columns [0, 16) of B; the epilogue is the packed kernel's.
+void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+                        int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias) {
+  for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
+  alignas(32) float acc[MR * NR];
+  int64_t k4 = k / 4, kr = k % 4;
+  const int64_t rs = rs_a * static_cast<int64_t>(sizeof(float));
+  const int64_t rs3 = 3 * rs;
+  const int64_t rsb = rs_b * static_cast<int64_t>(sizeof(float));
+  const int64_t rsb3 = 3 * rsb;
+  const float* a4 = a + 4 * rs_a;
+  __asm__ volatile(
+      "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"
+      "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"
+      "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"
+      "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"
+      "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"
+      "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"
+      "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
+      "vxorps %%ymm12, %%ymm12, %%ymm12\n\t"
+      "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"
+      "vxorps %%ymm14, %%ymm14, %%ymm14\n\t"
+      "vxorps %%ymm15, %%ymm15, %%ymm15\n\t"
+      "test %[k4], %[k4]\n\t"
+      "je 2f\n\t"
+      ".p2align 4\n\t"
+      "1:\n\t"
+      "vmovups (%[b]), %%ymm0\n\t"
+      "vmovups 32(%[b]), %%ymm1\n\t"
+      "vbroadcastss 0(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 0(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 0(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 0(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 0(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 0(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "vmovups (%[b],%[rsb],1), %%ymm0\n\t"
+      "vmovups 32(%[b],%[rsb],1), %%ymm1\n\t"
+      "vbroadcastss 4(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 4(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 4(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 4(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 4(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 4(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "vmovups (%[b],%[rsb],2), %%ymm0\n\t"
+      "vmovups 32(%[b],%[rsb],2), %%ymm1\n\t"
+      "vbroadcastss 8(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 8(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 8(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 8(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 8(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 8(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "vmovups (%[b],%[rsb3],1), %%ymm0\n\t"
+      "vmovups 32(%[b],%[rsb3],1), %%ymm1\n\t"
+      "vbroadcastss 12(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 12(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 12(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 12(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 12(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 12(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "add $16, %[a]\n\t"
+      "add $16, %[a4]\n\t"
+      "lea (%[b],%[rsb],4), %[b]\n\t"
+      "dec %[k4]\n\t"
+      "jnz 1b\n\t"
+      "2:\n\t"
+      "test %[kr], %[kr]\n\t"
+      "je 4f\n\t"
+      "3:\n\t"
+      "vmovups (%[b]), %%ymm0\n\t"
+      "vmovups 32(%[b]), %%ymm1\n\t"
+      "vbroadcastss 0(%[a]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
+      "vbroadcastss 0(%[a],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
+      "vbroadcastss 0(%[a],%[rs],2), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
+      "vbroadcastss 0(%[a],%[rs3],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
+      "vbroadcastss 0(%[a4]), %%ymm2\n\t"
+      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
+      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
+      "vbroadcastss 0(%[a4],%[rs],1), %%ymm3\n\t"
+      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
+      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      "add $4, %[a]\n\t"
+      "add $4, %[a4]\n\t"
+      "add %[rsb], %[b]\n\t"
+      "dec %[kr]\n\t"
+      "jnz 3b\n\t"
+      "4:\n\t"
+      "vmovups %%ymm4, 0(%[acc])\n\t"
+      "vmovups %%ymm5, 32(%[acc])\n\t"
+      "vmovups %%ymm6, 64(%[acc])\n\t"
+      "vmovups %%ymm7, 96(%[acc])\n\t"
+      "vmovups %%ymm8, 128(%[acc])\n\t"
+      "vmovups %%ymm9, 160(%[acc])\n\t"
+      "vmovups %%ymm10, 192(%[acc])\n\t"
+      "vmovups %%ymm11, 224(%[acc])\n\t"
+      "vmovups %%ymm12, 256(%[acc])\n\t"
+      "vmovups %%ymm13, 288(%[acc])\n\t"
+      "vmovups %%ymm14, 320(%[acc])\n\t"
+      "vmovups %%ymm15, 352(%[acc])\n\t"
+      : [a] "+r"(a), [a4] "+r"(a4), [b] "+r"(b), [k4] "+r"(k4), [kr] "+r"(kr)
+      : [acc] "r"(acc), [rs] "r"(rs), [rs3] "r"(rs3), [rsb] "r"(rsb), [rsb3] "r"(rsb3)
+      : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+  store_tile(acc, alpha, beta, c, rs_c, bias);
+}
+
+// The last mr < 6 rows of a row panel, read in place like the kernel above, so
+// that m = 64 or 128 (6 x 10 + 4, 6 x 21 + 2) wastes no FMAs on padding rows.
+// With at most 10 accumulators g++ keeps everything in registers, so this one
+// is intrinsics. Writes rows [0, mr) of the 16-wide tile c only.
+template <int R>
+static void ua_rows(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+                    float beta, float* c, int64_t rs_c, const float* bias) {
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 2 <= k; p += 2) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    const __m256 b2 = _mm256_loadu_ps(b + NR), b3 = _mm256_loadu_ps(b + NR + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * rs_a + p);
+      acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * rs_a + p + 1);
+      acc0[r] = _mm256_fmadd_ps(x, b2, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(x, b3, acc1[r]);
+    }
+    b += 2 * NR;
+  }
+  if (p < k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * rs_a + p);
+      acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
   const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-  // Same operation order as the generic kernel: alpha*ab, + beta*c, + bias.
-  auto store = [&](float* cr, __m256 lo, __m256 hi) {
-    lo = _mm256_mul_ps(va, lo);
-    hi = _mm256_mul_ps(va, hi);
+  for (int r = 0; r < R; ++r) {  // same order as store_tile
+    float* cr = c + r * rs_c;
+    __m256 lo = _mm256_mul_ps(va, acc0[r]), hi = _mm256_mul_ps(va, acc1[r]);
     if (beta != 0.f) {
       lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
       hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
@@ -194,11 +423,48 @@ void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
     }
     _mm256_storeu_ps(cr, lo);
     _mm256_storeu_ps(cr + 8, hi);
-  };
-  for (int r = 0; r < MR; ++r)
-    store(c + r * rs_c, _mm256_load_ps(acc + r * NR), _mm256_load_ps(acc + r * NR + 8));
+  }
 }
 
+void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
+                        const float* b, float beta, float* c, int64_t rs_c, const float* bias) {
+  switch (mr) {
+    case 1: return ua_rows<1>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    case 2: return ua_rows<2>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    case 3: return ua_rows<3>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    case 4: return ua_rows<4>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+    default: return ua_rows<5>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
+  }
+}
+
+// The activation on an mr x nr tile of C (unit column stride) after the
+// kernel has stored it, still in L1. Rows of 16 have a constant trip count, so
+// g++ turns act_forward into two 8-wide AVX2 vectors per row (the generic
+// translation unit only has SSE2 and a runtime trip count; relu there cost
+// 3.5% of a 128x784x256 product, here it is noise).
+template <Act A>
+static void act_tile_t(float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
+  for (int64_t r = 0; r < mr; ++r) {
+    float* cr = c + r * rs;
+    if (nr == NR) {
+      for (int j = 0; j < NR; ++j) cr[j] = act_forward(A, cr[j], alpha);
+    } else {
+      for (int64_t j = 0; j < nr; ++j) cr[j] = act_forward(A, cr[j], alpha);
+    }
+  }
+}
+
+void act_tile_avx2(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
+  switch (act) {
+    case Act::Linear: return;
+    case Act::Relu: return act_tile_t<Act::Relu>(c, rs, mr, nr, alpha);
+    case Act::LeakyRelu: return act_tile_t<Act::LeakyRelu>(c, rs, mr, nr, alpha);
+    case Act::Sigmoid: return act_tile_t<Act::Sigmoid>(c, rs, mr, nr, alpha);
+    case Act::Tanh: return act_tile_t<Act::Tanh>(c, rs, mr, nr, alpha);
+    case Act::Gelu: return act_tile_t<Act::Gelu>(c, rs, mr, nr, alpha);
+    case Act::Elu: return act_tile_t<Act::Elu>(c, rs, mr, nr, alpha);
+  }
+}
 }  // namespace gemm
 }  // namespace pynn
 

@@ -63,6 +63,12 @@ static void pack_b_panel(int64_t nr, int64_t kc, const float* b, int64_t rs_b, i
     }
     return;
   }
+#ifdef PYNN_X86_64
+  if (nr == NR && rs_b == 1 && active_isa() == Isa::Avx2) {
+    pack_b_panel16_colmajor_avx2(kc, b, cs_b, dst);
+    return;
+  }
+#endif
   if (rs_b == 1) {
     // Column-major B (B = W^T of a row-major W, a Dense backward): read each
     // column contiguously, scatter with stride NR (stays in L1: 16 KiB panel).
@@ -92,6 +98,15 @@ void pack_a_panels(int64_t mc, int64_t kc, const float* a, int64_t rs_a, int64_t
 
 void pack_b_panels(int64_t kc, int64_t nc, const float* b, int64_t rs_b, int64_t cs_b,
                    float* dst, int64_t p0, int64_t p1) {
+#ifdef PYNN_X86_64
+  if (cs_b == 1 && active_isa() == Isa::Avx2) {
+    const int64_t pfull = std::min(p1, nc / NR);  // panels with all NR columns
+    if (pfull > p0) {
+      pack_b_rowmajor_avx2(kc, b, rs_b, dst, p0, pfull);
+      p0 = pfull;
+    }
+  }
+#endif
   for (int64_t jp = p0; jp < p1; ++jp) {
     const int64_t j = jp * NR;
     pack_b_panel(std::min<int64_t>(NR, nc - j), kc, b + j * cs_b, rs_b, cs_b, dst + jp * kc * NR);

@@ -31,7 +31,10 @@ R = np.random.default_rng(0)
 
 
 def best_ms(fn, repeats, min_time=0.2):
-    """Best time of ``repeats`` runs (ms), after one warm-up; at least ``min_time`` s in all."""
+    """Best time of ``repeats`` runs (ms), after one warm-up; at least ``min_time`` s in all.
+    A 0.3 s pause first lets the previous contender's spinning worker threads
+    (OpenBLAS, libgomp) go to sleep so they do not take a core from this one."""
+    time.sleep(0.3)
     fn()
     times, start = [], time.perf_counter()
     while len(times) < repeats or time.perf_counter() - start < min_time:

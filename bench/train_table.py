@@ -6,9 +6,9 @@ peak memory side by side, from one run at one thread count.
     python bench/train_table.py [--repeat 10] [--threads 2] [--json out.json]
     python bench/plot.py out.json docs/train_step.png      # the README's bar chart
 
-Time: the best of ``--repeat`` steps after two warm-up steps, the three
-contenders interleaved round by round so a burst of load on this shared
-machine hits all of them alike. Ratios: native/torch is a time ratio (< 1 means
+Time: the best of ``--repeat`` steps after two warm-up steps, each contender
+in its own phase after a 0.3 s pause (so the previous one's spinning BLAS/OpenMP
+threads are asleep), two passes over the contenders. Ratios: native/torch is a time ratio (< 1 means
 pynn is faster; the issue's targets are <= 0.8 for MLP and CNN, <= 1.0 for LSTM
 and Transformer), numpy/native a speedup.
 
@@ -97,18 +97,23 @@ ROWS = [(name, s.title, lambda who, name=name: make_step(name, who)) for name, s
 ROWS.append(("digits_epoch", "fit() epoch, digits MLP 64-256-128-10 b32", digits_epoch))
 
 
-def interleaved_best_ms(makers, repeat):
-    """Best time (ms) of each callable; every round runs each one once."""
+def phased_best_ms(makers, repeat, passes=2, pause=0.3):
+    """Best time (ms) of each callable: each contender is timed in its own phase
+    (two warm-up steps, then ``repeat`` steps), after a ``pause`` so the previous
+    contender's spinning worker threads (OpenBLAS, libgomp) have gone to sleep and
+    do not take a core from it; ``passes`` rounds over all contenders, so a burst
+    of load on a shared machine rarely hits one contender's every phase."""
     fns = {who: make() for who, make in makers.items()}
-    for fn in fns.values():   # warm-up: first-call allocations, optimizer state
-        fn()
-        fn()
     best = {who: float("inf") for who in fns}
-    for _ in range(repeat):
+    for _ in range(passes):
         for who, fn in fns.items():
-            t = time.perf_counter()
+            time.sleep(pause)
             fn()
-            best[who] = min(best[who], time.perf_counter() - t)
+            fn()
+            for _ in range(repeat):
+                t = time.perf_counter()
+                fn()
+                best[who] = min(best[who], time.perf_counter() - t)
     return {who: 1e3 * t for who, t in best.items()}
 
 
@@ -196,7 +201,7 @@ def main(argv=None):
         if args.rows and row not in args.rows:
             continue
         repeat = args.repeat if row != "digits_epoch" else max(3, args.repeat // 3)
-        ms = interleaved_best_ms({who: (lambda who=who: make(who)) for who in contenders}, repeat)
+        ms = phased_best_ms({who: (lambda who=who: make(who)) for who in contenders}, repeat)
         mem = {} if args.no_memory else {who: peak_memory_mib(row, who, threads) for who in contenders}
         results.append({"row": row, "title": title, "ms": ms, "peak_mib": mem})
         print(markdown(results[-1:]).splitlines()[-1], flush=True)

@@ -10,7 +10,9 @@
 
 namespace pynn {
 
-// y = act(im2col(x) · W + bias). 1x1/stride 1/unpadded: one GEMM on x viewed as (M, C).
+// y = act(im2col(x) · W + bias). 1x1/stride 1/unpadded: one GEMM on x viewed as (M, C);
+// other windows: the implicit GEMM of conv/igemm.h when the CPU has AVX2 (im2col is then
+// never formed), else im2col blocks + sgemm. PYNN_CONV_IGEMM=0 forces the im2col path.
 void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
                     float act_alpha);
 // dx = col2im(dY · Wᵀ).

@@ -6,12 +6,14 @@
 
 namespace pynn {
 
-// Pooling is memory-bound (~1 ms for 8 MB on one core), so a second thread gains
-// at most ~2x there, while waking it on this shared 2-core machine was measured to
-// cost 5-10 ms whenever the other core is busy (the worker waits out a time
-// slice). So each thread gets at least ~2M window-cell visits (an 8 MB tensor
-// stays on one thread; larger ones split).
-constexpr int64_t kPoolGrain = int64_t(1) << 21;
+// Pooling is memory-bound: the AVX2 kernels run 2x2 max pooling of an 8 MB
+// N32 32x32x64 tensor in ~0.16 ms on one core with x in L3, so a second thread
+// pays only when both cores are free. Measured here: idle-core best cases gain,
+// but while another process holds the other core the fork/join costs ~0.3 ms
+// (0.17 -> 0.5 ms for that pool). The grain below splits from ~2 MB of input
+// (512K window-cell visits per thread), favouring the idle machine the README
+// table is taken on; raise it if pooling runs next to other busy processes.
+constexpr int64_t kPoolGrain = int64_t(1) << 19;
 
 template <class F>
 void pool_parallel_for(int64_t n, int64_t work_per_item, F&& body) {

@@ -75,3 +75,29 @@ def test_igemm_forward_large_batch_split_over_threads_matches_reference():
     x, w, b = _case((37, 12, 10, 24), (3, 3), 40)  # 4440 pixels: several groups per thread, odd split
     np.testing.assert_allclose(_C.conv2d(x, w, b, (1, 1), "same"), Ref.conv2d(x, w, b, (1, 1), "same"),
                                rtol=1e-4, atol=1e-4)
+
+
+# Stride-1 shapes whose input gradient takes the implicit GEMM over dy (C >= 8, OC >= 8).
+BWD_SHAPES = [
+    ((2, 9, 11, 17), (3, 3), 19, "same", (1, 1)),    # C 17 = 16 + 1 output lanes, OC 19 runs
+    ((1, 5, 7, 16), (3, 3), 16, "same", (1, 1)),     # 35 dx pixels: last tile 5 rows
+    ((3, 8, 8, 8), (2, 2), 33, "same", (1, 1)),      # even kernel: extra padding after only
+    ((2, 10, 9, 24), (3, 3), 8, "same", (2, 2)),     # dilation with same
+    ((2, 9, 10, 9), (3, 3), 12, "valid", (1, 1)),    # valid: border dx pixels see fewer taps
+    ((1, 11, 8, 10), (5, 4), 9, "valid", (2, 1)),    # dilated valid, non-square kernel
+    ((1, 4, 4, 24), (4, 4), 40, "valid", (1, 1)),    # one dy pixel spreads over all of dx
+]
+
+
+@pytest.mark.parametrize("x_shape,k,cout,padding,dilation", BWD_SHAPES)
+def test_igemm_backward_input_matches_reference_and_col2im_path(x_shape, k, cout, padding, dilation):
+    from pynn import _C
+    from pynn.backend import numpy as Ref
+    x, w, _ = _case(x_shape, k, cout)
+    y = Ref.conv2d(x, w, None, (1, 1), padding, dilation)
+    dy = R.standard_normal(y.shape).astype(np.float32)
+    dx = _C.conv2d_backward_input(dy, w, x.shape, (1, 1), padding, dilation)
+    np.testing.assert_allclose(dx, Ref.conv2d_backward_input(dy, w, x.shape, (1, 1), padding, dilation),
+                               rtol=1e-4, atol=1e-4)
+    dx_old = _im2col_path(lambda: _C.conv2d_backward_input(dy, w, x.shape, (1, 1), padding, dilation))
+    np.testing.assert_allclose(dx, dx_old, rtol=1e-5, atol=1e-5)

@@ -101,6 +101,7 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
     });
     return;
   }
+  if (conv2d_backward_input_igemm(g, dy, w, dx)) return;  // stride 1: no col2im, no zeroing
   zero(dx, g.n * g.h * g.w * C);  // strides > window leave cells no window touches
   if (M == 0 || K == 0) return;
   const int64_t R = conv_block_rows(K), plane = g.oh * g.ow;

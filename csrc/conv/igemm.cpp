@@ -60,33 +60,36 @@ struct AlignedBuf {
 
 }  // namespace
 
-bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
-                          float act_alpha) {
-#ifndef PYNN_X86_64
-  return false;
-#else
+bool igemm_enabled() {
+#ifdef PYNN_X86_64
   if (active_isa() != Isa::Avx2) return false;
-  if (const char* e = std::getenv("PYNN_CONV_IGEMM"); e && e[0] == '0') return false;  // A/B switch for benchmarks
-  constexpr int MR = kIgemmMR, NR = kIgemmNR;
-  const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc, C = g.c;
-  if (M == 0 || OC == 0) return true;
-  if (K == 0) return false;  // no taps: the generic path writes act(bias)
-  // A kernel row whose kw cells are always inside the image (no left/right padding,
-  // dilation 1 across) is one contiguous run of kw·C floats: kh taps instead of kh·kw.
-  const bool merge_rows = g.dw == 1 && g.pl == 0 && (g.ow - 1) * g.sw + g.kw <= g.w;
-  const int64_t taps = merge_rows ? g.kh : g.kh * g.kw;
-  const int64_t run = merge_rows ? g.kw * C : C;
-  if (run < kMinRun) return false;
+  const char* e = std::getenv("PYNN_CONV_IGEMM");  // A/B switch for benchmarks and tests
+  return !(e && e[0] == '0');
+#else
+  return false;
+#endif
+}
 
-  // Kernel (K, OC) -> 16-channel panels (K × 16, zero-padded past OC); bias likewise.
+#ifdef PYNN_X86_64
+namespace {
+
+// The implicit GEMM out (M, OC) = act(A · B + bias), where row p of A is the
+// concatenation of `taps` runs of `run` floats that fill(p, ptrs) points at
+// (ptrs[t·6] for tap t; zeros for a padded tap) and B (taps·run, OC) is given by
+// b_at(k, o). Kernel packing, blocking and threading for every implicit-GEMM conv.
+template <class Fill, class BAt>
+void igemm_run(int64_t M, int64_t OC, int64_t taps, int64_t run, Fill fill, BAt b_at, const float* bias, float* out,
+               Act act, float act_alpha) {
+  constexpr int MR = kIgemmMR, NR = kIgemmNR;
+  const int64_t K = taps * run;
+  // B -> 16-column panels (K × 16, zero-padded past OC); bias likewise.
   const int64_t np = (OC + NR - 1) / NR;
   AlignedBuf packed(np * K * NR), zeros(run), bias_p(np * NR);
   for (int64_t jp = 0; jp < np; ++jp) {
     const int64_t j0 = jp * NR, nr = std::min<int64_t>(NR, OC - j0);
     float* dst = packed.p + jp * K * NR;
     for (int64_t k = 0; k < K; ++k, dst += NR) {
-      const float* src = w + k * OC + j0;
-      for (int64_t q = 0; q < nr; ++q) dst[q] = src[q];
+      for (int64_t q = 0; q < nr; ++q) dst[q] = b_at(k, j0 + q);
       for (int64_t q = nr; q < NR; ++q) dst[q] = 0.f;
     }
   }
@@ -105,7 +108,6 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
   auto body = [&](int t, int nt) {
     const int64_t lo = tiles * t / nt, hi = tiles * (t + 1) / nt;
     std::vector<const float*> ind(static_cast<size_t>(group * taps * MR));
-    const int64_t plane = g.oh * g.ow;
     for (int64_t g0 = lo; g0 < hi; g0 += group) {
       const int64_t g1 = std::min(hi, g0 + group);
       // Indirection for the group: ind[(tile·taps + tap)·6 + r] -> the run of pixel r of the
@@ -116,22 +118,8 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
           const int64_t p = tile * MR + r;
           if (p >= M) {
             for (int64_t tp = 0; tp < taps; ++tp) ti[tp * MR + r] = zeros.p;
-            continue;
-          }
-          const int64_t n = p / plane, oh = p % plane / g.ow, ow = p % g.ow;
-          const float* xn = x + n * g.h * g.w * C;
-          int64_t tp = 0;
-          for (int64_t i = 0; i < g.kh; ++i) {
-            const int64_t ih = oh * g.sh - g.pt + i * g.dh;
-            const bool row_in = ih >= 0 && ih < g.h;
-            if (merge_rows) {
-              ti[tp++ * MR + r] = row_in ? xn + (ih * g.w + ow * g.sw) * C : zeros.p;
-              continue;
-            }
-            for (int64_t j = 0; j < g.kw; ++j) {
-              const int64_t iw = ow * g.sw - g.pl + j * g.dw;
-              ti[tp++ * MR + r] = row_in && iw >= 0 && iw < g.w ? xn + (ih * g.w + iw) * C : zeros.p;
-            }
+          } else {
+            fill(p, ti + r, zeros.p);
           }
         }
       }
@@ -145,8 +133,8 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
           for (int64_t tile = g0; tile < g1; ++tile) {
             const int64_t p0 = tile * MR;
             const int mr = static_cast<int>(std::min<int64_t>(MR, M - p0));
-            igemm_avx2_6x16(nt_, run, ind.data() + ((tile - g0) * taps + t0) * MR, bp, y + p0 * OC + j0, OC, mr, nr,
-                            t0 > 0, last ? bias_p.p + j0 : nullptr, act, act_alpha);
+            igemm_avx2_6x16(nt_, run, ind.data() + ((tile - g0) * taps + t0) * MR, bp, out + p0 * OC + j0, OC, mr,
+                            nr, t0 > 0, last ? bias_p.p + j0 : nullptr, act, act_alpha);
           }
         }
       }
@@ -156,10 +144,88 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
   if (T > 1) {
 #pragma omp parallel num_threads(T)
     body(omp_get_thread_num(), omp_get_num_threads());
-    return true;
+    return;
   }
 #endif
   body(0, 1);
+}
+
+}  // namespace
+#endif
+
+bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
+                          float act_alpha) {
+#ifndef PYNN_X86_64
+  return false;
+#else
+  if (!igemm_enabled()) return false;
+  const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc, C = g.c;
+  if (M == 0 || OC == 0) return true;
+  if (K == 0) return false;  // no taps: the generic path writes act(bias)
+  // A kernel row whose kw cells are always inside the image (no left/right padding,
+  // dilation 1 across) is one contiguous run of kw·C floats: kh taps instead of kh·kw.
+  const bool merge_rows = g.dw == 1 && g.pl == 0 && (g.ow - 1) * g.sw + g.kw <= g.w;
+  const int64_t taps = merge_rows ? g.kh : g.kh * g.kw;
+  const int64_t run = merge_rows ? g.kw * C : C;
+  if (run < kMinRun) return false;
+  const int64_t plane = g.oh * g.ow;
+  auto fill = [&](int64_t p, const float** ptr, const float* zeros) {
+    const int64_t n = p / plane, oh = p % plane / g.ow, ow = p % g.ow;
+    const float* xn = x + n * g.h * g.w * C;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+      const bool row_in = ih >= 0 && ih < g.h;
+      if (merge_rows) {
+        *ptr = row_in ? xn + (ih * g.w + ow * g.sw) * C : zeros;
+        ptr += kIgemmMR;
+        continue;
+      }
+      for (int64_t j = 0; j < g.kw; ++j, ptr += kIgemmMR) {
+        const int64_t iw = ow * g.sw - g.pl + j * g.dw;
+        *ptr = row_in && iw >= 0 && iw < g.w ? xn + (ih * g.w + iw) * C : zeros;
+      }
+    }
+  };
+  // The kernel (kh, kw, C, OC) already is the (K, OC) matrix B.
+  igemm_run(M, OC, taps, run, fill, [&](int64_t k, int64_t o) { return w[k * OC + o]; }, bias, y, act, act_alpha);
+  return true;
+#endif
+}
+
+bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const float* w, float* dx) {
+#ifndef PYNN_X86_64
+  return false;
+#else
+  if (!igemm_enabled()) return false;
+  // dx[n, ih, iw, c] = Σ_{i,j,o} dy[n, ih + pt − i·dh, iw + pl − j·dw, o] · w[i, j, c, o] at stride 1:
+  // a convolution of dy (runs of OC floats) with the kernel flipped and transposed, every
+  // dx pixel written once (taps outside dy read zeros), so dx needs no zeroing pass.
+  // Strides > 1 would leave most taps of a dx pixel empty: the GEMM + col2im path does those.
+  if (g.sh != 1 || g.sw != 1) return false;
+  const int64_t M = g.n * g.h * g.w, OC = g.oc, C = g.c;
+  const int64_t taps = g.kh * g.kw, run = OC;
+  if (M == 0 || C == 0) return true;
+  // Narrow outputs waste most of the 16 lanes; short runs cost more in pointer loads than they save.
+  if (taps * OC == 0 || run < kMinRun || C < kMinRun) return false;
+  const int64_t plane = g.h * g.w;
+  auto fill = [&](int64_t p, const float** ptr, const float* zeros) {
+    const int64_t n = p / plane, ih = p % plane / g.w, iw = p % g.w;
+    const float* dyn = dy + n * g.oh * g.ow * OC;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t oh = ih + g.pt - i * g.dh;
+      const bool row_in = oh >= 0 && oh < g.oh;
+      for (int64_t j = 0; j < g.kw; ++j, ptr += kIgemmMR) {
+        const int64_t ow = iw + g.pl - j * g.dw;
+        *ptr = row_in && ow >= 0 && ow < g.ow ? dyn + (oh * g.ow + ow) * OC : zeros;
+      }
+    }
+  };
+  // B[(i·kw + j)·OC + o, c] = w[i, j, c, o].
+  auto b_at = [&](int64_t k, int64_t c) {
+    const int64_t tap = k / OC, o = k % OC;
+    return w[(tap * C + c) * OC + o];
+  };
+  igemm_run(M, C, taps, run, fill, b_at, nullptr, dx, Act::Linear, 0.f);
   return true;
 #endif
 }

@@ -23,6 +23,14 @@ constexpr int kIgemmNR = 16;  // output channels per tile (= one packed kernel p
 bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
                           float act_alpha);
 
+// dx = conv2d_backward_input(dy, w) by the same implicit GEMM over dy (stride 1 only:
+// returns false for strides > 1, narrow C or when AVX2 is off). Writes every dx cell.
+// Scratch: the flipped, transposed kernel, kh·kw·OC·ceil(C/16)·16 floats.
+bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const float* w, float* dx);
+
+// AVX2 kernel available and not switched off (PYNN_CONV_IGEMM=0).
+bool igemm_enabled();
+
 #ifdef PYNN_X86_64
 // One mr×nr (≤ 6×16) tile of C, row stride rs_c, unit column stride:
 //   c[r][q] (+)= Σ_t Σ_{j<run} ind[t·6+r][j] · b[(t·run+j)·16 + q]

@@ -1,8 +1,8 @@
 // Driver of the implicit-GEMM convolution (portable; the microkernel is in
 // igemm_avx2.cpp). Loops, outermost first:
 //
-//   threads        contiguous ranges of 6-pixel tiles: no shared writes, no barriers
-//                  (on this shared 2-core machine a barrier waits out a busy core)
+//   threads        claim runs of tile groups from a counter (common/work_share.h): no
+//                  shared writes, no barriers, and a late thread never stalls the caller
 //   tile groups    kGroupTiles tiles; their indirection table (tiles × taps × 6
 //                  pointers) is built once and serves every panel and pass
 //   panels         16 output channels of the packed kernel
@@ -21,11 +21,8 @@
 #include <new>
 #include <vector>
 
-#ifdef PYNN_OPENMP
-#include <omp.h>
-#endif
-
 #include "common/runtime.h"
+#include "common/work_share.h"
 
 namespace pynn {
 
@@ -105,8 +102,11 @@ void igemm_run(int64_t M, int64_t OC, int64_t taps, int64_t run, Fill fill, BAt 
   const int64_t tiles = (M + MR - 1) / MR;
   const int T = std::min<int64_t>(threads_for(M * K * OC, kIgemmGrain), tiles);
 
-  auto body = [&](int t, int nt) {
-    const int64_t lo = tiles * t / nt, hi = tiles * (t + 1) / nt;
+  // Threads claim runs of tile groups (common/work_share.h): a helper that is late
+  // on a busy machine leaves its share to the caller instead of stalling it.
+  const int64_t groups = (tiles + group - 1) / group;
+  share_work(groups, std::max<int64_t>(1, groups / (8 * T)), T, [&](int64_t glo, int64_t ghi) {
+    const int64_t lo = glo * group, hi = std::min(tiles, ghi * group);
     std::vector<const float*> ind(static_cast<size_t>(group * taps * MR));
     for (int64_t g0 = lo; g0 < hi; g0 += group) {
       const int64_t g1 = std::min(hi, g0 + group);
@@ -139,15 +139,7 @@ void igemm_run(int64_t M, int64_t OC, int64_t taps, int64_t run, Fill fill, BAt 
         }
       }
     }
-  };
-#ifdef PYNN_OPENMP
-  if (T > 1) {
-#pragma omp parallel num_threads(T)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  body(0, 1);
+  });
 }
 
 }  // namespace

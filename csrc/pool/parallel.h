@@ -1,8 +1,11 @@
-// A static split of [0, n) over the pooling kernels' threads (OpenMP when built with it).
+// [0, n) shared over the pooling kernels' threads (common/work_share.h: no waiting for late threads).
 #pragma once
 #include <cstdint>
 
+#include <algorithm>
+
 #include "common/runtime.h"
+#include "common/work_share.h"
 
 namespace pynn {
 
@@ -18,14 +21,10 @@ constexpr int64_t kPoolGrain = int64_t(1) << 19;
 template <class F>
 void pool_parallel_for(int64_t n, int64_t work_per_item, F&& body) {
   const int T = threads_for(n * work_per_item, kPoolGrain);
-#ifdef PYNN_OPENMP
-  if (T > 1 && n > 1) {
-#pragma omp parallel for num_threads(T) schedule(static)
-    for (int64_t i = 0; i < n; ++i) body(i);
-    return;
-  }
-#endif
-  for (int64_t i = 0; i < n; ++i) body(i);
+  // Chunks of ~1/8 of a thread's share: a late helper leaves the caller at most one chunk to wait for.
+  share_work(n, std::max<int64_t>(1, n / (8 * T)), T, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) body(i);
+  });
 }
 
 }  // namespace pynn

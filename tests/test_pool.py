@@ -233,3 +233,29 @@ def test_pool_max_nan_never_wins_and_infinities_route_like_the_generic_kernel():
     np.testing.assert_array_equal(y, Ref.max_pool2d(x, (2, 2)))
     dy = np.ones_like(y)
     np.testing.assert_array_equal(N.max_pool2d_backward(x, y, dy, (2, 2)), Ref.max_pool2d_backward(x, y, dy, (2, 2)))
+
+
+@needs_native
+def test_pool_and_conv_from_two_python_threads_at_once_match_reference():
+    # The kernels release the GIL and share their work with helper threads; a second
+    # caller arriving meanwhile runs inline. Both must get exact results.
+    import threading
+    from pynn.backend import native as N, numpy as Ref
+    x = R.integers(0, 5, (32, 32, 32, 16)).astype(np.float32)
+    w = R.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    want_pool, want_conv = Ref.max_pool2d(x, (2, 2)), Ref.conv2d(x[:4], w, None, (1, 1), "same")
+    errors = []
+
+    def work():
+        try:
+            for _ in range(5):
+                np.testing.assert_array_equal(N.max_pool2d(x, (2, 2)), want_pool)
+                np.testing.assert_allclose(N.conv2d(x[:4], w, None, (1, 1), "same"), want_conv, rtol=1e-4, atol=1e-4)
+        except AssertionError as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -75,8 +75,8 @@ namespace {
 // (ptrs[t·6] for tap t; zeros for a padded tap) and B (taps·run, OC) is given by
 // b_at(k, o). Kernel packing, blocking and threading for every implicit-GEMM conv.
 template <class Fill, class BAt>
-void igemm_run(int64_t M, int64_t OC, int64_t taps, int64_t run, Fill fill, BAt b_at, const float* bias, float* out,
-               Act act, float act_alpha) {
+void igemm_run(int64_t M, int64_t grid_h, int64_t grid_w, int64_t OC, int64_t taps, int64_t run, Fill fill, BAt b_at,
+               const float* bias, float* out, Act act, float act_alpha) {
   constexpr int MR = kIgemmMR, NR = kIgemmNR;
   const int64_t K = taps * run;
   // B -> 16-column panels (K × 16, zero-padded past OC); bias likewise.
@@ -112,14 +112,21 @@ void igemm_run(int64_t M, int64_t OC, int64_t taps, int64_t run, Fill fill, BAt 
       const int64_t g1 = std::min(hi, g0 + group);
       // Indirection for the group: ind[(tile·taps + tap)·6 + r] -> the run of pixel r of the
       // tile at that tap (zeros when the tap is padding or the pixel is past M).
+      // Pixel p = (n·grid_h + a)·grid_w + b: divided once per group, then stepped (with
+      // 9-float patches of a 1-channel first layer the divisions cost as much as the FMAs).
+      const int64_t p_first = g0 * MR, plane = grid_h * grid_w;
+      int64_t n = p_first / plane, a = p_first % plane / grid_w, b = p_first % grid_w;
       for (int64_t tile = g0; tile < g1; ++tile) {
         const float** ti = ind.data() + (tile - g0) * taps * MR;
         for (int64_t r = 0; r < MR; ++r) {
-          const int64_t p = tile * MR + r;
-          if (p >= M) {
+          if (tile * MR + r >= M) {
             for (int64_t tp = 0; tp < taps; ++tp) ti[tp * MR + r] = zeros.p;
-          } else {
-            fill(p, ti + r, zeros.p);
+            continue;
+          }
+          fill(n, a, b, ti + r, zeros.p);
+          if (++b == grid_w) {
+            b = 0;
+            if (++a == grid_h) a = 0, ++n;
           }
         }
       }
@@ -160,9 +167,7 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
   const int64_t taps = merge_rows ? g.kh : g.kh * g.kw;
   const int64_t run = merge_rows ? g.kw * C : C;
   if (run < kMinRun) return false;
-  const int64_t plane = g.oh * g.ow;
-  auto fill = [&](int64_t p, const float** ptr, const float* zeros) {
-    const int64_t n = p / plane, oh = p % plane / g.ow, ow = p % g.ow;
+  auto fill = [&](int64_t n, int64_t oh, int64_t ow, const float** ptr, const float* zeros) {
     const float* xn = x + n * g.h * g.w * C;
     for (int64_t i = 0; i < g.kh; ++i) {
       const int64_t ih = oh * g.sh - g.pt + i * g.dh;
@@ -179,7 +184,8 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
     }
   };
   // The kernel (kh, kw, C, OC) already is the (K, OC) matrix B.
-  igemm_run(M, OC, taps, run, fill, [&](int64_t k, int64_t o) { return w[k * OC + o]; }, bias, y, act, act_alpha);
+  igemm_run(M, g.oh, g.ow, OC, taps, run, fill, [&](int64_t k, int64_t o) { return w[k * OC + o]; }, bias, y, act,
+            act_alpha);
   return true;
 #endif
 }
@@ -199,9 +205,7 @@ bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const flo
   if (M == 0 || C == 0) return true;
   // Narrow outputs waste most of the 16 lanes; short runs cost more in pointer loads than they save.
   if (taps * OC == 0 || run < kMinRun || C < kMinRun) return false;
-  const int64_t plane = g.h * g.w;
-  auto fill = [&](int64_t p, const float** ptr, const float* zeros) {
-    const int64_t n = p / plane, ih = p % plane / g.w, iw = p % g.w;
+  auto fill = [&](int64_t n, int64_t ih, int64_t iw, const float** ptr, const float* zeros) {
     const float* dyn = dy + n * g.oh * g.ow * OC;
     for (int64_t i = 0; i < g.kh; ++i) {
       const int64_t oh = ih + g.pt - i * g.dh;
@@ -217,7 +221,7 @@ bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const flo
     const int64_t tap = k / OC, o = k % OC;
     return w[(tap * C + c) * OC + o];
   };
-  igemm_run(M, C, taps, run, fill, b_at, nullptr, dx, Act::Linear, 0.f);
+  igemm_run(M, g.h, g.w, C, taps, run, fill, b_at, nullptr, dx, Act::Linear, 0.f);
   return true;
 #endif
 }

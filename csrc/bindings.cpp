@@ -497,7 +497,8 @@ void bind_conv(py::module_& m) {
     return y;
   }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("strides") = Pair{1, 1},
      py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1}, py::arg("activation") = py::none(),
-     "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC). im2col blocks + sgemm.");
+     "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC). Implicit GEMM "
+     "(AVX2), else im2col blocks + sgemm; 1x1 stride 1: one sgemm.");
 
   m.def("conv2d_backward_input", [=](const py::handle& dyh, const py::handle& wh, const Shape4& xs,
                                      const Pair& strides, const std::string& padding, const Pair& dilation) {

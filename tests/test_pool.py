@@ -196,3 +196,66 @@ def test_pool_native_threaded_sizes_match_reference(pool, strides, padding):
     dg = R.standard_normal(g.shape).astype(np.float32)
     np.testing.assert_array_equal(N.global_max_pool2d_backward(x, g, dg), Ref.global_max_pool2d_backward(x, g, dg))
     np.testing.assert_allclose(N.global_avg_pool2d(x), Ref.global_avg_pool2d(x), rtol=1e-5, atol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("c", [1, 7, 8, 16, 17, 64, 72])
+@pytest.mark.parametrize("shape_pool", [((3, 6, 8), (2, 2), None, "valid"),     # 2x2 tiles: the straight-line path
+                                        ((2, 7, 9), (2, 2), None, "valid"),     # odd sizes drop the last row/col
+                                        ((2, 5, 7), (2, 2), (2, 2), "same"),    # padded last window
+                                        ((1, 6, 6), (3, 3), (2, 2), "same")])   # overlapping general windows
+def test_pool_avx2_channel_tails_and_2x2_fast_path_match_reference_with_ties(c, shape_pool):
+    # C not a multiple of 8 takes masked tails; C = 8k with 2x2 tiles the unrolled kernel. Many ties:
+    # the gradient must still go to the first maximum of each window only.
+    from pynn.backend import native as N, numpy as Ref
+    (n, h, w), pool, strides, padding = shape_pool
+    x = R.integers(0, 3, (n, h, w, c)).astype(np.float32)
+    y = Ref.max_pool2d(x, pool, strides, padding)
+    dy = R.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(N.max_pool2d(x, pool, strides, padding), y)
+    # Overlapping windows add into shared cells in another order than the reference: allclose.
+    np.testing.assert_allclose(N.max_pool2d_backward(x, y, dy, pool, strides, padding),
+                               Ref.max_pool2d_backward(x, y, dy, pool, strides, padding), rtol=1e-6, atol=1e-6)
+    g = R.standard_normal((n, h, w, c)).astype(np.float32)
+    np.testing.assert_allclose(N.global_avg_pool2d(g), Ref.global_avg_pool2d(g), rtol=1e-5, atol=1e-6)
+    dg = R.standard_normal((n, c)).astype(np.float32)
+    np.testing.assert_allclose(N.global_avg_pool2d_backward(dg, g.shape), Ref.global_avg_pool2d_backward(dg, g.shape),
+                               rtol=1e-6, atol=1e-7)
+
+
+@needs_native
+def test_pool_max_nan_never_wins_and_infinities_route_like_the_generic_kernel():
+    from pynn.backend import native as N, numpy as Ref
+    x = R.standard_normal((1, 4, 4, 16)).astype(np.float32)
+    x[0, 0, 1, 3] = -np.inf
+    x[0, 2, 2, :8] = np.inf
+    y = N.max_pool2d(x, (2, 2))
+    np.testing.assert_array_equal(y, Ref.max_pool2d(x, (2, 2)))
+    dy = np.ones_like(y)
+    np.testing.assert_array_equal(N.max_pool2d_backward(x, y, dy, (2, 2)), Ref.max_pool2d_backward(x, y, dy, (2, 2)))
+
+
+@needs_native
+def test_pool_and_conv_from_two_python_threads_at_once_match_reference():
+    # The kernels release the GIL and share their work with helper threads; a second
+    # caller arriving meanwhile runs inline. Both must get exact results.
+    import threading
+    from pynn.backend import native as N, numpy as Ref
+    x = R.integers(0, 5, (32, 32, 32, 16)).astype(np.float32)
+    w = R.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    want_pool, want_conv = Ref.max_pool2d(x, (2, 2)), Ref.conv2d(x[:4], w, None, (1, 1), "same")
+    errors = []
+
+    def work():
+        try:
+            for _ in range(5):
+                np.testing.assert_array_equal(N.max_pool2d(x, (2, 2)), want_pool)
+                np.testing.assert_allclose(N.conv2d(x[:4], w, None, (1, 1), "same"), want_conv, rtol=1e-4, atol=1e-4)
+        except AssertionError as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -20,6 +20,7 @@
 #endif
 
 #include "common/runtime.h"
+#include "conv/igemm.h"
 #include "conv/im2col.h"
 #include "conv/sgemm.h"
 
@@ -70,6 +71,8 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
                     float act_alpha) {
   const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc;
   if (M == 0 || OC == 0) return;
+  // Windows: implicit GEMM straight from x (no im2col copy) where the AVX2 kernel exists.
+  if (!g.is_pointwise() && conv2d_forward_igemm(g, x, w, bias, y, act, act_alpha)) return;
   const int64_t R = conv_block_rows(K);
   const int T = threads_for(M, R);
   parallel(T, [&](int t, int nt) {
@@ -98,6 +101,7 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
     });
     return;
   }
+  if (conv2d_backward_input_igemm(g, dy, w, dx)) return;  // stride 1: no col2im, no zeroing
   zero(dx, g.n * g.h * g.w * C);  // strides > window leave cells no window touches
   if (M == 0 || K == 0) return;
   const int64_t R = conv_block_rows(K), plane = g.oh * g.ow;

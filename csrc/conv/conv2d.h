@@ -10,7 +10,9 @@
 
 namespace pynn {
 
-// y = act(im2col(x) · W + bias). 1x1/stride 1/unpadded: one GEMM on x viewed as (M, C).
+// y = act(im2col(x) · W + bias). 1x1/stride 1/unpadded: one GEMM on x viewed as (M, C);
+// other windows: the implicit GEMM of conv/igemm.h when the CPU has AVX2 (im2col is then
+// never formed), else im2col blocks + sgemm. PYNN_CONV_IGEMM=0 forces the im2col path.
 void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
                     float act_alpha);
 // dx = col2im(dY · Wᵀ).
@@ -23,6 +25,10 @@ void conv2d_backward_bias(const float* dy, int64_t m, int64_t oc, float* db);
 // Rows of im2col scratch one thread holds: ~kColBlockBytes, at least kMinBlockRows.
 // So the whole scratch of one call is at most threads · max(kColBlockBytes, kMinBlockRows·K·4 B)
 // (+ (threads−1)·K·OC floats of dW partials in conv2d_backward_kernel), whatever the batch.
+// The implicit-GEMM paths (forward; input gradient at stride 1) hold instead one packed
+// kernel of K·ceil(OC/16)·16 floats (resp. K·ceil(C/16)·16) shared by the threads, plus
+// per thread a pointer table of 4 tiles × kh·kw taps × 6 pointers and one zero run:
+// 64→64 3x3 = 144 KiB + 1.7 KiB/thread, again independent of the batch.
 constexpr int64_t kColBlockBytes = 512 * 1024;
 constexpr int64_t kMinBlockRows = 16;
 constexpr int64_t kMaxBlockRows = 4096;

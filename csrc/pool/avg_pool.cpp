@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "pool/kernels.h"
 #include "pool/parallel.h"
 #include "pool/pool.h"
 
@@ -64,6 +65,12 @@ void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {
 }
 
 void global_avg_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+#ifdef PYNN_X86_64
+  if (active_isa() == Isa::Avx2) {
+    pool_parallel_for(n, hw * c, [&](int64_t i) { global_avg_image_avx2(hw, c, x + i * hw * c, y + i * c); });
+    return;
+  }
+#endif
   pool_parallel_for(n, hw * c, [&](int64_t i) {
     const float* xi = x + i * hw * c;
     float* out = y + i * c;
@@ -79,6 +86,12 @@ void global_avg_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x,
 
 void global_avg_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
   const float inv = hw ? 1.f / static_cast<float>(hw) : 0.f;
+#ifdef PYNN_X86_64
+  if (active_isa() == Isa::Avx2) {
+    pool_parallel_for(n, hw * c, [&](int64_t i) { global_avg_bwd_image_avx2(hw, c, dy + i * c, inv, dx + i * hw * c); });
+    return;
+  }
+#endif
   pool_parallel_for(n, hw * c, [&](int64_t i) {
     const float* gi = dy + i * c;
     float* di = dx + i * hw * c;

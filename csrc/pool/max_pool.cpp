@@ -3,6 +3,7 @@
 #include <limits>
 #include <vector>
 
+#include "pool/kernels.h"
 #include "pool/parallel.h"
 #include "pool/pool.h"
 
@@ -34,6 +35,12 @@ inline void route_first_max(const float* __restrict in, const float* __restrict 
 
 void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
   const int64_t C = g.c;
+#ifdef PYNN_X86_64
+  if (active_isa() == Isa::Avx2) {
+    pool_parallel_for(g.n * g.oh, g.ow * g.kh * g.kw * C, [&](int64_t row) { max_pool_row_avx2(g, x, y, row); });
+    return;
+  }
+#endif
   pool_parallel_for(g.n * g.oh, g.ow * g.kh * g.kw * C, [&](int64_t row) {
     const int64_t n = row / g.oh, oh = row % g.oh;
     const float* xn = x + n * g.h * g.w * C;
@@ -62,6 +69,16 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
   const bool tiles = g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pl == 0 && g.oh * g.kh == g.h &&
                      g.ow * g.kw == g.w;
   if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
+#ifdef PYNN_X86_64
+  if (active_isa() == Isa::Avx2) {
+    pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
+      const int64_t n = rows_disjoint ? item / g.oh : item;
+      const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+      max_pool_bwd_rows_avx2(g, x, y, dy, dx, n, oh_lo, oh_hi, tiles);
+    });
+    return;
+  }
+#endif
   pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
     std::vector<float> open(C);  // 1 while the channel's winner is not found yet (float: blends vectorise)
     const int64_t n = rows_disjoint ? item / g.oh : item;

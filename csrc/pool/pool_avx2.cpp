@@ -1,0 +1,173 @@
+// AVX2 channel loops of the pooling kernels (this file alone is built with -mavx2
+// -mfma). NHWC puts the C channels of a cell next to each other, so every window
+// operation is a run of full 8-lane vectors plus one masked tail; maskload and
+// maskstore never touch lanes past C. Results equal the generic loops bit for bit
+// (same max/compare semantics, same summation order per channel).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "pool/kernels.h"
+
+namespace pynn {
+
+namespace {
+
+inline __m256i tail_mask(int64_t rem) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* hi) {
+  *lo = std::max<int64_t>(start, 0);
+  *hi = std::min<int64_t>(start + k, size);
+}
+
+}  // namespace
+
+void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
+  const int64_t C = g.c, n = row / g.oh, oh = row % g.oh, c8 = C / 8 * 8;
+  const float* xn = x + n * g.h * g.w * C;
+  const __m256i mt = tail_mask(C - c8);
+  int64_t h0, h1;
+  clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
+  // max_ps(in, m) = in > m ? in : m, exactly the generic loop (a NaN input never wins).
+  if (h1 - h0 == 2 && g.kw == 2 && g.sw == 2 && g.pl == 0 && g.ow * 2 <= g.w) {  // 2x2 / stride 2 across
+    const float* r0 = xn + h0 * g.w * C;
+    const float* r1 = r0 + g.w * C;
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      const float *a = r0 + 2 * ow * C, *b = r1 + 2 * ow * C;
+      float* out = y + (row * g.ow + ow) * C;
+      int64_t c = 0;
+      for (; c < c8; c += 8) {
+        __m256 m = _mm256_max_ps(_mm256_loadu_ps(a + c), _mm256_set1_ps(-__builtin_inff()));
+        m = _mm256_max_ps(_mm256_loadu_ps(a + C + c), m);
+        m = _mm256_max_ps(_mm256_loadu_ps(b + c), m);
+        m = _mm256_max_ps(_mm256_loadu_ps(b + C + c), m);
+        _mm256_storeu_ps(out + c, m);
+      }
+      if (c < C) {
+        __m256 m = _mm256_max_ps(_mm256_maskload_ps(a + c, mt), _mm256_set1_ps(-__builtin_inff()));
+        m = _mm256_max_ps(_mm256_maskload_ps(a + C + c, mt), m);
+        m = _mm256_max_ps(_mm256_maskload_ps(b + c, mt), m);
+        m = _mm256_max_ps(_mm256_maskload_ps(b + C + c, mt), m);
+        _mm256_maskstore_ps(out + c, mt, m);
+      }
+    }
+    return;
+  }
+  for (int64_t ow = 0; ow < g.ow; ++ow) {
+    float* out = y + (row * g.ow + ow) * C;
+    int64_t w0, w1;
+    clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
+    for (int64_t c = 0; c < C; c += 8) {
+      const bool full = c < c8;
+      __m256 m = _mm256_set1_ps(-__builtin_inff());
+      for (int64_t ih = h0; ih < h1; ++ih)
+        for (int64_t iw = w0; iw < w1; ++iw) {
+          const float* in = xn + (ih * g.w + iw) * C + c;
+          m = _mm256_max_ps(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
+        }
+      if (full) _mm256_storeu_ps(out + c, m);
+      else _mm256_maskstore_ps(out + c, mt, m);
+    }
+  }
+}
+
+void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx,
+                            int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
+  const int64_t C = g.c, plane = g.h * g.w * C, c8 = C / 8 * 8;
+  const __m256i mt = tail_mask(C - c8);
+  const float* xn = x + n * plane;
+  float* dxn = dx + n * plane;
+  for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+    int64_t h0, h1;
+    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
+    if (assign && h1 - h0 == 2 && g.kw == 2 && c8 == C) {  // 2x2 tiles, whole vectors: straight-line code
+      const int64_t r0 = h0 * g.w * C, r1 = r0 + g.w * C;
+      const float* yo = y + (n * g.oh + oh) * g.ow * C;
+      const float* go = dy + (n * g.oh + oh) * g.ow * C;
+      for (int64_t ow = 0; ow < g.ow; ++ow, yo += C, go += C) {
+        const int64_t a = r0 + 2 * ow * C, b = r1 + 2 * ow * C;
+        for (int64_t c = 0; c < C; c += 8) {
+          const __m256 yv = _mm256_loadu_ps(yo + c), gv = _mm256_loadu_ps(go + c);
+          const __m256 e0 = _mm256_cmp_ps(_mm256_loadu_ps(xn + a + c), yv, _CMP_EQ_OQ);
+          __m256 e1 = _mm256_cmp_ps(_mm256_loadu_ps(xn + a + C + c), yv, _CMP_EQ_OQ);
+          __m256 e2 = _mm256_cmp_ps(_mm256_loadu_ps(xn + b + c), yv, _CMP_EQ_OQ);
+          __m256 e3 = _mm256_cmp_ps(_mm256_loadu_ps(xn + b + C + c), yv, _CMP_EQ_OQ);
+          // First match wins: each later cell only where no earlier one matched.
+          e1 = _mm256_andnot_ps(e0, e1);
+          const __m256 seen01 = _mm256_or_ps(e0, e1);
+          e2 = _mm256_andnot_ps(seen01, e2);
+          e3 = _mm256_andnot_ps(_mm256_or_ps(seen01, e2), e3);
+          _mm256_storeu_ps(dxn + a + c, _mm256_and_ps(e0, gv));
+          _mm256_storeu_ps(dxn + a + C + c, _mm256_and_ps(e1, gv));
+          _mm256_storeu_ps(dxn + b + c, _mm256_and_ps(e2, gv));
+          _mm256_storeu_ps(dxn + b + C + c, _mm256_and_ps(e3, gv));
+        }
+      }
+      continue;
+    }
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      const int64_t o = ((n * g.oh + oh) * g.ow + ow) * C;
+      int64_t w0, w1;
+      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
+      for (int64_t c = 0; c < C; c += 8) {
+        const bool full = c < c8;
+        const __m256 yv = full ? _mm256_loadu_ps(y + o + c) : _mm256_maskload_ps(y + o + c, mt);
+        const __m256 gv = full ? _mm256_loadu_ps(dy + o + c) : _mm256_maskload_ps(dy + o + c, mt);
+        __m256 open = _mm256_castsi256_ps(_mm256_set1_epi32(-1));  // lanes whose winner is still unknown
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) {
+            const int64_t off = (ih * g.w + iw) * C + c;
+            const __m256 in = full ? _mm256_loadu_ps(xn + off) : _mm256_maskload_ps(xn + off, mt);
+            const __m256 take = _mm256_and_ps(_mm256_cmp_ps(in, yv, _CMP_EQ_OQ), open);
+            __m256 d = _mm256_and_ps(take, gv);
+            open = _mm256_andnot_ps(take, open);
+            if (!assign) d = _mm256_add_ps(d, full ? _mm256_loadu_ps(dxn + off) : _mm256_maskload_ps(dxn + off, mt));
+            if (full) _mm256_storeu_ps(dxn + off, d);
+            else _mm256_maskstore_ps(dxn + off, mt, d);
+          }
+      }
+    }
+  }
+}
+
+namespace {
+// V vectors (8V channels) of column sums over hw rows: V independent add chains.
+template <int V>
+inline void column_sums(int64_t hw, int64_t c, const float* x, float inv, float* out) {
+  __m256 acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < hw; ++p, x += c)
+    for (int v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_loadu_ps(x + 8 * v));
+  const __m256 s = _mm256_set1_ps(inv);
+  for (int v = 0; v < V; ++v) _mm256_storeu_ps(out + 8 * v, _mm256_mul_ps(acc[v], s));
+}
+}  // namespace
+
+void global_avg_image_avx2(int64_t hw, int64_t c, const float* x, float* out) {
+  const float inv = hw ? 1.f / static_cast<float>(hw) : 0.f;
+  int64_t k = 0;
+  // 8 accumulators cover the 3-cycle add latency at 2 adds/cycle.
+  for (; k + 64 <= c; k += 64) column_sums<8>(hw, c, x + k, inv, out + k);
+  for (; k + 8 <= c; k += 8) column_sums<1>(hw, c, x + k, inv, out + k);
+  if (k < c) {
+    const __m256i mt = tail_mask(c - k);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t p = 0; p < hw; ++p) acc = _mm256_add_ps(acc, _mm256_maskload_ps(x + p * c + k, mt));
+    _mm256_maskstore_ps(out + k, mt, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
+  }
+}
+
+void global_avg_bwd_image_avx2(int64_t hw, int64_t c, const float* dy, float inv, float* dx) {
+  const int64_t c8 = c / 8 * 8;
+  const __m256i mt = tail_mask(c - c8);
+  const __m256 s = _mm256_set1_ps(inv);
+  for (int64_t p = 0; p < hw; ++p, dx += c) {
+    int64_t k = 0;
+    for (; k < c8; k += 8) _mm256_storeu_ps(dx + k, _mm256_mul_ps(_mm256_loadu_ps(dy + k), s));
+    if (k < c) _mm256_maskstore_ps(dx + k, mt, _mm256_mul_ps(_mm256_maskload_ps(dy + k, mt), s));
+  }
+}
+
+}  // namespace pynn

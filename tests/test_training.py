@@ -160,3 +160,33 @@ def test_autograd_grad_without_copy_gives_the_same_values_in_each_inputs_dtype()
     for x, y, t in zip(copied, shared, (a, b, c)):
         assert y.dtype == t.data.dtype and y.shape == t.shape
         np.testing.assert_array_equal(x, y)
+
+
+def test_backward_gives_each_leaf_its_own_gradient_array():
+    # Tensor.backward adopts the backward pass's arrays instead of copying them when
+    # nothing else can see them; accumulation must still never leak between leaves,
+    # into the caller's grad, or across retained graphs.
+    from pynn.autograd import Tensor
+    a = Tensor(np.ones(3, np.float32), requires_grad=True)
+    b = Tensor(np.ones(3, np.float32), requires_grad=True)
+    (a + b).sum().backward()              # Add hands the same array to both parents
+    assert a.grad is not b.grad
+    a.grad += 1
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+
+    x = Tensor(np.ones((2, 2), np.float32), requires_grad=True)
+    g = np.full((2, 2), 3.0, np.float32)
+    x.backward(g)                          # a leaf as the root: its grad is not the caller's array
+    x.backward(g)
+    np.testing.assert_array_equal(g, np.full((2, 2), 3.0))
+    np.testing.assert_array_equal(x.grad, np.full((2, 2), 6.0))
+
+    w = Tensor(np.arange(4, dtype=np.float32), requires_grad=True)
+    y = (w * 2.0).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(w.grad, np.full(4, 4.0))
+
+    v = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    v.reshape(6).sum().backward()          # reshape's backward returns a view: copied
+    assert v.grad.base is None and v.grad.flags.writeable

@@ -140,9 +140,19 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
+        handed_out = set()
         for leaf, g in _backprop(self, grad, retain_graph):
             if leaf.grad is None:
-                leaf.grad = np.array(g, dtype=leaf.data.dtype, copy=True)
+                # Adopt the backward pass's own array when nothing else can see it (saves a
+                # full copy of every gradient, e.g. 8 MB for a pooled activation): it owns its
+                # memory, is writeable and of the leaf's dtype, is not the caller's ``grad``,
+                # was not given to another leaf, and the graph is freed (no retained op can
+                # hold it). Otherwise copy, so later ``+=`` accumulation touches nothing else.
+                if (retain_graph or g is grad or id(g) in handed_out or g.dtype != leaf.data.dtype
+                        or g.base is not None or not g.flags.owndata or not g.flags.writeable):
+                    g = np.array(g, dtype=leaf.data.dtype, copy=True)
+                handed_out.add(id(g))
+                leaf.grad = g
             else:
                 leaf.grad += g
 

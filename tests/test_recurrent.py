@@ -5,6 +5,8 @@ import pytest
 
 import pynn
 from pynn import layers
+from pynn.autograd import Tensor
+from pynn.testing import gradcheck
 
 R = np.random.default_rng(0)
 X = R.standard_normal((3, 6, 4)).astype(np.float32)
@@ -152,3 +154,99 @@ def test_text_classifier_learns_a_sequence_rule(backend_name):
                   metrics=["accuracy"])
     model.fit(x[:320], y[:320], epochs=15, batch_size=32, verbose=0)
     assert model.evaluate(x[320:], y[320:])[1] >= 0.9
+
+
+# ---------------------------------------------------------------- recurrent dropout
+_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+
+def _rnn_args(kind, r, n=3, t=5, f=4, u=5, dtype=np.float32):
+    g = _GATES[kind]
+    x = r.standard_normal((n, t, f)).astype(dtype)
+    kernel = (0.5 * r.standard_normal((f, g * u))).astype(dtype)
+    rec = (0.5 * r.standard_normal((u, g * u))).astype(dtype)
+    bias = (0.1 * r.standard_normal((2, g * u) if kind == "GRU" else (g * u,))).astype(dtype)
+    states = [(0.5 * r.standard_normal((n, u))).astype(dtype) for _ in range(2 if kind == "LSTM" else 1)]
+    rmask = ((r.random((n, g * u)) < 0.7) / 0.7).astype(dtype)
+    return x, kernel, rec, bias, states, rmask
+
+
+def _op(kind):
+    return {"SimpleRNN": pynn.functional.simple_rnn, "LSTM": pynn.functional.lstm, "GRU": pynn.functional.gru}[kind]
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("seq_mask", [False, True])
+def test_recurrent_dropout_native_matches_numpy_forward_and_gradients(native_backend, kind, seq_mask):
+    r = np.random.default_rng(3)
+    x, kernel, rec, bias, states, rmask = _rnn_args(kind, r)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], bool) if seq_mask else None
+    results = []
+    for be in ("numpy", "native"):
+        with pynn.use_backend(be):
+            ts = [Tensor(a.copy(), requires_grad=True) for a in (x, kernel, rec, bias, *states)]
+            y = _op(kind)(*ts, mask=mask, recurrent_mask=rmask)
+            y.backward(np.random.default_rng(0).standard_normal(y.shape).astype(np.float32))
+            results.append([y.data] + [t.grad for t in ts])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+def test_recurrent_dropout_gradients_match_finite_differences(numpy_backend, kind):
+    r = np.random.default_rng(4)
+    x, kernel, rec, bias, states, rmask = _rnn_args(kind, r, n=2, t=4, f=3, u=3, dtype=np.float64)
+    gradcheck(lambda *ts: _op(kind)(*ts, recurrent_mask=rmask), [x, kernel, rec, bias, *states])
+
+
+def _manual_step(kind, layer, x_t, h, c, m):
+    """One step written from Keras 3's cells (implementation 1, used whenever
+    recurrent_dropout > 0): gate k's recurrent product sees h ⊙ m_k."""
+    k, rk, b = layer.get_weights()
+    u = layer.units
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    rec = lambda i: (h * m[:, i * u:(i + 1) * u]) @ rk[:, i * u:(i + 1) * u]  # noqa: E731
+    xk = lambda i, bb: x_t @ k[:, i * u:(i + 1) * u] + bb[i * u:(i + 1) * u]  # noqa: E731
+    if kind == "SimpleRNN":
+        return np.tanh(xk(0, b) + rec(0)), None
+    if kind == "LSTM":
+        i, f, g, o = sig(xk(0, b) + rec(0)), sig(xk(1, b) + rec(1)), np.tanh(xk(2, b) + rec(2)), sig(xk(3, b) + rec(3))
+        c = f * c + i * g
+        return o * np.tanh(c), c
+    z = sig(xk(0, b[0]) + rec(0) + b[1, :u])
+    rg = sig(xk(1, b[0]) + rec(1) + b[1, u:2 * u])
+    hh = np.tanh(xk(2, b[0]) + rg * (rec(2) + b[1, 2 * u:]))
+    return z * h + (1 - z) * hh, None  # the state mixes in the unmasked h_{t-1}
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+def test_recurrent_dropout_uses_one_mask_per_gate_fixed_over_time(backend_name, kind):
+    pynn.set_seed(0)
+    layer = getattr(layers, kind)(6, recurrent_dropout=0.4, return_sequences=True)
+    layer.build((None, 6, 4))
+    pynn.set_seed(7)
+    y = layer(X, training=True).data
+    pynn.set_seed(7)
+    m = layer._recurrent_mask(Tensor(X), True)
+    assert m.shape == (3, _GATES[kind] * 6)
+    assert set(np.unique(m)) <= {0.0, np.float32(1 / 0.6)} and 0 < (m == 0).mean() < 1
+    h = np.zeros((3, 6), np.float32)
+    c = np.zeros((3, 6), np.float32)
+    for t in range(X.shape[1]):
+        h, c = _manual_step(kind, layer, X[:, t], h, c, m)
+        np.testing.assert_allclose(y[:, t], h, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+def test_recurrent_dropout_is_off_at_inference_and_rate_zero_changes_nothing(backend_name, kind):
+    pynn.set_seed(0)
+    plain = getattr(layers, kind)(5, return_sequences=True)
+    drop = getattr(layers, kind)(5, return_sequences=True, recurrent_dropout=0.5)
+    plain.build((None, 6, 4))
+    drop.build((None, 6, 4))
+    drop.set_weights(plain.get_weights())
+    ref = plain(X).data
+    np.testing.assert_array_equal(drop(X).data, ref)                   # inference: no mask
+    np.testing.assert_array_equal(plain(X, training=True).data, ref)   # rate 0: training is inference
+    assert not np.allclose(drop(X, training=True).data, ref)           # training: masked
+    assert drop.get_config()["recurrent_dropout"] == 0.5

@@ -29,8 +29,6 @@ class _RNN(Layer):
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{type(self).__name__}: {name} must be in [0, 1), got {rate}")
-        if recurrent_dropout:
-            raise NotImplementedError(f"{type(self).__name__}: recurrent_dropout is not supported yet")
         self.units, self.activation, self.use_bias = units, activation, use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -81,6 +79,16 @@ class _RNN(Layer):
             x = x * m
         return x
 
+    def _recurrent_mask(self, x, training):
+        """Recurrent dropout as Keras' cells apply it: in training only, one inverted-dropout
+        mask per gate (N, gates·U), drawn once per call and used at every step on h_{t−1}
+        where it enters that gate's recurrent kernel. None otherwise."""
+        if not (training and self.recurrent_dropout):
+            return None
+        keep = 1.0 - self.recurrent_dropout
+        m = generator().random((x.shape[0], self.gates * self.units)) < keep
+        return m.astype(x.dtype) / np.asarray(keep, x.dtype)
+
     def _bias(self):
         return self.bias if self.bias is not None else np.zeros(self._bias_shape(), self.dtype)
 
@@ -99,7 +107,8 @@ class _RNN(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "dropout": self.dropout, "return_sequences": self.return_sequences,
+                "use_bias": self.use_bias, "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
@@ -115,7 +124,8 @@ class SimpleRNN(_RNN):
         mask = mask if mask is not None else x._keras_mask
         x = self._inputs(x, training)
         hs = F.simple_rnn(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
-                          mask=mask, go_backwards=self.go_backwards, activation=self.activation)
+                          mask=mask, go_backwards=self.go_backwards, activation=self.activation,
+                          recurrent_mask=self._recurrent_mask(x, training))
         return self._outputs(hs, [hs[:, -1]], mask)
 
 
@@ -147,7 +157,8 @@ class LSTM(_RNN):
         steps = x.shape[1]
         packed = F.lstm(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
                         self._state(initial_state, 1, x), mask=mask, go_backwards=self.go_backwards,
-                        activation=self.activation, recurrent_activation=self.recurrent_activation)
+                        activation=self.activation, recurrent_activation=self.recurrent_activation,
+                        recurrent_mask=self._recurrent_mask(x, training))
         hs, c_last = packed[:, :steps], packed[:, steps]
         return self._outputs(hs, [hs[:, -1], c_last], mask)
 
@@ -177,7 +188,7 @@ class GRU(_RNN):
         x = self._inputs(x, training)
         hs = F.gru(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
                    mask=mask, go_backwards=self.go_backwards, activation=self.activation,
-                   recurrent_activation=self.recurrent_activation)
+                   recurrent_activation=self.recurrent_activation, recurrent_mask=self._recurrent_mask(x, training))
         return self._outputs(hs, [hs[:, -1]], mask)
 
     def get_config(self):

@@ -250,3 +250,89 @@ def test_recurrent_dropout_is_off_at_inference_and_rate_zero_changes_nothing(bac
     np.testing.assert_array_equal(plain(X, training=True).data, ref)   # rate 0: training is inference
     assert not np.allclose(drop(X, training=True).data, ref)           # training: masked
     assert drop.get_config()["recurrent_dropout"] == 0.5
+
+
+# ---------------------------------------------------------------- stateful
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+def test_stateful_layer_fed_in_halves_equals_the_whole_sequence(backend_name, kind):
+    pynn.set_seed(0)
+    whole = getattr(layers, kind)(5, return_sequences=True)
+    ref = whole(X).data
+    stateful = getattr(layers, kind)(5, return_sequences=True, stateful=True)
+    stateful.build((None, 6, 4))
+    stateful.set_weights(whole.get_weights())
+    first, second = stateful(X[:, :2]).data, stateful(X[:, 2:]).data
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), ref, rtol=1e-5, atol=1e-6)
+    assert len(stateful.states) == (2 if kind == "LSTM" else 1)
+    np.testing.assert_allclose(stateful.states[0], ref[:, -1], rtol=1e-5, atol=1e-6)
+    assert stateful.get_weights()[0].shape == whole.get_weights()[0].shape and len(stateful.weights) == 3
+    # reset_states zeroes the carried state: the first half comes out as the first time
+    stateful.reset_states()
+    np.testing.assert_array_equal(stateful.states[0], 0)
+    np.testing.assert_allclose(stateful(X[:, :2]).data, first, rtol=1e-6)
+
+
+def test_stateful_states_carry_values_not_gradients():
+    pynn.set_seed(0)
+    lstm = layers.LSTM(3, stateful=True)
+    x1 = Tensor(X[:, :3].copy(), requires_grad=True)
+    lstm(x1)
+    assert all(type(s) is np.ndarray for s in lstm.states)
+    x2 = Tensor(X[:, 3:].copy(), requires_grad=True)
+    lstm(x2).sum().backward()
+    assert x2.grad is not None and x1.grad is None
+
+
+def test_stateful_batch_size_is_fixed_and_checked():
+    pynn.set_seed(0)
+    model = pynn.Sequential([layers.Input((6, 4), batch_size=3), layers.GRU(4, stateful=True, name="sgru")])
+    gru = model.layers[0]
+    assert gru._batch_size == 3
+    with pytest.raises(ValueError, match=r"GRU 'sgru': stateful=True carries states for batches of 3 samples, "
+                                         r"got input of shape \(2, 6, 4\)"):
+        model(X[:2])
+    # Keras' batch_input_shape on the first layer of a Sequential fixes it too
+    m2 = pynn.Sequential([layers.LSTM(2, stateful=True, batch_input_shape=(3, 6, 4))])
+    assert m2.layers[0]._batch_size == 3 and m2(X).shape == (3, 2)
+    again = layers.LSTM.from_config(m2.layers[0].get_config())  # what load_model does
+    again.build((None, 6, 4))
+    assert again.stateful and again._batch_size == 3
+    # without any batch size the first call fixes it
+    free = layers.SimpleRNN(2, stateful=True, name="srnn")
+    free(X)
+    with pytest.raises(ValueError, match="SimpleRNN 'srnn': stateful=True carries states for batches of 3"):
+        free(X[:1])
+    with pytest.raises(ValueError, match=r"LSTM .*: reset_states\(\) needs stateful=True"):
+        layers.LSTM(2).reset_states()
+
+
+def test_stateful_model_fits_without_shuffle_and_model_reset_states_zeroes(backend_name):
+    pynn.set_seed(0)
+    r = np.random.default_rng(2)
+    x = r.standard_normal((8, 5, 3)).astype(np.float32)
+    y = r.standard_normal((8, 1)).astype(np.float32)
+    model = pynn.Sequential([layers.Input((5, 3), batch_size=4), layers.LSTM(6, stateful=True),
+                             layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+    assert len(history.history["loss"]) == 3 and np.all(np.isfinite(history.history["loss"]))
+    lstm = model.layers[0]
+    assert lstm.states[0].shape == (4, 6) and np.abs(lstm.states[0]).sum() > 0
+    model.reset_states()
+    assert all(np.all(s == 0) for s in lstm.states)
+    # After a reset, predicting batch by batch equals a fresh stateless model on the same batches in order.
+    p = model.predict(x, batch_size=4)
+    fresh = layers.LSTM(6)
+    fresh.build((None, 5, 3))
+    fresh.set_weights(lstm.get_weights())
+    h1 = fresh(x[:4])
+    seq = layers.LSTM(6, return_state=True)
+    seq.build((None, 5, 3))
+    seq.set_weights(lstm.get_weights())
+    _, h, c = seq(x[:4])
+    out2, _, _ = seq(x[4:], initial_state=[h, c])
+    dense = model.layers[1]
+    np.testing.assert_allclose(p[:4], dense(h1).data, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(p[4:], dense(out2).data, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="stateful=True carries states for batches of 4"):
+        model.predict(x[:6], batch_size=4)

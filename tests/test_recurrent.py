@@ -336,3 +336,24 @@ def test_stateful_model_fits_without_shuffle_and_model_reset_states_zeroes(backe
     np.testing.assert_allclose(p[4:], dense(out2).data, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="stateful=True carries states for batches of 4"):
         model.predict(x[:6], batch_size=4)
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("n,t,units", [(16, 7, 48), (5, 300, 20), (33, 4, 72)])
+def test_recurrent_native_matches_numpy_across_chunks_threads_and_masks(native_backend, kind, n, t, units):
+    """Sizes that take the native kernels' multi-chunk, multi-thread time loops (units not a multiple
+    of the chunk, a ragged last chunk), the K-split weight gradient (N*T >= 512), and padding masks."""
+    r = np.random.default_rng(5)
+    x, kernel, rec, bias, states, _ = _rnn_args(kind, r, n=n, t=t, f=6, u=units)
+    rec *= 0.3
+    lengths = r.integers(1, t + 1, n)
+    mask = np.arange(t)[None, :] < lengths[:, None]
+    results = []
+    for be in ("numpy", "native"):
+        with pynn.use_backend(be):
+            ts = [Tensor(a.copy(), requires_grad=True) for a in (x, kernel, rec, bias, *states)]
+            y = _op(kind)(*ts, mask=mask)
+            y.backward(np.random.default_rng(0).standard_normal(y.shape).astype(np.float32))
+            results.append([y.data] + [tt.grad for tt in ts])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)

@@ -1,11 +1,13 @@
 #include "rnn/recurrent.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "common/runtime.h"
 #include "gemm/gemm.h"
 #include "rnn/cells.h"
+#include "rnn/weight_grad.h"
 
 // Per step: one recurrent GEMM into a small scratch (n x G·U, stays in L2) and
 // one fused, vectorised cell pass (rnn/cells.h) that adds the precomputed
@@ -86,13 +88,9 @@ void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const fl
         for (int64_t j = 0; j < units; ++j) dst[k * units + j] = src[j] * rmask[r * gu + k * units + j];
     }
   });
-  if (!rmask) {
-    sgemm(units, gu, rows_nt, 1.f, hp.data(), 1, units, dz, gu, 1, 0.f, du, gu, 1, nullptr, Act::Linear, 0.f);
-    return;
-  }
-  for (int64_t k = 0; k < g; ++k)
-    sgemm(units, units, rows_nt, 1.f, hp.data() + k * units, 1, gu, dz + k * units, gu, 1, 0.f, du + k * units, gu, 1,
-          nullptr, Act::Linear, 0.f);
+  if (!rmask) return weight_grad(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
+  for (int64_t k = 0; k < g; ++k) weight_grad(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu,
+                                              du + k * units, gu);
 }
 
 }  // namespace
@@ -135,7 +133,7 @@ void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, con
 }
 
 // ---------------------------------------------------------------- LSTM
-void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
+static void lstm_forward_per_step(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
                   const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
                   float* gates) {
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
@@ -153,7 +151,7 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
   }
 }
 
-void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
+static void lstm_backward_per_step(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
                    float* du) {
@@ -181,7 +179,7 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
 }
 
 // ---------------------------------------------------------------- GRU (reset_after)
-void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
+static void gru_forward_per_step(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs,
                  float* saved) {
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
@@ -197,7 +195,7 @@ void gru_forward(const float* xw, const float* h0, const float* u, const float* 
   }
 }
 
-void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
+static void gru_backward_per_step(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
                   const uint8_t* mask, const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract,
                   float* dxw, float* dh0, float* du, float* drbias) {
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
@@ -229,5 +227,199 @@ void gru_backward(const float* dhs, const float* h0, const float* hs, const floa
   std::memcpy(dh0, dh.data(), sizeof(float) * n * units);
 }
 
+
+// ---------------------------------------------------------------- fused time loops
+// Without recurrent dropout the LSTM/GRU loops run inside one parallel region.
+// The units are cut into chunks; a chunk is one sgemm (n x G·w x U, run by one
+// thread) against its own columns of U -- the G gate blocks of its w units,
+// rearranged side by side once per call -- immediately followed by the cell
+// pass on those units while the result is hot in L1/L2. Chunks are dealt
+// dynamically, so a thread that the (shared) machine deschedules does not stall
+// the other at a fixed split; there is one barrier per step, where h_t must be
+// complete before any chunk of step t+1 reads it.
+namespace {
+
+struct Chunks {
+  int64_t size, count;
+  int threads;
+};
+
+// ~4 chunks per thread (dynamic balance) of at least 16 units.
+Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
+  Chunks c;
+  c.threads = threads_for(n * g * units * units, int64_t{1} << 17);
+  int64_t size = (units + 4 * c.threads - 1) / (4 * c.threads);
+  size = std::max<int64_t>(16, (size + 7) / 8 * 8);
+  c.size = std::min(size, units);
+  c.count = (units + c.size - 1) / c.size;
+  return c;
+}
+
+// U (U x G·U, gate blocks) -> chunk-major: chunk [u0, u0+w) owns columns
+// [G·u0, G·(u0+w)), gate k at G·u0 + k·w. The same for a (G·U) bias.
+void chunk_columns(const float* src, int64_t rows_, int64_t units, int64_t g, const Chunks& ch, float* dst) {
+  const int64_t gu = g * units;
+  for (int64_t i = 0; i < rows_; ++i)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      for (int64_t k = 0; k < g; ++k)
+        std::memcpy(dst + i * gu + g * u0 + k * w, src + i * gu + k * units + u0, sizeof(float) * w);
+    }
+}
+
+// Uᵀ (G·U x U), row-major: the backward's per-chunk B = Uᵀ[:, u0:u0+w] then has unit column stride.
+std::vector<float> transposed(const float* u, int64_t units, int64_t gu) {
+  std::vector<float> ut(static_cast<size_t>(gu * units));
+  for (int64_t j = 0; j < units; ++j)
+    for (int64_t p = 0; p < gu; ++p) ut[p * units + j] = u[j * gu + p];
+  return ut;
+}
+
+}  // namespace
+
+void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
+                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
+                  float* gates) {
+  if (rmask) return lstm_forward_per_step(xw, h0, c0, u, mask, rmask, n, t_len, units, act, ract, hs, cs, gates);
+  const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
+  const Chunks ch = make_chunks(n, units, 4);
+  std::vector<float> up(static_cast<size_t>(units * g4)), rec(static_cast<size_t>(n * g4));
+  chunk_columns(u, units, units, 4, ch, up.data());
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = 0; t < t_len; ++t) {
+    const float* hp = t ? hs + (t - 1) * units : h0;
+    const float* cp = t ? cs + (t - 1) * units : c0;
+    const int64_t rs_hp = t ? rs : units;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      float* rc = rec.data() + 4 * u0;
+      sgemm(n, 4 * w, units, 1.f, hp, rs_hp, 1, up.data() + 4 * u0, g4, 1, 0.f, rc, g4, 1, nullptr, Act::Linear, 0.f);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
+        rnn::lstm_fwd(act, ract, w, xw + og, units, rc + r * g4, w, cp + r * rs_hp + u0, hp + r * rs_hp + u0,
+                      keep(mask, r, t_len, t), gates + og, units, cs + o, hs + o);
+      }
+    }
+  }
+}
+
+void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
+                   const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
+                   int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
+                   float* du) {
+  if (rmask)
+    return lstm_backward_per_step(dhs, dc_last, h0, c0, hs, cs, gates, u, mask, rmask, n, t_len, units, act, ract,
+                                  dxw, dh0, dc0, du);
+  const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
+  const Chunks ch = make_chunks(n, units, 4);
+  const std::vector<float> ut = transposed(u, units, g4);
+  std::vector<float> tmp(static_cast<size_t>(n * units));
+  std::memset(dh0, 0, sizeof(float) * n * units);  // dh lives in dh0 throughout
+  std::memcpy(dc0, dc_last, sizeof(float) * n * units);
+  float* dh = dh0;
+  float* dc = dc0;
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = t_len - 1; t >= -1; --t) {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ for this chunk's units (kept rows of step t+1)
+        float* out = mask ? tmp.data() + u0 : dh + u0;
+        sgemm(n, w, g4, 1.f, dxw + (t + 1) * g4, rs_g, 1, ut.data() + u0, units, 1, 0.f, out, units, 1, nullptr,
+              Act::Linear, 0.f);
+        if (mask)
+          for (int64_t r = 0; r < n; ++r)
+            if (keep(mask, r, t_len, t + 1))
+              std::memcpy(dh + r * units + u0, tmp.data() + r * units + u0, sizeof(float) * w);
+      }
+      if (t < 0) continue;
+      const float* cp = t ? cs + (t - 1) * units : c0;
+      const int64_t rs_hp = t ? rs : units;
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
+        rnn::lstm_bwd(act, ract, w, gates + og, units, cs + o, cp + r * rs_hp + u0, dhs + o, keep(mask, r, t_len, t),
+                      dh + r * units + u0, dc + r * units + u0, dxw + og, units);
+      }
+    }
+  }
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du);
+}
+
+void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
+                 const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs,
+                 float* saved) {
+  if (rmask) return gru_forward_per_step(xw, h0, u, rbias, mask, rmask, n, t_len, units, act, ract, hs, saved);
+  const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
+  const Chunks ch = make_chunks(n, units, 3);
+  std::vector<float> up(static_cast<size_t>(units * g3)), rb(static_cast<size_t>(g3)), rec(static_cast<size_t>(n * g3));
+  chunk_columns(u, units, units, 3, ch, up.data());
+  chunk_columns(rbias, 1, units, 3, ch, rb.data());
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = 0; t < t_len; ++t) {
+    const float* hp = t ? hs + (t - 1) * units : h0;
+    const int64_t rs_hp = t ? rs : units;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      float* rc = rec.data() + 3 * u0;
+      sgemm(n, 3 * w, units, 1.f, hp, rs_hp, 1, up.data() + 3 * u0, g3, 1, 0.f, rc, g3, 1, rb.data() + 3 * u0,
+            Act::Linear, 0.f);
+      for (int64_t r = 0; r < n; ++r)
+        rnn::gru_fwd(act, ract, w, xw + r * rs_x + t * g3 + u0, units, rc + r * g3, w, hp + r * rs_hp + u0,
+                     keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + u0, units,
+                     hs + r * rs + t * units + u0);
+    }
+  }
+}
+
+void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
+                  const uint8_t* mask, const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract,
+                  float* dxw, float* dh0, float* du, float* drbias) {
+  if (rmask)
+    return gru_backward_per_step(dhs, h0, hs, saved, u, mask, rmask, n, t_len, units, act, ract, dxw, dh0, du,
+                                 drbias);
+  const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
+  const Chunks ch = make_chunks(n, units, 3);
+  const std::vector<float> ut = transposed(u, units, g3);
+  // drec for every step (N, T, 3U): the recurrent side's gradients (they differ
+  // from dxw in the h block, r·dh̃) feed dh, and dU and the recurrent bias after the loop.
+  std::vector<float> drec(static_cast<size_t>(n * t_len * g3)), tmp(static_cast<size_t>(n * units));
+  std::memset(dh0, 0, sizeof(float) * n * units);
+  float* dh = dh0;
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = t_len - 1; t >= -1; --t) {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      if (t + 1 < t_len) {  // dh_t += drec_{t+1} Uᵀ (the cell already left z·dh there)
+        const float* drn = drec.data() + (t + 1) * g3;
+        if (!mask) {
+          sgemm(n, w, g3, 1.f, drn, rs_x, 1, ut.data() + u0, units, 1, 1.f, dh + u0, units, 1, nullptr, Act::Linear,
+                0.f);
+        } else {
+          sgemm(n, w, g3, 1.f, drn, rs_x, 1, ut.data() + u0, units, 1, 0.f, tmp.data() + u0, units, 1, nullptr,
+                Act::Linear, 0.f);
+          for (int64_t r = 0; r < n; ++r)
+            if (keep(mask, r, t_len, t + 1))
+              for (int64_t j = 0; j < w; ++j) dh[r * units + u0 + j] += tmp[r * units + u0 + j];
+        }
+      }
+      if (t < 0) continue;
+      const float* hp = t ? hs + (t - 1) * units : h0;
+      const int64_t rs_hp = t ? rs : units;
+      for (int64_t r = 0; r < n; ++r)
+        rnn::gru_bwd(act, ract, w, saved + r * rs_s + t * 4 * units + u0, units, hp + r * rs_hp + u0,
+                     dhs + r * rs + t * units + u0, keep(mask, r, t_len, t), dh + r * units + u0,
+                     dxw + r * rs_x + t * g3 + u0, units, drec.data() + r * rs_x + t * g3 + u0, units);
+    }
+  }
+  rec_backward_u(n, t_len, units, 3, h0, hs, drec.data(), nullptr, du);
+  std::memset(drbias, 0, sizeof(float) * g3);
+  for (int64_t row = 0; row < n * t_len; ++row) {
+    const float* d = drec.data() + row * g3;
+    for (int64_t j = 0; j < g3; ++j) drbias[j] += d[j];
+  }
+}
 
 }  // namespace pynn

@@ -25,6 +25,7 @@
 #include "optim/optim.h"
 #include "pool/pool.h"
 #include "rnn/recurrent.h"
+#include "rnn/weight_grad.h"
 #include "seq/ctc.h"
 #include "seq/embedding.h"
 
@@ -1014,6 +1015,25 @@ const float* rnn_rmask(const char* op, const py::object& h, int64_t n, int64_t g
 }
 
 void bind_rnn(py::module_& m) {
+  m.def("weight_grad", [](py::handle xh, py::handle dyh) {
+    const char* op = "weight_grad";
+    py::array x = f32c(op, "x", xh), dy = f32c(op, "dy", dyh);
+    if (x.ndim() != 2 || dy.ndim() != 2 || x.shape(0) != dy.shape(0))
+      throw py::value_error("weight_grad: expected x (K, M) and dy (K, N) with the same K, got x " + shape_str(x) +
+                            " and dy " + shape_str(dy));
+    const int64_t k = x.shape(0), mm = x.shape(1), nn = dy.shape(1);
+    py::array_t<float> out({mm, nn});
+    float* o = out.mutable_data();
+    if (k == 0) {
+      std::fill(o, o + mm * nn, 0.f);
+      return out;
+    }
+    {
+      py::gil_scoped_release release;
+      weight_grad(mm, nn, k, P(x), mm, P(dy), nn, o, nn);
+    }
+    return out;
+  }, py::arg("x"), py::arg("dy"), "x^T dy for x (K, M), dy (K, N): weight gradient over K rows, K split across threads.");
   m.def("simple_rnn_forward", [](py::handle xwh, py::handle h0h, py::handle uh, py::object mh, const std::string& act,
                                  py::object rmh) {
     const char* op = "simple_rnn";

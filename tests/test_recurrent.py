@@ -357,3 +357,19 @@ def test_recurrent_native_matches_numpy_across_chunks_threads_and_masks(native_b
             results.append([y.data] + [tt.grad for tt in ts])
     for a, b in zip(*results):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k,m,n", [(0, 3, 4), (7, 3, 5), (1500, 20, 80), (6400, 16, 40)])
+def test_weight_grad_is_xT_dy(backend_name, k, m, n):
+    r = np.random.default_rng(6)
+    x = r.standard_normal((k, m)).astype(np.float32)
+    dy = r.standard_normal((k, n)).astype(np.float32)
+    got = pynn.backend.current().weight_grad(x, dy)
+    np.testing.assert_allclose(got, x.astype(np.float64).T @ dy, rtol=1e-4, atol=1e-4 * max(1, np.sqrt(k)))
+
+
+def test_native_weight_grad_rejects_mismatched_rows():
+    _C = pytest.importorskip("pynn._C")
+    with pytest.raises(ValueError, match=r"weight_grad: expected x \(K, M\) and dy \(K, N\) with the same K, "
+                                         r"got x \(3, 2\) and dy \(4, 2\)"):
+        _C.weight_grad(np.zeros((3, 2), np.float32), np.zeros((4, 2), np.float32))

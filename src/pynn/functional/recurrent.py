@@ -25,7 +25,7 @@ def _project_grad(x, kernel, dxw, need_x, need_kernel):
     n, t, f = x.shape
     d2 = dxw.reshape(n * t, -1)
     dx = _B().matmul(d2, kernel.T).reshape(x.shape) if need_x else None
-    dk = _B().matmul(x.reshape(n * t, f).T, d2) if need_kernel else None
+    dk = _B().weight_grad(x.reshape(n * t, f), d2) if need_kernel else None
     return dx, dk
 
 

@@ -82,3 +82,10 @@ def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh",
                              recurrent_mask)
     return _C.gru_backward(_c(dhs), _c(h0), _c(hs), _c(saved), _c(recurrent_kernel), _mask(mask), activation,
                            recurrent_activation, _rmask(recurrent_mask))
+
+
+def weight_grad(x, dy):
+    """xᵀ·dy, (K, M) and (K, N) -> (M, N), K-split across the threads (csrc/rnn/weight_grad.h)."""
+    if x.dtype != np.float32 or dy.dtype != np.float32 or x.ndim != 2 or dy.ndim != 2:
+        return _ref.weight_grad(x, dy)
+    return _C.weight_grad(_c(x), _c(dy))

@@ -15,7 +15,13 @@ state itself (GRU's z·h_{t−1}, the returned h) is never masked.
 """
 import numpy as np
 
-__all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_grad", "gru", "gru_grad"]
+__all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_grad", "gru", "gru_grad", "weight_grad"]
+
+
+def weight_grad(x, dy):
+    """xᵀ·dy for x (K, M), dy (K, N) -> (M, N): a layer's weight gradient summed over
+    its K = N·T rows (sequence layers' input projection)."""
+    return x.T @ dy
 
 
 def _sigmoid(x):

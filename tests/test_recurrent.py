@@ -373,3 +373,19 @@ def test_native_weight_grad_rejects_mismatched_rows():
     with pytest.raises(ValueError, match=r"weight_grad: expected x \(K, M\) and dy \(K, N\) with the same K, "
                                          r"got x \(3, 2\) and dy \(4, 2\)"):
         _C.weight_grad(np.zeros((3, 2), np.float32), np.zeros((4, 2), np.float32))
+
+
+@pytest.mark.parametrize("n,t,u", [(0, 3, 4), (2, 0, 4), (2, 3, 0)])
+def test_recurrent_kernels_accept_zero_sized_dims(backend_name, n, t, u):
+    be = pynn.backend.current()
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    hs, cs, gates = be.lstm(z(n, t, 4 * u), z(n, u), z(n, u), z(u, 4 * u))
+    assert hs.shape == cs.shape == (n, t, u) and gates.shape == (n, t, 4 * u)
+    dxw, dh0, dc0, du = be.lstm_grad(z(n, t, u), z(n, u), z(n, u), z(n, u), hs, cs, gates, z(u, 4 * u))
+    assert dxw.shape == (n, t, 4 * u) and dh0.shape == dc0.shape == (n, u) and np.all(du == 0)
+    hs, saved = be.gru(z(n, t, 3 * u), z(n, u), z(u, 3 * u), z(3 * u))
+    dxw, dh0, du, db = be.gru_grad(z(n, t, u), z(n, u), hs, saved, z(u, 3 * u))
+    assert dxw.shape == (n, t, 3 * u) and du.shape == (u, 3 * u) and db.shape == (3 * u,) and np.all(du == 0)
+    hs = be.simple_rnn(z(n, t, u), z(n, u), z(u, u))
+    dxw, dh0, du = be.simple_rnn_grad(z(n, t, u), z(n, t, u), z(n, u), hs, z(u, u))
+    assert dxw.shape == (n, t, u) and dh0.shape == (n, u) and np.all(du == 0)

@@ -248,6 +248,11 @@ struct Chunks {
 Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
   Chunks c;
   c.threads = threads_for(n * g * units * units, int64_t{1} << 17);
+  if (units <= 0) {  // zero-width states: nothing to deal out
+    c.size = 1;
+    c.count = 0;
+    return c;
+  }
   int64_t size = (units + 4 * c.threads - 1) / (4 * c.threads);
   size = std::max<int64_t>(16, (size + 7) / 8 * 8);
   c.size = std::min(size, units);

@@ -18,7 +18,7 @@ def _B():
 def _project(x, kernel, bias):
     """(N, T, F) @ (F, G) + b -> (N, T, G), as one GEMM over N·T rows."""
     n, t, f = x.shape
-    return _B().matmul(x.reshape(n * t, f), kernel, bias=bias).reshape(n, t, -1)
+    return _B().matmul(x.reshape(n * t, f), kernel, bias=bias).reshape(n, t, kernel.shape[1])
 
 
 def _project_grad(x, kernel, dxw, need_x, need_kernel):

@@ -74,6 +74,7 @@ void rec_backward_h(int64_t n, int64_t units, int64_t g, const float* dz, int64_
 // (N·T, G·U) rows (with recurrent dropout, gate block k's copy is masked by m_k).
 void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const float* h0, const float* hs,
                     const float* dz, const float* rmask, float* du) {
+  if (units == 0) return;  // du is empty
   const int64_t gu = g * units, rows_nt = n * t_len, w = rmask ? gu : units;
   std::vector<float> hp(static_cast<size_t>(rows_nt * w));
   rows(n, t_len * w, [&](int64_t r) {
@@ -98,6 +99,7 @@ void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const fl
 // ---------------------------------------------------------------- SimpleRNN
 void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, const float* rmask,
                         int64_t n, int64_t t_len, int64_t units, Act act, float* hs) {
+  if (units <= 0) return;  // every output is empty
   const int64_t rs = t_len * units;  // row stride of (N, T, U) arrays
   std::vector<float> rec(n * units), hd(rmask ? n * units : 0);
   for (int64_t t = 0; t < t_len; ++t) {
@@ -114,6 +116,7 @@ void simple_rnn_forward(const float* xw, const float* h0, const float* u, const 
 void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, const float* u, const uint8_t* mask,
                          const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, float* dxw, float* dh0,
                          float* du) {
+  if (units <= 0) return;  // every output is empty
   const int64_t rs = t_len * units;
   std::vector<float> dh(n * units, 0.f), tmp(n * units), buf(rmask ? n * units : 0);
   for (int64_t t = t_len - 1; t >= 0; --t) {
@@ -129,13 +132,14 @@ void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, con
     });
   }
   rec_backward_u(n, t_len, units, 1, h0, hs, dxw, rmask, du);
-  std::memcpy(dh0, dh.data(), sizeof(float) * n * units);
+  std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
 }
 
 // ---------------------------------------------------------------- LSTM
 static void lstm_forward_per_step(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
                   const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
                   float* gates) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   std::vector<float> rec(n * g4), hd(rmask ? n * g4 : 0);
   for (int64_t t = 0; t < t_len; ++t) {
@@ -155,6 +159,7 @@ static void lstm_backward_per_step(const float* dhs, const float* dc_last, const
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
                    float* du) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   std::vector<float> dh(n * units, 0.f), dc(dc_last, dc_last + n * units), tmp(n * units);
   std::vector<float> buf(rmask ? n * g4 : 0);
@@ -174,14 +179,15 @@ static void lstm_backward_per_step(const float* dhs, const float* dc_last, const
     });
   }
   rec_backward_u(n, t_len, units, 4, h0, hs, dxw, rmask, du);
-  std::memcpy(dh0, dh.data(), sizeof(float) * n * units);
-  std::memcpy(dc0, dc.data(), sizeof(float) * n * units);
+  std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
+  std::copy(dc.begin(), dc.end(), dc0);
 }
 
 // ---------------------------------------------------------------- GRU (reset_after)
 static void gru_forward_per_step(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs,
                  float* saved) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
   std::vector<float> rec(n * g3), hd(rmask ? n * g3 : 0);
   for (int64_t t = 0; t < t_len; ++t) {
@@ -198,6 +204,7 @@ static void gru_forward_per_step(const float* xw, const float* h0, const float* 
 static void gru_backward_per_step(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
                   const uint8_t* mask, const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract,
                   float* dxw, float* dh0, float* du, float* drbias) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
   // drec for every step (N, T, 3U): the recurrent side's gradients, which differ
   // from dxw in the h block (r·dh̃), feed dU and the recurrent bias after the loop.
@@ -224,7 +231,7 @@ static void gru_backward_per_step(const float* dhs, const float* h0, const float
     const float* d = drec.data() + row * g3;
     for (int64_t j = 0; j < g3; ++j) drbias[j] += d[j];
   }
-  std::memcpy(dh0, dh.data(), sizeof(float) * n * units);
+  std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
 }
 
 
@@ -285,6 +292,7 @@ std::vector<float> transposed(const float* u, int64_t units, int64_t gu) {
 void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
                   const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
                   float* gates) {
+  if (units <= 0) return;  // every output is empty
   if (rmask) return lstm_forward_per_step(xw, h0, c0, u, mask, rmask, n, t_len, units, act, ract, hs, cs, gates);
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   const Chunks ch = make_chunks(n, units, 4);
@@ -313,6 +321,7 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
                    float* du) {
+  if (units <= 0) return;  // every output is empty
   if (rmask)
     return lstm_backward_per_step(dhs, dc_last, h0, c0, hs, cs, gates, u, mask, rmask, n, t_len, units, act, ract,
                                   dxw, dh0, dc0, du);
@@ -354,6 +363,7 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs,
                  float* saved) {
+  if (units <= 0) return;  // every output is empty
   if (rmask) return gru_forward_per_step(xw, h0, u, rbias, mask, rmask, n, t_len, units, act, ract, hs, saved);
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
   const Chunks ch = make_chunks(n, units, 3);
@@ -381,6 +391,7 @@ void gru_forward(const float* xw, const float* h0, const float* u, const float* 
 void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
                   const uint8_t* mask, const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract,
                   float* dxw, float* dh0, float* du, float* drbias) {
+  if (units <= 0) return;  // every output is empty
   if (rmask)
     return gru_backward_per_step(dhs, h0, hs, saved, u, mask, rmask, n, t_len, units, act, ract, dxw, dh0, du,
                                  drbias);

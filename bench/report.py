@@ -325,11 +325,20 @@ def importable(name):
         return False
 
 
+# Row groups in table order (--only picks some).
+GROUPS = {"gemm": gemm_rows, "dense": dense_fused_row, "elementwise": elementwise_rows,
+          "softmax_xent": softmax_xent_row, "norm": norm_rows, "ctc": ctc_row, "conv": conv_rows,
+          "recurrent": recurrent_rows, "attention": attention_row, "adam": adam_row, "mlp_step": mlp_step_row,
+          "digits_epoch": digits_epoch_row}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller GEMMs")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="also write the markdown table to this file")
+    p.add_argument("--only", nargs="+", default=None, choices=sorted(GROUPS),
+                   help="run only these row groups (e.g. --only recurrent)")
     args = p.parse_args(argv)
     if not pynn.backend.NATIVE_AVAILABLE:
         sys.exit("bench/report.py: the native extension is not built")
@@ -347,18 +356,9 @@ def main(argv=None):
               (32768, 576, 64)]
     if args.quick:
         shapes = [s for s in shapes if s[0] * s[1] * s[2] <= 1 << 28]
-    gemm_rows(t, shapes, repeats)
-    dense_fused_row(t, repeats)
-    elementwise_rows(t, repeats)
-    softmax_xent_row(t, repeats)
-    norm_rows(t, repeats)
-    ctc_row(t, repeats)
-    conv_rows(t, repeats)
-    recurrent_rows(t, repeats)
-    attention_row(t, repeats)
-    adam_row(t, repeats)
-    mlp_step_row(t, repeats)
-    digits_epoch_row(t, repeats)
+    for name, rows in GROUPS.items():
+        if args.only is None or name in args.only:
+            rows(t, shapes, repeats) if name == "gemm" else rows(t, repeats)
     md = t.markdown()
     print("\n" + md)
     if args.out:

@@ -25,6 +25,7 @@
 #include "optim/optim.h"
 #include "pool/pool.h"
 #include "rnn/recurrent.h"
+#include "rnn/weight_grad.h"
 #include "seq/ctc.h"
 #include "seq/embedding.h"
 
@@ -1007,8 +1008,35 @@ Act rnn_act(const char* op, const std::string& name) {
 
 inline const float* P(const py::array& a) { return static_cast<const float*>(a.data()); }
 
+// Recurrent-dropout mask (N, G·U) float32, or null.
+const float* rnn_rmask(const char* op, const py::object& h, int64_t n, int64_t gu, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  *keep = rnn_f32(op, "recurrent_mask", h, {n, gu});
+  return P(*keep);
+}
+
 void bind_rnn(py::module_& m) {
-  m.def("simple_rnn_forward", [](py::handle xwh, py::handle h0h, py::handle uh, py::object mh, const std::string& act) {
+  m.def("weight_grad", [](py::handle xh, py::handle dyh) {
+    const char* op = "weight_grad";
+    py::array x = f32c(op, "x", xh), dy = f32c(op, "dy", dyh);
+    if (x.ndim() != 2 || dy.ndim() != 2 || x.shape(0) != dy.shape(0))
+      throw py::value_error("weight_grad: expected x (K, M) and dy (K, N) with the same K, got x " + shape_str(x) +
+                            " and dy " + shape_str(dy));
+    const int64_t k = x.shape(0), mm = x.shape(1), nn = dy.shape(1);
+    py::array_t<float> out({mm, nn});
+    float* o = out.mutable_data();
+    if (k == 0) {
+      std::fill(o, o + mm * nn, 0.f);
+      return out;
+    }
+    {
+      py::gil_scoped_release release;
+      weight_grad(mm, nn, k, P(x), mm, P(dy), nn, o, nn);
+    }
+    return out;
+  }, py::arg("x"), py::arg("dy"), "x^T dy for x (K, M), dy (K, N): weight gradient over K rows, K split across threads.");
+  m.def("simple_rnn_forward", [](py::handle xwh, py::handle h0h, py::handle uh, py::object mh, const std::string& act,
+                                 py::object rmh) {
     const char* op = "simple_rnn";
     py::array xw = f32c(op, "xw", xwh);
     if (xw.ndim() != 3) throw py::value_error("simple_rnn: xw must be (N, T, U), got " + shape_str(xw));
@@ -1016,16 +1044,18 @@ void bind_rnn(py::module_& m) {
     py::array h0 = rnn_f32(op, "h0", h0h, {n, u}), uk = rnn_f32(op, "recurrent_kernel", uh, {u, u}), mk;
     const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
     const Act a = rnn_act(op, act);
+    py::array rk;
+    const float* rmask = rnn_rmask(op, rmh, n, u, &rk);
     py::array_t<float> hs({n, t, u});
     float* hp = hs.mutable_data();
     {
       py::gil_scoped_release release;
-      simple_rnn_forward(P(xw), P(h0), P(uk), mask, n, t, u, a, hp);
+      simple_rnn_forward(P(xw), P(h0), P(uk), mask, rmask, n, t, u, a, hp);
     }
     return hs;
   });
   m.def("simple_rnn_backward", [](py::handle dhsh, py::handle h0h, py::handle hsh, py::handle uh, py::object mh,
-                                  const std::string& act) {
+                                  const std::string& act, py::object rmh) {
     const char* op = "simple_rnn_grad";
     py::array hs = f32c(op, "hs", hsh);
     if (hs.ndim() != 3) throw py::value_error("simple_rnn_grad: hs must be (N, T, U), got " + shape_str(hs));
@@ -1034,16 +1064,18 @@ void bind_rnn(py::module_& m) {
     py::array uk = rnn_f32(op, "recurrent_kernel", uh, {u, u}), mk;
     const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
     const Act a = rnn_act(op, act);
+    py::array rk;
+    const float* rmask = rnn_rmask(op, rmh, n, u, &rk);
     py::array_t<float> dxw({n, t, u}), dh0({n, u}), du({u, u});
     float *p1 = dxw.mutable_data(), *p2 = dh0.mutable_data(), *p3 = du.mutable_data();
     {
       py::gil_scoped_release release;
-      simple_rnn_backward(P(dhs), P(h0), P(hs), P(uk), mask, n, t, u, a, p1, p2, p3);
+      simple_rnn_backward(P(dhs), P(h0), P(hs), P(uk), mask, rmask, n, t, u, a, p1, p2, p3);
     }
     return py::make_tuple(dxw, dh0, du);
   });
   m.def("lstm_forward", [](py::handle xwh, py::handle h0h, py::handle c0h, py::handle uh, py::object mh,
-                           const std::string& act, const std::string& ract) {
+                           const std::string& act, const std::string& ract, py::object rmh) {
     const char* op = "lstm";
     py::array xw = f32c(op, "xw", xwh);
     if (xw.ndim() != 3 || xw.shape(2) % 4) throw py::value_error("lstm: xw must be (N, T, 4U), got " + shape_str(xw));
@@ -1052,17 +1084,19 @@ void bind_rnn(py::module_& m) {
     py::array uk = rnn_f32(op, "recurrent_kernel", uh, {u, 4 * u}), mk;
     const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
     const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array rk;
+    const float* rmask = rnn_rmask(op, rmh, n, 4 * u, &rk);
     py::array_t<float> hs({n, t, u}), cs({n, t, u}), gates({n, t, 4 * u});
     float *p1 = hs.mutable_data(), *p2 = cs.mutable_data(), *p3 = gates.mutable_data();
     {
       py::gil_scoped_release release;
-      lstm_forward(P(xw), P(h0), P(c0), P(uk), mask, n, t, u, a, ra, p1, p2, p3);
+      lstm_forward(P(xw), P(h0), P(c0), P(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3);
     }
     return py::make_tuple(hs, cs, gates);
   });
   m.def("lstm_backward", [](py::handle dhsh, py::handle dch, py::handle h0h, py::handle c0h, py::handle hsh,
                             py::handle csh, py::handle gh, py::handle uh, py::object mh, const std::string& act,
-                            const std::string& ract) {
+                            const std::string& ract, py::object rmh) {
     const char* op = "lstm_grad";
     py::array hs = f32c(op, "hs", hsh);
     if (hs.ndim() != 3) throw py::value_error("lstm_grad: hs must be (N, T, U), got " + shape_str(hs));
@@ -1073,17 +1107,19 @@ void bind_rnn(py::module_& m) {
     py::array uk = rnn_f32(op, "recurrent_kernel", uh, {u, 4 * u}), mk;
     const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
     const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array rk;
+    const float* rmask = rnn_rmask(op, rmh, n, 4 * u, &rk);
     py::array_t<float> dxw({n, t, 4 * u}), dh0({n, u}), dc0({n, u}), du({u, 4 * u});
     float *p1 = dxw.mutable_data(), *p2 = dh0.mutable_data(), *p3 = dc0.mutable_data(), *p4 = du.mutable_data();
     {
       py::gil_scoped_release release;
-      lstm_backward(P(dhs), P(dc), P(h0), P(c0), P(hs), P(cs), P(gates), P(uk), mask, n, t, u, a, ra, p1, p2, p3,
-                    p4);
+      lstm_backward(P(dhs), P(dc), P(h0), P(c0), P(hs), P(cs), P(gates), P(uk), mask, rmask, n, t, u, a, ra, p1, p2,
+                    p3, p4);
     }
     return py::make_tuple(dxw, dh0, dc0, du);
   });
   m.def("gru_forward", [](py::handle xwh, py::handle h0h, py::handle uh, py::handle bh, py::object mh,
-                          const std::string& act, const std::string& ract) {
+                          const std::string& act, const std::string& ract, py::object rmh) {
     const char* op = "gru";
     py::array xw = f32c(op, "xw", xwh);
     if (xw.ndim() != 3 || xw.shape(2) % 3) throw py::value_error("gru: xw must be (N, T, 3U), got " + shape_str(xw));
@@ -1092,16 +1128,18 @@ void bind_rnn(py::module_& m) {
     py::array rb = rnn_f32(op, "recurrent_bias", bh, {3 * u}), mk;
     const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
     const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array rk;
+    const float* rmask = rnn_rmask(op, rmh, n, 3 * u, &rk);
     py::array_t<float> hs({n, t, u}), saved({n, t, 4 * u});
     float *p1 = hs.mutable_data(), *p2 = saved.mutable_data();
     {
       py::gil_scoped_release release;
-      gru_forward(P(xw), P(h0), P(uk), P(rb), mask, n, t, u, a, ra, p1, p2);
+      gru_forward(P(xw), P(h0), P(uk), P(rb), mask, rmask, n, t, u, a, ra, p1, p2);
     }
     return py::make_tuple(hs, saved);
   });
   m.def("gru_backward", [](py::handle dhsh, py::handle h0h, py::handle hsh, py::handle sh, py::handle uh,
-                           py::object mh, const std::string& act, const std::string& ract) {
+                           py::object mh, const std::string& act, const std::string& ract, py::object rmh) {
     const char* op = "gru_grad";
     py::array hs = f32c(op, "hs", hsh);
     if (hs.ndim() != 3) throw py::value_error("gru_grad: hs must be (N, T, U), got " + shape_str(hs));
@@ -1111,11 +1149,13 @@ void bind_rnn(py::module_& m) {
     py::array mk;
     const uint8_t* mask = rnn_mask(op, mh, n, t, &mk);
     const Act a = rnn_act(op, act), ra = rnn_act(op, ract);
+    py::array rk;
+    const float* rmask = rnn_rmask(op, rmh, n, 3 * u, &rk);
     py::array_t<float> dxw({n, t, 3 * u}), dh0({n, u}), du({u, 3 * u}), db(3 * u);
     float *p1 = dxw.mutable_data(), *p2 = dh0.mutable_data(), *p3 = du.mutable_data(), *p4 = db.mutable_data();
     {
       py::gil_scoped_release release;
-      gru_backward(P(dhs), P(h0), P(hs), P(saved), P(uk), mask, n, t, u, a, ra, p1, p2, p3, p4);
+      gru_backward(P(dhs), P(h0), P(hs), P(saved), P(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3, p4);
     }
     return py::make_tuple(dxw, dh0, du, db);
   });

@@ -1,10 +1,20 @@
 #include "rnn/recurrent.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "common/runtime.h"
 #include "gemm/gemm.h"
+#include "rnn/cells.h"
+#include "rnn/weight_grad.h"
+
+// Per step: one recurrent GEMM into a small scratch (n x G·U, stays in L2) and
+// one fused, vectorised cell pass (rnn/cells.h) that adds the precomputed
+// input projection, applies the gates and writes the states. Backward: per
+// step the cell's derivative pass and one GEMM dz·Uᵀ for dh_{t-1}; the weight
+// gradient dU = Σ_t h_{t-1}ᵀ dz_t is one GEMM over all N·T rows after the loop
+// (K = N·T instead of T GEMMs with K = N).
 
 namespace pynn {
 namespace {
@@ -12,10 +22,6 @@ namespace {
 constexpr int64_t kGrain = 1 << 14;
 
 inline bool keep(const uint8_t* mask, int64_t row, int64_t t_len, int64_t t) { return !mask || mask[row * t_len + t]; }
-
-// Per-element derivative from the activation's output y (every activation here allows it).
-// (relu reads y > 0, which is x > 0; tanh/sigmoid/linear use y alone).
-inline float dact(Act a, float y) { return act_derivative(a, y, y, 0.f); }
 
 // rows of the batch in parallel for the fused elementwise passes
 template <class F>
@@ -25,210 +31,411 @@ void rows(int64_t n, int64_t width, F f) {
   for (int64_t r = 0; r < n; ++r) f(r);
 }
 
+// rec (n x G·U) = h U (+ bias): the step's recurrent GEMM. With recurrent
+// dropout gate block k sees h ⊙ m_k instead: G GEMMs of n x U x U over a
+// masked copy hd (n x G·U) of h.
+void rec_forward(int64_t n, int64_t units, int64_t g, const float* h, int64_t rs_h, const float* u, const float* rmask,
+                 float* hd, float* rec, const float* bias) {
+  const int64_t gu = g * units;
+  if (!rmask) {
+    sgemm(n, gu, units, 1.f, h, rs_h, 1, u, gu, 1, 0.f, rec, gu, 1, bias, Act::Linear, 0.f);
+    return;
+  }
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t k = 0; k < g; ++k)
+      for (int64_t j = 0; j < units; ++j) hd[r * gu + k * units + j] = h[r * rs_h + j] * rmask[r * gu + k * units + j];
+  for (int64_t k = 0; k < g; ++k)
+    sgemm(n, units, units, 1.f, hd + k * units, gu, 1, u + k * units, gu, 1, 0.f, rec + k * units, gu, 1,
+          bias ? bias + k * units : nullptr, Act::Linear, 0.f);
+}
+
+// dh (n x U) = dz Uᵀ for one step's dz (n x G·U, row stride rs_dz), or
+// Σ_k (dz_k U_kᵀ) ⊙ m_k with recurrent dropout (buf: n x G·U scratch).
+void rec_backward_h(int64_t n, int64_t units, int64_t g, const float* dz, int64_t rs_dz, const float* u,
+                    const float* rmask, float* buf, float* dh) {
+  const int64_t gu = g * units;
+  if (!rmask) {
+    sgemm(n, units, gu, 1.f, dz, rs_dz, 1, u, 1, gu, 0.f, dh, units, 1, nullptr, Act::Linear, 0.f);
+    return;
+  }
+  for (int64_t k = 0; k < g; ++k)
+    sgemm(n, units, units, 1.f, dz + k * units, rs_dz, 1, u + k * units, 1, gu, 0.f, buf + k * units, gu, 1, nullptr,
+          Act::Linear, 0.f);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < units; ++j) {
+      float acc = 0.f;
+      for (int64_t k = 0; k < g; ++k) acc += buf[r * gu + k * units + j] * rmask[r * gu + k * units + j];
+      dh[r * units + j] = acc;
+    }
+}
+
+// dU (U x G·U) = Σ_t h_{t-1}ᵀ dz_t as one GEMM with K = N·T: the inputs of every
+// step, [h0, h_1 .. h_{T-2}] per sample, are gathered into rows matching dz's
+// (N·T, G·U) rows (with recurrent dropout, gate block k's copy is masked by m_k).
+void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const float* h0, const float* hs,
+                    const float* dz, const float* rmask, float* du) {
+  if (units == 0) return;  // du is empty
+  const int64_t gu = g * units, rows_nt = n * t_len, w = rmask ? gu : units;
+  std::vector<float> hp(static_cast<size_t>(rows_nt * w));
+  rows(n, t_len * w, [&](int64_t r) {
+    for (int64_t t = 0; t < t_len; ++t) {
+      const float* src = t ? hs + (r * t_len + t - 1) * units : h0 + r * units;
+      float* dst = hp.data() + (r * t_len + t) * w;
+      if (!rmask) {
+        std::memcpy(dst, src, sizeof(float) * units);
+        continue;
+      }
+      for (int64_t k = 0; k < g; ++k)
+        for (int64_t j = 0; j < units; ++j) dst[k * units + j] = src[j] * rmask[r * gu + k * units + j];
+    }
+  });
+  if (!rmask) return weight_grad(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
+  for (int64_t k = 0; k < g; ++k) weight_grad(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu,
+                                              du + k * units, gu);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- SimpleRNN
-void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, int64_t n,
-                        int64_t t_len, int64_t units, Act act, float* hs) {
+void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, const float* rmask,
+                        int64_t n, int64_t t_len, int64_t units, Act act, float* hs) {
+  if (units <= 0) return;  // every output is empty
   const int64_t rs = t_len * units;  // row stride of (N, T, U) arrays
-  std::vector<float> z(n * units);
+  std::vector<float> rec(n * units), hd(rmask ? n * units : 0);
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
-    for (int64_t r = 0; r < n; ++r) std::memcpy(&z[r * units], xw + r * rs + t * units, sizeof(float) * units);
-    sgemm(n, units, units, 1.f, hp, rs_hp, 1, u, units, 1, 1.f, z.data(), units, 1, nullptr, Act::Linear, 0.f);
+    rec_forward(n, units, 1, hp, rs_hp, u, rmask, hd.data(), rec.data(), nullptr);
     rows(n, units, [&](int64_t r) {
-      float* h = hs + r * rs + t * units;
-      const float* prev = hp + r * rs_hp;
-      const bool k = keep(mask, r, t_len, t);
-      for (int64_t j = 0; j < units; ++j) h[j] = k ? act_forward(act, z[r * units + j], 0.f) : prev[j];
+      rnn::simple_fwd(act, units, xw + r * rs + t * units, rec.data() + r * units, hp + r * rs_hp,
+                      keep(mask, r, t_len, t), hs + r * rs + t * units);
     });
   }
 }
 
 void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, const float* u, const uint8_t* mask,
-                         int64_t n, int64_t t_len, int64_t units, Act act, float* dxw, float* dh0, float* du) {
+                         const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, float* dxw, float* dh0,
+                         float* du) {
+  if (units <= 0) return;  // every output is empty
   const int64_t rs = t_len * units;
-  std::vector<float> dh(n * units, 0.f), tmp(n * units);
-  std::memset(du, 0, sizeof(float) * units * units);
+  std::vector<float> dh(n * units, 0.f), tmp(n * units), buf(rmask ? n * units : 0);
   for (int64_t t = t_len - 1; t >= 0; --t) {
-    const float* hp = t ? hs + (t - 1) * units : h0;
-    const int64_t rs_hp = t ? rs : units;
     float* dz = dxw + t * units;
     rows(n, units, [&](int64_t r) {
-      const bool k = keep(mask, r, t_len, t);
-      const float* y = hs + r * rs + t * units;
-      for (int64_t j = 0; j < units; ++j) {
-        float& g = dh[r * units + j];
-        g += dhs[r * rs + t * units + j];
-        dz[r * rs + j] = k ? g * dact(act, y[j]) : 0.f;
-      }
+      rnn::simple_bwd(act, units, hs + r * rs + t * units, dhs + r * rs + t * units, keep(mask, r, t_len, t),
+                      dh.data() + r * units, dz + r * rs);
     });
-    sgemm(units, units, n, 1.f, hp, 1, rs_hp, dz, rs, 1, 1.f, du, units, 1, nullptr, Act::Linear, 0.f);   // dU += hᵀ dz
-    sgemm(n, units, units, 1.f, dz, rs, 1, u, 1, units, 0.f, tmp.data(), units, 1, nullptr, Act::Linear, 0.f);  // dz Uᵀ
+    rec_backward_h(n, units, 1, dz, rs, u, rmask, buf.data(), tmp.data());
     rows(n, units, [&](int64_t r) {
       if (!keep(mask, r, t_len, t)) return;  // a masked step passed dh through unchanged
       std::memcpy(&dh[r * units], &tmp[r * units], sizeof(float) * units);
     });
   }
-  std::memcpy(dh0, dh.data(), sizeof(float) * n * units);
+  rec_backward_u(n, t_len, units, 1, h0, hs, dxw, rmask, du);
+  std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
 }
 
 // ---------------------------------------------------------------- LSTM
-void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask, int64_t n,
-                  int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates) {
+static void lstm_forward_per_step(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
+                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
+                  float* gates) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
+  std::vector<float> rec(n * g4), hd(rmask ? n * g4 : 0);
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const float* cp = t ? cs + (t - 1) * units : c0;
     const int64_t rs_hp = t ? rs : units;
-    float* z = gates + t * g4;  // pre-activations land in the saved-gates slot, then get activated in place
-    for (int64_t r = 0; r < n; ++r) std::memcpy(z + r * rs_g, xw + r * rs_g + t * g4, sizeof(float) * g4);
-    sgemm(n, g4, units, 1.f, hp, rs_hp, 1, u, g4, 1, 1.f, z, rs_g, 1, nullptr, Act::Linear, 0.f);
+    rec_forward(n, units, 4, hp, rs_hp, u, rmask, hd.data(), rec.data(), nullptr);
     rows(n, g4, [&](int64_t r) {
-      float* zr = z + r * rs_g;
-      const float* c_prev = cp + r * rs_hp;
-      const float* h_prev = hp + r * rs_hp;
-      float* h = hs + r * rs + t * units;
-      float* c = cs + r * rs + t * units;
-      const bool k = keep(mask, r, t_len, t);
-      for (int64_t j = 0; j < units; ++j) {
-        const float i = act_forward(ract, zr[j], 0.f), f = act_forward(ract, zr[units + j], 0.f);
-        const float g = act_forward(act, zr[2 * units + j], 0.f), o = act_forward(ract, zr[3 * units + j], 0.f);
-        zr[j] = i;
-        zr[units + j] = f;
-        zr[2 * units + j] = g;
-        zr[3 * units + j] = o;
-        const float c_new = f * c_prev[j] + i * g;
-        c[j] = k ? c_new : c_prev[j];
-        h[j] = k ? o * act_forward(act, c_new, 0.f) : h_prev[j];
-      }
+      rnn::lstm_fwd(act, ract, units, xw + r * rs_g + t * g4, units, rec.data() + r * g4, units, cp + r * rs_hp,
+                    hp + r * rs_hp, keep(mask, r, t_len, t), gates + r * rs_g + t * g4, units,
+                    cs + r * rs + t * units, hs + r * rs + t * units);
     });
   }
 }
 
-void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
-                   const float* cs, const float* gates, const float* u, const uint8_t* mask, int64_t n, int64_t t_len,
-                   int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du) {
+static void lstm_backward_per_step(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
+                   const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
+                   int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
+                   float* du) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   std::vector<float> dh(n * units, 0.f), dc(dc_last, dc_last + n * units), tmp(n * units);
-  std::memset(du, 0, sizeof(float) * units * g4);
+  std::vector<float> buf(rmask ? n * g4 : 0);
   for (int64_t t = t_len - 1; t >= 0; --t) {
-    const float* hp = t ? hs + (t - 1) * units : h0;
     const float* cp = t ? cs + (t - 1) * units : c0;
     const int64_t rs_hp = t ? rs : units;
     float* dz = dxw + t * g4;
     rows(n, g4, [&](int64_t r) {
-      const float* gr = gates + r * rs_g + t * g4;
-      const float* c = cs + r * rs + t * units;
-      const float* c_prev = cp + r * rs_hp;
-      float* dzr = dz + r * rs_g;
-      const bool k = keep(mask, r, t_len, t);
-      for (int64_t j = 0; j < units; ++j) {
-        float& dhj = dh[r * units + j];
-        float& dcj = dc[r * units + j];
-        dhj += dhs[r * rs + t * units + j];
-        if (!k) {  // the state passed through this step unchanged: so do its gradients
-          dzr[j] = dzr[units + j] = dzr[2 * units + j] = dzr[3 * units + j] = 0.f;
-          continue;
-        }
-        const float i = gr[j], f = gr[units + j], g = gr[2 * units + j], o = gr[3 * units + j];
-        const float tc = act_forward(act, c[j], 0.f);
-        const float dct = dcj + dhj * o * dact(act, tc);
-        dzr[j] = dct * g * dact(ract, i);
-        dzr[units + j] = dct * c_prev[j] * dact(ract, f);
-        dzr[2 * units + j] = dct * i * dact(act, g);
-        dzr[3 * units + j] = dhj * tc * dact(ract, o);
-        dcj = dct * f;
-      }
+      rnn::lstm_bwd(act, ract, units, gates + r * rs_g + t * g4, units, cs + r * rs + t * units, cp + r * rs_hp,
+                    dhs + r * rs + t * units, keep(mask, r, t_len, t), dh.data() + r * units, dc.data() + r * units,
+                    dz + r * rs_g, units);
     });
-    sgemm(units, g4, n, 1.f, hp, 1, rs_hp, dz, rs_g, 1, 1.f, du, g4, 1, nullptr, Act::Linear, 0.f);   // dU += hᵀ dz
-    sgemm(n, units, g4, 1.f, dz, rs_g, 1, u, 1, g4, 0.f, tmp.data(), units, 1, nullptr, Act::Linear, 0.f);  // dz Uᵀ
+    rec_backward_h(n, units, 4, dz, rs_g, u, rmask, buf.data(), tmp.data());
     rows(n, units, [&](int64_t r) {
       if (!keep(mask, r, t_len, t)) return;
       std::memcpy(&dh[r * units], &tmp[r * units], sizeof(float) * units);
     });
   }
-  std::memcpy(dh0, dh.data(), sizeof(float) * n * units);
-  std::memcpy(dc0, dc.data(), sizeof(float) * n * units);
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, rmask, du);
+  std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
+  std::copy(dc.begin(), dc.end(), dc0);
 }
 
 // ---------------------------------------------------------------- GRU (reset_after)
-void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask, int64_t n,
-                 int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* saved) {
+static void gru_forward_per_step(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
+                 const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs,
+                 float* saved) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
-  std::vector<float> rec(n * g3);
+  std::vector<float> rec(n * g3), hd(rmask ? n * g3 : 0);
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
-    sgemm(n, g3, units, 1.f, hp, rs_hp, 1, u, g3, 1, 0.f, rec.data(), g3, 1, rbias, Act::Linear, 0.f);
+    rec_forward(n, units, 3, hp, rs_hp, u, rmask, hd.data(), rec.data(), rbias);
     rows(n, g3, [&](int64_t r) {
-      const float* x = xw + r * rs_x + t * g3;
-      const float* rr = rec.data() + r * g3;
-      const float* h_prev = hp + r * rs_hp;
-      float* h = hs + r * rs + t * units;
-      float* s = saved + r * rs_s + t * 4 * units;
-      const bool k = keep(mask, r, t_len, t);
-      for (int64_t j = 0; j < units; ++j) {
-        const float z = act_forward(ract, x[j] + rr[j], 0.f);
-        const float rg = act_forward(ract, x[units + j] + rr[units + j], 0.f);
-        const float hh = act_forward(act, x[2 * units + j] + rg * rr[2 * units + j], 0.f);
-        s[j] = z;
-        s[units + j] = rg;
-        s[2 * units + j] = hh;
-        s[3 * units + j] = rr[2 * units + j];
-        h[j] = k ? z * h_prev[j] + (1.f - z) * hh : h_prev[j];
-      }
+      rnn::gru_fwd(act, ract, units, xw + r * rs_x + t * g3, units, rec.data() + r * g3, units, hp + r * rs_hp,
+                   keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units, units, hs + r * rs + t * units);
     });
   }
 }
 
-void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
-                  const uint8_t* mask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw,
-                  float* dh0, float* du, float* drbias) {
+static void gru_backward_per_step(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
+                  const uint8_t* mask, const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract,
+                  float* dxw, float* dh0, float* du, float* drbias) {
+  if (units <= 0) return;  // every output is empty
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
-  std::vector<float> dh(n * units, 0.f), drec(n * g3), tmp(n * units);
-  std::memset(du, 0, sizeof(float) * units * g3);
-  std::memset(drbias, 0, sizeof(float) * g3);
+  // drec for every step (N, T, 3U): the recurrent side's gradients, which differ
+  // from dxw in the h block (r·dh̃), feed dU and the recurrent bias after the loop.
+  std::vector<float> dh(n * units, 0.f), drec(static_cast<size_t>(n * t_len * g3)), tmp(n * units);
+  std::vector<float> buf(rmask ? n * g3 : 0);
   for (int64_t t = t_len - 1; t >= 0; --t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
-    float* dx = dxw + t * g3;
+    float* dr = drec.data() + t * g3;
     rows(n, g3, [&](int64_t r) {
-      const float* s = saved + r * rs_s + t * 4 * units;
-      const float* h_prev = hp + r * rs_hp;
-      float* dxr = dx + r * rs_x;
-      float* dr = drec.data() + r * g3;
-      const bool k = keep(mask, r, t_len, t);
-      for (int64_t j = 0; j < units; ++j) {
-        float& dhj = dh[r * units + j];
-        dhj += dhs[r * rs + t * units + j];
-        if (!k) {
-          dxr[j] = dxr[units + j] = dxr[2 * units + j] = 0.f;
-          dr[j] = dr[units + j] = dr[2 * units + j] = 0.f;
-          continue;
-        }
-        const float z = s[j], rg = s[units + j], hh = s[2 * units + j], rh = s[3 * units + j];
-        const float dhh = dhj * (1.f - z) * dact(act, hh);
-        const float dzp = dhj * (h_prev[j] - hh) * dact(ract, z);
-        const float drp = dhh * rh * dact(ract, rg);
-        dxr[j] = dr[j] = dzp;
-        dxr[units + j] = dr[units + j] = drp;
-        dxr[2 * units + j] = dhh;
-        dr[2 * units + j] = dhh * rg;
-        dhj *= z;  // the direct path h_{t-1} -> h_t; the recurrent GEMM adds the rest below
-      }
+      rnn::gru_bwd(act, ract, units, saved + r * rs_s + t * 4 * units, units, hp + r * rs_hp,
+                   dhs + r * rs + t * units, keep(mask, r, t_len, t), dh.data() + r * units, dxw + r * rs_x + t * g3,
+                   units, dr + r * rs_x, units);
     });
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = 0; j < g3; ++j) drbias[j] += drec[r * g3 + j];
-    sgemm(units, g3, n, 1.f, hp, 1, rs_hp, drec.data(), g3, 1, 1.f, du, g3, 1, nullptr, Act::Linear, 0.f);
-    sgemm(n, units, g3, 1.f, drec.data(), g3, 1, u, 1, g3, 0.f, tmp.data(), units, 1, nullptr, Act::Linear, 0.f);
+    rec_backward_h(n, units, 3, dr, rs_x, u, rmask, buf.data(), tmp.data());
     rows(n, units, [&](int64_t r) {
       if (!keep(mask, r, t_len, t)) return;
       for (int64_t j = 0; j < units; ++j) dh[r * units + j] += tmp[r * units + j];
     });
   }
-  std::memcpy(dh0, dh.data(), sizeof(float) * n * units);
+  rec_backward_u(n, t_len, units, 3, h0, hs, drec.data(), rmask, du);
+  std::memset(drbias, 0, sizeof(float) * g3);
+  for (int64_t row = 0; row < n * t_len; ++row) {
+    const float* d = drec.data() + row * g3;
+    for (int64_t j = 0; j < g3; ++j) drbias[j] += d[j];
+  }
+  std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
+}
+
+
+// ---------------------------------------------------------------- fused time loops
+// Without recurrent dropout the LSTM/GRU loops run inside one parallel region.
+// The units are cut into chunks; a chunk is one sgemm (n x G·w x U, run by one
+// thread) against its own columns of U -- the G gate blocks of its w units,
+// rearranged side by side once per call -- immediately followed by the cell
+// pass on those units while the result is hot in L1/L2. Chunks are dealt
+// dynamically, so a thread that the (shared) machine deschedules does not stall
+// the other at a fixed split; there is one barrier per step, where h_t must be
+// complete before any chunk of step t+1 reads it.
+namespace {
+
+struct Chunks {
+  int64_t size, count;
+  int threads;
+};
+
+// ~4 chunks per thread (dynamic balance) of at least 16 units.
+Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
+  Chunks c;
+  c.threads = threads_for(n * g * units * units, int64_t{1} << 17);
+  if (units <= 0) {  // zero-width states: nothing to deal out
+    c.size = 1;
+    c.count = 0;
+    return c;
+  }
+  int64_t size = (units + 4 * c.threads - 1) / (4 * c.threads);
+  size = std::max<int64_t>(16, (size + 7) / 8 * 8);
+  c.size = std::min(size, units);
+  c.count = (units + c.size - 1) / c.size;
+  return c;
+}
+
+// U (U x G·U, gate blocks) -> chunk-major: chunk [u0, u0+w) owns columns
+// [G·u0, G·(u0+w)), gate k at G·u0 + k·w. The same for a (G·U) bias.
+void chunk_columns(const float* src, int64_t rows_, int64_t units, int64_t g, const Chunks& ch, float* dst) {
+  const int64_t gu = g * units;
+  for (int64_t i = 0; i < rows_; ++i)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      for (int64_t k = 0; k < g; ++k)
+        std::memcpy(dst + i * gu + g * u0 + k * w, src + i * gu + k * units + u0, sizeof(float) * w);
+    }
+}
+
+// Uᵀ (G·U x U), row-major: the backward's per-chunk B = Uᵀ[:, u0:u0+w] then has unit column stride.
+std::vector<float> transposed(const float* u, int64_t units, int64_t gu) {
+  std::vector<float> ut(static_cast<size_t>(gu * units));
+  for (int64_t j = 0; j < units; ++j)
+    for (int64_t p = 0; p < gu; ++p) ut[p * units + j] = u[j * gu + p];
+  return ut;
+}
+
+}  // namespace
+
+void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
+                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
+                  float* gates) {
+  if (units <= 0) return;  // every output is empty
+  if (rmask) return lstm_forward_per_step(xw, h0, c0, u, mask, rmask, n, t_len, units, act, ract, hs, cs, gates);
+  const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
+  const Chunks ch = make_chunks(n, units, 4);
+  std::vector<float> up(static_cast<size_t>(units * g4)), rec(static_cast<size_t>(n * g4));
+  chunk_columns(u, units, units, 4, ch, up.data());
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = 0; t < t_len; ++t) {
+    const float* hp = t ? hs + (t - 1) * units : h0;
+    const float* cp = t ? cs + (t - 1) * units : c0;
+    const int64_t rs_hp = t ? rs : units;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      float* rc = rec.data() + 4 * u0;
+      sgemm(n, 4 * w, units, 1.f, hp, rs_hp, 1, up.data() + 4 * u0, g4, 1, 0.f, rc, g4, 1, nullptr, Act::Linear, 0.f);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
+        rnn::lstm_fwd(act, ract, w, xw + og, units, rc + r * g4, w, cp + r * rs_hp + u0, hp + r * rs_hp + u0,
+                      keep(mask, r, t_len, t), gates + og, units, cs + o, hs + o);
+      }
+    }
+  }
+}
+
+void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
+                   const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
+                   int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
+                   float* du) {
+  if (units <= 0) return;  // every output is empty
+  if (rmask)
+    return lstm_backward_per_step(dhs, dc_last, h0, c0, hs, cs, gates, u, mask, rmask, n, t_len, units, act, ract,
+                                  dxw, dh0, dc0, du);
+  const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
+  const Chunks ch = make_chunks(n, units, 4);
+  const std::vector<float> ut = transposed(u, units, g4);
+  std::vector<float> tmp(static_cast<size_t>(n * units));
+  std::memset(dh0, 0, sizeof(float) * n * units);  // dh lives in dh0 throughout
+  std::memcpy(dc0, dc_last, sizeof(float) * n * units);
+  float* dh = dh0;
+  float* dc = dc0;
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = t_len - 1; t >= -1; --t) {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ for this chunk's units (kept rows of step t+1)
+        float* out = mask ? tmp.data() + u0 : dh + u0;
+        sgemm(n, w, g4, 1.f, dxw + (t + 1) * g4, rs_g, 1, ut.data() + u0, units, 1, 0.f, out, units, 1, nullptr,
+              Act::Linear, 0.f);
+        if (mask)
+          for (int64_t r = 0; r < n; ++r)
+            if (keep(mask, r, t_len, t + 1))
+              std::memcpy(dh + r * units + u0, tmp.data() + r * units + u0, sizeof(float) * w);
+      }
+      if (t < 0) continue;
+      const float* cp = t ? cs + (t - 1) * units : c0;
+      const int64_t rs_hp = t ? rs : units;
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
+        rnn::lstm_bwd(act, ract, w, gates + og, units, cs + o, cp + r * rs_hp + u0, dhs + o, keep(mask, r, t_len, t),
+                      dh + r * units + u0, dc + r * units + u0, dxw + og, units);
+      }
+    }
+  }
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du);
+}
+
+void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
+                 const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs,
+                 float* saved) {
+  if (units <= 0) return;  // every output is empty
+  if (rmask) return gru_forward_per_step(xw, h0, u, rbias, mask, rmask, n, t_len, units, act, ract, hs, saved);
+  const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
+  const Chunks ch = make_chunks(n, units, 3);
+  std::vector<float> up(static_cast<size_t>(units * g3)), rb(static_cast<size_t>(g3)), rec(static_cast<size_t>(n * g3));
+  chunk_columns(u, units, units, 3, ch, up.data());
+  chunk_columns(rbias, 1, units, 3, ch, rb.data());
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = 0; t < t_len; ++t) {
+    const float* hp = t ? hs + (t - 1) * units : h0;
+    const int64_t rs_hp = t ? rs : units;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      float* rc = rec.data() + 3 * u0;
+      sgemm(n, 3 * w, units, 1.f, hp, rs_hp, 1, up.data() + 3 * u0, g3, 1, 0.f, rc, g3, 1, rb.data() + 3 * u0,
+            Act::Linear, 0.f);
+      for (int64_t r = 0; r < n; ++r)
+        rnn::gru_fwd(act, ract, w, xw + r * rs_x + t * g3 + u0, units, rc + r * g3, w, hp + r * rs_hp + u0,
+                     keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + u0, units,
+                     hs + r * rs + t * units + u0);
+    }
+  }
+}
+
+void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
+                  const uint8_t* mask, const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract,
+                  float* dxw, float* dh0, float* du, float* drbias) {
+  if (units <= 0) return;  // every output is empty
+  if (rmask)
+    return gru_backward_per_step(dhs, h0, hs, saved, u, mask, rmask, n, t_len, units, act, ract, dxw, dh0, du,
+                                 drbias);
+  const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
+  const Chunks ch = make_chunks(n, units, 3);
+  const std::vector<float> ut = transposed(u, units, g3);
+  // drec for every step (N, T, 3U): the recurrent side's gradients (they differ
+  // from dxw in the h block, r·dh̃) feed dh, and dU and the recurrent bias after the loop.
+  std::vector<float> drec(static_cast<size_t>(n * t_len * g3)), tmp(static_cast<size_t>(n * units));
+  std::memset(dh0, 0, sizeof(float) * n * units);
+  float* dh = dh0;
+#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
+  for (int64_t t = t_len - 1; t >= -1; --t) {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < ch.count; ++c) {
+      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+      if (t + 1 < t_len) {  // dh_t += drec_{t+1} Uᵀ (the cell already left z·dh there)
+        const float* drn = drec.data() + (t + 1) * g3;
+        if (!mask) {
+          sgemm(n, w, g3, 1.f, drn, rs_x, 1, ut.data() + u0, units, 1, 1.f, dh + u0, units, 1, nullptr, Act::Linear,
+                0.f);
+        } else {
+          sgemm(n, w, g3, 1.f, drn, rs_x, 1, ut.data() + u0, units, 1, 0.f, tmp.data() + u0, units, 1, nullptr,
+                Act::Linear, 0.f);
+          for (int64_t r = 0; r < n; ++r)
+            if (keep(mask, r, t_len, t + 1))
+              for (int64_t j = 0; j < w; ++j) dh[r * units + u0 + j] += tmp[r * units + u0 + j];
+        }
+      }
+      if (t < 0) continue;
+      const float* hp = t ? hs + (t - 1) * units : h0;
+      const int64_t rs_hp = t ? rs : units;
+      for (int64_t r = 0; r < n; ++r)
+        rnn::gru_bwd(act, ract, w, saved + r * rs_s + t * 4 * units + u0, units, hp + r * rs_hp + u0,
+                     dhs + r * rs + t * units + u0, keep(mask, r, t_len, t), dh + r * units + u0,
+                     dxw + r * rs_x + t * g3 + u0, units, drec.data() + r * rs_x + t * g3 + u0, units);
+    }
+  }
+  rec_backward_u(n, t_len, units, 3, h0, hs, drec.data(), nullptr, du);
+  std::memset(drbias, 0, sizeof(float) * g3);
+  for (int64_t row = 0; row < n * t_len; ++row) {
+    const float* d = drec.data() + row * g3;
+    for (int64_t j = 0; j < g3; ++j) drbias[j] += d[j];
+  }
 }
 
 }  // namespace pynn

@@ -4,6 +4,9 @@
 // Layouts and gate orders are Keras' (LSTM i,f,c,o; GRU z,r,h with reset_after).
 // Shapes: xw (N, T, G·U), states (N, U), recurrent kernel (U, G·U), mask (N, T)
 // bytes or null (a masked step keeps the previous state). All C-contiguous.
+// rmask (N, G·U) or null: recurrent dropout, gate block k multiplies h_{t-1}
+// where it enters gate k's recurrent kernel (Keras' per-gate masks, fixed over
+// time, already scaled); the state itself is never masked.
 #pragma once
 #include <cstdint>
 
@@ -11,21 +14,21 @@
 
 namespace pynn {
 
-void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, int64_t n,
+void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, const float* rmask, int64_t n,
                         int64_t t, int64_t units, Act act, float* hs);
-void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, const float* u, const uint8_t* mask,
+void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, const float* u, const uint8_t* mask, const float* rmask,
                          int64_t n, int64_t t, int64_t units, Act act, float* dxw, float* dh0, float* du);
 
-void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask, int64_t n,
+void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask, const float* rmask, int64_t n,
                   int64_t t, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates);
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
-                   const float* cs, const float* gates, const float* u, const uint8_t* mask, int64_t n, int64_t t,
+                   const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask, int64_t n, int64_t t,
                    int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du);
 
-void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask, int64_t n,
+void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask, const float* rmask, int64_t n,
                  int64_t t, int64_t units, Act act, Act ract, float* hs, float* saved);
 void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
-                  const uint8_t* mask, int64_t n, int64_t t, int64_t units, Act act, Act ract, float* dxw,
+                  const uint8_t* mask, const float* rmask, int64_t n, int64_t t, int64_t units, Act act, Act ract, float* dxw,
                   float* dh0, float* du, float* drbias);
 
 }  // namespace pynn

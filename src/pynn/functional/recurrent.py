@@ -18,14 +18,14 @@ def _B():
 def _project(x, kernel, bias):
     """(N, T, F) @ (F, G) + b -> (N, T, G), as one GEMM over N·T rows."""
     n, t, f = x.shape
-    return _B().matmul(x.reshape(n * t, f), kernel, bias=bias).reshape(n, t, -1)
+    return _B().matmul(x.reshape(n * t, f), kernel, bias=bias).reshape(n, t, kernel.shape[1])
 
 
 def _project_grad(x, kernel, dxw, need_x, need_kernel):
     n, t, f = x.shape
     d2 = dxw.reshape(n * t, -1)
     dx = _B().matmul(d2, kernel.T).reshape(x.shape) if need_x else None
-    dk = _B().matmul(x.reshape(n * t, f).T, d2) if need_kernel else None
+    dk = _B().weight_grad(x.reshape(n * t, f), d2) if need_kernel else None
     return dx, dk
 
 
@@ -40,18 +40,19 @@ def _prepare(x, mask, go_backwards):
 class SimpleRNNOp(Function):
     """Outputs hs (N, T, U): h_t = act(x_t W + h_{t−1} U + b)."""
 
-    def forward(self, x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh"):
-        self.go_backwards, self.activation = go_backwards, activation
+    def forward(self, x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh",
+                recurrent_mask=None):
+        self.go_backwards, self.activation, self.rmask = go_backwards, activation, recurrent_mask
         self.x, self.mask = _prepare(x, mask, go_backwards)
         self.kernel, self.recurrent_kernel, self.h0 = kernel, recurrent_kernel, h0
         self.xw = _project(self.x, kernel, bias)
-        self.hs = _B().simple_rnn(self.xw, h0, recurrent_kernel, self.mask, activation)
+        self.hs = _B().simple_rnn(self.xw, h0, recurrent_kernel, self.mask, activation, recurrent_mask)
         return self.hs
 
     def backward(self, g):
         need = self.needs_input_grad
         dxw, dh0, dU = _B().simple_rnn_grad(g, self.xw, self.h0, self.hs, self.recurrent_kernel, self.mask,
-                                            self.activation)
+                                            self.activation, self.rmask)
         dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
         if dx is not None and self.go_backwards:
             dx = dx[:, ::-1]
@@ -64,12 +65,13 @@ class LSTMOp(Function):
     (packed so one op can return both; the layer splits them)."""
 
     def forward(self, x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False,
-                activation="tanh", recurrent_activation="sigmoid"):
-        self.go_backwards, self.acts = go_backwards, (activation, recurrent_activation)
+                activation="tanh", recurrent_activation="sigmoid", recurrent_mask=None):
+        self.go_backwards, self.acts, self.rmask = go_backwards, (activation, recurrent_activation), recurrent_mask
         self.x, self.mask = _prepare(x, mask, go_backwards)
         self.kernel, self.recurrent_kernel, self.h0, self.c0 = kernel, recurrent_kernel, h0, c0
         xw = _project(self.x, kernel, bias)
-        self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts)
+        self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts,
+                                                 recurrent_mask=recurrent_mask)
         return np.concatenate([self.hs, self.cs[:, -1:]], axis=1)
 
     def backward(self, g):
@@ -77,7 +79,7 @@ class LSTMOp(Function):
         steps = self.hs.shape[1]
         dxw, dh0, dc0, dU = _B().lstm_grad(np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps]),
                                            self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,
-                                           self.mask, *self.acts)
+                                           self.mask, *self.acts, recurrent_mask=self.rmask)
         dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
         if dx is not None and self.go_backwards:
             dx = dx[:, ::-1]
@@ -89,40 +91,49 @@ class GRUOp(Function):
     """Keras GRU with reset_after=True; bias (2, 3U) = [input bias, recurrent bias]. Outputs hs."""
 
     def forward(self, x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False,
-                activation="tanh", recurrent_activation="sigmoid"):
-        self.go_backwards, self.acts = go_backwards, (activation, recurrent_activation)
+                activation="tanh", recurrent_activation="sigmoid", recurrent_mask=None):
+        self.go_backwards, self.acts, self.rmask = go_backwards, (activation, recurrent_activation), recurrent_mask
         self.x, self.mask = _prepare(x, mask, go_backwards)
         self.kernel, self.recurrent_kernel, self.h0 = kernel, recurrent_kernel, h0
         xw = _project(self.x, kernel, bias[0])
-        self.hs, self.saved = _B().gru(xw, h0, recurrent_kernel, bias[1], self.mask, *self.acts)
+        self.hs, self.saved = _B().gru(xw, h0, recurrent_kernel, bias[1], self.mask, *self.acts,
+                                       recurrent_mask=recurrent_mask)
         return self.hs
 
     def backward(self, g):
         need = self.needs_input_grad
         dxw, dh0, dU, drb = _B().gru_grad(g, self.h0, self.hs, self.saved, self.recurrent_kernel, self.mask,
-                                          *self.acts)
+                                          *self.acts, recurrent_mask=self.rmask)
         dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
         if dx is not None and self.go_backwards:
             dx = dx[:, ::-1]
         return dx, dk, dU, np.stack([dxw.sum(axis=(0, 1)), drb]), dh0
 
 
-def simple_rnn(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh"):
+def simple_rnn(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh",
+               recurrent_mask=None):
+    """Returns hs (N, T, U). ``recurrent_mask`` (N, U): recurrent dropout, a constant
+    (already scaled) multiplier of h_{t−1} in front of the recurrent kernel at every step."""
     return SimpleRNNOp.apply(x, kernel, recurrent_kernel, bias, h0, mask=mask, go_backwards=go_backwards,
-                             activation=activation)
+                             activation=activation, recurrent_mask=recurrent_mask)
 
 
 def lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False, activation="tanh",
-         recurrent_activation="sigmoid"):
-    """Returns (N, T+1, U): hs then c_T. Weights as Keras: kernel (F, 4U), recurrent (U, 4U), gates i, f, c, o."""
+         recurrent_activation="sigmoid", recurrent_mask=None):
+    """Returns (N, T+1, U): hs then c_T. Weights as Keras: kernel (F, 4U), recurrent (U, 4U), gates i, f, c, o.
+    ``recurrent_mask`` (N, 4U): recurrent dropout, one mask per gate (block k multiplies h_{t−1} for gate k)."""
     return LSTMOp.apply(x, kernel, recurrent_kernel, bias, h0, c0, mask=mask, go_backwards=go_backwards,
-                        activation=activation, recurrent_activation=recurrent_activation)
+                        activation=activation, recurrent_activation=recurrent_activation,
+                        recurrent_mask=recurrent_mask)
 
 
 def gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh",
-        recurrent_activation="sigmoid"):
+        recurrent_activation="sigmoid", recurrent_mask=None):
+    """Returns hs (N, T, U). ``recurrent_mask`` (N, 3U): recurrent dropout per gate z, r, h (the
+    mixing z·h_{t−1} uses the unmasked state, as Keras)."""
     return GRUOp.apply(x, kernel, recurrent_kernel, bias, h0, mask=mask, go_backwards=go_backwards,
-                       activation=activation, recurrent_activation=recurrent_activation)
+                       activation=activation, recurrent_activation=recurrent_activation,
+                       recurrent_mask=recurrent_mask)
 
 
 @register("embedding")

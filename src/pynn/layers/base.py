@@ -81,7 +81,10 @@ class Layer:
     # Layers that keep the (batch, steps) structure pass a padding mask through.
     supports_masking = False
 
-    def __init__(self, trainable=True, name=None, dtype="float32", input_shape=None, **kwargs):
+    def __init__(self, trainable=True, name=None, dtype="float32", input_shape=None, batch_size=None,
+                 batch_input_shape=None, **kwargs):
+        if batch_input_shape is not None:  # Keras' (batch, ...) form of input_shape + batch_size
+            batch_size, input_shape = batch_input_shape[0], tuple(batch_input_shape[1:])
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -89,7 +92,7 @@ class Layer:
         self.dtype = np.dtype(dtype)
         self.built = False
         self._weights: list[Variable] = []
-        self._input_shape = _shape_tuple((None,) + tuple(input_shape)) if input_shape is not None else None
+        self._input_shape = _shape_tuple((batch_size,) + tuple(input_shape)) if input_shape is not None else None
         self._accepts_training = "training" in inspect.signature(self.call).parameters
 
     # ------------------------------------------------------------ weights
@@ -187,6 +190,8 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self._input_shape is not None:
             config["input_shape"] = list(self._input_shape[1:])
+            if self._input_shape[0] is not None:
+                config["batch_size"] = self._input_shape[0]
         return config
 
     @classmethod

@@ -23,14 +23,9 @@ class _RNN(Layer):
         super().__init__(**kwargs)
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"{type(self).__name__}: units must be a positive integer, got {units!r}")
-        if stateful:
-            raise NotImplementedError(f"{type(self).__name__}: stateful=True is not supported; pass the state "
-                                      "explicitly with initial_state and return_state=True")
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{type(self).__name__}: {name} must be in [0, 1), got {rate}")
-        if recurrent_dropout:
-            raise NotImplementedError(f"{type(self).__name__}: recurrent_dropout is not supported yet")
         self.units, self.activation, self.use_bias = units, activation, use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -40,6 +35,8 @@ class _RNN(Layer):
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
         self.return_sequences, self.return_state, self.go_backwards = return_sequences, return_state, go_backwards
         self.stateful = stateful
+        self.states = None          # stateful: the last states (N, U) each, plain arrays (no gradient)
+        self._batch_size = None     # stateful: the batch size the states were made for
 
     def _bias_shape(self):
         return (self.gates * self.units,)
@@ -49,6 +46,9 @@ class _RNN(Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected input (batch, steps, features), "
                              f"got {input_shape}")
         self.input_dim = input_shape[-1]
+        batch = input_shape[0] if input_shape[0] is not None else (self._input_shape or (None,))[0]
+        if self.stateful and batch is not None:
+            self._batch_size = int(batch)
         g = self.gates * self.units
         self.kernel = self.add_weight("kernel", (self.input_dim, g), self.kernel_initializer, self.kernel_regularizer)
         self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, g), self.recurrent_initializer,
@@ -60,7 +60,46 @@ class _RNN(Layer):
     def _bias_init(self):
         return self.bias_initializer
 
+    def reset_states(self, states=None):
+        """Stateful layers: set the carried states to zeros, or to ``states`` (a list of
+        (batch, units) arrays: [h] or, for LSTM, [h, c]). A no-op before the first call
+        when the batch size is not known yet."""
+        if not self.stateful:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: reset_states() needs stateful=True")
+        if states is None:
+            self.states = None if self._batch_size is None else \
+                [np.zeros((self._batch_size, self.units), self.dtype) for _ in range(self.n_states)]
+            return
+        states = [np.asarray(getattr(v, "data", v), self.dtype) for v in
+                  (states if isinstance(states, (list, tuple)) else [states])]
+        n = self._batch_size if self._batch_size is not None else states[0].shape[0]
+        if len(states) != self.n_states or any(v.shape != (n, self.units) for v in states):
+            raise ValueError(f"{type(self).__name__} {self.name!r}: reset_states expected {self.n_states} "
+                             f"array(s) of shape {(n, self.units)}, got {[v.shape for v in states]}")
+        self._batch_size, self.states = n, [v.copy() for v in states]
+
+    def reset_state(self, states=None):
+        """Keras 3's name for reset_states."""
+        self.reset_states(states)
+
+    def _stateful_begin(self, x):
+        """Fix the batch size on first use and check every later batch against it."""
+        if not self.stateful:
+            return
+        n = x.shape[0]
+        if self._batch_size is None:
+            self._batch_size = n
+        elif n != self._batch_size:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: stateful=True carries states for batches of "
+                             f"{self._batch_size} samples, got input of shape {tuple(x.shape)}; feed batches of "
+                             f"exactly {self._batch_size} (fit/predict with batch_size={self._batch_size} and a "
+                             "sample count divisible by it), or set batch_size on the Input")
+        if self.states is None:
+            self.reset_states()
+
     def _state(self, initial_state, index, x):
+        if initial_state is None and self.stateful:
+            return self.states[index].astype(x.dtype, copy=False)
         if initial_state is not None:
             s = initial_state[index]
             s = s if isinstance(s, Tensor) else Tensor(np.asarray(s, x.dtype))
@@ -81,10 +120,22 @@ class _RNN(Layer):
             x = x * m
         return x
 
+    def _recurrent_mask(self, x, training):
+        """Recurrent dropout as Keras' cells apply it: in training only, one inverted-dropout
+        mask per gate (N, gates·U), drawn once per call and used at every step on h_{t−1}
+        where it enters that gate's recurrent kernel. None otherwise."""
+        if not (training and self.recurrent_dropout):
+            return None
+        keep = 1.0 - self.recurrent_dropout
+        m = generator().random((x.shape[0], self.gates * self.units)) < keep
+        return m.astype(x.dtype) / np.asarray(keep, x.dtype)
+
     def _bias(self):
         return self.bias if self.bias is not None else np.zeros(self._bias_shape(), self.dtype)
 
     def _outputs(self, hs, states, mask):
+        if self.stateful:  # carried to the next call as values: no backpropagation across batches
+            self.states = [np.array(v.data, self.dtype) for v in states]
         out = hs if self.return_sequences else hs[:, -1]
         if self.return_sequences and mask is not None:
             out._keras_mask = mask[:, ::-1] if self.go_backwards else mask
@@ -99,8 +150,9 @@ class _RNN(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "dropout": self.dropout, "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards,
+                "use_bias": self.use_bias, "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer)}
@@ -114,8 +166,10 @@ class SimpleRNN(_RNN):
     def call(self, x, training=False, initial_state=None, mask=None):
         mask = mask if mask is not None else x._keras_mask
         x = self._inputs(x, training)
+        self._stateful_begin(x)
         hs = F.simple_rnn(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
-                          mask=mask, go_backwards=self.go_backwards, activation=self.activation)
+                          mask=mask, go_backwards=self.go_backwards, activation=self.activation,
+                          recurrent_mask=self._recurrent_mask(x, training))
         return self._outputs(hs, [hs[:, -1]], mask)
 
 
@@ -144,10 +198,12 @@ class LSTM(_RNN):
     def call(self, x, training=False, initial_state=None, mask=None):
         mask = mask if mask is not None else x._keras_mask
         x = self._inputs(x, training)
+        self._stateful_begin(x)
         steps = x.shape[1]
         packed = F.lstm(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
                         self._state(initial_state, 1, x), mask=mask, go_backwards=self.go_backwards,
-                        activation=self.activation, recurrent_activation=self.recurrent_activation)
+                        activation=self.activation, recurrent_activation=self.recurrent_activation,
+                        recurrent_mask=self._recurrent_mask(x, training))
         hs, c_last = packed[:, :steps], packed[:, steps]
         return self._outputs(hs, [hs[:, -1], c_last], mask)
 
@@ -175,9 +231,10 @@ class GRU(_RNN):
     def call(self, x, training=False, initial_state=None, mask=None):
         mask = mask if mask is not None else x._keras_mask
         x = self._inputs(x, training)
+        self._stateful_begin(x)
         hs = F.gru(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
                    mask=mask, go_backwards=self.go_backwards, activation=self.activation,
-                   recurrent_activation=self.recurrent_activation)
+                   recurrent_activation=self.recurrent_activation, recurrent_mask=self._recurrent_mask(x, training))
         return self._outputs(hs, [hs[:, -1]], mask)
 
     def get_config(self):

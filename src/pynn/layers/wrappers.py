@@ -60,6 +60,12 @@ class Bidirectional(Layer):
         out._keras_mask = fwd._keras_mask
         return [out] + states if states else out
 
+    def reset_states(self, states=None):
+        """Stateful wrapped layers: zero both directions' states (or set them: forward's, then backward's)."""
+        n = self.forward_layer.n_states
+        self.forward_layer.reset_states(None if states is None else states[:n])
+        self.backward_layer.reset_states(None if states is None else states[n:])
+
     def compute_output_shape(self, input_shape):
         shape = self.forward_layer.compute_output_shape(input_shape)
         states = []

@@ -146,6 +146,15 @@ class Model(Layer):
     def build(self, input_shape):
         self.built = True
 
+    def reset_states(self):
+        """Zero the carried states of every stateful layer (recurrent layers with
+        stateful=True, also inside Bidirectional and nested models)."""
+        for layer in self.layers:
+            inner = [layer] if not hasattr(layer, "forward_layer") else [layer.forward_layer, layer.backward_layer]
+            for sub in inner:
+                if isinstance(sub, Model) or getattr(sub, "stateful", False):
+                    sub.reset_states()
+
     # ------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         """Set the optimizer (name or object), the loss (name, Loss or callable;

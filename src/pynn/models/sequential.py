@@ -29,7 +29,7 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
         if layer._input_shape is not None and not self._layers and self._input is None:
-            self._input = Input(layer._input_shape[1:])
+            self._input = Input(layer._input_shape[1:], batch_size=layer._input_shape[0])
             self._layers.append(layer)
             self.build(self._input.shape)
             return

@@ -18,6 +18,10 @@ def _ok(arrays, *acts):
     return all(a.dtype == np.float32 for a in arrays) and all(a in _NATIVE_ACTS for a in acts)
 
 
+def _opt(recurrent_mask):
+    return () if recurrent_mask is None else (recurrent_mask,)
+
+
 def _c(x):
     return np.ascontiguousarray(x)
 
@@ -26,43 +30,62 @@ def _mask(mask):
     return None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
 
 
-def simple_rnn(xw, h0, recurrent_kernel, mask=None, activation="tanh"):
-    if not _ok((xw, h0, recurrent_kernel), activation):
-        return _ref.simple_rnn(xw, h0, recurrent_kernel, mask, activation)
-    return _C.simple_rnn_forward(_c(xw), _c(h0), _c(recurrent_kernel), _mask(mask), activation)
+def _rmask(recurrent_mask):
+    return None if recurrent_mask is None else np.ascontiguousarray(recurrent_mask)
 
 
-def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh"):
-    if not _ok((dhs, h0, hs, recurrent_kernel), activation):
-        return _ref.simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask, activation)
-    return _C.simple_rnn_backward(_c(dhs), _c(h0), _c(hs), _c(recurrent_kernel), _mask(mask), activation)
+def simple_rnn(xw, h0, recurrent_kernel, mask=None, activation="tanh", recurrent_mask=None):
+    if not _ok((xw, h0, recurrent_kernel) + _opt(recurrent_mask), activation):
+        return _ref.simple_rnn(xw, h0, recurrent_kernel, mask, activation, recurrent_mask)
+    return _C.simple_rnn_forward(_c(xw), _c(h0), _c(recurrent_kernel), _mask(mask), activation,
+                                 _rmask(recurrent_mask))
 
 
-def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
-    if not _ok((xw, h0, c0, recurrent_kernel), activation, recurrent_activation):
-        return _ref.lstm(xw, h0, c0, recurrent_kernel, mask, activation, recurrent_activation)
+def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh", recurrent_mask=None):
+    if not _ok((dhs, h0, hs, recurrent_kernel) + _opt(recurrent_mask), activation):
+        return _ref.simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask, activation, recurrent_mask)
+    return _C.simple_rnn_backward(_c(dhs), _c(h0), _c(hs), _c(recurrent_kernel), _mask(mask), activation,
+                                  _rmask(recurrent_mask))
+
+
+def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
+         recurrent_mask=None):
+    if not _ok((xw, h0, c0, recurrent_kernel) + _opt(recurrent_mask), activation, recurrent_activation):
+        return _ref.lstm(xw, h0, c0, recurrent_kernel, mask, activation, recurrent_activation, recurrent_mask)
     return _C.lstm_forward(_c(xw), _c(h0), _c(c0), _c(recurrent_kernel), _mask(mask), activation,
-                           recurrent_activation)
+                           recurrent_activation, _rmask(recurrent_mask))
 
 
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
-              recurrent_activation="sigmoid"):
-    if not _ok((dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel), activation, recurrent_activation):
+              recurrent_activation="sigmoid", recurrent_mask=None):
+    if not _ok((dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel) + _opt(recurrent_mask), activation,
+               recurrent_activation):
         return _ref.lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask, activation,
-                              recurrent_activation)
+                              recurrent_activation, recurrent_mask)
     return _C.lstm_backward(_c(dhs), _c(dc_last), _c(h0), _c(c0), _c(hs), _c(cs), _c(gates), _c(recurrent_kernel),
-                            _mask(mask), activation, recurrent_activation)
+                            _mask(mask), activation, recurrent_activation, _rmask(recurrent_mask))
 
 
-def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid"):
-    if not _ok((xw, h0, recurrent_kernel, recurrent_bias), activation, recurrent_activation):
-        return _ref.gru(xw, h0, recurrent_kernel, recurrent_bias, mask, activation, recurrent_activation)
+def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid",
+        recurrent_mask=None):
+    if not _ok((xw, h0, recurrent_kernel, recurrent_bias) + _opt(recurrent_mask), activation, recurrent_activation):
+        return _ref.gru(xw, h0, recurrent_kernel, recurrent_bias, mask, activation, recurrent_activation,
+                        recurrent_mask)
     return _C.gru_forward(_c(xw), _c(h0), _c(recurrent_kernel), _c(recurrent_bias), _mask(mask), activation,
-                          recurrent_activation)
+                          recurrent_activation, _rmask(recurrent_mask))
 
 
-def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
-    if not _ok((dhs, h0, hs, saved, recurrent_kernel), activation, recurrent_activation):
-        return _ref.gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask, activation, recurrent_activation)
+def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
+             recurrent_mask=None):
+    if not _ok((dhs, h0, hs, saved, recurrent_kernel) + _opt(recurrent_mask), activation, recurrent_activation):
+        return _ref.gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask, activation, recurrent_activation,
+                             recurrent_mask)
     return _C.gru_backward(_c(dhs), _c(h0), _c(hs), _c(saved), _c(recurrent_kernel), _mask(mask), activation,
-                           recurrent_activation)
+                           recurrent_activation, _rmask(recurrent_mask))
+
+
+def weight_grad(x, dy):
+    """xᵀ·dy, (K, M) and (K, N) -> (M, N), K-split across the threads (csrc/rnn/weight_grad.h)."""
+    if x.dtype != np.float32 or dy.dtype != np.float32 or x.ndim != 2 or dy.ndim != 2:
+        return _ref.weight_grad(x, dy)
+    return _C.weight_grad(_c(x), _c(dy))

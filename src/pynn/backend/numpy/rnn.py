@@ -6,10 +6,22 @@ all T steps is one GEMM done by the caller; these kernels run the recurrence.
 ``mask`` (N, T) bool, optional: at a masked step a sample keeps its previous
 state (and its output repeats it), as Keras does. Weight layouts and gate
 orders are Keras': LSTM [i, f, c, o], GRU [z, r, h] with reset_after.
+
+``recurrent_mask`` (N, G·U), optional: recurrent dropout. Gate block k of it
+(columns k·U to (k+1)·U) multiplies h_{t−1} where it enters gate k's recurrent
+kernel, the same mask at every step (Keras' cells with recurrent_dropout: one
+mask per gate, fixed over the sequence, already scaled by 1/(1−rate)). The
+state itself (GRU's z·h_{t−1}, the returned h) is never masked.
 """
 import numpy as np
 
-__all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_grad", "gru", "gru_grad"]
+__all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_grad", "gru", "gru_grad", "weight_grad"]
+
+
+def weight_grad(x, dy):
+    """xᵀ·dy for x (K, M), dy (K, N) -> (M, N): a layer's weight gradient summed over
+    its K = N·T rows (sequence layers' input projection)."""
+    return x.T @ dy
 
 
 def _sigmoid(x):
@@ -31,27 +43,50 @@ def _act(name):
     return _ACT[name]
 
 
+def _recurrent(h, recurrent_kernel, recurrent_mask):
+    """h_{t−1} U, or with recurrent dropout [(h ⊙ m_k) U_k for each gate k] side by side."""
+    if recurrent_mask is None:
+        return h @ recurrent_kernel
+    u = h.shape[1]
+    return np.concatenate([(h * recurrent_mask[:, k:k + u]) @ recurrent_kernel[:, k:k + u]
+                           for k in range(0, recurrent_kernel.shape[1], u)], axis=1)
+
+
+def _recurrent_grad(h, dz, recurrent_kernel, recurrent_mask):
+    """Gradients of _recurrent w.r.t. h and U, given dz = dL/d(output)."""
+    if recurrent_mask is None:
+        return dz @ recurrent_kernel.T, h.T @ dz
+    u = h.shape[1]
+    dh = np.zeros_like(h)
+    dU = np.empty_like(recurrent_kernel)
+    for k in range(0, recurrent_kernel.shape[1], u):
+        m = recurrent_mask[:, k:k + u]
+        dh += (dz[:, k:k + u] @ recurrent_kernel[:, k:k + u].T) * m
+        dU[:, k:k + u] = (h * m).T @ dz[:, k:k + u]
+    return dh, dU
+
+
 def _keep(mask, t):
     """(N, 1) bool: which samples update at step t (all when there is no mask)."""
     return None if mask is None else mask[:, t:t + 1]
 
 
 # ---------------------------------------------------------------- SimpleRNN
-def simple_rnn(xw, h0, recurrent_kernel, mask=None, activation="tanh"):
-    """h_t = act(xw_t + h_{t-1} U). Returns hs (N, T, U)."""
+def simple_rnn(xw, h0, recurrent_kernel, mask=None, activation="tanh", recurrent_mask=None):
+    """h_t = act(xw_t + (h_{t-1} ⊙ m) U). Returns hs (N, T, U)."""
     f, _ = _act(activation)
     n, steps, _ = xw.shape
     hs = np.empty((n, steps, h0.shape[1]), xw.dtype)
     h = h0
     for t in range(steps):
-        h_new = f(xw[:, t] + h @ recurrent_kernel)
+        h_new = f(xw[:, t] + _recurrent(h, recurrent_kernel, recurrent_mask))
         keep = _keep(mask, t)
         h = h_new if keep is None else np.where(keep, h_new, h)
         hs[:, t] = h
     return hs
 
 
-def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh"):
+def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh", recurrent_mask=None):
     """Returns (dxw, dh0, drecurrent_kernel); dhs holds dL/dh_t for every t
     (the final state's gradient added at t = T−1)."""
     _, df = _act(activation)
@@ -67,14 +102,15 @@ def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="ta
         if keep is not None:
             dz = np.where(keep, dz, 0)
         dxw[:, t] = dz
-        dU += h_prev.T @ dz
-        dh_prev = dz @ recurrent_kernel.T
+        dh_prev, dU_t = _recurrent_grad(h_prev, dz, recurrent_kernel, recurrent_mask)
+        dU += dU_t
         dh = dh_prev if keep is None else np.where(keep, dh_prev, dh)
     return dxw, dh, dU
 
 
 # ---------------------------------------------------------------- LSTM
-def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
+         recurrent_mask=None):
     """i, f, c̃, o = σ(z_i), σ(z_f), tanh(z_c), σ(z_o) with z = xw_t + h_{t-1} U;
     c_t = f·c_{t-1} + i·c̃; h_t = o·tanh(c_t).
     Returns hs, cs (N, T, U) and the activated gates (N, T, 4U) for backward."""
@@ -87,7 +123,7 @@ def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_a
     gates = np.empty((n, steps, 4 * u), xw.dtype)
     h, c = h0, c0
     for t in range(steps):
-        z = xw[:, t] + h @ recurrent_kernel
+        z = xw[:, t] + _recurrent(h, recurrent_kernel, recurrent_mask)
         i, f, g, o = ract(z[:, :u]), ract(z[:, u:2 * u]), act(z[:, 2 * u:3 * u]), ract(z[:, 3 * u:])
         c_new = f * c + i * g
         h_new = o * act(c_new)
@@ -101,7 +137,7 @@ def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_a
 
 
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
-              recurrent_activation="sigmoid"):
+              recurrent_activation="sigmoid", recurrent_mask=None):
     """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel)."""
     act, dact = _act(activation)
     _, dract = _act(recurrent_activation)
@@ -123,8 +159,9 @@ def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, 
         if keep is not None:
             dz = np.where(keep, dz, 0)
         dxw[:, t] = dz
-        dU += h_prev.T @ dz
-        dh_prev, dc_prev = dz @ recurrent_kernel.T, dct * f
+        dh_prev, dU_t = _recurrent_grad(h_prev, dz, recurrent_kernel, recurrent_mask)
+        dU += dU_t
+        dc_prev = dct * f
         if keep is not None:  # a masked step passed its state through unchanged
             dh_prev, dc_prev = np.where(keep, dh_prev, dh), np.where(keep, dc_prev, dc)
         dh, dc = dh_prev, dc_prev
@@ -132,8 +169,9 @@ def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, 
 
 
 # ---------------------------------------------------------------- GRU (reset_after, Keras default)
-def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid"):
-    """With r_t = h_{t-1} U + b_rec split into z, r, h parts:
+def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid",
+        recurrent_mask=None):
+    """With r_t = h_{t-1} U + b_rec split into z, r, h parts (h_{t−1} ⊙ m_k for gate k under recurrent dropout):
     z = σ(x_z + r_z), r = σ(x_r + r_r), h̃ = tanh(x_h + r·r_h), h_t = z·h_{t-1} + (1 − z)·h̃.
     Returns hs (N, T, U) and saved (N, T, 4U) = [z, r, h̃, r_h] for backward."""
     act, _ = _act(activation)
@@ -144,7 +182,7 @@ def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", 
     saved = np.empty((n, steps, 4 * u), xw.dtype)
     h = h0
     for t in range(steps):
-        rec = h @ recurrent_kernel + recurrent_bias
+        rec = _recurrent(h, recurrent_kernel, recurrent_mask) + recurrent_bias
         x = xw[:, t]
         z = ract(x[:, :u] + rec[:, :u])
         r = ract(x[:, u:2 * u] + rec[:, u:2 * u])
@@ -157,7 +195,8 @@ def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", 
     return hs, saved
 
 
-def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid"):
+def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
+             recurrent_mask=None):
     """Returns (dxw, dh0, drecurrent_kernel, drecurrent_bias)."""
     _, dact = _act(activation)
     _, dract = _act(recurrent_activation)
@@ -179,8 +218,9 @@ def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh",
         if keep is not None:
             dx, drec = np.where(keep, dx, 0), np.where(keep, drec, 0)
         dxw[:, t] = dx
-        dU += h_prev.T @ drec
+        dh_rec, dU_t = _recurrent_grad(h_prev, drec, recurrent_kernel, recurrent_mask)
+        dU += dU_t
         db += drec.sum(axis=0)
-        dh_prev = drec @ recurrent_kernel.T + (dh * z if keep is None else np.where(keep, dh * z, dh))
+        dh_prev = dh_rec + (dh * z if keep is None else np.where(keep, dh * z, dh))
         dh = dh_prev
     return dxw, dh, dU, db

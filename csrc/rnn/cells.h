@@ -1,0 +1,38 @@
+// The fused per-step elementwise passes of the recurrent layers ("cells"): gate
+// nonlinearities and state update (forward), and their derivatives (BPTT), for
+// one row of the batch and a range of units. The activations are chosen once,
+// outside the loop, so each (act, recurrent_act) pair gets its own vectorised
+// loop; cells_impl.h is compiled twice (cells.cpp generic, cells_avx2.cpp with
+// AVX2+FMA) and these entry points dispatch on active_isa().
+//
+// Pointers are already offset to the first unit; gate k of a row lives at
+// p + k * gs (gs: the gate stride, = units for the packed layouts here).
+// keep == false: a masked step, the state passes through unchanged.
+#pragma once
+#include <cstdint>
+
+#include "common/activation.h"
+
+namespace pynn::rnn {
+
+// h = act(xw + rec); rec may be null (then xw already holds the sum).
+void simple_fwd(Act a, int64_t len, const float* xw, const float* rec, const float* h_prev, bool keep, float* h);
+// dh += dhs; dz = keep ? dh * act'(h) : 0.
+void simple_bwd(Act a, int64_t len, const float* h, const float* dhs, bool keep, float* dh, float* dz);
+
+// z = xw + rec (gates i, f, c, o); saves the activated gates; c = f c_prev + i g; h = o act(c).
+void lstm_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
+              const float* c_prev, const float* h_prev, bool keep, float* gates, int64_t gs_g, float* c, float* h);
+// dh += dhs; then (kept rows) dz (pre-activation gate gradients) and dc <- dc_t * f; masked rows: dz = 0.
+void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, const float* c, const float* c_prev,
+              const float* dhs, bool keep, float* dh, float* dc, float* dz, int64_t gs_z);
+
+// rec = h_prev U + b_rec (z, r, h blocks); saved = [z, r, hh, rec_h]; h = z h_prev + (1 - z) hh.
+void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
+             const float* h_prev, bool keep, float* saved, int64_t gs_s, float* h);
+// dh += dhs; kept rows: dx (input-side gate gradients), drec (recurrent-side), dh <- dh z (the direct path);
+// masked rows: dx = drec = 0 and dh passes through.
+void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
+             bool keep, float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r);
+
+}  // namespace pynn::rnn

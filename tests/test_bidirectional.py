@@ -53,3 +53,19 @@ def test_bidirectional_encoder_states_feed_a_decoder_and_train():
     for _ in range(30):
         last = model.train_on_batch([X, x2], y)
     assert last < first
+
+
+def test_models_with_wrappers_save_and_load(tmp_path):
+    # Bidirectional and TimeDistributed had no config: load_model failed on them.
+    pynn.set_seed(0)
+    inp = pynn.Input((6, 4))
+    s = layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="sum")(inp)
+    s = layers.TimeDistributed(layers.Dense(2))(s)
+    model = pynn.Model(inp, s)
+    model.compile(optimizer="adam", loss="mse")
+    model.train_on_batch(X, np.zeros((3, 6, 2), np.float32))
+    model.save(tmp_path / "w.pynn")
+    loaded = pynn.load_model(tmp_path / "w.pynn")
+    np.testing.assert_array_equal(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
+    bi = loaded.layers[0]
+    assert bi.merge_mode == "sum" and bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards

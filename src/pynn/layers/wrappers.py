@@ -60,6 +60,19 @@ class Bidirectional(Layer):
         out._keras_mask = fwd._keras_mask
         return [out] + states if states else out
 
+    def get_config(self):
+        from ..saving import serialize_layer
+        return {**super().get_config(), "layer": serialize_layer(self.forward_layer),
+                "backward_layer": serialize_layer(self.backward_layer), "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        from ..saving import deserialize_layer
+        config = dict(config)
+        layer = deserialize_layer(config.pop("layer"))
+        backward = deserialize_layer(config.pop("backward_layer"))
+        return cls(layer, backward_layer=backward, **config)
+
     def reset_states(self, states=None):
         """Stateful wrapped layers: zero both directions' states (or set them: forward's, then backward's)."""
         n = self.forward_layer.n_states
@@ -97,6 +110,16 @@ class TimeDistributed(Layer):
         flat = F.reshape(x, (n * t,) + tuple(x.shape[2:]))
         y = self.layer(flat, training=training)
         return F.reshape(y, (n, t) + tuple(y.shape[1:]))
+
+    def get_config(self):
+        from ..saving import serialize_layer
+        return {**super().get_config(), "layer": serialize_layer(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        from ..saving import deserialize_layer
+        config = dict(config)
+        return cls(deserialize_layer(config.pop("layer")), **config)
 
     def compute_output_shape(self, input_shape):
         inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))

@@ -323,6 +323,28 @@ void bind_nn(py::module_& m) {
     return db;
   }, py::arg("dy"), "Sum of dy (..., C) over every axis but the last -> (C,).");
 
+  m.def("act_bias_backward", [=](py::handle yh, py::handle dyh, const std::string& name) {
+    const char* op = "act_bias_backward";
+    py::array y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+    same_shape(op, "y", y, "dy", dy);
+    const Act a = act_of(op, name);
+    if (a != Act::Linear && a != Act::Relu && a != Act::Sigmoid && a != Act::Tanh)
+      throw py::value_error(std::string(op) + ": activation '" + name +
+                            "' cannot be differentiated from its output; expected linear, relu, sigmoid or tanh");
+    auto [rows, C] = rows_of(op, "y", y);
+    py::array dz = like(y);
+    py::array_t<float> db(std::vector<py::ssize_t>{static_cast<py::ssize_t>(C)});
+    const float *yp = fptr(y), *gp = fptr(dy);
+    float *zp = mptr(dz), *bp = db.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      nn::act_bias_backward(a, yp, gp, zp, bp, rows, C);
+    }
+    return py::make_tuple(dz, db);
+  }, py::arg("y"), py::arg("dy"), py::arg("name"),
+     "(dz, db) with dz = act'(y) * dy read off the output y = act(z) (linear/relu/sigmoid/tanh) and "
+     "db = sum of dz over every axis but the last; one pass.");
+
   m.def("softmax", [=](py::handle xh, bool log) {
     const char* op = log ? "log_softmax" : "softmax";
     py::array x = f32c(op, "x", xh);

@@ -146,6 +146,33 @@ def test_bias_add_and_grad_native_match_numpy(shape):
 
 
 @needs_native
+@pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("shape", [(1,), (7, 3), (5, 1026), (64, 26, 26, 32), (3000, 5), (0, 6)], ids=_id)
+def test_fused_activation_and_bias_grad_match_the_two_separate_steps(activation, shape):
+    # act_bias_grad(y, dy) == (act'(y)·dy, Σ over all but the last axis of it), y = act(z)
+    z, dy = _x(shape), _x(shape, seed=3)
+    y = z if activation == "linear" else getattr(npb, activation)(z)
+    dz_ref = dy.astype(np.float64) if activation == "linear" else \
+        getattr(npb, activation + "_grad")(z.astype(np.float64), y.astype(np.float64), dy.astype(np.float64))
+    db_ref = dz_ref.reshape(-1, shape[-1]).sum(axis=0)
+    for B in (nb, npb):
+        dz, db = B.act_bias_grad(y, dy, activation)
+        assert dz.shape == shape and db.shape == shape[-1:] and dz.dtype == db.dtype == np.float32
+        np.testing.assert_allclose(dz, dz_ref, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(db, db_ref, rtol=1e-4, atol=1e-3)
+
+
+@needs_native
+def test_fused_activation_and_bias_grad_rejects_activations_not_readable_from_the_output():
+    y = _x((4, 3))
+    for B in (nb, npb):
+        with pytest.raises(ValueError, match="act_bias_grad: activation 'gelu' cannot be differentiated"):
+            B.act_bias_grad(y, y, "gelu")
+    with pytest.raises(ValueError, match="dy must have shape|shape"):
+        _C.act_bias_backward(y, _x((4, 2)), "relu")
+
+
+@needs_native
 @pytest.mark.parametrize("shape", [(1, 1), (7, 3), (33, 10), (128, 1000), (4, 5, 6), (0, 4)], ids=_id)
 @pytest.mark.parametrize("kind", ["sparse", "dense"])
 def test_softmax_cross_entropy_native_match_numpy(shape, kind):

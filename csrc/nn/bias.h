@@ -2,11 +2,18 @@
 #pragma once
 #include <cstdint>
 
+#include "common/activation.h"
+
 namespace pynn::nn {
 
 // y[r, c] = x[r, c] + b[c].
 void bias_add(const float* x, const float* b, float* y, int64_t rows, int64_t C);
 // db[c] = sum_r dy[r, c]; accumulated in double (rows can be large).
 void bias_grad(const float* dy, float* db, int64_t rows, int64_t C);
+// The backward of act(x·W + b) read off the output y = act(z) alone (relu,
+// sigmoid, tanh, linear): dz = act'(y)·dy and db = sum_r dz[r, :], in one pass
+// over memory (each block of dz is summed while it is still in L1).
+void act_bias_backward(Act a, const float* y, const float* dy, float* dz, float* db, int64_t rows,
+                       int64_t C);
 
 }  // namespace pynn::nn

@@ -37,11 +37,13 @@ class Conv2D(Function):
 
     def backward(self, g):
         B, (strides, padding, dilation) = _B(), self.args
-        dz = _derivative_from_output(self.activation, self.y, g)
         need = self.needs_input_grad
+        if len(need) > 2 and need[2]:
+            dz, db = B.act_bias_grad(self.y, g, self.activation)   # NHWC: Σ over N, H, W = all but C
+        else:
+            dz, db = _derivative_from_output(self.activation, self.y, g), None
         dx = B.conv2d_backward_input(dz, self.w, self.x.shape, strides, padding, dilation) if need[0] else None
         dw = B.conv2d_backward_kernel(self.x, dz, self.w.shape, strides, padding, dilation) if need[1] else None
-        db = B.conv2d_backward_bias(dz) if len(need) > 2 and need[2] else None
         return dx, dw, db
 
 

@@ -74,12 +74,14 @@ class Dense(Function):
 
     def backward(self, g):
         B = _B()
-        dz = _derivative_from_output(self.activation, self.y, g)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            dz, db = B.act_bias_grad(self.y, g, self.activation)   # one pass for act' and Σ
+        else:
+            dz, db = _derivative_from_output(self.activation, self.y, g), None
         x2 = self.x.reshape(-1, self.x.shape[-1])
         dz2 = dz.reshape(-1, dz.shape[-1])
         dx = B.matmul(dz, self.kernel.T) if self.needs_input_grad[0] else None
         dk = B.matmul(x2.T, dz2) if self.needs_input_grad[1] else None
-        db = B.bias_grad(dz2) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] else None
         return dx, dk, db
 
 

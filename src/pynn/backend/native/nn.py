@@ -109,6 +109,14 @@ def bias_grad(dy):
     return _C.bias_grad(_c(dy)) if _f32(dy) else _refnn.bias_grad(dy)
 
 
+def act_bias_grad(y, dy, activation):
+    if not _f32(y, dy) or y.ndim == 0:
+        return _refnn.act_bias_grad(y, dy, activation)
+    if activation not in _refnn._FROM_OUTPUT:   # the same message as the reference
+        return _refnn.act_bias_grad(y, dy, activation)
+    return _C.act_bias_backward(_c(y), _c(dy), activation)
+
+
 # ---------------------------------------------------------------- softmax
 def _last_axis(fn, axis, *arrays):
     """Run row kernel ``fn`` with ``axis`` moved last, and move it back."""

@@ -17,7 +17,7 @@ __all__ = [
     "relu", "relu_grad", "leaky_relu", "leaky_relu_grad",
     "sigmoid", "sigmoid_grad", "tanh", "tanh_grad",
     "gelu", "gelu_grad", "elu", "elu_grad",
-    "bias_add", "bias_grad",
+    "bias_add", "bias_grad", "act_bias_grad",
     "softmax", "softmax_grad", "log_softmax", "log_softmax_grad",
     "softmax_cross_entropy",
 ]
@@ -115,6 +115,20 @@ def bias_add(x, b):
 def bias_grad(dy):
     """Sum of dy (..., C) over every axis but the last -> (C,)."""
     return dy.reshape(-1, dy.shape[-1]).sum(axis=0) if dy.shape[-1] else np.zeros(0, dy.dtype)
+
+
+_FROM_OUTPUT = ("linear", "relu", "sigmoid", "tanh")
+
+
+def act_bias_grad(y, dy, activation):
+    """Backward of act(z) with z = x·W + b, read off the output y = act(z):
+    dz = act'(y)·dy (for relu, y > 0 exactly where z > 0) and db = Σ dz over all
+    but the last axis. Returns (dz, db)."""
+    if activation not in _FROM_OUTPUT:
+        raise ValueError(f"act_bias_grad: activation {activation!r} cannot be differentiated from its output; "
+                         f"expected one of {_FROM_OUTPUT}")
+    dz = dy if activation == "linear" else globals()[activation + "_grad"](y, y, dy)
+    return dz, bias_grad(dz)
 
 
 # ---------------------------------------------------------------- softmax

@@ -69,3 +69,11 @@ def test_models_with_wrappers_save_and_load(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
     bi = loaded.layers[0]
     assert bi.merge_mode == "sum" and bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
+
+
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU, layers.SimpleRNN])
+def test_recurrent_layers_reject_zero_time_steps_clearly_and_accept_an_empty_batch(cls):
+    layer = cls(4, name="rnn")
+    with pytest.raises(ValueError, match=r"rnn': the input has 0 time steps \(shape \(2, 0, 3\)\)"):
+        layer(np.zeros((2, 0, 3), np.float32))
+    assert layer(np.zeros((0, 5, 3), np.float32)).shape == (0, 4)

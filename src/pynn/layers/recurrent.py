@@ -113,6 +113,10 @@ class _RNN(Layer):
         if x.ndim != 3 or x.shape[-1] != self.input_dim:
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected input (batch, steps, {self.input_dim}), "
                              f"got shape {x.shape}")
+        if x.shape[1] == 0:
+            # No step to run: there is no last output or final state to return (Keras refuses too).
+            raise ValueError(f"{type(self).__name__} {self.name!r}: the input has 0 time steps (shape {x.shape}); "
+                             "a recurrent layer needs at least one")
         if training and self.dropout:
             keep = 1.0 - self.dropout
             # One mask per sample and feature, shared by every step (Keras' and Gal's variational dropout).

@@ -110,9 +110,8 @@ def bias_grad(dy):
 
 
 def act_bias_grad(y, dy, activation):
-    if not _f32(y, dy) or y.ndim == 0:
-        return _refnn.act_bias_grad(y, dy, activation)
-    if activation not in _refnn._FROM_OUTPUT:   # the same message as the reference
+    # float64, 0-d, and activations not readable from y (whose error message the reference owns)
+    if not _f32(y, dy) or y.ndim == 0 or activation not in _refnn._FROM_OUTPUT:
         return _refnn.act_bias_grad(y, dy, activation)
     return _C.act_bias_backward(_c(y), _c(dy), activation)
 

@@ -32,6 +32,7 @@
 #include <new>
 
 #include "common/runtime.h"
+#include "gemm/act_tile_impl.h"
 #include "gemm/kernel.h"
 
 #ifdef PYNN_OPENMP
@@ -68,25 +69,9 @@ float* scratch_b(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_bias(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_shared_a(size_t n) { static thread_local Scratch s; return s.get(n); }
 
-template <Act A>
-void act_tile_t(float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
-  for (int64_t i = 0; i < mr; ++i) {
-    float* ci = c + i * rs;
-    for (int64_t j = 0; j < nr; ++j) ci[j] = act_forward(A, ci[j], alpha);
-  }
-}
-
-// Activation on an mr x nr tile with unit column stride (switch hoisted out of the loop).
+// The fused activation of a stored tile with the portable flags (act_tile_impl.h).
 void act_tile_generic(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
-  switch (act) {
-    case Act::Linear: return;
-    case Act::Relu: return act_tile_t<Act::Relu>(c, rs, mr, nr, alpha);
-    case Act::LeakyRelu: return act_tile_t<Act::LeakyRelu>(c, rs, mr, nr, alpha);
-    case Act::Sigmoid: return act_tile_t<Act::Sigmoid>(c, rs, mr, nr, alpha);
-    case Act::Tanh: return act_tile_t<Act::Tanh>(c, rs, mr, nr, alpha);
-    case Act::Gelu: return act_tile_t<Act::Gelu>(c, rs, mr, nr, alpha);
-    case Act::Elu: return act_tile_t<Act::Elu>(c, rs, mr, nr, alpha);
-  }
+  act_tile_switch(act, c, rs, mr, nr, alpha);
 }
 
 using ActTile = void (*)(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha);

@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "gemm/act_tile_impl.h"
 #include "gemm/kernel.h"
 
 namespace pynn {
@@ -437,33 +438,9 @@ void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int6
   }
 }
 
-// The activation on an mr x nr tile of C (unit column stride) after the
-// kernel has stored it, still in L1. Rows of 16 have a constant trip count, so
-// g++ turns act_forward into two 8-wide AVX2 vectors per row (the generic
-// translation unit only has SSE2 and a runtime trip count; relu there cost
-// 3.5% of a 128x784x256 product, here it is noise).
-template <Act A>
-static void act_tile_t(float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
-  for (int64_t r = 0; r < mr; ++r) {
-    float* cr = c + r * rs;
-    if (nr == NR) {
-      for (int j = 0; j < NR; ++j) cr[j] = act_forward(A, cr[j], alpha);
-    } else {
-      for (int64_t j = 0; j < nr; ++j) cr[j] = act_forward(A, cr[j], alpha);
-    }
-  }
-}
-
+// The fused activation of a stored tile, compiled with this unit's AVX2 flags.
 void act_tile_avx2(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
-  switch (act) {
-    case Act::Linear: return;
-    case Act::Relu: return act_tile_t<Act::Relu>(c, rs, mr, nr, alpha);
-    case Act::LeakyRelu: return act_tile_t<Act::LeakyRelu>(c, rs, mr, nr, alpha);
-    case Act::Sigmoid: return act_tile_t<Act::Sigmoid>(c, rs, mr, nr, alpha);
-    case Act::Tanh: return act_tile_t<Act::Tanh>(c, rs, mr, nr, alpha);
-    case Act::Gelu: return act_tile_t<Act::Gelu>(c, rs, mr, nr, alpha);
-    case Act::Elu: return act_tile_t<Act::Elu>(c, rs, mr, nr, alpha);
-  }
+  act_tile_switch(act, c, rs, mr, nr, alpha);
 }
 }  // namespace gemm
 }  // namespace pynn

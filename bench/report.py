@@ -277,44 +277,19 @@ def adam_row(t, repeats):
 
 
 def mlp_step_row(t, repeats):
-    from train_step import data, torch_step
-    x, y = data()
-    native = best_ms(pynn_step_on("native", x, y), repeats)
-    numpy_ = best_ms(pynn_step_on("numpy", x, y), repeats)
-    tor = best_ms(torch_step(x, y), repeats) if torch is not None else None
-    t.add("train step MLP 784-256-128-10 b128 Adam", 0, native, numpy_, tor)
-
-
-def pynn_step_on(backend, x, y):
-    from train_step import pynn_step
-    with pynn.use_backend(backend):
-        step = pynn_step(x, y)
-
-    def run():
-        with pynn.use_backend(backend):
-            step()
-    return run
+    # The step of bench/train_step.py, built by bench/train_table.py (one definition for both tables).
+    from train_table import make_step
+    tor = best_ms(make_step("mlp", "torch"), repeats) if torch is not None else None
+    t.add("train step MLP 784-256-128-10 b128 Adam", 0, best_ms(make_step("mlp", "native"), repeats),
+          best_ms(make_step("mlp", "numpy"), repeats), tor)
 
 
 def digits_epoch_row(t, repeats):
     if not importable("sklearn"):
         return
-    (x, y), _ = pynn.datasets.load_digits(flatten=True)
-
-    def epoch(backend):
-        with pynn.use_backend(backend):
-            pynn.set_seed(0)
-            m = pynn.Sequential([layers.Input((64,)), layers.Dense(256, activation="relu"),
-                                 layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")])
-            m.compile(optimizer=pynn.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-
-        def run():
-            with pynn.use_backend(backend):
-                m.fit(x, y, batch_size=32, epochs=1, verbose=0)
-        return run
-    t.add("fit() epoch, digits MLP 64-256-128-10 b32", 0, best_ms(epoch("native"), max(2, repeats // 3)),
-          best_ms(epoch("numpy"), max(2, repeats // 3)), None)
+    from train_table import digits_epoch
+    t.add("fit() epoch, digits MLP 64-256-128-10 b32", 0, best_ms(digits_epoch("native"), max(2, repeats // 3)),
+          best_ms(digits_epoch("numpy"), max(2, repeats // 3)), None)
 
 
 def importable(name):

@@ -149,19 +149,6 @@ STEPS = {
 }
 
 
-# Back-compatible names for the MLP step (bench/report.py).
-def data(seed=0):
-    return STEPS["mlp"].data(seed)
-
-
-def pynn_step(x, y):
-    return STEPS["mlp"].pynn(x, y)
-
-
-def torch_step(x, y):
-    return STEPS["mlp"].torch(x, y)
-
-
 # ------------------------------------------- same weights on both sides
 def copy_weights_to_torch(name, model, tmodel, torch):
     """Load pynn ``model``'s weights into the PyTorch twin ``tmodel`` (layouts

@@ -17,7 +17,7 @@ class KerasTensor:
         self.name = name
         # The call itself (shared by all outputs of a multi-output call such as
         # LSTM(return_state=True)) and which of its outputs this is (None: the only one).
-        self.node = node if node is not None or layer is None else Node(layer, parents, {})
+        self.node = node
         self.index = index
 
     @property

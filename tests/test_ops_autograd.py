@@ -8,6 +8,7 @@ import pynn
 import pynn.functional as F
 from pynn import backend
 from pynn.autograd import Tensor
+from pynn.backend.numpy.activations import ACTIVATIONS as ACTIVATION_TABLE
 from pynn.functional import OP_REGISTRY
 from pynn.testing import gradcheck
 
@@ -21,6 +22,11 @@ def randn(*shape):
 def away_from_zero(*shape):
     x = randn(*shape)
     return np.where(np.abs(x) < 0.2, 0.5 * np.sign(x) + x, x)
+
+
+def away_from_kinks(*shape):
+    grid = np.concatenate([np.linspace(lo + 0.25, hi - 0.25, 8) for lo, hi in ((-5, -3), (-3, 0), (0, 3), (3, 6), (6, 7))])
+    return R.choice(grid, shape) + R.uniform(-0.05, 0.05, shape)
 
 
 def positive(*shape):
@@ -81,12 +87,18 @@ SAMPLES = [
      [away_from_zero(4, 5), away_from_zero(5, 3), np.array([0.3, -0.2, 0.1])]),
     ("dense_sigmoid_3d_no_bias", "dense", lambda x, w: F.dense(x, w, activation="sigmoid"), [randn(2, 4, 5), randn(5, 3)]),
     ("dense_tanh", "dense", lambda x, w, b: F.dense(x, w, b, "tanh"), [randn(4, 5), randn(5, 3), randn(3)]),
-    ("relu", "relu", lambda a: a.relu(), [away_from_zero(4, 5)]),
-    ("leaky_relu", "leaky_relu", lambda a: F.leaky_relu(a, alpha=0.1), [away_from_zero(4, 5)]),
-    ("sigmoid", "sigmoid", lambda a: a.sigmoid(), [randn(4, 5) * 3]),
-    ("tanh", "tanh", lambda a: a.tanh(), [randn(4, 5)]),
-    ("gelu", "gelu", lambda a: a.gelu(), [randn(4, 5) * 2]),
-    ("elu", "elu", lambda a: F.elu(a, alpha=0.7), [away_from_zero(4, 5)]),
+    ("relu_method", "activation", lambda a: a.relu(), [away_from_zero(4, 5)]),
+    ("leaky_relu_alpha_keyword", "activation", lambda a: F.leaky_relu(a, alpha=0.1), [away_from_zero(4, 5)]),
+    ("leaky_relu_negative_slope", "activation", lambda a: F.leaky_relu(a, negative_slope=0.3), [away_from_zero(4, 5)]),
+    ("elu_alpha", "activation", lambda a: F.elu(a, alpha=0.7), [away_from_zero(4, 5)]),
+    ("gelu_approximate", "activation", lambda a: F.gelu(a, approximate=True), [randn(4, 5) * 2]),
+    ("dense_elu_fused", "dense", lambda x, w, b: F.dense(x, w, b, "elu"), [randn(4, 5), randn(5, 3), randn(3)]),
+    ("dense_hard_sigmoid_fused", "dense", lambda x, w, b: F.dense(x, w, b, "hard_sigmoid"),
+     [randn(4, 5), randn(5, 3), randn(3)]),
+    ("dense_mish_after", "dense", lambda x, w, b: F.dense(x, w, b, "mish"), [randn(4, 5), randn(5, 3), randn(3)]),
+    ("dropout_seeded", "dropout", lambda a: F.dropout(a, 0.4, rng=np.random.default_rng(5)), [randn(4, 5)]),
+    ("dropout_noise_shape", "dropout", lambda a: F.dropout(a, 0.5, noise_shape=(2, 1, 3), rng=np.random.default_rng(2)),
+     [randn(2, 4, 3)]),
     ("softmax", "softmax", lambda a: a.softmax(), [randn(3, 6)]),
     ("softmax_axis0", "softmax", lambda a: F.softmax(a, axis=0), [randn(4, 3)]),
     ("log_softmax", "log_softmax", lambda a: a.log_softmax(), [randn(2, 3, 5)]),
@@ -121,12 +133,17 @@ SAMPLES = [
     ("conv2d_same_s2_bias_relu", "conv2d", lambda x, w, b: F.conv2d(x, w, b, strides=2, padding="same",
                                                                   activation="relu"),
      [randn(2, 5, 6, 3), randn(3, 3, 3, 4), np.array([0.3, -0.2, 0.1, 0.05])]),
+    ("conv2d_softplus_fused", "conv2d", lambda x, w, b: F.conv2d(x, w, b, padding="same", activation="softplus"),
+     [randn(1, 4, 5, 2), randn(3, 3, 2, 3), randn(3)]),
     ("conv2d_valid_dilated", "conv2d", lambda x, w: F.conv2d(x, w, dilation_rate=2), [randn(1, 6, 7, 2), randn(2, 3, 2, 3)]),
     ("max_pool2d_same", "max_pool2d", lambda a: F.max_pool2d(a, 3, strides=2, padding="same"), [distinct(2, 5, 6, 3)]),
     ("avg_pool2d_same", "avg_pool2d", lambda a: F.avg_pool2d(a, 2, padding="same"), [randn(2, 5, 5, 3)]),
     ("global_average_pool2d", "global_average_pool2d", lambda a: F.global_average_pool2d(a), [randn(2, 3, 4, 5)]),
     ("global_max_pool2d", "global_max_pool2d", lambda a: F.global_max_pool2d(a), [distinct(2, 3, 4, 5)]),
 ]
+# Every activation of the table by name, on inputs away from the kinks (0, ±3, 6).
+SAMPLES += [(f"activation_{name}", "activation", lambda a, name=name: F.activation(a, name), [away_from_kinks(3, 7)])
+            for name in ACTIVATION_TABLE]
 IDS = [s[0] for s in SAMPLES]
 
 

@@ -1,23 +1,19 @@
 """Activation functions by name: ``pynn.activations.get("relu")(x)``.
 
-Each is a callable on Tensors (or arrays) returning a Tensor, with Keras names.
+Each is a callable on Tensors (or arrays) returning a Tensor, with Keras 3's
+names (and its aliases ``swish`` and ``hard_swish``): every elementwise
+activation of the table in ``pynn.backend.numpy.activations``, plus softmax and
+log_softmax. ``gelu(x, approximate=True)`` is GELU's tanh form.
 """
 from . import functional as F
+from .functional.activation import ALIASES
 
-_ACTIVATIONS = {
-    "linear": F.linear,
-    "relu": F.relu,
-    "leaky_relu": F.leaky_relu,
-    "sigmoid": F.sigmoid,
-    "tanh": F.tanh,
-    "softmax": F.softmax,
-    "log_softmax": F.log_softmax,
-    "gelu": F.gelu,
-    "elu": F.elu,
-}
+_ACTIVATIONS = {**F.ACTIVATIONS, "softmax": F.softmax, "log_softmax": F.log_softmax}
 
-linear, relu, leaky_relu, sigmoid, tanh = F.linear, F.relu, F.leaky_relu, F.sigmoid, F.tanh
-softmax, log_softmax, gelu, elu = F.softmax, F.log_softmax, F.gelu, F.elu
+globals().update(_ACTIVATIONS)
+globals().update({alias: _ACTIVATIONS[name] for alias, name in ALIASES.items()})
+
+__all__ = sorted(_ACTIVATIONS) + sorted(ALIASES) + ["get", "serialize"]
 
 
 def get(identifier):
@@ -26,12 +22,16 @@ def get(identifier):
         return F.linear
     if callable(identifier):
         return identifier
-    if isinstance(identifier, str) and identifier in _ACTIVATIONS:
-        return _ACTIVATIONS[identifier]
-    raise ValueError(f"Unknown activation {identifier!r}; expected one of {sorted(_ACTIVATIONS)} or a callable")
+    if isinstance(identifier, str):
+        name = ALIASES.get(identifier, identifier)
+        if name in _ACTIVATIONS:
+            return _ACTIVATIONS[name]
+    raise ValueError(f"Unknown activation {identifier!r}; expected one of "
+                     f"{sorted(_ACTIVATIONS) + sorted(ALIASES)} or a callable")
 
 
 def serialize(fn) -> str:
+    """The name ``get`` maps back to ``fn`` (an alias is saved under its Keras name)."""
     for name, f in _ACTIVATIONS.items():
         if f is fn:
             return name

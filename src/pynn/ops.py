@@ -7,6 +7,7 @@ gradient kernels are exposed too (``relu_grad(x, y, dy)``, ``softmax_cross_entro
 returns the loss and its gradient).
 """
 from . import backend
+from .shapes import pair, pool_args
 
 
 def matmul(a, b):
@@ -53,17 +54,14 @@ def __getattr__(name):
 def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1):
     """NHWC convolution: x (N, H, W, C_in), w (kh, kw, C_in, C_out), b (C_out,) -> (N, OH, OW, C_out).
     ``padding``: "valid" | "same" (TensorFlow rules)."""
-    from .functional.conv import _pair
-    return backend.current().conv2d(x, w, b, _pair(strides), padding, _pair(dilation_rate))
+    return backend.current().conv2d(x, w, b, pair(strides, "strides"), padding, pair(dilation_rate, "dilation_rate"))
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """Max pooling of an NHWC array; ``strides`` defaults to ``pool_size``."""
-    from .functional.conv import _pair
-    return backend.current().max_pool2d(x, _pair(pool_size), None if strides is None else _pair(strides), padding)
+    return backend.current().max_pool2d(x, *pool_args(pool_size, strides), padding)
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """Average pooling of an NHWC array; "same" padding averages over the real cells only."""
-    from .functional.conv import _pair
-    return backend.current().avg_pool2d(x, _pair(pool_size), None if strides is None else _pair(strides), padding)
+    return backend.current().avg_pool2d(x, *pool_args(pool_size, strides), padding)

@@ -10,20 +10,24 @@ from .elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, 
                           square, sub, where)
 from .normalization import batch_norm, layer_norm
 from .movement import concatenate, flatten, getitem, reshape, stack, transpose
-from .nn import (dense, elu, gelu, leaky_relu, linear, log_softmax, matmul, relu, sigmoid,
-                 sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy, tanh)
+from .activation import ACTIVATIONS, activation, log_softmax, softmax
+from .nn import dense, dropout, matmul, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from .recurrent import embedding, gru, lstm, simple_rnn
 from .reduce import max, mean, min, sum  # noqa: A004
-from .conv import avg_pool2d, conv2d, global_average_pool2d, global_max_pool2d, max_pool2d
+from .conv import (avg_pool1d, avg_pool2d, conv1d, conv2d, global_average_pool2d, global_max_pool2d, max_pool1d,
+                   max_pool2d)
 from .registry import OP_REGISTRY, unbroadcast
 
 __all__ = [
     "OP_REGISTRY", "unbroadcast", "ctc_loss", "abs", "add", "clip", "div", "exp", "log", "maximum", "minimum", "mul",
     "neg", "power", "sqrt", "square", "sub", "where", "concatenate", "flatten", "getitem", "reshape", "stack",
-    "transpose", "embedding", "gru", "lstm", "simple_rnn", "batch_norm", "layer_norm", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
-    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "max", "mean", "min", "sum",
-    "avg_pool2d", "conv2d", "global_average_pool2d", "global_max_pool2d", "max_pool2d",
-]
+    "transpose", "embedding", "gru", "lstm", "simple_rnn", "batch_norm", "layer_norm", "dense", "dropout",
+    "activation", "log_softmax", "matmul", "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy",
+    "max", "mean", "min", "sum", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "global_average_pool2d",
+    "global_max_pool2d", "max_pool1d", "max_pool2d",
+] + sorted(ACTIVATIONS)   # relu, sigmoid, ..., one per activation of the table
+
+globals().update(ACTIVATIONS)
 
 
 def _attach_tensor_methods():
@@ -58,8 +62,8 @@ def _attach_tensor_methods():
     T.T = property(lambda a: transpose(a))
     T.flatten = flatten
     T.clip = clip
-    T.relu, T.sigmoid, T.tanh, T.gelu, T.elu = relu, sigmoid, tanh, gelu, elu
-    T.leaky_relu = leaky_relu
+    for name in ("relu", "sigmoid", "tanh", "gelu", "elu", "leaky_relu"):
+        setattr(T, name, ACTIVATIONS[name])
     T.softmax = lambda a, axis=-1: softmax(a, axis)
     T.log_softmax = lambda a, axis=-1: log_softmax(a, axis)
 

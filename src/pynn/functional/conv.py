@@ -7,10 +7,10 @@ from (x, y) instead of storing an index array.
 """
 from .. import backend
 from ..autograd import Function
-from .nn import _derivative_from_output
+from ..shapes import normalize_tuple, pair
+from .activation import check_fusable, fused_backward, split
+from .movement import reshape
 from .registry import register
-
-_FUSABLE = ("linear", "relu", "sigmoid", "tanh")
 
 
 def _B():
@@ -21,15 +21,13 @@ def _B():
 class Conv2D(Function):
     """act(conv(x, w) + b): x (N, H, W, C_in), w (kh, kw, C_in, C_out), b (C_out,).
 
-    activation: linear/relu/sigmoid/tanh, fused into the kernel's GEMM epilogue;
-    its derivative is read off the output y. dz = act'(y)·g, then
+    activation: "linear" or one whose derivative its output determines, fused into
+    the kernel's GEMM epilogue; dz = act'(y)·g read off the output y, then
     dx = conv2d_backward_input(dz), dw = conv2d_backward_kernel(x, dz), db = Σ dz.
     """
 
     def forward(self, x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear"):
-        if activation not in _FUSABLE:
-            raise ValueError(f"conv2d: activation {activation!r} cannot be fused; use one of {_FUSABLE} "
-                             "and apply others after")
+        check_fusable("conv2d", activation)
         self.x, self.w, self.args = x, w, (strides, padding, dilation)
         self.activation = activation
         self.y = _B().conv2d(x, w, b, strides, padding, dilation, None if activation == "linear" else activation)
@@ -38,10 +36,7 @@ class Conv2D(Function):
     def backward(self, g):
         B, (strides, padding, dilation) = _B(), self.args
         need = self.needs_input_grad
-        if len(need) > 2 and need[2]:
-            dz, db = B.act_bias_grad(self.y, g, self.activation)   # NHWC: Σ over N, H, W = all but C
-        else:
-            dz, db = _derivative_from_output(self.activation, self.y, g), None
+        dz, db = fused_backward(self.activation, self.y, g, len(need) > 2 and need[2])   # NHWC: Σ over N, H, W
         dx = B.conv2d_backward_input(dz, self.w, self.x.shape, strides, padding, dilation) if need[0] else None
         dw = B.conv2d_backward_kernel(self.x, dz, self.w.shape, strides, padding, dilation) if need[1] else None
         return dx, dw, db
@@ -97,27 +92,54 @@ class GlobalMaxPool2D(Function):
         return _B().global_max_pool2d_backward(self.x, self.y, g)
 
 
-def _pair(v):
-    return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
+def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1, activation=None):
+    """2-D convolution of an NHWC tensor; see :class:`Conv2D`. ``padding``: "valid" | "same";
+    ``activation`` None, a name or a callable (fused when its output gives its gradient)."""
+    fused, after = split(activation)
+    kwargs = dict(strides=pair(strides, "strides"), padding=padding, dilation=pair(dilation_rate, "dilation_rate"),
+                  activation=fused)
+    y = Conv2D.apply(x, w, **kwargs) if b is None else Conv2D.apply(x, w, b, **kwargs)
+    return y if after is None else after(y)
 
 
-def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1, activation="linear"):
-    """2-D convolution of an NHWC tensor; see :class:`Conv2D`. ``padding``: "valid" | "same"."""
-    kwargs = dict(strides=_pair(strides), padding=padding, dilation=_pair(dilation_rate),
-                  activation=activation or "linear")
-    return Conv2D.apply(x, w, **kwargs) if b is None else Conv2D.apply(x, w, b, **kwargs)
+def conv1d(x, w, b=None, strides=1, padding="valid", dilation_rate=1, activation=None):
+    """1-D convolution of (N, T, C_in) with w (k, C_in, C_out): the 2-D op on a height-1
+    view ((N, 1, T, C), kernel (1, k, C_in, C_out); reshapes are views, no copies)."""
+    n, t, c = x.shape
+    (s,), (d,) = normalize_tuple(strides, 1, "strides"), normalize_tuple(dilation_rate, 1, "dilation_rate")
+    y = conv2d(reshape(x, (n, 1, t, c)), reshape(w, (1,) + tuple(w.shape)), b, strides=(1, s), padding=padding,
+               dilation_rate=(1, d), activation=activation)
+    return reshape(y, (n, y.shape[2], y.shape[3]))
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """Max pooling, NHWC; ``strides`` defaults to ``pool_size``."""
-    return MaxPool2D.apply(x, pool_size=_pair(pool_size), strides=None if strides is None else _pair(strides),
-                           padding=padding)
+    return MaxPool2D.apply(x, pool_size=pair(pool_size, "pool_size"),
+                           strides=None if strides is None else pair(strides, "strides"), padding=padding)
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """Average pooling, NHWC; "same" padding averages over the real cells only."""
-    return AvgPool2D.apply(x, pool_size=_pair(pool_size), strides=None if strides is None else _pair(strides),
-                           padding=padding)
+    return AvgPool2D.apply(x, pool_size=pair(pool_size, "pool_size"),
+                           strides=None if strides is None else pair(strides, "strides"), padding=padding)
+
+
+def _pool1d(pool2d, x, pool_size, strides, padding):
+    n, t, c = x.shape
+    (k,) = normalize_tuple(pool_size, 1, "pool_size")
+    (s,) = (k,) if strides is None else normalize_tuple(strides, 1, "strides")
+    y = pool2d(reshape(x, (n, 1, t, c)), (1, k), (1, s), padding)
+    return reshape(y, (n, y.shape[2], c))
+
+
+def max_pool1d(x, pool_size=2, strides=None, padding="valid"):
+    """Max pooling over the steps of (N, T, C); the 2-D op on a height-1 view."""
+    return _pool1d(max_pool2d, x, pool_size, strides, padding)
+
+
+def avg_pool1d(x, pool_size=2, strides=None, padding="valid"):
+    """Average pooling over the steps of (N, T, C); "same" averages the real steps only."""
+    return _pool1d(avg_pool2d, x, pool_size, strides, padding)
 
 
 def global_average_pool2d(x): return GlobalAveragePool2D.apply(x)

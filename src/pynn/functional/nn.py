@@ -1,11 +1,13 @@
-"""Neural-network ops: matmul, dense, activations, softmax and the fused
-softmax/sigmoid cross-entropies. Forward and backward both call the active
+"""Neural-network ops: matmul, dense and the fused softmax/sigmoid
+cross-entropies (activations: ``activation.py``). Forward and backward both call the active
 backend's kernels (``pynn.backend.current()``), so the same graph runs on the
 numpy reference or the native kernels."""
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, Tensor
+from ..random import generator
+from .activation import check_fusable, fused_backward, split
 from .registry import register, unbroadcast
 
 
@@ -42,136 +44,30 @@ class MatMul(Function):
         return ga, gb
 
 
-# Activations whose derivative can be read off the output y alone: Dense fuses
-# these into the GEMM epilogue and keeps only y for backward.
-_FUSABLE = {"linear": None, "relu": None, "sigmoid": None, "tanh": None}
-
-
-def _derivative_from_output(activation, y, g):
-    """act'(z)·g from the output y = act(z) alone, through the backend's
-    activation-gradient kernel (one native pass instead of numpy temporaries).
-    For relu, y > 0 exactly where z > 0, so y stands in for z."""
-    if activation == "linear":
-        return g
-    return getattr(_B(), activation + "_grad")(y, y, g)
-
-
 @register("dense")
 class Dense(Function):
     """act(x @ kernel + bias) in one kernel call (GEMM with a fused epilogue).
 
-    x (..., in), kernel (in, out), bias (out,) or None; activation one of
-    linear/relu/sigmoid/tanh. Backward: dz = act'(z)·g, dx = dz @ kernelᵀ,
-    dkernel = xᵀ @ dz, dbias = Σ dz.
+    x (..., in), kernel (in, out), bias (out,) or None; activation "linear" or one
+    whose derivative its output determines (``from_output`` in the activation
+    table), with its default parameter. Backward: dz = act'(y)·g read off the
+    output, dx = dz @ kernelᵀ, dkernel = xᵀ @ dz, dbias = Σ dz.
     """
 
     def forward(self, x, kernel, bias=None, activation="linear"):
-        if activation not in _FUSABLE:
-            raise ValueError(f"dense: activation {activation!r} cannot be fused; use linear and apply it after")
+        check_fusable("dense", activation)
         self.x, self.kernel, self.activation = x, kernel, activation
         self.y = _B().matmul(x, kernel, bias=bias, activation=None if activation == "linear" else activation)
         return self.y
 
     def backward(self, g):
         B = _B()
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            dz, db = B.act_bias_grad(self.y, g, self.activation)   # one pass for act' and Σ
-        else:
-            dz, db = _derivative_from_output(self.activation, self.y, g), None
+        dz, db = fused_backward(self.activation, self.y, g, len(self.needs_input_grad) > 2 and self.needs_input_grad[2])
         x2 = self.x.reshape(-1, self.x.shape[-1])
         dz2 = dz.reshape(-1, dz.shape[-1])
         dx = B.matmul(dz, self.kernel.T) if self.needs_input_grad[0] else None
         dk = B.matmul(x2.T, dz2) if self.needs_input_grad[1] else None
         return dx, dk, db
-
-
-# ---------------------------------------------------------------- activations
-@register("relu")
-class ReLU(Function):
-    def forward(self, x):
-        self.x = x
-        self.y = _B().relu(x)
-        return self.y
-
-    def backward(self, g):
-        return _B().relu_grad(self.x, self.y, g)
-
-
-@register("leaky_relu")
-class LeakyReLU(Function):
-    def forward(self, x, alpha=0.2):
-        self.x, self.alpha = x, alpha
-        self.y = _B().leaky_relu(x, alpha=alpha)
-        return self.y
-
-    def backward(self, g):
-        return _B().leaky_relu_grad(self.x, self.y, g, alpha=self.alpha)
-
-
-@register("sigmoid")
-class Sigmoid(Function):
-    def forward(self, x):
-        self.x = x
-        self.y = _B().sigmoid(x)
-        return self.y
-
-    def backward(self, g):
-        return _B().sigmoid_grad(self.x, self.y, g)
-
-
-@register("tanh")
-class Tanh(Function):
-    def forward(self, x):
-        self.x = x
-        self.y = _B().tanh(x)
-        return self.y
-
-    def backward(self, g):
-        return _B().tanh_grad(self.x, self.y, g)
-
-
-@register("gelu")
-class GELU(Function):
-    def forward(self, x):
-        self.x = x
-        self.y = _B().gelu(x)
-        return self.y
-
-    def backward(self, g):
-        return _B().gelu_grad(self.x, self.y, g)
-
-
-@register("elu")
-class ELU(Function):
-    def forward(self, x, alpha=1.0):
-        self.x, self.alpha = x, alpha
-        self.y = _B().elu(x, alpha=alpha)
-        return self.y
-
-    def backward(self, g):
-        return _B().elu_grad(self.x, self.y, g, alpha=self.alpha)
-
-
-@register("softmax")
-class Softmax(Function):
-    def forward(self, x, axis=-1):
-        self.axis = axis
-        self.y = _B().softmax(x, axis=axis)
-        return self.y
-
-    def backward(self, g):
-        return _B().softmax_grad(self.y, g, axis=self.axis)
-
-
-@register("log_softmax")
-class LogSoftmax(Function):
-    def forward(self, x, axis=-1):
-        self.axis = axis
-        self.y = _B().log_softmax(x, axis=axis)
-        return self.y
-
-    def backward(self, g):
-        return _B().log_softmax_grad(self.y, g, axis=self.axis)
 
 
 # ---------------------------------------------------------------- fused losses
@@ -206,38 +102,47 @@ class SigmoidBinaryCrossEntropy(Function):
         return grad_x, grad_t
 
 
+# ---------------------------------------------------------------- dropout
+@register("dropout")
+class Dropout(Function):
+    """x · mask with a fixed mask (broadcast against x); backward g · mask."""
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, g):
+        return g * self.mask, None
+
+
+def dropout(x, rate, noise_shape=None, rng=None):
+    """Inverted dropout: each entry zeroed with probability ``rate``, the rest scaled by
+    1/(1 − rate), so the expectation is x. ``noise_shape``: the mask's shape, broadcast
+    against x (Keras; (N, 1, C) drops a channel at every step). ``rng``: a numpy Generator,
+    default pynn's (``pynn.set_seed``)."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    keep = 1.0 - rate
+    shape = data.shape if noise_shape is None else tuple(noise_shape)
+    mask = ((rng or generator()).random(shape) < keep).astype(data.dtype) / np.asarray(keep, data.dtype)
+    return Dropout.apply(x, mask)
+
+
 # ---------------------------------------------------------------- wrappers
 def matmul(a, b): return MatMul.apply(a, b)
 
 
-def dense(x, kernel, bias=None, activation="linear"):
-    """act(x @ kernel + bias); x (..., in), kernel (in, out), bias (out,)."""
-    if bias is None:
-        return Dense.apply(x, kernel, activation=activation)
-    return Dense.apply(x, kernel, bias, activation=activation)
+def dense(x, kernel, bias=None, activation=None):
+    """act(x @ kernel + bias); x (..., in), kernel (in, out), bias (out,) or None.
+
+    ``activation``: None, a name or a callable. One whose gradient its output
+    determines runs in the GEMM's epilogue; any other is applied after it.
+    """
+    fused, after = split(activation)
+    y = Dense.apply(x, kernel, activation=fused) if bias is None else Dense.apply(x, kernel, bias, activation=fused)
+    return y if after is None else after(y)
 
 
-def relu(x): return ReLU.apply(x)
-def leaky_relu(x, alpha=0.2): return LeakyReLU.apply(x, alpha=alpha)
-def tanh(x): return Tanh.apply(x)
-def gelu(x): return GELU.apply(x)
-def elu(x, alpha=1.0): return ELU.apply(x, alpha=alpha)
-
-
-def sigmoid(x):
-    out = Sigmoid.apply(x)
-    out._keras_logits = x  # a BCE loss on this output may use the logits path
-    return out
-
-
-def softmax(x, axis=-1):
-    out = Softmax.apply(x, axis=axis)
-    if axis in (-1, np.ndim(x) - 1):
-        out._keras_logits = x  # a CCE loss on this output may use the fused logits path
-    return out
-
-
-def log_softmax(x, axis=-1): return LogSoftmax.apply(x, axis=axis)
-def linear(x): return x
 def softmax_cross_entropy(logits, labels): return SoftmaxCrossEntropy.apply(logits, labels)
 def sigmoid_binary_cross_entropy(logits, targets): return SigmoidBinaryCrossEntropy.apply(logits, targets)

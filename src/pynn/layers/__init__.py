@@ -2,8 +2,7 @@
 from .activation import Activation
 from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer, Variable
-from .conv import Conv2D
-from .conv1d import AveragePooling1D, Conv1D, MaxPooling1D
+from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
@@ -11,10 +10,10 @@ from .flatten import Flatten
 from .input_layer import Input
 from .merging import Add, Concatenate, Multiply
 from .normalization import BatchNormalization, LayerNormalization
-from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
+                      GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
 from .recurrent import GRU, LSTM, SimpleRNN
 from .reshaping import Lambda, Reshape, Rescaling
-from .sequence_pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .transformer import PositionEmbedding, SinePositionEncoding, TransformerEncoder
 from .wrappers import Bidirectional, TimeDistributed
 

@@ -10,7 +10,6 @@ import numpy as np
 
 from .. import functional as F, initializers
 from ..autograd import Tensor
-from ..random import generator
 from .base import Layer
 
 _NEG = -1e9
@@ -41,10 +40,7 @@ def masked_softmax(scores, mask):
 
 
 def _dropout(x, rate, training):
-    if not training or rate == 0.0:
-        return x
-    keep = 1.0 - rate
-    return x * ((generator().random(x.shape) < keep).astype(x.dtype) / np.asarray(keep, x.dtype))
+    return F.dropout(x, rate) if training and rate else x
 
 
 class Attention(Layer):

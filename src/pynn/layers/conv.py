@@ -1,23 +1,28 @@
-"""``layers.Conv2D``: 2-D convolution over NHWC images, ``activation(conv(x, kernel) + bias)``."""
+"""Convolution layers, channels_last: ``BaseConv(rank)`` and its Conv1D and Conv2D
+(Keras's pattern), ``activation(conv(x, kernel) + bias)``.
+
+Conv1D runs the 2-D kernels on a height-1 view of (N, T, C) (``F.conv1d``):
+reshapes are views, so it adds no copies.
+"""
 from .. import activations, functional as F, initializers
-from ..backend.numpy.conv import conv_geometry, pair
+from ..shapes import normalize_padding, normalize_tuple, window_geometry
 from .base import Layer
 
-# Activations fused into the convolution's GEMM epilogue (derivative from the output alone).
-_FUSED = {"linear", "relu", "sigmoid", "tanh", None}
 
+class BaseConv(Layer):
+    """The convolution of ``rank`` spatial dimensions: settings, weights, shapes.
 
-class Conv2D(Layer):
-    """Conv2D(filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-    activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-    kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None).
-
-    Input (N, H, W, C_in) channels_last -> (N, OH, OW, filters). Weights as Keras:
-    [kernel (kh, kw, C_in, filters), bias (filters,)]. padding "valid" | "same" (TensorFlow rules).
+    Input (N, *spatial, C_in) -> (N, *spatial', filters). Weights as Keras:
+    [kernel (*kernel_size, C_in, filters), bias (filters,)]. padding "valid" |
+    "same" (TensorFlow rules, either case); strides > 1 together with
+    dilation_rate > 1 is refused, as Keras does.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                 activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+    rank = None
+    _spatial = None   # how the error messages name the input's axes
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -25,21 +30,17 @@ class Conv2D(Layer):
         if not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"{name}: filters must be a positive integer, got {filters!r}")
         if data_format not in (None, "channels_last"):
-            raise ValueError(f"{name}: only data_format='channels_last' (NHWC) is supported, got {data_format!r}")
-        padding = padding.lower() if isinstance(padding, str) else padding
-        if padding not in ("valid", "same"):
-            raise ValueError(f"{name}: padding must be 'valid' or 'same', got {padding!r}")
+            raise ValueError(f"{name}: only data_format='channels_last' is supported, got {data_format!r}")
         self.filters = filters
-        self.kernel_size = pair(kernel_size, f"{name} kernel_size")
-        self.strides = pair(strides, f"{name} strides")
-        self.dilation_rate = pair(dilation_rate, f"{name} dilation_rate")
+        self.kernel_size = normalize_tuple(kernel_size, self.rank, f"{name} kernel_size")
+        self.strides = normalize_tuple(strides, self.rank, f"{name} strides")
+        self.dilation_rate = normalize_tuple(dilation_rate, self.rank, f"{name} dilation_rate")
         if min(self.kernel_size + self.strides + self.dilation_rate) < 1:
             raise ValueError(f"{name}: kernel_size {self.kernel_size}, strides {self.strides} and dilation_rate "
                              f"{self.dilation_rate} must be positive")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{name}: strides > 1 together with dilation_rate > 1 is not supported (as Keras)")
-        self.padding = padding
-        self.activation_name = activation if isinstance(activation, str) or activation is None else None
+        self.padding = normalize_padding(padding, name)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -48,9 +49,12 @@ class Conv2D(Layer):
         self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
         self.input_channels = None
 
+    def _expected(self, channels="channels"):
+        return f"(batch, {', '.join(self._spatial)}, {channels})"
+
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(f"Conv2D {self.name!r}: expected an input of shape (batch, height, width, channels), "
+        if len(input_shape) != self.rank + 2 or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected an input of shape {self._expected()}, "
                              f"got {input_shape}")
         self.input_channels = input_shape[-1]
         self.compute_output_shape(input_shape)  # fail now if the kernel does not fit
@@ -62,29 +66,47 @@ class Conv2D(Layer):
         self.built = True
 
     def call(self, x):
-        if x.ndim != 4 or x.shape[-1] != self.input_channels:
-            raise ValueError(f"Conv2D {self.name!r}: expected input (batch, height, width, {self.input_channels}), "
-                             f"got shape {x.shape}")
-        fused = self.activation_name in _FUSED
-        y = F.conv2d(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
-                     dilation_rate=self.dilation_rate, activation=(self.activation_name or "linear") if fused else "linear")
-        return y if fused else self.activation(y)
+        if x.ndim != self.rank + 2 or x.shape[-1] != self.input_channels:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input "
+                             f"{self._expected(self.input_channels)}, got shape {x.shape}")
+        # The op fuses the activation into its GEMM when the output gives its gradient.
+        conv = F.conv1d if self.rank == 1 else F.conv2d
+        return conv(x, self.kernel, self.bias, strides=self.strides, padding=self.padding,
+                    dilation_rate=self.dilation_rate, activation=self.activation)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(f"Conv2D {self.name!r}: expected an input of shape (batch, height, width, channels), "
-                             f"got {tuple(input_shape)}")
-        n, h, w, _ = input_shape
-        if h is None or w is None:
-            return (n, None, None, self.filters)
+        label = f"{type(self).__name__} {self.name!r}"
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(f"{label}: expected an input of shape {self._expected()}, got {tuple(input_shape)}")
+        spatial = tuple(input_shape[1:-1])
+        if None in spatial:
+            return (input_shape[0],) + (None,) * self.rank + (self.filters,)
         kshape = self.kernel_size + (input_shape[-1], self.filters)
-        (oh, ow), _, _ = conv_geometry(f"Conv2D {self.name!r}", tuple(input_shape), *self.kernel_size,
-                                       self.strides, self.padding, self.dilation_rate, kshape)
-        return (n, oh, ow, self.filters)
+        out = tuple(window_geometry(label, n, k, s, d, self.padding, tuple(input_shape), kshape)[0]
+                    for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate))
+        return (input_shape[0],) + out + (self.filters,)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+        # Conv1D's files hold plain ints, Conv2D's lists, as they always have.
+        v = (lambda t: t[0]) if self.rank == 1 else list
+        return {**super().get_config(), "filters": self.filters, "kernel_size": v(self.kernel_size),
+                "strides": v(self.strides), "padding": self.padding, "dilation_rate": v(self.dilation_rate),
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class Conv1D(BaseConv):
+    """Conv1D(filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
+    use_bias=True, ...): (N, T, C_in) -> (N, T', filters); kernel (k, C_in, filters), for text CNNs."""
+    rank = 1
+    _spatial = ("steps",)
+
+
+class Conv2D(BaseConv):
+    """Conv2D(filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
+    activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+    kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None):
+    NHWC images (N, H, W, C_in) -> (N, OH, OW, filters); kernel (kh, kw, C_in, filters)."""
+    rank = 2
+    _spatial = ("height", "width")

@@ -2,10 +2,6 @@
 from .. import activations, functional as F, initializers
 from .base import Layer
 
-# Activations the GEMM applies in its epilogue while the tile is in cache
-# (their derivative is a function of the output alone, so backward needs no z).
-_FUSED = {"linear", "relu", "sigmoid", "tanh", None}
-
 
 class Dense(Layer):
     """Dense(units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -24,7 +20,6 @@ class Dense(Layer):
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
         self.units = units
-        self.activation_name = activation if isinstance(activation, str) or activation is None else None
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -48,9 +43,8 @@ class Dense(Layer):
         if x.ndim < 2 or x.shape[-1] != self.input_dim:
             raise ValueError(f"Dense {self.name!r}: expected input with last dimension {self.input_dim}, "
                              f"got shape {x.shape}")
-        if self.activation_name in _FUSED:
-            return F.dense(x, self.kernel, self.bias, activation=self.activation_name or "linear")
-        return self.activation(F.dense(x, self.kernel, self.bias))
+        # F.dense fuses the activation into the GEMM when its output gives its gradient.
+        return F.dense(x, self.kernel, self.bias, activation=self.activation)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

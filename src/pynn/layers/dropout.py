@@ -1,23 +1,14 @@
 """``layers.Dropout``: inverted dropout, active only when ``training=True``."""
 import numpy as np
 
-from ..autograd import Function
-from ..random import generator
+from .. import functional as F
 from .base import Layer
-
-
-class _DropoutFn(Function):
-    def forward(self, x, mask):
-        self.mask = mask
-        return x * mask
-
-    def backward(self, g):
-        return g * self.mask, None
 
 
 class Dropout(Layer):
     """Zeroes each input with probability ``rate`` and scales the rest by
-    1/(1−rate) in training, so inference is the identity."""
+    1/(1−rate) in training, so inference is the identity. With ``seed`` the layer
+    draws its masks from its own generator (reproducible whatever else draws)."""
 
     supports_masking = True
 
@@ -25,14 +16,13 @@ class Dropout(Layer):
         super().__init__(**kwargs)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
-        self.rate = rate
+        self.rate, self.seed = rate, seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     def call(self, x, training=False):
         if not training or self.rate == 0.0:
             return x
-        keep = 1.0 - self.rate
-        mask = (generator().random(x.shape) < keep).astype(x.dtype) / np.asarray(keep, x.dtype)
-        return _DropoutFn.apply(x, mask)
+        return F.dropout(x, self.rate, rng=self._rng)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,73 +1,95 @@
-"""Pooling layers over NHWC images: MaxPooling2D, AveragePooling2D and the global ones."""
+"""Pooling layers by rank, channels_last: MaxPooling1D/2D, AveragePooling1D/2D over
+windows, and the global ones over every step (1D, mask-aware as Keras: padded
+steps are left out of the average and the max) or every pixel (2D)."""
+import numpy as np
+
 from .. import functional as F
-from ..backend.numpy.conv import conv_geometry, pair
+from ..shapes import normalize_padding, normalize_tuple, window_geometry
 from .base import Layer
 
+_SPATIAL = {1: ("steps",), 2: ("height", "width")}
 
-class _Pooling2D(Layer):
+
+def _expected(rank):
+    return f"(batch, {', '.join(_SPATIAL[rank])}, channels)"
+
+
+def _check_data_format(name, data_format):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{name}: only data_format='channels_last' is supported, got {data_format!r}")
+
+
+class _Pooling(Layer):
+    """Window max/mean of ``rank`` spatial dimensions; strides default to pool_size."""
+    rank = None
     _fn = None
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         name = type(self).__name__
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{name}: only data_format='channels_last' (NHWC) is supported, got {data_format!r}")
-        padding = padding.lower() if isinstance(padding, str) else padding
-        if padding not in ("valid", "same"):
-            raise ValueError(f"{name}: padding must be 'valid' or 'same', got {padding!r}")
-        self.pool_size = pair(pool_size, f"{name} pool_size")
-        self.strides = self.pool_size if strides is None else pair(strides, f"{name} strides")
+        _check_data_format(name, data_format)
+        self.pool_size = normalize_tuple(pool_size, self.rank, f"{name} pool_size")
+        self.strides = self.pool_size if strides is None else normalize_tuple(strides, self.rank, f"{name} strides")
         if min(self.pool_size + self.strides) < 1:
             raise ValueError(f"{name}: pool_size {self.pool_size} and strides {self.strides} must be positive")
-        self.padding = padding
+        self.padding = normalize_padding(padding, name)
 
     def build(self, input_shape):
         self.compute_output_shape(input_shape)
         self.built = True
 
     def call(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input (batch, height, width, channels), "
+        if x.ndim != self.rank + 2:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input {_expected(self.rank)}, "
                              f"got shape {x.shape}")
         return type(self)._fn(x, self.pool_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
         label = f"{type(self).__name__} {self.name!r}"
-        if len(input_shape) != 4:
-            raise ValueError(f"{label}: expected an input of shape (batch, height, width, channels), "
-                             f"got {tuple(input_shape)}")
-        n, h, w, c = input_shape
-        if h is None or w is None:
-            return (n, None, None, c)
-        (oh, ow), _, _ = conv_geometry(label, tuple(input_shape), *self.pool_size, self.strides, self.padding, 1,
-                                       self.pool_size)
-        return (n, oh, ow, c)
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(f"{label}: expected an input of shape {_expected(self.rank)}, got {tuple(input_shape)}")
+        spatial = tuple(input_shape[1:-1])
+        if None in spatial:
+            return (input_shape[0],) + (None,) * self.rank + (input_shape[-1],)
+        out = tuple(window_geometry(label, n, k, s, 1, self.padding, tuple(input_shape), self.pool_size)[0]
+                    for n, k, s in zip(spatial, self.pool_size, self.strides))
+        return (input_shape[0],) + out + (input_shape[-1],)
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+        v = (lambda t: t[0]) if self.rank == 1 else list   # the config values saved files hold
+        return {**super().get_config(), "pool_size": v(self.pool_size), "strides": v(self.strides),
                 "padding": self.padding}
 
 
-class MaxPooling2D(_Pooling2D):
+class MaxPooling1D(_Pooling):
+    """Max over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C)."""
+    rank, _fn = 1, staticmethod(F.max_pool1d)
+
+
+class AveragePooling1D(_Pooling):
+    """Average over windows of ``pool_size`` steps ("same" padding averages real steps only)."""
+    rank, _fn = 1, staticmethod(F.avg_pool1d)
+
+
+class MaxPooling2D(_Pooling):
     """MaxPooling2D(pool_size=(2, 2), strides=None, padding="valid"): window max; the
     gradient goes to the first maximum of each window (row-major), as TensorFlow."""
-    _fn = staticmethod(F.max_pool2d)
+    rank, _fn = 2, staticmethod(F.max_pool2d)
 
 
-class AveragePooling2D(_Pooling2D):
+class AveragePooling2D(_Pooling):
     """AveragePooling2D(pool_size=(2, 2), strides=None, padding="valid"): window mean;
     with "same" padding only the real cells are averaged, as Keras."""
-    _fn = staticmethod(F.avg_pool2d)
+    rank, _fn = 2, staticmethod(F.avg_pool2d)
 
 
-class _GlobalPooling2D(Layer):
-    _fn = None
+class _GlobalPooling(Layer):
+    """(N, *spatial, C) -> (N, C), or (N, 1, ..., 1, C) with ``keepdims``."""
+    rank = None
 
     def __init__(self, keepdims=False, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{type(self).__name__}: only data_format='channels_last' (NHWC) is supported, "
-                             f"got {data_format!r}")
+        _check_data_format(type(self).__name__, data_format)
         self.keepdims = bool(keepdims)
 
     def build(self, input_shape):
@@ -75,28 +97,58 @@ class _GlobalPooling2D(Layer):
         self.built = True
 
     def call(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input (batch, height, width, channels), "
+        if x.ndim != self.rank + 2:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input {_expected(self.rank)}, "
                              f"got shape {x.shape}")
-        y = type(self)._fn(x)
-        return F.reshape(y, (y.shape[0], 1, 1, y.shape[1])) if self.keepdims else y
+        y = self._pool(x)
+        return F.reshape(y, (y.shape[0],) + (1,) * self.rank + (y.shape[1],)) if self.keepdims else y
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 4:
+        if len(input_shape) != self.rank + 2:
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected an input of shape "
-                             f"(batch, height, width, channels), got {tuple(input_shape)}")
-        n, _, _, c = input_shape
-        return (n, 1, 1, c) if self.keepdims else (n, c)
+                             f"{_expected(self.rank)}, got {tuple(input_shape)}")
+        n, c = input_shape[0], input_shape[-1]
+        return (n,) + (1,) * self.rank + (c,) if self.keepdims else (n, c)
 
     def get_config(self):
         return {**super().get_config(), "keepdims": self.keepdims}
 
 
-class GlobalAveragePooling2D(_GlobalPooling2D):
+class GlobalAveragePooling1D(_GlobalPooling):
+    """Mean over the steps; with a padding mask, over the real steps only."""
+    rank = 1
+
+    def _pool(self, x):
+        mask = x._keras_mask
+        if mask is None:
+            return F.mean(x, axis=1)
+        w = np.asarray(mask, x.dtype)[..., None]                 # (B, T, 1)
+        count = np.maximum(w.sum(axis=1), 1.0)                   # (B, 1)
+        return F.sum(x * w, axis=1) / count
+
+
+class GlobalMaxPooling1D(_GlobalPooling):
+    """Max over the steps; with a padding mask, over the real steps only."""
+    rank = 1
+
+    def _pool(self, x):
+        mask = x._keras_mask
+        if mask is not None:
+            x = F.where(np.asarray(mask, bool)[..., None], x, np.asarray(np.finfo(x.dtype).min, x.dtype))
+        return F.max(x, axis=1)
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
     """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): mean over space."""
-    _fn = staticmethod(F.global_average_pool2d)
+    rank = 2
+
+    def _pool(self, x):
+        return F.global_average_pool2d(x)
 
 
-class GlobalMaxPooling2D(_GlobalPooling2D):
+class GlobalMaxPooling2D(_GlobalPooling):
     """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): max over space."""
-    _fn = staticmethod(F.global_max_pool2d)
+    rank = 2
+
+    def _pool(self, x):
+        return F.global_max_pool2d(x)

@@ -118,10 +118,8 @@ class _RNN(Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: the input has 0 time steps (shape {x.shape}); "
                              "a recurrent layer needs at least one")
         if training and self.dropout:
-            keep = 1.0 - self.dropout
             # One mask per sample and feature, shared by every step (Keras' and Gal's variational dropout).
-            m = (generator().random((x.shape[0], 1, x.shape[2])) < keep).astype(x.dtype) / np.asarray(keep, x.dtype)
-            x = x * m
+            x = F.dropout(x, self.dropout, noise_shape=(x.shape[0], 1, x.shape[2]))
         return x
 
     def _recurrent_mask(self, x, training):

@@ -9,8 +9,10 @@ import numpy as np
 
 from pynn import _C
 
+from ...shapes import pair, pool_args as _pool_args
 from ..numpy import conv as _ref
-from ..numpy.conv import pair
+from ..numpy.core import check_activation
+from .nn import NATIVE_CONV_ACTIVATIONS, activate
 
 __all__ = list(_ref.__all__)
 
@@ -30,16 +32,14 @@ def _shape4(op, shape):
     return shape
 
 
-def _pool_args(pool_size, strides):
-    k = pair(pool_size, "pool_size")
-    return k, k if strides is None else pair(strides, "strides")
-
-
-def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation=None):
+def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation=None, alpha=None):
     if not _f32(x, w) or (b is not None and not _f32(b)):
-        return _ref.conv2d(x, w, b, strides, padding, dilation, activation)
-    return _C.conv2d(_c(x), _c(w), None if b is None else _c(b), pair(strides), padding, pair(dilation),
-                     None if activation in (None, "linear") else activation)
+        return _ref.conv2d(x, w, b, strides, padding, dilation, activation, alpha)
+    check_activation("conv2d", activation)
+    fused = activation if activation in NATIVE_CONV_ACTIVATIONS else None
+    y = _C.conv2d(_c(x), _c(w), None if b is None else _c(b), pair(strides), padding, pair(dilation), fused)
+    # An activation the convolution's epilogue lacks: its elementwise kernel after.
+    return y if activation is None or fused is not None else activate(y, activation, alpha)
 
 
 def conv2d_backward_input(dy, w, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1)):

@@ -10,12 +10,13 @@ import numpy as np
 
 from pynn import _C
 
-from ..numpy import core as _ref
+from ..numpy import activations as _table, core as _ref
+from .nn import NATIVE_ACTIVATIONS, activate
 
 __all__ = ["matmul"]
 
 
-def matmul(a, b, bias=None, activation=None, alpha=0.0):
+def matmul(a, b, bias=None, activation=None, alpha=None):
     """``act(a @ b + bias)`` with NumPy's ``@`` semantics; see the numpy backend.
 
     a: (..., m, k) or (k,); b: (..., k, n) or (k,); bias: None or (n,).
@@ -25,10 +26,12 @@ def matmul(a, b, bias=None, activation=None, alpha=0.0):
             or (bias is not None and np.asarray(bias).dtype != np.float32)):
         return _ref.matmul(a, b, bias, activation, alpha)
     _ref.check_matmul_shapes(a, b)
-    if activation not in _ref.ACTIVATIONS:
-        raise ValueError(f"matmul: unknown activation {activation!r} "
-                         f"(expected one of {_ref.ACTIVATIONS})")
+    _ref.check_activation("matmul", activation)
+    if activation is not None and activation not in NATIVE_ACTIVATIONS:
+        # No epilogue for it in _C: the product, then the activation's kernel.
+        return activate(matmul(a, b, bias), activation, alpha)
     act = activation or "linear"
+    alpha = _table.param_value(act, alpha) or 0.0
     if bias is not None:
         bias = np.asarray(bias)
         if b.ndim == 1 or bias.shape != (b.shape[-1],):

@@ -21,9 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from pynn import _C
-from ..numpy import nn as _refnn
-
-__all__ = list(_refnn.__all__)
+from ..numpy import activations as _table, nn as _refnn
 
 _F32 = np.dtype(np.float32)
 
@@ -36,66 +34,56 @@ _c = np.ascontiguousarray
 
 
 # ---------------------------------------------------------------- activations
-def relu(x):
-    return _C.act_forward(_c(x), "relu", 0.0) if _f32(x) else _refnn.relu(x)
+# _C reports the activations it implements (elementwise kernels and the GEMM
+# epilogue) and those it can differentiate from the output alone. An extension
+# built before it could say so has the fixed sets below.
+_LEGACY_NAMES = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu")
+_LEGACY_FROM_OUTPUT = ("linear", "relu", "sigmoid", "tanh")
+NATIVE_ACTIVATIONS = frozenset(_C.activation_names() if hasattr(_C, "activation_names") else _LEGACY_NAMES)
+NATIVE_FROM_OUTPUT = frozenset(
+    n for n in NATIVE_ACTIVATIONS
+    if (_C.activation_from_output(n) if hasattr(_C, "activation_from_output") else n in _LEGACY_FROM_OUTPUT))
+# The convolution's epilogue takes no parameter (alpha); before activation_names() it had four activations.
+NATIVE_CONV_ACTIVATIONS = frozenset(
+    n for n in NATIVE_ACTIVATIONS if _table.ACTIVATIONS[n].param is None
+    and (hasattr(_C, "activation_names") or n in _LEGACY_FROM_OUTPUT))
 
 
-def relu_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.relu_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "relu", 0.0)
+def _native_kernels(name):
+    """name(x[, alpha]) and name_grad(x, y, dy[, alpha]) over _C.act_forward/act_backward,
+    with the reference kernel's signature; non-float32 inputs go to the reference kernel."""
+    ref, ref_grad = getattr(_refnn, name), getattr(_refnn, name + "_grad")
+    param = _table.ACTIVATIONS[name].param
+    if param is None:
+        def forward(x):
+            return _C.act_forward(_c(x), name, 0.0) if _f32(x) else ref(x)
+
+        def grad(x, y, dy):
+            return _C.act_backward(_c(x), _c(y), _c(dy), name, 0.0) if _f32(x, y, dy) else ref_grad(x, y, dy)
+    else:
+        def forward(x, alpha=param[1]):
+            return _C.act_forward(_c(x), name, float(alpha)) if _f32(x) else ref(x, alpha)
+
+        def grad(x, y, dy, alpha=param[1]):
+            if not _f32(x, y, dy):
+                return ref_grad(x, y, dy, alpha)
+            return _C.act_backward(_c(x), _c(y), _c(dy), name, float(alpha))
+    forward.__name__, grad.__name__ = name, name + "_grad"
+    forward.__doc__, grad.__doc__ = ref.__doc__, ref_grad.__doc__
+    return {name: forward, name + "_grad": grad}
 
 
-def leaky_relu(x, alpha=0.2):
-    if not _f32(x):
-        return _refnn.leaky_relu(x, alpha)
-    return _C.act_forward(_c(x), "leaky_relu", float(alpha))
+# Kernels of the names _C lacks stay the reference ones (pynn.backend.coverage() says so).
+globals().update({k: f for name in sorted(NATIVE_ACTIVATIONS & set(_table.ACTIVATIONS))
+                  for k, f in _native_kernels(name).items()})
 
 
-def leaky_relu_grad(x, y, dy, alpha=0.2):
-    if not _f32(x, y, dy):
-        return _refnn.leaky_relu_grad(x, y, dy, alpha)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "leaky_relu", float(alpha))
-
-
-def sigmoid(x):
-    return _C.act_forward(_c(x), "sigmoid", 0.0) if _f32(x) else _refnn.sigmoid(x)
-
-
-def sigmoid_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.sigmoid_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "sigmoid", 0.0)
-
-
-def tanh(x):
-    return _C.act_forward(_c(x), "tanh", 0.0) if _f32(x) else _refnn.tanh(x)
-
-
-def tanh_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.tanh_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "tanh", 0.0)
-
-
-def gelu(x):
-    return _C.act_forward(_c(x), "gelu", 0.0) if _f32(x) else _refnn.gelu(x)
-
-
-def gelu_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.gelu_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "gelu", 0.0)
-
-
-def elu(x, alpha=1.0):
-    return _C.act_forward(_c(x), "elu", float(alpha)) if _f32(x) else _refnn.elu(x, alpha)
-
-
-def elu_grad(x, y, dy, alpha=1.0):
-    if not _f32(x, y, dy):
-        return _refnn.elu_grad(x, y, dy, alpha)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "elu", float(alpha))
+def activate(y, activation, alpha=None):
+    """A float32 product's activation, after a kernel whose epilogue lacks it:
+    ``_C.act_forward`` where _C has the activation, else the reference."""
+    if activation not in NATIVE_ACTIVATIONS:
+        return _table.apply(y, activation, alpha)
+    return _C.act_forward(_c(y), activation, _table.param_value(activation, alpha) or 0.0)
 
 
 # ---------------------------------------------------------------- bias
@@ -109,11 +97,16 @@ def bias_grad(dy):
     return _C.bias_grad(_c(dy)) if _f32(dy) else _refnn.bias_grad(dy)
 
 
-def act_bias_grad(y, dy, activation):
-    # float64, 0-d, and activations not readable from y (whose error message the reference owns)
-    if not _f32(y, dy) or y.ndim == 0 or activation not in _refnn._FROM_OUTPUT:
-        return _refnn.act_bias_grad(y, dy, activation)
-    return _C.act_bias_backward(_c(y), _c(dy), activation)
+def act_bias_grad(y, dy, activation, alpha=None):
+    # float64, 0-d, activations _C cannot differentiate from y, and those it cannot (whose
+    # error message the reference owns): the reference.
+    if not _f32(y, dy) or y.ndim == 0 or activation not in NATIVE_FROM_OUTPUT:
+        return _refnn.act_bias_grad(y, dy, activation, alpha)
+    if _table.ACTIVATIONS[activation].param is None:   # act' and the column sums in one pass
+        return _C.act_bias_backward(_c(y), _c(dy), activation)
+    a = _table.param_value(activation, alpha)
+    dz = _C.act_backward(_c(y), _c(y), _c(dy), activation, a)   # from y alone, as _C says it can
+    return dz, bias_grad(dz)
 
 
 # ---------------------------------------------------------------- softmax
@@ -175,3 +168,6 @@ def softmax_cross_entropy(logits, labels):
         t2 = _c(labels, dtype=np.float32).reshape(-1, C)
         loss, d = _C.softmax_xent_dense(x2, t2)
     return loss.reshape(lead), d.reshape(logits.shape)
+
+
+__all__ = [k for k in _refnn.__all__ if k in globals()]   # the kernels this module makes native

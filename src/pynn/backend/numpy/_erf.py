@@ -1,4 +1,4 @@
-"""A vectorised, float64-accurate ``erf`` for NumPy arrays (no SciPy at runtime).
+"""A vectorised, float64-accurate ``erf`` and ``erfc`` for NumPy arrays (no SciPy at runtime).
 
 GELU's exact form needs erf, and gradient checks in float64 need it accurate to
 double precision (an error of 1e-7 would swamp a finite difference). Two
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["erf"]
+__all__ = ["erf", "erfc"]
 
 _SERIES_TERMS = 80     # term n shrinks like 18^n / (2n+1)!! at |x| = 3: < 1e-17 by n = 80
 _FRACTION_DEPTH = 60   # the continued fraction has converged to 1e-17 for x >= 3
@@ -25,6 +25,16 @@ _FRACTION_DEPTH = 60   # the continued fraction has converged to 1e-17 for x >= 
 
 def erf(x):
     """Elementwise error function of an array (or scalar); float32 in, float32 out."""
+    return _erf(x, complement=False)
+
+
+def erfc(x):
+    """1 - erf(x) without the cancellation of that difference for large x (the normal
+    CDF's tail needs it relative-accurate); float32 in, float32 out."""
+    return _erf(x, complement=True)
+
+
+def _erf(x, complement):
     x = np.asarray(x)
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
     x64 = x.astype(np.float64, copy=False)
@@ -40,14 +50,19 @@ def erf(x):
         term *= two_x2 / (2 * n + 1)
         total += term
     out[small] = (2.0 / np.sqrt(np.pi)) * np.exp(-xs * xs) * total
+    if complement:   # erfc(3) = 2e-5: 1 - erf loses under 5 of float64's 16 digits here
+        out[small] = 1.0 - out[small]
 
     large = ~small & ~np.isnan(x64)
     xl = ax[large]
     f = xl.copy()
     for n in range(_FRACTION_DEPTH, 0, -1):
         f = xl + (n / 2.0) / f
-    erfc = np.exp(-xl * xl) / np.sqrt(np.pi) / f
-    out[large] = np.sign(x64[large]) * (1.0 - erfc)
+    tail = np.exp(-xl * xl) / np.sqrt(np.pi) / f
+    if complement:   # erfc(-x) = 2 - erfc(x)
+        out[large] = np.where(x64[large] > 0, tail, 2.0 - tail)
+    else:
+        out[large] = np.sign(x64[large]) * (1.0 - tail)
 
     out[np.isnan(x64)] = np.nan
     return out.astype(dtype, copy=False)

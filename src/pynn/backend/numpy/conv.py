@@ -1,9 +1,7 @@
 """NHWC convolution and pooling, reference kernels: textbook sliding windows.
 
 Layout: x (N, H, W, C) channels_last, kernel w (kh, kw, C_in, C_out) as Keras.
-Padding follows TensorFlow: "valid" uses no padding; "same" gives
-out = ceil(in / stride) and pads pad_total = max((out − 1)·s + (k − 1)·d + 1 − in, 0),
-pad_total // 2 before and the rest (the extra one) after (bottom/right).
+Padding follows TensorFlow (the geometry is in ``pynn.shapes``).
 
 Every kernel loops over the kh·kw window offsets and does one whole-tensor
 NumPy operation per offset: y += x[rows i·d :: s, cols j·d :: s] @ w[i, j].
@@ -12,55 +10,15 @@ spec the native kernels are tested against; it favours reading like the math.
 """
 import numpy as np
 
+from ...shapes import conv_geometry, pair, pool_args
+from . import activations as _act
+from .core import check_activation
+
 __all__ = [
     "conv2d", "conv2d_backward_input", "conv2d_backward_kernel", "conv2d_backward_bias",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d", "global_max_pool2d_backward",
 ]
-
-
-# ---------------------------------------------------------------- shape math (shared with native)
-def pair(v, what="value"):
-    """1 -> (1, 1); (2, 3) -> (2, 3)."""
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    t = tuple(int(a) for a in v)
-    if len(t) != 2:
-        raise ValueError(f"expected an int or a pair of ints for {what}, got {v!r}")
-    return t
-
-
-def window_geometry(op, size, k, s, d, padding, input_shape=None, kernel_shape=None):
-    """(out, pad_before, pad_after) for one spatial axis, TensorFlow rules.
-
-    Raises ValueError naming ``op`` and the shapes when the (dilated) window is
-    larger than an unpadded input ("valid") or an argument is out of range.
-    """
-    if padding not in ("valid", "same"):
-        raise ValueError(f"{op}: padding must be 'valid' or 'same', got {padding!r}")
-    if k < 1 or s < 1 or d < 1:
-        raise ValueError(f"{op}: window {k}, stride {s} and dilation {d} must be >= 1")
-    span = (k - 1) * d + 1
-    if padding == "valid":
-        if span > size:
-            raise ValueError(f"{op}: window {span} (kernel {k}, dilation {d}) is larger than the unpadded input "
-                             f"{size} with padding='valid'; input shape {input_shape}, kernel/pool shape "
-                             f"{kernel_shape}")
-        return (size - span) // s + 1, 0, 0
-    out = -(-size // s)
-    total = max((out - 1) * s + span - size, 0)
-    return out, total // 2, total - total // 2
-
-
-def conv_geometry(op, x_shape, kh, kw, strides, padding, dilation, kernel_shape=None):
-    """((OH, OW), (pad_top, pad_bottom), (pad_left, pad_right)) for an NHWC input."""
-    if len(x_shape) != 4:
-        raise ValueError(f"{op}: expected a 4-D NHWC input (N, H, W, C), got shape {tuple(x_shape)}")
-    sh, sw = pair(strides, "strides")
-    dh, dw = pair(dilation, "dilation")
-    oh, pt, pb = window_geometry(op, x_shape[1], kh, sh, dh, padding, tuple(x_shape), kernel_shape)
-    ow, pl, pr = window_geometry(op, x_shape[2], kw, sw, dw, padding, tuple(x_shape), kernel_shape)
-    return (oh, ow), (pt, pb), (pl, pr)
 
 
 def _check_conv(op, x_shape, w_shape):
@@ -90,23 +48,13 @@ def _pad(x, ph, pw, value=0.0):
     return np.pad(x, ((0, 0), ph, pw, (0, 0)), constant_values=value)
 
 
-def _activate(y, activation):
-    if activation in (None, "linear"):
-        return y
-    if activation == "relu":
-        return np.maximum(y, 0)
-    if activation == "sigmoid":
-        return 1 / (1 + np.exp(-y))
-    if activation == "tanh":
-        return np.tanh(y)
-    raise ValueError(f"conv2d: activation {activation!r} cannot be fused; use linear/relu/sigmoid/tanh")
-
-
 # ---------------------------------------------------------------- convolution
-def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation=None):
+def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation=None, alpha=None):
     """y = act(conv(x, w) + b): x (N, H, W, C_in), w (kh, kw, C_in, C_out), b (C_out,) or None
-    -> y (N, OH, OW, C_out). Cross-correlation, as every DL framework."""
+    -> y (N, OH, OW, C_out). Cross-correlation, as every DL framework. ``activation``: None or
+    a name of the activation table, ``alpha`` its parameter (None: the default)."""
     _check_conv("conv2d", x.shape, w.shape)
+    check_activation("conv2d", activation)
     kh, kw, _, cout = w.shape
     (oh, ow), ph, pw = conv_geometry("conv2d", x.shape, kh, kw, strides, padding, dilation, w.shape)
     xp = _pad(x, ph, pw)
@@ -116,7 +64,7 @@ def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activ
         y += xp[:, rows, cols, :] @ w[i, j]
     if b is not None:
         y += b
-    return _activate(y, activation).astype(dtype, copy=False)
+    return y if activation is None else _act.apply(y, activation, alpha).astype(dtype, copy=False)
 
 
 def conv2d_backward_input(dy, w, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1)):
@@ -151,8 +99,7 @@ def conv2d_backward_bias(dy):
 
 # ---------------------------------------------------------------- pooling
 def _pool_geometry(op, x_shape, pool_size, strides, padding):
-    kh, kw = pair(pool_size, "pool_size")
-    strides = (kh, kw) if strides is None else pair(strides, "strides")
+    (kh, kw), strides = pool_args(pool_size, strides)
     (oh, ow), ph, pw = conv_geometry(op, x_shape, kh, kw, strides, padding, 1, (kh, kw))
     return kh, kw, strides, oh, ow, ph, pw
 

@@ -7,30 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._erf import erf
+from . import activations as _act
 
 __all__ = ["matmul"]
-
-ACTIVATIONS = (None, "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu")
-
-
-def _activate(x, activation, alpha):
-    """The activation applied elementwise, written as its formula."""
-    if activation is None or activation == "linear":
-        return x
-    if activation == "relu":
-        return np.maximum(x, 0)
-    if activation == "leaky_relu":
-        return np.where(x > 0, x, alpha * x).astype(x.dtype, copy=False)
-    if activation == "sigmoid":
-        return 1 / (1 + np.exp(-x))
-    if activation == "tanh":
-        return np.tanh(x)
-    if activation == "gelu":  # exact erf form: 0.5 x (1 + erf(x / sqrt 2))
-        return 0.5 * x * (1 + erf(x / np.sqrt(2).astype(x.dtype)))
-    if activation == "elu":
-        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
-    raise ValueError(f"matmul: unknown activation {activation!r} (expected one of {ACTIVATIONS})")
 
 
 def check_matmul_shapes(a, b):
@@ -52,19 +31,26 @@ def check_matmul_shapes(a, b):
                          f"batch dimensions {batch_a} and {batch_b} do not broadcast") from None
 
 
-def matmul(a, b, bias=None, activation=None, alpha=0.0):
+def check_activation(op, activation):
+    """Raise ValueError naming ``op`` unless ``activation`` is None or a name of the table."""
+    if activation is not None and activation not in _act.ACTIVATIONS:
+        raise ValueError(f"{op}: unknown activation {activation!r} (expected None or one of "
+                         f"{sorted(_act.ACTIVATIONS)})")
+
+
+def matmul(a, b, bias=None, activation=None, alpha=None):
     """``act(a @ b + bias)`` with NumPy's ``@`` semantics.
 
     a: (..., m, k) or (k,); b: (..., k, n) or (k,); batch dimensions broadcast.
     bias: None or shape (n,) (broadcast over the last dimension of the product).
-    activation: None, "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu" or
-    "elu"; alpha is the leaky_relu slope / elu scale. Returns the product's dtype.
+    activation: None or a name of the activation table (``activations.py``);
+    alpha its parameter (leaky_relu's slope, elu's scale), None for the default.
+    Returns the product's dtype.
     """
     a, b = np.asarray(a), np.asarray(b)
     check_matmul_shapes(a, b)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"matmul: unknown activation {activation!r} (expected one of {ACTIVATIONS})")
+    check_activation("matmul", activation)
     out = a @ b
     if bias is not None:
         out = out + np.asarray(bias, dtype=out.dtype)
-    return _activate(out, activation, out.dtype.type(alpha))
+    return out if activation is None else _act.apply(out, activation, alpha)

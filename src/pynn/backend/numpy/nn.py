@@ -1,5 +1,6 @@
-"""Neural-network kernels, NumPy reference: activations and their gradients,
-bias add/grad, softmax / log-softmax and the fused softmax cross-entropy.
+"""Neural-network kernels, NumPy reference: the activations' kernels (made from
+the table in ``activations.py``), bias add/grad, softmax / log-softmax and the
+fused softmax cross-entropy.
 
 These read like the math and are the spec the native kernels are tested
 against. Every function takes and returns ndarrays; outputs are new arrays of
@@ -9,98 +10,18 @@ gradient; they return ``dx = f'(x) * dy``.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-__all__ = [
-    "relu", "relu_grad", "leaky_relu", "leaky_relu_grad",
-    "sigmoid", "sigmoid_grad", "tanh", "tanh_grad",
-    "gelu", "gelu_grad", "elu", "elu_grad",
+from . import activations as _act
+
+# relu, relu_grad, sigmoid, ...: one kernel pair per activation of the table.
+globals().update(_act.KERNELS)
+
+__all__ = list(_act.KERNELS) + [
     "bias_add", "bias_grad", "act_bias_grad",
     "softmax", "softmax_grad", "log_softmax", "log_softmax_grad",
     "softmax_cross_entropy",
 ]
-
-try:  # exact erfc, vectorised; scipy is optional
-    from scipy.special import erfc as _erfc
-except ImportError:  # pragma: no cover - exercised only without scipy
-    _erfc_scalar = np.vectorize(math.erfc, otypes=[np.float64])
-
-    def _erfc(x):
-        return _erfc_scalar(x).astype(x.dtype, copy=False)
-
-_SQRT1_2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def _scalar(v, like):
-    """A Python scalar as a 0-d array of ``like``'s dtype (keeps float32 float32)."""
-    return np.asarray(v, dtype=like.dtype)
-
-
-# ---------------------------------------------------------------- activations
-def relu(x):
-    """max(x, 0); NaN stays NaN."""
-    return np.maximum(x, _scalar(0, x))
-
-
-def relu_grad(x, y, dy):
-    return np.where(x > 0, dy, _scalar(0, dy))
-
-
-def leaky_relu(x, alpha=0.2):
-    """x for x >= 0, alpha * x below."""
-    return np.where(x < 0, _scalar(alpha, x) * x, x)
-
-
-def leaky_relu_grad(x, y, dy, alpha=0.2):
-    return np.where(x > 0, dy, _scalar(alpha, dy) * dy)
-
-
-def sigmoid(x):
-    """1 / (1 + exp(-x)), evaluated through exp(-|x|) so it never overflows:
-    for x < 0 it is e / (1 + e) with e = exp(x)."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
-
-def sigmoid_grad(x, y, dy):
-    return dy * y * (1 - y)
-
-
-def tanh(x):
-    return np.tanh(x)
-
-
-def tanh_grad(x, y, dy):
-    return dy * (1 - y * y)
-
-
-def _normal_cdf(x):
-    # Phi(x) = erfc(-x / sqrt 2) / 2: no cancellation in the left tail.
-    return (0.5 * _erfc(-x * _scalar(_SQRT1_2, x))).astype(x.dtype, copy=False)
-
-
-def gelu(x):
-    """Exact GELU, x * Phi(x) with Phi the standard normal CDF (Keras
-    approximate=False, torch's default)."""
-    return x * _normal_cdf(x)
-
-
-def gelu_grad(x, y, dy):
-    pdf = _scalar(_INV_SQRT_2PI, x) * np.exp(-0.5 * x * x)
-    return dy * (_normal_cdf(x) + x * pdf)
-
-
-def elu(x, alpha=1.0):
-    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
-    return np.where(x > 0, x, _scalar(alpha, x) * np.expm1(np.minimum(x, _scalar(0, x))))
-
-
-def elu_grad(x, y, dy, alpha=1.0):
-    # below 0, d/dx alpha (exp(x) - 1) = alpha exp(x) = y + alpha
-    return np.where(x > 0, dy, dy * (y + _scalar(alpha, y)))
 
 
 # ---------------------------------------------------------------- bias
@@ -117,18 +38,21 @@ def bias_grad(dy):
     return dy.reshape(-1, dy.shape[-1]).sum(axis=0) if dy.shape[-1] else np.zeros(0, dy.dtype)
 
 
-_FROM_OUTPUT = ("linear", "relu", "sigmoid", "tanh")
-
-
-def act_bias_grad(y, dy, activation):
+def act_bias_grad(y, dy, activation, alpha=None):
     """Backward of act(z) with z = x·W + b, read off the output y = act(z):
-    dz = act'(y)·dy (for relu, y > 0 exactly where z > 0) and db = Σ dz over all
-    but the last axis. Returns (dz, db)."""
-    if activation not in _FROM_OUTPUT:
+    dz = act'(y)·dy and db = Σ dz over all but the last axis. Only for the
+    activations whose gradient the output determines (``from_output`` in the
+    table; for relu, y > 0 exactly where z > 0). Returns (dz, db)."""
+    act = _act.ACTIVATIONS.get(activation)
+    if act is None or not act.from_output:
         raise ValueError(f"act_bias_grad: activation {activation!r} cannot be differentiated from its output; "
-                         f"expected one of {_FROM_OUTPUT}")
-    dz = dy if activation == "linear" else globals()[activation + "_grad"](y, y, dy)
+                         f"expected one of {sorted(FROM_OUTPUT)}")
+    a = _act.param_value(activation, alpha)
+    dz = act.grad(y, y, dy, None if a is None else np.asarray(a, dy.dtype))
     return dz, bias_grad(dz)
+
+
+FROM_OUTPUT = frozenset(name for name, act in _act.ACTIVATIONS.items() if act.from_output)
 
 
 # ---------------------------------------------------------------- softmax

@@ -1,0 +1,80 @@
+"""Shape arithmetic shared by the backends, ``functional``, ``ops`` and the layers.
+
+Argument normalisation (``2`` -> ``(2, 2)``, padding names) and the window
+geometry of convolution and pooling, TensorFlow rules: "valid" uses no
+padding; "same" gives out = ceil(in / stride) and pads
+pad_total = max((out − 1)·s + (k − 1)·d + 1 − in, 0), pad_total // 2 before and
+the rest (the extra one) after (bottom/right). Pure Python on tuples: nothing
+here touches an array, so every layer of the package may import it.
+"""
+from __future__ import annotations
+
+import numbers
+
+PADDINGS = ("valid", "same")
+
+
+def normalize_tuple(v, n, what="value"):
+    """``v`` as a tuple of ``n`` ints: an int repeats (``2`` -> ``(2, 2)``), a sequence of
+    ``n`` ints stays. ValueError naming ``what`` for anything else."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return (int(v),) * n
+    try:
+        t = tuple(int(a) for a in v)
+    except (TypeError, ValueError):
+        t = None
+    if t is None or len(t) != n:
+        raise ValueError(f"expected an int or a tuple of {n} ints for {what}, got {v!r}")
+    return t
+
+
+def pair(v, what="value"):
+    """1 -> (1, 1); (2, 3) -> (2, 3)."""
+    return normalize_tuple(v, 2, what)
+
+
+def normalize_padding(padding, op):
+    """"VALID" / "same" ... -> "valid" | "same" (Keras accepts either case); ValueError naming ``op``."""
+    p = padding.lower() if isinstance(padding, str) else padding
+    if p not in PADDINGS:
+        raise ValueError(f"{op}: padding must be 'valid' or 'same', got {padding!r}")
+    return p
+
+
+def pool_args(pool_size, strides):
+    """(pool pair, stride pair); strides default to the pool size, as Keras."""
+    k = pair(pool_size, "pool_size")
+    return k, k if strides is None else pair(strides, "strides")
+
+
+def window_geometry(op, size, k, s, d, padding, input_shape=None, kernel_shape=None):
+    """(out, pad_before, pad_after) for one spatial axis, TensorFlow rules.
+
+    Raises ValueError naming ``op`` and the shapes when the (dilated) window is
+    larger than an unpadded input ("valid") or an argument is out of range.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"{op}: padding must be 'valid' or 'same', got {padding!r}")
+    if k < 1 or s < 1 or d < 1:
+        raise ValueError(f"{op}: window {k}, stride {s} and dilation {d} must be >= 1")
+    span = (k - 1) * d + 1
+    if padding == "valid":
+        if span > size:
+            raise ValueError(f"{op}: window {span} (kernel {k}, dilation {d}) is larger than the unpadded input "
+                             f"{size} with padding='valid'; input shape {input_shape}, kernel/pool shape "
+                             f"{kernel_shape}")
+        return (size - span) // s + 1, 0, 0
+    out = -(-size // s)
+    total = max((out - 1) * s + span - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def conv_geometry(op, x_shape, kh, kw, strides, padding, dilation, kernel_shape=None):
+    """((OH, OW), (pad_top, pad_bottom), (pad_left, pad_right)) for an NHWC input."""
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: expected a 4-D NHWC input (N, H, W, C), got shape {tuple(x_shape)}")
+    sh, sw = pair(strides, "strides")
+    dh, dw = pair(dilation, "dilation")
+    oh, pt, pb = window_geometry(op, x_shape[1], kh, sh, dh, padding, tuple(x_shape), kernel_shape)
+    ow, pl, pr = window_geometry(op, x_shape[2], kw, sw, dw, padding, tuple(x_shape), kernel_shape)
+    return (oh, ow), (pt, pb), (pl, pr)

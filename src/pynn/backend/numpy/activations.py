@@ -67,14 +67,14 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 _GELU_K = math.sqrt(2.0 / math.pi)   # tanh approximation: tanh(k (x + 0.044715 x^3))
 
 
-def _gelu_tanh_inner(x):
-    return np.tanh(_c(_GELU_K, x) * (x + _c(0.044715, x) * x * x * x))
+def _gelu_tanh_gate(x):
+    """0.5 (1 + tanh(u)) = sigmoid(2u), u = k (x + 0.044715 x^3): no cancellation as tanh(u) -> -1."""
+    return _sigmoid(_c(2 * _GELU_K, x) * (x + _c(0.044715, x) * x * x * x))
 
 
 def _gelu_tanh_grad(x, y, dy, a):
-    t = _gelu_tanh_inner(x)
-    dt = _c(_GELU_K, x) * (1 + _c(3 * 0.044715, x) * x * x) * (1 - t * t)
-    return dy * (0.5 * (1 + t) + 0.5 * x * dt)
+    s = _gelu_tanh_gate(x)
+    return dy * (s + x * 2 * s * (1 - s) * _c(_GELU_K, x) * (1 + _c(3 * 0.044715, x) * x * x))
 
 
 def _mish_grad(x, y, dy, a):
@@ -120,7 +120,7 @@ ACTIVATIONS = {
     "gelu": Activation(lambda x, a: x * _normal_cdf(x),   # exact: Keras approximate=False, torch's default
                        lambda x, y, dy, a: dy * (_normal_cdf(x) + x * _c(1 / math.sqrt(2 * math.pi), x)
                                                  * np.exp(-0.5 * x * x)), False),
-    "gelu_tanh": Activation(lambda x, a: 0.5 * x * (1 + _gelu_tanh_inner(x)),   # gelu(approximate=True)
+    "gelu_tanh": Activation(lambda x, a: x * _gelu_tanh_gate(x),   # gelu(approximate=True)
                             _gelu_tanh_grad, False),
     "mish": Activation(lambda x, a: x * np.tanh(_softplus(x)), _mish_grad, False),
 }

@@ -115,3 +115,58 @@ def test_user_callback_hooks_are_called_in_keras_order():
 def test_early_stopping_unknown_monitor_is_a_clear_error():
     with pytest.raises(ValueError, match="monitor 'val_acc' is not in the logs"):
         _model().fit(X, Y, epochs=2, verbose=0, callbacks=[callbacks.EarlyStopping(monitor="val_acc")])
+
+
+class Recorder(callbacks.Callback):
+    """Records every hook call as (hook, batch or None, sorted log keys)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __getattribute__(self, name):
+        if name.startswith("on_"):
+            def hook(*args, logs=None):
+                if args and isinstance(args[0], dict):   # on_test_end(logs): no batch index
+                    args = (None,) + args
+                batch = args[0] if args else None
+                logs = args[1] if len(args) > 1 else logs
+                self.calls.append((name, batch, sorted(logs) if isinstance(logs, dict) else None))
+            return hook
+        return super().__getattribute__(name)
+
+
+def test_evaluate_fires_the_test_hooks_per_batch_as_keras():
+    m = _model()
+    rec = Recorder()
+    m.evaluate(X, Y, batch_size=6, callbacks=[rec])
+    assert [c[:2] for c in rec.calls] == [("on_test_begin", None),
+                                          ("on_test_batch_begin", 0), ("on_test_batch_end", 0),
+                                          ("on_test_batch_begin", 1), ("on_test_batch_end", 1),
+                                          ("on_test_batch_begin", 2), ("on_test_batch_end", 2),
+                                          ("on_test_end", None)]
+    assert rec.calls[2][2] == ["loss"] and rec.calls[-1][2] == ["loss"]
+    assert rec.params["steps"] == 3 and rec.model is m
+
+
+def test_predict_fires_the_predict_hooks_with_the_batch_outputs():
+    m = _model()
+    seen = []
+    cb = callbacks.LambdaCallback(on_predict_batch_end=lambda batch, logs: seen.append((batch, logs["outputs"].shape)))
+    rec = Recorder()
+    out = m.predict(X, batch_size=10, callbacks=[rec, cb])
+    assert out.shape == (16, 1)
+    assert seen == [(0, (10, 1)), (1, (6, 1))]
+    assert [c[0] for c in rec.calls] == ["on_predict_begin", "on_predict_batch_begin", "on_predict_batch_end",
+                                         "on_predict_batch_begin", "on_predict_batch_end", "on_predict_end"]
+
+
+def test_fit_validation_fires_the_test_hooks_of_the_fit_callbacks():
+    m = _model()
+    rec = Recorder()
+    m.fit(X, Y, epochs=2, batch_size=8, verbose=0, validation_data=(X, Y), callbacks=[rec])
+    hooks = [c[0] for c in rec.calls]
+    assert hooks.count("on_test_begin") == 2 and hooks.count("on_test_batch_end") == 2 * 2
+    # validation runs after the epoch's batches and before its on_epoch_end, as in Keras
+    first_end = hooks.index("on_epoch_end")
+    assert hooks.index("on_test_begin") < first_end and hooks.index("on_train_batch_end") < hooks.index("on_test_begin")

@@ -32,9 +32,18 @@ class Callback:
     def on_test_batch_end(self, batch, logs=None): pass
     def on_predict_begin(self, logs=None): pass
     def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
 
 
 class CallbackList:
+    """Calls each hook on every callback, in order. ``CallbackList.of(callbacks, ...)``
+    passes a CallbackList through (fit hands its own to the validation evaluate)."""
+
+    @classmethod
+    def of(cls, callbacks, model, params):
+        return callbacks if isinstance(callbacks, cls) else cls(callbacks or [], model, params)
+
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
@@ -290,6 +299,7 @@ class LambdaCallback(Callback):
     def __init__(self, **hooks):
         super().__init__()
         for name, fn in hooks.items():
-            if not name.startswith("on_"):
-                raise ValueError(f"LambdaCallback: unknown hook {name!r}")
+            if not name.startswith("on_") or not hasattr(Callback, name):
+                raise ValueError(f"LambdaCallback: unknown hook {name!r}; hooks: "
+                                 f"{sorted(h for h in vars(Callback) if h.startswith('on_'))}")
             setattr(self, name, fn)

@@ -17,39 +17,10 @@ import zipfile
 
 import numpy as np
 
+from .utils.registry import deserialize_layer, register_serializable, serialize_layer  # noqa: F401
+
 FORMAT = "pynn-model"
 VERSION = 1
-
-_REGISTRY: dict = {}
-
-
-def register_serializable(cls=None, *, name=None):
-    """Class decorator: make a custom Layer (or Model) loadable by ``load_model``."""
-    def deco(c):
-        _REGISTRY[name or c.__name__] = c
-        return c
-    return deco(cls) if cls is not None else deco
-
-
-def _lookup(class_name):
-    from . import layers, models
-    if class_name in _REGISTRY:
-        return _REGISTRY[class_name]
-    for module in (layers, models):
-        if hasattr(module, class_name):
-            return getattr(module, class_name)
-    raise ValueError(f"load_model: unknown layer class {class_name!r}; register custom layers with "
-                     "@pynn.register_serializable")
-
-
-def serialize_layer(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def deserialize_layer(spec):
-    cls = _lookup(spec["class_name"])
-    return cls.from_config(dict(spec["config"]))
-
 
 # ---------------------------------------------------------------- atomic write
 def atomic_write(filepath, write):

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import initializers
 from ..autograd import Tensor
+from ..utils.registry import register_builtin
 
 _name_counts = defaultdict(int)
 
@@ -80,6 +81,11 @@ class Layer:
 
     # Layers that keep the (batch, steps) structure pass a padding mask through.
     supports_masking = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("pynn."):   # pynn's own classes load by name; custom ones register
+            register_builtin(cls)
 
     def __init__(self, trainable=True, name=None, dtype="float32", input_shape=None, batch_size=None,
                  batch_input_shape=None, **kwargs):

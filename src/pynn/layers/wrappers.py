@@ -2,6 +2,7 @@
 import copy
 
 from .. import functional as F
+from ..utils.registry import deserialize_layer, serialize_layer
 from .base import Layer
 
 
@@ -61,13 +62,11 @@ class Bidirectional(Layer):
         return [out] + states if states else out
 
     def get_config(self):
-        from ..saving import serialize_layer
         return {**super().get_config(), "layer": serialize_layer(self.forward_layer),
                 "backward_layer": serialize_layer(self.backward_layer), "merge_mode": self.merge_mode}
 
     @classmethod
     def from_config(cls, config):
-        from ..saving import deserialize_layer
         config = dict(config)
         layer = deserialize_layer(config.pop("layer"))
         backward = deserialize_layer(config.pop("backward_layer"))
@@ -112,12 +111,10 @@ class TimeDistributed(Layer):
         return F.reshape(y, (n, t) + tuple(y.shape[1:]))
 
     def get_config(self):
-        from ..saving import serialize_layer
         return {**super().get_config(), "layer": serialize_layer(self.layer)}
 
     @classmethod
     def from_config(cls, config):
-        from ..saving import deserialize_layer
         config = dict(config)
         return cls(deserialize_layer(config.pop("layer")), **config)
 

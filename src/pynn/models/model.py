@@ -376,7 +376,8 @@ class Model(Layer):
             if validation_data is not None:
                 vx, vy = validation_data[0], validation_data[1]
                 vsw = validation_data[2] if len(validation_data) > 2 else None
-                val = self.evaluate(vx, vy, batch_size=batch_size, verbose=0, sample_weight=vsw, return_dict=True)
+                val = self.evaluate(vx, vy, batch_size=batch_size, verbose=0, sample_weight=vsw, return_dict=True,
+                                    callbacks=cblist)   # on_test_* fire during validation, as in Keras
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
             cblist.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
@@ -386,20 +387,26 @@ class Model(Layer):
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None, return_dict=False,
                  callbacks=None):
-        """Loss (and metrics) over (x, y): a float, a list [loss, *metrics], or a dict."""
+        """Loss (and metrics) over (x, y): a float, a list [loss, *metrics], or a dict.
+        ``callbacks`` get on_test_begin/end and on_test_batch_begin/end, as in Keras."""
         self._require_compiled("evaluate")
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "evaluate")
         self._reset_metrics()
         bs = batch_size or 32
+        starts = range(0, len(xs[0]), bs)
+        cbs = CallbackList.of(callbacks, self, {"verbose": verbose, "epochs": 1, "steps": len(starts)})
+        cbs.on_test_begin()
         with no_grad():
-            for start in range(0, len(xs[0]), bs):
+            for step, start in enumerate(starts):
+                cbs.on_test_batch_begin(step)
                 sl = slice(start, start + bs)
                 xb, yb = [v[sl] for v in xs], [v[sl] for v in ys]
                 swb = None if sw is None else sw[sl]
                 y_preds = self._forward(xb, training=False)
                 loss = float(self._loss_value(yb, y_preds, swb).data)
-                self._update_metrics(loss, yb, [p.data for p in y_preds], swb, len(xb[0]))
+                cbs.on_test_batch_end(step, self._update_metrics(loss, yb, [p.data for p in y_preds], swb, len(xb[0])))
         logs = self._logs()
+        cbs.on_test_end(logs)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -407,16 +414,23 @@ class Model(Layer):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """Outputs for x, computed in batches without recording a graph."""
+    def predict(self, x, batch_size=32, verbose=0, callbacks=None):
+        """Outputs for x, computed in batches without recording a graph. ``callbacks`` get
+        on_predict_begin/end and on_predict_batch_begin/end (logs {"outputs": ...}), as in Keras."""
         xs = self._prepare_x(x, "predict")
         if len(xs[0]) == 0:
             raise ValueError("predict: x has no samples")
         bs = batch_size or 32
+        starts = range(0, len(xs[0]), bs)
+        cbs = CallbackList.of(callbacks, self, {"verbose": verbose, "epochs": 1, "steps": len(starts)})
+        cbs.on_predict_begin()
         outs = []
         with no_grad():
-            for start in range(0, len(xs[0]), bs):
+            for step, start in enumerate(starts):
+                cbs.on_predict_batch_begin(step)
                 outs.append([o.data for o in self._forward([v[start:start + bs] for v in xs], training=False)])
+                cbs.on_predict_batch_end(step, {"outputs": outs[-1][0] if len(outs[-1]) == 1 else outs[-1]})
+        cbs.on_predict_end()
         merged = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
         return merged[0] if len(merged) == 1 else merged
 
@@ -444,7 +458,7 @@ class Model(Layer):
                 f"{type(self).__name__}: a subclassed model's architecture is Python code; define get_config() "
                 "and from_config() (and @pynn.register_serializable) to save it, or use save_weights()")
         from ..layers.input_layer import KerasTensor
-        from ..saving import serialize_layer
+        from ..utils.registry import serialize_layer
         g = self._graph
         layer_index = {id(layer): i for i, layer in enumerate(g.layers)}
         ref = {id(t): ["input", i] for i, t in enumerate(g.inputs)}
@@ -478,7 +492,7 @@ class Model(Layer):
     @classmethod
     def from_config(cls, config):
         from ..layers.input_layer import Input
-        from ..saving import deserialize_layer
+        from ..utils.registry import deserialize_layer
         layers = [deserialize_layer(spec) for spec in config["layers"]]
         inputs = [Input(tuple(spec["shape"]), dtype=spec["dtype"]) for spec in config["inputs"]]
         made, calls = [], {}

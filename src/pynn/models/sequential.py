@@ -1,6 +1,7 @@
 """``pynn.Sequential``: a plain stack of layers, each feeding the next."""
 from ..layers.base import Layer
 from ..layers.input_layer import Input
+from ..utils.registry import deserialize_layer, serialize_layer
 from .model import Model
 
 
@@ -68,14 +69,12 @@ class Sequential(Model):
         return super().__call__(inputs, training=training)
 
     def get_config(self):
-        from ..saving import serialize_layer
         return {"name": self.name, "layers": [serialize_layer(layer) for layer in self._layers],
                 "input_shape": list(self._build_input_shape[1:]) if self._build_input_shape else None,
                 "input_dtype": self._input.dtype.name if self._input is not None else "float32"}
 
     @classmethod
     def from_config(cls, config):
-        from ..saving import deserialize_layer
         model = cls(name=config["name"])
         if config.get("input_shape") is not None:
             model.add(Input(tuple(config["input_shape"]), dtype=config.get("input_dtype", "float32")))

@@ -1,7 +1,7 @@
 """Activation ops on Tensors: one autograd op serves every elementwise activation
 of the table (``pynn.backend.numpy.activations``), plus softmax and log-softmax.
 
-The named functions (``relu(x)``, ``elu(x, alpha=1.0)``, ``hard_sigmoid(x)`` ...)
+The named functions (``relu(x)``, ``elu(x, alpha=1.0)``, ``mish(x)`` ...)
 are made from the table, so an activation added there is here too; only
 ``leaky_relu`` (two keyword names), ``gelu`` (``approximate``) and ``sigmoid``
 (which marks its output for the losses' logits path) are written out.

@@ -15,6 +15,8 @@ state itself (GRU's z·h_{t−1}, the returned h) is never masked.
 """
 import numpy as np
 
+from . import activations as _table
+
 __all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_grad", "gru", "gru_grad", "weight_grad"]
 
 
@@ -24,23 +26,15 @@ def weight_grad(x, dy):
     return x.T @ dy
 
 
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
-
-_ACT = {
-    "tanh": (np.tanh, lambda y: 1 - y * y),
-    "sigmoid": (_sigmoid, lambda y: y * (1 - y)),
-    "relu": (lambda x: np.maximum(x, 0), lambda y: (y > 0).astype(y.dtype)),
-    "linear": (lambda x: x, lambda y: np.ones_like(y)),
-}
-
-
 def _act(name):
-    if name not in _ACT:
-        raise ValueError(f"recurrent kernels support activations {sorted(_ACT)}, got {name!r}")
-    return _ACT[name]
+    """(f, f') of an activation of the table whose derivative its output gives (BPTT keeps
+    only each step's output): f(x), and f'(x) computed from y = f(x)."""
+    act = _table.ACTIVATIONS.get(name)
+    if act is None or not act.from_output:
+        raise ValueError(f"recurrent kernels support the activations whose gradient the output determines, "
+                         f"{sorted(n for n, a in _table.ACTIVATIONS.items() if a.from_output)}; got {name!r}")
+    a = _table.param_value(name)
+    return (lambda x: _table.apply(x, name)), (lambda y: act.grad(y, y, np.ones_like(y), a))
 
 
 def _recurrent(h, recurrent_kernel, recurrent_mask):

@@ -78,3 +78,14 @@ def conv_geometry(op, x_shape, kh, kw, strides, padding, dilation, kernel_shape=
     oh, pt, pb = window_geometry(op, x_shape[1], kh, sh, dh, padding, tuple(x_shape), kernel_shape)
     ow, pl, pr = window_geometry(op, x_shape[2], kw, sw, dw, padding, tuple(x_shape), kernel_shape)
     return (oh, ow), (pt, pb), (pl, pr)
+
+
+def window_output_shape(op, input_shape, window, strides, dilation, padding, channels, kernel_shape=None):
+    """(N, *spatial', channels) of a channels_last window op (convolution, pooling) over
+    len(window) spatial axes; an unknown (None) spatial size makes every one unknown."""
+    spatial = tuple(input_shape[1:-1])
+    if None in spatial:
+        return (input_shape[0],) + (None,) * len(window) + (channels,)
+    out = tuple(window_geometry(op, n, k, s, d, padding, tuple(input_shape), kernel_shape or window)[0]
+                for n, k, s, d in zip(spatial, window, strides, dilation))
+    return (input_shape[0],) + out + (channels,)

@@ -4,6 +4,8 @@ Each op is one :class:`~pynn.autograd.Function` with forward and backward side
 by side, registered in ``OP_REGISTRY``. Layers call only these functions; the
 functions call the active backend's kernels.
 """
+import operator
+
 from ..autograd import Tensor
 from .ctc import ctc_loss
 from .elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, power, sqrt,  # noqa: A004
@@ -33,25 +35,16 @@ globals().update(ACTIVATIONS)
 def _attach_tensor_methods():
     """Give Tensor its operators and methods, all routed through the op table."""
     T = Tensor
-    T.__add__ = lambda a, b: add(a, b)
-    T.__radd__ = lambda a, b: add(b, a)
-    T.__sub__ = lambda a, b: sub(a, b)
-    T.__rsub__ = lambda a, b: sub(b, a)
-    T.__mul__ = lambda a, b: mul(a, b)
-    T.__rmul__ = lambda a, b: mul(b, a)
-    T.__truediv__ = lambda a, b: div(a, b)
-    T.__rtruediv__ = lambda a, b: div(b, a)
-    T.__pow__ = lambda a, b: power(a, b)
-    T.__rpow__ = lambda a, b: power(b, a)
-    T.__matmul__ = lambda a, b: matmul(a, b)
-    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    for name, op in (("add", add), ("sub", sub), ("mul", mul), ("truediv", div), ("pow", power),
+                     ("matmul", matmul)):
+        setattr(T, f"__{name}__", lambda a, b, op=op: op(a, b))
+        setattr(T, f"__r{name}__", lambda a, b, op=op: op(b, a))
     T.__neg__ = lambda a: neg(a)
     T.__getitem__ = lambda a, idx: getitem(a, idx)
     # Comparisons are not differentiable: they return plain boolean arrays.
-    T.__lt__ = lambda a, b: a.data < getattr(b, "data", b)
-    T.__le__ = lambda a, b: a.data <= getattr(b, "data", b)
-    T.__gt__ = lambda a, b: a.data > getattr(b, "data", b)
-    T.__ge__ = lambda a, b: a.data >= getattr(b, "data", b)
+    for name in ("lt", "le", "gt", "ge"):
+        compare = getattr(operator, name)
+        setattr(T, f"__{name}__", lambda a, b, compare=compare: compare(a.data, getattr(b, "data", b)))
     T.exp, T.log, T.sqrt, T.abs, T.square = exp, log, sqrt, abs, square
     T.sum = lambda a, axis=None, keepdims=False: sum(a, axis, keepdims)
     T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)

@@ -98,24 +98,21 @@ ACTIVATIONS.update(linear=linear, leaky_relu=leaky_relu, gelu=gelu, sigmoid=sigm
 
 @register("softmax")
 class Softmax(Function):
+    """softmax along ``axis``; backward reads the output alone (``<kernel>_grad(y, g)``)."""
+    kernel = "softmax"
+
     def forward(self, x, axis=-1):
         self.axis = axis
-        self.y = _B().softmax(x, axis=axis)
+        self.y = getattr(_B(), self.kernel)(x, axis=axis)
         return self.y
 
     def backward(self, g):
-        return _B().softmax_grad(self.y, g, axis=self.axis)
+        return getattr(_B(), self.kernel + "_grad")(self.y, g, axis=self.axis)
 
 
 @register("log_softmax")
-class LogSoftmax(Function):
-    def forward(self, x, axis=-1):
-        self.axis = axis
-        self.y = _B().log_softmax(x, axis=axis)
-        return self.y
-
-    def backward(self, g):
-        return _B().log_softmax_grad(self.y, g, axis=self.axis)
+class LogSoftmax(Softmax):
+    kernel = "log_softmax"
 
 
 def softmax(x, axis=-1):

@@ -4,12 +4,12 @@
 Conv1D runs the 2-D kernels on a height-1 view of (N, T, C) (``F.conv1d``):
 reshapes are views, so it adds no copies.
 """
-from .. import activations, functional as F, initializers
-from ..shapes import normalize_padding, normalize_tuple, window_geometry
-from .base import Layer
+from .. import functional as F
+from ..shapes import normalize_padding, normalize_tuple, window_output_shape
+from .dense import KernelLayer
 
 
-class BaseConv(Layer):
+class BaseConv(KernelLayer):
     """The convolution of ``rank`` spatial dimensions: settings, weights, shapes.
 
     Input (N, *spatial, C_in) -> (N, *spatial', filters). Weights as Keras:
@@ -41,12 +41,8 @@ class BaseConv(Layer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{name}: strides > 1 together with dilation_rate > 1 is not supported (as Keras)")
         self.padding = normalize_padding(padding, name)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
+        self._kernel_settings(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                              bias_regularizer, kernel_constraint, bias_constraint)
         self.input_channels = None
 
     def _expected(self, channels="channels"):
@@ -58,12 +54,7 @@ class BaseConv(Layer):
                              f"got {input_shape}")
         self.input_channels = input_shape[-1]
         self.compute_output_shape(input_shape)  # fail now if the kernel does not fit
-        kshape = self.kernel_size + (self.input_channels, self.filters)
-        self.kernel = self.add_weight("kernel", kshape, self.kernel_initializer, self.kernel_regularizer,
-                                      self.kernel_constraint)
-        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
-                                     self.bias_constraint) if self.use_bias else None)
-        self.built = True
+        self._add_kernel_and_bias(self.kernel_size + (self.input_channels, self.filters), self.filters)
 
     def call(self, x):
         if x.ndim != self.rank + 2 or x.shape[-1] != self.input_channels:
@@ -78,22 +69,15 @@ class BaseConv(Layer):
         label = f"{type(self).__name__} {self.name!r}"
         if len(input_shape) != self.rank + 2:
             raise ValueError(f"{label}: expected an input of shape {self._expected()}, got {tuple(input_shape)}")
-        spatial = tuple(input_shape[1:-1])
-        if None in spatial:
-            return (input_shape[0],) + (None,) * self.rank + (self.filters,)
-        kshape = self.kernel_size + (input_shape[-1], self.filters)
-        out = tuple(window_geometry(label, n, k, s, d, self.padding, tuple(input_shape), kshape)[0]
-                    for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate))
-        return (input_shape[0],) + out + (self.filters,)
+        return window_output_shape(label, input_shape, self.kernel_size, self.strides, self.dilation_rate,
+                                   self.padding, self.filters, self.kernel_size + (input_shape[-1], self.filters))
 
     def get_config(self):
         # Conv1D's files hold plain ints, Conv2D's lists, as they always have.
         v = (lambda t: t[0]) if self.rank == 1 else list
         return {**super().get_config(), "filters": self.filters, "kernel_size": v(self.kernel_size),
                 "strides": v(self.strides), "padding": self.padding, "dilation_rate": v(self.dilation_rate),
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                **self._kernel_config()}
 
 
 class Conv1D(BaseConv):

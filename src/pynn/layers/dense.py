@@ -3,7 +3,33 @@ from .. import activations, functional as F, initializers
 from .base import Layer
 
 
-class Dense(Layer):
+class KernelLayer(Layer):
+    """``activation(op(x, kernel) + bias)``: the settings, weights and config that Dense
+    and the convolutions share, with Keras's argument names."""
+
+    def _kernel_settings(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer, kernel_constraint, bias_constraint):
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
+
+    def _add_kernel_and_bias(self, kernel_shape, units):
+        self.kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer,
+                                      self.kernel_constraint)
+        self.bias = (self.add_weight("bias", (units,), self.bias_initializer, self.bias_regularizer,
+                                     self.bias_constraint) if self.use_bias else None)
+        self.built = True
+
+    def _kernel_config(self):
+        return {"activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class Dense(KernelLayer):
     """Dense(units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
     bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
     kernel_constraint=None, bias_constraint=None).
@@ -20,12 +46,8 @@ class Dense(Layer):
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
         self.units = units
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
+        self._kernel_settings(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                              bias_regularizer, kernel_constraint, bias_constraint)
         self.input_dim = None
 
     def build(self, input_shape):
@@ -33,11 +55,7 @@ class Dense(Layer):
             raise ValueError(f"Dense {self.name!r}: expected an input of shape (batch, ..., features), "
                              f"got {input_shape}")
         self.input_dim = input_shape[-1]
-        self.kernel = self.add_weight("kernel", (self.input_dim, self.units), self.kernel_initializer,
-                                      self.kernel_regularizer, self.kernel_constraint)
-        self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer,
-                                     self.bias_constraint) if self.use_bias else None)
-        self.built = True
+        self._add_kernel_and_bias((self.input_dim, self.units), self.units)
 
     def call(self, x):
         if x.ndim < 2 or x.shape[-1] != self.input_dim:
@@ -50,7 +68,4 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+        return {**super().get_config(), "units": self.units, **self._kernel_config()}

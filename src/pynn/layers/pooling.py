@@ -4,7 +4,7 @@ steps are left out of the average and the max) or every pixel (2D)."""
 import numpy as np
 
 from .. import functional as F
-from ..shapes import normalize_padding, normalize_tuple, window_geometry
+from ..shapes import normalize_padding, normalize_tuple, window_output_shape
 from .base import Layer
 
 _SPATIAL = {1: ("steps",), 2: ("height", "width")}
@@ -19,9 +19,28 @@ def _check_data_format(name, data_format):
         raise ValueError(f"{name}: only data_format='channels_last' is supported, got {data_format!r}")
 
 
-class _Pooling(Layer):
-    """Window max/mean of ``rank`` spatial dimensions; strides default to pool_size."""
+class _RankedPooling(Layer):
+    """What every pooling layer of ``rank`` spatial dimensions shares: the input check."""
     rank = None
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+        self.built = True
+
+    def call(self, x):
+        if x.ndim != self.rank + 2:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input {_expected(self.rank)}, "
+                             f"got shape {x.shape}")
+        return self._pool(x)
+
+    def _check_shape(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected an input of shape "
+                             f"{_expected(self.rank)}, got {tuple(input_shape)}")
+
+
+class _Pooling(_RankedPooling):
+    """Window max/mean of ``rank`` spatial dimensions; strides default to pool_size."""
     _fn = None
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
@@ -34,26 +53,13 @@ class _Pooling(Layer):
             raise ValueError(f"{name}: pool_size {self.pool_size} and strides {self.strides} must be positive")
         self.padding = normalize_padding(padding, name)
 
-    def build(self, input_shape):
-        self.compute_output_shape(input_shape)
-        self.built = True
-
-    def call(self, x):
-        if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input {_expected(self.rank)}, "
-                             f"got shape {x.shape}")
+    def _pool(self, x):
         return type(self)._fn(x, self.pool_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        label = f"{type(self).__name__} {self.name!r}"
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"{label}: expected an input of shape {_expected(self.rank)}, got {tuple(input_shape)}")
-        spatial = tuple(input_shape[1:-1])
-        if None in spatial:
-            return (input_shape[0],) + (None,) * self.rank + (input_shape[-1],)
-        out = tuple(window_geometry(label, n, k, s, 1, self.padding, tuple(input_shape), self.pool_size)[0]
-                    for n, k, s in zip(spatial, self.pool_size, self.strides))
-        return (input_shape[0],) + out + (input_shape[-1],)
+        self._check_shape(input_shape)
+        return window_output_shape(f"{type(self).__name__} {self.name!r}", input_shape, self.pool_size, self.strides, (1,) * self.rank, self.padding,
+                                   input_shape[-1])
 
     def get_config(self):
         v = (lambda t: t[0]) if self.rank == 1 else list   # the config values saved files hold
@@ -83,30 +89,20 @@ class AveragePooling2D(_Pooling):
     rank, _fn = 2, staticmethod(F.avg_pool2d)
 
 
-class _GlobalPooling(Layer):
+class _GlobalPooling(_RankedPooling):
     """(N, *spatial, C) -> (N, C), or (N, 1, ..., 1, C) with ``keepdims``."""
-    rank = None
 
     def __init__(self, keepdims=False, data_format=None, **kwargs):
         super().__init__(**kwargs)
         _check_data_format(type(self).__name__, data_format)
         self.keepdims = bool(keepdims)
 
-    def build(self, input_shape):
-        self.compute_output_shape(input_shape)
-        self.built = True
-
     def call(self, x):
-        if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected input {_expected(self.rank)}, "
-                             f"got shape {x.shape}")
-        y = self._pool(x)
+        y = super().call(x)
         return F.reshape(y, (y.shape[0],) + (1,) * self.rank + (y.shape[1],)) if self.keepdims else y
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected an input of shape "
-                             f"{_expected(self.rank)}, got {tuple(input_shape)}")
+        self._check_shape(input_shape)
         n, c = input_shape[0], input_shape[-1]
         return (n,) + (1,) * self.rank + (c,) if self.keepdims else (n, c)
 

@@ -14,16 +14,9 @@ __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "get", "serialize", "d
 EPSILON = 1e-7  # Keras backend.epsilon()
 
 
-class Constraint:
+class Constraint(_identifiers.Configurable):
     def __call__(self, w):
         return w
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 class MaxNorm(Constraint):

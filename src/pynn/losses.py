@@ -48,11 +48,23 @@ def mean_absolute_error(y_true, y_pred):
     return F.mean(F.abs(y_pred - t), axis=-1)
 
 
+def _logits(y_pred, from_logits):
+    """(y_pred, from_logits), switched to the logits when y_pred came out of a sigmoid or
+    softmax that kept them: the fused, stable loss then replaces log of a probability."""
+    if not from_logits and y_pred._keras_logits is not None:
+        return _pred(y_pred._keras_logits), True
+    return y_pred, from_logits
+
+
+def _normalized(y_pred):
+    """Probabilities summing to 1 over the last axis, clipped away from 0 and 1."""
+    return F.clip(y_pred / F.sum(y_pred, axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+
+
 def binary_crossentropy(y_true, y_pred, from_logits=False):
     y_pred = _pred(y_pred)
     t = _match_rank("binary_crossentropy", _true(y_true, y_pred.dtype), y_pred)
-    if not from_logits and y_pred._keras_logits is not None:
-        y_pred, from_logits = _pred(y_pred._keras_logits), True
+    y_pred, from_logits = _logits(y_pred, from_logits)
     if from_logits:
         return F.mean(F.sigmoid_binary_cross_entropy(y_pred, t), axis=-1)
     p = F.clip(y_pred, EPSILON, 1.0 - EPSILON)
@@ -66,13 +78,10 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
     if t.shape != y_pred.shape:
         raise ValueError(f"categorical_crossentropy: y_true has shape {t.shape} but y_pred has shape {y_pred.shape} "
                          "(one-hot targets expected; use sparse_categorical_crossentropy for integer labels)")
-    if not from_logits and y_pred._keras_logits is not None:
-        y_pred, from_logits = _pred(y_pred._keras_logits), True
+    y_pred, from_logits = _logits(y_pred, from_logits)
     if from_logits:
         return F.softmax_cross_entropy(y_pred, t)
-    p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
-    p = F.clip(p, EPSILON, 1.0 - EPSILON)
-    return -F.sum(t * F.log(p), axis=-1)
+    return -F.sum(t * F.log(_normalized(y_pred)), axis=-1)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
@@ -92,13 +101,10 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
         bad = labels[(labels < 0) | (labels >= n_classes)][0]
         raise ValueError(f"sparse_categorical_crossentropy: label {bad} is out of range for y_pred with "
                          f"{n_classes} classes (shape {y_pred.shape})")
-    if not from_logits and y_pred._keras_logits is not None:
-        y_pred, from_logits = _pred(y_pred._keras_logits), True
+    y_pred, from_logits = _logits(y_pred, from_logits)
     if from_logits:
         return F.softmax_cross_entropy(y_pred, labels)
-    p = y_pred / F.sum(y_pred, axis=-1, keepdims=True)
-    p = F.clip(p, EPSILON, 1.0 - EPSILON)
-    picked = F.getitem(p, tuple(np.indices(labels.shape)) + (labels,))
+    picked = F.getitem(_normalized(y_pred), tuple(np.indices(labels.shape)) + (labels,))
     return -F.log(picked)
 
 

@@ -20,16 +20,9 @@ def _check(cls, name, value):
     return value
 
 
-class Regularizer:
+class Regularizer(_identifiers.Configurable):
     def __call__(self, x):
         return 0.0
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 class L1L2(Regularizer):

@@ -10,6 +10,20 @@ def _axes(axis, ndim):
     return tuple(a % ndim for a in axis)
 
 
+def _composed(x, axes, gamma, beta, epsilon, bshape):
+    """(y, mean, var) normalising x over ``axes`` from differentiable ops (the axes the fused
+    kernels do not cover); gamma and beta reshaped to ``bshape``."""
+    mean = F.mean(x, axis=axes, keepdims=True)
+    centered = x - mean
+    var = F.mean(centered * centered, axis=axes, keepdims=True)
+    y = centered / F.sqrt(var + epsilon)
+    if gamma is not None:
+        y = y * F.reshape(gamma, bshape)
+    if beta is not None:
+        y = y + F.reshape(beta, bshape)
+    return y, mean, var
+
+
 class BatchNormalization(Layer):
     """Normalises each feature (``axis``, default last: channels_last) over the batch.
 
@@ -72,15 +86,7 @@ class BatchNormalization(Layer):
     def _composed_training(self, x, ax):
         """Any other axis: the same math composed from differentiable ops."""
         reduce_axes = tuple(i for i in range(x.ndim) if i not in ax)
-        bshape = self._broadcast(x.ndim)
-        mean = F.mean(x, axis=reduce_axes, keepdims=True)
-        centered = x - mean
-        var = F.mean(centered * centered, axis=reduce_axes, keepdims=True)
-        y = centered / F.sqrt(var + self.epsilon)
-        if self.gamma is not None:
-            y = y * F.reshape(self.gamma, bshape)
-        if self.beta is not None:
-            y = y + F.reshape(self.beta, bshape)
+        y, mean, var = _composed(x, reduce_axes, self.gamma, self.beta, self.epsilon, self._broadcast(x.ndim))
         return y, mean.data, var.data
 
     def get_config(self):
@@ -108,15 +114,7 @@ class LayerNormalization(Layer):
         if ax == (x.ndim - 1,):
             return F.layer_norm(x, self.gamma, self.beta, self.epsilon)
         bshape = tuple(x.shape[i] if i in ax else 1 for i in range(x.ndim))
-        mean = F.mean(x, axis=ax, keepdims=True)
-        centered = x - mean
-        var = F.mean(centered * centered, axis=ax, keepdims=True)
-        y = centered / F.sqrt(var + self.epsilon)
-        if self.gamma is not None:
-            y = y * F.reshape(self.gamma, bshape)
-        if self.beta is not None:
-            y = y + F.reshape(self.beta, bshape)
-        return y
+        return _composed(x, ax, self.gamma, self.beta, self.epsilon, bshape)[0]
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,

@@ -2,6 +2,17 @@
 or a callable) for the small object families: regularizers, constraints."""
 
 
+class Configurable:
+    """The base of the small object families: a config of the constructor's arguments."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 def serialize(obj):
     return {"class_name": type(obj).__name__, "config": obj.get_config()}
 

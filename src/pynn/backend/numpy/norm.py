@@ -14,18 +14,25 @@ def _rows(x):
     return x.reshape(-1, x.shape[-1])
 
 
-def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
-    """Training-mode batch norm over all axes but the last. Returns (y, mean (C,), inv_std (C,))."""
+def _normalize(x, axis, gamma, beta, epsilon):
+    """(y, mean, inv_std) normalising the (rows, C) view of x along ``axis`` (0: each
+    channel over the rows; 1: each row over its channels), then y = γ·x̂ + β."""
     x2 = _rows(x)
-    mean = x2.mean(axis=0)
-    var = ((x2 - mean) ** 2).mean(axis=0)
+    mean = x2.mean(axis=axis, keepdims=True)
+    var = ((x2 - mean) ** 2).mean(axis=axis, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + epsilon)
     y = (x2 - mean) * inv_std
     if gamma is not None:
         y = y * gamma
     if beta is not None:
         y = y + beta
-    return y.reshape(x.shape).astype(x.dtype, copy=False), mean.astype(x.dtype), inv_std.astype(x.dtype)
+    return (y.reshape(x.shape).astype(x.dtype, copy=False), mean.reshape(-1).astype(x.dtype),
+            inv_std.reshape(-1).astype(x.dtype))
+
+
+def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
+    """Training-mode batch norm over all axes but the last. Returns (y, mean (C,), inv_std (C,))."""
+    return _normalize(x, 0, gamma, beta, epsilon)
 
 
 def batch_norm_grad(x, dy, mean, inv_std, gamma=None):
@@ -43,16 +50,7 @@ def batch_norm_grad(x, dy, mean, inv_std, gamma=None):
 
 def layer_norm(x, gamma=None, beta=None, epsilon=1e-3):
     """Layer norm over the last axis. Returns (y, mean (rows,), inv_std (rows,))."""
-    x2 = _rows(x)
-    mean = x2.mean(axis=1)
-    var = ((x2 - mean[:, None]) ** 2).mean(axis=1)
-    inv_std = 1.0 / np.sqrt(var + epsilon)
-    y = (x2 - mean[:, None]) * inv_std[:, None]
-    if gamma is not None:
-        y = y * gamma
-    if beta is not None:
-        y = y + beta
-    return y.reshape(x.shape).astype(x.dtype, copy=False), mean.astype(x.dtype), inv_std.astype(x.dtype)
+    return _normalize(x, 1, gamma, beta, epsilon)
 
 
 def layer_norm_grad(x, dy, mean, inv_std, gamma=None):

@@ -9,7 +9,6 @@ subtracted), so a fully masked row is uniform rather than NaN, as in Keras.
 import numpy as np
 
 from .. import functional as F, initializers
-from ..autograd import Tensor
 from .base import Layer
 
 _NEG = -1e9

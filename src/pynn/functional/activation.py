@@ -55,7 +55,13 @@ def _named(name):
                                                    default=param[1])])
 
         def f(x, *args, **kwargs):
-            alpha = sig.bind(x, *args, **kwargs).arguments.get(param[0], param[1]) if args or kwargs else param[1]
+            if not kwargs and len(args) <= 1:              # the common calls skip binding
+                alpha = args[0] if args else param[1]
+            elif not args and len(kwargs) == 1 and param[0] in kwargs:
+                alpha = kwargs[param[0]]
+            else:
+                bound = sig.bind(x, *args, **kwargs)      # TypeError for a wrong keyword
+                alpha = bound.arguments.get(param[0], param[1])
             return Activate.apply(x, name=name, alpha=alpha)
         f.__signature__ = sig
     f.__name__ = f.__qualname__ = name

@@ -181,3 +181,17 @@ def test_unknown_activation_in_functional_dense_names_the_op():
         F.dense(x, k, activation="relu7")
     with pytest.raises(ValueError, match="dense: activation 'gelu' cannot be fused"):
         DenseOp.apply(x, k, activation="gelu")
+
+
+@pytest.mark.parametrize("name", sorted(n for n, a in TABLE.items() if a.from_output))
+def test_fused_bias_backward_native_matches_numpy_for_every_from_output_activation(name):
+    """act_bias_grad reads act' off y (one C++ pass where _C can, else the reference): same (dz, db)."""
+    if not pynn.backend.NATIVE_AVAILABLE:
+        pytest.skip("native extension not built")
+    x = _inputs((33, 17), seed=7)
+    y = getattr(pynn.backend.numpy_backend, name)(x)
+    dy = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
+    dz_ref, db_ref = pynn.backend.numpy_backend.act_bias_grad(y, dy, name)
+    dz, db = pynn.backend.native_backend.act_bias_grad(y, dy, name)
+    np.testing.assert_allclose(dz, dz_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(db, db_ref, rtol=1e-4, atol=1e-4)

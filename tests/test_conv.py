@@ -131,7 +131,7 @@ def test_conv2d_same_padding_puts_the_extra_cell_after(numpy_backend):
 @pytest.mark.parametrize("name,x_shape,k,cout,strides,padding,dilation", CASES, ids=IDS)
 def test_conv2d_matches_torch(backend_name, name, x_shape, k, cout, strides, padding, dilation):
     torch = pytest.importorskip("torch")
-    from pynn.backend.numpy.conv import conv_geometry
+    from pynn.shapes import conv_geometry
     x, w, b = _data(x_shape, k, cout, np.float32)
     _, ph, pw = conv_geometry("t", x_shape, *k, strides, padding, dilation)
     xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)          # NHWC -> NCHW

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import pynn
-from pynn import layers
+from pynn import constraints, layers
 from pynn.autograd import Tensor
 
 R = np.random.default_rng(0)
@@ -68,3 +68,33 @@ def test_text_cnn_learns_a_local_pattern(backend_name):
                   metrics=["accuracy"])
     model.fit(x[:320], y[:320], epochs=15, batch_size=32, verbose=0)
     assert model.evaluate(x[320:], y[320:])[1] >= 0.95
+
+
+def test_conv1d_shares_conv2d_settings_constraints_and_case_insensitive_padding(backend_name):
+    """BaseConv(rank): Conv1D takes constraints and "SAME" as Conv2D does, and its config is unchanged."""
+    conv = layers.Conv1D(4, 3, padding="SAME", kernel_constraint=constraints.NonNeg(), name="c")
+    model = pynn.Sequential([layers.Input((9, 2)), conv])
+    model.compile(optimizer=pynn.optimizers.SGD(learning_rate=1.0), loss="mse")
+    model.fit(X[:, :, :2], -np.ones((2, 9, 4), np.float32), epochs=2, verbose=0)
+    assert conv.padding == "same" and conv.kernel.constraint is not None
+    assert (conv.get_weights()[0] >= 0).all()            # the constraint ran after each step
+    config = conv.get_config()
+    assert (config["kernel_size"], config["strides"], config["dilation_rate"]) == (3, 1, 1)  # ints, as saved before
+    assert layers.Conv1D.from_config(config).kernel_size == (3,)
+    with pytest.raises(ValueError, match="Conv1D: strides > 1 together with dilation_rate > 1"):
+        layers.Conv1D(2, 3, strides=2, dilation_rate=2)
+
+
+@pytest.mark.parametrize("cls,shape,config_pool", [(layers.MaxPooling1D, (None, 6, 2), 2),
+                                                   (layers.AveragePooling2D, (None, 6, 6, 2), [2, 2])])
+def test_pooling_by_rank_keeps_its_config_and_lowercases_padding(cls, shape, config_pool):
+    pool = cls(2, padding="Same")
+    assert pool.padding == "same" and pool.get_config()["pool_size"] == config_pool
+    assert cls.from_config(pool.get_config()).compute_output_shape(shape) == pool.compute_output_shape(shape)
+
+
+def test_global_pooling_1d_keepdims(backend_name):
+    x = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
+    y = layers.GlobalAveragePooling1D(keepdims=True)(x)
+    assert y.shape == (2, 1, 2)
+    np.testing.assert_allclose(y.data[:, 0], x.mean(1))

@@ -119,3 +119,14 @@ def test_activations_and_losses_resolve_by_name():
     with pytest.raises(ValueError, match="Unknown activation 'relux'"):
         pynn.activations.get("relux")
     assert pynn.losses.get("sparse_categorical_crossentropy").name == "sparse_categorical_crossentropy"
+
+
+def test_dropout_seed_gives_the_layer_its_own_reproducible_masks():
+    x = np.ones((4, 50), np.float32)
+    a, b = layers.Dropout(0.5, seed=3), layers.Dropout(0.5, seed=3)
+    pynn.set_seed(0)
+    ya = a(x, training=True).data
+    pynn.set_seed(99)                                    # the global seed does not matter
+    yb = b(x, training=True).data
+    np.testing.assert_array_equal(ya, yb)
+    assert set(np.unique(ya)) <= {0.0, 2.0} and layers.Dropout.from_config(a.get_config()).seed == 3

@@ -17,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+# register_serializable is public here too, as keras.saving.register_keras_serializable is.
 from .utils.registry import deserialize_layer, register_serializable, serialize_layer  # noqa: F401
 
 FORMAT = "pynn-model"

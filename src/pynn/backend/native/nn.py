@@ -34,19 +34,31 @@ _c = np.ascontiguousarray
 
 
 # ---------------------------------------------------------------- activations
-# _C reports the activations it implements (elementwise kernels and the GEMM
-# epilogue) and those it can differentiate from the output alone. An extension
-# built before it could say so has the fixed sets below.
-_LEGACY_NAMES = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu")
-_LEGACY_FROM_OUTPUT = ("linear", "relu", "sigmoid", "tanh")
-NATIVE_ACTIVATIONS = frozenset(_C.activation_names() if hasattr(_C, "activation_names") else _LEGACY_NAMES)
-NATIVE_FROM_OUTPUT = frozenset(
-    n for n in NATIVE_ACTIVATIONS
-    if (_C.activation_from_output(n) if hasattr(_C, "activation_from_output") else n in _LEGACY_FROM_OUTPUT))
-# The convolution's epilogue takes no parameter (alpha); before activation_names() it had four activations.
-NATIVE_CONV_ACTIVATIONS = frozenset(
-    n for n in NATIVE_ACTIVATIONS if _table.ACTIVATIONS[n].param is None
-    and (hasattr(_C, "activation_names") or n in _LEGACY_FROM_OUTPUT))
+def _accepted(call):
+    """The activations of the table that ``call(name)`` runs without a ValueError (tried
+    once, at import, on a single float): what this build of _C has, whichever it is."""
+    names = []
+    for name in _table.ACTIVATIONS:
+        try:
+            call(name)
+        except ValueError:
+            continue
+        names.append(name)
+    return frozenset(names)
+
+
+_ONE = np.zeros((1, 1), np.float32)
+# The activations of _C's elementwise kernels and GEMM epilogue (one list in C++), those it
+# can differentiate from the output alone, and those its convolution fuses (no parameter).
+if hasattr(_C, "activation_names"):
+    NATIVE_ACTIVATIONS = frozenset(_C.activation_names()) & frozenset(_table.ACTIVATIONS)
+    NATIVE_FROM_OUTPUT = frozenset(n for n in NATIVE_ACTIVATIONS if _C.activation_from_output(n))
+else:  # a build from before _C listed them
+    NATIVE_ACTIVATIONS = _accepted(lambda n: _C.act_forward(_ONE, n, 0.0))
+    NATIVE_FROM_OUTPUT = _accepted(lambda n: _C.act_bias_backward(_ONE, _ONE, n))
+NATIVE_CONV_ACTIVATIONS = _accepted(lambda n: _C.conv2d(_ONE.reshape(1, 1, 1, 1), _ONE.reshape(1, 1, 1, 1),
+                                                        None, (1, 1), "valid", (1, 1), n)) \
+    & frozenset(n for n in NATIVE_ACTIVATIONS if _table.ACTIVATIONS[n].param is None)
 
 
 def _native_kernels(name):

@@ -195,3 +195,19 @@ def test_fused_bias_backward_native_matches_numpy_for_every_from_output_activati
     dz, db = pynn.backend.native_backend.act_bias_grad(y, dy, name)
     np.testing.assert_allclose(dz, dz_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(db, db_ref, rtol=1e-4, atol=1e-4)
+
+
+KERAS_NAMES = sorted(set(ALL) - {"gelu_tanh"}) + ["swish", "hard_swish"]
+
+
+@pytest.mark.parametrize("name", KERAS_NAMES)
+def test_activation_values_match_keras_3(name):
+    """The same names give the same functions as keras.activations (Keras 3's definitions)."""
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if not keras.__version__.startswith("3"):
+        pytest.skip(f"Keras 3 needed, found {keras.__version__}")
+    x = _inputs(seed=9)
+    want = keras.ops.convert_to_numpy(keras.activations.get(name)(keras.ops.convert_to_tensor(x)))
+    np.testing.assert_allclose(activations.get(name)(x).data, want, rtol=1e-5, atol=1e-6)

@@ -50,7 +50,7 @@ class Dense(Function):
 
     x (..., in), kernel (in, out), bias (out,) or None; activation "linear" or one
     whose derivative its output determines (``from_output`` in the activation
-    table), with its default parameter. Backward: dz = act'(y)·g read off the
+    table). Backward: dz = act'(y)·g read off the
     output, dx = dz @ kernelᵀ, dkernel = xᵀ @ dz, dbias = Σ dz.
     """
 

@@ -49,7 +49,7 @@ def _accepted(call):
 
 _ONE = np.zeros((1, 1), np.float32)
 # The activations of _C's elementwise kernels and GEMM epilogue (one list in C++), those it
-# can differentiate from the output alone, and those its convolution fuses (no parameter).
+# can differentiate from the output alone, and those its convolution fuses.
 if hasattr(_C, "activation_names"):
     NATIVE_ACTIVATIONS = frozenset(_C.activation_names()) & frozenset(_table.ACTIVATIONS)
     NATIVE_FROM_OUTPUT = frozenset(n for n in NATIVE_ACTIVATIONS if _C.activation_from_output(n))
@@ -57,8 +57,7 @@ else:  # a build from before _C listed them
     NATIVE_ACTIVATIONS = _accepted(lambda n: _C.act_forward(_ONE, n, 0.0))
     NATIVE_FROM_OUTPUT = _accepted(lambda n: _C.act_bias_backward(_ONE, _ONE, n))
 NATIVE_CONV_ACTIVATIONS = _accepted(lambda n: _C.conv2d(_ONE.reshape(1, 1, 1, 1), _ONE.reshape(1, 1, 1, 1),
-                                                        None, (1, 1), "valid", (1, 1), n)) \
-    & frozenset(n for n in NATIVE_ACTIVATIONS if _table.ACTIVATIONS[n].param is None)
+                                                        None, (1, 1), "valid", (1, 1), n)) & NATIVE_ACTIVATIONS
 
 
 def _native_kernels(name):
@@ -109,16 +108,12 @@ def bias_grad(dy):
     return _C.bias_grad(_c(dy)) if _f32(dy) else _refnn.bias_grad(dy)
 
 
-def act_bias_grad(y, dy, activation, alpha=None):
-    # float64, 0-d, activations _C cannot differentiate from y, and those it cannot (whose
-    # error message the reference owns): the reference.
+def act_bias_grad(y, dy, activation):
+    # float64, 0-d, and activations _C cannot differentiate from y (whose error message,
+    # if the reference cannot either, the reference owns): the reference.
     if not _f32(y, dy) or y.ndim == 0 or activation not in NATIVE_FROM_OUTPUT:
-        return _refnn.act_bias_grad(y, dy, activation, alpha)
-    if _table.ACTIVATIONS[activation].param is None:   # act' and the column sums in one pass
-        return _C.act_bias_backward(_c(y), _c(dy), activation)
-    a = _table.param_value(activation, alpha)
-    dz = _C.act_backward(_c(y), _c(y), _c(dy), activation, a)   # from y alone, as _C says it can
-    return dz, bias_grad(dz)
+        return _refnn.act_bias_grad(y, dy, activation)
+    return _C.act_bias_backward(_c(y), _c(dy), activation)   # act' and the column sums in one pass
 
 
 # ---------------------------------------------------------------- softmax

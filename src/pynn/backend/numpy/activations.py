@@ -12,10 +12,12 @@ autograd op and named functions of ``pynn.functional``, and the names
 ``pynn.activations`` and the layers' ``activation=`` accept. The native
 backend replaces the kernels of the names ``pynn._C`` implements.
 
-``from_output`` is True when ``g(y, y, dy, a)`` equals ``g(x, y, dy, a)`` for
-the default parameter: ``g`` reads ``x`` at most through its sign, which ``y``
-shares. A Dense or Conv2D op fuses such an activation into its kernel and keeps
-only ``y`` for backward; the others are applied after it as their own op.
+``from_output`` is True when ``g(y, y, dy, a)`` equals ``g(x, y, dy, a)``: ``g``
+reads ``x`` at most through its sign, which ``y`` shares. A Dense or Conv2D op
+fuses such an activation into its kernel and keeps only ``y`` for backward; the
+others are applied after it as their own op. An activation with a parameter is
+never flagged (leaky_relu's sign argument fails for a negative slope, and the
+fused kernels take none): it runs as its own op, which has ``x``.
 
 Keras 3 definitions throughout (``hard_sigmoid`` is ``relu6(x + 3) / 6``,
 ``leaky_relu``'s slope defaults to 0.2). Outputs keep the input's dtype.
@@ -92,13 +94,13 @@ ACTIVATIONS = {
     "relu": Activation(lambda x, a: np.maximum(x, _c(0, x)),
                        lambda x, y, dy, a: np.where(x > 0, dy, _c(0, dy)), True),
     "leaky_relu": Activation(lambda x, a: np.where(x < 0, _c(a, x) * x, x),
-                             lambda x, y, dy, a: np.where(x > 0, dy, _c(a, dy) * dy), True,
+                             lambda x, y, dy, a: np.where(x > 0, dy, _c(a, dy) * dy), False,
                              ("negative_slope", 0.2)),
     "sigmoid": Activation(lambda x, a: _sigmoid(x), lambda x, y, dy, a: dy * y * (1 - y), True),
     "tanh": Activation(lambda x, a: np.tanh(x), lambda x, y, dy, a: dy * (1 - y * y), True),
     # below 0, d/dx a (exp(x) - 1) = a exp(x) = y + a
     "elu": Activation(lambda x, a: np.where(x > 0, x, _c(a, x) * np.expm1(np.minimum(x, _c(0, x)))),
-                      lambda x, y, dy, a: np.where(x > 0, dy, dy * (y + _c(a, y))), True, ("alpha", 1.0)),
+                      lambda x, y, dy, a: np.where(x > 0, dy, dy * (y + _c(a, y))), False, ("alpha", 1.0)),
     "selu": Activation(lambda x, a: _c(_SELU_SCALE, x) * np.where(
                            x > 0, x, _c(_SELU_ALPHA, x) * np.expm1(np.minimum(x, _c(0, x)))),
                        lambda x, y, dy, a: np.where(x > 0, _c(_SELU_SCALE, dy) * dy,

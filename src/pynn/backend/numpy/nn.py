@@ -38,7 +38,7 @@ def bias_grad(dy):
     return dy.reshape(-1, dy.shape[-1]).sum(axis=0) if dy.shape[-1] else np.zeros(0, dy.dtype)
 
 
-def act_bias_grad(y, dy, activation, alpha=None):
+def act_bias_grad(y, dy, activation):
     """Backward of act(z) with z = x·W + b, read off the output y = act(z):
     dz = act'(y)·dy and db = Σ dz over all but the last axis. Only for the
     activations whose gradient the output determines (``from_output`` in the
@@ -47,8 +47,7 @@ def act_bias_grad(y, dy, activation, alpha=None):
     if act is None or not act.from_output:
         raise ValueError(f"act_bias_grad: activation {activation!r} cannot be differentiated from its output; "
                          f"expected one of {sorted(FROM_OUTPUT)}")
-    a = _act.param_value(activation, alpha)
-    dz = act.grad(y, y, dy, None if a is None else np.asarray(a, dy.dtype))
+    dz = act.grad(y, y, dy, None)
     return dz, bias_grad(dz)
 
 

@@ -33,8 +33,7 @@ def _act(name):
     if act is None or not act.from_output:
         raise ValueError(f"recurrent kernels support the activations whose gradient the output determines, "
                          f"{sorted(n for n, a in _table.ACTIVATIONS.items() if a.from_output)}; got {name!r}")
-    a = _table.param_value(name)
-    return (lambda x: _table.apply(x, name)), (lambda y: act.grad(y, y, np.ones_like(y), a))
+    return (lambda x: act.forward(x, None)), (lambda y: act.grad(y, y, np.ones_like(y), None))
 
 
 def _recurrent(h, recurrent_kernel, recurrent_mask):

@@ -211,3 +211,20 @@ def test_activation_values_match_keras_3(name):
     x = _inputs(seed=9)
     want = keras.ops.convert_to_numpy(keras.activations.get(name)(keras.ops.convert_to_tensor(x)))
     np.testing.assert_allclose(activations.get(name)(x).data, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_backend_conv2d_and_matmul_apply_any_activation_with_its_parameter(backend_name, name):
+    """The kernels' own epilogue argument (pynn.ops level): every name, the parameter honoured."""
+    B = pynn.backend.current()
+    rng = np.random.default_rng(10)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 5, 5, 3), (3, 3, 3, 4), (4,)))
+    param = TABLE[name].param
+    alpha = () if param is None else (0.37,)
+    act = getattr(pynn.backend.numpy_backend, name)
+    want = act(pynn.backend.numpy_backend.conv2d(x, w, b, (1, 1), "same", (1, 1)), *alpha)
+    got = B.conv2d(x, w, b, (1, 1), "same", (1, 1), name, *alpha)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    a2, k2 = x.reshape(-1, 3), w.reshape(-1, 4)[:3]
+    want = act(a2 @ k2 + b, *alpha)
+    np.testing.assert_allclose(B.matmul(a2, k2, b, name, *alpha), want, rtol=1e-4, atol=1e-5)

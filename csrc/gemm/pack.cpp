@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/runtime.h"
-#include "gemm/kernel.h"
+#include "gemm/kernels/kernels.h"
+#include "gemm/pack.h"
 
 namespace pynn {
 namespace gemm {
@@ -16,8 +16,8 @@ static void pack_a_panel(int64_t mr, int64_t kc, const float* a, int64_t rs_a, i
                          float* dst) {
   if (mr == MR && cs_a == 1) {
 #ifdef PYNN_X86_64
-    if (active_isa() == Isa::Avx2) {
-      pack_a_panel6_rowmajor_avx2(kc, a, rs_a, dst);
+    if (use_avx2()) {
+      avx2::pack_a_panel6_rowmajor(kc, a, rs_a, dst);
       return;
     }
 #endif
@@ -64,8 +64,8 @@ static void pack_b_panel(int64_t nr, int64_t kc, const float* b, int64_t rs_b, i
     return;
   }
 #ifdef PYNN_X86_64
-  if (nr == NR && rs_b == 1 && active_isa() == Isa::Avx2) {
-    pack_b_panel16_colmajor_avx2(kc, b, cs_b, dst);
+  if (nr == NR && rs_b == 1 && use_avx2()) {
+    avx2::pack_b_panel16_colmajor(kc, b, cs_b, dst);
     return;
   }
 #endif
@@ -99,10 +99,10 @@ void pack_a_panels(int64_t mc, int64_t kc, const float* a, int64_t rs_a, int64_t
 void pack_b_panels(int64_t kc, int64_t nc, const float* b, int64_t rs_b, int64_t cs_b,
                    float* dst, int64_t p0, int64_t p1) {
 #ifdef PYNN_X86_64
-  if (cs_b == 1 && active_isa() == Isa::Avx2) {
+  if (cs_b == 1 && use_avx2()) {
     const int64_t pfull = std::min(p1, nc / NR);  // panels with all NR columns
     if (pfull > p0) {
-      pack_b_rowmajor_avx2(kc, b, rs_b, dst, p0, pfull);
+      avx2::pack_b_rowmajor(kc, b, rs_b, dst, p0, pfull);
       p0 = pfull;
     }
   }

@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "common/runtime.h"
+#include "common/parallel.h"
 
 namespace pynn {
 namespace {

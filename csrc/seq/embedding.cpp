@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "common/runtime.h"
+#include "common/parallel.h"
 
 #ifdef PYNN_OPENMP
 #include <omp.h>

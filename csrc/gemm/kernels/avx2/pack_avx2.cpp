@@ -6,12 +6,11 @@
 // visible share of the time, so it is worth the ISA-specific code.
 #include <immintrin.h>
 
-#include "gemm/kernel.h"
+#include "gemm/kernels/kernels.h"
 
-namespace pynn {
-namespace gemm {
+namespace pynn::gemm::avx2 {
 
-void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float* dst) {
+void pack_a_panel6_rowmajor(int64_t kc, const float* a, int64_t rs_a, float* dst) {
   const float* r0 = a;
   const float* r1 = a + rs_a;
   const float* r2 = a + 2 * rs_a;
@@ -57,8 +56,7 @@ void pack_a_panel6_rowmajor_avx2(int64_t kc, const float* a, int64_t rs_a, float
 // pieces go to the p1 - p0 panel streams. The panel-by-panel order of the
 // generic code reads B in 64-byte pieces rs_b apart instead, which measured
 // slower when B comes from L3 (it is 400 KiB for a 784x128 Dense weight).
-void pack_b_rowmajor_avx2(int64_t kc, const float* b, int64_t rs_b, float* dst, int64_t p0,
-                          int64_t p1) {
+void pack_b_rowmajor(int64_t kc, const float* b, int64_t rs_b, float* dst, int64_t p0, int64_t p1) {
   for (int64_t p = 0; p < kc; ++p) {
     const float* src = b + p * rs_b + p0 * NR;
     float* d = dst + p0 * kc * NR + p * NR;
@@ -74,7 +72,7 @@ void pack_b_rowmajor_avx2(int64_t kc, const float* b, int64_t rs_b, float* dst, 
 // b[j * cs_b + p]. Each column is contiguous in p, so 8 k steps of 8 columns
 // are 8 loads, an 8x8 register transpose, and 8 stores of 8 floats, instead
 // of 64 scalar loads and stores.
-void pack_b_panel16_colmajor_avx2(int64_t kc, const float* b, int64_t cs_b, float* dst) {
+void pack_b_panel16_colmajor(int64_t kc, const float* b, int64_t cs_b, float* dst) {
   int64_t p = 0;
   for (; p + 8 <= kc; p += 8) {
     for (int j0 = 0; j0 < NR; j0 += 8) {
@@ -106,5 +104,4 @@ void pack_b_panel16_colmajor_avx2(int64_t kc, const float* b, int64_t cs_b, floa
     for (int j = 0; j < NR; ++j) dst[p * NR + j] = b[j * cs_b + p];
 }
 
-}  // namespace gemm
-}  // namespace pynn
+}  // namespace pynn::gemm::avx2

@@ -1,8 +1,15 @@
-// Element loops shared by optim_generic.cpp and optim_avx2.cpp. Included inside
-// a per-ISA namespace, so each TU gets its own copies (no ODR mixing of code
-// compiled with and without -mavx2). Flags are template parameters so every
+// Element loops of the optimizers, compiled once per ISA (common/dispatch.h):
+// optim.cpp (generic) and optim_avx2.cpp. No #pragma once. Flags are template parameters so every
 // loop body is branch-free and the compiler vectorises it (8 lanes with AVX2).
+#include "optim/optim.h"
+
+#ifndef PYNN_ISA
+#error "define PYNN_ISA (common/dispatch.h) before including this file"
+#endif
+
 #define PYNN_R __restrict__
+
+namespace pynn::optim::PYNN_ISA {
 
 template <bool WD, bool MOM, bool NEST>
 static void sgd_loop(const SgdArgs& a, float* PYNN_R p, const float* PYNN_R g, float* PYNN_R b, int64_t n) {
@@ -129,5 +136,7 @@ void adadelta_range(const AdadeltaArgs& a, float* PYNN_R p, const float* PYNN_R 
     p[i] -= lr * d;
   }
 }
+
+}  // namespace pynn::optim::PYNN_ISA
 
 #undef PYNN_R

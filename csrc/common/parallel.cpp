@@ -1,13 +1,52 @@
-#include "common/work_share.h"
+#include "common/parallel.h"
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace pynn {
 
+// ---------------------------------------------------------------- thread count
+namespace {
+
+int default_threads() {
+  if (const char* s = std::getenv("PYNN_NUM_THREADS")) {
+    int n = std::atoi(s);
+    if (n > 0) return n;
+  }
+#ifdef PYNN_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+std::atomic<int> g_threads{default_threads()};
+
+}  // namespace
+
+int num_threads() { return g_threads.load(std::memory_order_relaxed); }
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  g_threads.store(n);
+}
+
+int threads_for(int64_t work, int64_t grain) {
+#ifdef PYNN_OPENMP
+  if (omp_in_parallel()) return 1;
+#endif
+  int64_t t = grain > 0 ? work / grain : work;
+  int n = num_threads();
+  if (t < 1) t = 1;
+  return t < n ? static_cast<int>(t) : n;
+}
+
+// ---------------------------------------------------------------- share_work
 namespace {
 
 struct Job {

@@ -2,13 +2,13 @@
 // compiler vectorises with whatever the baseline ISA offers (SSE2 on x86-64).
 // Always built; it is the fallback on CPUs without AVX2 and the oracle the AVX2
 // kernel is tested against (PYNN_ISA=generic / _C.set_isa("generic")).
-#include "gemm/kernel.h"
+#define PYNN_ISA generic
+#include "gemm/kernels/act_tile_impl.h"
 
-namespace pynn {
-namespace gemm {
+namespace pynn::gemm::generic {
 
-void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
-                        float beta, float* c, int64_t rs_c, const float* bias) {
+void sgemm_6x16(int64_t k, float alpha, const float* a, const float* b, float beta, float* c, int64_t rs_c,
+                const float* bias) {
   float acc[MR][NR] = {};
   for (int64_t p = 0; p < k; ++p) {
     const float* bp = b + p * NR;
@@ -29,5 +29,4 @@ void sgemm_generic_6x16(int64_t k, float alpha, const float* a, const float* b,
   }
 }
 
-}  // namespace gemm
-}  // namespace pynn
+}  // namespace pynn::gemm::generic

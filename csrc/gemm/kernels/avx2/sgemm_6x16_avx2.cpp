@@ -9,42 +9,13 @@
 // is intrinsics.
 #include <immintrin.h>
 
-#include <vector>
+#define PYNN_ISA avx2
+#include "gemm/kernels/act_tile_impl.h"
+#include "gemm/kernels/avx2/store_avx2.h"
 
-#include "gemm/act_tile_impl.h"
-#include "gemm/kernel.h"
+namespace pynn::gemm::avx2 {
 
-namespace pynn {
-namespace gemm {
-
-// The epilogue shared by the kernels: c = alpha * acc + beta * c + bias for a
-// full 6x16 tile (acc row-major, 16 floats per row).
-static inline void store_tile(const float* acc, float alpha, float beta, float* c, int64_t rs_c,
-                              const float* bias) {
-  const __m256 va = _mm256_set1_ps(alpha);
-  const __m256 vb = _mm256_set1_ps(beta);
-  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
-  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-  // Same operation order as the generic kernel: alpha*ab, + beta*c, + bias.
-  auto store = [&](float* cr, __m256 lo, __m256 hi) {
-    lo = _mm256_mul_ps(va, lo);
-    hi = _mm256_mul_ps(va, hi);
-    if (beta != 0.f) {
-      lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
-      hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
-    }
-    if (bias) {
-      lo = _mm256_add_ps(lo, bias0);
-      hi = _mm256_add_ps(hi, bias1);
-    }
-    _mm256_storeu_ps(cr, lo);
-    _mm256_storeu_ps(cr + 8, hi);
-  };
-  for (int r = 0; r < MR; ++r)
-    store(c + r * rs_c, _mm256_load_ps(acc + r * NR), _mm256_load_ps(acc + r * NR + 8));
-}
-
-void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
+void sgemm_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias) {
   // C is written once at the end: start pulling its rows in now.
   for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
@@ -204,7 +175,7 @@ void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
       : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 
-  store_tile(acc, alpha, beta, c, rs_c, bias);
+  store_tile(acc, MR, alpha, beta, c, rs_c, bias);
 }
 
 // The same 6x16 kernel reading A unpacked: rows a, a + rs_a, ..., a + 5 rs_a of
@@ -214,7 +185,7 @@ void sgemm_avx2_6x16(int64_t k, float alpha, const float* a, const float* b,
 // from A's rows, addressed as base + {0, 1, 2, 3} * stride from two bases so
 // that only 3 pointers advance. Reads exactly rows [0, 6) x columns [0, k) of
 // A and rows [0, k) x columns [0, 16) of B; the epilogue is the packed kernel's.
-void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+void sgemm_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
                         int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias) {
   for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
   alignas(32) float acc[MR * NR];
@@ -372,7 +343,7 @@ void sgemm_avx2_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, co
       : [acc] "r"(acc), [rs] "r"(rs), [rs3] "r"(rs3), [rsb] "r"(rsb), [rsb3] "r"(rsb3)
       : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
-  store_tile(acc, alpha, beta, c, rs_c, bias);
+  store_tile(acc, MR, alpha, beta, c, rs_c, bias);
 }
 
 // The last mr < 6 rows of a row panel, read in place like the kernel above, so
@@ -408,26 +379,10 @@ static void ua_rows(int64_t k, float alpha, const float* a, int64_t rs_a, const 
       acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
     }
   }
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
-  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-  for (int r = 0; r < R; ++r) {  // same order as store_tile
-    float* cr = c + r * rs_c;
-    __m256 lo = _mm256_mul_ps(va, acc0[r]), hi = _mm256_mul_ps(va, acc1[r]);
-    if (beta != 0.f) {
-      lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
-      hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
-    }
-    if (bias) {
-      lo = _mm256_add_ps(lo, bias0);
-      hi = _mm256_add_ps(hi, bias1);
-    }
-    _mm256_storeu_ps(cr, lo);
-    _mm256_storeu_ps(cr + 8, hi);
-  }
+  store_rows(acc0, acc1, R, alpha, beta, c, rs_c, bias);
 }
 
-void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
+void sgemm_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
                         const float* b, float beta, float* c, int64_t rs_c, const float* bias) {
   switch (mr) {
     case 1: return ua_rows<1>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
@@ -438,132 +393,5 @@ void sgemm_avx2_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int6
   }
 }
 
-// The fused activation of a stored tile, compiled with this unit's AVX2 flags.
-void act_tile_avx2(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
-  act_tile_switch(act, c, rs, mr, nr, alpha);
-}
-}  // namespace gemm
-}  // namespace pynn
+}  // namespace pynn::gemm::avx2
 
-namespace pynn {
-namespace gemm {
-
-template <Act A>
-static void act_rows_t(float* c, int64_t rs, int64_t cs, int64_t mr, int64_t nr, float alpha) {
-  for (int64_t r = 0; r < mr; ++r)
-    for (int64_t q = 0; q < nr; ++q) c[r * rs + q * cs] = act_forward(A, c[r * rs + q * cs], alpha);
-}
-
-// The activation on an mr x nr block of C, switch hoisted out of the loops.
-static void act_rows(Act act, float* c, int64_t rs, int64_t cs, int64_t mr, int64_t nr, float alpha) {
-  switch (act) {
-    case Act::Linear: return;
-    case Act::Relu: return act_rows_t<Act::Relu>(c, rs, cs, mr, nr, alpha);
-    case Act::LeakyRelu: return act_rows_t<Act::LeakyRelu>(c, rs, cs, mr, nr, alpha);
-    case Act::Sigmoid: return act_rows_t<Act::Sigmoid>(c, rs, cs, mr, nr, alpha);
-    case Act::Tanh: return act_rows_t<Act::Tanh>(c, rs, cs, mr, nr, alpha);
-    case Act::Gelu: return act_rows_t<Act::Gelu>(c, rs, cs, mr, nr, alpha);
-    case Act::Elu: return act_rows_t<Act::Elu>(c, rs, cs, mr, nr, alpha);
-  }
-}
-
-// Unpacked ("sup") path for small products, where packing and blocking cost
-// more than they save: 6x16 register tiles read A through its strides
-// (broadcasts) and B rows in place (needs unit column stride), masked loads at
-// the right edge. Each finished tile goes to a local buffer and only its valid
-// part reaches C, with the whole epilogue applied there.
-void sgemm_avx2_small(int64_t m, int64_t n, int64_t k, float alpha,
-                      const float* a, int64_t rs_a, int64_t cs_a,
-                      const float* b, int64_t rs_b,
-                      float beta, float* c, int64_t rs_c, int64_t cs_c,
-                      const float* bias, Act act, float act_alpha) {
-  alignas(32) float acc[MR * NR];
-  // The right-edge panel (n % 16 columns) is copied into a zero-padded k x 16
-  // buffer: masked loads (vmaskmovps) straight from B measured 2-3x slower here.
-  static thread_local std::vector<float> edge;
-  for (int64_t j = 0; j < n; j += NR) {
-    const int64_t nr = n - j < NR ? n - j : NR;
-    const bool full = nr == NR;
-    const float* bpanel = b + j;
-    int64_t rs_bp = rs_b;
-    if (!full) {
-      edge.assign(static_cast<size_t>(k) * NR, 0.f);
-      for (int64_t p = 0; p < k; ++p)
-        for (int64_t q = 0; q < nr; ++q) edge[p * NR + q] = b[p * rs_b + j + q];
-      bpanel = edge.data();
-      rs_bp = NR;
-    }
-    for (int64_t i = 0; i < m; i += MR) {
-      const int64_t mr = m - i < MR ? m - i : MR;
-      // Rows past the edge repeat the last valid row (computed, never stored).
-      const float* ar[MR];
-      for (int r = 0; r < MR; ++r) ar[r] = a + (i + (r < mr ? r : mr - 1)) * rs_a;
-      __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-      __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-      __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-      __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-      __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-      __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-      const float* bp = bpanel;
-      for (int64_t p = 0; p < k; ++p, bp += rs_bp) {
-        const __m256 b0 = _mm256_loadu_ps(bp);
-        const __m256 b1 = _mm256_loadu_ps(bp + 8);
-        const int64_t off = p * cs_a;
-        __m256 av = _mm256_broadcast_ss(ar[0] + off);
-        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(ar[1] + off);
-        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(ar[2] + off);
-        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(ar[3] + off);
-        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(ar[4] + off);
-        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(ar[5] + off);
-        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-      }
-      _mm256_store_ps(acc + 0 * NR, c00); _mm256_store_ps(acc + 0 * NR + 8, c01);
-      _mm256_store_ps(acc + 1 * NR, c10); _mm256_store_ps(acc + 1 * NR + 8, c11);
-      _mm256_store_ps(acc + 2 * NR, c20); _mm256_store_ps(acc + 2 * NR + 8, c21);
-      _mm256_store_ps(acc + 3 * NR, c30); _mm256_store_ps(acc + 3 * NR + 8, c31);
-      _mm256_store_ps(acc + 4 * NR, c40); _mm256_store_ps(acc + 4 * NR + 8, c41);
-      _mm256_store_ps(acc + 5 * NR, c50); _mm256_store_ps(acc + 5 * NR + 8, c51);
-      // Epilogue, same order as the packed kernels: alpha*ab + beta*c + bias, then act.
-      if (full && cs_c == 1) {
-        const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-        const __m256 bias0 = bias ? _mm256_loadu_ps(bias + j) : _mm256_setzero_ps();
-        const __m256 bias1 = bias ? _mm256_loadu_ps(bias + j + 8) : _mm256_setzero_ps();
-        for (int64_t r = 0; r < mr; ++r) {
-          float* cr = c + (i + r) * rs_c + j;
-          __m256 lo = _mm256_mul_ps(va, _mm256_load_ps(acc + r * NR));
-          __m256 hi = _mm256_mul_ps(va, _mm256_load_ps(acc + r * NR + 8));
-          if (beta != 0.f) {
-            lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), lo);
-            hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), hi);
-          }
-          if (bias) {
-            lo = _mm256_add_ps(lo, bias0);
-            hi = _mm256_add_ps(hi, bias1);
-          }
-          _mm256_storeu_ps(cr, lo);
-          _mm256_storeu_ps(cr + 8, hi);
-        }
-        if (act != Act::Linear) act_rows(act, c + i * rs_c + j, rs_c, 1, mr, nr, act_alpha);
-      } else {
-        for (int64_t r = 0; r < mr; ++r) {
-          float* cr = c + (i + r) * rs_c + j * cs_c;
-          for (int64_t q = 0; q < nr; ++q) {
-            float v = alpha * acc[r * NR + q];
-            if (beta != 0.f) v = beta * cr[q * cs_c] + v;
-            if (bias) v += bias[j + q];
-            cr[q * cs_c] = v;
-          }
-        }
-        if (act != Act::Linear) act_rows(act, c + i * rs_c + j * cs_c, rs_c, cs_c, mr, nr, act_alpha);
-      }
-    }
-  }
-}
-
-}  // namespace gemm
-}  // namespace pynn

@@ -1,20 +1,14 @@
-#include "rnn/weight_grad.h"
-
+// The split-K driver of the GEMM frame (declared in gemm.h): see sgemm_split_k.
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
-#include "common/runtime.h"
+#include "common/parallel.h"
 #include "gemm/gemm.h"
-
-#ifdef PYNN_OPENMP
-#include <omp.h>
-#endif
 
 namespace pynn {
 
-void weight_grad(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, const float* b, int64_t rs_b,
-                 float* c, int64_t rs_c) {
+void sgemm_split_k(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, const float* b, int64_t rs_b,
+                   float* c, int64_t rs_c) {
   if (m <= 0 || n <= 0) return;
   // Split k only when each thread gets a long slice and the partial sums are
   // small next to the product (k slices of at least 256 rows).
@@ -25,28 +19,22 @@ void weight_grad(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, 
     return;
   }
   std::vector<float> part(static_cast<size_t>((nt - 1) * m * n));
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef PYNN_OPENMP
-    const int tid = omp_get_thread_num();
-#else
-    const int tid = 0;
-#endif
-    const int64_t k0 = k * tid / nt, k1 = k * (tid + 1) / nt;
+  parallel_team(nt, [&](int tid, int T) {
+    const int64_t k0 = k * tid / T, k1 = k * (tid + 1) / T;
     float* out = tid ? part.data() + (tid - 1) * m * n : c;
     const int64_t rs_out = tid ? n : rs_c;
     sgemm(m, n, k1 - k0, 1.f, a + k0 * rs_a, 1, rs_a, b + k0 * rs_b, rs_b, 1, 0.f, out, rs_out, 1, nullptr,
           Act::Linear, 0.f);
-#pragma omp barrier
+    team_barrier();
     // sum the partial products, rows split across the threads
-    const int64_t r0 = m * tid / nt, r1 = m * (tid + 1) / nt;
-    for (int p = 1; p < nt; ++p)
+    const int64_t r0 = m * tid / T, r1 = m * (tid + 1) / T;
+    for (int p = 1; p < T; ++p)
       for (int64_t i = r0; i < r1; ++i) {
         float* __restrict ci = c + i * rs_c;
         const float* __restrict pi = part.data() + (p - 1) * m * n + i * n;
         for (int64_t j = 0; j < n; ++j) ci[j] += pi[j];
       }
-  }
+  });
 }
 
 }  // namespace pynn

@@ -27,7 +27,8 @@ py::array f32(const char* op, const char* arg, py::handle h) {
 py::array f32c(const char* op, const char* arg, py::handle h) {
   py::array a = f32(op, arg, h);
   if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(op) + ": " + arg + " must be C-contiguous, got strides for shape " + shape_str(a));
+    throw py::value_error(std::string(op) + ": " + arg + " must be C-contiguous, got strides for shape " +
+                          shape_str(a));
   return a;
 }
 
@@ -75,7 +76,8 @@ namespace {
 std::string names(bool from_output_only) {
   std::string s;
   for (int i = 0; i < kNumActs; ++i)
-    if (!from_output_only || act_from_output(static_cast<Act>(i))) s += (s.empty() ? "" : ", ") + std::string(kActNames[i]);
+    if (!from_output_only || act_from_output(static_cast<Act>(i)))
+      s += (s.empty() ? "" : ", ") + std::string(kActNames[i]);
   return s;
 }
 }  // namespace

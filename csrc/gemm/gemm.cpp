@@ -174,7 +174,9 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a,
       const float* bp = b_packed + jp * kcb * NR;
       const float* bias = (last && P.bias) ? P.bias + jc + j : nullptr;
       finish_tile(P, P.c + (ic + mfull) * P.rs_c + (jc + j) * P.cs_c, mr, nr, beta, last, nr == NR,
-                  [&](float* c, int64_t rs_c) { P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, c, rs_c, bias); });
+                  [&](float* c, int64_t rs_c) {
+                    P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, c, rs_c, bias);
+                  });
     }
   }
 }

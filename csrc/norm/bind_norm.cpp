@@ -50,37 +50,40 @@ py::tuple norm_backward(const char* op, NormBackward fn, bool stats_per_row, py:
   return py::make_tuple(dx, dgamma, dbeta);
 }
 
+// The two normalisations share their bindings; stats_per_row tells them apart.
+struct Norm {
+  const char* name;  // the op in error messages; "<name>_grad" for the backward
+  NormForward forward;
+  NormBackward backward;
+  bool stats_per_row;
+  const char* doc;
+};
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
-  m.def(
-      "batch_norm_forward",
-      [](py::handle x, py::handle g, py::handle b, float eps) {
-        return norm_forward("batch_norm", &batch_norm_forward, false, x, g, b, eps);
-      },
-      py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
-      "Training-mode batch norm of x (rows, C): returns (y, mean (C,), inv_std (C,)).");
-  m.def(
-      "batch_norm_backward",
-      [](py::handle x, py::handle dy, py::handle mean, py::handle inv, py::handle g) {
-        return norm_backward("batch_norm_grad", &batch_norm_backward, false, x, dy, mean, inv, g);
-      },
-      py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("gamma"),
-      "Batch norm gradient: returns (dx, dgamma, dbeta).");
-  m.def(
-      "layer_norm_forward",
-      [](py::handle x, py::handle g, py::handle b, float eps) {
-        return norm_forward("layer_norm", &layer_norm_forward, true, x, g, b, eps);
-      },
-      py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
-      "Layer norm over the last axis of x (rows, C): returns (y, mean (rows,), inv_std (rows,)).");
-  m.def(
-      "layer_norm_backward",
-      [](py::handle x, py::handle dy, py::handle mean, py::handle inv, py::handle g) {
-        return norm_backward("layer_norm_grad", &layer_norm_backward, true, x, dy, mean, inv, g);
-      },
-      py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("gamma"),
-      "Layer norm gradient: returns (dx, dgamma, dbeta).");
+  static const Norm kNorms[] = {
+      {"batch_norm", &batch_norm_forward, &batch_norm_backward, false,
+       "Training-mode batch norm of x (rows, C): returns (y, mean (C,), inv_std (C,))."},
+      {"layer_norm", &layer_norm_forward, &layer_norm_backward, true,
+       "Layer norm over the last axis of x (rows, C): returns (y, mean (rows,), inv_std (rows,))."},
+  };
+  for (const Norm& k : kNorms) {
+    const std::string grad = std::string(k.name) + "_grad";
+    m.def(
+        (std::string(k.name) + "_forward").c_str(),
+        [&k](py::handle x, py::handle g, py::handle b, float eps) {
+          return norm_forward(k.name, k.forward, k.stats_per_row, x, g, b, eps);
+        },
+        py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"), k.doc);
+    m.def(
+        (std::string(k.name) + "_backward").c_str(),
+        [&k, grad](py::handle x, py::handle dy, py::handle mean, py::handle inv, py::handle g) {
+          return norm_backward(grad.c_str(), k.backward, k.stats_per_row, x, dy, mean, inv, g);
+        },
+        py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("gamma"),
+        "Gradient of the forward of the same name: returns (dx, dgamma, dbeta).");
+  }
 }
 
 }  // namespace pynn::bind

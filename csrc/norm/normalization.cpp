@@ -81,26 +81,26 @@ void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
 void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std) {
   parallel_for(rows, c, kGrain, [&](int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * c;
-    float* yr = y + r * c;
-    float s = 0.f;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * c;
+      float* yr = y + r * c;
+      float s = 0.f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < c; ++j) s += xr[j];
-    const float mu = c > 0 ? s / static_cast<float>(c) : 0.f;
-    float q = 0.f;
+      for (int64_t j = 0; j < c; ++j) s += xr[j];
+      const float mu = c > 0 ? s / static_cast<float>(c) : 0.f;
+      float q = 0.f;
 #pragma omp simd reduction(+ : q)
-    for (int64_t j = 0; j < c; ++j) q += (xr[j] - mu) * (xr[j] - mu);
-    const float inv = 1.f / std::sqrt((c > 0 ? q / static_cast<float>(c) : 0.f) + eps);
-    mean[r] = mu;
-    inv_std[r] = inv;
-    if (gamma && beta) {
-      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
-    } else {
-      for (int64_t j = 0; j < c; ++j)
-        yr[j] = (xr[j] - mu) * inv * (gamma ? gamma[j] : 1.f) + (beta ? beta[j] : 0.f);
+      for (int64_t j = 0; j < c; ++j) q += (xr[j] - mu) * (xr[j] - mu);
+      const float inv = 1.f / std::sqrt((c > 0 ? q / static_cast<float>(c) : 0.f) + eps);
+      mean[r] = mu;
+      inv_std[r] = inv;
+      if (gamma && beta) {
+        for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
+      } else {
+        for (int64_t j = 0; j < c; ++j)
+          yr[j] = (xr[j] - mu) * inv * (gamma ? gamma[j] : 1.f) + (beta ? beta[j] : 0.f);
+      }
     }
-  }
   });
 }
 

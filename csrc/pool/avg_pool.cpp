@@ -7,26 +7,11 @@
 namespace pynn {
 
 void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
-  const int64_t C = g.c;
-  shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t row) {
-    const int64_t n = row / g.oh, oh = row % g.oh;
-    const float* xn = x + n * g.h * g.w * C;
-    int64_t h0, h1;
-    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      float* out = y + (row * g.ow + ow) * C;
-      int64_t w0, w1;
-      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-      for (int64_t c = 0; c < C; ++c) out[c] = 0.f;
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* in = xn + (ih * g.w + iw) * C;
-          for (int64_t c = 0; c < C; ++c) out[c] += in[c];
-        }
-      const float inv = 1.f / static_cast<float>((h1 - h0) * (w1 - w0));  // real cells only
-      for (int64_t c = 0; c < C; ++c) out[c] *= inv;
-    }
-  });
+  auto mean = [](float* out, int64_t C, int64_t cells) {
+    const float inv = 1.f / static_cast<float>(cells);  // real cells only
+    for (int64_t c = 0; c < C; ++c) out[c] *= inv;
+  };
+  pool_forward_rows(g, x, y, 0.f, [](float acc, float in) { return acc + in; }, mean);
 }
 
 void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {

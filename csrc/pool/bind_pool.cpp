@@ -17,14 +17,15 @@ py::array nhwc(const char* op, const char* arg, py::handle h) {
 
 Shape4 dims4(const py::array& a) { return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)}; }
 
-py::array max_pool2d(py::handle xh, const Pair& k, const Pair& s, const std::string& padding) {
-  const char* op = "max_pool2d";
+// Windowed pooling forward: x (N, H, W, C) -> (N, OH, OW, C) by `kernel`.
+py::array pool_forward(const char* op, void (*kernel)(const WindowGeom&, const float*, float*), py::handle xh,
+                       const Pair& k, const Pair& s, const std::string& padding) {
   py::array x = nhwc(op, "x", xh);
   const WindowGeom g = pool_geometry(op, dims4(x), k, s, padding);
   py::array y = empty({g.n, g.oh, g.ow, g.c});
   const float* xp = cptr(x);
   float* yp = mptr(y);
-  nogil([&] { ::pynn::max_pool2d_forward(g, xp, yp); });
+  nogil([&] { kernel(g, xp, yp); });
   return y;
 }
 
@@ -40,17 +41,6 @@ py::array max_pool2d_backward(py::handle xh, py::handle yh, py::handle dyh, cons
   float* dxp = mptr(dx);
   nogil([&] { ::pynn::max_pool2d_backward(g, xp, yp, dyp, dxp); });
   return dx;
-}
-
-py::array avg_pool2d(py::handle xh, const Pair& k, const Pair& s, const std::string& padding) {
-  const char* op = "avg_pool2d";
-  py::array x = nhwc(op, "x", xh);
-  const WindowGeom g = pool_geometry(op, dims4(x), k, s, padding);
-  py::array y = empty({g.n, g.oh, g.ow, g.c});
-  const float* xp = cptr(x);
-  float* yp = mptr(y);
-  nogil([&] { ::pynn::avg_pool2d_forward(g, xp, yp); });
-  return y;
 }
 
 py::array avg_pool2d_backward(py::handle dyh, const Shape4& xs, const Pair& k, const Pair& s,
@@ -117,12 +107,22 @@ py::array global_max_pool2d_backward(py::handle xh, py::handle yh, py::handle dy
 }  // namespace
 
 void bind_pool(py::module_& m) {
-  m.def("max_pool2d", &max_pool2d, py::arg("x"), py::arg("pool_size"), py::arg("strides"),
+  m.def(
+      "max_pool2d",
+      [](py::handle x, const Pair& k, const Pair& s, const std::string& padding) {
+        return pool_forward("max_pool2d", &max_pool2d_forward, x, k, s, padding);
+      },
+      py::arg("x"), py::arg("pool_size"), py::arg("strides"),
         py::arg("padding") = "valid", "NHWC max pooling: x (N,H,W,C) -> (N,OH,OW,C); padding never wins.");
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("pool_size"),
         py::arg("strides"), py::arg("padding") = "valid",
         "dx of max_pool2d: each window's dy to its first cell equal to y (TensorFlow's rule).");
-  m.def("avg_pool2d", &avg_pool2d, py::arg("x"), py::arg("pool_size"), py::arg("strides"),
+  m.def(
+      "avg_pool2d",
+      [](py::handle x, const Pair& k, const Pair& s, const std::string& padding) {
+        return pool_forward("avg_pool2d", &avg_pool2d_forward, x, k, s, padding);
+      },
+      py::arg("x"), py::arg("pool_size"), py::arg("strides"),
         py::arg("padding") = "valid", "NHWC average pooling over each window's real (unpadded) cells.");
   m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("dy"), py::arg("x_shape"), py::arg("pool_size"),
         py::arg("strides"), py::arg("padding") = "valid", "dx (x_shape) of avg_pool2d.");

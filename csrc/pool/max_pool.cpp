@@ -28,30 +28,16 @@ inline void route_first_max(const float* __restrict in, const float* __restrict 
 }  // namespace
 
 void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
-  const int64_t C = g.c;
 #ifdef PYNN_X86_64
   if (use_avx2()) {
-    shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t row) { max_pool_row_avx2(g, x, y, row); });
+    shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * g.c, kPoolGrain,
+                    [&](int64_t row) { max_pool_row_avx2(g, x, y, row); });
     return;
   }
 #endif
-  shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t row) {
-    const int64_t n = row / g.oh, oh = row % g.oh;
-    const float* xn = x + n * g.h * g.w * C;
-    int64_t h0, h1;
-    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      float* out = y + (row * g.ow + ow) * C;
-      int64_t w0, w1;
-      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-      for (int64_t c = 0; c < C; ++c) out[c] = -std::numeric_limits<float>::infinity();
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* in = xn + (ih * g.w + iw) * C;
-          for (int64_t c = 0; c < C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
-        }
-    }
-  });
+  pool_forward_rows(
+      g, x, y, -std::numeric_limits<float>::infinity(), [](float acc, float in) { return in > acc ? in : acc; },
+      [](float*, int64_t, int64_t) {});
 }
 
 void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx) {

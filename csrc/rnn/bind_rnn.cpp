@@ -73,7 +73,9 @@ py::tuple simple_rnn_backward(py::handle dhsh, py::handle h0h, py::handle hsh, p
   const float* rmask = rmask_arg(op, rmh, n, u, &rk);
   py::array dxw = empty({n, t, u}), dh0 = empty({n, u}), du = empty({u, u});
   float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(du);
-  nogil([&] { ::pynn::simple_rnn_backward(cptr(dhs), cptr(h0), cptr(hs), cptr(uk), mask, rmask, n, t, u, a, p1, p2, p3); });
+  nogil([&] {
+    ::pynn::simple_rnn_backward(cptr(dhs), cptr(h0), cptr(hs), cptr(uk), mask, rmask, n, t, u, a, p1, p2, p3);
+  });
   return py::make_tuple(dxw, dh0, du);
 }
 
@@ -109,8 +111,8 @@ py::tuple lstm_backward(py::handle dhsh, py::handle dch, py::handle h0h, py::han
   py::array dxw = empty({n, t, 4 * u}), dh0 = empty({n, u}), dc0 = empty({n, u}), du = empty({u, 4 * u});
   float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(dc0), *p4 = mptr(du);
   nogil([&] {
-    ::pynn::lstm_backward(cptr(dhs), cptr(dc), cptr(h0), cptr(c0), cptr(hs), cptr(cs), cptr(gates), cptr(uk), mask, rmask, n,
-                  t, u, a, ra, p1, p2, p3, p4);
+    ::pynn::lstm_backward(cptr(dhs), cptr(dc), cptr(h0), cptr(c0), cptr(hs), cptr(cs), cptr(gates), cptr(uk), mask,
+                          rmask, n, t, u, a, ra, p1, p2, p3, p4);
   });
   return py::make_tuple(dxw, dh0, dc0, du);
 }
@@ -145,7 +147,8 @@ py::tuple gru_backward(py::handle dhsh, py::handle h0h, py::handle hsh, py::hand
   py::array dxw = empty({n, t, 3 * u}), dh0 = empty({n, u}), du = empty({u, 3 * u}), db = empty({3 * u});
   float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(du), *p4 = mptr(db);
   nogil([&] {
-    ::pynn::gru_backward(cptr(dhs), cptr(h0), cptr(hs), cptr(saved), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3, p4);
+    ::pynn::gru_backward(cptr(dhs), cptr(h0), cptr(hs), cptr(saved), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2,
+                         p3, p4);
   });
   return py::make_tuple(dxw, dh0, du, db);
 }

@@ -10,6 +10,27 @@
 
 namespace pynn::gemm::avx2 {
 
+// Rows x[0..8) transposed: column q (element q of every row) stored at d + q * ld,
+// q = 0..7 in order (pack_a's 8-float stores overlap, each later one wins).
+static inline void transpose8_store(const __m256* x, float* d, int64_t ld) {
+  const __m256 u0 = _mm256_unpacklo_ps(x[0], x[1]), u1 = _mm256_unpackhi_ps(x[0], x[1]);
+  const __m256 u2 = _mm256_unpacklo_ps(x[2], x[3]), u3 = _mm256_unpackhi_ps(x[2], x[3]);
+  const __m256 u4 = _mm256_unpacklo_ps(x[4], x[5]), u5 = _mm256_unpackhi_ps(x[4], x[5]);
+  const __m256 u6 = _mm256_unpacklo_ps(x[6], x[7]), u7 = _mm256_unpackhi_ps(x[6], x[7]);
+  const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
+  const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+  const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
+  const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+  _mm256_storeu_ps(d + 0 * ld, _mm256_permute2f128_ps(v0, v4, 0x20));
+  _mm256_storeu_ps(d + 1 * ld, _mm256_permute2f128_ps(v1, v5, 0x20));
+  _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(v2, v6, 0x20));
+  _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(v3, v7, 0x20));
+  _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(v0, v4, 0x31));
+  _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(v1, v5, 0x31));
+  _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(v2, v6, 0x31));
+  _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(v3, v7, 0x31));
+}
+
 void pack_a_panel6_rowmajor(int64_t kc, const float* a, int64_t rs_a, float* dst) {
   const float* r0 = a;
   const float* r1 = a + rs_a;
@@ -21,28 +42,10 @@ void pack_a_panel6_rowmajor(int64_t kc, const float* a, int64_t rs_a, float* dst
   // Each chunk's last store spills 2 floats into the next k step, which a later
   // chunk or the scalar tail overwrites: hence p + 8 < kc, never <=.
   for (; p + 8 < kc; p += 8) {
-    const __m256 x0 = _mm256_loadu_ps(r0 + p), x1 = _mm256_loadu_ps(r1 + p);
-    const __m256 x2 = _mm256_loadu_ps(r2 + p), x3 = _mm256_loadu_ps(r3 + p);
-    const __m256 x4 = _mm256_loadu_ps(r4 + p), x5 = _mm256_loadu_ps(r5 + p);
-    const __m256 x6 = _mm256_setzero_ps(), x7 = _mm256_setzero_ps();
-    // 8x8 transpose: rows x0..x7 -> columns t0..t7 (t_q = element q of each row).
-    const __m256 u0 = _mm256_unpacklo_ps(x0, x1), u1 = _mm256_unpackhi_ps(x0, x1);
-    const __m256 u2 = _mm256_unpacklo_ps(x2, x3), u3 = _mm256_unpackhi_ps(x2, x3);
-    const __m256 u4 = _mm256_unpacklo_ps(x4, x5), u5 = _mm256_unpackhi_ps(x4, x5);
-    const __m256 u6 = _mm256_unpacklo_ps(x6, x7), u7 = _mm256_unpackhi_ps(x6, x7);
-    const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
-    const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-    const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
-    const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-    float* d = dst + p * MR;
-    _mm256_storeu_ps(d + 0 * MR, _mm256_permute2f128_ps(v0, v4, 0x20));
-    _mm256_storeu_ps(d + 1 * MR, _mm256_permute2f128_ps(v1, v5, 0x20));
-    _mm256_storeu_ps(d + 2 * MR, _mm256_permute2f128_ps(v2, v6, 0x20));
-    _mm256_storeu_ps(d + 3 * MR, _mm256_permute2f128_ps(v3, v7, 0x20));
-    _mm256_storeu_ps(d + 4 * MR, _mm256_permute2f128_ps(v0, v4, 0x31));
-    _mm256_storeu_ps(d + 5 * MR, _mm256_permute2f128_ps(v1, v5, 0x31));
-    _mm256_storeu_ps(d + 6 * MR, _mm256_permute2f128_ps(v2, v6, 0x31));
-    _mm256_storeu_ps(d + 7 * MR, _mm256_permute2f128_ps(v3, v7, 0x31));
+    const __m256 x[8] = {_mm256_loadu_ps(r0 + p), _mm256_loadu_ps(r1 + p), _mm256_loadu_ps(r2 + p),
+                         _mm256_loadu_ps(r3 + p), _mm256_loadu_ps(r4 + p), _mm256_loadu_ps(r5 + p),
+                         _mm256_setzero_ps(), _mm256_setzero_ps()};
+    transpose8_store(x, dst + p * MR, MR);
   }
   for (; p < kc; ++p) {
     float* d = dst + p * MR;
@@ -77,27 +80,9 @@ void pack_b_panel16_colmajor(int64_t kc, const float* b, int64_t cs_b, float* ds
   for (; p + 8 <= kc; p += 8) {
     for (int j0 = 0; j0 < NR; j0 += 8) {
       const float* s0 = b + j0 * cs_b + p;
-      const __m256 x0 = _mm256_loadu_ps(s0), x1 = _mm256_loadu_ps(s0 + cs_b);
-      const __m256 x2 = _mm256_loadu_ps(s0 + 2 * cs_b), x3 = _mm256_loadu_ps(s0 + 3 * cs_b);
-      const __m256 x4 = _mm256_loadu_ps(s0 + 4 * cs_b), x5 = _mm256_loadu_ps(s0 + 5 * cs_b);
-      const __m256 x6 = _mm256_loadu_ps(s0 + 6 * cs_b), x7 = _mm256_loadu_ps(s0 + 7 * cs_b);
-      const __m256 u0 = _mm256_unpacklo_ps(x0, x1), u1 = _mm256_unpackhi_ps(x0, x1);
-      const __m256 u2 = _mm256_unpacklo_ps(x2, x3), u3 = _mm256_unpackhi_ps(x2, x3);
-      const __m256 u4 = _mm256_unpacklo_ps(x4, x5), u5 = _mm256_unpackhi_ps(x4, x5);
-      const __m256 u6 = _mm256_unpacklo_ps(x6, x7), u7 = _mm256_unpackhi_ps(x6, x7);
-      const __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE);
-      const __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-      const __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE);
-      const __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-      float* d = dst + p * NR + j0;
-      _mm256_storeu_ps(d + 0 * NR, _mm256_permute2f128_ps(v0, v4, 0x20));
-      _mm256_storeu_ps(d + 1 * NR, _mm256_permute2f128_ps(v1, v5, 0x20));
-      _mm256_storeu_ps(d + 2 * NR, _mm256_permute2f128_ps(v2, v6, 0x20));
-      _mm256_storeu_ps(d + 3 * NR, _mm256_permute2f128_ps(v3, v7, 0x20));
-      _mm256_storeu_ps(d + 4 * NR, _mm256_permute2f128_ps(v0, v4, 0x31));
-      _mm256_storeu_ps(d + 5 * NR, _mm256_permute2f128_ps(v1, v5, 0x31));
-      _mm256_storeu_ps(d + 6 * NR, _mm256_permute2f128_ps(v2, v6, 0x31));
-      _mm256_storeu_ps(d + 7 * NR, _mm256_permute2f128_ps(v3, v7, 0x31));
+      __m256 x[8];
+      for (int q = 0; q < 8; ++q) x[q] = _mm256_loadu_ps(s0 + q * cs_b);
+      transpose8_store(x, dst + p * NR + j0, NR);
     }
   }
   for (; p < kc; ++p)

@@ -3,7 +3,7 @@
 //   threads_for(work, grain)        how many threads a problem deserves (1 when small,
 //                                   1 inside an existing parallel region: no oversubscription)
 //   parallel_team(T, body)          body(t, T) on a team of T OpenMP threads (inline when T <= 1)
-//   team_barrier()                  barrier of the enclosing team (a no-op outside one)
+//   team_barrier(T)                 barrier of a parallel_team of T threads (no-op for T <= 1)
 //   parallel_for(n, cost, grain, f) f(begin, end) on static contiguous blocks of [0, n)
 //   share_work(n, chunk, T, body)   dynamic chunks, never waiting for a late thread (below)
 //   shared_for_each(n, work, grain, body)  body(i) for i < n over share_work
@@ -56,9 +56,16 @@ void parallel_team(int T, F&& body) {
   body(0, 1);
 }
 
-static inline void team_barrier() {
+// Barrier of the team of T threads this thread runs in (parallel_team's T). T <= 1:
+// nothing, which matters: an orphaned barrier binds to the innermost enclosing team,
+// so a one-thread algorithm that runs inside another kernel's team must not wait on it.
+static inline void team_barrier(int T) {
 #ifdef PYNN_OPENMP
+  if (T > 1) {
 #pragma omp barrier
+  }
+#else
+  (void)T;
 #endif
 }
 

@@ -197,7 +197,7 @@ void run(const Problem& P, int tid, int nt) {
       int64_t lo, hi;
       share(n_jp, tid, nt, &lo, &hi);
       pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
-      team_barrier();
+      team_barrier(nt);
 
       if (!P.split_jr) {
         share(n_ic, tid, nt, &lo, &hi);
@@ -218,13 +218,13 @@ void run(const Problem& P, int tid, int nt) {
           const int64_t n_ip = (mcb + MR - 1) / MR;
           share(n_ip, tid, nt, &lo, &hi);
           pack_a_panels(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, P.a_shared, lo, hi);
-          team_barrier();
+          team_barrier(nt);
           share(n_jp, tid, nt, &lo, &hi);
           macro_kernel(P, P.b_packed, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
-          team_barrier();  // before the next A block overwrites a_shared
+          team_barrier(nt);  // before the next A block overwrites a_shared
         }
       }
-      team_barrier();  // before the next B block overwrites b_packed
+      team_barrier(nt);  // before the next B block overwrites b_packed
     }
   }
 }

@@ -25,7 +25,7 @@ void sgemm_split_k(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a
     const int64_t rs_out = tid ? n : rs_c;
     sgemm(m, n, k1 - k0, 1.f, a + k0 * rs_a, 1, rs_a, b + k0 * rs_b, rs_b, 1, 0.f, out, rs_out, 1, nullptr,
           Act::Linear, 0.f);
-    team_barrier();
+    team_barrier(T);
     // sum the partial products, rows split across the threads
     const int64_t r0 = m * tid / T, r1 = m * (tid + 1) / T;
     for (int p = 1; p < T; ++p)

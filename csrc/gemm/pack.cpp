@@ -22,17 +22,10 @@ static void pack_a_panel(int64_t mr, int64_t kc, const float* a, int64_t rs_a, i
     }
 #endif
     // Row-major A (the common case): six row streams, one contiguous write stream.
-    const float* r0 = a;
-    const float* r1 = a + rs_a;
-    const float* r2 = a + 2 * rs_a;
-    const float* r3 = a + 3 * rs_a;
-    const float* r4 = a + 4 * rs_a;
-    const float* r5 = a + 5 * rs_a;
-    for (int64_t p = 0; p < kc; ++p) {
-      dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p];
-      dst[3] = r3[p]; dst[4] = r4[p]; dst[5] = r5[p];
-      dst += MR;
-    }
+    const float* rows[MR];
+    for (int r = 0; r < MR; ++r) rows[r] = a + r * rs_a;
+    for (int64_t p = 0; p < kc; ++p, dst += MR)
+      for (int r = 0; r < MR; ++r) dst[r] = rows[r][p];  // MR is constant: fully unrolled
     return;
   }
   if (mr == MR && rs_a == 1) {

@@ -86,7 +86,7 @@ def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh",
 
 
 def weight_grad(x, dy):
-    """xᵀ·dy, (K, M) and (K, N) -> (M, N), K-split across the threads (csrc/rnn/weight_grad.h)."""
+    """xᵀ·dy, (K, M) and (K, N) -> (M, N), K-split across the threads (sgemm_split_k, csrc/gemm/split_k.cpp)."""
     if x.dtype != np.float32 or dy.dtype != np.float32 or x.ndim != 2 or dy.ndim != 2:
         return _ref.weight_grad(x, dy)
     return _C.weight_grad(_c(x), _c(dy))

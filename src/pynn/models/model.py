@@ -426,6 +426,15 @@ class Model(Layer):
         from ..saving import save_model
         save_model(self, filepath)
 
+    def export(self, filepath, format="onnx", **kwargs):
+        """Write an inference graph for deployment: ``format="onnx"`` (Keras 3's
+        spelling) -> ``pynn.onnx.export(self, filepath, **kwargs)`` (needs the
+        ``[onnx]`` extra)."""
+        if format != "onnx":
+            raise ValueError(f"export: format must be 'onnx', got {format!r}")
+        from ..onnx import export
+        return export(self, filepath, **kwargs)
+
     def save_weights(self, filepath):
         """Write every weight to an .npz, atomically (a temporary file, then rename)."""
         from ..saving import atomic_write

@@ -422,7 +422,11 @@ class Model(Layer):
 
     # ------------------------------------------------------------ saving
     def save(self, filepath):
-        """Architecture, weights and optimizer state in one file (atomic write)."""
+        """Architecture, weights and optimizer state in one file (atomic write); a
+        ".keras" name writes a Keras 3 archive instead (pynn.keras_file)."""
+        if os.fspath(filepath).lower().endswith(".keras"):   # a Keras 3 archive
+            from ..keras_file import save_keras
+            return save_keras(self, filepath)
         from ..saving import save_model
         save_model(self, filepath)
 

@@ -1,0 +1,171 @@
+"""Keras 3 .keras archives both ways: Keras trains and saves -> pynn.load_model predicts
+the same; pynn trains and saves -> keras.saving.load_model predicts the same."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+pytest.importorskip("h5py")
+keras = pytest.importorskip("keras")
+
+import pynn  # noqa: E402
+from pynn import layers  # noqa: E402
+
+KL = keras.layers
+RTOL, ATOL = 1e-4, 2e-5
+N = 24
+
+
+def _as_list(v):
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _assert_same(a, b):
+    a, b = _as_list(a), _as_list(b)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        x = np.asarray(x)
+        assert x.shape == y.shape
+        np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+
+
+# ------------------------------------------------------------------ the six model families, in both libraries
+def _data(kind, rng):
+    if kind == "mlp":
+        return rng.standard_normal((N, 10)).astype(np.float32), rng.integers(0, 3, N)
+    if kind == "cnn":
+        return rng.standard_normal((N, 10, 10, 2)).astype(np.float32), rng.integers(0, 3, N)
+    if kind in ("embed_lstm_gru", "bidir_ln_rnn"):
+        return rng.integers(1, 20, (N, 7)).astype(np.int32), rng.integers(0, 3, N)
+    if kind == "two_inputs":
+        return [rng.standard_normal((N, 6)).astype(np.float32), rng.standard_normal((N, 4)).astype(np.float32)], \
+            rng.integers(0, 3, N)
+    if kind == "mha":
+        return rng.standard_normal((N, 6, 8)).astype(np.float32), rng.integers(0, 3, N)
+    raise KeyError(kind)
+
+
+def _keras_model(kind):
+    if kind == "mlp":
+        return keras.Sequential([keras.Input((10,)), KL.Dense(16, activation="relu"), KL.Dropout(0.2),
+                                 KL.Dense(3, activation="softmax")])
+    if kind == "cnn":
+        return keras.Sequential([keras.Input((10, 10, 2)), KL.Conv2D(4, 3, padding="same", activation="relu"),
+                                 KL.BatchNormalization(), KL.MaxPooling2D(2), KL.Conv2D(4, 3, strides=2),
+                                 KL.BatchNormalization(), KL.Flatten(), KL.Dense(3, activation="softmax")])
+    if kind == "embed_lstm_gru":
+        return keras.Sequential([keras.Input((7,), dtype="int32"), KL.Embedding(20, 6),
+                                 KL.LSTM(5, return_sequences=True), KL.GRU(4), KL.Dense(3, activation="softmax")])
+    if kind == "bidir_ln_rnn":
+        return keras.Sequential([keras.Input((7,), dtype="int32"), KL.Embedding(20, 6),
+                                 KL.Bidirectional(KL.SimpleRNN(4, return_sequences=True)), KL.LayerNormalization(),
+                                 KL.GlobalAveragePooling1D(), KL.Dense(3, activation="softmax")])
+    if kind == "two_inputs":
+        a, b = keras.Input((6,), name="a"), keras.Input((4,), name="b")
+        h = KL.Concatenate()([KL.Dense(5, activation="tanh")(a), KL.Dense(5, activation="tanh")(b)])
+        return keras.Model([a, b], KL.Dense(3, activation="softmax")(h))
+    if kind == "mha":
+        q = keras.Input((6, 8))
+        h = KL.MultiHeadAttention(2, 4)(q, q)
+        h = KL.LayerNormalization()(KL.Add()([q, h]))
+        return keras.Model(q, KL.Dense(3, activation="softmax")(KL.GlobalAveragePooling1D()(h)))
+    raise KeyError(kind)
+
+
+def _pynn_model(kind):
+    if kind == "mlp":
+        return pynn.Sequential([layers.Input((10,)), layers.Dense(16, activation="relu"), layers.Dropout(0.2),
+                                layers.Dense(3, activation="softmax")])
+    if kind == "cnn":
+        return pynn.Sequential([layers.Input((10, 10, 2)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+                                layers.BatchNormalization(), layers.MaxPooling2D(2), layers.Conv2D(4, 3, strides=2),
+                                layers.BatchNormalization(), layers.Flatten(), layers.Dense(3, activation="softmax")])
+    if kind == "embed_lstm_gru":
+        return pynn.Sequential([layers.Input((7,), dtype="int32"), layers.Embedding(20, 6),
+                                layers.LSTM(5, return_sequences=True), layers.GRU(4),
+                                layers.Dense(3, activation="softmax")])
+    if kind == "bidir_ln_rnn":
+        return pynn.Sequential([layers.Input((7,), dtype="int32"), layers.Embedding(20, 6),
+                                layers.Bidirectional(layers.SimpleRNN(4, return_sequences=True)),
+                                layers.LayerNormalization(), layers.GlobalAveragePooling1D(),
+                                layers.Dense(3, activation="softmax")])
+    if kind == "two_inputs":
+        a, b = pynn.Input((6,), name="a"), pynn.Input((4,), name="b")
+        h = layers.Concatenate()([layers.Dense(5, activation="tanh")(a), layers.Dense(5, activation="tanh")(b)])
+        return pynn.Model([a, b], layers.Dense(3, activation="softmax")(h))
+    if kind == "mha":
+        q = pynn.Input((6, 8))
+        h = layers.MultiHeadAttention(2, 4)(q, q)
+        h = layers.LayerNormalization()(layers.Add()([q, h]))
+        return pynn.Model(q, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(h)))
+    raise KeyError(kind)
+
+
+KINDS = ["mlp", "cnn", "embed_lstm_gru", "bidir_ln_rnn", "two_inputs", "mha"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_keras_trained_file_loads_in_pynn_with_the_same_predictions(kind, tmp_path, rng):
+    x, y = _data(kind, rng)
+    km = _keras_model(kind)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    km.fit(x, y, epochs=2, batch_size=8, verbose=0)        # BatchNorm statistics move
+    path = tmp_path / "k.keras"
+    km.save(path)
+    pm = pynn.load_model(path)
+    _assert_same(km.predict(x, verbose=0), pm.predict(x))
+    if kind == "cnn":
+        bn = [w for w in pm.weights if "moving_mean" in w.name]
+        assert bn and not np.allclose(bn[0].data, 0.0)     # the trained statistics arrived
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pynn_trained_file_loads_in_keras_with_the_same_predictions(kind, tmp_path, rng):
+    x, y = _data(kind, rng)
+    pm = _pynn_model(kind)
+    pm.compile(optimizer=pynn.optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy")
+    pm.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    path = tmp_path / "p.keras"
+    pm.save(path)
+    km = keras.saving.load_model(path)
+    _assert_same(km.predict(x, verbose=0), pm.predict(x))
+    # and pynn reads its own .keras file back
+    _assert_same(pynn.load_model(path).predict(x), pm.predict(x))
+
+
+def test_pynn_keras_file_has_the_keras_layout(tmp_path):
+    pm = _pynn_model("mlp")
+    path = tmp_path / "p.keras"
+    pm.save(path)
+    with zipfile.ZipFile(path) as z:
+        assert set(z.namelist()) == {"metadata.json", "config.json", "model.weights.h5"}
+        config = json.loads(z.read("config.json"))
+    assert config["class_name"] == "Sequential"
+    assert [s["class_name"] for s in config["config"]["layers"]] == ["InputLayer", "Dense", "Dropout", "Dense"]
+
+
+def test_unknown_keras_layers_are_listed_and_nothing_runs(tmp_path):
+    km = keras.Sequential([keras.Input((4, 4, 1)), KL.UpSampling2D(2), KL.Conv2DTranspose(2, 3), KL.Flatten(),
+                           KL.Dense(2)])
+    path = tmp_path / "k.keras"
+    km.save(path)
+    with pytest.raises(ValueError, match=r"Conv2DTranspose.*UpSampling2D"):
+        pynn.load_model(path)
+
+
+def test_pynn_only_layers_are_refused_when_writing_keras_files(tmp_path):
+    model = pynn.Sequential([layers.Input((5, 8)), layers.TransformerEncoder(16, 2)])
+    path = tmp_path / "p.keras"
+    with pytest.raises(ValueError, match="TransformerEncoder"):
+        model.save(path)
+    assert not path.exists()
+
+
+def test_other_extensions_keep_the_pynn_format(tmp_path):
+    model = _pynn_model("mlp")
+    model.save(tmp_path / "m.pynn")
+    with zipfile.ZipFile(tmp_path / "m.pynn") as z:
+        assert "model.json" in z.namelist()

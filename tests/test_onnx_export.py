@@ -175,6 +175,25 @@ def test_multi_head_attention_matches_ort(causal, tmp_path, rng):
     assert_onnx_matches(model, xs, tmp_path)
 
 
+@pytest.mark.parametrize("kind", ["dot", "dot_scale", "concat", "additive"])
+def test_attention_layers_match_ort(kind, tmp_path, rng):
+    q, v, k = pynn.Input((5, 6)), pynn.Input((4, 6)), pynn.Input((4, 6))
+    if kind == "additive":
+        layer = layers.AdditiveAttention()
+    else:
+        layer = layers.Attention(use_scale=kind != "dot", score_mode="concat" if kind == "concat" else "dot")
+    if kind == "dot":
+        model = pynn.Model([q, v, k], layer([q, v, k]))
+        xs = [_f32(rng, 3, 5, 6), _f32(rng, 3, 4, 6), _f32(rng, 3, 4, 6)]
+    else:
+        # (a symbolic call with return_attention_scores=True gives one tensor in pynn today)
+        model = pynn.Model(q, layer([q, q], use_causal_mask=True))
+        xs = _f32(rng, 3, 5, 6)
+    for w in layer.weights:
+        w.assign(rng.uniform(0.5, 1.5, w.shape))
+    assert_onnx_matches(model, xs, tmp_path)
+
+
 @pytest.mark.parametrize("normalize_first", [False, True])
 def test_transformer_encoder_with_position_encodings_matches_ort(normalize_first, tmp_path, rng):
     ids = pynn.Input((10,), dtype="int64")

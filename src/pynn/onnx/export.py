@@ -37,8 +37,6 @@ DEFAULT_OPSET = 17
 # Layer classes of pynn.layers that are not exported, and why (also in README).
 UNSUPPORTED = {
     "Lambda": "holds arbitrary Python code; write a custom layer and register_exporter() for it",
-    "Attention": "Luong attention layer not exported yet (MultiHeadAttention is)",
-    "AdditiveAttention": "Bahdanau attention layer not exported yet (MultiHeadAttention is)",
     "subclassed Model": "a Python call() has no graph to export; use Sequential or pynn.Model(inputs, outputs)",
     "mask_zero / masking": "an Embedding(mask_zero=True) mask reaching a recurrent, pooling or attention layer "
                            "is refused (Keras' skip-masked-steps semantics have no ONNX equivalent here)",
@@ -111,7 +109,7 @@ class ExportContext:
 
     # helpers whose form changed across opsets
     def reduce(self, op_type, x, axes, keepdims=0):
-        if self.opset >= 18:
+        if self.opset >= 18 or op_type == "ReduceSum":   # axes became an input (ReduceSum at 13)
             return self.op(op_type, [x, self.ints(axes, "axes")], keepdims=keepdims)
         return self.op(op_type, [x], axes=list(axes), keepdims=keepdims)
 
@@ -541,6 +539,42 @@ def export_multi_head_attention(ctx, layer, inputs, attention_mask=None, use_cau
     return [out, weights] if return_attention_scores else out
 
 
+def export_attention(ctx, layer, inputs, mask=None, use_causal_mask=False, return_attention_scores=False,
+                     training=False):
+    """Attention (dot or concat scores) and AdditiveAttention: scores, mask, softmax, weighted values."""
+    if mask is not None:
+        raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: an explicit mask is not exportable")
+    q, v = inputs[0], inputs[1]
+    k = inputs[2] if len(inputs) > 2 else v
+    t, s = ctx.shape(q)[1], ctx.shape(v)[1]
+    additive = isinstance(layer, AdditiveAttention)
+    if not additive and layer.score_mode == "dot":
+        scores = ctx.op("MatMul", [q, ctx.transpose(k, (0, 2, 1))])
+        if layer.scale is not None:
+            scores = ctx.op("Mul", [scores, ctx.const(layer.scale.data, "attn_scale")])
+    else:
+        inner = ctx.op("Add", [ctx.unsqueeze(q, [2]), ctx.unsqueeze(k, [1])])        # (B, T, S, D)
+        if additive:
+            th = ctx.op("Tanh", [inner])
+            if layer.scale is not None:
+                th = ctx.op("Mul", [th, ctx.const(layer.scale.data, "attn_scale")])
+            scores = ctx.reduce("ReduceSum", th, [-1])
+        else:
+            if layer.scale is not None:
+                inner = ctx.op("Mul", [inner, ctx.const(layer.scale.data, "attn_scale")])
+            scores = ctx.reduce("ReduceSum", ctx.op("Tanh", [inner]), [-1])
+            scores = ctx.op("Mul", [scores, ctx.const(layer.concat_score_weight.data, "concat_score_weight")])
+    if use_causal_mask:
+        if t is None or s is None:
+            raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: a causal mask needs known "
+                             "sequence lengths")
+        scores = ctx.op("Where", [ctx.const(_static_causal(t, s), "causal_mask"), scores,
+                                  ctx.const(np.float32(-1e9), "neg")])
+    weights = ctx.op("Softmax", [scores], axis=-1)
+    out = ctx.op("MatMul", [weights, v])
+    return [out, weights] if return_attention_scores else out
+
+
 def export_transformer_encoder(ctx, layer, inputs, attention_mask=None, use_causal_mask=False, training=False):
     x = inputs[0]
 
@@ -634,7 +668,8 @@ for _cls, _fn in [
     (GlobalMaxPooling2D, export_global_pool2d), (GlobalAveragePooling1D, export_global_pool1d),
     (GlobalMaxPooling1D, export_global_pool1d), (SimpleRNN, export_recurrent), (LSTM, export_recurrent),
     (GRU, export_recurrent), (Bidirectional, export_bidirectional), (TimeDistributed, export_time_distributed),
-    (MultiHeadAttention, export_multi_head_attention), (TransformerEncoder, export_transformer_encoder),
+    (MultiHeadAttention, export_multi_head_attention), (Attention, export_attention),
+    (AdditiveAttention, export_attention), (TransformerEncoder, export_transformer_encoder),
     (PositionEmbedding, export_position_embedding), (SinePositionEncoding, export_sine_position_encoding),
     (Sequential, _export_sequential), (Model, _export_functional),
 ]:

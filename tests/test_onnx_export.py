@@ -175,6 +175,13 @@ def test_multi_head_attention_matches_ort(causal, tmp_path, rng):
     assert_onnx_matches(model, xs, tmp_path)
 
 
+def test_multi_head_attention_with_a_boolean_attention_mask_input_matches_ort(tmp_path, rng):
+    q, m = pynn.Input((5, 8)), pynn.Input((5, 5), dtype="bool")
+    model = pynn.Model([q, m], layers.MultiHeadAttention(2, 4)(q, q, attention_mask=m, use_causal_mask=True))
+    mask = rng.random((3, 5, 5)) > 0.3
+    assert_onnx_matches(model, [_f32(rng, 3, 5, 8), mask], tmp_path)
+
+
 @pytest.mark.parametrize("kind", ["dot", "dot_scale", "concat", "additive"])
 def test_attention_layers_match_ort(kind, tmp_path, rng):
     q, v, k = pynn.Input((5, 6)), pynn.Input((4, 6)), pynn.Input((4, 6))

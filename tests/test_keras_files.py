@@ -45,6 +45,14 @@ def _data(kind, rng):
             rng.integers(0, 3, N)
     if kind == "mha":
         return rng.standard_normal((N, 6, 8)).astype(np.float32), rng.integers(0, 3, N)
+    if kind == "attention_nested":
+        return [rng.standard_normal((N, 5, 6)).astype(np.float32), rng.standard_normal((N, 4, 6)).astype(np.float32)], \
+            rng.integers(0, 3, N)
+    if kind == "masked_rnn":
+        ids = rng.integers(1, 20, (N, 7)).astype(np.int32)
+        ids[:, :2] = 0            # pre-padding, as keras' pad_sequences
+        ids[::3, 5:] = 0          # and some post-padding
+        return ids, rng.integers(0, 3, N)
     raise KeyError(kind)
 
 
@@ -72,6 +80,17 @@ def _keras_model(kind):
         h = KL.MultiHeadAttention(2, 4)(q, q)
         h = KL.LayerNormalization()(KL.Add()([q, h]))
         return keras.Model(q, KL.Dense(3, activation="softmax")(KL.GlobalAveragePooling1D()(h)))
+    if kind == "attention_nested":
+        q, v = keras.Input((5, 6)), keras.Input((4, 6))
+        a = KL.Attention(use_scale=True, score_mode="concat")([q, v])
+        b = KL.AdditiveAttention()([q, v])
+        head = keras.Sequential([keras.Input((5, 12)), KL.Flatten(), KL.Dense(3, activation="softmax")])
+        return keras.Model([q, v], head(KL.Concatenate()([a, b])))
+    if kind == "masked_rnn":
+        ids = keras.Input((7,), dtype="int32")
+        h = KL.Embedding(20, 6, mask_zero=True)(ids)
+        h = KL.LSTM(5, return_sequences=True)(h)
+        return keras.Model(ids, KL.Dense(3, activation="softmax")(KL.GRU(4)(h)))
     raise KeyError(kind)
 
 
@@ -101,10 +120,21 @@ def _pynn_model(kind):
         h = layers.MultiHeadAttention(2, 4)(q, q)
         h = layers.LayerNormalization()(layers.Add()([q, h]))
         return pynn.Model(q, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(h)))
+    if kind == "attention_nested":
+        q, v = pynn.Input((5, 6)), pynn.Input((4, 6))
+        a = layers.Attention(use_scale=True, score_mode="concat")([q, v])
+        b = layers.AdditiveAttention()([q, v])
+        head = pynn.Sequential([layers.Input((5, 12)), layers.Flatten(), layers.Dense(3, activation="softmax")])
+        return pynn.Model([q, v], head(layers.Concatenate()([a, b])))
+    if kind == "masked_rnn":
+        ids = pynn.Input((7,), dtype="int32")
+        h = layers.Embedding(20, 6, mask_zero=True)(ids)
+        h = layers.LSTM(5, return_sequences=True)(h)
+        return pynn.Model(ids, layers.Dense(3, activation="softmax")(layers.GRU(4)(h)))
     raise KeyError(kind)
 
 
-KINDS = ["mlp", "cnn", "embed_lstm_gru", "bidir_ln_rnn", "two_inputs", "mha"]
+KINDS = ["mlp", "cnn", "embed_lstm_gru", "bidir_ln_rnn", "two_inputs", "mha", "attention_nested", "masked_rnn"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -45,7 +45,7 @@ KERAS_LAYERS = {
     "GlobalMaxPooling1D": L.GlobalMaxPooling1D, "GlobalAveragePooling2D": L.GlobalAveragePooling2D,
     "GlobalMaxPooling2D": L.GlobalMaxPooling2D, "SimpleRNN": L.SimpleRNN, "LSTM": L.LSTM, "GRU": L.GRU,
     "Bidirectional": L.Bidirectional, "TimeDistributed": L.TimeDistributed,
-    "MultiHeadAttention": L.MultiHeadAttention,
+    "MultiHeadAttention": L.MultiHeadAttention, "Attention": L.Attention, "AdditiveAttention": L.AdditiveAttention,
 }
 _MODELS = ("Sequential", "Functional", "Model")
 _RECURRENT = (L.SimpleRNN, L.LSTM, L.GRU)
@@ -114,7 +114,7 @@ def _class_names(spec, out):
 def _check_classes(config, filepath):
     names = set()
     _class_names(config, names)
-    known = set(KERAS_LAYERS) | set(_MODELS) | {"InputLayer"}
+    known = set(KERAS_LAYERS) | set(_MODELS) | {"InputLayer", "NotEqual"}
     unknown = sorted(names - known)
     if unknown:
         raise ValueError(f"load_model: {filepath!r} uses Keras classes pynn cannot read: {unknown}. "
@@ -178,6 +178,26 @@ def _build_shape(spec):
     return None
 
 
+class _PaddingMask:
+    """Keras' NotEqual(ids, 0) mask in a functional config: valid where pynn propagates the
+    same mask itself, i.e. when the masked tensor comes (through mask-keeping layers) from
+    an Embedding(mask_zero=True) of those ids."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def reaches(self, tensor):
+        t = tensor[0] if isinstance(tensor, (list, tuple)) else tensor
+        while getattr(t, "layer", None) is not None:
+            layer = t.layer
+            if isinstance(layer, L.Embedding):
+                return layer.mask_zero and t.parents is self.ids
+            if not (layer.supports_masking or isinstance(layer, (*_RECURRENT, L.Bidirectional))):
+                return False
+            t = t.parents[0] if isinstance(t.parents, list) else t.parents
+        return False
+
+
 def _model_from_keras(spec):
     from .layers.input_layer import Input
     from .models import Model, Sequential
@@ -218,6 +238,14 @@ def _model_from_keras(spec):
             shape = c.get("batch_shape") or c.get("batch_input_shape")
             calls[lname] = [Input(tuple(shape[1:]), dtype=c.get("dtype", "float32"), name=lname)]
             continue
+        if sub["class_name"] == "NotEqual":
+            # Keras 3 records Embedding(mask_zero=True)'s padding mask as NotEqual(ids, 0); pynn's
+            # Embedding attaches that same mask to its output, so the op becomes a marker.
+            args = resolve(sub["inbound_nodes"][0]["args"])
+            if len(sub["inbound_nodes"]) != 1 or len(args) != 2 or args[1] != 0:
+                raise ValueError(f"load_model: Keras op {lname!r} (NotEqual) is not an Embedding padding mask")
+            calls[lname] = [_PaddingMask(args[0])]
+            continue
         layer = _layer_from_keras(sub)
         created[lname] = layer
         calls[lname] = []
@@ -225,10 +253,10 @@ def _model_from_keras(spec):
             args = resolve(node.get("args", []))
             kwargs = {k: v for k, v in resolve(node.get("kwargs", {})).items()
                       if not (k in ("mask", "training") and v is None) and k != "training"}
-            if kwargs.get("mask") is not None:
-                raise ValueError(f"load_model: Keras layer {lname!r} is called with an explicit mask, which the "
-                                 ".keras reader does not replay")
-            kwargs.pop("mask", None)
+            mask = kwargs.pop("mask", None)
+            if mask is not None and not (isinstance(mask, _PaddingMask) and mask.reaches(args[0])):
+                raise ValueError(f"load_model: Keras layer {lname!r} is called with an explicit mask that is not "
+                                 "the padding mask of an Embedding(mask_zero=True) upstream; not supported")
             out = layer(*args, **kwargs)
             calls[lname].append(out)
 
@@ -304,6 +332,8 @@ def load_keras(filepath):
                                  f"has {len(variables)} weights ({[v.name for v in variables]})")
             for i, v in enumerate(variables):
                 arr = np.asarray(group[str(i)])
+                if arr.ndim == 0 and v.shape == (1,):   # pynn keeps Keras' scalar weights as (1,)
+                    arr = arr.reshape(1)
                 if arr.shape != v.shape:
                     raise ValueError(f"load_model: {filepath!r}: {path}/vars/{i} has shape {arr.shape}, pynn weight "
                                      f"{v.name!r} has shape {v.shape}")
@@ -440,7 +470,7 @@ def _model_spec(model):
                 specs.append(spec)
                 node_count[id(layer)] = 0
             spec = layer_specs[id(layer)]
-            if isinstance(layer, L.MultiHeadAttention):
+            if isinstance(layer, L.MultiHeadAttention):   # called as (query, value[, key])
                 args = [encode(p) for p in node.parents]
             else:
                 args = [encode(node.parents)]
@@ -471,8 +501,10 @@ def save_keras(model, filepath):
         f.create_group("vars")
         for path, variables in groups:
             g = f.require_group(f"{path}/vars")
+            scalars = path.rsplit("/", 1)[-1].startswith("attention")   # Keras' Attention scale: shape ()
             for i, v in enumerate(variables):
-                g.create_dataset(str(i), data=np.asarray(v.data))
+                data = np.asarray(v.data)
+                g.create_dataset(str(i), data=data.reshape(()) if scalars and data.shape == (1,) else data)
     weights = buf.getvalue()
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "pynn"}

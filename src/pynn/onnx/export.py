@@ -38,8 +38,9 @@ DEFAULT_OPSET = 17
 UNSUPPORTED = {
     "Lambda": "holds arbitrary Python code; write a custom layer and register_exporter() for it",
     "subclassed Model": "a Python call() has no graph to export; use Sequential or pynn.Model(inputs, outputs)",
-    "mask_zero / masking": "an Embedding(mask_zero=True) mask reaching a recurrent, pooling or attention layer "
-                           "is refused (Keras' skip-masked-steps semantics have no ONNX equivalent here)",
+    "mask_zero / masking": "an Embedding(mask_zero=True) mask reaching Attention, AdditiveAttention or "
+                           "TransformerEncoder is refused (recurrent layers, Bidirectional, MultiHeadAttention "
+                           "and the 1-D global poolings export it)",
     "stateful recurrent layers": "states carried between calls are not part of an inference graph",
 }
 
@@ -75,7 +76,9 @@ class ExportContext:
         self.opset = opset
         self.nodes, self.initializers = [], []
         self.shapes: dict = {}
-        self.masked: set = set()   # values carrying a padding mask (Embedding mask_zero)
+        # value name -> name of its (N, T) bool padding mask (Embedding(mask_zero=True) and the
+        # layers pynn propagates that mask through), as pynn's Tensor._keras_mask.
+        self.masks: dict = {}
         self._used: dict = {}
 
     def fresh(self, base):
@@ -89,7 +92,9 @@ class ExportContext:
         if dtype is None and arr.dtype == np.float64:
             arr = arr.astype(np.float32)
         name = self.fresh(base)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        if not arr.flags.c_contiguous:   # (np.ascontiguousarray would turn a 0-d scalar into shape (1,))
+            arr = arr.copy(order="C")
+        self.initializers.append(self.onnx.numpy_helper.from_array(arr, name))
         return name
 
     def ints(self, values, base="ints"):
@@ -128,13 +133,12 @@ class ExportContext:
                                  self.ints([-1])], base="reverse")
 
     def export_layer(self, layer, inputs, **kwargs):
-        """Export one layer call; records the output shapes. ``inputs`` is a list of names."""
+        """Export one layer call; records the output shapes and padding masks. ``inputs`` is a list of names."""
         fn = _find_exporter(layer)
-        for name in inputs:
-            if name in self.masked and not _mask_transparent(layer):
-                raise ValueError(f"ONNX export: layer {layer.name!r} ({type(layer).__name__}) receives the padding "
-                                 "mask of an Embedding(mask_zero=True); masking is not exportable (see "
-                                 "pynn.onnx.UNSUPPORTED)")
+        if any(n in self.masks for n in inputs) and isinstance(layer, _MASK_REFUSED):
+            raise ValueError(f"ONNX export: layer {layer.name!r} ({type(layer).__name__}) receives the padding "
+                             "mask of an Embedding(mask_zero=True); masking is not exported for this layer (see "
+                             "pynn.onnx.UNSUPPORTED)")
         in_shapes = [self.shapes[n] for n in inputs]
         out = fn(self, layer, list(inputs), **kwargs)
         arg = in_shapes[0] if len(in_shapes) == 1 and not _takes_list(layer) else in_shapes
@@ -148,22 +152,21 @@ class ExportContext:
         for name, s in zip(outs, shapes):
             if s is not None:
                 self.shapes[name] = tuple(s)
-        if isinstance(layer, Embedding) and layer.mask_zero:
-            self.masked.add(outs[0])
-        elif any(n in self.masked for n in inputs) and getattr(layer, "supports_masking", False):
-            self.masked.add(outs[0])
+        # pynn's Layer.__call__ passes the mask on through supports_masking layers (same leading shape).
+        mask = self.masks.get(inputs[0]) if inputs else None
+        if mask is not None and getattr(layer, "supports_masking", False) and outs[0] not in self.masks:
+            if len(self.shapes.get(outs[0], ())) >= 2:
+                self.masks[outs[0]] = mask
         return out
+
+
+# Layers that use a padding mask in a way this exporter does not spell out.
+_MASK_REFUSED = (Attention, AdditiveAttention, TransformerEncoder)
 
 
 def _takes_list(layer):
     return isinstance(layer, (Add, Multiply, Concatenate, MultiHeadAttention, Attention)) or \
         (isinstance(layer, Model) and layer._graph is not None and len(layer._graph.inputs) > 1)
-
-
-def _mask_transparent(layer):
-    """Layers whose result the padding mask does not change (Keras too ignores it there)."""
-    return isinstance(layer, (Dense, Activation, Dropout, Rescaling, LayerNormalization, Conv1D, Flatten, Reshape,
-                              Add, Multiply, Concatenate, TimeDistributed, PositionEmbedding, SinePositionEncoding))
 
 
 def _find_exporter(layer):
@@ -273,7 +276,10 @@ def export_concatenate(ctx, layer, inputs):
 def export_embedding(ctx, layer, inputs):
     ids = inputs[0]
     ids = ctx.op("Cast", [ids], to=ctx.onnx.TensorProto.INT64)
-    return ctx.op("Gather", [ctx.const(layer.embeddings.data, "embeddings"), ids], axis=0)
+    out = ctx.op("Gather", [ctx.const(layer.embeddings.data, "embeddings"), ids], axis=0)
+    if layer.mask_zero:
+        ctx.masks[out] = ctx.op("Not", [ctx.op("Equal", [ids, ctx.ints(0, "zero")])], base="padding_mask")
+    return out
 
 
 def export_batch_norm(ctx, layer, inputs):
@@ -384,8 +390,19 @@ def export_global_pool2d(ctx, layer, inputs):
 
 
 def export_global_pool1d(ctx, layer, inputs):
-    op = "ReduceMean" if isinstance(layer, GlobalAveragePooling1D) else "ReduceMax"
-    return ctx.reduce(op, inputs[0], [1], keepdims=0)
+    x = inputs[0]
+    mask = ctx.masks.get(x)
+    if mask is None:
+        op = "ReduceMean" if isinstance(layer, GlobalAveragePooling1D) else "ReduceMax"
+        return ctx.reduce(op, x, [1], keepdims=0)
+    keep = ctx.unsqueeze(mask, [2])                                               # (N, T, 1)
+    if isinstance(layer, GlobalAveragePooling1D):   # padded steps left out of the mean, as pynn/Keras
+        w = ctx.op("Cast", [keep], to=ctx.onnx.TensorProto.FLOAT)
+        total = ctx.reduce("ReduceSum", ctx.op("Mul", [x, w]), [1])
+        count = ctx.op("Max", [ctx.reduce("ReduceSum", w, [1]), ctx.const(np.float32(1.0), "one")])
+        return ctx.op("Div", [total, count])
+    lowest = ctx.const(np.float32(np.finfo(np.float32).min), "lowest")
+    return ctx.reduce("ReduceMax", ctx.op("Where", [keep, x, lowest]), [1], keepdims=0)
 
 
 # ------------------------------------------------------------------ recurrent
@@ -412,6 +429,8 @@ def export_recurrent(ctx, layer, inputs, initial_state=None, mask=None, training
     if mask is not None:
         raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: an explicit mask is not exportable")
     x = inputs[0]
+    if x in ctx.masks:
+        return _export_masked_recurrent(ctx, layer, x, ctx.masks[x], initial_state)
     u = layer.units
     kernel, rec = layer.kernel.data, layer.recurrent_kernel.data
     bias = layer._bias()
@@ -453,6 +472,73 @@ def export_recurrent(ctx, layer, inputs, initial_state=None, mask=None, training
     return [out] + states if layer.return_state else out
 
 
+def _export_masked_recurrent(ctx, layer, x, mask, initial_state):
+    """The recurrence unrolled over the (static) steps, as pynn computes it under a padding
+    mask: at a masked step a sample keeps its previous state (and repeats its output).
+    ONNX's LSTM/GRU/RNN ops only know right-padding through sequence_lens, so this path
+    spells the cell out with MatMul and elementwise ops."""
+    steps = ctx.shape(x)[1]
+    if steps is None:
+        raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: a masked recurrent layer needs a "
+                         "known number of steps")
+    u = layer.units
+    name = f"{type(layer).__name__} {layer.name!r}"
+    if layer.go_backwards:
+        x, mask = ctx.reverse_time(x), ctx.reverse_time(mask)
+    bias = layer._bias()
+    bias = bias.data if hasattr(bias, "data") else np.asarray(bias)
+    is_gru, is_lstm = isinstance(layer, GRU), isinstance(layer, LSTM)
+    xw = ctx.op("MatMul", [x, ctx.const(layer.kernel.data, "kernel")])
+    xw = ctx.op("Add", [xw, ctx.const(bias[0] if is_gru else bias, "bias")])                # (N, T, G·U)
+    r_kernel = ctx.const(layer.recurrent_kernel.data, "recurrent_kernel")
+    rec_bias = ctx.const(bias[1], "recurrent_bias") if is_gru else None
+    n_states = 2 if is_lstm else 1
+    if initial_state is not None:
+        states = list(initial_state)
+    else:
+        zeros_shape = ctx.op("Concat", [ctx.op("Shape", [x], end=1), ctx.ints([u])], axis=0)
+        zero = ctx.op("ConstantOfShape", [zeros_shape],
+                      value=ctx.onnx.numpy_helper.from_array(np.zeros(1, np.float32)))
+        states = [zero] * n_states
+    h = states[0]
+    c = states[1] if is_lstm else None
+    act = getattr(layer, "activation", "tanh")
+    ract = getattr(layer, "recurrent_activation", "sigmoid")
+    split = ctx.ints([u] * layer.gates, "split") if layer.gates > 1 else None
+    outputs = []
+    for t in range(steps):
+        xt = ctx.op("Gather", [xw, ctx.ints(t, "step")], axis=1)                           # (N, G·U)
+        keep = ctx.unsqueeze(ctx.op("Gather", [mask, ctx.ints(t, "step")], axis=1), [1])  # (N, 1)
+        hr = ctx.op("MatMul", [h, r_kernel])
+        if is_lstm:
+            zi, zf, zc, zo = ctx.op("Split", [ctx.op("Add", [xt, hr]), split], axis=1, outputs=4)
+            i, f, o = (apply_activation(ctx, ract, z, name) for z in (zi, zf, zo))
+            g = apply_activation(ctx, act, zc, name)
+            c_new = ctx.op("Add", [ctx.op("Mul", [f, c]), ctx.op("Mul", [i, g])])
+            h_new = ctx.op("Mul", [o, apply_activation(ctx, act, c_new, name)])
+            c = ctx.op("Where", [keep, c_new, c])
+        elif is_gru:
+            xz, xr, xh = ctx.op("Split", [xt, split], axis=1, outputs=3)
+            rz, rr, rh = ctx.op("Split", [ctx.op("Add", [hr, rec_bias]), split], axis=1, outputs=3)
+            z = apply_activation(ctx, ract, ctx.op("Add", [xz, rz]), name)
+            r = apply_activation(ctx, ract, ctx.op("Add", [xr, rr]), name)
+            hh = apply_activation(ctx, act, ctx.op("Add", [xh, ctx.op("Mul", [r, rh])]), name)
+            one_minus_z = ctx.op("Sub", [ctx.const(np.float32(1.0), "one"), z])
+            h_new = ctx.op("Add", [ctx.op("Mul", [z, h]), ctx.op("Mul", [one_minus_z, hh])])
+        else:
+            h_new = apply_activation(ctx, act, ctx.op("Add", [xt, hr]), name)
+        h = ctx.op("Where", [keep, h_new, h])
+        outputs.append(h)
+    states = [h] + ([c] if is_lstm else [])
+    if layer.return_sequences:
+        out = ctx.op("Concat", [ctx.unsqueeze(v, [1]) for v in outputs], axis=1)          # processing order
+        ctx.shapes[out] = (None, steps, u)
+        ctx.masks[out] = mask          # already reversed for go_backwards, as pynn's mask[:, ::-1]
+    else:
+        out = h
+    return [out] + states if layer.return_state else out
+
+
 def export_bidirectional(ctx, layer, inputs, initial_state=None, training=False):
     fl, bl = layer.forward_layer, layer.backward_layer
     n = fl.n_states
@@ -469,6 +555,7 @@ def export_bidirectional(ctx, layer, inputs, initial_state=None, training=False)
     if bl.return_sequences:
         bwd = ctx.reverse_time(bwd)    # back to forward time order
     mode = layer.merge_mode
+    seq_mask = ctx.masks.get(fwd)
     if mode == "concat":
         out = ctx.op("Concat", [fwd, bwd], axis=-1)
     elif mode == "sum":
@@ -479,6 +566,8 @@ def export_bidirectional(ctx, layer, inputs, initial_state=None, training=False)
         out = ctx.op("Mul", [ctx.op("Add", [fwd, bwd]), ctx.const(np.float32(0.5))])
     else:
         return [fwd, bwd] + states
+    if seq_mask is not None:
+        ctx.masks[out] = seq_mask
     return [out] + states if states else out
 
 
@@ -518,9 +607,12 @@ def export_multi_head_attention(ctx, layer, inputs, attention_mask=None, use_cau
     q = ctx.op("Mul", [q, ctx.const(np.float32(1.0 / np.sqrt(kd)), "mha_scale")])
     scores = ctx.op("MatMul", [q, ctx.transpose(k, (0, 1, 3, 2))])                  # (B, H, T, S)
     mask = None
+    if value in ctx.masks:   # padding mask of the values: (B, S) -> (B, 1, 1, S)
+        mask = ctx.unsqueeze(ctx.masks[value], [1, 2])
     if attention_mask is not None:
         am = attention_mask
-        mask = ctx.unsqueeze(ctx.op("Cast", [am], to=ctx.onnx.TensorProto.BOOL), [1])
+        am = ctx.unsqueeze(ctx.op("Cast", [am], to=ctx.onnx.TensorProto.BOOL), [1])
+        mask = am if mask is None else ctx.op("And", [mask, am])
     if use_causal_mask:
         if t is None or s is None:
             raise ValueError(f"ONNX export: MultiHeadAttention {layer.name!r}: a causal mask needs known "

@@ -199,3 +199,35 @@ def test_other_extensions_keep_the_pynn_format(tmp_path):
     model.save(tmp_path / "m.pynn")
     with zipfile.ZipFile(tmp_path / "m.pynn") as z:
         assert "model.json" in z.namelist()
+
+
+def test_compile_settings_cross_both_ways(tmp_path, rng):
+    x, y = _data("mlp", rng)
+    km = _keras_model("mlp")
+    km.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"],
+               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=False))
+    km.save(tmp_path / "k.keras")
+    pm = pynn.load_model(tmp_path / "k.keras")
+    assert type(pm.optimizer).__name__ == "Adam"
+    np.testing.assert_allclose(pm.optimizer.get_config()["learning_rate"], 0.01, rtol=1e-6)
+    assert pm._metric_specs == ["accuracy"]
+    pm.fit(x, y, epochs=1, batch_size=8, verbose=0)                   # ready to train on
+    assert pynn.load_model(tmp_path / "k.keras", compile=False).loss is None
+
+    pm.compile(optimizer=pynn.optimizers.SGD(learning_rate=0.05, momentum=0.9),
+               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    pm.save(tmp_path / "p.keras")
+    km2 = keras.saving.load_model(tmp_path / "p.keras")
+    cfg = km2.optimizer.get_config()
+    assert type(km2.optimizer).__name__ == "SGD" and cfg["momentum"] == 0.9
+    np.testing.assert_allclose(cfg["learning_rate"], 0.05, rtol=1e-6)
+    assert km2.loss == "sparse_categorical_crossentropy"
+
+
+def test_keras_compile_settings_pynn_cannot_honour_are_an_error(tmp_path):
+    km = _keras_model("mlp")
+    km.compile(optimizer=keras.optimizers.Adam(0.01, use_ema=True), loss="sparse_categorical_crossentropy")
+    km.save(tmp_path / "k.keras")
+    with pytest.raises(ValueError, match="use_ema.*compile=False"):
+        pynn.load_model(tmp_path / "k.keras")
+    assert pynn.load_model(tmp_path / "k.keras", compile=False) is not None

@@ -17,8 +17,8 @@ Reading never executes code from the file: only the layer classes listed in
 other class (a Lambda, a custom layer) is refused with the list of those names.
 Needs ``h5py`` (``pip install "pynn-cpu[keras]"``); Keras itself is not needed.
 
-Not carried across (documented in README): initializers, compile settings and
-optimizer state (a loaded model must be compiled again); regularizers and
+Not carried across (documented in README): initializers and the optimizer's
+state (its settings, the loss and metric names are); regularizers and
 constraints are refused rather than dropped.
 """
 from __future__ import annotations
@@ -303,8 +303,97 @@ def _model_groups(model):
     return [(p.lstrip("/"), ws) for p, ws in _keras_groups(model, "")]
 
 
-def load_keras(filepath):
-    """Build a pynn model from a Keras 3 ``.keras`` archive and load its weights."""
+# Keras optimizer settings that must keep their defaults (pynn has no counterpart).
+_OPT_DEFAULTS = {"use_ema": False, "ema_momentum": None, "ema_overwrite_frequency": None, "loss_scale_factor": None,
+                 "gradient_accumulation_steps": None, "amsgrad": False, "name": None}
+
+
+def _compile_from_keras(model, cc, filepath):
+    """model.compile from Keras' compile_config; anything pynn cannot honour is an error
+    (load with compile=False to skip it)."""
+    from . import losses, optimizers
+
+    def refuse(what):
+        raise ValueError(f"load_model: {filepath!r}: the Keras compile settings use {what}, which pynn cannot "
+                         "reproduce; pass compile=False to load the model uncompiled")
+    for key in ("loss_weights", "weighted_metrics"):
+        if cc.get(key):
+            refuse(f"{key}={cc[key]!r}")
+    opt = cc.get("optimizer")
+    if isinstance(opt, dict):
+        cls = opt.get("class_name", "")
+        if cls.lower() not in optimizers._BY_NAME:
+            refuse(f"optimizer {cls!r}")
+        cfg = {}
+        for k, v in opt.get("config", {}).items():
+            if k in _OPT_DEFAULTS:
+                if k == "amsgrad" and v:
+                    cfg[k] = v
+                elif k not in ("name", "ema_momentum") and v not in (None, False):
+                    refuse(f"optimizer {k}={v!r}")
+            elif isinstance(v, dict):
+                refuse(f"optimizer {k}={v!r} (a schedule or object)")
+            elif v is not None:
+                cfg[k] = v
+        try:
+            opt = optimizers.get({"class_name": cls, "config": cfg})
+        except (TypeError, ValueError) as e:
+            refuse(f"optimizer settings {cfg} ({e})")
+    elif opt is not None and not isinstance(opt, str):
+        refuse(f"optimizer {opt!r}")
+    loss = cc.get("loss")
+
+    def one_loss(item):
+        if isinstance(item, str) or item is None:
+            return item
+        if isinstance(item, dict) and item.get("class_name") in losses._BY_NAME:
+            cfg = {k: v for k, v in item.get("config", {}).items() if k not in ("name",)}
+            if cfg.pop("reduction", "sum_over_batch_size") != "sum_over_batch_size" or cfg.pop("ignore_class", None):
+                refuse(f"loss {item!r}")
+            try:
+                return losses._BY_NAME[item["class_name"]](**cfg)
+            except TypeError as e:
+                refuse(f"loss {item!r} ({e})")
+        refuse(f"loss {item!r}")
+    loss = [one_loss(x) for x in loss] if isinstance(loss, list) else one_loss(loss)
+    metrics = cc.get("metrics") or []
+    if isinstance(metrics, dict) or any(not isinstance(m, str) for m in metrics):
+        refuse(f"metrics {metrics!r}")
+    if loss is None:
+        return
+    model.compile(optimizer=opt if opt is not None else "rmsprop", loss=loss, metrics=list(metrics))
+
+
+def _compile_to_keras(model):
+    """Keras' compile_config for a compiled pynn model (None when not compiled)."""
+    if model.loss is None:
+        return None
+    from . import losses
+
+    def one_loss(item):
+        if isinstance(item, str):
+            return item
+        if isinstance(item, losses.Loss) and type(item).__name__ in losses._BY_NAME:
+            return {"module": "keras.losses", "class_name": type(item).__name__,
+                    "config": {**item.get_config(), "reduction": "sum_over_batch_size"}, "registered_name": None}
+        raise ValueError(f"save: the loss {item!r} has no Keras counterpart; pass it by name or as a pynn loss")
+    loss = model.loss
+    opt_cfg = {k: v for k, v in model.optimizer.get_config().items() if v is not None}
+    if isinstance(opt_cfg.get("learning_rate"), dict):
+        raise ValueError("save: learning-rate schedules are not written to .keras compile settings")
+    metrics = [m for m in model._metric_specs]
+    if any(not isinstance(m, str) for m in metrics):
+        raise ValueError(f"save: metrics {metrics!r}: only metric names are written to .keras files")
+    return {"optimizer": {"module": "keras.optimizers", "class_name": type(model.optimizer).__name__,
+                          "config": opt_cfg, "registered_name": None},
+            "loss": [one_loss(x) for x in loss] if isinstance(loss, (list, tuple)) else one_loss(loss),
+            "loss_weights": None, "metrics": metrics, "weighted_metrics": None, "run_eagerly": False,
+            "steps_per_execution": 1, "jit_compile": False}
+
+
+def load_keras(filepath, compile=True):
+    """Build a pynn model from a Keras 3 ``.keras`` archive and load its weights; with
+    ``compile`` also its loss, metrics and optimizer settings (not the optimizer's state)."""
     h5py = _h5py()
     filepath = os.fspath(filepath)
     try:
@@ -340,6 +429,8 @@ def load_keras(filepath):
                 pending.append((v, arr))
     for v, arr in pending:   # every shape checked before anything is set
         v.assign(arr)
+    if compile and config.get("compile_config"):
+        _compile_from_keras(model, config["compile_config"], filepath)
     return model
 
 
@@ -494,7 +585,7 @@ def save_keras(model, filepath):
     h5py = _h5py()
     from .saving import atomic_write
     spec = _model_spec(model)
-    spec["compile_config"] = None
+    spec["compile_config"] = _compile_to_keras(model)
     groups = _model_groups(model)
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:

@@ -126,7 +126,7 @@ def load_model(filepath, compile=True):
     filepath = os.fspath(filepath)
     if filepath.lower().endswith(".keras"):   # a Keras 3 archive (pynn.keras_file)
         from .keras_file import load_keras
-        return load_keras(filepath)
+        return load_keras(filepath, compile=compile)
     try:
         with zipfile.ZipFile(filepath) as z:
             config = json.loads(z.read("model.json"))

@@ -77,8 +77,8 @@ def _keras_model(kind):
         return keras.Model([a, b], KL.Dense(3, activation="softmax")(h))
     if kind == "mha":
         q = keras.Input((6, 8))
-        h = KL.MultiHeadAttention(2, 4)(q, q)
-        h = KL.LayerNormalization()(KL.Add()([q, h]))
+        h = KL.MultiHeadAttention(2, 4)(q, q, use_causal_mask=True)
+        h = KL.TimeDistributed(KL.Dense(8))(KL.LayerNormalization()(KL.Add()([q, h])))
         return keras.Model(q, KL.Dense(3, activation="softmax")(KL.GlobalAveragePooling1D()(h)))
     if kind == "attention_nested":
         q, v = keras.Input((5, 6)), keras.Input((4, 6))
@@ -117,8 +117,8 @@ def _pynn_model(kind):
         return pynn.Model([a, b], layers.Dense(3, activation="softmax")(h))
     if kind == "mha":
         q = pynn.Input((6, 8))
-        h = layers.MultiHeadAttention(2, 4)(q, q)
-        h = layers.LayerNormalization()(layers.Add()([q, h]))
+        h = layers.MultiHeadAttention(2, 4)(q, q, use_causal_mask=True)
+        h = layers.TimeDistributed(layers.Dense(8))(layers.LayerNormalization()(layers.Add()([q, h])))
         return pynn.Model(q, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(h)))
     if kind == "attention_nested":
         q, v = pynn.Input((5, 6)), pynn.Input((4, 6))

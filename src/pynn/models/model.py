@@ -303,6 +303,8 @@ class Model(Layer):
             return float(self._loss_value(ys, self._forward(xs, training=False), sw).data)
 
     def predict_on_batch(self, x):
+        """Outputs for one batch (Keras' name): one forward pass, no graph recorded, no
+        batching loop or progress bar; the fast path for serving single requests."""
         xs = self._prepare_x(x, "predict_on_batch")
         with no_grad():
             outs = [o.data for o in self._forward(xs, training=False)]

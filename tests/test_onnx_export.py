@@ -363,3 +363,27 @@ def test_unsupported_list_names_every_refused_layer_class():
         cls = getattr(layers, name)
         if isinstance(cls, type) and issubclass(cls, layers.Layer) and cls is not layers.Layer:
             assert cls in exported or name in pynn.onnx.UNSUPPORTED, name
+
+
+@pytest.mark.parametrize("kind", ["conv_bn", "lstm_gru", "mha"])
+def test_onnx_reference_evaluator_agrees_too(kind, tmp_path, rng):
+    """A second runtime: onnx's pure-Python ReferenceEvaluator on the same files."""
+    from onnx.reference import ReferenceEvaluator
+    if kind == "conv_bn":
+        model = pynn.Sequential([layers.Input((7, 7, 2)), layers.Conv2D(3, 3, strides=2, padding="same"),
+                                 layers.BatchNormalization(), layers.AveragePooling2D(2, padding="same"),
+                                 layers.Flatten(), layers.Dense(2, activation="softmax")])
+        _randomize_bn(model, rng)
+        x = _f32(rng, 2, 7, 7, 2)
+    elif kind == "lstm_gru":
+        model = pynn.Sequential([layers.Input((5, 3)), layers.LSTM(4, return_sequences=True), layers.GRU(3)])
+        x = _f32(rng, 2, 5, 3)
+    else:
+        q = pynn.Input((4, 8))
+        model = pynn.Model(q, layers.MultiHeadAttention(2, 4)(q, q, use_causal_mask=True))
+        x = _f32(rng, 2, 4, 8)
+    path = tmp_path / "m.onnx"
+    pynn.onnx.export(model, path)
+    ref = ReferenceEvaluator(str(path))
+    got = ref.run(None, {ref.input_names[0]: x})[0]
+    np.testing.assert_allclose(got, model.predict(x), rtol=RTOL, atol=ATOL)

@@ -42,6 +42,11 @@ UNSUPPORTED = {
                            "TransformerEncoder is refused (recurrent layers, Bidirectional, MultiHeadAttention "
                            "and the 1-D global poolings export it)",
     "stateful recurrent layers": "states carried between calls are not part of an inference graph",
+    "explicit mask= arguments": "a mask passed by hand to a recurrent or attention call is refused (padding "
+                                "masks from Embedding(mask_zero=True) are exported)",
+    "unknown spatial sizes": "Conv/pooling with None height/width (or steps) are refused: 'same' padding is "
+                             "computed exactly from the static size",
+    "recurrent activation 'linear'": "ONNX's LSTM/GRU/RNN ops are given sigmoid/tanh/relu only",
 }
 
 _EXPORTERS: dict = {}

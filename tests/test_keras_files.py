@@ -231,3 +231,31 @@ def test_keras_compile_settings_pynn_cannot_honour_are_an_error(tmp_path):
     with pytest.raises(ValueError, match="use_ema.*compile=False"):
         pynn.load_model(tmp_path / "k.keras")
     assert pynn.load_model(tmp_path / "k.keras", compile=False) is not None
+
+
+def _both_ways(km, pm, xs, tmp_path):
+    km.save(tmp_path / "k.keras")
+    _assert_same(km.predict(xs, verbose=0), pynn.load_model(tmp_path / "k.keras").predict(xs))
+    pm.save(tmp_path / "p.keras")
+    _assert_same(keras.saving.load_model(tmp_path / "p.keras").predict(xs, verbose=0), pm.predict(xs))
+
+
+def test_attention_mask_input_and_scores_output_cross_both_ways(tmp_path, rng):
+    q, m = keras.Input((5, 8)), keras.Input((5, 5), dtype="bool")
+    out, scores = KL.MultiHeadAttention(2, 4)(q, q, attention_mask=m, return_attention_scores=True)
+    km = keras.Model([q, m], [out, scores])
+    pq, pmask = pynn.Input((5, 8)), pynn.Input((5, 5), dtype="bool")
+    pout, pscores = layers.MultiHeadAttention(2, 4)(pq, pq, attention_mask=pmask, return_attention_scores=True)
+    pm = pynn.Model([pq, pmask], [pout, pscores])
+    for w in pm.weights:
+        w.assign(rng.normal(0, 0.3, w.shape))
+    _both_ways(km, pm, [rng.standard_normal((4, 5, 8)).astype(np.float32), rng.random((4, 5, 5)) > 0.3], tmp_path)
+
+
+def test_sequential_with_a_padding_mask_crosses_both_ways(tmp_path, rng):
+    km = keras.Sequential([keras.Input((6,), dtype="int32"), KL.Embedding(10, 4, mask_zero=True), KL.LSTM(3)])
+    pm = pynn.Sequential([layers.Input((6,), dtype="int32"), layers.Embedding(10, 4, mask_zero=True),
+                          layers.LSTM(3)])
+    ids = rng.integers(1, 10, (4, 6)).astype(np.int32)
+    ids[:, :2] = 0
+    _both_ways(km, pm, ids, tmp_path)

@@ -259,3 +259,14 @@ def test_sequential_with_a_padding_mask_crosses_both_ways(tmp_path, rng):
     ids = rng.integers(1, 10, (4, 6)).astype(np.int32)
     ids[:, :2] = 0
     _both_ways(km, pm, ids, tmp_path)
+
+
+def test_custom_keras_layers_are_refused_by_name(tmp_path):
+    @keras.saving.register_keras_serializable(package="tests")
+    class Doubler(KL.Layer):
+        def call(self, x):
+            return x * 2
+    km = keras.Sequential([keras.Input((3,)), Doubler(), KL.Dense(2)])
+    km.save(tmp_path / "k.keras")
+    with pytest.raises(ValueError, match="Doubler"):
+        pynn.load_model(tmp_path / "k.keras")

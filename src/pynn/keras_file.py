@@ -91,24 +91,19 @@ def _unique(name, used):
 
 # ================================================================== reading
 def _class_names(spec, out):
-    """Every layer/model class name in a config tree."""
-    if isinstance(spec, dict):
-        if "class_name" in spec and "config" in spec and isinstance(spec["config"], dict) and \
-                spec.get("module", "").startswith("keras") and ".initializers" not in spec.get("module", "") \
-                and ".regularizers" not in spec.get("module", "") and ".constraints" not in spec.get("module", "") \
-                and spec.get("class_name") not in ("DTypePolicy", "__keras_tensor__", "FloatDTypePolicy"):
-            out.add(spec["class_name"])
-        elif "class_name" in spec and "config" in spec and spec.get("module") is None and \
-                spec.get("class_name") not in ("__keras_tensor__",):
-            out.add(spec["class_name"])
-        for k, v in spec.items():
-            if k not in ("compile_config", "dtype", "kernel_initializer", "bias_initializer",
-                         "recurrent_initializer", "embeddings_initializer", "beta_initializer", "gamma_initializer",
-                         "moving_mean_initializer", "moving_variance_initializer"):
-                _class_names(v, out)
-    elif isinstance(spec, list):
-        for v in spec:
-            _class_names(v, out)
+    """Every layer/model class name in a model config: the top spec, the entries of
+    ``layers`` lists and wrapped ``layer``/``backward_layer`` specs, at any depth."""
+    if not isinstance(spec, dict):
+        return
+    out.add(str(spec.get("class_name")))
+    cfg = spec.get("config")
+    if not isinstance(cfg, dict):
+        return
+    for sub in cfg.get("layers") or []:
+        _class_names(sub, out)
+    for key in ("layer", "backward_layer"):
+        if isinstance(cfg.get(key), dict):
+            _class_names(cfg[key], out)
 
 
 def _check_classes(config, filepath):

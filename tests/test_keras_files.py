@@ -270,3 +270,11 @@ def test_custom_keras_layers_are_refused_by_name(tmp_path):
     km.save(tmp_path / "k.keras")
     with pytest.raises(ValueError, match="Doubler"):
         pynn.load_model(tmp_path / "k.keras")
+
+
+def test_keras_ops_recorded_in_a_functional_graph_are_refused(tmp_path):
+    a, b = keras.Input((3,)), keras.Input((3,))
+    km = keras.Model([a, b], KL.Dense(2)(a + b))        # records an "Add" op, not the Add layer
+    km.save(tmp_path / "k.keras")
+    with pytest.raises(ValueError, match=r"Add \(keras op\)"):
+        pynn.load_model(tmp_path / "k.keras")

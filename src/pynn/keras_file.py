@@ -95,7 +95,11 @@ def _class_names(spec, out):
     ``layers`` lists and wrapped ``layer``/``backward_layer`` specs, at any depth."""
     if not isinstance(spec, dict):
         return
-    out.add(str(spec.get("class_name")))
+    name = str(spec.get("class_name"))
+    module = str(spec.get("module") or "")
+    # keras.ops calls recorded in a functional graph (x + y -> an "Add" op) are not layers:
+    # only NotEqual (Embedding's padding mask) is understood.
+    out.add(f"{name} (keras op)" if module.startswith("keras.src.ops") and name != "NotEqual" else name)
     cfg = spec.get("config")
     if not isinstance(cfg, dict):
         return

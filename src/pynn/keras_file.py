@@ -63,7 +63,7 @@ _IGNORED = {"dtype", "trainable", "name", "seed", "unroll", "zero_output_for_mas
 _REQUIRED = {"data_format": (None, "channels_last"), "synchronized": (False,), "renorm": (False,),
              "groups": (1,), "rms_scaling": (False,), "use_gate": (False,), "sliding_window": (None,),
              "noise_shape": (None,), "attention_axes": (None, [1], (1,), 1, -2, [-2]),
-             "zero_output_for_mask": (False, True)}
+             "zero_output_for_mask": (False, True), "lora_rank": (None, 0), "quantization_config": (None,)}
 
 
 def _h5py():

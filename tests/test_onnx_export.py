@@ -8,6 +8,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import importlib  # noqa: E402
+import importlib.util  # noqa: E402
 
 import pynn  # noqa: E402
 import pynn.onnx  # noqa: E402
@@ -387,3 +388,24 @@ def test_onnx_reference_evaluator_agrees_too(kind, tmp_path, rng):
     ref = ReferenceEvaluator(str(path))
     got = ref.run(None, {ref.input_names[0]: x})[0]
     np.testing.assert_allclose(got, model.predict(x), rtol=RTOL, atol=ATOL)
+
+
+def test_predict_table_runs_and_its_three_contenders_agree():
+    """bench/predict_table.py checks pynn, ONNX Runtime and PyTorch agree before timing."""
+    pytest.importorskip("torch")
+    import pathlib
+    import sys
+    bench = pathlib.Path(__file__).resolve().parent.parent / "bench"
+    sys.path.insert(0, str(bench))
+    threads, active = pynn.get_num_threads(), pynn.backend.name()
+    try:
+        spec = importlib.util.spec_from_file_location("predict_table", bench / "predict_table.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        rows = mod.main(["--models", "mlp", "--min-time", "0.01"])
+    finally:
+        sys.path.remove(str(bench))
+        pynn.set_num_threads(threads)     # main() sets the process-wide thread count and backend
+        pynn.set_backend(active)
+    assert [(r["model"], r["batch"]) for r in rows] == [("mlp", 1), ("mlp", 64)]
+    assert all(r["pynn_ms"] > 0 and r["onnxruntime_ms"] > 0 and r["torch_ms"] > 0 for r in rows)

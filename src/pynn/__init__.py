@@ -31,6 +31,7 @@ from . import optimizers  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from .saving import load_model, register_serializable  # noqa: E402
+from . import onnx  # noqa: E402  (pynn.onnx.export; the onnx package itself is imported only when exporting)
 from .plotting import plot_decision_boundary, plot_history  # noqa: E402
 
 

@@ -124,6 +124,9 @@ def load_model(filepath, compile=True):
     exactly where it stopped."""
     from . import losses, optimizers
     filepath = os.fspath(filepath)
+    if filepath.lower().endswith(".keras"):   # a Keras 3 archive (pynn.keras_file)
+        from .keras_file import load_keras
+        return load_keras(filepath, compile=compile)
     try:
         with zipfile.ZipFile(filepath) as z:
             config = json.loads(z.read("model.json"))

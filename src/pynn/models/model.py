@@ -303,6 +303,8 @@ class Model(Layer):
             return float(self._loss_value(ys, self._forward(xs, training=False), sw).data)
 
     def predict_on_batch(self, x):
+        """Outputs for one batch (Keras' name): one forward pass, no graph recorded, no
+        batching loop or progress bar; the fast path for serving single requests."""
         xs = self._prepare_x(x, "predict_on_batch")
         with no_grad():
             outs = [o.data for o in self._forward(xs, training=False)]
@@ -422,9 +424,22 @@ class Model(Layer):
 
     # ------------------------------------------------------------ saving
     def save(self, filepath):
-        """Architecture, weights and optimizer state in one file (atomic write)."""
+        """Architecture, weights and optimizer state in one file (atomic write); a
+        ".keras" name writes a Keras 3 archive instead (pynn.keras_file)."""
+        if os.fspath(filepath).lower().endswith(".keras"):   # a Keras 3 archive
+            from ..keras_file import save_keras
+            return save_keras(self, filepath)
         from ..saving import save_model
         save_model(self, filepath)
+
+    def export(self, filepath, format="onnx", **kwargs):
+        """Write an inference graph for deployment: ``format="onnx"`` (Keras 3's
+        spelling) -> ``pynn.onnx.export(self, filepath, **kwargs)`` (needs the
+        ``[onnx]`` extra)."""
+        if format != "onnx":
+            raise ValueError(f"export: format must be 'onnx', got {format!r}")
+        from ..onnx import export
+        return export(self, filepath, **kwargs)
 
     def save_weights(self, filepath):
         """Write every weight to an .npz, atomically (a temporary file, then rename)."""

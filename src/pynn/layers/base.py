@@ -95,10 +95,71 @@ class Layer:
         self._input_shape = _shape_tuple((batch_size,) + tuple(input_shape)) if input_shape is not None else None
         self._accepts_training = "training" in inspect.signature(self.call).parameters
 
+    # ------------------------------------------------------------ tracking
+    def __setattr__(self, name, value):
+        # Keras 3 tracks what a layer holds: sub-layers, weights and lists/dicts of
+        # them assigned as attributes, so a layer built from layers trains, saves
+        # and counts its inner weights. The attribute names are recorded here; the
+        # values are read when asked (a list appended to later is seen too).
+        if isinstance(value, (Layer, list, tuple, dict)) or type(value) is Variable:
+            tracked = self.__dict__.get("_tracked_attrs")
+            if tracked is None:
+                tracked = {}
+                object.__setattr__(self, "_tracked_attrs", tracked)
+            if name not in ("_weights", "_tracked_attrs"):
+                tracked[name] = None
+                if type(value) is Variable:
+                    weights = self.__dict__.get("_weights")
+                    if weights is not None and all(w is not value for w in weights):
+                        weights.append(value)
+        object.__setattr__(self, name, value)
+
+    def _flatten_layers(self):
+        """The layers held as attributes (directly or in lists/tuples/dicts), in
+        assignment order, each once; not recursive."""
+        out, seen = [], {id(self)}
+
+        def visit(v):
+            if isinstance(v, Layer):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+            elif isinstance(v, (list, tuple)):
+                for item in v:
+                    visit(item)
+            elif isinstance(v, dict):
+                for item in v.values():
+                    visit(item)
+        for name in self.__dict__.get("_tracked_attrs", ()):
+            visit(self.__dict__.get(name))
+        return out
+
     # ------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="glorot_uniform", regularizer=None, constraint=None,
-                   trainable=True, dtype=None) -> Variable:
-        value = initializers.get(initializer)(tuple(shape), dtype=dtype or self.dtype)
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
+                   constraint=None, name=None, **kwargs) -> Variable:
+        """Create a weight (Keras 3 argument order): ``shape`` (default scalar ``()``),
+        ``initializer`` (name, callable or Initializer; default ``"glorot_uniform"``
+        for floats, ``"zeros"`` otherwise, as Keras), optional ``name``.
+
+        Example: ``self.w = self.add_weight(shape=(d, units), initializer="random_normal")``.
+        """
+        if isinstance(shape, str):
+            raise TypeError(f"{type(self).__name__}.add_weight: shape must be a tuple, got the string {shape!r}; "
+                            "Keras 3's order is add_weight(shape=None, initializer=None, dtype=None, trainable=True, "
+                            "regularizer=None, constraint=None, name=None): pass name= by keyword")
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.add_weight: unexpected keyword arguments {sorted(kwargs)}")
+        shape = () if shape is None else ((shape,) if isinstance(shape, (int, np.integer)) else tuple(shape))
+        if any(d is None for d in shape):
+            raise ValueError(f"{type(self).__name__} {self.name!r}.add_weight: shape {shape} has an unknown "
+                             "dimension; create weights in build(input_shape), where the shape is known")
+        dtype = np.dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
+        if name is None:  # Keras' default names: variable, variable_1, ...
+            n = len(self._weights)
+            name = "variable" if n == 0 else f"variable_{n}"
+        value = initializers.get(initializer)(shape, dtype=dtype)
         v = Variable(value, name=f"{self.name}/{name}", trainable=trainable,
                      regularizer=regularizer, constraint=constraint)
         v.requires_grad = trainable and self._trainable
@@ -111,33 +172,58 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
-        """Freezing a layer stops its weights from receiving gradients (transfer learning)."""
+        """Freezing a layer stops its weights, and its sub-layers', from receiving
+        gradients (transfer learning); Keras sets every sub-layer's flag too."""
         self._trainable = bool(value)
         for w in self._weights:
             w.requires_grad = self._trainable and w.trainable
+        for layer in self._flatten_layers():
+            layer.trainable = value
+
+    def _own_weights(self):
+        # Keras 3 lists a layer's own trainable variables, then its non-trainable ones.
+        return [w for w in self._weights if w.trainable] + [w for w in self._weights if not w.trainable]
 
     @property
     def weights(self):
-        return list(self._weights)
+        """Own weights (trainable first, as Keras), then every sub-layer's, each once."""
+        return unique_weights([self._own_weights()] + [layer.weights for layer in self._flatten_layers()])
 
     @property
     def trainable_weights(self):
-        return [w for w in self._weights if w.trainable] if self._trainable else []
+        if not self._trainable:
+            return []
+        return unique_weights([[w for w in self._weights if w.trainable]]
+                              + [layer.trainable_weights for layer in self._flatten_layers()])
 
     @property
     def non_trainable_weights(self):
         trainable = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in trainable]
 
+    # Keras 3 names for the same lists.
+    variables = weights
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    @property
+    def losses(self):
+        """Regularization penalties of this layer's and its sub-layers' trainable weights (Tensors)."""
+        return [w.regularizer(w) for w in self.trainable_weights if getattr(w, "regularizer", None) is not None]
+
     def get_weights(self):
         """Copies of the weights, in Keras order (e.g. Dense: [kernel, bias])."""
-        return [w.data.copy() for w in self._weights]
+        return [w.data.copy() for w in self.weights]
 
     def set_weights(self, weights):
-        assign_weights(f"Layer {self.name!r}", self._weights, weights)
+        assign_weights(f"Layer {self.name!r}", self.weights, weights)
 
     def count_params(self):
-        return int(sum(w.size for w in self._weights))
+        """Number of weight elements; like Keras, an unbuilt layer raises."""
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer isn't "
+                             "built. You can build it manually via: `layer.build(batch_input_shape)`.")
+        return int(sum(w.size for w in self.weights))
 
     # ------------------------------------------------------------ calling
     def build(self, input_shape):
@@ -147,7 +233,59 @@ class Layer:
         raise NotImplementedError
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        """Output shape(s) for ``input_shape``. Override it when the output shape
+        is known without computing; by default the functional API learns it by
+        calling the layer (see ``_symbolic_output_shape``)."""
+        return self._probe_output_shape(input_shape)[0]
+
+    def _overrides_output_shape(self):
+        return type(self).compute_output_shape is not Layer.compute_output_shape
+
+    def _symbolic_output_shape(self, inputs, shapes, kwargs):
+        """(shape or list of shapes, dtype or None) of calling this layer on the symbolic ``inputs``.
+
+        A layer that defines ``compute_output_shape`` is asked; any other one is
+        called, as Keras 3 traces ``call``: here on batches of zeros (each unknown
+        dimension tried at two sizes, so a dimension that follows the input stays
+        ``None``). Nothing assumes the output has the input's shape."""
+        if self._overrides_output_shape():
+            return self.compute_output_shape(shapes), None
+        return self._probe_output_shape(shapes, inputs, kwargs)
+
+    def _probe_output_shape(self, input_shape, inputs=None, kwargs=None):
+        from ..autograd import no_grad
+        from .input_layer import KerasTensor, substitute, symbolic_leaves
+        if inputs is None:  # compute_output_shape called directly: float inputs of that shape
+            multi = isinstance(input_shape, list) and input_shape and isinstance(input_shape[0], (tuple, list))
+            inputs = [KerasTensor(s) for s in input_shape] if multi else KerasTensor(input_shape)
+        kwargs = kwargs or {}
+        leaves = symbolic_leaves(inputs) + [t for v in kwargs.values() for t in symbolic_leaves(v)]
+        results = []
+        for size in (2, 3):
+            env = {}
+            for t in leaves:
+                shape = tuple(size if d is None else d for d in t.shape)
+                env[id(t)] = Tensor(np.zeros(shape, dtype=t.dtype))
+            try:
+                with no_grad():
+                    out = self.call(substitute(inputs, env), **({"training": False} if self._accepts_training
+                                                                  else {}), **substitute(kwargs, env))
+            except Exception as e:
+                raise ValueError(f"Layer {self.name!r} ({type(self).__name__}): could not infer its output shape "
+                                 f"by calling it on zeros of shape {[tuple(env[id(t)].shape) for t in leaves]} "
+                                 f"({type(e).__name__}: {e}); define compute_output_shape(input_shape)") from e
+            results.append(out)
+        first, second = results
+        if isinstance(first, (list, tuple)):
+            shapes = [self._merge_probe_shapes(a, b) for a, b in zip(first, second)]
+            return shapes, np.dtype(first[0].dtype)
+        return self._merge_probe_shapes(first, second), np.dtype(first.dtype)
+
+    @staticmethod
+    def _merge_probe_shapes(a, b):
+        if isinstance(a, dict) or not hasattr(a, "shape"):
+            raise ValueError(f"layer output of type {type(a).__name__} is not supported in a functional model")
+        return tuple(None if x != y else int(x) for x, y in zip(a.shape, b.shape))
 
     def __call__(self, inputs, training=False, **kwargs):
         from .input_layer import KerasTensor, Node, is_shape_list, is_symbolic
@@ -161,7 +299,8 @@ class Layer:
             dtype = self._output_dtype((inputs[0] if isinstance(inputs, (list, tuple)) else inputs).dtype)
             parents = list(inputs) if isinstance(inputs, (list, tuple)) else inputs
             node = Node(self, parents, kwargs)
-            out_shape = self.compute_output_shape(shapes)
+            out_shape, probed_dtype = self._symbolic_output_shape(inputs, shapes, kwargs)
+            dtype = probed_dtype or dtype
             if is_shape_list(out_shape):   # e.g. LSTM(return_state=True): [output, h, c]
                 return [KerasTensor(s, dtype, self, parents, node=node, index=i) for i, s in enumerate(out_shape)]
             return KerasTensor(out_shape, dtype, self, parents, node=node)

@@ -27,6 +27,9 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate = rate
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise: the input's shape
+
     def call(self, x, training=False):
         if not training or self.rate == 0.0:
             return x

@@ -49,6 +49,9 @@ class TransformerEncoder(Layer):
     def _drop(self, x, training):
         return self.drop(x, training=training) if self.drop is not None else x
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise: the input's shape
+
     def call(self, x, training=False, attention_mask=None, use_causal_mask=False):
         mask = x._keras_mask
         if self.normalize_first:
@@ -79,9 +82,12 @@ class PositionEmbedding(Layer):
         self.sequence_length, self.initializer = int(sequence_length), initializer
 
     def build(self, input_shape):
-        self.position_embeddings = self.add_weight("embeddings", (self.sequence_length, input_shape[-1]),
-                                                   self.initializer)
+        self.position_embeddings = self.add_weight(shape=(self.sequence_length, input_shape[-1]),
+                                                   initializer=self.initializer, name="embeddings")
         self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise: the input's shape
 
     def call(self, x):
         t = x.shape[1]
@@ -102,6 +108,9 @@ class SinePositionEncoding(Layer):
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)
         self.max_wavelength = max_wavelength
+
+    def compute_output_shape(self, input_shape):
+        return input_shape  # elementwise: the input's shape
 
     def call(self, x):
         t, d = x.shape[1], x.shape[-1]

@@ -137,10 +137,13 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch > 0:
-            self.model.set_weights(self.best_weights)
+        # Keras 3's messages, word for word.
         if self.stopped_epoch > 0 and self.verbose:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping (best epoch {self.best_epoch + 1})")
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch > 0:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(Callback):
@@ -158,27 +161,34 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if not np.isfinite(logs.get("loss", 0.0)):
+            # Never overwrite a good checkpoint with weights a NaN step may have corrupted.
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: loss is {logs.get('loss')}, checkpoint not written")
+            return
+        # The messages are Keras 3's, word for word.
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
                 raise ValueError(f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs {sorted(logs)}")
-            if current != current:  # NaN never counts as an improvement
+            best_str = "None" if self.best is None else f"{self.best:.5f}"
+            improved = current == current and (   # NaN never counts as an improvement
+                self.best is None or (current < self.best if self.mode == "min" else current > self.best))
+            if not improved:
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
                 return
-            if self.best is not None and (current >= self.best if self.mode == "min" else current <= self.best):
-                return
-            self.best = current
-        if not np.isfinite(logs.get("loss", 0.0)):
-            # Never overwrite a good checkpoint with weights a NaN step may have corrupted.
             if self.verbose:
-                print(f"Epoch {epoch + 1}: loss is {logs.get('loss')}, checkpoint not written")
-            return
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        elif self.verbose:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
             self.model.save(path)
-        if self.verbose:
-            print(f"Epoch {epoch + 1}: saved to {path}")
 
 
 class LearningRateScheduler(Callback):
@@ -240,7 +250,7 @@ class ReduceLROnPlateau(Callback):
                 if old - new > 1e-12:
                     self.model.optimizer.learning_rate = new
                     if self.verbose:
-                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new:.6g}")
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
         if logs is not None:
             logs["learning_rate"] = float(_current_lr(self.model.optimizer))

@@ -31,6 +31,25 @@ def register_serializable(cls=None, *, name=None):
     return deco(cls) if cls is not None else deco
 
 
+def register_keras_serializable(package="Custom", name=None):
+    """Keras' decorator: ``@pynn.saving.register_keras_serializable(package="my_pkg")``
+    makes a custom Layer/Model loadable by ``load_model`` (registered under its
+    class name, or ``name``; Keras' ``"package>name"`` key is accepted too)."""
+    def deco(cls):
+        key = name or cls.__name__
+        _REGISTRY[key] = cls
+        _REGISTRY[f"{package}>{key}"] = cls
+        return cls
+    return deco
+
+
+def get_registered_object(name, custom_objects=None):
+    """The class registered (or passed in ``custom_objects``) under ``name``, else None."""
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    return _REGISTRY.get(name)
+
+
 def _lookup(class_name):
     from . import layers, models
     if class_name in _REGISTRY:
@@ -136,9 +155,25 @@ def _deserialize_compile_spec(spec):
     return loss, spec.get("loss_weights"), metric(spec.get("metrics")), metric(spec.get("weighted_metrics"))
 
 
+def _build_spec(model):
+    """A subclassed model's weights exist only after its first call: record the
+    input shapes/dtypes of that call so loading can rebuild them (Keras' build_config)."""
+    spec = getattr(model, "_build_input_spec", None)
+    if spec is None or model._graph is not None or hasattr(model, "_layers"):
+        return None
+    return [{"shape": list(shape[1:]), "dtype": dtype} for shape, dtype in spec]
+
+
+def _rebuild(model, spec):
+    from .autograd import no_grad
+    arrays = [np.zeros((1,) + tuple(1 if d is None else d for d in s["shape"]), dtype=s["dtype"]) for s in spec]
+    with no_grad():
+        model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+
+
 def save_model(model, filepath):
     config = {"format": FORMAT, "version": VERSION, "model": serialize_layer(model),
-              "compile": _serialize_compile(model)}
+              "compile": _serialize_compile(model), "build": _build_spec(model)}
     weights = [w.data for w in model.weights]
     opt_state = []
     # An optimizer that never stepped has no slots yet: nothing to save (loading
@@ -177,6 +212,8 @@ def load_model(filepath, compile=True):
     if config.get("format") != FORMAT:
         raise ValueError(f"load_model: {filepath!r} is not a pynn model file")
     model = deserialize_layer(config["model"])
+    if not model.built and config.get("build"):
+        _rebuild(model, config["build"])
     model.set_weights(weights)  # checks every shape first, names the weight
     spec = config.get("compile")
     if compile and spec is not None:

@@ -34,7 +34,10 @@ class Variable(Tensor):
     __slots__ = ("trainable", "regularizer", "constraint")
 
     def __init__(self, value, name=None, trainable=True, regularizer=None, constraint=None):
-        super().__init__(np.ascontiguousarray(value), requires_grad=trainable, name=name)
+        value = np.asarray(value)
+        if not value.flags.c_contiguous:   # (np.ascontiguousarray would turn a scalar weight into shape (1,))
+            value = np.ascontiguousarray(value)
+        super().__init__(value, requires_grad=trainable, name=name)
         self.trainable = trainable
         self.regularizer = regularizer
         self.constraint = constraint

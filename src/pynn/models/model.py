@@ -197,6 +197,10 @@ class Model(Layer):
             inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
         elif not isinstance(inputs, Tensor):
             inputs = Tensor(inputs)
+        if not self.built and self._graph is None:   # remembered for load_model (Keras' build_config)
+            seq = list(inputs.values()) if isinstance(inputs, dict) else (
+                inputs if isinstance(inputs, (list, tuple)) else [inputs])
+            self._build_input_spec = [((None,) + tuple(t.shape[1:]), t.data.dtype.name) for t in seq]
         if not self.built and isinstance(inputs, dict):
             self.build({k: tuple(t.shape) for k, t in inputs.items()})
         elif not self.built:
@@ -828,10 +832,19 @@ class Model(Layer):
                 "layers": [serialize_layer(layer) for layer in g.layers], "nodes": nodes,
                 "outputs": [ref[id(t)] for t in g.outputs], "single_output": g.single_output}
 
+    def to_json(self, **kwargs):
+        """The architecture as JSON (Keras' ``{"class_name", "config"}``); rebuild it
+        with ``pynn.models.model_from_json``."""
+        import json
+        from ..saving import serialize_layer
+        return json.dumps(serialize_layer(self), **kwargs)
+
     @classmethod
     def from_config(cls, config):
         from ..layers.input_layer import Input
         from ..saving import deserialize_layer
+        if "nodes" not in config:   # a subclassed model's own get_config(): its constructor's arguments
+            return cls(**config)
         layers = [deserialize_layer(spec) for spec in config["layers"]]
         inputs = [Input(tuple(spec["shape"]), dtype=spec["dtype"], name=spec.get("name")) for spec in config["inputs"]]
         made, calls = [], {}

@@ -264,7 +264,7 @@ class Layer:
         kwargs = kwargs or {}
         leaves = symbolic_leaves(inputs) + [t for v in kwargs.values() for t in symbolic_leaves(v)]
         results = []
-        for size in (2, 3):
+        for size in (8, 13):   # two sizes for each unknown dimension: the dims that differ are unknown
             env = {}
             for t in leaves:
                 shape = tuple(size if d is None else d for d in t.shape)
@@ -305,8 +305,12 @@ class Layer:
             out_shape, probed_dtype = self._symbolic_output_shape(inputs, shapes, kwargs)
             dtype = probed_dtype or dtype
             if is_shape_list(out_shape):   # e.g. LSTM(return_state=True): [output, h, c]
-                return [KerasTensor(s, dtype, self, parents, node=node, index=i) for i, s in enumerate(out_shape)]
-            return KerasTensor(out_shape, dtype, self, parents, node=node)
+                result = [KerasTensor(s, dtype, self, parents, node=node, index=i) for i, s in enumerate(out_shape)]
+            else:
+                result = KerasTensor(out_shape, dtype, self, parents, node=node)
+            if "_first_call" not in self.__dict__:   # layer.input / layer.output (Keras: the first call's)
+                self._first_call = (inputs, result)
+            return result
         if isinstance(inputs, (list, tuple)):
             inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
             shapes = [_shape_tuple(t.shape) for t in inputs]
@@ -323,6 +327,24 @@ class Layer:
                 and out.shape[:mask.ndim] == mask.shape:
             out._keras_mask = mask
         return out
+
+    @property
+    def input(self):
+        """The symbolic input of this layer's first functional call (Keras' ``layer.input``)."""
+        return self._first_symbolic_call()[0]
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's first functional call (Keras' ``layer.output``):
+        ``pynn.Model(model.input, model.get_layer("dense").output)`` builds a feature extractor."""
+        return self._first_symbolic_call()[1]
+
+    def _first_symbolic_call(self):
+        call = self.__dict__.get("_first_call")
+        if call is None:
+            raise AttributeError(f"Layer {self.name!r} has never been called on a symbolic input "
+                                 "(pynn.Input), so it has no input/output tensors")
+        return call
 
     def _output_dtype(self, input_dtype):
         return self.dtype

@@ -15,6 +15,12 @@ class FunctionalGraph:
         # name of the layer that produced each output.
         self.input_dict = isinstance(inputs, dict)
         self.output_dict = isinstance(outputs, dict)
+        # Keras flattens a dict in sorted key order (keras.tree), so its layer order,
+        # weights order and output order follow the sorted names: so do these.
+        if self.input_dict:
+            inputs = {k: inputs[k] for k in sorted(inputs)}
+        if self.output_dict:
+            outputs = {k: outputs[k] for k in sorted(outputs)}
         self.inputs = list(inputs.values()) if self.input_dict else _as_list(inputs)
         self.outputs = list(outputs.values()) if self.output_dict else _as_list(outputs)
         self.single_output = not isinstance(outputs, (list, tuple, dict))

@@ -121,6 +121,47 @@ class Model(Layer):
             return self._graph.layers
         return self._flatten_layers()
 
+    @property
+    def inputs(self):
+        """The symbolic inputs (functional models, or Sequential built from an Input)."""
+        if self._graph is not None:
+            return list(self._graph.inputs)
+        inp = getattr(self, "_input", None)
+        if inp is None:
+            raise AttributeError(f"Model {self.name!r} has no symbolic inputs: it is subclassed, or a Sequential "
+                                 "without an Input")
+        return [inp]
+
+    @property
+    def outputs(self):
+        if self._graph is not None:
+            return list(self._graph.outputs)
+        from ..layers.input_layer import KerasTensor
+        self.inputs   # raises for models without symbolic inputs
+        return [KerasTensor(self._output_shape, self._layers[-1].dtype if self._layers else "float32",
+                            self._layers[-1] if self._layers else None)]
+
+    @property
+    def input(self):
+        ins = self.inputs
+        return ins[0] if len(ins) == 1 else ins
+
+    @property
+    def output(self):
+        outs = self.outputs
+        return outs[0] if len(outs) == 1 else outs
+
+    @property
+    def input_shape(self):
+        """Shape(s) of the input(s), batch dimension None (Keras)."""
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
     def get_layer(self, name=None, index=None):
         if index is not None:
             return self.layers[index]

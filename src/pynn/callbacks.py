@@ -303,3 +303,51 @@ class LambdaCallback(Callback):
             if not name.startswith("on_"):
                 raise ValueError(f"LambdaCallback: unknown hook {name!r}")
             setattr(self, name, fn)
+
+
+class BackupAndRestore(Callback):
+    """BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=True):
+    after every epoch, write the weights, the optimizer state and the epoch number
+    to ``backup_dir`` (atomically); a ``fit`` that starts and finds a backup
+    restores it and continues from the next epoch, so an interrupted job resumes
+    where it stopped (Keras' fault-tolerance callback). After a fit that completes,
+    the backup is deleted (``delete_checkpoint``). Only ``save_freq="epoch"``."""
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(f"BackupAndRestore: only save_freq='epoch' is supported, got {save_freq!r}")
+        self.backup_dir, self.save_freq, self.delete_checkpoint = str(backup_dir), save_freq, delete_checkpoint
+        self._path = os.path.join(self.backup_dir, "backup.npz")
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self._path):
+            return
+        model = self.model
+        with np.load(self._path) as data:
+            n_w, n_s = int(data["n_weights"]), int(data["n_state"])
+            weights = [data[f"w{i:04d}"] for i in range(n_w)]
+            state = [data[f"s{i:04d}"] for i in range(n_s)]
+            epoch = int(data["epoch"])
+        model.set_weights(weights)   # checks every shape before setting anything
+        if state and model.optimizer is not None:
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_weights)
+            model.optimizer.set_state(state)
+        model._resume_epoch = epoch + 1   # read by fit right after on_train_begin
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .saving import atomic_write
+        model = self.model
+        arrays = {f"w{i:04d}": w for i, w in enumerate(model.get_weights())}
+        opt = model.optimizer
+        state = opt.get_state() if opt is not None and opt.built else []
+        arrays.update({f"s{i:04d}": s for i, s in enumerate(state)})
+        arrays.update(n_weights=np.array(len(model.weights)), n_state=np.array(len(state)), epoch=np.array(epoch))
+        os.makedirs(self.backup_dir, exist_ok=True)
+        atomic_write(self._path, lambda f: np.savez(f, **arrays))
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+            import shutil
+            shutil.rmtree(self.backup_dir)

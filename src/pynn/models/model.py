@@ -33,7 +33,8 @@ def _flatten_logs(logs, out=None):
         if isinstance(v, dict):
             _flatten_logs(v, out)
         else:
-            out[k] = float(v.data if isinstance(v, Tensor) else np.asarray(v))
+            v = np.asarray(v.data if isinstance(v, Tensor) else v)
+            out[k] = float(v) if v.size == 1 else v   # per-class arrays (F1Score(average=None)) stay arrays
     return out
 
 
@@ -723,6 +724,7 @@ class Model(Layer):
         if not custom_step:
             self._require_loss("fit")
         cblist.on_train_begin()
+        initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_epoch", 0))   # BackupAndRestore
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cblist.on_epoch_begin(epoch)

@@ -1,3 +1,6 @@
+"""Utilities with Keras' names: ``to_categorical``, ``pad_sequences``,
+``set_random_seed``, ``Progbar``."""
+from .data import pad_sequences, set_random_seed, to_categorical
 from .progbar import Progbar
 
-__all__ = ["Progbar"]
+__all__ = ["Progbar", "to_categorical", "pad_sequences", "set_random_seed"]

@@ -1,0 +1,264 @@
+"""The everyday Keras names of issue #18: layers, losses, metrics, callbacks and
+utils, each checked against Keras 3 on the same input (where Keras is installed)
+and against its definition otherwise; layers also round-trip their config and
+pass gradients."""
+import os
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+def _keras():
+    return pytest.importorskip("keras")
+
+
+R = np.random.default_rng(0)
+X2 = R.standard_normal((3, 5)).astype(np.float32)
+X3 = R.standard_normal((2, 4, 3)).astype(np.float32)
+X4 = R.standard_normal((2, 4, 5, 3)).astype(np.float32)
+
+# (name, pynn factory, keras factory (gets the keras.layers module), inputs)
+LAYERS = [
+    ("relu", lambda: layers.ReLU(), lambda L: L.ReLU(), X2),
+    ("relu6_slope_threshold", lambda: layers.ReLU(max_value=1.0, negative_slope=0.1, threshold=0.2),
+     lambda L: L.ReLU(max_value=1.0, negative_slope=0.1, threshold=0.2), X2),
+    ("leaky_relu", lambda: layers.LeakyReLU(), lambda L: L.LeakyReLU(), X2),
+    ("elu", lambda: layers.ELU(alpha=0.7), lambda L: L.ELU(alpha=0.7), X2),
+    ("softmax", lambda: layers.Softmax(), lambda L: L.Softmax(), X3),
+    ("softmax_axis1", lambda: layers.Softmax(axis=1), lambda L: L.Softmax(axis=1), X3),
+    ("prelu", lambda: layers.PReLU(alpha_initializer="ones"), lambda L: L.PReLU(alpha_initializer="ones"), X3),
+    ("prelu_shared", lambda: layers.PReLU(alpha_initializer="ones", shared_axes=[1]),
+     lambda L: L.PReLU(alpha_initializer="ones", shared_axes=[1]), X3),
+    ("subtract", lambda: layers.Subtract(), lambda L: L.Subtract(), [X2, 2 * X2]),
+    ("average", lambda: layers.Average(), lambda L: L.Average(), [X2, X2 * 3, -X2]),
+    ("maximum", lambda: layers.Maximum(), lambda L: L.Maximum(), [X2, -X2]),
+    ("minimum", lambda: layers.Minimum(), lambda L: L.Minimum(), [X2, -X2]),
+    ("dot_2d", lambda: layers.Dot(axes=1), lambda L: L.Dot(axes=1), [X2, X2[::-1].copy()]),
+    ("dot_2d_normalize", lambda: layers.Dot(axes=1, normalize=True), lambda L: L.Dot(axes=1, normalize=True),
+     [X2, X2[::-1].copy()]),
+    ("dot_3d_22", lambda: layers.Dot(axes=(2, 2)), lambda L: L.Dot(axes=(2, 2)), [X3, X3[:, :3].copy()]),
+    ("dot_3d_11", lambda: layers.Dot(axes=(1, 1)), lambda L: L.Dot(axes=(1, 1)), [X3, X3[..., :2].copy()]),
+    ("upsampling2d", lambda: layers.UpSampling2D((2, 3)), lambda L: L.UpSampling2D((2, 3)), X4),
+    ("upsampling1d", lambda: layers.UpSampling1D(3), lambda L: L.UpSampling1D(3), X3),
+    ("zeropadding2d", lambda: layers.ZeroPadding2D(((1, 2), (0, 3))), lambda L: L.ZeroPadding2D(((1, 2), (0, 3))), X4),
+    ("zeropadding1d", lambda: layers.ZeroPadding1D((2, 1)), lambda L: L.ZeroPadding1D((2, 1)), X3),
+    ("cropping2d", lambda: layers.Cropping2D(((1, 0), (1, 2))), lambda L: L.Cropping2D(((1, 0), (1, 2))), X4),
+    ("cropping1d", lambda: layers.Cropping1D((1, 2)), lambda L: L.Cropping1D((1, 2)), X3),
+    ("repeat_vector", lambda: layers.RepeatVector(3), lambda L: L.RepeatVector(3), X2),
+    ("permute", lambda: layers.Permute((2, 1)), lambda L: L.Permute((2, 1)), X3),
+    ("identity", lambda: layers.Identity(), lambda L: L.Identity(), X3),
+    ("unit_normalization", lambda: layers.UnitNormalization(), lambda L: L.UnitNormalization(), X3),
+    ("unit_normalization_axes", lambda: layers.UnitNormalization(axis=[1, 2]),
+     lambda L: L.UnitNormalization(axis=[1, 2]), X3),
+    ("spatial_dropout_inference", lambda: layers.SpatialDropout1D(0.5), lambda L: L.SpatialDropout1D(0.5), X3),
+    ("gaussian_noise_inference", lambda: layers.GaussianNoise(1.0), lambda L: L.GaussianNoise(1.0), X3),
+]
+
+
+@pytest.mark.parametrize("name,make,kmake,x", LAYERS, ids=[c[0] for c in LAYERS])
+def test_new_layer_matches_keras_and_its_symbolic_shape(name, make, kmake, x):
+    keras = _keras()
+    layer, klayer = make(), kmake(keras.layers)
+    kout = keras.ops.convert_to_numpy(klayer(x))
+    out = layer(x)
+    if layer.weights:
+        layer.set_weights(klayer.get_weights())
+        out = layer(x)
+    np.testing.assert_allclose(out.numpy(), kout, rtol=1e-5, atol=1e-6)
+    # the symbolic shape (compute_output_shape) agrees with the real one
+    ins = [pynn.Input(v.shape[1:]) for v in x] if isinstance(x, list) else pynn.Input(x.shape[1:])
+    sym = make()(ins)
+    assert sym.shape == (None,) + tuple(out.shape[1:])
+
+
+@pytest.mark.parametrize("name,make,kmake,x", LAYERS, ids=[c[0] for c in LAYERS])
+def test_new_layer_config_round_trips_and_gradients_match_finite_differences(name, make, kmake, x):
+    layer = make()
+    clone = type(layer).from_config(layer.get_config())
+    xs = [v.astype(np.float64) for v in x] if isinstance(x, list) else x.astype(np.float64)
+    with pynn.use_backend("numpy"):
+        layer.dtype = clone.dtype = np.dtype("float64")
+        tensors = [pynn.Tensor(v, requires_grad=True) for v in xs] if isinstance(xs, list) else \
+            pynn.Tensor(xs, requires_grad=True)
+        out = layer(tensors)
+        clone(tensors)
+        if layer.weights:
+            clone.set_weights(layer.get_weights())
+        np.testing.assert_allclose(clone(tensors).numpy(), out.numpy(), rtol=1e-12)
+        r = np.random.default_rng(1).standard_normal(out.shape)
+        (out * r).sum().backward()
+        first = tensors[0] if isinstance(tensors, list) else tensors
+        base = first.data
+        num = np.zeros_like(base)
+        eps = 1e-6
+        for idx in np.ndindex(base.shape):
+            old = base[idx]
+            base[idx] = old + eps
+            up = float((layer(tensors).numpy() * r).sum())
+            base[idx] = old - eps
+            down = float((layer(tensors).numpy() * r).sum())
+            base[idx] = old
+            num[idx] = (up - down) / (2 * eps)
+        if name in ("maximum", "minimum", "relu6_slope_threshold", "relu", "leaky_relu", "prelu", "prelu_shared",
+                    "elu"):
+            ok = np.abs(base) > 1e-3   # kinks at 0 (and at the ReLU's threshold/max) have no derivative
+            if name == "relu6_slope_threshold":
+                ok &= (np.abs(base - 0.2) > 1e-3) & (np.abs(base - 1.0) > 1e-3)
+            np.testing.assert_allclose(first.grad[ok], num[ok], rtol=1e-6, atol=1e-7)
+        else:
+            np.testing.assert_allclose(first.grad, num, rtol=1e-6, atol=1e-7)
+
+
+def test_training_only_noise_layers_act_in_training_with_their_seed():
+    x = np.ones((4, 6, 8), np.float32)
+    a = layers.SpatialDropout1D(0.5, seed=3)(x, training=True).numpy()
+    b = layers.SpatialDropout1D(0.5, seed=3)(x, training=True).numpy()
+    np.testing.assert_array_equal(a, b)                          # seeded: reproducible
+    assert set(np.unique(a)) <= {0.0, 2.0} and np.all(a == a[:, :1, :])   # whole channels dropped
+    g = layers.GaussianNoise(0.5, seed=1)(x, training=True).numpy()
+    assert 0.3 < g.std() < 0.7
+
+
+def test_masking_feeds_the_recurrent_layers_mask():
+    x = np.ones((2, 5, 3), np.float32)
+    x[0, 3:] = 0.0
+    inputs = pynn.Input((5, 3))
+    m = pynn.Model(inputs, layers.SimpleRNN(4, return_sequences=True)(layers.Masking()(inputs)))
+    out = m.predict(x, verbose=0)
+    # masked steps carry the last unmasked state, as Keras
+    np.testing.assert_allclose(out[0, 3], out[0, 2], rtol=1e-6)
+    np.testing.assert_allclose(out[0, 4], out[0, 2], rtol=1e-6)
+
+
+def test_input_layer_and_function_forms():
+    model = pynn.Sequential([layers.InputLayer(shape=(4,)), layers.Dense(2)])
+    assert model.input_shape == (None, 4) and model.output_shape == (None, 2)
+    a, b = pynn.Input((3,)), pynn.Input((3,))
+    for fn, cls in ((layers.add, layers.Add), (layers.subtract, layers.Subtract),
+                    (layers.multiply, layers.Multiply), (layers.average, layers.Average),
+                    (layers.maximum, layers.Maximum), (layers.minimum, layers.Minimum)):
+        t = fn([a, b])
+        assert isinstance(t.layer, cls) and t.shape == (None, 3)
+    assert layers.concatenate([a, b], axis=-1).shape == (None, 6)
+    assert layers.dot([a, b], axes=1).shape == (None, 1)
+    with pytest.raises(ValueError, match="channels_last"):
+        layers.UpSampling2D(data_format="channels_first")
+
+
+# ---------------------------------------------------------------- losses and metrics
+def test_huber_and_binary_focal_crossentropy_match_keras():
+    keras = _keras()
+    r = np.random.default_rng(2)
+    y = (r.random((6, 3)) > 0.5).astype(np.float32)
+    p = r.random((6, 3)).astype(np.float32) * 0.98 + 0.01
+    logits = r.standard_normal((6, 3)).astype(np.float32) * 3
+    cases = [(pynn.losses.Huber(), keras.losses.Huber(), y * 3, p * 3),
+             (pynn.losses.Huber(delta=0.3), keras.losses.Huber(delta=0.3), y * 3, p * 3),
+             (pynn.losses.BinaryFocalCrossentropy(), keras.losses.BinaryFocalCrossentropy(), y, p),
+             (pynn.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.3, gamma=1.5,
+                                                  label_smoothing=0.1),
+              keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.3, gamma=1.5,
+                                                   label_smoothing=0.1), y, p),
+             (pynn.losses.BinaryFocalCrossentropy(from_logits=True),
+              keras.losses.BinaryFocalCrossentropy(from_logits=True), y, logits)]
+    for ours, theirs, yt, yp in cases:
+        np.testing.assert_allclose(float(ours(yt, yp).data), float(keras.ops.convert_to_numpy(theirs(yt, yp))),
+                                   rtol=1e-5)
+    assert isinstance(pynn.losses.get("huber"), pynn.losses.Huber)
+    assert isinstance(pynn.losses.get("binary_focal_crossentropy"), pynn.losses.BinaryFocalCrossentropy)
+
+
+def test_r2_score_and_f1_score_match_keras():
+    keras = _keras()
+    r = np.random.default_rng(3)
+    y = r.standard_normal((20, 2)).astype(np.float32)
+    p = (y + 0.5 * r.standard_normal((20, 2))).astype(np.float32)
+    ours, theirs = pynn.metrics.R2Score(), keras.metrics.R2Score()
+    for sl in (slice(0, 7), slice(7, 20)):   # accumulated over batches
+        ours.update_state(y[sl], p[sl])
+        theirs.update_state(y[sl], p[sl])
+    np.testing.assert_allclose(ours.result(), float(theirs.result()), rtol=1e-5)
+    labels = np.eye(3, dtype=np.float32)[r.integers(0, 3, 30)]
+    probs = r.random((30, 3)).astype(np.float32)
+    for kwargs in ({}, {"average": "macro"}, {"average": "micro"}, {"average": "weighted"},
+                   {"average": "macro", "threshold": 0.5}):
+        ours, theirs = pynn.metrics.F1Score(**kwargs), keras.metrics.F1Score(**kwargs)
+        ours.update_state(labels, probs)
+        theirs.update_state(labels, probs)
+        np.testing.assert_allclose(ours.result(), keras.ops.convert_to_numpy(theirs.result()), rtol=1e-5,
+                                   err_msg=str(kwargs))
+
+
+def test_f1_score_in_compile_logs_a_number():
+    inputs = pynn.Input((4,))
+    m = pynn.Model(inputs, layers.Dense(3, activation="softmax")(inputs))
+    m.compile("adam", "categorical_crossentropy", metrics=[pynn.metrics.F1Score(average="macro"), "r2_score"])
+    h = m.fit(np.ones((8, 4), np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2, 0, 1]], verbose=0)
+    assert isinstance(h.history["f1_score"][0], float) and "r2_score" in h.history
+
+
+# ---------------------------------------------------------------- utils and callbacks
+def test_to_categorical_and_pad_sequences_match_keras():
+    keras = _keras()
+    np.testing.assert_array_equal(pynn.utils.to_categorical([[1], [0], [3]]),
+                                  keras.utils.to_categorical([[1], [0], [3]]))
+    np.testing.assert_array_equal(pynn.utils.to_categorical([2, 0], num_classes=5),
+                                  keras.utils.to_categorical([2, 0], num_classes=5))
+    seqs = [[1, 2, 3, 4], [5], [], [6, 7]]
+    for kwargs in ({}, {"maxlen": 3}, {"maxlen": 3, "padding": "post", "truncating": "post", "value": -1}):
+        ours, theirs = pynn.utils.pad_sequences(seqs, **kwargs), keras.utils.pad_sequences(seqs, **kwargs)
+        np.testing.assert_array_equal(ours, theirs)
+        assert ours.dtype == theirs.dtype
+    with pytest.raises(ValueError, match="out of range"):
+        pynn.utils.to_categorical([3], num_classes=3)
+
+
+def test_set_random_seed_makes_initialisation_reproducible():
+    pynn.utils.set_random_seed(5)
+    a = layers.Dense(3)
+    a.build((None, 4))
+    r1 = np.random.random()
+    pynn.utils.set_random_seed(5)
+    b = layers.Dense(3)
+    b.build((None, 4))
+    np.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
+    assert np.random.random() == r1
+
+
+def test_backup_and_restore_resumes_an_interrupted_fit(tmp_path):
+    x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    y = x.sum(1, keepdims=True)
+
+    def make():
+        pynn.set_seed(0)
+        inputs = pynn.Input((3,))
+        m = pynn.Model(inputs, layers.Dense(1)(inputs))
+        m.compile(optimizer=pynn.optimizers.Adam(0.05), loss="mse")
+        return m
+
+    class Crash(pynn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+
+    reference = make()
+    reference.fit(x, y, epochs=5, batch_size=4, shuffle=False, verbose=0)
+    backup = str(tmp_path / "backup")
+    m = make()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        m.fit(x, y, epochs=5, batch_size=4, shuffle=False, verbose=0,
+              callbacks=[pynn.callbacks.BackupAndRestore(backup), Crash()])
+    resumed = make()
+    epochs = []
+    resumed.fit(x, y, epochs=5, batch_size=4, shuffle=False, verbose=0,
+                callbacks=[pynn.callbacks.BackupAndRestore(backup),
+                           pynn.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs=None: epochs.append(e))])
+    assert epochs == [3, 4]   # epochs 0-2 were done and backed up (the crash came after the backup)
+    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert not os.path.exists(backup)   # deleted after a completed fit (delete_checkpoint=True)

@@ -262,3 +262,34 @@ def test_backup_and_restore_resumes_an_interrupted_fit(tmp_path):
     for a, b in zip(resumed.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     assert not os.path.exists(backup)   # deleted after a completed fit (delete_checkpoint=True)
+
+
+def test_py_dataset_feeds_fit_evaluate_and_predict_and_gets_on_epoch_end():
+    class Batches(pynn.utils.PyDataset):
+        def __init__(self, x, y, batch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.x, self.y, self.batch_size, self.epochs_ended = x, y, batch_size, 0
+
+        def __len__(self):
+            return -(-len(self.x) // self.batch_size)
+
+        def __getitem__(self, i):
+            s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            return {"features": self.x[s]}, self.y[s]
+
+        def on_epoch_end(self):
+            self.epochs_ended += 1
+
+    r = np.random.default_rng(0)
+    x = r.standard_normal((20, 3)).astype(np.float32)
+    y = x.sum(1, keepdims=True)
+    inputs = pynn.Input((3,), name="features")
+    m = pynn.Model(inputs, layers.Dense(1)(inputs))
+    m.compile(optimizer=pynn.optimizers.SGD(0.1), loss="mse")
+    ds = Batches(x, y, 8)
+    h = m.fit(ds, epochs=3, verbose=0)
+    assert ds.epochs_ended == 3 and len(h.history["loss"]) == 3
+    assert m.evaluate(ds, verbose=0) == pytest.approx(m.evaluate(x, y, verbose=0), rel=1e-5)
+    np.testing.assert_allclose(m.predict(ds, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="workers"):
+        Batches(x, y, 8, workers=4)

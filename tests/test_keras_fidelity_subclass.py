@@ -415,3 +415,44 @@ def test_subclassed_model_with_nested_layers_trains_saves_and_loads(tmp_path):
     fresh(x[:1])
     fresh.load_weights(tmp_path / "w.npz")
     np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- add_loss / activity_regularizer
+class ActivityRegularizationLayer(layers.Layer):
+    """keras.io's add_loss example."""
+
+    def __init__(self, rate=1e-2, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs):
+        self.add_loss(self.rate * pynn.functional.sum(inputs))
+        return inputs
+
+
+def test_add_loss_is_collected_per_forward_pass_and_trained_like_keras():
+    keras = _keras()
+
+    class KActivityRegularizationLayer(keras.layers.Layer):
+        def call(self, inputs):
+            self.add_loss(1e-2 * keras.ops.sum(inputs))
+            return inputs
+
+    x, y = _regression_data()
+    ki = keras.Input((4,))
+    km = keras.Model(ki, keras.layers.Dense(1)(KActivityRegularizationLayer()(
+        keras.layers.Dense(3, activity_regularizer="l2")(ki))))
+    pi = pynn.Input((4,))
+    pm = pynn.Model(pi, layers.Dense(1)(ActivityRegularizationLayer()(
+        layers.Dense(3, activity_regularizer="l2")(pi))))
+    pm.set_weights(km.get_weights())
+    pm(x[:5])
+    pm(x[:5])
+    assert len(pm.losses) == 2   # one forward pass's losses, not accumulated over calls
+    for m, opt in ((km, keras.optimizers.SGD(0.01)), (pm, pynn.optimizers.SGD(0.01))):
+        m.compile(optimizer=opt, loss="mse")
+    kh = km.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    ph = pm.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    np.testing.assert_allclose(ph.history["loss"], kh.history["loss"], rtol=1e-4)
+    for a, b in zip(pm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

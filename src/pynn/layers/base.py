@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 from collections import defaultdict
 
 import numpy as np
@@ -13,6 +14,21 @@ from .. import initializers
 from ..autograd import Tensor
 
 _name_counts = defaultdict(int)
+
+# How deep inside layer calls we are: losses added with add_loss() are cleared
+# when an outermost call starts (Keras: each forward pass collects its own).
+_call_state = threading.local()
+
+
+def _enter_call(layer):
+    depth = getattr(_call_state, "depth", 0)
+    if depth == 0:
+        layer._clear_call_losses()
+    _call_state.depth = depth + 1
+
+
+def _exit_call():
+    _call_state.depth -= 1
 
 
 def unique_name(base: str) -> str:
@@ -85,7 +101,7 @@ class Layer:
     supports_masking = False
 
     def __init__(self, trainable=True, name=None, dtype="float32", input_shape=None, batch_size=None,
-                 batch_input_shape=None, **kwargs):
+                 batch_input_shape=None, activity_regularizer=None, **kwargs):
         if batch_input_shape is not None:  # Keras' (batch, ...) form of input_shape + batch_size
             batch_size, input_shape = batch_input_shape[0], tuple(batch_input_shape[1:])
         if kwargs:
@@ -97,6 +113,8 @@ class Layer:
         self._weights: list[Variable] = []
         self._input_shape = _shape_tuple((batch_size,) + tuple(input_shape)) if input_shape is not None else None
         self._accepts_training = "training" in inspect.signature(self.call).parameters
+        from .. import regularizers
+        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     # ------------------------------------------------------------ tracking
     def __setattr__(self, name, value):
@@ -211,8 +229,38 @@ class Layer:
 
     @property
     def losses(self):
-        """Regularization penalties of this layer's and its sub-layers' trainable weights (Tensors)."""
-        return [w.regularizer(w) for w in self.trainable_weights if getattr(w, "regularizer", None) is not None]
+        """Scalar Tensors added to the training loss: the losses the last forward
+        pass added with ``add_loss`` (here and in sub-layers), then the weights'
+        regularization penalties (Keras' ``layer.losses``)."""
+        return self._collect_call_losses() + [w.regularizer(w) for w in self.trainable_weights
+                                              if getattr(w, "regularizer", None) is not None]
+
+    def add_loss(self, loss):
+        """Add a scalar loss Tensor computed in ``call`` (an activity penalty, a KL
+        term); ``fit``/``compute_loss`` add it to the loss of that forward pass."""
+        from .input_layer import KerasTensor
+        if isinstance(loss, KerasTensor):
+            raise NotImplementedError(f"Layer {self.name!r}: add_loss on a symbolic tensor is not supported; "
+                                      "call add_loss inside call() on real tensors")
+        if not isinstance(loss, Tensor):
+            loss = Tensor(np.asarray(loss, np.float32))
+        if loss.size != 1:
+            raise ValueError(f"Layer {self.name!r}: add_loss expects a scalar, got shape {tuple(loss.shape)}")
+        self.__dict__.setdefault("_call_losses", []).append(loss)
+
+    def _loss_children(self):
+        return self._flatten_layers()
+
+    def _collect_call_losses(self):
+        out = list(self.__dict__.get("_call_losses", ()))
+        for layer in self._loss_children():
+            out += layer._collect_call_losses()
+        return out
+
+    def _clear_call_losses(self):
+        self.__dict__.pop("_call_losses", None)
+        for layer in self._loss_children():
+            layer._clear_call_losses()
 
     def get_weights(self):
         """Copies of the weights, in Keras order (e.g. Dense: [kernel, bias])."""
@@ -321,7 +369,17 @@ class Layer:
         if not self.built:
             self.build(shapes)
             self.built = True
-        out = self.call(inputs, training=training, **kwargs) if self._accepts_training else self.call(inputs, **kwargs)
+        _enter_call(self)
+        try:
+            out = self.call(inputs, training=training, **kwargs) if self._accepts_training else \
+                self.call(inputs, **kwargs)
+            if self.activity_regularizer is not None and isinstance(out, Tensor):
+                penalty = self.activity_regularizer(out)
+                if out.ndim > 0 and out.shape[0] > 0:   # Keras 3: per sample, so batch size doesn't change it
+                    penalty = penalty * (1.0 / out.shape[0])
+                self.add_loss(penalty)
+        finally:
+            _exit_call()
         mask = getattr(inputs, "_keras_mask", None)
         if mask is not None and self.supports_masking and isinstance(out, Tensor) and out._keras_mask is None \
                 and out.shape[:mask.ndim] == mask.shape:
@@ -352,6 +410,9 @@ class Layer:
     # ------------------------------------------------------------ config
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self.activity_regularizer is not None:
+            from .. import regularizers
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         if self._input_shape is not None:
             config["input_shape"] = list(self._input_shape[1:])
             if self._input_shape[0] is not None:

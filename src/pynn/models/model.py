@@ -14,6 +14,7 @@ from .. import losses as losses_mod, metrics as metrics_mod
 from ..autograd import Tensor, no_grad
 from ..autograd.engine import grad as autograd_grad
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..utils.data import PyDataset
 from ..utils.progbar import Progbar
 from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
@@ -74,8 +75,9 @@ def _is_batch_iterable(x):
     return hasattr(x, "__iter__")
 
 
-def _batch_source(source, steps_per_epoch):
-    """Per-epoch batches from an iterable of (x, y[, sample_weight]) tuples."""
+def _batch_source(source, steps_per_epoch, model=None):
+    """Per-epoch batches from an iterable of (x, y[, sample_weight]) tuples (or of
+    x alone); x and y may be dicts keyed by the model's input/output names."""
     one_shot = iter(source) is source  # a generator: consumed across epochs, steps_per_epoch at a time
 
     def batches(epoch):
@@ -83,10 +85,16 @@ def _batch_source(source, steps_per_epoch):
         for step, batch in enumerate(it):
             if steps_per_epoch is not None and step >= steps_per_epoch:
                 break
-            xb, yb = batch[0], batch[1]
-            swb = batch[2] if len(batch) > 2 else None
+            if isinstance(batch, tuple):
+                xb, yb = batch[0], batch[1] if len(batch) > 1 else None
+                swb = batch[2] if len(batch) > 2 else None
+            else:
+                xb, yb, swb = batch, None, None
+            if model is not None:
+                xb = model._from_dict(xb, model.input_names, "input", "fit")
+                yb = model._from_dict(yb, model.output_names, "output", "fit")
             xb = [_array(v) for v in (xb if isinstance(xb, (list, tuple)) else [xb])]
-            yb = [np.asarray(v) for v in (yb if isinstance(yb, (list, tuple)) else [yb])]
+            yb = [] if yb is None else [np.asarray(v) for v in (yb if isinstance(yb, (list, tuple)) else [yb])]
             yield xb, yb, None if swb is None else np.asarray(swb, np.float32)
     return batches
 
@@ -239,6 +247,17 @@ class Model(Layer):
             inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
         elif not isinstance(inputs, Tensor):
             inputs = Tensor(inputs)
+        from ..layers.base import _enter_call, _exit_call
+        _enter_call(self)
+        try:
+            return self._call_eager(inputs, training)
+        finally:
+            _exit_call()
+
+    def _loss_children(self):
+        return self.layers
+
+    def _call_eager(self, inputs, training):
         if not self.built and self._graph is None:   # remembered for load_model (Keras' build_config)
             seq = list(inputs.values()) if isinstance(inputs, dict) else (
                 inputs if isinstance(inputs, (list, tuple)) else [inputs])
@@ -493,6 +512,8 @@ class Model(Layer):
         for w in self.trainable_weights:
             if getattr(w, "regularizer", None) is not None:
                 loss = loss + w.regularizer(w)
+        for extra in self._collect_call_losses():   # add_loss()/activity_regularizer of this forward pass
+            loss = loss + extra
         return loss
 
     def _train_step(self, xs, ys, sample_weight=None):
@@ -683,7 +704,7 @@ class Model(Layer):
         if _is_batch_iterable(x):
             if y is not None:
                 raise ValueError("fit: when x is an iterable of batches, y must be None (batches carry it)")
-            batches_of = _batch_source(x, steps_per_epoch)
+            batches_of = _batch_source(x, steps_per_epoch, self)
             steps = steps_per_epoch or (len(x) if hasattr(x, "__len__") else None)
             if steps is None:
                 raise ValueError("fit: a generator of batches needs steps_per_epoch")
@@ -747,6 +768,8 @@ class Model(Layer):
                                     sample_weight=vsw, return_dict=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
             cblist.on_epoch_end(epoch, epoch_logs)
+            if isinstance(x, PyDataset):
+                x.on_epoch_end()
             if self.stop_training:
                 break
         cblist.on_train_end()
@@ -760,6 +783,8 @@ class Model(Layer):
         line unless ``verbose=0`` (Keras' default "auto" is 1)."""
         self._require_compiled("evaluate")
         custom_step = self._overrides("test_step")
+        if _is_batch_iterable(x):
+            return self._evaluate_batches(x, y, verbose, return_dict, custom_step)
         if y is None and custom_step:
             xs, ys, sw = self._prepare_x(x, "evaluate"), [], None
         else:
@@ -789,11 +814,46 @@ class Model(Layer):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    def _evaluate_batches(self, source, y, verbose, return_dict, custom_step):
+        """evaluate() over an iterable of (x, y[, sample_weight]) batches (a PyDataset, a generator)."""
+        if y is not None:
+            raise ValueError("evaluate: when x is an iterable of batches, y must be None (the batches carry it)")
+        if not custom_step:
+            self._require_loss("evaluate")
+        self._reset_metrics()
+        bar = Progbar(len(source), verbose=1 if verbose == "auto" else verbose) \
+            if verbose and hasattr(source, "__len__") else None
+        logs = {}
+        with no_grad():
+            for step, (xb, yb, swb) in enumerate(_batch_source(source, None, self)(0)):
+                if custom_step:
+                    logs = self._run_step(self.test_step, xb, yb, swb)
+                else:
+                    y_preds = self._forward(xb, training=False)
+                    loss = float(self._loss_value(yb, y_preds, swb).data)
+                    logs = self._update_metrics(loss, yb, [p.data for p in y_preds], swb, len(xb[0]))
+                if bar is not None:
+                    bar.update(step + 1, list(logs.items()))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
     def predict(self, x, batch_size=32, verbose="auto"):
         """Outputs for x (arrays, list or dict keyed by input name), computed in
         batches without recording a graph; a dict keyed by output name when the
         model was built with dict outputs. ``verbose=1`` shows a progress bar
         (Keras' default "auto" is 1 too)."""
+        if _is_batch_iterable(x):   # a PyDataset or generator of x (or (x, ...)) batches
+            outs = [self.predict(xb[0] if len(xb) == 1 else xb, batch_size=None, verbose=0)
+                    for xb, _, _ in _batch_source(x, None, self)(0)]
+            if not outs:
+                raise ValueError("predict: the batch iterable yielded no batches")
+            if isinstance(outs[0], dict):
+                return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+            if isinstance(outs[0], list):
+                return [np.concatenate(parts) for parts in zip(*outs)]
+            return np.concatenate(outs)
         xs = self._prepare_x(x, "predict")
         if len(xs[0]) == 0:
             raise ValueError("predict: x has no samples")

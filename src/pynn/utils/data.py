@@ -80,3 +80,45 @@ def set_random_seed(seed):
     random.seed(int(seed))
     np.random.seed(int(seed))
     set_seed(int(seed))
+
+
+class PyDataset:
+    """Keras' PyDataset: subclass it, define ``__len__`` (batches per epoch) and
+    ``__getitem__(index)`` returning a batch ``(x, y)``, ``(x, y, sample_weight)``
+    or ``x``; pass it to ``fit``/``evaluate``/``predict``. ``fit`` calls
+    ``on_epoch_end()`` after every epoch (shuffle there).
+
+    Batches are produced in the training thread: ``workers`` > 1 and
+    ``use_multiprocessing`` are not supported and raise.
+
+    Example::
+
+        class Batches(pynn.utils.PyDataset):
+            def __init__(self, x, y, batch_size, **kwargs):
+                super().__init__(**kwargs)
+                self.x, self.y, self.batch_size = x, y, batch_size
+            def __len__(self):
+                return -(-len(self.x) // self.batch_size)
+            def __getitem__(self, i):
+                s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                return self.x[s], self.y[s]
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        if workers not in (None, 1) or use_multiprocessing:
+            raise ValueError("PyDataset: workers > 1 and use_multiprocessing are not supported by pynn; batches "
+                             "are produced in the training thread")
+        self.workers, self.use_multiprocessing, self.max_queue_size = 1, False, max_queue_size
+
+    def __len__(self):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define __len__ (the number of batches)")
+
+    def __getitem__(self, index):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__(index) -> a batch")
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def on_epoch_end(self):
+        """Called by fit after every epoch; override to reshuffle."""

@@ -293,3 +293,15 @@ def test_py_dataset_feeds_fit_evaluate_and_predict_and_gets_on_epoch_end():
     np.testing.assert_allclose(m.predict(ds, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
     with pytest.raises(ValueError, match="workers"):
         Batches(x, y, 8, workers=4)
+
+
+def test_cli_has_version_and_every_demo_option_has_help():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "pynn", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"pynn {pynn.__version__}"
+    text = subprocess.run([sys.executable, "-m", "pynn", "demo", "--help"], capture_output=True, text=True,
+                          check=True).stdout
+    options = ("--model", "--epochs", "--batch-size", "--hidden", "--lr", "--repeats", "--seed")
+    assert all(o in text for o in options)
+    assert text.count("(default:") == len(options)   # each option has a help line ending in its default

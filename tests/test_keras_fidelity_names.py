@@ -57,6 +57,10 @@ LAYERS = [
      lambda L: L.UnitNormalization(axis=[1, 2]), X3),
     ("spatial_dropout_inference", lambda: layers.SpatialDropout1D(0.5), lambda L: L.SpatialDropout1D(0.5), X3),
     ("gaussian_noise_inference", lambda: layers.GaussianNoise(1.0), lambda L: L.GaussianNoise(1.0), X3),
+    ("group_normalization", lambda: layers.GroupNormalization(groups=3), lambda L: L.GroupNormalization(groups=3),
+     X4),
+    ("normalization_fixed", lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]),
+     lambda L: L.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]), X3),
 ]
 
 
@@ -305,3 +309,52 @@ def test_cli_has_version_and_every_demo_option_has_help():
     options = ("--model", "--epochs", "--batch-size", "--hidden", "--lr", "--repeats", "--seed")
     assert all(o in text for o in options)
     assert text.count("(default:") == len(options)   # each option has a help line ending in its default
+
+
+def test_normalization_adapt_matches_keras_and_trains_in_a_model(tmp_path):
+    keras = _keras()
+    r = np.random.default_rng(4)
+    x = (r.standard_normal((50, 3)) * [1.0, 5.0, 0.1] + [0.0, 10.0, -3.0]).astype(np.float32)
+    for kwargs in ({}, {"axis": None}, {"invert": True}):
+        ours, theirs = layers.Normalization(**kwargs), keras.layers.Normalization(**kwargs)
+        ours.adapt(x)
+        theirs.adapt(x)
+        assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=str(kwargs))
+        np.testing.assert_allclose(ours(x).numpy(), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5, atol=1e-5)
+    fixed = layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 4.0, 4.0])
+    np.testing.assert_allclose(fixed(np.ones((1, 3), np.float32)).numpy(), [[0.0, -0.5, -1.0]], rtol=1e-6)
+    # batches (a list of arrays) give the same statistics as the whole array
+    batched = layers.Normalization()
+    batched.adapt([x[:20], x[20:]])
+    np.testing.assert_allclose(batched.get_weights()[0], x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(batched.get_weights()[1], x.var(0), rtol=1e-4)
+    norm = layers.Normalization()
+    norm.adapt(x)
+    model = pynn.Sequential([pynn.Input((3,)), norm, layers.Dense(1)])
+    model.compile("adam", "mse")
+    model.fit(x, x[:, 1:2], epochs=2, verbose=0)
+    model.save(tmp_path / "n.pynn")
+    np.testing.assert_allclose(pynn.load_model(tmp_path / "n.pynn").predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_category_encoding_and_group_normalization_match_keras():
+    keras = _keras()
+    ids = np.array([[0, 2, 2], [1, 1, 3]])
+    for mode in ("multi_hot", "count"):
+        np.testing.assert_array_equal(layers.CategoryEncoding(4, output_mode=mode)(ids).numpy(),
+                                      keras.ops.convert_to_numpy(keras.layers.CategoryEncoding(4, output_mode=mode)(ids)))
+    np.testing.assert_array_equal(layers.CategoryEncoding(4, output_mode="one_hot")(np.array([3, 0])).numpy(),
+                                  np.eye(4, dtype=np.float32)[[3, 0]])
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 6)).astype(np.float32)
+    ours, theirs = layers.GroupNormalization(groups=3), keras.layers.GroupNormalization(groups=3)
+    kout = keras.ops.convert_to_numpy(theirs(x))
+    ours(x)
+    ours.set_weights([w * 1.5 + 0.1 for w in theirs.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours(x).numpy(), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(kout, ours(x).numpy())   # the weights did matter
+    inputs = pynn.Input((3, 4, 6))
+    assert layers.GroupNormalization(groups=2)(inputs).shape == (None, 3, 4, 6)

@@ -22,6 +22,7 @@ from .masking import Masking, UnitNormalization
 from .merging_more import (Average, Dot, Maximum, Minimum, Subtract, add, average, concatenate, dot, maximum,
                            minimum, multiply, subtract)
 from .noise import GaussianNoise, SpatialDropout1D
+from .preprocessing import CategoryEncoding, GroupNormalization, Normalization
 from .shaping import Identity, InputLayer, Permute, RepeatVector
 from .spatial import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
@@ -34,5 +35,6 @@ __all__ = [
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Masking", "UnitNormalization", "Average", "Dot", "Maximum",
     "Minimum", "Subtract", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
     "GaussianNoise", "SpatialDropout1D", "Identity", "InputLayer", "Permute", "RepeatVector", "Cropping1D",
-    "Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D",
+    "Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "CategoryEncoding",
+    "GroupNormalization", "Normalization",
 ]

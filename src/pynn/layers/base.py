@@ -89,6 +89,24 @@ def assign_weights(owner, variables, values):
         w.assign(value)
 
 
+_NO_LAYERS = ()
+
+
+def _may_hold_layers(value):
+    """A Layer, or a list/dict that holds one or is empty (a container filled later):
+    the attribute values a layer tracks. Shapes, caches and lists of other things
+    are not walked on every weights lookup."""
+    if isinstance(value, Layer):
+        return True
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif not isinstance(value, (list, tuple)):
+        return False
+    if not value:
+        return not isinstance(value, tuple)
+    return any(_may_hold_layers(v) for v in value)
+
+
 def _shape_tuple(shape):
     return tuple(None if d is None else int(d) for d in shape)
 
@@ -122,37 +140,36 @@ class Layer:
         # them assigned as attributes, so a layer built from layers trains, saves
         # and counts its inner weights. The attribute names are recorded here; the
         # values are read when asked (a list appended to later is seen too).
-        if isinstance(value, (Layer, list, tuple, dict)) or type(value) is Variable:
+        if type(value) is Variable and name != "_weights":
+            weights = self.__dict__.get("_weights")
+            if weights is not None and all(w is not value for w in weights):
+                weights.append(value)
+        elif name not in ("_weights", "_tracked_attrs") and _may_hold_layers(value):
             tracked = self.__dict__.get("_tracked_attrs")
             if tracked is None:
                 tracked = {}
                 object.__setattr__(self, "_tracked_attrs", tracked)
-            if name not in ("_weights", "_tracked_attrs"):
-                tracked[name] = None
-                if type(value) is Variable:
-                    weights = self.__dict__.get("_weights")
-                    if weights is not None and all(w is not value for w in weights):
-                        weights.append(value)
+            tracked[name] = None
         object.__setattr__(self, name, value)
 
     def _flatten_layers(self):
         """The layers held as attributes (directly or in lists/tuples/dicts), in
-        assignment order, each once; not recursive."""
-        out, seen = [], {id(self)}
-
-        def visit(v):
+        assignment order, each once; not recursive. Called on every weights
+        lookup, so a layer that holds none returns at once without allocating."""
+        tracked = self.__dict__.get("_tracked_attrs")
+        if not tracked:
+            return _NO_LAYERS
+        out, seen, stack = [], {id(self)}, [self.__dict__.get(name) for name in reversed(tracked)]
+        while stack:
+            v = stack.pop()
             if isinstance(v, Layer):
                 if id(v) not in seen:
                     seen.add(id(v))
                     out.append(v)
             elif isinstance(v, (list, tuple)):
-                for item in v:
-                    visit(item)
+                stack.extend(reversed(v))
             elif isinstance(v, dict):
-                for item in v.values():
-                    visit(item)
-        for name in self.__dict__.get("_tracked_attrs", ()):
-            visit(self.__dict__.get(name))
+                stack.extend(reversed(list(v.values())))
         return out
 
     # ------------------------------------------------------------ weights

@@ -128,7 +128,7 @@ class Model(Layer):
         """The model's layers: graph order (functional) or attribute order (subclassed)."""
         if self._graph is not None:
             return self._graph.layers
-        return self._flatten_layers()
+        return list(self._flatten_layers())
 
     @property
     def inputs(self):
@@ -995,7 +995,7 @@ class Model(Layer):
         for layer in self.layers:
             shape = shapes.get(id(layer))
             rows.append((f"{layer.name} ({type(layer).__name__})", str(shape) if shape is not None else "?",
-                         f"{layer.count_params():,}"))
+                         f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"))
         widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
         line = "_" * sum(widths)
         out = [f'Model: "{self.name}"', line]

@@ -220,19 +220,27 @@ class Layer:
 
     def _own_weights(self):
         # Keras 3 lists a layer's own trainable variables, then its non-trainable ones.
+        if all(w.trainable for w in self._weights):
+            return list(self._weights)
         return [w for w in self._weights if w.trainable] + [w for w in self._weights if not w.trainable]
 
     @property
     def weights(self):
         """Own weights (trainable first, as Keras), then every sub-layer's, each once."""
-        return unique_weights([self._own_weights()] + [layer.weights for layer in self._flatten_layers()])
+        sub = self._flatten_layers()
+        if not sub:   # the common case (Dense, Conv2D...): no sub-layers to merge
+            return self._own_weights()
+        return unique_weights([self._own_weights()] + [layer.weights for layer in sub])
 
     @property
     def trainable_weights(self):
         if not self._trainable:
             return []
+        sub = self._flatten_layers()
+        if not sub:
+            return [w for w in self._weights if w.trainable]
         return unique_weights([[w for w in self._weights if w.trainable]]
-                              + [layer.trainable_weights for layer in self._flatten_layers()])
+                              + [layer.trainable_weights for layer in sub])
 
     @property
     def non_trainable_weights(self):

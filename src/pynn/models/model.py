@@ -205,8 +205,10 @@ class Model(Layer):
     def trainable_weights(self):
         if not self.trainable:
             return []
-        return unique_weights([[w for w in self._weights if w.trainable]]
-                              + [layer.trainable_weights for layer in self.layers])
+        groups = [layer.trainable_weights for layer in self.layers]
+        if self._weights:
+            groups.insert(0, [w for w in self._weights if w.trainable])
+        return unique_weights(groups)
 
     variables = weights
     trainable_variables = trainable_weights

@@ -358,3 +358,92 @@ def test_category_encoding_and_group_normalization_match_keras():
     assert not np.allclose(kout, ours(x).numpy())   # the weights did matter
     inputs = pynn.Input((3, 4, 6))
     assert layers.GroupNormalization(groups=2)(inputs).shape == (None, 3, 4, 6)
+
+
+# ---------------------------------------------------------------- RNN(cell)
+CELLS = [("simple", lambda m: m.SimpleRNNCell(5)), ("lstm", lambda m: m.LSTMCell(5)),
+         ("gru", lambda m: m.GRUCell(5)), ("gru_reset_before", lambda m: m.GRUCell(5, reset_after=False))]
+
+
+@pytest.mark.parametrize("name,make", CELLS, ids=[c[0] for c in CELLS])
+@pytest.mark.parametrize("options", [{}, {"return_sequences": True, "go_backwards": True}, {"return_state": True}])
+def test_rnn_with_a_cell_matches_keras(name, make, options):
+    keras = _keras()
+    x = np.random.default_rng(6).standard_normal((3, 4, 2)).astype(np.float32)
+    k = keras.layers.RNN(make(keras.layers), **options)
+    kout = k(x)
+    p = layers.RNN(make(layers), **options)
+    p(x)
+    assert [tuple(w.shape) for w in p.weights] == [tuple(w.shape) for w in k.weights]
+    p.set_weights(k.get_weights())
+    pout = p(x)
+    kouts = kout if isinstance(kout, (list, tuple)) else [kout]
+    pouts = pout if isinstance(pout, (list, tuple)) else [pout]
+    assert len(pouts) == len(kouts)
+    for a, b in zip(pouts, kouts):
+        np.testing.assert_allclose(a.numpy(), keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6)
+    sym = layers.RNN(make(layers), **options)(pynn.Input((4, 2)))
+    syms = sym if isinstance(sym, list) else [sym]
+    assert [s.shape for s in syms] == [(None,) + tuple(o.shape[1:]) for o in pouts]
+
+
+def test_rnn_lstm_cell_equals_the_fused_lstm_layer_and_respects_the_mask():
+    x = np.random.default_rng(7).standard_normal((3, 6, 4)).astype(np.float32)
+    x[0, 4:] = 0.0
+    generic, fused = layers.RNN(layers.LSTMCell(5), return_sequences=True), layers.LSTM(5, return_sequences=True)
+    generic(x)
+    fused(x)
+    fused.set_weights(generic.get_weights())
+    np.testing.assert_allclose(generic(x).numpy(), fused(x).numpy(), rtol=1e-5, atol=1e-6)
+    inputs = pynn.Input((None, 4))
+    masked = pynn.Model(inputs, layers.RNN(layers.GRUCell(3))(layers.Masking()(inputs)))
+    full = masked.predict(x, verbose=0)
+    np.testing.assert_allclose(full[0], masked.predict(x[:1, :4], verbose=0)[0], rtol=1e-5, atol=1e-6)
+
+
+class MinimalRNNCell(layers.Layer):
+    """keras.io's custom cell (Working with RNNs)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="uniform",
+                                                name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        output = inputs @ self.kernel + states[0] @ self.recurrent_kernel
+        return output, [output]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_custom_cell_trains_saves_and_loads(tmp_path):
+    pynn.saving.register_keras_serializable()(MinimalRNNCell)
+    pynn.set_seed(0)
+    r = np.random.default_rng(8)
+    x = r.standard_normal((32, 5, 2)).astype(np.float32) * 0.5
+    y = x[:, :, :1].sum(1)
+    inputs = pynn.Input((5, 2))
+    model = pynn.Model(inputs, layers.Dense(1)(layers.RNN(MinimalRNNCell(4))(inputs)))
+    model.compile(optimizer=pynn.optimizers.Adam(0.02), loss="mse")
+    h = model.fit(x, y, epochs=30, batch_size=8, verbose=0)
+    assert h.history["loss"][-1] < 0.5 * h.history["loss"][0]
+    model.save(tmp_path / "rnn.pynn")
+    np.testing.assert_allclose(pynn.load_model(tmp_path / "rnn.pynn").predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_kerass_initializer_aliases_and_class_names_resolve():
+    init = pynn.initializers
+    assert isinstance(init.get("uniform"), init.RandomUniform) and isinstance(init.get("normal"), init.RandomNormal)
+    assert isinstance(init.get("GlorotUniform"), init.GlorotUniform)
+    w = init.get("truncated_normal")((1000,))
+    assert np.abs(w).max() <= 2 * 0.05 + 1e-7 and 0.03 < w.std() < 0.05
+    assert init.serialize(init.get("uniform"))["class_name"] == "random_uniform"
+    lecun = init.get("lecun_uniform")((100, 50))
+    assert np.abs(lecun).max() <= np.sqrt(3.0 / 100) + 1e-6

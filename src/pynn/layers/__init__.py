@@ -24,6 +24,7 @@ from .merging_more import (Average, Dot, Maximum, Minimum, Subtract, add, averag
 from .noise import GaussianNoise, SpatialDropout1D
 from .preprocessing import CategoryEncoding, GroupNormalization, Normalization
 from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
+from .conv_more import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .shaping import Identity, InputLayer, Permute, RepeatVector
 from .spatial import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
@@ -38,4 +39,5 @@ __all__ = [
     "GaussianNoise", "SpatialDropout1D", "Identity", "InputLayer", "Permute", "RepeatVector", "Cropping1D",
     "Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "CategoryEncoding",
     "GroupNormalization", "Normalization", "RNN", "GRUCell", "LSTMCell", "SimpleRNNCell",
+    "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
 ]

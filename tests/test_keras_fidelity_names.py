@@ -460,3 +460,22 @@ def test_kerass_initializer_aliases_and_class_names_resolve():
     assert init.serialize(init.get("uniform"))["class_name"] == "random_uniform"
     lecun = init.get("lecun_uniform")((100, 50))
     assert np.abs(lecun).max() <= np.sqrt(3.0 / 100) + 1e-6
+
+
+def test_plot_model_writes_graphviz_source_and_needs_dot_for_images(tmp_path):
+    a, b = pynn.Input((3,), name="a"), pynn.Input((2,), name="b")
+    out = layers.Dense(1, name="head")(layers.Concatenate(name="cat")([a, layers.Dense(4, name="proj")(b)]))
+    model = pynn.Model([a, b], out)
+    path = pynn.utils.plot_model(model, to_file=str(tmp_path / "m.dot"), show_shapes=True)
+    text = open(path).read()
+    assert text.startswith("digraph") and "cat (Concatenate)" in text and "output: (None, 7)" in text
+    assert text.count("->") == 4   # a->cat, b->proj, proj->cat, cat->head
+    seq = pynn.Sequential([pynn.Input((4,)), layers.Dense(2, name="d")])
+    assert "d (Dense)" in pynn.utils.model_to_dot(seq)
+    import shutil
+    if shutil.which("dot") is None:
+        with pytest.raises(ImportError, match="Graphviz"):
+            pynn.utils.plot_model(model, to_file=str(tmp_path / "m.png"))
+    else:
+        pynn.utils.plot_model(model, to_file=str(tmp_path / "m.png"))
+        assert os.path.getsize(tmp_path / "m.png") > 0

@@ -479,3 +479,14 @@ def test_plot_model_writes_graphviz_source_and_needs_dot_for_images(tmp_path):
     else:
         pynn.utils.plot_model(model, to_file=str(tmp_path / "m.png"))
         assert os.path.getsize(tmp_path / "m.png") > 0
+
+
+def test_recurrent_layer_signatures_name_kerass_arguments():
+    import inspect
+    for cls in (layers.SimpleRNN, layers.LSTM, layers.GRU):
+        params = inspect.signature(cls).parameters
+        for name in ("units", "activation", "return_sequences", "return_state", "dropout", "recurrent_dropout",
+                     "go_backwards", "stateful", "kernel_initializer", "recurrent_initializer"):
+            assert name in params, (cls.__name__, name)
+    lstm = layers.LSTM(3, return_sequences=True, dropout=0.1, recurrent_activation="sigmoid")
+    assert lstm.return_sequences and lstm.dropout == 0.1

@@ -130,7 +130,8 @@ def main(argv=None):
                    help="network to train: a small convnet or a multilayer perceptron")
     d.add_argument("--epochs", type=int, default=15, help="training epochs")
     d.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
-    d.add_argument("--hidden", type=int, nargs="+", default=None, help="Dense widths (None: 64 for cnn, 256 128 for mlp)")
+    d.add_argument("--hidden", type=int, nargs="+", default=None,
+                   help="Dense widths (None: 64 for cnn, 256 128 for mlp)")
     d.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     d.add_argument("--repeats", type=int, default=3, help="timed epochs per backend (the best is reported)")
     d.add_argument("--seed", type=int, default=0, help="random seed (weight initialisation, shuffling, dropout)")

@@ -108,7 +108,8 @@ class AdditiveAttention(Attention):
 
     def build(self, input_shape):
         dim = input_shape[0][-1]
-        self.scale = self.add_weight(shape=(dim,), initializer="glorot_uniform", name="scale") if self.use_scale else None
+        self.scale = (self.add_weight(shape=(dim,), initializer="glorot_uniform", name="scale")
+                      if self.use_scale else None)
         self.built = True
 
     def _scores(self, q, k):
@@ -159,7 +160,8 @@ class MultiHeadAttention(Layer):
         self.key_kernel, self.key_bias = dense("key", k_shape[-1], kd)
         self.value_kernel, self.value_bias = dense("value", v_shape[-1], vd)
         self.output_kernel = self.add_weight(shape=(h, vd, out_dim), initializer=init, name="attention_output/kernel")
-        self.output_bias = self.add_weight(shape=(out_dim,), initializer=binit, name="attention_output/bias") if self.use_bias else None
+        self.output_bias = (self.add_weight(shape=(out_dim,), initializer=binit, name="attention_output/bias")
+                            if self.use_bias else None)
         self.built = True
 
     def _project(self, x, kernel, bias, dim):

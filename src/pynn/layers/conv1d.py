@@ -52,7 +52,8 @@ class Conv1D(Layer):
         self.kernel = self.add_weight(shape=(self.kernel_size, self.input_channels, self.filters),
                                       initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
                                       name="kernel")
-        self.bias = (self.add_weight(shape=(self.filters,), initializer=self.bias_initializer, regularizer=self.bias_regularizer,
+        self.bias = (self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
+                                     regularizer=self.bias_regularizer,
                                      name="bias")
                      if self.use_bias else None)
         self.built = True

@@ -41,7 +41,8 @@ class Dense(Layer):
         self.kernel = self.add_weight(shape=(self.input_dim, self.units), initializer=self.kernel_initializer,
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
                                       name="kernel")
-        self.bias = (self.add_weight(shape=(self.units,), initializer=self.bias_initializer, regularizer=self.bias_regularizer,
+        self.bias = (self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
+                                     regularizer=self.bias_regularizer,
                                      constraint=self.bias_constraint, name="bias") if self.use_bias else None)
         self.built = True
 

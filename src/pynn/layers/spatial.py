@@ -25,7 +25,8 @@ def _check_format(data_format, name):
 
 def _check_rank(layer, x, rank):
     if x.ndim != rank:
-        raise ValueError(f"{type(layer).__name__} {layer.name!r}: expects a rank-{rank} input, got shape {tuple(x.shape)}")
+        raise ValueError(f"{type(layer).__name__} {layer.name!r}: expects a rank-{rank} input, "
+                         f"got shape {tuple(x.shape)}")
 
 
 class UpSampling2D(Layer):
@@ -48,7 +49,8 @@ class UpSampling2D(Layer):
         return F.reshape(y, (n, h * sh, w * sw, c))
 
     def compute_output_shape(self, s):
-        return (s[0], None if s[1] is None else s[1] * self.size[0], None if s[2] is None else s[2] * self.size[1], s[3])
+        h = None if s[1] is None else s[1] * self.size[0]
+        return (s[0], h, None if s[2] is None else s[2] * self.size[1], s[3])
 
     def get_config(self):
         return {**super().get_config(), "size": list(self.size)}

@@ -337,10 +337,13 @@ class Layer:
         kwargs = kwargs or {}
         leaves = symbolic_leaves(inputs) + [t for v in kwargs.values() for t in symbolic_leaves(v)]
         results = []
-        for size in (8, 13):   # two sizes for each unknown dimension: the dims that differ are unknown
+        # Two sizes for each unknown dimension; output dims that differ are unknown.
+        # The batch is kept small (2, 3); other unknown dims (steps, pixels) get
+        # sizes a kernel or a stride still fits in.
+        for batch, size in ((2, 8), (3, 13)):
             env = {}
             for t in leaves:
-                shape = tuple(size if d is None else d for d in t.shape)
+                shape = tuple(d if d is not None else (batch if i == 0 else size) for i, d in enumerate(t.shape))
                 env[id(t)] = Tensor(np.zeros(shape, dtype=t.dtype))
             try:
                 with no_grad():

@@ -490,3 +490,67 @@ def test_recurrent_layer_signatures_name_kerass_arguments():
             assert name in params, (cls.__name__, name)
     lstm = layers.LSTM(3, return_sequences=True, dropout=0.1, recurrent_activation="sigmoid")
     assert lstm.return_sequences and lstm.dropout == 0.1
+
+
+def _read_events(path):
+    """Decode an event file with protobuf's own parser (an independent check of the encoding)."""
+    pb = pytest.importorskip("google.protobuf")
+    del pb
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name="event_test.proto", package="evtest")
+    summary = fdp.message_type.add(name="Summary")
+    value = summary.nested_type.add(name="Value")
+    value.field.add(name="tag", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    value.field.add(name="simple_value", number=2, type=F.TYPE_FLOAT, label=F.LABEL_OPTIONAL)
+    summary.field.add(name="value", number=1, type=F.TYPE_MESSAGE, type_name=".evtest.Summary.Value",
+                      label=F.LABEL_REPEATED)
+    ev = fdp.message_type.add(name="Event")
+    ev.field.add(name="wall_time", number=1, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    ev.field.add(name="step", number=2, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    ev.field.add(name="file_version", number=3, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    ev.field.add(name="summary", number=5, type=F.TYPE_MESSAGE, type_name=".evtest.Summary", label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    Event = message_factory.GetMessageClass(pool.FindMessageTypeByName("evtest.Event"))
+    import struct
+    from pynn.tensorboard import _masked_crc
+    data, events, pos = open(path, "rb").read(), [], 0
+    while pos < len(data):
+        (n,) = struct.unpack_from("<Q", data, pos)
+        assert struct.unpack_from("<I", data, pos + 8)[0] == _masked_crc(data[pos:pos + 8])
+        payload = data[pos + 12:pos + 12 + n]
+        assert struct.unpack_from("<I", data, pos + 12 + n)[0] == _masked_crc(payload)
+        events.append(Event.FromString(payload))
+        pos += 16 + n
+    return events
+
+
+def test_tensorboard_callback_writes_kerass_scalar_layout(tmp_path):
+    from pynn.tensorboard import crc32c
+    assert crc32c(b"123456789") == 0xE3069283   # the CRC-32C check value
+    m = _small_classifier()
+    x, y = np.ones((8, 3), np.float32), np.zeros(8, np.int64)
+    h = m.fit(x, y, epochs=3, verbose=0, validation_data=(x, y),
+              callbacks=[pynn.callbacks.TensorBoard(log_dir=str(tmp_path / "logs"))])
+    for which, prefix in (("train", ""), ("validation", "val_")):
+        files = os.listdir(tmp_path / "logs" / which)
+        assert len(files) == 1 and files[0].startswith("events.out.tfevents.")
+        events = _read_events(tmp_path / "logs" / which / files[0])
+        assert events[0].file_version == "brain.Event:2"
+        assert [e.step for e in events[1:]] == [0, 1, 2]
+        got = {v.tag: [] for v in events[1].summary.value}
+        for e in events[1:]:
+            for v in e.summary.value:
+                got[v.tag].append(v.simple_value)
+        assert set(got) == {"epoch_loss", "epoch_accuracy"}
+        np.testing.assert_allclose(got["epoch_loss"], h.history[prefix + "loss"], rtol=1e-6)
+    with pytest.raises(ValueError, match="histogram_freq"):
+        pynn.callbacks.TensorBoard(histogram_freq=1)
+
+
+def _small_classifier():
+    inputs = pynn.Input((3,))
+    m = pynn.Model(inputs, layers.Dense(2, activation="softmax")(inputs))
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m

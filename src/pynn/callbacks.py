@@ -351,3 +351,49 @@ class BackupAndRestore(Callback):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):
             import shutil
             shutil.rmtree(self.backup_dir)
+
+
+class TensorBoard(Callback):
+    """TensorBoard(log_dir="logs", update_freq="epoch"): after every epoch write the
+    logs as scalars, Keras' layout: ``log_dir/train`` gets ``epoch_loss``,
+    ``epoch_<metric>``; ``log_dir/validation`` gets the ``val_`` values under the
+    same tags. View with ``tensorboard --logdir log_dir``. The event files are
+    written by pynn itself (pynn.tensorboard), so no TensorFlow is needed.
+
+    Histograms, graphs, images, embeddings and profiling are not supported: those
+    arguments raise unless left at off (``write_graph`` defaults to False here).
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=False, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0):
+        super().__init__()
+        unsupported = {k: v for k, v in (("histogram_freq", histogram_freq), ("write_graph", write_graph),
+                                         ("write_images", write_images), ("profile_batch", profile_batch),
+                                         ("embeddings_freq", embeddings_freq),
+                                         ("write_steps_per_second", write_steps_per_second)) if v}
+        if unsupported:
+            raise ValueError(f"TensorBoard: only epoch scalars are written; unsupported: {unsupported}")
+        if update_freq != "epoch":
+            raise ValueError(f"TensorBoard: only update_freq='epoch' is supported, got {update_freq!r}")
+        self.log_dir = str(log_dir)
+        self._writers = {}
+
+    def _writer(self, which):
+        from .tensorboard import EventFileWriter
+        if which not in self._writers:
+            self._writers[which] = EventFileWriter(os.path.join(self.log_dir, which))
+        return self._writers[which]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: v for k, v in (logs or {}).items() if np.size(v) == 1}
+        train = {f"epoch_{k}": v for k, v in logs.items() if not k.startswith("val_")}
+        val = {f"epoch_{k[4:]}": v for k, v in logs.items() if k.startswith("val_")}
+        if train:
+            self._writer("train").scalars(epoch, train)
+        if val:
+            self._writer("validation").scalars(epoch, val)
+
+    def on_train_end(self, logs=None):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}

@@ -554,3 +554,14 @@ def _small_classifier():
     m = pynn.Model(inputs, layers.Dense(2, activation="softmax")(inputs))
     m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     return m
+
+
+def test_clone_model_copies_the_architecture_with_fresh_weights():
+    inputs = pynn.Input((4,), name="x")
+    model = pynn.Model(inputs, layers.Dense(2, name="out")(layers.Dense(3)(inputs)))
+    clone = pynn.models.clone_model(model)
+    assert [type(la).__name__ for la in clone.layers] == ["Dense", "Dense"] and clone.input_names == ["x"]
+    assert not np.allclose(clone.get_weights()[0], model.get_weights()[0])
+    clone.set_weights(model.get_weights())
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)

@@ -125,8 +125,14 @@ def test_add_weight_follows_keras_3_keyword_order_and_defaults():
     layer(np.ones((1, 3), np.float32))
     assert layer.w.shape == (3, 2) and np.all(layer.w.data == 1) and layer.s.shape == ()
     assert layer.c.name.endswith("/counter") and [id(w) for w in layer.non_trainable_weights] == [id(layer.c)]
-    with pytest.raises(TypeError, match="shape must be a tuple"):
-        layer.add_weight("kernel", (2, 2))
+    # pynn's earlier order (name first) still works: a string is never a shape
+    legacy = layer.add_weight("legacy", (2, 2), "ones", None, None, trainable=False)
+    assert legacy.shape == (2, 2) and legacy.name.endswith("/legacy") and not legacy.trainable
+    with pytest.raises(TypeError, match="add_weight"):
+        layer.add_weight(shape=(2,), colour="red")
+    import inspect
+    assert list(inspect.signature(layers.Layer.add_weight).parameters)[1:] == [
+        "shape", "initializer", "dtype", "trainable", "regularizer", "constraint", "name"]
 
 
 # ---------------------------------------------------------------- keras.io: text classification with Transformer

@@ -31,25 +31,6 @@ def register_serializable(cls=None, *, name=None):
     return deco(cls) if cls is not None else deco
 
 
-def register_keras_serializable(package="Custom", name=None):
-    """Keras' decorator: ``@pynn.saving.register_keras_serializable(package="my_pkg")``
-    makes a custom Layer/Model loadable by ``load_model`` (registered under its
-    class name, or ``name``; Keras' ``"package>name"`` key is accepted too)."""
-    def deco(cls):
-        key = name or cls.__name__
-        _REGISTRY[key] = cls
-        _REGISTRY[f"{package}>{key}"] = cls
-        return cls
-    return deco
-
-
-def get_registered_object(name, custom_objects=None):
-    """The class registered (or passed in ``custom_objects``) under ``name``, else None."""
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    return _REGISTRY.get(name)
-
-
 def _lookup(class_name):
     from . import layers, models
     if class_name in _REGISTRY:
@@ -226,3 +207,15 @@ def load_model(filepath, compile=True):
             model.optimizer.build(model.trainable_weights)
             model.optimizer.set_state(opt_state)
     return model
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Keras' decorator: ``@pynn.saving.register_keras_serializable(package="my_pkg")``
+    makes a custom Layer/Model loadable by ``load_model`` (registered under its
+    class name, or ``name``; Keras' ``"package>name"`` key is accepted too)."""
+    def deco(cls):
+        key = name or cls.__name__
+        register_serializable(cls, name=key)
+        register_serializable(cls, name=f"{package}>{key}")
+        return cls
+    return deco

@@ -12,9 +12,6 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
-
     def call(self, x):
         return self.activation(x)
 

@@ -59,8 +59,8 @@ class Attention(Layer):
         self.use_scale, self.score_mode, self.dropout = use_scale, score_mode, dropout
 
     def build(self, input_shape):
-        self.scale = self.add_weight(shape=(), initializer="ones", name="scale") if self.use_scale else None
-        self.concat_score_weight = (self.add_weight(shape=(), initializer="ones", name="concat_score_weight")
+        self.scale = self.add_weight("scale", (), "ones") if self.use_scale else None
+        self.concat_score_weight = (self.add_weight("concat_score_weight", (), "ones")
                                     if self.score_mode == "concat" else None)
         self.built = True
 
@@ -108,8 +108,7 @@ class AdditiveAttention(Attention):
 
     def build(self, input_shape):
         dim = input_shape[0][-1]
-        self.scale = (self.add_weight(shape=(dim,), initializer="glorot_uniform", name="scale")
-                      if self.use_scale else None)
+        self.scale = self.add_weight("scale", (dim,), "glorot_uniform") if self.use_scale else None
         self.built = True
 
     def _scores(self, q, k):
@@ -153,15 +152,14 @@ class MultiHeadAttention(Layer):
         init, binit = self.kernel_initializer, self.bias_initializer
 
         def dense(name, in_dim, heads_dim):
-            k = self.add_weight(shape=(in_dim, h, heads_dim), initializer=init, name=f"{name}/kernel")
-            b = self.add_weight(shape=(h, heads_dim), initializer=binit, name=f"{name}/bias") if self.use_bias else None
+            k = self.add_weight(f"{name}/kernel", (in_dim, h, heads_dim), init)
+            b = self.add_weight(f"{name}/bias", (h, heads_dim), binit) if self.use_bias else None
             return k, b
         self.query_kernel, self.query_bias = dense("query", q_shape[-1], kd)
         self.key_kernel, self.key_bias = dense("key", k_shape[-1], kd)
         self.value_kernel, self.value_bias = dense("value", v_shape[-1], vd)
-        self.output_kernel = self.add_weight(shape=(h, vd, out_dim), initializer=init, name="attention_output/kernel")
-        self.output_bias = (self.add_weight(shape=(out_dim,), initializer=binit, name="attention_output/bias")
-                            if self.use_bias else None)
+        self.output_kernel = self.add_weight("attention_output/kernel", (h, vd, out_dim), init)
+        self.output_bias = self.add_weight("attention_output/bias", (out_dim,), binit) if self.use_bias else None
         self.built = True
 
     def _project(self, x, kernel, bias, dim):

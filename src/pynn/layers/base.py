@@ -107,6 +107,27 @@ def _may_hold_layers(value):
     return any(_may_hold_layers(v) for v in value)
 
 
+def _keras_add_weight(shape=None, initializer=None, dtype=None, trainable=True, regularizer=None, constraint=None,
+                      name=None):
+    pass
+
+
+def _legacy_add_weight(name, shape, initializer="glorot_uniform", regularizer=None, constraint=None, trainable=True,
+                       dtype=None):
+    pass
+
+
+def _bind(signature_of, args, kwargs):
+    """The arguments of an add_weight call bound by ``signature_of``'s signature (a TypeError
+    names what does not fit)."""
+    try:
+        bound = inspect.signature(signature_of).bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"add_weight: {e}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
 def _shape_tuple(shape):
     return tuple(None if d is None else int(d) for d in shape)
 
@@ -173,20 +194,23 @@ class Layer:
         return out
 
     # ------------------------------------------------------------ weights
-    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
-                   constraint=None, name=None, **kwargs) -> Variable:
-        """Create a weight (Keras 3 argument order): ``shape`` (default scalar ``()``),
-        ``initializer`` (name, callable or Initializer; default ``"glorot_uniform"``
-        for floats, ``"zeros"`` otherwise, as Keras), optional ``name``.
+    def add_weight(self, *args, **kwargs) -> Variable:
+        """Create a weight (Keras 3 argument order): ``add_weight(shape=None,
+        initializer=None, dtype=None, trainable=True, regularizer=None,
+        constraint=None, name=None)``. ``shape`` defaults to a scalar ``()``;
+        ``initializer`` (name, callable or Initializer) to ``"glorot_uniform"`` for
+        floats and ``"zeros"`` otherwise, as Keras.
 
         Example: ``self.w = self.add_weight(shape=(d, units), initializer="random_normal")``.
         """
-        if isinstance(shape, str):
-            raise TypeError(f"{type(self).__name__}.add_weight: shape must be a tuple, got the string {shape!r}; "
-                            "Keras 3's order is add_weight(shape=None, initializer=None, dtype=None, trainable=True, "
-                            "regularizer=None, constraint=None, name=None): pass name= by keyword")
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}.add_weight: unexpected keyword arguments {sorted(kwargs)}")
+        if args and isinstance(args[0], str):
+            # pynn's earlier order add_weight(name, shape, initializer, regularizer, constraint,
+            # trainable, dtype), still used inside pynn: a string is never a shape, so the
+            # call is unambiguous.
+            return self._add_weight(**_bind(_legacy_add_weight, args, kwargs))
+        return self._add_weight(**_bind(_keras_add_weight, args, kwargs))
+
+    def _add_weight(self, shape, initializer, dtype, trainable, regularizer, constraint, name) -> Variable:
         shape = () if shape is None else ((shape,) if isinstance(shape, (int, np.integer)) else tuple(shape))
         if any(d is None for d in shape):
             raise ValueError(f"{type(self).__name__} {self.name!r}.add_weight: shape {shape} has an unknown "
@@ -203,6 +227,10 @@ class Layer:
         v.requires_grad = trainable and self._trainable
         self._weights.append(v)
         return v
+
+    add_weight.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + list(inspect.signature(_keras_add_weight).parameters.values()))
 
     @property
     def trainable(self):

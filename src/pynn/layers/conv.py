@@ -55,12 +55,10 @@ class Conv2D(Layer):
         self.input_channels = input_shape[-1]
         self.compute_output_shape(input_shape)  # fail now if the kernel does not fit
         kshape = self.kernel_size + (self.input_channels, self.filters)
-        self.kernel = self.add_weight(shape=kshape, initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint, name="kernel")
-        self.bias = (self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
-                                     regularizer=self.bias_regularizer,
-                                     constraint=self.bias_constraint, name="bias") if self.use_bias else None)
+        self.kernel = self.add_weight("kernel", kshape, self.kernel_initializer, self.kernel_regularizer,
+                                      self.kernel_constraint)
+        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
+                                     self.bias_constraint) if self.use_bias else None)
         self.built = True
 
     def call(self, x):

@@ -49,12 +49,9 @@ class Conv1D(Layer):
                              f"got {input_shape}")
         self.input_channels = input_shape[-1]
         self.compute_output_shape(input_shape)
-        self.kernel = self.add_weight(shape=(self.kernel_size, self.input_channels, self.filters),
-                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      name="kernel")
-        self.bias = (self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
-                                     regularizer=self.bias_regularizer,
-                                     name="bias")
+        self.kernel = self.add_weight("kernel", (self.kernel_size, self.input_channels, self.filters),
+                                      self.kernel_initializer, self.kernel_regularizer)
+        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
                      if self.use_bias else None)
         self.built = True
 

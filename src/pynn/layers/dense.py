@@ -38,12 +38,10 @@ class Dense(Layer):
             raise ValueError(f"Dense {self.name!r}: expected an input of shape (batch, ..., features), "
                              f"got {input_shape}")
         self.input_dim = input_shape[-1]
-        self.kernel = self.add_weight(shape=(self.input_dim, self.units), initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
-        self.bias = (self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
-                                     regularizer=self.bias_regularizer,
-                                     constraint=self.bias_constraint, name="bias") if self.use_bias else None)
+        self.kernel = self.add_weight("kernel", (self.input_dim, self.units), self.kernel_initializer,
+                                      self.kernel_regularizer, self.kernel_constraint)
+        self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer,
+                                     self.bias_constraint) if self.use_bias else None)
         self.built = True
 
     def call(self, x):

@@ -26,20 +26,13 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate = rate
-        # Keras' seed: this layer's own reproducible stream; without one, pynn's
-        # process-wide generator (pynn.set_seed).
-        self.seed = seed
-        self._generator = np.random.default_rng(seed) if seed is not None else None
-
-    def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
 
     def call(self, x, training=False):
         if not training or self.rate == 0.0:
             return x
         keep = 1.0 - self.rate
-        mask = ((self._generator or generator()).random(x.shape) < keep).astype(x.dtype) / np.asarray(keep, x.dtype)
+        mask = (generator().random(x.shape) < keep).astype(x.dtype) / np.asarray(keep, x.dtype)
         return _DropoutFn.apply(x, mask)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate}

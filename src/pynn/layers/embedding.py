@@ -26,9 +26,8 @@ class Embedding(Layer):
         self.embeddings_regularizer = embeddings_regularizer
 
     def build(self, input_shape):
-        self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim),
-                                          initializer=self.embeddings_initializer,
-                                          regularizer=self.embeddings_regularizer, name="embeddings")
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer, self.embeddings_regularizer)
         self.built = True
 
     def call(self, ids):

@@ -34,18 +34,15 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization {self.name!r}: the normalised axis of input {input_shape} "
                              "must have a known size")
         self.param_shape = shape
-        self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma") if self.scale else None
-        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta") if self.center else None
-        self.moving_mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=shape, initializer="ones", trainable=False, name="moving_variance")
+        self.gamma = self.add_weight("gamma", shape, "ones") if self.scale else None
+        self.beta = self.add_weight("beta", shape, "zeros") if self.center else None
+        self.moving_mean = self.add_weight("moving_mean", shape, "zeros", trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", shape, "ones", trainable=False)
         self.built = True
 
     def _broadcast(self, ndim):
         ax = _axes(self.axis, ndim)
         return tuple(self.param_shape[ax.index(i)] if i in ax else 1 for i in range(ndim))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
 
     def call(self, x, training=False):
         ax = _axes(self.axis, x.ndim)
@@ -102,12 +99,9 @@ class LayerNormalization(Layer):
         ax = _axes(self.axis, len(input_shape))
         shape = tuple(input_shape[a] for a in ax)
         self.param_shape = shape
-        self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma") if self.scale else None
-        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta") if self.center else None
+        self.gamma = self.add_weight("gamma", shape, "ones") if self.scale else None
+        self.beta = self.add_weight("beta", shape, "zeros") if self.center else None
         self.built = True
-
-    def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
 
     def call(self, x):
         ax = _axes(self.axis, x.ndim)

@@ -50,13 +50,10 @@ class _RNN(Layer):
         if self.stateful and batch is not None:
             self._batch_size = int(batch)
         g = self.gates * self.units
-        self.kernel = self.add_weight(shape=(self.input_dim, g), initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, g), initializer=self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer, name="recurrent_kernel")
-        self.bias = (self.add_weight(shape=self._bias_shape(), initializer=self._bias_init(),
-                                     regularizer=self.bias_regularizer,
-                                     name="bias")
+        self.kernel = self.add_weight("kernel", (self.input_dim, g), self.kernel_initializer, self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, g), self.recurrent_initializer,
+                                                self.recurrent_regularizer)
+        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_init(), self.bias_regularizer)
                      if self.use_bias else None)
         self.built = True
 

@@ -45,9 +45,6 @@ class Rescaling(Layer):
         super().__init__(**kwargs)
         self.scale, self.offset = float(scale), float(offset)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
-
     def call(self, x):
         return x * self.scale + self.offset
 

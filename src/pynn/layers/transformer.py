@@ -50,7 +50,7 @@ class TransformerEncoder(Layer):
         return self.drop(x, training=training) if self.drop is not None else x
 
     def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
+        return input_shape   # declared, so a functional graph need not run the block to learn it
 
     def call(self, x, training=False, attention_mask=None, use_causal_mask=False):
         mask = x._keras_mask
@@ -82,12 +82,9 @@ class PositionEmbedding(Layer):
         self.sequence_length, self.initializer = int(sequence_length), initializer
 
     def build(self, input_shape):
-        self.position_embeddings = self.add_weight(shape=(self.sequence_length, input_shape[-1]),
-                                                   initializer=self.initializer, name="embeddings")
+        self.position_embeddings = self.add_weight("embeddings", (self.sequence_length, input_shape[-1]),
+                                                   self.initializer)
         self.built = True
-
-    def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
 
     def call(self, x):
         t = x.shape[1]
@@ -108,9 +105,6 @@ class SinePositionEncoding(Layer):
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)
         self.max_wavelength = max_wavelength
-
-    def compute_output_shape(self, input_shape):
-        return input_shape  # elementwise: the input's shape
 
     def call(self, x):
         t, d = x.shape[1], x.shape[-1]

@@ -20,16 +20,8 @@ def model_from_json(json_string, custom_objects=None):
     """Rebuild a model (fresh weights) from ``model.to_json()``.
 
     ``custom_objects``: {class name: class} for custom layers not registered with
-    ``@pynn.saving.register_keras_serializable``."""
-    from ..saving import _REGISTRY, deserialize_layer
-    spec = json.loads(json_string)
-    added = []
+    ``@pynn.saving.register_keras_serializable`` (they are registered by this call)."""
+    from ..saving import deserialize_layer, register_serializable
     for name, cls in (custom_objects or {}).items():
-        if name not in _REGISTRY:
-            _REGISTRY[name] = cls
-            added.append(name)
-    try:
-        return deserialize_layer(spec)
-    finally:
-        for name in added:
-            del _REGISTRY[name]
+        register_serializable(cls, name=name)   # registered for later loads too
+    return deserialize_layer(json.loads(json_string))

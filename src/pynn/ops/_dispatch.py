@@ -16,17 +16,25 @@ from ..autograd import Tensor
 F32 = np.dtype(np.float32)
 ndarray = np.ndarray
 
-# GEMM: OpenBLAS's per-call overhead is ~1.5 µs and pybind11's about the same, so
-# below this many multiply-adds (m·k·n) the two tie and NumPy keeps the call
-# (it is the reference, so ties go to it). Above it the native SGEMM's
-# prepacked microkernel and its OpenMP split win, except in the cases
-# native_gemm_wins() sends back to NumPy.
-GEMM_MIN_MACS = 1 << 18
-# Elementwise relu through np.maximum(x, 0): the native kernel is one pass with
-# no NaN/type-resolution machinery; it wins from a few thousand elements on.
-RELU_MIN_SIZE = 1 << 12
-# Column sums (db = dz.sum(axis=0)): the native kernel splits rows across threads.
-COLSUM_MIN_SIZE = 1 << 16
+F64 = np.dtype(np.float64)
+
+# Crossovers measured with bench/numpy_dropin.py on one core (thread CPU time, so a busy
+# neighbour does not bias them); ties go to NumPy, the reference.
+#
+# GEMM: pybind11's call overhead plus the native SGEMM's packing lose to OpenBLAS's
+# small-matrix path below about a million multiply-adds (the lecture MLP's 32x64x128 runs at
+# 0.8x natively), so those stay on np.dot. Above it the native kernel wins (1.05-1.2x), except
+# for skinny outputs (n or m < 16: a 512x256x10 weight gradient, im2col's 9x11520x8 filter
+# gradient), where OpenBLAS's dot-product kernels are much faster.
+GEMM_MIN_MACS = 1 << 20
+GEMM_MIN_SIDE = 16
+BMM_MIN_MACS = 1 << 22
+# np.maximum(x, 0) with a Python 0 pays NumPy's scalar type resolution (~0.8 µs); the native
+# relu is one pass with no such cost: 3-4x faster from a few hundred elements on.
+RELU_MIN_SIZE = 256
+# dz.sum(axis=0): the native column sum beats np.add.reduce's per-row loop on small matrices
+# (bias gradients of lecture nets); from ~32k elements NumPy's vectorised adds win on one core.
+COLSUM_MAX_SIZE = 1 << 15
 
 
 def native_on() -> bool:
@@ -34,21 +42,13 @@ def native_on() -> bool:
     return backend._active is backend.native_backend and backend.NATIVE_AVAILABLE
 
 
-def any_tensor(args) -> bool:
-    for a in args:
-        if isinstance(a, Tensor):
-            return True
-    return False
-
-
 def any_tensor_in(seq) -> bool:
     return any(isinstance(a, Tensor) for a in seq)
 
 
 def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether ``a @ b`` (2-D float32 ndarrays) should run on the native SGEMM."""
-    m, k = a.shape
+    """Whether ``a @ b`` (2-D float32 ndarrays, matching inner dims) should run on the native SGEMM."""
     n = b.shape[1]
-    if m * k * n < GEMM_MIN_MACS:
+    if a.size * n < GEMM_MIN_MACS:
         return False
-    return True
+    return n >= GEMM_MIN_SIDE and a.shape[0] >= GEMM_MIN_SIDE

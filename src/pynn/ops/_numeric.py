@@ -19,6 +19,9 @@ from ..autograd import Tensor
 from . import _dispatch as D
 
 _np = np
+_ndarray = np.ndarray
+_np_maximum = np.maximum
+_np_dot = np.dot
 _C = None  # pynn._C, bound on first native use (importing pynn must not need it)
 
 
@@ -53,15 +56,19 @@ def _doc(np_name, extra=""):
 
 
 # ------------------------------------------------------------------ elementwise
+# Call shapes matter at NumPy's scale: forwarding ``*args, **kwargs`` costs ~0.15 µs per call,
+# so the common case (no extra arguments, ndarray input) calls NumPy with the bare operands.
 def _unary(name, tensor_fn):
     np_fn = getattr(np, name)
 
     def f(x, /, *args, **kwargs):
-        if isinstance(x, Tensor):
-            if args or kwargs:
+        if args or kwargs:
+            if isinstance(x, Tensor):
                 _reject(name, dict(kwargs, **{f"arg{i + 1}": a for i, a in enumerate(args)}))
-            return tensor_fn(x)
-        return np_fn(x, *args, **kwargs)
+            return np_fn(x, *args, **kwargs)
+        if type(x) is _ndarray or not isinstance(x, Tensor):
+            return np_fn(x)
+        return tensor_fn(x)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = _doc(name)
     return face("dual")(f)
@@ -71,11 +78,13 @@ def _binary(name, tensor_fn):
     np_fn = getattr(np, name)
 
     def f(x1, x2, /, *args, **kwargs):
-        if isinstance(x1, Tensor) or isinstance(x2, Tensor):
-            if args or kwargs:
+        if args or kwargs:
+            if isinstance(x1, Tensor) or isinstance(x2, Tensor):
                 _reject(name, dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
-            return tensor_fn(x1, x2)
-        return np_fn(x1, x2, *args, **kwargs)
+            return np_fn(x1, x2, *args, **kwargs)
+        if type(x1) is _ndarray and type(x2) is _ndarray or not (isinstance(x1, Tensor) or isinstance(x2, Tensor)):
+            return np_fn(x1, x2)
+        return tensor_fn(x1, x2)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = _doc(name)
     return face("dual")(f)
@@ -98,6 +107,9 @@ power = _binary("power", F.power)
 minimum = _binary("minimum", F.minimum)
 
 
+_PY_NUM = (int, float)  # Python scalars are "weak" (NEP 50): maximum(f32 array, 0) stays float32
+
+
 @face("accelerated")
 def maximum(x1, x2, /, *args, **kwargs):
     """NumPy's ``maximum``; with a Tensor argument it records the graph.
@@ -106,16 +118,17 @@ def maximum(x1, x2, /, *args, **kwargs):
     (the lecture relu) runs the native relu kernel: same values and NaN
     propagation (a -0.0 input may come back as -0.0 where NumPy returns 0.0;
     the two compare equal)."""
-    if isinstance(x1, Tensor) or isinstance(x2, Tensor):
-        if args or kwargs:
+    if args or kwargs:
+        if isinstance(x1, Tensor) or isinstance(x2, Tensor):
             _reject("maximum", dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
+        return _np_maximum(x1, x2, *args, **kwargs)
+    x = x1 if type(x2) in _PY_NUM and x2 == 0 else x2 if type(x1) in _PY_NUM and x1 == 0 else None
+    if (type(x) is _ndarray and x.dtype is D.F32 and x.size >= D.RELU_MIN_SIZE
+            and x.flags.c_contiguous and D.native_on()):
+        return _native().act_forward(x, "relu", 0.0)
+    if isinstance(x1, Tensor) or isinstance(x2, Tensor):
         return F.maximum(x1, x2)
-    if not args and not kwargs:
-        x = x1 if type(x2) in (int, float) and x2 == 0 else x2 if type(x1) in (int, float) and x1 == 0 else None
-        if (type(x) is D.ndarray and x.dtype is D.F32 and x.size >= D.RELU_MIN_SIZE
-                and x.flags.c_contiguous and D.native_on()):
-            return _native().act_forward(x, "relu", 0.0)
-    return np.maximum(x1, x2, *args, **kwargs)
+    return _np_maximum(x1, x2)
 
 
 @face("dual")
@@ -166,23 +179,23 @@ def _tensor_matmul(name, a, b, extra):
 def matmul(x1, x2, /, out=None, **kwargs):
     """NumPy's ``matmul`` (``x1 @ x2``); with a Tensor it records the graph.
 
-    2-D float32 operands with at least ``GEMM_MIN_MACS`` multiply-adds run the
-    native SGEMM (any strides, ``out=`` written in place); larger batched
-    float32 stacks run the native batched GEMM. float64 always uses NumPy's
-    BLAS (measured faster than any double path pynn has; see README)."""
-    if isinstance(x1, Tensor) or isinstance(x2, Tensor):
+    2-D float32 products that the native SGEMM wins (``_dispatch.native_gemm_wins``) run
+    there (any strides, ``out=`` written in place); large batched float32 stacks run the
+    native batched GEMM. float64 always uses NumPy's BLAS (measured faster than any double
+    path pynn has; see README)."""
+    if type(x1) is D.ndarray and type(x2) is D.ndarray:
+        if x1.dtype is D.F32 and x2.dtype is D.F32 and not kwargs and D.native_on():
+            if x1.ndim == 2 and x2.ndim == 2:
+                if x1.shape[1] == x2.shape[0] and D.native_gemm_wins(x1, x2):
+                    if out is None:
+                        return _native().gemm(x1, x2)
+                    if _gemm_out_ok(out, x1, x2, x1.shape[0], x2.shape[1]):
+                        return _native().gemm(x1, x2, c=out)
+            elif out is None and x1.ndim > 2 and x2.ndim >= 2 and x1.size * x2.shape[-1] >= D.BMM_MIN_MACS:
+                from ..backend import native_backend
+                return native_backend.matmul(x1, x2)
+    elif isinstance(x1, Tensor) or isinstance(x2, Tensor):
         return _tensor_matmul("matmul", x1, x2, dict(kwargs, out=out))
-    if (not kwargs and type(x1) is D.ndarray and type(x2) is D.ndarray and x1.dtype is D.F32
-            and x2.dtype is D.F32 and D.native_on()):
-        if x1.ndim == 2 and x2.ndim == 2:
-            if x1.shape[1] == x2.shape[0] and D.native_gemm_wins(x1, x2):
-                if out is None:
-                    return _native().gemm(x1, x2)
-                if _gemm_out_ok(out, x1, x2, x1.shape[0], x2.shape[1]):
-                    return _native().gemm(x1, x2, c=out)
-        elif out is None and x1.ndim > 2 and x2.ndim >= 2 and x1.size * x2.shape[-1] >= 4 * D.GEMM_MIN_MACS:
-            from ..backend import native_backend
-            return native_backend.matmul(x1, x2)
     return np.matmul(x1, x2, out=out, **kwargs)
 
 
@@ -191,16 +204,17 @@ def dot(a, b, out=None):
     """NumPy's ``dot``; with a Tensor it records the graph (scalars, vectors, matrices; b at most 2-D).
 
     2-D float32 products route as :func:`matmul` does."""
+    if type(a) is _ndarray and type(b) is _ndarray:
+        if (a.ndim == 2 and b.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS and a.dtype is D.F32
+                and b.dtype is D.F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
+            if out is None:
+                return _native().gemm(a, b)
+            if _gemm_out_ok(out, a, b, a.shape[0], b.shape[1]):
+                return _native().gemm(a, b, c=out)
+        return _np_dot(a, b) if out is None else _np_dot(a, b, out)
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         return _tensor_matmul("dot", a, b, {"out": out})
-    if (type(a) is D.ndarray and type(b) is D.ndarray and a.ndim == 2 and b.ndim == 2
-            and a.dtype is D.F32 and b.dtype is D.F32 and a.shape[1] == b.shape[0]
-            and D.native_on() and D.native_gemm_wins(a, b)):
-        if out is None:
-            return _native().gemm(a, b)
-        if _gemm_out_ok(out, a, b, a.shape[0], b.shape[1]):
-            return _native().gemm(a, b, c=out)
-    return np.dot(a, b, out)
+    return _np_dot(a, b) if out is None else _np_dot(a, b, out)
 
 
 @face("dual")
@@ -213,42 +227,62 @@ def einsum(subscripts, /, *operands, **kwargs):
 
 
 # ------------------------------------------------------------------ reductions
-def _reduction(name, tensor_fn, accelerate=None):
-    np_fn = getattr(np, name)
-
-    def f(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-        if isinstance(a, Tensor):
-            _reject(name, dict(kwargs, dtype=dtype, out=out))
-            return tensor_fn(a, axis, keepdims)
-        if accelerate is not None and dtype is None and out is None and not kwargs:
-            r = accelerate(a, axis, keepdims)
-            if r is not None:
-                return r
-        return np_fn(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = _doc(name)
-    return f
+# For an exact ndarray, np.sum / np.max / np.min are ``np.add.reduce`` / ``np.maximum.reduce`` /
+# ``np.minimum.reduce`` behind about 1.4 µs of Python argument handling (numpy's
+# ``_wrapreduction``): calling the ufunc's reduce directly is the same computation, bit for bit,
+# at a third of the cost on lecture-sized arrays. Anything else (lists, subclasses, ``where=``,
+# ``initial=``) takes NumPy's own function.
+_add_reduce = np.add.reduce
+_max_reduce = np.maximum.reduce
+_min_reduce = np.minimum.reduce
+_true_divide = np.true_divide
 
 
-def _colsum(a, axis, keepdims):
-    """dz.sum(axis=0) of a large C-contiguous float32 matrix: the native column-sum kernel
-    (threaded, float64 partials in a fixed order, so within float32 rounding of NumPy's pairwise sum)."""
-    if (type(a) is D.ndarray and axis == 0 and a.dtype is D.F32 and a.ndim == 2
-            and a.size >= D.COLSUM_MIN_SIZE and a.flags.c_contiguous and D.native_on()):
-        r = _native().bias_grad(a)
-        return r[None] if keepdims else r
-    return None
+@face("accelerated")
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: A001
+    """NumPy's ``sum``; a Tensor records the graph.
+
+    ``sum(x, axis=0)`` of a C-contiguous float32 matrix of up to ``COLSUM_MAX_SIZE`` elements (a
+    bias gradient) runs the native column-sum kernel (float64 partials, so it can differ from
+    NumPy's float32 pairwise sum in the last bit); other ndarrays call ``np.add.reduce`` directly."""
+    if type(a) is D.ndarray:
+        if not kwargs:
+            if (axis == 0 and dtype is None and out is None and a.dtype is D.F32 and a.ndim == 2
+                    and 0 < a.size <= D.COLSUM_MAX_SIZE and a.flags.c_contiguous and D.native_on()):
+                r = _native().bias_grad(a)
+                return r[None] if keepdims else r
+            return _add_reduce(a, axis, dtype, out, keepdims=keepdims)
+    elif isinstance(a, Tensor):
+        _reject("sum", dict(kwargs, dtype=dtype, out=out))
+        return F.sum(a, axis, keepdims)
+    return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
-sum = face("accelerated")(_reduction("sum", F.sum, _colsum))  # noqa: A001
-mean = face("dual")(_reduction("mean", F.mean))
+@face("dual")
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    """NumPy's ``mean``; a Tensor records the graph. A float32/float64 ndarray skips NumPy's
+    Python layer (the same sum-then-divide NumPy does, bit for bit)."""
+    if type(a) is D.ndarray:
+        if not kwargs and dtype is None and out is None and (a.dtype is D.F32 or a.dtype is D.F64) and a.size:
+            s = _add_reduce(a, axis, None, None, keepdims=keepdims)
+            count = a.size // (s.size or 1) if type(s) is D.ndarray else a.size
+            if type(s) is D.ndarray:
+                return _true_divide(s, count, out=s, casting="unsafe")
+            return s.dtype.type(s / count)
+    elif isinstance(a, Tensor):
+        _reject("mean", dict(kwargs, dtype=dtype, out=out))
+        return F.mean(a, axis, keepdims)
+    return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
-def _extremum(name, tensor_fn):
+def _extremum(name, tensor_fn, ufunc_reduce):
     np_fn = getattr(np, name)
 
     def f(a, axis=None, out=None, keepdims=False, **kwargs):
-        if isinstance(a, Tensor):
+        if type(a) is D.ndarray:
+            if not kwargs:
+                return ufunc_reduce(a, axis, None, out, keepdims=keepdims)
+        elif isinstance(a, Tensor):
             _reject(name, dict(kwargs, out=out))
             return tensor_fn(a, axis, keepdims)
         return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
@@ -257,10 +291,10 @@ def _extremum(name, tensor_fn):
     return face("dual")(f)
 
 
-max = _extremum("max", F.max)  # noqa: A001
-min = _extremum("min", F.min)  # noqa: A001
-amax = _extremum("amax", F.max)
-amin = _extremum("amin", F.min)
+max = _extremum("max", F.max, _max_reduce)  # noqa: A001
+min = _extremum("min", F.min, _min_reduce)  # noqa: A001
+amax = _extremum("amax", F.max, _max_reduce)
+amin = _extremum("amin", F.min, _min_reduce)
 
 
 def _moment(name, tensor_fn):
@@ -284,6 +318,8 @@ def _arg(name):
     np_fn = getattr(np, name)
 
     def f(a, axis=None, out=None, *, keepdims=False):
+        if type(a) is D.ndarray:  # the method NumPy's function ends up calling
+            return getattr(a, name)(axis, out, keepdims=keepdims)
         if isinstance(a, Tensor):
             _reject(name, {"out": out})
             return Tensor(np_fn(a.data, axis=axis, keepdims=keepdims))  # integer indices: no gradient

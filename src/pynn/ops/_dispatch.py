@@ -28,7 +28,6 @@ F64 = np.dtype(np.float64)
 # gradient), where OpenBLAS's dot-product kernels are much faster.
 GEMM_MIN_MACS = 1 << 20
 GEMM_MIN_SIDE = 16
-BMM_MIN_MACS = 1 << 22
 # np.maximum(x, 0) with a Python 0 pays NumPy's scalar type resolution (~0.8 µs); the native
 # relu is one pass with no such cost: 3-4x faster from a few hundred elements on.
 RELU_MIN_SIZE = 256

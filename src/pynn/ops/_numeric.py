@@ -175,25 +175,29 @@ def _tensor_matmul(name, a, b, extra):
     return F.matmul(a, b)
 
 
+_F32 = D.F32
+
+
+
+def _gemm_size_ok(a, b):
+    # The cheapest test first: most lecture-sized products stop here and go to NumPy.
+    return a.size * b.size >= D.GEMM_MIN_MACS and a.ndim == 2 and b.ndim == 2
+
+
 @face("accelerated")
 def matmul(x1, x2, /, out=None, **kwargs):
     """NumPy's ``matmul`` (``x1 @ x2``); with a Tensor it records the graph.
 
     2-D float32 products that the native SGEMM wins (``_dispatch.native_gemm_wins``) run
-    there (any strides, ``out=`` written in place); large batched float32 stacks run the
-    native batched GEMM. float64 always uses NumPy's BLAS (measured faster than any double
-    path pynn has; see README)."""
-    if type(x1) is D.ndarray and type(x2) is D.ndarray:
-        if x1.dtype is D.F32 and x2.dtype is D.F32 and not kwargs and D.native_on():
-            if x1.ndim == 2 and x2.ndim == 2:
-                if x1.shape[1] == x2.shape[0] and D.native_gemm_wins(x1, x2):
-                    if out is None:
-                        return _native().gemm(x1, x2)
-                    if _gemm_out_ok(out, x1, x2, x1.shape[0], x2.shape[1]):
-                        return _native().gemm(x1, x2, c=out)
-            elif out is None and x1.ndim > 2 and x2.ndim >= 2 and x1.size * x2.shape[-1] >= D.BMM_MIN_MACS:
-                from ..backend import native_backend
-                return native_backend.matmul(x1, x2)
+    there (any strides, ``out=`` written in place). Batched stacks and float64 use NumPy
+    (OpenBLAS; measured at least as fast as pynn's paths, see README)."""
+    if type(x1) is _ndarray and type(x2) is _ndarray:
+        if (not kwargs and _gemm_size_ok(x1, x2) and x1.dtype is _F32 and x2.dtype is _F32
+                and x1.shape[1] == x2.shape[0] and D.native_on() and D.native_gemm_wins(x1, x2)):
+            if out is None:
+                return _native().gemm(x1, x2)
+            if _gemm_out_ok(out, x1, x2, x1.shape[0], x2.shape[1]):
+                return _native().gemm(x1, x2, c=out)
     elif isinstance(x1, Tensor) or isinstance(x2, Tensor):
         return _tensor_matmul("matmul", x1, x2, dict(kwargs, out=out))
     return np.matmul(x1, x2, out=out, **kwargs)
@@ -205,8 +209,10 @@ def dot(a, b, out=None):
 
     2-D float32 products route as :func:`matmul` does."""
     if type(a) is _ndarray and type(b) is _ndarray:
-        if (a.ndim == 2 and b.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS and a.dtype is D.F32
-                and b.dtype is D.F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
+        # a.size·b.size = m·n·k² >= m·k·n: a necessary condition read from two attributes, so the
+        # lecture-sized products reach np.dot after the fewest checks.
+        if (a.size * b.size >= D.GEMM_MIN_MACS and a.ndim == 2 and b.ndim == 2 and a.dtype is _F32
+                and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
             if out is None:
                 return _native().gemm(a, b)
             if _gemm_out_ok(out, a, b, a.shape[0], b.shape[1]):

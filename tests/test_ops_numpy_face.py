@@ -90,6 +90,16 @@ def test_maximum_with_zero_on_both_sides_of_the_native_relu_threshold(size):
     assert_same(ops.maximum(x, np.float64(0)), np.maximum(x, np.float64(0)))
 
 
+def test_wrapped_ufuncs_keep_their_methods():
+    g = np.zeros(4, np.float32)
+    ops.add.at(g, [0, 0, 3], 1.0)  # the scatter-add of lecture embedding/col2im backward
+    np.testing.assert_array_equal(g, [2, 0, 0, 1])
+    x = randn(3, 4)
+    assert_same(ops.maximum.reduce(x, axis=1), np.maximum.reduce(x, axis=1))
+    assert_same(ops.multiply.outer([1.0, 2.0], [3.0]), np.multiply.outer([1.0, 2.0], [3.0]))
+    assert ops.exp.nin == 1 and ops.subtract.nin == 2
+
+
 REDUCE_CASES = [(None, False), (0, False), (1, True), (-1, False), ((0, 1), True)]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from ..autograd import Tensor, no_grad
-from ._numeric import face
+from ._numeric import _keep_ufunc_methods, face
 
 
 def _arr(x):
@@ -40,6 +40,9 @@ def tanh(x, /, *args, **kwargs):
             raise TypeError("pynn.ops.tanh: NumPy-only arguments are not supported on a pynn.Tensor")
         return F.tanh(x)
     return np.tanh(x, *args, **kwargs)
+
+
+_keep_ufunc_methods(tanh, np.tanh)
 
 
 @face("dual")

@@ -33,6 +33,18 @@ def _native():
     return _C
 
 
+_UFUNC_ATTRS = ("at", "reduce", "accumulate", "reduceat", "outer", "nin", "nout", "nargs", "ntypes", "types",
+                "identity", "signature")
+
+
+def _keep_ufunc_methods(f, np_fn):
+    """``np.add.at(dW, idx, g)``, ``np.maximum.reduce(x)``: the wrapper keeps the ufunc's methods (NumPy's own)."""
+    for attr in _UFUNC_ATTRS:
+        if hasattr(np_fn, attr):
+            setattr(f, attr, getattr(np_fn, attr))
+    return f
+
+
 def face(kind):
     """Mark a public function: "dual" (NumPy + Tensor faces) or "accelerated" (also a native fast path)."""
     def deco(f):
@@ -71,7 +83,7 @@ def _unary(name, tensor_fn):
         return tensor_fn(x)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = _doc(name)
-    return face("dual")(f)
+    return face("dual")(_keep_ufunc_methods(f, np_fn))
 
 
 def _binary(name, tensor_fn):
@@ -87,7 +99,7 @@ def _binary(name, tensor_fn):
         return tensor_fn(x1, x2)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = _doc(name)
-    return face("dual")(f)
+    return face("dual")(_keep_ufunc_methods(f, np_fn))
 
 
 exp = _unary("exp", F.exp)
@@ -129,6 +141,9 @@ def maximum(x1, x2, /, *args, **kwargs):
     if isinstance(x1, Tensor) or isinstance(x2, Tensor):
         return F.maximum(x1, x2)
     return _np_maximum(x1, x2)
+
+
+_keep_ufunc_methods(maximum, np.maximum)
 
 
 @face("dual")

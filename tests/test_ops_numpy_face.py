@@ -28,8 +28,16 @@ def assert_same(ours, theirs, exact=True, rtol=1e-6):
 
 
 def test_numpy_names_pynn_adds_nothing_to_are_numpys_own_objects():
-    for name in ("random", "float32", "float64", "newaxis", "pi", "zeros", "eye", "outer", "arange", "linalg", "inf"):
+    for name in ("random", "float32", "float64", "newaxis", "pi", "linalg", "inf", "ndarray", "errstate"):
         assert getattr(ops, name) is getattr(np, name), name
+    for name in ("zeros", "eye", "outer", "arange", "sin", "cumsum", "hstack"):
+        assert getattr(ops, name).__wrapped__ is getattr(np, name), name  # NumPy's function behind the Tensor guard
+    assert_same(ops.zeros((2, 3), dtype=np.float32), np.zeros((2, 3), dtype=np.float32))
+    assert_same(ops.eye(3), np.eye(3))
+    assert_same(ops.outer([1.0, 2.0], [3.0, 4.0, 5.0]), np.outer([1.0, 2.0], [3.0, 4.0, 5.0]))
+    assert_same(ops.arange(5), np.arange(5))
+    assert_same(ops.sin(np.float32(1.0)), np.sin(np.float32(1.0)))
+    assert_same(ops.random.default_rng(3).standard_normal(4), np.random.default_rng(3).standard_normal(4))
     assert set(ops.NUMPY_OWN).isdisjoint(ops.TENSOR_FACE)
     assert ops.random.default_rng is np.random.default_rng
     with pytest.raises(AttributeError, match="neither a pynn function nor a NumPy name"):

@@ -155,3 +155,12 @@ def test_cast_between_float_dtypes_returns_the_gradient_in_the_input_dtype():
     ops.sum(ops.multiply(y, 3.0)).backward()
     assert t.grad.dtype == np.float64
     np.testing.assert_array_equal(t.grad, [3.0, 3.0])
+
+
+@pytest.mark.parametrize("call", [lambda t: ops.sin(t), lambda t: ops.outer(t, t), lambda t: ops.cumsum(t),
+                                  lambda t: ops.hstack([t, t]), lambda t: ops.tensordot(np.ones(3), t, axes=1)],
+                         ids=["ufunc", "outer", "cumsum", "list_of_tensors", "second_argument"])
+def test_numpy_functions_without_a_tensor_face_refuse_tensors_instead_of_dropping_the_graph(call):
+    t = Tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match="no Tensor face"):
+        call(t)

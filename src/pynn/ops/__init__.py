@@ -3,9 +3,11 @@
 * **NumPy face** — ``import pynn.ops as np`` runs lecture-style NumPy code
   unchanged: ndarrays (and lists, scalars) in, ``np.ndarray`` out, with NumPy's
   names, argument names, defaults, broadcasting and type promotion. Every NumPy
-  name pynn adds nothing to *is* NumPy's own object (``random``, ``float32``,
-  ``newaxis``, ``pi``, ``zeros``, ``eye``, ``outer`` ...; bound at import, so
-  lookups cost what ``np.x`` costs). A few functions are **accelerated**: a
+  name pynn adds nothing to is NumPy's own: constants, dtypes and submodules
+  are NumPy's objects (``random``, ``float32``, ``newaxis``, ``pi``); functions
+  (``zeros``, ``eye``, ``outer``, ``sin`` ...) are NumPy's behind a guard that
+  refuses a pynn.Tensor (NumPy would silently drop its graph). All are bound at
+  import (no per-lookup cost). A few functions are **accelerated**: a
   cheap per-call check (size, dtype, layout) sends large float32 work to the
   native kernels and everything else to NumPy (:data:`ACCELERATED`).
 * **Tensor face** — the same functions given a :class:`pynn.Tensor` record
@@ -18,10 +20,17 @@ pynn's own array functions (``dense``, ``relu``, ``softmax``,
 backend, and every backend kernel (``relu_grad``, ``sgd_step`` ...) is
 reachable by name. ``pynn.use_backend("numpy")`` turns every native fast path off.
 """
+import builtins as _builtins  # this module's globals shadow any/sum/max/min/abs with NumPy's
+import types as _types
+
 import numpy as _np
 
+_ndarray = _np.ndarray
+
 from .. import backend as _backend
+from ..autograd import Tensor as _Tensor
 from . import _dispatch as dispatch  # noqa: F401  (thresholds, documented)
+from ._numeric import _keep_ufunc_methods
 from ._numeric import (abs, absolute, add, amax, amin, argmax, argmin, cast, clip, concatenate,  # noqa: A004
                        convert_to_numpy, convert_to_tensor, divide, dot, einsum, exp, expand_dims, log, log1p,
                        matmul, max, maximum, mean, min, minimum, multiply, negative, one_hot, ones_like, power,
@@ -37,13 +46,53 @@ ACCELERATED = tuple(sorted(k for k, v in _OWN.items() if getattr(v, "_pynn_face"
 #: Functions that record the autograd graph when an argument is a pynn.Tensor.
 TENSOR_FACE = tuple(sorted(k for k, v in _OWN.items() if getattr(v, "_pynn_face", None) in ("dual", "accelerated")))
 
-# NumPy's public names that pynn does not define are NumPy's own objects.
+def _tensor_guard(name, np_fn):
+    """NumPy's function, refusing pynn.Tensors: NumPy would turn one into an array through
+    ``__array__`` and the result would silently leave the autograd graph."""
+    def refuse():
+        raise TypeError(f"pynn.ops.{name} is NumPy's own function and has no Tensor face: it would drop "
+                        f"the autograd graph. Tensor-face functions: {', '.join(TENSOR_FACE)}; or pass "
+                        "tensor.data / pynn.ops.convert_to_numpy(t) to compute without gradients")
+
+    def f(*args, **kwargs):
+        # Plain loops, not any(<generator>): this runs on every call of np.zeros, np.arange ...
+        for a in args:
+            t = type(a)
+            if t is _ndarray or t is int or t is float or t is type or t is str:
+                continue
+            if t is tuple or t is list:
+                for e in a:
+                    if isinstance(e, _Tensor):
+                        refuse()
+            elif isinstance(a, _Tensor):
+                refuse()
+        if kwargs:
+            for a in kwargs.values():
+                if isinstance(a, _Tensor):
+                    refuse()
+            return np_fn(*args, **kwargs)
+        return np_fn(*args)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = np_fn.__doc__
+    f.__wrapped__ = np_fn
+    if isinstance(np_fn, _np.ufunc):
+        _keep_ufunc_methods(f, np_fn)
+    return f
+
+
+def _is_numpy_function(obj):
+    return callable(obj) and not isinstance(obj, type) and not isinstance(obj, _types.ModuleType)
+
+
+# NumPy's public names that pynn does not define: constants, dtypes, classes and submodules are
+# NumPy's own objects; functions and ufuncs are NumPy's own behind a Tensor guard (~0.1 µs).
 for _name in _np.__all__:
     if _name not in _OWN:
-        globals()[_name] = getattr(_np, _name)
-del _name
+        _obj = getattr(_np, _name)
+        globals()[_name] = _tensor_guard(_name, _obj) if _is_numpy_function(_obj) else _obj
+del _name, _obj
 
-#: NumPy names that are NumPy's own objects here (not accelerated, no Tensor face).
+#: NumPy names served by NumPy itself (functions among them refuse a pynn.Tensor).
 NUMPY_OWN = tuple(sorted(n for n in _np.__all__ if n not in _OWN))
 
 

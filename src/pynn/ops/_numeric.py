@@ -195,8 +195,8 @@ _F32 = D.F32
 
 
 def _gemm_size_ok(a, b):
-    # The cheapest test first: most lecture-sized products stop here and go to NumPy.
-    return a.size * b.size >= D.GEMM_MIN_MACS and a.ndim == 2 and b.ndim == 2
+    # The cheapest tests first: float64 and lecture-sized products stop here and go to NumPy.
+    return a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
 
 
 @face("accelerated")
@@ -207,7 +207,7 @@ def matmul(x1, x2, /, out=None, **kwargs):
     there (any strides, ``out=`` written in place). Batched stacks and float64 use NumPy
     (OpenBLAS; measured at least as fast as pynn's paths, see README)."""
     if type(x1) is _ndarray and type(x2) is _ndarray:
-        if (not kwargs and _gemm_size_ok(x1, x2) and x1.dtype is _F32 and x2.dtype is _F32
+        if (not kwargs and _gemm_size_ok(x1, x2) and x2.dtype is _F32
                 and x1.shape[1] == x2.shape[0] and D.native_on() and D.native_gemm_wins(x1, x2)):
             if out is None:
                 return _native().gemm(x1, x2)
@@ -224,9 +224,9 @@ def dot(a, b, out=None):
 
     2-D float32 products route as :func:`matmul` does."""
     if type(a) is _ndarray and type(b) is _ndarray:
-        # a.size·b.size = m·n·k² >= m·k·n: a necessary condition read from two attributes, so the
-        # lecture-sized products reach np.dot after the fewest checks.
-        if (a.size * b.size >= D.GEMM_MIN_MACS and a.ndim == 2 and b.ndim == 2 and a.dtype is _F32
+        # Ordered so that float64 and lecture-sized float32 products fail within the first
+        # few attribute reads and reach np.dot without any further call.
+        if (a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
                 and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
             if out is None:
                 return _native().gemm(a, b)

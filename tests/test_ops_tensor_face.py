@@ -118,6 +118,8 @@ def test_numpy_only_arguments_with_a_tensor_are_rejected_not_ignored():
         ops.exp(t, out=np.empty((2, 3), np.float32))
     with pytest.raises(TypeError, match="not supported"):
         ops.add(t, 1.0, where=True)
+    assert ops.add(t, 1.0, out=None).requires_grad  # an explicit default is not an extra argument
+    assert ops.exp(t, out=None).requires_grad and ops.maximum(t, 0, out=None).requires_grad
     with pytest.raises(TypeError, match="order"):
         ops.reshape(t, (3, 2), order="F")
     with pytest.raises(TypeError, match="cannot be cast"):

@@ -9,9 +9,6 @@ given with a Tensor are a TypeError, never silently dropped.
 """
 from __future__ import annotations
 
-import builtins
-import operator
-
 import numpy as np
 
 from .. import functional as F
@@ -77,6 +74,7 @@ def _unary(name, tensor_fn):
         if args or kwargs:
             if isinstance(x, Tensor):
                 _reject(name, dict(kwargs, **{f"arg{i + 1}": a for i, a in enumerate(args)}))
+                return tensor_fn(x)  # every extra argument was None (e.g. out=None)
             return np_fn(x, *args, **kwargs)
         if type(x) is _ndarray or not isinstance(x, Tensor):
             return np_fn(x)
@@ -93,6 +91,7 @@ def _binary(name, tensor_fn):
         if args or kwargs:
             if isinstance(x1, Tensor) or isinstance(x2, Tensor):
                 _reject(name, dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
+                return tensor_fn(x1, x2)  # every extra argument was None (e.g. out=None)
             return np_fn(x1, x2, *args, **kwargs)
         if type(x1) is _ndarray and type(x2) is _ndarray or not (isinstance(x1, Tensor) or isinstance(x2, Tensor)):
             return np_fn(x1, x2)
@@ -133,6 +132,7 @@ def maximum(x1, x2, /, *args, **kwargs):
     if args or kwargs:
         if isinstance(x1, Tensor) or isinstance(x2, Tensor):
             _reject("maximum", dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
+            return F.maximum(x1, x2)
         return _np_maximum(x1, x2, *args, **kwargs)
     x = x1 if type(x2) in _PY_NUM and x2 == 0 else x2 if type(x1) in _PY_NUM and x1 == 0 else None
     if (type(x) is _ndarray and x.dtype is D.F32 and x.size >= D.RELU_MIN_SIZE
@@ -191,7 +191,6 @@ def _tensor_matmul(name, a, b, extra):
 
 
 _F32 = D.F32
-
 
 
 def _gemm_size_ok(a, b):
@@ -485,5 +484,3 @@ def convert_to_numpy(x):
     """``x`` as an np.ndarray (keras.ops.convert_to_numpy): a Tensor's data, or np.asarray(x)."""
     return x.data if isinstance(x, Tensor) else np.asarray(x)
 
-
-del builtins, operator

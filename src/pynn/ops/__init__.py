@@ -3,11 +3,12 @@
 * **NumPy face** — ``import pynn.ops as np`` runs lecture-style NumPy code
   unchanged: ndarrays (and lists, scalars) in, ``np.ndarray`` out, with NumPy's
   names, argument names, defaults, broadcasting and type promotion. Every NumPy
-  name pynn adds nothing to is NumPy's own: constants, dtypes and submodules
-  are NumPy's objects (``random``, ``float32``, ``newaxis``, ``pi``); functions
-  (``zeros``, ``eye``, ``outer``, ``sin`` ...) are NumPy's behind a guard that
-  refuses a pynn.Tensor (NumPy would silently drop its graph). All are bound at
-  import (no per-lookup cost). A few functions are **accelerated**: a
+  name pynn adds nothing to is NumPy's own: constants, dtypes, submodules and
+  gradient-free functions are NumPy's objects (``random``, ``float32``,
+  ``newaxis``, ``pi``, ``zeros``, ``arange``, ``asarray``); other functions
+  (``outer``, ``sin``, ``cumsum`` ...) are NumPy's behind a guard that refuses a
+  pynn.Tensor (NumPy would silently drop its graph). All are bound at import
+  (no per-lookup cost). A few functions are **accelerated**: a
   cheap per-call check (size, dtype, layout) sends large float32 work to the
   native kernels and everything else to NumPy (:data:`ACCELERATED`).
 * **Tensor face** — the same functions given a :class:`pynn.Tensor` record
@@ -25,8 +26,6 @@ import types as _types
 
 import numpy as _np
 
-_ndarray = _np.ndarray
-
 from .. import backend as _backend
 from ..autograd import Tensor as _Tensor
 from . import _dispatch as dispatch  # noqa: F401  (thresholds, documented)
@@ -39,6 +38,7 @@ from ._numeric import (abs, absolute, add, amax, amin, argmax, argmin, cast, cli
 from ._nn import (avg_pool2d, bias_add, conv2d, ctc_loss, dense, elu, gelu, leaky_relu, log_softmax, max_pool2d,
                   relu, sigmoid, softmax, softmax_cross_entropy, tanh)
 
+_ndarray = _np.ndarray
 _OWN = {k: v for k, v in globals().items() if not k.startswith("_")}
 
 #: Functions with a native fast path on the NumPy face (everything else there is NumPy itself).
@@ -84,13 +84,21 @@ def _is_numpy_function(obj):
     return callable(obj) and not isinstance(obj, type) and not isinstance(obj, _types.ModuleType)
 
 
-# NumPy's public names that pynn does not define: constants, dtypes, classes and submodules are
-# NumPy's own objects; functions and ufuncs are NumPy's own behind a Tensor guard (~0.1 µs).
+# Functions whose result carries no gradient by nature: array creation from sizes, explicit
+# conversion to an ndarray (the user asks for the array), and metadata queries. They stay NumPy's
+# own objects, unguarded, so np.arange/np.zeros in a training loop cost exactly what NumPy's do.
+_NO_GRAPH = {"arange", "zeros", "ones", "empty", "full", "eye", "identity", "linspace", "logspace", "geomspace",
+             "array", "asarray", "asanyarray", "ascontiguousarray", "ndim", "size", "isscalar", "iterable",
+             "result_type", "can_cast", "promote_types", "issubdtype", "dtype", "finfo", "iinfo"}
+
+# NumPy's public names that pynn does not define: constants, dtypes, classes, submodules and the
+# functions above are NumPy's own objects; other functions and ufuncs are NumPy's behind a Tensor guard.
 for _name in _np.__all__:
     if _name not in _OWN:
         _obj = getattr(_np, _name)
-        globals()[_name] = _tensor_guard(_name, _obj) if _is_numpy_function(_obj) else _obj
-del _name, _obj
+        guard = _is_numpy_function(_obj) and _name not in _NO_GRAPH
+        globals()[_name] = _tensor_guard(_name, _obj) if guard else _obj
+del _name, _obj, guard
 
 #: NumPy names served by NumPy itself (functions among them refuse a pynn.Tensor).
 NUMPY_OWN = tuple(sorted(n for n in _np.__all__ if n not in _OWN))

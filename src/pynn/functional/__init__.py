@@ -6,14 +6,15 @@ functions call the active backend's kernels.
 """
 from ..autograd import Tensor
 from .ctc import ctc_loss
-from .elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, power, sqrt,  # noqa: A004
-                          square, sub, where)
+from .elementwise import (abs, add, cast, clip, div, exp, log, log1p, maximum, minimum, mul, neg, power,  # noqa: A004
+                          sqrt, square, sub, where)
+from .einsum import einsum
 from .normalization import batch_norm, layer_norm
-from .movement import concatenate, flatten, getitem, reshape, stack, transpose
+from .movement import concatenate, expand_dims, flatten, getitem, reshape, split, squeeze, stack, transpose
 from .nn import (dense, elu, gelu, leaky_relu, linear, log_softmax, matmul, relu, sigmoid,
                  sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy, tanh)
 from .recurrent import embedding, gru, lstm, simple_rnn
-from .reduce import max, mean, min, sum  # noqa: A004
+from .reduce import max, mean, min, std, sum, var  # noqa: A004
 from .conv import avg_pool2d, conv2d, global_average_pool2d, global_max_pool2d, max_pool2d
 from .registry import OP_REGISTRY, unbroadcast
 
@@ -23,6 +24,7 @@ __all__ = [
     "transpose", "embedding", "gru", "lstm", "simple_rnn", "batch_norm", "layer_norm", "dense", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "matmul", "relu", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "max", "mean", "min", "sum",
     "avg_pool2d", "conv2d", "global_average_pool2d", "global_max_pool2d", "max_pool2d",
+    "cast", "log1p", "einsum", "expand_dims", "split", "squeeze", "std", "var",
 ]
 
 

@@ -103,6 +103,30 @@ class Log(Function):
         return g / self.a
 
 
+@register("log1p")
+class Log1p(Function):
+    """log(1 + a), accurate for small a; d/da = 1 / (1 + a)."""
+
+    def forward(self, a):
+        self.a = a
+        return np.log1p(a)
+
+    def backward(self, g):
+        return g / (1 + self.a)
+
+
+@register("cast")
+class Cast(Function):
+    """Change the dtype; the gradient is cast back to the input's dtype (float to float only)."""
+
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype), None
+
+
 @register("sqrt")
 class Sqrt(Function):
     def forward(self, a):
@@ -187,6 +211,7 @@ def power(a, b): return Pow.apply(a, b)
 def neg(a): return Neg.apply(a)
 def exp(a): return Exp.apply(a)
 def log(a): return Log.apply(a)
+def log1p(a): return Log1p.apply(a)
 def sqrt(a): return Sqrt.apply(a)
 def abs(a): return Abs.apply(a)  # noqa: A001
 def maximum(a, b): return Maximum.apply(a, b)
@@ -194,3 +219,13 @@ def minimum(a, b): return Minimum.apply(a, b)
 def where(cond, a, b): return Where.apply(cond.data if isinstance(cond, Tensor) else cond, a, b)
 def clip(a, lo, hi): return Clip.apply(a, lo, hi)
 def square(a): return Mul.apply(a, a)
+
+
+def cast(a, dtype):
+    """``a`` as ``dtype``. Differentiable between floating dtypes; casting a Tensor that
+    needs a gradient to an integer or bool dtype is a TypeError (the gradient would be lost)."""
+    dt = np.dtype(dtype)
+    if isinstance(a, Tensor) and a.requires_grad and dt.kind != "f":
+        raise TypeError(f"cast: a Tensor that requires grad cannot be cast to {dt} "
+                        "(not differentiable); use .detach() first")
+    return Cast.apply(a, dt)

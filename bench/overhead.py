@@ -10,8 +10,9 @@ Rows (each with its reference beside it; the ratio is pynn / reference):
   digits epoch     ``fit()`` epoch of the digits MLP 64-256-128-10, batch 32, Adam,
                    shuffled, accuracy tracked                       vs  the same loop in PyTorch
 
-Micro rows: best of ``--repeat`` rounds, each round a loop of a few thousand
-calls (per-call time). The contenders alternate round by round so a burst of
+Micro rows: best of ``20 * --repeat`` short rounds, each a loop of 200 (50 for
+predict) calls: on a shared machine the minimum over many short rounds finds
+the quiet moments. The contenders alternate round by round so a burst of
 load on the shared machine hits both. ``--profile`` adds a cProfile of the
 plain add (the issue's starting point) and of one digits epoch.
 """
@@ -68,7 +69,7 @@ def micro(repeat):
 
     rows = {}
     t = per_call({"numpy": lambda: a + b, "plain": lambda: ta + tb, "recorded": lambda: wa + tb,
-                  "chain10": chain}, number=2000, repeat=repeat)
+                  "chain10": chain}, number=200, repeat=repeat * 20)
     ref = t["numpy"]
     rows["plain op (1,000 float32 add)"] = (t["plain"], ref, "numpy a+b")
     rows["recorded op (graph kept)"] = (t["recorded"], ref, "numpy a+b")
@@ -91,7 +92,7 @@ def predict_b1(repeat):
         with torch.no_grad():
             return tm(xt)
     call = m.predict_on_batch if hasattr(m, "predict_on_batch") else (lambda v: m.predict(v))
-    t = per_call({"torch": torch_call, "pynn": lambda: call(x)}, number=500, repeat=repeat)
+    t = per_call({"torch": torch_call, "pynn": lambda: call(x)}, number=50, repeat=repeat * 20)
     return {"predict_on_batch, MLP b1": (t["pynn"], t["torch"], "torch no_grad")}
 
 
@@ -126,9 +127,12 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--json", default=None)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="kernel threads for pynn and torch (default: pynn's)")
     p.add_argument("--skip", nargs="*", default=[], choices=["micro", "predict", "digits"])
     args = p.parse_args(argv)
     import torch
+    if args.threads:
+        pynn.set_num_threads(args.threads)
     threads = pynn.get_num_threads()
     torch.set_num_threads(threads)
     print(f"pynn core: {core_name()} ({engine.__file__})  backend={pynn.backend.name()}  threads={threads}")

@@ -16,7 +16,7 @@ import importlib.machinery
 import os
 import sys
 
-COMPILED_MODULES = ("pynn.autograd.engine",)
+COMPILED_MODULES = ("pynn.autograd.engine", "pynn.functional.elementwise", "pynn.functional.registry")
 
 PURE_REQUESTED = os.environ.get("PYNN_PURE_PYTHON", "").strip() not in ("", "0")
 

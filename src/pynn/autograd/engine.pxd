@@ -23,3 +23,6 @@ cpdef list _topological_order(_TensorBase root)
 
 @cython.locals(t=_TensorBase, i=Py_ssize_t, record=bint)
 cdef bint _unwrap_args(tuple args, list raw, list needs) except -1
+
+@cython.locals(t=_TensorBase, out=_TensorBase, n=Py_ssize_t, n0=bint, n1=bint, record=bint)
+cdef object _apply(object cls, tuple args, dict kwargs)

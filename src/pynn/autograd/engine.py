@@ -217,10 +217,14 @@ class Tensor(_TensorBase):
     # so each op's forward and backward live in one place.
 
 
+_ndarray = np.ndarray
+_new = _TensorBase.__new__   # bound once: a new Tensor without __init__ (and without looking __new__ up)
+
+
 def _wrap(arr):
     """A new graph-less Tensor holding ``arr`` (an ndarray): ``Tensor(arr)`` without
     the argument handling (every other field starts as None/False)."""
-    t = _TensorBase.__new__(Tensor)
+    t = _new(Tensor)
     t.data = arr
     t.grad = None
     t.requires_grad = False
@@ -229,6 +233,54 @@ def _wrap(arr):
     t._keras_logits = None
     t._keras_mask = None
     return t
+
+
+def _apply(cls, args, kwargs):
+    """``Function.apply``. One and two positional arguments without keywords (nearly
+    every op) take a path without the intermediate lists."""
+    ctx = cls()
+    n = len(args)
+    if n == 2 and not kwargs:
+        a0 = args[0]
+        a1 = args[1]
+        r0 = a0
+        r1 = a1
+        n0 = False
+        n1 = False
+        if isinstance(a0, _TensorBase):
+            t = a0
+            r0 = t.data
+            n0 = t.requires_grad
+        if isinstance(a1, _TensorBase):
+            t = a1
+            r1 = t.data
+            n1 = t.requires_grad
+        record = n0 or n1
+        ctx.needs_input_grad = (n0, n1)
+        res = ctx.forward(r0, r1)
+    elif n == 1 and not kwargs:
+        a0 = args[0]
+        r0 = a0
+        n0 = False
+        if isinstance(a0, _TensorBase):
+            t = a0
+            r0 = t.data
+            n0 = t.requires_grad
+        record = n0
+        ctx.needs_input_grad = (n0,)
+        res = ctx.forward(r0)
+    else:
+        raw = list(args)
+        needs = [False] * n
+        record = _unwrap_args(args, raw, needs)
+        ctx.needs_input_grad = tuple(needs)
+        res = ctx.forward(*raw, **kwargs)
+    out = _wrap(res if isinstance(res, _ndarray) else _as_array(res))
+    if record and _state.enabled:
+        out.requires_grad = True
+        out._ctx = ctx
+        ctx.parents = args
+    return out
 
 
 def _unwrap_args(args, raw, needs):
@@ -371,18 +423,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs) -> Tensor:
-        ctx = cls()
-        raw = list(args)
-        needs = [False] * len(args)
-        record = _unwrap_args(args, raw, needs)
-        ctx.needs_input_grad = tuple(needs)
-        res = ctx.forward(*raw, **kwargs)
-        out = _wrap(res if isinstance(res, np.ndarray) else _as_array(res))
-        if record and _state.enabled:
-            out.requires_grad = True
-            out._ctx = ctx
-            ctx.parents = args
-        return out
+        """Run ``forward`` on the arrays behind ``args``; record the graph when an
+        input requires grad and grad mode is on."""
+        return _apply(cls, args, kwargs)
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -25,4 +25,4 @@ cpdef list _topological_order(_TensorBase root)
 cdef bint _unwrap_args(tuple args, list raw, list needs) except -1
 
 @cython.locals(t=_TensorBase, out=_TensorBase, n=Py_ssize_t, n0=bint, n1=bint, record=bint)
-cdef object _apply(object cls, tuple args, dict kwargs)
+cpdef object _apply(object cls, tuple args, dict kwargs)

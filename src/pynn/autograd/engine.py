@@ -236,8 +236,9 @@ def _wrap(arr):
 
 
 def _apply(cls, args, kwargs):
-    """``Function.apply``. One and two positional arguments without keywords (nearly
-    every op) take a path without the intermediate lists."""
+    """``Function.apply`` (``kwargs`` a dict or None). One and two positional
+    arguments without keywords (nearly every op) take a path without the
+    intermediate lists."""
     ctx = cls()
     n = len(args)
     if n == 2 and not kwargs:
@@ -274,7 +275,7 @@ def _apply(cls, args, kwargs):
         needs = [False] * n
         record = _unwrap_args(args, raw, needs)
         ctx.needs_input_grad = tuple(needs)
-        res = ctx.forward(*raw, **kwargs)
+        res = ctx.forward(*raw, **kwargs) if kwargs else ctx.forward(*raw)
     out = _wrap(res if isinstance(res, _ndarray) else _as_array(res))
     if record and _state.enabled:
         out.requires_grad = True

@@ -16,7 +16,9 @@ import importlib.machinery
 import os
 import sys
 
-COMPILED_MODULES = ("pynn.autograd.engine", "pynn.functional.elementwise", "pynn.functional.registry")
+# Must list every module CMakeLists.txt's PYNN_CYTHON_MODULES compiles (tests/test_core_modes.py checks).
+COMPILED_MODULES = ("pynn.autograd.engine", "pynn.functional.elementwise", "pynn.functional.registry",
+                    "pynn.functional.nn", "pynn.functional.reduce", "pynn.backend.native.core")
 
 PURE_REQUESTED = os.environ.get("PYNN_PURE_PYTHON", "").strip() not in ("", "0")
 

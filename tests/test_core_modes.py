@@ -179,5 +179,7 @@ def test_tensor_fields_start_empty_and_accept_assignment():
     assert t._ctx is None and t.name is None and t._keras_logits is None and t._keras_mask is None
     out = t + 1.0
     assert type(out) is pynn.Tensor and out.name is None and out._keras_mask is None
-    t.requires_grad = 1
-    assert t.requires_grad is True
+    t.requires_grad = 1   # compiled: a C int (reads back True); pure: the 1 itself; both truthy
+    assert t.requires_grad == 1
+    (t * t).sum().backward()
+    np.testing.assert_allclose(t.grad, [2.0, 4.0])

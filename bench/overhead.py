@@ -103,7 +103,7 @@ def digits(repeat):
     for fn in fns.values():
         fn()
     best = {k: float("inf") for k in fns}
-    for _ in range(max(2, repeat // 2)):
+    for _ in range(2 * repeat):
         for k, fn in fns.items():
             time.sleep(0.2)   # let the other contender's worker threads go to sleep
             t = time.perf_counter()

@@ -183,3 +183,28 @@ def test_tensor_fields_start_empty_and_accept_assignment():
     assert t.requires_grad == 1
     (t * t).sum().backward()
     np.testing.assert_allclose(t.grad, [2.0, 4.0])
+
+
+def test_a_compiled_module_older_than_its_source_is_bypassed_with_a_warning(tmp_path, monkeypatch):
+    # An editable install whose .py was edited after the build must not run the old compiled code.
+    name = _core.COMPILED_MODULES[-1]
+    stem = name.rpartition(".")[2]
+    import importlib.machinery
+    src = tmp_path / f"{stem}.py"
+    ext = tmp_path / f"{stem}{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    src.write_text("X = 1\n")
+    ext.write_bytes(b"")
+    monkeypatch.setattr(_core, "PURE_REQUESTED", False)
+    monkeypatch.setattr(_core, "STALE", set())
+    os.utime(ext, (1_000_000, 1_000_000))
+    os.utime(src, (1_000_100, 1_000_100))
+    with pytest.warns(RuntimeWarning, match="newer than its compiled module"):
+        spec = _core._CoreFinder.find_spec(name, [str(tmp_path)])
+    assert spec is not None and spec.origin == str(src) and name in _core.STALE
+    # Built after the last edit: left to the normal import (which picks the extension).
+    os.utime(ext, (1_000_200, 1_000_200))
+    assert _core._CoreFinder.find_spec(name, [str(tmp_path)]) is None
+    # PYNN_PURE_PYTHON=1: always the source; names outside the compiled list are never touched.
+    monkeypatch.setattr(_core, "PURE_REQUESTED", True)
+    assert _core._CoreFinder.find_spec(name, [str(tmp_path)]).origin == str(src)
+    assert _core._CoreFinder.find_spec("pynn.losses", [str(tmp_path)]) is None

@@ -89,7 +89,8 @@ def info(pynn):
     pure_note = "  (PYNN_PURE_PYTHON=1)" if _core.PURE_REQUESTED else ""
     print(f"python core: {_core.name()}{pure_note}")
     for mod, (core, path) in _core.status().items():
-        print(f"  {mod:28s} {core:8s} {path}")
+        stale = "  (compiled module older than this .py: rebuild)" if mod in _core.STALE else ""
+        print(f"  {mod:28s} {core:8s} {path}{stale}")
     print(f"native kernels: {native}/{len(cov)}")
     for name, where in cov.items():
         print(f"  {name:28s} {where}")

@@ -9,12 +9,17 @@ imported) a finder placed first on ``sys.meta_path`` loads the ``.py`` instead,
 under the same module name, so pickles and ``isinstance`` checks are the same in
 both modes. A missing extension (a build without Cython) falls back to the
 ``.py`` by itself.
+
+A stale extension, older than its ``.py`` (an editable install whose source was
+edited after the last ``pip install -e .``), would silently run the old code:
+then the ``.py`` is imported, with a warning saying to rebuild.
 """
 from __future__ import annotations
 
 import importlib.machinery
 import os
 import sys
+import warnings
 
 # Must list every module CMakeLists.txt's PYNN_CYTHON_MODULES compiles (tests/test_core_modes.py checks).
 COMPILED_MODULES = ("pynn.autograd.engine", "pynn.functional.elementwise", "pynn.functional.registry",
@@ -24,21 +29,49 @@ COMPILED_MODULES = ("pynn.autograd.engine", "pynn.functional.elementwise", "pynn
 PURE_REQUESTED = os.environ.get("PYNN_PURE_PYTHON", "").strip() not in ("", "0")
 
 
-class _PureSourceFinder:
-    """Resolves the compiled modules' names to their ``.py`` files only."""
+# Modules whose compiled build was older than their .py and so were imported from source.
+STALE = set()
+
+# Seconds by which a .py must be newer than its extension to count as edited since the
+# build (installers may give both files their unpacking time, a few ms apart).
+_STALE_SLACK = 2.0
+
+
+def _find(fullname, path, loader, suffixes):
+    for entry in path:
+        spec = importlib.machinery.FileFinder(entry, (loader, suffixes)).find_spec(fullname)
+        if spec is not None:
+            return spec
+    return None
+
+
+class _CoreFinder:
+    """Resolves the compiled modules' names: to their ``.py`` when PYNN_PURE_PYTHON
+    is set or the extension is stale, else leaves them to the normal import."""
 
     @staticmethod
     def find_spec(fullname, path=None, target=None):
         if fullname not in COMPILED_MODULES or path is None:
             return None
-        stem = fullname.rpartition(".")[2]
-        for entry in path:
-            finder = importlib.machinery.FileFinder(
-                entry, (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES))
-            spec = finder.find_spec(fullname)
-            if spec is not None:
-                return spec
-        raise ImportError(f"PYNN_PURE_PYTHON=1: no {stem}.py source for {fullname} in {list(path)}")
+        source = _find(fullname, path, importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
+        if PURE_REQUESTED:
+            if source is None:
+                raise ImportError(f"PYNN_PURE_PYTHON=1: no .py source for {fullname} in {list(path)}")
+            return source
+        ext = _find(fullname, path, importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES)
+        if source is None or ext is None:
+            return None
+        try:
+            stale = os.path.getmtime(source.origin) > os.path.getmtime(ext.origin) + _STALE_SLACK
+        except OSError:
+            return None
+        if not stale:
+            return None
+        STALE.add(fullname)
+        warnings.warn(f"pynn: {source.origin} is newer than its compiled module {ext.origin}; importing the "
+                      f".py (re-run `pip install -e . --no-build-isolation` to rebuild the Cython core)",
+                      RuntimeWarning, stacklevel=2)
+        return source
 
     @staticmethod
     def invalidate_caches():
@@ -46,11 +79,11 @@ class _PureSourceFinder:
 
 
 def install() -> None:
-    """Put the pure-source finder first when PYNN_PURE_PYTHON asks for it (idempotent)."""
-    if PURE_REQUESTED and not any(f is _PureSourceFinder for f in sys.meta_path):
-        if any(name in sys.modules for name in COMPILED_MODULES):
+    """Put the core finder first on sys.meta_path (idempotent)."""
+    if not any(f is _CoreFinder for f in sys.meta_path):
+        if PURE_REQUESTED and any(name in sys.modules for name in COMPILED_MODULES):
             raise ImportError("PYNN_PURE_PYTHON=1 must be set before pynn is first imported")
-        sys.meta_path.insert(0, _PureSourceFinder)
+        sys.meta_path.insert(0, _CoreFinder)
 
 
 def status() -> dict:

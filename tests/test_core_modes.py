@@ -208,3 +208,35 @@ def test_a_compiled_module_older_than_its_source_is_bypassed_with_a_warning(tmp_
     monkeypatch.setattr(_core, "PURE_REQUESTED", True)
     assert _core._CoreFinder.find_spec(name, [str(tmp_path)]).origin == str(src)
     assert _core._CoreFinder.find_spec("pynn.losses", [str(tmp_path)]) is None
+
+
+def test_no_grad_and_enable_grad_nest_decorate_recurse_and_restore_after_errors():
+    import threading
+    from pynn import enable_grad, is_grad_enabled, no_grad
+    w = pynn.Tensor(np.ones(2, np.float32), requires_grad=True)
+    with no_grad():
+        assert not is_grad_enabled() and (w * 2).requires_grad is False
+        with enable_grad():
+            assert (w * 2).requires_grad is True
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+    @no_grad()
+    def depth(n):
+        assert not is_grad_enabled()
+        inner = depth(n - 1) if n else 0
+        assert not is_grad_enabled()   # the inner call's exit must not turn grad back on
+        return inner + 1
+    assert depth(3) == 4 and is_grad_enabled()
+
+    with pytest.raises(KeyError):
+        with no_grad():
+            raise KeyError("x")
+    assert is_grad_enabled()
+
+    seen = []
+    with no_grad():   # grad mode is per thread: a new thread starts enabled
+        t = threading.Thread(target=lambda: seen.append(is_grad_enabled()))
+        t.start()
+        t.join()
+    assert seen == [True]

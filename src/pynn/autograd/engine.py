@@ -30,25 +30,40 @@ def is_grad_enabled() -> bool:
     return _state.enabled
 
 
-@contextlib.contextmanager
-def no_grad():
+class _SetGradMode(contextlib.ContextDecorator):
+    """Grad mode set for a ``with`` block (or a decorated function), restored after.
+
+    A class rather than a generator-based context manager: entering and leaving
+    costs a few attribute writes, not a generator (inference calls it per batch)."""
+
+    __slots__ = ("_previous",)
+    _mode = True
+
+    def __enter__(self):
+        self._previous = _state.enabled
+        _state.enabled = self._mode
+        return None
+
+    def __exit__(self, *exc):
+        _state.enabled = self._previous
+        return False
+
+    def _recreate_cm(self):
+        return type(self)()   # a fresh one per decorated call: recursion nests correctly
+
+
+class no_grad(_SetGradMode):  # noqa: N801 - the torch/pynn spelling
     """Run the block without recording a graph (inference, optimizer updates)."""
-    previous = _state.enabled
-    _state.enabled = False
-    try:
-        yield
-    finally:
-        _state.enabled = previous
+
+    __slots__ = ()
+    _mode = False
 
 
-@contextlib.contextmanager
-def enable_grad():
-    previous = _state.enabled
-    _state.enabled = True
-    try:
-        yield
-    finally:
-        _state.enabled = previous
+class enable_grad(_SetGradMode):  # noqa: N801
+    """Record the graph inside the block even within ``no_grad``."""
+
+    __slots__ = ()
+    _mode = True
 
 
 def _as_array(data, dtype=None) -> np.ndarray:

@@ -22,6 +22,11 @@ from ._allocator import tune_malloc as _tune_malloc  # noqa: E402
 
 MALLOC_TUNED = _tune_malloc()
 
+# PYNN_PURE_PYTHON=1: import the pure-Python source of the Cython-compiled core (see _core.py).
+from . import _core  # noqa: E402
+
+_core.install()
+
 from . import backend  # noqa: E402
 from .autograd import GradientTape, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import coverage, set_backend, use_backend

@@ -2,7 +2,8 @@
 scikit-learn's bundled digits on the native backend, then time the same training
 epoch on the numpy backend.
 
-``python -m pynn info`` prints the build: ISA, threads, and which kernels are native.
+``python -m pynn info`` prints the build: ISA, threads, which Python core is imported
+(Cython-compiled or pure Python, with each module's file) and which kernels are native.
 """
 import argparse
 import sys
@@ -84,6 +85,12 @@ def info(pynn):
               + (f"  runtime: {', '.join(omp)}" if omp else ""))
     else:
         print("native extension not built: every kernel runs on numpy")
+    from pynn import _core
+    pure_note = "  (PYNN_PURE_PYTHON=1)" if _core.PURE_REQUESTED else ""
+    print(f"python core: {_core.name()}{pure_note}")
+    for mod, (core, path) in _core.status().items():
+        stale = "  (compiled module older than this .py: rebuild)" if mod in _core.STALE else ""
+        print(f"  {mod:28s} {core:8s} {path}{stale}")
     print(f"native kernels: {native}/{len(cov)}")
     for name, where in cov.items():
         print(f"  {name:28s} {where}")

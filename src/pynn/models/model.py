@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .. import losses as losses_mod, metrics as metrics_mod
+from .. import _parallel, losses as losses_mod, metrics as metrics_mod
 from ..autograd import Tensor, no_grad
 from ..autograd.engine import grad as autograd_grad
 from ..callbacks import CallbackList, History, ProgbarLogger
@@ -293,6 +293,9 @@ class Model(Layer):
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on one batch; returns the loss."""
         self._require_compiled("train_on_batch")
+        if _parallel.active():
+            raise NotImplementedError("train_on_batch under pynn.distribution.DataParallel: use fit(), which "
+                                      "shards each global batch and averages the gradients across ranks")
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "train_on_batch", class_weight)
         return self._train_step(xs, ys, sw)[0]
 
@@ -325,6 +328,7 @@ class Model(Layer):
             raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        dp = _parallel.fit_session(self)  # DataParallel over several processes, else None
 
         if _is_batch_iterable(x):
             if y is not None:
@@ -333,6 +337,8 @@ class Model(Layer):
             steps = steps_per_epoch or (len(x) if hasattr(x, "__len__") else None)
             if steps is None:
                 raise ValueError("fit: a generator of batches needs steps_per_epoch")
+            if dp:
+                batches_of, xs = dp.shard_batches(batches_of), None
         else:
             xs, ys, sw = self._prepare_xy(x, y, sample_weight, "fit", class_weight)
             if validation_split and validation_data is None:
@@ -347,12 +353,17 @@ class Model(Layer):
             steps = (n + batch_size - 1) // batch_size
 
             def batches_of(epoch):
-                order = generator().permutation(n) if shuffle else None
+                order = (dp.permutation(n) if dp else generator().permutation(n)) if shuffle else None
                 for step in range(steps):
                     idx = (order[step * batch_size:(step + 1) * batch_size] if shuffle
                            else slice(step * batch_size, (step + 1) * batch_size))
+                    if dp:
+                        idx = dp.local(idx, n)  # this rank's slice of the global batch
                     yield [v[idx] for v in xs], [v[idx] for v in ys], None if sw is None else sw[idx]
 
+        if dp:
+            dp.begin(self, xs)
+            verbose, callbacks = dp.callbacks(verbose, callbacks)
         history = History()
         cbs = [history] + list(callbacks or [])
         if verbose:
@@ -369,10 +380,14 @@ class Model(Layer):
                 cblist.on_train_batch_begin(step)
                 loss, y_preds = self._train_step(xb, yb, swb)
                 logs = self._update_metrics(loss, yb, y_preds, swb, len(xb[0]))
+                if dp:
+                    logs = dp.logs(self)
                 cblist.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
             epoch_logs = dict(logs)
+            if dp:
+                dp.end_epoch(self)
             if validation_data is not None:
                 vx, vy = validation_data[0], validation_data[1]
                 vsw = validation_data[2] if len(validation_data) > 2 else None
@@ -381,6 +396,8 @@ class Model(Layer):
             cblist.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
+        if dp:
+            dp.end()
         cblist.on_train_end()
         return history
 
@@ -391,6 +408,9 @@ class Model(Layer):
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "evaluate")
         self._reset_metrics()
         bs = batch_size or 32
+        dist = _parallel.active()
+        if dist:  # each rank evaluates its shard; the metric states are summed below
+            xs, ys, sw, bs = dist.shard_arrays(xs, ys, sw, bs)
         with no_grad():
             for start in range(0, len(xs[0]), bs):
                 sl = slice(start, start + bs)
@@ -399,8 +419,8 @@ class Model(Layer):
                 y_preds = self._forward(xb, training=False)
                 loss = float(self._loss_value(yb, y_preds, swb).data)
                 self._update_metrics(loss, yb, [p.data for p in y_preds], swb, len(xb[0]))
-        logs = self._logs()
-        if verbose:
+        logs = dist.reduce_logs(self) if dist else self._logs()
+        if verbose and _parallel.is_primary():
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
             return logs
@@ -413,21 +433,33 @@ class Model(Layer):
         if len(xs[0]) == 0:
             raise ValueError("predict: x has no samples")
         bs = batch_size or 32
+        dist = _parallel.active()
+        if dist:  # each rank predicts its shard; the shards are gathered in order below
+            lo, hi = dist.local_range(len(xs[0]))
+            xs = [v[lo:hi] for v in xs]
         outs = []
         with no_grad():
             for start in range(0, len(xs[0]), bs):
                 outs.append([o.data for o in self._forward([v[start:start + bs] for v in xs], training=False)])
         merged = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+        if dist:
+            merged = dist.gather(merged, len(xs[0]))
         return merged[0] if len(merged) == 1 else merged
 
     # ------------------------------------------------------------ saving
     def save(self, filepath):
-        """Architecture, weights and optimizer state in one file (atomic write)."""
+        """Architecture, weights and optimizer state in one file (atomic write).
+        Under DataParallel only rank 0 writes (every rank holds the same model)."""
+        if not _parallel.is_primary():
+            return
         from ..saving import save_model
         save_model(self, filepath)
 
     def save_weights(self, filepath):
-        """Write every weight to an .npz, atomically (a temporary file, then rename)."""
+        """Write every weight to an .npz, atomically (a temporary file, then rename).
+        Under DataParallel only rank 0 writes."""
+        if not _parallel.is_primary():
+            return
         from ..saving import atomic_write
         arrays = {f"w{i:04d}": w.data for i, w in enumerate(self.weights)}
         atomic_write(filepath, lambda f: np.savez(f, **arrays))

@@ -124,6 +124,7 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
                 "history": hist, "ref_history": ref_hist, "evaluate": ev, "ref_evaluate": ref_ev,
                 "predict_diff": float(np.max(np.abs(pred - ref_pred))), "predict_scale": float(np.max(np.abs(ref_pred))),
                 "predict_shape": list(pred.shape), "allreduce_calls": dp.stats["allreduce_calls"],
+                "logs_reduce_calls": dp.stats["logs_reduce_calls"],
             }
         inits = comm.gather(init, root=0)
         if rank == 0:
@@ -167,8 +168,10 @@ def test_every_rank_ends_with_identical_weights(equivalence, case):
     assert equivalence[case]["rank_diff"] == 0.0
 
 
-def test_each_step_makes_one_gradient_allreduce(equivalence):
-    assert equivalence["sgd-shuffle"]["allreduce_calls"] == 3 * 10     # 3 epochs of ceil(301/32) steps
+def test_each_step_makes_one_allreduce_when_no_callback_reads_batch_logs(equivalence):
+    r = equivalence["sgd-shuffle"]
+    assert r["allreduce_calls"] == 3 * 10     # 3 epochs of ceil(301/32) steps
+    assert r["logs_reduce_calls"] == 3 + 1    # the metric states: once per epoch, once in evaluate
 
 
 @pytest.mark.parametrize("case", EXACT_CASES)
@@ -203,7 +206,9 @@ CALLBACKS = COMMON + textwrap.dedent("""
            callbacks.CSVLogger(f"{files}/log-rank{rank}.csv"),
            # min_delta so large that the second epoch never improves: stop after it, on every rank together
            callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0),
-           callbacks.ReduceLROnPlateau(monitor="val_loss", patience=0, factor=0.5, min_delta=10.0)]
+           callbacks.ReduceLROnPlateau(monitor="val_loss", patience=0, factor=0.5, min_delta=10.0),
+           callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_logs.append(dict(logs)))]
+    batch_logs = []
     hist = m.fit(x, y, batch_size=64, epochs=5, validation_data=(xt, yt), callbacks=cbs, verbose=1)
     m.save(f"{files}/model-rank{rank}.pynn")
     m.save_weights(f"{files}/weights-rank{rank}.npz")
@@ -218,7 +223,7 @@ CALLBACKS = COMMON + textwrap.dedent("""
         m.train_on_batch(x[:8], y[:8])
     except NotImplementedError as e:
         errors["train_on_batch"] = str(e)
-    dump("callbacks", {"epochs": len(hist.history["loss"]), "history": hist.history,
+    dump("callbacks", {"epochs": len(hist.history["loss"]), "history": hist.history, "batch_logs": batch_logs,
                        "lr": lr, "threads": dp.num_threads,
                        "local_size": dp.local_size, "cores": len(os.sched_getaffinity(0)), "errors": errors})
 """)
@@ -256,6 +261,14 @@ def test_early_stopping_and_lr_schedule_decide_together_on_global_values(callbac
     assert r0["epochs"] == r1["epochs"] == 2
     assert r0["history"] == r1["history"]          # the logs (loss, val_loss, lr ...) are the global ones
     assert r0["lr"] == r1["lr"] == pytest.approx(0.1 * 0.5)   # reduced once, after epoch 2
+
+
+def test_batch_callbacks_see_global_logs_on_every_rank(callbacks_run):
+    _, _, (r0, r1) = callbacks_run
+    assert len(r0["batch_logs"]) == 2 * 4     # 2 epochs of 256/64 steps
+    assert r0["batch_logs"] == r1["batch_logs"]
+    # The last batch's running values are the epoch's.
+    assert r0["batch_logs"][-1]["loss"] == r0["history"]["loss"][-1]
 
 
 def test_threads_per_rank_default_to_cores_over_local_ranks(callbacks_run):

@@ -9,6 +9,7 @@ bucketing, with a single bucket).
 """
 import copy
 import os
+import sys
 import time
 from contextlib import contextmanager
 
@@ -221,6 +222,7 @@ class FitSession:
         self.rank, self.world_size = strategy.rank, strategy.world_size
         self.local_n = 1
         self.active = False
+        self.batch_logs = True
         self._buffer = None
         self._check_losses(model)
 
@@ -355,20 +357,42 @@ class FitSession:
         return out
 
     # ------------------------------------------------------------ logs and callbacks
-    def logs(self, model):
-        return self.strategy.reduce_logs(model)
-
     def callbacks(self, verbose, callbacks):
         """Rank 0 keeps everything; the other ranks train silently and do not
-        write files (no progress bar, ModelCheckpoint or CSVLogger)."""
+        write files (no progress bar, ModelCheckpoint or CSVLogger).
+
+        Also decides, the same way on every rank, whether per-batch logs must be
+        global: only when some callback reads them (it overrides
+        on_train_batch_end, e.g. TerminateOnNaN) or rank 0 draws a live progress
+        bar on a terminal. Otherwise the metric states are reduced once per
+        epoch, and a step costs a single (gradient) allreduce."""
+        from ..callbacks import Callback, CSVLogger, History, ModelCheckpoint, ProgbarLogger
+        callbacks = list(callbacks or [])
+
+        def reads_batch_logs(cb):
+            if isinstance(cb, (History, ProgbarLogger)):
+                return False
+            return "on_train_batch_end" in vars(cb) or type(cb).on_train_batch_end is not Callback.on_train_batch_end
+        need = any(reads_batch_logs(cb) for cb in callbacks)
+        if self.rank == 0 and verbose == 1:
+            need = need or bool(getattr(sys.stdout, "isatty", lambda: False)())
+        # Callbacks may differ per rank (the Horovod idiom adds some on rank 0 only): agree.
+        self.batch_logs = bool(self.comm.allreduce(int(need), op=self.strategy._MPI.MAX))
         if self.rank == 0:
             return verbose, callbacks
-        from ..callbacks import CSVLogger, ModelCheckpoint, ProgbarLogger
-        kept = [cb for cb in (callbacks or []) if not isinstance(cb, (ModelCheckpoint, CSVLogger, ProgbarLogger))]
+        kept = [cb for cb in callbacks if not isinstance(cb, (ModelCheckpoint, CSVLogger, ProgbarLogger))]
         return 0, kept
 
-    def end_epoch(self, model):
-        """Give every rank rank 0's non-trainable weights (per-rank BatchNormalization
-        statistics), so validation, checkpoints and the next epoch see one model."""
+    def logs(self, model, logs):
+        """The step's logs for the batch callbacks: global when some callback reads them."""
+        return self.strategy.reduce_logs(model) if self.batch_logs else logs
+
+    def end_epoch(self, model, epoch_logs):
+        """The epoch's global logs; and every rank gets rank 0's non-trainable
+        weights (per-rank BatchNormalization statistics), so validation,
+        checkpoints and the next epoch see one model."""
+        if not self.batch_logs:
+            epoch_logs = {**epoch_logs, **self.strategy.reduce_logs(model)}
         trainable = {id(w) for w in model.trainable_weights}
         self.strategy.broadcast_weights([w for w in model.weights if id(w) not in trainable])
+        return epoch_logs

@@ -381,13 +381,13 @@ class Model(Layer):
                 loss, y_preds = self._train_step(xb, yb, swb)
                 logs = self._update_metrics(loss, yb, y_preds, swb, len(xb[0]))
                 if dp:
-                    logs = dp.logs(self)
+                    logs = dp.logs(self, logs)
                 cblist.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
             epoch_logs = dict(logs)
             if dp:
-                dp.end_epoch(self)
+                epoch_logs = dp.end_epoch(self, epoch_logs)
             if validation_data is not None:
                 vx, vy = validation_data[0], validation_data[1]
                 vsw = validation_data[2] if len(validation_data) > 2 else None

@@ -307,6 +307,28 @@ def test_one_rank_raising_ends_the_whole_job_with_an_error(tmp_path):
     assert "rank 1 fails on purpose" in proc.stderr
 
 
+EXAMPLE = textwrap.dedent("""
+    import json, os, sys
+    from mpi4py import MPI
+    sys.path.insert(0, sys.argv[2])
+    import distributed_mnist_like
+    accuracy = distributed_mnist_like.main(epochs=6, verbose=0, checkpoint=os.path.join(sys.argv[1], "best.pynn"))
+    with open(os.path.join(sys.argv[1], f"accuracy-rank{MPI.COMM_WORLD.Get_rank()}.json"), "w") as f:
+        json.dump(accuracy, f)
+""")
+
+
+def test_distributed_digits_cnn_example_learns_and_every_rank_agrees(tmp_path):
+    _need_mpi()
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    (tmp_path / "script.py").write_text(EXAMPLE)
+    _check(run_mpi(tmp_path / "script.py", [tmp_path, examples]))
+    accuracies = [json.loads((tmp_path / f"accuracy-rank{r}.json").read_text()) for r in range(2)]
+    assert accuracies[0] == accuracies[1] >= 0.9
+    assert (tmp_path / "best.pynn").exists()
+    assert pynn.load_model(tmp_path / "best.pynn").count_params() > 0
+
+
 # ---------------------------------------------------------------- without MPI
 def test_importing_pynn_does_not_import_mpi4py():
     code = "import sys, pynn, pynn.distribution; assert 'mpi4py' not in sys.modules, sorted(sys.modules)"

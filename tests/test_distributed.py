@@ -76,17 +76,22 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         "sgd-weighted-validation": ("sgd", True, 301, 32, "sw"),
         "bn-synchronized": ("sgd", True, 301, 32, "bn-sync"),
         "bn-per-rank":     ("sgd", True, 301, 32, "bn-local"),
+        "binary-precision-recall-auc": ("adam", True, 301, 32, "binary"),  # metrics with array states
     }
 
     def build(opt, extra):
         body = [layers.Input((64,)), layers.Dense(32)]
         if extra.startswith("bn"):
             body.append(layers.BatchNormalization(momentum=0.9, synchronized=extra == "bn-sync"))
-        body += [layers.Activation("relu"), layers.Dense(10)]
+        binary = extra == "binary"
+        body += [layers.Activation("relu"), layers.Dense(1, activation="sigmoid") if binary else layers.Dense(10)]
         m = pynn.Sequential(body)
         optimizer = optimizers.SGD(0.05, momentum=0.9) if opt == "sgd" else optimizers.Adam(1e-2)
-        m.compile(optimizer=optimizer, loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+        if binary:
+            m.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy", "precision", "recall", "auc"])
+        else:
+            m.compile(optimizer=optimizer, loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
         return m
 
     def train(m, x, y, bs, shuffle, extra):
@@ -98,6 +103,9 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
     report = {}
     for name, (opt, shuffle, n, bs, extra) in CASES.items():
         x, y = x_all[:n], y_all[:n]
+        yte = yt
+        if extra == "binary":
+            y, yte = (y < 5).astype(np.float32), (yt < 5).astype(np.float32)
         pynn.set_seed(100 + rank)            # different initial weights on each rank
         m = build(opt, extra)
         init = m.get_weights()
@@ -105,7 +113,7 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         dp = DataParallel()
         set_distribution(dp)
         hist = train(m, x, y, bs, shuffle, extra)
-        ev = m.evaluate(xt, yt, batch_size=16, return_dict=True)
+        ev = m.evaluate(xt, yte, batch_size=16, return_dict=True)
         pred = m.predict(xt, batch_size=16)
         set_distribution(None)
         weights = m.get_weights()
@@ -115,7 +123,7 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
             ref.set_weights(init)
             pynn.set_seed(1000)
             ref_hist = train(ref, x, y, bs, shuffle, extra)
-            ref_ev = ref.evaluate(xt, yt, return_dict=True)
+            ref_ev = ref.evaluate(xt, yte, return_dict=True)
             ref_pred = ref.predict(xt)
             report[name] = {
                 "weight_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(weights, ref.get_weights())),
@@ -145,7 +153,7 @@ def equivalence(tmp_path_factory):
 
 
 EXACT_CASES = ["sgd-shuffle", "sgd-noshuffle", "adam-shuffle", "adam-noshuffle", "adam-tail-of-1",
-               "sgd-weighted-validation", "bn-synchronized"]
+               "sgd-weighted-validation", "bn-synchronized", "binary-precision-recall-auc"]
 
 
 @pytest.mark.parametrize("case", EXACT_CASES)
@@ -179,7 +187,7 @@ def test_evaluate_and_predict_are_global_and_in_order(equivalence, case):
     r = equivalence[case]
     for key, ref in r["ref_evaluate"].items():
         np.testing.assert_allclose(r["evaluate"][key], ref, rtol=1e-5, atol=1e-6, err_msg=key)
-    assert r["predict_shape"] == [101, 10]
+    assert r["predict_shape"] == [101, 1 if case.startswith("binary") else 10]
     assert r["predict_diff"] <= 1e-5 * max(1.0, r["predict_scale"])
 
 
@@ -345,6 +353,14 @@ def test_rank_queries_answer_for_one_process_without_mpi():
 def test_set_distribution_rejects_other_objects():
     with pytest.raises(TypeError, match="DataParallel"):
         pynn.distribution.set_distribution("data_parallel")
+
+
+def test_metric_states_are_found_for_every_builtin_metric():
+    from pynn.distribution.data_parallel import _state_keys
+    for name, cls in pynn.metrics._BY_NAME.items():
+        keys = _state_keys(cls())
+        assert keys in (["count", "total"], ["fn", "fp", "tn", "tp"]), (name, keys)
+    assert _state_keys(pynn.metrics.Mean("loss")) == ["count", "total"]
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 13, 32, 33])

@@ -49,7 +49,9 @@ class DataParallel:
     - ``evaluate``/``predict``: each rank takes a contiguous shard; results are
       reduced (evaluate) or gathered in the original order (predict) on every rank.
     - Threads: each rank uses ``cores / ranks on this host`` native threads
-      unless ``PYNN_NUM_THREADS`` is set.
+      unless ``PYNN_NUM_THREADS`` is set (and NumPy's BLAS as many, through
+      threadpoolctl when it is installed, unless ``OPENBLAS_NUM_THREADS`` or
+      ``OMP_NUM_THREADS`` is set).
 
     ``stats`` counts gradient allreduces (calls, seconds, bytes) for benchmarks.
     """
@@ -66,6 +68,7 @@ class DataParallel:
         local.Free()
         self.num_threads = None
         self._saved_threads = None
+        self._blas_limits = None
         self.step_scale = 1.0   # this rank's share of the current global batch (read by synchronized BN)
         self.stats = {"allreduce_calls": 0, "allreduce_seconds": 0.0, "allreduce_bytes": 0,
                       "logs_reduce_calls": 0, "logs_reduce_seconds": 0.0}
@@ -83,12 +86,26 @@ class DataParallel:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
             self.num_threads = max(1, cores // self.local_size)
             set_num_threads(self.num_threads)
+        # NumPy's BLAS (the numpy backend, some ops) would otherwise start all-cores
+        # thread pools in every rank. threadpoolctl ships with scikit-learn; without
+        # it, OPENBLAS_NUM_THREADS/OMP_NUM_THREADS in the launch environment do the same.
+        blas_env = any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"))
+        if not blas_env and self.local_size > 1:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                pass
+            else:
+                self._blas_limits = threadpool_limits(limits=self.num_threads, user_api="blas")
 
     def _deactivate(self):
         from .. import set_num_threads
         if self._saved_threads is not None:
             set_num_threads(self._saved_threads)
             self._saved_threads = None
+        if self._blas_limits is not None:
+            self._blas_limits.restore_original_limits()
+            self._blas_limits = None
 
     @contextmanager
     def scope(self):

@@ -77,6 +77,7 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         "bn-synchronized": ("sgd", True, 301, 32, "bn-sync"),
         "bn-per-rank":     ("sgd", True, 301, 32, "bn-local"),
         "binary-precision-recall-auc": ("adam", True, 301, 32, "binary"),  # metrics with array states
+        "adam-iterable-of-batches": ("adam", False, 301, 32, "iterable"),  # x: a list of global (x, y) batches
     }
 
     def build(opt, extra):
@@ -98,6 +99,14 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         kw = {}
         if extra == "sw":
             kw = dict(sample_weight=np.linspace(0.2, 2.0, len(x)).astype(np.float32), validation_split=0.1)
+        if extra == "iterable":
+            class Batches:  # re-iterable, as a Keras PyDataset: fit iterates it once per epoch
+                def __iter__(self):
+                    return ((x[i:i + bs], y[i:i + bs]) for i in range(0, len(x), bs))
+
+                def __len__(self):
+                    return -(-len(x) // bs)
+            return m.fit(Batches(), epochs=3, verbose=0).history
         return m.fit(x, y, batch_size=bs, epochs=3, shuffle=shuffle, verbose=0, **kw).history
 
     report = {}
@@ -153,7 +162,8 @@ def equivalence(tmp_path_factory):
 
 
 EXACT_CASES = ["sgd-shuffle", "sgd-noshuffle", "adam-shuffle", "adam-noshuffle", "adam-tail-of-1",
-               "sgd-weighted-validation", "bn-synchronized", "binary-precision-recall-auc"]
+               "sgd-weighted-validation", "bn-synchronized", "binary-precision-recall-auc",
+               "adam-iterable-of-batches"]
 
 
 @pytest.mark.parametrize("case", EXACT_CASES)

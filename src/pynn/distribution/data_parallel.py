@@ -134,32 +134,40 @@ class DataParallel:
         return ([v[sl] for v in xs], [v[sl] for v in ys], None if sw is None else sw[sl],
                 max(1, -(-batch_size // self.world_size)))
 
-    def reduce_logs(self, model):
-        """The model's loss and metric results over every rank's samples: the
-        metric states (weighted sums and counts) are summed with one allreduce,
-        in name order, and the results computed from the sums."""
-        trackers = [("loss", model._loss_tracker)] + [(m.name, m) for m in model.compiled_metrics]
-        ordered = sorted(range(len(trackers)), key=lambda i: trackers[i][0])
+    def reduce_logs(self, model, logs):
+        """``logs`` made global: each value that is a metric's result (the loss
+        tracker, compiled metrics, any Metric the model holds) is recomputed from
+        that metric's state summed over the ranks (weighted sums and counts, so
+        the result is the one over every rank's samples); any other number (a
+        custom step's own value) is averaged over the ranks. One allreduce, in
+        name order, so every rank issues the same call."""
+        metrics = {}
+        for m in _metric_objects(model):
+            metrics.setdefault(m.name, m)
+        names = sorted(k for k in logs if k in metrics)
+        others = sorted(k for k in logs if k not in metrics)
         layout, parts = [], []
-        for i in ordered:
-            m = trackers[i][1]
+        for name in names:
+            m = metrics[name]
             for key in _state_keys(m):
                 value = np.asarray(getattr(m, key), np.float64)
-                layout.append((i, key, value.shape, type(getattr(m, key))))
+                layout.append((name, key, value.shape, isinstance(getattr(m, key), np.ndarray)))
                 parts.append(value.ravel())
-        buf = np.concatenate(parts) if parts else np.zeros(0)
+        parts.append(np.array([float(logs[k]) / self.world_size for k in others], np.float64))
+        buf = np.concatenate(parts)
         t = time.perf_counter()
         self.comm.Allreduce(self._MPI.IN_PLACE, buf)
         self.stats["logs_reduce_seconds"] += time.perf_counter() - t
         self.stats["logs_reduce_calls"] += 1
-        merged = {i: copy.copy(trackers[i][1]) for i in ordered}
+        merged = {name: copy.copy(metrics[name]) for name in names}
         offset = 0
-        for i, key, shape, kind in layout:
+        for name, key, shape, is_array in layout:
             size = int(np.prod(shape))
             value = buf[offset:offset + size].reshape(shape)
             offset += size
-            setattr(merged[i], key, value.copy() if kind is np.ndarray else float(value))
-        return {name: merged[i].result() for i, (name, _) in enumerate(trackers)}
+            setattr(merged[name], key, value.copy() if is_array else float(value))
+        averaged = dict(zip(others, (float(v) for v in buf[offset:])))
+        return {k: merged[k].result() if k in merged else averaged[k] for k in logs}
 
     def gather(self, outputs, n_local):
         """Concatenate every rank's predict outputs in rank order (= sample order),
@@ -195,6 +203,29 @@ class DataParallel:
         from .. import functional as F
         stacked = GlobalMoments.apply(x, axes=tuple(axes), strategy=self)
         return F.getitem(stacked, 0), F.getitem(stacked, 1)
+
+
+def _metric_objects(model):
+    """Every Metric the model updates: the loss tracker(s), the compiled
+    metrics (flattening containers), and Metric attributes."""
+    from ..metrics import Metric
+    found, seen = [], set()
+
+    def add(obj):
+        if isinstance(obj, Metric):
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                found.append(obj)
+        elif isinstance(obj, (list, tuple)) or (obj is not None and hasattr(obj, "__iter__")
+                                                 and not isinstance(obj, (str, bytes, dict, np.ndarray))):
+            for item in obj:
+                add(item)
+    add(getattr(model, "_loss_tracker", None))
+    add(list(getattr(model, "_output_loss_trackers", None) or []))
+    add(list(getattr(model, "compiled_metrics", None) or []))
+    for value in vars(model).values():
+        add(value if isinstance(value, Metric) else None)
+    return found
 
 
 def _state_keys(metric):
@@ -402,14 +433,14 @@ class FitSession:
 
     def logs(self, model, logs):
         """The step's logs for the batch callbacks: global when some callback reads them."""
-        return self.strategy.reduce_logs(model) if self.batch_logs else logs
+        return self.strategy.reduce_logs(model, logs) if self.batch_logs else logs
 
     def end_epoch(self, model, epoch_logs):
         """The epoch's global logs; and every rank gets rank 0's non-trainable
         weights (per-rank BatchNormalization statistics), so validation,
         checkpoints and the next epoch see one model."""
         if not self.batch_logs:
-            epoch_logs = {**epoch_logs, **self.strategy.reduce_logs(model)}
+            epoch_logs = self.strategy.reduce_logs(model, epoch_logs)
         trainable = {id(w) for w in model.trainable_weights}
         self.strategy.broadcast_weights([w for w in model.weights if id(w) not in trainable])
         return epoch_logs

@@ -419,7 +419,7 @@ class Model(Layer):
                 y_preds = self._forward(xb, training=False)
                 loss = float(self._loss_value(yb, y_preds, swb).data)
                 self._update_metrics(loss, yb, [p.data for p in y_preds], swb, len(xb[0]))
-        logs = dist.reduce_logs(self) if dist else self._logs()
+        logs = dist.reduce_logs(self, self._logs()) if dist else self._logs()
         if verbose and _parallel.is_primary():
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:

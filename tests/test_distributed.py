@@ -77,7 +77,8 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         "bn-synchronized": ("sgd", True, 301, 32, "bn-sync"),
         "bn-per-rank":     ("sgd", True, 301, 32, "bn-local"),
         "binary-precision-recall-auc": ("adam", True, 301, 32, "binary"),  # metrics with array states
-        "adam-iterable-of-batches": ("adam", False, 301, 32, "iterable"),  # x: a list of global (x, y) batches
+        "adam-iterable-of-batches": ("adam", False, 301, 32, "iterable"),  # x: an iterable of global batches
+        "adam-resumed": ("adam", True, 301, 32, "resumed"),  # ranks arrive with different Adam states
     }
 
     def build(opt, extra):
@@ -117,6 +118,10 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
             y, yte = (y < 5).astype(np.float32), (yt < 5).astype(np.float32)
         pynn.set_seed(100 + rank)            # different initial weights on each rank
         m = build(opt, extra)
+        opt_state = None
+        if extra == "resumed":   # one local epoch on a different slice per rank, before any distribution
+            m.fit(x[rank * 64:(rank + 1) * 64], y[rank * 64:(rank + 1) * 64], batch_size=16, verbose=0)
+            opt_state = m.optimizer.get_state()
         init = m.get_weights()
         pynn.set_seed(1000 + rank)           # different generators: rank 0's drives the shuffle
         dp = DataParallel()
@@ -130,6 +135,9 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         if rank == 0:
             ref = build(opt, extra)
             ref.set_weights(init)
+            if opt_state is not None:
+                ref.optimizer.build(ref.trainable_weights)
+                ref.optimizer.set_state(opt_state)
             pynn.set_seed(1000)
             ref_hist = train(ref, x, y, bs, shuffle, extra)
             ref_ev = ref.evaluate(xt, yte, return_dict=True)
@@ -163,7 +171,7 @@ def equivalence(tmp_path_factory):
 
 EXACT_CASES = ["sgd-shuffle", "sgd-noshuffle", "adam-shuffle", "adam-noshuffle", "adam-tail-of-1",
                "sgd-weighted-validation", "bn-synchronized", "binary-precision-recall-auc",
-               "adam-iterable-of-batches"]
+               "adam-iterable-of-batches", "adam-resumed"]
 
 
 @pytest.mark.parametrize("case", EXACT_CASES)

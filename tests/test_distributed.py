@@ -355,6 +355,24 @@ def test_distributed_digits_cnn_example_learns_and_every_rank_agrees(tmp_path):
     assert pynn.load_model(tmp_path / "best.pynn").count_params() > 0
 
 
+MISMATCHED = COMMON + textwrap.dedent("""
+    m = pynn.Sequential([layers.Input((64,)), layers.Dense(10)])
+    m.compile(optimizer="sgd", loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    set_distribution(DataParallel())
+    n = 128 if rank == 0 else 96   # a script bug: the ranks load different amounts of data
+    m.fit(x_all[:n], y_all[:n], batch_size=32, epochs=2, verbose=0)
+""")
+
+
+def test_ranks_with_different_data_sizes_fail_clearly_instead_of_hanging(tmp_path):
+    _need_mpi()
+    (tmp_path / "script.py").write_text(MISMATCHED)
+    proc = run_mpi(tmp_path / "script.py", [tmp_path], timeout=120)
+    assert proc.returncode != 0
+    assert "the ranks disagree on the training loop" in proc.stderr
+    assert "'samples': 128" in proc.stderr and "'samples': 96" in proc.stderr
+
+
 # ---------------------------------------------------------------- without MPI
 def test_importing_pynn_does_not_import_mpi4py():
     code = "import sys, pynn, pynn.distribution; assert 'mpi4py' not in sys.modules, sorted(sys.modules)"

@@ -284,9 +284,22 @@ class FitSession:
                     "batch's loss is then the sample-weighted mean of the ranks' losses")
 
     # ------------------------------------------------------------ start / end
-    def begin(self, model, xs=None):
-        """Build the weights if needed, broadcast rank 0's weights and optimizer
-        state, and route the optimizer's gradients through the allreduce."""
+    def begin(self, model, xs, verbose, callbacks, **loop):
+        """Check that every rank runs the same loop (``loop``: steps, epochs,
+        shuffle ... as keywords; a mismatch would leave ranks waiting in different
+        collectives), settle the callbacks (see ``_callbacks``), build the weights
+        if needed, broadcast rank 0's weights and optimizer state, and route the
+        optimizer's gradients through the allreduce. Returns (verbose, callbacks)
+        for this rank."""
+        need, verbose, callbacks = self._callbacks(verbose, callbacks)
+        signature = tuple(sorted(loop.items())) + (("samples", None if xs is None else len(xs[0])),)
+        everyone = self.comm.allgather((signature, need))
+        if any(sig != everyone[0][0] for sig, _ in everyone):
+            raise ValueError("fit under DataParallel: the ranks disagree on the training loop: "
+                             + "; ".join(f"rank {r}: {dict(sig)}" for r, (sig, _) in enumerate(everyone))
+                             + ". Every rank must call fit with the same data size and arguments")
+        # Callbacks may differ per rank (the Horovod idiom adds some on rank 0 only): agree.
+        self.batch_logs = any(n for _, n in everyone)
         if not model.weights:
             if xs is None:
                 raise ValueError(f"fit under DataParallel: model {model.name!r} has no weights yet and x is an "
@@ -299,6 +312,7 @@ class FitSession:
         self._broadcast_optimizer(model)
         self._wrap_optimizer(model.optimizer)
         self.active = True
+        return verbose, callbacks
 
     def _broadcast_optimizer(self, model):
         opt = model.optimizer
@@ -405,15 +419,15 @@ class FitSession:
         return out
 
     # ------------------------------------------------------------ logs and callbacks
-    def callbacks(self, verbose, callbacks):
+    def _callbacks(self, verbose, callbacks):
         """Rank 0 keeps everything; the other ranks train silently and do not
         write files (no progress bar, ModelCheckpoint or CSVLogger).
 
-        Also decides, the same way on every rank, whether per-batch logs must be
-        global: only when some callback reads them (it overrides
-        on_train_batch_end, e.g. TerminateOnNaN) or rank 0 draws a live progress
-        bar on a terminal. Otherwise the metric states are reduced once per
-        epoch, and a step costs a single (gradient) allreduce."""
+        Also says whether this rank needs global per-batch logs: when some
+        callback reads them (it overrides on_train_batch_end, e.g.
+        TerminateOnNaN) or rank 0 draws a live progress bar on a terminal
+        (``begin`` makes the answer common). Otherwise the metric states are
+        reduced once per epoch, and a step costs a single (gradient) allreduce."""
         from ..callbacks import Callback, CSVLogger, History, ModelCheckpoint, ProgbarLogger
         callbacks = list(callbacks or [])
 
@@ -424,12 +438,10 @@ class FitSession:
         need = any(reads_batch_logs(cb) for cb in callbacks)
         if self.rank == 0 and verbose == 1:
             need = need or bool(getattr(sys.stdout, "isatty", lambda: False)())
-        # Callbacks may differ per rank (the Horovod idiom adds some on rank 0 only): agree.
-        self.batch_logs = bool(self.comm.allreduce(int(need), op=self.strategy._MPI.MAX))
         if self.rank == 0:
-            return verbose, callbacks
+            return need, verbose, callbacks
         kept = [cb for cb in callbacks if not isinstance(cb, (ModelCheckpoint, CSVLogger, ProgbarLogger))]
-        return 0, kept
+        return need, 0, kept
 
     def logs(self, model, logs):
         """The step's logs for the batch callbacks: global when some callback reads them."""

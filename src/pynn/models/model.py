@@ -361,9 +361,10 @@ class Model(Layer):
                         idx = dp.local(idx, n)  # this rank's slice of the global batch
                     yield [v[idx] for v in xs], [v[idx] for v in ys], None if sw is None else sw[idx]
 
-        if dp:
-            dp.begin(self, xs)
-            verbose, callbacks = dp.callbacks(verbose, callbacks)
+        if dp:  # same loop on every rank, rank 0's weights, rank-0-only writers
+            verbose, callbacks = dp.begin(self, xs, verbose, callbacks, steps=steps, epochs=epochs,
+                                          initial_epoch=initial_epoch, shuffle=shuffle,
+                                          validation=validation_data is not None)
         history = History()
         cbs = [history] + list(callbacks or [])
         if verbose:

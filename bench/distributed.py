@@ -10,7 +10,9 @@ for two ranks) with PYNN_NUM_THREADS fixed; the configurations alternate for
 the minimum is the least disturbed run). Figures:
 
 - epoch: seconds per fit() epoch (digits, 1437 samples, global batch 64),
-  after one warm-up epoch;
+  after one warm-up epoch; cpu: CPU seconds of that epoch summed over all
+  processes and threads (less sensitive to other load on the machine; spinning
+  OpenMP threads and MPI's busy-polling count);
 - speedup vs 1x1 and efficiency = speedup / cores used;
 - allreduce/step: time inside the per-step gradient Allreduce as fit sees it
   (this includes waiting for the slower rank), and the same buffer's Allreduce
@@ -62,15 +64,17 @@ def worker(args):
     if dp:
         for k in dp.stats:
             dp.stats[k] = type(dp.stats[k])(0)
-    times = []
+    times, cpu = [], []
     for _ in range(args.epochs):
         if comm:
             comm.Barrier()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
         times.append(time.perf_counter() - t)
+        c = time.process_time() - c   # all of this process's threads, MPI's busy-polling included
+        cpu.append(comm.allreduce(c) if comm else c)
     result = {"model": args.model, "ranks": args.ranks, "threads": pynn.get_num_threads(),
-              "epoch_s": min(times), "epochs_s": times, "steps": -(-len(x) // args.batch_size),
+              "epoch_s": min(times), "epochs_s": times, "cpu_s": min(cpu), "steps": -(-len(x) // args.batch_size),
               "params": model.count_params()}
     if dp:
         from mpi4py import MPI
@@ -125,6 +129,7 @@ def main():
 
     models = MODELS if args.model == "both" else (args.model,)
     best = {}
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for _ in range(args.rounds):
         for model in models:
             for label, ranks, threads in CONFIGS:
@@ -132,9 +137,11 @@ def main():
                 key = (model, label)
                 if key not in best or r["epoch_s"] < best[key]["epoch_s"]:
                     best[key] = r
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"fit() epoch on digits (1437 samples), global batch {args.batch_size}, Adam; "
-          f"best of {args.rounds} rounds x {args.epochs} epochs; {os.cpu_count()} cores")
-    header = (f"{'model':5} {'configuration':20} {'epoch s':>8} {'speedup':>8} {'effic.':>7} "
+          f"best of {args.rounds} rounds x {args.epochs} epochs; {os.cpu_count()} cores; "
+          f"load average {load_before:.1f} before, {load_after:.1f} after")
+    header = (f"{'model':5} {'configuration':20} {'epoch s':>8} {'cpu s':>7} {'speedup':>8} {'effic.':>7} "
               f"{'allreduce/step in fit':>22} {'alone':>9} {'logs/step':>10} {'grad bytes':>11}")
     print(header)
     print("-" * len(header))
@@ -150,7 +157,7 @@ def main():
             alone = f"{r['allreduce_alone_ms']:.3f} ms" if ranks > 1 else "-"
             logs = f"{r['logs_reduce_in_fit_ms']:.3f} ms" if ranks > 1 else "-"
             nbytes = f"{r['allreduce_bytes']:,}" if ranks > 1 else "-"
-            print(f"{model:5} {label:20} {r['epoch_s']:8.3f} {speedup:8.2f} {eff:7.2f} {ar:>22} {alone:>9} "
+            print(f"{model:5} {label:20} {r['epoch_s']:8.3f} {r['cpu_s']:7.3f} {speedup:8.2f} {eff:7.2f} {ar:>22} {alone:>9} "
                   f"{logs:>10} {nbytes:>11}")
             rows.append({**r, "configuration": label, "speedup": speedup, "efficiency": eff})
     if args.json:

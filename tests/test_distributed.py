@@ -239,6 +239,14 @@ CALLBACKS = COMMON + textwrap.dedent("""
     m.save(f"{files}/model-rank{rank}.pynn")
     m.save_weights(f"{files}/weights-rank{rank}.npz")
     lr = float(m.optimizer.learning_rate)
+    set_distribution(None)
+    before = dp.stats["logs_reduce_calls"]
+    with dp.scope():   # Keras's context-manager form
+        inside = pynn.distribution.distribution() is dp
+        scoped_eval = m.evaluate(xt, yt, return_dict=True)
+    scope = {"inside": inside, "after": pynn.distribution.distribution() is None, "eval": scoped_eval,
+             "reductions": dp.stats["logs_reduce_calls"] - before}
+    set_distribution(dp)
     errors = {}
     try:
         m.compile(optimizer="sgd", loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum"))
@@ -250,7 +258,7 @@ CALLBACKS = COMMON + textwrap.dedent("""
     except NotImplementedError as e:
         errors["train_on_batch"] = str(e)
     dump("callbacks", {"epochs": len(hist.history["loss"]), "history": hist.history, "batch_logs": batch_logs,
-                       "lr": lr, "threads": dp.num_threads,
+                       "lr": lr, "scope": scope, "threads": dp.num_threads,
                        "local_size": dp.local_size, "cores": len(os.sched_getaffinity(0)), "errors": errors})
 """)
 
@@ -295,6 +303,13 @@ def test_batch_callbacks_see_global_logs_on_every_rank(callbacks_run):
     assert r0["batch_logs"] == r1["batch_logs"]
     # The last batch's running values are the epoch's.
     assert r0["batch_logs"][-1]["loss"] == r0["history"]["loss"][-1]
+
+
+def test_scope_activates_the_distribution_for_a_block(callbacks_run):
+    _, _, (r0, r1) = callbacks_run
+    assert r0["scope"]["inside"] and r0["scope"]["after"]
+    assert r0["scope"]["reductions"] == r1["scope"]["reductions"] == 1    # evaluated as one sharded job
+    assert r0["scope"]["eval"] == r1["scope"]["eval"]
 
 
 def test_threads_per_rank_default_to_cores_over_local_ranks(callbacks_run):

@@ -42,8 +42,11 @@ class DataParallel:
       ``fit`` starts; non-trainable weights (BatchNormalization's moving
       statistics, kept per rank while training) are broadcast from rank 0 at each
       epoch's end, as PyTorch DDP's ``broadcast_buffers``. Logged loss and metrics
-      (per batch and per epoch) are global: the metric states are summed across
-      ranks in name order. The progress bar, ``ModelCheckpoint``, ``CSVLogger``
+      are global: the metric states are summed across ranks in name order, once
+      per epoch, and after every step too when a callback reads batch logs.
+      Before the first step the ranks check they run the same loop (steps,
+      epochs, samples...), so a mismatch is an error, not a hang. The progress
+      bar, ``ModelCheckpoint``, ``CSVLogger``
       and ``save`` act on rank 0 only; ``EarlyStopping``/``ReduceLROnPlateau``
       see the global values, so all ranks stop together.
     - ``evaluate``/``predict``: each rank takes a contiguous shard; results are

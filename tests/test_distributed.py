@@ -401,6 +401,12 @@ def test_rank_queries_answer_for_one_process_without_mpi():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_data_parallel_refuses_keras_device_arguments():
+    # Checked before mpi4py is imported: no MPI is started in the test process.
+    with pytest.raises(ValueError, match="MPI processes"):
+        pynn.distribution.DataParallel(devices=["cpu:0", "cpu:1"])
+
+
 def test_set_distribution_rejects_other_objects():
     with pytest.raises(TypeError, match="DataParallel"):
         pynn.distribution.set_distribution("data_parallel")

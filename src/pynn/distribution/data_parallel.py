@@ -31,6 +31,7 @@ class DataParallel:
     """Data parallelism over MPI processes (``mpi4py``), with Keras 3's name.
 
     ``comm``: the mpi4py communicator to span (default ``MPI.COMM_WORLD``).
+    Keras's ``devices``/``device_mesh`` are refused: the processes are the devices.
     Activate with ``pynn.distribution.set_distribution(DataParallel())``; then
 
     - ``fit``: ``batch_size`` is the global batch. Every rank shuffles with the
@@ -59,7 +60,11 @@ class DataParallel:
     ``stats`` counts gradient allreduces (calls, seconds, bytes) for benchmarks.
     """
 
-    def __init__(self, comm=None):
+    def __init__(self, comm=None, *, devices=None, device_mesh=None):
+        if devices is not None or device_mesh is not None:
+            raise ValueError("DataParallel: pynn's devices are the MPI processes mpiexec starts (one replica "
+                             "each); Keras's devices=/device_mesh= have no meaning here. Pass comm= (an mpi4py "
+                             "communicator) to train on a subset of the processes")
         MPI = mpi()
         self._MPI = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm

@@ -236,12 +236,15 @@ def _metric_objects(model):
     return found
 
 
+_STATE_KEYS = {}
+
+
 def _state_keys(metric):
     """Names of the attributes a metric's ``reset_state`` (re)creates: its
     accumulated state (sums, counts, confusion counts), as opposed to its
     configuration (thresholds, k). Found by resetting a copy whose numeric
     attributes are replaced by fresh objects and seeing which ones reset replaced."""
-    cached = getattr(metric, "_dp_state_keys", None)
+    cached = _STATE_KEYS.get(type(metric))
     if cached is not None:
         return cached
     probe = copy.copy(metric)
@@ -261,7 +264,7 @@ def _state_keys(metric):
     if not keys:
         raise TypeError(f"DataParallel: cannot find the state of metric {metric.name!r} "
                         f"({type(metric).__name__}): reset_state() must assign its numeric state attributes")
-    metric._dp_state_keys = keys
+    _STATE_KEYS[type(metric)] = keys   # reset_state assigns the same attributes for every instance of a class
     return keys
 
 

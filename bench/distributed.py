@@ -16,8 +16,15 @@ the minimum is the least disturbed run). Figures:
 - speedup vs 1x1 and efficiency = speedup / cores used;
 - allreduce/step: time inside the per-step gradient Allreduce as fit sees it
   (this includes waiting for the slower rank), and the same buffer's Allreduce
-  timed alone in a tight loop (the pure communication cost); logs/step: the
-  second, tiny allreduce that makes the per-batch loss and metrics global.
+  timed alone, call by call after a barrier: minimum and median (the pure
+  communication cost; the minimum is what both ranks running at once see); logs/step: the
+  tiny allreduce of the metric states (once per epoch unless a callback reads
+  batch logs), per call;
+- idle proj.: what an idle machine would show, from CPU time that preemption
+  does not inflate: 1x1 = its CPU seconds; 2 ranks = the slowest rank's CPU
+  outside MPI calls + steps x the stand-alone allreduce. It ignores the two
+  ranks' contention for memory bandwidth and cache; no projection exists for
+  threads (their CPU seconds overlap).
 """
 import argparse
 import json
@@ -52,8 +59,10 @@ def worker(args):
     import numpy as np
     import pynn
     from pynn import distribution
+    MPI = None
     dp = None
     if args.ranks > 1:
+        from mpi4py import MPI
         dp = distribution.DataParallel()
         distribution.set_distribution(dp)
     comm = dp.comm if dp else None
@@ -64,33 +73,42 @@ def worker(args):
     if dp:
         for k in dp.stats:
             dp.stats[k] = type(dp.stats[k])(0)
-    times, cpu = [], []
+    times, cpu, compute = [], [], []
     for _ in range(args.epochs):
         if comm:
             comm.Barrier()
         t, c = time.perf_counter(), time.process_time()
+        in_mpi = dp.stats["collective_cpu_seconds"] if dp else 0.0
         model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
         times.append(time.perf_counter() - t)
         c = time.process_time() - c   # all of this process's threads, MPI's busy-polling included
         cpu.append(comm.allreduce(c) if comm else c)
+        # This rank's CPU outside the collectives: its own work, which preemption does not inflate.
+        work = c - ((dp.stats["collective_cpu_seconds"] - in_mpi) if dp else 0.0)
+        compute.append(comm.allreduce(work, op=MPI.MAX) if comm else work)
     result = {"model": args.model, "ranks": args.ranks, "threads": pynn.get_num_threads(),
-              "epoch_s": min(times), "epochs_s": times, "cpu_s": min(cpu), "steps": -(-len(x) // args.batch_size),
+              "epoch_s": min(times), "epochs_s": times, "cpu_s": min(cpu), "compute_cpu_s": min(compute), "steps": -(-len(x) // args.batch_size),
               "params": model.count_params()}
     if dp:
-        from mpi4py import MPI
         s = dp.stats
         result["allreduce_in_fit_ms"] = 1e3 * s["allreduce_seconds"] / max(s["allreduce_calls"], 1)
         result["logs_reduce_in_fit_ms"] = 1e3 * s["logs_reduce_seconds"] / max(s["logs_reduce_calls"], 1)
         result["allreduce_bytes"] = s["allreduce_bytes"] // max(s["allreduce_calls"], 1)
         buf = np.zeros(result["allreduce_bytes"] // 4, np.float32)
         alone = []
-        for _ in range(5):
+        for _ in range(300):   # each call timed alone: the minimum is the cost when both ranks are running
             comm.Barrier()
             t = time.perf_counter()
-            for _ in range(50):
-                comm.Allreduce(MPI.IN_PLACE, buf)
-            alone.append((time.perf_counter() - t) / 50)
-        result["allreduce_alone_ms"] = 1e3 * min(alone)
+            comm.Allreduce(MPI.IN_PLACE, buf)
+            alone.append(time.perf_counter() - t)
+        alone = np.array(alone)
+        comm.Allreduce(MPI.IN_PLACE, alone, op=MPI.MAX)   # a call ends for both ranks when the later one is done
+        result["allreduce_alone_ms"] = 1e3 * float(np.min(alone))
+        result["allreduce_alone_median_ms"] = 1e3 * float(np.median(alone))
+        # What an idle machine would show: the slowest rank's own work plus the
+        # collectives at their measured stand-alone cost.
+        result["projected_idle_epoch_s"] = (result["compute_cpu_s"]
+                                            + result["steps"] * result["allreduce_alone_ms"] / 1e3)
     if dp is None or dp.rank == 0:
         print("RESULT " + json.dumps(result), flush=True)
 
@@ -142,7 +160,8 @@ def main():
           f"best of {args.rounds} rounds x {args.epochs} epochs; {os.cpu_count()} cores; "
           f"load average {load_before:.1f} before, {load_after:.1f} after")
     header = (f"{'model':5} {'configuration':20} {'epoch s':>8} {'cpu s':>7} {'speedup':>8} {'effic.':>7} "
-              f"{'allreduce/step in fit':>22} {'alone':>9} {'logs/step':>10} {'grad bytes':>11}")
+              f"{'idle proj. s':>12} {'speedup':>8} "
+              f"{'allreduce/step in fit':>22} {'alone min/med ms':>16} {'logs/step':>10} {'grad bytes':>11}")
     print(header)
     print("-" * len(header))
     rows = []
@@ -154,12 +173,17 @@ def main():
             eff = speedup / (ranks * threads)
             ar = (f"{r['allreduce_in_fit_ms']:.3f} ms ({100 * r['allreduce_in_fit_ms'] * r['steps'] / 1e3 / r['epoch_s']:.0f}%)"
                   if ranks > 1 else "-")
-            alone = f"{r['allreduce_alone_ms']:.3f} ms" if ranks > 1 else "-"
+            alone = (f"{r['allreduce_alone_ms']:.3f}/{r['allreduce_alone_median_ms']:.3f}" if ranks > 1 else "-")
             logs = f"{r['logs_reduce_in_fit_ms']:.3f} ms" if ranks > 1 else "-"
             nbytes = f"{r['allreduce_bytes']:,}" if ranks > 1 else "-"
-            print(f"{model:5} {label:20} {r['epoch_s']:8.3f} {r['cpu_s']:7.3f} {speedup:8.2f} {eff:7.2f} {ar:>22} {alone:>9} "
+            base_cpu = best[(model, CONFIGS[0][0])]["compute_cpu_s"]
+            proj = r["compute_cpu_s"] if ranks * threads == 1 else r.get("projected_idle_epoch_s")
+            proj_s = f"{proj:12.3f} {base_cpu / proj:8.2f}" if proj else f"{'-':>12} {'-':>8}"
+            print(f"{model:5} {label:20} {r['epoch_s']:8.3f} {r['cpu_s']:7.3f} {speedup:8.2f} {eff:7.2f} {proj_s} "
+                  f"{ar:>22} {alone:>16} "
                   f"{logs:>10} {nbytes:>11}")
-            rows.append({**r, "configuration": label, "speedup": speedup, "efficiency": eff})
+            rows.append({**r, "configuration": label, "speedup": speedup, "efficiency": eff,
+                         "projected_speedup": base_cpu / proj if proj else None})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

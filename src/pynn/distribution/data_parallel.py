@@ -57,7 +57,8 @@ class DataParallel:
       threadpoolctl when it is installed, unless ``OPENBLAS_NUM_THREADS`` or
       ``OMP_NUM_THREADS`` is set).
 
-    ``stats`` counts gradient allreduces (calls, seconds, bytes) for benchmarks.
+    ``stats`` counts the gradient and logs allreduces (calls, wall seconds, bytes,
+    CPU seconds inside them) for benchmarks.
     """
 
     def __init__(self, comm=None, *, devices=None, device_mesh=None):
@@ -79,7 +80,8 @@ class DataParallel:
         self._blas_limits = None
         self.step_scale = 1.0   # this rank's share of the current global batch (read by synchronized BN)
         self.stats = {"allreduce_calls": 0, "allreduce_seconds": 0.0, "allreduce_bytes": 0,
-                      "logs_reduce_calls": 0, "logs_reduce_seconds": 0.0}
+                      "logs_reduce_calls": 0, "logs_reduce_seconds": 0.0,
+                      "collective_cpu_seconds": 0.0}   # CPU spent inside those calls (MPI busy-polls while it waits)
 
     def __repr__(self):
         return f"DataParallel(rank={self.rank}, world_size={self.world_size}, local_size={self.local_size})"
@@ -163,9 +165,10 @@ class DataParallel:
                 parts.append(value.ravel())
         parts.append(np.array([float(logs[k]) / self.world_size for k in others], np.float64))
         buf = np.concatenate(parts)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         self.comm.Allreduce(self._MPI.IN_PLACE, buf)
         self.stats["logs_reduce_seconds"] += time.perf_counter() - t
+        self.stats["collective_cpu_seconds"] += time.process_time() - c
         self.stats["logs_reduce_calls"] += 1
         merged = {name: copy.copy(metrics[name]) for name in names}
         offset = 0
@@ -418,10 +421,11 @@ class FitSession:
             else:
                 view[...] = 0  # no samples here: contribute nothing (never NaN * 0)
             views.append(view)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         self.comm.Allreduce(self.strategy._MPI.IN_PLACE, buf)
         stats = self.strategy.stats
         stats["allreduce_seconds"] += time.perf_counter() - t
+        stats["collective_cpu_seconds"] += time.process_time() - c
         stats["allreduce_calls"] += 1
         stats["allreduce_bytes"] += buf.nbytes
         out, it = [], iter(views)

@@ -128,6 +128,16 @@ class DataParallel:
         finally:
             set_distribution(previous)
 
+    @contextmanager
+    def _cpu_in_mpi(self):
+        """Count the CPU time of the enclosed collectives in stats (benchmarks
+        subtract it: MPI busy-polls while it waits for another rank)."""
+        c = time.process_time()
+        try:
+            yield
+        finally:
+            self.stats["collective_cpu_seconds"] += time.process_time() - c
+
     # ------------------------------------------------------------ hooks used by Model
     def fit_session(self, model):
         return FitSession(self, model)
@@ -367,7 +377,8 @@ class FitSession:
         generator exactly as one process would; the others replay rank 0's
         generator state (broadcast: a few hundred bytes) without advancing their own."""
         from ..random import generator
-        state = self.comm.bcast(generator().bit_generator.state if self.rank == 0 else None, root=0)
+        with self.strategy._cpu_in_mpi():
+            state = self.comm.bcast(generator().bit_generator.state if self.rank == 0 else None, root=0)
         if self.rank == 0:
             return generator().permutation(n)
         bitgen = getattr(np.random, state["bit_generator"])()
@@ -469,5 +480,6 @@ class FitSession:
         if not self.batch_logs:
             epoch_logs = self.strategy.reduce_logs(model, epoch_logs)
         trainable = {id(w) for w in model.trainable_weights}
-        self.strategy.broadcast_weights([w for w in model.weights if id(w) not in trainable])
+        with self.strategy._cpu_in_mpi():
+            self.strategy.broadcast_weights([w for w in model.weights if id(w) not in trainable])
         return epoch_logs

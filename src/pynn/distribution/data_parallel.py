@@ -356,7 +356,9 @@ class FitSession:
         session = self
 
         def apply_gradients(grads_and_vars):
-            if not session.active:
+            # Inert once fit ended, and also if fit was left by an exception the
+            # script caught and the distribution was then switched off.
+            if not session.active or _parallel.active() is not session.strategy:
                 return original(grads_and_vars)
             return original(session.allreduce_gradients(list(grads_and_vars)))
         apply_gradients._dp_original = original

@@ -80,6 +80,7 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         # with v ~ 0) would turn into full learning-rate steps of either sign.
         "bn-synchronized-tail-of-1": ("sgd", True, 289, 32, "bn-sync"),
         "bn-per-rank":     ("sgd", True, 301, 32, "bn-local"),
+        "conv-bn-synchronized": ("sgd", True, 301, 32, "conv-bn-sync"),  # statistics over (N, H, W)
         "binary-precision-recall-auc": ("adam", True, 301, 32, "binary"),  # metrics with array states
         "adam-iterable-of-batches": ("adam", False, 301, 32, "iterable"),  # x: an iterable of global batches
         "adam-resumed": ("adam", True, 301, 32, "resumed"),  # ranks arrive with different Adam states
@@ -87,6 +88,13 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
 
     def build(opt, extra):
         body = [layers.Input((64,)), layers.Dense(32)]
+        if extra == "conv-bn-sync":
+            body = [layers.Input((8, 8, 1)), layers.Conv2D(4, 3), layers.BatchNormalization(synchronized=True),
+                    layers.Activation("relu"), layers.Flatten(), layers.Dense(10)]
+            m = pynn.Sequential(body)
+            m.compile(optimizer=optimizers.SGD(0.05, momentum=0.9),
+                      loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+            return m
         if extra.startswith("bn"):
             body.append(layers.BatchNormalization(momentum=0.9, synchronized=extra == "bn-sync"))
         binary = extra == "binary"
@@ -117,7 +125,9 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
     report = {}
     for name, (opt, shuffle, n, bs, extra) in CASES.items():
         x, y = x_all[:n], y_all[:n]
-        yte = yt
+        xte, yte = xt, yt
+        if extra == "conv-bn-sync":
+            x, xte = x.reshape(-1, 8, 8, 1), xt.reshape(-1, 8, 8, 1)
         if extra == "binary":
             y, yte = (y < 5).astype(np.float32), (yt < 5).astype(np.float32)
         pynn.set_seed(100 + rank)            # different initial weights on each rank
@@ -131,8 +141,8 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         dp = DataParallel()
         set_distribution(dp)
         hist = train(m, x, y, bs, shuffle, extra)
-        ev = m.evaluate(xt, yte, batch_size=16, return_dict=True)
-        pred = m.predict(xt, batch_size=16)
+        ev = m.evaluate(xte, yte, batch_size=16, return_dict=True)
+        pred = m.predict(xte, batch_size=16)
         set_distribution(None)
         weights = m.get_weights()
         everyone = comm.gather(weights, root=0)
@@ -144,8 +154,8 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
                 ref.optimizer.set_state(opt_state)
             pynn.set_seed(1000)
             ref_hist = train(ref, x, y, bs, shuffle, extra)
-            ref_ev = ref.evaluate(xt, yte, return_dict=True)
-            ref_pred = ref.predict(xt)
+            ref_ev = ref.evaluate(xte, yte, return_dict=True)
+            ref_pred = ref.predict(xte)
             report[name] = {
                 "weight_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(weights, ref.get_weights())),
                 "rank_diff": max(float(np.max(np.abs(a - b))) for w in everyone[1:] for a, b in zip(everyone[0], w)),
@@ -174,7 +184,8 @@ def equivalence(tmp_path_factory):
 
 
 EXACT_CASES = ["sgd-shuffle", "sgd-noshuffle", "adam-shuffle", "adam-noshuffle", "adam-tail-of-1",
-               "sgd-weighted-validation", "bn-synchronized", "bn-synchronized-tail-of-1", "binary-precision-recall-auc",
+               "sgd-weighted-validation", "bn-synchronized", "bn-synchronized-tail-of-1", "conv-bn-synchronized",
+               "binary-precision-recall-auc",
                "adam-iterable-of-batches", "adam-resumed"]
 
 

@@ -184,7 +184,8 @@ def main():
             r = best[(model, label)]
             speedup = base / r["epoch_s"]
             eff = speedup / (ranks * threads)
-            ar = (f"{r['allreduce_in_fit_ms']:.3f} ms ({100 * r['allreduce_in_fit_ms'] * r['steps'] / 1e3 / r['epoch_s']:.0f}%)"
+            share = r["allreduce_in_fit_ms"] * r["steps"] / 1e3 / r["epoch_s"] if ranks > 1 else 0.0
+            ar = (f"{r['allreduce_in_fit_ms']:.3f} ms ({100 * share:.0f}%)"
                   if ranks > 1 else "-")
             alone = (f"{r['allreduce_alone_ms']:.3f}/{r['allreduce_alone_median_ms']:.3f}" if ranks > 1 else "-")
             logs = f"{r['logs_reduce_in_fit_ms']:.3f} ms" if ranks > 1 else "-"

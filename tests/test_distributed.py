@@ -102,7 +102,8 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
         m = pynn.Sequential(body)
         optimizer = optimizers.SGD(0.05, momentum=0.9) if opt == "sgd" else optimizers.Adam(1e-2)
         if binary:
-            m.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy", "precision", "recall", "auc"])
+            m.compile(optimizer=optimizer, loss="binary_crossentropy",
+                      metrics=["accuracy", "precision", "recall", "auc"])
         else:
             m.compile(optimizer=optimizer, loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
@@ -161,7 +162,8 @@ EQUIVALENCE = COMMON + textwrap.dedent("""
                 "rank_diff": max(float(np.max(np.abs(a - b))) for w in everyone[1:] for a, b in zip(everyone[0], w)),
                 "init_rank_diff": None,
                 "history": hist, "ref_history": ref_hist, "evaluate": ev, "ref_evaluate": ref_ev,
-                "predict_diff": float(np.max(np.abs(pred - ref_pred))), "predict_scale": float(np.max(np.abs(ref_pred))),
+                "predict_diff": float(np.max(np.abs(pred - ref_pred))),
+                "predict_scale": float(np.max(np.abs(ref_pred))),
                 "predict_shape": list(pred.shape), "allreduce_calls": dp.stats["allreduce_calls"],
                 "logs_reduce_calls": dp.stats["logs_reduce_calls"],
             }

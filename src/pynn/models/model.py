@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .. import losses as losses_mod, metrics as metrics_mod
+from .. import _parallel, losses as losses_mod, metrics as metrics_mod
 from ..autograd import Tensor, no_grad
 from ..autograd.engine import grad as autograd_grad
 from ..callbacks import CallbackList, History, ProgbarLogger
@@ -658,6 +658,9 @@ class Model(Layer):
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on one batch; returns the loss."""
         self._require_compiled("train_on_batch")
+        if _parallel.active():
+            raise NotImplementedError("train_on_batch under pynn.distribution.DataParallel: use fit(), which "
+                                      "shards each global batch and averages the gradients across ranks")
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "train_on_batch", class_weight)
         return self._train_step(xs, ys, sw)[0]
 
@@ -704,6 +707,7 @@ class Model(Layer):
             validate_after = lambda epoch: epoch + 1 in wanted  # noqa: E731
         else:
             raise ValueError(f"fit: validation_freq must be an int or a list of epochs, got {validation_freq!r}")
+        dp = _parallel.fit_session(self)  # DataParallel over several processes, else None
 
         if _is_batch_iterable(x):
             if y is not None:
@@ -712,6 +716,8 @@ class Model(Layer):
             steps = steps_per_epoch or (len(x) if hasattr(x, "__len__") else None)
             if steps is None:
                 raise ValueError("fit: a generator of batches needs steps_per_epoch")
+            if dp:
+                batches_of, xs = dp.shard_batches(batches_of), None
         else:
             if y is None and self._overrides("train_step"):
                 # A custom train_step may learn from x alone (autoencoders, VAEs): data is x.
@@ -730,12 +736,18 @@ class Model(Layer):
             steps = (n + batch_size - 1) // batch_size
 
             def batches_of(epoch):
-                order = generator().permutation(n) if shuffle else None
+                order = (dp.permutation(n) if dp else generator().permutation(n)) if shuffle else None
                 for step in range(steps):
                     idx = (order[step * batch_size:(step + 1) * batch_size] if shuffle
                            else slice(step * batch_size, (step + 1) * batch_size))
+                    if dp:
+                        idx = dp.local(idx, n)  # this rank's slice of the global batch
                     yield [v[idx] for v in xs], [v[idx] for v in ys], None if sw is None else sw[idx]
 
+        if dp:  # same loop on every rank, rank 0's weights, rank-0-only writers
+            verbose, callbacks = dp.begin(self, xs, verbose, callbacks, steps=steps, epochs=epochs,
+                                          initial_epoch=initial_epoch, shuffle=shuffle,
+                                          validation=validation_data is not None)
         history = History()
         # History after the user's callbacks (as Keras): it records what they add
         # to the logs, e.g. ReduceLROnPlateau's learning_rate.
@@ -761,10 +773,14 @@ class Model(Layer):
                 else:
                     loss, y_preds = self._train_step(xb, yb, swb)
                     logs = self._update_metrics(loss, yb, y_preds, swb, len(xb[0]))
+                if dp:
+                    logs = dp.logs(self, logs)
                 cblist.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
             epoch_logs = dict(logs)
+            if dp:
+                epoch_logs = dp.end_epoch(self, epoch_logs)
             if validation_data is not None and validate_after(epoch):
                 vx, vy = validation_data[0], validation_data[1]
                 vsw = validation_data[2] if len(validation_data) > 2 else None
@@ -776,6 +792,8 @@ class Model(Layer):
                 x.on_epoch_end()
             if self.stop_training:
                 break
+        if dp:
+            dp.end()
         cblist.on_train_end()
         return history
 
@@ -797,8 +815,12 @@ class Model(Layer):
             self._require_loss("evaluate")
         self._reset_metrics()
         bs = batch_size or 32
+        dist = _parallel.active()
+        if dist:  # each rank evaluates its shard; the metric states are summed below
+            xs, ys, sw, bs = dist.shard_arrays(xs, ys, sw, bs)
         steps = (len(xs[0]) + bs - 1) // bs
-        bar = Progbar(steps, verbose=1 if verbose == "auto" else verbose) if verbose else None
+        # Under DataParallel the per-step values are this rank's: one global line is printed instead.
+        bar = Progbar(steps, verbose=1 if verbose == "auto" else verbose) if verbose and not dist else None
         logs = {}
         with no_grad():
             for step, start in enumerate(range(0, len(xs[0]), bs)):
@@ -813,6 +835,10 @@ class Model(Layer):
                     logs = self._update_metrics(loss, yb, [p.data for p in y_preds], swb, len(xb[0]))
                 if bar is not None:
                     bar.update(step + 1, list(logs.items()))
+        if dist:
+            logs = dist.reduce_logs(self, logs if custom_step else self._logs())
+            if verbose and _parallel.is_primary():
+                print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
             return logs
         values = list(logs.values())
@@ -862,8 +888,13 @@ class Model(Layer):
         if len(xs[0]) == 0:
             raise ValueError("predict: x has no samples")
         bs = batch_size or 32
+        dist = _parallel.active()
+        if dist:  # each rank predicts its shard; the shards are gathered in order below
+            lo, hi = dist.local_range(len(xs[0]))
+            xs = [v[lo:hi] for v in xs]
         steps = (len(xs[0]) + bs - 1) // bs
-        bar = Progbar(steps, verbose=1 if verbose == "auto" else verbose) if verbose else None
+        bar = Progbar(steps, verbose=1 if verbose == "auto" else verbose) \
+            if verbose and _parallel.is_primary() else None
         custom_step = self._overrides("predict_step")
         outs = []
         with no_grad():
@@ -878,6 +909,8 @@ class Model(Layer):
                 if bar is not None:
                     bar.update(step + 1)
         merged = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+        if dist:
+            merged = dist.gather(merged, len(xs[0]))
         if self._graph is not None and self._graph.output_dict:
             return dict(zip(self.output_names, merged))
         return merged[0] if len(merged) == 1 else merged
@@ -885,7 +918,10 @@ class Model(Layer):
     # ------------------------------------------------------------ saving
     def save(self, filepath):
         """Architecture, weights and optimizer state in one file (atomic write); a
-        ".keras" name writes a Keras 3 archive instead (pynn.keras_file)."""
+        ".keras" name writes a Keras 3 archive instead (pynn.keras_file).
+        Under DataParallel only rank 0 writes (every rank holds the same model)."""
+        if not _parallel.is_primary():
+            return
         if os.fspath(filepath).lower().endswith(".keras"):   # a Keras 3 archive
             from ..keras_file import save_keras
             return save_keras(self, filepath)
@@ -902,7 +938,10 @@ class Model(Layer):
         return export(self, filepath, **kwargs)
 
     def save_weights(self, filepath):
-        """Write every weight to an .npz, atomically (a temporary file, then rename)."""
+        """Write every weight to an .npz, atomically (a temporary file, then rename).
+        Under DataParallel only rank 0 writes."""
+        if not _parallel.is_primary():
+            return
         from ..saving import atomic_write
         arrays = {f"w{i:04d}": w.data for i, w in enumerate(self.weights)}
         atomic_write(filepath, lambda f: np.savez(f, **arrays))

@@ -17,11 +17,6 @@ inline __m256i tail_mask(int64_t rem) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* hi) {
-  *lo = std::max<int64_t>(start, 0);
-  *hi = std::min<int64_t>(start + k, size);
-}
-
 }  // namespace
 
 void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {

@@ -4,18 +4,17 @@ Each op is one :class:`~pynn.autograd.Function` with forward and backward side
 by side, registered in ``OP_REGISTRY``. Layers call only these functions; the
 functions call the active backend's kernels.
 """
-import operator
-
 from ..autograd import Tensor
 from .ctc import ctc_loss
-from .elementwise import (abs, add, clip, div, exp, log, maximum, minimum, mul, neg, power, sqrt,  # noqa: A004
-                          square, sub, where)
+from .elementwise import (abs, add, cast, clip, div, exp, log, log1p, maximum, minimum, mul, neg, power,  # noqa: A004
+                          sqrt, square, sub, where)
+from .einsum import einsum
 from .normalization import batch_norm, layer_norm
-from .movement import concatenate, flatten, getitem, reshape, stack, transpose
+from .movement import concatenate, expand_dims, flatten, getitem, reshape, split, squeeze, stack, transpose
 from .activation import ACTIVATIONS, activation, log_softmax, softmax
 from .nn import dense, dropout, matmul, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from .recurrent import embedding, gru, lstm, simple_rnn
-from .reduce import max, mean, min, sum  # noqa: A004
+from .reduce import max, mean, min, std, sum, var  # noqa: A004
 from .conv import (avg_pool1d, avg_pool2d, conv1d, conv2d, global_average_pool2d, global_max_pool2d, max_pool1d,
                    max_pool2d)
 from .registry import OP_REGISTRY, unbroadcast
@@ -27,6 +26,7 @@ __all__ = [
     "activation", "log_softmax", "matmul", "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy",
     "max", "mean", "min", "sum", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "global_average_pool2d",
     "global_max_pool2d", "max_pool1d", "max_pool2d",
+    "cast", "log1p", "einsum", "expand_dims", "split", "squeeze", "std", "var",
 ] + sorted(ACTIVATIONS)   # relu, sigmoid, ..., one per activation of the table
 
 globals().update(ACTIVATIONS)
@@ -35,16 +35,25 @@ globals().update(ACTIVATIONS)
 def _attach_tensor_methods():
     """Give Tensor its operators and methods, all routed through the op table."""
     T = Tensor
-    for name, op in (("add", add), ("sub", sub), ("mul", mul), ("truediv", div), ("pow", power),
-                     ("matmul", matmul)):
-        setattr(T, f"__{name}__", lambda a, b, op=op: op(a, b))
-        setattr(T, f"__r{name}__", lambda a, b, op=op: op(b, a))
-    T.__neg__ = lambda a: neg(a)
-    T.__getitem__ = lambda a, idx: getitem(a, idx)
+    T.__add__ = add  # the plain functions: one Python call less per operator
+    T.__radd__ = lambda a, b: add(b, a)
+    T.__sub__ = sub
+    T.__rsub__ = lambda a, b: sub(b, a)
+    T.__mul__ = mul
+    T.__rmul__ = lambda a, b: mul(b, a)
+    T.__truediv__ = div
+    T.__rtruediv__ = lambda a, b: div(b, a)
+    T.__pow__ = lambda a, b: power(a, b)
+    T.__rpow__ = lambda a, b: power(b, a)
+    T.__matmul__ = lambda a, b: matmul(a, b)
+    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    T.__neg__ = neg
+    T.__getitem__ = getitem
     # Comparisons are not differentiable: they return plain boolean arrays.
-    for name in ("lt", "le", "gt", "ge"):
-        compare = getattr(operator, name)
-        setattr(T, f"__{name}__", lambda a, b, compare=compare: compare(a.data, getattr(b, "data", b)))
+    T.__lt__ = lambda a, b: a.data < getattr(b, "data", b)
+    T.__le__ = lambda a, b: a.data <= getattr(b, "data", b)
+    T.__gt__ = lambda a, b: a.data > getattr(b, "data", b)
+    T.__ge__ = lambda a, b: a.data >= getattr(b, "data", b)
     T.exp, T.log, T.sqrt, T.abs, T.square = exp, log, sqrt, abs, square
     T.sum = lambda a, axis=None, keepdims=False: sum(a, axis, keepdims)
     T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)

@@ -40,7 +40,10 @@ class Input(KerasTensor):
     def __init__(self, shape, dtype="float32", name=None, batch_size=None):
         if isinstance(shape, int):
             shape = (shape,)
-        super().__init__((batch_size,) + tuple(shape), dtype, name=name or "input")
+        if name is None:  # Keras 3's default: input_layer, input_layer_1, ... (fit/predict dicts use names)
+            from .base import unique_name
+            name = unique_name("input_layer")
+        super().__init__((batch_size,) + tuple(shape), dtype, name=name)
 
 
 class Node:

@@ -233,12 +233,12 @@ class RNN(Layer):
         return out
 
     def get_config(self):
-        from ..saving import serialize_layer
+        from ..utils.registry import serialize_layer
         return {**super().get_config(), "cell": serialize_layer(self.cell), "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "unroll": self.unroll}
 
     @classmethod
     def from_config(cls, config):
-        from ..saving import deserialize_layer
+        from ..utils.registry import deserialize_layer
         config = dict(config)
         return cls(deserialize_layer(config.pop("cell")), **config)

@@ -5,16 +5,13 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
+from ..shapes import pair
 from .base import Layer
 
 
 def _pair(value, what, name):
-    if isinstance(value, (int, np.integer)):
-        return (int(value), int(value))
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"{name}: {what} must be an int or a pair, got {value!r}")
-    return value
+    """``pynn.shapes.pair`` with the layer named in its error."""
+    return pair(value, f"{name} {what}")
 
 
 def _check_format(data_format, name):

@@ -12,7 +12,7 @@ def clone_model(model, input_tensors=None, clone_function=None):
     if input_tensors is not None or clone_function is not None:
         raise NotImplementedError("clone_model: input_tensors and clone_function are not supported; rebuild the "
                                   "model with the functional API instead")
-    from ..saving import deserialize_layer, serialize_layer
+    from ..utils.registry import deserialize_layer, serialize_layer
     return deserialize_layer(json.loads(json.dumps(serialize_layer(model))))
 
 
@@ -21,7 +21,7 @@ def model_from_json(json_string, custom_objects=None):
 
     ``custom_objects``: {class name: class} for custom layers not registered with
     ``@pynn.saving.register_keras_serializable`` (they are registered by this call)."""
-    from ..saving import deserialize_layer, register_serializable
+    from ..utils.registry import deserialize_layer, register_serializable
     for name, cls in (custom_objects or {}).items():
         register_serializable(cls, name=name)   # registered for later loads too
     return deserialize_layer(json.loads(json_string))

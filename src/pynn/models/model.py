@@ -823,24 +823,10 @@ class Model(Layer):
         steps = (len(xs[0]) + bs - 1) // bs
         # Under DataParallel the per-step values are this rank's: one global line is printed instead.
         bar = Progbar(steps, verbose=1 if verbose == "auto" else verbose) if verbose and not dist else None
-        logs = {}
         cbs = CallbackList.of(callbacks, self, {"verbose": verbose, "epochs": 1, "steps": steps})
-        cbs.on_test_begin()
-        with no_grad():
-            for step, start in enumerate(range(0, len(xs[0]), bs)):
-                cbs.on_test_batch_begin(step)
-                sl = slice(start, start + bs)
-                xb, yb = [v[sl] for v in xs], [v[sl] for v in ys]
-                swb = None if sw is None else sw[sl]
-                if custom_step:
-                    logs = self._run_step(self.test_step, xb, yb, swb)
-                else:
-                    y_preds = self._forward(xb, training=False)
-                    loss = float(self._loss_value(yb, y_preds, swb).data)
-                    logs = self._update_metrics(loss, yb, [p.data for p in y_preds], swb, len(xb[0]))
-                cbs.on_test_batch_end(step, logs)
-                if bar is not None:
-                    bar.update(step + 1, list(logs.items()))
+        batches = (([v[sl] for v in xs], [v[sl] for v in ys], None if sw is None else sw[sl])
+                   for sl in (slice(start, start + bs) for start in range(0, len(xs[0]), bs)))
+        logs = self._evaluate_loop(batches, custom_step, bar, cbs)
         if dist:
             logs = dist.reduce_logs(self, logs if custom_step else self._logs())
             if verbose and _parallel.is_primary():
@@ -851,21 +837,13 @@ class Model(Layer):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def _evaluate_batches(self, source, y, verbose, return_dict, custom_step, callbacks=None):
-        """evaluate() over an iterable of (x, y[, sample_weight]) batches (a PyDataset, a generator)."""
-        if y is not None:
-            raise ValueError("evaluate: when x is an iterable of batches, y must be None (the batches carry it)")
-        if not custom_step:
-            self._require_loss("evaluate")
-        self._reset_metrics()
-        bar = Progbar(len(source), verbose=1 if verbose == "auto" else verbose) \
-            if verbose and hasattr(source, "__len__") else None
+    def _evaluate_loop(self, batches, custom_step, bar, cbs):
+        """evaluate's pass over (x, y, sample_weight) batches: the test step (or loss and
+        metrics), the progress bar and the test hooks but on_test_end. Returns the last logs."""
         logs = {}
-        cbs = CallbackList.of(callbacks, self, {"verbose": verbose, "epochs": 1,
-                                                "steps": len(source) if hasattr(source, "__len__") else None})
         cbs.on_test_begin()
         with no_grad():
-            for step, (xb, yb, swb) in enumerate(_batch_source(source, None, self)(0)):
+            for step, (xb, yb, swb) in enumerate(batches):
                 cbs.on_test_batch_begin(step)
                 if custom_step:
                     logs = self._run_step(self.test_step, xb, yb, swb)
@@ -876,6 +854,20 @@ class Model(Layer):
                 cbs.on_test_batch_end(step, logs)
                 if bar is not None:
                     bar.update(step + 1, list(logs.items()))
+        return logs
+
+    def _evaluate_batches(self, source, y, verbose, return_dict, custom_step, callbacks=None):
+        """evaluate() over an iterable of (x, y[, sample_weight]) batches (a PyDataset, a generator)."""
+        if y is not None:
+            raise ValueError("evaluate: when x is an iterable of batches, y must be None (the batches carry it)")
+        if not custom_step:
+            self._require_loss("evaluate")
+        self._reset_metrics()
+        bar = Progbar(len(source), verbose=1 if verbose == "auto" else verbose) \
+            if verbose and hasattr(source, "__len__") else None
+        cbs = CallbackList.of(callbacks, self, {"verbose": verbose, "epochs": 1,
+                                                "steps": len(source) if hasattr(source, "__len__") else None})
+        logs = self._evaluate_loop(_batch_source(source, None, self)(0), custom_step, bar, cbs)
         cbs.on_test_end(logs)
         if return_dict:
             return logs

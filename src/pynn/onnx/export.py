@@ -28,7 +28,12 @@ from ..layers import (GRU, LSTM, Activation, Add, AdditiveAttention, Attention, 
                       GlobalMaxPooling2D, Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, MultiHeadAttention,
                       Multiply, PositionEmbedding, Reshape, Rescaling, SimpleRNN, SinePositionEncoding,
                       TimeDistributed, TransformerEncoder)
+from ..layers import (ELU, Average, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, GaussianNoise, Identity,
+                      LeakyReLU, Maximum, Minimum, Normalization, Permute, PReLU, ReLU, RepeatVector,
+                      SeparableConv2D, Softmax, SpatialDropout1D, Subtract, UnitNormalization, UpSampling1D,
+                      UpSampling2D, ZeroPadding1D, ZeroPadding2D)
 from ..layers.base import Layer
+from ..layers.merging import _Merge
 from ..models import Model, Sequential
 
 MIN_OPSET = 17          # LayerNormalization
@@ -47,6 +52,15 @@ UNSUPPORTED = {
     "unknown spatial sizes": "Conv/pooling with None height/width (or steps) are refused: 'same' padding is "
                              "computed exactly from the static size",
     "recurrent activation 'linear'": "ONNX's LSTM/GRU/RNN ops are given sigmoid/tanh/relu only",
+    "Masking": "its output mask would have to reach every downstream layer's masking logic; not exported yet",
+    "Dot": "not exported yet (batched dot products and the normalize option need their own exporter)",
+    "CategoryEncoding": "not exported yet (multi-hot/count encodings of integer ids need a ScatterElements "
+                        "exporter)",
+    "GroupNormalization": "not exported yet (ONNX's GroupNormalization is opset 18+ and channels-first)",
+    "RNN": "a generic cell loop has no ONNX op; use SimpleRNN/LSTM/GRU, which export to ONNX's RNN/LSTM/GRU",
+    "SimpleRNNCell": "a cell alone (or wrapped in RNN) is not exported; use the SimpleRNN layer",
+    "LSTMCell": "a cell alone (or wrapped in RNN) is not exported; use the LSTM layer",
+    "GRUCell": "a cell alone (or wrapped in RNN) is not exported; use the GRU layer",
 }
 
 _EXPORTERS: dict = {}
@@ -170,7 +184,7 @@ _MASK_REFUSED = (Attention, AdditiveAttention, TransformerEncoder)
 
 
 def _takes_list(layer):
-    return isinstance(layer, (Add, Multiply, Concatenate, MultiHeadAttention, Attention)) or \
+    return isinstance(layer, (_Merge, MultiHeadAttention, Attention)) or \
         (isinstance(layer, Model) and layer._graph is not None and len(layer._graph.inputs) > 1)
 
 
@@ -201,8 +215,30 @@ def _activation_name(layer, fn):
     return name
 
 
-def apply_activation(ctx, name, x, owner="layer"):
-    """x -> activation(x) for a pynn activation name."""
+_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _activation_param(name, alpha):
+    """The float parameter of a parameterised activation (leaky_relu's slope, elu's alpha):
+    ``alpha`` when the layer carries one, else the default pynn's activation table uses."""
+    if alpha is not None:
+        return float(alpha)
+    try:
+        from ..backend.numpy.activations import param_value
+        return float(param_value(name))
+    except ImportError:   # an older table without parameters: pynn's functional defaults
+        return {"leaky_relu": 0.2, "elu": 1.0}[name]
+
+
+def apply_activation(ctx, name, x, owner="layer", alpha=None):
+    """x -> activation(x) for a pynn activation name (every Keras 3 name pynn accepts);
+    ``alpha`` is the parameter of leaky_relu/elu when it differs from the default."""
+    name = _ALIASES.get(name, name)
+
+    def c(v):
+        return ctx.const(np.float32(v))
     if name in (None, "linear"):
         return x
     if name == "relu":
@@ -216,13 +252,34 @@ def apply_activation(ctx, name, x, owner="layer"):
     if name == "log_softmax":
         return ctx.op("LogSoftmax", [x], axis=-1)
     if name == "elu":
-        return ctx.op("Elu", [x], alpha=1.0)
+        return ctx.op("Elu", [x], alpha=_activation_param(name, alpha))
     if name == "leaky_relu":
-        return ctx.op("LeakyRelu", [x], alpha=0.2)
+        return ctx.op("LeakyRelu", [x], alpha=_activation_param(name, alpha))
+    if name == "selu":
+        return ctx.op("Selu", [x], alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
+    if name == "softplus":
+        return ctx.op("Softplus", [x])
+    if name == "softsign":
+        return ctx.op("Softsign", [x])
+    if name == "exponential":
+        return ctx.op("Exp", [x])
+    if name == "relu6":
+        return ctx.op("Clip", [x, c(0.0), c(6.0)])
+    if name == "hard_sigmoid":   # Keras 3: relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1)
+        return ctx.op("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
+    if name == "silu":
+        return ctx.op("Mul", [x, ctx.op("Sigmoid", [x])])
+    if name == "hard_silu":      # x * relu6(x + 3) / 6, ONNX's HardSwish exactly
+        return ctx.op("HardSwish", [x])
+    if name == "mish":           # x * tanh(softplus(x)); ONNX's Mish op needs opset 18
+        return ctx.op("Mul", [x, ctx.op("Tanh", [ctx.op("Softplus", [x])])])
     if name == "gelu":   # pynn's exact erf form: 0.5 x (1 + erf(x / sqrt 2))
-        e = ctx.op("Erf", [ctx.op("Mul", [x, ctx.const(np.float32(1 / np.sqrt(2)))])])
-        return ctx.op("Mul", [ctx.op("Mul", [x, ctx.const(np.float32(0.5))]),
-                              ctx.op("Add", [e, ctx.const(np.float32(1.0))])])
+        e = ctx.op("Erf", [ctx.op("Mul", [x, c(1 / np.sqrt(2))])])
+        return ctx.op("Mul", [ctx.op("Mul", [x, c(0.5)]), ctx.op("Add", [e, c(1.0)])])
+    if name in ("gelu_tanh", "gelu_approximate"):   # x * sigmoid(2 k (x + 0.044715 x^3)), k = sqrt(2/pi)
+        cube = ctx.op("Mul", [ctx.op("Mul", [x, x]), x])
+        u = ctx.op("Add", [x, ctx.op("Mul", [cube, c(0.044715)])])
+        return ctx.op("Mul", [x, ctx.op("Sigmoid", [ctx.op("Mul", [u, c(2 * np.sqrt(2 / np.pi))])])])
     raise ValueError(f"ONNX export: {owner}: activation {name!r} has no ONNX form (a custom callable?)")
 
 
@@ -724,6 +781,182 @@ def export_sine_position_encoding(ctx, layer, inputs):
     return _broadcast_batch(ctx, x, pe)
 
 
+# ------------------------------------------------------------------ activation, merge, shape and conv layers
+def export_relu(ctx, layer, inputs):
+    """ReLU(max_value, negative_slope, threshold) node for node as ReLU.call computes it."""
+    x = inputs[0]
+    ns, t, mv = layer.negative_slope, layer.threshold, layer.max_value
+    if mv is None and t == 0.0:
+        return ctx.op("LeakyRelu", [x], alpha=ns) if ns else ctx.op("Relu", [x])
+    tc = ctx.const(np.float32(t), "threshold")
+    if t != 0.0:   # x where x > threshold, else 0
+        y = ctx.op("Where", [ctx.op("Greater", [x, tc]), x, ctx.const(np.float32(0.0), "zero")])
+    else:
+        y = ctx.op("Relu", [x])
+    if mv is not None:
+        y = ctx.op("Clip", [y, ctx.const(np.float32(0.0), "zero"), ctx.const(np.float32(mv), "max_value")])
+    if ns:
+        negative = ctx.op("Relu", [ctx.op("Sub", [tc, x])])
+        y = ctx.op("Sub", [y, ctx.op("Mul", [negative, ctx.const(np.float32(ns), "negative_slope")])])
+    return y
+
+
+def export_leaky_relu(ctx, layer, inputs):
+    return ctx.op("LeakyRelu", [inputs[0]], alpha=layer.negative_slope)
+
+
+def export_elu(ctx, layer, inputs):
+    return ctx.op("Elu", [inputs[0]], alpha=layer.alpha)
+
+
+def export_softmax(ctx, layer, inputs, mask=None):
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    if mask is not None:   # masked-out positions get -1e9 added, as Softmax.call
+        keep = ctx.op("Cast", [mask], to=ctx.onnx.TensorProto.BOOL)
+        x = ctx.op("Add", [x, ctx.op("Where", [keep, ctx.const(np.float32(0.0), "zero"),
+                                                ctx.const(np.float32(-1e9), "neg")])])
+    if isinstance(layer.axis, (list, tuple)):
+        axes = sorted(a % rank for a in layer.axis)
+        e = ctx.op("Exp", [ctx.op("Sub", [x, ctx.reduce("ReduceMax", x, axes, keepdims=1)])])
+        return ctx.op("Div", [e, ctx.reduce("ReduceSum", e, axes, keepdims=1)])
+    return ctx.op("Softmax", [x], axis=int(layer.axis) % rank)
+
+
+def export_prelu(ctx, layer, inputs):
+    # relu(x) - alpha relu(-x) is ONNX's PRelu; alpha (input_shape[1:], 1 on shared axes) broadcasts from the right.
+    return ctx.op("PRelu", [inputs[0], ctx.const(layer.alpha.data, "prelu_alpha")])
+
+
+def export_subtract(ctx, layer, inputs):
+    return ctx.op("Sub", [inputs[0], inputs[1]])
+
+
+def export_average(ctx, layer, inputs):
+    total = _merge("Add")(ctx, layer, inputs)
+    return ctx.op("Mul", [total, ctx.const(np.float32(1.0 / len(inputs)), "inv_count")])
+
+
+def export_permute(ctx, layer, inputs):
+    return ctx.transpose(inputs[0], (0,) + tuple(layer.dims))
+
+
+def export_repeat_vector(ctx, layer, inputs):
+    return ctx.op("Expand", [ctx.unsqueeze(inputs[0], [1]), ctx.ints([1, layer.n, 1], "repeat_shape")])
+
+
+def export_zero_padding(ctx, layer, inputs):
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    spatial = [layer.padding] if isinstance(layer, ZeroPadding1D) else list(layer.padding)
+    begin, end = [0] * rank, [0] * rank
+    for i, (a, b) in enumerate(spatial):
+        begin[1 + i], end[1 + i] = a, b
+    return ctx.op("Pad", [x, ctx.ints(begin + end, "pads")], mode="constant")
+
+
+def export_cropping(ctx, layer, inputs):
+    spatial = [layer.cropping] if isinstance(layer, Cropping1D) else list(layer.cropping)
+    big = np.iinfo(np.int64).max
+    starts = [a for a, _ in spatial]
+    ends = [-b if b else big for _, b in spatial]
+    axes = list(range(1, 1 + len(spatial)))
+    return ctx.op("Slice", [inputs[0], ctx.ints(starts, "starts"), ctx.ints(ends, "ends"), ctx.ints(axes, "axes")])
+
+
+def export_unit_normalization(ctx, layer, inputs):
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    axes = layer.axis if isinstance(layer.axis, tuple) else (layer.axis,)
+    sq = ctx.reduce("ReduceSum", ctx.op("Mul", [x, x]), sorted(a % rank for a in axes), keepdims=1)
+    return ctx.op("Div", [x, ctx.op("Sqrt", [ctx.op("Max", [sq, ctx.const(np.float32(1e-12), "eps")])])])
+
+
+def export_normalization(ctx, layer, inputs):
+    """(x - mean) * (1 / scale), or x * scale + mean with invert; the same float32 constants as call()."""
+    from ..layers.preprocessing import _EPSILON
+    if layer.input_mean is not None:
+        mean, var = layer._fixed
+    else:
+        mean = layer.adapt_mean.data.reshape(layer._broadcast_shape)
+        var = layer.adapt_variance.data.reshape(layer._broadcast_shape)
+    scale = np.maximum(np.sqrt(var), _EPSILON).astype(np.float32)
+    mean = np.asarray(mean, np.float32)
+    x = inputs[0]
+    if layer.invert:
+        return ctx.op("Add", [ctx.op("Mul", [x, ctx.const(scale, "norm_scale")]), ctx.const(mean, "norm_mean")])
+    return ctx.op("Mul", [ctx.op("Sub", [x, ctx.const(mean, "norm_mean")]),
+                          ctx.const((1.0 / scale).astype(np.float32), "norm_inv_scale")])
+
+
+def _nhwc_pads(ctx, layer, what):
+    from ..backend.numpy.conv import conv_geometry
+    shape = ctx.shape(what)
+    if shape[1] is None or shape[2] is None:
+        raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: needs known height and width to "
+                         f"compute the padding exactly as pynn does; input shape {shape}")
+    _, (pt, pb), (pl, pr) = conv_geometry(f"{type(layer).__name__} {layer.name!r}", (1,) + tuple(shape[1:]),
+                                          *layer.kernel_size, layer.strides, layer.padding, layer.dilation_rate)
+    return [pt, pl, pb, pr]
+
+
+def _depthwise_conv(ctx, layer, x_nchw, pads, bias):
+    """ONNX Conv with group=C: output channel c*m + j reads input channel c only, as pynn's block diagonal."""
+    kh, kw, c, m = layer.depthwise_kernel.shape
+    w = layer.depthwise_kernel.data.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None]   # (C*m, 1, kh, kw)
+    conv_in = [x_nchw, ctx.const(w, "depthwise_kernel")] + ([ctx.const(bias, "bias")] if bias is not None else [])
+    return ctx.op("Conv", conv_in, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                  dilations=list(layer.dilation_rate), pads=pads, group=int(c))
+
+
+def export_depthwise_conv2d(ctx, layer, inputs):
+    x = inputs[0]
+    pads = _nhwc_pads(ctx, layer, x)
+    bias = layer.bias.data if layer.bias is not None else None
+    y = ctx.transpose(_depthwise_conv(ctx, layer, ctx.transpose(x, (0, 3, 1, 2)), pads, bias), (0, 2, 3, 1))
+    return apply_activation(ctx, _activation_name(layer, layer.activation), y,
+                            f"{type(layer).__name__} {layer.name!r}")
+
+
+def export_separable_conv2d(ctx, layer, inputs):
+    x = inputs[0]
+    pads = _nhwc_pads(ctx, layer, x)
+    y = _depthwise_conv(ctx, layer, ctx.transpose(x, (0, 3, 1, 2)), pads, None)
+    pw = ctx.const(layer.pointwise_kernel.data.transpose(3, 2, 0, 1), "pointwise_kernel")
+    y = ctx.op("Conv", [y, pw] + ([ctx.const(layer.bias.data, "bias")] if layer.bias is not None else []),
+               kernel_shape=[1, 1])
+    y = ctx.transpose(y, (0, 2, 3, 1))
+    return apply_activation(ctx, _activation_name(layer, layer.activation), y, f"SeparableConv2D {layer.name!r}")
+
+
+def export_conv2d_transpose(ctx, layer, inputs):
+    """ONNX ConvTranspose: its full output is pynn's ((H-1)s + k); "same" keeps H*s of it, dropping
+    (k-s)//2 at the start (pads), or, when k < s, appends s-k bias-only rows (output_padding)."""
+    x = inputs[0]
+    begin, end, extra = [0, 0], [0, 0], [0, 0]
+    if layer.padding == "same":
+        for i, (k, s) in enumerate(zip(layer.kernel_size, layer.strides)):
+            if k >= s:
+                begin[i] = (k - s) // 2
+                end[i] = k - s - begin[i]
+            else:
+                extra[i] = s - k
+    w = ctx.const(layer.kernel.data.transpose(3, 2, 0, 1), "kernel")      # (C_in, filters, kh, kw)
+    conv_in = [ctx.transpose(x, (0, 3, 1, 2)), w] + ([ctx.const(layer.bias.data, "bias")] if layer.use_bias else [])
+    y = ctx.op("ConvTranspose", conv_in, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+               pads=begin + end, output_padding=extra if any(extra) else None)
+    y = ctx.transpose(y, (0, 2, 3, 1))
+    return apply_activation(ctx, _activation_name(layer, layer.activation), y, f"Conv2DTranspose {layer.name!r}")
+
+
+def export_upsampling(ctx, layer, inputs):
+    """Nearest-neighbour Resize by integer scales along the spatial axes (each value repeated)."""
+    size = [layer.size] if isinstance(layer, UpSampling1D) else list(layer.size)
+    scales = np.asarray([1.0] + [float(v) for v in size] + [1.0], np.float32)
+    return ctx.op("Resize", [inputs[0], "", ctx.const(scales, "scales")], mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
 # ------------------------------------------------------------------ models
 def _export_sequential(ctx, model, inputs, training=False):
     x = inputs[0]
@@ -769,6 +1002,15 @@ for _cls, _fn in [
     (AdditiveAttention, export_attention), (TransformerEncoder, export_transformer_encoder),
     (PositionEmbedding, export_position_embedding), (SinePositionEncoding, export_sine_position_encoding),
     (Sequential, _export_sequential), (Model, _export_functional),
+    (ReLU, export_relu), (LeakyReLU, export_leaky_relu), (ELU, export_elu), (Softmax, export_softmax),
+    (PReLU, export_prelu), (Identity, export_identity), (GaussianNoise, export_identity),
+    (SpatialDropout1D, export_identity), (Subtract, export_subtract), (Average, export_average),
+    (Maximum, _merge("Max")), (Minimum, _merge("Min")), (Permute, export_permute),
+    (RepeatVector, export_repeat_vector), (ZeroPadding1D, export_zero_padding), (ZeroPadding2D, export_zero_padding),
+    (Cropping1D, export_cropping), (Cropping2D, export_cropping), (UnitNormalization, export_unit_normalization),
+    (Normalization, export_normalization), (DepthwiseConv2D, export_depthwise_conv2d),
+    (SeparableConv2D, export_separable_conv2d), (Conv2DTranspose, export_conv2d_transpose),
+    (UpSampling1D, export_upsampling), (UpSampling2D, export_upsampling),
 ]:
     register_exporter(_cls, _fn)
 

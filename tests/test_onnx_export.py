@@ -466,6 +466,39 @@ def test_conv2d_transpose_matches_ort(kernel, strides, padding, tmp_path, rng):
     assert_onnx_matches(model, _f32(rng, 3, 5, 4, 3), tmp_path)
 
 
+def test_dot_every_axes_form_and_normalize_match_ort(tmp_path, rng):
+    a2, b2 = pynn.Input((5,)), pynn.Input((5,))
+    a3, b3 = pynn.Input((4, 6)), pynn.Input((3, 6))
+    c3 = pynn.Input((4, 3))
+    outs = [layers.Dot(1)([a2, b2]), layers.Dot(-1, normalize=True)([a2, b2]), layers.Dot((2, 2))([a3, b3]),
+            layers.Dot((2, 2), normalize=True)([a3, b3]), layers.Dot((1, 1))([a3, c3]),
+            layers.Dot((2, 1))([b3, layers.Permute((2, 1))(b3)])]
+    model = pynn.Model([a2, b2, a3, b3, c3], outs)
+    xs = [_f32(rng, 3, 5), _f32(rng, 3, 5), _f32(rng, 3, 4, 6), _f32(rng, 3, 3, 6), _f32(rng, 3, 4, 3)]
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+@pytest.mark.parametrize("shape,groups", [((6, 8), 4), ((5, 4, 6), 3), ((7, 4), 1)])
+def test_group_normalization_matches_ort(shape, groups, tmp_path, rng):
+    layer = layers.GroupNormalization(groups=groups, epsilon=1e-4)
+    model = pynn.Sequential([layers.Input(shape), layer, layers.GroupNormalization(groups, center=False,
+                                                                                    scale=False)])
+    c = shape[-1]
+    layer.set_weights([rng.uniform(0.5, 1.5, c).astype(np.float32), rng.normal(0, 0.3, c).astype(np.float32)])
+    xs = (_f32(rng, 3, *shape) * 2.0 + 1.0).astype(np.float32)
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+def test_category_encoding_every_output_mode_matches_ort(tmp_path, rng):
+    ids, one = pynn.Input((4,), dtype="int64"), pynn.Input((1,), dtype="int64")
+    model = pynn.Model([ids, one], [layers.CategoryEncoding(7, output_mode="multi_hot")(ids),
+                                    layers.CategoryEncoding(7, output_mode="count")(ids),
+                                    layers.CategoryEncoding(7, output_mode="one_hot")(one)])
+    many = rng.integers(0, 7, (3, 4))
+    many[0] = [2, 2, 5, 2]   # repeated ids: 3 in "count", 1 in "multi_hot"
+    assert_onnx_matches(model, [many, rng.integers(0, 7, (3, 1))], tmp_path)
+
+
 def test_unsupported_list_names_every_refused_layer_class():
     exported = set(export_mod._EXPORTERS)
     for name in layers.__all__:

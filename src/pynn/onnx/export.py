@@ -28,7 +28,7 @@ from ..layers import (GRU, LSTM, Activation, Add, AdditiveAttention, Attention, 
                       GlobalMaxPooling2D, Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, MultiHeadAttention,
                       Multiply, PositionEmbedding, Reshape, Rescaling, SimpleRNN, SinePositionEncoding,
                       TimeDistributed, TransformerEncoder)
-from ..layers import (ELU, Average, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, GaussianNoise, Identity,
+from ..layers import (ELU, Average, CategoryEncoding, Dot, GroupNormalization, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, GaussianNoise, Identity,
                       LeakyReLU, Maximum, Minimum, Normalization, Permute, PReLU, ReLU, RepeatVector,
                       SeparableConv2D, Softmax, SpatialDropout1D, Subtract, UnitNormalization, UpSampling1D,
                       UpSampling2D, ZeroPadding1D, ZeroPadding2D)
@@ -53,10 +53,6 @@ UNSUPPORTED = {
                              "computed exactly from the static size",
     "recurrent activation 'linear'": "ONNX's LSTM/GRU/RNN ops are given sigmoid/tanh/relu only",
     "Masking": "its output mask would have to reach every downstream layer's masking logic; not exported yet",
-    "Dot": "not exported yet (batched dot products and the normalize option need their own exporter)",
-    "CategoryEncoding": "not exported yet (multi-hot/count encodings of integer ids need a ScatterElements "
-                        "exporter)",
-    "GroupNormalization": "not exported yet (ONNX's GroupNormalization is opset 18+ and channels-first)",
     "RNN": "a generic cell loop has no ONNX op; use SimpleRNN/LSTM/GRU, which export to ONNX's RNN/LSTM/GRU",
     "SimpleRNNCell": "a cell alone (or wrapped in RNN) is not exported; use the SimpleRNN layer",
     "LSTMCell": "a cell alone (or wrapped in RNN) is not exported; use the LSTM layer",
@@ -889,6 +885,60 @@ def export_normalization(ctx, layer, inputs):
                           ctx.const((1.0 / scale).astype(np.float32), "norm_inv_scale")])
 
 
+def export_dot(ctx, layer, inputs):
+    """Dot(axes, normalize) as Dot.call: L2-normalised along the axes if asked, then a sum of
+    products (rank 2) or one batched MatMul with the contracted axes brought last/middle (rank 3)."""
+    a, b = inputs
+    ax, bx = layer._resolved([ctx.shape(a), ctx.shape(b)])
+
+    def l2(v, axis):
+        sq = ctx.reduce("ReduceSum", ctx.op("Mul", [v, v]), [axis], keepdims=1)
+        return ctx.op("Div", [v, ctx.op("Sqrt", [ctx.op("Max", [sq, ctx.const(np.float32(1e-12), "eps")])])])
+    if layer.normalize:
+        a, b = l2(a, ax), l2(b, bx)
+    if len(ctx.shape(inputs[0])) == 2:
+        return ctx.reduce("ReduceSum", ctx.op("Mul", [a, b]), [1], keepdims=1)
+    if ax == 1:
+        a = ctx.transpose(a, (0, 2, 1))
+    if bx == 2:
+        b = ctx.transpose(b, (0, 2, 1))
+    return ctx.op("MatMul", [a, b])
+
+
+def export_group_norm(ctx, layer, inputs):
+    """GroupNormalization (channels last): (..., C) -> (..., G, C/G), moments over every axis but
+    batch and group, as GroupNormalization.call, then the per-channel gamma/beta."""
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    c, g = ctx.shape(x)[-1], layer.groups
+    grouped = ctx.op("Reshape", [x, ctx.ints([0] * (rank - 1) + [g, c // g], "shape")])   # 0: copy that dim
+    axes = list(range(1, rank - 1)) + [rank]
+    centred = ctx.op("Sub", [grouped, ctx.reduce("ReduceMean", grouped, axes, keepdims=1)])
+    var = ctx.reduce("ReduceMean", ctx.op("Mul", [centred, centred]), axes, keepdims=1)
+    y = ctx.op("Div", [centred, ctx.op("Sqrt", [ctx.op("Add", [var, ctx.const(np.float32(layer.epsilon), "eps")])])])
+    y = ctx.op("Reshape", [y, ctx.ints([0] * (rank - 1) + [c], "shape")])
+    if layer.gamma is not None:
+        y = ctx.op("Mul", [y, ctx.const(layer.gamma.data, "gn_gamma")])
+    if layer.beta is not None:
+        y = ctx.op("Add", [y, ctx.const(layer.beta.data, "gn_beta")])
+    return y
+
+
+def export_category_encoding(ctx, layer, inputs):
+    """ids (N,) or (N, k) -> (N, num_tokens): OneHot, summed over the k ids ("count"), capped at 1
+    otherwise. pynn's range check on the ids is not in the graph (ONNX's OneHot gives an
+    out-of-range id an all-zero row)."""
+    ids = ctx.op("Cast", [inputs[0]], to=ctx.onnx.TensorProto.INT64)
+    if len(ctx.shape(inputs[0])) == 1:
+        ids = ctx.unsqueeze(ids, [1])
+    hot = ctx.op("OneHot", [ids, ctx.ints([layer.num_tokens], "depth"),
+                            ctx.const(np.asarray([0.0, 1.0], np.float32), "one_hot_values")], axis=-1)
+    counts = ctx.reduce("ReduceSum", hot, [1], keepdims=0)
+    if layer.output_mode == "count":
+        return counts
+    return ctx.op("Min", [counts, ctx.const(np.float32(1.0), "one")])
+
+
 def _nhwc_pads(ctx, layer, what):
     from ..backend.numpy.conv import conv_geometry
     shape = ctx.shape(what)
@@ -1010,7 +1060,8 @@ for _cls, _fn in [
     (Cropping1D, export_cropping), (Cropping2D, export_cropping), (UnitNormalization, export_unit_normalization),
     (Normalization, export_normalization), (DepthwiseConv2D, export_depthwise_conv2d),
     (SeparableConv2D, export_separable_conv2d), (Conv2DTranspose, export_conv2d_transpose),
-    (UpSampling1D, export_upsampling), (UpSampling2D, export_upsampling),
+    (UpSampling1D, export_upsampling), (UpSampling2D, export_upsampling), (Dot, export_dot),
+    (GroupNormalization, export_group_norm), (CategoryEncoding, export_category_encoding),
 ]:
     register_exporter(_cls, _fn)
 

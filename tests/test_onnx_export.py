@@ -499,6 +499,19 @@ def test_category_encoding_every_output_mode_matches_ort(tmp_path, rng):
     assert_onnx_matches(model, [many, rng.integers(0, 7, (3, 1))], tmp_path)
 
 
+def test_masking_layer_mask_through_recurrent_bidirectional_and_pooling_matches_ort(tmp_path, rng):
+    x = pynn.Input((6, 3))
+    h = layers.Masking(mask_value=0.5)(x)
+    outs = [layers.LSTM(4)(h), layers.Bidirectional(layers.GRU(3, return_sequences=True))(h),
+            layers.GlobalAveragePooling1D()(h), layers.GlobalMaxPooling1D()(h), h]
+    model = pynn.Model(x, outs)
+    xs = _f32(rng, 3, 6, 3)
+    xs[0, 4:] = 0.5          # trailing padded steps
+    xs[1, 1] = 0.5           # a masked step in the middle
+    xs[2, 2, 0] = 0.5        # one feature equal to mask_value: not masked
+    assert_onnx_matches(model, xs, tmp_path)
+
+
 def test_unsupported_list_names_every_refused_layer_class():
     exported = set(export_mod._EXPORTERS)
     for name in layers.__all__:

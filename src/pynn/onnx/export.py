@@ -28,7 +28,7 @@ from ..layers import (GRU, LSTM, Activation, Add, AdditiveAttention, Attention, 
                       GlobalMaxPooling2D, Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, MultiHeadAttention,
                       Multiply, PositionEmbedding, Reshape, Rescaling, SimpleRNN, SinePositionEncoding,
                       TimeDistributed, TransformerEncoder)
-from ..layers import (ELU, Average, CategoryEncoding, Dot, GroupNormalization, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, GaussianNoise, Identity,
+from ..layers import (ELU, Average, CategoryEncoding, Dot, Masking, GroupNormalization, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, GaussianNoise, Identity,
                       LeakyReLU, Maximum, Minimum, Normalization, Permute, PReLU, ReLU, RepeatVector,
                       SeparableConv2D, Softmax, SpatialDropout1D, Subtract, UnitNormalization, UpSampling1D,
                       UpSampling2D, ZeroPadding1D, ZeroPadding2D)
@@ -43,8 +43,8 @@ DEFAULT_OPSET = 17
 UNSUPPORTED = {
     "Lambda": "holds arbitrary Python code; write a custom layer and register_exporter() for it",
     "subclassed Model": "a Python call() has no graph to export; use Sequential or pynn.Model(inputs, outputs)",
-    "mask_zero / masking": "an Embedding(mask_zero=True) mask reaching Attention, AdditiveAttention or "
-                           "TransformerEncoder is refused (recurrent layers, Bidirectional, MultiHeadAttention "
+    "mask_zero / masking": "a padding mask (Embedding(mask_zero=True) or Masking) reaching Attention, "
+                           "AdditiveAttention or TransformerEncoder is refused (recurrent layers, Bidirectional, MultiHeadAttention "
                            "and the 1-D global poolings export it)",
     "stateful recurrent layers": "states carried between calls are not part of an inference graph",
     "explicit mask= arguments": "a mask passed by hand to a recurrent or attention call is refused (padding "
@@ -52,7 +52,6 @@ UNSUPPORTED = {
     "unknown spatial sizes": "Conv/pooling with None height/width (or steps) are refused: 'same' padding is "
                              "computed exactly from the static size",
     "recurrent activation 'linear'": "ONNX's LSTM/GRU/RNN ops are given sigmoid/tanh/relu only",
-    "Masking": "its output mask would have to reach every downstream layer's masking logic; not exported yet",
     "RNN": "a generic cell loop has no ONNX op; use SimpleRNN/LSTM/GRU, which export to ONNX's RNN/LSTM/GRU",
     "SimpleRNNCell": "a cell alone (or wrapped in RNN) is not exported; use the SimpleRNN layer",
     "LSTMCell": "a cell alone (or wrapped in RNN) is not exported; use the LSTM layer",
@@ -939,6 +938,20 @@ def export_category_encoding(ctx, layer, inputs):
     return ctx.op("Min", [counts, ctx.const(np.float32(1.0), "one")])
 
 
+def export_masking(ctx, layer, inputs):
+    """Steps whose features all equal mask_value are zeroed; their (N, T) mask goes to the
+    layers that read it, as an Embedding(mask_zero=True) padding mask does."""
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    differs = ctx.op("Cast", [ctx.op("Not", [ctx.op("Equal", [x, ctx.const(np.float32(layer.mask_value),
+                                                                             "mask_value")])])],
+                     to=ctx.onnx.TensorProto.FLOAT)
+    keep = ctx.reduce("ReduceMax", differs, list(range(2, rank)), keepdims=0)          # (N, T), 1 = any differs
+    out = ctx.op("Mul", [x, ctx.unsqueeze(keep, list(range(2, rank)))])
+    ctx.masks[out] = ctx.op("Cast", [keep], to=ctx.onnx.TensorProto.BOOL, base="padding_mask")
+    return out
+
+
 def _nhwc_pads(ctx, layer, what):
     from ..backend.numpy.conv import conv_geometry
     shape = ctx.shape(what)
@@ -1062,6 +1075,7 @@ for _cls, _fn in [
     (SeparableConv2D, export_separable_conv2d), (Conv2DTranspose, export_conv2d_transpose),
     (UpSampling1D, export_upsampling), (UpSampling2D, export_upsampling), (Dot, export_dot),
     (GroupNormalization, export_group_norm), (CategoryEncoding, export_category_encoding),
+    (Masking, export_masking),
 ]:
     register_exporter(_cls, _fn)
 

@@ -28,10 +28,10 @@ from ..layers import (GRU, LSTM, Activation, Add, AdditiveAttention, Attention, 
                       GlobalMaxPooling2D, Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, MultiHeadAttention,
                       Multiply, PositionEmbedding, Reshape, Rescaling, SimpleRNN, SinePositionEncoding,
                       TimeDistributed, TransformerEncoder)
-from ..layers import (ELU, Average, CategoryEncoding, Dot, Masking, GroupNormalization, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, GaussianNoise, Identity,
-                      LeakyReLU, Maximum, Minimum, Normalization, Permute, PReLU, ReLU, RepeatVector,
-                      SeparableConv2D, Softmax, SpatialDropout1D, Subtract, UnitNormalization, UpSampling1D,
-                      UpSampling2D, ZeroPadding1D, ZeroPadding2D)
+from ..layers import (ELU, Average, CategoryEncoding, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, Dot,
+                      GaussianNoise, GroupNormalization, Identity, LeakyReLU, Masking, Maximum, Minimum, Normalization,
+                      Permute, PReLU, ReLU, RepeatVector, SeparableConv2D, Softmax, SpatialDropout1D, Subtract,
+                      UnitNormalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D)
 from ..layers.base import Layer
 from ..layers.merging import _Merge
 from ..models import Model, Sequential
@@ -44,8 +44,8 @@ UNSUPPORTED = {
     "Lambda": "holds arbitrary Python code; write a custom layer and register_exporter() for it",
     "subclassed Model": "a Python call() has no graph to export; use Sequential or pynn.Model(inputs, outputs)",
     "mask_zero / masking": "a padding mask (Embedding(mask_zero=True) or Masking) reaching Attention, "
-                           "AdditiveAttention or TransformerEncoder is refused (recurrent layers, Bidirectional, MultiHeadAttention "
-                           "and the 1-D global poolings export it)",
+                           "AdditiveAttention or TransformerEncoder is refused (recurrent layers, Bidirectional, "
+                           "MultiHeadAttention and the 1-D global poolings export it)",
     "stateful recurrent layers": "states carried between calls are not part of an inference graph",
     "explicit mask= arguments": "a mask passed by hand to a recurrent or attention call is refused (padding "
                                 "masks from Embedding(mask_zero=True) are exported)",

@@ -512,6 +512,34 @@ def test_masking_layer_mask_through_recurrent_bidirectional_and_pooling_matches_
     assert_onnx_matches(model, xs, tmp_path)
 
 
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("go_backwards,masked", [(False, False), (True, False), (False, True)])
+def test_rnn_over_builtin_cells_matches_ort(cell, go_backwards, masked, tmp_path, rng):
+    make = {"simple": lambda: layers.SimpleRNNCell(4, activation="relu"),
+            "lstm": lambda: layers.LSTMCell(4, use_bias=False), "gru": lambda: layers.GRUCell(4)}[cell]
+    x = pynn.Input((5, 3))
+    h = layers.Masking()(x) if masked else x
+    seq = layers.RNN(make(), return_sequences=True, go_backwards=go_backwards)(h)
+    outs = layers.RNN(make(), return_state=True)(seq)
+    model = pynn.Model(x, list(outs))
+    for layer in model.layers:
+        if isinstance(layer, layers.RNN) and layer.cell.bias is not None:
+            layer.cell.bias.assign(rng.normal(0, 0.5, layer.cell.bias.shape).astype(np.float32))
+    xs = _f32(rng, 3, 5, 3)
+    if masked:
+        xs[0, 3:] = 0.0
+        xs[1, 1] = 0.0
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+def test_rnn_over_gru_cell_without_reset_after_is_refused_before_writing(tmp_path):
+    model = pynn.Sequential([layers.Input((4, 2)), layers.RNN(layers.GRUCell(3, reset_after=False))])
+    path = tmp_path / "m.onnx"
+    with pytest.raises(ValueError, match="reset_after=False"):
+        pynn.onnx.export(model, path)
+    assert not path.exists()
+
+
 def test_unsupported_list_names_every_refused_layer_class():
     exported = set(export_mod._EXPORTERS)
     for name in layers.__all__:

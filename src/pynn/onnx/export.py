@@ -28,6 +28,7 @@ from ..layers import (GRU, LSTM, Activation, Add, AdditiveAttention, Attention, 
                       GlobalMaxPooling2D, Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, MultiHeadAttention,
                       Multiply, PositionEmbedding, Reshape, Rescaling, SimpleRNN, SinePositionEncoding,
                       TimeDistributed, TransformerEncoder)
+from ..layers import (RNN, GRUCell, LSTMCell, SimpleRNNCell)
 from ..layers import (ELU, Average, CategoryEncoding, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, Dot,
                       GaussianNoise, GroupNormalization, Identity, LeakyReLU, Masking, Maximum, Minimum, Normalization,
                       Permute, PReLU, ReLU, RepeatVector, SeparableConv2D, Softmax, SpatialDropout1D, Subtract,
@@ -52,10 +53,11 @@ UNSUPPORTED = {
     "unknown spatial sizes": "Conv/pooling with None height/width (or steps) are refused: 'same' padding is "
                              "computed exactly from the static size",
     "recurrent activation 'linear'": "ONNX's LSTM/GRU/RNN ops are given sigmoid/tanh/relu only",
-    "RNN": "a generic cell loop has no ONNX op; use SimpleRNN/LSTM/GRU, which export to ONNX's RNN/LSTM/GRU",
-    "SimpleRNNCell": "a cell alone (or wrapped in RNN) is not exported; use the SimpleRNN layer",
-    "LSTMCell": "a cell alone (or wrapped in RNN) is not exported; use the LSTM layer",
-    "GRUCell": "a cell alone (or wrapped in RNN) is not exported; use the GRU layer",
+    "RNN(custom cell), RNN(GRUCell(reset_after=False))": "a generic Python cell loop has no ONNX op; RNN over "
+                                                          "SimpleRNNCell/LSTMCell/GRUCell(reset_after=True) exports",
+    "SimpleRNNCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
+    "LSTMCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
+    "GRUCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
 }
 
 _EXPORTERS: dict = {}
@@ -479,6 +481,13 @@ def _reorder_lstm(w, u):
     return np.concatenate([i, o, f, c], axis=-1)
 
 
+def _bias_array(layer):
+    """The recurrent layer's bias as an array: a Variable's data, or the zeros ``_bias()`` gives
+    without use_bias (an ndarray already: its own ``.data`` is a memoryview, not the values)."""
+    bias = layer._bias()
+    return bias if isinstance(bias, np.ndarray) else np.asarray(bias.data)
+
+
 def export_recurrent(ctx, layer, inputs, initial_state=None, mask=None, training=False):
     if getattr(layer, "stateful", False):
         raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r} is stateful; carried states are "
@@ -490,8 +499,7 @@ def export_recurrent(ctx, layer, inputs, initial_state=None, mask=None, training
         return _export_masked_recurrent(ctx, layer, x, ctx.masks[x], initial_state)
     u = layer.units
     kernel, rec = layer.kernel.data, layer.recurrent_kernel.data
-    bias = layer._bias()
-    bias = bias.data if hasattr(bias, "data") else np.asarray(bias)
+    bias = _bias_array(layer)
     attrs = dict(hidden_size=u, direction="reverse" if layer.go_backwards else "forward", layout=0)
     if isinstance(layer, LSTM):
         op = "LSTM"
@@ -542,8 +550,7 @@ def _export_masked_recurrent(ctx, layer, x, mask, initial_state):
     name = f"{type(layer).__name__} {layer.name!r}"
     if layer.go_backwards:
         x, mask = ctx.reverse_time(x), ctx.reverse_time(mask)
-    bias = layer._bias()
-    bias = bias.data if hasattr(bias, "data") else np.asarray(bias)
+    bias = _bias_array(layer)
     is_gru, is_lstm = isinstance(layer, GRU), isinstance(layer, LSTM)
     xw = ctx.op("MatMul", [x, ctx.const(layer.kernel.data, "kernel")])
     xw = ctx.op("Add", [xw, ctx.const(bias[0] if is_gru else bias, "bias")])                # (N, T, G·U)
@@ -594,6 +601,29 @@ def _export_masked_recurrent(ctx, layer, x, mask, initial_state):
     else:
         out = h
     return [out] + states if layer.return_state else out
+
+
+def export_rnn(ctx, layer, inputs, initial_state=None, mask=None, training=False):
+    """RNN(cell) over a built-in cell is the SimpleRNN/LSTM/GRU layer of the same weights and
+    options (same gate order, same masking rule: a masked step keeps the states and repeats
+    the previous output); that layer's exporter writes it."""
+    cell = layer.cell
+    common = dict(units=cell.units, activation=cell.activation, use_bias=cell.use_bias,
+                  return_sequences=layer.return_sequences, return_state=layer.return_state,
+                  go_backwards=layer.go_backwards, name=layer.name)
+    if type(cell) is SimpleRNNCell:
+        twin = SimpleRNN(**common)
+    elif type(cell) is LSTMCell:
+        twin = LSTM(recurrent_activation=cell.recurrent_activation, **common)
+    elif type(cell) is GRUCell and cell.reset_after:
+        twin = GRU(recurrent_activation=cell.recurrent_activation, **common)
+    else:
+        raise ValueError(f"ONNX export: RNN {layer.name!r}: its cell {type(cell).__name__}"
+                         + (" (reset_after=False)" if isinstance(cell, GRUCell) else "")
+                         + " has no ONNX recurrent form (see pynn.onnx.UNSUPPORTED)")
+    twin.build(ctx.shape(inputs[0]))
+    twin.set_weights(cell.get_weights())
+    return export_recurrent(ctx, twin, inputs, initial_state=initial_state, mask=mask)
 
 
 def export_bidirectional(ctx, layer, inputs, initial_state=None, training=False):
@@ -1075,7 +1105,7 @@ for _cls, _fn in [
     (SeparableConv2D, export_separable_conv2d), (Conv2DTranspose, export_conv2d_transpose),
     (UpSampling1D, export_upsampling), (UpSampling2D, export_upsampling), (Dot, export_dot),
     (GroupNormalization, export_group_norm), (CategoryEncoding, export_category_encoding),
-    (Masking, export_masking),
+    (Masking, export_masking), (RNN, export_rnn),
 ]:
     register_exporter(_cls, _fn)
 

@@ -983,7 +983,10 @@ def export_masking(ctx, layer, inputs):
 
 
 def _nhwc_pads(ctx, layer, what):
-    from ..backend.numpy.conv import conv_geometry
+    try:   # the shape helpers' new home (pynn.shapes), else where they lived before
+        from ..shapes import conv_geometry
+    except ImportError:
+        from ..backend.numpy.conv import conv_geometry
     shape = ctx.shape(what)
     if shape[1] is None or shape[2] is None:
         raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: needs known height and width to "

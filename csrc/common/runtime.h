@@ -8,9 +8,18 @@ namespace pynn {
 enum class Isa : int { Generic = 0, Avx2 = 1 };
 
 // Threads that a kernel may use. Starts from PYNN_NUM_THREADS, else the OpenMP
-// default (the number of cores).
+// default (the number of cores). 1 in a child forked after the parent went
+// multi-threaded (common/process_hooks.cpp); asking for more there throws.
 int num_threads();
 void set_num_threads(int n);
+
+// True in a process forked after its parent ran (or was running) a multi-threaded kernel.
+bool forked_single_threaded();
+
+namespace detail {
+// Called by the pthread_atfork child handler (async-signal-safe: atomics only).
+void after_fork_in_child();
+}  // namespace detail
 
 // True when this CPU can run the AVX2+FMA kernels (CPUID, checked once).
 bool cpu_has_avx2_fma();

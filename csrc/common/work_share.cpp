@@ -4,7 +4,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <system_error>
 #include <thread>
+
+#include "common/first_error.h"
 
 namespace pynn {
 
@@ -16,15 +19,23 @@ struct Job {
   std::atomic<int64_t> next{0};
   int max_helpers = 0;
   int joined = 0;  // helpers inside drain(); guarded by Pool::m
+  FirstError err;  // a body that throws on a helper (bad_alloc) is rethrown on the caller
 };
 
 void drain(Job& j) {
-  for (;;) {
-    const int64_t lo = j.next.fetch_add(j.chunk, std::memory_order_relaxed);
-    if (lo >= j.n) return;
-    (*j.body)(lo, std::min(lo + j.chunk, j.n));
-  }
+  j.err.run([&] {
+    for (;;) {
+      const int64_t lo = j.next.fetch_add(j.chunk, std::memory_order_relaxed);
+      if (lo >= j.n) return;
+      (*j.body)(lo, std::min(lo + j.chunk, j.n));
+    }
+  });
 }
+
+// This module's thread_local blocks (the GEMM scratch) are allocated by glibc on a thread's
+// first touch, and a failure there is a fatal glibc abort, not an exception: a helper touches
+// them when it starts, before any kernel can have used up the address space.
+thread_local volatile char g_tls_touch;
 
 // Helpers sleep on `wake` between jobs. The pool is never destroyed (helpers are
 // detached and may still be waiting at exit); a forked child has no helpers, which
@@ -37,10 +48,16 @@ struct Pool {
   int started = 0;
 
   void ensure(int helpers) {  // under m
-    for (; started < helpers; ++started) std::thread([this] { loop(); }).detach();
+    try {
+      for (; started < helpers; ++started) std::thread([this] { loop(); }).detach();
+    } catch (const std::system_error&) {
+      // No thread could be created (address-space or thread limit): the helpers that
+      // exist, possibly none, share the work and the caller does the rest.
+    }
   }
 
   void loop() {
+    g_tls_touch = 1;
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lk(m);
     for (;;) {
@@ -93,9 +110,12 @@ void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(
   }
   P.wake.notify_all();
   drain(j);
-  std::unique_lock<std::mutex> lk(P.m);
-  P.job = nullptr;  // no helper joins after this; wait only for those already inside
-  P.idle.wait(lk, [&] { return j.joined == 0; });
+  {
+    std::unique_lock<std::mutex> lk(P.m);
+    P.job = nullptr;  // no helper joins after this; wait only for those already inside
+    P.idle.wait(lk, [&] { return j.joined == 0; });
+  }
+  j.err.rethrow();
 }
 
 }  // namespace pynn

@@ -17,7 +17,8 @@ namespace pynn {
 // Calls body(lo, hi) on disjoint ranges covering [0, n), each at most `chunk` long,
 // on up to `threads` threads (the caller and threads-1 persistent helpers).
 // threads <= 1, n <= chunk, or another share_work already running: all inline.
-// body must not throw.
+// An exception thrown by body (on any thread) is rethrown here after every chunk
+// already claimed has finished; the remaining chunks are still run.
 void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(int64_t, int64_t)>& body);
 
 }  // namespace pynn

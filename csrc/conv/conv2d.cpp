@@ -19,6 +19,7 @@
 #include <omp.h>
 #endif
 
+#include "common/first_error.h"
 #include "common/runtime.h"
 #include "conv/igemm.h"
 #include "conv/im2col.h"
@@ -49,8 +50,10 @@ template <class F>
 void parallel(int T, F&& body) {
 #ifdef PYNN_OPENMP
   if (T > 1) {
+    FirstError err;  // a scratch allocation may fail on a worker: rethrown here, not std::terminate
 #pragma omp parallel num_threads(T)
-    body(thread_id(), omp_get_num_threads());
+    err.run([&] { body(thread_id(), omp_get_num_threads()); });
+    err.rethrow();
     return;
   }
 #endif

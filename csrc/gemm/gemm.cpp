@@ -31,6 +31,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/first_error.h"
 #include "common/runtime.h"
 #include "gemm/act_tile_impl.h"
 #include "gemm/kernel.h"
@@ -394,10 +395,11 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     if (by_m && n <= kUnpackedAMaxN)
       chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
     std::atomic<int64_t> next{0};
+    FirstError err;  // a thread's scratch allocation may fail: MemoryError on the caller, not std::terminate
 #ifdef PYNN_OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
-    for (;;) {
+    err.run([&] { for (;;) {
       const int64_t ch = next.fetch_add(1, std::memory_order_relaxed);
       if (ch >= chunks) break;
       Problem Q = P;
@@ -416,7 +418,8 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
         if (P.bias) Q.bias = P.bias + c0;
       }
       if (Q.m > 0 && Q.n > 0) solve_single(Q, avx2);
-    }
+    } });
+    err.rethrow();
     return;
   }
 
@@ -439,8 +442,10 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * P.kc));
   P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.kc) : nullptr;
 #ifdef PYNN_OPENMP
+  FirstError err;
 #pragma omp parallel num_threads(nt)
-  run(P, omp_get_thread_num(), omp_get_num_threads());
+  err.run([&] { run(P, omp_get_thread_num(), omp_get_num_threads()); });
+  err.rethrow();
 #else
   P.split_jr = false;
   run(P, 0, 1);

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "common/first_error.h"
 #include "common/runtime.h"
 
 #ifdef PYNN_OPENMP
@@ -24,12 +25,14 @@ void parallel_for(int64_t n, int64_t cost_per_item, F&& f) {
   const int nt = threads_for(work, kElemGrain);
   if (nt <= 1) { f(int64_t{0}, n); return; }
 #ifdef PYNN_OPENMP
+  FirstError err;  // an exception must not leave the region (std::terminate): rethrown on the caller
 #pragma omp parallel num_threads(nt)
-  {
+  err.run([&] {
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
     const int64_t b = n * t / T, e = n * (t + 1) / T;
     if (b < e) f(b, e);
-  }
+  });
+  err.rethrow();
 #else
   f(int64_t{0}, n);
 #endif

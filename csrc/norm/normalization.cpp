@@ -130,6 +130,8 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
                          const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
   const int nt = threads_for(rows * c, kGrain);
   std::vector<float> part_g(static_cast<size_t>(nt) * c, 0.f), part_b(static_cast<size_t>(nt) * c, 0.f);
+  // Per-thread row scratch allocated here: a bad_alloc inside the region would be std::terminate.
+  std::vector<float> scratch_xhat(static_cast<size_t>(nt) * c), scratch_g(static_cast<size_t>(nt) * c);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
 #ifdef PYNN_OPENMP
@@ -139,7 +141,8 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
 #endif
     float* pg = part_g.data() + static_cast<size_t>(t) * c;
     float* pb = part_b.data() + static_cast<size_t>(t) * c;
-    std::vector<float> xhat(c), g(c);
+    float* xhat = scratch_xhat.data() + static_cast<size_t>(t) * c;
+    float* g = scratch_g.data() + static_cast<size_t>(t) * c;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * c;

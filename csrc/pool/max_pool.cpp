@@ -54,7 +54,7 @@ void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
       for (int64_t ih = h0; ih < h1; ++ih)
         for (int64_t iw = w0; iw < w1; ++iw) {
           const float* in = xn + (ih * g.w + iw) * C;
-          for (int64_t c = 0; c < C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
+          for (int64_t c = 0; c < C; ++c) out[c] = (in[c] > out[c] || in[c] != in[c]) ? in[c] : out[c];  // NaN wins, as in NumPy
         }
     }
   });
@@ -111,7 +111,7 @@ void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x,
     for (int64_t k = 0; k < c; ++k) out[k] = -std::numeric_limits<float>::infinity();
     for (int64_t p = 0; p < hw; ++p) {
       const float* in = xi + p * c;
-      for (int64_t k = 0; k < c; ++k) out[k] = in[k] > out[k] ? in[k] : out[k];
+      for (int64_t k = 0; k < c; ++k) out[k] = (in[k] > out[k] || in[k] != in[k]) ? in[k] : out[k];  // NaN wins, as in NumPy
     }
   });
 }

@@ -22,6 +22,12 @@ inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* h
   *hi = std::min<int64_t>(start + k, size);
 }
 
+// max(in, m) that propagates NaN as NumPy and PyTorch do: max_ps returns its second
+// operand when either is NaN, so a NaN already in m stays; a NaN `in` is blended in.
+inline __m256 nan_max(__m256 in, __m256 m) {
+  return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
+}
+
 }  // namespace
 
 void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
@@ -30,7 +36,7 @@ void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
   const __m256i mt = tail_mask(C - c8);
   int64_t h0, h1;
   clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-  // max_ps(in, m) = in > m ? in : m, exactly the generic loop (a NaN input never wins).
+  // nan_max(in, m) = (in > m || in is NaN) ? in : m, exactly the generic loop.
   if (h1 - h0 == 2 && g.kw == 2 && g.sw == 2 && g.pl == 0 && g.ow * 2 <= g.w) {  // 2x2 / stride 2 across
     const float* r0 = xn + h0 * g.w * C;
     const float* r1 = r0 + g.w * C;
@@ -39,17 +45,17 @@ void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
       float* out = y + (row * g.ow + ow) * C;
       int64_t c = 0;
       for (; c < c8; c += 8) {
-        __m256 m = _mm256_max_ps(_mm256_loadu_ps(a + c), _mm256_set1_ps(-__builtin_inff()));
-        m = _mm256_max_ps(_mm256_loadu_ps(a + C + c), m);
-        m = _mm256_max_ps(_mm256_loadu_ps(b + c), m);
-        m = _mm256_max_ps(_mm256_loadu_ps(b + C + c), m);
+        __m256 m = nan_max(_mm256_loadu_ps(a + c), _mm256_set1_ps(-__builtin_inff()));
+        m = nan_max(_mm256_loadu_ps(a + C + c), m);
+        m = nan_max(_mm256_loadu_ps(b + c), m);
+        m = nan_max(_mm256_loadu_ps(b + C + c), m);
         _mm256_storeu_ps(out + c, m);
       }
       if (c < C) {
-        __m256 m = _mm256_max_ps(_mm256_maskload_ps(a + c, mt), _mm256_set1_ps(-__builtin_inff()));
-        m = _mm256_max_ps(_mm256_maskload_ps(a + C + c, mt), m);
-        m = _mm256_max_ps(_mm256_maskload_ps(b + c, mt), m);
-        m = _mm256_max_ps(_mm256_maskload_ps(b + C + c, mt), m);
+        __m256 m = nan_max(_mm256_maskload_ps(a + c, mt), _mm256_set1_ps(-__builtin_inff()));
+        m = nan_max(_mm256_maskload_ps(a + C + c, mt), m);
+        m = nan_max(_mm256_maskload_ps(b + c, mt), m);
+        m = nan_max(_mm256_maskload_ps(b + C + c, mt), m);
         _mm256_maskstore_ps(out + c, mt, m);
       }
     }
@@ -65,7 +71,7 @@ void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
       for (int64_t ih = h0; ih < h1; ++ih)
         for (int64_t iw = w0; iw < w1; ++iw) {
           const float* in = xn + (ih * g.w + iw) * C + c;
-          m = _mm256_max_ps(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
+          m = nan_max(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
         }
       if (full) _mm256_storeu_ps(out + c, m);
       else _mm256_maskstore_ps(out + c, mt, m);

@@ -14,6 +14,10 @@ from ..autograd import Tensor
 
 _name_counts = defaultdict(int)
 
+# Float dtypes a layer's weights and computation can have (float32 native, float64 for the
+# numpy backend's gradient checks).
+_LAYER_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def unique_name(base: str) -> str:
     n = _name_counts[base]
@@ -90,6 +94,9 @@ class Layer:
         self.name = name or unique_name(snake_case(type(self).__name__))
         self._trainable = trainable
         self.dtype = np.dtype(dtype)
+        if self.dtype not in _LAYER_DTYPES:  # an int8/bool/object layer would silently truncate its weights
+            raise ValueError(f"{type(self).__name__}: dtype must be one of {sorted(d.name for d in _LAYER_DTYPES)}, "
+                             f"got {self.dtype.name!r}")
         self.built = False
         self._weights: list[Variable] = []
         self._input_shape = _shape_tuple((batch_size,) + tuple(input_shape)) if input_shape is not None else None

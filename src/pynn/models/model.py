@@ -18,6 +18,16 @@ from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
 
 
+def _batch_size(op, batch_size):
+    """batch_size for evaluate/predict: None means 32; anything but a positive integer is an error
+    (-1 used to give an empty result, 0 silently became 32)."""
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"{op}: batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
 def _array(x):
     x = x.data if isinstance(x, Tensor) else np.asarray(x)
     if x.dtype.kind == "f" and x.dtype != np.float32:
@@ -390,7 +400,7 @@ class Model(Layer):
         self._require_compiled("evaluate")
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "evaluate")
         self._reset_metrics()
-        bs = batch_size or 32
+        bs = _batch_size("evaluate", batch_size)
         with no_grad():
             for start in range(0, len(xs[0]), bs):
                 sl = slice(start, start + bs)
@@ -412,7 +422,7 @@ class Model(Layer):
         xs = self._prepare_x(x, "predict")
         if len(xs[0]) == 0:
             raise ValueError("predict: x has no samples")
-        bs = batch_size or 32
+        bs = _batch_size("predict", batch_size)
         outs = []
         with no_grad():
             for start in range(0, len(xs[0]), bs):

@@ -35,67 +35,81 @@ def _f32(*arrays):
 _c = np.ascontiguousarray
 
 
+# np.ascontiguousarray makes a 0-d array 1-d: the result takes x's shape back.
+def _act_forward(x, name, alpha):
+    return _C.act_forward(_c(x), name, alpha).reshape(x.shape)
+
+
+def _act_backward(x, y, dy, name, alpha):
+    return _C.act_backward(_c(x), _c(y), _c(dy), name, alpha).reshape(x.shape)
+
+
 # ---------------------------------------------------------------- activations
 def relu(x):
-    return _C.act_forward(_c(x), "relu", 0.0) if _f32(x) else _refnn.relu(x)
+    return _act_forward(x, "relu", 0.0) if _f32(x) else _refnn.relu(x)
 
 
 def relu_grad(x, y, dy):
     if not _f32(x, y, dy):
         return _refnn.relu_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "relu", 0.0)
+    return _act_backward(x, y, dy, "relu", 0.0)
 
 
 def leaky_relu(x, alpha=0.2):
+    x = _refnn._float_input("leaky_relu", x)
     if not _f32(x):
         return _refnn.leaky_relu(x, alpha)
-    return _C.act_forward(_c(x), "leaky_relu", float(alpha))
+    return _act_forward(x, "leaky_relu", float(alpha))
 
 
 def leaky_relu_grad(x, y, dy, alpha=0.2):
     if not _f32(x, y, dy):
         return _refnn.leaky_relu_grad(x, y, dy, alpha)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "leaky_relu", float(alpha))
+    return _act_backward(x, y, dy, "leaky_relu", float(alpha))
 
 
 def sigmoid(x):
-    return _C.act_forward(_c(x), "sigmoid", 0.0) if _f32(x) else _refnn.sigmoid(x)
+    x = _refnn._float_input("sigmoid", x)
+    return _act_forward(x, "sigmoid", 0.0) if _f32(x) else _refnn.sigmoid(x)
 
 
 def sigmoid_grad(x, y, dy):
     if not _f32(x, y, dy):
         return _refnn.sigmoid_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "sigmoid", 0.0)
+    return _act_backward(x, y, dy, "sigmoid", 0.0)
 
 
 def tanh(x):
-    return _C.act_forward(_c(x), "tanh", 0.0) if _f32(x) else _refnn.tanh(x)
+    x = _refnn._float_input("tanh", x)
+    return _act_forward(x, "tanh", 0.0) if _f32(x) else _refnn.tanh(x)
 
 
 def tanh_grad(x, y, dy):
     if not _f32(x, y, dy):
         return _refnn.tanh_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "tanh", 0.0)
+    return _act_backward(x, y, dy, "tanh", 0.0)
 
 
 def gelu(x):
-    return _C.act_forward(_c(x), "gelu", 0.0) if _f32(x) else _refnn.gelu(x)
+    x = _refnn._float_input("gelu", x)
+    return _act_forward(x, "gelu", 0.0) if _f32(x) else _refnn.gelu(x)
 
 
 def gelu_grad(x, y, dy):
     if not _f32(x, y, dy):
         return _refnn.gelu_grad(x, y, dy)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "gelu", 0.0)
+    return _act_backward(x, y, dy, "gelu", 0.0)
 
 
 def elu(x, alpha=1.0):
-    return _C.act_forward(_c(x), "elu", float(alpha)) if _f32(x) else _refnn.elu(x, alpha)
+    x = _refnn._float_input("elu", x)
+    return _act_forward(x, "elu", float(alpha)) if _f32(x) else _refnn.elu(x, alpha)
 
 
 def elu_grad(x, y, dy, alpha=1.0):
     if not _f32(x, y, dy):
         return _refnn.elu_grad(x, y, dy, alpha)
-    return _C.act_backward(_c(x), _c(y), _c(dy), "elu", float(alpha))
+    return _act_backward(x, y, dy, "elu", float(alpha))
 
 
 # ---------------------------------------------------------------- bias
@@ -132,12 +146,14 @@ def _last_axis(fn, axis, *arrays):
 
 
 def softmax(x, axis=-1):
+    x = _refnn._float_input("softmax", x)
     if not _f32(x):
         return _refnn.softmax(x, axis)
     return _last_axis(lambda a: _C.softmax(a, False), axis, x)
 
 
 def log_softmax(x, axis=-1):
+    x = _refnn._float_input("log_softmax", x)
     if not _f32(x):
         return _refnn.log_softmax(x, axis)
     return _last_axis(lambda a: _C.softmax(a, True), axis, x)

@@ -34,6 +34,21 @@ _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+def _float_input(op, x):
+    """The input of a float activation: integer and bool arrays compute in float32
+    (as torch.sigmoid of an int tensor returns float; NumPy's ufuncs would pick
+    float64 or truncate back to int), complex arrays are a TypeError (pynn computes
+    real numbers only), float arrays pass unchanged."""
+    x = np.asarray(x)
+    kind = x.dtype.kind
+    if kind in "iub":
+        return x.astype(np.float32)
+    if kind != "f":
+        raise TypeError(f"{op}: expected a real (integer, bool or float) array, got dtype {x.dtype}"
+                        + ("; complex numbers are not supported" if kind == "c" else ""))
+    return x
+
+
 def _scalar(v, like):
     """A Python scalar as a 0-d array of ``like``'s dtype (keeps float32 float32)."""
     return np.asarray(v, dtype=like.dtype)
@@ -42,6 +57,9 @@ def _scalar(v, like):
 # ---------------------------------------------------------------- activations
 def relu(x):
     """max(x, 0); NaN stays NaN."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iubf":  # relu keeps integer dtypes (max(x, 0) is exact there)
+        _float_input("relu", x)
     return np.maximum(x, _scalar(0, x))
 
 
@@ -51,6 +69,7 @@ def relu_grad(x, y, dy):
 
 def leaky_relu(x, alpha=0.2):
     """x for x >= 0, alpha * x below."""
+    x = _float_input("leaky_relu", x)
     return np.where(x < 0, _scalar(alpha, x) * x, x)
 
 
@@ -61,6 +80,7 @@ def leaky_relu_grad(x, y, dy, alpha=0.2):
 def sigmoid(x):
     """1 / (1 + exp(-x)), evaluated through exp(-|x|) so it never overflows:
     for x < 0 it is e / (1 + e) with e = exp(x)."""
+    x = _float_input("sigmoid", x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -70,6 +90,7 @@ def sigmoid_grad(x, y, dy):
 
 
 def tanh(x):
+    x = _float_input("tanh", x)
     return np.tanh(x)
 
 
@@ -85,6 +106,7 @@ def _normal_cdf(x):
 def gelu(x):
     """Exact GELU, x * Phi(x) with Phi the standard normal CDF (Keras
     approximate=False, torch's default)."""
+    x = _float_input("gelu", x)
     return x * _normal_cdf(x)
 
 
@@ -95,6 +117,7 @@ def gelu_grad(x, y, dy):
 
 def elu(x, alpha=1.0):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    x = _float_input("elu", x)
     return np.where(x > 0, x, _scalar(alpha, x) * np.expm1(np.minimum(x, _scalar(0, x))))
 
 
@@ -134,12 +157,14 @@ def act_bias_grad(y, dy, activation):
 # ---------------------------------------------------------------- softmax
 def softmax(x, axis=-1):
     """exp(x - max) / sum exp(x - max) along ``axis``."""
+    x = _float_input("softmax", x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1):
     """x - logsumexp(x) along ``axis``, max-subtracted."""
+    x = _float_input("log_softmax", x)
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 

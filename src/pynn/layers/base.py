@@ -68,10 +68,21 @@ def assign_weights(owner, variables, values):
         raise ValueError(f"{owner}: set_weights expected {len(variables)} arrays "
                          f"{[w.shape for w in variables]}, got {len(values)}")
     for w, value in zip(variables, values):
+        kind = np.asarray(value).dtype.kind
+        if kind not in "biuf":  # complex would be cast with only a ComplexWarning: its imaginary part lost
+            raise TypeError(f"{owner}: weight {w.name!r} must be a real array, got dtype {np.asarray(value).dtype}")
         if np.shape(value) != w.shape:
             raise ValueError(f"{owner}: weight {w.name!r} has shape {w.shape}, got an array of shape {np.shape(value)}")
     for w, value in zip(variables, values):
         w.assign(value)
+
+
+def _real(layer, x):
+    """A layer's array input: complex (and object/str) arrays are a TypeError naming the layer."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{layer.name}: expected a real numeric input, got dtype {x.dtype}")
+    return x
 
 
 def _shape_tuple(shape):
@@ -173,11 +184,11 @@ class Layer:
                 return [KerasTensor(s, dtype, self, parents, node=node, index=i) for i, s in enumerate(out_shape)]
             return KerasTensor(out_shape, dtype, self, parents, node=node)
         if isinstance(inputs, (list, tuple)):
-            inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
+            inputs = [t if isinstance(t, Tensor) else Tensor(_real(self, t)) for t in inputs]
             shapes = [_shape_tuple(t.shape) for t in inputs]
         else:
             if not isinstance(inputs, Tensor):
-                inputs = Tensor(inputs)
+                inputs = Tensor(_real(self, inputs))
             shapes = _shape_tuple(inputs.shape)
         if not self.built:
             self.build(shapes)

@@ -30,6 +30,8 @@ def _batch_size(op, batch_size):
 
 def _array(x):
     x = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if x.dtype.kind not in "biuf":  # complex would lose its imaginary part, object/str fail deep inside
+        raise TypeError(f"model input: expected a real numeric array, got dtype {x.dtype}")
     if x.dtype.kind == "f" and x.dtype != np.float32:
         x = x.astype(np.float32)  # the model's dtype, as Keras casts inputs
     return x

@@ -4,9 +4,17 @@ import numpy as np
 __all__ = ["embedding", "embedding_grad"]
 
 
+def check_ids(op, ids):
+    """ids as an integer array; float or bool ids are a TypeError (they would truncate or mask)."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{op}: ids must be an integer array, got dtype {ids.dtype}")
+    return ids
+
+
 def embedding(table, ids):
     """table (V, D), integer ids (...) -> (..., D). Ids must lie in [0, V)."""
-    ids = np.asarray(ids)
+    ids = check_ids("embedding", ids)
     if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
         bad = ids[(ids < 0) | (ids >= table.shape[0])].flat[0]
         raise ValueError(f"embedding: index {bad} is out of range for an embedding table of {table.shape[0]} rows")

@@ -158,6 +158,9 @@ def act_bias_grad(y, dy, activation):
 def softmax(x, axis=-1):
     """exp(x - max) / sum exp(x - max) along ``axis``."""
     x = _float_input("softmax", x)
+    if x.size == 0:  # no rows or empty rows: an empty result, as native (np.max would raise)
+        np.sum(x, axis=axis)  # still validates axis
+        return x.copy()
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
@@ -165,6 +168,9 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     """x - logsumexp(x) along ``axis``, max-subtracted."""
     x = _float_input("log_softmax", x)
+    if x.size == 0:
+        np.sum(x, axis=axis)
+        return x.copy()
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 

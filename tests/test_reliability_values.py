@@ -304,3 +304,19 @@ def test_invalid_pynn_backend_raises_naming_variable():
 def test_set_num_threads_rejects_non_positive_integers(n):
     with pytest.raises(ValueError, match="set_num_threads: n must be a positive integer"):
         pynn.set_num_threads(n)
+
+
+def test_max_pool_gradient_of_nan_window_goes_to_its_first_nan(backend, isa):
+    for pool, x_hw in [((2, 2), (2, 2)), ((3, 3), (3, 3))]:
+        kh, kw = pool
+        for i in range(kh):
+            for j in range(kw):
+                x = np.arange(kh * kw * 8, dtype=np.float32).reshape(1, kh, kw, 8)
+                x[0, i, j, 3] = np.nan
+                x[0, kh - 1, kw - 1, 3] = np.nan  # a second NaN later in the window: not routed to
+                y = pynn.ops.max_pool2d(x, pool)
+                dx = pynn.ops.max_pool2d_backward(x, y, np.ones_like(y), pool)
+                assert dx[0, :, :, 3].sum() == 1 and dx[0, i, j, 3] == 1, (pool, i, j)
+                g = pynn.backend.current().global_max_pool2d_backward(x, pynn.backend.current().global_max_pool2d(x),
+                                                                      np.ones((1, 8), np.float32))
+                assert g[0, :, :, 3].sum() == 1 and g[0, i, j, 3] == 1, (pool, i, j)

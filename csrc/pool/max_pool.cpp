@@ -25,7 +25,8 @@ template <bool Assign>
 inline void route_first_max(const float* __restrict in, const float* __restrict y, const float* __restrict dy,
                             float* __restrict open, float* __restrict d, int64_t C) {
   for (int64_t c = 0; c < C; ++c) {
-    const float take = static_cast<float>(in[c] == y[c]) * open[c];
+    // equal to y, or NaN where y is NaN: a NaN maximum routes to its first NaN (as PyTorch)
+    const float take = static_cast<float>(in[c] == y[c] || (in[c] != in[c] && y[c] != y[c])) * open[c];
     if (Assign) d[c] = take * dy[c];
     else d[c] += take * dy[c];
     open[c] -= take;

@@ -28,6 +28,13 @@ inline __m256 nan_max(__m256 in, __m256 m) {
   return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
 }
 
+// The cell that produced y: equal to it, or NaN where y is NaN (the gradient of a NaN
+// maximum goes to the first NaN, as PyTorch's argmax routing does).
+inline __m256 is_max(__m256 in, __m256 yv) {
+  const __m256 both_nan = _mm256_and_ps(_mm256_cmp_ps(in, in, _CMP_UNORD_Q), _mm256_cmp_ps(yv, yv, _CMP_UNORD_Q));
+  return _mm256_or_ps(_mm256_cmp_ps(in, yv, _CMP_EQ_OQ), both_nan);
+}
+
 }  // namespace
 
 void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
@@ -96,10 +103,10 @@ void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y,
         const int64_t a = r0 + 2 * ow * C, b = r1 + 2 * ow * C;
         for (int64_t c = 0; c < C; c += 8) {
           const __m256 yv = _mm256_loadu_ps(yo + c), gv = _mm256_loadu_ps(go + c);
-          const __m256 e0 = _mm256_cmp_ps(_mm256_loadu_ps(xn + a + c), yv, _CMP_EQ_OQ);
-          __m256 e1 = _mm256_cmp_ps(_mm256_loadu_ps(xn + a + C + c), yv, _CMP_EQ_OQ);
-          __m256 e2 = _mm256_cmp_ps(_mm256_loadu_ps(xn + b + c), yv, _CMP_EQ_OQ);
-          __m256 e3 = _mm256_cmp_ps(_mm256_loadu_ps(xn + b + C + c), yv, _CMP_EQ_OQ);
+          const __m256 e0 = is_max(_mm256_loadu_ps(xn + a + c), yv);
+          __m256 e1 = is_max(_mm256_loadu_ps(xn + a + C + c), yv);
+          __m256 e2 = is_max(_mm256_loadu_ps(xn + b + c), yv);
+          __m256 e3 = is_max(_mm256_loadu_ps(xn + b + C + c), yv);
           // First match wins: each later cell only where no earlier one matched.
           e1 = _mm256_andnot_ps(e0, e1);
           const __m256 seen01 = _mm256_or_ps(e0, e1);
@@ -126,7 +133,7 @@ void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y,
           for (int64_t iw = w0; iw < w1; ++iw) {
             const int64_t off = (ih * g.w + iw) * C + c;
             const __m256 in = full ? _mm256_loadu_ps(xn + off) : _mm256_maskload_ps(xn + off, mt);
-            const __m256 take = _mm256_and_ps(_mm256_cmp_ps(in, yv, _CMP_EQ_OQ), open);
+            const __m256 take = _mm256_and_ps(is_max(in, yv), open);
             __m256 d = _mm256_and_ps(take, gv);
             open = _mm256_andnot_ps(take, open);
             if (!assign) d = _mm256_add_ps(d, full ? _mm256_loadu_ps(dxn + off) : _mm256_maskload_ps(dxn + off, mt));

@@ -22,7 +22,8 @@ def _native_ok(params):
 
 
 def _g32(grads):
-    return [np.ascontiguousarray(g, dtype=np.float32) for g in grads]
+    # reshape: np.ascontiguousarray turns a 0-d gradient into shape (1,), which the binding refuses
+    return [np.ascontiguousarray(g, dtype=np.float32).reshape(np.shape(g)) for g in grads]
 
 
 def sgd_step(params, grads, bufs, lr, momentum, nesterov, weight_decay):

@@ -207,7 +207,8 @@ def max_pool2d_backward(x, y, dy, pool_size=(2, 2), strides=None, padding="valid
     dxp = np.zeros(xp.shape, np.result_type(x, dy))
     taken = np.zeros(y.shape, bool)
     for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
-        hit = (xp[:, rows, cols, :] == y) & ~taken
+        cell = xp[:, rows, cols, :]
+        hit = ((cell == y) | (np.isnan(cell) & np.isnan(y))) & ~taken  # a NaN max routes to its first NaN
         dxp[:, rows, cols, :] += np.where(hit, dy, 0)
         taken |= hit
     return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
@@ -276,7 +277,8 @@ def global_max_pool2d_backward(x, y, dy):
     _check4("global_max_pool2d_backward", x.shape)
     n, h, w, c = x.shape
     flat = x.reshape(n, h * w, c)
-    first = np.argmax(flat == y[:, None, :], axis=1)  # (N, C): first spatial index holding the max
+    is_max = (flat == y[:, None, :]) | (np.isnan(flat) & np.isnan(y)[:, None, :])  # NaN max: its first NaN
+    first = np.argmax(is_max, axis=1)  # (N, C): first spatial index holding the max
     dx = np.zeros((n, h * w, c), np.result_type(x, dy))
     np.put_along_axis(dx, first[:, None, :], dy[:, None, :], axis=1)
     return dx.reshape(x.shape)

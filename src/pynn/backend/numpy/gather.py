@@ -24,5 +24,9 @@ def embedding(table, ids):
 def embedding_grad(ids, dy, input_dim):
     """d table: row v receives the sum of dy over every position whose id is v."""
     grad = np.zeros((input_dim, dy.shape[-1]), dy.dtype)
-    np.add.at(grad, np.asarray(ids).reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    ids = check_ids("embedding_grad", ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= input_dim):  # np.add.at would wrap -1 to the last row
+        bad = ids[(ids < 0) | (ids >= input_dim)].flat[0]
+        raise ValueError(f"embedding_grad: index {bad} is out of range for an embedding table of {input_dim} rows")
+    np.add.at(grad, ids.reshape(-1), dy.reshape(ids.size, dy.shape[-1]))  # (-1, 0) cannot be inferred
     return grad

@@ -218,5 +218,6 @@ def softmax_cross_entropy(logits, labels):
             raise ValueError(f"softmax_cross_entropy: dense labels must have the shape of logits "
                              f"{logits.shape}, got {labels.shape}")
         target = labels.astype(logits.dtype, copy=False)
-    loss = -np.sum(target * logp, axis=-1)
+    # 0 · log p = 0 even where p underflows to 0 (logp = -inf): the term is absent, not NaN (native agrees)
+    loss = -np.sum(np.where(target != 0, target * logp, 0), axis=-1)
     return loss, np.exp(logp) - target

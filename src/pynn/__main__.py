@@ -45,15 +45,45 @@ def _epoch_time(pynn, backend_name, x, y, kind, hidden, batch_size, lr, repeats)
     return best
 
 
+def _isa_paths(C):
+    """The ISA paths this build can run here (generic always; avx2 when compiled in and the CPU
+    has AVX2+FMA), found by switching to each and back."""
+    active, paths = C.isa(), []
+    for isa in ("generic", "avx2"):
+        try:
+            C.set_isa(isa)
+            paths.append(isa)
+        except ValueError:
+            pass
+    C.set_isa(active)
+    return paths
+
+
+def _openmp_runtimes():
+    """Files of the OpenMP runtimes mapped into this process (Linux /proc/self/maps): the system
+    libgomp for a source build, ``pynn_cpu.libs/libgomp-<hash>`` for a repaired wheel, and any
+    other library's own copy (torch ships one) when it was imported too."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.rsplit("/", 1)[-1].startswith(("libgomp", "libomp", "libiomp")))
+
+
 def info(pynn):
     cov = pynn.coverage()
     native = sum(v == "native" for v in cov.values())
-    print(f"pynn {pynn.__version__}  backend={pynn.backend.name()}  threads={pynn.get_num_threads()}", end="")
+    print(f"pynn {pynn.__version__}  backend={pynn.backend.name()}  threads={pynn.get_num_threads()}")
+    print(f"python {sys.version.split()[0]}  numpy {np.__version__}  package {pynn.__file__.rsplit('/', 1)[0]}")
     if pynn.backend.NATIVE_AVAILABLE:
         from pynn import _C
-        print(f"  isa={_C.isa()}  openmp={_C.has_openmp}")
+        print(f"isa: {_C.isa()} (paths runnable here: {', '.join(_isa_paths(_C))})")
+        omp = _openmp_runtimes()
+        print(f"openmp: {'yes' if _C.has_openmp else 'no (single-threaded build)'}"
+              + (f"  runtime: {', '.join(omp)}" if omp else ""))
     else:
-        print("  (native extension not built)")
+        print("native extension not built: every kernel runs on numpy")
     print(f"native kernels: {native}/{len(cov)}")
     for name, where in cov.items():
         print(f"  {name:28s} {where}")

@@ -147,14 +147,13 @@ print("exiting", flush=True)
 _OOM = """
 import resource, collections
 def vm(): return int(open('/proc/self/statm').read().split()[0]) * os.sysconf('SC_PAGE_SIZE')
-x_small, w_small = f32(2, 32, 32, 16), f32(5, 5, 16, 16)
-op(x_small, w_small)  # threads exist before the limit: the failure must come inside the kernel
-x, w = f32(8, 96, 96, 64), f32(5, 5, 64, 64)
+op(*small())  # threads exist before the limit: the failure must come inside the kernel
+args = big()
 seen = collections.Counter()
-for margin in range(0, 48 << 20, 128 << 10):
+for margin in range(0, 64 << 20, 128 << 10):
     resource.setrlimit(resource.RLIMIT_AS, (vm() + margin, resource.RLIM_INFINITY))
     try:
-        y = op(x, w); seen["ok"] += 1
+        y = op(*args); seen["ok"] += 1
         break
     except MemoryError:
         seen["MemoryError"] += 1
@@ -162,15 +161,27 @@ for margin in range(0, 48 << 20, 128 << 10):
         resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 print(dict(seen))
 assert seen["ok"] == 1 and seen["MemoryError"] > 0, seen
-ref = op(x, w)
+ref = op(*args)
 assert np.array_equal(y, ref)
 """
 
+OOM_OPS = {
+    "conv": ("def op(x, w): return pynn.ops.conv2d(x, w, padding='same')\n"
+             "def small(): return f32(2, 32, 32, 16), f32(5, 5, 16, 16)\n"
+             "def big(): return f32(8, 96, 96, 64), f32(5, 5, 64, 64)\n"),
+    "gemm": ("def op(a, b): return pynn.ops.matmul(a, b)\n"
+             "def small(): return f32(300, 300), f32(300, 300)\n"
+             "def big(): return f32(3000, 700), f32(700, 3000)\n"),
+    "lstm": ("def op(xw, h0, c0, u): return pynn.backend.current().lstm(xw, h0, c0, u)[0]\n"
+             "def small(): return f32(64, 3, 4 * 64), f32(64, 64), f32(64, 64), f32(64, 4 * 64)\n"
+             "def big(): return f32(256, 20, 4 * 512), f32(256, 512), f32(256, 512), f32(512, 4 * 512)\n"),
+}
+
 
 @pytest.mark.parametrize("isa", ["generic", "avx2"])
-def test_conv_under_address_space_limit_raises_memoryerror_not_abort(isa):
+@pytest.mark.parametrize("family", sorted(OOM_OPS))
+def test_kernel_under_address_space_limit_raises_memoryerror_not_abort(family, isa):
     if isa == "avx2" and not pynn._C.cpu_has_avx2_fma():
         pytest.skip("no AVX2 on this CPU")
-    code = _PRELUDE + "def op(x, w): return pynn.ops.conv2d(x, w, padding='same')\n" + _OOM
-    r = _run(code, timeout=300, env={"PYNN_ISA": isa})
+    r = _run(_PRELUDE + OOM_OPS[family] + _OOM, timeout=300, env={"PYNN_ISA": isa})
     assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-2000:])

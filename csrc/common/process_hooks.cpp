@@ -7,7 +7,7 @@
 // multi-threaded kernel (or while one runs on another thread) runs every kernel on its
 // calling thread, as PyTorch's OpenMP builds do; a child of a parent that never went
 // multi-threaded keeps its threads. pthread_atfork also covers forks that do not go through
-// os.fork (C extensions, posix_spawn fallbacks).
+// os.fork (C extensions).
 //
 // Exit. Before Python 3.14 a daemon thread that tries to take the GIL back after the
 // interpreter started finalising is ended with pthread_exit(), whose forced unwind runs
@@ -15,16 +15,21 @@
 // every exit while such a thread was inside a kernel. The terminate handler below parks
 // that thread instead (what Python 3.14 does itself); the main thread is finishing the
 // exit and takes the parked thread with it.
+//
+// Windows has neither fork nor pthread_exit unwinding: nothing to install there.
 #include <Python.h>
 
-#include <exception>
+#include "common/runtime.h"
+
+#if defined(__linux__) || defined(__APPLE__)
 #include <cstdlib>
+#include <exception>
 
 #include <pthread.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-#include "common/runtime.h"
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 namespace pynn {
 namespace {
@@ -39,7 +44,13 @@ bool interpreter_finalizing() {
 #endif
 }
 
-bool on_main_thread() { return static_cast<long>(getpid()) == static_cast<long>(syscall(SYS_gettid)); }
+bool on_main_thread() {
+#if defined(__linux__)
+  return static_cast<long>(getpid()) == static_cast<long>(syscall(SYS_gettid));
+#else
+  return pthread_main_np() != 0;
+#endif
+}
 
 [[noreturn]] void terminate_handler() {
   if (interpreter_finalizing() && !on_main_thread()) {
@@ -59,3 +70,4 @@ const bool g_installed = [] {
 
 }  // namespace
 }  // namespace pynn
+#endif

@@ -1,11 +1,26 @@
 #include "conv/geometry.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 
 namespace pynn {
 
 namespace {
+// a * b and a + b for non-negative int64 operands; false when the result would not fit
+// (portable: MSVC has no __builtin_mul_overflow).
+bool mul_fits(int64_t a, int64_t b, int64_t* out) {
+  if (b != 0 && a > std::numeric_limits<int64_t>::max() / b) return false;
+  *out = a * b;
+  return true;
+}
+bool add_fits(int64_t a, int64_t b, int64_t* out) {
+  if (a > std::numeric_limits<int64_t>::max() - b) return false;
+  *out = a + b;
+  return true;
+}
+
 void axis(const char* op, bool same, int64_t in, int64_t k, int64_t s, int64_t d, const std::string& shapes,
           int64_t* out, int64_t* pad_before) {
   if (k < 1 || s < 1 || d < 1)
@@ -18,7 +33,7 @@ void axis(const char* op, bool same, int64_t in, int64_t k, int64_t s, int64_t d
                                  ") overflows 64-bit size arithmetic; " + shapes);
   };
   int64_t span;
-  if (__builtin_mul_overflow(k - 1, d, &span) || __builtin_add_overflow(span, int64_t{1}, &span)) throw overflow();
+  if (!mul_fits(k - 1, d, &span) || !add_fits(span, 1, &span)) throw overflow();
   if (!same) {
     if (span > in)
       throw std::invalid_argument(std::string(op) + ": window " + std::to_string(span) + " (kernel " +
@@ -31,8 +46,7 @@ void axis(const char* op, bool same, int64_t in, int64_t k, int64_t s, int64_t d
   }
   *out = in / s + (in % s != 0);  // ceil(in / s) without forming in + s - 1
   int64_t total;
-  if (__builtin_mul_overflow(std::max<int64_t>(*out - 1, 0), s, &total) || __builtin_add_overflow(total, span, &total))
-    throw overflow();
+  if (!mul_fits(std::max<int64_t>(*out - 1, 0), s, &total) || !add_fits(total, span, &total)) throw overflow();
   total = std::max<int64_t>(total - in, 0);
   *pad_before = total / 2;
 }

@@ -2,6 +2,7 @@
 // too small to be worth splitting across threads, the threads take whole
 // matrices instead; the inner sgemm then sees an active OpenMP region and
 // stays on one thread (threads_for returns 1), so there is no oversubscription.
+#include "common/first_error.h"
 #include "common/runtime.h"
 #include "gemm/config.h"
 #include "gemm/gemm.h"
@@ -26,8 +27,10 @@ void sgemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, float alpha,
     return;
   }
 #ifdef PYNN_OPENMP
+  FirstError err;  // a worker's GEMM scratch may fail to grow: rethrown here, not std::terminate
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t t = 0; t < batch; ++t) one(t);
+  for (int64_t t = 0; t < batch; ++t) err.run([&] { one(t); });
+  err.rethrow();
 #else
   for (int64_t t = 0; t < batch; ++t) one(t);
 #endif

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "common/first_error.h"
 #include "nn/activations.h"
 #include "nn/parallel.h"
 
@@ -43,8 +44,10 @@ void column_sums(int64_t rows, int64_t C, float* db, AddRows&& add_rows) {
     body(0, 1);
   } else {
 #ifdef PYNN_OPENMP
+    FirstError err;  // add_rows may allocate (act_bias_backward's block sums): MemoryError, not std::terminate
 #pragma omp parallel num_threads(nt)
-    body(omp_get_thread_num(), omp_get_num_threads());
+    err.run([&] { body(omp_get_thread_num(), omp_get_num_threads()); });
+    err.rethrow();
 #else
     body(0, 1);
 #endif

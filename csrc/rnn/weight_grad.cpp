@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/first_error.h"
 #include "common/runtime.h"
 #include "gemm/gemm.h"
 
@@ -25,6 +26,7 @@ void weight_grad(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, 
     return;
   }
   std::vector<float> part(static_cast<size_t>((nt - 1) * m * n));
+  FirstError err;  // sgemm's scratch may fail to grow on a worker: every thread still meets the barrier
 #pragma omp parallel num_threads(nt)
   {
 #ifdef PYNN_OPENMP
@@ -35,8 +37,10 @@ void weight_grad(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, 
     const int64_t k0 = k * tid / nt, k1 = k * (tid + 1) / nt;
     float* out = tid ? part.data() + (tid - 1) * m * n : c;
     const int64_t rs_out = tid ? n : rs_c;
-    sgemm(m, n, k1 - k0, 1.f, a + k0 * rs_a, 1, rs_a, b + k0 * rs_b, rs_b, 1, 0.f, out, rs_out, 1, nullptr,
-          Act::Linear, 0.f);
+    err.run([&] {
+      sgemm(m, n, k1 - k0, 1.f, a + k0 * rs_a, 1, rs_a, b + k0 * rs_b, rs_b, 1, 0.f, out, rs_out, 1, nullptr,
+            Act::Linear, 0.f);
+    });
 #pragma omp barrier
     // sum the partial products, rows split across the threads
     const int64_t r0 = m * tid / nt, r1 = m * (tid + 1) / nt;
@@ -47,6 +51,7 @@ void weight_grad(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, 
         for (int64_t j = 0; j < n; ++j) ci[j] += pi[j];
       }
   }
+  err.rethrow();
 }
 
 }  // namespace pynn

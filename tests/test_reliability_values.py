@@ -320,3 +320,16 @@ def test_max_pool_gradient_of_nan_window_goes_to_its_first_nan(backend, isa):
                 g = pynn.backend.current().global_max_pool2d_backward(x, pynn.backend.current().global_max_pool2d(x),
                                                                       np.ones((1, 8), np.float32))
                 assert g[0, :, :, 3].sum() == 1 and g[0, i, j, 3] == 1, (pool, i, j)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("batch_norm", (np.float32(1.0),)),
+    ("layer_norm_grad", (np.ones((2, 3), np.float32), np.ones((2, 3), np.float32), np.float32(0), np.float32(1))),
+    ("global_max_pool2d_backward", (np.ones((1, 2, 2, 3), np.float32), np.ones(3, np.float32), np.ones(3, np.float32))),
+    ("simple_rnn_grad", (np.ones((2, 3, 4), np.float32), np.ones((2, 3, 4), np.float32), np.ones((2, 4), np.float32),
+                         np.ones((2, 2, 4), np.float32), np.ones((4, 4), np.float32))),
+    ("bias_grad", (np.float32(1.0),)),
+])
+def test_raw_kernel_with_mismatched_inputs_is_valueerror_naming_it(backend, name, args):
+    with pytest.raises((ValueError, TypeError), match=name):
+        getattr(pynn.ops, name)(*[np.asarray(a) for a in args])

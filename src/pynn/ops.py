@@ -46,8 +46,24 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, blank=0, reduction
 def __getattr__(name):
     # Every other kernel of the active backend (gradients, optimizer steps, ...).
     if name in backend.KERNELS:
-        return getattr(backend.current(), name)
+        return _raw_kernel(name)
     raise AttributeError(f"pynn.ops has no {name!r}")
+
+
+def _raw_kernel(name):
+    """A raw kernel called directly: its callers are layers that pass consistent shapes, so
+    some kernels index before they check. Called from here with arrays that do not fit
+    together, an IndexError from deep inside becomes a ValueError naming the kernel and
+    the shapes it was given."""
+    def kernel(*args, **kwargs):
+        try:
+            return getattr(backend.current(), name)(*args, **kwargs)
+        except IndexError as e:
+            shapes = [getattr(a, "shape", type(a).__name__) for a in args]
+            raise ValueError(f"{name}: arguments of shapes {shapes} do not fit together ({e})") from e
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = getattr(backend.current(), name).__doc__
+    return kernel
 
 
 def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1):

@@ -137,6 +137,8 @@ def bias_add(x, b):
 
 def bias_grad(dy):
     """Sum of dy (..., C) over every axis but the last -> (C,)."""
+    if np.ndim(dy) == 0:
+        raise ValueError("bias_grad: dy must have a channel axis (..., C), got a 0-d array")
     return dy.reshape(-1, dy.shape[-1]).sum(axis=0) if dy.shape[-1] else np.zeros(0, dy.dtype)
 
 

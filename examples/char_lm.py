@@ -37,7 +37,7 @@ def main(epochs=40, temperature=0.5, length=300, verbose=0):
     window = list(ids[:WINDOW])
     out = []
     for _ in range(length):
-        p = model.predict(np.array([window[-WINDOW:]]))[0].astype(np.float64)
+        p = model.predict(np.array([window[-WINDOW:]]), verbose=0)[0].astype(np.float64)
         logp = np.log(np.maximum(p, 1e-12)) / temperature
         p = np.exp(logp - logp.max())
         nxt = int(rng.choice(len(chars), p=p / p.sum()))

@@ -38,7 +38,7 @@ def greedy_decode(model, x, length):
     dec = np.zeros_like(x)
     dec[:, 0] = START
     for i in range(length):
-        step = model.predict([x, dec], batch_size=256)[:, i].argmax(-1)
+        step = model.predict([x, dec], batch_size=256, verbose=0)[:, i].argmax(-1)
         if i + 1 < length:
             dec[:, i + 1] = step
         out = step if i == 0 else np.column_stack([out, step])

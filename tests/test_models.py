@@ -38,7 +38,8 @@ def test_functional_model_with_two_inputs_and_two_outputs_trains():
     ya, yb = a.sum(1, keepdims=True), (b[:, 0] > 0).astype(np.int64)
     h = model.fit([a, b], [ya, yb], epochs=30, batch_size=16, verbose=0)
     assert h.history["loss"][-1] < h.history["loss"][0] * 0.5
-    assert "output_1_accuracy" in h.history
+    # Keras 3's keys: "<output layer name>_loss" / "<output layer name>_<metric>".
+    assert f"{out_b.layer.name}_accuracy" in h.history and f"{out_a.layer.name}_loss" in h.history
     pa, pb = model.predict([a, b])
     assert pa.shape == (64, 1) and pb.shape == (64, 2)
 

@@ -73,6 +73,11 @@ SAMPLES = [
     ("concatenate", "concatenate", lambda a, b: F.concatenate([a, b], axis=1), [randn(2, 3), randn(2, 4)]),
     ("stack", "stack", lambda a, b: F.stack([a, b], axis=-1), [randn(2, 3), randn(2, 3)]),
     ("matmul_2d", "matmul", lambda a, b: a @ b, [randn(5, 7), randn(7, 3)]),
+    ("matmul_vector_vector", "matmul", lambda a, b: a @ b, [randn(4), randn(4)]),
+    ("log1p", "log1p", lambda a: F.log1p(a), [positive(3, 3) - 0.4]),
+    ("cast_same_dtype", "cast", lambda a: F.cast(a, a.dtype) * 2.0, [randn(3, 2)]),  # cross-dtype: test_ops_tensor_face
+    ("einsum_batched_contract", "einsum", lambda a, b: F.einsum("bij,jk->bik", a, b), [randn(2, 3, 4), randn(4, 5)]),
+    ("einsum_sum_only_in_one_operand", "einsum", lambda a, b: F.einsum("ij,k->jk", a, b), [randn(3, 4), randn(2)]),
     ("matmul_batched_broadcast", "matmul", lambda a, b: a @ b, [randn(2, 1, 3, 4), randn(3, 4, 2)]),
     ("matmul_vector", "matmul", lambda a, b: a @ b, [randn(4), randn(2, 4, 3)]),
     ("matmul_matrix_vector", "matmul", lambda a, b: a @ b, [randn(3, 4), randn(4)]),

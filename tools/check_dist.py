@@ -1,9 +1,11 @@
 """Check what tools/build_wheels.sh wrote: the sdist holds every tracked file a build or a user
 needs (everything git tracks except CI scripts), and the wheel holds every module of the package,
-its compiled extension and a vendored OpenMP runtime, but no sources a wheel should not ship.
+its compiled extension, the Cython-compiled core modules and a vendored OpenMP runtime, but no
+sources a wheel should not ship (C/C++, .pyx/.pxd).
 
     python tools/check_dist.py dist/
 """
+import ast
 import fnmatch
 import pathlib
 import subprocess
@@ -13,7 +15,7 @@ import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SDIST_EXCLUDED = [".ci/*"]           # mirrors [tool.scikit-build] sdist.exclude (tracked files only)
-WHEEL_FORBIDDEN = ["*.c", "*.cpp", "*.h", "*.pyx"]
+WHEEL_FORBIDDEN = ["*.c", "*.cpp", "*.h", "*.pyx", "*.pxd"]
 
 
 def tracked_files():
@@ -30,6 +32,15 @@ def check_sdist(path):
     return [f"sdist lacks {m}" for m in missing] + [f"sdist ships {n}" for n in leaked]
 
 
+def compiled_core_modules():
+    """pynn._core.COMPILED_MODULES, read from the source (this script does not import pynn)."""
+    tree = ast.parse((ROOT / "src/pynn/_core.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "COMPILED_MODULES" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("src/pynn/_core.py has no COMPILED_MODULES")
+
+
 def check_wheel(path):
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
@@ -38,6 +49,10 @@ def check_wheel(path):
     problems = [f"wheel lacks {m}" for m in sorted(set(package) - names)]
     if not any(n.startswith("pynn/_C.") and n.endswith(".so") for n in names):
         problems.append("wheel has no compiled pynn/_C extension")
+    for mod in compiled_core_modules():   # the Cython-compiled core: each .py has its extension beside it
+        stem = mod.replace(".", "/")
+        if not any(n.startswith(stem + ".") and n.endswith((".so", ".pyd")) for n in names):
+            problems.append(f"wheel lacks the compiled core module {mod} ({stem}.*.so)")
     if not any(n.startswith("pynn_cpu.libs/libgomp") for n in names):
         problems.append("wheel does not vendor libgomp (was it repaired by auditwheel?)")
     problems += [f"wheel ships source {n}" for n in sorted(names)

@@ -1,194 +1,207 @@
-// Scalar definitions of the activations, shared by the elementwise kernels and
-// the GEMM epilogue so both compute exactly the same function. Written as
-// branch-free inline functions (selects, no libm calls) so that g++
-// vectorises a loop over them without -ffast-math: std::exp in a loop stays a
-// scalar libm call, the polynomial exp_f32 below becomes SIMD code.
+// The activations, listed once. PYNN_ACTIVATIONS is an X-macro: one row per
+// activation, by its Keras name, with
+//   from_output  its gradient is readable from the output y alone (the backward
+//                of a fused act(x·W + b) and the recurrent cells need only y);
+//   forward      act(x), an expression in x and a (= act_alpha: the leaky_relu
+//                slope, the elu scale; ignored by the others);
+//   backward     dx = act'(x)·g, an expression in x, y = act(x), g (the upstream
+//                gradient) and a. Rows with from_output == true read only y, g, a.
+// Everything below is generated from it: the Act enum, parse_act and the names,
+// act_forward / act_backward, and with_act, the one dispatcher that turns a
+// run-time Act into a template argument. Every epilogue (GEMM tile, implicit-GEMM
+// conv, elementwise kernels, recurrent cells) is instantiated through with_act, so
+// a new row here is all the C++ a new activation needs.
 //
-// Everything here is `static inline` (PYNN_ACT_INLINE): this header is compiled both into
-// generic and into *_avx2.cpp translation units, and an `inline` function with
-// external linkage would be merged by the linker into whichever copy it sees
-// first -- possibly the AVX2 one, which would then crash a generic CPU.
+// The expressions are branch-free (select_f32, common/vmath.h), so a loop over
+// them vectorises. Gradients follow torch / JAX at the kinks: relu'(0) = 0,
+// relu6 and hard_sigmoid have zero slope at both corners, leaky_relu'(0) = a.
 #pragma once
-#include <cmath>
-#include <cstdint>
-#include <cstring>
 #include <string>
+#include <type_traits>
 
-#if defined(__GNUC__) || defined(__clang__)
-// Forced: with -flto the inliner otherwise may outline exp_f32, and a call in
-// the loop body stops vectorisation (measured: 5x slower sigmoid in _C.so).
-#define PYNN_ACT_INLINE static inline __attribute__((always_inline))
-#else
-#define PYNN_ACT_INLINE static inline
-#endif
+#include "common/vmath.h"
 
 namespace pynn {
 
-enum class Act : int { Linear = 0, Relu, LeakyRelu, Sigmoid, Tanh, Gelu, Elu };
+// SELU's fixed constants (Klambauer et al.; Keras and torch use the same digits).
+constexpr float kSeluScale = 1.0507009873554805f;
+constexpr float kSeluAlpha = 1.6732632423543772f;
 
+// relu with relu(NaN) = NaN (the comparison is written so NaN falls through to x).
+PYNN_INLINE float relu_f32(float x) { return select_f32(x < 0.f, 0.f, x); }
+PYNN_INLINE float relu6_f32(float x) {
+  const float r = relu_f32(x);
+  return select_f32(r > 6.f, 6.f, r);
+}
+PYNN_INLINE float elu_f32(float x, float a) { return select_f32(x > 0.f, x, a * expm1_f32(x)); }
+// Keras 3 (and torch): relu6(x + 3) / 6, not Keras 2's 0.2 x + 0.5.
+PYNN_INLINE float hard_sigmoid_f32(float x) { return relu6_f32(x + 3.f) / 6.f; }
+
+// GELU, exact: x Phi(x); Phi' is the normal density.
+PYNN_INLINE float gelu_grad_f32(float x) {
+  return normcdf_f32(x) + x * (0.39894228040143268f * exp_f32(-0.5f * x * x));
+}
+// GELU, tanh form (Keras approximate=True, torch approximate='tanh'):
+// 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); the
+// sigmoid form keeps relative accuracy in the left tail where 1 + tanh cancels.
+PYNN_INLINE float gelu_tanh_f32(float x) {
+  const float u2 = 1.5957691216057308f * (x + 0.044715f * x * x * x);
+  return x * sigmoid_f32(u2);
+}
+// d/dx = s + x s (1 - s) 2u'. |x| is capped at 20 in the second term, where
+// s (1 - s) is already exactly 0 in float32, so that x^2 cannot overflow to inf * 0.
+PYNN_INLINE float gelu_tanh_grad_f32(float x) {
+  const float xc = select_f32(x > 20.f, 20.f, select_f32(x < -20.f, -20.f, x));
+  const float s = sigmoid_f32(1.5957691216057308f * (x + 0.044715f * x * x * x));
+  const float du2 = 1.5957691216057308f * (1.f + 0.134145f * xc * xc);
+  return s + xc * (s * (1.f - s)) * du2;
+}
+PYNN_INLINE float softsign_grad_f32(float x) {
+  const float d = 1.f + std::fabs(x);
+  return 1.f / (d * d);
+}
+PYNN_INLINE float silu_grad_f32(float x) {
+  const float s = sigmoid_f32(x);
+  return s * (1.f + x * (1.f - s));
+}
+// x relu6(x + 3) / 6: (relu6(x + 3) + x [-3 < x < 3]) / 6 by the product rule.
+PYNN_INLINE float hard_silu_grad_f32(float x) {
+  return (relu6_f32(x + 3.f) + select_f32((x > -3.f) & (x < 3.f), x, 0.f)) / 6.f;
+}
+// mish = x tanh(softplus(x)), with tanh(log(1 + e^x)) = n / (n + 2), n = e^x (e^x + 2):
+// accurate in both tails; x is capped at 20, where the ratio is already 1 in float32.
+// d/dx = t + x sigmoid(x) (1 - t^2), 1 - t^2 = (4n + 4) / (n + 2)^2.
+PYNN_INLINE float mish_ratio_f32(float xc, float* n_out) {
+  const float e = exp_f32(xc);
+  const float n = e * (e + 2.f);
+  *n_out = n;
+  return n / (n + 2.f);
+}
+PYNN_INLINE float mish_f32(float x) {
+  float n;
+  return x * mish_ratio_f32(select_f32(x > 20.f, 20.f, x), &n);
+}
+PYNN_INLINE float mish_grad_f32(float x) {
+  const float xc = select_f32(x > 20.f, 20.f, x);
+  float n;
+  const float t = mish_ratio_f32(xc, &n);
+  const float d = n + 2.f;
+  return t + xc * sigmoid_f32(xc) * ((4.f * n + 4.f) / (d * d));
+}
+
+// X(Id, "keras name", from_output, forward(x, a), backward(x, y, g, a))
+#define PYNN_ACTIVATIONS(X)                                                                                  \
+  X(Linear, "linear", true, x, g)                                                                            \
+  X(Relu, "relu", true, relu_f32(x), select_f32(y > 0.f, g, 0.f))                                            \
+  X(LeakyRelu, "leaky_relu", false, select_f32(x < 0.f, a * x, x), select_f32(x > 0.f, g, a * g))            \
+  X(Sigmoid, "sigmoid", true, sigmoid_f32(x), g * (y * (1.f - y)))                                           \
+  X(Tanh, "tanh", true, tanh_f32(x), g * (1.f - y * y))                                                      \
+  X(Gelu, "gelu", false, x * normcdf_f32(x), g * gelu_grad_f32(x))                                           \
+  X(GeluTanh, "gelu_tanh", false, gelu_tanh_f32(x), g * gelu_tanh_grad_f32(x))                               \
+  X(Elu, "elu", false, elu_f32(x, a), select_f32(x > 0.f, g, g * (y + a)))                                   \
+  X(Selu, "selu", true, kSeluScale * elu_f32(x, kSeluAlpha),                                                 \
+    select_f32(y > 0.f, g * kSeluScale, g * (y + kSeluScale * kSeluAlpha)))                                  \
+  X(Softplus, "softplus", true, softplus_f32(x), g * -expm1_f32(-y))                                         \
+  X(Softsign, "softsign", false, x / (1.f + std::fabs(x)), g * softsign_grad_f32(x))                         \
+  X(Exponential, "exponential", true, exp_f32(x), g * y)                                                     \
+  X(Relu6, "relu6", true, relu6_f32(x), select_f32((y > 0.f) & (y < 6.f), g, 0.f))                           \
+  X(Silu, "silu", false, x * sigmoid_f32(x), g * silu_grad_f32(x))                                           \
+  X(HardSilu, "hard_silu", false, x * relu6_f32(x + 3.f) / 6.f, g * hard_silu_grad_f32(x))                   \
+  X(HardSigmoid, "hard_sigmoid", true, hard_sigmoid_f32(x), select_f32((y > 0.f) & (y < 1.f), g / 6.f, 0.f)) \
+  X(Mish, "mish", false, mish_f32(x), g * mish_grad_f32(x))
+
+// ------------------------------------------------------------ generated
+enum class Act : int {
+#define PYNN_ACT_ENUM(id, ...) id,
+  PYNN_ACTIVATIONS(PYNN_ACT_ENUM)
+#undef PYNN_ACT_ENUM
+};
+
+// Keras names in list order (the index is the Act value).
+constexpr const char* kActNames[] = {
+#define PYNN_ACT_NAME(id, name, ...) name,
+    PYNN_ACTIVATIONS(PYNN_ACT_NAME)
+#undef PYNN_ACT_NAME
+};
+constexpr int kNumActs = static_cast<int>(sizeof(kActNames) / sizeof(kActNames[0]));
+
+static constexpr bool act_from_output(Act act) {
+  switch (act) {
+#define PYNN_ACT_FROM_Y(id, name, from_y, ...) \
+  case Act::id:                                \
+    return from_y;
+    PYNN_ACTIVATIONS(PYNN_ACT_FROM_Y)
+#undef PYNN_ACT_FROM_Y
+  }
+  return false;
+}
+
+// The Act of a Keras name; false for an unknown name (aliases such as swish are
+// the Python layer's business).
 static inline bool parse_act(const std::string& name, Act* out) {
-  if (name == "linear" || name == "none" || name.empty()) *out = Act::Linear;
-  else if (name == "relu") *out = Act::Relu;
-  else if (name == "leaky_relu") *out = Act::LeakyRelu;
-  else if (name == "sigmoid") *out = Act::Sigmoid;
-  else if (name == "tanh") *out = Act::Tanh;
-  else if (name == "gelu") *out = Act::Gelu;
-  else if (name == "elu") *out = Act::Elu;
-  else return false;
-  return true;
+  for (int i = 0; i < kNumActs; ++i)
+    if (name == kActNames[i]) {
+      *out = static_cast<Act>(i);
+      return true;
+    }
+  return false;
 }
 
-// ------------------------------------------------------------ vectorisable math
-PYNN_ACT_INLINE float bits_to_f32(int32_t i) { float f; std::memcpy(&f, &i, 4); return f; }
-PYNN_ACT_INLINE int32_t f32_to_bits(float f) { int32_t i; std::memcpy(&i, &f, 4); return i; }
-
-// c ? a : b as a bit blend. Under g++'s default -ftrapping-math a plain `?:`
-// whose arm computes anything (a*x, exp...) is kept as a branch -- FP ops may
-// not be executed speculatively -- and the loop is not vectorised. Here both
-// arms are always computed (they are in every caller anyway), so the select is
-// data flow and becomes andps/andnps/orps (or a blend).
-PYNN_ACT_INLINE float select_f32(bool c, float a, float b) {
-  const uint32_t m = 0u - static_cast<uint32_t>(c);
-  const uint32_t r = (static_cast<uint32_t>(f32_to_bits(a)) & m) | (static_cast<uint32_t>(f32_to_bits(b)) & ~m);
-  return bits_to_f32(static_cast<int32_t>(r));
-}
-
-// exp(x) to ~1 ulp (Cephes expf): x = n*ln2 + r with |r| <= ln2/2, exp(r) by a
-// degree-6 polynomial, 2^n built in the exponent bits. 2^n is applied as two
-// factors 2^(n/2) * 2^(n-n/2) so that the whole range, down to the denormals
-// (x >= -103.97) and up to FLT_MAX (x <= 88.72), is exact without a branch.
-// NaN propagates; +inf -> inf; -inf -> 0.
-PYNN_ACT_INLINE float exp_f32(float x) {
-  const float hi = 88.72283935546875f, lo = -104.0f;
-  float xc = select_f32(x > hi, hi, x);
-  xc = select_f32(xc < lo, lo, xc);
-  // round(xc * log2(e)) with the 1.5*2^23 trick: vectorises on SSE2 (no roundps).
-  const float magic = 12582912.0f;
-  const float t = xc * 1.44269504088896341f + magic;
-  const float fn = t - magic;
-  // Integer parts in uint32: wraps (instead of signed-overflow UB) for NaN input,
-  // whose result is NaN through the polynomial anyway.
-  const uint32_t n = static_cast<uint32_t>(f32_to_bits(t)) - static_cast<uint32_t>(f32_to_bits(magic));
-  float r = xc - fn * 0.693359375f;      // ln2 split hi/lo: fn*hi is exact
-  r = r - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * (r * r) + r + 1.0f;
-  const uint32_t n1 = static_cast<uint32_t>(static_cast<int32_t>(n) >> 1), n2 = n - n1;
-  const float s1 = bits_to_f32(static_cast<int32_t>((n1 + 127u) << 23));
-  const float s2 = bits_to_f32(static_cast<int32_t>((n2 + 127u) << 23));
-  const float out = (y * s1) * s2;
-  return select_f32(x > hi, HUGE_VALF, out);
-}
-
-// exp(x) - 1 without the cancellation of exp_f32(x) - 1 near 0 (ELU needs it
-// relative-accurate for small |x|): Taylor to x^8 for |x| < 0.35 (error < 1e-9
-// relative), exp_f32(x) - 1 outside (there the subtraction loses < 1 ulp).
-PYNN_ACT_INLINE float expm1_f32(float x) {
-  float p = 1.f / 40320.f;
-  p = p * x + 1.f / 5040.f;
-  p = p * x + 1.f / 720.f;
-  p = p * x + 1.f / 120.f;
-  p = p * x + 1.f / 24.f;
-  p = p * x + 1.f / 6.f;
-  p = p * x + 0.5f;
-  p = p * x + 1.f;
-  const float small = p * x;
-  const float big = exp_f32(x) - 1.f;
-  return select_f32(std::fabs(x) < 0.35f, small, big);
-}
-
-// tanh to a few ulp (Cephes tanhf): odd polynomial for |x| < 0.625, else
-// 1 - 2/(exp(2|x|) + 1), which saturates to +-1 without overflow trouble.
-PYNN_ACT_INLINE float tanh_f32(float x) {
-  const float ax = std::fabs(x);
-  const float s = x * x;
-  float p = -5.70498872745e-3f;
-  p = p * s + 2.06390887954e-2f;
-  p = p * s - 5.37397155531e-2f;
-  p = p * s + 1.33314422036e-1f;
-  p = p * s - 3.33332819422e-1f;
-  const float small = p * s * x + x;
-  const float e = exp_f32(2.f * ax);
-  const float big_abs = 1.f - 2.f / (e + 1.f);
-  const float big = select_f32(x < 0.f, -big_abs, big_abs);
-  return select_f32(ax < 0.625f, small, big);
-}
-
-// Stable logistic: exp of -|x| never overflows, and the x < 0 branch e/(1+e)
-// keeps full relative accuracy for very negative x (sigmoid(-1000) = 0, no inf).
-PYNN_ACT_INLINE float sigmoid_f32(float x) {
-  const float e = exp_f32(-std::fabs(x));
-  const float r = 1.f / (1.f + e);
-  return select_f32(x >= 0.f, r, e * r);
-}
-
-// erfc(z) for z >= 0 to 1.05e-7 relative over the whole range (Chebyshev fit
-// of Numerical Recipes' erfcc, checked against scipy on [0, 15]):
-// erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2). z2 = z*z is passed in so the
-// caller can form it without an extra rounding. Vectorisable (libm erfcf is not).
-PYNN_ACT_INLINE float erfc_pos_f32(float z, float z2) {
-  const float t = 1.f / (1.f + 0.5f * z);
-  float p = 0.17087277f;
-  p = p * t - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
-  p = p * t - 1.26551223f;
-  return t * exp_f32(p - z2);
-}
-
-// Normal CDF Phi(x) = erfc(-x/sqrt2)/2, from the tail erfc(|x|/sqrt2) on
-// either side: relative accuracy in the left tail, where 1 + erf(x/sqrt2)
-// would cancel, and 1 - tail/2 on the right. z^2 = x^2/2 is formed from x
-// directly (no rounding of x/sqrt2 squared).
-PYNN_ACT_INLINE float normcdf_f32(float x) {
-  const float ax = std::fabs(x);
-  const float half_tail = 0.5f * erfc_pos_f32(ax * 0.70710678118654752f, 0.5f * (x * x));
-  const float r = select_f32(x < 0.f, half_tail, 1.f - half_tail);
-  return select_f32(x != x, x, r);  // NaN in, NaN out
-}
-
-// ------------------------------------------------------------ activations
-// alpha: slope for leaky_relu, scale for elu; ignored by the others.
-// GELU is the exact erf form (Keras approximate=False, torch's default).
-// relu(NaN) = NaN (the comparison is written so NaN falls through to x).
-PYNN_ACT_INLINE float act_forward(Act a, float x, float alpha) {
-  switch (a) {
-    case Act::Linear: return x;
-    case Act::Relu: return select_f32(x < 0.f, 0.f, x);
-    case Act::LeakyRelu: return select_f32(x < 0.f, alpha * x, x);
-    case Act::Sigmoid: return sigmoid_f32(x);
-    case Act::Tanh: return tanh_f32(x);
-    case Act::Gelu: return x * normcdf_f32(x);
-    case Act::Elu: return select_f32(x > 0.f, x, alpha * expm1_f32(x));
+// act(x). With `act` a compile-time constant (the A of with_act) the switch folds
+// away and only the row's expression is left in the loop.
+PYNN_INLINE float act_forward(Act act, float x, float a) {
+  switch (act) {
+#define PYNN_ACT_FWD(id, name, from_y, fwd, ...) \
+  case Act::id:                                  \
+    return fwd;
+    PYNN_ACTIVATIONS(PYNN_ACT_FWD)
+#undef PYNN_ACT_FWD
   }
   return x;
 }
 
-// d act / dx at x (y = act_forward(x) given for the cheap forms).
-PYNN_ACT_INLINE float act_derivative(Act a, float x, float y, float alpha) {
-  switch (a) {
-    case Act::Linear: return 1.f;
-    case Act::Relu: return select_f32(x > 0.f, 1.f, 0.f);
-    case Act::LeakyRelu: return select_f32(x > 0.f, 1.f, alpha);
-    case Act::Sigmoid: return y * (1.f - y);
-    case Act::Tanh: return 1.f - y * y;
-    case Act::Gelu: {
-      const float pdf = 0.39894228040143268f * exp_f32(-0.5f * x * x);
-      return normcdf_f32(x) + x * pdf;
-    }
-    case Act::Elu: return select_f32(x > 0.f, 1.f, y + alpha);
+// dx = act'(x) g, with y = act(x). For from_output activations x is not read.
+PYNN_INLINE float act_backward(Act act, float x, float y, float g, float a) {
+  switch (act) {
+#define PYNN_ACT_BWD(id, name, from_y, fwd, bwd) \
+  case Act::id:                                  \
+    return bwd;
+    PYNN_ACTIVATIONS(PYNN_ACT_BWD)
+#undef PYNN_ACT_BWD
   }
-  return 1.f;
+  return g;
+}
+
+// act'(x) read off y = act(x) (from_output activations only).
+PYNN_INLINE float act_derivative_from_output(Act act, float y, float a) { return act_backward(act, y, y, 1.f, a); }
+
+template <Act A>
+using ActC = std::integral_constant<Act, A>;
+
+// The dispatcher: f(ActC<A>{}) with A == act, so f's loop is compiled once per
+// activation with the activation fixed. Callers compiled per ISA must live in an
+// ISA-named or anonymous namespace (common/dispatch.h), so that the instantiations
+// of different ISAs never merge at link time.
+template <class F>
+void with_act(Act act, F&& f) {
+  switch (act) {
+#define PYNN_ACT_CASE(id, ...) \
+  case Act::id:                \
+    f(ActC<Act::id>{});        \
+    return;
+    PYNN_ACTIVATIONS(PYNN_ACT_CASE)
+#undef PYNN_ACT_CASE
+  }
+}
+
+// The same over the from_output activations only (others: nothing is called; the
+// bindings reject them first). Keeps the recurrent cells' (act x recurrent_act)
+// instantiations to the activations they can differentiate.
+template <class F>
+void with_act_from_output(Act act, F&& f) {
+  with_act(act, [&](auto A) {
+    if constexpr (act_from_output(decltype(A)::value)) f(A);
+  });
 }
 
 }  // namespace pynn

@@ -19,7 +19,7 @@
 // Windows has neither fork nor pthread_exit unwinding: nothing to install there.
 #include <Python.h>
 
-#include "common/runtime.h"
+#include "common/parallel.h"
 
 #if defined(__linux__) || defined(__APPLE__)
 #include <cstdlib>

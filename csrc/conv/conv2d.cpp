@@ -15,15 +15,11 @@
 #include <memory>
 #include <vector>
 
-#ifdef PYNN_OPENMP
-#include <omp.h>
-#endif
-
-#include "common/first_error.h"
-#include "common/runtime.h"
+#include "common/parallel.h"
 #include "conv/igemm.h"
 #include "conv/im2col.h"
-#include "conv/sgemm.h"
+#include "gemm/gemm.h"
+#include "nn/bias.h"
 
 namespace pynn {
 
@@ -37,32 +33,9 @@ namespace {
 
 std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[std::max<int64_t>(n, 1)]); }
 
-int thread_id() {
-#ifdef PYNN_OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-// Runs body(t, T) on T threads (T == 1: inline, no parallel region).
-template <class F>
-void parallel(int T, F&& body) {
-#ifdef PYNN_OPENMP
-  if (T > 1) {
-    FirstError err;  // a scratch allocation may fail on a worker: rethrown here, not std::terminate
-#pragma omp parallel num_threads(T)
-    err.run([&] { body(thread_id(), omp_get_num_threads()); });
-    err.rethrow();
-    return;
-  }
-#endif
-  body(0, 1);
-}
-
 void zero(float* p, int64_t n) {
   const int T = threads_for(n, 1 << 18);
-  parallel(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
     std::memset(p + lo, 0, sizeof(float) * (hi - lo));
   });
@@ -78,7 +51,7 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
   if (!g.is_pointwise() && conv2d_forward_igemm(g, x, w, bias, y, act, act_alpha)) return;
   const int64_t R = conv_block_rows(K);
   const int T = threads_for(M, R);
-  parallel(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
     if (g.is_pointwise()) {  // x is already the (M, C) im2col matrix: one GEMM per thread's rows
       if (hi > lo) sgemm(hi - lo, OC, K, 1.f, x + lo * K, K, 1, w, OC, 1, 0.f, y + lo * OC, OC, 1, bias, act, act_alpha);
@@ -97,7 +70,7 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
   const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc, C = g.c;
   if (g.is_pointwise() && M > 0) {  // dx (M, C) = dY · Wᵀ (W read transposed through its strides), rows split
     const int T = threads_for(M, conv_block_rows(K));
-    parallel(T, [&](int t, int nt) {
+    parallel_team_checked(T, [&](int t, int nt) {
       const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
       if (hi > lo)
         sgemm(hi - lo, C, OC, 1.f, dy + lo * OC, OC, 1, w, 1, OC, 0.f, dx + lo * C, C, 1, nullptr, Act::Linear, 0.f);
@@ -110,7 +83,7 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
   const int64_t R = conv_block_rows(K), plane = g.oh * g.ow;
   // col2im of neighbouring windows overlaps inside an image, so threads own whole images.
   const int T = std::min<int64_t>(threads_for(M, R), g.n);
-  parallel(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     const int64_t lo = g.n * t / nt * plane, hi = g.n * (t + 1) / nt * plane;
     auto col = scratch(std::min(R, hi - lo) * K);
     for (int64_t p = lo; p < hi; p += R) {
@@ -133,7 +106,7 @@ void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy
   // Thread 0 accumulates into dw, the others into private partials summed at the end.
   std::unique_ptr<float[]> partial = T > 1 ? scratch((T - 1) * K * OC) : nullptr;
   int used = 1;
-  parallel(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     if (t == 0) used = nt;
     float* acc = t == 0 ? dw : partial.get() + (t - 1) * K * OC;
     const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
@@ -159,26 +132,6 @@ void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy
   }
 }
 
-void conv2d_backward_bias(const float* dy, int64_t m, int64_t oc, float* db) {
-  if (oc == 0) return;
-  const int T = threads_for(m * oc, 1 << 16);
-  // Double accumulators: a float running sum over 10⁵ rows drifts past the tests' rtol.
-  std::vector<double> part(static_cast<size_t>(T) * oc, 0.0);
-  int used = 1;
-  parallel(T, [&](int t, int nt) {
-    if (t == 0) used = nt;
-    double* acc = part.data() + t * oc;
-    const int64_t lo = m * t / nt, hi = m * (t + 1) / nt;
-    for (int64_t r = lo; r < hi; ++r) {
-      const float* row = dy + r * oc;
-      for (int64_t o = 0; o < oc; ++o) acc[o] += row[o];
-    }
-  });
-  for (int64_t o = 0; o < oc; ++o) {
-    double s = 0.0;
-    for (int u = 0; u < used; ++u) s += part[u * oc + o];
-    db[o] = static_cast<float>(s);
-  }
-}
+void conv2d_backward_bias(const float* dy, int64_t m, int64_t oc, float* db) { nn::bias_grad(dy, db, m, oc); }
 
 }  // namespace pynn

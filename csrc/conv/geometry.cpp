@@ -60,4 +60,43 @@ void window_geometry(const char* op, const std::string& padding, const std::stri
   axis(op, same, g.w, g.kw, g.sw, g.dw, shapes, &g.ow, &g.pl);
 }
 
+std::string shape4_str(const Shape4& s) {
+  return "(" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ", " + std::to_string(s[2]) + ", " +
+         std::to_string(s[3]) + ")";
+}
+
+void require_nonneg(const char* op, const Shape4& shape) {
+  for (int64_t d : shape)
+    if (d < 0) throw std::invalid_argument(std::string(op) + ": negative dimension in shape " + shape4_str(shape));
+}
+
+WindowGeom conv_geometry(const char* op, const Shape4& xs, const Shape4& ws, const Pair& s, const std::string& padding,
+                         const Pair& d) {
+  require_nonneg(op, xs);
+  require_nonneg(op, ws);
+  const std::string shapes = "input shape " + shape4_str(xs) + ", kernel shape " + shape4_str(ws);
+  if (xs[3] != ws[2])
+    throw std::invalid_argument(std::string(op) + ": input has " + std::to_string(xs[3]) +
+                                " channels but the kernel (kh, kw, C_in, C_out) expects " + std::to_string(ws[2]) +
+                                "; " + shapes);
+  WindowGeom g;
+  g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.c = xs[3];
+  g.kh = ws[0]; g.kw = ws[1]; g.oc = ws[3];
+  g.sh = s[0]; g.sw = s[1]; g.dh = d[0]; g.dw = d[1];
+  window_geometry(op, padding, shapes, g);
+  return g;
+}
+
+WindowGeom pool_geometry(const char* op, const Shape4& xs, const Pair& k, const Pair& s, const std::string& padding) {
+  require_nonneg(op, xs);
+  WindowGeom g;
+  g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.c = g.oc = xs[3];
+  g.kh = k[0]; g.kw = k[1]; g.sh = s[0]; g.sw = s[1];
+  window_geometry(op, padding,
+                  "input shape " + shape4_str(xs) + ", pool_size (" + std::to_string(k[0]) + ", " +
+                      std::to_string(k[1]) + ")",
+                  g);
+  return g;
+}
+
 }  // namespace pynn

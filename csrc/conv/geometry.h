@@ -2,6 +2,7 @@
 // dilation and TensorFlow "valid"/"same" padding. Computed and validated once,
 // in the binding, before any kernel touches memory; kernels trust it.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -27,5 +28,20 @@ struct WindowGeom {
 // pad_total/2 before, the extra cell after. Throws std::invalid_argument (ValueError)
 // naming `op` and the shapes when the window does not fit an unpadded input.
 void window_geometry(const char* op, const std::string& padding, const std::string& shapes, WindowGeom& g);
+
+using Shape4 = std::array<int64_t, 4>;
+using Pair = std::array<int64_t, 2>;
+
+// The geometry of a conv from x's (N, H, W, C) and the kernel's (kh, kw, C_in, C_out)
+// shapes; std::invalid_argument naming op and both shapes for negative dimensions,
+// a channel mismatch, bad padding or a window that does not fit.
+WindowGeom conv_geometry(const char* op, const Shape4& x_shape, const Shape4& w_shape, const Pair& strides,
+                         const std::string& padding, const Pair& dilation);
+// The same for pooling windows (dilation 1, oc = c).
+WindowGeom pool_geometry(const char* op, const Shape4& x_shape, const Pair& pool_size, const Pair& strides,
+                         const std::string& padding);
+// std::invalid_argument naming op and the shape if a dimension is negative.
+void require_nonneg(const char* op, const Shape4& shape);
+std::string shape4_str(const Shape4& s);
 
 }  // namespace pynn

@@ -1,7 +1,7 @@
 // Driver of the implicit-GEMM convolution (portable; the microkernel is in
-// igemm_avx2.cpp). Loops, outermost first:
+// gemm/kernels/avx2/igemm_6x16_avx2.cpp). Loops, outermost first:
 //
-//   threads        claim runs of tile groups from a counter (common/work_share.h): no
+//   threads        claim runs of tile groups from a counter (common/parallel.h: share_work): no
 //                  shared writes, no barriers, and a late thread never stalls the caller
 //   tile groups    kGroupTiles tiles; their indirection table (tiles × taps × 6
 //                  pointers) is built once and serves every panel and pass
@@ -21,8 +21,9 @@
 #include <new>
 #include <vector>
 
-#include "common/runtime.h"
-#include "common/work_share.h"
+#include "common/dispatch.h"
+#include "common/parallel.h"
+#include "gemm/kernels/kernels.h"
 
 namespace pynn {
 
@@ -59,7 +60,7 @@ struct AlignedBuf {
 
 bool igemm_enabled() {
 #ifdef PYNN_X86_64
-  if (active_isa() != Isa::Avx2) return false;
+  if (!use_avx2()) return false;
   const char* e = std::getenv("PYNN_CONV_IGEMM");  // A/B switch for benchmarks and tests
   return !(e && e[0] == '0');
 #else
@@ -77,7 +78,8 @@ namespace {
 template <class Fill, class BAt>
 void igemm_run(int64_t M, int64_t grid_h, int64_t grid_w, int64_t OC, int64_t taps, int64_t run, Fill fill, BAt b_at,
                const float* bias, float* out, Act act, float act_alpha) {
-  constexpr int MR = kIgemmMR, NR = kIgemmNR;
+  using gemm::MR;
+  using gemm::NR;
   const int64_t K = taps * run;
   // B -> 16-column panels (K × 16, zero-padded past OC); bias likewise.
   const int64_t np = (OC + NR - 1) / NR;
@@ -102,7 +104,7 @@ void igemm_run(int64_t M, int64_t grid_h, int64_t grid_w, int64_t OC, int64_t ta
   const int64_t tiles = (M + MR - 1) / MR;
   const int T = std::min<int64_t>(threads_for(M * K * OC, kIgemmGrain), tiles);
 
-  // Threads claim runs of tile groups (common/work_share.h): a helper that is late
+  // Threads claim runs of tile groups (common/parallel.h: share_work): a helper that is late
   // on a busy machine leaves its share to the caller instead of stalling it.
   const int64_t groups = (tiles + group - 1) / group;
   share_work(groups, std::max<int64_t>(1, groups / (8 * T)), T, [&](int64_t glo, int64_t ghi) {
@@ -140,7 +142,7 @@ void igemm_run(int64_t M, int64_t grid_h, int64_t grid_w, int64_t OC, int64_t ta
           for (int64_t tile = g0; tile < g1; ++tile) {
             const int64_t p0 = tile * MR;
             const int mr = static_cast<int>(std::min<int64_t>(MR, M - p0));
-            igemm_avx2_6x16(nt_, run, ind.data() + ((tile - g0) * taps + t0) * MR, bp, out + p0 * OC + j0, OC, mr,
+            gemm::avx2::igemm_6x16(nt_, run, ind.data() + ((tile - g0) * taps + t0) * MR, bp, out + p0 * OC + j0, OC, mr,
                             nr, t0 > 0, last ? bias_p.p + j0 : nullptr, act, act_alpha);
           }
         }
@@ -174,10 +176,10 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
       const bool row_in = ih >= 0 && ih < g.h;
       if (merge_rows) {
         *ptr = row_in ? xn + (ih * g.w + ow * g.sw) * C : zeros;
-        ptr += kIgemmMR;
+        ptr += gemm::MR;
         continue;
       }
-      for (int64_t j = 0; j < g.kw; ++j, ptr += kIgemmMR) {
+      for (int64_t j = 0; j < g.kw; ++j, ptr += gemm::MR) {
         const int64_t iw = ow * g.sw - g.pl + j * g.dw;
         *ptr = row_in && iw >= 0 && iw < g.w ? xn + (ih * g.w + iw) * C : zeros;
       }
@@ -210,7 +212,7 @@ bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const flo
     for (int64_t i = 0; i < g.kh; ++i) {
       const int64_t oh = ih + g.pt - i * g.dh;
       const bool row_in = oh >= 0 && oh < g.oh;
-      for (int64_t j = 0; j < g.kw; ++j, ptr += kIgemmMR) {
+      for (int64_t j = 0; j < g.kw; ++j, ptr += gemm::MR) {
         const int64_t ow = iw + g.pl - j * g.dw;
         *ptr = row_in && ow >= 0 && ow < g.ow ? dyn + (oh * g.ow + ow) * OC : zeros;
       }

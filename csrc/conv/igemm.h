@@ -13,9 +13,6 @@
 
 namespace pynn {
 
-constexpr int kIgemmMR = 6;   // output pixels per tile (rows of the implicit A)
-constexpr int kIgemmNR = 16;  // output channels per tile (= one packed kernel panel)
-
 // y = act(conv(x, w) + bias) by implicit GEMM. Returns false (and does nothing)
 // when the AVX2 kernel is not available; the caller then runs im2col + sgemm.
 // Scratch: the packed kernel, K·ceil(OC/16)·16 floats (K = kh·kw·C), plus one
@@ -31,16 +28,6 @@ bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const flo
 // AVX2 kernel available and not switched off (PYNN_CONV_IGEMM=0).
 bool igemm_enabled();
 
-#ifdef PYNN_X86_64
-// One mr×nr (≤ 6×16) tile of C, row stride rs_c, unit column stride:
-//   c[r][q] (+)= Σ_t Σ_{j<run} ind[t·6+r][j] · b[(t·run+j)·16 + q]
-// ind: taps×6 row pointers, each readable for `run` floats (rows ≥ mr may point
-// anywhere readable, e.g. at zeros); b: taps·run × 16 packed kernel rows.
-// accumulate: add to c (a later pass over more taps) instead of overwriting it.
-// bias != nullptr marks the last pass: add bias[0..16) then apply act.
-// Lanes and rows outside mr×nr are neither read nor written.
-void igemm_avx2_6x16(int64_t taps, int64_t run, const float* const* ind, const float* b, float* c, int64_t rs_c,
-                     int mr, int nr, bool accumulate, const float* bias, Act act, float act_alpha);
-#endif
+// The 6x16 microkernel is gemm::avx2::igemm_6x16 (gemm/kernels/avx2/).
 
 }  // namespace pynn

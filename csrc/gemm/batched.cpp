@@ -1,9 +1,8 @@
 // Batched SGEMM (bmm): the batch loop around pynn::sgemm. When one matrix is
 // too small to be worth splitting across threads, the threads take whole
 // matrices instead; the inner sgemm then sees an active OpenMP region and
-// stays on one thread (threads_for returns 1), so there is no oversubscription.
-#include "common/first_error.h"
-#include "common/runtime.h"
+// stays on one thread (threads_for returns 1 inside a team), so there is no oversubscription.
+#include "common/parallel.h"
 #include "gemm/config.h"
 #include "gemm/gemm.h"
 
@@ -22,18 +21,9 @@ void sgemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, float alpha,
     sgemm(m, n, k, alpha, a + t * bs_a, rs_a, cs_a, b + t * bs_b, rs_b, cs_b,
           beta, c + t * bs_c, rs_c, cs_c, bias, act, act_alpha);
   };
-  if (nt <= 1 || batch == 1) {
-    for (int64_t t = 0; t < batch; ++t) one(t);
-    return;
-  }
-#ifdef PYNN_OPENMP
-  FirstError err;  // a worker's GEMM scratch may fail to grow: rethrown here, not std::terminate
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t t = 0; t < batch; ++t) err.run([&] { one(t); });
-  err.rethrow();
-#else
-  for (int64_t t = 0; t < batch; ++t) one(t);
-#endif
+  parallel_team_checked(batch == 1 ? 1 : nt, [&](int t, int T) {
+    for (int64_t i = batch * t / T; i < batch * (t + 1) / T; ++i) one(i);
+  });
 }
 
 }  // namespace pynn

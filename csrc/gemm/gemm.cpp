@@ -22,7 +22,7 @@
 // Edge tiles and non-unit column strides of C go through a local MR x NR
 // tile, so the kernel never reads or writes outside C. Small products
 // (m*n*k <= 64^3, unit-stride B) skip all of this and run the unpacked AVX2
-// path in kernel_avx2.cpp on one thread.
+// path of small_avx2.cpp on one thread.
 #include "gemm/gemm.h"
 
 #include <algorithm>
@@ -31,14 +31,10 @@
 #include <cstring>
 #include <new>
 
-#include "common/first_error.h"
-#include "common/runtime.h"
-#include "gemm/act_tile_impl.h"
-#include "gemm/kernel.h"
-
-#ifdef PYNN_OPENMP
-#include <omp.h>
-#endif
+#include "common/dispatch.h"
+#include "common/parallel.h"
+#include "gemm/kernels/kernels.h"
+#include "gemm/pack.h"
 
 namespace pynn {
 
@@ -70,13 +66,6 @@ float* scratch_b(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_bias(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_shared_a(size_t n) { static thread_local Scratch s; return s.get(n); }
 
-// The fused activation of a stored tile with the portable flags (act_tile_impl.h).
-void act_tile_generic(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha) {
-  act_tile_switch(act, c, rs, mr, nr, alpha);
-}
-
-using ActTile = void (*)(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha);
-
 struct Problem {
   int64_t m, n, k;
   float alpha;
@@ -98,33 +87,41 @@ struct Problem {
   float* a_shared;    // shared packed A block (split_jr mode only)
 };
 
-// One MR x NR tile of C at (i, j) from packed panels ap, bp.
-// ua_rs != 0: ap points at row i of the unpacked A block (rows ua_rs apart, mr == MR)
-// and bp at k rows of NR floats rs_bp apart (only the unpacked-A kernel takes rs_bp).
-inline void do_tile(const Problem& P, const float* ap, int64_t ua_rs, const float* bp,
-                    int64_t rs_bp, int64_t kc,
-                    int64_t i, int64_t j, int64_t mr, int64_t nr, float beta, bool last) {
-  float* cij = P.c + i * P.rs_c + j * P.cs_c;
-  const float* bias = (last && P.bias) ? P.bias + j : nullptr;
-  if (mr == MR && nr == NR && P.cs_c == 1) {
-    if (ua_rs)
-      P.ukr_ua(kc, P.alpha, ap, ua_rs, bp, rs_bp, beta, cij, P.rs_c, bias);
-    else
-      P.ukr(kc, P.alpha, ap, bp, beta, cij, P.rs_c, bias);
-    if (last) P.act_tile(P.act, cij, P.rs_c, MR, NR, P.act_alpha);
+// An mr x nr tile of C at cij through `kernel(c, rs_c)`, which stores the full
+// MR x NR (or mr x NR) tile with alpha, beta and bias, then the activation on the
+// last KC block. Edge tiles and non-unit column strides of C go through a local
+// MR x NR tile, so the kernel never reads or writes outside C.
+template <class Kernel>
+inline void finish_tile(const Problem& P, float* cij, int64_t mr, int64_t nr, float beta, bool last, bool full,
+                        Kernel&& kernel) {
+  if (full && P.cs_c == 1) {
+    kernel(cij, P.rs_c);
+    if (last) P.act_tile(P.act, cij, P.rs_c, mr, nr, P.act_alpha);
     return;
   }
   alignas(64) float t[MR * NR] = {};
   if (beta != 0.f)
     for (int64_t r = 0; r < mr; ++r)
       for (int64_t q = 0; q < nr; ++q) t[r * NR + q] = cij[r * P.rs_c + q * P.cs_c];
-  if (ua_rs)
-    P.ukr_ua(kc, P.alpha, ap, ua_rs, bp, rs_bp, beta, t, NR, bias);
-  else
-    P.ukr(kc, P.alpha, ap, bp, beta, t, NR, bias);
+  kernel(t, int64_t{NR});
   if (last) P.act_tile(P.act, t, NR, mr, nr, P.act_alpha);
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
+}
+
+// One MR x NR tile of C at (i, j) from packed panels ap, bp.
+// ua_rs != 0: ap points at row i of the unpacked A block (rows ua_rs apart, mr == MR)
+// and bp at k rows of NR floats rs_bp apart (only the unpacked-A kernel takes rs_bp).
+inline void do_tile(const Problem& P, const float* ap, int64_t ua_rs, const float* bp, int64_t rs_bp, int64_t kc,
+                    int64_t i, int64_t j, int64_t mr, int64_t nr, float beta, bool last) {
+  const float* bias = (last && P.bias) ? P.bias + j : nullptr;
+  finish_tile(P, P.c + i * P.rs_c + j * P.cs_c, mr, nr, beta, last, mr == MR && nr == NR,
+              [&](float* c, int64_t rs_c) {
+                if (ua_rs)
+                  P.ukr_ua(kc, P.alpha, ap, ua_rs, bp, rs_bp, beta, c, rs_c, bias);
+                else
+                  P.ukr(kc, P.alpha, ap, bp, beta, c, rs_c, bias);
+              });
 }
 
 // Contiguous share [lo, hi) of `total` items for thread tid of nt.
@@ -132,16 +129,6 @@ inline void share(int64_t total, int tid, int nt, int64_t* lo, int64_t* hi) {
   const int64_t base = total / nt, rem = total % nt;
   *lo = tid * base + std::min<int64_t>(tid, rem);
   *hi = *lo + base + (tid < rem ? 1 : 0);
-}
-
-inline void barrier(int nt) {
-#ifdef PYNN_OPENMP
-  if (nt > 1) {
-#pragma omp barrier
-  }
-#else
-  (void)nt;
-#endif
 }
 
 // The macro-kernel: all MR x NR tiles of the mcb x ncb block, jr panels [jp0, jp1).
@@ -185,21 +172,11 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a,
       const int64_t j = jp * NR;
       const int64_t nr = std::min<int64_t>(NR, ncb - j);
       const float* bp = b_packed + jp * kcb * NR;
-      float* cij = P.c + (ic + mfull) * P.rs_c + (jc + j) * P.cs_c;
       const float* bias = (last && P.bias) ? P.bias + jc + j : nullptr;
-      if (nr == NR && P.cs_c == 1) {
-        P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, cij, P.rs_c, bias);
-        if (last) P.act_tile(P.act, cij, P.rs_c, mr, NR, P.act_alpha);
-        continue;
-      }
-      alignas(64) float t[MR * NR] = {};
-      if (beta != 0.f)
-        for (int64_t r = 0; r < mr; ++r)
-          for (int64_t q = 0; q < nr; ++q) t[r * NR + q] = cij[r * P.rs_c + q * P.cs_c];
-      P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, t, NR, bias);
-      if (last) P.act_tile(P.act, t, NR, mr, nr, P.act_alpha);
-      for (int64_t r = 0; r < mr; ++r)
-        for (int64_t q = 0; q < nr; ++q) cij[r * P.rs_c + q * P.cs_c] = t[r * NR + q];
+      finish_tile(P, P.c + (ic + mfull) * P.rs_c + (jc + j) * P.cs_c, mr, nr, beta, last, nr == NR,
+                  [&](float* c, int64_t rs_c) {
+                    P.ukr_ua_edge(mr, kcb, P.alpha, ar, P.rs_a, bp, beta, c, rs_c, bias);
+                  });
     }
   }
 }
@@ -220,7 +197,7 @@ void run(const Problem& P, int tid, int nt) {
       int64_t lo, hi;
       share(n_jp, tid, nt, &lo, &hi);
       pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
-      barrier(nt);
+      team_barrier(nt);
 
       if (!P.split_jr) {
         share(n_ic, tid, nt, &lo, &hi);
@@ -241,13 +218,13 @@ void run(const Problem& P, int tid, int nt) {
           const int64_t n_ip = (mcb + MR - 1) / MR;
           share(n_ip, tid, nt, &lo, &hi);
           pack_a_panels(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, P.a_shared, lo, hi);
-          barrier(nt);
+          team_barrier(nt);
           share(n_jp, tid, nt, &lo, &hi);
           macro_kernel(P, P.b_packed, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
-          barrier(nt);  // before the next A block overwrites a_shared
+          team_barrier(nt);  // before the next A block overwrites a_shared
         }
       }
-      barrier(nt);  // before the next B block overwrites b_packed
+      team_barrier(nt);  // before the next B block overwrites b_packed
     }
   }
 }
@@ -280,7 +257,7 @@ void equal_kc(Problem& P, int64_t kc_max) {
 }
 
 // The whole product on the calling thread (which owns its thread_local scratch).
-void solve_single(Problem P, bool avx2) {
+void solve_single(Problem P, bool isa_avx2) {
   P.split_jr = false;
   P.mc = P.blk.mc;
   const int64_t ncb = std::min(P.n, P.blk.nc);
@@ -288,14 +265,14 @@ void solve_single(Problem P, bool avx2) {
 #ifdef PYNN_X86_64
   // Row-major A and a B block narrow enough to sit in L2 at KC >= 256: read A
   // unpacked, each 6-row micro-panel staying in L1 while it meets all of B.
-  if (avx2 && P.cs_a == 1 && ncp <= kUnpackedAMaxN) {
-    P.ukr_ua = sgemm_avx2_6x16_ua;
-    P.ukr_ua_edge = sgemm_avx2_ua_edge;
+  if (isa_avx2 && P.cs_a == 1 && ncp <= kUnpackedAMaxN) {
+    P.ukr_ua = avx2::sgemm_6x16_ua;
+    P.ukr_ua_edge = avx2::sgemm_ua_edge;
     equal_kc(P, std::max<int64_t>(P.blk.kc, kUnpackedABBytes / (4 * ncp)));
   } else
 #endif
   {
-    (void)avx2;
+    (void)isa_avx2;
     P.ukr_ua = nullptr;
     equal_kc(P, P.blk.kc);
   }
@@ -326,8 +303,8 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
 
 #ifdef PYNN_X86_64
   // Small product: packing and blocking would cost more than the FMAs.
-  if (active_isa() == Isa::Avx2 && cs_b == 1 && m * n * k <= kSmallWork && k <= kSmallMaxK) {
-    sgemm_avx2_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+  if (use_avx2() && cs_b == 1 && m * n * k <= kSmallWork && k <= kSmallMaxK) {
+    avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
     return;
   }
 #endif
@@ -338,19 +315,10 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   P.b = b; P.rs_b = rs_b; P.cs_b = cs_b;
   P.beta = beta; P.c = c; P.rs_c = rs_c; P.cs_c = cs_c;
   P.act = act; P.act_alpha = act_alpha;
-#ifdef PYNN_X86_64
-  const bool avx2 = active_isa() == Isa::Avx2;
-#else
-  const bool avx2 = false;
-#endif
-  P.blk = avx2 ? kBlockingAvx2 : kBlockingGeneric;
-#ifdef PYNN_X86_64
-  P.ukr = avx2 ? sgemm_avx2_6x16 : sgemm_generic_6x16;
-  P.act_tile = avx2 ? act_tile_avx2 : act_tile_generic;
-#else
-  P.ukr = sgemm_generic_6x16;
-  P.act_tile = act_tile_generic;
-#endif
+  const bool isa_avx2 = use_avx2();
+  P.blk = isa_avx2 ? kBlockingAvx2 : kBlockingGeneric;
+  P.ukr = PYNN_ISA_PICK(sgemm_6x16);
+  P.act_tile = PYNN_ISA_PICK(act_tile);
   P.ukr_ua = nullptr;
   P.split_jr = false;
   P.mc = P.blk.mc;
@@ -370,7 +338,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   const int64_t mp = (m + MR - 1) / MR;
   const int64_t np_all = (n + NR - 1) / NR;
   if (nt <= 1) {
-    solve_single(P, avx2);
+    solve_single(P, isa_avx2);
     return;
   }
 
@@ -395,11 +363,8 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     if (by_m && n <= kUnpackedAMaxN)
       chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
     std::atomic<int64_t> next{0};
-    FirstError err;  // a thread's scratch allocation may fail: MemoryError on the caller, not std::terminate
-#ifdef PYNN_OPENMP
-#pragma omp parallel num_threads(nt)
-#endif
-    err.run([&] { for (;;) {
+    parallel_team_checked(nt, [&](int, int) {  // barrier-free: a worker's bad_alloc becomes MemoryError
+    for (;;) {
       const int64_t ch = next.fetch_add(1, std::memory_order_relaxed);
       if (ch >= chunks) break;
       Problem Q = P;
@@ -417,9 +382,9 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
         Q.c = P.c + c0 * P.cs_c;
         if (P.bias) Q.bias = P.bias + c0;
       }
-      if (Q.m > 0 && Q.n > 0) solve_single(Q, avx2);
-    } });
-    err.rethrow();
+      if (Q.m > 0 && Q.n > 0) solve_single(Q, isa_avx2);
+    }
+    });
     return;
   }
 
@@ -441,15 +406,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   const int64_t nc_eff = std::min(n, P.blk.nc);
   P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * P.kc));
   P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.kc) : nullptr;
-#ifdef PYNN_OPENMP
-  FirstError err;
-#pragma omp parallel num_threads(nt)
-  err.run([&] { run(P, omp_get_thread_num(), omp_get_num_threads()); });
-  err.rethrow();
-#else
-  P.split_jr = false;
-  run(P, 0, 1);
-#endif
+  parallel_team(nt, [&](int t, int T) { run(P, t, T); });
 }
 
 }  // namespace pynn

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/runtime.h"
-#include "gemm/kernel.h"
+#include "gemm/kernels/kernels.h"
+#include "gemm/pack.h"
 
 namespace pynn {
 namespace gemm {
@@ -16,23 +16,16 @@ static void pack_a_panel(int64_t mr, int64_t kc, const float* a, int64_t rs_a, i
                          float* dst) {
   if (mr == MR && cs_a == 1) {
 #ifdef PYNN_X86_64
-    if (active_isa() == Isa::Avx2) {
-      pack_a_panel6_rowmajor_avx2(kc, a, rs_a, dst);
+    if (use_avx2()) {
+      avx2::pack_a_panel6_rowmajor(kc, a, rs_a, dst);
       return;
     }
 #endif
     // Row-major A (the common case): six row streams, one contiguous write stream.
-    const float* r0 = a;
-    const float* r1 = a + rs_a;
-    const float* r2 = a + 2 * rs_a;
-    const float* r3 = a + 3 * rs_a;
-    const float* r4 = a + 4 * rs_a;
-    const float* r5 = a + 5 * rs_a;
-    for (int64_t p = 0; p < kc; ++p) {
-      dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p];
-      dst[3] = r3[p]; dst[4] = r4[p]; dst[5] = r5[p];
-      dst += MR;
-    }
+    const float* rows[MR];
+    for (int r = 0; r < MR; ++r) rows[r] = a + r * rs_a;
+    for (int64_t p = 0; p < kc; ++p, dst += MR)
+      for (int r = 0; r < MR; ++r) dst[r] = rows[r][p];  // MR is constant: fully unrolled
     return;
   }
   if (mr == MR && rs_a == 1) {
@@ -64,8 +57,8 @@ static void pack_b_panel(int64_t nr, int64_t kc, const float* b, int64_t rs_b, i
     return;
   }
 #ifdef PYNN_X86_64
-  if (nr == NR && rs_b == 1 && active_isa() == Isa::Avx2) {
-    pack_b_panel16_colmajor_avx2(kc, b, cs_b, dst);
+  if (nr == NR && rs_b == 1 && use_avx2()) {
+    avx2::pack_b_panel16_colmajor(kc, b, cs_b, dst);
     return;
   }
 #endif
@@ -99,10 +92,10 @@ void pack_a_panels(int64_t mc, int64_t kc, const float* a, int64_t rs_a, int64_t
 void pack_b_panels(int64_t kc, int64_t nc, const float* b, int64_t rs_b, int64_t cs_b,
                    float* dst, int64_t p0, int64_t p1) {
 #ifdef PYNN_X86_64
-  if (cs_b == 1 && active_isa() == Isa::Avx2) {
+  if (cs_b == 1 && use_avx2()) {
     const int64_t pfull = std::min(p1, nc / NR);  // panels with all NR columns
     if (pfull > p0) {
-      pack_b_rowmajor_avx2(kc, b, rs_b, dst, p0, pfull);
+      avx2::pack_b_rowmajor(kc, b, rs_b, dst, p0, pfull);
       p0 = pfull;
     }
   }

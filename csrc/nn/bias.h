@@ -10,8 +10,8 @@ namespace pynn::nn {
 void bias_add(const float* x, const float* b, float* y, int64_t rows, int64_t C);
 // db[c] = sum_r dy[r, c]; accumulated in double (rows can be large).
 void bias_grad(const float* dy, float* db, int64_t rows, int64_t C);
-// The backward of act(x·W + b) read off the output y = act(z) alone (relu,
-// sigmoid, tanh, linear): dz = act'(y)·dy and db = sum_r dz[r, :], in one pass
+// The backward of act(x·W + b) read off the output y = act(z) alone (an
+// act_from_output activation): dz = act'(y)·dy and db = sum_r dz[r, :], in one pass
 // over memory (each block of dz is summed while it is still in L1).
 void act_bias_backward(Act a, const float* y, const float* dy, float* dz, float* db, int64_t rows,
                        int64_t C);

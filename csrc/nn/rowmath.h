@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "common/activation.h"
+#include "common/vmath.h"
 
 namespace pynn::nn {
 
@@ -13,7 +13,7 @@ constexpr int kLanes = 8;
 
 // max of x[0..n) ignoring NaN (callers see NaN come back through exp/sum);
 // -inf for n == 0.
-PYNN_ACT_INLINE float row_max(const float* __restrict x, int64_t n) {
+PYNN_INLINE float row_max(const float* __restrict x, int64_t n) {
   float acc[kLanes];
   for (int l = 0; l < kLanes; ++l) acc[l] = -HUGE_VALF;
   int64_t i = 0;
@@ -26,7 +26,7 @@ PYNN_ACT_INLINE float row_max(const float* __restrict x, int64_t n) {
 }
 
 // y[i] = exp(x[i] - m); returns the sum of the y[i].
-PYNN_ACT_INLINE float row_exp_sum(const float* __restrict x, float m, float* __restrict y, int64_t n) {
+PYNN_INLINE float row_exp_sum(const float* __restrict x, float m, float* __restrict y, int64_t n) {
   float acc[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -45,7 +45,7 @@ PYNN_ACT_INLINE float row_exp_sum(const float* __restrict x, float m, float* __r
 }
 
 // sum_i a[i] * b[i].
-PYNN_ACT_INLINE float row_dot(const float* __restrict a, const float* __restrict b, int64_t n) {
+PYNN_INLINE float row_dot(const float* __restrict a, const float* __restrict b, int64_t n) {
   float acc[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -57,7 +57,7 @@ PYNN_ACT_INLINE float row_dot(const float* __restrict a, const float* __restrict
 }
 
 // sum_i a[i].
-PYNN_ACT_INLINE float row_sum(const float* __restrict a, int64_t n) {
+PYNN_INLINE float row_sum(const float* __restrict a, int64_t n) {
   float acc[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)

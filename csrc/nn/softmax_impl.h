@@ -2,20 +2,20 @@
 // times (max, exp+sum, scale) but stays in L1/L2 between the passes for any
 // realistic class count, so memory traffic is one read and one write per row.
 // Included once per ISA (softmax.cpp generic, softmax_avx2.cpp with -mavx2
-// -mfma), each inside its own PYNN_NN_ISA namespace. No #pragma once.
+// -mfma), each inside its own PYNN_ISA namespace. No #pragma once.
 #include "nn/softmax.h"
 #include <cmath>
-#include "nn/parallel.h"
+#include "common/parallel.h"
 #include "nn/rowmath.h"
 
-#ifndef PYNN_NN_ISA
-#error "define PYNN_NN_ISA (generic or avx2) before including this file"
+#ifndef PYNN_ISA
+#error "define PYNN_ISA (common/dispatch.h) before including this file"
 #endif
 
-namespace pynn::nn::PYNN_NN_ISA {
+namespace pynn::nn::PYNN_ISA {
 
 void softmax_rows(const float* x, float* y, int64_t rows, int64_t C, bool log) {
-  parallel_for(rows, C, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, C, kElemGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* __restrict xr = x + r * C;
       float* __restrict yr = y + r * C;
@@ -36,7 +36,7 @@ void softmax_rows(const float* x, float* y, int64_t rows, int64_t C, bool log) {
 
 void softmax_backward_rows(const float* y, const float* dy, float* dx, int64_t rows, int64_t C,
                            bool log) {
-  parallel_for(rows, C, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, C, kElemGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* __restrict yr = y + r * C;
       const float* __restrict gr = dy + r * C;
@@ -52,4 +52,4 @@ void softmax_backward_rows(const float* y, const float* dy, float* dx, int64_t r
   });
 }
 
-}  // namespace pynn::nn::PYNN_NN_ISA
+}  // namespace pynn::nn::PYNN_ISA

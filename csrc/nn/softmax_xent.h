@@ -4,13 +4,19 @@
 #pragma once
 #include <cstdint>
 
+#include "common/dispatch.h"
+
 namespace pynn::nn {
 
-// Sparse targets: labels[r] in [0, C) (validated by the caller).
-void softmax_xent_sparse(const float* logits, const int64_t* labels, float* loss, float* dlogits,
-                         int64_t rows, int64_t C);
-// Dense targets (rows, C), e.g. one-hot or smoothed probabilities.
-void softmax_xent_dense(const float* logits, const float* targets, float* loss, float* dlogits,
-                        int64_t rows, int64_t C);
+#define PYNN_SOFTMAX_XENT_DECLS                                                                          \
+  /* Sparse targets: labels[r] in [0, C) (validated by the caller). */                                   \
+  void softmax_xent_sparse(const float* logits, const int64_t* labels, float* loss, float* dlogits,     \
+                           int64_t rows, int64_t C);                                                     \
+  /* Dense targets (rows, C), e.g. one-hot or smoothed probabilities. */                                 \
+  void softmax_xent_dense(const float* logits, const float* targets, float* loss, float* dlogits,       \
+                          int64_t rows, int64_t C);
+PYNN_SOFTMAX_XENT_DECLS
+PYNN_ISA_DECLARE(PYNN_SOFTMAX_XENT_DECLS)
+#undef PYNN_SOFTMAX_XENT_DECLS
 
 }  // namespace pynn::nn

@@ -3,21 +3,21 @@
 // targets that do not sum to 1. The exp values land in dlogits and are scaled
 // in place, so the row is read from memory once.
 // Included once per ISA (softmax_xent.cpp generic, softmax_xent_avx2.cpp with -mavx2
-// -mfma), each inside its own PYNN_NN_ISA namespace. No #pragma once.
+// -mfma), each inside its own PYNN_ISA namespace. No #pragma once.
 #include "nn/softmax_xent.h"
 #include <cmath>
-#include "nn/parallel.h"
+#include "common/parallel.h"
 #include "nn/rowmath.h"
 
-#ifndef PYNN_NN_ISA
-#error "define PYNN_NN_ISA (generic or avx2) before including this file"
+#ifndef PYNN_ISA
+#error "define PYNN_ISA (common/dispatch.h) before including this file"
 #endif
 
-namespace pynn::nn::PYNN_NN_ISA {
+namespace pynn::nn::PYNN_ISA {
 
 void softmax_xent_sparse(const float* logits, const int64_t* labels, float* loss, float* dlogits,
                          int64_t rows, int64_t C) {
-  parallel_for(rows, C, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, C, kElemGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* __restrict xr = logits + r * C;
       float* __restrict dr = dlogits + r * C;
@@ -34,7 +34,7 @@ void softmax_xent_sparse(const float* logits, const int64_t* labels, float* loss
 
 void softmax_xent_dense(const float* logits, const float* targets, float* loss, float* dlogits,
                         int64_t rows, int64_t C) {
-  parallel_for(rows, C, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, C, kElemGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* __restrict xr = logits + r * C;
       const float* __restrict tr = targets + r * C;
@@ -61,4 +61,4 @@ void softmax_xent_dense(const float* logits, const float* targets, float* loss, 
   });
 }
 
-}  // namespace pynn::nn::PYNN_NN_ISA
+}  // namespace pynn::nn::PYNN_ISA

@@ -3,40 +3,20 @@
 #include <cmath>
 #include <vector>
 
-#include "common/runtime.h"
-
-#ifdef PYNN_OPENMP
-#include <omp.h>
-#endif
+#include "common/parallel.h"
 
 namespace pynn {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // elements per thread below which forking costs more than it saves
 
-// Per-channel column sums over rows, threads over row blocks, each with a private
-// double accumulator (C doubles per thread), reduced at the end. f(r, j) gives the term.
+// Per-channel sums over rows in double (common/parallel.h column_sums); f(r, j) gives the term.
 template <class F>
-void column_sums(int64_t rows, int64_t c, double* out, F f) {
-  const int nt = threads_for(rows * c, kGrain);
-  std::vector<double> part(static_cast<size_t>(nt) * c, 0.0);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-#ifdef PYNN_OPENMP
-    const int t = omp_get_thread_num();
-#else
-    const int t = 0;
-#endif
-    double* acc = part.data() + static_cast<size_t>(t) * c;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r)
+void channel_sums(int64_t rows, int64_t c, double* out, F f) {
+  column_sums(rows, c, kGrain, out, [&](int64_t r0, int64_t r1, double* acc) {
+    for (int64_t r = r0; r < r1; ++r)
       for (int64_t j = 0; j < c; ++j) acc[j] += f(r, j);
-  }
-  for (int64_t j = 0; j < c; ++j) {
-    double s = 0.0;
-    for (int t = 0; t < nt; ++t) s += part[static_cast<size_t>(t) * c + j];
-    out[j] = s;
-  }
+  });
 }
 
 }  // namespace
@@ -44,11 +24,11 @@ void column_sums(int64_t rows, int64_t c, double* out, F f) {
 void batch_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std) {
   std::vector<double> sum(c), sq(c);
-  column_sums(rows, c, sum.data(), [&](int64_t r, int64_t j) { return static_cast<double>(x[r * c + j]); });
+  channel_sums(rows, c, sum.data(), [&](int64_t r, int64_t j) { return static_cast<double>(x[r * c + j]); });
   const double inv_rows = rows > 0 ? 1.0 / rows : 0.0;
   for (int64_t j = 0; j < c; ++j) mean[j] = static_cast<float>(sum[j] * inv_rows);
   // Two passes (mean, then squared deviations): no cancellation for large means.
-  column_sums(rows, c, sq.data(), [&](int64_t r, int64_t j) {
+  channel_sums(rows, c, sq.data(), [&](int64_t r, int64_t j) {
     const double d = static_cast<double>(x[r * c + j]) - mean[j];
     return d * d;
   });
@@ -58,20 +38,20 @@ void batch_norm_forward(const float* x, int64_t rows, int64_t c, const float* ga
     scale[j] = inv_std[j] * (gamma ? gamma[j] : 1.f);
     shift[j] = (beta ? beta[j] : 0.f) - mean[j] * scale[j];
   }
-  const int nt = threads_for(rows * c, kGrain);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * c;
-    float* yr = y + r * c;
-    for (int64_t j = 0; j < c; ++j) yr[j] = xr[j] * scale[j] + shift[j];
-  }
+  parallel_for(rows, c, kGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * c;
+      float* yr = y + r * c;
+      for (int64_t j = 0; j < c; ++j) yr[j] = xr[j] * scale[j] + shift[j];
+    }
+  });
 }
 
 void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
                          const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
   std::vector<double> sdy(c), sdyx(c);
-  column_sums(rows, c, sdy.data(), [&](int64_t r, int64_t j) { return static_cast<double>(dy[r * c + j]); });
-  column_sums(rows, c, sdyx.data(), [&](int64_t r, int64_t j) {
+  channel_sums(rows, c, sdy.data(), [&](int64_t r, int64_t j) { return static_cast<double>(dy[r * c + j]); });
+  channel_sums(rows, c, sdyx.data(), [&](int64_t r, int64_t j) {
     return static_cast<double>(dy[r * c + j]) * (static_cast<double>(x[r * c + j]) - mean[j]) * inv_std[j];
   });
   std::vector<float> a(c), b(c), k(c);
@@ -85,14 +65,14 @@ void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
     a[j] = static_cast<float>(sdy[j] * inv_rows);
     b[j] = static_cast<float>(sdyx[j] * inv_rows) * inv_std[j];
   }
-  const int nt = threads_for(rows * c, kGrain);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * c;
-    const float* dyr = dy + r * c;
-    float* dxr = dx + r * c;
-    for (int64_t j = 0; j < c; ++j) dxr[j] = k[j] * (dyr[j] - a[j] - (xr[j] - mean[j]) * b[j]);
-  }
+  parallel_for(rows, c, kGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * c;
+      const float* dyr = dy + r * c;
+      float* dxr = dx + r * c;
+      for (int64_t j = 0; j < c; ++j) dxr[j] = k[j] * (dyr[j] - a[j] - (xr[j] - mean[j]) * b[j]);
+    }
+  });
 }
 
 // Layer norm rows are short (C is a model width, ~64-4096), so row statistics
@@ -100,28 +80,28 @@ void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
 // into SIMD lanes (it may not without -ffast-math). Cross-row sums use double.
 void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std) {
-  const int nt = threads_for(rows * c, kGrain);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * c;
-    float* yr = y + r * c;
-    float s = 0.f;
+  parallel_for(rows, c, kGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * c;
+      float* yr = y + r * c;
+      float s = 0.f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < c; ++j) s += xr[j];
-    const float mu = c > 0 ? s / static_cast<float>(c) : 0.f;
-    float q = 0.f;
+      for (int64_t j = 0; j < c; ++j) s += xr[j];
+      const float mu = c > 0 ? s / static_cast<float>(c) : 0.f;
+      float q = 0.f;
 #pragma omp simd reduction(+ : q)
-    for (int64_t j = 0; j < c; ++j) q += (xr[j] - mu) * (xr[j] - mu);
-    const float inv = 1.f / std::sqrt((c > 0 ? q / static_cast<float>(c) : 0.f) + eps);
-    mean[r] = mu;
-    inv_std[r] = inv;
-    if (gamma && beta) {
-      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
-    } else {
-      for (int64_t j = 0; j < c; ++j)
-        yr[j] = (xr[j] - mu) * inv * (gamma ? gamma[j] : 1.f) + (beta ? beta[j] : 0.f);
+      for (int64_t j = 0; j < c; ++j) q += (xr[j] - mu) * (xr[j] - mu);
+      const float inv = 1.f / std::sqrt((c > 0 ? q / static_cast<float>(c) : 0.f) + eps);
+      mean[r] = mu;
+      inv_std[r] = inv;
+      if (gamma && beta) {
+        for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
+      } else {
+        for (int64_t j = 0; j < c; ++j)
+          yr[j] = (xr[j] - mu) * inv * (gamma ? gamma[j] : 1.f) + (beta ? beta[j] : 0.f);
+      }
     }
-  }
+  });
 }
 
 // One pass per row: row sums Σg and Σg·x̂, then dx; dgamma/dbeta accumulate in
@@ -130,21 +110,11 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
                          const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
   const int nt = threads_for(rows * c, kGrain);
   std::vector<float> part_g(static_cast<size_t>(nt) * c, 0.f), part_b(static_cast<size_t>(nt) * c, 0.f);
-  // Per-thread row scratch allocated here: a bad_alloc inside the region would be std::terminate.
-  std::vector<float> scratch_xhat(static_cast<size_t>(nt) * c), scratch_g(static_cast<size_t>(nt) * c);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-#ifdef PYNN_OPENMP
-    const int t = omp_get_thread_num();
-#else
-    const int t = 0;
-#endif
+  parallel_team_checked(nt, [&](int t, int T) {
     float* pg = part_g.data() + static_cast<size_t>(t) * c;
     float* pb = part_b.data() + static_cast<size_t>(t) * c;
-    float* xhat = scratch_xhat.data() + static_cast<size_t>(t) * c;
-    float* g = scratch_g.data() + static_cast<size_t>(t) * c;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+    std::vector<float> xhat(c), g(c);
+    for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) {
       const float* xr = x + r * c;
       const float* dyr = dy + r * c;
       float* dxr = dx + r * c;
@@ -162,7 +132,7 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
       const float a = c > 0 ? sg / static_cast<float>(c) : 0.f, b = c > 0 ? sgx / static_cast<float>(c) : 0.f;
       for (int64_t j = 0; j < c; ++j) dxr[j] = inv * (g[j] - a - xhat[j] * b);
     }
-  }
+  });
   for (int64_t j = 0; j < c; ++j) {
     double sgm = 0.0, sbt = 0.0;
     for (int t = 0; t < nt; ++t) {

@@ -1,14 +1,13 @@
 // Multi-tensor drivers: coefficients in double once per call, ISA dispatch,
 // and one OpenMP region over the combined element range of all tensors.
-#include "optim/optim.h"
+#define PYNN_ISA generic
+#include "optim/optim_impl.h"
+#undef PYNN_ISA
 
 #include <algorithm>
 #include <cmath>
 
-#include "common/runtime.h"
-#ifdef PYNN_OPENMP
-#include <omp.h>
-#endif
+#include "common/parallel.h"
 
 namespace pynn {
 namespace optim {
@@ -36,15 +35,7 @@ void for_ranges(const std::vector<int64_t>& sizes, F f) {
       if (b > a) f(k, a - off[k], b - a);
     }
   };
-  const int threads = threads_for(total, kGrain);
-  if (threads <= 1) {
-    run(0, total);
-    return;
-  }
-#ifdef PYNN_OPENMP
-#pragma omp parallel num_threads(threads)
-  {
-    const int T = omp_get_num_threads(), t = omp_get_thread_num();
+  parallel_team_checked(threads_for(total, kGrain), [&](int t, int T) {
     auto bound = [&](int i) {
       if (i >= T) return total;
       int64_t b = total / T * i;
@@ -52,34 +43,17 @@ void for_ranges(const std::vector<int64_t>& sizes, F f) {
       return b;
     };
     run(bound(t), bound(t + 1));
-  }
-#else
-  run(0, total);
-#endif
-}
-
-inline bool use_avx2() {
-#ifdef PYNN_X86_64
-  return active_isa() == Isa::Avx2;
-#else
-  return false;
-#endif
+  });
 }
 
 inline float* at(const std::vector<float*>& v, size_t k, int64_t off) { return v.empty() ? nullptr : v[k] + off; }
 
 }  // namespace
 
-#ifdef PYNN_X86_64
-#define PYNN_PICK(name) (use_avx2() ? &avx2::name : &generic::name)
-#else
-#define PYNN_PICK(name) (&generic::name)
-#endif
-
 void sgd_step(const TensorList& t, double lr, double momentum, bool nesterov, double weight_decay) {
   SgdArgs a{static_cast<float>(lr), static_cast<float>(momentum), static_cast<float>(weight_decay),
             nesterov, momentum != 0.0, weight_decay != 0.0};
-  auto fn = PYNN_PICK(sgd_range);
+  auto fn = PYNN_ISA_PICK(sgd_range);
   for_ranges(t.n, [&](size_t k, int64_t o, int64_t len) {
     fn(a, t.p[k] + o, t.g[k] + o, at(t.s0, k, o), len);
   });
@@ -95,7 +69,7 @@ void adam_step(const TensorList& t, double lr, double beta_1, double beta_2, dou
              static_cast<float>(lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2)),
              static_cast<float>(epsilon), static_cast<float>(weight_decay),
              static_cast<float>(1.0 - lr * weight_decay), wd && !decoupled, wd && decoupled, amsgrad};
-  auto fn = PYNN_PICK(adam_range);
+  auto fn = PYNN_ISA_PICK(adam_range);
   for_ranges(t.n, [&](size_t k, int64_t o, int64_t len) {
     fn(a, t.p[k] + o, t.g[k] + o, t.s0[k] + o, t.s1[k] + o, at(t.s2, k, o), len);
   });
@@ -104,7 +78,7 @@ void adam_step(const TensorList& t, double lr, double beta_1, double beta_2, dou
 void rmsprop_step(const TensorList& t, double lr, double rho, double momentum, double epsilon, bool centered) {
   RmspropArgs a{static_cast<float>(rho), static_cast<float>(1.0 - rho), static_cast<float>(lr),
                 static_cast<float>(momentum), static_cast<float>(epsilon), centered, momentum != 0.0};
-  auto fn = PYNN_PICK(rmsprop_range);
+  auto fn = PYNN_ISA_PICK(rmsprop_range);
   for_ranges(t.n, [&](size_t k, int64_t o, int64_t len) {
     fn(a, t.p[k] + o, t.g[k] + o, t.s0[k] + o, at(t.s1, k, o), at(t.s2, k, o), len);
   });
@@ -112,14 +86,14 @@ void rmsprop_step(const TensorList& t, double lr, double rho, double momentum, d
 
 void adagrad_step(const TensorList& t, double lr, double epsilon) {
   AdagradArgs a{static_cast<float>(lr), static_cast<float>(epsilon)};
-  auto fn = PYNN_PICK(adagrad_range);
+  auto fn = PYNN_ISA_PICK(adagrad_range);
   for_ranges(t.n, [&](size_t k, int64_t o, int64_t len) { fn(a, t.p[k] + o, t.g[k] + o, t.s0[k] + o, len); });
 }
 
 void adadelta_step(const TensorList& t, double lr, double rho, double epsilon) {
   AdadeltaArgs a{static_cast<float>(rho), static_cast<float>(1.0 - rho), static_cast<float>(lr),
                  static_cast<float>(epsilon)};
-  auto fn = PYNN_PICK(adadelta_range);
+  auto fn = PYNN_ISA_PICK(adadelta_range);
   for_ranges(t.n, [&](size_t k, int64_t o, int64_t len) {
     fn(a, t.p[k] + o, t.g[k] + o, t.s0[k] + o, t.s1[k] + o, len);
   });

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/dispatch.h"
+
 namespace pynn {
 namespace optim {
 
@@ -25,7 +27,7 @@ struct RmspropArgs { float rho, omr, lr, momentum, eps; bool centered, has_momen
 struct AdagradArgs { float lr, eps; };
 struct AdadeltaArgs { float rho, omr, lr, eps; };
 
-// Range kernels, one set per ISA (optim_generic.cpp, optim_avx2.cpp).
+// Range kernels, one set per ISA (optim_impl.h, built by optim.cpp and optim_avx2.cpp).
 #define PYNN_OPTIM_RANGE_DECLS                                                                         \
   void sgd_range(const SgdArgs& a, float* p, const float* g, float* buf, int64_t n);                   \
   void adam_range(const AdamArgs& a, float* p, const float* g, float* m, float* v, float* vmax, int64_t n); \
@@ -33,8 +35,7 @@ struct AdadeltaArgs { float rho, omr, lr, eps; };
   void adagrad_range(const AdagradArgs& a, float* p, const float* g, float* acc, int64_t n);          \
   void adadelta_range(const AdadeltaArgs& a, float* p, const float* g, float* sq, float* acc_delta, int64_t n);
 
-namespace generic { PYNN_OPTIM_RANGE_DECLS }
-namespace avx2 { PYNN_OPTIM_RANGE_DECLS }
+PYNN_ISA_DECLARE(PYNN_OPTIM_RANGE_DECLS)
 
 // Entry points (optim.cpp): compute coefficients in double, dispatch on ISA,
 // run the threaded loop. Callers have validated every pointer and size.

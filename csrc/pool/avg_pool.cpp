@@ -2,39 +2,16 @@
 #include <cstring>
 
 #include "pool/kernels.h"
-#include "pool/parallel.h"
 #include "pool/pool.h"
 
 namespace pynn {
 
-namespace {
-inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* hi) {
-  *lo = std::max<int64_t>(start, 0);
-  *hi = std::min<int64_t>(start + k, size);
-}
-}  // namespace
-
 void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
-  const int64_t C = g.c;
-  pool_parallel_for(g.n * g.oh, g.ow * g.kh * g.kw * C, [&](int64_t row) {
-    const int64_t n = row / g.oh, oh = row % g.oh;
-    const float* xn = x + n * g.h * g.w * C;
-    int64_t h0, h1;
-    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      float* out = y + (row * g.ow + ow) * C;
-      int64_t w0, w1;
-      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-      for (int64_t c = 0; c < C; ++c) out[c] = 0.f;
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* in = xn + (ih * g.w + iw) * C;
-          for (int64_t c = 0; c < C; ++c) out[c] += in[c];
-        }
-      const float inv = 1.f / static_cast<float>((h1 - h0) * (w1 - w0));  // real cells only
-      for (int64_t c = 0; c < C; ++c) out[c] *= inv;
-    }
-  });
+  auto mean = [](float* out, int64_t C, int64_t cells) {
+    const float inv = 1.f / static_cast<float>(cells);  // real cells only
+    for (int64_t c = 0; c < C; ++c) out[c] *= inv;
+  };
+  pool_forward_rows(g, x, y, 0.f, [](float acc, float in) { return acc + in; }, mean);
 }
 
 void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {
@@ -42,7 +19,7 @@ void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {
   const bool rows_disjoint = g.sh >= g.kh;
   const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
   std::memset(dx, 0, sizeof(float) * g.n * plane);
-  pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
+  shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
     const int64_t n = rows_disjoint ? item / g.oh : item;
     const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
     float* dxn = dx + n * plane;
@@ -66,12 +43,12 @@ void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {
 
 void global_avg_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
 #ifdef PYNN_X86_64
-  if (active_isa() == Isa::Avx2) {
-    pool_parallel_for(n, hw * c, [&](int64_t i) { global_avg_image_avx2(hw, c, x + i * hw * c, y + i * c); });
+  if (use_avx2()) {
+    shared_for_each(n, hw * c, kPoolGrain, [&](int64_t i) { global_avg_image_avx2(hw, c, x + i * hw * c, y + i * c); });
     return;
   }
 #endif
-  pool_parallel_for(n, hw * c, [&](int64_t i) {
+  shared_for_each(n, hw * c, kPoolGrain, [&](int64_t i) {
     const float* xi = x + i * hw * c;
     float* out = y + i * c;
     for (int64_t k = 0; k < c; ++k) out[k] = 0.f;
@@ -87,12 +64,12 @@ void global_avg_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x,
 void global_avg_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
   const float inv = hw ? 1.f / static_cast<float>(hw) : 0.f;
 #ifdef PYNN_X86_64
-  if (active_isa() == Isa::Avx2) {
-    pool_parallel_for(n, hw * c, [&](int64_t i) { global_avg_bwd_image_avx2(hw, c, dy + i * c, inv, dx + i * hw * c); });
+  if (use_avx2()) {
+    shared_for_each(n, hw * c, kPoolGrain, [&](int64_t i) { global_avg_bwd_image_avx2(hw, c, dy + i * c, inv, dx + i * hw * c); });
     return;
   }
 #endif
-  pool_parallel_for(n, hw * c, [&](int64_t i) {
+  shared_for_each(n, hw * c, kPoolGrain, [&](int64_t i) {
     const float* gi = dy + i * c;
     float* di = dx + i * hw * c;
     for (int64_t p = 0; p < hw; ++p)

@@ -4,17 +4,11 @@
 #include <vector>
 
 #include "pool/kernels.h"
-#include "pool/parallel.h"
 #include "pool/pool.h"
 
 namespace pynn {
 
 namespace {
-// The real rows/cols of window (oh, ow): [lo, hi) clipped to the input.
-inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* hi) {
-  *lo = std::max<int64_t>(start, 0);
-  *hi = std::min<int64_t>(start + k, size);
-}
 
 // One window cell over C channels: the channels whose maximum y sits here and
 // whose window has not routed its gradient yet take dy (open 1 -> 0). Branch-free
@@ -35,30 +29,17 @@ inline void route_first_max(const float* __restrict in, const float* __restrict 
 }  // namespace
 
 void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
-  const int64_t C = g.c;
 #ifdef PYNN_X86_64
-  if (active_isa() == Isa::Avx2) {
-    pool_parallel_for(g.n * g.oh, g.ow * g.kh * g.kw * C, [&](int64_t row) { max_pool_row_avx2(g, x, y, row); });
+  if (use_avx2()) {
+    shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * g.c, kPoolGrain,
+                    [&](int64_t row) { max_pool_row_avx2(g, x, y, row); });
     return;
   }
 #endif
-  pool_parallel_for(g.n * g.oh, g.ow * g.kh * g.kw * C, [&](int64_t row) {
-    const int64_t n = row / g.oh, oh = row % g.oh;
-    const float* xn = x + n * g.h * g.w * C;
-    int64_t h0, h1;
-    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      float* out = y + (row * g.ow + ow) * C;
-      int64_t w0, w1;
-      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-      for (int64_t c = 0; c < C; ++c) out[c] = -std::numeric_limits<float>::infinity();
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* in = xn + (ih * g.w + iw) * C;
-          for (int64_t c = 0; c < C; ++c) out[c] = (in[c] > out[c] || in[c] != in[c]) ? in[c] : out[c];  // NaN wins, as in NumPy
-        }
-    }
-  });
+  // A NaN cell wins (and stays): NaN propagates through max pooling as in NumPy/PyTorch.
+  pool_forward_rows(
+      g, x, y, -std::numeric_limits<float>::infinity(), [](float acc, float in) { return (in > acc || in != in) ? in : acc; },
+      [](float*, int64_t, int64_t) {});
 }
 
 void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx) {
@@ -71,8 +52,8 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
                      g.ow * g.kw == g.w;
   if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
 #ifdef PYNN_X86_64
-  if (active_isa() == Isa::Avx2) {
-    pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
+  if (use_avx2()) {
+    shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
       const int64_t n = rows_disjoint ? item / g.oh : item;
       const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
       max_pool_bwd_rows_avx2(g, x, y, dy, dx, n, oh_lo, oh_hi, tiles);
@@ -80,7 +61,7 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
     return;
   }
 #endif
-  pool_parallel_for(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, [&](int64_t item) {
+  shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
     std::vector<float> open(C);  // 1 while the channel's winner is not found yet (float: blends vectorise)
     const int64_t n = rows_disjoint ? item / g.oh : item;
     const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
@@ -106,7 +87,7 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
 }
 
 void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
-  pool_parallel_for(n, hw * c, [&](int64_t i) {
+  shared_for_each(n, hw * c, kPoolGrain, [&](int64_t i) {
     const float* xi = x + i * hw * c;
     float* out = y + i * c;
     for (int64_t k = 0; k < c; ++k) out[k] = -std::numeric_limits<float>::infinity();
@@ -119,7 +100,7 @@ void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x,
 
 void global_max_pool2d_backward(int64_t n, int64_t hw, int64_t c, const float* x, const float* y, const float* dy,
                                 float* dx) {
-  pool_parallel_for(n, hw * c, [&](int64_t i) {
+  shared_for_each(n, hw * c, kPoolGrain, [&](int64_t i) {
     std::vector<float> open(c, 1.f);
     const float* xi = x + i * hw * c;
     float* di = dx + i * hw * c;

@@ -17,25 +17,20 @@ inline __m256i tail_mask(int64_t rem) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int64_t* hi) {
-  *lo = std::max<int64_t>(start, 0);
-  *hi = std::min<int64_t>(start + k, size);
-}
+}  // namespace
 
 // max(in, m) that propagates NaN as NumPy and PyTorch do: max_ps returns its second
 // operand when either is NaN, so a NaN already in m stays; a NaN `in` is blended in.
-inline __m256 nan_max(__m256 in, __m256 m) {
+static inline __m256 nan_max(__m256 in, __m256 m) {
   return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
 }
 
 // The cell that produced y: equal to it, or NaN where y is NaN (the gradient of a NaN
 // maximum goes to the first NaN, as PyTorch's argmax routing does).
-inline __m256 is_max(__m256 in, __m256 yv) {
+static inline __m256 is_max(__m256 in, __m256 yv) {
   const __m256 both_nan = _mm256_and_ps(_mm256_cmp_ps(in, in, _CMP_UNORD_Q), _mm256_cmp_ps(yv, yv, _CMP_UNORD_Q));
   return _mm256_or_ps(_mm256_cmp_ps(in, yv, _CMP_EQ_OQ), both_nan);
 }
-
-}  // namespace
 
 void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
   const int64_t C = g.c, n = row / g.oh, oh = row % g.oh, c8 = C / 8 * 8;

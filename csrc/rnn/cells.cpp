@@ -2,35 +2,11 @@
 // The keep == false (masked step) cases are handled here, once for every ISA.
 #include <cstring>
 
-#define PYNN_RNN_ISA generic
+#define PYNN_ISA generic
 #include "rnn/cells_impl.h"
-#undef PYNN_RNN_ISA
-
-#include "common/runtime.h"
+#undef PYNN_ISA
 
 namespace pynn::rnn {
-
-#ifdef PYNN_X86_64
-namespace avx2 {
-void simple_fwd(Act a, int64_t len, const float* xw, const float* rec, float* h);
-void simple_bwd(Act a, int64_t len, const float* h, const float* dhs, float* dh, float* dz);
-void lstm_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
-              const float* c_prev, float* gates, int64_t gs_g, float* c, float* h);
-void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, const float* c, const float* c_prev,
-              const float* dhs, float* dh, float* dc, float* dz, int64_t gs_z);
-void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
-             const float* h_prev, float* saved, int64_t gs_s, float* h);
-void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
-             float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r);
-}  // namespace avx2
-#define PYNN_RNN_DISPATCH(fn, ...)                                  \
-  do {                                                              \
-    if (active_isa() == Isa::Avx2) return avx2::fn(__VA_ARGS__);    \
-    return generic::fn(__VA_ARGS__);                                \
-  } while (0)
-#else
-#define PYNN_RNN_DISPATCH(fn, ...) return generic::fn(__VA_ARGS__)
-#endif
 
 namespace {
 void copy(float* dst, const float* src, int64_t len) { std::memcpy(dst, src, sizeof(float) * len); }
@@ -38,19 +14,11 @@ void zero(float* dst, int64_t len) { std::memset(dst, 0, sizeof(float) * len); }
 void add(float* dst, const float* src, int64_t len) {
   for (int64_t j = 0; j < len; ++j) dst[j] += src[j];
 }
-void lstm_fwd_isa(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
-                  const float* c_prev, float* gates, int64_t gs_g, float* c, float* h) {
-  PYNN_RNN_DISPATCH(lstm_fwd, a, ra, len, xw, gs_x, rec, gs_r, c_prev, gates, gs_g, c, h);
-}
-void gru_fwd_isa(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
-                 const float* h_prev, float* saved, int64_t gs_s, float* h) {
-  PYNN_RNN_DISPATCH(gru_fwd, a, ra, len, xw, gs_x, rec, gs_r, h_prev, saved, gs_s, h);
-}
 }  // namespace
 
 void simple_fwd(Act a, int64_t len, const float* xw, const float* rec, const float* h_prev, bool keep, float* h) {
   if (!keep) return copy(h, h_prev, len);
-  PYNN_RNN_DISPATCH(simple_fwd, a, len, xw, rec, h);
+  PYNN_ISA_CALL(simple_fwd, a, len, xw, rec, h);
 }
 
 void simple_bwd(Act a, int64_t len, const float* h, const float* dhs, bool keep, float* dh, float* dz) {
@@ -58,14 +26,14 @@ void simple_bwd(Act a, int64_t len, const float* h, const float* dhs, bool keep,
     add(dh, dhs, len);
     return zero(dz, len);
   }
-  PYNN_RNN_DISPATCH(simple_bwd, a, len, h, dhs, dh, dz);
+  PYNN_ISA_CALL(simple_bwd, a, len, h, dhs, dh, dz);
 }
 
 // Masked rows still compute and save their gates (deterministic saved buffers);
 // only the state is carried over.
 void lstm_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
               const float* c_prev, const float* h_prev, bool keep, float* gates, int64_t gs_g, float* c, float* h) {
-  lstm_fwd_isa(a, ra, len, xw, gs_x, rec, gs_r, c_prev, gates, gs_g, c, h);
+  PYNN_ISA_CALL(lstm_fwd, a, ra, len, xw, gs_x, rec, gs_r, c_prev, gates, gs_g, c, h);
   if (!keep) {
     copy(c, c_prev, len);
     copy(h, h_prev, len);
@@ -79,12 +47,12 @@ void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, cons
     for (int k = 0; k < 4; ++k) zero(dz + k * gs_z, len);
     return;
   }
-  PYNN_RNN_DISPATCH(lstm_bwd, a, ra, len, gates, gs_g, c, c_prev, dhs, dh, dc, dz, gs_z);
+  PYNN_ISA_CALL(lstm_bwd, a, ra, len, gates, gs_g, c, c_prev, dhs, dh, dc, dz, gs_z);
 }
 
 void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
              const float* h_prev, bool keep, float* saved, int64_t gs_s, float* h) {
-  gru_fwd_isa(a, ra, len, xw, gs_x, rec, gs_r, h_prev, saved, gs_s, h);
+  PYNN_ISA_CALL(gru_fwd, a, ra, len, xw, gs_x, rec, gs_r, h_prev, saved, gs_s, h);
   if (!keep) copy(h, h_prev, len);
 }
 
@@ -98,7 +66,7 @@ void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const
     }
     return;
   }
-  PYNN_RNN_DISPATCH(gru_bwd, a, ra, len, saved, gs_s, h_prev, dhs, dh, dx, gs_x, drec, gs_r);
+  PYNN_ISA_CALL(gru_bwd, a, ra, len, saved, gs_s, h_prev, dhs, dh, dx, gs_x, drec, gs_r);
 }
 
 }  // namespace pynn::rnn

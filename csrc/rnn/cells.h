@@ -2,8 +2,8 @@
 // nonlinearities and state update (forward), and their derivatives (BPTT), for
 // one row of the batch and a range of units. The activations are chosen once,
 // outside the loop, so each (act, recurrent_act) pair gets its own vectorised
-// loop; cells_impl.h is compiled twice (cells.cpp generic, cells_avx2.cpp with
-// AVX2+FMA) and these entry points dispatch on active_isa().
+// loop; cells_impl.h is compiled per ISA (common/dispatch.h) and these entry
+// points dispatch. Activations: those with act_from_output (common/activation.h).
 //
 // Pointers are already offset to the first unit; gate k of a row lives at
 // p + k * gs (gs: the gate stride, = units for the packed layouts here).
@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "common/activation.h"
+#include "common/dispatch.h"
 
 namespace pynn::rnn {
 
@@ -34,5 +35,18 @@ void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const fl
 // masked rows: dx = drec = 0 and dh passes through.
 void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
              bool keep, float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r);
+
+// The per-ISA loops (cells_impl.h), kept rows only.
+PYNN_ISA_DECLARE(
+    void simple_fwd(Act a, int64_t len, const float* xw, const float* rec, float* h);
+    void simple_bwd(Act a, int64_t len, const float* h, const float* dhs, float* dh, float* dz);
+    void lstm_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
+                  const float* c_prev, float* gates, int64_t gs_g, float* c, float* h);
+    void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, const float* c, const float* c_prev,
+                  const float* dhs, float* dh, float* dc, float* dz, int64_t gs_z);
+    void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
+                 const float* h_prev, float* saved, int64_t gs_s, float* h);
+    void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
+                 float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r);)
 
 }  // namespace pynn::rnn

@@ -1,41 +1,26 @@
-// Body of the recurrent cells (see cells.h), included once per ISA with
-// PYNN_RNN_ISA set (cells.cpp: generic, cells_avx2.cpp: avx2). No #pragma once.
+// Body of the recurrent cells (see cells.h), compiled once per ISA
+// (common/dispatch.h: cells.cpp generic, cells_avx2.cpp avx2). No #pragma once.
 // Each loop runs over units with the activations fixed at compile time (A, R
-// template arguments), on __restrict pointers, so g++ vectorises it whole:
-// exp/tanh/sigmoid in common/activation.h are branch-free selects.
-#include <type_traits>
-
+// template arguments, from with_act_from_output), on __restrict pointers, so g++
+// vectorises it whole: the activations of common/activation.h are branch-free.
+// The backward reads each derivative off the saved activation (from_output).
 #include "rnn/cells.h"
 
-#ifndef PYNN_RNN_ISA
-#error "define PYNN_RNN_ISA (generic or avx2) before including this file"
+#ifndef PYNN_ISA
+#error "define PYNN_ISA (common/dispatch.h) before including this file"
 #endif
 
-namespace pynn::rnn::PYNN_RNN_ISA {
+namespace pynn::rnn::PYNN_ISA {
 namespace {
-
-template <Act A>
-using ActC = std::integral_constant<Act, A>;
-
-// Calls f(ActC<a>{}) for the activations the recurrences support.
-template <class F>
-void with_act(Act a, F f) {
-  switch (a) {
-    case Act::Tanh: f(ActC<Act::Tanh>{}); return;
-    case Act::Sigmoid: f(ActC<Act::Sigmoid>{}); return;
-    case Act::Relu: f(ActC<Act::Relu>{}); return;
-    default: f(ActC<Act::Linear>{}); return;
-  }
-}
 
 // Forced inline (as common/activation.h does): under -flto g++ otherwise
 // outlines these, and a call per element stops the loops from vectorising
 // (measured: the LSTM cell pass 2.5x slower than the GEMMs it follows).
 template <Act A>
-PYNN_ACT_INLINE float fw(float x) { return act_forward(A, x, 0.f); }
-// derivative from the output y (relu: y > 0 iff x > 0)
+PYNN_INLINE float fw(float x) { return act_forward(A, x, 0.f); }
+// derivative read off the output y
 template <Act A>
-PYNN_ACT_INLINE float dv(float y) { return act_derivative(A, y, y, 0.f); }
+PYNN_INLINE float dv(float y) { return act_derivative_from_output(A, y, 0.f); }
 
 template <Act A>
 void simple_fwd_t(int64_t len, const float* __restrict xw, const float* __restrict rec, float* __restrict h) {
@@ -134,17 +119,17 @@ void gru_bwd_t(int64_t len, const float* __restrict sz, const float* __restrict 
 }  // namespace
 
 void simple_fwd(Act a, int64_t len, const float* xw, const float* rec, float* h) {
-  with_act(a, [&](auto A) { simple_fwd_t<decltype(A)::value>(len, xw, rec, h); });
+  with_act_from_output(a, [&](auto A) { simple_fwd_t<decltype(A)::value>(len, xw, rec, h); });
 }
 
 void simple_bwd(Act a, int64_t len, const float* h, const float* dhs, float* dh, float* dz) {
-  with_act(a, [&](auto A) { simple_bwd_t<decltype(A)::value>(len, h, dhs, dh, dz); });
+  with_act_from_output(a, [&](auto A) { simple_bwd_t<decltype(A)::value>(len, h, dhs, dh, dz); });
 }
 
 void lstm_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
               const float* c_prev, float* gates, int64_t gs_g, float* c, float* h) {
-  with_act(a, [&](auto A) {
-    with_act(ra, [&](auto R) {
+  with_act_from_output(a, [&](auto A) {
+    with_act_from_output(ra, [&](auto R) {
       lstm_fwd_t<decltype(A)::value, decltype(R)::value>(len, xw, xw + gs_x, xw + 2 * gs_x, xw + 3 * gs_x, rec,
                                                          rec + gs_r, rec + 2 * gs_r, rec + 3 * gs_r, c_prev, gates,
                                                          gates + gs_g, gates + 2 * gs_g, gates + 3 * gs_g, c, h);
@@ -154,8 +139,8 @@ void lstm_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const f
 
 void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, const float* c, const float* c_prev,
               const float* dhs, float* dh, float* dc, float* dz, int64_t gs_z) {
-  with_act(a, [&](auto A) {
-    with_act(ra, [&](auto R) {
+  with_act_from_output(a, [&](auto A) {
+    with_act_from_output(ra, [&](auto R) {
       lstm_bwd_t<decltype(A)::value, decltype(R)::value>(len, gates, gates + gs_g, gates + 2 * gs_g,
                                                          gates + 3 * gs_g, c, c_prev, dhs, dh, dc, dz, dz + gs_z,
                                                          dz + 2 * gs_z, dz + 3 * gs_z);
@@ -165,8 +150,8 @@ void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, cons
 
 void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
              const float* h_prev, float* saved, int64_t gs_s, float* h) {
-  with_act(a, [&](auto A) {
-    with_act(ra, [&](auto R) {
+  with_act_from_output(a, [&](auto A) {
+    with_act_from_output(ra, [&](auto R) {
       gru_fwd_t<decltype(A)::value, decltype(R)::value>(len, xw, xw + gs_x, xw + 2 * gs_x, rec, rec + gs_r,
                                                         rec + 2 * gs_r, h_prev, saved, saved + gs_s,
                                                         saved + 2 * gs_s, saved + 3 * gs_s, h);
@@ -176,8 +161,8 @@ void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const fl
 
 void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
              float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r) {
-  with_act(a, [&](auto A) {
-    with_act(ra, [&](auto R) {
+  with_act_from_output(a, [&](auto A) {
+    with_act_from_output(ra, [&](auto R) {
       gru_bwd_t<decltype(A)::value, decltype(R)::value>(len, saved, saved + gs_s, saved + 2 * gs_s,
                                                         saved + 3 * gs_s, h_prev, dhs, dh, dx, dx + gs_x,
                                                         dx + 2 * gs_x, drec, drec + gs_r, drec + 2 * gs_r);
@@ -185,4 +170,4 @@ void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const
   });
 }
 
-}  // namespace pynn::rnn::PYNN_RNN_ISA
+}  // namespace pynn::rnn::PYNN_ISA

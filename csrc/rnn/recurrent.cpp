@@ -5,10 +5,9 @@
 #include <vector>
 
 #include "common/first_error.h"
-#include "common/runtime.h"
+#include "common/parallel.h"
 #include "gemm/gemm.h"
 #include "rnn/cells.h"
-#include "rnn/weight_grad.h"
 
 // Per step: one recurrent GEMM into a small scratch (n x G·U, stays in L2) and
 // one fused, vectorised cell pass (rnn/cells.h) that adds the precomputed
@@ -27,11 +26,9 @@ inline bool keep(const uint8_t* mask, int64_t row, int64_t t_len, int64_t t) { r
 // rows of the batch in parallel for the fused elementwise passes
 template <class F>
 void rows(int64_t n, int64_t width, F f) {
-  const int nt = threads_for(n * width, kGrain);
-  FirstError err;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t r = 0; r < n; ++r) err.run([&] { f(r); });
-  err.rethrow();
+  parallel_for(n, width, kGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) f(r);
+  });
 }
 
 // rec (n x G·U) = h U (+ bias): the step's recurrent GEMM. With recurrent
@@ -92,8 +89,8 @@ void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const fl
         for (int64_t j = 0; j < units; ++j) dst[k * units + j] = src[j] * rmask[r * gu + k * units + j];
     }
   });
-  if (!rmask) return weight_grad(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
-  for (int64_t k = 0; k < g; ++k) weight_grad(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu,
+  if (!rmask) return sgemm_split_k(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
+  for (int64_t k = 0; k < g; ++k) sgemm_split_k(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu,
                                               du + k * units, gu);
 }
 

@@ -6,8 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "common/first_error.h"
-#include "common/runtime.h"
+#include "common/parallel.h"
 
 namespace pynn {
 namespace {
@@ -112,17 +111,14 @@ void ctc_one(const float* lp, int64_t t_len, int64_t c, const int64_t* label, in
 
 void ctc_loss(const float* log_probs, int64_t n, int64_t t, int64_t c, const int64_t* labels, int64_t s,
               const int64_t* input_lengths, const int64_t* label_lengths, int64_t blank, float* loss, float* grad) {
-  const int nt = threads_for(n * t * c, 1 << 14);
-  FirstError err;  // ctc_one's tables may fail to allocate on a worker: MemoryError here, not std::terminate
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
-  for (int64_t i = 0; i < n; ++i) {
-    err.run([&] {
+  // Samples dealt one at a time (their input lengths differ), no waiting for a late thread.
+  share_work(n, 1, threads_for(n * t * c, 1 << 14), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
       float* g = grad + i * t * c;
       ctc_one(log_probs + i * t * c, input_lengths[i], c, labels + i * s, label_lengths[i], blank, &loss[i], g);
       std::memset(g + input_lengths[i] * c, 0, sizeof(float) * (t - input_lengths[i]) * c);
-    });
-  }
-  err.rethrow();
+    }
+  });
 }
 
 }  // namespace pynn

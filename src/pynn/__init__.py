@@ -22,15 +22,23 @@ from ._allocator import tune_malloc as _tune_malloc  # noqa: E402
 
 MALLOC_TUNED = _tune_malloc()
 
+# PYNN_PURE_PYTHON=1: import the pure-Python source of the Cython-compiled core (see _core.py).
+from . import _core  # noqa: E402
+
+_core.install()
+
 from . import backend  # noqa: E402
 from .autograd import GradientTape, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import coverage, set_backend, use_backend
 from .random import set_seed
 from . import functional, ops, activations, initializers, losses, metrics, callbacks, layers, datasets  # noqa: E402
 from . import optimizers  # noqa: E402
+# Keras' modules, reachable after a plain `import pynn`.
+from . import constraints, models, regularizers, saving, utils  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from .saving import load_model, register_serializable  # noqa: E402
+from . import onnx  # noqa: E402  (pynn.onnx.export; the onnx package itself is imported only when exporting)
 from .plotting import plot_decision_boundary, plot_history  # noqa: E402
 
 
@@ -55,4 +63,4 @@ __all__ = ["GradientTape", "Tensor", "no_grad", "enable_grad", "is_grad_enabled"
            "set_seed", "set_num_threads", "get_num_threads", "functional", "ops", "activations", "initializers",
            "losses", "metrics", "callbacks", "layers", "datasets", "optimizers", "Input", "Model", "Sequential",
            "backend", "load_model", "register_serializable",
-           "plot_history", "plot_decision_boundary"]
+           "plot_history", "plot_decision_boundary", "constraints", "models", "regularizers", "saving", "utils"]

@@ -2,7 +2,8 @@
 scikit-learn's bundled digits on the native backend, then time the same training
 epoch on the numpy backend.
 
-``python -m pynn info`` prints the build: ISA, threads, and which kernels are native.
+``python -m pynn info`` prints the build: ISA, threads, which Python core is imported
+(Cython-compiled or pure Python, with each module's file) and which kernels are native.
 """
 import argparse
 import sys
@@ -84,6 +85,12 @@ def info(pynn):
               + (f"  runtime: {', '.join(omp)}" if omp else ""))
     else:
         print("native extension not built: every kernel runs on numpy")
+    from pynn import _core
+    pure_note = "  (PYNN_PURE_PYTHON=1)" if _core.PURE_REQUESTED else ""
+    print(f"python core: {_core.name()}{pure_note}")
+    for mod, (core, path) in _core.status().items():
+        stale = "  (compiled module older than this .py: rebuild)" if mod in _core.STALE else ""
+        print(f"  {mod:28s} {core:8s} {path}{stale}")
     print(f"native kernels: {native}/{len(cov)}")
     for name, where in cov.items():
         print(f"  {name:28s} {where}")
@@ -121,15 +128,20 @@ def demo(pynn, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pynn", description=__doc__)
+    from . import __version__   # the package's version string, without loading the kernels
+    parser.add_argument("--version", action="version", version=f"pynn {__version__}")
     sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="train a CNN (or an MLP) on the bundled digits, then compare backends")
-    d.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
-    d.add_argument("--epochs", type=int, default=15)
-    d.add_argument("--batch-size", type=int, default=32)
-    d.add_argument("--hidden", type=int, nargs="+", default=None, help="Dense widths (default: 64 / 256 128)")
-    d.add_argument("--lr", type=float, default=1e-3)
-    d.add_argument("--repeats", type=int, default=3)
-    d.add_argument("--seed", type=int, default=0)
+    d = sub.add_parser("demo", help="train a CNN (or an MLP) on the bundled digits, then compare backends",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--model", choices=["cnn", "mlp"], default="cnn",
+                   help="network to train: a small convnet or a multilayer perceptron")
+    d.add_argument("--epochs", type=int, default=15, help="training epochs")
+    d.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
+    d.add_argument("--hidden", type=int, nargs="+", default=None,
+                   help="Dense widths (None: 64 for cnn, 256 128 for mlp)")
+    d.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    d.add_argument("--repeats", type=int, default=3, help="timed epochs per backend (the best is reported)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (weight initialisation, shuffling, dropout)")
     sub.add_parser("info", help="print the build and which kernels are native")
     args = parser.parse_args(argv)
 

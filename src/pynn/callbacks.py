@@ -137,10 +137,13 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch > 0:
-            self.model.set_weights(self.best_weights)
+        # Keras 3's messages, word for word.
         if self.stopped_epoch > 0 and self.verbose:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping (best epoch {self.best_epoch + 1})")
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch > 0:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(Callback):
@@ -158,27 +161,34 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if not np.isfinite(logs.get("loss", 0.0)):
+            # Never overwrite a good checkpoint with weights a NaN step may have corrupted.
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: loss is {logs.get('loss')}, checkpoint not written")
+            return
+        # The messages are Keras 3's, word for word.
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
                 raise ValueError(f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs {sorted(logs)}")
-            if current != current:  # NaN never counts as an improvement
+            best_str = "None" if self.best is None else f"{self.best:.5f}"
+            improved = current == current and (   # NaN never counts as an improvement
+                self.best is None or (current < self.best if self.mode == "min" else current > self.best))
+            if not improved:
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
                 return
-            if self.best is not None and (current >= self.best if self.mode == "min" else current <= self.best):
-                return
-            self.best = current
-        if not np.isfinite(logs.get("loss", 0.0)):
-            # Never overwrite a good checkpoint with weights a NaN step may have corrupted.
             if self.verbose:
-                print(f"Epoch {epoch + 1}: loss is {logs.get('loss')}, checkpoint not written")
-            return
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        elif self.verbose:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
             self.model.save(path)
-        if self.verbose:
-            print(f"Epoch {epoch + 1}: saved to {path}")
 
 
 class LearningRateScheduler(Callback):
@@ -240,7 +250,7 @@ class ReduceLROnPlateau(Callback):
                 if old - new > 1e-12:
                     self.model.optimizer.learning_rate = new
                     if self.verbose:
-                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new:.6g}")
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
         if logs is not None:
             logs["learning_rate"] = float(_current_lr(self.model.optimizer))
@@ -293,3 +303,97 @@ class LambdaCallback(Callback):
             if not name.startswith("on_"):
                 raise ValueError(f"LambdaCallback: unknown hook {name!r}")
             setattr(self, name, fn)
+
+
+class BackupAndRestore(Callback):
+    """BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=True):
+    after every epoch, write the weights, the optimizer state and the epoch number
+    to ``backup_dir`` (atomically); a ``fit`` that starts and finds a backup
+    restores it and continues from the next epoch, so an interrupted job resumes
+    where it stopped (Keras' fault-tolerance callback). After a fit that completes,
+    the backup is deleted (``delete_checkpoint``). Only ``save_freq="epoch"``."""
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(f"BackupAndRestore: only save_freq='epoch' is supported, got {save_freq!r}")
+        self.backup_dir, self.save_freq, self.delete_checkpoint = str(backup_dir), save_freq, delete_checkpoint
+        self._path = os.path.join(self.backup_dir, "backup.npz")
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self._path):
+            return
+        model = self.model
+        with np.load(self._path) as data:
+            n_w, n_s = int(data["n_weights"]), int(data["n_state"])
+            weights = [data[f"w{i:04d}"] for i in range(n_w)]
+            state = [data[f"s{i:04d}"] for i in range(n_s)]
+            epoch = int(data["epoch"])
+        model.set_weights(weights)   # checks every shape before setting anything
+        if state and model.optimizer is not None:
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_weights)
+            model.optimizer.set_state(state)
+        model._resume_epoch = epoch + 1   # read by fit right after on_train_begin
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .saving import atomic_write
+        model = self.model
+        arrays = {f"w{i:04d}": w for i, w in enumerate(model.get_weights())}
+        opt = model.optimizer
+        state = opt.get_state() if opt is not None and opt.built else []
+        arrays.update({f"s{i:04d}": s for i, s in enumerate(state)})
+        arrays.update(n_weights=np.array(len(model.weights)), n_state=np.array(len(state)), epoch=np.array(epoch))
+        os.makedirs(self.backup_dir, exist_ok=True)
+        atomic_write(self._path, lambda f: np.savez(f, **arrays))
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+            import shutil
+            shutil.rmtree(self.backup_dir)
+
+
+class TensorBoard(Callback):
+    """TensorBoard(log_dir="logs", update_freq="epoch"): after every epoch write the
+    logs as scalars, Keras' layout: ``log_dir/train`` gets ``epoch_loss``,
+    ``epoch_<metric>``; ``log_dir/validation`` gets the ``val_`` values under the
+    same tags. View with ``tensorboard --logdir log_dir``. The event files are
+    written by pynn itself (pynn.tensorboard), so no TensorFlow is needed.
+
+    Histograms, graphs, images, embeddings and profiling are not supported: those
+    arguments raise unless left at off (``write_graph`` defaults to False here).
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=False, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0):
+        super().__init__()
+        unsupported = {k: v for k, v in (("histogram_freq", histogram_freq), ("write_graph", write_graph),
+                                         ("write_images", write_images), ("profile_batch", profile_batch),
+                                         ("embeddings_freq", embeddings_freq),
+                                         ("write_steps_per_second", write_steps_per_second)) if v}
+        if unsupported:
+            raise ValueError(f"TensorBoard: only epoch scalars are written; unsupported: {unsupported}")
+        if update_freq != "epoch":
+            raise ValueError(f"TensorBoard: only update_freq='epoch' is supported, got {update_freq!r}")
+        self.log_dir = str(log_dir)
+        self._writers = {}
+
+    def _writer(self, which):
+        from .tensorboard import EventFileWriter
+        if which not in self._writers:
+            self._writers[which] = EventFileWriter(os.path.join(self.log_dir, which))
+        return self._writers[which]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: v for k, v in (logs or {}).items() if np.size(v) == 1}
+        train = {f"epoch_{k}": v for k, v in logs.items() if not k.startswith("val_")}
+        val = {f"epoch_{k[4:]}": v for k, v in logs.items() if k.startswith("val_")}
+        if train:
+            self._writer("train").scalars(epoch, train)
+        if val:
+            self._writer("validation").scalars(epoch, val)
+
+    def on_train_end(self, logs=None):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}

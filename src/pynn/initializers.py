@@ -145,11 +145,52 @@ class Orthogonal(Initializer):
         return {"gain": self.gain}
 
 
+class LecunNormal(VarianceScaling):
+    def __init__(self):
+        super().__init__(1.0, "fan_in", "truncated_normal")
+
+    def get_config(self):
+        return {}
+
+
+class LecunUniform(VarianceScaling):
+    def __init__(self):
+        super().__init__(1.0, "fan_in", "uniform")
+
+    def get_config(self):
+        return {}
+
+
+class TruncatedNormal(Initializer):
+    """Keras TruncatedNormal(mean=0.0, stddev=0.05): a normal with values more than
+    two standard deviations from the mean redrawn."""
+
+    def __init__(self, mean=0.0, stddev=0.05):
+        self.mean, self.stddev = mean, stddev
+
+    def __call__(self, shape, dtype=np.float32):
+        rng = generator()
+        x = rng.normal(0.0, 1.0, shape)
+        bad = np.abs(x) > 2
+        while bad.any():
+            x[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+            bad = np.abs(x) > 2
+        return (self.mean + self.stddev * x).astype(dtype)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev}
+
+
 _BY_NAME = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform, "orthogonal": Orthogonal,
+    "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform, "truncated_normal": TruncatedNormal,
 }
+# Keras' other spellings: its short aliases and the class names ("GlorotUniform").
+# Added after the canonical names so serialize() still writes those.
+_BY_NAME.update({"uniform": RandomUniform, "normal": RandomNormal})
+_BY_NAME.update({cls.__name__: cls for cls in list(_BY_NAME.values())})
 
 
 def get(identifier):
@@ -159,7 +200,8 @@ def get(identifier):
         return _BY_NAME[identifier]()
     if isinstance(identifier, dict):
         return _BY_NAME[identifier["class_name"]](**identifier.get("config", {}))
-    raise ValueError(f"Unknown initializer {identifier!r}; expected one of {sorted(_BY_NAME)}")
+    raise ValueError(f"Unknown initializer {identifier!r}; expected one of "
+                     f"{sorted(k for k in _BY_NAME if k.islower())}")
 
 
 def serialize(init):

@@ -102,6 +102,35 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     return -F.log(picked)
 
 
+def huber(y_true, y_pred, delta=1.0):
+    """Keras' Huber per sample: mean over the last axis of 0.5·e² where |e| <= delta,
+    else delta·(|e| - delta/2). Written 0.5·q² + delta·(|e| - q) with q = min(|e|, delta):
+    one expression for both pieces (and their gradients)."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("huber", _true(y_true, y_pred.dtype), y_pred)
+    a = F.abs(y_pred - t)
+    q = F.minimum(a, np.asarray(delta, y_pred.dtype))
+    return F.mean(q * q * 0.5 + (a - q) * float(delta), axis=-1)
+
+
+def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
+                              from_logits=False, label_smoothing=0.0):
+    """Keras' binary focal crossentropy per sample: (1 - p_t)^gamma · BCE (times
+    alpha_t with class balancing), averaged over the last axis."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("binary_focal_crossentropy", _true(y_true, y_pred.dtype), y_pred)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    p = F.sigmoid(y_pred) if from_logits else y_pred
+    pc = F.clip(p, EPSILON, 1.0 - EPSILON)
+    bce = -(t * F.log(pc) + (1.0 - t) * F.log(1.0 - pc))
+    p_t = t * p + (1.0 - t) * (1.0 - p)
+    focal = F.power(F.maximum(1.0 - p_t, np.asarray(0.0, y_pred.dtype)), float(gamma)) * bce
+    if apply_class_balancing:
+        focal = focal * (t * alpha + (1.0 - t) * (1.0 - alpha))
+    return F.mean(focal, axis=-1)
+
+
 # ---------------------------------------------------------------- classes
 class Loss:
     """Base: ``loss(y_true, y_pred, sample_weight=None)`` -> scalar Tensor."""
@@ -165,6 +194,33 @@ class SparseCategoricalCrossentropy(Loss):
         super().__init__(reduction, name, from_logits=from_logits)
 
 
+class Huber(Loss):
+    """Huber(delta=1.0): quadratic for errors up to ``delta``, linear beyond (Keras)."""
+
+    fn = staticmethod(huber)
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
+        if delta < 0:
+            raise ValueError(f"Huber: delta must be >= 0, got {delta}")
+        super().__init__(reduction, name, delta=float(delta))
+
+
+class BinaryFocalCrossentropy(Loss):
+    """BinaryFocalCrossentropy(apply_class_balancing=False, alpha=0.25, gamma=2.0,
+    from_logits=False, label_smoothing=0.0): BCE down-weighting easy examples
+    by (1 - p_t)^gamma (Lin et al. 2017), Keras' defaults."""
+
+    fn = staticmethod(binary_focal_crossentropy)
+
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
+                 reduction="sum_over_batch_size", name="binary_focal_crossentropy"):
+        if gamma < 0 or not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"BinaryFocalCrossentropy: need gamma >= 0 and label_smoothing in [0, 1], got "
+                             f"gamma={gamma}, label_smoothing={label_smoothing}")
+        super().__init__(reduction, name, apply_class_balancing=apply_class_balancing, alpha=float(alpha),
+                         gamma=float(gamma), from_logits=from_logits, label_smoothing=float(label_smoothing))
+
+
 class CTC(Loss):
     """CTC for Keras-style fit(): y_true (N, S) padded labels with ``padding`` (-1
     by default, or the blank) past each label's end, y_pred (N, T, C) softmax
@@ -196,6 +252,8 @@ _BY_NAME = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "ctc": CTC,
+    "huber": Huber, "huber_loss": Huber,
+    "binary_focal_crossentropy": BinaryFocalCrossentropy,
 }
 for _cls in list(_BY_NAME.values()):
     _BY_NAME[_cls.__name__] = _cls

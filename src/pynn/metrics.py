@@ -188,7 +188,114 @@ class AUC(Metric):
         return float(np.sum((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2))
 
 
+class R2Score(Metric):
+    """R2Score(class_aggregation="uniform_average", num_regressors=0): the
+    coefficient of determination over everything seen, per output column, then
+    aggregated ("uniform_average", "variance_weighted_average" or None for the
+    array), as Keras; ``num_regressors`` > 0 gives the adjusted R²."""
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score"):
+        if class_aggregation not in ("uniform_average", "variance_weighted_average", None):
+            raise ValueError(f"R2Score: unknown class_aggregation {class_aggregation!r}")
+        if num_regressors < 0:
+            raise ValueError(f"R2Score: num_regressors must be >= 0, got {num_regressors}")
+        self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
+        super().__init__(name)
+
+    def reset_state(self):
+        self.sum = self.squared_sum = self.total_mse = self.count = 0.0
+        self.num_samples = 0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = np.asarray(_arr(y_true), np.float64), np.asarray(_arr(y_pred), np.float64)
+        if y_pred.ndim == 1:
+            y_pred = y_pred[:, None]
+        y_true = y_true.reshape(y_pred.shape)
+        w = np.ones((len(y_true), 1)) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(-1, 1)
+        w = np.broadcast_to(w, y_true.shape)
+        self.sum = self.sum + (y_true * w).sum(0)
+        self.squared_sum = self.squared_sum + (y_true * y_true * w).sum(0)
+        self.total_mse = self.total_mse + ((y_true - y_pred) ** 2 * w).sum(0)
+        self.count = self.count + w.sum(0)
+        self.num_samples += len(y_true)
+
+    def result(self):
+        if self.num_samples == 0:
+            return 0.0
+        mean = self.sum / self.count
+        total = self.squared_sum - self.sum * mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = 1.0 - self.total_mse / total
+        raw = np.where(np.isinf(raw), 0.0, raw)
+        if self.class_aggregation == "uniform_average":
+            r2 = float(np.mean(raw))
+        elif self.class_aggregation == "variance_weighted_average":
+            r2 = float(np.sum(total * raw) / np.sum(total))
+        else:
+            r2 = raw
+        if self.num_regressors:
+            n, p = self.num_samples, self.num_regressors
+            if p >= n - 1:
+                raise ValueError(f"R2Score: num_regressors={p} needs more than {p + 1} samples, got {n}")
+            r2 = 1.0 - (1.0 - r2) * (n - 1) / (n - p - 1)
+        return r2
+
+
+class FBetaScore(Metric):
+    """FBetaScore(average=None, beta=1.0, threshold=None): F-beta over everything
+    seen, as Keras: predictions are the row's maximum (threshold None) or
+    ``> threshold``; average None (one score per class, an array), "micro",
+    "macro" or "weighted"."""
+
+    _EPS = 1e-7
+
+    def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score"):
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(f"{type(self).__name__}: unknown average {average!r}")
+        if beta <= 0:
+            raise ValueError(f"{type(self).__name__}: beta must be > 0, got {beta}")
+        self.average, self.beta, self.threshold = average, float(beta), threshold
+        super().__init__(name)
+
+    def reset_state(self):
+        self.tp = self.fp = self.fn = self.support = 0.0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = np.asarray(_arr(y_true), np.float64), np.asarray(_arr(y_pred), np.float64)
+        if self.threshold is None:
+            pred = (y_pred >= y_pred.max(-1, keepdims=True)) & (np.abs(y_pred) > 1e-9)
+        else:
+            pred = y_pred > self.threshold
+        pred = pred.astype(np.float64)
+        y_true = y_true.reshape(pred.shape)
+        w = 1.0 if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(-1, 1)
+        axis = None if self.average == "micro" else 0
+        self.tp = self.tp + (pred * y_true * w).sum(axis)
+        self.fp = self.fp + (pred * (1 - y_true) * w).sum(axis)
+        self.fn = self.fn + ((1 - pred) * y_true * w).sum(axis)
+        self.support = self.support + (y_true * w).sum(axis)
+
+    def result(self):
+        eps, b2 = self._EPS, self.beta ** 2
+        precision = self.tp / (self.tp + self.fp + eps)
+        recall = self.tp / (self.tp + self.fn + eps)
+        f = (1 + b2) * precision * recall / (b2 * precision + recall + eps)
+        if self.average == "weighted":
+            return float(np.sum(f * self.support / (np.sum(self.support) + eps)))
+        if self.average is not None:
+            return float(np.mean(f))
+        return np.asarray(f, np.float32)
+
+
+class F1Score(FBetaScore):
+    """F1Score(average=None, threshold=None): FBetaScore with beta=1 (Keras)."""
+
+    def __init__(self, average=None, threshold=None, name="f1_score"):
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name)
+
+
 _BY_NAME = {
+    "r2_score": R2Score, "f1_score": F1Score, "fbeta_score": FBetaScore,
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,

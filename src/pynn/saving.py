@@ -133,31 +133,90 @@ def _npy_bytes(array):
 
 
 def _serialize_compile(model):
-    if model.loss is None:
+    if model.optimizer is None:
         return None
     from . import losses
     loss = model.loss
 
     def one(item):
-        if isinstance(item, str):
+        if item is None or isinstance(item, str):
             return item
         if isinstance(item, losses.Loss) and type(item).__name__ in losses._BY_NAME:
             return {"class_name": type(item).__name__, "config": item.get_config()}
         raise ValueError(f"save: cannot serialize the loss {item!r}; pass it by name or as a pynn loss")
+
+    def metric(m):
+        if isinstance(m, dict):
+            return {"per_output": {k: metric(v) for k, v in m.items()}}
+        if isinstance(m, (list, tuple)):
+            return [metric(v) for v in m]
+        return m if m is None or isinstance(m, str) else m.name
+    if isinstance(loss, dict):
+        loss_spec = {"per_output": {k: one(v) for k, v in loss.items()}}
+    elif isinstance(loss, (list, tuple)):
+        loss_spec = [one(item) for item in loss]
+    else:
+        loss_spec = one(loss)
     opt = model.optimizer
+    weights = getattr(model, "_loss_weights", None)
     return {
-        "loss": [one(item) for item in loss] if isinstance(loss, (list, tuple)) else one(loss),
-        "metrics": [m if isinstance(m, str) else m.name for m in model._metric_specs],
+        "loss": loss_spec,
+        "loss_weights": None if weights is None or all(w == 1.0 for w in weights) else weights,
+        "metrics": metric(model._metric_specs),
+        "weighted_metrics": metric(getattr(model, "_weighted_metric_specs", None)),
         "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
     }
 
 
+def _deserialize_compile_spec(spec):
+    """(loss, loss_weights, metrics, weighted_metrics) from _serialize_compile's output."""
+    from . import losses
+
+    def one(item):
+        if item is None or isinstance(item, str):
+            return item
+        return losses._BY_NAME[item["class_name"]](**item["config"])
+
+    def metric(m):
+        if isinstance(m, dict):
+            return {k: metric(v) for k, v in m["per_output"].items()}
+        if isinstance(m, list):
+            return [metric(v) for v in m]
+        return m
+    loss = spec["loss"]
+    if isinstance(loss, dict) and "per_output" in loss:
+        loss = {k: one(v) for k, v in loss["per_output"].items()}
+    elif isinstance(loss, list):
+        loss = [one(item) for item in loss]
+    else:
+        loss = one(loss)
+    return loss, spec.get("loss_weights"), metric(spec.get("metrics")), metric(spec.get("weighted_metrics"))
+
+
+def _build_spec(model):
+    """A subclassed model's weights exist only after its first call: record the
+    input shapes/dtypes of that call so loading can rebuild them (Keras' build_config)."""
+    spec = getattr(model, "_build_input_spec", None)
+    if spec is None or model._graph is not None or hasattr(model, "_layers"):
+        return None
+    return [{"shape": list(shape[1:]), "dtype": dtype} for shape, dtype in spec]
+
+
+def _rebuild(model, spec):
+    from .autograd import no_grad
+    arrays = [np.zeros((1,) + tuple(1 if d is None else d for d in s["shape"]), dtype=s["dtype"]) for s in spec]
+    with no_grad():
+        model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+
+
 def save_model(model, filepath):
     config = {"format": FORMAT, "version": VERSION, "model": serialize_layer(model),
-              "compile": _serialize_compile(model)}
+              "compile": _serialize_compile(model), "build": _build_spec(model)}
     weights = [w.data for w in model.weights]
     opt_state = []
-    if model.optimizer is not None and hasattr(model.optimizer, "get_state"):
+    # An optimizer that never stepped has no slots yet: nothing to save (loading
+    # then builds fresh ones, which is what it would have had).
+    if model.optimizer is not None and hasattr(model.optimizer, "get_state") and model.optimizer.built:
         opt_state = model.optimizer.get_state()
 
     def write(f):
@@ -253,10 +312,13 @@ def _read_optimizer_state(z, optimizer, filepath):
         warnings.warn(f"load_model: {filepath!r} has no optimizer state; {type(optimizer).__name__} starts "
                       "from scratch (iterations 0, zero slots)", RuntimeWarning, stacklevel=3)
         return None
+    iterations = _read_npy(z, names[0], _ITERATIONS_DTYPES, (), filepath)
+    if len(names) == 1 and len(expected) > 1 and int(iterations) == 0:
+        return None  # a never-stepped optimizer saved before it had slots: fresh slots are its state
     if len(names) != len(expected):
         raise _bad(filepath, f"{len(names)} optimizer arrays, {type(optimizer).__name__} on this model has "
                              f"{len(expected)}")
-    state = [_read_npy(z, names[0], _ITERATIONS_DTYPES, (), filepath)]
+    state = [iterations]
     state += [_read_npy(z, n, _WEIGHT_DTYPES, e.shape, filepath) for n, e in zip(names[1:], expected[1:])]
     return state
 
@@ -268,6 +330,9 @@ def load_model(filepath, compile=True):
     the problem; no entry is read before its size is checked against the shape
     the model expects."""
     filepath = os.fspath(filepath)
+    if filepath.lower().endswith(".keras"):   # a Keras 3 archive (pynn.keras_file)
+        from .keras_file import load_keras
+        return load_keras(filepath, compile=compile)
     try:
         with zipfile.ZipFile(filepath) as z:
             config = _read_config(z, filepath)
@@ -293,6 +358,8 @@ def _build(z, config, filepath, compile):
     if "model" not in config:
         raise _bad(filepath, "model.json has no 'model' entry")
     model = deserialize_layer(config["model"])
+    if not model.built and config.get("build"):
+        _rebuild(model, config["build"])
     variables = model.weights
     names = _entries(z, "weights/")
     if len(names) != len(variables):
@@ -301,20 +368,26 @@ def _build(z, config, filepath, compile):
     model.set_weights(weights)  # checks every shape first, names the weight
     spec = config.get("compile")
     if compile and spec is not None:
-        if not isinstance(spec, dict) or not {"loss", "metrics", "optimizer"} <= set(spec):
-            raise _bad(filepath, "model.json's 'compile' must be an object with 'loss', 'metrics' and 'optimizer'")
-
-        def one(item):
-            if isinstance(item, str):
-                return item
-            if not isinstance(item, dict) or item.get("class_name") not in losses._BY_NAME:
-                raise _bad(filepath, f"unknown loss {_short(item)}; known: {sorted(losses._BY_NAME)}")
-            return losses._BY_NAME[item["class_name"]](**item.get("config", {}))
-        loss = [one(item) for item in spec["loss"]] if isinstance(spec["loss"], list) else one(spec["loss"])
-        model.compile(optimizer=optimizers.get(spec["optimizer"]), loss=loss, metrics=spec["metrics"])
+        if not isinstance(spec, dict) or "optimizer" not in spec:
+            raise _bad(filepath, "model.json's 'compile' must be an object with an 'optimizer'")
+        loss, loss_weights, metrics, weighted_metrics = _deserialize_compile_spec(spec)
+        model.compile(optimizer=optimizers.get(spec["optimizer"]), loss=loss, loss_weights=loss_weights,
+                      metrics=metrics, weighted_metrics=weighted_metrics)
         if hasattr(model.optimizer, "set_state"):
             model.optimizer.build(model.trainable_weights)
             state = _read_optimizer_state(z, model.optimizer, filepath)
             if state is not None:
                 model.optimizer.set_state(state)
     return model
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Keras' decorator: ``@pynn.saving.register_keras_serializable(package="my_pkg")``
+    makes a custom Layer/Model loadable by ``load_model`` (registered under its
+    class name, or ``name``; Keras' ``"package>name"`` key is accepted too)."""
+    def deco(cls):
+        key = name or cls.__name__
+        register_serializable(cls, name=key)
+        register_serializable(cls, name=f"{package}>{key}")
+        return cls
+    return deco

@@ -14,36 +14,60 @@ import threading
 
 import numpy as np
 
-_state = threading.local()
+# "compiled" when this file was built by Cython (CMakeLists.txt), "pure" when it
+# runs as Python (PYNN_PURE_PYTHON=1, or no compiled module; see pynn/_core.py).
+CORE = "pure" if __file__.endswith((".py", ".pyc")) else "compiled"
+
+
+class _GradMode(threading.local):
+    enabled = True  # per thread; the class attribute is every new thread's default
+
+
+_state = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
-@contextlib.contextmanager
-def no_grad():
+class _SetGradMode(contextlib.ContextDecorator):
+    """Grad mode set for a ``with`` block (or a decorated function), restored after.
+
+    A class rather than a generator-based context manager: entering and leaving
+    costs a few attribute writes, not a generator (inference calls it per batch)."""
+
+    __slots__ = ("_previous",)
+    _mode = True
+
+    def __enter__(self):
+        self._previous = _state.enabled
+        _state.enabled = self._mode
+        return None
+
+    def __exit__(self, *exc):
+        _state.enabled = self._previous
+        return False
+
+    def _recreate_cm(self):
+        return type(self)()   # a fresh one per decorated call: recursion nests correctly
+
+
+class no_grad(_SetGradMode):  # noqa: N801 - the torch/pynn spelling
     """Run the block without recording a graph (inference, optimizer updates)."""
-    previous = is_grad_enabled()
-    _state.enabled = False
-    try:
-        yield
-    finally:
-        _state.enabled = previous
+
+    __slots__ = ()
+    _mode = False
 
 
-@contextlib.contextmanager
-def enable_grad():
-    previous = is_grad_enabled()
-    _state.enabled = True
-    try:
-        yield
-    finally:
-        _state.enabled = previous
+class enable_grad(_SetGradMode):  # noqa: N801
+    """Record the graph inside the block even within ``no_grad``."""
+
+    __slots__ = ()
+    _mode = True
 
 
 def _as_array(data, dtype=None) -> np.ndarray:
-    if isinstance(data, Tensor):
+    if isinstance(data, _TensorBase):
         data = data.data
     if isinstance(data, np.ndarray):
         return data if dtype is None or data.dtype == dtype else data.astype(dtype)
@@ -56,26 +80,60 @@ def _as_array(data, dtype=None) -> np.ndarray:
     return arr
 
 
-class Tensor:
-    """An ``np.ndarray`` with an autograd history.
+def _restore(cls):
+    """Unpickling/deepcopy: an empty instance of ``cls``; ``__setstate__`` fills it."""
+    return cls.__new__(cls)
 
-    ``data`` is the array itself (no copy is made of an ndarray argument);
-    ``grad`` is an ``np.ndarray`` of the same shape once ``backward`` reached it.
-    Arithmetic operators, reductions, reshaping and the activations are methods
-    and record the graph when ``requires_grad`` is set on an input.
+
+class _TensorBase:
+    """The fields of :class:`Tensor` and its methods that the engine itself uses.
+
+    Compiled, this is a C struct (pynn/autograd/engine.pxd), so the engine reads
+    ``data``/``grad``/``requires_grad``/``_ctx`` without a dictionary or
+    descriptor lookup and a new tensor starts with every field ``None``.
+    ``Tensor`` is a plain subclass of it so that ``pynn.functional`` can attach
+    the operators to it, and users can subclass it (``Variable`` does).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_keras_logits", "_keras_mask", "__weakref__")
-    __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
-        self.data = _as_array(data, dtype)
+        self.data = data if dtype is None and type(data) is np.ndarray else _as_array(data, dtype)
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._ctx = None
         self.name = name
         self._keras_logits = None  # set by softmax/sigmoid: lets the loss use the fused logits path
         self._keras_mask = None    # (N, T) bool from Embedding(mask_zero=True), read by recurrent layers
+
+    # ------------------------------------------------------------ pickling
+    # Explicit, so the compiled and the pure core pickle alike (and a subclass's
+    # own __slots__, e.g. Variable.trainable, are kept by deepcopy).
+    def __reduce_ex__(self, protocol):
+        return (_restore, (type(self),), self.__getstate__())
+
+    def __getstate__(self):
+        state = {}
+        for klass in type(self).__mro__:
+            slots = klass.__dict__.get("__slots__", ())
+            for key in ((slots,) if isinstance(slots, str) else slots):
+                if key in ("__weakref__", "__dict__") or key in state:
+                    continue
+                try:
+                    state[key] = getattr(self, key)
+                except AttributeError:  # a subclass slot never assigned
+                    pass
+        extra = getattr(self, "__dict__", None)
+        if extra:
+            state["__dict__"] = dict(extra)
+        return state
+
+    def __setstate__(self, state):
+        for key, value in state.items():
+            if key == "__dict__":
+                self.__dict__.update(value)
+            else:
+                setattr(self, key, value)
 
     # ------------------------------------------------------------ array-like
     @property
@@ -116,7 +174,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A tensor sharing the data, cut from the graph."""
-        return Tensor(self.data)
+        return _wrap(self.data)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -137,7 +195,7 @@ class Tensor:
             grad = np.ones_like(self.data)
         else:
             grad = _as_array(grad, self.data.dtype)
-            if grad.shape != self.shape:
+            if grad.shape != self.data.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
         handed_out = set()
@@ -156,37 +214,155 @@ class Tensor:
             else:
                 leaf.grad += g
 
+
+class Tensor(_TensorBase):
+    """An ``np.ndarray`` with an autograd history.
+
+    ``data`` is the array itself (no copy is made of an ndarray argument);
+    ``grad`` is an ``np.ndarray`` of the same shape once ``backward`` reached it.
+    Arithmetic operators, reductions, reshaping and the activations are methods
+    and record the graph when ``requires_grad`` is set on an input.
+    """
+
+    __slots__ = ()
+    __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
+
     # ------------------------------------------------------------ operators
     # Defined in pynn.functional and attached at import (see functional/__init__.py),
     # so each op's forward and backward live in one place.
 
 
-def _backprop(root: "Tensor", grad: np.ndarray, retain_graph: bool):
-    """Walk the graph from ``root`` in reverse topological order; yield (leaf, gradient)
-    for every leaf that requires grad. Frees the graph unless ``retain_graph``."""
+_ndarray = np.ndarray
+_new = _TensorBase.__new__   # bound once: a new Tensor without __init__ (and without looking __new__ up)
+
+
+def _wrap(arr):
+    """A new graph-less Tensor holding ``arr`` (an ndarray): ``Tensor(arr)`` without
+    the argument handling (every other field starts as None/False)."""
+    t = _new(Tensor)
+    t.data = arr
+    t.grad = None
+    t.requires_grad = False
+    t._ctx = None
+    t.name = None
+    t._keras_logits = None
+    t._keras_mask = None
+    return t
+
+
+def _apply(cls, args, kwargs):
+    """``Function.apply`` (``kwargs`` a dict or None). One and two positional
+    arguments without keywords (nearly every op) take a path without the
+    intermediate lists."""
+    ctx = cls()
+    n = len(args)
+    if n == 2 and not kwargs:
+        a0 = args[0]
+        a1 = args[1]
+        r0 = a0
+        r1 = a1
+        n0 = False
+        n1 = False
+        if isinstance(a0, _TensorBase):
+            t = a0
+            r0 = t.data
+            n0 = t.requires_grad
+        if isinstance(a1, _TensorBase):
+            t = a1
+            r1 = t.data
+            n1 = t.requires_grad
+        record = n0 or n1
+        ctx.needs_input_grad = (n0, n1)
+        res = ctx.forward(r0, r1)
+    elif n == 1 and not kwargs:
+        a0 = args[0]
+        r0 = a0
+        n0 = False
+        if isinstance(a0, _TensorBase):
+            t = a0
+            r0 = t.data
+            n0 = t.requires_grad
+        record = n0
+        ctx.needs_input_grad = (n0,)
+        res = ctx.forward(r0)
+    else:
+        raw = list(args)
+        needs = [False] * n
+        record = _unwrap_args(args, raw, needs)
+        ctx.needs_input_grad = tuple(needs)
+        res = ctx.forward(*raw, **kwargs) if kwargs else ctx.forward(*raw)
+    out = _wrap(res if isinstance(res, _ndarray) else _as_array(res))
+    if record and _state.enabled:
+        out.requires_grad = True
+        out._ctx = ctx
+        ctx.parents = args
+    return out
+
+
+def _unwrap_args(args, raw, needs):
+    """Function.apply's argument scan: Tensors in ``raw`` become their arrays and
+    ``needs[i]`` says whether argument i requires grad; True if any does."""
+    record = False
+    for i in range(len(args)):
+        a = args[i]
+        if isinstance(a, _TensorBase):
+            t = a
+            raw[i] = t.data
+            if t.requires_grad:
+                needs[i] = True
+                record = True
+    return record
+
+
+def _backprop(root, grad, retain_graph):
+    """The graph from ``root`` walked in reverse topological order; returns the
+    [(leaf, gradient)] pairs for every leaf that requires grad. Frees the graph
+    unless ``retain_graph``.
+
+    A node's gradient is summed in place once the engine owns the sum (the
+    second contribution allocates it; later ones add into it), never into an
+    array a backward returned, which may be shared or a view."""
     order = _topological_order(root)
     grads = {id(root): grad}
-    for node in reversed(order):
-        g = grads.pop(id(node), None)
+    owned = set()   # ids of nodes whose grads[] array the engine allocated itself
+    leaves = []
+    for i in range(len(order) - 1, -1, -1):
+        node = order[i]
+        key = id(node)
+        g = grads.pop(key, None)
         if g is None:
             continue
         ctx = node._ctx
         if ctx is None:
-            yield node, g
+            leaves.append((node, g))
             continue
         input_grads = ctx.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        for parent, pg in zip(ctx.parents, input_grads):
-            if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+        parents = ctx.parents
+        for j in range(min(len(parents), len(input_grads))):
+            pg = input_grads[j]
+            parent = parents[j]
+            if pg is None or not isinstance(parent, _TensorBase):
                 continue
-            if pg.shape != parent.shape:
+            tp = parent
+            if not tp.requires_grad:
+                continue
+            if pg.shape != tp.data.shape:
                 raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
-                                   f"for an input of shape {parent.shape}")
-            key = id(parent)
-            grads[key] = grads[key] + pg if key in grads else pg
+                                   f"for an input of shape {tp.data.shape}")
+            pkey = id(tp)
+            acc = grads.get(pkey)
+            if acc is None:
+                grads[pkey] = pg
+            elif pkey in owned and acc.dtype == pg.dtype:
+                np.add(acc, pg, out=acc)
+            else:
+                grads[pkey] = acc + pg
+                owned.add(pkey)
         if not retain_graph:
             node._ctx = None
+    return leaves
 
 
 def grad(output: "Tensor", inputs, grad_output=None, retain_graph: bool = False, copy: bool = True):
@@ -204,6 +380,7 @@ def grad(output: "Tensor", inputs, grad_output=None, retain_graph: bool = False,
         if output.data.size != 1:
             raise RuntimeError(f"grad: grad_output is implicit only for a scalar output, got shape {output.shape}")
         grad_output = np.ones_like(output.data)
+    inputs = list(inputs)
     wanted = {id(t): i for i, t in enumerate(inputs)}
     result = [None] * len(inputs)
     for leaf, g in _backprop(output, np.asarray(grad_output, output.dtype), retain_graph):
@@ -215,23 +392,35 @@ def grad(output: "Tensor", inputs, grad_output=None, retain_graph: bool = False,
     return [np.zeros_like(t.data) if r is None else np.asarray(r, dtype=t.data.dtype) for t, r in zip(inputs, result)]
 
 
-def _topological_order(root: Tensor) -> list:
-    """Tensors reachable from root, each after all of its inputs (iterative DFS: deep RNN graphs)."""
-    order, visited = [], set()
-    stack = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
+def _topological_order(root) -> list:
+    """Tensors reachable from root, each after all of its inputs (iterative DFS: deep RNN graphs).
+
+    A node is marked when it is expanded, not when pushed: a node pushed early
+    and reached again from a later node is pushed again, so it finishes before
+    that node (a stale stack entry is skipped)."""
+    order = []
+    visited = set()
+    nodes = [root]       # the DFS stack: a node, and whether its inputs were pushed already
+    expanded = [False]
+    while nodes:
+        node = nodes.pop()
+        if expanded.pop():
             order.append(node)
             continue
-        if id(node) in visited:
+        key = id(node)
+        if key in visited:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node._ctx is not None:
-            for p in node._ctx.parents:
-                if isinstance(p, Tensor) and p.requires_grad and id(p) not in visited:
-                    stack.append((p, False))
+        visited.add(key)
+        nodes.append(node)
+        expanded.append(True)
+        ctx = node._ctx
+        if ctx is not None:
+            for p in ctx.parents:
+                if isinstance(p, _TensorBase):
+                    tp = p
+                    if tp.requires_grad and id(tp) not in visited:
+                        nodes.append(tp)
+                        expanded.append(False)
     return order
 
 
@@ -250,17 +439,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs) -> Tensor:
-        ctx = cls()
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = any(needs) and is_grad_enabled()
-        ctx.needs_input_grad = needs
-        out = Tensor(ctx.forward(*raw, **kwargs))
-        if record:
-            out.requires_grad = True
-            out._ctx = ctx
-            ctx.parents = args
-        return out
+        """Run ``forward`` on the arrays behind ``args``; record the graph when an
+        input requires grad and grad mode is on."""
+        return _apply(cls, args, kwargs)
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError

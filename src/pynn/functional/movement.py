@@ -86,3 +86,27 @@ def getitem(a, index):
 def concatenate(tensors, axis=0): return Concatenate.apply(*tensors, axis=axis)
 def stack(tensors, axis=0): return Stack.apply(*tensors, axis=axis)
 def flatten(a): return reshape(a, (a.shape[0], -1))
+
+
+def expand_dims(a, axis):
+    """Insert length-1 axes at ``axis`` (int or tuple), as np.expand_dims; a reshape."""
+    return reshape(a, np.expand_dims(np.empty(a.shape, dtype=bool), axis).shape)
+
+
+def squeeze(a, axis=None):
+    """Drop length-1 axes (all, or those in ``axis``), as np.squeeze; a reshape."""
+    return reshape(a, np.squeeze(np.empty(a.shape, dtype=bool), axis).shape)
+
+
+def split(a, indices_or_sections, axis=0):
+    """Split along ``axis`` as np.split; each piece is a differentiable slice."""
+    n = a.shape[axis]
+    if np.ndim(indices_or_sections) == 0:
+        sections = int(indices_or_sections)
+        if sections <= 0 or n % sections:
+            raise ValueError(f"split: {n} elements along axis {axis} do not split into {sections} equal parts")
+        bounds = list(range(0, n + 1, n // sections)) if n else [0] * (sections + 1)
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [n]
+    ax = axis % a.ndim
+    return [getitem(a, (slice(None),) * ax + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]

@@ -27,9 +27,11 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
-        if a.ndim == 1:
+        if a.ndim == 1 and b.ndim == 1:
+            g2 = np.reshape(g, (1, 1))  # vector·vector: g is 0-d, the product of a row and a column
+        elif a.ndim == 1:
             g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
+        elif b.ndim == 1:
             g2 = np.expand_dims(g2, -1)
         ga = gb = None
         # Transposes are views: the native GEMM reads them through strides, no copy.

@@ -78,3 +78,19 @@ def sum(a, axis=None, keepdims=False): return Sum.apply(a, axis=axis, keepdims=k
 def mean(a, axis=None, keepdims=False): return Mean.apply(a, axis=axis, keepdims=keepdims)
 def max(a, axis=None, keepdims=False): return Max.apply(a, axis=axis, keepdims=keepdims)  # noqa: A001
 def min(a, axis=None, keepdims=False): return Min.apply(a, axis=axis, keepdims=keepdims)  # noqa: A001
+
+
+def var(a, axis=None, keepdims=False, ddof=0):
+    """Variance over ``axis`` with NumPy's ``ddof``, composed of differentiable ops."""
+    from .elementwise import mul
+    shape = a.shape
+    axes = _norm_axes(axis, len(shape))
+    n = int(np.prod([shape[i] for i in axes])) if shape else 1
+    d = a - mean(a, axis, keepdims=True)
+    return sum(mul(d, d), axis, keepdims) / builtins.max(n - ddof, 0)
+
+
+def std(a, axis=None, keepdims=False, ddof=0):
+    """Standard deviation: ``sqrt(var)`` (its gradient is infinite where the variance is 0, as in torch)."""
+    from .elementwise import sqrt
+    return sqrt(var(a, axis, keepdims, ddof))

@@ -17,6 +17,16 @@ from .reshaping import Lambda, Reshape, Rescaling
 from .sequence_pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .transformer import PositionEmbedding, SinePositionEncoding, TransformerEncoder
 from .wrappers import Bidirectional, TimeDistributed
+from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .masking import Masking, UnitNormalization
+from .merging_more import (Average, Dot, Maximum, Minimum, Subtract, add, average, concatenate, dot, maximum,
+                           minimum, multiply, subtract)
+from .noise import GaussianNoise, SpatialDropout1D
+from .preprocessing import CategoryEncoding, GroupNormalization, Normalization
+from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
+from .conv_more import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
+from .shaping import Identity, InputLayer, Permute, RepeatVector
+from .spatial import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ = [
     "Activation", "AdditiveAttention", "Attention", "MultiHeadAttention", "Layer", "Variable", "Conv2D", "Conv1D", "MaxPooling1D", "AveragePooling1D", "Dense",
@@ -24,4 +34,10 @@ __all__ = [
     "LayerNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPooling2D", "GRU",
     "LSTM", "SimpleRNN", "Lambda", "Reshape", "Rescaling", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
     "PositionEmbedding", "SinePositionEncoding", "TransformerEncoder", "Bidirectional", "TimeDistributed",
+    "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Masking", "UnitNormalization", "Average", "Dot", "Maximum",
+    "Minimum", "Subtract", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
+    "GaussianNoise", "SpatialDropout1D", "Identity", "InputLayer", "Permute", "RepeatVector", "Cropping1D",
+    "Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "CategoryEncoding",
+    "GroupNormalization", "Normalization", "RNN", "GRUCell", "LSTMCell", "SimpleRNNCell",
+    "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
 ]

@@ -50,7 +50,10 @@ class Input(KerasTensor):
         if math.prod(known) >= 2**63:  # sizes are 64-bit everywhere below; this one would wrap
             raise ValueError(f"Input: shape {shape} has {math.prod(known)} elements per sample, "
                              "more than a 64-bit size can count")
-        super().__init__((batch_size,) + shape, dtype, name=name or "input")
+        if name is None:  # Keras 3's default: input_layer, input_layer_1, ... (fit/predict dicts use names)
+            from .base import unique_name
+            name = unique_name("input_layer")
+        super().__init__((batch_size,) + shape, dtype, name=name)
 
 
 class Node:

@@ -1,7 +1,7 @@
 """BatchNormalization and LayerNormalization with Keras weights and defaults."""
 import numpy as np
 
-from .. import functional as F
+from .. import _parallel, functional as F
 from .base import Layer
 
 
@@ -18,10 +18,16 @@ class BatchNormalization(Layer):
     statistics: ``moving = moving·momentum + batch·(1 − momentum)``; at inference,
     or when the layer is frozen (``trainable = False``, as Keras), it uses the
     moving statistics.
+
+    ``synchronized=True`` (Keras's argument): under ``pynn.distribution.DataParallel``
+    the batch statistics are those of the global batch (every rank's slice), at
+    the cost of two small allreduces per layer and step; the default keeps
+    per-rank statistics, as Keras and PyTorch do. On one process both are the same.
     """
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, synchronized=False, **kwargs):
         super().__init__(**kwargs)
+        self.synchronized = bool(synchronized)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum}")
         self.axis, self.momentum, self.epsilon = axis, momentum, epsilon
@@ -47,7 +53,10 @@ class BatchNormalization(Layer):
     def call(self, x, training=False):
         ax = _axes(self.axis, x.ndim)
         if training and self.trainable:
-            if ax == (x.ndim - 1,):
+            strategy = _parallel.active() if self.synchronized else None
+            if strategy is not None:
+                y, mean, var = self._synchronized_training(x, ax, strategy)
+            elif ax == (x.ndim - 1,):
                 # channels_last: one fused kernel each way (native when available).
                 stats = {}
                 y = F.batch_norm(x, self.gamma, self.beta, self.epsilon, stats=stats)
@@ -83,9 +92,21 @@ class BatchNormalization(Layer):
             y = y + F.reshape(self.beta, bshape)
         return y, mean.data, var.data
 
+    def _synchronized_training(self, x, ax, strategy):
+        """As _composed_training, with the mean and variance of the global batch."""
+        reduce_axes = tuple(i for i in range(x.ndim) if i not in ax)
+        bshape = self._broadcast(x.ndim)
+        mean, var = strategy.batch_moments(x, reduce_axes)
+        y = (x - mean) / F.sqrt(var + self.epsilon)
+        if self.gamma is not None:
+            y = y * F.reshape(self.gamma, bshape)
+        if self.beta is not None:
+            y = y + F.reshape(self.beta, bshape)
+        return y, mean.data, var.data
+
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale}
+                "center": self.center, "scale": self.scale, "synchronized": self.synchronized}
 
 
 class LayerNormalization(Layer):

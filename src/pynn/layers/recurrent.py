@@ -184,8 +184,18 @@ class LSTM(_RNN):
 
     gates, n_states = 4, 2
 
-    def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
-        super().__init__(units, **kwargs)
+    # Keras' full signature, spelled out so help(LSTM) and IDEs show every argument.
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, **kwargs):
+        super().__init__(units, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
+                         stateful=stateful, **kwargs)
         self.recurrent_activation, self.unit_forget_bias = recurrent_activation, unit_forget_bias
 
     def _bias_init(self):
@@ -222,11 +232,21 @@ class GRU(_RNN):
 
     gates, n_states = 3, 1
 
-    def __init__(self, units, recurrent_activation="sigmoid", reset_after=True, **kwargs):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, reset_after=True, **kwargs):
         if not reset_after:
             raise NotImplementedError("GRU: only reset_after=True (the Keras default, and cuDNN's/PyTorch's form) "
-                                      "is implemented")
-        super().__init__(units, **kwargs)
+                                      "is implemented; layers.RNN(layers.GRUCell(units, reset_after=False)) "
+                                      "runs the other form")
+        super().__init__(units, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
+                         stateful=stateful, **kwargs)
         self.recurrent_activation, self.reset_after = recurrent_activation, reset_after
 
     def _bias_shape(self):

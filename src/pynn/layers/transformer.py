@@ -49,6 +49,9 @@ class TransformerEncoder(Layer):
     def _drop(self, x, training):
         return self.drop(x, training=training) if self.drop is not None else x
 
+    def compute_output_shape(self, input_shape):
+        return input_shape   # declared, so a functional graph need not run the block to learn it
+
     def call(self, x, training=False, attention_mask=None, use_causal_mask=False):
         mask = x._keras_mask
         if self.normalize_first:

@@ -41,6 +41,16 @@ class Sequential(Model):
     def layers(self):
         return list(self._layers)
 
+    def pop(self):
+        """Remove and return the last layer (Keras' ``Sequential.pop``); the model's
+        output shape becomes the new last layer's."""
+        if not self._layers:
+            raise IndexError(f"Sequential {self.name!r}.pop: there are no layers to remove")
+        layer = self._layers.pop()
+        if self.built:
+            self.build(self._build_input_shape if self._input is None else self._input.shape)
+        return layer
+
     def _build_layer(self, layer, shape):
         if not layer.built:
             layer.build(shape)

@@ -11,6 +11,22 @@ from pynn import backend as _backend
 from . import schedules as _schedules
 
 
+class _LearningRate(float):
+    """The current learning rate as a float that also has Keras' variable
+    methods: ``opt.learning_rate.assign(1e-4)`` sets it, ``.numpy()`` reads it."""
+
+    def __new__(cls, value, optimizer):
+        self = super().__new__(cls, value)
+        self._optimizer = optimizer
+        return self
+
+    def assign(self, value):
+        self._optimizer.learning_rate = float(value)
+
+    def numpy(self):
+        return np.float32(self)
+
+
 class Optimizer:
     """Base class. Subclasses set ``_slot_specs()`` and ``_update(...)``.
 
@@ -60,7 +76,7 @@ class Optimizer:
         lr = self._learning_rate
         if callable(lr):
             return float(lr(self.iterations))
-        return lr
+        return _LearningRate(lr, self)
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -134,6 +150,20 @@ class Optimizer:
                 return [g * scale for g in grads]
         return grads
 
+    def apply(self, grads, trainable_variables=None):
+        """Keras 3's form: one step with ``grads`` for ``trainable_variables``
+        (default: the variables the optimizer was built on)."""
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(f"{type(self).__name__}.apply: pass trainable_variables (the optimizer is not "
+                                 "built on any variables yet)")
+            trainable_variables = self._variables
+        grads, trainable_variables = list(grads), list(trainable_variables)
+        if len(grads) != len(trainable_variables):
+            raise ValueError(f"{type(self).__name__}.apply: {len(grads)} gradients for "
+                             f"{len(trainable_variables)} variables")
+        return self.apply_gradients(zip(grads, trainable_variables))
+
     def apply_gradients(self, grads_and_vars):
         """Apply one step for each (gradient, variable); None gradients are skipped."""
         cls = type(self).__name__
@@ -146,7 +176,7 @@ class Optimizer:
             if i is None:
                 raise ValueError(f"{cls}.apply_gradients: variable {getattr(v, 'name', v)!r} was not in the "
                                  f"variables this optimizer was built on")
-            g = np.asarray(g)
+            g = g.data if hasattr(g, "data") and not isinstance(g, np.ndarray) else np.asarray(g)
             if g.shape != np.shape(v.data):
                 raise ValueError(f"{cls}.apply_gradients: gradient of shape {g.shape} for variable "
                                  f"{getattr(v, 'name', '?')!r} of shape {np.shape(v.data)}")

@@ -15,6 +15,13 @@ def _fmt_time(seconds):
     return f"{seconds:.0f}s"
 
 
+def _fmt_value(v):
+    """A log value: a number to 4 decimals; an array (e.g. F1Score(average=None)) element-wise."""
+    if hasattr(v, "__len__"):
+        return "[" + " ".join(f"{float(x):.4f}" for x in v) + "]"
+    return f"{v:.4f}"
+
+
 class Progbar:
     def __init__(self, target, width=30, verbose=1, stream=None, interval=0.05):
         self.target, self.width, self.verbose = target, width, verbose
@@ -35,7 +42,7 @@ class Progbar:
             return
         self._last_draw = now
         elapsed = now - self.start
-        metrics = "".join(f" - {k}: {v:.4f}" for k, v in values)
+        metrics = "".join(f" - {k}: {_fmt_value(v)}" for k, v in values)
         if finalize:
             per_step = elapsed / max(current, 1)
             unit = f"{per_step * 1e3:.0f}ms/step" if per_step >= 1e-3 else f"{per_step * 1e6:.0f}us/step"

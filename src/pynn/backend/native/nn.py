@@ -18,6 +18,8 @@ dtype) before the call.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from pynn import _C
@@ -35,7 +37,30 @@ def _f32(*arrays):
 _c = np.ascontiguousarray
 
 
-# np.ascontiguousarray makes a 0-d array 1-d: the result takes x's shape back.
+# ---------------------------------------------------------------- activations
+# One forward and one ``<name>_grad`` wrapper per native activation, generated from
+# ``_C.activation_names()`` (the X-macro list of csrc/common/activation.h), so a new
+# activation there needs nothing here. Signatures follow the numpy reference of the
+# same name: ``f(x)`` or, when the reference takes an alpha, ``f(x, alpha=<its default>)``;
+# ``f_grad(x, y, dy[, alpha])``. Non-float32 inputs go to that reference.
+def _alpha_default(ref):
+    """The default of the reference's ``alpha`` parameter (the kernels' act_alpha), or
+    None if it takes none (then the native function takes none either: a different
+    second parameter, such as gelu's ``approximate``, is never passed on as alpha)."""
+    param = inspect.signature(ref).parameters.get("alpha") if ref is not None else None
+    return None if param is None or param.default is inspect.Parameter.empty else param.default
+
+
+def _reference(name):
+    ref = getattr(_refnn, name, None)
+    if ref is None:
+        def ref(*args, **kwargs):
+            raise TypeError(f"{name}: the native kernel computes float32 only, and the numpy backend has no "
+                            f"{name!r} for {[getattr(a, 'dtype', type(a).__name__) for a in args[:1]]} input")
+    return ref
+
+
+# np.ascontiguousarray makes a 0-d array 1-d: results take x's shape back.
 def _act_forward(x, name, alpha):
     return _C.act_forward(_c(x), name, alpha).reshape(x.shape)
 
@@ -44,72 +69,50 @@ def _act_backward(x, y, dy, name, alpha):
     return _C.act_backward(_c(x), _c(y), _c(dy), name, alpha).reshape(x.shape)
 
 
-# ---------------------------------------------------------------- activations
-def relu(x):
-    return _act_forward(x, "relu", 0.0) if _f32(x) else _refnn.relu(x)
+def _input(name, x):
+    """relu keeps integer dtypes (max(x, 0) is exact there); every other activation computes
+    integer and bool input in float32 (as the reference); complex input is a TypeError."""
+    if name == "relu":
+        x = np.asarray(x)
+        if x.dtype.kind not in "iubf":
+            _refnn._float_input(name, x)
+        return x
+    return _refnn._float_input(name, x)
 
 
-def relu_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.relu_grad(x, y, dy)
-    return _act_backward(x, y, dy, "relu", 0.0)
+def _make_activation(name):
+    ref, ref_grad = _reference(name), _reference(name + "_grad")
+    default = _alpha_default(getattr(_refnn, name, None))
+    if default is None:
+        def forward(x):
+            x = _input(name, x)
+            return _act_forward(x, name, 0.0) if _f32(x) else ref(x)
+
+        def grad(x, y, dy):
+            if not _f32(x, y, dy):
+                return ref_grad(x, y, dy)
+            return _act_backward(x, y, dy, name, 0.0)
+    else:
+        def forward(x, alpha=default):
+            x = _input(name, x)
+            return _act_forward(x, name, float(alpha)) if _f32(x) else ref(x, alpha)
+
+        def grad(x, y, dy, alpha=default):
+            if not _f32(x, y, dy):
+                return ref_grad(x, y, dy, alpha)
+            return _act_backward(x, y, dy, name, float(alpha))
+    forward.__name__ = forward.__qualname__ = name
+    grad.__name__ = grad.__qualname__ = name + "_grad"
+    forward.__doc__ = f"Native {name} (float32; other dtypes: the numpy reference)."
+    grad.__doc__ = f"Gradient of native {name}: dx = {name}'(x) * dy, y the forward output."
+    return forward, grad
 
 
-def leaky_relu(x, alpha=0.2):
-    x = _refnn._float_input("leaky_relu", x)
-    if not _f32(x):
-        return _refnn.leaky_relu(x, alpha)
-    return _act_forward(x, "leaky_relu", float(alpha))
-
-
-def leaky_relu_grad(x, y, dy, alpha=0.2):
-    if not _f32(x, y, dy):
-        return _refnn.leaky_relu_grad(x, y, dy, alpha)
-    return _act_backward(x, y, dy, "leaky_relu", float(alpha))
-
-
-def sigmoid(x):
-    x = _refnn._float_input("sigmoid", x)
-    return _act_forward(x, "sigmoid", 0.0) if _f32(x) else _refnn.sigmoid(x)
-
-
-def sigmoid_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.sigmoid_grad(x, y, dy)
-    return _act_backward(x, y, dy, "sigmoid", 0.0)
-
-
-def tanh(x):
-    x = _refnn._float_input("tanh", x)
-    return _act_forward(x, "tanh", 0.0) if _f32(x) else _refnn.tanh(x)
-
-
-def tanh_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.tanh_grad(x, y, dy)
-    return _act_backward(x, y, dy, "tanh", 0.0)
-
-
-def gelu(x):
-    x = _refnn._float_input("gelu", x)
-    return _act_forward(x, "gelu", 0.0) if _f32(x) else _refnn.gelu(x)
-
-
-def gelu_grad(x, y, dy):
-    if not _f32(x, y, dy):
-        return _refnn.gelu_grad(x, y, dy)
-    return _act_backward(x, y, dy, "gelu", 0.0)
-
-
-def elu(x, alpha=1.0):
-    x = _refnn._float_input("elu", x)
-    return _act_forward(x, "elu", float(alpha)) if _f32(x) else _refnn.elu(x, alpha)
-
-
-def elu_grad(x, y, dy, alpha=1.0):
-    if not _f32(x, y, dy):
-        return _refnn.elu_grad(x, y, dy, alpha)
-    return _act_backward(x, y, dy, "elu", float(alpha))
+_NATIVE_ACTIVATIONS = tuple(_C.activation_names())
+for _name in _NATIVE_ACTIVATIONS:
+    globals()[_name], globals()[_name + "_grad"] = _make_activation(_name)
+del _name
+__all__ += [n for a in _NATIVE_ACTIVATIONS for n in (a, a + "_grad") if n not in __all__]
 
 
 # ---------------------------------------------------------------- bias
@@ -126,7 +129,7 @@ def bias_grad(dy):
 
 def act_bias_grad(y, dy, activation):
     # float64, 0-d, and activations not readable from y (whose error message the reference owns)
-    if not _f32(y, dy) or y.ndim == 0 or activation not in _refnn._FROM_OUTPUT:
+    if not _f32(y, dy) or y.ndim == 0 or activation not in _NATIVE_ACTIVATIONS or not _C.activation_from_output(activation):
         return _refnn.act_bias_grad(y, dy, activation)
     return _C.act_bias_backward(_c(y), _c(dy), activation)
 

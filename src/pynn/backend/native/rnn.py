@@ -1,7 +1,8 @@
 """Native recurrences: the whole time loop in C++ (pynn._C), one call per sequence.
 
-float64 inputs and activations other than tanh/sigmoid/relu/linear run on the
-numpy reference kernels, explicitly.
+float64 inputs, and activations whose gradient cannot be read off their output
+(``_C.activation_from_output``: the native BPTT sees only the saved activations),
+run on the numpy reference kernels, explicitly.
 """
 import numpy as np
 
@@ -11,7 +12,7 @@ from ..numpy import rnn as _ref
 
 __all__ = list(_ref.__all__)
 
-_NATIVE_ACTS = {"tanh", "sigmoid", "relu", "linear"}
+_NATIVE_ACTS = frozenset(n for n in _C.activation_names() if _C.activation_from_output(n))
 
 
 def _ok(arrays, *acts):
@@ -85,7 +86,7 @@ def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh",
 
 
 def weight_grad(x, dy):
-    """xᵀ·dy, (K, M) and (K, N) -> (M, N), K-split across the threads (csrc/rnn/weight_grad.h)."""
+    """xᵀ·dy, (K, M) and (K, N) -> (M, N), K-split across the threads (sgemm_split_k, csrc/gemm/split_k.cpp)."""
     if x.dtype != np.float32 or dy.dtype != np.float32 or x.ndim != 2 or dy.ndim != 2:
         return _ref.weight_grad(x, dy)
     return _C.weight_grad(_c(x), _c(dy))

@@ -1,0 +1,173 @@
+"""pynn.ops as a NumPy drop-in: per-function speed vs NumPy and the whole-epoch ratio.
+
+    python bench/numpy_dropin.py [--quick] [--threads 1 2]
+
+Every ratio is NumPy's time / pynn.ops' time for the same call on the same
+arrays, measured in one run with the two interleaved (min over many short
+batches, so a noisy neighbour inflates both sides or neither). > 1 means pynn
+is faster. Threads: OpenBLAS via threadpoolctl (when installed) and pynn's
+OpenMP via pynn.set_num_threads, set to the same count.
+"""
+import argparse
+import contextlib
+import importlib.util
+import pathlib
+import time
+
+import numpy as np
+
+import pynn
+import pynn.ops as ops
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def threads(n):
+    """Limit OpenBLAS and pynn to ``n`` threads inside the block."""
+    pynn.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(n)
+    except ImportError:  # without threadpoolctl OpenBLAS keeps its own count (OPENBLAS_NUM_THREADS)
+        return contextlib.nullcontext()
+
+
+CLOCK = time.perf_counter
+
+
+def per_call(f, budget=0.02):
+    """Seconds per call of ``f`` over one short batch sized to ~``budget`` seconds."""
+    f()
+    n, t = 1, 0.0
+    while True:
+        t0 = CLOCK()
+        for _ in range(n):
+            f()
+        t = CLOCK() - t0
+        if t > budget / 4 or n > 1 << 20:
+            return t / n, n
+        n *= 4
+
+
+def compare(f_np, f_ops, rounds=15, budget=0.02):
+    """(numpy seconds, pynn seconds): min over ``rounds`` interleaved batches."""
+    _, n1 = per_call(f_np, budget)
+    _, n2 = per_call(f_ops, budget)
+    best = [np.inf, np.inf]
+    for _ in range(rounds):
+        for i, (f, n) in enumerate(((f_np, n1), (f_ops, n2))):
+            t0 = CLOCK()
+            for _ in range(n):
+                f()
+            best[i] = min(best[i], (CLOCK() - t0) / n)
+    return best
+
+
+def fmt_us(s):
+    return f"{s * 1e6:9.1f}" if s < 1e-2 else f"{s * 1e3:7.1f}ms"
+
+
+def function_rows(quick):
+    rng = np.random.default_rng(0)
+    r = lambda *s, dt=np.float32: rng.standard_normal(s).astype(dt)  # noqa: E731
+    rows = []
+    gemms = [("lecture fwd x@W1", 32, 64, 128, False), ("lecture fwd h@W2", 32, 128, 10, False),
+             ("lecture dW2 = h.T@d", 128, 32, 10, True), ("lecture dh = d@W2.T", 32, 10, 128, False),
+             ("lecture dW1 = x.T@dh", 64, 32, 128, True),
+             ("h512 fwd x@W1", 256, 64, 512, False), ("h512 dW2 = h.T@d", 512, 256, 10, True),
+             ("h512 dh = d@W2.T", 256, 10, 512, False), ("h512 dW1 = x.T@dh", 64, 256, 512, True),
+             ("cnn im2col dWc = cols.T@dz", 9, 11520, 8, True)]
+    if not quick:
+        gemms.append(("square", 1024, 1024, 1024, False))
+    for dt in (np.float32, np.float64):
+        for label, m, k, n, trans_a in gemms:
+            a = r(k, m, dt=dt).T if trans_a else r(m, k, dt=dt)
+            b = r(k, n, dt=dt)
+            rows.append((f"dot {m}x{k}x{n} {np.dtype(dt).name} ({label})",
+                         compare(lambda: np.dot(a, b), lambda: ops.dot(a, b))))
+    a, b = r(16, 128, 64), r(16, 64, 128)
+    rows.append(("matmul batched 16x128x64x128 float32", compare(lambda: np.matmul(a, b), lambda: ops.matmul(a, b))))
+    for shape in ((32, 32), (32, 128), (256, 512), (1024, 1024)):
+        x = r(*shape)
+        rows.append((f"maximum(x, 0) {shape[0]}x{shape[1]} float32",
+                     compare(lambda: np.maximum(x, 0), lambda: ops.maximum(x, 0))))
+    for shape in ((32, 128), (256, 512), (1024, 1024)):
+        x = r(*shape)
+        rows.append((f"sum(x, axis=0) {shape[0]}x{shape[1]} float32",
+                     compare(lambda: np.sum(x, axis=0), lambda: ops.sum(x, axis=0))))
+    for shape in ((32, 10), (256, 1000)):
+        x = r(*shape)
+
+        def np_softmax():
+            e = np.exp(x - np.max(x, axis=1, keepdims=True))
+            return e / np.sum(e, axis=1, keepdims=True)
+        rows.append((f"softmax {shape[0]}x{shape[1]} float32 (vs the NumPy formula)",
+                     compare(np_softmax, lambda: ops.softmax(x))))
+    one, small = r(1), r(2, 2)
+    rows.append(("dispatch cost: exp, 1 element (NumPy function behind the Tensor check)",
+                 compare(lambda: np.exp(one), lambda: ops.exp(one))))
+    rows.append(("dispatch cost: dot 2x2 (routed to np.dot)", compare(lambda: np.dot(small, small),
+                                                                      lambda: ops.dot(small, small))))
+    return rows
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("numpy_mlp", ROOT / "examples" / "numpy_mlp.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def epoch_rows(quick):
+    ex = load_example()
+    configs = [("MLP hidden 128, batch 32", "mlp", 128, 32), ("MLP hidden 512, batch 256", "mlp", 512, 256),
+               ("CNN 8 filters (im2col), batch 32", "cnn", 8, 32)]
+    rows = []
+    for dt in ("float32", "float64"):
+        for label, model, hidden, batch in configs:
+            X, _, y, _ = ex.load(dt, image=(model == "cnn"))
+            states = {}
+            for name in ("numpy", "pynn"):
+                npm = ex.use(name)
+                init = ex.init_mlp(X.shape[1], hidden, 10, dt) if model == "mlp" else ex.init_cnn(1, hidden, 10, 3, dt)
+                states[name] = (npm, init, np.random.default_rng(0))
+            epoch = ex.mlp_epoch if model == "mlp" else ex.cnn_epoch
+            best = {"numpy": np.inf, "pynn": np.inf}
+            for _ in range(2 if quick else 6):
+                for name, (npm, params, rng) in states.items():
+                    ex.np = npm
+                    t0 = CLOCK()
+                    epoch(params, X, y, batch, 0.05, rng)
+                    best[name] = min(best[name], CLOCK() - t0)
+            rows.append((f"epoch: {label}, {dt}", (best["numpy"], best["pynn"])))
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a smoke run)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
+    p.add_argument("--only", choices=["functions", "epochs"], help="measure one part only")
+    p.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto",
+                   help="auto: process CPU time at 1 thread (immune to a busy neighbour: nothing else runs "
+                        "in-process), wall time at more threads (CPU time would hide the parallel gain)")
+    args = p.parse_args()
+    global CLOCK
+    print(f"pynn {pynn.__version__}, backend {pynn.backend.name()}, numpy {np.__version__}")
+    for th in args.threads:
+        use_cpu = args.clock == "cpu" or (args.clock == "auto" and th == 1)
+        CLOCK = time.process_time if use_cpu else time.perf_counter
+        with threads(th):
+            rows = []
+            if args.only != "epochs":
+                rows += function_rows(args.quick)
+            if args.only != "functions":
+                rows += epoch_rows(args.quick)
+        print(f"\n{th} thread(s), {'process CPU' if use_cpu else 'wall'} time\n| call | NumPy | pynn.ops | speed vs NumPy |\n|---|---:|---:|---:|")
+        for label, (t_np, t_ops) in rows:
+            print(f"| {label} | {fmt_us(t_np)} | {fmt_us(t_ops)} | {t_np / t_ops:.2f}x |", flush=True)
+    print("\ntimes in µs per call unless marked ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+// Bindings of the NHWC convolution (csrc/conv/): forward with fused bias and
+// activation, and the input, kernel and bias gradients.
+#include "common/binding.h"
+#include "conv/conv2d.h"
+#include "conv/geometry.h"
+
+namespace pynn::bind {
+namespace {
+
+constexpr const char* kNHWC = "4-D NHWC (N, H, W, C)";
+constexpr const char* kKernel = "4-D (kh, kw, C_in, C_out)";
+
+Shape4 dims4(const py::array& a) { return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)}; }
+
+py::array conv2d(py::handle xh, py::handle wh, py::handle bh, const Pair& strides, const std::string& padding,
+                 const Pair& dilation, py::handle acth, float act_alpha) {
+  const char* op = "conv2d";
+  py::array x = f32c(op, "x", xh), w = f32c(op, "w", wh);
+  require_ndim(op, "x", x, 4, kNHWC);
+  require_ndim(op, "w", w, 4, kKernel);
+  const WindowGeom g = conv_geometry(op, dims4(x), dims4(w), strides, padding, dilation);
+  py::array bk;
+  const float* bp = optional_vec(op, "b", bh, g.oc, &bk);
+  const Act act = acth.is_none() ? Act::Linear : act_arg(op, py::cast<std::string>(acth));
+  py::array y = empty({g.n, g.oh, g.ow, g.oc});
+  const float *xp = cptr(x), *wp = cptr(w);
+  float* yp = mptr(y);
+  nogil([&] { ::pynn::conv2d_forward(g, xp, wp, bp, yp, act, act_alpha); });
+  return y;
+}
+
+py::array conv2d_backward_input(py::handle dyh, py::handle wh, const Shape4& xs, const Pair& strides,
+                                const std::string& padding, const Pair& dilation) {
+  const char* op = "conv2d_backward_input";
+  py::array dy = f32c(op, "dy", dyh), w = f32c(op, "w", wh);
+  require_ndim(op, "w", w, 4, kKernel);
+  const WindowGeom g = conv_geometry(op, xs, dims4(w), strides, padding, dilation);
+  require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.oc});
+  py::array dx = empty({g.n, g.h, g.w, g.c});
+  const float *dyp = cptr(dy), *wp = cptr(w);
+  float* dxp = mptr(dx);
+  nogil([&] { ::pynn::conv2d_backward_input(g, dyp, wp, dxp); });
+  return dx;
+}
+
+py::array conv2d_backward_kernel(py::handle xh, py::handle dyh, const Shape4& ws, const Pair& strides,
+                                 const std::string& padding, const Pair& dilation) {
+  const char* op = "conv2d_backward_kernel";
+  py::array x = f32c(op, "x", xh), dy = f32c(op, "dy", dyh);
+  require_ndim(op, "x", x, 4, kNHWC);
+  const WindowGeom g = conv_geometry(op, dims4(x), ws, strides, padding, dilation);
+  require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.oc});
+  py::array dw = empty({ws[0], ws[1], ws[2], ws[3]});
+  const float *xp = cptr(x), *dyp = cptr(dy);
+  float* dwp = mptr(dw);
+  nogil([&] { ::pynn::conv2d_backward_kernel(g, xp, dyp, dwp); });
+  return dw;
+}
+
+py::array conv2d_backward_bias(py::handle dyh) {
+  const char* op = "conv2d_backward_bias";
+  py::array dy = f32c(op, "dy", dyh);
+  require_ndim(op, "dy", dy, 4, "4-D NHWC (N, OH, OW, C_out)");
+  const int64_t oc = dy.shape(3), rows = dy.shape(0) * dy.shape(1) * dy.shape(2);
+  py::array db = empty({oc});
+  const float* dyp = cptr(dy);
+  float* dbp = mptr(db);
+  nogil([&] { ::pynn::conv2d_backward_bias(dyp, rows, oc, dbp); });
+  return db;
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def("conv2d", &conv2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("strides") = Pair{1, 1},
+        py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1}, py::arg("activation") = py::none(),
+        py::arg("act_alpha") = 0.f,
+        "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC), act any name of "
+        "activation_names(). Implicit GEMM (AVX2), else im2col blocks + sgemm; 1x1 stride 1: one sgemm.");
+  m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("dy"), py::arg("w"), py::arg("x_shape"),
+        py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
+        "dx (x_shape) of conv2d: col2im(dY · Wᵀ).");
+  m.def("conv2d_backward_kernel", &conv2d_backward_kernel, py::arg("x"), py::arg("dy"), py::arg("w_shape"),
+        py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
+        "dw (kh,kw,C,OC) of conv2d: Σ im2col(x)ᵀ · dY over pixel blocks.");
+  m.def("conv2d_backward_bias", &conv2d_backward_bias, py::arg("dy"), "db (C_out,) = Σ dy over batch and space.");
+  m.def("conv_block_rows", &conv_block_rows, py::arg("patch"),
+        "Rows of the per-thread im2col scratch block for a patch of kh·kw·C floats.");
+  m.attr("conv_col_block_bytes") = kColBlockBytes;
+}
+
+}  // namespace pynn::bind

@@ -1,0 +1,146 @@
+// Bindings of the GEMM frame: matmul with strides, alpha/beta and the fused
+// bias + activation epilogue, batched matmul, and the split-K weight gradient.
+#include <algorithm>
+#include <sstream>
+
+#include "common/binding.h"
+#include "gemm/gemm.h"
+
+namespace pynn::bind {
+namespace {
+
+// Element stride of dimension `dim` (numpy gives bytes). A dimension of extent
+// <= 1 is never stepped along, so its stride is irrelevant and becomes 0.
+int64_t elem_stride(const char* op, const char* arg, const py::array& x, py::ssize_t dim) {
+  if (x.shape(dim) <= 1) return 0;
+  const py::ssize_t s = x.strides(dim);
+  if (s % static_cast<py::ssize_t>(sizeof(float)) != 0) {
+    std::ostringstream os;
+    os << op << ": " << arg << " with shape " << shape_str(x) << " has byte stride " << s << " in dimension " << dim
+       << ", not a multiple of the float32 itemsize 4";
+    throw py::value_error(os.str());
+  }
+  return static_cast<int64_t>(s / static_cast<py::ssize_t>(sizeof(float)));
+}
+
+py::array f32_ndim(const char* op, const char* arg, py::handle h, int ndim) {
+  py::array x = f32(op, arg, h);
+  require_ndim(op, arg, x, ndim);
+  return x;
+}
+
+// bias: None, or n float32 values (any stride); returned contiguous (a copy only
+// when the view is strided). `keep` owns the memory while the kernel runs.
+const float* bias_arg(const char* op, const py::object& h, int64_t n, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  py::array bias = f32(op, "bias", h);
+  if (bias.ndim() != 1 || bias.shape(0) != n)
+    throw py::value_error(std::string(op) + ": bias must have shape (" + std::to_string(n) +
+                          ",) to match the output columns, got " + shape_str(bias));
+  if (n > 1 && bias.strides(0) != static_cast<py::ssize_t>(sizeof(float)))
+    bias = py::array_t<float, py::array::c_style>(bias);  // contiguous copy
+  *keep = bias;
+  return cptr(bias);
+}
+
+py::array gemm(py::handle a_h, py::handle b_h, py::object c_h, float alpha, float beta, py::object bias_h,
+               const std::string& activation, float act_alpha) {
+  const char* op = "gemm";
+  py::array a = f32_ndim(op, "a", a_h, 2), b = f32_ndim(op, "b", b_h, 2);
+  const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+  if (b.shape(0) != K) {
+    std::ostringstream os;
+    os << op << ": a has shape " << shape_str(a) << " but b has shape " << shape_str(b) << ": inner dimensions " << K
+       << " and " << b.shape(0) << " differ";
+    throw py::value_error(os.str());
+  }
+  const int64_t rs_a = elem_stride(op, "a", a, 0), cs_a = elem_stride(op, "a", a, 1);
+  const int64_t rs_b = elem_stride(op, "b", b, 0), cs_b = elem_stride(op, "b", b, 1);
+  py::array c;
+  if (c_h.is_none()) {
+    c = empty({M, N});
+    beta = 0.f;  // fresh output: nothing to accumulate into
+  } else {
+    c = f32_ndim(op, "c", c_h, 2);
+    if (c.shape(0) != M || c.shape(1) != N)
+      throw py::value_error(std::string(op) + ": c must have shape " + shape_str(std::vector<int64_t>{M, N}) +
+                            " for a " + shape_str(a) + " and b " + shape_str(b) + ", got " + shape_str(c));
+    require_writeable(op, "c", c);
+  }
+  const int64_t rs_c = elem_stride(op, "c", c, 0), cs_c = elem_stride(op, "c", c, 1);
+  py::array bias_keep;
+  const float* bias = bias_arg(op, bias_h, N, &bias_keep);
+  const Act act = act_arg(op, activation);
+  const float *pa = cptr(a), *pb = cptr(b);
+  float* pc = mptr(c);
+  nogil([&] { sgemm(M, N, K, alpha, pa, rs_a, cs_a, pb, rs_b, cs_b, beta, pc, rs_c, cs_c, bias, act, act_alpha); });
+  return c;
+}
+
+py::array bmm(py::handle a_h, py::handle b_h, py::object bias_h, const std::string& activation, float act_alpha) {
+  const char* op = "bmm";
+  py::array a = f32_ndim(op, "a", a_h, 3), b = f32_ndim(op, "b", b_h, 3);
+  const int64_t Ba = a.shape(0), M = a.shape(1), K = a.shape(2);
+  const int64_t Bb = b.shape(0), N = b.shape(2);
+  if (b.shape(1) != K || (Ba != Bb && Ba != 1 && Bb != 1)) {
+    std::ostringstream os;
+    os << op << ": a has shape " << shape_str(a) << " but b has shape " << shape_str(b) << ": ";
+    if (b.shape(1) != K) os << "inner dimensions " << K << " and " << b.shape(1) << " differ";
+    else os << "batch dimensions " << Ba << " and " << Bb << " differ";
+    throw py::value_error(os.str());
+  }
+  const int64_t B = std::max(Ba, Bb);
+  // A batch of one broadcasts (stride 0), like a stride-0 numpy view does.
+  const int64_t bs_a = Ba == 1 ? 0 : elem_stride(op, "a", a, 0);
+  const int64_t bs_b = Bb == 1 ? 0 : elem_stride(op, "b", b, 0);
+  const int64_t rs_a = elem_stride(op, "a", a, 1), cs_a = elem_stride(op, "a", a, 2);
+  const int64_t rs_b = elem_stride(op, "b", b, 1), cs_b = elem_stride(op, "b", b, 2);
+  py::array c = empty({B, M, N});
+  py::array bias_keep;
+  const float* bias = bias_arg(op, bias_h, N, &bias_keep);
+  const Act act = act_arg(op, activation);
+  const float *pa = cptr(a), *pb = cptr(b);
+  float* pc = mptr(c);
+  nogil([&] {
+    sgemm_batched(B, M, N, K, 1.f, pa, bs_a, rs_a, cs_a, pb, bs_b, rs_b, cs_b, 0.f, pc, M * N, N, 1, bias, act,
+                  act_alpha);
+  });
+  return c;
+}
+
+py::array weight_grad(py::handle xh, py::handle dyh) {
+  const char* op = "weight_grad";
+  py::array x = f32c(op, "x", xh), dy = f32c(op, "dy", dyh);
+  if (x.ndim() != 2 || dy.ndim() != 2 || x.shape(0) != dy.shape(0))
+    throw py::value_error("weight_grad: expected x (K, M) and dy (K, N) with the same K, got x " + shape_str(x) +
+                          " and dy " + shape_str(dy));
+  const int64_t k = x.shape(0), m = x.shape(1), n = dy.shape(1);
+  py::array out = empty({m, n});
+  float* o = mptr(out);
+  if (k == 0) {
+    std::fill(o, o + m * n, 0.f);
+    return out;
+  }
+  const float *xp = cptr(x), *dyp = cptr(dy);
+  nogil([&] { sgemm_split_k(m, n, k, xp, m, dyp, n, o, n); });
+  return out;
+}
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0f,
+        py::arg("beta") = 0.0f, py::arg("bias") = py::none(), py::arg("activation") = "linear",
+        py::arg("act_alpha") = 0.0f,
+        "c = act(alpha * a @ b + beta * c + bias) for 2-D float32 arrays of any strides.\n"
+        "a (m, k), b (k, n), c (m, n) or None (allocated; beta then ignored), bias (n,) or None.\n"
+        "activation: a name of activation_names(); act_alpha its alpha. Returns c.");
+  m.def("bmm", &bmm, py::arg("a"), py::arg("b"), py::arg("bias") = py::none(), py::arg("activation") = "linear",
+        py::arg("act_alpha") = 0.0f,
+        "Batched act(a @ b + bias): a (B, m, k), b (B, k, n) float32 of any strides, a batch\n"
+        "of 1 (or batch stride 0) broadcasts. Returns a new C-contiguous (B, m, n) array.");
+  m.def("weight_grad", &weight_grad, py::arg("x"), py::arg("dy"),
+        "x^T dy for x (K, M), dy (K, N): weight gradient over K rows, K split across threads.");
+}
+
+}  // namespace pynn::bind

@@ -1,0 +1,37 @@
+// The extension module pynn._C: runtime settings here, every kernel family's
+// bindings from its bind_<family>.cpp (helpers: common/binding.h).
+#include "common/binding.h"
+#include "common/dispatch.h"
+#include "common/parallel.h"
+
+namespace py = pybind11;
+using namespace pynn;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pynn native kernels (C++17, OpenMP, AVX2 with runtime dispatch).";
+  m.def("num_threads", &num_threads, "Threads the native kernels use.");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the native kernels use (n >= 1).");
+  m.def("cpu_has_avx2_fma", &cpu_has_avx2_fma, "Whether this CPU can run the AVX2+FMA kernels.");
+  m.def("isa", [] { return std::string(isa_name(active_isa())); }, "ISA the kernels dispatch to.");
+  m.def(
+      "set_isa",
+      [](const std::string& name) {
+        if (name == "generic") set_isa(Isa::Generic);
+        else if (name == "avx2") set_isa(Isa::Avx2);
+        else throw py::value_error("set_isa: expected 'generic' or 'avx2', got '" + name + "'");
+      },
+      py::arg("name"), "Choose the kernels' ISA: 'generic' or 'avx2' (ValueError without AVX2+FMA).");
+#ifdef PYNN_OPENMP
+  m.attr("has_openmp") = true;
+#else
+  m.attr("has_openmp") = false;
+#endif
+  bind::bind_gemm(m);
+  bind::bind_nn(m);
+  bind::bind_conv(m);
+  bind::bind_pool(m);
+  bind::bind_norm(m);
+  bind::bind_optim(m);
+  bind::bind_rnn(m);
+  bind::bind_seq(m);
+}

@@ -1,0 +1,176 @@
+// Bindings of the elementwise and row kernels (csrc/nn/): the activation list,
+// activations forward/backward, bias add/grad, softmax, softmax + cross-entropy.
+#include <vector>
+
+#include "common/binding.h"
+#include "nn/activations.h"
+#include "nn/bias.h"
+#include "nn/softmax.h"
+#include "nn/softmax_xent.h"
+
+namespace pynn::bind {
+namespace {
+
+std::vector<std::string> activation_names() { return {std::begin(kActNames), std::end(kActNames)}; }
+
+bool activation_from_output(const std::string& name) {
+  return act_from_output(act_arg("activation_from_output", name));
+}
+
+py::array act_forward(py::handle xh, const std::string& name, float alpha) {
+  const char* op = "act_forward";
+  py::array x = f32c(op, "x", xh);
+  const Act a = act_arg(op, name);
+  py::array y = empty_like(x);
+  const float* xp = cptr(x);
+  float* yp = mptr(y);
+  const int64_t n = x.size();
+  nogil([&] { nn::act_forward(a, xp, yp, n, alpha); });
+  return y;
+}
+
+py::array act_backward(py::handle xh, py::handle yh, py::handle dyh, const std::string& name, float alpha) {
+  const char* op = "act_backward";
+  py::array x = f32c(op, "x", xh), y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+  same_shape(op, "x", x, "y", y);
+  same_shape(op, "x", x, "dy", dy);
+  const Act a = act_arg(op, name);
+  py::array dx = empty_like(x);
+  const float *xp = cptr(x), *yp = cptr(y), *gp = cptr(dy);
+  float* dp = mptr(dx);
+  const int64_t n = x.size();
+  nogil([&] { nn::act_backward(a, xp, yp, gp, dp, n, alpha); });
+  return dx;
+}
+
+py::array bias_add(py::handle xh, py::handle bh) {
+  const char* op = "bias_add";
+  py::array x = f32c(op, "x", xh), b = f32c(op, "b", bh);
+  const auto [rows, C] = rows_by_last(op, "x", x);
+  if (b.ndim() != 1 || b.shape(0) != C)
+    throw py::value_error(std::string(op) + ": b must have shape (" + std::to_string(C) + ",) for x of shape " +
+                          shape_str(x) + ", got " + shape_str(b));
+  py::array y = empty_like(x);
+  const float *xp = cptr(x), *bp = cptr(b);
+  float* yp = mptr(y);
+  nogil([&, rows = rows, C = C] { nn::bias_add(xp, bp, yp, rows, C); });
+  return y;
+}
+
+py::array bias_grad(py::handle dyh) {
+  const char* op = "bias_grad";
+  py::array dy = f32c(op, "dy", dyh);
+  const auto [rows, C] = rows_by_last(op, "dy", dy);
+  py::array db = empty({C});
+  const float* gp = cptr(dy);
+  float* dp = mptr(db);
+  nogil([&, rows = rows, C = C] { nn::bias_grad(gp, dp, rows, C); });
+  return db;
+}
+
+py::tuple act_bias_backward(py::handle yh, py::handle dyh, const std::string& name) {
+  const char* op = "act_bias_backward";
+  py::array y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+  same_shape(op, "y", y, "dy", dy);
+  const Act a = act_from_output_arg(op, name);
+  const auto [rows, C] = rows_by_last(op, "y", y);
+  py::array dz = empty_like(y), db = empty({C});
+  const float *yp = cptr(y), *gp = cptr(dy);
+  float *zp = mptr(dz), *bp = mptr(db);
+  nogil([&, rows = rows, C = C] { nn::act_bias_backward(a, yp, gp, zp, bp, rows, C); });
+  return py::make_tuple(dz, db);
+}
+
+py::array softmax(py::handle xh, bool log) {
+  const char* op = log ? "log_softmax" : "softmax";
+  py::array x = f32c(op, "x", xh);
+  const auto [rows, C] = rows_by_last(op, "x", x);
+  py::array y = empty_like(x);
+  const float* xp = cptr(x);
+  float* yp = mptr(y);
+  nogil([&, rows = rows, C = C] { nn::softmax_rows(xp, yp, rows, C, log); });
+  return y;
+}
+
+py::array softmax_backward(py::handle yh, py::handle dyh, bool log) {
+  const char* op = log ? "log_softmax_grad" : "softmax_grad";
+  py::array y = f32c(op, "y", yh), dy = f32c(op, "dy", dyh);
+  same_shape(op, "y", y, "dy", dy);
+  const auto [rows, C] = rows_by_last(op, "y", y);
+  py::array dx = empty_like(y);
+  const float *yp = cptr(y), *gp = cptr(dy);
+  float* dp = mptr(dx);
+  nogil([&, rows = rows, C = C] { nn::softmax_backward_rows(yp, gp, dp, rows, C, log); });
+  return dx;
+}
+
+// logits (N, C) float32 for the fused softmax cross-entropy.
+py::array logits_arg(const char* op, py::handle h) {
+  py::array x = f32c(op, "logits", h);
+  require_ndim(op, "logits", x, 2, "2-D (N, C)");
+  return x;
+}
+
+py::tuple softmax_xent_sparse(py::handle xh, py::handle lh) {
+  const char* op = "softmax_cross_entropy";
+  py::array x = logits_arg(op, xh);
+  if (!py::isinstance<py::array>(lh)) throw py::type_error(std::string(op) + ": labels must be a numpy.ndarray");
+  py::array lab = py::reinterpret_borrow<py::array>(lh);
+  if (!lab.dtype().is(py::dtype::of<int64_t>()))
+    throw py::type_error(std::string(op) + ": labels must be int64, got " + std::string(py::str(lab.dtype())));
+  if (!(lab.flags() & py::array::c_style)) throw py::value_error(std::string(op) + ": labels must be C-contiguous");
+  const int64_t N = x.shape(0), C = x.shape(1);
+  if (lab.ndim() != 1 || lab.shape(0) != N)
+    throw py::value_error(std::string(op) + ": labels must have shape (" + std::to_string(N) +
+                          ",) for logits of shape " + shape_str(x) + ", got " + shape_str(lab));
+  const int64_t* lp = static_cast<const int64_t*>(lab.data());
+  for (int64_t i = 0; i < N; ++i)
+    if (lp[i] < 0 || lp[i] >= C)
+      throw py::value_error(std::string(op) + ": label " + std::to_string(lp[i]) + " at index " + std::to_string(i) +
+                            " is out of range [0, " + std::to_string(C) + ") for " + std::to_string(C) + " classes");
+  py::array loss = empty({N}), d = empty_like(x);
+  const float* xp = cptr(x);
+  float *lossp = mptr(loss), *dp = mptr(d);
+  nogil([&] { nn::softmax_xent_sparse(xp, lp, lossp, dp, N, C); });
+  return py::make_tuple(loss, d);
+}
+
+py::tuple softmax_xent_dense(py::handle xh, py::handle th) {
+  const char* op = "softmax_cross_entropy";
+  py::array x = logits_arg(op, xh), t = f32c(op, "targets", th);
+  same_shape(op, "logits", x, "targets", t);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  py::array loss = empty({N}), d = empty_like(x);
+  const float *xp = cptr(x), *tp = cptr(t);
+  float *lossp = mptr(loss), *dp = mptr(d);
+  nogil([&] { nn::softmax_xent_dense(xp, tp, lossp, dp, N, C); });
+  return py::make_tuple(loss, d);
+}
+
+}  // namespace
+
+void bind_nn(py::module_& m) {
+  m.def("activation_names", &activation_names,
+        "The native activations' Keras names, in the order of csrc/common/activation.h.");
+  m.def("activation_from_output", &activation_from_output, py::arg("name"),
+        "Whether activation `name`'s gradient is read off its output alone (fused backward, recurrences).");
+  m.def("act_forward", &act_forward, py::arg("x"), py::arg("name"), py::arg("alpha") = 0.f,
+        "y = act(x) elementwise; x C-contiguous float32 of any shape, alpha the activation's alpha.");
+  m.def("act_backward", &act_backward, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("name"),
+        py::arg("alpha") = 0.f, "dx = act'(x) * dy; y is the forward output. All C-contiguous float32 of one shape.");
+  m.def("bias_add", &bias_add, py::arg("x"), py::arg("b"), "x (..., C) + b (C,).");
+  m.def("bias_grad", &bias_grad, py::arg("dy"), "Sum of dy (..., C) over every axis but the last -> (C,).");
+  m.def("act_bias_backward", &act_bias_backward, py::arg("y"), py::arg("dy"), py::arg("name"),
+        "(dz, db): dz = act'(y) * dy read off the output y = act(z) (activation_from_output), db = sum of dz "
+        "over every axis but the last; one pass.");
+  m.def("softmax", &softmax, py::arg("x"), py::arg("log") = false,
+        "softmax (or log_softmax) over the last axis of C-contiguous float32 x.");
+  m.def("softmax_backward", &softmax_backward, py::arg("y"), py::arg("dy"), py::arg("log") = false,
+        "Gradient of softmax (y = its output) or log_softmax (y = the log-probabilities), last axis.");
+  m.def("softmax_xent_sparse", &softmax_xent_sparse, py::arg("logits"), py::arg("labels"),
+        "Fused softmax cross-entropy, int64 labels (N,): logits (N, C) -> (loss (N,), dlogits (N, C)).");
+  m.def("softmax_xent_dense", &softmax_xent_dense, py::arg("logits"), py::arg("targets"),
+        "Fused softmax cross-entropy, probability targets (N, C): -> (loss (N,), dlogits (N, C)).");
+}
+
+}  // namespace pynn::bind

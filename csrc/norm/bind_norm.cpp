@@ -1,0 +1,89 @@
+// Bindings of batch and layer normalisation (csrc/norm/) on (rows, C) arrays.
+#include "common/binding.h"
+#include "norm/normalization.h"
+
+namespace pynn::bind {
+namespace {
+
+using NormForward = void (*)(const float*, int64_t, int64_t, const float*, const float*, float, float*, float*,
+                             float*);
+using NormBackward = void (*)(const float*, const float*, int64_t, int64_t, const float*, const float*,
+                              const float*, float*, float*, float*);
+
+py::array rows_by_c(const char* op, const char* arg, py::handle h) {
+  py::array a = f32c(op, arg, h);
+  require_ndim(op, arg, a, 2, "2-D (rows, C)");
+  return a;
+}
+
+// stats_per_row: layer norm keeps one mean/inv_std per row, batch norm one per channel.
+py::tuple norm_forward(const char* op, NormForward fn, bool stats_per_row, py::handle xh, py::handle gh,
+                       py::handle bh, float eps) {
+  py::array x = rows_by_c(op, "x", xh);
+  const int64_t rows = x.shape(0), c = x.shape(1);
+  py::array gk, bk;
+  const float* g = optional_vec(op, "gamma", gh, c, &gk);
+  const float* b = optional_vec(op, "beta", bh, c, &bk);
+  if (!(eps >= 0.f)) throw py::value_error(std::string(op) + ": epsilon must be >= 0");
+  const int64_t n_stats = stats_per_row ? rows : c;
+  py::array y = empty({rows, c}), mean = empty({n_stats}), inv = empty({n_stats});
+  const float* xp = cptr(x);
+  float *yp = mptr(y), *mp = mptr(mean), *ip = mptr(inv);
+  nogil([&] { fn(xp, rows, c, g, b, eps, yp, mp, ip); });
+  return py::make_tuple(y, mean, inv);
+}
+
+py::tuple norm_backward(const char* op, NormBackward fn, bool stats_per_row, py::handle xh, py::handle dyh,
+                        py::handle mh, py::handle ih, py::handle gh) {
+  py::array x = rows_by_c(op, "x", xh), dy = rows_by_c(op, "dy", dyh);
+  same_shape(op, "x", x, "dy", dy);
+  const int64_t rows = x.shape(0), c = x.shape(1), n_stats = stats_per_row ? rows : c;
+  py::array mk, ik, gk;
+  const float* m = optional_vec(op, "mean", mh, n_stats, &mk);
+  const float* iv = optional_vec(op, "inv_std", ih, n_stats, &ik);
+  if (!m || !iv) throw py::value_error(std::string(op) + ": mean and inv_std are required");
+  const float* g = optional_vec(op, "gamma", gh, c, &gk);
+  py::array dx = empty({rows, c}), dgamma = empty({c}), dbeta = empty({c});
+  const float *xp = cptr(x), *dyp = cptr(dy);
+  float *dxp = mptr(dx), *dgp = mptr(dgamma), *dbp = mptr(dbeta);
+  nogil([&] { fn(xp, dyp, rows, c, m, iv, g, dxp, dgp, dbp); });
+  return py::make_tuple(dx, dgamma, dbeta);
+}
+
+// The two normalisations share their bindings; stats_per_row tells them apart.
+struct Norm {
+  const char* name;  // the op in error messages; "<name>_grad" for the backward
+  NormForward forward;
+  NormBackward backward;
+  bool stats_per_row;
+  const char* doc;
+};
+
+}  // namespace
+
+void bind_norm(py::module_& m) {
+  static const Norm kNorms[] = {
+      {"batch_norm", &batch_norm_forward, &batch_norm_backward, false,
+       "Training-mode batch norm of x (rows, C): returns (y, mean (C,), inv_std (C,))."},
+      {"layer_norm", &layer_norm_forward, &layer_norm_backward, true,
+       "Layer norm over the last axis of x (rows, C): returns (y, mean (rows,), inv_std (rows,))."},
+  };
+  for (const Norm& k : kNorms) {
+    const std::string grad = std::string(k.name) + "_grad";
+    m.def(
+        (std::string(k.name) + "_forward").c_str(),
+        [&k](py::handle x, py::handle g, py::handle b, float eps) {
+          return norm_forward(k.name, k.forward, k.stats_per_row, x, g, b, eps);
+        },
+        py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"), k.doc);
+    m.def(
+        (std::string(k.name) + "_backward").c_str(),
+        [&k, grad](py::handle x, py::handle dy, py::handle mean, py::handle inv, py::handle g) {
+          return norm_backward(grad.c_str(), k.backward, k.stats_per_row, x, dy, mean, inv, g);
+        },
+        py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("gamma"),
+        "Gradient of the forward of the same name: returns (dx, dgamma, dbeta).");
+  }
+}
+
+}  // namespace pynn::bind

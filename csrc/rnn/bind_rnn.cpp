@@ -1,0 +1,180 @@
+// Bindings of the recurrent layers' time loops (csrc/rnn/): SimpleRNN, LSTM and
+// GRU (reset_after), forward and BPTT. Activations: those whose gradient is read
+// off their output (act_from_output), since the backward sees only saved gates.
+#include "common/binding.h"
+#include "rnn/recurrent.h"
+
+namespace pynn::bind {
+namespace {
+
+py::array shaped(const char* op, const char* arg, py::handle h, const std::vector<int64_t>& shape) {
+  py::array a = f32c(op, arg, h);
+  require_shape(op, arg, a, shape);
+  return a;
+}
+
+// (N, T) uint8 step mask or null.
+const uint8_t* mask_arg(const char* op, py::handle h, int64_t n, int64_t t, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  auto m = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(h);
+  if (!m || m.ndim() != 2 || m.shape(0) != n || m.shape(1) != t)
+    throw py::value_error(std::string(op) + ": mask must have shape (" + std::to_string(n) + ", " +
+                          std::to_string(t) + ")");
+  *keep = m;
+  return m.data();
+}
+
+// Recurrent-dropout mask (N, G·U) float32, or null.
+const float* rmask_arg(const char* op, py::handle h, int64_t n, int64_t gu, py::array* keep) {
+  if (h.is_none()) return nullptr;
+  *keep = shaped(op, "recurrent_mask", h, {n, gu});
+  return cptr(*keep);
+}
+
+// xw (N, T, G·U) -> (N, T, U); `layout` names the expected shape.
+py::array xw_arg(const char* op, py::handle h, int64_t gates, const char* layout) {
+  py::array xw = f32c(op, "xw", h);
+  if (xw.ndim() != 3 || xw.shape(2) % gates)
+    throw py::value_error(std::string(op) + ": xw must be " + layout + ", got shape " + shape_str(xw));
+  return xw;
+}
+
+// hs (N, T, U) of a backward call, which fixes N, T, U.
+py::array hs_arg(const char* op, py::handle h) {
+  py::array hs = f32c(op, "hs", h);
+  require_ndim(op, "hs", hs, 3, "(N, T, U)");
+  return hs;
+}
+
+py::array simple_rnn_forward(py::handle xwh, py::handle h0h, py::handle uh, py::handle mh, const std::string& act,
+                             py::handle rmh) {
+  const char* op = "simple_rnn";
+  py::array xw = xw_arg(op, xwh, 1, "(N, T, U)");
+  const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2);
+  py::array h0 = shaped(op, "h0", h0h, {n, u}), uk = shaped(op, "recurrent_kernel", uh, {u, u}), mk, rk;
+  const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
+  const Act a = act_from_output_arg(op, act);
+  const float* rmask = rmask_arg(op, rmh, n, u, &rk);
+  py::array hs = empty({n, t, u});
+  float* hp = mptr(hs);
+  nogil([&] { ::pynn::simple_rnn_forward(cptr(xw), cptr(h0), cptr(uk), mask, rmask, n, t, u, a, hp); });
+  return hs;
+}
+
+py::tuple simple_rnn_backward(py::handle dhsh, py::handle h0h, py::handle hsh, py::handle uh, py::handle mh,
+                              const std::string& act, py::handle rmh) {
+  const char* op = "simple_rnn_grad";
+  py::array hs = hs_arg(op, hsh);
+  const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
+  py::array dhs = shaped(op, "dhs", dhsh, {n, t, u}), h0 = shaped(op, "h0", h0h, {n, u});
+  py::array uk = shaped(op, "recurrent_kernel", uh, {u, u}), mk, rk;
+  const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
+  const Act a = act_from_output_arg(op, act);
+  const float* rmask = rmask_arg(op, rmh, n, u, &rk);
+  py::array dxw = empty({n, t, u}), dh0 = empty({n, u}), du = empty({u, u});
+  float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(du);
+  nogil([&] {
+    ::pynn::simple_rnn_backward(cptr(dhs), cptr(h0), cptr(hs), cptr(uk), mask, rmask, n, t, u, a, p1, p2, p3);
+  });
+  return py::make_tuple(dxw, dh0, du);
+}
+
+py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handle uh, py::handle mh,
+                       const std::string& act, const std::string& ract, py::handle rmh) {
+  const char* op = "lstm";
+  py::array xw = xw_arg(op, xwh, 4, "(N, T, 4U)");
+  const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 4;
+  py::array h0 = shaped(op, "h0", h0h, {n, u}), c0 = shaped(op, "c0", c0h, {n, u});
+  py::array uk = shaped(op, "recurrent_kernel", uh, {u, 4 * u}), mk, rk;
+  const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
+  const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
+  const float* rmask = rmask_arg(op, rmh, n, 4 * u, &rk);
+  py::array hs = empty({n, t, u}), cs = empty({n, t, u}), gates = empty({n, t, 4 * u});
+  float *p1 = mptr(hs), *p2 = mptr(cs), *p3 = mptr(gates);
+  nogil([&] { ::pynn::lstm_forward(cptr(xw), cptr(h0), cptr(c0), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3); });
+  return py::make_tuple(hs, cs, gates);
+}
+
+py::tuple lstm_backward(py::handle dhsh, py::handle dch, py::handle h0h, py::handle c0h, py::handle hsh,
+                        py::handle csh, py::handle gh, py::handle uh, py::handle mh, const std::string& act,
+                        const std::string& ract, py::handle rmh) {
+  const char* op = "lstm_grad";
+  py::array hs = hs_arg(op, hsh);
+  const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
+  py::array dhs = shaped(op, "dhs", dhsh, {n, t, u}), dc = shaped(op, "dc_last", dch, {n, u});
+  py::array h0 = shaped(op, "h0", h0h, {n, u}), c0 = shaped(op, "c0", c0h, {n, u});
+  py::array cs = shaped(op, "cs", csh, {n, t, u}), gates = shaped(op, "gates", gh, {n, t, 4 * u});
+  py::array uk = shaped(op, "recurrent_kernel", uh, {u, 4 * u}), mk, rk;
+  const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
+  const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
+  const float* rmask = rmask_arg(op, rmh, n, 4 * u, &rk);
+  py::array dxw = empty({n, t, 4 * u}), dh0 = empty({n, u}), dc0 = empty({n, u}), du = empty({u, 4 * u});
+  float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(dc0), *p4 = mptr(du);
+  nogil([&] {
+    ::pynn::lstm_backward(cptr(dhs), cptr(dc), cptr(h0), cptr(c0), cptr(hs), cptr(cs), cptr(gates), cptr(uk), mask,
+                          rmask, n, t, u, a, ra, p1, p2, p3, p4);
+  });
+  return py::make_tuple(dxw, dh0, dc0, du);
+}
+
+py::tuple gru_forward(py::handle xwh, py::handle h0h, py::handle uh, py::handle bh, py::handle mh,
+                      const std::string& act, const std::string& ract, py::handle rmh) {
+  const char* op = "gru";
+  py::array xw = xw_arg(op, xwh, 3, "(N, T, 3U)");
+  const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 3;
+  py::array h0 = shaped(op, "h0", h0h, {n, u}), uk = shaped(op, "recurrent_kernel", uh, {u, 3 * u});
+  py::array rb = shaped(op, "recurrent_bias", bh, {3 * u}), mk, rk;
+  const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
+  const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
+  const float* rmask = rmask_arg(op, rmh, n, 3 * u, &rk);
+  py::array hs = empty({n, t, u}), saved = empty({n, t, 4 * u});
+  float *p1 = mptr(hs), *p2 = mptr(saved);
+  nogil([&] { ::pynn::gru_forward(cptr(xw), cptr(h0), cptr(uk), cptr(rb), mask, rmask, n, t, u, a, ra, p1, p2); });
+  return py::make_tuple(hs, saved);
+}
+
+py::tuple gru_backward(py::handle dhsh, py::handle h0h, py::handle hsh, py::handle sh, py::handle uh, py::handle mh,
+                       const std::string& act, const std::string& ract, py::handle rmh) {
+  const char* op = "gru_grad";
+  py::array hs = hs_arg(op, hsh);
+  const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
+  py::array dhs = shaped(op, "dhs", dhsh, {n, t, u}), h0 = shaped(op, "h0", h0h, {n, u});
+  py::array saved = shaped(op, "saved", sh, {n, t, 4 * u}), uk = shaped(op, "recurrent_kernel", uh, {u, 3 * u});
+  py::array mk, rk;
+  const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
+  const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
+  const float* rmask = rmask_arg(op, rmh, n, 3 * u, &rk);
+  py::array dxw = empty({n, t, 3 * u}), dh0 = empty({n, u}), du = empty({u, 3 * u}), db = empty({3 * u});
+  float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(du), *p4 = mptr(db);
+  nogil([&] {
+    ::pynn::gru_backward(cptr(dhs), cptr(h0), cptr(hs), cptr(saved), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2,
+                         p3, p4);
+  });
+  return py::make_tuple(dxw, dh0, du, db);
+}
+
+}  // namespace
+
+void bind_rnn(py::module_& m) {
+  m.def("simple_rnn_forward", &simple_rnn_forward, py::arg("xw"), py::arg("h0"), py::arg("recurrent_kernel"),
+        py::arg("mask"), py::arg("activation"), py::arg("recurrent_mask"),
+        "SimpleRNN time loop: xw (N, T, U) input projection -> hs (N, T, U).");
+  m.def("simple_rnn_backward", &simple_rnn_backward, py::arg("dhs"), py::arg("h0"), py::arg("hs"),
+        py::arg("recurrent_kernel"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_mask"),
+        "SimpleRNN BPTT: returns (dxw, dh0, drecurrent_kernel).");
+  m.def("lstm_forward", &lstm_forward, py::arg("xw"), py::arg("h0"), py::arg("c0"), py::arg("recurrent_kernel"),
+        py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"),
+        "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates).");
+  m.def("lstm_backward", &lstm_backward, py::arg("dhs"), py::arg("dc_last"), py::arg("h0"), py::arg("c0"),
+        py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
+        py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"),
+        "LSTM BPTT: returns (dxw, dh0, dc0, drecurrent_kernel).");
+  m.def("gru_forward", &gru_forward, py::arg("xw"), py::arg("h0"), py::arg("recurrent_kernel"),
+        py::arg("recurrent_bias"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"),
+        py::arg("recurrent_mask"), "GRU time loop (reset_after, gates z, r, h): xw (N, T, 3U) -> (hs, saved).");
+  m.def("gru_backward", &gru_backward, py::arg("dhs"), py::arg("h0"), py::arg("hs"), py::arg("saved"),
+        py::arg("recurrent_kernel"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"),
+        py::arg("recurrent_mask"), "GRU BPTT: returns (dxw, dh0, drecurrent_kernel, drecurrent_bias).");
+}
+
+}  // namespace pynn::bind

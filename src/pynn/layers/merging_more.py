@@ -1,0 +1,149 @@
+"""More merge layers (Subtract, Average, Maximum, Minimum, Dot) and Keras'
+function forms: ``layers.add([a, b])``, ``layers.concatenate([a, b], axis=-1)``..."""
+from .. import functional as F
+from .merging import Add, Concatenate, Multiply, _Merge
+
+
+class _Elementwise(_Merge):
+    def call(self, inputs):
+        self._check([tuple(t.shape) for t in inputs])
+        for t in inputs[1:]:
+            if t.shape[1:] != inputs[0].shape[1:]:
+                raise ValueError(f"{type(self).__name__} {self.name!r}: inputs have shapes "
+                                 f"{[tuple(i.shape) for i in inputs]}")
+        return self._merge(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+class Subtract(_Elementwise):
+    """``inputs[0] - inputs[1]`` (exactly two inputs, as Keras)."""
+
+    def _merge(self, inputs):
+        if len(inputs) != 2:
+            raise ValueError(f"Subtract {self.name!r}: expects exactly 2 inputs, got {len(inputs)}")
+        return inputs[0] - inputs[1]
+
+
+class Average(_Elementwise):
+    """Elementwise mean of the inputs."""
+
+    def _merge(self, inputs):
+        out = inputs[0]
+        for t in inputs[1:]:
+            out = out + t
+        return out * (1.0 / len(inputs))
+
+
+class Maximum(_Elementwise):
+    """Elementwise maximum of the inputs."""
+
+    def _merge(self, inputs):
+        out = inputs[0]
+        for t in inputs[1:]:
+            out = F.maximum(out, t)
+        return out
+
+
+class Minimum(_Elementwise):
+    """Elementwise minimum of the inputs."""
+
+    def _merge(self, inputs):
+        out = inputs[0]
+        for t in inputs[1:]:
+            out = F.minimum(out, t)
+        return out
+
+
+class Dot(_Merge):
+    """Dot(axes, normalize=False): the batched dot product of two inputs along
+    ``axes`` (an int for both, or a pair), as Keras' ``batch_dot``. Supports 2-D
+    inputs (N, D)·(N, D) -> (N, 1) and 3-D inputs contracting one of axes 1/2
+    (e.g. axes=(2, 2): (N, T, D)·(N, S, D) -> (N, T, S)). ``normalize``: L2-normalise
+    along the axes first (cosine similarity)."""
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axes = list(axes) if isinstance(axes, (list, tuple)) else [axes, axes]
+        if len(self.axes) != 2:
+            raise ValueError(f"Dot: axes must be an int or a pair, got {axes!r}")
+        self.normalize = normalize
+
+    def _resolved(self, shapes):
+        if len(shapes) != 2:
+            raise ValueError(f"Dot {self.name!r}: expects exactly 2 inputs, got {len(shapes)}")
+        (sa, sb), out = shapes, []
+        if len(sa) != len(sb) or len(sa) not in (2, 3):
+            raise ValueError(f"Dot {self.name!r}: supports two inputs of rank 2 or 3 each, got {sa} and {sb}")
+        axes = [a % len(s) for a, s in zip(self.axes, shapes)]
+        if 0 in axes:
+            raise ValueError(f"Dot {self.name!r}: cannot contract the batch axis")
+        if sa[axes[0]] is not None and sb[axes[1]] is not None and sa[axes[0]] != sb[axes[1]]:
+            raise ValueError(f"Dot {self.name!r}: dimension {axes[0]} of {sa} != dimension {axes[1]} of {sb}")
+        return axes
+
+    def build(self, input_shape):
+        self._resolved(input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        a, b = inputs
+        ax, bx = self._resolved([tuple(a.shape), tuple(b.shape)])
+        if self.normalize:
+            a = a / F.sqrt(F.maximum(F.sum(a * a, axis=ax, keepdims=True), 1e-12))
+            b = b / F.sqrt(F.maximum(F.sum(b * b, axis=bx, keepdims=True), 1e-12))
+        if a.ndim == 2:
+            return F.sum(a * b, axis=1, keepdims=True)
+        # 3-D: bring the contracted axis of a last and of b to the middle, then one batched matmul.
+        if ax == 1:
+            a = F.transpose(a, (0, 2, 1))
+        if bx == 2:
+            b = F.transpose(b, (0, 2, 1))
+        return F.matmul(a, b)
+
+    def compute_output_shape(self, input_shape):
+        ax, bx = self._resolved(input_shape)
+        sa, sb = input_shape
+        if len(sa) == 2:
+            return (sa[0], 1)
+        return (sa[0], sa[3 - ax], sb[3 - bx])
+
+    def get_config(self):
+        return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
+
+
+def add(inputs, **kwargs):
+    """Functional form of ``Add``: ``layers.add([a, b])``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """Functional form of ``Concatenate``: ``layers.concatenate([a, b], axis=-1)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs, axes=-1, normalize=False, **kwargs):
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
+
+

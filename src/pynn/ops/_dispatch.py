@@ -1,0 +1,54 @@
+"""The cheap per-call choice between NumPy and the native kernels.
+
+Every rule here is a handful of attribute reads and integer compares (about
+0.1-0.2 µs, measured by bench/numpy_dropin.py), so routing a small call to NumPy
+costs less than NumPy's own call overhead. Thresholds come from the measured
+crossover on this machine class (2-core AVX2 Zen 3); see the README's "NumPy
+drop-in" table and bench/numpy_dropin.py, which re-measures them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Tensor
+
+F32 = np.dtype(np.float32)
+ndarray = np.ndarray
+
+F64 = np.dtype(np.float64)
+
+# Crossovers measured with bench/numpy_dropin.py on one core (thread CPU time, so a busy
+# neighbour does not bias them); ties go to NumPy, the reference.
+#
+# GEMM: pybind11's call overhead plus the native SGEMM's packing lose to OpenBLAS's
+# small-matrix path below about a million multiply-adds (the lecture MLP's 32x64x128 runs at
+# 0.8x natively), so those stay on np.dot. Above it the native kernel wins (1.05-1.2x), except
+# for skinny outputs (n or m < 16: a 512x256x10 weight gradient, im2col's 9x11520x8 filter
+# gradient), where OpenBLAS's dot-product kernels are much faster, and for a transposed A.
+GEMM_MIN_MACS = 1 << 20
+GEMM_MIN_SIDE = 16
+# np.maximum(x, 0) with a Python 0 pays NumPy's scalar type resolution (~0.8 µs); the native
+# relu is one pass with no such cost: 3-4x faster from a few hundred elements on.
+RELU_MIN_SIZE = 256
+# dz.sum(axis=0): the native column sum beats np.add.reduce's per-row loop on small matrices
+# (bias gradients of lecture nets); from ~32k elements NumPy's vectorised adds win on one core.
+COLSUM_MAX_SIZE = 1 << 15
+
+
+def native_on() -> bool:
+    """True when the native backend is active (``pynn.use_backend("numpy")`` turns every fast path off)."""
+    return backend._active is backend.native_backend and backend.NATIVE_AVAILABLE
+
+
+def any_tensor_in(seq) -> bool:
+    return any(isinstance(a, Tensor) for a in seq)
+
+
+def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a @ b`` (2-D float32 ndarrays, matching inner dims) should run on the native SGEMM."""
+    n = b.shape[1]
+    if a.size * n < GEMM_MIN_MACS:
+        return False
+    # A column-major A (``x.T @ dh``: weight gradients) measured 0.96-1.03x natively: a tie, so NumPy keeps it.
+    return n >= GEMM_MIN_SIDE and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize

@@ -1,0 +1,486 @@
+"""NumPy's names with two faces.
+
+Each function looks at its arguments once: if any is a :class:`pynn.Tensor`
+it calls the differentiable op in :mod:`pynn.functional` (the graph is
+recorded, as ``keras.ops`` does); otherwise it is NumPy's function with
+NumPy's signature, except where :mod:`._dispatch` routes a large float32 call
+to a native kernel. NumPy-only arguments (``out=``, ``dtype=``, ``where=``...)
+given with a Tensor are a TypeError, never silently dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import Tensor
+from . import _dispatch as D
+
+_np = np
+_ndarray = np.ndarray
+_np_maximum = np.maximum
+_np_dot = np.dot
+_C = None  # pynn._C, bound on first native use (importing pynn must not need it)
+
+
+def _native():
+    global _C
+    if _C is None:
+        from pynn import _C as c
+        _C = c
+    return _C
+
+
+_UFUNC_ATTRS = ("at", "reduce", "accumulate", "reduceat", "outer", "nin", "nout", "nargs", "ntypes", "types",
+                "identity", "signature")
+
+
+def _keep_ufunc_methods(f, np_fn):
+    """``np.add.at(dW, idx, g)``, ``np.maximum.reduce(x)``: the wrapper keeps the ufunc's methods (NumPy's own)."""
+    for attr in _UFUNC_ATTRS:
+        if hasattr(np_fn, attr):
+            setattr(f, attr, getattr(np_fn, attr))
+    return f
+
+
+def face(kind):
+    """Mark a public function: "dual" (NumPy + Tensor faces) or "accelerated" (also a native fast path)."""
+    def deco(f):
+        f._pynn_face = kind
+        return f
+    return deco
+
+
+def _reject(name, extra):
+    """The Tensor face takes no NumPy-only arguments: name them instead of ignoring them."""
+    extra = {k: v for k, v in extra.items() if v is not None}
+    if extra:
+        raise TypeError(f"pynn.ops.{name}: argument(s) {sorted(extra)} are not supported when an input "
+                        "is a pynn.Tensor (the NumPy face only)")
+
+
+def _doc(np_name, extra=""):
+    first = (getattr(np, np_name).__doc__ or "").strip().splitlines()[0] if hasattr(np, np_name) else ""
+    return (f"NumPy's ``{np_name}`` ({first}) with NumPy's signature; with a pynn.Tensor argument "
+            f"it records the autograd graph.{(' ' + extra) if extra else ''}")
+
+
+# ------------------------------------------------------------------ elementwise
+# Call shapes matter at NumPy's scale: forwarding ``*args, **kwargs`` costs ~0.15 µs per call,
+# so the common case (no extra arguments, ndarray input) calls NumPy with the bare operands.
+def _unary(name, tensor_fn):
+    np_fn = getattr(np, name)
+
+    def f(x, /, *args, **kwargs):
+        if args or kwargs:
+            if isinstance(x, Tensor):
+                _reject(name, dict(kwargs, **{f"arg{i + 1}": a for i, a in enumerate(args)}))
+                return tensor_fn(x)  # every extra argument was None (e.g. out=None)
+            return np_fn(x, *args, **kwargs)
+        if type(x) is _ndarray or not isinstance(x, Tensor):
+            return np_fn(x)
+        return tensor_fn(x)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = _doc(name)
+    return face("dual")(_keep_ufunc_methods(f, np_fn))
+
+
+def _binary(name, tensor_fn):
+    np_fn = getattr(np, name)
+
+    def f(x1, x2, /, *args, **kwargs):
+        if args or kwargs:
+            if isinstance(x1, Tensor) or isinstance(x2, Tensor):
+                _reject(name, dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
+                return tensor_fn(x1, x2)  # every extra argument was None (e.g. out=None)
+            return np_fn(x1, x2, *args, **kwargs)
+        if type(x1) is _ndarray and type(x2) is _ndarray or not (isinstance(x1, Tensor) or isinstance(x2, Tensor)):
+            return np_fn(x1, x2)
+        return tensor_fn(x1, x2)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = _doc(name)
+    return face("dual")(_keep_ufunc_methods(f, np_fn))
+
+
+exp = _unary("exp", F.exp)
+log = _unary("log", F.log)
+log1p = _unary("log1p", F.log1p)
+sqrt = _unary("sqrt", F.sqrt)
+square = _unary("square", F.square)
+abs = _unary("abs", F.abs)  # noqa: A001
+absolute = _unary("absolute", F.abs)
+negative = _unary("negative", F.neg)
+add = _binary("add", F.add)
+subtract = _binary("subtract", F.sub)
+multiply = _binary("multiply", F.mul)
+divide = _binary("divide", F.div)
+true_divide = _binary("true_divide", F.div)
+power = _binary("power", F.power)
+minimum = _binary("minimum", F.minimum)
+
+
+_PY_NUM = (int, float)  # Python scalars are "weak" (NEP 50): maximum(f32 array, 0) stays float32
+
+
+@face("accelerated")
+def maximum(x1, x2, /, *args, **kwargs):
+    """NumPy's ``maximum``; with a Tensor argument it records the graph.
+
+    ``maximum(x, 0)`` / ``maximum(0, x)`` on a large C-contiguous float32 array
+    (the lecture relu) runs the native relu kernel: same values and NaN
+    propagation (a -0.0 input may come back as -0.0 where NumPy returns 0.0;
+    the two compare equal)."""
+    if args or kwargs:
+        if isinstance(x1, Tensor) or isinstance(x2, Tensor):
+            _reject("maximum", dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
+            return F.maximum(x1, x2)
+        return _np_maximum(x1, x2, *args, **kwargs)
+    x = x1 if type(x2) in _PY_NUM and x2 == 0 else x2 if type(x1) in _PY_NUM and x1 == 0 else None
+    if (type(x) is _ndarray and x.dtype is D.F32 and x.size >= D.RELU_MIN_SIZE
+            and x.flags.c_contiguous and D.native_on()):
+        return _native().act_forward(x, "relu", 0.0)
+    if isinstance(x1, Tensor) or isinstance(x2, Tensor):
+        return F.maximum(x1, x2)
+    return _np_maximum(x1, x2)
+
+
+_keep_ufunc_methods(maximum, np.maximum)
+
+
+@face("dual")
+def where(condition, /, *args):
+    """NumPy's ``where``; ``where(cond, x, y)`` with a Tensor x or y records the graph (cond is not differentiated)."""
+    if len(args) == 2 and (isinstance(args[0], Tensor) or isinstance(args[1], Tensor) or isinstance(condition, Tensor)):
+        return F.where(condition, args[0], args[1])
+    return np.where(condition, *args)
+
+
+@face("dual")
+def clip(a, /, *args, **kwargs):
+    """NumPy's ``clip(a, a_min, a_max)`` (also ``min=``/``max=``); with a Tensor it records the graph
+    (the gradient passes where a_min <= a <= a_max)."""
+    if isinstance(a, Tensor):
+        bounds = list(args[:2]) + [None] * (2 - len(args[:2]))
+        for i, keys in enumerate((("a_min", "min"), ("a_max", "max"))):
+            for key in keys:
+                if key in kwargs:
+                    bounds[i] = kwargs.pop(key)
+        _reject("clip", dict(kwargs, **({"out": args[2]} if len(args) > 2 else {})))
+        lo, hi = bounds
+        lo = -np.inf if lo is None else (lo.data if isinstance(lo, Tensor) else lo)
+        hi = np.inf if hi is None else (hi.data if isinstance(hi, Tensor) else hi)
+        return F.clip(a, lo, hi)
+    return np.clip(a, *args, **kwargs)
+
+
+# ------------------------------------------------------------------ GEMM
+def _gemm_out_ok(out, a, b, m, n):
+    return (type(out) is D.ndarray and out.dtype is D.F32 and out.shape == (m, n)
+            and not np.may_share_memory(out, a) and not np.may_share_memory(out, b))
+
+
+def _tensor_matmul(name, a, b, extra):
+    _reject(name, extra)
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        if name == "matmul":
+            raise ValueError("pynn.ops.matmul: operands must not be scalars (0-d), as in NumPy")
+        return F.mul(a, b)
+    if name == "dot" and np.ndim(b) > 2:
+        raise ValueError(f"pynn.ops.dot on Tensors: b with {np.ndim(b)} dims (NumPy's sum over a's last and b's "
+                         "second-to-last axis) is not differentiable here; use matmul or einsum")
+    return F.matmul(a, b)
+
+
+_F32 = D.F32
+
+
+def _gemm_size_ok(a, b):
+    # The cheapest tests first: float64 and lecture-sized products stop here and go to NumPy.
+    return a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
+
+
+@face("accelerated")
+def matmul(x1, x2, /, out=None, **kwargs):
+    """NumPy's ``matmul`` (``x1 @ x2``); with a Tensor it records the graph.
+
+    2-D float32 products that the native SGEMM wins (``_dispatch.native_gemm_wins``) run
+    there (any strides, ``out=`` written in place). Batched stacks and float64 use NumPy
+    (OpenBLAS; measured at least as fast as pynn's paths, see README)."""
+    if type(x1) is _ndarray and type(x2) is _ndarray:
+        if (not kwargs and _gemm_size_ok(x1, x2) and x2.dtype is _F32
+                and x1.shape[1] == x2.shape[0] and D.native_on() and D.native_gemm_wins(x1, x2)):
+            if out is None:
+                return _native().gemm(x1, x2)
+            if _gemm_out_ok(out, x1, x2, x1.shape[0], x2.shape[1]):
+                return _native().gemm(x1, x2, c=out)
+    elif isinstance(x1, Tensor) or isinstance(x2, Tensor):
+        return _tensor_matmul("matmul", x1, x2, dict(kwargs, out=out))
+    return np.matmul(x1, x2, out=out, **kwargs)
+
+
+@face("accelerated")
+def dot(a, b, out=None):
+    """NumPy's ``dot``; with a Tensor it records the graph (scalars, vectors, matrices; b at most 2-D).
+
+    2-D float32 products route as :func:`matmul` does."""
+    if type(a) is _ndarray and type(b) is _ndarray:
+        # Ordered so that float64 and lecture-sized float32 products fail within the first
+        # few attribute reads and reach np.dot without any further call.
+        if (a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
+                and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
+            if out is None:
+                return _native().gemm(a, b)
+            if _gemm_out_ok(out, a, b, a.shape[0], b.shape[1]):
+                return _native().gemm(a, b, c=out)
+        return _np_dot(a, b) if out is None else _np_dot(a, b, out)
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return _tensor_matmul("dot", a, b, {"out": out})
+    return _np_dot(a, b) if out is None else _np_dot(a, b, out)
+
+
+@face("dual")
+def einsum(subscripts, /, *operands, **kwargs):
+    """NumPy's ``einsum``; with Tensor operands it records the graph (no repeated letter within one operand)."""
+    if isinstance(subscripts, str) and any(isinstance(o, Tensor) for o in operands):
+        _reject("einsum", kwargs)
+        return F.einsum(subscripts, *operands)
+    return np.einsum(subscripts, *operands, **kwargs)
+
+
+# ------------------------------------------------------------------ reductions
+# For an exact ndarray, np.sum / np.max / np.min are ``np.add.reduce`` / ``np.maximum.reduce`` /
+# ``np.minimum.reduce`` behind about 1.4 µs of Python argument handling (numpy's
+# ``_wrapreduction``): calling the ufunc's reduce directly is the same computation, bit for bit,
+# at a third of the cost on lecture-sized arrays. Anything else (lists, subclasses, ``where=``,
+# ``initial=``) takes NumPy's own function.
+_add_reduce = np.add.reduce
+_max_reduce = np.maximum.reduce
+_min_reduce = np.minimum.reduce
+_true_divide = np.true_divide
+
+
+@face("accelerated")
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: A001
+    """NumPy's ``sum``; a Tensor records the graph.
+
+    ``sum(x, axis=0)`` of a C-contiguous float32 matrix of up to ``COLSUM_MAX_SIZE`` elements (a
+    bias gradient) runs the native column-sum kernel (float64 partials, so it can differ from
+    NumPy's float32 pairwise sum in the last bit); other ndarrays call ``np.add.reduce`` directly."""
+    if type(a) is D.ndarray:
+        if not kwargs:
+            if (axis == 0 and dtype is None and out is None and a.dtype is D.F32 and a.ndim == 2
+                    and 0 < a.size <= D.COLSUM_MAX_SIZE and a.flags.c_contiguous and D.native_on()):
+                r = _native().bias_grad(a)
+                return r[None] if keepdims else r
+            return _add_reduce(a, axis, dtype, out, keepdims=keepdims)
+    elif isinstance(a, Tensor):
+        _reject("sum", dict(kwargs, dtype=dtype, out=out))
+        return F.sum(a, axis, keepdims)
+    return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
+
+
+@face("dual")
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    """NumPy's ``mean``; a Tensor records the graph. A float32/float64 ndarray skips NumPy's
+    Python layer (the same sum-then-divide NumPy does, bit for bit)."""
+    if type(a) is D.ndarray:
+        if not kwargs and dtype is None and out is None and (a.dtype is D.F32 or a.dtype is D.F64) and a.size:
+            s = _add_reduce(a, axis, None, None, keepdims=keepdims)
+            count = a.size // (s.size or 1) if type(s) is D.ndarray else a.size
+            if type(s) is D.ndarray:
+                return _true_divide(s, count, out=s, casting="unsafe")
+            return s.dtype.type(s / count)
+    elif isinstance(a, Tensor):
+        _reject("mean", dict(kwargs, dtype=dtype, out=out))
+        return F.mean(a, axis, keepdims)
+    return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
+
+
+def _extremum(name, tensor_fn, ufunc_reduce):
+    np_fn = getattr(np, name)
+
+    def f(a, axis=None, out=None, keepdims=False, **kwargs):
+        if type(a) is D.ndarray:
+            if not kwargs:
+                return ufunc_reduce(a, axis, None, out, keepdims=keepdims)
+        elif isinstance(a, Tensor):
+            _reject(name, dict(kwargs, out=out))
+            return tensor_fn(a, axis, keepdims)
+        return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = _doc(name, "Tied extremes share the gradient equally.")
+    return face("dual")(f)
+
+
+max = _extremum("max", F.max, _max_reduce)  # noqa: A001
+min = _extremum("min", F.min, _min_reduce)  # noqa: A001
+amax = _extremum("amax", F.max, _max_reduce)
+amin = _extremum("amin", F.min, _min_reduce)
+
+
+def _moment(name, tensor_fn):
+    np_fn = getattr(np, name)
+
+    def f(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+        if isinstance(a, Tensor):
+            _reject(name, dict(kwargs, dtype=dtype, out=out))
+            return tensor_fn(a, axis, keepdims, ddof)
+        return np_fn(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = _doc(name)
+    return face("dual")(f)
+
+
+std = _moment("std", F.std)
+var = _moment("var", F.var)
+
+
+def _arg(name):
+    np_fn = getattr(np, name)
+
+    def f(a, axis=None, out=None, *, keepdims=False):
+        if type(a) is D.ndarray:  # the method NumPy's function ends up calling
+            return getattr(a, name)(axis, out, keepdims=keepdims)
+        if isinstance(a, Tensor):
+            _reject(name, {"out": out})
+            return Tensor(np_fn(a.data, axis=axis, keepdims=keepdims))  # integer indices: no gradient
+        return np_fn(a, axis=axis, out=out, keepdims=keepdims)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = _doc(name, "A Tensor input gives an integer Tensor (not differentiable).")
+    return face("dual")(f)
+
+
+argmax = _arg("argmax")
+argmin = _arg("argmin")
+
+
+# ------------------------------------------------------------------ shape and joining
+@face("dual")
+def reshape(a, /, *args, **kwargs):
+    """NumPy's ``reshape(a, shape, order='C')``; with a Tensor it records the graph (C order only)."""
+    if isinstance(a, Tensor):
+        shape = args[0] if args else kwargs.pop("shape", kwargs.pop("newshape", None))
+        order = args[1] if len(args) > 1 else kwargs.pop("order", "C")
+        if order != "C":
+            raise TypeError(f"pynn.ops.reshape: order={order!r} is not supported on Tensors (C order only)")
+        _reject("reshape", kwargs)
+        return F.reshape(a, shape)
+    return np.reshape(a, *args, **kwargs)
+
+
+@face("dual")
+def transpose(a, axes=None):
+    """NumPy's ``transpose``; with a Tensor it records the graph."""
+    if isinstance(a, Tensor):
+        return F.transpose(a, None if axes is None else tuple(axes))
+    return np.transpose(a, axes)
+
+
+@face("dual")
+def expand_dims(a, axis):
+    """NumPy's ``expand_dims``; with a Tensor it records the graph."""
+    return F.expand_dims(a, axis) if isinstance(a, Tensor) else np.expand_dims(a, axis)
+
+
+@face("dual")
+def squeeze(a, axis=None):
+    """NumPy's ``squeeze``; with a Tensor it records the graph."""
+    return F.squeeze(a, axis) if isinstance(a, Tensor) else np.squeeze(a, axis)
+
+
+@face("dual")
+def concatenate(arrays, /, axis=0, out=None, **kwargs):
+    """NumPy's ``concatenate``; if any input is a Tensor it records the graph."""
+    arrays = list(arrays) if not isinstance(arrays, np.ndarray) else arrays
+    if not isinstance(arrays, np.ndarray) and D.any_tensor_in(arrays):
+        _reject("concatenate", dict(kwargs, out=out))
+        if axis is None:
+            return F.concatenate([F.reshape(a, (-1,)) if isinstance(a, Tensor) else np.ravel(a) for a in arrays], 0)
+        return F.concatenate(arrays, axis)
+    return np.concatenate(arrays, axis=axis, out=out, **kwargs)
+
+
+@face("dual")
+def stack(arrays, /, axis=0, out=None, **kwargs):
+    """NumPy's ``stack``; if any input is a Tensor it records the graph."""
+    arrays = list(arrays) if not isinstance(arrays, np.ndarray) else arrays
+    if not isinstance(arrays, np.ndarray) and D.any_tensor_in(arrays):
+        _reject("stack", dict(kwargs, out=out))
+        return F.stack(arrays, axis)
+    return np.stack(arrays, axis=axis, out=out, **kwargs)
+
+
+@face("dual")
+def split(ary, indices_or_sections, axis=0):
+    """NumPy's ``split``; a Tensor gives a list of differentiable slices."""
+    if isinstance(ary, Tensor):
+        return F.split(ary, indices_or_sections, axis)
+    return np.split(ary, indices_or_sections, axis)
+
+
+@face("dual")
+def shape(a):
+    """NumPy's ``shape``: the shape tuple of an array, list or Tensor."""
+    return a.shape if isinstance(a, Tensor) else np.shape(a)
+
+
+@face("dual")
+def zeros_like(a, dtype=None, *args, **kwargs):
+    """NumPy's ``zeros_like``; a Tensor gives a constant Tensor (no gradient flows through a constant)."""
+    if isinstance(a, Tensor):
+        _reject("zeros_like", dict(kwargs, **{f"arg{i + 2}": v for i, v in enumerate(args)}))
+        return Tensor(np.zeros_like(a.data, dtype=dtype))
+    return np.zeros_like(a, dtype, *args, **kwargs)
+
+
+@face("dual")
+def ones_like(a, dtype=None, *args, **kwargs):
+    """NumPy's ``ones_like``; a Tensor gives a constant Tensor."""
+    if isinstance(a, Tensor):
+        _reject("ones_like", dict(kwargs, **{f"arg{i + 2}": v for i, v in enumerate(args)}))
+        return Tensor(np.ones_like(a.data, dtype=dtype))
+    return np.ones_like(a, dtype, *args, **kwargs)
+
+
+# ------------------------------------------------------------------ Keras-ops names that NumPy lacks
+@face("dual")
+def cast(x, dtype):
+    """``x`` as ``dtype`` (keras.ops.cast): an ndarray copy, or a differentiable Tensor cast."""
+    if isinstance(x, Tensor):
+        return F.cast(x, dtype)
+    return np.asarray(x).astype(dtype)
+
+
+@face("dual")
+def one_hot(x, num_classes, axis=-1, dtype="float32"):
+    """One-hot encode integer labels (keras.ops.one_hot): a new axis of ``num_classes`` at ``axis``.
+
+    Labels outside [0, num_classes) are a ValueError (NumPy indexing would wrap -1 silently)."""
+    is_t = isinstance(x, Tensor)
+    labels = np.asarray(x.data if is_t else x)
+    if labels.dtype.kind not in "iu":
+        if labels.size and not np.all(labels == np.round(labels)):
+            raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
+        labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"one_hot: labels must lie in [0, {num_classes}), got range "
+                         f"[{labels.min()}, {labels.max()}]")
+    out = np.eye(num_classes, dtype=dtype)[labels]
+    if axis != -1:
+        out = np.moveaxis(out, -1, axis)
+    return Tensor(out) if is_t else out
+
+
+@face("dual")
+def convert_to_tensor(x, dtype=None):
+    """A pynn.Tensor holding ``x`` (keras.ops.convert_to_tensor); a Tensor is returned as is
+    (or cast, differentiably, when ``dtype`` differs)."""
+    if isinstance(x, Tensor):
+        return x if dtype is None or np.dtype(dtype) == x.dtype else F.cast(x, dtype)
+    return Tensor(x, dtype=None if dtype is None else np.dtype(dtype))
+
+
+@face("dual")
+def convert_to_numpy(x):
+    """``x`` as an np.ndarray (keras.ops.convert_to_numpy): a Tensor's data, or np.asarray(x)."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+

@@ -364,7 +364,10 @@ def _build(z, config, filepath, compile):
     names = _entries(z, "weights/")
     if len(names) != len(variables):
         raise _bad(filepath, f"{len(names)} weight arrays, the model in model.json has {len(variables)}")
-    weights = [_read_npy(z, n, _WEIGHT_DTYPES, v.shape, filepath) for n, v in zip(names, variables)]
+    # float variables take float32/float64 entries; a non-float variable (Normalization's
+    # sample count) takes exactly its own dtype: nothing is ever truncated
+    weights = [_read_npy(z, n, _WEIGHT_DTYPES if v.data.dtype.kind == "f" else (v.data.dtype.newbyteorder("<"),),
+                         v.shape, filepath) for n, v in zip(names, variables)]
     model.set_weights(weights)  # checks every shape first, names the weight
     spec = config.get("compile")
     if compile and spec is not None:

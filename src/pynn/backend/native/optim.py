@@ -22,8 +22,9 @@ def _native_ok(params):
 
 
 def _g32(grads):
-    # reshape: np.ascontiguousarray turns a 0-d gradient into shape (1,), which the binding refuses
-    return [np.ascontiguousarray(g, dtype=np.float32).reshape(np.shape(g)) for g in grads]
+    # np.require, not np.ascontiguousarray: the latter turns a 0-d gradient (a scalar weight such as
+    # Attention's scale) into shape (1,), which the kernel then rightly rejects against a () param.
+    return [np.require(g, dtype=np.float32, requirements="C") for g in grads]
 
 
 def sgd_step(params, grads, bufs, lr, momentum, nesterov, weight_decay):

@@ -25,6 +25,12 @@ def matmul(a, b, bias=None, activation=None, alpha=0.0):
             or (bias is not None and np.asarray(bias).dtype != np.float32)):
         return _ref.matmul(a, b, bias, activation, alpha)
     _ref.check_matmul_shapes(a, b)
+    # A view whose byte strides are not whole floats (a field of a packed record array):
+    # the kernels walk in floats, so copy it, as the numpy reference reads it.
+    if any(s % 4 for s in a.strides):
+        a = np.ascontiguousarray(a)
+    if any(s % 4 for s in b.strides):
+        b = np.ascontiguousarray(b)
     if activation not in _ref.ACTIVATIONS:
         raise ValueError(f"matmul: unknown activation {activation!r} "
                          f"(expected one of {_ref.ACTIVATIONS})")

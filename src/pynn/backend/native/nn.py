@@ -60,25 +60,47 @@ def _reference(name):
     return ref
 
 
+# np.ascontiguousarray makes a 0-d array 1-d: results take x's shape back.
+def _act_forward(x, name, alpha):
+    return _C.act_forward(_c(x), name, alpha).reshape(x.shape)
+
+
+def _act_backward(x, y, dy, name, alpha):
+    return _C.act_backward(_c(x), _c(y), _c(dy), name, alpha).reshape(x.shape)
+
+
+def _input(name, x):
+    """relu keeps integer dtypes (max(x, 0) is exact there); every other activation computes
+    integer and bool input in float32 (as the reference); complex input is a TypeError."""
+    if name == "relu":
+        x = np.asarray(x)
+        if x.dtype.kind not in "iubf":
+            _refnn._float_input(name, x)
+        return x
+    return _refnn._float_input(name, x)
+
+
 def _make_activation(name):
     ref, ref_grad = _reference(name), _reference(name + "_grad")
     default = _alpha_default(getattr(_refnn, name, None))
     if default is None:
         def forward(x):
-            return _C.act_forward(_c(x), name, 0.0) if _f32(x) else ref(x)
+            x = _input(name, x)
+            return _act_forward(x, name, 0.0) if _f32(x) else ref(x)
 
         def grad(x, y, dy):
             if not _f32(x, y, dy):
                 return ref_grad(x, y, dy)
-            return _C.act_backward(_c(x), _c(y), _c(dy), name, 0.0)
+            return _act_backward(x, y, dy, name, 0.0)
     else:
         def forward(x, alpha=default):
-            return _C.act_forward(_c(x), name, float(alpha)) if _f32(x) else ref(x, alpha)
+            x = _input(name, x)
+            return _act_forward(x, name, float(alpha)) if _f32(x) else ref(x, alpha)
 
         def grad(x, y, dy, alpha=default):
             if not _f32(x, y, dy):
                 return ref_grad(x, y, dy, alpha)
-            return _C.act_backward(_c(x), _c(y), _c(dy), name, float(alpha))
+            return _act_backward(x, y, dy, name, float(alpha))
     forward.__name__ = forward.__qualname__ = name
     grad.__name__ = grad.__qualname__ = name + "_grad"
     forward.__doc__ = f"Native {name} (float32; other dtypes: the numpy reference)."
@@ -101,7 +123,8 @@ def bias_add(x, b):
 
 
 def bias_grad(dy):
-    return _C.bias_grad(_c(dy)) if _f32(dy) else _refnn.bias_grad(dy)
+    # 0-d: the reference's error (np.ascontiguousarray would make it (1,) and sum it)
+    return _C.bias_grad(_c(dy)) if _f32(dy) and dy.ndim else _refnn.bias_grad(dy)
 
 
 def act_bias_grad(y, dy, activation):
@@ -127,12 +150,14 @@ def _last_axis(fn, axis, *arrays):
 
 
 def softmax(x, axis=-1):
+    x = _refnn._float_input("softmax", x)
     if not _f32(x):
         return _refnn.softmax(x, axis)
     return _last_axis(lambda a: _C.softmax(a, False), axis, x)
 
 
 def log_softmax(x, axis=-1):
+    x = _refnn._float_input("log_softmax", x)
     if not _f32(x):
         return _refnn.log_softmax(x, axis)
     return _last_axis(lambda a: _C.softmax(a, True), axis, x)

@@ -34,6 +34,21 @@ _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+def _float_input(op, x):
+    """The input of a float activation: integer and bool arrays compute in float32
+    (as torch.sigmoid of an int tensor returns float; NumPy's ufuncs would pick
+    float64 or truncate back to int), complex arrays are a TypeError (pynn computes
+    real numbers only), float arrays pass unchanged."""
+    x = np.asarray(x)
+    kind = x.dtype.kind
+    if kind in "iub":
+        return x.astype(np.float32)
+    if kind != "f":
+        raise TypeError(f"{op}: expected a real (integer, bool or float) array, got dtype {x.dtype}"
+                        + ("; complex numbers are not supported" if kind == "c" else ""))
+    return x
+
+
 def _scalar(v, like):
     """A Python scalar as a 0-d array of ``like``'s dtype (keeps float32 float32)."""
     return np.asarray(v, dtype=like.dtype)
@@ -42,6 +57,9 @@ def _scalar(v, like):
 # ---------------------------------------------------------------- activations
 def relu(x):
     """max(x, 0); NaN stays NaN."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iubf":  # relu keeps integer dtypes (max(x, 0) is exact there)
+        _float_input("relu", x)
     return np.maximum(x, _scalar(0, x))
 
 
@@ -51,6 +69,7 @@ def relu_grad(x, y, dy):
 
 def leaky_relu(x, alpha=0.2):
     """x for x >= 0, alpha * x below."""
+    x = _float_input("leaky_relu", x)
     return np.where(x < 0, _scalar(alpha, x) * x, x)
 
 
@@ -61,6 +80,7 @@ def leaky_relu_grad(x, y, dy, alpha=0.2):
 def sigmoid(x):
     """1 / (1 + exp(-x)), evaluated through exp(-|x|) so it never overflows:
     for x < 0 it is e / (1 + e) with e = exp(x)."""
+    x = _float_input("sigmoid", x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -70,6 +90,7 @@ def sigmoid_grad(x, y, dy):
 
 
 def tanh(x):
+    x = _float_input("tanh", x)
     return np.tanh(x)
 
 
@@ -85,6 +106,7 @@ def _normal_cdf(x):
 def gelu(x):
     """Exact GELU, x * Phi(x) with Phi the standard normal CDF (Keras
     approximate=False, torch's default)."""
+    x = _float_input("gelu", x)
     return x * _normal_cdf(x)
 
 
@@ -95,6 +117,7 @@ def gelu_grad(x, y, dy):
 
 def elu(x, alpha=1.0):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    x = _float_input("elu", x)
     return np.where(x > 0, x, _scalar(alpha, x) * np.expm1(np.minimum(x, _scalar(0, x))))
 
 
@@ -114,6 +137,8 @@ def bias_add(x, b):
 
 def bias_grad(dy):
     """Sum of dy (..., C) over every axis but the last -> (C,)."""
+    if np.ndim(dy) == 0:
+        raise ValueError("bias_grad: dy must have a channel axis (..., C), got a 0-d array")
     return dy.reshape(-1, dy.shape[-1]).sum(axis=0) if dy.shape[-1] else np.zeros(0, dy.dtype)
 
 
@@ -134,12 +159,20 @@ def act_bias_grad(y, dy, activation):
 # ---------------------------------------------------------------- softmax
 def softmax(x, axis=-1):
     """exp(x - max) / sum exp(x - max) along ``axis``."""
+    x = _float_input("softmax", x)
+    if x.size == 0:  # no rows or empty rows: an empty result, as native (np.max would raise)
+        np.sum(x, axis=axis)  # still validates axis
+        return x.copy()
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1):
     """x - logsumexp(x) along ``axis``, max-subtracted."""
+    x = _float_input("log_softmax", x)
+    if x.size == 0:
+        np.sum(x, axis=axis)
+        return x.copy()
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
@@ -187,5 +220,6 @@ def softmax_cross_entropy(logits, labels):
             raise ValueError(f"softmax_cross_entropy: dense labels must have the shape of logits "
                              f"{logits.shape}, got {labels.shape}")
         target = labels.astype(logits.dtype, copy=False)
-    loss = -np.sum(target * logp, axis=-1)
+    # 0 · log p = 0 even where p underflows to 0 (logp = -inf): the term is absent, not NaN (native agrees)
+    loss = -np.sum(np.where(target != 0, target * logp, 0), axis=-1)
     return loss, np.exp(logp) - target

@@ -14,8 +14,16 @@ def _rows(x):
     return x.reshape(-1, x.shape[-1])
 
 
+def _check_rows(op, x):
+    """Batch statistics of no samples do not exist (native gave 0 and 1/sqrt(eps), this gave
+    NaN): either would feed the moving averages a made-up value, so it is an error."""
+    if x.ndim >= 1 and x.size == 0 and x.shape[-1] > 0:
+        raise ValueError(f"{op}: no samples to compute batch statistics over, input shape {x.shape}")
+
+
 def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
     """Training-mode batch norm over all axes but the last. Returns (y, mean (C,), inv_std (C,))."""
+    _check_rows("batch_norm", x)
     x2 = _rows(x)
     mean = x2.mean(axis=0)
     var = ((x2 - mean) ** 2).mean(axis=0)

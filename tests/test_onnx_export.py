@@ -20,6 +20,14 @@ export_mod = importlib.import_module("pynn.onnx.export")
 RTOL, ATOL = 1e-4, 2e-5
 
 
+def _accepts(name):
+    try:
+        pynn.activations.get(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _session(path):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -61,7 +69,9 @@ def _randomize_bn(model, rng):
                                rng.normal(0, 0.5, m.shape), rng.uniform(0.5, 2.0, v.shape)])
 
 
-ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "leaky_relu"]
+# Every name pynn.activations accepts (the table grows; so does this test), plus Keras' aliases when present.
+ACTIVATIONS = sorted(set(pynn.activations._ACTIVATIONS)
+                     | {a for a in ("swish", "hard_swish") if _accepts(a)})
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -356,6 +366,178 @@ def test_bad_opset_is_a_clear_error(tmp_path):
     model = pynn.Sequential([layers.Input((3,)), layers.Dense(2)])
     with pytest.raises(ValueError, match="opset"):
         pynn.onnx.export(model, tmp_path / "x.onnx", opset=11)
+
+
+def test_activation_layers_relu_leaky_elu_softmax_prelu_match_ort(tmp_path, rng):
+    x = pynn.Input((4, 6))
+    outs = [layers.ReLU()(x), layers.ReLU(max_value=0.5)(x), layers.ReLU(negative_slope=0.1)(x),
+            layers.ReLU(threshold=0.3)(x), layers.ReLU(max_value=1.0, negative_slope=0.2, threshold=-0.4)(x),
+            layers.ReLU(max_value=0.8, negative_slope=0.05, threshold=0.25)(x), layers.LeakyReLU()(x),
+            layers.LeakyReLU(negative_slope=0.07)(x), layers.ELU()(x), layers.ELU(alpha=0.4)(x),
+            layers.Softmax()(x), layers.Softmax(axis=1)(x), layers.Softmax(axis=(1, 2))(x)]
+    prelu_full, prelu_shared = layers.PReLU(), layers.PReLU(shared_axes=[1])
+    outs += [prelu_full(x), prelu_shared(x)]
+    model = pynn.Model(x, outs)
+    prelu_full.set_weights([rng.uniform(-0.5, 1.0, (4, 6)).astype(np.float32)])
+    prelu_shared.set_weights([rng.uniform(-0.5, 1.0, (1, 6)).astype(np.float32)])
+    assert prelu_shared.alpha.shape == (1, 6)
+    xs = _f32(rng, 3, 4, 6)
+    xs[0, 0, :3] = [0.3, -0.4, 0.0]   # exactly at the thresholds
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+def test_softmax_with_a_mask_input_matches_ort(tmp_path, rng):
+    x, m = pynn.Input((5,)), pynn.Input((5,))
+    model = pynn.Model([x, m], layers.Softmax()(x, mask=m))
+    mask = (rng.random((3, 5)) > 0.4).astype(np.float32)
+    mask[:, 0] = 1.0
+    assert_onnx_matches(model, [_f32(rng, 3, 5), mask], tmp_path)
+
+
+def test_identity_noise_spatial_dropout_and_merge_layers_match_ort(tmp_path, rng):
+    a, b, c = pynn.Input((4, 3)), pynn.Input((4, 3)), pynn.Input((4, 3))
+    h = layers.SpatialDropout1D(0.5)(layers.GaussianNoise(1.0)(layers.Identity()(a)))
+    outs = [layers.Subtract()([h, b]), layers.Average()([a, b, c]), layers.Maximum()([a, b, c]),
+            layers.Minimum()([a, b]), layers.average([b, c])]
+    model = pynn.Model([a, b, c], outs)
+    assert_onnx_matches(model, [_f32(rng, 3, 4, 3) for _ in range(3)], tmp_path)
+
+
+def test_permute_repeat_vector_padding_cropping_upsampling_1d_match_ort(tmp_path, rng):
+    x = pynn.Input((7, 3))
+    h = layers.ZeroPadding1D((2, 1))(x)
+    h = layers.Cropping1D((1, 3))(h)
+    h = layers.UpSampling1D(3)(h)
+    h = layers.Permute((2, 1))(h)
+    v = layers.RepeatVector(4)(layers.GlobalAveragePooling1D()(x))
+    model = pynn.Model(x, [h, v, layers.ZeroPadding1D(1)(x), layers.Cropping1D((0, 2))(x)])
+    assert_onnx_matches(model, _f32(rng, 3, 7, 3), tmp_path)
+
+
+def test_padding_cropping_upsampling_2d_and_permute_match_ort(tmp_path, rng):
+    x = pynn.Input((5, 6, 2))
+    h = layers.ZeroPadding2D(((1, 2), (0, 3)))(x)
+    h = layers.Cropping2D(((2, 0), (1, 1)))(h)
+    h = layers.UpSampling2D((2, 3))(h)
+    model = pynn.Model(x, [h, layers.UpSampling2D()(x), layers.ZeroPadding2D(1)(x), layers.Cropping2D(1)(x),
+                           layers.Permute((3, 1, 2))(x)])
+    assert_onnx_matches(model, _f32(rng, 3, 5, 6, 2), tmp_path)
+
+
+def test_unit_normalization_and_normalization_match_ort(tmp_path, rng):
+    data = (rng.standard_normal((50, 4, 3)) * [1.0, 2.0, 0.5] + [0.0, 3.0, -1.0]).astype(np.float32)
+    adapted = layers.Normalization()
+    adapted.adapt(data)
+    over_two = layers.Normalization(axis=(1, 2))
+    over_two.adapt(data)
+    x = pynn.Input((4, 3))
+    outs = [adapted(x), over_two(x), layers.Normalization(axis=None, mean=2.0, variance=4.0)(x),
+            layers.Normalization(mean=[1.0, -2.0, 0.5], variance=[4.0, 0.25, 1.0], invert=True)(x),
+            layers.UnitNormalization()(x), layers.UnitNormalization(axis=(1, 2))(x), layers.UnitNormalization(1)(x)]
+    model = pynn.Model(x, outs)
+    xs = data[:3].copy()
+    xs[0, 1] = 0.0   # a zero vector: the 1e-12 floor, not a division by zero
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+@pytest.mark.parametrize("padding,strides,dilation", [("valid", 1, 1), ("same", 2, 1), ("same", 1, 2),
+                                                      ("valid", (2, 1), 1)])
+def test_depthwise_and_separable_conv2d_match_ort(padding, strides, dilation, tmp_path, rng):
+    x = pynn.Input((9, 8, 3))
+    d = layers.DepthwiseConv2D((3, 2), strides=strides, padding=padding, depth_multiplier=2,
+                               dilation_rate=dilation, activation="relu")(x)
+    s = layers.SeparableConv2D(4, 3, strides=strides, padding=padding, dilation_rate=dilation, depth_multiplier=2,
+                               activation="tanh")(x)
+    s2 = layers.SeparableConv2D(5, 2, use_bias=False)(layers.DepthwiseConv2D(3, use_bias=False, padding="same")(x))
+    model = pynn.Model(x, [d, s, layers.Flatten()(s2)])
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.5, layer.bias.shape).astype(np.float32))
+    assert_onnx_matches(model, _f32(rng, 3, 9, 8, 3), tmp_path)
+
+
+@pytest.mark.parametrize("kernel,strides,padding", [(3, 1, "valid"), (3, 2, "valid"), (3, 2, "same"),
+                                                    ((4, 3), (2, 3), "same"), (1, 2, "same"), ((2, 5), (3, 2), "same"),
+                                                    (2, 2, "same")])
+def test_conv2d_transpose_matches_ort(kernel, strides, padding, tmp_path, rng):
+    layer = layers.Conv2DTranspose(4, kernel, strides=strides, padding=padding, activation="elu")
+    model = pynn.Sequential([layers.Input((5, 4, 3)), layer])
+    layer.bias.assign(rng.normal(0, 0.5, 4).astype(np.float32))
+    assert_onnx_matches(model, _f32(rng, 3, 5, 4, 3), tmp_path)
+
+
+def test_dot_every_axes_form_and_normalize_match_ort(tmp_path, rng):
+    a2, b2 = pynn.Input((5,)), pynn.Input((5,))
+    a3, b3 = pynn.Input((4, 6)), pynn.Input((3, 6))
+    c3 = pynn.Input((4, 3))
+    outs = [layers.Dot(1)([a2, b2]), layers.Dot(-1, normalize=True)([a2, b2]), layers.Dot((2, 2))([a3, b3]),
+            layers.Dot((2, 2), normalize=True)([a3, b3]), layers.Dot((1, 1))([a3, c3]),
+            layers.Dot((2, 1))([b3, layers.Permute((2, 1))(b3)])]
+    model = pynn.Model([a2, b2, a3, b3, c3], outs)
+    xs = [_f32(rng, 3, 5), _f32(rng, 3, 5), _f32(rng, 3, 4, 6), _f32(rng, 3, 3, 6), _f32(rng, 3, 4, 3)]
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+@pytest.mark.parametrize("shape,groups", [((6, 8), 4), ((5, 4, 6), 3), ((7, 4), 1)])
+def test_group_normalization_matches_ort(shape, groups, tmp_path, rng):
+    layer = layers.GroupNormalization(groups=groups, epsilon=1e-4)
+    model = pynn.Sequential([layers.Input(shape), layer, layers.GroupNormalization(groups, center=False,
+                                                                                    scale=False)])
+    c = shape[-1]
+    layer.set_weights([rng.uniform(0.5, 1.5, c).astype(np.float32), rng.normal(0, 0.3, c).astype(np.float32)])
+    xs = (_f32(rng, 3, *shape) * 2.0 + 1.0).astype(np.float32)
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+def test_category_encoding_every_output_mode_matches_ort(tmp_path, rng):
+    ids, one = pynn.Input((4,), dtype="int64"), pynn.Input((1,), dtype="int64")
+    model = pynn.Model([ids, one], [layers.CategoryEncoding(7, output_mode="multi_hot")(ids),
+                                    layers.CategoryEncoding(7, output_mode="count")(ids),
+                                    layers.CategoryEncoding(7, output_mode="one_hot")(one)])
+    many = rng.integers(0, 7, (3, 4))
+    many[0] = [2, 2, 5, 2]   # repeated ids: 3 in "count", 1 in "multi_hot"
+    assert_onnx_matches(model, [many, rng.integers(0, 7, (3, 1))], tmp_path)
+
+
+def test_masking_layer_mask_through_recurrent_bidirectional_and_pooling_matches_ort(tmp_path, rng):
+    x = pynn.Input((6, 3))
+    h = layers.Masking(mask_value=0.5)(x)
+    outs = [layers.LSTM(4)(h), layers.Bidirectional(layers.GRU(3, return_sequences=True))(h),
+            layers.GlobalAveragePooling1D()(h), layers.GlobalMaxPooling1D()(h), h]
+    model = pynn.Model(x, outs)
+    xs = _f32(rng, 3, 6, 3)
+    xs[0, 4:] = 0.5          # trailing padded steps
+    xs[1, 1] = 0.5           # a masked step in the middle
+    xs[2, 2, 0] = 0.5        # one feature equal to mask_value: not masked
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("go_backwards,masked", [(False, False), (True, False), (False, True)])
+def test_rnn_over_builtin_cells_matches_ort(cell, go_backwards, masked, tmp_path, rng):
+    make = {"simple": lambda: layers.SimpleRNNCell(4, activation="relu"),
+            "lstm": lambda: layers.LSTMCell(4, use_bias=False), "gru": lambda: layers.GRUCell(4)}[cell]
+    x = pynn.Input((5, 3))
+    h = layers.Masking()(x) if masked else x
+    seq = layers.RNN(make(), return_sequences=True, go_backwards=go_backwards)(h)
+    outs = layers.RNN(make(), return_state=True)(seq)
+    model = pynn.Model(x, list(outs))
+    for layer in model.layers:
+        if isinstance(layer, layers.RNN) and layer.cell.bias is not None:
+            layer.cell.bias.assign(rng.normal(0, 0.5, layer.cell.bias.shape).astype(np.float32))
+    xs = _f32(rng, 3, 5, 3)
+    if masked:
+        xs[0, 3:] = 0.0
+        xs[1, 1] = 0.0
+    assert_onnx_matches(model, xs, tmp_path)
+
+
+def test_rnn_over_gru_cell_without_reset_after_is_refused_before_writing(tmp_path):
+    model = pynn.Sequential([layers.Input((4, 2)), layers.RNN(layers.GRUCell(3, reset_after=False))])
+    path = tmp_path / "m.onnx"
+    with pytest.raises(ValueError, match="reset_after=False"):
+        pynn.onnx.export(model, path)
+    assert not path.exists()
 
 
 def test_unsupported_list_names_every_refused_layer_class():

@@ -6,7 +6,10 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
+
+#include "common/first_error.h"
 
 namespace pynn {
 
@@ -26,24 +29,45 @@ int default_threads() {
 }
 
 std::atomic<int> g_threads{default_threads()};
+// Set once any kernel asked for more than one thread: from then on libgomp's pool (or
+// share_work's helpers) may exist, and a forked child must not use them
+// (common/process_hooks.cpp installs the fork handler).
+std::atomic<bool> g_went_parallel{false};
+std::atomic<bool> g_forked_single{false};
 
 }  // namespace
 
-int num_threads() { return g_threads.load(std::memory_order_relaxed); }
+int num_threads() { return g_forked_single.load(std::memory_order_relaxed) ? 1 : g_threads.load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  if (n > 1 && g_forked_single.load())
+    throw std::runtime_error("set_num_threads(" + std::to_string(n) +
+                             "): this process was forked after pynn's kernels ran multi-threaded; the OpenMP "
+                             "thread pool is not fork-safe, so kernels here run on one thread. Use the 'spawn' "
+                             "or 'forkserver' start method for multi-threaded workers.");
   g_threads.store(n);
 }
+
+bool forked_single_threaded() { return g_forked_single.load(std::memory_order_relaxed); }
+
+namespace detail {
+void after_fork_in_child() {
+  if (g_went_parallel.load(std::memory_order_relaxed)) g_forked_single.store(true, std::memory_order_relaxed);
+}
+}  // namespace detail
 
 int threads_for(int64_t work, int64_t grain) {
 #ifdef PYNN_OPENMP
   if (omp_in_parallel()) return 1;
 #endif
+  if (g_forked_single.load(std::memory_order_relaxed)) return 1;
   int64_t t = grain > 0 ? work / grain : work;
   int n = num_threads();
   if (t < 1) t = 1;
-  return t < n ? static_cast<int>(t) : n;
+  const int r = t < n ? static_cast<int>(t) : n;
+  if (r > 1 && !g_went_parallel.load(std::memory_order_relaxed)) g_went_parallel.store(true, std::memory_order_relaxed);
+  return r;
 }
 
 // ---------------------------------------------------------------- share_work
@@ -55,15 +79,23 @@ struct Job {
   std::atomic<int64_t> next{0};
   int max_helpers = 0;
   int joined = 0;  // helpers inside drain(); guarded by Pool::m
+  FirstError err;  // a body that throws on a helper (bad_alloc) is rethrown on the caller
 };
 
 void drain(Job& j) {
-  for (;;) {
-    const int64_t lo = j.next.fetch_add(j.chunk, std::memory_order_relaxed);
-    if (lo >= j.n) return;
-    (*j.body)(lo, std::min(lo + j.chunk, j.n));
-  }
+  j.err.run([&] {
+    for (;;) {
+      const int64_t lo = j.next.fetch_add(j.chunk, std::memory_order_relaxed);
+      if (lo >= j.n) return;
+      (*j.body)(lo, std::min(lo + j.chunk, j.n));
+    }
+  });
 }
+
+// This module's thread_local blocks (the GEMM scratch) are allocated by glibc on a thread's
+// first touch, and a failure there is a fatal glibc abort, not an exception: a helper touches
+// them when it starts, before any kernel can have used up the address space.
+thread_local volatile char g_tls_touch;
 
 // Helpers sleep on `wake` between jobs. The pool is never destroyed (helpers are
 // detached and may still be waiting at exit); a forked child has no helpers, which
@@ -76,10 +108,16 @@ struct Pool {
   int started = 0;
 
   void ensure(int helpers) {  // under m
-    for (; started < helpers; ++started) std::thread([this] { loop(); }).detach();
+    try {
+      for (; started < helpers; ++started) std::thread([this] { loop(); }).detach();
+    } catch (const std::system_error&) {
+      // No thread could be created (address-space or thread limit): the helpers that
+      // exist, possibly none, share the work and the caller does the rest.
+    }
   }
 
   void loop() {
+    g_tls_touch = 1;
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lk(m);
     for (;;) {
@@ -132,9 +170,12 @@ void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(
   }
   P.wake.notify_all();
   drain(j);
-  std::unique_lock<std::mutex> lk(P.m);
-  P.job = nullptr;  // no helper joins after this; wait only for those already inside
-  P.idle.wait(lk, [&] { return j.joined == 0; });
+  {
+    std::unique_lock<std::mutex> lk(P.m);
+    P.job = nullptr;  // no helper joins after this; wait only for those already inside
+    P.idle.wait(lk, [&] { return j.joined == 0; });
+  }
+  j.err.rethrow();
 }
 
 }  // namespace pynn

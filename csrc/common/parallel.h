@@ -20,6 +20,8 @@
 #include <functional>
 #include <vector>
 
+#include "common/first_error.h"
+
 #ifdef PYNN_OPENMP
 #include <omp.h>
 #endif
@@ -35,6 +37,15 @@ void set_num_threads(int n);
 // `grain` of them: small problems stay on one thread, where forking costs more
 // than it saves. Also 1 inside an existing parallel region (no oversubscription).
 int threads_for(int64_t work, int64_t grain);
+
+// True in a process forked after its parent ran (or was running) a multi-threaded kernel:
+// kernels there run on one thread (libgomp's pool does not survive fork; process_hooks.cpp).
+bool forked_single_threaded();
+
+namespace detail {
+// Called by the pthread_atfork child handler (async-signal-safe: atomics only).
+void after_fork_in_child();
+}  // namespace detail
 
 static inline int thread_id() {
 #ifdef PYNN_OPENMP
@@ -54,6 +65,18 @@ void parallel_team(int T, F&& body) {
   }
 #endif
   body(0, 1);
+}
+
+// parallel_team for bodies without team_barrier: an exception (std::bad_alloc from a
+// worker's scratch) is rethrown on the caller after the team ends, where pybind11 makes it
+// a MemoryError; leaving an OpenMP region by exception would be std::terminate. A body with
+// barriers cannot leave early without stranding the others at the barrier, so
+// parallel_team itself does not do this.
+template <class F>
+void parallel_team_checked(int T, F&& body) {
+  FirstError err;
+  parallel_team(T, [&](int t, int nt) { err.run([&] { body(t, nt); }); });
+  err.rethrow();
 }
 
 // Barrier of the team of T threads this thread runs in (parallel_team's T). T <= 1:
@@ -78,7 +101,7 @@ template <class F>
 void parallel_for(int64_t n, int64_t cost_per_item, int64_t grain, F&& f) {
   if (n <= 0) return;
   const int T = threads_for(n * std::max<int64_t>(cost_per_item, 1), grain);
-  parallel_team(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     const int64_t b = n * t / nt, e = n * (t + 1) / nt;
     if (b < e) f(b, e);
   });
@@ -87,7 +110,8 @@ void parallel_for(int64_t n, int64_t cost_per_item, int64_t grain, F&& f) {
 // Calls body(lo, hi) on disjoint ranges covering [0, n), each at most `chunk` long,
 // on up to `threads` threads (the caller and threads-1 persistent helpers).
 // threads <= 1, n <= chunk, or another share_work already running: all inline.
-// body must not throw.
+// An exception thrown by body (on any thread) is rethrown here after every chunk
+// already claimed has finished; the remaining chunks are still run.
 void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(int64_t, int64_t)>& body);
 
 // body(i) for every i < n over share_work, threads sized by threads_for(n * work_per_item,
@@ -111,7 +135,7 @@ void column_sums(int64_t rows, int64_t C, int64_t grain, double* out, AddRows&& 
   const int T = rows > 0 ? threads_for(rows * C, grain) : 1;
   std::vector<double> part(static_cast<size_t>(T) * C, 0.0);
   int used = 1;
-  parallel_team(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {  // add_rows may allocate (act_bias_backward's block sums)
     if (t == 0) used = nt;
     const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
     if (r0 < r1) add_rows(r0, r1, part.data() + static_cast<size_t>(t) * C);

@@ -35,7 +35,7 @@ std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(ne
 
 void zero(float* p, int64_t n) {
   const int T = threads_for(n, 1 << 18);
-  parallel_team(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
     std::memset(p + lo, 0, sizeof(float) * (hi - lo));
   });
@@ -51,7 +51,7 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
   if (!g.is_pointwise() && conv2d_forward_igemm(g, x, w, bias, y, act, act_alpha)) return;
   const int64_t R = conv_block_rows(K);
   const int T = threads_for(M, R);
-  parallel_team(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
     if (g.is_pointwise()) {  // x is already the (M, C) im2col matrix: one GEMM per thread's rows
       if (hi > lo) sgemm(hi - lo, OC, K, 1.f, x + lo * K, K, 1, w, OC, 1, 0.f, y + lo * OC, OC, 1, bias, act, act_alpha);
@@ -70,7 +70,7 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
   const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc, C = g.c;
   if (g.is_pointwise() && M > 0) {  // dx (M, C) = dY · Wᵀ (W read transposed through its strides), rows split
     const int T = threads_for(M, conv_block_rows(K));
-    parallel_team(T, [&](int t, int nt) {
+    parallel_team_checked(T, [&](int t, int nt) {
       const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;
       if (hi > lo)
         sgemm(hi - lo, C, OC, 1.f, dy + lo * OC, OC, 1, w, 1, OC, 0.f, dx + lo * C, C, 1, nullptr, Act::Linear, 0.f);
@@ -83,7 +83,7 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
   const int64_t R = conv_block_rows(K), plane = g.oh * g.ow;
   // col2im of neighbouring windows overlaps inside an image, so threads own whole images.
   const int T = std::min<int64_t>(threads_for(M, R), g.n);
-  parallel_team(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     const int64_t lo = g.n * t / nt * plane, hi = g.n * (t + 1) / nt * plane;
     auto col = scratch(std::min(R, hi - lo) * K);
     for (int64_t p = lo; p < hi; p += R) {
@@ -106,7 +106,7 @@ void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy
   // Thread 0 accumulates into dw, the others into private partials summed at the end.
   std::unique_ptr<float[]> partial = T > 1 ? scratch((T - 1) * K * OC) : nullptr;
   int used = 1;
-  parallel_team(T, [&](int t, int nt) {
+  parallel_team_checked(T, [&](int t, int nt) {
     if (t == 0) used = nt;
     float* acc = t == 0 ? dw : partial.get() + (t - 1) * K * OC;
     const int64_t lo = M * t / nt, hi = M * (t + 1) / nt;

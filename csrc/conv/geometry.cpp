@@ -1,16 +1,39 @@
 #include "conv/geometry.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 
 namespace pynn {
 
 namespace {
+// a * b and a + b for non-negative int64 operands; false when the result would not fit
+// (portable: MSVC has no __builtin_mul_overflow).
+bool mul_fits(int64_t a, int64_t b, int64_t* out) {
+  if (b != 0 && a > std::numeric_limits<int64_t>::max() / b) return false;
+  *out = a * b;
+  return true;
+}
+bool add_fits(int64_t a, int64_t b, int64_t* out) {
+  if (a > std::numeric_limits<int64_t>::max() - b) return false;
+  *out = a + b;
+  return true;
+}
+
 void axis(const char* op, bool same, int64_t in, int64_t k, int64_t s, int64_t d, const std::string& shapes,
           int64_t* out, int64_t* pad_before) {
   if (k < 1 || s < 1 || d < 1)
     throw std::invalid_argument(std::string(op) + ": window, strides and dilation must be >= 1; " + shapes);
-  const int64_t span = (k - 1) * d + 1;
+  // Checked: strides or dilation near 2**63 (pynn.ops does not bound them) would wrap
+  // into a small, wrong output shape.
+  const auto overflow = [&] {
+    return std::invalid_argument(std::string(op) + ": window (kernel " + std::to_string(k) + ", dilation " +
+                                 std::to_string(d) + ", stride " + std::to_string(s) +
+                                 ") overflows 64-bit size arithmetic; " + shapes);
+  };
+  int64_t span;
+  if (!mul_fits(k - 1, d, &span) || !add_fits(span, 1, &span)) throw overflow();
   if (!same) {
     if (span > in)
       throw std::invalid_argument(std::string(op) + ": window " + std::to_string(span) + " (kernel " +
@@ -21,8 +44,10 @@ void axis(const char* op, bool same, int64_t in, int64_t k, int64_t s, int64_t d
     *pad_before = 0;
     return;
   }
-  *out = (in + s - 1) / s;
-  const int64_t total = std::max<int64_t>((*out - 1) * s + span - in, 0);
+  *out = in / s + (in % s != 0);  // ceil(in / s) without forming in + s - 1
+  int64_t total;
+  if (!mul_fits(std::max<int64_t>(*out - 1, 0), s, &total) || !add_fits(total, span, &total)) throw overflow();
+  total = std::max<int64_t>(total - in, 0);
   *pad_before = total / 2;
 }
 }  // namespace

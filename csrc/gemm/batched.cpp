@@ -21,7 +21,7 @@ void sgemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, float alpha,
     sgemm(m, n, k, alpha, a + t * bs_a, rs_a, cs_a, b + t * bs_b, rs_b, cs_b,
           beta, c + t * bs_c, rs_c, cs_c, bias, act, act_alpha);
   };
-  parallel_team(batch == 1 ? 1 : nt, [&](int t, int T) {
+  parallel_team_checked(batch == 1 ? 1 : nt, [&](int t, int T) {
     for (int64_t i = batch * t / T; i < batch * (t + 1) / T; ++i) one(i);
   });
 }

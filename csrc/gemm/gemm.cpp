@@ -363,7 +363,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     if (by_m && n <= kUnpackedAMaxN)
       chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
     std::atomic<int64_t> next{0};
-    parallel_team(nt, [&](int, int) {
+    parallel_team_checked(nt, [&](int, int) {  // barrier-free: a worker's bad_alloc becomes MemoryError
     for (;;) {
       const int64_t ch = next.fetch_add(1, std::memory_order_relaxed);
       if (ch >= chunks) break;

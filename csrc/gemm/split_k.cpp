@@ -19,12 +19,15 @@ void sgemm_split_k(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a
     return;
   }
   std::vector<float> part(static_cast<size_t>((nt - 1) * m * n));
+  FirstError err;  // sgemm's scratch may fail to grow on a worker: every thread still meets the barrier
   parallel_team(nt, [&](int tid, int T) {
     const int64_t k0 = k * tid / T, k1 = k * (tid + 1) / T;
     float* out = tid ? part.data() + (tid - 1) * m * n : c;
     const int64_t rs_out = tid ? n : rs_c;
-    sgemm(m, n, k1 - k0, 1.f, a + k0 * rs_a, 1, rs_a, b + k0 * rs_b, rs_b, 1, 0.f, out, rs_out, 1, nullptr,
-          Act::Linear, 0.f);
+    err.run([&] {
+      sgemm(m, n, k1 - k0, 1.f, a + k0 * rs_a, 1, rs_a, b + k0 * rs_b, rs_b, 1, 0.f, out, rs_out, 1, nullptr,
+            Act::Linear, 0.f);
+    });
     team_barrier(T);
     // sum the partial products, rows split across the threads
     const int64_t r0 = m * tid / T, r1 = m * (tid + 1) / T;
@@ -35,6 +38,7 @@ void sgemm_split_k(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a
         for (int64_t j = 0; j < n; ++j) ci[j] += pi[j];
       }
   });
+  err.rethrow();
 }
 
 }  // namespace pynn

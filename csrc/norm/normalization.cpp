@@ -110,7 +110,7 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
                          const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
   const int nt = threads_for(rows * c, kGrain);
   std::vector<float> part_g(static_cast<size_t>(nt) * c, 0.f), part_b(static_cast<size_t>(nt) * c, 0.f);
-  parallel_team(nt, [&](int t, int T) {
+  parallel_team_checked(nt, [&](int t, int T) {
     float* pg = part_g.data() + static_cast<size_t>(t) * c;
     float* pb = part_b.data() + static_cast<size_t>(t) * c;
     std::vector<float> xhat(c), g(c);

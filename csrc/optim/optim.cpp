@@ -35,7 +35,7 @@ void for_ranges(const std::vector<int64_t>& sizes, F f) {
       if (b > a) f(k, a - off[k], b - a);
     }
   };
-  parallel_team(threads_for(total, kGrain), [&](int t, int T) {
+  parallel_team_checked(threads_for(total, kGrain), [&](int t, int T) {
     auto bound = [&](int i) {
       if (i >= T) return total;
       int64_t b = total / T * i;

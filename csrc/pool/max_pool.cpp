@@ -19,7 +19,8 @@ template <bool Assign>
 inline void route_first_max(const float* __restrict in, const float* __restrict y, const float* __restrict dy,
                             float* __restrict open, float* __restrict d, int64_t C) {
   for (int64_t c = 0; c < C; ++c) {
-    const float take = static_cast<float>(in[c] == y[c]) * open[c];
+    // equal to y, or NaN where y is NaN: a NaN maximum routes to its first NaN (as PyTorch)
+    const float take = static_cast<float>(in[c] == y[c] || (in[c] != in[c] && y[c] != y[c])) * open[c];
     if (Assign) d[c] = take * dy[c];
     else d[c] += take * dy[c];
     open[c] -= take;
@@ -35,8 +36,9 @@ void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
     return;
   }
 #endif
+  // A NaN cell wins (and stays): NaN propagates through max pooling as in NumPy/PyTorch.
   pool_forward_rows(
-      g, x, y, -std::numeric_limits<float>::infinity(), [](float acc, float in) { return in > acc ? in : acc; },
+      g, x, y, -std::numeric_limits<float>::infinity(), [](float acc, float in) { return (in > acc || in != in) ? in : acc; },
       [](float*, int64_t, int64_t) {});
 }
 
@@ -91,7 +93,7 @@ void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x,
     for (int64_t k = 0; k < c; ++k) out[k] = -std::numeric_limits<float>::infinity();
     for (int64_t p = 0; p < hw; ++p) {
       const float* in = xi + p * c;
-      for (int64_t k = 0; k < c; ++k) out[k] = in[k] > out[k] ? in[k] : out[k];
+      for (int64_t k = 0; k < c; ++k) out[k] = (in[k] > out[k] || in[k] != in[k]) ? in[k] : out[k];  // NaN wins, as in NumPy
     }
   });
 }

@@ -19,13 +19,26 @@ inline __m256i tail_mask(int64_t rem) {
 
 }  // namespace
 
+// max(in, m) that propagates NaN as NumPy and PyTorch do: max_ps returns its second
+// operand when either is NaN, so a NaN already in m stays; a NaN `in` is blended in.
+static inline __m256 nan_max(__m256 in, __m256 m) {
+  return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
+}
+
+// The cell that produced y: equal to it, or NaN where y is NaN (the gradient of a NaN
+// maximum goes to the first NaN, as PyTorch's argmax routing does).
+static inline __m256 is_max(__m256 in, __m256 yv) {
+  const __m256 both_nan = _mm256_and_ps(_mm256_cmp_ps(in, in, _CMP_UNORD_Q), _mm256_cmp_ps(yv, yv, _CMP_UNORD_Q));
+  return _mm256_or_ps(_mm256_cmp_ps(in, yv, _CMP_EQ_OQ), both_nan);
+}
+
 void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
   const int64_t C = g.c, n = row / g.oh, oh = row % g.oh, c8 = C / 8 * 8;
   const float* xn = x + n * g.h * g.w * C;
   const __m256i mt = tail_mask(C - c8);
   int64_t h0, h1;
   clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-  // max_ps(in, m) = in > m ? in : m, exactly the generic loop (a NaN input never wins).
+  // nan_max(in, m) = (in > m || in is NaN) ? in : m, exactly the generic loop.
   if (h1 - h0 == 2 && g.kw == 2 && g.sw == 2 && g.pl == 0 && g.ow * 2 <= g.w) {  // 2x2 / stride 2 across
     const float* r0 = xn + h0 * g.w * C;
     const float* r1 = r0 + g.w * C;
@@ -34,17 +47,17 @@ void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
       float* out = y + (row * g.ow + ow) * C;
       int64_t c = 0;
       for (; c < c8; c += 8) {
-        __m256 m = _mm256_max_ps(_mm256_loadu_ps(a + c), _mm256_set1_ps(-__builtin_inff()));
-        m = _mm256_max_ps(_mm256_loadu_ps(a + C + c), m);
-        m = _mm256_max_ps(_mm256_loadu_ps(b + c), m);
-        m = _mm256_max_ps(_mm256_loadu_ps(b + C + c), m);
+        __m256 m = nan_max(_mm256_loadu_ps(a + c), _mm256_set1_ps(-__builtin_inff()));
+        m = nan_max(_mm256_loadu_ps(a + C + c), m);
+        m = nan_max(_mm256_loadu_ps(b + c), m);
+        m = nan_max(_mm256_loadu_ps(b + C + c), m);
         _mm256_storeu_ps(out + c, m);
       }
       if (c < C) {
-        __m256 m = _mm256_max_ps(_mm256_maskload_ps(a + c, mt), _mm256_set1_ps(-__builtin_inff()));
-        m = _mm256_max_ps(_mm256_maskload_ps(a + C + c, mt), m);
-        m = _mm256_max_ps(_mm256_maskload_ps(b + c, mt), m);
-        m = _mm256_max_ps(_mm256_maskload_ps(b + C + c, mt), m);
+        __m256 m = nan_max(_mm256_maskload_ps(a + c, mt), _mm256_set1_ps(-__builtin_inff()));
+        m = nan_max(_mm256_maskload_ps(a + C + c, mt), m);
+        m = nan_max(_mm256_maskload_ps(b + c, mt), m);
+        m = nan_max(_mm256_maskload_ps(b + C + c, mt), m);
         _mm256_maskstore_ps(out + c, mt, m);
       }
     }
@@ -60,7 +73,7 @@ void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
       for (int64_t ih = h0; ih < h1; ++ih)
         for (int64_t iw = w0; iw < w1; ++iw) {
           const float* in = xn + (ih * g.w + iw) * C + c;
-          m = _mm256_max_ps(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
+          m = nan_max(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
         }
       if (full) _mm256_storeu_ps(out + c, m);
       else _mm256_maskstore_ps(out + c, mt, m);
@@ -85,10 +98,10 @@ void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y,
         const int64_t a = r0 + 2 * ow * C, b = r1 + 2 * ow * C;
         for (int64_t c = 0; c < C; c += 8) {
           const __m256 yv = _mm256_loadu_ps(yo + c), gv = _mm256_loadu_ps(go + c);
-          const __m256 e0 = _mm256_cmp_ps(_mm256_loadu_ps(xn + a + c), yv, _CMP_EQ_OQ);
-          __m256 e1 = _mm256_cmp_ps(_mm256_loadu_ps(xn + a + C + c), yv, _CMP_EQ_OQ);
-          __m256 e2 = _mm256_cmp_ps(_mm256_loadu_ps(xn + b + c), yv, _CMP_EQ_OQ);
-          __m256 e3 = _mm256_cmp_ps(_mm256_loadu_ps(xn + b + C + c), yv, _CMP_EQ_OQ);
+          const __m256 e0 = is_max(_mm256_loadu_ps(xn + a + c), yv);
+          __m256 e1 = is_max(_mm256_loadu_ps(xn + a + C + c), yv);
+          __m256 e2 = is_max(_mm256_loadu_ps(xn + b + c), yv);
+          __m256 e3 = is_max(_mm256_loadu_ps(xn + b + C + c), yv);
           // First match wins: each later cell only where no earlier one matched.
           e1 = _mm256_andnot_ps(e0, e1);
           const __m256 seen01 = _mm256_or_ps(e0, e1);
@@ -115,7 +128,7 @@ void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y,
           for (int64_t iw = w0; iw < w1; ++iw) {
             const int64_t off = (ih * g.w + iw) * C + c;
             const __m256 in = full ? _mm256_loadu_ps(xn + off) : _mm256_maskload_ps(xn + off, mt);
-            const __m256 take = _mm256_and_ps(_mm256_cmp_ps(in, yv, _CMP_EQ_OQ), open);
+            const __m256 take = _mm256_and_ps(is_max(in, yv), open);
             __m256 d = _mm256_and_ps(take, gv);
             open = _mm256_andnot_ps(take, open);
             if (!assign) d = _mm256_add_ps(d, full ? _mm256_loadu_ps(dxn + off) : _mm256_maskload_ps(dxn + off, mt));

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/first_error.h"
 #include "common/parallel.h"
 #include "gemm/gemm.h"
 #include "rnn/cells.h"
@@ -297,6 +298,7 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
   const Chunks ch = make_chunks(n, units, 4);
   std::vector<float> up(static_cast<size_t>(units * g4)), rec(static_cast<size_t>(n * g4));
   chunk_columns(u, units, units, 4, ch, up.data());
+  FirstError err;
 #pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
@@ -304,6 +306,7 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
     const int64_t rs_hp = t ? rs : units;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < ch.count; ++c) {
+      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
       const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
       float* rc = rec.data() + 4 * u0;
       sgemm(n, 4 * w, units, 1.f, hp, rs_hp, 1, up.data() + 4 * u0, g4, 1, 0.f, rc, g4, 1, nullptr, Act::Linear, 0.f);
@@ -312,8 +315,10 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
         rnn::lstm_fwd(act, ract, w, xw + og, units, rc + r * g4, w, cp + r * rs_hp + u0, hp + r * rs_hp + u0,
                       keep(mask, r, t_len, t), gates + og, units, cs + o, hs + o);
       }
+      });
     }
   }
+  err.rethrow();
 }
 
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
@@ -332,10 +337,12 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
   std::memcpy(dc0, dc_last, sizeof(float) * n * units);
   float* dh = dh0;
   float* dc = dc0;
+  FirstError err;
 #pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
   for (int64_t t = t_len - 1; t >= -1; --t) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < ch.count; ++c) {
+      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
       const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
       if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ for this chunk's units (kept rows of step t+1)
         float* out = mask ? tmp.data() + u0 : dh + u0;
@@ -346,7 +353,7 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
             if (keep(mask, r, t_len, t + 1))
               std::memcpy(dh + r * units + u0, tmp.data() + r * units + u0, sizeof(float) * w);
       }
-      if (t < 0) continue;
+      if (t < 0) return;  // this chunk is done (return leaves err.run's lambda: the next chunk follows)
       const float* cp = t ? cs + (t - 1) * units : c0;
       const int64_t rs_hp = t ? rs : units;
       for (int64_t r = 0; r < n; ++r) {
@@ -354,8 +361,10 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
         rnn::lstm_bwd(act, ract, w, gates + og, units, cs + o, cp + r * rs_hp + u0, dhs + o, keep(mask, r, t_len, t),
                       dh + r * units + u0, dc + r * units + u0, dxw + og, units);
       }
+      });
     }
   }
+  err.rethrow();
   rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du);
 }
 
@@ -369,12 +378,14 @@ void gru_forward(const float* xw, const float* h0, const float* u, const float* 
   std::vector<float> up(static_cast<size_t>(units * g3)), rb(static_cast<size_t>(g3)), rec(static_cast<size_t>(n * g3));
   chunk_columns(u, units, units, 3, ch, up.data());
   chunk_columns(rbias, 1, units, 3, ch, rb.data());
+  FirstError err;
 #pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < ch.count; ++c) {
+      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
       const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
       float* rc = rec.data() + 3 * u0;
       sgemm(n, 3 * w, units, 1.f, hp, rs_hp, 1, up.data() + 3 * u0, g3, 1, 0.f, rc, g3, 1, rb.data() + 3 * u0,
@@ -383,8 +394,10 @@ void gru_forward(const float* xw, const float* h0, const float* u, const float* 
         rnn::gru_fwd(act, ract, w, xw + r * rs_x + t * g3 + u0, units, rc + r * g3, w, hp + r * rs_hp + u0,
                      keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + u0, units,
                      hs + r * rs + t * units + u0);
+      });
     }
   }
+  err.rethrow();
 }
 
 void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
@@ -402,10 +415,12 @@ void gru_backward(const float* dhs, const float* h0, const float* hs, const floa
   std::vector<float> drec(static_cast<size_t>(n * t_len * g3)), tmp(static_cast<size_t>(n * units));
   std::memset(dh0, 0, sizeof(float) * n * units);
   float* dh = dh0;
+  FirstError err;
 #pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
   for (int64_t t = t_len - 1; t >= -1; --t) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < ch.count; ++c) {
+      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
       const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
       if (t + 1 < t_len) {  // dh_t += drec_{t+1} Uᵀ (the cell already left z·dh there)
         const float* drn = drec.data() + (t + 1) * g3;
@@ -420,15 +435,17 @@ void gru_backward(const float* dhs, const float* h0, const float* hs, const floa
               for (int64_t j = 0; j < w; ++j) dh[r * units + u0 + j] += tmp[r * units + u0 + j];
         }
       }
-      if (t < 0) continue;
+      if (t < 0) return;  // this chunk is done (return leaves err.run's lambda: the next chunk follows)
       const float* hp = t ? hs + (t - 1) * units : h0;
       const int64_t rs_hp = t ? rs : units;
       for (int64_t r = 0; r < n; ++r)
         rnn::gru_bwd(act, ract, w, saved + r * rs_s + t * 4 * units + u0, units, hp + r * rs_hp + u0,
                      dhs + r * rs + t * units + u0, keep(mask, r, t_len, t), dh + r * units + u0,
                      dxw + r * rs_x + t * g3 + u0, units, drec.data() + r * rs_x + t * g3 + u0, units);
+      });
     }
   }
+  err.rethrow();
   rec_backward_u(n, t_len, units, 3, h0, hs, drec.data(), nullptr, du);
   std::memset(drbias, 0, sizeof(float) * g3);
   for (int64_t row = 0; row < n * t_len; ++row) {

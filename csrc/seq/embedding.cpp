@@ -17,7 +17,7 @@ void embedding_gather(const float* table, int64_t d, const int64_t* ids, int64_t
 // Threads own disjoint column ranges of the table, so repeated ids never race.
 void embedding_scatter_add(const float* dy, int64_t d, const int64_t* ids, int64_t n, int64_t v, float* grad) {
   std::memset(grad, 0, sizeof(float) * v * d);
-  parallel_team(threads_for(n * d, kGrain), [&](int t, int T) {
+  parallel_team_checked(threads_for(n * d, kGrain), [&](int t, int T) {
     const int64_t lo = d * t / T, hi = d * (t + 1) / T;  // this thread's columns
     for (int64_t i = 0; i < n; ++i) {
       float* g = grad + ids[i] * d;

@@ -43,7 +43,10 @@ from .plotting import plot_decision_boundary, plot_history  # noqa: E402
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by the native kernels (default: PYNN_NUM_THREADS, else all cores)."""
+    """Threads used by the native kernels (default: PYNN_NUM_THREADS, else all cores).
+    In a process forked after the kernels ran multi-threaded only 1 is allowed (see README)."""
+    if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
     if backend.NATIVE_AVAILABLE:
         from . import _C
         _C.set_num_threads(int(n))

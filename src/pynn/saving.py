@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import re
 import tempfile
+import warnings
 import zipfile
 
 import numpy as np
@@ -24,11 +27,43 @@ FORMAT = "pynn-model"
 VERSION = 1
 
 # ---------------------------------------------------------------- atomic write
+def _tmp_prefix(filepath):
+    return f".pynn-{os.path.basename(filepath)}."
+
+
+def _remove_stale_temporaries(filepath):
+    """Delete temporary files that an interrupted save to ``filepath`` left (kill -9 mid-save):
+    ``.pynn-<name>.<pid>.*.tmp`` whose writing process no longer exists. Live writers' files stay."""
+    directory = os.path.dirname(os.path.abspath(filepath))
+    pattern = re.compile(re.escape(_tmp_prefix(filepath)) + r"(\d+)\..*\.tmp\Z")
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        m = pattern.match(entry)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # that process is alive (maybe saving right now): leave its file
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # alive under another user, or not a pid: not ours to judge
+        try:
+            os.unlink(os.path.join(directory, entry))
+        except OSError:
+            pass
+
+
 def atomic_write(filepath, write):
-    """Call ``write(fileobj)`` on a temporary file next to ``filepath``, then rename it over."""
+    """Call ``write(fileobj)`` on a temporary file next to ``filepath``, then rename it over.
+    Temporaries that earlier interrupted saves to the same path left behind are removed first."""
     filepath = os.fspath(filepath)
     directory = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(prefix=".pynn-", suffix=".tmp", dir=directory)
+    _remove_stale_temporaries(filepath)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(filepath)}{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -144,43 +179,158 @@ def save_model(model, filepath):
     atomic_write(filepath, write)
 
 
-def _read(z, prefix):
-    names = sorted(n for n in z.namelist() if n.startswith(prefix))
-    return [np.load(io.BytesIO(z.read(n)), allow_pickle=False) for n in names]
+# ---------------------------------------------------------------- reading (hostile files)
+_MAX_CONFIG_BYTES = 64 << 20  # model.json
+_MAX_JSON_DEPTH = 256  # nesting of model.json: a nested model is a few levels per layer
+_WEIGHT_DTYPES = (np.dtype("<f4"), np.dtype("<f8"))  # float layers only; nothing that truncates
+_ITERATIONS_DTYPES = (np.dtype("<i8"), np.dtype("<i4"))
+
+
+def _bad(filepath, what):
+    return ValueError(f"load_model: {filepath!r}: {what}")
+
+
+def _json_depth(value):
+    """Deepest nesting of lists/dicts, iteratively (a recursive walk would itself overflow)."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            depth = max(depth, d)
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return depth
+
+
+def _read_config(z, filepath):
+    try:
+        info = z.getinfo("model.json")
+    except KeyError:
+        raise _bad(filepath, "no model.json in the archive") from None
+    if info.file_size > _MAX_CONFIG_BYTES:
+        raise _bad(filepath, f"model.json is {info.file_size} bytes uncompressed (limit {_MAX_CONFIG_BYTES})")
+    try:
+        config = json.loads(z.read(info))
+    except RecursionError:
+        raise _bad(filepath, f"model.json nests deeper than {_MAX_JSON_DEPTH} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _bad(filepath, f"model.json is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise _bad(filepath, f"model.json must hold an object, got {type(config).__name__}")
+    if _json_depth(config) > _MAX_JSON_DEPTH:
+        raise _bad(filepath, f"model.json nests deeper than {_MAX_JSON_DEPTH} levels")
+    return config
+
+
+def _entries(z, prefix):
+    return sorted(n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/"))
+
+
+def _read_npy(z, name, dtypes, shape, filepath):
+    """One .npy entry, checked before its data is read: a dtype from ``dtypes``, exactly
+    ``shape``, and an uncompressed size equal to header + shape's bytes (so a small entry
+    that inflates to gigabytes, or a header declaring a huge dtype, is refused unread)."""
+    info = z.getinfo(name)
+    with z.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                got_shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                got_shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except ValueError as e:
+            raise _bad(filepath, f"{name} is not a valid .npy entry ({e})") from None
+        if dtype not in dtypes:
+            raise _bad(filepath, f"{name} has dtype {dtype.str!r}; expected one of {[d.str for d in dtypes]}")
+        if tuple(got_shape) != tuple(shape):
+            raise _bad(filepath, f"{name} has shape {tuple(got_shape)}, the model expects {tuple(shape)}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != f.tell() + nbytes:
+            raise _bad(filepath, f"{name} holds {info.file_size - f.tell()} data bytes; shape {tuple(shape)} "
+                                 f"of {dtype.str} needs {nbytes}")
+        buf = bytearray(nbytes)
+        if f.readinto(buf) != nbytes:
+            raise _bad(filepath, f"{name} is truncated")
+    return np.frombuffer(buf, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _read_optimizer_state(z, optimizer, filepath):
+    names = _entries(z, "optimizer/")
+    expected = optimizer.get_state()  # [iterations, *slots]: gives every entry's shape and dtype
+    if not names:
+        warnings.warn(f"load_model: {filepath!r} has no optimizer state; {type(optimizer).__name__} starts "
+                      "from scratch (iterations 0, zero slots)", RuntimeWarning, stacklevel=3)
+        return None
+    iterations = _read_npy(z, names[0], _ITERATIONS_DTYPES, (), filepath)
+    if len(names) == 1 and len(expected) > 1 and int(iterations) == 0:
+        return None  # a never-stepped optimizer saved before it had slots: fresh slots are its state
+    if len(names) != len(expected):
+        raise _bad(filepath, f"{len(names)} optimizer arrays, {type(optimizer).__name__} on this model has "
+                             f"{len(expected)}")
+    state = [iterations]
+    state += [_read_npy(z, n, _WEIGHT_DTYPES, e.shape, filepath) for n, e in zip(names[1:], expected[1:])]
+    return state
 
 
 def load_model(filepath, compile=True):
     """Rebuild a model saved with ``model.save``: architecture, weights, and
     (with ``compile``) loss, metrics and optimizer state, so training continues
-    exactly where it stopped."""
-    from . import optimizers
+    exactly where it stopped. A malformed or hostile file is a ValueError naming
+    the problem; no entry is read before its size is checked against the shape
+    the model expects."""
     filepath = os.fspath(filepath)
     if filepath.lower().endswith(".keras"):   # a Keras 3 archive (pynn.keras_file)
         from .keras_file import load_keras
         return load_keras(filepath, compile=compile)
     try:
         with zipfile.ZipFile(filepath) as z:
-            config = json.loads(z.read("model.json"))
-            weights = _read(z, "weights/")
-            opt_state = _read(z, "optimizer/")
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, ValueError) as e:
-        raise ValueError(f"load_model: {filepath!r} is not a readable pynn model file ({e})") from e
-    if config.get("format") != FORMAT:
-        raise ValueError(f"load_model: {filepath!r} is not a pynn model file")
+            config = _read_config(z, filepath)
+            if config.get("format") != FORMAT:
+                raise _bad(filepath, "not a pynn model file (model.json has no 'format': 'pynn-model')")
+            version = config.get("version")
+            if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= VERSION:
+                newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
+                raise _bad(filepath, f"format version {version!r} is not one this pynn reads (1..{VERSION})"
+                                     + ("; a newer pynn wrote it: upgrade pynn to load it" if newer else ""))
+            return _build(z, config, filepath, compile)
+    except zipfile.BadZipFile as e:
+        raise _bad(filepath, f"not a readable pynn model file ({e})") from e
+    except RecursionError:
+        raise _bad(filepath, "model.json nests too deeply") from None
+    except (KeyError, IndexError, TypeError, AttributeError) as e:
+        # Anything the checks above did not name: still a clear error about the file, never a crash.
+        raise _bad(filepath, f"malformed model.json ({type(e).__name__}: {e})") from e
+
+
+def _build(z, config, filepath, compile):
+    from . import losses, optimizers
+    if "model" not in config:
+        raise _bad(filepath, "model.json has no 'model' entry")
     model = deserialize_layer(config["model"])
     if not model.built and config.get("build"):
         _rebuild(model, config["build"])
+    variables = model.weights
+    names = _entries(z, "weights/")
+    if len(names) != len(variables):
+        raise _bad(filepath, f"{len(names)} weight arrays, the model in model.json has {len(variables)}")
+    # float variables take float32/float64 entries; a non-float variable (Normalization's
+    # sample count) takes exactly its own dtype: nothing is ever truncated
+    weights = [_read_npy(z, n, _WEIGHT_DTYPES if v.data.dtype.kind == "f" else (v.data.dtype.newbyteorder("<"),),
+                         v.shape, filepath) for n, v in zip(names, variables)]
     model.set_weights(weights)  # checks every shape first, names the weight
     spec = config.get("compile")
     if compile and spec is not None:
+        if not isinstance(spec, dict) or "optimizer" not in spec:
+            raise _bad(filepath, "model.json's 'compile' must be an object with an 'optimizer'")
         loss, loss_weights, metrics, weighted_metrics = _deserialize_compile_spec(spec)
         model.compile(optimizer=optimizers.get(spec["optimizer"]), loss=loss, loss_weights=loss_weights,
                       metrics=metrics, weighted_metrics=weighted_metrics)
-        if len(opt_state) == 1 and int(opt_state[0]) == 0 and model.optimizer._slot_specs():
-            opt_state = []   # written by an older version for a never-stepped optimizer: fresh slots
-        if opt_state:
+        if hasattr(model.optimizer, "set_state"):
             model.optimizer.build(model.trainable_weights)
-            model.optimizer.set_state(opt_state)
+            state = _read_optimizer_state(z, model.optimizer, filepath)
+            if state is not None:
+                model.optimizer.set_state(state)
     return model
 
 

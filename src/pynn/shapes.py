@@ -77,6 +77,17 @@ def conv_geometry(op, x_shape, kh, kw, strides, padding, dilation, kernel_shape=
     dh, dw = pair(dilation, "dilation")
     oh, pt, pb = window_geometry(op, x_shape[1], kh, sh, dh, padding, tuple(x_shape), kernel_shape)
     ow, pl, pr = window_geometry(op, x_shape[2], kw, sw, dw, padding, tuple(x_shape), kernel_shape)
+    for k, d, s, size, pads in ((kh, dh, sh, x_shape[1], (pt, pb)), (kw, dw, sw, x_shape[2], (pl, pr))):
+        # The native kernels count in int64 and refuse what would wrap; the same limit here
+        # (Python ints never wrap, but np.pad of 2**62 rows fails with NumPy's own message).
+        if (k - 1) * d + 1 >= 2**63 or size + sum(pads) >= 2**63 or s >= 2**63:
+            raise ValueError(f"{op}: window (kernel {k}, dilation {d}, stride {s}) overflows 64-bit size "
+                             f"arithmetic; input shape {tuple(x_shape)}")
+    dims = [d if d is not None else 1 for d in x_shape]  # shape inference passes a None batch
+    padded = dims[0] * (dims[1] + pt + pb) * (dims[2] + pl + pr) * dims[3]
+    if padded >= 2**60:  # this reference pads explicitly: an impossible array, said plainly
+        raise ValueError(f"{op}: the numpy reference would pad input {tuple(x_shape)} to {padded} elements "
+                         f"(padding {(pt, pb)}, {(pl, pr)}); too large to allocate")
     return (oh, ow), (pt, pb), (pl, pr)
 
 

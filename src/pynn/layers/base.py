@@ -16,6 +16,10 @@ from ..utils.registry import register_builtin
 
 _name_counts = defaultdict(int)
 
+# Float dtypes a layer's weights and computation can have (float32 native, float64 for the
+# numpy backend's gradient checks).
+_LAYER_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 # How deep inside layer calls we are: losses added with add_loss() are cleared
 # when an outermost call starts (Keras: each forward pass collects its own).
 _call_state = threading.local()
@@ -84,11 +88,21 @@ def assign_weights(owner, variables, values):
         raise ValueError(f"{owner}: set_weights expected {len(variables)} arrays "
                          f"{[w.shape for w in variables]}, got {len(values)}")
     for w, value in zip(variables, values):
+        kind = np.asarray(value).dtype.kind
+        if kind not in "biuf":  # complex would be cast with only a ComplexWarning: its imaginary part lost
+            raise TypeError(f"{owner}: weight {w.name!r} must be a real array, got dtype {np.asarray(value).dtype}")
         if np.shape(value) != w.shape:
             raise ValueError(f"{owner}: weight {w.name!r} has shape {w.shape}, got an array of shape {np.shape(value)}")
     for w, value in zip(variables, values):
         w.assign(value)
 
+
+def _real(layer, x):
+    """A layer's array input: complex (and object/str) arrays are a TypeError naming the layer."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{layer.name}: expected a real numeric input, got dtype {x.dtype}")
+    return x
 
 _NO_LAYERS = ()
 
@@ -154,6 +168,9 @@ class Layer:
         self.name = name or unique_name(snake_case(type(self).__name__))
         self._trainable = trainable
         self.dtype = np.dtype(dtype)
+        if self.dtype not in _LAYER_DTYPES:  # an int8/bool/object layer would silently truncate its weights
+            raise ValueError(f"{type(self).__name__}: dtype must be one of {sorted(d.name for d in _LAYER_DTYPES)}, "
+                             f"got {self.dtype.name!r}")
         self.built = False
         self._weights: list[Variable] = []
         self._input_shape = _shape_tuple((batch_size,) + tuple(input_shape)) if input_shape is not None else None
@@ -422,11 +439,11 @@ class Layer:
                 self._first_call = (inputs, result)
             return result
         if isinstance(inputs, (list, tuple)):
-            inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
+            inputs = [t if isinstance(t, Tensor) else Tensor(_real(self, t)) for t in inputs]
             shapes = [_shape_tuple(t.shape) for t in inputs]
         else:
             if not isinstance(inputs, Tensor):
-                inputs = Tensor(inputs)
+                inputs = Tensor(_real(self, inputs))
             shapes = _shape_tuple(inputs.shape)
         if not self.built:
             self.build(shapes)

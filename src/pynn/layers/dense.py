@@ -1,4 +1,6 @@
 """``layers.Dense``: a fully connected layer, ``activation(x @ kernel + bias)``."""
+import numpy as np
+
 from .. import activations, functional as F, initializers
 from .base import Layer
 
@@ -43,7 +45,7 @@ class Dense(KernelLayer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units <= 0:
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:  # True is an int
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
         self.units = units
         self._kernel_settings(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,

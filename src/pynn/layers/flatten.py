@@ -1,5 +1,5 @@
 """``layers.Flatten``: (batch, d1, d2, ...) -> (batch, d1·d2·...)."""
-import numpy as np
+import math
 
 from .. import functional as F
 from .base import Layer
@@ -11,4 +11,10 @@ class Flatten(Layer):
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
-        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest)))
+        if any(d is None for d in rest):
+            return (input_shape[0], None)
+        size = math.prod(rest)  # Python ints: np.prod would wrap (2**32 x 2**32 -> 0)
+        if size >= 2**63:
+            raise ValueError(f"{self.name}: flattening {tuple(rest)} gives {size} elements per sample, "
+                             "more than a 64-bit size can count")
+        return (input_shape[0], size)

@@ -5,6 +5,8 @@ layer call that produced it, so ``pynn.Model(inputs, outputs)`` can replay the
 graph on real data. Calling a layer on one builds the layer's weights from the
 shape and returns a new symbolic tensor; no computation happens.
 """
+import math
+
 import numpy as np
 
 
@@ -40,10 +42,18 @@ class Input(KerasTensor):
     def __init__(self, shape, dtype="float32", name=None, batch_size=None):
         if isinstance(shape, int):
             shape = (shape,)
+        shape = tuple(shape)
+        for d in shape:
+            if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0):
+                raise ValueError(f"Input: every dimension must be a non-negative integer or None, got shape {shape}")
+        known = [int(d) for d in shape if d is not None]
+        if math.prod(known) >= 2**63:  # sizes are 64-bit everywhere below; this one would wrap
+            raise ValueError(f"Input: shape {shape} has {math.prod(known)} elements per sample, "
+                             "more than a 64-bit size can count")
         if name is None:  # Keras 3's default: input_layer, input_layer_1, ... (fit/predict dicts use names)
             from .base import unique_name
             name = unique_name("input_layer")
-        super().__init__((batch_size,) + tuple(shape), dtype, name=name)
+        super().__init__((batch_size,) + shape, dtype, name=name)
 
 
 class Node:

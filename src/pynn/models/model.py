@@ -20,8 +20,20 @@ from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
 
 
+def _batch_size(op, batch_size):
+    """batch_size for evaluate/predict: None means 32; anything but a positive integer is an error
+    (-1 used to give an empty result, 0 silently became 32)."""
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"{op}: batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
 def _array(x):
     x = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if x.dtype.kind not in "biuf":  # complex would lose its imaginary part, object/str fail deep inside
+        raise TypeError(f"model input: expected a real numeric array, got dtype {x.dtype}")
     if x.dtype.kind == "f" and x.dtype != np.float32:
         x = x.astype(np.float32)  # the model's dtype, as Keras casts inputs
     return x
@@ -694,7 +706,7 @@ class Model(Layer):
         self._require_compiled("fit")
         if batch_size is None:
             batch_size = 32
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
@@ -816,7 +828,7 @@ class Model(Layer):
         if not custom_step:
             self._require_loss("evaluate")
         self._reset_metrics()
-        bs = batch_size or 32
+        bs = _batch_size("evaluate", batch_size)
         dist = _parallel.active()
         if dist:  # each rank evaluates its shard; the metric states are summed below
             xs, ys, sw, bs = dist.shard_arrays(xs, ys, sw, bs)
@@ -900,7 +912,7 @@ class Model(Layer):
         xs = self._prepare_x(x, "predict")
         if len(xs[0]) == 0:
             raise ValueError("predict: x has no samples")
-        bs = batch_size or 32
+        bs = _batch_size("predict", batch_size)
         dist = _parallel.active()
         if dist:  # each rank predicts its shard; the shards are gathered in order below
             lo, hi = dist.local_range(len(xs[0]))

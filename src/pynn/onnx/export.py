@@ -28,7 +28,13 @@ from ..layers import (GRU, LSTM, Activation, Add, AdditiveAttention, Attention, 
                       GlobalMaxPooling2D, Lambda, LayerNormalization, MaxPooling1D, MaxPooling2D, MultiHeadAttention,
                       Multiply, PositionEmbedding, Reshape, Rescaling, SimpleRNN, SinePositionEncoding,
                       TimeDistributed, TransformerEncoder)
+from ..layers import (RNN, GRUCell, LSTMCell, SimpleRNNCell)
+from ..layers import (ELU, Average, CategoryEncoding, Conv2DTranspose, Cropping1D, Cropping2D, DepthwiseConv2D, Dot,
+                      GaussianNoise, GroupNormalization, Identity, LeakyReLU, Masking, Maximum, Minimum, Normalization,
+                      Permute, PReLU, ReLU, RepeatVector, SeparableConv2D, Softmax, SpatialDropout1D, Subtract,
+                      UnitNormalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D)
 from ..layers.base import Layer
+from ..layers.merging import _Merge
 from ..models import Model, Sequential
 
 MIN_OPSET = 17          # LayerNormalization
@@ -38,15 +44,20 @@ DEFAULT_OPSET = 17
 UNSUPPORTED = {
     "Lambda": "holds arbitrary Python code; write a custom layer and register_exporter() for it",
     "subclassed Model": "a Python call() has no graph to export; use Sequential or pynn.Model(inputs, outputs)",
-    "mask_zero / masking": "an Embedding(mask_zero=True) mask reaching Attention, AdditiveAttention or "
-                           "TransformerEncoder is refused (recurrent layers, Bidirectional, MultiHeadAttention "
-                           "and the 1-D global poolings export it)",
+    "mask_zero / masking": "a padding mask (Embedding(mask_zero=True) or Masking) reaching Attention, "
+                           "AdditiveAttention or TransformerEncoder is refused (recurrent layers, Bidirectional, "
+                           "MultiHeadAttention and the 1-D global poolings export it)",
     "stateful recurrent layers": "states carried between calls are not part of an inference graph",
     "explicit mask= arguments": "a mask passed by hand to a recurrent or attention call is refused (padding "
                                 "masks from Embedding(mask_zero=True) are exported)",
     "unknown spatial sizes": "Conv/pooling with None height/width (or steps) are refused: 'same' padding is "
                              "computed exactly from the static size",
     "recurrent activation 'linear'": "ONNX's LSTM/GRU/RNN ops are given sigmoid/tanh/relu only",
+    "RNN(custom cell), RNN(GRUCell(reset_after=False))": "a generic Python cell loop has no ONNX op; RNN over "
+                                                          "SimpleRNNCell/LSTMCell/GRUCell(reset_after=True) exports",
+    "SimpleRNNCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
+    "LSTMCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
+    "GRUCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
 }
 
 _EXPORTERS: dict = {}
@@ -170,7 +181,7 @@ _MASK_REFUSED = (Attention, AdditiveAttention, TransformerEncoder)
 
 
 def _takes_list(layer):
-    return isinstance(layer, (Add, Multiply, Concatenate, MultiHeadAttention, Attention)) or \
+    return isinstance(layer, (_Merge, MultiHeadAttention, Attention)) or \
         (isinstance(layer, Model) and layer._graph is not None and len(layer._graph.inputs) > 1)
 
 
@@ -201,8 +212,30 @@ def _activation_name(layer, fn):
     return name
 
 
-def apply_activation(ctx, name, x, owner="layer"):
-    """x -> activation(x) for a pynn activation name."""
+_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _activation_param(name, alpha):
+    """The float parameter of a parameterised activation (leaky_relu's slope, elu's alpha):
+    ``alpha`` when the layer carries one, else the default pynn's activation table uses."""
+    if alpha is not None:
+        return float(alpha)
+    try:
+        from ..backend.numpy.activations import param_value
+        return float(param_value(name))
+    except ImportError:   # an older table without parameters: pynn's functional defaults
+        return {"leaky_relu": 0.2, "elu": 1.0}[name]
+
+
+def apply_activation(ctx, name, x, owner="layer", alpha=None):
+    """x -> activation(x) for a pynn activation name (every Keras 3 name pynn accepts);
+    ``alpha`` is the parameter of leaky_relu/elu when it differs from the default."""
+    name = _ALIASES.get(name, name)
+
+    def c(v):
+        return ctx.const(np.float32(v))
     if name in (None, "linear"):
         return x
     if name == "relu":
@@ -216,13 +249,34 @@ def apply_activation(ctx, name, x, owner="layer"):
     if name == "log_softmax":
         return ctx.op("LogSoftmax", [x], axis=-1)
     if name == "elu":
-        return ctx.op("Elu", [x], alpha=1.0)
+        return ctx.op("Elu", [x], alpha=_activation_param(name, alpha))
     if name == "leaky_relu":
-        return ctx.op("LeakyRelu", [x], alpha=0.2)
+        return ctx.op("LeakyRelu", [x], alpha=_activation_param(name, alpha))
+    if name == "selu":
+        return ctx.op("Selu", [x], alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
+    if name == "softplus":
+        return ctx.op("Softplus", [x])
+    if name == "softsign":
+        return ctx.op("Softsign", [x])
+    if name == "exponential":
+        return ctx.op("Exp", [x])
+    if name == "relu6":
+        return ctx.op("Clip", [x, c(0.0), c(6.0)])
+    if name == "hard_sigmoid":   # Keras 3: relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1)
+        return ctx.op("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
+    if name == "silu":
+        return ctx.op("Mul", [x, ctx.op("Sigmoid", [x])])
+    if name == "hard_silu":      # x * relu6(x + 3) / 6, ONNX's HardSwish exactly
+        return ctx.op("HardSwish", [x])
+    if name == "mish":           # x * tanh(softplus(x)); ONNX's Mish op needs opset 18
+        return ctx.op("Mul", [x, ctx.op("Tanh", [ctx.op("Softplus", [x])])])
     if name == "gelu":   # pynn's exact erf form: 0.5 x (1 + erf(x / sqrt 2))
-        e = ctx.op("Erf", [ctx.op("Mul", [x, ctx.const(np.float32(1 / np.sqrt(2)))])])
-        return ctx.op("Mul", [ctx.op("Mul", [x, ctx.const(np.float32(0.5))]),
-                              ctx.op("Add", [e, ctx.const(np.float32(1.0))])])
+        e = ctx.op("Erf", [ctx.op("Mul", [x, c(1 / np.sqrt(2))])])
+        return ctx.op("Mul", [ctx.op("Mul", [x, c(0.5)]), ctx.op("Add", [e, c(1.0)])])
+    if name in ("gelu_tanh", "gelu_approximate"):   # x * sigmoid(2 k (x + 0.044715 x^3)), k = sqrt(2/pi)
+        cube = ctx.op("Mul", [ctx.op("Mul", [x, x]), x])
+        u = ctx.op("Add", [x, ctx.op("Mul", [cube, c(0.044715)])])
+        return ctx.op("Mul", [x, ctx.op("Sigmoid", [ctx.op("Mul", [u, c(2 * np.sqrt(2 / np.pi))])])])
     raise ValueError(f"ONNX export: {owner}: activation {name!r} has no ONNX form (a custom callable?)")
 
 
@@ -427,6 +481,13 @@ def _reorder_lstm(w, u):
     return np.concatenate([i, o, f, c], axis=-1)
 
 
+def _bias_array(layer):
+    """The recurrent layer's bias as an array: a Variable's data, or the zeros ``_bias()`` gives
+    without use_bias (an ndarray already: its own ``.data`` is a memoryview, not the values)."""
+    bias = layer._bias()
+    return bias if isinstance(bias, np.ndarray) else np.asarray(bias.data)
+
+
 def export_recurrent(ctx, layer, inputs, initial_state=None, mask=None, training=False):
     if getattr(layer, "stateful", False):
         raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r} is stateful; carried states are "
@@ -438,8 +499,7 @@ def export_recurrent(ctx, layer, inputs, initial_state=None, mask=None, training
         return _export_masked_recurrent(ctx, layer, x, ctx.masks[x], initial_state)
     u = layer.units
     kernel, rec = layer.kernel.data, layer.recurrent_kernel.data
-    bias = layer._bias()
-    bias = bias.data if hasattr(bias, "data") else np.asarray(bias)
+    bias = _bias_array(layer)
     attrs = dict(hidden_size=u, direction="reverse" if layer.go_backwards else "forward", layout=0)
     if isinstance(layer, LSTM):
         op = "LSTM"
@@ -490,8 +550,7 @@ def _export_masked_recurrent(ctx, layer, x, mask, initial_state):
     name = f"{type(layer).__name__} {layer.name!r}"
     if layer.go_backwards:
         x, mask = ctx.reverse_time(x), ctx.reverse_time(mask)
-    bias = layer._bias()
-    bias = bias.data if hasattr(bias, "data") else np.asarray(bias)
+    bias = _bias_array(layer)
     is_gru, is_lstm = isinstance(layer, GRU), isinstance(layer, LSTM)
     xw = ctx.op("MatMul", [x, ctx.const(layer.kernel.data, "kernel")])
     xw = ctx.op("Add", [xw, ctx.const(bias[0] if is_gru else bias, "bias")])                # (N, T, G·U)
@@ -542,6 +601,29 @@ def _export_masked_recurrent(ctx, layer, x, mask, initial_state):
     else:
         out = h
     return [out] + states if layer.return_state else out
+
+
+def export_rnn(ctx, layer, inputs, initial_state=None, mask=None, training=False):
+    """RNN(cell) over a built-in cell is the SimpleRNN/LSTM/GRU layer of the same weights and
+    options (same gate order, same masking rule: a masked step keeps the states and repeats
+    the previous output); that layer's exporter writes it."""
+    cell = layer.cell
+    common = dict(units=cell.units, activation=cell.activation, use_bias=cell.use_bias,
+                  return_sequences=layer.return_sequences, return_state=layer.return_state,
+                  go_backwards=layer.go_backwards, name=layer.name)
+    if type(cell) is SimpleRNNCell:
+        twin = SimpleRNN(**common)
+    elif type(cell) is LSTMCell:
+        twin = LSTM(recurrent_activation=cell.recurrent_activation, **common)
+    elif type(cell) is GRUCell and cell.reset_after:
+        twin = GRU(recurrent_activation=cell.recurrent_activation, **common)
+    else:
+        raise ValueError(f"ONNX export: RNN {layer.name!r}: its cell {type(cell).__name__}"
+                         + (" (reset_after=False)" if isinstance(cell, GRUCell) else "")
+                         + " has no ONNX recurrent form (see pynn.onnx.UNSUPPORTED)")
+    twin.build(ctx.shape(inputs[0]))
+    twin.set_weights(cell.get_weights())
+    return export_recurrent(ctx, twin, inputs, initial_state=initial_state, mask=mask)
 
 
 def export_bidirectional(ctx, layer, inputs, initial_state=None, training=False):
@@ -724,6 +806,250 @@ def export_sine_position_encoding(ctx, layer, inputs):
     return _broadcast_batch(ctx, x, pe)
 
 
+# ------------------------------------------------------------------ activation, merge, shape and conv layers
+def export_relu(ctx, layer, inputs):
+    """ReLU(max_value, negative_slope, threshold) node for node as ReLU.call computes it."""
+    x = inputs[0]
+    ns, t, mv = layer.negative_slope, layer.threshold, layer.max_value
+    if mv is None and t == 0.0:
+        return ctx.op("LeakyRelu", [x], alpha=ns) if ns else ctx.op("Relu", [x])
+    tc = ctx.const(np.float32(t), "threshold")
+    if t != 0.0:   # x where x > threshold, else 0
+        y = ctx.op("Where", [ctx.op("Greater", [x, tc]), x, ctx.const(np.float32(0.0), "zero")])
+    else:
+        y = ctx.op("Relu", [x])
+    if mv is not None:
+        y = ctx.op("Clip", [y, ctx.const(np.float32(0.0), "zero"), ctx.const(np.float32(mv), "max_value")])
+    if ns:
+        negative = ctx.op("Relu", [ctx.op("Sub", [tc, x])])
+        y = ctx.op("Sub", [y, ctx.op("Mul", [negative, ctx.const(np.float32(ns), "negative_slope")])])
+    return y
+
+
+def export_leaky_relu(ctx, layer, inputs):
+    return ctx.op("LeakyRelu", [inputs[0]], alpha=layer.negative_slope)
+
+
+def export_elu(ctx, layer, inputs):
+    return ctx.op("Elu", [inputs[0]], alpha=layer.alpha)
+
+
+def export_softmax(ctx, layer, inputs, mask=None):
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    if mask is not None:   # masked-out positions get -1e9 added, as Softmax.call
+        keep = ctx.op("Cast", [mask], to=ctx.onnx.TensorProto.BOOL)
+        x = ctx.op("Add", [x, ctx.op("Where", [keep, ctx.const(np.float32(0.0), "zero"),
+                                                ctx.const(np.float32(-1e9), "neg")])])
+    if isinstance(layer.axis, (list, tuple)):
+        axes = sorted(a % rank for a in layer.axis)
+        e = ctx.op("Exp", [ctx.op("Sub", [x, ctx.reduce("ReduceMax", x, axes, keepdims=1)])])
+        return ctx.op("Div", [e, ctx.reduce("ReduceSum", e, axes, keepdims=1)])
+    return ctx.op("Softmax", [x], axis=int(layer.axis) % rank)
+
+
+def export_prelu(ctx, layer, inputs):
+    # relu(x) - alpha relu(-x) is ONNX's PRelu; alpha (input_shape[1:], 1 on shared axes) broadcasts from the right.
+    return ctx.op("PRelu", [inputs[0], ctx.const(layer.alpha.data, "prelu_alpha")])
+
+
+def export_subtract(ctx, layer, inputs):
+    return ctx.op("Sub", [inputs[0], inputs[1]])
+
+
+def export_average(ctx, layer, inputs):
+    total = _merge("Add")(ctx, layer, inputs)
+    return ctx.op("Mul", [total, ctx.const(np.float32(1.0 / len(inputs)), "inv_count")])
+
+
+def export_permute(ctx, layer, inputs):
+    return ctx.transpose(inputs[0], (0,) + tuple(layer.dims))
+
+
+def export_repeat_vector(ctx, layer, inputs):
+    return ctx.op("Expand", [ctx.unsqueeze(inputs[0], [1]), ctx.ints([1, layer.n, 1], "repeat_shape")])
+
+
+def export_zero_padding(ctx, layer, inputs):
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    spatial = [layer.padding] if isinstance(layer, ZeroPadding1D) else list(layer.padding)
+    begin, end = [0] * rank, [0] * rank
+    for i, (a, b) in enumerate(spatial):
+        begin[1 + i], end[1 + i] = a, b
+    return ctx.op("Pad", [x, ctx.ints(begin + end, "pads")], mode="constant")
+
+
+def export_cropping(ctx, layer, inputs):
+    spatial = [layer.cropping] if isinstance(layer, Cropping1D) else list(layer.cropping)
+    big = np.iinfo(np.int64).max
+    starts = [a for a, _ in spatial]
+    ends = [-b if b else big for _, b in spatial]
+    axes = list(range(1, 1 + len(spatial)))
+    return ctx.op("Slice", [inputs[0], ctx.ints(starts, "starts"), ctx.ints(ends, "ends"), ctx.ints(axes, "axes")])
+
+
+def export_unit_normalization(ctx, layer, inputs):
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    axes = layer.axis if isinstance(layer.axis, tuple) else (layer.axis,)
+    sq = ctx.reduce("ReduceSum", ctx.op("Mul", [x, x]), sorted(a % rank for a in axes), keepdims=1)
+    return ctx.op("Div", [x, ctx.op("Sqrt", [ctx.op("Max", [sq, ctx.const(np.float32(1e-12), "eps")])])])
+
+
+def export_normalization(ctx, layer, inputs):
+    """(x - mean) * (1 / scale), or x * scale + mean with invert; the same float32 constants as call()."""
+    from ..layers.preprocessing import _EPSILON
+    if layer.input_mean is not None:
+        mean, var = layer._fixed
+    else:
+        mean = layer.adapt_mean.data.reshape(layer._broadcast_shape)
+        var = layer.adapt_variance.data.reshape(layer._broadcast_shape)
+    scale = np.maximum(np.sqrt(var), _EPSILON).astype(np.float32)
+    mean = np.asarray(mean, np.float32)
+    x = inputs[0]
+    if layer.invert:
+        return ctx.op("Add", [ctx.op("Mul", [x, ctx.const(scale, "norm_scale")]), ctx.const(mean, "norm_mean")])
+    return ctx.op("Mul", [ctx.op("Sub", [x, ctx.const(mean, "norm_mean")]),
+                          ctx.const((1.0 / scale).astype(np.float32), "norm_inv_scale")])
+
+
+def export_dot(ctx, layer, inputs):
+    """Dot(axes, normalize) as Dot.call: L2-normalised along the axes if asked, then a sum of
+    products (rank 2) or one batched MatMul with the contracted axes brought last/middle (rank 3)."""
+    a, b = inputs
+    ax, bx = layer._resolved([ctx.shape(a), ctx.shape(b)])
+
+    def l2(v, axis):
+        sq = ctx.reduce("ReduceSum", ctx.op("Mul", [v, v]), [axis], keepdims=1)
+        return ctx.op("Div", [v, ctx.op("Sqrt", [ctx.op("Max", [sq, ctx.const(np.float32(1e-12), "eps")])])])
+    if layer.normalize:
+        a, b = l2(a, ax), l2(b, bx)
+    if len(ctx.shape(inputs[0])) == 2:
+        return ctx.reduce("ReduceSum", ctx.op("Mul", [a, b]), [1], keepdims=1)
+    if ax == 1:
+        a = ctx.transpose(a, (0, 2, 1))
+    if bx == 2:
+        b = ctx.transpose(b, (0, 2, 1))
+    return ctx.op("MatMul", [a, b])
+
+
+def export_group_norm(ctx, layer, inputs):
+    """GroupNormalization (channels last): (..., C) -> (..., G, C/G), moments over every axis but
+    batch and group, as GroupNormalization.call, then the per-channel gamma/beta."""
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    c, g = ctx.shape(x)[-1], layer.groups
+    grouped = ctx.op("Reshape", [x, ctx.ints([0] * (rank - 1) + [g, c // g], "shape")])   # 0: copy that dim
+    axes = list(range(1, rank - 1)) + [rank]
+    centred = ctx.op("Sub", [grouped, ctx.reduce("ReduceMean", grouped, axes, keepdims=1)])
+    var = ctx.reduce("ReduceMean", ctx.op("Mul", [centred, centred]), axes, keepdims=1)
+    y = ctx.op("Div", [centred, ctx.op("Sqrt", [ctx.op("Add", [var, ctx.const(np.float32(layer.epsilon), "eps")])])])
+    y = ctx.op("Reshape", [y, ctx.ints([0] * (rank - 1) + [c], "shape")])
+    if layer.gamma is not None:
+        y = ctx.op("Mul", [y, ctx.const(layer.gamma.data, "gn_gamma")])
+    if layer.beta is not None:
+        y = ctx.op("Add", [y, ctx.const(layer.beta.data, "gn_beta")])
+    return y
+
+
+def export_category_encoding(ctx, layer, inputs):
+    """ids (N,) or (N, k) -> (N, num_tokens): OneHot, summed over the k ids ("count"), capped at 1
+    otherwise. pynn's range check on the ids is not in the graph (ONNX's OneHot gives an
+    out-of-range id an all-zero row)."""
+    ids = ctx.op("Cast", [inputs[0]], to=ctx.onnx.TensorProto.INT64)
+    if len(ctx.shape(inputs[0])) == 1:
+        ids = ctx.unsqueeze(ids, [1])
+    hot = ctx.op("OneHot", [ids, ctx.ints([layer.num_tokens], "depth"),
+                            ctx.const(np.asarray([0.0, 1.0], np.float32), "one_hot_values")], axis=-1)
+    counts = ctx.reduce("ReduceSum", hot, [1], keepdims=0)
+    if layer.output_mode == "count":
+        return counts
+    return ctx.op("Min", [counts, ctx.const(np.float32(1.0), "one")])
+
+
+def export_masking(ctx, layer, inputs):
+    """Steps whose features all equal mask_value are zeroed; their (N, T) mask goes to the
+    layers that read it, as an Embedding(mask_zero=True) padding mask does."""
+    x = inputs[0]
+    rank = len(ctx.shape(x))
+    differs = ctx.op("Cast", [ctx.op("Not", [ctx.op("Equal", [x, ctx.const(np.float32(layer.mask_value),
+                                                                             "mask_value")])])],
+                     to=ctx.onnx.TensorProto.FLOAT)
+    keep = ctx.reduce("ReduceMax", differs, list(range(2, rank)), keepdims=0)          # (N, T), 1 = any differs
+    out = ctx.op("Mul", [x, ctx.unsqueeze(keep, list(range(2, rank)))])
+    ctx.masks[out] = ctx.op("Cast", [keep], to=ctx.onnx.TensorProto.BOOL, base="padding_mask")
+    return out
+
+
+def _nhwc_pads(ctx, layer, what):
+    from ..shapes import conv_geometry
+    shape = ctx.shape(what)
+    if shape[1] is None or shape[2] is None:
+        raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: needs known height and width to "
+                         f"compute the padding exactly as pynn does; input shape {shape}")
+    _, (pt, pb), (pl, pr) = conv_geometry(f"{type(layer).__name__} {layer.name!r}", (1,) + tuple(shape[1:]),
+                                          *layer.kernel_size, layer.strides, layer.padding, layer.dilation_rate)
+    return [pt, pl, pb, pr]
+
+
+def _depthwise_conv(ctx, layer, x_nchw, pads, bias):
+    """ONNX Conv with group=C: output channel c*m + j reads input channel c only, as pynn's block diagonal."""
+    kh, kw, c, m = layer.depthwise_kernel.shape
+    w = layer.depthwise_kernel.data.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None]   # (C*m, 1, kh, kw)
+    conv_in = [x_nchw, ctx.const(w, "depthwise_kernel")] + ([ctx.const(bias, "bias")] if bias is not None else [])
+    return ctx.op("Conv", conv_in, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                  dilations=list(layer.dilation_rate), pads=pads, group=int(c))
+
+
+def export_depthwise_conv2d(ctx, layer, inputs):
+    x = inputs[0]
+    pads = _nhwc_pads(ctx, layer, x)
+    bias = layer.bias.data if layer.bias is not None else None
+    y = ctx.transpose(_depthwise_conv(ctx, layer, ctx.transpose(x, (0, 3, 1, 2)), pads, bias), (0, 2, 3, 1))
+    return apply_activation(ctx, _activation_name(layer, layer.activation), y,
+                            f"{type(layer).__name__} {layer.name!r}")
+
+
+def export_separable_conv2d(ctx, layer, inputs):
+    x = inputs[0]
+    pads = _nhwc_pads(ctx, layer, x)
+    y = _depthwise_conv(ctx, layer, ctx.transpose(x, (0, 3, 1, 2)), pads, None)
+    pw = ctx.const(layer.pointwise_kernel.data.transpose(3, 2, 0, 1), "pointwise_kernel")
+    y = ctx.op("Conv", [y, pw] + ([ctx.const(layer.bias.data, "bias")] if layer.bias is not None else []),
+               kernel_shape=[1, 1])
+    y = ctx.transpose(y, (0, 2, 3, 1))
+    return apply_activation(ctx, _activation_name(layer, layer.activation), y, f"SeparableConv2D {layer.name!r}")
+
+
+def export_conv2d_transpose(ctx, layer, inputs):
+    """ONNX ConvTranspose: its full output is pynn's ((H-1)s + k); "same" keeps H*s of it, dropping
+    (k-s)//2 at the start (pads), or, when k < s, appends s-k bias-only rows (output_padding)."""
+    x = inputs[0]
+    begin, end, extra = [0, 0], [0, 0], [0, 0]
+    if layer.padding == "same":
+        for i, (k, s) in enumerate(zip(layer.kernel_size, layer.strides)):
+            if k >= s:
+                begin[i] = (k - s) // 2
+                end[i] = k - s - begin[i]
+            else:
+                extra[i] = s - k
+    w = ctx.const(layer.kernel.data.transpose(3, 2, 0, 1), "kernel")      # (C_in, filters, kh, kw)
+    conv_in = [ctx.transpose(x, (0, 3, 1, 2)), w] + ([ctx.const(layer.bias.data, "bias")] if layer.use_bias else [])
+    y = ctx.op("ConvTranspose", conv_in, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+               pads=begin + end, output_padding=extra if any(extra) else None)
+    y = ctx.transpose(y, (0, 2, 3, 1))
+    return apply_activation(ctx, _activation_name(layer, layer.activation), y, f"Conv2DTranspose {layer.name!r}")
+
+
+def export_upsampling(ctx, layer, inputs):
+    """Nearest-neighbour Resize by integer scales along the spatial axes (each value repeated)."""
+    size = [layer.size] if isinstance(layer, UpSampling1D) else list(layer.size)
+    scales = np.asarray([1.0] + [float(v) for v in size] + [1.0], np.float32)
+    return ctx.op("Resize", [inputs[0], "", ctx.const(scales, "scales")], mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
 # ------------------------------------------------------------------ models
 def _export_sequential(ctx, model, inputs, training=False):
     x = inputs[0]
@@ -769,6 +1095,17 @@ for _cls, _fn in [
     (AdditiveAttention, export_attention), (TransformerEncoder, export_transformer_encoder),
     (PositionEmbedding, export_position_embedding), (SinePositionEncoding, export_sine_position_encoding),
     (Sequential, _export_sequential), (Model, _export_functional),
+    (ReLU, export_relu), (LeakyReLU, export_leaky_relu), (ELU, export_elu), (Softmax, export_softmax),
+    (PReLU, export_prelu), (Identity, export_identity), (GaussianNoise, export_identity),
+    (SpatialDropout1D, export_identity), (Subtract, export_subtract), (Average, export_average),
+    (Maximum, _merge("Max")), (Minimum, _merge("Min")), (Permute, export_permute),
+    (RepeatVector, export_repeat_vector), (ZeroPadding1D, export_zero_padding), (ZeroPadding2D, export_zero_padding),
+    (Cropping1D, export_cropping), (Cropping2D, export_cropping), (UnitNormalization, export_unit_normalization),
+    (Normalization, export_normalization), (DepthwiseConv2D, export_depthwise_conv2d),
+    (SeparableConv2D, export_separable_conv2d), (Conv2DTranspose, export_conv2d_transpose),
+    (UpSampling1D, export_upsampling), (UpSampling2D, export_upsampling), (Dot, export_dot),
+    (GroupNormalization, export_group_norm), (CategoryEncoding, export_category_encoding),
+    (Masking, export_masking), (RNN, export_rnn),
 ]:
     register_exporter(_cls, _fn)
 

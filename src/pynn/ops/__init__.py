@@ -108,11 +108,27 @@ def __getattr__(name):
     # Every other kernel of the active backend (gradients, optimizer steps, ...), then
     # anything else NumPy has (names outside numpy.__all__).
     if name in _backend.KERNELS:
-        return getattr(_backend.current(), name)
+        return _raw_kernel(name)
     try:
         return getattr(_np, name)
     except AttributeError:
         raise AttributeError(f"pynn.ops has no {name!r} (neither a pynn function nor a NumPy name)") from None
+
+
+def _raw_kernel(name):
+    """A raw kernel called directly: its callers are layers that pass consistent shapes, so
+    some kernels index before they check. Called from here with arrays that do not fit
+    together, an IndexError from deep inside becomes a ValueError naming the kernel and
+    the shapes it was given."""
+    def kernel(*args, **kwargs):
+        try:
+            return getattr(_backend.current(), name)(*args, **kwargs)
+        except IndexError as e:
+            shapes = [getattr(a, "shape", type(a).__name__) for a in args]
+            raise ValueError(f"{name}: arguments of shapes {shapes} do not fit together ({e})") from e
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = getattr(_backend.current(), name).__doc__
+    return kernel
 
 
 def __dir__():

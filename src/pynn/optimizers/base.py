@@ -116,10 +116,18 @@ class Optimizer:
         slots = [s for name, _ in self._slot_specs() for s in self._slots[name]]
         if len(state) != 1 + len(slots):
             raise ValueError(f"{cls}.set_state: expected {1 + len(slots)} arrays, got {len(state)}")
+        it = np.asarray(state[0])
+        # iterations feeds bias corrections (1 - beta**t) and schedules: -1 or 2.5 would make
+        # the next fit divide by zero or step with a wrong rate.
+        if it.shape != () or it.dtype.kind not in "iu" or int(it) < 0:
+            raise ValueError(f"{cls}.set_state: iterations (array 0) must be a non-negative integer scalar, "
+                             f"got {it.dtype} array of shape {it.shape}" + (f" = {int(it)}" if it.shape == () and it.dtype.kind in "iu" else ""))
         for i, (dst, src) in enumerate(zip(slots, state[1:])):
             src = np.asarray(src)
             if src.shape != dst.shape:
                 raise ValueError(f"{cls}.set_state: array {i + 1} has shape {src.shape}, expected {dst.shape}")
+            if src.dtype.kind != "f":
+                raise ValueError(f"{cls}.set_state: array {i + 1} has dtype {src.dtype}, expected a float array")
         for dst, src in zip(slots, state[1:]):
             np.copyto(dst, src)
         self.iterations = int(np.asarray(state[0]))

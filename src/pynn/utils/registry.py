@@ -25,10 +25,13 @@ def register_serializable(cls=None, *, name=None):
 
 def lookup(class_name):
     """The class saved as ``class_name`` (a custom registration wins over pynn's own)."""
+    if not isinstance(class_name, str):
+        raise ValueError(f"load_model: a layer's class_name must be a string, got {class_name!r}")
     cls = _CUSTOM.get(class_name) or _BUILTIN.get(class_name)
     if cls is None:
-        raise ValueError(f"load_model: unknown layer class {class_name!r}; register custom layers with "
-                         f"@pynn.register_serializable. Known: {sorted(set(_BUILTIN) | set(_CUSTOM))}")
+        raise ValueError(f"load_model: unknown layer class {class_name!r}; known classes: "
+                         f"{', '.join(sorted(set(_BUILTIN) | set(_CUSTOM)))}. "
+                         "Register custom layers with @pynn.register_serializable")
     return cls
 
 
@@ -37,4 +40,8 @@ def serialize_layer(layer):
 
 
 def deserialize_layer(spec):
+    if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(spec.get("config"), dict):
+        text = repr(spec)
+        raise ValueError(f"load_model: a layer entry must be an object with 'class_name' and a 'config' object, "
+                         f"got {text if len(text) <= 120 else text[:120] + '...'}")
     return lookup(spec["class_name"]).from_config(dict(spec["config"]))

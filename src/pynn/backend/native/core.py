@@ -26,6 +26,12 @@ def matmul(a, b, bias=None, activation=None, alpha=None):
             or (bias is not None and np.asarray(bias).dtype != np.float32)):
         return _ref.matmul(a, b, bias, activation, alpha)
     _ref.check_matmul_shapes(a, b)
+    # A view whose byte strides are not whole floats (a field of a packed record array):
+    # the kernels walk in floats, so copy it, as the numpy reference reads it.
+    if any(s % 4 for s in a.strides):
+        a = np.ascontiguousarray(a)
+    if any(s % 4 for s in b.strides):
+        b = np.ascontiguousarray(b)
     _ref.check_activation("matmul", activation)
     if activation is not None and activation not in NATIVE_ACTIVATIONS:
         # No epilogue for it in _C: the product, then the activation's kernel.

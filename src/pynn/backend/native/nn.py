@@ -60,6 +60,15 @@ NATIVE_CONV_ACTIVATIONS = _accepted(lambda n: _C.conv2d(_ONE.reshape(1, 1, 1, 1)
                                                         None, (1, 1), "valid", (1, 1), n)) & NATIVE_ACTIVATIONS
 
 
+# np.ascontiguousarray makes a 0-d array 1-d: results take x's shape back.
+def _act_forward(x, name, alpha):
+    return _C.act_forward(_c(x), name, alpha).reshape(x.shape)
+
+
+def _act_backward(x, y, dy, name, alpha):
+    return _C.act_backward(_c(x), _c(y), _c(dy), name, alpha).reshape(x.shape)
+
+
 def _native_kernels(name):
     """name(x[, alpha]) and name_grad(x, y, dy[, alpha]) over _C.act_forward/act_backward,
     with the reference kernel's signature; non-float32 inputs go to the reference kernel."""
@@ -67,18 +76,20 @@ def _native_kernels(name):
     param = _table.ACTIVATIONS[name].param
     if param is None:
         def forward(x):
-            return _C.act_forward(_c(x), name, 0.0) if _f32(x) else ref(x)
+            x = _table.float_input(name, x)   # integer and bool input computes in float32, as the reference
+            return _act_forward(x, name, 0.0) if _f32(x) else ref(x)
 
         def grad(x, y, dy):
-            return _C.act_backward(_c(x), _c(y), _c(dy), name, 0.0) if _f32(x, y, dy) else ref_grad(x, y, dy)
+            return _act_backward(x, y, dy, name, 0.0) if _f32(x, y, dy) else ref_grad(x, y, dy)
     else:
         def forward(x, alpha=param[1]):
-            return _C.act_forward(_c(x), name, float(alpha)) if _f32(x) else ref(x, alpha)
+            x = _table.float_input(name, x)
+            return _act_forward(x, name, float(alpha)) if _f32(x) else ref(x, alpha)
 
         def grad(x, y, dy, alpha=param[1]):
             if not _f32(x, y, dy):
                 return ref_grad(x, y, dy, alpha)
-            return _C.act_backward(_c(x), _c(y), _c(dy), name, float(alpha))
+            return _act_backward(x, y, dy, name, float(alpha))
     forward.__name__, grad.__name__ = name, name + "_grad"
     forward.__doc__, grad.__doc__ = ref.__doc__, ref_grad.__doc__
     return {name: forward, name + "_grad": grad}
@@ -105,7 +116,8 @@ def bias_add(x, b):
 
 
 def bias_grad(dy):
-    return _C.bias_grad(_c(dy)) if _f32(dy) else _refnn.bias_grad(dy)
+    # 0-d: the reference's error (np.ascontiguousarray would make it (1,) and sum it)
+    return _C.bias_grad(_c(dy)) if _f32(dy) and dy.ndim else _refnn.bias_grad(dy)
 
 
 def act_bias_grad(y, dy, activation):
@@ -132,12 +144,14 @@ def _last_axis(fn, axis, *arrays):
 
 
 def softmax(x, axis=-1):
+    x = _refnn._float_input("softmax", x)
     if not _f32(x):
         return _refnn.softmax(x, axis)
     return _last_axis(lambda a: _C.softmax(a, False), axis, x)
 
 
 def log_softmax(x, axis=-1):
+    x = _refnn._float_input("log_softmax", x)
     if not _f32(x):
         return _refnn.log_softmax(x, axis)
     return _last_axis(lambda a: _C.softmax(a, True), axis, x)

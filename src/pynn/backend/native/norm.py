@@ -35,6 +35,7 @@ def _backward(native, reference, x, dy, mean, inv_std, gamma):
 
 
 def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
+    _ref._check_rows("batch_norm", x)
     return _forward(_C.batch_norm_forward, _ref.batch_norm, x, gamma, beta, epsilon)
 
 

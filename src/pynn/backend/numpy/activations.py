@@ -153,11 +153,27 @@ def apply(x, name, alpha=None):
     return get(name).forward(x, None if a is None else _c(a, x))
 
 
+def float_input(op, x):
+    """The input of a float activation: integer and bool arrays compute in float32
+    (as torch.sigmoid of an int tensor returns float; NumPy's ufuncs would pick
+    float64 or truncate back to int), complex arrays are a TypeError (pynn computes
+    real numbers only), float arrays pass unchanged. relu keeps integer dtypes
+    (max(x, 0) is exact there)."""
+    x = np.asarray(x)
+    kind = x.dtype.kind
+    if kind in "iub" and not (op == "relu" and kind in "iu"):
+        return x.astype(np.float32)
+    if kind not in "iuf":
+        raise TypeError(f"{op}: expected a real (integer, bool or float) array, got dtype {x.dtype}"
+                        + ("; complex numbers are not supported" if kind == "c" else ""))
+    return x
+
+
 def _kernels(name, act):
     """The backend kernels ``name(x[, alpha])`` and ``name_grad(x, y, dy[, alpha])``."""
     if act.param is None:
         def forward(x):
-            return act.forward(x, None)
+            return act.forward(float_input(name, x), None)
 
         def grad(x, y, dy):
             return act.grad(x, y, dy, None)
@@ -165,6 +181,7 @@ def _kernels(name, act):
         default = act.param[1]
 
         def forward(x, alpha=default):
+            x = float_input(name, x)
             return act.forward(x, _c(alpha, x))
 
         def grad(x, y, dy, alpha=default):

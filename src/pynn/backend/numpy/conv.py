@@ -98,9 +98,28 @@ def conv2d_backward_bias(dy):
 
 
 # ---------------------------------------------------------------- pooling
+def _live_window(k, s, out, pad, size):
+    """Trim a pooling window to the offsets that reach a real cell for some output.
+
+    Padded cells never count in pooling (-inf for max, excluded from the mean), so
+    offsets that only ever land on padding can go: the window becomes k' cells with
+    pad_before' before the input. Exact, and it keeps a "same" window of 10**6 cells on
+    a small input from a 10**6-step loop over a 10**6-row padded copy.
+    """
+    before, after = pad
+    if out == 0 or size == 0:
+        return k, pad
+    lo = max(0, before - (out - 1) * s)  # first offset that reaches row 0 for the last output
+    hi = min(k, before + size)  # past it, every output's row is beyond the input
+    k2, before2 = hi - lo, before - lo
+    return k2, (before2, max(0, k2 + (out - 1) * s - before2 - size))
+
+
 def _pool_geometry(op, x_shape, pool_size, strides, padding):
     (kh, kw), strides = pool_args(pool_size, strides)
     (oh, ow), ph, pw = conv_geometry(op, x_shape, kh, kw, strides, padding, 1, (kh, kw))
+    kh, ph = _live_window(kh, strides[0], oh, ph, x_shape[1])
+    kw, pw = _live_window(kw, strides[1], ow, pw, x_shape[2])
     return kh, kw, strides, oh, ow, ph, pw
 
 
@@ -124,7 +143,8 @@ def max_pool2d_backward(x, y, dy, pool_size=(2, 2), strides=None, padding="valid
     dxp = np.zeros(xp.shape, np.result_type(x, dy))
     taken = np.zeros(y.shape, bool)
     for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
-        hit = (xp[:, rows, cols, :] == y) & ~taken
+        cell = xp[:, rows, cols, :]
+        hit = ((cell == y) | (np.isnan(cell) & np.isnan(y))) & ~taken  # a NaN max routes to its first NaN
         dxp[:, rows, cols, :] += np.where(hit, dy, 0)
         taken |= hit
     return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
@@ -169,6 +189,8 @@ def _check4(op, x_shape):
 def global_avg_pool2d(x):
     """(N, H, W, C) -> (N, C): mean over space."""
     _check4("global_avg_pool2d", x.shape)
+    if x.shape[1] * x.shape[2] == 0:  # a mean of nothing: an error, as global_max_pool2d (native agrees)
+        raise ValueError(f"global_avg_pool2d: empty spatial extent, input shape {x.shape}")
     return x.mean(axis=(1, 2))
 
 
@@ -191,7 +213,8 @@ def global_max_pool2d_backward(x, y, dy):
     _check4("global_max_pool2d_backward", x.shape)
     n, h, w, c = x.shape
     flat = x.reshape(n, h * w, c)
-    first = np.argmax(flat == y[:, None, :], axis=1)  # (N, C): first spatial index holding the max
+    is_max = (flat == y[:, None, :]) | (np.isnan(flat) & np.isnan(y)[:, None, :])  # NaN max: its first NaN
+    first = np.argmax(is_max, axis=1)  # (N, C): first spatial index holding the max
     dx = np.zeros((n, h * w, c), np.result_type(x, dy))
     np.put_along_axis(dx, first[:, None, :], dy[:, None, :], axis=1)
     return dx.reshape(x.shape)

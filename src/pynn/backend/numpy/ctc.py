@@ -44,11 +44,12 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, blank=0):
 
     alpha = np.full((n, t_max, s_max), NEG_INF)
     alpha[:, 0, 0] = emit[:, 0, 0]
-    alpha[:, 0, 1] = np.where(ext_len > 1, emit[:, 0, 1], NEG_INF)
+    if s_max > 1:  # labels padded to width 0: only the blank path exists
+        alpha[:, 0, 1] = np.where(ext_len > 1, emit[:, 0, 1], NEG_INF)
     for t in range(1, t_max):
         prev = alpha[:, t - 1]
         shift1 = np.concatenate([np.full((n, 1), NEG_INF), prev[:, :-1]], axis=1)
-        shift2 = np.concatenate([np.full((n, 2), NEG_INF), prev[:, :-2]], axis=1)
+        shift2 = np.concatenate([np.full((n, 2), NEG_INF), prev[:, :-2]], axis=1)[:, :s_max]  # s_max 1: no labels
         step = _logsumexp(prev, shift1, np.where(skip, shift2, NEG_INF)) + emit[:, t]
         alpha[:, t] = np.where((t < in_len)[:, None], step, prev)        # frozen past the input length
 
@@ -67,8 +68,8 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, blank=0):
         if t + 1 < t_max:
             nxt = beta[:, t + 1]
             shift1 = np.concatenate([nxt[:, 1:], np.full((n, 1), NEG_INF)], axis=1)
-            shift2 = np.concatenate([nxt[:, 2:], np.full((n, 2), NEG_INF)], axis=1)
-            skip_next = np.concatenate([skip[:, 2:], np.zeros((n, 2), bool)], axis=1)
+            shift2 = np.concatenate([nxt[:, 2:], np.full((n, 2), NEG_INF)], axis=1)[:, :s_max]
+            skip_next = np.concatenate([skip[:, 2:], np.zeros((n, 2), bool)], axis=1)[:, :s_max]
             step = _logsumexp(nxt, shift1, np.where(skip_next, shift2, NEG_INF)) + emit[:, t]
         else:
             step = np.full((n, s_max), NEG_INF)

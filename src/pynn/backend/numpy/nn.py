@@ -16,6 +16,7 @@ from . import activations as _act
 
 # relu, relu_grad, sigmoid, ...: one kernel pair per activation of the table.
 globals().update(_act.KERNELS)
+_float_input = _act.float_input
 
 __all__ = list(_act.KERNELS) + [
     "bias_add", "bias_grad", "act_bias_grad",
@@ -35,6 +36,8 @@ def bias_add(x, b):
 
 def bias_grad(dy):
     """Sum of dy (..., C) over every axis but the last -> (C,)."""
+    if np.ndim(dy) == 0:
+        raise ValueError("bias_grad: dy must have a channel axis (..., C), got a 0-d array")
     return dy.reshape(-1, dy.shape[-1]).sum(axis=0) if dy.shape[-1] else np.zeros(0, dy.dtype)
 
 
@@ -57,12 +60,20 @@ FROM_OUTPUT = frozenset(name for name, act in _act.ACTIVATIONS.items() if act.fr
 # ---------------------------------------------------------------- softmax
 def softmax(x, axis=-1):
     """exp(x - max) / sum exp(x - max) along ``axis``."""
+    x = _float_input("softmax", x)
+    if x.size == 0:  # no rows or empty rows: an empty result, as native (np.max would raise)
+        np.sum(x, axis=axis)  # still validates axis
+        return x.copy()
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1):
     """x - logsumexp(x) along ``axis``, max-subtracted."""
+    x = _float_input("log_softmax", x)
+    if x.size == 0:
+        np.sum(x, axis=axis)
+        return x.copy()
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
@@ -110,5 +121,6 @@ def softmax_cross_entropy(logits, labels):
             raise ValueError(f"softmax_cross_entropy: dense labels must have the shape of logits "
                              f"{logits.shape}, got {labels.shape}")
         target = labels.astype(logits.dtype, copy=False)
-    loss = -np.sum(target * logp, axis=-1)
+    # 0 · log p = 0 even where p underflows to 0 (logp = -inf): the term is absent, not NaN (native agrees)
+    loss = -np.sum(np.where(target != 0, target * logp, 0), axis=-1)
     return loss, np.exp(logp) - target

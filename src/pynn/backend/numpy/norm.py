@@ -14,6 +14,13 @@ def _rows(x):
     return x.reshape(-1, x.shape[-1])
 
 
+def _check_rows(op, x):
+    """Batch statistics of no samples do not exist (native gave 0 and 1/sqrt(eps), this gave
+    NaN): either would feed the moving averages a made-up value, so it is an error."""
+    if x.ndim >= 1 and x.size == 0 and x.shape[-1] > 0:
+        raise ValueError(f"{op}: no samples to compute batch statistics over, input shape {x.shape}")
+
+
 def _normalize(x, axis, gamma, beta, epsilon):
     """(y, mean, inv_std) normalising the (rows, C) view of x along ``axis`` (0: each
     channel over the rows; 1: each row over its channels), then y = γ·x̂ + β."""
@@ -32,6 +39,7 @@ def _normalize(x, axis, gamma, beta, epsilon):
 
 def batch_norm(x, gamma=None, beta=None, epsilon=1e-3):
     """Training-mode batch norm over all axes but the last. Returns (y, mean (C,), inv_std (C,))."""
+    _check_rows("batch_norm", x)
     return _normalize(x, 0, gamma, beta, epsilon)
 
 

@@ -79,9 +79,22 @@ def simple_rnn(xw, h0, recurrent_kernel, mask=None, activation="tanh", recurrent
     return hs
 
 
+def _check_grad_shapes(op, dhs, h0, hs, recurrent_kernel, gates):
+    """The backward kernels index by hs's shape: arrays that do not match it would broadcast
+    or index past their end (the native binding checks the same)."""
+    hs, dhs, h0, u = np.asarray(hs), np.asarray(dhs), np.asarray(h0), np.asarray(recurrent_kernel)
+    if hs.ndim != 3:
+        raise ValueError(f"{op}: hs must be (N, T, units), got shape {hs.shape}")
+    n, _, units = hs.shape
+    if dhs.shape != hs.shape or h0.shape != (n, units) or u.shape != (units, gates * units):
+        raise ValueError(f"{op}: expected dhs {hs.shape}, h0 {(n, units)}, recurrent_kernel "
+                         f"{(units, gates * units)} for hs {hs.shape}; got {dhs.shape}, {h0.shape}, {u.shape}")
+
+
 def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh", recurrent_mask=None):
     """Returns (dxw, dh0, drecurrent_kernel); dhs holds dL/dh_t for every t
     (the final state's gradient added at t = T−1)."""
+    _check_grad_shapes("simple_rnn_grad", dhs, h0, hs, recurrent_kernel, 1)
     _, df = _act(activation)
     n, steps, units = hs.shape
     dxw = np.zeros_like(xw)
@@ -132,6 +145,7 @@ def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_a
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
               recurrent_activation="sigmoid", recurrent_mask=None):
     """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel)."""
+    _check_grad_shapes("lstm_grad", dhs, h0, hs, recurrent_kernel, 4)
     act, dact = _act(activation)
     _, dract = _act(recurrent_activation)
     n, steps, u = hs.shape
@@ -191,6 +205,7 @@ def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", 
 def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
              recurrent_mask=None):
     """Returns (dxw, dh0, drecurrent_kernel, drecurrent_bias)."""
+    _check_grad_shapes("gru_grad", dhs, h0, hs, recurrent_kernel, 3)
     _, dact = _act(activation)
     _, dract = _act(recurrent_activation)
     n, steps, u = hs.shape

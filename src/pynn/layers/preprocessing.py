@@ -92,16 +92,21 @@ class Normalization(Layer):
         self.adapt_variance.assign(var.astype(np.float32).reshape(self.adapt_variance.shape))
         self.adapted = True
 
-    def call(self, x):
+    def _mean_scale(self, dtype):
+        """(mean, scale) in ``dtype``, broadcastable against the input: the fixed or adapted statistics,
+        scale = max(sqrt(variance), epsilon). call() and the ONNX exporter both use it, so they agree."""
         if self.input_mean is not None:
             mean, var = self._fixed
         else:
             mean = self.adapt_mean.data.reshape(self._broadcast_shape)
             var = self.adapt_variance.data.reshape(self._broadcast_shape)
-        scale = np.maximum(np.sqrt(var), _EPSILON).astype(x.dtype)
+        return np.asarray(mean).astype(dtype), np.maximum(np.sqrt(var), _EPSILON).astype(dtype)
+
+    def call(self, x):
+        mean, scale = self._mean_scale(x.dtype)
         if self.invert:
-            return x * scale + mean.astype(x.dtype)
-        return (x - mean.astype(x.dtype)) * (1.0 / scale)
+            return x * scale + mean
+        return (x - mean) * (1.0 / scale)
 
     def compute_output_shape(self, s):
         return s

@@ -899,14 +899,7 @@ def export_unit_normalization(ctx, layer, inputs):
 
 def export_normalization(ctx, layer, inputs):
     """(x - mean) * (1 / scale), or x * scale + mean with invert; the same float32 constants as call()."""
-    from ..layers.preprocessing import _EPSILON
-    if layer.input_mean is not None:
-        mean, var = layer._fixed
-    else:
-        mean = layer.adapt_mean.data.reshape(layer._broadcast_shape)
-        var = layer.adapt_variance.data.reshape(layer._broadcast_shape)
-    scale = np.maximum(np.sqrt(var), _EPSILON).astype(np.float32)
-    mean = np.asarray(mean, np.float32)
+    mean, scale = layer._mean_scale(np.float32)
     x = inputs[0]
     if layer.invert:
         return ctx.op("Add", [ctx.op("Mul", [x, ctx.const(scale, "norm_scale")]), ctx.const(mean, "norm_mean")])

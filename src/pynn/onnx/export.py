@@ -229,6 +229,11 @@ def _activation_param(name, alpha):
         return {"leaky_relu": 0.2, "elu": 1.0}[name]
 
 
+_ONE_OP = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax", "log_softmax": "LogSoftmax",
+           "softplus": "Softplus", "softsign": "Softsign", "exponential": "Exp",
+           "hard_silu": "HardSwish"}   # hard_silu: x * relu6(x + 3) / 6, ONNX's HardSwish exactly
+
+
 def apply_activation(ctx, name, x, owner="layer", alpha=None):
     """x -> activation(x) for a pynn activation name (every Keras 3 name pynn accepts);
     ``alpha`` is the parameter of leaky_relu/elu when it differs from the default."""
@@ -238,36 +243,21 @@ def apply_activation(ctx, name, x, owner="layer", alpha=None):
         return ctx.const(np.float32(v))
     if name in (None, "linear"):
         return x
-    if name == "relu":
-        return ctx.op("Relu", [x])
-    if name == "sigmoid":
-        return ctx.op("Sigmoid", [x])
-    if name == "tanh":
-        return ctx.op("Tanh", [x])
-    if name == "softmax":
-        return ctx.op("Softmax", [x], axis=-1)
-    if name == "log_softmax":
-        return ctx.op("LogSoftmax", [x], axis=-1)
+    if name in _ONE_OP:   # activations that are one attribute-free ONNX op (softmaxes: over the last axis)
+        op = _ONE_OP[name]
+        return ctx.op(op, [x], axis=-1) if op in ("Softmax", "LogSoftmax") else ctx.op(op, [x])
     if name == "elu":
         return ctx.op("Elu", [x], alpha=_activation_param(name, alpha))
     if name == "leaky_relu":
         return ctx.op("LeakyRelu", [x], alpha=_activation_param(name, alpha))
     if name == "selu":
         return ctx.op("Selu", [x], alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
-    if name == "softplus":
-        return ctx.op("Softplus", [x])
-    if name == "softsign":
-        return ctx.op("Softsign", [x])
-    if name == "exponential":
-        return ctx.op("Exp", [x])
     if name == "relu6":
         return ctx.op("Clip", [x, c(0.0), c(6.0)])
     if name == "hard_sigmoid":   # Keras 3: relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1)
         return ctx.op("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
     if name == "silu":
         return ctx.op("Mul", [x, ctx.op("Sigmoid", [x])])
-    if name == "hard_silu":      # x * relu6(x + 3) / 6, ONNX's HardSwish exactly
-        return ctx.op("HardSwish", [x])
     if name == "mish":           # x * tanh(softplus(x)); ONNX's Mish op needs opset 18
         return ctx.op("Mul", [x, ctx.op("Tanh", [ctx.op("Softplus", [x])])])
     if name == "gelu":   # pynn's exact erf form: 0.5 x (1 + erf(x / sqrt 2))

@@ -365,72 +365,53 @@ def export_layer_norm(ctx, layer, inputs):
 
 
 # ------------------------------------------------------------------ convolution and pooling
-def export_conv2d(ctx, layer, inputs):
-    from ..shapes import conv_geometry
-    x = inputs[0]
-    shape = ctx.shape(x)
-    if shape[1] is None or shape[2] is None:
-        raise ValueError(f"ONNX export: Conv2D {layer.name!r}: needs known height and width to compute the "
-                         f"padding exactly as pynn does; input shape {shape}")
-    _, (pt, pb), (pl, pr) = conv_geometry(f"Conv2D {layer.name!r}", (1,) + tuple(shape[1:]), *layer.kernel_size,
-                                          layer.strides, layer.padding, layer.dilation_rate)
-    w = ctx.const(layer.kernel.data.transpose(3, 2, 0, 1), "kernel")
-    conv_in = [ctx.transpose(x, (0, 3, 1, 2)), w] + ([ctx.const(layer.bias.data, "bias")] if layer.use_bias else [])
-    y = ctx.op("Conv", conv_in, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-               dilations=list(layer.dilation_rate), pads=[pt, pl, pb, pr])
-    y = ctx.transpose(y, (0, 2, 3, 1))
-    return apply_activation(ctx, _activation_name(layer, layer.activation), y, f"Conv2D {layer.name!r}")
+def _conv_channels_last(ctx, layer, x, rank, **conv_attributes):
+    """Conv1D/Conv2D's shared tail: ONNX Conv is channels-first, so transpose x (N, *spatial, C) and the
+    Keras kernel (*k, Cin, Cout) -> (Cout, Cin, *k), convolve (with the bias), transpose back, activate."""
+    spatial = tuple(range(1, rank + 1))
+    w = ctx.const(layer.kernel.data.transpose((rank + 1, rank) + tuple(range(rank))), "kernel")
+    conv_in = [ctx.transpose(x, (0, rank + 1) + spatial), w] + ([ctx.const(layer.bias.data, "bias")]
+                                                              if layer.use_bias else [])
+    y = ctx.transpose(ctx.op("Conv", conv_in, **conv_attributes), (0,) + tuple(range(2, rank + 2)) + (1,))
+    return apply_activation(ctx, _activation_name(layer, layer.activation), y, f"Conv{rank}D {layer.name!r}")
 
 
-def export_conv1d(ctx, layer, inputs):
+def _onnx_pads(ctx, x, layer, kernel, strides, dilations):
+    """ONNX ``pads`` [begins..., ends...] for a channels-last ``x`` with 1 or 2 spatial axes, computed by
+    the same TensorFlow rules pynn pads with (shapes.window_geometry); the spatial sizes must be known."""
     from ..shapes import window_geometry
+    owner = f"{type(layer).__name__} {layer.name!r}"
+    shape = ctx.shape(x)
+    if any(d is None for d in shape[1:-1]):
+        raise ValueError(f"ONNX export: {owner}: needs known spatial sizes (steps, or height and width) to "
+                         f"compute the padding exactly as pynn does; input shape {shape}")
+    geometry = [window_geometry(owner, size, k, st, d, layer.padding, (1,) + tuple(shape[1:]))
+                for size, k, st, d in zip(shape[1:-1], kernel, strides, dilations)]
+    return [g[1] for g in geometry] + [g[2] for g in geometry]
+
+
+def export_conv(ctx, layer, inputs):
+    """Conv1D/Conv2D (kernel_size, strides, dilation_rate are tuples of the layer's rank, as Keras)."""
     x = inputs[0]
-    t = ctx.shape(x)[1]
-    if t is None:
-        raise ValueError(f"ONNX export: Conv1D {layer.name!r}: needs a known number of steps; input shape "
-                         f"{ctx.shape(x)}")
-    (k,), (st,), (d,) = layer.kernel_size, layer.strides, layer.dilation_rate   # 1-tuples, as Keras
-    _, pb, pa = window_geometry(f"Conv1D {layer.name!r}", t, k, st, d, layer.padding)
-    w = ctx.const(layer.kernel.data.transpose(2, 1, 0), "kernel")
-    conv_in = [ctx.transpose(x, (0, 2, 1)), w] + ([ctx.const(layer.bias.data, "bias")] if layer.use_bias else [])
-    y = ctx.op("Conv", conv_in, kernel_shape=[k], strides=[st], dilations=[d], pads=[pb, pa])
-    y = ctx.transpose(y, (0, 2, 1))
-    return apply_activation(ctx, _activation_name(layer, layer.activation), y, f"Conv1D {layer.name!r}")
+    pads = _onnx_pads(ctx, x, layer, layer.kernel_size, layer.strides, layer.dilation_rate)
+    return _conv_channels_last(ctx, layer, x, len(layer.kernel_size), kernel_shape=list(layer.kernel_size),
+                               strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pads)
 
 
 def _pool_op(layer):
     return "MaxPool" if isinstance(layer, (MaxPooling2D, MaxPooling1D)) else "AveragePool"
 
 
-def export_pool2d(ctx, layer, inputs):
-    from ..shapes import conv_geometry
+def export_pool(ctx, layer, inputs):
+    """Max/AveragePooling1D/2D: ONNX MaxPool/AveragePool on the channels-first transpose."""
     x = inputs[0]
-    shape = ctx.shape(x)
-    if shape[1] is None or shape[2] is None:
-        raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: needs known height and width; "
-                         f"input shape {shape}")
-    _, (pt, pb), (pl, pr) = conv_geometry(layer.name, (1,) + tuple(shape[1:]), *layer.pool_size, layer.strides,
-                                          layer.padding, 1)
-    attrs = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides), pads=[pt, pl, pb, pr])
+    rank = len(layer.pool_size)
+    pads = _onnx_pads(ctx, x, layer, layer.pool_size, layer.strides, (1,) * rank)
+    attrs = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides), pads=pads)
     if _pool_op(layer) == "AveragePool":
         attrs["count_include_pad"] = 0   # "same" averages the real cells only, as Keras
-    y = ctx.op(_pool_op(layer), [ctx.transpose(x, (0, 3, 1, 2))], **attrs)
-    return ctx.transpose(y, (0, 2, 3, 1))
-
-
-def export_pool1d(ctx, layer, inputs):
-    from ..shapes import window_geometry
-    x = inputs[0]
-    t = ctx.shape(x)[1]
-    if t is None:
-        raise ValueError(f"ONNX export: {type(layer).__name__} {layer.name!r}: needs a known number of steps")
-    (k,), (st,) = layer.pool_size, layer.strides   # 1-tuples, as Keras
-    _, pb, pa = window_geometry(layer.name, t, k, st, 1, layer.padding)
-    attrs = dict(kernel_shape=[k], strides=[st], pads=[pb, pa])
-    if _pool_op(layer) == "AveragePool":
-        attrs["count_include_pad"] = 0
-    y = ctx.op(_pool_op(layer), [ctx.transpose(x, (0, 2, 1))], **attrs)
-    return ctx.transpose(y, (0, 2, 1))
+    y = ctx.op(_pool_op(layer), [ctx.transpose(x, (0, rank + 1) + tuple(range(1, rank + 1)))], **attrs)
+    return ctx.transpose(y, (0,) + tuple(range(2, rank + 2)) + (1,))
 
 
 def export_global_pool2d(ctx, layer, inputs):
@@ -1068,9 +1049,9 @@ for _cls, _fn in [
     (Dense, export_dense), (Activation, export_activation), (Dropout, export_identity), (Flatten, export_flatten),
     (Reshape, export_reshape), (Rescaling, export_rescaling), (Add, _merge("Add")), (Multiply, _merge("Mul")),
     (Concatenate, export_concatenate), (Embedding, export_embedding), (BatchNormalization, export_batch_norm),
-    (LayerNormalization, export_layer_norm), (Conv2D, export_conv2d), (Conv1D, export_conv1d),
-    (MaxPooling2D, export_pool2d), (AveragePooling2D, export_pool2d), (MaxPooling1D, export_pool1d),
-    (AveragePooling1D, export_pool1d), (GlobalAveragePooling2D, export_global_pool2d),
+    (LayerNormalization, export_layer_norm), (Conv2D, export_conv), (Conv1D, export_conv),
+    (MaxPooling2D, export_pool), (AveragePooling2D, export_pool), (MaxPooling1D, export_pool),
+    (AveragePooling1D, export_pool), (GlobalAveragePooling2D, export_global_pool2d),
     (GlobalMaxPooling2D, export_global_pool2d), (GlobalAveragePooling1D, export_global_pool1d),
     (GlobalMaxPooling1D, export_global_pool1d), (SimpleRNN, export_recurrent), (LSTM, export_recurrent),
     (GRU, export_recurrent), (Bidirectional, export_bidirectional), (TimeDistributed, export_time_distributed),

@@ -11,6 +11,7 @@ from .. import functional as F, initializers
 from ..autograd import Tensor
 from ..random import generator
 from .base import Layer
+from .rnn_cells import unit_forget_bias
 
 
 class _RNN(Layer):
@@ -197,15 +198,7 @@ class LSTM(_RNN):
         self.recurrent_activation, self.unit_forget_bias = recurrent_activation, unit_forget_bias
 
     def _bias_init(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        base, u = self.bias_initializer, self.units
-
-        def init(shape, dtype=np.float32):
-            b = np.asarray(base(shape, dtype))
-            b[u:2 * u] = 1.0
-            return b
-        return init
+        return unit_forget_bias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
 
     def call(self, x, training=False, initial_state=None, mask=None):
         mask = mask if mask is not None else x._keras_mask

@@ -14,6 +14,16 @@ from ..autograd import Tensor
 from .base import Layer
 
 
+
+def unit_forget_bias(base, units):
+    """Keras' unit_forget_bias: ``base``'s LSTM bias with the forget-gate slice [units, 2*units) set to
+    one. Shared by LSTMCell and the fused LSTM layer so the two initialise identically."""
+    def init(shape, dtype=np.float32):
+        b = np.array(base(shape, dtype))  # a copy: never write into an initializer's own array
+        b[units:2 * units] = 1.0
+        return b
+    return init
+
 class _Cell(Layer):
     gates = 1
 
@@ -90,15 +100,7 @@ class LSTMCell(_Cell):
         return [self.units, self.units]
 
     def _bias_initializer(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        base, u = self.bias_initializer, self.units
-
-        def init(shape, dtype=np.float32):
-            b = np.array(base(shape, dtype))
-            b[u:2 * u] = 1.0
-            return b
-        return init
+        return unit_forget_bias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
 
     def call(self, inputs, states, training=False):
         h, c = states

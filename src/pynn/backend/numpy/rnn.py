@@ -91,6 +91,15 @@ def _check_grad_shapes(op, dhs, h0, hs, recurrent_kernel, gates):
                          f"{(units, gates * units)} for hs {hs.shape}; got {dhs.shape}, {h0.shape}, {u.shape}")
 
 
+def _bptt_buffers(op, dhs, h0, hs, recurrent_kernel, gates):
+    """Check the shapes, then start a gated cell's backward pass: (N, T, U) and the zeroed
+    accumulators dxw (N, T, gates*U), d recurrent_kernel and the carried dh (N, U)."""
+    _check_grad_shapes(op, dhs, h0, hs, recurrent_kernel, gates)
+    n, steps, u = hs.shape
+    return (n, steps, u, np.zeros((n, steps, gates * u), hs.dtype), np.zeros_like(recurrent_kernel),
+            np.zeros((n, u), hs.dtype))
+
+
 def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="tanh", recurrent_mask=None):
     """Returns (dxw, dh0, drecurrent_kernel); dhs holds dL/dh_t for every t
     (the final state's gradient added at t = T−1)."""
@@ -145,13 +154,9 @@ def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_a
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
               recurrent_activation="sigmoid", recurrent_mask=None):
     """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel)."""
-    _check_grad_shapes("lstm_grad", dhs, h0, hs, recurrent_kernel, 4)
+    n, steps, u, dxw, dU, dh = _bptt_buffers("lstm_grad", dhs, h0, hs, recurrent_kernel, 4)
     act, dact = _act(activation)
     _, dract = _act(recurrent_activation)
-    n, steps, u = hs.shape
-    dxw = np.empty((n, steps, 4 * u), hs.dtype)
-    dU = np.zeros_like(recurrent_kernel)
-    dh = np.zeros((n, u), hs.dtype)
     dc = dc_last.copy()
     for t in reversed(range(steps)):
         h_prev = hs[:, t - 1] if t else h0
@@ -205,14 +210,10 @@ def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", 
 def gru_grad(dhs, h0, hs, saved, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
              recurrent_mask=None):
     """Returns (dxw, dh0, drecurrent_kernel, drecurrent_bias)."""
-    _check_grad_shapes("gru_grad", dhs, h0, hs, recurrent_kernel, 3)
+    n, steps, u, dxw, dU, dh = _bptt_buffers("gru_grad", dhs, h0, hs, recurrent_kernel, 3)
     _, dact = _act(activation)
     _, dract = _act(recurrent_activation)
-    n, steps, u = hs.shape
-    dxw = np.empty((n, steps, 3 * u), hs.dtype)
-    dU = np.zeros_like(recurrent_kernel)
     db = np.zeros(3 * u, hs.dtype)
-    dh = np.zeros((n, u), hs.dtype)
     for t in reversed(range(steps)):
         h_prev = hs[:, t - 1] if t else h0
         z, r, hh, rh = (saved[:, t, k * u:(k + 1) * u] for k in range(4))

@@ -1,7 +1,17 @@
 """More merge layers (Subtract, Average, Maximum, Minimum, Dot) and Keras'
 function forms: ``layers.add([a, b])``, ``layers.concatenate([a, b], axis=-1)``..."""
+import operator
+
 from .. import functional as F
 from .merging import Add, Concatenate, Multiply, _Merge
+
+
+def _fold(inputs, op):
+    """op(...op(op(inputs[0], inputs[1]), inputs[2])...): the left fold Average, Maximum, Minimum share."""
+    out = inputs[0]
+    for t in inputs[1:]:
+        out = op(out, t)
+    return out
 
 
 class _Elementwise(_Merge):
@@ -30,30 +40,21 @@ class Average(_Elementwise):
     """Elementwise mean of the inputs."""
 
     def _merge(self, inputs):
-        out = inputs[0]
-        for t in inputs[1:]:
-            out = out + t
-        return out * (1.0 / len(inputs))
+        return _fold(inputs, operator.add) * (1.0 / len(inputs))
 
 
 class Maximum(_Elementwise):
     """Elementwise maximum of the inputs."""
 
     def _merge(self, inputs):
-        out = inputs[0]
-        for t in inputs[1:]:
-            out = F.maximum(out, t)
-        return out
+        return _fold(inputs, F.maximum)
 
 
 class Minimum(_Elementwise):
     """Elementwise minimum of the inputs."""
 
     def _merge(self, inputs):
-        out = inputs[0]
-        for t in inputs[1:]:
-            out = F.minimum(out, t)
-        return out
+        return _fold(inputs, F.minimum)
 
 
 class Dot(_Merge):
@@ -113,29 +114,17 @@ class Dot(_Merge):
         return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
 
 
-def add(inputs, **kwargs):
-    """Functional form of ``Add``: ``layers.add([a, b])``."""
-    return Add(**kwargs)(inputs)
+def _functional_form(cls):
+    """Keras' lower-case function for a merge layer: ``layers.add([a, b])`` is ``Add(**kwargs)([a, b])``."""
+    def merge(inputs, **kwargs):
+        return cls(**kwargs)(inputs)
+    merge.__name__ = merge.__qualname__ = cls.__name__.lower()
+    merge.__doc__ = f"Functional form of ``{cls.__name__}``: ``layers.{merge.__name__}([a, b], **layer_kwargs)``."
+    return merge
 
 
-def subtract(inputs, **kwargs):
-    return Subtract(**kwargs)(inputs)
-
-
-def multiply(inputs, **kwargs):
-    return Multiply(**kwargs)(inputs)
-
-
-def average(inputs, **kwargs):
-    return Average(**kwargs)(inputs)
-
-
-def maximum(inputs, **kwargs):
-    return Maximum(**kwargs)(inputs)
-
-
-def minimum(inputs, **kwargs):
-    return Minimum(**kwargs)(inputs)
+add, subtract, multiply = _functional_form(Add), _functional_form(Subtract), _functional_form(Multiply)
+average, maximum, minimum = _functional_form(Average), _functional_form(Maximum), _functional_form(Minimum)
 
 
 def concatenate(inputs, axis=-1, **kwargs):

@@ -44,24 +44,26 @@ def distribution():
     return _parallel.installed()
 
 
+def _process_query(attribute, mpi_method, alone):
+    """The active distribution's ``attribute``, else COMM_WORLD's ``mpi_method()`` when MPI is
+    running, else ``alone`` (the value for a single process): rank and world_size ask the same way."""
+    s = _parallel.installed()
+    if s is not None:
+        return getattr(s, attribute)
+    world = _world()
+    return alone if world is None else getattr(world, mpi_method)()
+
+
 def rank() -> int:
     """This process's rank: the active distribution's, else MPI's COMM_WORLD rank
     when MPI is running, else 0."""
-    s = _parallel.installed()
-    if s is not None:
-        return s.rank
-    world = _world()
-    return 0 if world is None else world.Get_rank()
+    return _process_query("rank", "Get_rank", 0)
 
 
 def world_size() -> int:
     """Number of processes: the active distribution's, else COMM_WORLD's when
     MPI is running, else 1."""
-    s = _parallel.installed()
-    if s is not None:
-        return s.world_size
-    world = _world()
-    return 1 if world is None else world.Get_size()
+    return _process_query("world_size", "Get_size", 1)
 
 
 def is_primary() -> bool:

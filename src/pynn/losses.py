@@ -179,25 +179,24 @@ class MeanAbsoluteError(Loss):
     fn = staticmethod(mean_absolute_error)
 
 
-class BinaryCrossentropy(Loss):
+class _Crossentropy(Loss):
+    """The cross-entropies' shared signature, Keras': ``from_logits`` says y_pred is logits; the
+    name defaults to the class name in snake_case (binary_crossentropy, ...)."""
+
+    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction, name, from_logits=from_logits)
+
+
+class BinaryCrossentropy(_Crossentropy):
     fn = staticmethod(binary_crossentropy)
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name="binary_crossentropy"):
-        super().__init__(reduction, name, from_logits=from_logits)
 
-
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_Crossentropy):
     fn = staticmethod(categorical_crossentropy)
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name="categorical_crossentropy"):
-        super().__init__(reduction, name, from_logits=from_logits)
 
-
-class SparseCategoricalCrossentropy(Loss):
+class SparseCategoricalCrossentropy(_Crossentropy):
     fn = staticmethod(sparse_categorical_crossentropy)
-
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name="sparse_categorical_crossentropy"):
-        super().__init__(reduction, name, from_logits=from_logits)
 
 
 class Huber(Loss):

@@ -239,17 +239,9 @@ class Model(Layer):
         for layer in self.layers:
             layer.trainable = value
 
-    def get_weights(self):
-        return [w.data.copy() for w in self.weights]
-
+    # get_weights and count_params: Layer's, which read self.weights as defined here.
     def set_weights(self, weights):
         assign_weights(f"Model {self.name!r}", self.weights, weights)
-
-    def count_params(self):
-        if not self.built:
-            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer isn't "
-                             "built. You can build it manually via: `layer.build(batch_input_shape)`.")
-        return int(sum(w.size for w in self.weights))
 
     def __call__(self, inputs, training=False):
         from ..layers.input_layer import is_symbolic

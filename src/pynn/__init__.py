@@ -38,6 +38,7 @@ from . import constraints, models, regularizers, saving, utils  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from .saving import load_model, register_serializable  # noqa: E402
+from . import keras_file  # noqa: E402  (registers the .keras loader with saving.load_model; h5py is imported lazily)
 from . import onnx  # noqa: E402  (pynn.onnx.export; the onnx package itself is imported only when exporting)
 from .plotting import plot_decision_boundary, plot_history  # noqa: E402
 

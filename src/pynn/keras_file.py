@@ -33,6 +33,7 @@ import zipfile
 import numpy as np
 
 from . import layers as L
+from .saving import register_loader
 
 # Keras class name -> pynn layer class: everything a .keras file may name.
 KERAS_LAYERS = {
@@ -609,3 +610,6 @@ def save_keras(model, filepath):
 
 def is_keras_path(filepath):
     return isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).lower().endswith(".keras")
+
+
+register_loader(".keras", load_keras)   # pynn.saving.load_model dispatches .keras files here

@@ -273,6 +273,16 @@ def _read_optimizer_state(z, optimizer, filepath):
     return state
 
 
+# Other file formats' loaders, by (lower-case) extension. A format module registers itself here so
+# saving never imports it: pynn.keras_file imports models, which import saving.
+_LOADERS = {}
+
+
+def register_loader(extension, loader):
+    """Make ``load_model`` hand files ending in ``extension`` to ``loader(filepath, compile=...)``."""
+    _LOADERS[extension.lower()] = loader
+
+
 def load_model(filepath, compile=True):
     """Rebuild a model saved with ``model.save``: architecture, weights, and
     (with ``compile``) loss, metrics and optimizer state, so training continues
@@ -280,9 +290,9 @@ def load_model(filepath, compile=True):
     the problem; no entry is read before its size is checked against the shape
     the model expects."""
     filepath = os.fspath(filepath)
-    if filepath.lower().endswith(".keras"):   # a Keras 3 archive (pynn.keras_file)
-        from .keras_file import load_keras
-        return load_keras(filepath, compile=compile)
+    for extension, loader in _LOADERS.items():   # e.g. ".keras": pynn.keras_file registers itself
+        if filepath.lower().endswith(extension):
+            return loader(filepath, compile=compile)
     try:
         with zipfile.ZipFile(filepath) as z:
             config = _read_config(z, filepath)

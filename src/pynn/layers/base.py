@@ -4,17 +4,15 @@ using only ``pynn.functional``."""
 from __future__ import annotations
 
 import inspect
-import re
 import threading
-from collections import defaultdict
 
 import numpy as np
 
 from .. import initializers
 from ..autograd import Tensor
 from ..utils.registry import register_builtin
-
-_name_counts = defaultdict(int)
+from .input_layer import KerasTensor, Node, is_shape_list, is_symbolic, substitute, symbolic_leaves
+from .naming import snake_case, unique_name  # noqa: F401  (unique_name: layers.base's public helper)
 
 # Float dtypes a layer's weights and computation can have (float32 native, float64 for the
 # numpy backend's gradient checks).
@@ -34,18 +32,6 @@ def _enter_call(layer):
 
 def _exit_call():
     _call_state.depth -= 1
-
-
-def unique_name(base: str) -> str:
-    n = _name_counts[base]
-    _name_counts[base] += 1
-    return base if n == 0 else f"{base}_{n}"
-
-
-def snake_case(name: str) -> str:
-    """Keras' default layer names: GRU -> gru, SimpleRNN -> simple_rnn, Conv2D -> conv2d."""
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class Variable(Tensor):
@@ -314,7 +300,6 @@ class Layer:
     def add_loss(self, loss):
         """Add a scalar loss Tensor computed in ``call`` (an activity penalty, a KL
         term); ``fit``/``compute_loss`` add it to the loss of that forward pass."""
-        from .input_layer import KerasTensor
         if isinstance(loss, KerasTensor):
             raise NotImplementedError(f"Layer {self.name!r}: add_loss on a symbolic tensor is not supported; "
                                       "call add_loss inside call() on real tensors")
@@ -381,7 +366,6 @@ class Layer:
 
     def _probe_output_shape(self, input_shape, inputs=None, kwargs=None):
         from ..autograd import no_grad
-        from .input_layer import KerasTensor, substitute, symbolic_leaves
         if inputs is None:  # compute_output_shape called directly: float inputs of that shape
             multi = isinstance(input_shape, list) and input_shape and isinstance(input_shape[0], (tuple, list))
             inputs = [KerasTensor(s) for s in input_shape] if multi else KerasTensor(input_shape)
@@ -418,7 +402,6 @@ class Layer:
         return tuple(None if x != y else int(x) for x, y in zip(a.shape, b.shape))
 
     def __call__(self, inputs, training=False, **kwargs):
-        from .input_layer import KerasTensor, Node, is_shape_list, is_symbolic
         if is_symbolic(inputs):
             # Functional API: build from the shape, record the call (with its keyword
             # arguments, which may hold symbolic tensors too), compute nothing.

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from .naming import unique_name
+
 
 class KerasTensor:
     def __init__(self, shape, dtype="float32", layer=None, parents=(), name=None, node=None, index=None):
@@ -51,7 +53,6 @@ class Input(KerasTensor):
             raise ValueError(f"Input: shape {shape} has {math.prod(known)} elements per sample, "
                              "more than a 64-bit size can count")
         if name is None:  # Keras 3's default: input_layer, input_layer_1, ... (fit/predict dicts use names)
-            from .base import unique_name
             name = unique_name("input_layer")
         super().__init__((batch_size,) + shape, dtype, name=name)
 

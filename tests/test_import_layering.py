@@ -27,6 +27,7 @@ def _imported_modules(relpath):
 @pytest.mark.parametrize("lower, upper", [
     ("saving.py", "pynn.keras_file"),
     ("saving.py", "pynn.models"),
+    ("models/model.py", "pynn.keras_file"),
     ("layers/input_layer.py", "pynn.layers.base"),
     ("layers/naming.py", "pynn.layers.base"),
     ("layers/naming.py", "pynn.layers.input_layer"),
@@ -39,4 +40,6 @@ def test_keras_loader_is_registered_with_load_model():
     import pynn
     from pynn import keras_file, saving
     assert saving._LOADERS[".keras"] is keras_file.load_keras
+    assert saving.saver_for("m.KERAS") is keras_file.save_keras
+    assert saving.saver_for("m.pynn") is saving.save_model
     assert pynn.load_model is saving.load_model

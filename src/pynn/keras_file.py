@@ -33,7 +33,7 @@ import zipfile
 import numpy as np
 
 from . import layers as L
-from .saving import register_loader
+from .saving import register_loader, register_saver
 
 # Keras class name -> pynn layer class: everything a .keras file may name.
 KERAS_LAYERS = {
@@ -613,3 +613,4 @@ def is_keras_path(filepath):
 
 
 register_loader(".keras", load_keras)   # pynn.saving.load_model dispatches .keras files here
+register_saver(".keras", save_keras)     # and Model.save

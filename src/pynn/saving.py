@@ -273,14 +273,26 @@ def _read_optimizer_state(z, optimizer, filepath):
     return state
 
 
-# Other file formats' loaders, by (lower-case) extension. A format module registers itself here so
-# saving never imports it: pynn.keras_file imports models, which import saving.
+# Other file formats' loaders and savers, by (lower-case) extension. A format module registers itself
+# here so neither saving nor models imports it: pynn.keras_file imports models, which import saving.
 _LOADERS = {}
+_SAVERS = {}
 
 
 def register_loader(extension, loader):
     """Make ``load_model`` hand files ending in ``extension`` to ``loader(filepath, compile=...)``."""
     _LOADERS[extension.lower()] = loader
+
+
+def register_saver(extension, saver):
+    """Make ``Model.save`` hand files ending in ``extension`` to ``saver(model, filepath)``."""
+    _SAVERS[extension.lower()] = saver
+
+
+def saver_for(filepath):
+    """The registered saver for ``filepath``'s extension, else ``save_model`` (pynn's own format)."""
+    name = os.fspath(filepath).lower()
+    return next((saver for extension, saver in _SAVERS.items() if name.endswith(extension)), save_model)
 
 
 def load_model(filepath, compile=True):

@@ -944,11 +944,8 @@ class Model(Layer):
         Under DataParallel only rank 0 writes (every rank holds the same model)."""
         if not _parallel.is_primary():
             return
-        if os.fspath(filepath).lower().endswith(".keras"):   # a Keras 3 archive
-            from ..keras_file import save_keras
-            return save_keras(self, filepath)
-        from ..saving import save_model
-        save_model(self, filepath)
+        from ..saving import saver_for   # ".keras": pynn.keras_file's saver, registered there
+        saver_for(filepath)(self, filepath)
 
     def export(self, filepath, format="onnx", **kwargs):
         """Write an inference graph for deployment: ``format="onnx"`` (Keras 3's

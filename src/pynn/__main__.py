@@ -6,6 +6,7 @@ epoch on the numpy backend.
 (Cython-compiled or pure Python, with each module's file) and which kernels are native.
 """
 import argparse
+import os
 import sys
 import time
 
@@ -149,7 +150,10 @@ def main(argv=None):
     if args.command == "demo":
         demo(pynn, args)
     elif args.command == "info":
-        info(pynn)
+        try:
+            info(pynn)
+        except BrokenPipeError:   # `python -m pynn info | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
     else:
         parser.print_help()
     return 0

@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cxx=${CXX_AARCH64:-aarch64-linux-gnu-g++}
 command -v "$cxx" >/dev/null || { echo "check_aarch64: $cxx not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 2; }
+# pybind11's headers (a build dependency: build isolation keeps it out of a test venv)
+python -c "import pybind11" 2>/dev/null || python -m pip install -q "pybind11>=2.12"
 py_inc=$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 pb_inc=$(python -c 'import pybind11; print(pybind11.get_include())')
 out=$(mktemp -d)

@@ -17,12 +17,6 @@ pytestmark = pytest.mark.skipif(not pynn.backend.NATIVE_AVAILABLE, reason="nativ
 def test_every_kernel_is_native_in_the_installed_build():
     cov = pynn.coverage()
     fallbacks = sorted(k for k, where in cov.items() if where != "native")
-    if not hasattr(pynn._C, "activation_names"):
-        # An extension from before _C listed its activations has the first seven only;
-        # the other activations' kernels run on the reference, and coverage() says so.
-        from pynn.backend.native.nn import NATIVE_ACTIVATIONS
-        fallbacks = [k for k in fallbacks if k.removesuffix("_grad") in NATIVE_ACTIVATIONS
-                     or k.removesuffix("_grad") not in pynn.activations.__all__]
     assert cov and not fallbacks, f"kernels falling back to numpy: {fallbacks}"
 
 

@@ -212,21 +212,13 @@ def _activation_name(layer, fn):
     return name
 
 
-_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _activation_param(name, alpha):
     """The float parameter of a parameterised activation (leaky_relu's slope, elu's alpha):
     ``alpha`` when the layer carries one, else the default pynn's activation table uses."""
-    if alpha is not None:
-        return float(alpha)
-    try:
-        from ..backend.numpy.activations import param_value
-        return float(param_value(name))
-    except ImportError:   # an older table without parameters: pynn's functional defaults
-        return {"leaky_relu": 0.2, "elu": 1.0}[name]
+    from ..backend.numpy.activations import param_value
+    return float(param_value(name, alpha))
 
 
 _ONE_OP = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax", "log_softmax": "LogSoftmax",
@@ -237,7 +229,9 @@ _ONE_OP = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Sof
 def apply_activation(ctx, name, x, owner="layer", alpha=None):
     """x -> activation(x) for a pynn activation name (every Keras 3 name pynn accepts);
     ``alpha`` is the parameter of leaky_relu/elu when it differs from the default."""
-    name = _ALIASES.get(name, name)
+    # aliases (swish, hard_swish) and SELU's constants: one home, the activation table
+    from ..backend.numpy.activations import _SELU_ALPHA, _SELU_SCALE, ALIASES
+    name = ALIASES.get(name, name)
 
     def c(v):
         return ctx.const(np.float32(v))

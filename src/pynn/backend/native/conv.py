@@ -12,7 +12,7 @@ from pynn import _C
 from ...shapes import pair, pool_args as _pool_args
 from ..numpy import activations as _table, conv as _ref
 from ..numpy.core import check_activation
-from .nn import NATIVE_CONV_ACTIVATIONS, activate
+from .nn import NATIVE_ACTIVATIONS, activate
 
 __all__ = list(_ref.__all__)
 
@@ -36,12 +36,11 @@ def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activ
     if not _f32(x, w) or (b is not None and not _f32(b)):
         return _ref.conv2d(x, w, b, strides, padding, dilation, activation, alpha)
     check_activation("conv2d", activation)
-    fused = activation if activation in NATIVE_CONV_ACTIVATIONS else None
-    # Only a build whose convolution fuses a parameterised activation has act_alpha.
+    fused = activation if activation in NATIVE_ACTIVATIONS else None
     extra = {} if fused is None or _table.ACTIVATIONS[fused].param is None else \
         {"act_alpha": _table.param_value(fused, alpha)}
     y = _C.conv2d(_c(x), _c(w), None if b is None else _c(b), pair(strides), padding, pair(dilation), fused, **extra)
-    # An activation the convolution's epilogue lacks: its elementwise kernel after.
+    # An activation _C lacks: the reference kernel after.
     return y if activation is None or fused is not None else activate(y, activation, alpha)
 
 

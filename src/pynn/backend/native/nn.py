@@ -34,30 +34,10 @@ _c = np.ascontiguousarray
 
 
 # ---------------------------------------------------------------- activations
-def _accepted(call):
-    """The activations of the table that ``call(name)`` runs without a ValueError (tried
-    once, at import, on a single float): what this build of _C has, whichever it is."""
-    names = []
-    for name in _table.ACTIVATIONS:
-        try:
-            call(name)
-        except ValueError:
-            continue
-        names.append(name)
-    return frozenset(names)
-
-
-_ONE = np.zeros((1, 1), np.float32)
-# The activations of _C's elementwise kernels and GEMM epilogue (one list in C++), those it
-# can differentiate from the output alone, and those its convolution fuses.
-if hasattr(_C, "activation_names"):
-    NATIVE_ACTIVATIONS = frozenset(_C.activation_names()) & frozenset(_table.ACTIVATIONS)
-    NATIVE_FROM_OUTPUT = frozenset(n for n in NATIVE_ACTIVATIONS if _C.activation_from_output(n))
-else:  # a build from before _C listed them
-    NATIVE_ACTIVATIONS = _accepted(lambda n: _C.act_forward(_ONE, n, 0.0))
-    NATIVE_FROM_OUTPUT = _accepted(lambda n: _C.act_bias_backward(_ONE, _ONE, n))
-NATIVE_CONV_ACTIVATIONS = _accepted(lambda n: _C.conv2d(_ONE.reshape(1, 1, 1, 1), _ONE.reshape(1, 1, 1, 1),
-                                                        None, (1, 1), "valid", (1, 1), n)) & NATIVE_ACTIVATIONS
+# The activations of _C's elementwise kernels, GEMM and convolution epilogues (one list in C++,
+# common/activation.h) and those it can differentiate from the output alone.
+NATIVE_ACTIVATIONS = frozenset(_C.activation_names()) & frozenset(_table.ACTIVATIONS)
+NATIVE_FROM_OUTPUT = frozenset(n for n in NATIVE_ACTIVATIONS if _C.activation_from_output(n))
 
 
 # np.ascontiguousarray makes a 0-d array 1-d: results take x's shape back.

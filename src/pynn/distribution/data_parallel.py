@@ -216,6 +216,8 @@ class DataParallel:
                 tmp = np.ascontiguousarray(data)
                 self.comm.Bcast(tmp, root=0)
                 data[...] = tmp
+        from .._weights import weights_changed
+        weights_changed()   # rank 0's values replaced this rank's: inference caches are stale
 
     def batch_moments(self, x, axes):
         """Mean and (biased) variance of ``x`` over ``axes`` and over every rank's

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 
 from .. import initializers
+from .._weights import weights_changed
 from ..autograd import Tensor
 from ..utils.registry import register_builtin
 from .input_layer import KerasTensor, Node, is_shape_list, is_symbolic, substitute, symbolic_leaves
@@ -54,6 +55,7 @@ class Variable(Tensor):
         if value.shape != self.data.shape:
             raise ValueError(f"Variable {self.name!r}: expected shape {self.data.shape}, got {value.shape}")
         self.data[...] = value
+        weights_changed()   # caches derived from weight values (Dense's inference pack) are stale now
 
 
 def unique_weights(groups):

@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from pynn import backend as _backend
+from pynn._weights import weights_changed
 from . import schedules as _schedules
 
 
@@ -187,12 +188,16 @@ class Optimizer:
             return self.iterations
         grads = self._clip(grads)
         slots = {name: [self._slots[name][i] for i in idx] for name, _ in self._slot_specs()}
-        self._update(_backend.current(), params, grads, slots, self.learning_rate, self.iterations + 1)
+        try:
+            self._update(_backend.current(), params, grads, slots, self.learning_rate, self.iterations + 1)
+        finally:
+            weights_changed()   # even a step that failed half-way may have written some weights
         self.iterations += 1
         for _, v in pairs:
             c = getattr(v, "constraint", None)
             if c is not None:
                 v.data[...] = c(v.data)
+                weights_changed()
         return self.iterations
 
     def _update(self, kernels, params, grads, slots, lr, step):

@@ -317,6 +317,9 @@ def test_dense_inference_pack_is_never_stale(rng, tmp_path):
         pynn.weights_changed()
         _assert_fresh(model, x)
 
+        dense.kernel.data -= 0.05                         # a dense direct write, not announced: the
+        _assert_fresh(model, x)                           # pack's sampled values still catch it
+
 
 def test_dense_uses_the_pack_only_for_inference(rng):
     """With gradients recorded Dense runs the ordinary fused GEMM (its backward needs x and the

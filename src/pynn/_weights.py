@@ -5,7 +5,9 @@ optimizer steps and their constraints, DataParallel's weight broadcast).
 Caches derived from weight values record the generation they were built in and are
 rebuilt when it has moved: Dense's kernel packed for inference (``Dense._inference_pack``)
 is the one user. Code that writes into a weight's ``.data`` directly (``w.data[...] = v``)
-must call ``pynn.weights_changed()`` afterwards, or use ``w.assign(v)`` which does.
+must call ``pynn.weights_changed()`` afterwards, or use ``w.assign(v)`` which does (Dense
+also compares 16 sampled kernel values, which catches dense direct updates such as
+``w.data -= lr * g``, but not a write that misses every sampled element).
 """
 import itertools
 

@@ -11,10 +11,10 @@ class _PackCache:
     """Dense's kernel packed for inference and the key it is valid for. Copies (deepcopy,
     pickling) start empty: the pack is a derived native object, rebuilt on first use."""
 
-    __slots__ = ("key", "packed")
+    __slots__ = ("key", "packed", "probe")
 
     def __init__(self):
-        self.key, self.packed = None, None
+        self.key, self.packed, self.probe = None, None, None
 
     def __deepcopy__(self, memo):
         return _PackCache()
@@ -100,8 +100,13 @@ class Dense(KernelLayer):
         if cache is None:
             cache = self.__dict__["_pack_cache"] = _PackCache()   # not a tracked attribute
         data = self.kernel.data
+        if cache.probe is None or (cache.probe.size and cache.probe[-1] >= data.size):
+            cache.probe = np.linspace(0, max(data.size - 1, 0), num=min(16, data.size), dtype=np.intp)
+        # The generation catches every write pynn makes; the sampled values are a second
+        # line for direct writes into .data that did not call pynn.weights_changed() (a
+        # dense update such as w.data -= lr * g changes them; a sparse one may not).
         key = (_weights.generation(), _backend.name(), id(data), data.__array_interface__["data"][0],
-               data.shape)
+               data.shape, np.take(data, cache.probe).tobytes())
         if cache.key != key:
             cache.packed, cache.key = None, None     # never leave a stale pack if packing fails
             cache.packed = _backend.current().pack_weight(data)

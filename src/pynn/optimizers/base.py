@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from pynn import backend as _backend
+from pynn import _weights_epoch, backend as _backend
 from . import schedules as _schedules
 
 
@@ -189,6 +189,7 @@ class Optimizer:
         slots = {name: [self._slots[name][i] for i in idx] for name, _ in self._slot_specs()}
         self._update(_backend.current(), params, grads, slots, self.learning_rate, self.iterations + 1)
         self.iterations += 1
+        _weights_epoch.bump()   # inference plans holding derived copies rebuild
         for _, v in pairs:
             c = getattr(v, "constraint", None)
             if c is not None:

@@ -79,11 +79,15 @@ class Plan:
         self.prepared = []       # names of the layers that run a prepared step (tests, plan_summary)
         self._local = threading.local()
         self.fused = []
+        self.records = False     # True once a step runs a layer's own __call__ (see run)
         if getattr(model, "_graph", None) is not None:
             self._compile_functional(model._graph)
+            shapes = model._graph.input_shapes
         else:
             self._compile_sequential(model)
-        self._getter = operator.attrgetter
+            shapes = [model._build_input_shape]
+        # The one input shape the fast path (run_array) accepts without the model's own checks.
+        self.input_shape = tuple(shapes[0]) if len(shapes) == 1 and shapes[0] is not None else None
 
     # ------------------------------------------------------------ validity
     def _watch(self, obj, name):
@@ -179,7 +183,8 @@ class Plan:
     def _dense(self, layer, i, out, fuse):
         act_owner = fuse if fuse is not None else layer
         act, alpha, after = _activation(act_owner.activation)
-        for name in ("kernel", "bias", "activation", "input_dim", "units"):
+        self.records |= after is not None   # an activation applied after may run Tensor code
+        for name in ("kernel", "bias", "activation"):
             self._watch(layer, name)
         if fuse is not None:
             self._watch(fuse, "activation")
@@ -215,6 +220,7 @@ class Plan:
     def _conv2d(self, layer, i, out, fuse):
         act_owner = fuse if fuse is not None else layer
         act, alpha, after = _activation(act_owner.activation)
+        self.records |= after is not None   # an activation applied after may run Tensor code
         for name in ("kernel", "bias", "activation", "strides", "padding", "dilation_rate", "input_channels"):
             self._watch(layer, name)
         if fuse is not None:
@@ -282,6 +288,7 @@ class Plan:
                 args = _tensor(env[in_slots[0]])
             env[out] = _checked(layer(args, training=False))
         self.steps.append(step)
+        self.records = True
 
     def _add_generic_node(self, node, slots, outs):
         """A functional node with keyword arguments (masks, initial states) or several
@@ -311,15 +318,16 @@ class Plan:
             for slot, index in outs:
                 env[slot] = _checked(result if index is None else result[index])
         self.steps.append(step)
+        self.records = True
 
     # ------------------------------------------------------------ run
     def run(self, xs):
         """The model's outputs (a list of fresh arrays) for the prepared inputs ``xs``."""
-        local = self._local
-        cache = getattr(local, "bufs", None)
-        if cache is None:
-            cache = local.bufs = {}
-        key = tuple(x.shape for x in xs)
+        try:
+            cache = self._local.bufs
+        except AttributeError:
+            cache = self._local.bufs = {}
+        key = xs[0].shape if len(xs) == 1 else tuple(x.shape for x in xs)
         bufs = cache.get(key)
         if bufs is None:
             if len(cache) >= _MAX_SHAPES:
@@ -328,7 +336,11 @@ class Plan:
         env = [None] * self.n_slots
         for s, x in zip(self.input_slots, xs):
             env[s] = x
-        with no_grad():
+        if self.records:   # a layer's own __call__ runs: keep it from recording a graph
+            with no_grad():
+                for step in self.steps:
+                    step(env, bufs)
+        else:              # prepared steps call _C directly and never record
             for step in self.steps:
                 step(env, bufs)
         outs = []
@@ -383,6 +395,25 @@ def supports(model):
         if type(layer).__name__ == "Masking":
             return False
     return model.built
+
+
+def run_array(model, x):
+    """The fast path of predict_on_batch: a single float32 ndarray of exactly the model's
+    input shape, a valid plan already built; None otherwise (the caller then takes the
+    checked path through ``Model._prepare_x`` and :func:`run`)."""
+    plan = model.__dict__.get("_inference_plan")
+    if not plan or type(x) is not np.ndarray or x.dtype != _F32 or plan.input_shape is None:
+        return None
+    expected = plan.input_shape
+    if x.ndim != len(expected) or not x.shape[0] or \
+            any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])) or not plan.valid():
+        return None
+    try:
+        return plan.run([x])
+    except _Fallback:
+        model.__dict__["_inference_plan"] = False
+        model.__dict__["_inference_plan_epoch"] = _weights_epoch.current()
+        return None
 
 
 def run(model, xs):

@@ -53,8 +53,8 @@ class Variable(Tensor):
         value = np.asarray(value, dtype=self.data.dtype)
         if value.shape != self.data.shape:
             raise ValueError(f"Variable {self.name!r}: expected shape {self.data.shape}, got {value.shape}")
+        _weights_epoch.bump()   # inference plans holding derived copies rebuild (and release the array)
         self.data[...] = value
-        _weights_epoch.bump()   # inference plans holding derived copies rebuild
 
 
 def unique_weights(groups):

@@ -187,9 +187,9 @@ class Optimizer:
             return self.iterations
         grads = self._clip(grads)
         slots = {name: [self._slots[name][i] for i in idx] for name, _ in self._slot_specs()}
+        _weights_epoch.bump()   # inference plans holding derived copies rebuild (and release the arrays)
         self._update(_backend.current(), params, grads, slots, self.learning_rate, self.iterations + 1)
         self.iterations += 1
-        _weights_epoch.bump()   # inference plans holding derived copies rebuild
         for _, v in pairs:
             c = getattr(v, "constraint", None)
             if c is not None:

@@ -300,3 +300,20 @@ def test_deepcopy_of_a_model_compiles_its_own_plan():
     clone.set_weights([w * 3.0 for w in clone.get_weights()])
     np.testing.assert_allclose(clone.predict_on_batch(x), reference(clone, x), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_dense_kernels_a_plan_packed_are_read_only_until_pynn_writes_them():
+    """The plan's packed copy of a Dense kernel is a snapshot: a direct in-place write would
+    leave it stale, so it raises; pynn's own writers (assign, set_weights, optimizer steps)
+    release the array first and the plan rebuilds."""
+    model = mlp()
+    x = inputs_for(model, 2)
+    model.predict_on_batch(x)
+    kernel = model.layers[0].kernel
+    with pytest.raises(ValueError, match="read-only"):
+        kernel.data[...] = 0.0
+    kernel.assign(np.zeros(kernel.shape, np.float32))
+    kernel.data[...] = 0.5        # writeable again after pynn's own write
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="read-only"):
+        kernel.data -= 1.0

@@ -189,10 +189,15 @@ class Plan:
         if fuse is not None:
             self._watch(fuse, "activation")
             self.fused.append((layer.name, fuse.name))
-        kernel = layer.kernel.data
         bias = None if layer.bias is None else layer.bias.data
         units, k = layer.units, layer.input_dim
-        gemm = self._C.gemm
+        # The kernel packed once into the GEMM's panel layout (helper packed's PackedMatrix): a
+        # 1-row product no longer repacks 784x256 floats per call. The packed copy is a
+        # snapshot, so the kernel array is frozen (read-only) while this plan holds it.
+        from ..backend.native.core import pack_weight
+        packed = pack_weight(layer.kernel.data)
+        _weights_epoch.freeze(layer.kernel.data)
+        gemm = self._C.gemm_packed
         buffered = after is None   # an activation applied after allocates its own result
         if buffered:
             self.buffered.add(out)
@@ -201,7 +206,7 @@ class Plan:
             x = env[i]
             if x.dtype is not _F32 and x.dtype != _F32:
                 raise _Fallback
-            if x.ndim != 2:
+            if x.ndim != 2 or x.shape[1] != k:
                 if x.ndim < 2 or x.shape[-1] != k:
                     raise _Fallback      # the layer's own call raises its error
                 lead = x.shape[:-1]
@@ -211,7 +216,7 @@ class Plan:
             c = bufs.get(out) if buffered else None
             if c is None and buffered:
                 c = bufs[out] = np.empty((x.shape[0], units), np.float32)
-            y = gemm(x, kernel, c, 1.0, 0.0, bias, act, alpha)
+            y = gemm(x, packed, bias, act, alpha, 1.0, 0.0, c)
             if after is not None:
                 y = after(y)
             env[out] = y if lead is None else y.reshape(lead + (units,))

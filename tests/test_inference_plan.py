@@ -317,3 +317,22 @@ def test_dense_kernels_a_plan_packed_are_read_only_until_pynn_writes_them():
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="read-only"):
         kernel.data -= 1.0
+
+
+def test_functional_shared_layers_nested_models_and_multi_output_nodes():
+    pynn.set_seed(9)
+    inner = pynn.Sequential([layers.Input((6,)), layers.Dense(5, activation="relu"), layers.Dense(4)])
+    a = pynn.Input((6,), name="a")
+    b = pynn.Input((3, 6), name="b")
+    shared = layers.Dense(6, activation="tanh")
+    h1 = shared(a)
+    h2 = shared(layers.Dense(6)(h1))   # the shared layer called twice
+    seq, state_h, state_c = layers.LSTM(4, return_state=True)(b)
+    merged = layers.Concatenate()([inner(h1), inner(h2), seq, state_c])
+    model = pynn.Model([a, b], [layers.Dense(2)(merged), state_h])
+    for batch in (1, 3):
+        x = inputs_for(model, batch, seed=batch)
+        got, want = model.predict_on_batch(x), reference(model, x)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    assert isinstance(current_plan(model), plan_mod.Plan)

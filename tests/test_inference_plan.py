@@ -336,3 +336,22 @@ def test_functional_shared_layers_nested_models_and_multi_output_nodes():
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
     assert isinstance(current_plan(model), plan_mod.Plan)
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, branches])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_plan_agrees_with_onnx_runtime_on_the_exported_graph(build, batch, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import pynn.onnx
+    model = build()
+    path = str(tmp_path / "m.onnx")
+    pynn.onnx.export(model, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    x = inputs_for(model, batch)
+    xs = x if isinstance(x, list) else [x]
+    want = sess.run(None, {i.name: v for i, v in zip(sess.get_inputs(), xs)})
+    got = model.predict_on_batch(x)
+    assert isinstance(current_plan(model), plan_mod.Plan)
+    for g, w in zip(got if isinstance(got, list) else [got], want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)

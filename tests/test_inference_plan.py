@@ -355,3 +355,40 @@ def test_plan_agrees_with_onnx_runtime_on_the_exported_graph(build, batch, tmp_p
     assert isinstance(current_plan(model), plan_mod.Plan)
     for g, w in zip(got if isinstance(got, list) else [got], want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
+
+
+def test_optimizer_update_called_directly_releases_and_rebuilds():
+    """A training loop may call an optimizer's _update itself (pynn's own fast fit loop does):
+    every _update moves the weights epoch first, so the frozen kernels are writeable again and
+    the plan rebuilds. Also for an optimizer subclass defined outside pynn."""
+    class Halving(pynn.optimizers.SGD):
+        def _update(self, k, params, grads, slots, lr, step):
+            super()._update(k, params, grads, slots, lr * 0.5, step)
+
+    for opt in (pynn.optimizers.Adam(0.1), Halving(0.5)):
+        model = mlp()
+        x = inputs_for(model, 2)
+        before = model.predict_on_batch(x)
+        opt.build(model.trainable_weights)
+        grads = [np.ones_like(w.data) for w in model.trainable_weights]
+        slots = {name: opt._slots[name] for name, _ in opt._slot_specs()}
+        opt._update(pynn.backend.current(), [w.data for w in model.trainable_weights], grads, slots,
+                    opt.learning_rate, 1)
+        after = model.predict_on_batch(x)
+        np.testing.assert_allclose(after, reference(model, x), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(after, before)
+
+
+def test_predict_inside_fit_callbacks_does_not_block_training():
+    seen = []
+
+    class PredictEachEpoch(pynn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.predict(x, verbose=0))
+
+    model = mlp()
+    x = inputs_for(model, 8)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, np.ones((8, 3), np.float32), epochs=3, batch_size=4, verbose=0, callbacks=[PredictEachEpoch()])
+    assert len(seen) == 3 and not np.allclose(seen[0], seen[-1])
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference(model, x), rtol=1e-5, atol=1e-6)

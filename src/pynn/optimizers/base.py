@@ -37,6 +37,19 @@ class Optimizer:
     ``opt.learning_rate`` gives the current value, assigning replaces it.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        # Every _update writes the weights in place, whoever calls it (apply_gradients or a
+        # training loop that calls it directly): first move the weights epoch, so inference
+        # plans rebuild and release the arrays they froze (pynn._weights_epoch).
+        super().__init_subclass__(**kwargs)
+        update = cls.__dict__.get("_update")
+        if update is not None and not getattr(update, "_bumps_epoch", False):
+            def _update(self, *args, **kw):
+                _weights_epoch.bump()
+                return update(self, *args, **kw)
+            _update.__doc__, _update.__name__, _update._bumps_epoch = update.__doc__, "_update", True
+            cls._update = _update
+
     def __init__(self, learning_rate, name=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.name = name or type(self).__name__.lower()
         self._learning_rate = self._check_lr(learning_rate)
@@ -187,7 +200,6 @@ class Optimizer:
             return self.iterations
         grads = self._clip(grads)
         slots = {name: [self._slots[name][i] for i in idx] for name, _ in self._slot_specs()}
-        _weights_epoch.bump()   # inference plans holding derived copies rebuild (and release the arrays)
         self._update(_backend.current(), params, grads, slots, self.learning_rate, self.iterations + 1)
         self.iterations += 1
         for _, v in pairs:

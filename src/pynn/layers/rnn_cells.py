@@ -180,8 +180,8 @@ def _tree_unflatten(structure, leaves):
 class StackedRNNCells(Layer):
     """StackedRNNCells(cells): a list of RNN cells run as one cell, each feeding the next
     at every step (Keras' class; ``RNN([cell1, cell2])`` makes one). ``state_size``
-    is the list of the cells' state sizes; the states are one entry per cell, a list
-    for cells with several states (LSTMCell: [h, c]).
+    is the list of the cells' state sizes; the states are one list per cell ([h] or,
+    for LSTMCell, [h, c]), as Keras 3 returns them with ``return_state=True``.
 
     Example:
         >>> import numpy as np, pynn
@@ -229,10 +229,10 @@ class StackedRNNCells(Layer):
     def call(self, inputs, states, training=False):
         new_states = []
         for cell, state in zip(self.cells, states):
-            is_list = isinstance(state, (list, tuple))
-            inputs, state = cell(inputs, states=list(state) if is_list else [state], training=training)
             state = list(state) if isinstance(state, (list, tuple)) else [state]
-            new_states.append(state[0] if len(state) == 1 and not is_list else state)
+            inputs, state = cell(inputs, states=state, training=training)
+            # each cell's states stay a list, even of one (what Keras 3's RNN returns for stacks)
+            new_states.append(list(state) if isinstance(state, (list, tuple)) else [state])
         return inputs, new_states
 
     def get_config(self):
@@ -282,6 +282,8 @@ class RNN(Layer):
     def _state_structure(self):
         """state_size as a list (one entry per state; a nested list per stacked cell)."""
         s = self.cell.state_size
+        if isinstance(self.cell, StackedRNNCells):   # one list of states per cell
+            return [list(v) if isinstance(v, (list, tuple)) else [v] for v in s]
         return list(s) if isinstance(s, (list, tuple)) else [s]
 
     def _output_size(self):
@@ -385,8 +387,8 @@ class RNN(Layer):
         if self.return_state:
             structure = self._state_structure()
             if any(isinstance(s, (list, tuple)) for s in structure):
-                raise ValueError(f"RNN {self.name!r}: return_state=True with stacked cells that hold several "
-                                 "states each (nested states) is not supported in a functional model; call the "
+                raise ValueError(f"RNN {self.name!r}: return_state=True with stacked cells (one list of states "
+                                 "per cell: nested states) is not supported in a functional model; call the "
                                  "layer eagerly, or stack RNN layers")
             return [out] + [(n, int(s)) for s in structure]
         return out

@@ -187,6 +187,9 @@ def _takes_list(layer):
 
 def _find_exporter(layer):
     cls = type(layer)
+    if getattr(layer, "data_format", None) == "channels_first":   # the exporters write channels_last graphs
+        raise ValueError(f"ONNX export: layer {layer.name!r} ({cls.__name__}) has data_format='channels_first', "
+                         "which the exporter does not write; build the model channels_last to export it")
     if cls in _EXPORTERS:
         return _EXPORTERS[cls]
     if isinstance(layer, Sequential) and cls.call is Sequential.call:

@@ -220,8 +220,12 @@ def test_input_layer_and_function_forms():
         assert isinstance(t.layer, cls) and t.shape == (None, 3)
     assert layers.concatenate([a, b], axis=-1).shape == (None, 6)
     assert layers.dot([a, b], axes=1).shape == (None, 1)
-    with pytest.raises(ValueError, match="channels_last"):
-        layers.UpSampling2D(data_format="channels_first")
+    with pytest.raises(ValueError, match="channels_last' or 'channels_first"):
+        layers.UpSampling2D(data_format="NHWC")
+    with pytest.raises(ValueError, match="'nearest' or 'bilinear'"):
+        layers.UpSampling2D(interpolation="bicubic")
+    with pytest.raises(ValueError, match=r"output_padding must be in \[0, stride\)"):
+        layers.Conv2DTranspose(2, 3, strides=2, output_padding=2)
 
 
 # ---------------------------------------------------------------- losses and metrics

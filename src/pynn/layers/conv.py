@@ -83,7 +83,13 @@ class BaseConv(KernelLayer):
 class Conv1D(ChannelsFirst, BaseConv):
     """Conv1D(filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
     use_bias=True, ..., data_format=None): (N, T, C_in) -> (N, T', filters); kernel
-    (k, C_in, filters), for text CNNs. ``data_format="channels_first"``: (N, C_in, T) -> (N, filters, T')."""
+    (k, C_in, filters), for text CNNs. ``data_format="channels_first"``: (N, C_in, T) -> (N, filters, T').
+
+    Example:
+        >>> layer = pynn.layers.Conv1D(8, 3, activation="relu")
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 3, 8)
+    """
     rank = 1
     _spatial = ("steps",)
 
@@ -93,6 +99,12 @@ class Conv2D(ChannelsFirst, BaseConv):
     activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
     kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None):
     data_format=None): NHWC images (N, H, W, C_in) -> (N, OH, OW, filters); kernel
-    (kh, kw, C_in, filters). ``data_format="channels_first"``: (N, C_in, H, W) -> (N, filters, OH, OW)."""
+    (kh, kw, C_in, filters). ``data_format="channels_first"``: (N, C_in, H, W) -> (N, filters, OH, OW).
+
+    Example:
+        >>> layer = pynn.layers.Conv2D(16, 3, padding="same", activation="relu")
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 8, 8, 16)
+    """
     rank = 2
     _spatial = ("height", "width")

@@ -264,13 +264,25 @@ class DepthwiseConv2D(ChannelsFirst, _DepthwiseConv2DLast):
     """DepthwiseConv2D(kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
     data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True, ...):
     each input channel convolved with its own ``depth_multiplier`` filters.
-    Weights [depthwise_kernel (kh, kw, C, m), bias (C·m,)], as Keras."""
+    Weights [depthwise_kernel (kh, kw, C, m), bias (C·m,)], as Keras.
+
+    Example:
+        >>> layer = pynn.layers.DepthwiseConv2D(3, depth_multiplier=2)
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 6, 6, 6)
+    """
 
 
 class SeparableConv2D(ChannelsFirst, _SeparableConv2DLast):
     """SeparableConv2D(filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, ...):
     a depthwise convolution, then a 1x1 convolution to ``filters`` channels.
-    Weights [depthwise_kernel (kh, kw, C, m), pointwise_kernel (1, 1, C·m, filters), bias]."""
+    Weights [depthwise_kernel (kh, kw, C, m), pointwise_kernel (1, 1, C·m, filters), bias].
+
+    Example:
+        >>> layer = pynn.layers.SeparableConv2D(8, 3)
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 6, 6, 8)
+    """
 
 
 class Conv2DTranspose(ChannelsFirst, _Conv2DTransposeLast):
@@ -278,4 +290,10 @@ class Conv2DTranspose(ChannelsFirst, _Conv2DTransposeLast):
     data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True, ...): the transpose
     (gradient) of Conv2D, an upsampling convolution. Output size (H-1)·s + max(k, s) ("valid")
     or H·s ("same"), or (H-1)·s + k - 2·pad + output_padding when ``output_padding`` is given,
-    as Keras. Weights [kernel (kh, kw, filters, C), bias (filters,)]."""
+    as Keras. Weights [kernel (kh, kw, filters, C), bias (filters,)].
+
+    Example:
+        >>> layer = pynn.layers.Conv2DTranspose(4, 3, strides=2, padding="same")
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 16, 16, 4)
+    """

@@ -30,4 +30,10 @@ class _FlattenLast(Layer):
 class Flatten(ChannelsFirst, _FlattenLast):
     """Flatten(data_format=None): (batch, d1, d2, ...) -> (batch, d1·d2·...). With
     ``data_format="channels_first"`` a (batch, C, ...) input is moved to channels_last
-    first (as Keras), so a Dense after it sees the same order in either format."""
+    first (as Keras), so a Dense after it sees the same order in either format.
+
+    Example:
+        >>> layer = pynn.layers.Flatten()
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 192)
+    """

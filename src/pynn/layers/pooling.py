@@ -64,24 +64,48 @@ class _Pooling(_RankedPooling):
 
 
 class MaxPooling1D(ChannelsFirst, _Pooling):
-    """Max over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C)."""
+    """Max over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C).
+
+    Example:
+        >>> layer = pynn.layers.MaxPooling1D(2)
+        >>> layer(np.ones((2, 6, 3), np.float32)).shape
+        (2, 3, 3)
+    """
     rank, _fn = 1, staticmethod(F.max_pool1d)
 
 
 class AveragePooling1D(ChannelsFirst, _Pooling):
-    """Average over windows of ``pool_size`` steps ("same" padding averages real steps only)."""
+    """Average over windows of ``pool_size`` steps ("same" padding averages real steps only).
+
+    Example:
+        >>> layer = pynn.layers.AveragePooling1D(2)
+        >>> layer(np.ones((2, 6, 3), np.float32)).shape
+        (2, 3, 3)
+    """
     rank, _fn = 1, staticmethod(F.avg_pool1d)
 
 
 class MaxPooling2D(ChannelsFirst, _Pooling):
     """MaxPooling2D(pool_size=(2, 2), strides=None, padding="valid"): window max; the
-    gradient goes to the first maximum of each window (row-major), as TensorFlow."""
+    gradient goes to the first maximum of each window (row-major), as TensorFlow.
+
+    Example:
+        >>> layer = pynn.layers.MaxPooling2D(2)
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 4, 4, 3)
+    """
     rank, _fn = 2, staticmethod(F.max_pool2d)
 
 
 class AveragePooling2D(ChannelsFirst, _Pooling):
     """AveragePooling2D(pool_size=(2, 2), strides=None, padding="valid"): window mean;
-    with "same" padding only the real cells are averaged, as Keras."""
+    with "same" padding only the real cells are averaged, as Keras.
+
+    Example:
+        >>> layer = pynn.layers.AveragePooling2D(2)
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 4, 4, 3)
+    """
     rank, _fn = 2, staticmethod(F.avg_pool2d)
 
 
@@ -107,7 +131,13 @@ class _GlobalPooling(_RankedPooling):
 
 
 class GlobalAveragePooling1D(ChannelsFirst, _GlobalPooling):
-    """Mean over the steps; with a padding mask, over the real steps only."""
+    """Mean over the steps; with a padding mask, over the real steps only.
+
+    Example:
+        >>> layer = pynn.layers.GlobalAveragePooling1D()
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 1
 
     def _pool(self, x):
@@ -120,7 +150,13 @@ class GlobalAveragePooling1D(ChannelsFirst, _GlobalPooling):
 
 
 class GlobalMaxPooling1D(ChannelsFirst, _GlobalPooling):
-    """Max over the steps; with a padding mask, over the real steps only."""
+    """Max over the steps; with a padding mask, over the real steps only.
+
+    Example:
+        >>> layer = pynn.layers.GlobalMaxPooling1D()
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 1
 
     def _pool(self, x):
@@ -131,7 +167,13 @@ class GlobalMaxPooling1D(ChannelsFirst, _GlobalPooling):
 
 
 class GlobalAveragePooling2D(ChannelsFirst, _GlobalPooling):
-    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): mean over space."""
+    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): mean over space.
+
+    Example:
+        >>> layer = pynn.layers.GlobalAveragePooling2D()
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 2
 
     def _pool(self, x):
@@ -139,7 +181,13 @@ class GlobalAveragePooling2D(ChannelsFirst, _GlobalPooling):
 
 
 class GlobalMaxPooling2D(ChannelsFirst, _GlobalPooling):
-    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): max over space."""
+    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): max over space.
+
+    Example:
+        >>> layer = pynn.layers.GlobalMaxPooling2D()
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 2
 
     def _pool(self, x):

@@ -73,7 +73,13 @@ class _Cell(Layer):
 
 class SimpleRNNCell(_Cell):
     """SimpleRNNCell(units, activation="tanh", use_bias=True, ...): ``h = act(x·W + h·U + b)``.
-    Weights [kernel, recurrent_kernel, bias] as Keras."""
+    Weights [kernel, recurrent_kernel, bias] as Keras.
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.SimpleRNNCell(4))
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 4)
+    """
 
     def call(self, inputs, states, training=False):
         h = states[0] if isinstance(states, (list, tuple)) else states
@@ -86,7 +92,13 @@ class SimpleRNNCell(_Cell):
 
 class LSTMCell(_Cell):
     """LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, ...):
-    gates i, f, c, o as Keras; states [h, c]; weights [kernel, recurrent_kernel, bias]."""
+    gates i, f, c, o as Keras; states [h, c]; weights [kernel, recurrent_kernel, bias].
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.LSTMCell(4), return_sequences=True)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 4)
+    """
 
     gates = 4
 
@@ -119,7 +131,13 @@ class LSTMCell(_Cell):
 
 class GRUCell(_Cell):
     """GRUCell(units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, ...):
-    gates z, r, h as Keras; with reset_after the bias is (2, 3·units) (input, recurrent)."""
+    gates z, r, h as Keras; with reset_after the bias is (2, 3·units) (input, recurrent).
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.GRUCell(4))
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 4)
+    """
 
     gates = 3
 

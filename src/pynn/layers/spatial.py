@@ -71,12 +71,24 @@ def _bilinear_matrix(size, out, dtype):
 class UpSampling2D(ChannelsFirst, _UpSampling2DLast):
     """UpSampling2D(size=(2, 2), data_format=None, interpolation="nearest"): repeats rows
     and columns ("nearest") or interpolates linearly between them ("bilinear", Keras'
-    half-pixel rule). (N, H, W, C) -> (N, H·sh, W·sw, C)."""
+    half-pixel rule). (N, H, W, C) -> (N, H·sh, W·sw, C).
+
+    Example:
+        >>> layer = pynn.layers.UpSampling2D((2, 2), interpolation="bilinear")
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 16, 16, 3)
+    """
 
 
 
 class UpSampling1D(Layer):
-    """UpSampling1D(size=2): repeats each step. (N, T, C) -> (N, T·size, C)."""
+    """UpSampling1D(size=2): repeats each step. (N, T, C) -> (N, T·size, C).
+
+    Example:
+        >>> layer = pynn.layers.UpSampling1D(2)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 10, 3)
+    """
 
     def __init__(self, size=2, **kwargs):
         super().__init__(**kwargs)
@@ -142,7 +154,13 @@ class _ZeroPadding2DLast(Layer):
 
 class ZeroPadding2D(ChannelsFirst, _ZeroPadding2DLast):
     """ZeroPadding2D(padding=(1, 1), data_format=None): zeros around the image;
-    padding an int, (rows, cols) or ((top, bottom), (left, right))."""
+    padding an int, (rows, cols) or ((top, bottom), (left, right)).
+
+    Example:
+        >>> layer = pynn.layers.ZeroPadding2D(((1, 0), (2, 2)))
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 9, 12, 3)
+    """
 
 
 
@@ -166,7 +184,13 @@ class _ZeroPadding1DLast(Layer):
 
 
 class ZeroPadding1D(ChannelsFirst, _ZeroPadding1DLast):
-    """ZeroPadding1D(padding=1, data_format=None): zeros before/after the steps; an int or (before, after)."""
+    """ZeroPadding1D(padding=1, data_format=None): zeros before/after the steps; an int or (before, after).
+
+    Example:
+        >>> layer = pynn.layers.ZeroPadding1D(2)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 9, 3)
+    """
 
 
 
@@ -196,12 +220,24 @@ class _Cropping2DLast(Layer):
 
 class Cropping2D(ChannelsFirst, _Cropping2DLast):
     """Cropping2D(cropping=((0, 0), (0, 0)), data_format=None): drops rows/columns
-    at the edges; cropping an int, (rows, cols) or ((top, bottom), (left, right))."""
+    at the edges; cropping an int, (rows, cols) or ((top, bottom), (left, right)).
+
+    Example:
+        >>> layer = pynn.layers.Cropping2D(((1, 1), (2, 0)))
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 6, 6, 3)
+    """
 
 
 
 class Cropping1D(Layer):
-    """Cropping1D(cropping=(1, 1)): drops steps at the start/end."""
+    """Cropping1D(cropping=(1, 1)): drops steps at the start/end.
+
+    Example:
+        >>> layer = pynn.layers.Cropping1D((1, 2))
+        >>> layer(np.ones((2, 6, 3), np.float32)).shape
+        (2, 3, 3)
+    """
 
     def __init__(self, cropping=(1, 1), **kwargs):
         super().__init__(**kwargs)

@@ -53,7 +53,7 @@ def test_shifted_domain_transfer_example_runs_deterministically_and_reports_ever
     def run():
         return mod.main(shots=(1,), draws=2, epochs=10, every=5, target=0.3, pretrain_epochs=2, verbose=False)
     first, second = run(), run()
-    assert sorted(first) == [1]
+    assert sorted(first) == [1] and first[1]["target"] == 0.3
     for arm in ("frozen", "finetuned", "scratch"):
         r = first[1][arm]
         assert r["acc"].shape == (2,) and r["curve"].shape == (2, 2)
@@ -61,6 +61,9 @@ def test_shifted_domain_transfer_example_runs_deterministically_and_reports_ever
         assert (r["acc"] == second[1][arm]["acc"]).all()
         assert all(e is None or e in (5, 10) for e in r["epochs_to_target"])
     assert "beats scratch" in mod.table_rows(1, first[1], 2)
+    scratch_goal = mod.main(shots=(1,), draws=1, epochs=5, every=5, pretrain_epochs=1, verbose=False)[1]
+    assert scratch_goal["target"] == scratch_goal["scratch"]["acc"].mean()
+    assert scratch_goal["scratch"]["epochs_to_target"] == [5]
     # the target domain is a real shift of the same images, reproducible from its seed
     x = np.random.default_rng(0).random((4, 8, 8, 1)).astype(np.float32)
     a, b = mod.shift_domain(x, seed=3), mod.shift_domain(x, seed=3)

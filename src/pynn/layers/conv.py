@@ -1,5 +1,6 @@
-"""Convolution layers, channels_last (``data_format="channels_first"`` transposed around them): ``BaseConv(rank)`` and its Conv1D and Conv2D
-(Keras's pattern), ``activation(conv(x, kernel) + bias)``.
+"""Convolution layers, channels_last (``data_format="channels_first"`` transposed around
+them): ``BaseConv(rank)`` and its Conv1D and Conv2D (Keras's pattern),
+``activation(conv(x, kernel) + bias)``.
 
 Conv1D runs the 2-D kernels on a height-1 view of (N, T, C) (``F.conv1d``):
 reshapes are views, so it adds no copies.

@@ -1,4 +1,5 @@
-"""Pooling layers by rank, channels_last (``data_format="channels_first"`` through ``ChannelsFirst``): MaxPooling1D/2D, AveragePooling1D/2D over
+"""Pooling layers by rank, channels_last (``data_format="channels_first"`` through
+``ChannelsFirst``): MaxPooling1D/2D, AveragePooling1D/2D over
 windows, and the global ones over every step (1D, mask-aware as Keras: padded
 steps are left out of the average and the max) or every pixel (2D)."""
 import numpy as np

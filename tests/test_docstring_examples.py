@@ -46,3 +46,9 @@ def test_public_class_has_a_docstring_with_an_example_that_runs(qualname, cls, t
         runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{qualname}: {result.failed} of {result.attempted} doctest lines failed"
+
+
+def test_config_functions_examples_run():
+    result = doctest.testmod(pynn.config, extraglobs={"np": np, "pynn": pynn}, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 4 and result.failed == 0
+    assert pynn.config.image_data_format() == "channels_last"   # the example set it back

@@ -60,6 +60,7 @@ UNSUPPORTED = {
     "GRUCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
     "StackedRNNCells": "RNN over stacked cells has no single ONNX recurrent op; stack RNN layers to export",
     "data_format='channels_first'": "the exporters write channels_last graphs; build the model channels_last",
+    "Layer": "a custom layer subclass has no exporter until pynn.onnx.register_exporter(MyLayer, fn) gives it one",
 }
 
 _EXPORTERS: dict = {}

@@ -91,7 +91,26 @@ def _two_outputs():
     return m, m.fit(x, [y, yr], batch_size=40, epochs=2, verbose=0)
 
 
-CASES = {"sequential_dropout": _sequential_dropout, "functional_weighted": _functional_weighted,
+def _freeze_midway():
+    """Callbacks that freeze a layer at a batch and unfreeze it at an epoch's start: the
+    generic loop reads trainable_weights every step, so the plan must follow."""
+    x, y, _, _ = _data()
+
+    class Freeze(pynn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.layers[0].trainable = False
+
+    class Unfreeze(pynn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.layers[0].trainable = True
+    pynn.set_seed(6)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dense(8, activation="relu"), layers.Dense(4)])
+    m.compile(pynn.optimizers.SGD(0.1), pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m, m.fit(x, y, batch_size=50, epochs=2, verbose=0, callbacks=[Freeze(), Unfreeze()])
+
+
+CASES = {"freeze_midway": _freeze_midway, "sequential_dropout": _sequential_dropout, "functional_weighted": _functional_weighted,
          "unbuilt_regularized": _unbuilt_regularized, "callbacks_and_bar": _callbacks_and_bar,
          "two_outputs": _two_outputs}
 

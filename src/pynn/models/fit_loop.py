@@ -103,6 +103,8 @@ class TrainPlan:
             elif _hook_used(cb, "on_train_batch_end"):
                 end_cbs.append(cb)
         self.end_cbs = end_cbs
+        self.refresh_each_step = bool(self.begin_cbs or end_cbs)
+        self.optimizer = None
         self.layers = None       # (layer, accepts_training) when the Sequential fast forward applies
         self.weights = None      # prepared once the model is built (its weights exist then)
         self.regularized = None
@@ -112,9 +114,19 @@ class TrainPlan:
 
     # ------------------------------------------------------------ preparation
     def _prepare_model(self):
+        """(Re)read the weights and layers: at each epoch's start, and at each step when user
+        callbacks with batch hooks run (they may freeze/unfreeze layers: the generic loop reads
+        ``trainable_weights`` every step)."""
         model = self.model
-        self.weights = model.trainable_weights
+        weights = model.trainable_weights
+        old = self.weights
+        if old is None or len(old) != len(weights) or any(a is not b for a, b in zip(old, weights)) \
+                or model.optimizer is not self.optimizer:
+            self.weights = weights
+            self.optimizer = model.optimizer
+            self.slot_names = None   # re-checked against the optimizer at the next update
         self.regularized = [w for w in self.weights if getattr(w, "regularizer", None) is not None]
+        self.constrained = [w for w in self.weights if getattr(w, "constraint", None) is not None]
         self.layers = _fast_layers(model)
         if self.layers is not None:
             # The generic forward clears the add_loss() losses at each call; none of the
@@ -129,7 +141,6 @@ class TrainPlan:
                 any(opt._index.get(id(w)) != i for i, w in enumerate(self.weights)):
             return False
         self.slot_names = [name for name, _ in opt._slot_specs()]
-        self.constrained = [w for w in self.weights if getattr(w, "constraint", None) is not None]
         return True
 
     # ------------------------------------------------------------ one step
@@ -189,7 +200,7 @@ class TrainPlan:
     def step(self, xb, yb, swb):
         """One training step on one batch: Model._train_step + _update_metrics, without the logs."""
         model = self.model
-        if self.weights is None:
+        if self.weights is None or self.refresh_each_step:
             if not model.built:   # the first call builds it: the generic step, once
                 loss, y_preds = model._train_step(xb, yb, swb)
                 self._metrics(loss, yb, y_preds, swb, len(xb[0]))
@@ -224,6 +235,8 @@ class TrainPlan:
     def run_epoch(self):
         """The epoch's batches; returns the last step's logs (what the generic loop returns)."""
         model = self.model
+        if model.built:
+            self._prepare_model()   # callbacks' epoch hooks may have changed what trains
         n, bs, steps = self.n, self.batch_size, self.steps
         xs, ys, sw = self.xs, self.ys, self.sw
         order = generator().permutation(n) if self.shuffle else None

@@ -42,7 +42,13 @@ class Metric:
         return self.total / self.count if self.count else 0.0
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        values = np.asarray(self.values(_arr(y_true), _arr(y_pred)), dtype=np.float64)
+        values = self.values(_arr(y_true), _arr(y_pred))
+        if sample_weight is None and isinstance(values, np.ndarray) and values.dtype == np.bool_:
+            # Accuracies (every training step): the count of hits is the float64 sum, exactly.
+            self.total += float(np.count_nonzero(values))
+            self.count += values.size
+            return
+        values = np.asarray(values, dtype=np.float64)
         if sample_weight is not None:
             w = np.broadcast_to(np.asarray(sample_weight, np.float64).reshape(
                 np.shape(sample_weight) + (1,) * (values.ndim - np.ndim(sample_weight))), values.shape)

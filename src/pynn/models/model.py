@@ -18,6 +18,7 @@ from ..utils.data import PyDataset
 from ..utils.progbar import Progbar
 from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
+from . import fit_loop
 from . import plan as _plan
 
 
@@ -783,11 +784,14 @@ class Model(Layer):
             self._require_loss("fit")
         cblist.on_train_begin()
         initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_epoch", 0))   # BackupAndRestore
+        # The common case's step, chosen once (models/fit_loop.py); None: the generic loop below.
+        plan = None if custom_step or dp or _is_batch_iterable(x) else \
+            fit_loop.plan_for(self, Model, xs, ys, sw, batch_size, shuffle, cbs)
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cblist.on_epoch_begin(epoch)
             logs = {}
-            for step, (xb, yb, swb) in enumerate(batches_of(epoch)):
+            for step, (xb, yb, swb) in enumerate(batches_of(epoch) if plan is None else ()):
                 cblist.on_train_batch_begin(step)
                 if custom_step:  # an overridden train_step: what fit calls, as in Keras
                     logs = self._run_step(self.train_step, xb, yb, swb)
@@ -799,6 +803,8 @@ class Model(Layer):
                 cblist.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if plan is not None:
+                logs = plan.run_epoch()
             epoch_logs = dict(logs)
             if dp:
                 epoch_logs = dp.end_epoch(self, epoch_logs)

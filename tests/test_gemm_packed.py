@@ -313,8 +313,10 @@ def test_dense_inference_pack_is_never_stale(rng, tmp_path):
         opt.apply_gradients([(np.ones((12, 20), np.float32), dense.kernel)])
         _assert_fresh(model, x)
 
-        dense.kernel.data[...] *= 2.0                     # a direct write, announced as documented
-        pynn.weights_changed()
+        with pytest.raises(ValueError, match="read-only"):   # a direct write into a packed kernel
+            dense.kernel.data[...] *= 2.0                      # is refused, never silently stale
+        pynn.weights_changed()                            # announced first, as documented, it works
+        dense.kernel.data[...] *= 2.0
         _assert_fresh(model, x)
 
 

@@ -302,17 +302,21 @@ def test_deepcopy_of_a_model_compiles_its_own_plan():
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
 
 
-def test_direct_writes_announced_with_weights_changed_rebuild_the_plan():
-    """The plan's packed Dense kernel is a snapshot: a direct in-place write followed by
-    pynn.weights_changed() (the documented contract for .data writes) is seen."""
+def test_dense_kernels_a_plan_packed_are_read_only_until_pynn_writes_them():
+    """The plan's packed copy of a Dense kernel is a snapshot: a direct in-place write would
+    leave it stale, so it raises; pynn's own writers (assign, set_weights, optimizer steps)
+    release the array first and the plan rebuilds."""
     model = mlp()
     x = inputs_for(model, 2)
-    before = model.predict_on_batch(x)
-    model.layers[0].kernel.data[...] *= -1.0
-    pynn.weights_changed()
-    after = model.predict_on_batch(x)
-    np.testing.assert_allclose(after, reference(model, x), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(after, before)
+    model.predict_on_batch(x)
+    kernel = model.layers[0].kernel
+    with pytest.raises(ValueError, match="read-only"):
+        kernel.data[...] = 0.0
+    kernel.assign(np.zeros(kernel.shape, np.float32))
+    kernel.data[...] = 0.5        # writeable again after pynn's own write
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="read-only"):
+        kernel.data -= 1.0
 
 
 def test_functional_shared_layers_nested_models_and_multi_output_nodes():
@@ -353,9 +357,9 @@ def test_plan_agrees_with_onnx_runtime_on_the_exported_graph(build, batch, tmp_p
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
 
 
-def test_optimizer_update_called_directly_rebuilds_the_plan():
+def test_optimizer_update_called_directly_releases_and_rebuilds():
     """A training loop may call an optimizer's _update itself (pynn's own fast fit loop does):
-    every _update moves the weights generation, so
+    every _update moves the weights epoch first, so the frozen kernels are writeable again and
     the plan rebuilds. Also for an optimizer subclass defined outside pynn."""
     class Halving(pynn.optimizers.SGD):
         def _update(self, k, params, grads, slots, lr, step):

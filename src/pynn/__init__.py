@@ -31,7 +31,7 @@ from . import backend  # noqa: E402
 from .autograd import GradientTape, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import coverage, set_backend, use_backend
 from .random import set_seed
-from ._weights import weights_changed  # noqa: E402  (after a direct write into a weight's .data)
+from ._weights_epoch import bump as weights_changed  # noqa: E402  (before a direct write into a weight's .data)
 from . import functional, ops, activations, initializers, losses, metrics, callbacks, layers, datasets  # noqa: E402
 from . import optimizers  # noqa: E402
 # Keras' modules, reachable after a plain `import pynn`.

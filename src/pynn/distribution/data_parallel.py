@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .. import _parallel
+from .. import _parallel, _weights_epoch
 from .core import mpi
 
 
@@ -208,6 +208,7 @@ class DataParallel:
 
     def broadcast_weights(self, weights):
         """Copy rank 0's value of each weight into every rank's, in place."""
+        _weights_epoch.bump()   # inference plans rebuild (and release the arrays they froze)
         for w in weights:
             data = w.data
             if data.flags.c_contiguous and data.flags.writeable:
@@ -216,8 +217,6 @@ class DataParallel:
                 tmp = np.ascontiguousarray(data)
                 self.comm.Bcast(tmp, root=0)
                 data[...] = tmp
-        from .._weights import weights_changed
-        weights_changed()   # rank 0's values replaced this rank's: inference caches are stale
 
     def batch_moments(self, x, axes):
         """Mean and (biased) variance of ``x`` over ``axes`` and over every rank's

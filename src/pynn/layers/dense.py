@@ -1,7 +1,7 @@
 """``layers.Dense``: a fully connected layer, ``activation(x @ kernel + bias)``."""
 import numpy as np
 
-from .. import _weights, activations, backend as _backend, functional as F, initializers
+from .. import _weights_epoch, activations, backend as _backend, functional as F, initializers
 from ..autograd import Tensor, is_grad_enabled
 from ..functional.activation import split as _split_activation
 from .base import Layer
@@ -90,9 +90,10 @@ class Dense(KernelLayer):
     # Inference (no graph recorded: predict, predict_on_batch, evaluate) multiplies by the
     # kernel packed once into the GEMM's panel layout (backend pack_weight / packed_matmul)
     # instead of repacking it inside every call: batch-1 requests are GEMV-sized, where the
-    # packing cost as much as the product. The pack is keyed on the weights generation
-    # (pynn._weights: bumped by Variable.assign, optimizer steps, set/load_weights), so a
-    # changed kernel is never multiplied stale. Training keeps the ordinary GEMM: a step
+    # packing cost as much as the product. The pack is keyed on the weights epoch
+    # (pynn._weights_epoch: moved by Variable.assign, optimizer steps, set/load_weights)
+    # and the kernel array is frozen (read-only) while the pack holds a copy of it, so a
+    # direct in-place write raises instead of leaving the pack stale. Training keeps the ordinary GEMM: a step
     # uses the kernel once forward and once (transposed) backward, nothing to amortise.
     def _inference_pack(self):
         """The kernel packed by the active backend, rebuilt when any weight changed since."""
@@ -100,11 +101,12 @@ class Dense(KernelLayer):
         if cache is None:
             cache = self.__dict__["_pack_cache"] = _PackCache()   # not a tracked attribute
         data = self.kernel.data
-        key = (_weights.generation(), _backend.name(), id(data), data.__array_interface__["data"][0],
+        key = (_weights_epoch.current(), _backend.name(), id(data), data.__array_interface__["data"][0],
                data.shape)
         if cache.key != key:
             cache.packed, cache.key = None, None     # never leave a stale pack if packing fails
             cache.packed = _backend.current().pack_weight(data)
+            _weights_epoch.freeze(data)
             cache.key = key
         return cache.packed
 

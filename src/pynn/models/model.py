@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .. import _parallel, _weights, losses as losses_mod, metrics as metrics_mod
+from .. import _parallel, _weights_epoch, losses as losses_mod, metrics as metrics_mod
 from ..autograd import Tensor, no_grad
 from ..autograd.engine import grad as autograd_grad
 from ..callbacks import CallbackList, History, ProgbarLogger
@@ -702,7 +702,7 @@ class Model(Layer):
         ``validation_batch_size`` defaults to ``batch_size``.
         """
         self._require_compiled("fit")
-        _weights.weights_changed()   # inference plans rebuild after training, whatever path the steps take
+        _weights_epoch.bump()   # inference plans rebuild after training, whatever path the steps take
         if batch_size is None:
             batch_size = 32
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

@@ -12,9 +12,8 @@ Nothing records autograd, and no per-layer Python dispatch runs beyond the step 
 
 Staleness is the danger of any such cache, so a plan checks before every run that
  - the backend is still native,
- - the weights generation (``pynn._weights``: moved by ``Variable.assign``, optimizer
-   steps, ``trainable``, ``Sequential.add/pop``, fit, ``pynn.weights_changed()``) is the one
-   it was built at,
+ - the weights epoch (``pynn._weights_epoch``: moved by ``Variable.assign``, optimizer
+   steps, ``trainable``, ``Sequential.add/pop``, fit) is the one it was built at,
  - every weight's ``.data`` array, and every layer attribute a step read (activation,
    kernel, strides, ...), is the same object it captured,
 and is rebuilt otherwise. Steps hold the weight arrays themselves, not copies, so an
@@ -29,7 +28,7 @@ import threading
 
 import numpy as np
 
-from .. import _weights
+from .. import _weights_epoch
 from .. import backend as _backend
 from ..autograd import Tensor, no_grad
 
@@ -70,7 +69,7 @@ class Plan:
         from .. import _C
         self._C = _C
         self.model = model
-        self.epoch = _weights.generation()
+        self.epoch = _weights_epoch.current()
         self.watch_objs, self.watch_names, self.watch_vals = [], [], []
         for w in model.weights:
             self._watch(w, "data")
@@ -97,7 +96,7 @@ class Plan:
         self.watch_vals.append(getattr(obj, name))
 
     def valid(self):
-        if self.epoch != _weights.generation() or _backend.name() != "native":
+        if self.epoch != _weights_epoch.current() or _backend.name() != "native":
             return False
         return all(map(operator.is_, map(getattr, self.watch_objs, self.watch_names), self.watch_vals))
 
@@ -192,9 +191,9 @@ class Plan:
             self.fused.append((layer.name, fuse.name))
         bias = None if layer.bias is None else layer.bias.data
         units, k = layer.units, layer.input_dim
-        # The kernel packed once into the GEMM's panel layout (Dense's own inference pack, a
-        # _C.PackedMatrix): a 1-row product no longer repacks 784x256 floats per call. It is a
-        # snapshot: the plan rebuilds when the weights generation moves (pynn._weights).
+        # The kernel packed once into the GEMM's panel layout, by the layer's own cache
+        # (Dense._inference_pack: keyed on the weights epoch, kernel frozen while held): a
+        # 1-row product no longer repacks 784x256 floats per call.
         packed = layer._inference_pack()
         gemm = self._C.gemm_packed
         buffered = after is None   # an activation applied after allocates its own result
@@ -416,7 +415,7 @@ def run_array(model, x):
         return plan.run([x])
     except _Fallback:
         model.__dict__["_inference_plan"] = False
-        model.__dict__["_inference_plan_epoch"] = _weights.generation()
+        model.__dict__["_inference_plan_epoch"] = _weights_epoch.current()
         return None
 
 
@@ -424,18 +423,18 @@ def run(model, xs):
     """``model``'s outputs for ``xs`` through its plan, or None when the ordinary path must run."""
     plan = model.__dict__.get("_inference_plan")
     if plan is False:                      # known unsupported at this epoch
-        if model.__dict__.get("_inference_plan_epoch") == _weights.generation():
+        if model.__dict__.get("_inference_plan_epoch") == _weights_epoch.current():
             return None
         plan = None
     if plan is None or not plan.valid():
         if not supports(model):
             model.__dict__["_inference_plan"] = False
-            model.__dict__["_inference_plan_epoch"] = _weights.generation()
+            model.__dict__["_inference_plan_epoch"] = _weights_epoch.current()
             return None
         plan = model.__dict__["_inference_plan"] = Plan(model)
     try:
         return plan.run(xs)
     except _Fallback:   # e.g. a padding mask appeared: this model runs the ordinary path from now on
         model.__dict__["_inference_plan"] = False
-        model.__dict__["_inference_plan_epoch"] = _weights.generation()
+        model.__dict__["_inference_plan_epoch"] = _weights_epoch.current()
         return None

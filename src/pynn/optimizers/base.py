@@ -7,8 +7,7 @@ import numbers
 
 import numpy as np
 
-from pynn import backend as _backend
-from pynn._weights import weights_changed
+from pynn import _weights_epoch, backend as _backend
 from . import schedules as _schedules
 
 
@@ -40,16 +39,14 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs):
         # Every _update writes the weights in place, whoever calls it (apply_gradients or a
-        # training loop that calls it directly): move the weights generation, so inference
-        # plans and packed kernels rebuild (pynn._weights).
+        # training loop that calls it directly): first move the weights epoch, so inference
+        # plans rebuild and release the arrays they froze (pynn._weights_epoch).
         super().__init_subclass__(**kwargs)
         update = cls.__dict__.get("_update")
         if update is not None and not getattr(update, "_bumps_epoch", False):
             def _update(self, *args, **kw):
-                try:
-                    return update(self, *args, **kw)
-                finally:
-                    weights_changed()
+                _weights_epoch.bump()
+                return update(self, *args, **kw)
             _update.__doc__, _update.__name__, _update._bumps_epoch = update.__doc__, "_update", True
             cls._update = _update
 
@@ -203,16 +200,13 @@ class Optimizer:
             return self.iterations
         grads = self._clip(grads)
         slots = {name: [self._slots[name][i] for i in idx] for name, _ in self._slot_specs()}
-        try:
-            self._update(_backend.current(), params, grads, slots, self.learning_rate, self.iterations + 1)
-        finally:
-            weights_changed()   # even a step that failed half-way may have written some weights
+        # _update moves the weights epoch before it writes (see __init_subclass__).
+        self._update(_backend.current(), params, grads, slots, self.learning_rate, self.iterations + 1)
         self.iterations += 1
         for _, v in pairs:
             c = getattr(v, "constraint", None)
             if c is not None:
-                v.data[...] = c(v.data)
-                weights_changed()
+                v.data[...] = c(v.data)   # after _update's bump: no plan holds v frozen
         return self.iterations
 
     def _update(self, kernels, params, grads, slots, lr, step):

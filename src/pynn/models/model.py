@@ -119,7 +119,17 @@ def _optimizers():
 
 class Model(Layer):
     """``pynn.Model(inputs, outputs)`` for a functional DAG of layers, or a base
-    class: subclass it and write ``call(self, x, training=False)``."""
+    class: subclass it and write ``call(self, x, training=False)``.
+
+    Example:
+        >>> inputs = pynn.Input((4,))
+        >>> outputs = pynn.layers.Dense(2, activation="softmax")(pynn.layers.Dense(8, activation="relu")(inputs))
+        >>> model = pynn.Model(inputs, outputs)
+        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> history = model.fit(np.ones((8, 4), np.float32), np.zeros(8), epochs=2, verbose=0)
+        >>> model.predict(np.ones((3, 4), np.float32), verbose=0).shape
+        (3, 2)
+    """
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)

@@ -88,6 +88,13 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
 
 void max_pool2d_forward_argmax(const WindowGeom& g, const float* x, float* y, uint8_t* idx) {
   const int64_t C = g.c;
+#ifdef PYNN_X86_64
+  if (use_avx2()) {
+    shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain,
+                    [&](int64_t row) { max_pool_argmax_row_avx2(g, x, y, idx, row); });
+    return;
+  }
+#endif
   shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t row) {
     std::vector<float> m(C);
     std::vector<int32_t> id(C);  // int32 next to the float maxima: the blends vectorise
@@ -130,6 +137,16 @@ void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const f
                      g.ow * g.kw == g.w;
   if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
   // Only the real cells of each window are visited, so an index can never address padding.
+#ifdef PYNN_X86_64
+  if (use_avx2()) {
+    shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
+      const int64_t n = rows_disjoint ? item / g.oh : item;
+      const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+      max_pool_argmax_bwd_rows_avx2(g, idx, dy, dx, n, oh_lo, oh_hi, tiles);
+    });
+    return;
+  }
+#endif
   shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
     const int64_t n = rows_disjoint ? item / g.oh : item;
     const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;

@@ -69,6 +69,16 @@ py::array conv2d_backward_bias(py::handle dyh) {
   return db;
 }
 
+// The kernels conv_forward_path / conv_dw_path pick for these shapes (tests pin each branch).
+py::dict conv2d_paths(const Shape4& xs, const Shape4& ws, const Pair& strides, const std::string& padding,
+                      const Pair& dilation) {
+  const WindowGeom g = conv_geometry("conv2d_paths", xs, ws, strides, padding, dilation);
+  py::dict d;
+  d["forward"] = conv_path_name(conv_forward_path(g));
+  d["kernel_grad"] = conv_path_name(conv_dw_path(g));
+  return d;
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -84,6 +94,10 @@ void bind_conv(py::module_& m) {
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         "dw (kh,kw,C,OC) of conv2d: Σ im2col(x)ᵀ · dY over pixel blocks.");
   m.def("conv2d_backward_bias", &conv2d_backward_bias, py::arg("dy"), "db (C_out,) = Σ dy over batch and space.");
+  m.def("conv2d_paths", &conv2d_paths, py::arg("x_shape"), py::arg("w_shape"), py::arg("strides") = Pair{1, 1},
+        py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
+        "{'forward': path, 'kernel_grad': path}: the kernels conv2d and conv2d_backward_kernel run for these "
+        "shapes (pointwise, small_channel, implicit_gemm, direct or im2col).");
   m.def("conv_block_rows", &conv_block_rows, py::arg("patch"),
         "Rows of the per-thread im2col scratch block for a patch of kh·kw·C floats.");
   m.attr("conv_col_block_bytes") = kColBlockBytes;

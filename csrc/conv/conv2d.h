@@ -10,6 +10,17 @@
 
 namespace pynn {
 
+// The kernels a conv runs, chosen by shape in one place (conv2d.cpp):
+//   Pointwise     1x1 stride 1 unpadded: x is already the im2col matrix, one GEMM
+//   SmallChannel  forward with C_in <= kSmallChannels (conv/direct.h), AVX2
+//   ImplicitGemm  forward of other windows (conv/igemm.h), AVX2, runs of >= 8 floats
+//   Direct        weight gradient with C_in <= kSmallChannels (conv/direct.h), AVX2
+//   Im2col        im2col blocks + sgemm: the portable path (and PYNN_CONV_IGEMM=0)
+enum class ConvPath { Pointwise, SmallChannel, ImplicitGemm, Direct, Im2col };
+ConvPath conv_forward_path(const WindowGeom& g);
+ConvPath conv_dw_path(const WindowGeom& g);
+const char* conv_path_name(ConvPath p);
+
 // y = act(im2col(x) · W + bias). 1x1/stride 1/unpadded: one GEMM on x viewed as (M, C);
 // other windows: the implicit GEMM of conv/igemm.h when the CPU has AVX2 (im2col is then
 // never formed), else im2col blocks + sgemm. PYNN_CONV_IGEMM=0 forces the im2col path.

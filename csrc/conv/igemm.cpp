@@ -154,6 +154,14 @@ void igemm_run(int64_t M, int64_t grid_h, int64_t grid_w, int64_t OC, int64_t ta
 }  // namespace
 #endif
 
+namespace {
+// A kernel row whose kw cells are always inside the image (no left/right padding,
+// dilation 1 across) is one contiguous run of kw·C floats: kh taps instead of kh·kw.
+bool merges_rows(const WindowGeom& g) { return g.dw == 1 && g.pl == 0 && (g.ow - 1) * g.sw + g.kw <= g.w; }
+}  // namespace
+
+bool igemm_forward_applies(const WindowGeom& g) { return (merges_rows(g) ? g.kw * g.c : g.c) >= kMinRun; }
+
 bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
                           float act_alpha) {
 #ifndef PYNN_X86_64
@@ -163,9 +171,7 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
   const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc, C = g.c;
   if (M == 0 || OC == 0) return true;
   if (K == 0) return false;  // no taps: the generic path writes act(bias)
-  // A kernel row whose kw cells are always inside the image (no left/right padding,
-  // dilation 1 across) is one contiguous run of kw·C floats: kh taps instead of kh·kw.
-  const bool merge_rows = g.dw == 1 && g.pl == 0 && (g.ow - 1) * g.sw + g.kw <= g.w;
+  const bool merge_rows = merges_rows(g);
   const int64_t taps = merge_rows ? g.kh : g.kh * g.kw;
   const int64_t run = merge_rows ? g.kw * C : C;
   if (run < kMinRun) return false;

@@ -25,6 +25,9 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
 // Scratch: the flipped, transposed kernel, kh·kw·OC·ceil(C/16)·16 floats.
 bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const float* w, float* dx);
 
+// The forward's runs (C, or kw·C when kernel rows merge) are long enough to beat im2col.
+bool igemm_forward_applies(const WindowGeom& g);
+
 // AVX2 kernel available and not switched off (PYNN_CONV_IGEMM=0).
 bool igemm_enabled();
 

@@ -43,6 +43,46 @@ py::array max_pool2d_backward(py::handle xh, py::handle yh, py::handle dyh, cons
   return dx;
 }
 
+// Window cells a uint8 argmax can name.
+constexpr int64_t kMaxArgmaxCells = 256;
+
+py::tuple max_pool2d_argmax(py::handle xh, const Pair& k, const Pair& s, const std::string& padding) {
+  const char* op = "max_pool2d_argmax";
+  py::array x = nhwc(op, "x", xh);
+  const WindowGeom g = pool_geometry(op, dims4(x), k, s, padding);
+  if (g.kh * g.kw > kMaxArgmaxCells)
+    throw py::value_error(std::string(op) + ": a window of at most " + std::to_string(kMaxArgmaxCells) +
+                          " cells (uint8 argmax), got " + std::to_string(g.kh) + "x" + std::to_string(g.kw));
+  py::array y = empty({g.n, g.oh, g.ow, g.c});
+  py::array_t<uint8_t> idx({g.n, g.oh, g.ow, g.c});
+  const float* xp = cptr(x);
+  float* yp = mptr(y);
+  uint8_t* ip = idx.mutable_data();
+  nogil([&] { ::pynn::max_pool2d_forward_argmax(g, xp, yp, ip); });
+  return py::make_tuple(y, idx);
+}
+
+py::array max_pool2d_backward_argmax(py::handle idxh, py::handle dyh, const Shape4& xs, const Pair& k, const Pair& s,
+                                     const std::string& padding) {
+  const char* op = "max_pool2d_backward_argmax";
+  if (!py::isinstance<py::array>(idxh)) throw py::type_error(std::string(op) + ": idx must be a numpy.ndarray");
+  py::array idx = py::reinterpret_borrow<py::array>(idxh);
+  if (!idx.dtype().is(py::dtype::of<uint8_t>()))
+    throw py::type_error(std::string(op) + ": idx must be uint8 (from max_pool2d_argmax), got " +
+                         std::string(py::str(idx.dtype())));
+  py::array dy = f32c(op, "dy", dyh);
+  const WindowGeom g = pool_geometry(op, xs, k, s, padding);
+  require_shape(op, "idx", idx, {g.n, g.oh, g.ow, g.c});
+  require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.c});
+  py::array_t<uint8_t, py::array::c_style> idc(idx);  // a C-contiguous view (copy only when strided)
+  py::array dx = empty({g.n, g.h, g.w, g.c});
+  const uint8_t* ip = idc.data();
+  const float* dyp = cptr(dy);
+  float* dxp = mptr(dx);
+  nogil([&] { ::pynn::max_pool2d_backward_argmax(g, ip, dyp, dxp); });
+  return dx;
+}
+
 py::array avg_pool2d_backward(py::handle dyh, const Shape4& xs, const Pair& k, const Pair& s,
                               const std::string& padding) {
   const char* op = "avg_pool2d_backward";
@@ -117,6 +157,12 @@ void bind_pool(py::module_& m) {
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("pool_size"),
         py::arg("strides"), py::arg("padding") = "valid",
         "dx of max_pool2d: each window's dy to its first cell equal to y (TensorFlow's rule).");
+  m.def("max_pool2d_argmax", &max_pool2d_argmax, py::arg("x"), py::arg("pool_size"), py::arg("strides"),
+        py::arg("padding") = "valid",
+        "(y, idx): max_pool2d and, per output element, the winning window cell (uint8, i*kw + j).");
+  m.def("max_pool2d_backward_argmax", &max_pool2d_backward_argmax, py::arg("idx"), py::arg("dy"), py::arg("x_shape"),
+        py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid",
+        "dx (x_shape) of max_pool2d from the forward's argmax: x and y are not read again.");
   m.def(
       "avg_pool2d",
       [](py::handle x, const Pair& k, const Pair& s, const std::string& padding) {

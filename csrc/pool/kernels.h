@@ -62,6 +62,11 @@ void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
 // otherwise accumulated.
 void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx,
                             int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign);
+// max_pool2d_forward_argmax / max_pool2d_backward_argmax (pool.h) for one output row /
+// rows [oh_lo, oh_hi) of image n.
+void max_pool_argmax_row_avx2(const WindowGeom& g, const float* x, float* y, uint8_t* idx, int64_t row);
+void max_pool_argmax_bwd_rows_avx2(const WindowGeom& g, const uint8_t* idx, const float* dy, float* dx, int64_t n,
+                                   int64_t oh_lo, int64_t oh_hi, bool assign);
 // out[0..c) = mean of the hw rows of c floats at x (global average pooling of one image).
 void global_avg_image_avx2(int64_t hw, int64_t c, const float* x, float* out);
 // dx[p·c + k] = dy[k] · inv for p < hw.

@@ -86,6 +86,96 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
   });
 }
 
+void max_pool2d_forward_argmax(const WindowGeom& g, const float* x, float* y, uint8_t* idx) {
+  const int64_t C = g.c;
+#ifdef PYNN_X86_64
+  if (use_avx2()) {
+    shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain,
+                    [&](int64_t row) { max_pool_argmax_row_avx2(g, x, y, idx, row); });
+    return;
+  }
+#endif
+  shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t row) {
+    std::vector<float> m(C);
+    std::vector<int32_t> id(C);  // int32 next to the float maxima: the blends vectorise
+    const int64_t n = row / g.oh, oh = row % g.oh, top = oh * g.sh - g.pt;
+    const float* xn = x + n * g.h * g.w * C;
+    int64_t h0, h1;
+    clip(top, g.kh, g.h, &h0, &h1);
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      const int64_t left = ow * g.sw - g.pl;
+      int64_t w0, w1;
+      clip(left, g.kw, g.w, &w0, &w1);
+      // A window of -inf keeps its first real cell (the cell the recomparing backward picks).
+      const int32_t first = static_cast<int32_t>((h0 - top) * g.kw + (w0 - left));
+      float* __restrict mv = m.data();
+      int32_t* __restrict iv = id.data();
+      for (int64_t c = 0; c < C; ++c) mv[c] = -std::numeric_limits<float>::infinity(), iv[c] = first;
+      for (int64_t ih = h0; ih < h1; ++ih)
+        for (int64_t iw = w0; iw < w1; ++iw) {
+          const float* __restrict in = xn + (ih * g.w + iw) * C;
+          const int32_t t = static_cast<int32_t>((ih - top) * g.kw + (iw - left));
+          for (int64_t c = 0; c < C; ++c) {
+            // larger, or the first NaN (a NaN maximum stays and routes to its first NaN, as PyTorch)
+            const bool take = (in[c] > mv[c]) | ((in[c] != in[c]) & (mv[c] == mv[c]));
+            mv[c] = take ? in[c] : mv[c];
+            iv[c] = take ? t : iv[c];
+          }
+        }
+      float* out = y + (row * g.ow + ow) * C;
+      uint8_t* io = idx + (row * g.ow + ow) * C;
+      for (int64_t c = 0; c < C; ++c) out[c] = mv[c], io[c] = static_cast<uint8_t>(iv[c]);
+    }
+  });
+}
+
+void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const float* dy, float* dx) {
+  const int64_t C = g.c, plane = g.h * g.w * C;
+  const bool rows_disjoint = g.sh >= g.kh;
+  const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
+  const bool tiles = g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pl == 0 && g.oh * g.kh == g.h &&
+                     g.ow * g.kw == g.w;
+  if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
+  // Only the real cells of each window are visited, so an index can never address padding.
+#ifdef PYNN_X86_64
+  if (use_avx2()) {
+    shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
+      const int64_t n = rows_disjoint ? item / g.oh : item;
+      const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+      max_pool_argmax_bwd_rows_avx2(g, idx, dy, dx, n, oh_lo, oh_hi, tiles);
+    });
+    return;
+  }
+#endif
+  shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
+    const int64_t n = rows_disjoint ? item / g.oh : item;
+    const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+    float* dxn = dx + n * plane;
+    for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+      const int64_t top = oh * g.sh - g.pt;
+      int64_t h0, h1;
+      clip(top, g.kh, g.h, &h0, &h1);
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        const int64_t o = ((n * g.oh + oh) * g.ow + ow) * C, left = ow * g.sw - g.pl;
+        const uint8_t* __restrict io = idx + o;
+        const float* __restrict go = dy + o;
+        int64_t w0, w1;
+        clip(left, g.kw, g.w, &w0, &w1);
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) {
+            const int32_t t = static_cast<int32_t>((ih - top) * g.kw + (iw - left));
+            float* __restrict d = dxn + (ih * g.w + iw) * C;
+            if (tiles) {
+              for (int64_t c = 0; c < C; ++c) d[c] = static_cast<int32_t>(io[c]) == t ? go[c] : 0.f;
+            } else {
+              for (int64_t c = 0; c < C; ++c) d[c] += static_cast<int32_t>(io[c]) == t ? go[c] : 0.f;
+            }
+          }
+      }
+    }
+  });
+}
+
 void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
   shared_for_each(n, hw * c, kPoolGrain, [&](int64_t i) {
     const float* xi = x + i * hw * c;

@@ -14,6 +14,12 @@ namespace pynn {
 void max_pool2d_forward(const WindowGeom& g, const float* x, float* y);
 // dx: each dy to the first cell (row-major window order) whose x equals y, as TensorFlow.
 void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx);
+// max_pool2d_forward that also keeps, per output element, which window cell won
+// (i·kw + j in the unclipped window; first maximum in window order, first NaN if any):
+// the backward then routes dy without reading x or y again. kh·kw <= 256 (uint8).
+void max_pool2d_forward_argmax(const WindowGeom& g, const float* x, float* y, uint8_t* idx);
+// dx from the forward's argmax: the same result as max_pool2d_backward.
+void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const float* dy, float* dx);
 // y = mean over each window's real cells (same padding: padded cells not counted).
 void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y);
 void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx);

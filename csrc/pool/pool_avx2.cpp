@@ -178,4 +178,97 @@ void global_avg_bwd_image_avx2(int64_t hw, int64_t c, const float* dy, float inv
   }
 }
 
+
+// Argmax forward of output row `row`: per 8 channels the running maximum and the int32
+// number of the cell holding it, blended under "larger, or the first NaN"; the numbers
+// are packed to uint8 on store. Channels past the last full vector go through the
+// same blends on a masked load (their lanes are never stored).
+void max_pool_argmax_row_avx2(const WindowGeom& g, const float* x, float* y, uint8_t* idx, int64_t row) {
+  const int64_t C = g.c, n = row / g.oh, oh = row % g.oh, top = oh * g.sh - g.pt;
+  const float* xn = x + n * g.h * g.w * C;
+  int64_t h0, h1;
+  clip(top, g.kh, g.h, &h0, &h1);
+  for (int64_t ow = 0; ow < g.ow; ++ow) {
+    const int64_t left = ow * g.sw - g.pl;
+    int64_t w0, w1;
+    clip(left, g.kw, g.w, &w0, &w1);
+    const int first = static_cast<int>((h0 - top) * g.kw + (w0 - left));
+    float* out = y + (row * g.ow + ow) * C;
+    uint8_t* io = idx + (row * g.ow + ow) * C;
+    for (int64_t c = 0; c < C; c += 8) {
+      const int64_t len = std::min<int64_t>(8, C - c);
+      const __m256i mt = tail_mask(len);
+      __m256 m = _mm256_set1_ps(-__builtin_inff());
+      __m256 id = _mm256_castsi256_ps(_mm256_set1_epi32(first));
+      for (int64_t ih = h0; ih < h1; ++ih)
+        for (int64_t iw = w0; iw < w1; ++iw) {
+          const float* in = xn + (ih * g.w + iw) * C + c;
+          const __m256 v = len == 8 ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt);
+          const __m256 take = _mm256_or_ps(
+              _mm256_cmp_ps(v, m, _CMP_GT_OQ),
+              _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(m, m, _CMP_ORD_Q)));
+          const int t = static_cast<int>((ih - top) * g.kw + (iw - left));
+          m = _mm256_blendv_ps(m, v, take);
+          id = _mm256_blendv_ps(id, _mm256_castsi256_ps(_mm256_set1_epi32(t)), take);
+        }
+      const __m256i iv = _mm256_castps_si256(id);
+      const __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(iv), _mm256_extracti128_si256(iv, 1));
+      const __m128i p8 = _mm_packus_epi16(p16, p16);
+      if (len == 8) {
+        _mm256_storeu_ps(out + c, m);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(io + c), p8);
+      } else {
+        _mm256_maskstore_ps(out + c, mt, m);
+        alignas(16) uint8_t b[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(b), p8);
+        for (int64_t q = 0; q < len; ++q) io[c + q] = b[q];
+      }
+    }
+  }
+}
+
+// dx of output rows [oh_lo, oh_hi) of image n from the argmax: each real cell of a window
+// takes dy where the window's number for the channel equals the cell's (assign: windows
+// tile the input, dx is written; else added).
+void max_pool_argmax_bwd_rows_avx2(const WindowGeom& g, const uint8_t* idx, const float* dy, float* dx, int64_t n,
+                                   int64_t oh_lo, int64_t oh_hi, bool assign) {
+  const int64_t C = g.c, plane = g.h * g.w * C;
+  float* dxn = dx + n * plane;
+  for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+    const int64_t top = oh * g.sh - g.pt;
+    int64_t h0, h1;
+    clip(top, g.kh, g.h, &h0, &h1);
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      const int64_t o = ((n * g.oh + oh) * g.ow + ow) * C, left = ow * g.sw - g.pl;
+      int64_t w0, w1;
+      clip(left, g.kw, g.w, &w0, &w1);
+      for (int64_t c = 0; c < C; c += 8) {
+        const int64_t len = std::min<int64_t>(8, C - c);
+        const __m256i mt = tail_mask(len);
+        __m256i iv;
+        __m256 gv;
+        if (len == 8) {
+          iv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + o + c)));
+          gv = _mm256_loadu_ps(dy + o + c);
+        } else {
+          alignas(16) uint8_t b[16] = {};
+          for (int64_t q = 0; q < len; ++q) b[q] = idx[o + c + q];
+          iv = _mm256_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
+          gv = _mm256_maskload_ps(dy + o + c, mt);
+        }
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) {
+            const int t = static_cast<int>((ih - top) * g.kw + (iw - left));
+            const __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(iv, _mm256_set1_epi32(t)));
+            __m256 v = _mm256_and_ps(hit, gv);
+            float* d = dxn + (ih * g.w + iw) * C + c;
+            if (!assign) v = _mm256_add_ps(v, len == 8 ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, mt));
+            if (len == 8) _mm256_storeu_ps(d, v);
+            else _mm256_maskstore_ps(d, mt, v);
+          }
+      }
+    }
+  }
+}
+
 }  // namespace pynn

@@ -2,12 +2,15 @@
 
 Each Function calls the active backend's kernels (``pynn.backend.current()``):
 conv2d's backward is ``conv2d_backward_input`` (dx), ``conv2d_backward_kernel``
-(dw) and ``conv2d_backward_bias`` (db); pooling backwards recompute the winner
-from (x, y) instead of storing an index array.
+(dw) and ``conv2d_backward_bias`` (db). Max pooling keeps the winning window cell
+(uint8, ``max_pool2d_argmax``) so its backward reads neither x nor y again; the other
+pooling backwards need no state from the forward.
 """
+import numpy as np
+
 from .. import backend
 from ..autograd import Function
-from ..shapes import normalize_tuple, pair
+from ..shapes import normalize_tuple, pair, pool_args
 from .activation import check_fusable, fused_backward, split
 from .movement import reshape
 from .registry import register
@@ -47,11 +50,20 @@ class MaxPool2D(Function):
     """Window max; the gradient goes to the first maximum in window order (as TensorFlow)."""
 
     def forward(self, x, pool_size=(2, 2), strides=None, padding="valid"):
-        self.x, self.args = x, (pool_size, strides, padding)
+        self.args = (pool_size, strides, padding)
+        (kh, kw), _ = pool_args(pool_size, strides)
+        if kh * kw <= 256:  # the winner's cell is kept (uint8): the backward never re-reads x and y
+            y, self.idx = _B().max_pool2d_argmax(x, pool_size, strides, padding)
+            self.x_shape, self.x_dtype = x.shape, x.dtype
+            return y
+        self.idx, self.x = None, x
         self.y = _B().max_pool2d(x, pool_size, strides, padding)
         return self.y
 
     def backward(self, g):
+        if self.idx is not None:
+            return _B().max_pool2d_backward_argmax(self.idx, g.astype(np.result_type(self.x_dtype, g), copy=False), self.x_shape,
+                                                   *self.args)
         return _B().max_pool2d_backward(self.x, self.y, g, *self.args)
 
 

@@ -15,6 +15,7 @@ from . import activations as _act
 from .core import check_activation
 
 __all__ = [
+    "max_pool2d_argmax", "max_pool2d_backward_argmax",
     "conv2d", "conv2d_backward_input", "conv2d_backward_kernel", "conv2d_backward_bias",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d", "global_max_pool2d_backward",
@@ -115,6 +116,18 @@ def _live_window(k, s, out, pad, size):
     return k2, (before2, max(0, k2 + (out - 1) * s - before2 - size))
 
 
+def _argmax_cells(op, x_shape, pool_size, strides, padding):
+    """Trimmed geometry plus t(i, j): offset (i, j) of the trimmed window as its number
+    i·kw + j in the full window, the token both backends' argmax uses."""
+    (fh, fw), st = pool_args(pool_size, strides)
+    if fh * fw > 256:
+        raise ValueError(f"{op}: a window of at most 256 cells (uint8 argmax), got {fh}x{fw}")
+    (oh, ow), ph_full, pw_full = conv_geometry(op, x_shape, fh, fw, st, padding, 1, (fh, fw))
+    kh, kw, st, oh, ow, ph, pw = _pool_geometry(op, x_shape, pool_size, strides, padding)
+    lo_h, lo_w = ph_full[0] - ph[0], pw_full[0] - pw[0]
+    return kh, kw, st, oh, ow, ph, pw, lambda i, j: (i + lo_h) * fw + (j + lo_w)
+
+
 def _pool_geometry(op, x_shape, pool_size, strides, padding):
     (kh, kw), strides = pool_args(pool_size, strides)
     (oh, ow), ph, pw = conv_geometry(op, x_shape, kh, kw, strides, padding, 1, (kh, kw))
@@ -142,11 +155,48 @@ def max_pool2d_backward(x, y, dy, pool_size=(2, 2), strides=None, padding="valid
     xp = _pad(x, ph, pw, -np.inf)
     dxp = np.zeros(xp.shape, np.result_type(x, dy))
     taken = np.zeros(y.shape, bool)
+    # Only real cells win: a window whose real cells are all -inf equals its -inf padding too,
+    # and its gradient belongs to its first real cell (as the native kernel and PyTorch).
+    real = _pad(np.ones((1, h, wd, 1), bool), ph, pw, False)
     for _, _, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
         cell = xp[:, rows, cols, :]
-        hit = ((cell == y) | (np.isnan(cell) & np.isnan(y))) & ~taken  # a NaN max routes to its first NaN
+        hit = ((cell == y) | (np.isnan(cell) & np.isnan(y))) & real[:, rows, cols, :] & ~taken  # NaN: first NaN
         dxp[:, rows, cols, :] += np.where(hit, dy, 0)
         taken |= hit
+    return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
+
+
+def max_pool2d_argmax(x, pool_size=(2, 2), strides=None, padding="valid"):
+    """(y, idx): max_pool2d's y and, per output element, the window cell that won (uint8,
+    i·kw + j in the full pool window, as the native kernel): the first maximum in window
+    order, the first NaN if any (as max_pool2d_backward routes). At most 256 cells."""
+    kh, kw, strides, oh, ow, ph, pw, cell_id = _argmax_cells("max_pool2d_argmax", x.shape, pool_size, strides,
+                                                             padding)
+    y = max_pool2d(x, pool_size, strides, padding)
+    xp = _pad(x, ph, pw, -np.inf)
+    real = _pad(np.ones((1, x.shape[1], x.shape[2], 1), bool), ph, pw, False)
+    idx = np.zeros(y.shape, np.uint8)
+    taken = np.zeros(y.shape, bool)
+    for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
+        cell = xp[:, rows, cols, :]
+        hit = ((cell == y) | (np.isnan(cell) & np.isnan(y))) & real[:, rows, cols, :] & ~taken
+        idx[hit] = cell_id(i, j)
+        taken |= hit
+    return y, idx
+
+
+def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None, padding="valid"):
+    """dx (x_shape) of max_pool2d from max_pool2d_argmax's idx: each dy to the cell that won."""
+    x_shape = tuple(int(d) for d in x_shape)
+    kh, kw, strides, oh, ow, ph, pw, cell_id = _argmax_cells("max_pool2d_backward_argmax", x_shape, pool_size,
+                                                             strides, padding)
+    n, h, wd, c = x_shape
+    if idx.shape != dy.shape or dy.shape != (n, oh, ow, c):
+        raise ValueError(f"max_pool2d_backward_argmax: idx and dy must have shape {(n, oh, ow, c)}, "
+                         f"got {idx.shape} and {dy.shape}")
+    dxp = np.zeros((n, h + ph[0] + ph[1], wd + pw[0] + pw[1], c), dy.dtype)
+    for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
+        dxp[:, rows, cols, :] += np.where(idx == cell_id(i, j), dy, 0)
     return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
 
 

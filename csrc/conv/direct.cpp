@@ -1,0 +1,245 @@
+// Drivers of the direct convolution kernels (conv/direct.h): packing of the kernel,
+// tap lists, border handling and threading; the tiles are in conv/direct_avx2.cpp.
+#include "conv/direct.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "common/parallel.h"
+#include "gemm/config.h"
+
+namespace pynn {
+
+namespace {
+
+using gemm::NR;
+constexpr int64_t kTile = 6;  // pixels (forward) or kernel rows k (weight gradient) per register tile
+// Multiply-adds per extra thread (as the implicit GEMM: below this the fork costs more).
+constexpr int64_t kDirectGrain = int64_t(1) << 22;
+// dy rows of one block of the weight gradient: the block (output rows × OC floats) stays
+// in L1/L2 while every 6-row slice of dW streams through it.
+constexpr int64_t kDwBlockFloats = 16384;
+// Pixels of one packed 16-channel dy panel (16 KiB: half of L1).
+constexpr int64_t kDwPanelPixels = 256;
+
+struct AlignedBuf {
+  float* p = nullptr;
+  explicit AlignedBuf(int64_t n) {
+    const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+    p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!p) throw std::bad_alloc();
+  }
+  ~AlignedBuf() { std::free(p); }
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
+};
+
+// Output columns [lo, hi) whose input column ow·sw − pl + j·dw lies inside [0, w).
+void valid_cols(const WindowGeom& g, int64_t j, int64_t* lo, int64_t* hi) {
+  const int64_t t = g.pl - j * g.dw;                 // need ow·sw >= t
+  const int64_t u = g.w - 1 + g.pl - j * g.dw;       // need ow·sw <= u
+  int64_t a = t <= 0 ? 0 : (t + g.sw - 1) / g.sw;
+  int64_t b = u < 0 ? 0 : u / g.sw + 1;
+  b = std::min(b, g.ow);
+  a = std::min(a, b);
+  *lo = a, *hi = b;
+}
+
+}  // namespace
+
+void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y,
+                            Act act, float act_alpha) {
+  const int64_t K = g.patch(), OC = g.oc, C = g.c, rows = g.n * g.oh;
+  if (rows == 0 || g.ow == 0 || OC == 0) return;
+  const int64_t np = (OC + NR - 1) / NR;
+  AlignedBuf packed(np * K * NR), bias_p(np * NR);
+  for (int64_t jp = 0; jp < np; ++jp) {
+    const int64_t j0 = jp * NR, nr = std::min<int64_t>(NR, OC - j0);
+    float* dst = packed.p + jp * K * NR;
+    for (int64_t k = 0; k < K; ++k, dst += NR) {
+      for (int64_t q = 0; q < nr; ++q) dst[q] = w[k * OC + j0 + q];
+      for (int64_t q = nr; q < NR; ++q) dst[q] = 0.f;
+    }
+  }
+  for (int64_t j = 0; j < np * NR; ++j) bias_p.p[j] = bias && j < OC ? bias[j] : 0.f;
+  // Columns whose whole window is inside the image: the intersection over the kernel columns.
+  int64_t ow_lo = 0, ow_hi = g.ow;
+  for (int64_t j = 0; j < g.kw; ++j) {
+    int64_t lo, hi;
+    valid_cols(g, j, &lo, &hi);
+    ow_lo = std::max(ow_lo, lo), ow_hi = std::min(ow_hi, hi);
+  }
+  std::vector<int64_t> identity(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) identity[static_cast<size_t>(k)] = k;
+
+  const int T = std::min<int64_t>(threads_for(rows * g.ow * K * OC, kDirectGrain), rows);
+  share_work(rows, std::max<int64_t>(1, rows / (8 * std::max(T, 1))), T, [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> off(static_cast<size_t>(K)), brow(static_cast<size_t>(K));
+    std::vector<float> patch(static_cast<size_t>(kTile * K));  // a border tile, zero-padded
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t n = row / g.oh, oh = row % g.oh;
+      const float* xn = x + n * g.h * g.w * C;
+      // Taps of this output row: rows of the kernel that fall outside the image add nothing.
+      int64_t nk = 0;
+      for (int64_t i = 0; i < g.kh; ++i) {
+        const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t j = 0; j < g.kw; ++j)
+          for (int64_t c = 0; c < C; ++c, ++nk) {
+            off[static_cast<size_t>(nk)] = (ih * g.w + j * g.dw) * C + c;
+            brow[static_cast<size_t>(nk)] = (i * g.kw + j) * C + c;
+          }
+      }
+      float* yrow = y + row * g.ow * OC;
+      for (int64_t ow0 = 0; ow0 < g.ow; ow0 += kTile) {
+        const int mr = static_cast<int>(std::min<int64_t>(kTile, g.ow - ow0));
+        const bool inside = ow0 >= ow_lo && ow0 + mr <= ow_hi;
+        const float* a;
+        int64_t rs_a, n_taps;
+        const int64_t *o_list, *b_list;
+        if (inside) {
+          a = xn + (ow0 * g.sw - g.pl) * C, rs_a = g.sw * C, n_taps = nk;
+          o_list = off.data(), b_list = brow.data();
+        } else {  // the window crosses the left or right border: pack the tile's patches
+          for (int64_t r = 0; r < mr; ++r) {
+            float* d = patch.data() + r * K;
+            for (int64_t i = 0; i < g.kh; ++i) {
+              const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+              for (int64_t j = 0; j < g.kw; ++j) {
+                const int64_t iw = (ow0 + r) * g.sw - g.pl + j * g.dw;
+                const bool in = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+                for (int64_t c = 0; c < C; ++c) *d++ = in ? xn[(ih * g.w + iw) * C + c] : 0.f;
+              }
+            }
+          }
+          a = patch.data(), rs_a = K, n_taps = K;
+          o_list = identity.data(), b_list = identity.data();
+        }
+        for (int64_t jp = 0; jp < np; ++jp) {
+          const int nr = static_cast<int>(std::min<int64_t>(NR, OC - jp * NR));
+          conv::avx2::small_c_6x16(n_taps, o_list, b_list, a, rs_a, packed.p + jp * K * NR,
+                                   yrow + ow0 * OC + jp * NR, OC, mr, nr, bias_p.p + jp * NR, act, act_alpha);
+        }
+      }
+    }
+  });
+}
+
+void conv2d_backward_kernel_direct(const WindowGeom& g, const float* x, const float* dy, float* dw) {
+  const int64_t K = g.patch(), OC = g.oc, C = g.c, rows = g.n * g.oh;
+  if (K == 0 || OC == 0) return;
+  std::memset(dw, 0, sizeof(float) * K * OC);
+  if (rows == 0 || g.ow == 0) return;
+  const int64_t np = (OC + NR - 1) / NR;
+  const int T = static_cast<int>(std::min<int64_t>(threads_for(rows * g.ow * K * OC, kDirectGrain), rows));
+  // Taps of kernel row k: (i, j, c) and the output columns where its input column exists.
+  std::vector<int64_t> ki(static_cast<size_t>(K)), kj(static_cast<size_t>(K)), kc(static_cast<size_t>(K)),
+      klo(static_cast<size_t>(K)), khi(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) {
+    const size_t s = static_cast<size_t>(k);
+    ki[s] = k / (g.kw * C), kj[s] = k / C % g.kw, kc[s] = k % C;
+    valid_cols(g, kj[s], &klo[s], &khi[s]);
+  }
+  // What a tap outside the image reads (row step 0): ow·sw·C floats of zeros.
+  std::vector<float> zeros(static_cast<size_t>(g.ow * g.sw * C + 1), 0.f);
+  // More than two 6-row slices of dW re-read each dy panel: then it is packed once per block.
+  const bool pack_dy = K > 2 * kTile;
+  const int64_t block = std::max<int64_t>(1, (pack_dy ? kDwPanelPixels : kDwBlockFloats / OC) / g.ow);
+  std::vector<float> partial(static_cast<size_t>(std::max(T - 1, 0)) * K * OC, 0.f);
+  int used = 1;
+  parallel_team_checked(T, [&](int t, int nt) {
+    if (t == 0) used = nt;
+    float* acc = t == 0 ? dw : partial.data() + static_cast<size_t>(t - 1) * K * OC;
+    const int64_t r_lo = rows * t / nt, r_hi = rows * (t + 1) / nt;
+    std::vector<float> panel(pack_dy ? static_cast<size_t>(block * g.ow * NR) : 0);
+    for (int64_t b0 = r_lo; b0 < r_hi;) {
+      const int64_t n = b0 / g.oh, oh_a = b0 % g.oh;
+      const int64_t oh_b = std::min({g.oh, oh_a + block, oh_a + (r_hi - b0)});  // a block stays in one image
+      const float* xn = x + n * g.h * g.w * C;
+      const float* dyn = dy + n * g.oh * g.ow * OC;
+      // f(k0, mr, lo, hi, s, e, m): runs [s, e) of output rows of the block over which each
+      // of the taps k0..k0+mr keeps its inside/outside state (bit r of m: tap r inside).
+      auto for_runs = [&](auto&& f) {
+        for (int64_t k0 = 0; k0 < K; k0 += kTile) {
+          const int mr = static_cast<int>(std::min<int64_t>(kTile, K - k0));
+          int64_t lo = 0, hi = g.ow;  // columns where all mr taps are inside
+          for (int r = 0; r < mr; ++r) lo = std::max(lo, klo[k0 + r]), hi = std::min(hi, khi[k0 + r]);
+          if (lo > hi) lo = hi;
+          auto mask_at = [&](int64_t oh) {
+            unsigned m = 0;
+            for (int r = 0; r < mr; ++r) {
+              const int64_t ih = oh * g.sh - g.pt + ki[k0 + r] * g.dh;
+              m |= static_cast<unsigned>(ih >= 0 && ih < g.h) << r;
+            }
+            return m;
+          };
+          for (int64_t s = oh_a; s < oh_b;) {
+            const unsigned m = mask_at(s);
+            int64_t e = s + 1;
+            while (e < oh_b && mask_at(e) == m) ++e;
+            if (m != 0) f(k0, mr, lo, hi, s, e, m);
+            s = e;
+          }
+        }
+      };
+      // The inside columns: 6 × 16 register tiles, one 16-channel panel of dy at a time.
+      for (int64_t jp = 0; jp < np; ++jp) {
+        const int nr = static_cast<int>(std::min<int64_t>(NR, OC - jp * NR));
+        const float* b_base = dyn + jp * NR;
+        int64_t b_rowstep = g.ow * OC, b_col = OC, row0 = 0;  // b_base is output row row0
+        if (pack_dy) {  // the panel contiguous in L1 (dy rows OC floats apart alias in few cache sets)
+          float* d = panel.data();
+          for (int64_t p = oh_a * g.ow; p < oh_b * g.ow; ++p, d += NR) {
+            const float* src = dyn + p * OC + jp * NR;
+            for (int q = 0; q < nr; ++q) d[q] = src[q];
+          }
+          b_base = panel.data(), b_rowstep = g.ow * NR, b_col = NR, row0 = oh_a;
+        }
+        for_runs([&](int64_t k0, int mr, int64_t lo, int64_t hi, int64_t s, int64_t e, unsigned m) {
+          if (hi <= lo) return;
+          const float* a[kTile];
+          int64_t a_row[kTile];
+          for (int r = 0; r < mr; ++r) {
+            const size_t q = static_cast<size_t>(k0 + r);
+            if (m >> r & 1) {
+              const int64_t ih = s * g.sh - g.pt + ki[q] * g.dh;
+              a[r] = xn + (ih * g.w + lo * g.sw - g.pl + kj[q] * g.dw) * C + kc[q];
+              a_row[r] = g.sh * g.w * C;
+            } else {
+              a[r] = zeros.data(), a_row[r] = 0;
+            }
+          }
+          conv::avx2::dw_6x16(e - s, hi - lo, a, a_row, g.sw * C, b_base + (s - row0) * b_rowstep + lo * b_col,
+                              b_rowstep, b_col, acc + k0 * OC + jp * NR, OC, mr, nr);
+        });
+      }
+      // Border columns, where some of the taps fall outside the image.
+      for_runs([&](int64_t k0, int mr, int64_t lo, int64_t hi, int64_t s, int64_t e, unsigned m) {
+        for (int64_t oh = s; oh < e; ++oh)
+          for (int64_t ow = 0; ow < g.ow; ++ow) {
+            if (ow == lo) ow = std::max(hi, lo);
+            if (ow >= g.ow) break;
+            const float* d = dyn + (oh * g.ow + ow) * OC;
+            for (int r = 0; r < mr; ++r) {
+              const size_t q = static_cast<size_t>(k0 + r);
+              if (!(m >> r & 1) || ow < klo[q] || ow >= khi[q]) continue;
+              const int64_t ih = oh * g.sh - g.pt + ki[q] * g.dh, iw = ow * g.sw - g.pl + kj[q] * g.dw;
+              const float v = xn[(ih * g.w + iw) * C + kc[q]];
+              float* out = acc + (k0 + r) * OC;
+              for (int64_t o = 0; o < OC; ++o) out[o] += v * d[o];
+            }
+          }
+      });
+      b0 += oh_b - oh_a;
+    }
+  });
+  for (int u = 1; u < used; ++u) {
+    const float* src = partial.data() + static_cast<size_t>(u - 1) * K * OC;
+    for (int64_t i = 0; i < K * OC; ++i) dw[i] += src[i];
+  }
+}
+
+}  // namespace pynn

@@ -1,0 +1,47 @@
+// Direct convolution kernels (no im2col matrix, not even a block of it), NHWC:
+//
+//  * small-channel forward (C_in <= kSmallChannels): a 6-pixel x 16-channel tile
+//    reads its taps straight from x. Pixels of one output row are sw·C floats apart
+//    in x, so a tap of all six pixels is one base offset plus a constant stride: no
+//    per-pixel pointer table (its construction costs as much as the 9-36 FMAs per
+//    pixel of a first layer), no copy. Tiles whose windows cross the left/right
+//    border pack their 6 × K patch with zeros (a few pixels per row).
+//  * weight gradient (any C, stride, dilation, padding; dispatched for small C only,
+//    see conv_dw_path):
+//    dW[k, o] = Σ_p x_k(p) · dy[p, o] as a 6 (consecutive k) × 16 (o) register tile
+//    accumulated over runs of output rows. x_k(p) of the pixels of an output row is
+//    again a constant stride (sw·C) from a base, and the pixels where tap k is
+//    outside the image form a prefix and a suffix of the row, done by a short loop.
+//
+// Both are AVX2+FMA kernels (conv/direct_avx2.cpp). Which path a conv takes is
+// decided in one place, conv_forward_path / conv_dw_path (conv/conv2d.cpp).
+#pragma once
+#include <cstdint>
+
+#include "common/activation.h"
+#include "conv/geometry.h"
+
+namespace pynn {
+
+// Input channels up to which the forward takes the small-channel kernel.
+constexpr int64_t kSmallChannels = 4;
+
+// y = act(conv(x, w) + bias), small-channel kernel. Requires use_avx2().
+void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y,
+                            Act act, float act_alpha);
+// dw (kh, kw, C, OC) of conv2d, direct. Requires use_avx2(); writes every dw cell.
+void conv2d_backward_kernel_direct(const WindowGeom& g, const float* x, const float* dy, float* dw);
+
+namespace conv::avx2 {
+// c[r][q] = act(bias[q] + Σ_{t<nk} a[r·rs_a + off[t]] · b[brow[t]·16 + q]) for r < mr, q < nr.
+// Rows r >= mr read row mr-1's taps (never past the caller's data); b: packed 16-wide rows.
+void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* a, int64_t rs_a,
+                  const float* b, float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act,
+                  float act_alpha);
+// acc[r·rs_acc + q] += Σ_{i<rows} Σ_{j<cols} a[r][i·a_row[r] + j·a_col] · b[i·b_row + j·b_col + q]
+// for r < mr, q < nr (rows r >= mr must still point at readable memory: pass a[mr-1]).
+void dw_6x16(int64_t rows, int64_t cols, const float* const* a, const int64_t* a_row, int64_t a_col,
+             const float* b, int64_t b_row, int64_t b_col, float* acc, int64_t rs_acc, int mr, int nr);
+}  // namespace conv::avx2
+
+}  // namespace pynn

@@ -1,0 +1,116 @@
+// AVX2+FMA tiles of the direct convolution kernels (conv/direct.h; the drivers are
+// in conv/direct.cpp). Register plan of the 6x16 GEMM kernel: 12 ymm accumulators
+// (6 rows × 2×8 lanes), 2 for the 16-wide B row, one broadcast.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "conv/direct.h"
+#include "gemm/kernels/kernels.h"
+
+namespace pynn::conv::avx2 {
+
+namespace {
+inline __m256i lane_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+}  // namespace
+
+#define PYNN_FMA6(A0, A1, A2, A3, A4, A5)                                 \
+  do {                                                                    \
+    __m256 av = _mm256_broadcast_ss(A0);                                  \
+    c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01); \
+    av = _mm256_broadcast_ss(A1);                                         \
+    c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11); \
+    av = _mm256_broadcast_ss(A2);                                         \
+    c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21); \
+    av = _mm256_broadcast_ss(A3);                                         \
+    c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31); \
+    av = _mm256_broadcast_ss(A4);                                         \
+    c40 = _mm256_fmadd_ps(av, b0, c40), c41 = _mm256_fmadd_ps(av, b1, c41); \
+    av = _mm256_broadcast_ss(A5);                                         \
+    c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51); \
+  } while (0)
+
+void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* a, int64_t rs_a,
+                  const float* b, float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act,
+                  float act_alpha) {
+  const float* a0 = a;
+  const float* a1 = a + std::min(1, mr - 1) * rs_a;
+  const float* a2 = a + std::min(2, mr - 1) * rs_a;
+  const float* a3 = a + std::min(3, mr - 1) * rs_a;
+  const float* a4 = a + std::min(4, mr - 1) * rs_a;
+  const float* a5 = a + std::min(5, mr - 1) * rs_a;
+  const __m256 bi0 = _mm256_loadu_ps(bias), bi1 = _mm256_loadu_ps(bias + 8);
+  __m256 c00 = bi0, c01 = bi1, c10 = bi0, c11 = bi1, c20 = bi0, c21 = bi1;
+  __m256 c30 = bi0, c31 = bi1, c40 = bi0, c41 = bi1, c50 = bi0, c51 = bi1;
+  for (int64_t t = 0; t < nk; ++t) {
+    const int64_t o = off[t];
+    const float* bp = b + brow[t] * gemm::NR;
+    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+    PYNN_FMA6(a0 + o, a1 + o, a2 + o, a3 + o, a4 + o, a5 + o);
+  }
+  const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (nr == gemm::NR) {
+    for (int r = 0; r < mr; ++r) {
+      _mm256_storeu_ps(c + r * rs_c, acc[r][0]);
+      _mm256_storeu_ps(c + r * rs_c + 8, acc[r][1]);
+    }
+  } else {
+    const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
+    for (int r = 0; r < mr; ++r) {
+      _mm256_maskstore_ps(c + r * rs_c, m0, acc[r][0]);
+      _mm256_maskstore_ps(c + r * rs_c + 8, m1, acc[r][1]);
+    }
+  }
+  gemm::avx2::act_tile(act, c, rs_c, mr, nr, act_alpha);
+}
+
+void dw_6x16(int64_t rows, int64_t cols, const float* const* a, const int64_t* a_row, int64_t a_col,
+             const float* b, int64_t b_row, int64_t b_col, float* acc, int64_t rs_acc, int mr, int nr) {
+  const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
+  const bool full = nr == gemm::NR;
+  __m256 t[6][2];
+  for (int r = 0; r < 6; ++r) {
+    if (r < mr) {
+      t[r][0] = _mm256_maskload_ps(acc + r * rs_acc, m0);
+      t[r][1] = _mm256_maskload_ps(acc + r * rs_acc + 8, m1);
+    } else {
+      t[r][0] = t[r][1] = _mm256_setzero_ps();
+    }
+  }
+  __m256 c00 = t[0][0], c01 = t[0][1], c10 = t[1][0], c11 = t[1][1], c20 = t[2][0], c21 = t[2][1];
+  __m256 c30 = t[3][0], c31 = t[3][1], c40 = t[4][0], c41 = t[4][1], c50 = t[5][0], c51 = t[5][1];
+  const int last = mr - 1;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* p0 = a[0] + i * a_row[0];
+    const float* p1 = a[std::min(1, last)] + i * a_row[std::min(1, last)];
+    const float* p2 = a[std::min(2, last)] + i * a_row[std::min(2, last)];
+    const float* p3 = a[std::min(3, last)] + i * a_row[std::min(3, last)];
+    const float* p4 = a[std::min(4, last)] + i * a_row[std::min(4, last)];
+    const float* p5 = a[std::min(5, last)] + i * a_row[std::min(5, last)];
+    const float* bi = b + i * b_row;
+    if (full) {
+      for (int64_t j = 0; j < cols; ++j, bi += b_col) {
+        const __m256 b0 = _mm256_loadu_ps(bi), b1 = _mm256_loadu_ps(bi + 8);
+        const int64_t o = j * a_col;
+        PYNN_FMA6(p0 + o, p1 + o, p2 + o, p3 + o, p4 + o, p5 + o);
+      }
+    } else {
+      for (int64_t j = 0; j < cols; ++j, bi += b_col) {
+        const __m256 b0 = _mm256_maskload_ps(bi, m0), b1 = _mm256_maskload_ps(bi + 8, m1);
+        const int64_t o = j * a_col;
+        PYNN_FMA6(p0 + o, p1 + o, p2 + o, p3 + o, p4 + o, p5 + o);
+      }
+    }
+  }
+  const __m256 out[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int r = 0; r < mr; ++r) {
+    _mm256_maskstore_ps(acc + r * rs_acc, m0, out[r][0]);
+    _mm256_maskstore_ps(acc + r * rs_acc + 8, m1, out[r][1]);
+  }
+}
+
+#undef PYNN_FMA6
+
+}  // namespace pynn::conv::avx2

@@ -28,17 +28,28 @@ F64 = np.dtype(np.float64)
 # gradient), where OpenBLAS's dot-product kernels are much faster, and for a transposed A.
 GEMM_MIN_MACS = 1 << 20
 GEMM_MIN_SIDE = 16
-# np.maximum(x, 0) with a Python 0 pays NumPy's scalar type resolution (~0.8 µs); the native
-# relu is one pass with no such cost: 3-4x faster from a few hundred elements on.
-RELU_MIN_SIZE = 256
-# dz.sum(axis=0): the native column sum beats np.add.reduce's per-row loop on small matrices
-# (bias gradients of lecture nets); from ~32k elements NumPy's vectorised adds win on one core.
-COLSUM_MAX_SIZE = 1 << 15
+# Reductions (sum, mean, max, min over the last axis, the first axis or all of a
+# C-contiguous float32/float64 array) and maximum/minimum with a Python scalar run the
+# NumPy-order kernels of csrc/nn/elementwise.h (bit for bit, see there). Small arrays win
+# by far: NumPy's reduce machinery costs 1.5-7 µs per call on a 32x10 matrix, the native
+# call ~0.3 µs. Above REDUCE_1T_MAX_SIZE elements NumPy's AVX-512 loops tie or win on one
+# thread, so those reductions stay NumPy's unless pynn has at least 2 threads (the native
+# kernels then split rows / columns / the pairwise halves).
+REDUCE_1T_MAX_SIZE = 1 << 16
+# Max/min over a long last axis (rows of more than REDUCE_ROW_MAX_LEN elements) stay NumPy's:
+# its AVX-512 max reduction is twice the AVX2 kernel's speed on one thread.
+REDUCE_ROW_MAX_LEN = 256
 
 
 def native_on() -> bool:
     """True when the native backend is active (``pynn.use_backend("numpy")`` turns every fast path off)."""
     return backend._active is backend.native_backend and backend.NATIVE_AVAILABLE
+
+
+def threads() -> int:
+    """pynn's kernel thread count (asked only for large arrays, where the call is noise)."""
+    from pynn import _C  # noqa: PLC0415 (bound lazily: importing pynn.ops must not need _C)
+    return _C.num_threads()
 
 
 def any_tensor_in(seq) -> bool:

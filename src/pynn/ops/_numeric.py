@@ -115,35 +115,56 @@ multiply = _binary("multiply", F.mul)
 divide = _binary("divide", F.div)
 true_divide = _binary("true_divide", F.div)
 power = _binary("power", F.power)
-minimum = _binary("minimum", F.minimum)
+_F32, _F64 = D.F32, D.F64
 
 
-_PY_NUM = (int, float)  # Python scalars are "weak" (NEP 50): maximum(f32 array, 0) stays float32
+def _weak_scalar(s):
+    """A Python int/float that NumPy casts to the array's dtype exactly as C++'s cast does
+    (NEP 50 weak scalar): ints up to 2**53 (exact in a double), floats within float32's range."""
+    t = type(s)
+    if t is int:
+        return -9007199254740992 <= s <= 9007199254740992
+    return t is float and -1e38 < s < 1e38
 
 
-@face("accelerated")
-def maximum(x1, x2, /, *args, **kwargs):
-    """NumPy's ``maximum``; with a Tensor argument it records the graph.
-
-    ``maximum(x, 0)`` / ``maximum(0, x)`` on a large C-contiguous float32 array
-    (the lecture relu) runs the native relu kernel: same values and NaN
-    propagation (a -0.0 input may come back as -0.0 where NumPy returns 0.0;
-    the two compare equal)."""
-    if args or kwargs:
-        if isinstance(x1, Tensor) or isinstance(x2, Tensor):
-            _reject("maximum", dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
-            return F.maximum(x1, x2)
-        return _np_maximum(x1, x2, *args, **kwargs)
-    x = x1 if type(x2) in _PY_NUM and x2 == 0 else x2 if type(x1) in _PY_NUM and x1 == 0 else None
-    if (type(x) is _ndarray and x.dtype is D.F32 and x.size >= D.RELU_MIN_SIZE
+def _ext_scalar(is_max, x1, x2, out):
+    """The native maximum/minimum of a C-contiguous float32/float64 ndarray and a Python
+    scalar (either order; ``out`` None or the array itself), or None: NumPy's turn."""
+    if type(x1) is _ndarray:
+        x, s, first = x1, x2, False
+    elif type(x2) is _ndarray:
+        x, s, first = x2, x1, True
+    else:
+        return None
+    dt = x.dtype
+    if ((dt is _F32 or dt is _F64) and (out is None or out is x) and _weak_scalar(s) and x.ndim and x.size
             and x.flags.c_contiguous and D.native_on()):
-        return _native().act_forward(x, "relu", 0.0)
-    if isinstance(x1, Tensor) or isinstance(x2, Tensor):
-        return F.maximum(x1, x2)
-    return _np_maximum(x1, x2)
+        return _native().np_max_scalar(x, s, is_max, first, out)
+    return None
 
 
-_keep_ufunc_methods(maximum, np.maximum)
+def _extremum_binary(name, is_max, tensor_fn, np_fn):
+    def f(x1, x2, /, out=None, **kwargs):
+        if not kwargs:
+            r = _ext_scalar(is_max, x1, x2, out)
+            if r is not None:
+                return r
+        if isinstance(x1, Tensor) or isinstance(x2, Tensor):
+            _reject(name, dict(kwargs, out=out))
+            return tensor_fn(x1, x2)
+        if out is None:
+            return np_fn(x1, x2, **kwargs) if kwargs else np_fn(x1, x2)
+        return np_fn(x1, x2, out=out, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (f"NumPy's ``{name}``; with a Tensor argument it records the graph.\n\n"
+                 f"``{name}(x, s)`` / ``{name}(s, x)`` of a C-contiguous float32/float64 array and a Python\n"
+                 "scalar (the lecture relu ``maximum(z, 0)``; ``out=None`` or ``out=x``) runs the native\n"
+                 "kernel: NumPy's values bit for bit, NaN propagation and sign of zero included.")
+    return face("accelerated")(_keep_ufunc_methods(f, np_fn))
+
+
+maximum = _extremum_binary("maximum", True, F.maximum, _np_maximum)
+minimum = _extremum_binary("minimum", False, F.minimum, np.minimum)
 
 
 @face("dual")
@@ -190,7 +211,6 @@ def _tensor_matmul(name, a, b, extra):
     return F.matmul(a, b)
 
 
-_F32 = D.F32
 
 
 def _gemm_size_ok(a, b):
@@ -249,28 +269,57 @@ def einsum(subscripts, /, *operands, **kwargs):
 # ------------------------------------------------------------------ reductions
 # For an exact ndarray, np.sum / np.max / np.min are ``np.add.reduce`` / ``np.maximum.reduce`` /
 # ``np.minimum.reduce`` behind about 1.4 µs of Python argument handling (numpy's
-# ``_wrapreduction``): calling the ufunc's reduce directly is the same computation, bit for bit,
-# at a third of the cost on lecture-sized arrays. Anything else (lists, subclasses, ``where=``,
-# ``initial=``) takes NumPy's own function.
+# ``_wrapreduction``): calling the ufunc's reduce directly is the same computation, bit for bit.
+# A C-contiguous float32/float64 array reduced over its last axis, its first axis or all of it
+# goes further, to the native kernels that add in NumPy's own order (csrc/nn/elementwise.h):
+# NumPy's reduce machinery costs 1.5-7 µs even on a 32x10 matrix. Anything else (lists,
+# subclasses, ``where=``, ``initial=``, ``dtype=``, ``out=``, tuple axes) takes NumPy's function.
 _add_reduce = np.add.reduce
 _max_reduce = np.maximum.reduce
 _min_reduce = np.minimum.reduce
 _true_divide = np.true_divide
+_SUM, _MEAN, _MAX, _MIN = 0, 1, 2, 3
+
+
+def _fast_reduce(a, op, axis, keepdims):
+    """NumPy's sum/mean/max/min of ndarray ``a`` on the native kernels, or None (NumPy's turn)."""
+    dt = a.dtype
+    if dt is not _F32 and dt is not _F64:
+        return None
+    nd = a.ndim
+    if axis is None:
+        code = 2
+    elif type(axis) is int and nd:
+        if axis < 0:
+            axis += nd
+        code = -1 if axis == nd - 1 else 0 if axis == 0 else None
+        if code is None:
+            return None
+    else:
+        return None
+    size = a.size
+    if not size or not a.flags.c_contiguous or not D.native_on():
+        return None
+    if size > D.REDUCE_1T_MAX_SIZE and (D.threads() < 2 or (op >= _MAX and code != 0 and
+                                                              a.shape[-1] > D.REDUCE_ROW_MAX_LEN)):
+        return None
+    r = _native().np_reduce(a, op, code, keepdims)
+    return r if r.ndim else r[()]  # a full reduction is a NumPy scalar, as NumPy returns
 
 
 @face("accelerated")
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: A001
     """NumPy's ``sum``; a Tensor records the graph.
 
-    ``sum(x, axis=0)`` of a C-contiguous float32 matrix of up to ``COLSUM_MAX_SIZE`` elements (a
-    bias gradient) runs the native column-sum kernel (float64 partials, so it can differ from
-    NumPy's float32 pairwise sum in the last bit); other ndarrays call ``np.add.reduce`` directly."""
-    if type(a) is D.ndarray:
+    A C-contiguous float32/float64 ndarray summed over its last axis, first axis or all of it
+    runs the native kernel that adds in NumPy's order (pairwise along a row, row by row down
+    the columns): bit for bit NumPy's result. Other ndarrays call ``np.add.reduce`` directly."""
+    if type(a) is _ndarray:
         if not kwargs:
-            if (axis == 0 and dtype is None and out is None and a.dtype is D.F32 and a.ndim == 2
-                    and 0 < a.size <= D.COLSUM_MAX_SIZE and a.flags.c_contiguous and D.native_on()):
-                r = _native().bias_grad(a)
-                return r[None] if keepdims else r
+            if dtype is None and out is None:
+                r = _fast_reduce(a, _SUM, axis, keepdims)
+                if r is not None:
+                    return r
             return _add_reduce(a, axis, dtype, out, keepdims=keepdims)
     elif isinstance(a, Tensor):
         _reject("sum", dict(kwargs, dtype=dtype, out=out))
@@ -278,15 +327,19 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: 
     return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
-@face("dual")
+@face("accelerated")
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-    """NumPy's ``mean``; a Tensor records the graph. A float32/float64 ndarray skips NumPy's
-    Python layer (the same sum-then-divide NumPy does, bit for bit)."""
-    if type(a) is D.ndarray:
-        if not kwargs and dtype is None and out is None and (a.dtype is D.F32 or a.dtype is D.F64) and a.size:
+    """NumPy's ``mean``; a Tensor records the graph. A float32/float64 ndarray runs the same
+    sum-then-divide NumPy does, bit for bit: natively where :func:`sum` would, else through
+    ``np.add.reduce`` without NumPy's Python layer."""
+    if type(a) is _ndarray:
+        if not kwargs and dtype is None and out is None and (a.dtype is _F32 or a.dtype is _F64) and a.size:
+            r = _fast_reduce(a, _MEAN, axis, keepdims)
+            if r is not None:
+                return r
             s = _add_reduce(a, axis, None, None, keepdims=keepdims)
-            count = a.size // (s.size or 1) if type(s) is D.ndarray else a.size
-            if type(s) is D.ndarray:
+            count = a.size // (s.size or 1) if type(s) is _ndarray else a.size
+            if type(s) is _ndarray:
                 return _true_divide(s, count, out=s, casting="unsafe")
             return s.dtype.type(s / count)
     elif isinstance(a, Tensor):
@@ -295,26 +348,32 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
-def _extremum(name, tensor_fn, ufunc_reduce):
+def _extremum(name, op, tensor_fn, ufunc_reduce):
     np_fn = getattr(np, name)
 
     def f(a, axis=None, out=None, keepdims=False, **kwargs):
-        if type(a) is D.ndarray:
+        if type(a) is _ndarray:
             if not kwargs:
+                if out is None:
+                    r = _fast_reduce(a, op, axis, keepdims)
+                    if r is not None:
+                        return r
                 return ufunc_reduce(a, axis, None, out, keepdims=keepdims)
         elif isinstance(a, Tensor):
             _reject(name, dict(kwargs, out=out))
             return tensor_fn(a, axis, keepdims)
         return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = _doc(name, "Tied extremes share the gradient equally.")
-    return face("dual")(f)
+    f.__doc__ = _doc(name, "Tied extremes share the gradient equally. A C-contiguous float32/float64 ndarray "
+                           "reduced over its last axis, first axis or all of it runs the native kernel (NumPy's "
+                           "values and NaN propagation; see csrc/nn/elementwise.h for the sign of a zero extreme).")
+    return face("accelerated")(f)
 
 
-max = _extremum("max", F.max, _max_reduce)  # noqa: A001
-min = _extremum("min", F.min, _min_reduce)  # noqa: A001
-amax = _extremum("amax", F.max, _max_reduce)
-amin = _extremum("amin", F.min, _min_reduce)
+max = _extremum("max", _MAX, F.max, _max_reduce)  # noqa: A001
+min = _extremum("min", _MIN, F.min, _min_reduce)  # noqa: A001
+amax = _extremum("amax", _MAX, F.max, _max_reduce)
+amin = _extremum("amin", _MIN, F.min, _min_reduce)
 
 
 def _moment(name, tensor_fn):

@@ -39,6 +39,10 @@ REDUCE_1T_MAX_SIZE = 1 << 16
 # Max/min over a long last axis (rows of more than REDUCE_ROW_MAX_LEN elements) stay NumPy's:
 # its AVX-512 max reduction is twice the AVX2 kernel's speed on one thread.
 REDUCE_ROW_MAX_LEN = 256
+# maximum/minimum(x, python scalar): NumPy's ufunc call is ~0.7 µs up to a few hundred
+# elements, the native call plus pynn's checks ~1.0 µs; past ~1000 elements NumPy's scalar
+# broadcast loop (~1 ns/element) loses to the AVX2 kernel by 2-10x.
+EXT_SCALAR_MIN_SIZE = 1024
 
 
 def native_on() -> bool:

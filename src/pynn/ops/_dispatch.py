@@ -23,11 +23,13 @@ F64 = np.dtype(np.float64)
 #
 # GEMM: pybind11's call overhead plus the native SGEMM's packing lose to OpenBLAS's
 # small-matrix path below about a million multiply-adds (the lecture MLP's 32x64x128 runs at
-# 0.8x natively), so those stay on np.dot. Above it the native kernel wins (1.05-1.2x), except
-# for skinny outputs (n or m < 16: a 512x256x10 weight gradient, im2col's 9x11520x8 filter
-# gradient), where OpenBLAS's dot-product kernels are much faster, and for a transposed A.
+# 0.8x natively, 32x128x10 at 0.7x), so those stay on np.dot. Above it the native kernel wins
+# for a row-major A (256x64x512 1.09x, 256x512x10 1.27x, 256x10x512 1.02x), except with fewer
+# than 16 rows or 8 output columns; a column-major A (``x.T @ dh``: weight gradients) runs at
+# 0.75x (512x256x10) to 1.05x (64x256x512): a loss or a tie, so NumPy keeps it.
 GEMM_MIN_MACS = 1 << 20
 GEMM_MIN_SIDE = 16
+GEMM_MIN_N = 8
 # Reductions (sum, mean, max, min over the last axis, the first axis or all of a
 # C-contiguous float32/float64 array) and maximum/minimum with a Python scalar run the
 # NumPy-order kernels of csrc/nn/elementwise.h (bit for bit, see there). Small arrays win
@@ -65,5 +67,4 @@ def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
     n = b.shape[1]
     if a.size * n < GEMM_MIN_MACS:
         return False
-    # A column-major A (``x.T @ dh``: weight gradients) measured 0.96-1.03x natively: a tie, so NumPy keeps it.
-    return n >= GEMM_MIN_SIDE and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize
+    return n >= GEMM_MIN_N and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize

@@ -116,6 +116,9 @@ divide = _binary("divide", F.div)
 true_divide = _binary("true_divide", F.div)
 power = _binary("power", F.power)
 _F32, _F64 = D.F32, D.F64
+# Thresholds read on every call, bound once (a module attribute read is ~25 ns of a ~0.2 µs budget).
+_GEMM_MIN_MACS = D.GEMM_MIN_MACS
+_EXT_MIN = D.EXT_SCALAR_MIN_SIZE
 
 
 # Python ints NumPy casts to float32/float64 exactly as C++'s cast of their double does (NEP 50
@@ -134,9 +137,9 @@ def _extremum_binary(name, is_max, tensor_fn, np_fn):
                 x, s, first = x2, x1, True
             else:
                 x = None
-            if x is not None and (out is None or out is x):
+            if x is not None and x.size >= _EXT_MIN and (out is None or out is x):
                 t, dt = type(s), x.dtype
-                if ((dt is _F32 or dt is _F64) and x.size >= D.EXT_SCALAR_MIN_SIZE
+                if ((dt is _F32 or dt is _F64)
                         and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)
                         and x.flags.c_contiguous and D.native_on()):
                     return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
@@ -237,7 +240,7 @@ def dot(a, b, out=None):
     if type(a) is _ndarray and type(b) is _ndarray:
         # Ordered so that float64 and lecture-sized float32 products fail within the first
         # few attribute reads and reach np.dot without any further call.
-        if (a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
+        if (a.dtype is _F32 and b.ndim == 2 and a.size * b.shape[1] >= _GEMM_MIN_MACS and a.ndim == 2
                 and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
             if out is None:
                 return _native().gemm(a, b)

@@ -192,3 +192,20 @@ def test_bindings_refuse_what_they_cannot_compute():
         _C.np_max_scalar(x, 0.0, out=np.empty((3, 4), np.float64))
     with pytest.raises(ValueError, match="shape"):
         _C.np_max_scalar(x, 0.0, out=np.empty((4, 3), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_kernel_splits_keep_numpys_bits(dtype, threads):
+    """The kernels' own thread splits (rows, column blocks, the two pairwise halves of one long row,
+    elementwise blocks) start at ~1M elements: called directly, at 1 and 2 threads, still NumPy's bits."""
+    from pynn import _C
+    for shape in ((1, (1 << 20) + 5), (2100, 512), (512, 2100)):
+        x = data(shape, dtype)
+        for op, f in enumerate((np.sum, np.mean, np.max, np.min)):
+            bits_equal(_C.np_reduce(x, op, -1, False), f(x, axis=-1))
+            bits_equal(_C.np_reduce(x, op, 0, False), f(x, axis=0))
+            bits_equal(_C.np_reduce(x, op, 2, False)[()], f(x))
+    x = data(((1 << 20) + 3,), dtype)
+    x[::7] = np.nan
+    bits_equal(_C.np_max_scalar(x, 0.0), np.maximum(x, 0))
+    bits_equal(_C.np_max_scalar(x, 0.0, False, True), np.minimum(0.0, x))

@@ -30,6 +30,10 @@ F64 = np.dtype(np.float64)
 GEMM_MIN_MACS = 1 << 20
 GEMM_MIN_SIDE = 16
 GEMM_MIN_N = 8
+# With 2+ threads the native SGEMM ran these shapes 4-27x slower than np.dot on this shared
+# machine (one run at load ~4: an OpenMP team waits at its barriers for a descheduled
+# thread, while OpenBLAS's threaded path held up), so GEMMs go native on one thread only.
+GEMM_MAX_THREADS = 1
 # Reductions (sum, mean, max, min over the last axis, the first axis or all of a
 # C-contiguous float32/float64 array) and maximum/minimum with a Python scalar run the
 # NumPy-order kernels of csrc/nn/elementwise.h (bit for bit, see there). Small arrays win
@@ -38,6 +42,9 @@ GEMM_MIN_N = 8
 # thread, so those reductions stay NumPy's unless pynn has at least 2 threads (the native
 # kernels then split rows / columns / the pairwise halves).
 REDUCE_1T_MAX_SIZE = 1 << 16
+# ...and with 2+ threads only from REDUCE_MT_MIN_SIZE elements: a 256x512 column sum (~10 µs of
+# work) split over two threads ran 6x slower at load ~4, waiting for a helper thread's wake-up.
+REDUCE_MT_MIN_SIZE = 1 << 20
 # Max/min over a long last axis (rows of more than REDUCE_ROW_MAX_LEN elements) stay NumPy's:
 # its AVX-512 max reduction is twice the AVX2 kernel's speed on one thread.
 REDUCE_ROW_MAX_LEN = 256
@@ -67,4 +74,5 @@ def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
     n = b.shape[1]
     if a.size * n < GEMM_MIN_MACS:
         return False
-    return n >= GEMM_MIN_N and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize
+    return (n >= GEMM_MIN_N and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize
+            and threads() <= GEMM_MAX_THREADS)

@@ -295,8 +295,8 @@ def _fast_reduce(a, op, axis, keepdims):
     size = a.size
     if not size or not a.flags.c_contiguous or not D.native_on():
         return None
-    if size > D.REDUCE_1T_MAX_SIZE and (D.threads() < 2 or (op >= _MAX and code != 0 and
-                                                              a.shape[-1] > D.REDUCE_ROW_MAX_LEN)):
+    if size > D.REDUCE_1T_MAX_SIZE and (size < D.REDUCE_MT_MIN_SIZE or D.threads() < 2 or
+                                        (op >= _MAX and code != 0 and a.shape[-1] > D.REDUCE_ROW_MAX_LEN)):
         return None
     r = _native().np_reduce(a, op, code, keepdims)
     return r if r.ndim else r[()]  # a full reduction is a NumPy scalar, as NumPy returns

@@ -149,6 +149,15 @@ def test_column_sum_is_numpys_bit_for_bit(shape, keepdims):
     assert_same(ops.sum(x, axis=0, keepdims=keepdims), np.sum(x, axis=0, keepdims=keepdims))
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def gemm_threads(request):
+    """GEMMs go native on one thread only (_dispatch.GEMM_MAX_THREADS): run both routes."""
+    before = pynn.get_num_threads()
+    pynn.set_num_threads(request.param)
+    yield request.param
+    pynn.set_num_threads(before)
+
+
 GEMM_SHAPES = [(32, 64, 128), (32, 128, 10), (128, 32, 10), (64, 32, 128), (256, 64, 512), (512, 256, 10),
                (64, 256, 512), (9, 2000, 8), (1, 7, 1), (0, 3, 4)]
 
@@ -156,7 +165,7 @@ GEMM_SHAPES = [(32, 64, 128), (32, 128, 10), (128, 32, 10), (64, 32, 128), (256,
 @pytest.mark.parametrize("m,k,n", GEMM_SHAPES)
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("fn", ["dot", "matmul"])
-def test_gemm_matches_numpy_below_and_above_the_native_threshold(m, k, n, trans_a, fn):
+def test_gemm_matches_numpy_below_and_above_the_native_threshold(m, k, n, trans_a, fn, gemm_threads):
     a = randn(k, m).T if trans_a else randn(m, k)
     b = randn(k, n)
     assert_same(getattr(ops, fn)(a, b), getattr(np, fn)(a, b), exact=False, rtol=1e-5)
@@ -168,8 +177,10 @@ def test_gemm_float64_is_numpys_blas_bit_for_bit():
 
 
 @pytest.mark.parametrize("fn", ["dot", "matmul"])
-def test_gemm_out_argument_on_native_and_aliasing_paths(fn):
+def test_gemm_out_argument_on_native_and_aliasing_paths(fn, gemm_threads):
     a, b = randn(256, 64), randn(64, 512)
+    if D.native_on():
+        assert D.native_gemm_wins(a, b) == (gemm_threads <= D.GEMM_MAX_THREADS)
     out = np.empty((256, 512), np.float32)
     r = getattr(ops, fn)(a, b, out=out)
     assert r is out

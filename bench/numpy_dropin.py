@@ -74,7 +74,8 @@ def function_rows(quick):
     gemms = [("lecture fwd x@W1", 32, 64, 128, False), ("lecture fwd h@W2", 32, 128, 10, False),
              ("lecture dW2 = h.T@d", 128, 32, 10, True), ("lecture dh = d@W2.T", 32, 10, 128, False),
              ("lecture dW1 = x.T@dh", 64, 32, 128, True),
-             ("h512 fwd x@W1", 256, 64, 512, False), ("h512 dW2 = h.T@d", 512, 256, 10, True),
+             ("h512 fwd x@W1", 256, 64, 512, False), ("h512 fwd h@W2", 256, 512, 10, False),
+             ("h512 dW2 = h.T@d", 512, 256, 10, True),
              ("h512 dh = d@W2.T", 256, 10, 512, False), ("h512 dW1 = x.T@dh", 64, 256, 512, True),
              ("cnn im2col dWc = cols.T@dz", 9, 11520, 8, True)]
     if not quick:
@@ -87,14 +88,24 @@ def function_rows(quick):
                          compare(lambda: np.dot(a, b), lambda: ops.dot(a, b))))
     a, b = r(16, 128, 64), r(16, 64, 128)
     rows.append(("matmul batched 16x128x64x128 float32", compare(lambda: np.matmul(a, b), lambda: ops.matmul(a, b))))
-    for shape in ((32, 32), (32, 128), (256, 512), (1024, 1024)):
-        x = r(*shape)
-        rows.append((f"maximum(x, 0) {shape[0]}x{shape[1]} float32",
-                     compare(lambda: np.maximum(x, 0), lambda: ops.maximum(x, 0))))
-    for shape in ((32, 128), (256, 512), (1024, 1024)):
-        x = r(*shape)
-        rows.append((f"sum(x, axis=0) {shape[0]}x{shape[1]} float32",
-                     compare(lambda: np.sum(x, axis=0), lambda: ops.sum(x, axis=0))))
+    for dt in (np.float32, np.float64):
+        name = np.dtype(dt).name
+        for shape in ((32, 32), (32, 128), (256, 512), (1024, 1024)):
+            x = r(*shape, dt=dt)
+            rows.append((f"maximum(x, 0) {shape[0]}x{shape[1]} {name}",
+                         compare(lambda: np.maximum(x, 0), lambda: ops.maximum(x, 0))))
+        # The lecture's reductions: bias gradients (axis 0), the softmax's row max / row sum
+        # (axis 1, keepdims), the loss mean (all), at lecture, hidden-512 and large sizes.
+        for shape in ((32, 10), (32, 128), (256, 10), (256, 512), (1024, 1024)):
+            x = r(*shape, dt=dt)
+            tag = f"{shape[0]}x{shape[1]} {name}"
+            rows.append((f"sum(x, axis=0) {tag}", compare(lambda: np.sum(x, axis=0), lambda: ops.sum(x, axis=0))))
+            rows.append((f"sum(x, axis=1, keepdims) {tag}", compare(lambda: np.sum(x, axis=1, keepdims=True),
+                                                                    lambda: ops.sum(x, axis=1, keepdims=True))))
+            rows.append((f"max(x, axis=1, keepdims) {tag}", compare(lambda: np.max(x, axis=1, keepdims=True),
+                                                                    lambda: ops.max(x, axis=1, keepdims=True))))
+            rows.append((f"max(x, axis=0) {tag}", compare(lambda: np.max(x, axis=0), lambda: ops.max(x, axis=0))))
+            rows.append((f"mean(x) {tag}", compare(lambda: np.mean(x), lambda: ops.mean(x))))
     for shape in ((32, 10), (256, 1000)):
         x = r(*shape)
 
@@ -103,9 +114,12 @@ def function_rows(quick):
             return e / np.sum(e, axis=1, keepdims=True)
         rows.append((f"softmax {shape[0]}x{shape[1]} float32 (vs the NumPy formula)",
                      compare(np_softmax, lambda: ops.softmax(x))))
-    one, small = r(1), r(2, 2)
+    one, small, few = r(1), r(2, 2), r(100)
     rows.append(("dispatch cost: exp, 1 element (NumPy function behind the Tensor check)",
                  compare(lambda: np.exp(one), lambda: ops.exp(one))))
+    rows.append(("dispatch cost: add, 1 element", compare(lambda: np.add(one, one), lambda: ops.add(one, one))))
+    rows.append(("dispatch cost: maximum(x, 0), 100 elements (routed to np.maximum)",
+                 compare(lambda: np.maximum(few, 0), lambda: ops.maximum(few, 0))))
     rows.append(("dispatch cost: dot 2x2 (routed to np.dot)", compare(lambda: np.dot(small, small),
                                                                       lambda: ops.dot(small, small))))
     return rows

@@ -85,6 +85,19 @@ def test_numpy_lecture_code_gives_the_same_training_with_pynn_ops_as_np(model, h
     assert abs(acc_np - acc_ops) <= 1 / 360  # at most one of the 360 test digits may flip
 
 
+@pytest.mark.parametrize("model,hidden,batch", [("mlp", 128, 32), ("mlp", 512, 256), ("cnn", 8, 32)])
+def test_numpy_lecture_code_in_float64_trains_bit_for_bit_as_numpy(model, hidden, batch):
+    """float64: GEMMs are NumPy's BLAS and every accelerated reduction / maximum adds in NumPy's
+    order, so the swapped import gives exactly NumPy's losses."""
+    mod = example("numpy_mlp")
+    mod.use("numpy")
+    loss_np, acc_np, _ = mod.run(model, hidden, batch, epochs=2, dtype="float64")
+    mod.use("pynn")
+    loss_ops, acc_ops, _ = mod.run(model, hidden, batch, epochs=2, dtype="float64")
+    mod.use("numpy")
+    assert loss_ops == loss_np and acc_ops == acc_np
+
+
 def test_demo_reaches_95_percent_and_reports_the_speedup(capsys):
     from pynn.__main__ import main
     main(["demo", "--epochs", "10", "--repeats", "1"])

@@ -5,6 +5,7 @@
 #include "common/binding.h"
 #include "nn/activations.h"
 #include "nn/bias.h"
+#include "nn/elementwise.h"
 #include "nn/softmax.h"
 #include "nn/softmax_xent.h"
 
@@ -147,6 +148,100 @@ py::tuple softmax_xent_dense(py::handle xh, py::handle th) {
   return py::make_tuple(loss, d);
 }
 
+// ---- pynn.ops' NumPy face: float32/float64 reductions and maximum/minimum with a scalar.
+// A float32 or float64 C-contiguous ndarray of at least one element, or TypeError/ValueError.
+py::array np_operand(const char* op, py::handle h, int* type_num) {
+  if (!py::isinstance<py::array>(h)) throw py::type_error(std::string(op) + ": x must be a numpy.ndarray");
+  py::array a = py::reinterpret_borrow<py::array>(h);
+  const int num = a.dtype().num();
+  if (num != py::detail::npy_api::NPY_FLOAT_ && num != py::detail::npy_api::NPY_DOUBLE_)
+    throw py::type_error(std::string(op) + ": x must be float32 or float64, got " + std::string(py::str(a.dtype())));
+  if (a.dtype().byteorder() != '=')
+    throw py::type_error(std::string(op) + ": x must be in native byte order, got " + std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(op) + ": x must be C-contiguous");
+  if (a.size() == 0) throw py::value_error(std::string(op) + ": x must not be empty, got shape " + shape_str(a));
+  *type_num = num;
+  return a;
+}
+
+template <class T>
+py::array np_reduce_t(const py::array& x, nn::ReduceOp op, int axis, bool keepdims) {
+  const int nd = static_cast<int>(x.ndim());
+  std::vector<py::ssize_t> shape;
+  int64_t rows, n;
+  if (axis == -1) {  // the last axis
+    rows = x.size() / x.shape(nd - 1);
+    n = x.shape(nd - 1);
+    shape.assign(x.shape(), x.shape() + nd - 1);
+    if (keepdims) shape.push_back(1);
+  } else if (axis == 0) {  // the first axis
+    rows = x.shape(0);
+    n = x.size() / rows;
+    if (keepdims) shape.push_back(1);
+    shape.insert(shape.end(), x.shape() + 1, x.shape() + nd);
+  } else {  // every axis: one contiguous run
+    rows = 1;
+    n = x.size();
+    if (keepdims) shape.assign(static_cast<size_t>(nd), 1);
+  }
+  py::array_t<T> out(shape);
+  const T* xp = static_cast<const T*>(x.data());
+  T* op_ = out.mutable_data();
+  if (axis == 0)
+    nogil([&] { nn::reduce_first(op, xp, op_, rows, n); });
+  else
+    nogil([&] { nn::reduce_last(op, xp, op_, rows, n); });
+  return out;
+}
+
+py::array np_reduce(py::handle xh, int op, int axis, bool keepdims) {
+  const char* name = "np_reduce";
+  int num = 0;
+  py::array x = np_operand(name, xh, &num);
+  if (op < 0 || op > 3) throw py::value_error("np_reduce: op must be 0 (sum), 1 (mean), 2 (max) or 3 (min)");
+  if (axis != -1 && axis != 0 && axis != 2)
+    throw py::value_error("np_reduce: axis must be -1 (last), 0 (first) or 2 (all)");
+  if (x.ndim() == 0 && axis != 2) throw py::value_error("np_reduce: a 0-d x has no axis to reduce");
+  const auto o = static_cast<nn::ReduceOp>(op);
+  return num == py::detail::npy_api::NPY_FLOAT_ ? np_reduce_t<float>(x, o, axis, keepdims)
+                                                : np_reduce_t<double>(x, o, axis, keepdims);
+}
+
+template <class T>
+void np_max_scalar_t(const py::array& x, double s, py::array& y, bool is_max, bool scalar_first) {
+  const T* xp = static_cast<const T*>(x.data());
+  T* yp = static_cast<T*>(y.mutable_data());
+  const int64_t n = x.size();
+  const T st = static_cast<T>(s);
+  nogil([&] { nn::max_scalar(xp, st, yp, n, is_max, scalar_first); });
+}
+
+py::array np_max_scalar(py::handle xh, double s, bool is_max, bool scalar_first, py::handle outh) {
+  const char* name = "np_max_scalar";
+  int num = 0;
+  py::array x = np_operand(name, xh, &num);
+  py::array y;
+  if (outh.is_none()) {
+    y = py::array(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  } else {
+    int onum = 0;
+    y = np_operand(name, outh, &onum);
+    if (onum != num) throw py::type_error("np_max_scalar: out must have x's dtype");
+    same_shape(name, "x", x, "out", y);
+    require_writeable(name, "out", y);
+    // out is x itself or disjoint from it (elementwise: each element is read before written).
+    const char *xb = static_cast<const char*>(x.data()), *yb = static_cast<const char*>(y.data());
+    const auto bytes = static_cast<py::ssize_t>(x.nbytes());
+    if (xb != yb && xb < yb + bytes && yb < xb + bytes)
+      throw py::value_error("np_max_scalar: out overlaps x without being x");
+  }
+  if (num == py::detail::npy_api::NPY_FLOAT_)
+    np_max_scalar_t<float>(x, s, y, is_max, scalar_first);
+  else
+    np_max_scalar_t<double>(x, s, y, is_max, scalar_first);
+  return y;
+}
+
 }  // namespace
 
 void bind_nn(py::module_& m) {
@@ -171,6 +266,13 @@ void bind_nn(py::module_& m) {
         "Fused softmax cross-entropy, int64 labels (N,): logits (N, C) -> (loss (N,), dlogits (N, C)).");
   m.def("softmax_xent_dense", &softmax_xent_dense, py::arg("logits"), py::arg("targets"),
         "Fused softmax cross-entropy, probability targets (N, C): -> (loss (N,), dlogits (N, C)).");
+  m.def("np_reduce", &np_reduce, py::arg("x"), py::arg("op"), py::arg("axis"), py::arg("keepdims") = false,
+        "NumPy's sum/mean/max/min (op 0/1/2/3) of a C-contiguous float32/float64 x over its last axis (axis=-1), "
+        "first axis (0) or all (2), with NumPy's order of additions (bit for bit; csrc/nn/elementwise.h).");
+  m.def("np_max_scalar", &np_max_scalar, py::arg("x"), py::arg("s"), py::arg("is_max") = true,
+        py::arg("scalar_first") = false, py::arg("out") = py::none(),
+        "NumPy's maximum(x, s) (minimum when is_max is false; maximum(s, x) when scalar_first) of a C-contiguous "
+        "float32/float64 x and a scalar cast to x's dtype; out: None, x, or a disjoint array like x.");
 }
 
 }  // namespace pynn::bind

@@ -25,7 +25,7 @@ import warnings
 COMPILED_MODULES = ("pynn.autograd.engine", "pynn.functional.elementwise", "pynn.functional.registry",
                     "pynn.functional.nn", "pynn.functional.reduce", "pynn.backend.native.core",
                     "pynn.backend.native.nn", "pynn.backend.native.optim", "pynn.models.fit_loop",
-                    "pynn.losses", "pynn.metrics")
+                    "pynn.losses", "pynn.metrics", "pynn.ops._numeric")
 
 PURE_REQUESTED = os.environ.get("PYNN_PURE_PYTHON", "").strip() not in ("", "0")
 

@@ -8,9 +8,11 @@
   ``newaxis``, ``pi``, ``zeros``, ``arange``, ``asarray``); other functions
   (``outer``, ``sin``, ``cumsum`` ...) are NumPy's behind a guard that refuses a
   pynn.Tensor (NumPy would silently drop its graph). All are bound at import
-  (no per-lookup cost). A few functions are **accelerated**: a
-  cheap per-call check (size, dtype, layout) sends large float32 work to the
-  native kernels and everything else to NumPy (:data:`ACCELERATED`).
+  (no per-lookup cost). A few functions are **accelerated**
+  (:data:`ACCELERATED`): a cheap per-call check (size, dtype, layout) sends
+  large float32 GEMMs, float32/float64 reductions over the last or first axis
+  (native kernels that add in NumPy's order: NumPy's bits) and maximum/minimum
+  with a scalar to the native kernels, and everything else to NumPy.
 * **Tensor face** — the same functions given a :class:`pynn.Tensor` record
   the autograd graph through :mod:`pynn.functional`, as ``keras.ops`` does in
   Keras (:data:`TENSOR_FACE`). NumPy-only arguments (``out=``...) with a

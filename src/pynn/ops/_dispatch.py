@@ -23,22 +23,46 @@ F64 = np.dtype(np.float64)
 #
 # GEMM: pybind11's call overhead plus the native SGEMM's packing lose to OpenBLAS's
 # small-matrix path below about a million multiply-adds (the lecture MLP's 32x64x128 runs at
-# 0.8x natively), so those stay on np.dot. Above it the native kernel wins (1.05-1.2x), except
-# for skinny outputs (n or m < 16: a 512x256x10 weight gradient, im2col's 9x11520x8 filter
-# gradient), where OpenBLAS's dot-product kernels are much faster, and for a transposed A.
+# 0.8x natively, 32x128x10 at 0.7x), so those stay on np.dot. Above it the native kernel wins
+# for a row-major A (256x64x512 1.09x, 256x512x10 1.27x, 256x10x512 1.02x), except with fewer
+# than 16 rows or 8 output columns; a column-major A (``x.T @ dh``: weight gradients) runs at
+# 0.75x (512x256x10) to 1.05x (64x256x512): a loss or a tie, so NumPy keeps it.
 GEMM_MIN_MACS = 1 << 20
 GEMM_MIN_SIDE = 16
-# np.maximum(x, 0) with a Python 0 pays NumPy's scalar type resolution (~0.8 µs); the native
-# relu is one pass with no such cost: 3-4x faster from a few hundred elements on.
-RELU_MIN_SIZE = 256
-# dz.sum(axis=0): the native column sum beats np.add.reduce's per-row loop on small matrices
-# (bias gradients of lecture nets); from ~32k elements NumPy's vectorised adds win on one core.
-COLSUM_MAX_SIZE = 1 << 15
+GEMM_MIN_N = 8
+# With 2+ threads the native SGEMM ran these shapes 4-27x slower than np.dot on this shared
+# machine (one run at load ~4: an OpenMP team waits at its barriers for a descheduled
+# thread, while OpenBLAS's threaded path held up), so GEMMs go native on one thread only.
+GEMM_MAX_THREADS = 1
+# Reductions (sum, mean, max, min over the last axis, the first axis or all of a
+# C-contiguous float32/float64 array) and maximum/minimum with a Python scalar run the
+# NumPy-order kernels of csrc/nn/elementwise.h (bit for bit, see there). Small arrays win
+# by far: NumPy's reduce machinery costs 1.5-7 µs per call on a 32x10 matrix, the native
+# call ~0.3 µs. Above REDUCE_1T_MAX_SIZE elements NumPy's AVX-512 loops tie or win on one
+# thread, so those reductions stay NumPy's unless pynn has at least 2 threads (the native
+# kernels then split rows / columns / the pairwise halves).
+REDUCE_1T_MAX_SIZE = 1 << 16
+# ...and with 2+ threads only from REDUCE_MT_MIN_SIZE elements: a 256x512 column sum (~10 µs of
+# work) split over two threads ran 6x slower at load ~4, waiting for a helper thread's wake-up.
+REDUCE_MT_MIN_SIZE = 1 << 20
+# Max/min over a long last axis (rows of more than REDUCE_ROW_MAX_LEN elements) stay NumPy's:
+# its AVX-512 max reduction is twice the AVX2 kernel's speed on one thread.
+REDUCE_ROW_MAX_LEN = 256
+# maximum/minimum(x, python scalar): NumPy's ufunc call is ~0.7 µs up to a few hundred
+# elements, the native call plus pynn's checks ~1.0 µs; past ~1000 elements NumPy's scalar
+# broadcast loop (~1 ns/element) loses to the AVX2 kernel by 2-10x.
+EXT_SCALAR_MIN_SIZE = 1024
 
 
 def native_on() -> bool:
     """True when the native backend is active (``pynn.use_backend("numpy")`` turns every fast path off)."""
     return backend._active is backend.native_backend and backend.NATIVE_AVAILABLE
+
+
+def threads() -> int:
+    """pynn's kernel thread count (asked only for large arrays, where the call is noise)."""
+    from pynn import _C  # noqa: PLC0415 (bound lazily: importing pynn.ops must not need _C)
+    return _C.num_threads()
 
 
 def any_tensor_in(seq) -> bool:
@@ -50,5 +74,5 @@ def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
     n = b.shape[1]
     if a.size * n < GEMM_MIN_MACS:
         return False
-    # A column-major A (``x.T @ dh``: weight gradients) measured 0.96-1.03x natively: a tie, so NumPy keeps it.
-    return n >= GEMM_MIN_SIDE and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize
+    return (n >= GEMM_MIN_N and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize
+            and threads() <= GEMM_MAX_THREADS)

@@ -115,35 +115,51 @@ multiply = _binary("multiply", F.mul)
 divide = _binary("divide", F.div)
 true_divide = _binary("true_divide", F.div)
 power = _binary("power", F.power)
-minimum = _binary("minimum", F.minimum)
+_F32, _F64 = D.F32, D.F64
+# Thresholds read on every call, bound once (a module attribute read is ~25 ns of a ~0.2 µs budget).
+_GEMM_MIN_MACS = D.GEMM_MIN_MACS
+_EXT_MIN = D.EXT_SCALAR_MIN_SIZE
 
 
-_PY_NUM = (int, float)  # Python scalars are "weak" (NEP 50): maximum(f32 array, 0) stays float32
+# Python ints NumPy casts to float32/float64 exactly as C++'s cast of their double does (NEP 50
+# weak scalars): up to 2**53, exact in a double. Floats: within float32's range (no overflow).
+_EXACT_INT = 1 << 53
 
 
-@face("accelerated")
-def maximum(x1, x2, /, *args, **kwargs):
-    """NumPy's ``maximum``; with a Tensor argument it records the graph.
-
-    ``maximum(x, 0)`` / ``maximum(0, x)`` on a large C-contiguous float32 array
-    (the lecture relu) runs the native relu kernel: same values and NaN
-    propagation (a -0.0 input may come back as -0.0 where NumPy returns 0.0;
-    the two compare equal)."""
-    if args or kwargs:
+def _extremum_binary(name, is_max, tensor_fn, np_fn):
+    # Inlined checks, no helper calls: this runs on every np.maximum of a lecture loop, where
+    # each Python-level call costs ~0.07 µs against NumPy's ~0.7 µs.
+    def f(x1, x2, /, out=None, **kwargs):
+        if not kwargs:
+            if type(x1) is _ndarray:
+                x, s, first = x1, x2, False
+            elif type(x2) is _ndarray:
+                x, s, first = x2, x1, True
+            else:
+                x = None
+            if x is not None and x.size >= _EXT_MIN and (out is None or out is x):
+                t, dt = type(s), x.dtype
+                if ((dt is _F32 or dt is _F64)
+                        and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)
+                        and x.flags.c_contiguous and D.native_on()):
+                    return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
         if isinstance(x1, Tensor) or isinstance(x2, Tensor):
-            _reject("maximum", dict(kwargs, **{f"arg{i + 2}": a for i, a in enumerate(args)}))
-            return F.maximum(x1, x2)
-        return _np_maximum(x1, x2, *args, **kwargs)
-    x = x1 if type(x2) in _PY_NUM and x2 == 0 else x2 if type(x1) in _PY_NUM and x1 == 0 else None
-    if (type(x) is _ndarray and x.dtype is D.F32 and x.size >= D.RELU_MIN_SIZE
-            and x.flags.c_contiguous and D.native_on()):
-        return _native().act_forward(x, "relu", 0.0)
-    if isinstance(x1, Tensor) or isinstance(x2, Tensor):
-        return F.maximum(x1, x2)
-    return _np_maximum(x1, x2)
+            _reject(name, dict(kwargs, out=out))
+            return tensor_fn(x1, x2)
+        if out is None:
+            return np_fn(x1, x2, **kwargs) if kwargs else np_fn(x1, x2)
+        return np_fn(x1, x2, out=out, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (f"NumPy's ``{name}``; with a Tensor argument it records the graph.\n\n"
+                 f"``{name}(x, s)`` / ``{name}(s, x)`` of a C-contiguous float32/float64 array of at least\n"
+                 "``_dispatch.EXT_SCALAR_MIN_SIZE`` elements and a Python scalar (the lecture relu\n"
+                 "``maximum(z, 0)``; ``out=None`` or ``out=x``) runs the native kernel: NumPy's values bit for\n"
+                 "bit, NaN propagation and sign of zero included.")
+    return face("accelerated")(_keep_ufunc_methods(f, np_fn))
 
 
-_keep_ufunc_methods(maximum, np.maximum)
+maximum = _extremum_binary("maximum", True, F.maximum, _np_maximum)
+minimum = _extremum_binary("minimum", False, F.minimum, np.minimum)
 
 
 @face("dual")
@@ -190,7 +206,6 @@ def _tensor_matmul(name, a, b, extra):
     return F.matmul(a, b)
 
 
-_F32 = D.F32
 
 
 def _gemm_size_ok(a, b):
@@ -225,7 +240,7 @@ def dot(a, b, out=None):
     if type(a) is _ndarray and type(b) is _ndarray:
         # Ordered so that float64 and lecture-sized float32 products fail within the first
         # few attribute reads and reach np.dot without any further call.
-        if (a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
+        if (a.dtype is _F32 and b.ndim == 2 and a.size * b.shape[1] >= _GEMM_MIN_MACS and a.ndim == 2
                 and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
             if out is None:
                 return _native().gemm(a, b)
@@ -249,28 +264,57 @@ def einsum(subscripts, /, *operands, **kwargs):
 # ------------------------------------------------------------------ reductions
 # For an exact ndarray, np.sum / np.max / np.min are ``np.add.reduce`` / ``np.maximum.reduce`` /
 # ``np.minimum.reduce`` behind about 1.4 µs of Python argument handling (numpy's
-# ``_wrapreduction``): calling the ufunc's reduce directly is the same computation, bit for bit,
-# at a third of the cost on lecture-sized arrays. Anything else (lists, subclasses, ``where=``,
-# ``initial=``) takes NumPy's own function.
+# ``_wrapreduction``): calling the ufunc's reduce directly is the same computation, bit for bit.
+# A C-contiguous float32/float64 array reduced over its last axis, its first axis or all of it
+# goes further, to the native kernels that add in NumPy's own order (csrc/nn/elementwise.h):
+# NumPy's reduce machinery costs 1.5-7 µs even on a 32x10 matrix. Anything else (lists,
+# subclasses, ``where=``, ``initial=``, ``dtype=``, ``out=``, tuple axes) takes NumPy's function.
 _add_reduce = np.add.reduce
 _max_reduce = np.maximum.reduce
 _min_reduce = np.minimum.reduce
 _true_divide = np.true_divide
+_SUM, _MEAN, _MAX, _MIN = 0, 1, 2, 3
+
+
+def _fast_reduce(a, op, axis, keepdims):
+    """NumPy's sum/mean/max/min of ndarray ``a`` on the native kernels, or None (NumPy's turn)."""
+    dt = a.dtype
+    if dt is not _F32 and dt is not _F64:
+        return None
+    nd = a.ndim
+    if axis is None:
+        code = 2
+    elif type(axis) is int and nd:
+        if axis < 0:
+            axis += nd
+        code = -1 if axis == nd - 1 else 0 if axis == 0 else None
+        if code is None:
+            return None
+    else:
+        return None
+    size = a.size
+    if not size or not a.flags.c_contiguous or not D.native_on():
+        return None
+    if size > D.REDUCE_1T_MAX_SIZE and (size < D.REDUCE_MT_MIN_SIZE or D.threads() < 2 or
+                                        (op >= _MAX and code != 0 and a.shape[-1] > D.REDUCE_ROW_MAX_LEN)):
+        return None
+    r = _native().np_reduce(a, op, code, keepdims)
+    return r if r.ndim else r[()]  # a full reduction is a NumPy scalar, as NumPy returns
 
 
 @face("accelerated")
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: A001
     """NumPy's ``sum``; a Tensor records the graph.
 
-    ``sum(x, axis=0)`` of a C-contiguous float32 matrix of up to ``COLSUM_MAX_SIZE`` elements (a
-    bias gradient) runs the native column-sum kernel (float64 partials, so it can differ from
-    NumPy's float32 pairwise sum in the last bit); other ndarrays call ``np.add.reduce`` directly."""
-    if type(a) is D.ndarray:
+    A C-contiguous float32/float64 ndarray summed over its last axis, first axis or all of it
+    runs the native kernel that adds in NumPy's order (pairwise along a row, row by row down
+    the columns): bit for bit NumPy's result. Other ndarrays call ``np.add.reduce`` directly."""
+    if type(a) is _ndarray:
         if not kwargs:
-            if (axis == 0 and dtype is None and out is None and a.dtype is D.F32 and a.ndim == 2
-                    and 0 < a.size <= D.COLSUM_MAX_SIZE and a.flags.c_contiguous and D.native_on()):
-                r = _native().bias_grad(a)
-                return r[None] if keepdims else r
+            if dtype is None and out is None:
+                r = _fast_reduce(a, _SUM, axis, keepdims)
+                if r is not None:
+                    return r
             return _add_reduce(a, axis, dtype, out, keepdims=keepdims)
     elif isinstance(a, Tensor):
         _reject("sum", dict(kwargs, dtype=dtype, out=out))
@@ -278,15 +322,19 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: 
     return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
-@face("dual")
+@face("accelerated")
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-    """NumPy's ``mean``; a Tensor records the graph. A float32/float64 ndarray skips NumPy's
-    Python layer (the same sum-then-divide NumPy does, bit for bit)."""
-    if type(a) is D.ndarray:
-        if not kwargs and dtype is None and out is None and (a.dtype is D.F32 or a.dtype is D.F64) and a.size:
+    """NumPy's ``mean``; a Tensor records the graph. A float32/float64 ndarray runs the same
+    sum-then-divide NumPy does, bit for bit: natively where :func:`sum` would, else through
+    ``np.add.reduce`` without NumPy's Python layer."""
+    if type(a) is _ndarray:
+        if not kwargs and dtype is None and out is None and (a.dtype is _F32 or a.dtype is _F64) and a.size:
+            r = _fast_reduce(a, _MEAN, axis, keepdims)
+            if r is not None:
+                return r
             s = _add_reduce(a, axis, None, None, keepdims=keepdims)
-            count = a.size // (s.size or 1) if type(s) is D.ndarray else a.size
-            if type(s) is D.ndarray:
+            count = a.size // (s.size or 1) if type(s) is _ndarray else a.size
+            if type(s) is _ndarray:
                 return _true_divide(s, count, out=s, casting="unsafe")
             return s.dtype.type(s / count)
     elif isinstance(a, Tensor):
@@ -295,26 +343,32 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
-def _extremum(name, tensor_fn, ufunc_reduce):
+def _extremum(name, op, tensor_fn, ufunc_reduce):
     np_fn = getattr(np, name)
 
     def f(a, axis=None, out=None, keepdims=False, **kwargs):
-        if type(a) is D.ndarray:
+        if type(a) is _ndarray:
             if not kwargs:
+                if out is None:
+                    r = _fast_reduce(a, op, axis, keepdims)
+                    if r is not None:
+                        return r
                 return ufunc_reduce(a, axis, None, out, keepdims=keepdims)
         elif isinstance(a, Tensor):
             _reject(name, dict(kwargs, out=out))
             return tensor_fn(a, axis, keepdims)
         return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = _doc(name, "Tied extremes share the gradient equally.")
-    return face("dual")(f)
+    f.__doc__ = _doc(name, "Tied extremes share the gradient equally. A C-contiguous float32/float64 ndarray "
+                           "reduced over its last axis, first axis or all of it runs the native kernel (NumPy's "
+                           "values and NaN propagation; see csrc/nn/elementwise.h for the sign of a zero extreme).")
+    return face("accelerated")(f)
 
 
-max = _extremum("max", F.max, _max_reduce)  # noqa: A001
-min = _extremum("min", F.min, _min_reduce)  # noqa: A001
-amax = _extremum("amax", F.max, _max_reduce)
-amin = _extremum("amin", F.min, _min_reduce)
+max = _extremum("max", _MAX, F.max, _max_reduce)  # noqa: A001
+min = _extremum("min", _MIN, F.min, _min_reduce)  # noqa: A001
+amax = _extremum("amax", _MAX, F.max, _max_reduce)
+amin = _extremum("amin", _MIN, F.min, _min_reduce)
 
 
 def _moment(name, tensor_fn):

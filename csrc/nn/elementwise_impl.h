@@ -1,0 +1,214 @@
+// The loops of nn/elementwise.h, once per ISA (elementwise.cpp, elementwise_avx2.cpp).
+// Each follows NumPy's own order of operations where NumPy's result is deterministic
+// (see elementwise.h); g++ vectorises them without reassociating anything (no
+// -ffast-math): the 8 pairwise accumulators are one (float) or two (double) registers,
+// the column loops run across the columns. No #pragma once.
+#include <algorithm>
+#include <cmath>
+
+#include "nn/elementwise.h"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#ifndef PYNN_ISA
+#error "define PYNN_ISA (generic or avx2) before including this file"
+#endif
+
+namespace pynn::nn::PYNN_ISA {
+namespace {
+
+// NumPy's @TYPE@_pairwise_sum, transcribed (same association, same accumulators).
+template <class T>
+T pairwise(const T* __restrict a, int64_t n) {
+  if (n < 8) {
+    T r = T(-0.0);  // NumPy starts here so that a sum of -0.0s stays -0.0
+    for (int64_t i = 0; i < n; ++i) r += a[i];
+    return r;
+  }
+  if (n <= 128) {
+    T r[8];
+    for (int j = 0; j < 8; ++j) r[j] = a[j];
+    int64_t i = 8;
+    const int64_t end = n - (n % 8);
+    for (; i < end; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    T res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise(a, n2) + pairwise(a + n2, n - n2);
+}
+
+// NumPy's binary maximum/minimum: a if a is NaN, else (a > b ? a : b) / (a < b ? a : b).
+template <class T>
+inline T np_max(T a, T b) { return (a != a) ? a : (a > b ? a : b); }
+template <class T>
+inline T np_minimum(T a, T b) { return (a != a) ? a : (a < b ? a : b); }
+template <bool IsMax, class T>
+inline T np_ext(T a, T b) { return IsMax ? np_max(a, b) : np_minimum(a, b); }
+
+#if defined(__AVX2__)
+// g++ does not vectorise a compare-and-select under its default -ftrapping-math, so the
+// AVX2 build spells the loops with intrinsics. MAXPS(a, b) is exactly (a > b ? a : b)
+// (MINPS: a < b ? a : b), NumPy's order of operands; the NaN case is a blend on top.
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  using R = __m256;
+  static constexpr int kN = 8;
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R set1(float s) { return _mm256_set1_ps(s); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static R min(R a, R b) { return _mm256_min_ps(a, b); }
+  static R unord(R a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static R blend(R a, R b, R m) { return _mm256_blendv_ps(a, b, m); }  // m ? b : a
+  static R bor(R a, R b) { return _mm256_or_ps(a, b); }
+  static bool any(R m) { return _mm256_movemask_ps(m) != 0; }
+};
+template <>
+struct Vec<double> {
+  using R = __m256d;
+  static constexpr int kN = 4;
+  static R load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
+  static R set1(double s) { return _mm256_set1_pd(s); }
+  static R max(R a, R b) { return _mm256_max_pd(a, b); }
+  static R min(R a, R b) { return _mm256_min_pd(a, b); }
+  static R unord(R a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+  static R blend(R a, R b, R m) { return _mm256_blendv_pd(a, b, m); }
+  static R bor(R a, R b) { return _mm256_or_pd(a, b); }
+  static bool any(R m) { return _mm256_movemask_pd(m) != 0; }
+};
+// NumPy's maximum(a, b) / minimum(a, b), a vector at a time.
+template <bool IsMax, class T>
+inline typename Vec<T>::R vext(typename Vec<T>::R a, typename Vec<T>::R b) {
+  using V = Vec<T>;
+  return V::blend(IsMax ? V::max(a, b) : V::min(a, b), a, V::unord(a));
+}
+#endif
+
+// Extreme of a row, NaN propagated (the first NaN of the row is returned).
+template <bool IsMax, class T>
+T row_extreme(const T* __restrict x, int64_t n) {
+  int64_t i = 1;
+  T m = x[0];
+#if defined(__AVX2__)
+  using V = Vec<T>;
+  constexpr int W = 2 * V::kN;  // two independent accumulators
+  if (n >= 2 * W) {
+    typename V::R a0 = V::load(x), a1 = V::load(x + V::kN);
+    typename V::R nan = V::bor(V::unord(a0), V::unord(a1));
+    for (i = W; i + W <= n; i += W) {
+      const typename V::R v0 = V::load(x + i), v1 = V::load(x + i + V::kN);
+      // (v > acc ? v : acc): NaN v are left out here and caught by the flag.
+      a0 = IsMax ? V::max(v0, a0) : V::min(v0, a0);
+      a1 = IsMax ? V::max(v1, a1) : V::min(v1, a1);
+      nan = V::bor(nan, V::bor(V::unord(v0), V::unord(v1)));
+    }
+    if (V::any(nan)) {
+      for (int64_t k = 0; k < n; ++k)
+        if (x[k] != x[k]) return x[k];
+    }
+    alignas(32) T lanes[W];
+    V::store(lanes, a0);
+    V::store(lanes + V::kN, a1);
+    m = lanes[0];
+    for (int l = 1; l < W; ++l) m = np_ext<IsMax>(m, lanes[l]);
+  }
+#endif
+  for (; i < n; ++i) m = np_ext<IsMax>(m, x[i]);
+  return m;
+}
+
+template <class T>
+void rows_impl(ReduceOp op, const T* x, T* out, int64_t r0, int64_t r1, int64_t n) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* row = x + r * n;
+    switch (op) {
+      case ReduceOp::Sum:
+      case ReduceOp::Mean: out[r] = T(0) + pairwise(row, n); break;  // add.reduce starts from 0.0
+      case ReduceOp::Max: out[r] = row_extreme<true>(row, n); break;
+      case ReduceOp::Min: out[r] = row_extreme<false>(row, n); break;
+    }
+  }
+}
+
+// o[c] = ext(o[c], x[r, c0 + c]) for rows 1.. in order: NumPy's binary loop, bit for bit.
+template <bool IsMax, class T>
+void cols_extreme(const T* x, T* __restrict o, int64_t rows, int64_t C, int64_t c0, int64_t w) {
+  for (int64_t r = 1; r < rows; ++r) {
+    const T* __restrict xr = x + r * C + c0;
+    int64_t c = 0;
+#if defined(__AVX2__)
+    using V = Vec<T>;
+    for (; c + V::kN <= w; c += V::kN) V::store(o + c, vext<IsMax, T>(V::load(o + c), V::load(xr + c)));
+#endif
+    for (; c < w; ++c) o[c] = np_ext<IsMax>(o[c], xr[c]);
+  }
+}
+
+template <class T>
+void cols_impl(ReduceOp op, const T* x, T* out, int64_t rows, int64_t C, int64_t c0, int64_t c1) {
+  T* __restrict o = out + c0;
+  const int64_t w = c1 - c0;
+  if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
+    for (int64_t c = 0; c < w; ++c) o[c] = T(0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* __restrict xr = x + r * C + c0;
+      for (int64_t c = 0; c < w; ++c) o[c] = o[c] + xr[c];
+    }
+    return;
+  }
+  for (int64_t c = 0; c < w; ++c) o[c] = x[c0 + c];  // maximum.reduce starts from the first row
+  if (op == ReduceOp::Max)
+    cols_extreme<true>(x, o, rows, C, c0, w);
+  else
+    cols_extreme<false>(x, o, rows, C, c0, w);
+}
+
+template <bool IsMax, bool ScalarFirst, class T>
+void ext_scalar(const T* x, T s, T* y, int64_t n) {
+  // y may be x (out=x): each element is read before it is written.
+  int64_t i = 0;
+#if defined(__AVX2__)
+  using V = Vec<T>;
+  const typename V::R vs = V::set1(s);
+  for (; i + V::kN <= n; i += V::kN) {
+    const typename V::R v = V::load(x + i);
+    V::store(y + i, ScalarFirst ? vext<IsMax, T>(vs, v) : vext<IsMax, T>(v, vs));
+  }
+#endif
+  for (; i < n; ++i) y[i] = ScalarFirst ? np_ext<IsMax>(s, x[i]) : np_ext<IsMax>(x[i], s);
+}
+
+template <class T>
+void max_scalar_impl(const T* x, T s, T* y, int64_t n, bool is_max, bool scalar_first) {
+  if (is_max)
+    scalar_first ? ext_scalar<true, true>(x, s, y, n) : ext_scalar<true, false>(x, s, y, n);
+  else
+    scalar_first ? ext_scalar<false, true>(x, s, y, n) : ext_scalar<false, false>(x, s, y, n);
+}
+
+}  // namespace
+
+#define PYNN_EW_DEFINE(T)                                                                          \
+  void reduce_rows(ReduceOp op, const T* x, T* out, int64_t r0, int64_t r1, int64_t n) {          \
+    rows_impl<T>(op, x, out, r0, r1, n);                                                           \
+  }                                                                                                \
+  void reduce_cols(ReduceOp op, const T* x, T* out, int64_t rows, int64_t C, int64_t c0, int64_t c1) { \
+    cols_impl<T>(op, x, out, rows, C, c0, c1);                                                     \
+  }                                                                                                \
+  void max_scalar(const T* x, T s, T* y, int64_t n, bool is_max, bool scalar_first) {              \
+    max_scalar_impl<T>(x, s, y, n, is_max, scalar_first);                                         \
+  }
+PYNN_EW_DEFINE(float)
+PYNN_EW_DEFINE(double)
+#undef PYNN_EW_DEFINE
+
+}  // namespace pynn::nn::PYNN_ISA

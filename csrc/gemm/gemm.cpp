@@ -303,8 +303,8 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
 
 #ifdef PYNN_X86_64
   // Small product: packing and blocking would cost more than the FMAs.
-  if (use_avx2() && cs_b == 1 && m * n * k <= kSmallWork && k <= kSmallMaxK) {
-    avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+  if (use_avx2() && m * n * k <= kSmallWork && k <= kSmallMaxK) {
+    avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
     return;
   }
 #endif

@@ -34,6 +34,10 @@ std::atomic<int> g_threads{default_threads()};
 // (common/process_hooks.cpp installs the fork handler).
 std::atomic<bool> g_went_parallel{false};
 std::atomic<bool> g_forked_single{false};
+// Nonzero while this thread runs a share_work body (caller or helper): a kernel called
+// from there (sgemm inside the split-K slices) runs on one thread, as it does inside an
+// OpenMP region, instead of starting a team of its own on top of the busy helpers.
+thread_local int g_in_share_work = 0;
 
 }  // namespace
 
@@ -61,6 +65,7 @@ int threads_for(int64_t work, int64_t grain) {
 #ifdef PYNN_OPENMP
   if (omp_in_parallel()) return 1;
 #endif
+  if (g_in_share_work) return 1;
   if (g_forked_single.load(std::memory_order_relaxed)) return 1;
   int64_t t = grain > 0 ? work / grain : work;
   int n = num_threads();
@@ -83,6 +88,7 @@ struct Job {
 };
 
 void drain(Job& j) {
+  ++g_in_share_work;
   j.err.run([&] {
     for (;;) {
       const int64_t lo = j.next.fetch_add(j.chunk, std::memory_order_relaxed);
@@ -90,6 +96,7 @@ void drain(Job& j) {
       (*j.body)(lo, std::min(lo + j.chunk, j.n));
     }
   });
+  --g_in_share_work;
 }
 
 // This module's thread_local blocks (the GEMM scratch) are allocated by glibc on a thread's

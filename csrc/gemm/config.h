@@ -75,6 +75,9 @@ constexpr int64_t kUnpackedABBytes = 320 * 1024;
 // kMinChunkRows rows, since each block packs its own copy of B.
 constexpr int64_t kChunksPerThread = 2;
 constexpr int64_t kMinChunkRows = 512;
+// Column blocks (small m) keep at least this many NR panels (32 columns): each
+// block reads all of A once more.
+constexpr int64_t kMinChunkPanels = 2;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

@@ -7,7 +7,11 @@
 namespace py = pybind11;
 using namespace pynn;
 
-PYBIND11_MODULE(_C, m) {
+// mod_gil_not_used: on free-threaded CPython (3.13t) importing _C keeps the GIL
+// off. The module's global settings are atomics (dispatch.cpp, parallel.cpp)
+// and every kernel already runs with the GIL released, so two Python threads
+// calling kernels at once is a case GIL builds exercise too.
+PYBIND11_MODULE(_C, m, py::mod_gil_not_used()) {
   m.doc() = "pynn native kernels (C++17, OpenMP, AVX2 with runtime dispatch).";
   m.def("num_threads", &num_threads, "Threads the native kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the native kernels use (n >= 1).");

@@ -1,10 +1,13 @@
 // Bindings of the GEMM frame: matmul with strides, alpha/beta and the fused
 // bias + activation epilogue, batched matmul, and the split-K weight gradient.
 #include <algorithm>
+#include <memory>
 #include <sstream>
+#include <utility>
 
 #include "common/binding.h"
 #include "gemm/gemm.h"
+#include "gemm/packed.h"
 
 namespace pynn::bind {
 namespace {
@@ -134,9 +137,91 @@ py::array weight_grad(py::handle xh, py::handle dyh) {
   return out;
 }
 
+// [lowest, highest] byte address an array's elements occupy (size > 0).
+std::pair<const char*, const char*> byte_extent(const py::array& x) {
+  const char* lo = static_cast<const char*>(x.data());
+  const char* hi = lo;
+  for (py::ssize_t d = 0; d < x.ndim(); ++d) {
+    const py::ssize_t step = (x.shape(d) - 1) * x.strides(d);
+    (step < 0 ? lo : hi) += step;
+  }
+  return {lo, hi + x.itemsize()};
+}
+
+bool overlaps(const py::array& x, const py::array& y) {
+  if (x.size() == 0 || y.size() == 0) return false;
+  const auto ex = byte_extent(x), ey = byte_extent(y);
+  return ex.first < ey.second && ey.first < ex.second;
+}
+
+std::shared_ptr<PackedB> pack_matrix(py::handle b_h) {
+  const char* op = "PackedMatrix";
+  py::array b = f32_ndim(op, "b", b_h, 2);
+  const int64_t K = b.shape(0), N = b.shape(1);
+  const int64_t rs_b = elem_stride(op, "b", b, 0), cs_b = elem_stride(op, "b", b, 1);
+  const float* pb = cptr(b);
+  std::shared_ptr<PackedB> out;
+  nogil([&] { out = std::make_shared<PackedB>(K, N, pb, rs_b, cs_b); });
+  return out;
+}
+
+py::array gemm_packed(py::handle a_h, const PackedB& packed, py::object bias_h, const std::string& activation,
+                      float act_alpha, float alpha, float beta, py::object out_h) {
+  const char* op = "gemm_packed";
+  py::array a = f32_ndim(op, "a", a_h, 2);
+  const int64_t M = a.shape(0), K = packed.k(), N = packed.n();
+  if (a.shape(1) != K) {
+    std::ostringstream os;
+    os << op << ": a has shape " << shape_str(a) << " but the packed matrix has shape (" << K << ", " << N
+       << "): inner dimensions " << a.shape(1) << " and " << K << " differ";
+    throw py::value_error(os.str());
+  }
+  const int64_t rs_a = elem_stride(op, "a", a, 0), cs_a = elem_stride(op, "a", a, 1);
+  py::array c;
+  if (out_h.is_none()) {
+    c = empty({M, N});
+    beta = 0.f;  // fresh output: nothing to accumulate into
+  } else {
+    c = f32_ndim(op, "out", out_h, 2);
+    if (c.shape(0) != M || c.shape(1) != N)
+      throw py::value_error(std::string(op) + ": out must have shape " + shape_str(std::vector<int64_t>{M, N}) +
+                            " for a " + shape_str(a) + " and a packed (" + std::to_string(K) + ", " +
+                            std::to_string(N) + "), got " + shape_str(c));
+    require_writeable(op, "out", c);
+    if (overlaps(c, a)) throw py::value_error(std::string(op) + ": out must not share memory with a");
+  }
+  const int64_t rs_c = elem_stride(op, "out", c, 0), cs_c = elem_stride(op, "out", c, 1);
+  py::array bias_keep;
+  const float* bias = bias_arg(op, bias_h, N, &bias_keep);
+  if (bias && !out_h.is_none() && overlaps(c, bias_keep))
+    throw py::value_error(std::string(op) + ": out must not share memory with bias");
+  const Act act = act_arg(op, activation);
+  const float* pa = cptr(a);
+  float* pc = mptr(c);
+  nogil([&] { sgemm_packed(M, alpha, pa, rs_a, cs_a, packed, beta, pc, rs_c, cs_c, bias, act, act_alpha); });
+  return c;
+}
+
 }  // namespace
 
 void bind_gemm(py::module_& m) {
+  py::class_<PackedB, std::shared_ptr<PackedB>>(
+      m, "PackedMatrix",
+      "B (k, n) float32 (any strides) packed once into the GEMM microkernel's panel layout, for\n"
+      "gemm_packed. A snapshot: later writes to the source array are not seen (pack again).")
+      .def(py::init(&pack_matrix), py::arg("b"))
+      .def_property_readonly("shape", [](const PackedB& p) { return py::make_tuple(p.k(), p.n()); })
+      .def_property_readonly("nbytes", [](const PackedB& p) { return p.nbytes(); })
+      .def("__repr__", [](const PackedB& p) {
+        return "PackedMatrix(shape=(" + std::to_string(p.k()) + ", " + std::to_string(p.n()) +
+               "), nbytes=" + std::to_string(p.nbytes()) + ")";
+      });
+  m.def("gemm_packed", &gemm_packed, py::arg("a"), py::arg("packed"), py::arg("bias") = py::none(),
+        py::arg("activation") = "linear", py::arg("act_alpha") = 0.0f, py::arg("alpha") = 1.0f,
+        py::arg("beta") = 0.0f, py::arg("out") = py::none(),
+        "out = act(alpha * a @ B + beta * out + bias) with B given as a PackedMatrix (not repacked).\n"
+        "a (m, k) float32 of any strides; bias (n,) or None; out (m, n) or None (allocated; beta\n"
+        "then ignored). activation: a name of activation_names(); act_alpha its alpha. Returns out.");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0f,
         py::arg("beta") = 0.0f, py::arg("bias") = py::none(), py::arg("activation") = "linear",
         py::arg("act_alpha") = 0.0f,

@@ -13,7 +13,7 @@ from pynn import _C
 from ..numpy import activations as _table, core as _ref
 from .nn import NATIVE_ACTIVATIONS, activate
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "pack_weight", "packed_matmul"]
 
 
 def matmul(a, b, bias=None, activation=None, alpha=None):
@@ -93,6 +93,60 @@ def matmul(a, b, bias=None, activation=None, alpha=None):
     if b.ndim == 1:
         out = out[..., 0]
     return out
+
+
+def pack_weight(w):
+    """The 2-D float32 weight ``w`` (k, n) packed once into the GEMM kernel's panel layout.
+
+    Returns a ``_C.PackedMatrix`` (``.shape == (k, n)``, ``.nbytes``) for ``packed_matmul``:
+    a snapshot, later writes to ``w`` are not seen (pack again when the weights change).
+    A float64 weight (gradient checks) gets the reference's snapshot, as matmul routes it.
+    """
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"pack_weight: w must be 2-D (k, n), got shape {w.shape}")
+    if w.dtype != np.float32:
+        return _ref.pack_weight(w)
+    if any(s % 4 for s in w.strides):
+        w = np.ascontiguousarray(w)
+    return _C.PackedMatrix(w)
+
+
+def packed_matmul(x, packed, bias=None, activation=None, alpha=None):
+    """``act(x @ W + bias)`` with W from ``pack_weight`` (not repacked): x (..., k) -> (..., n).
+
+    bias: None or (n,); activation/alpha as in ``matmul``. Leading dimensions of x are
+    flattened into rows without a copy when their strides allow.
+    """
+    if isinstance(packed, np.ndarray):   # a float64 weight's reference snapshot
+        return _ref.packed_matmul(x, packed, bias, activation, alpha)
+    if not isinstance(packed, _C.PackedMatrix):
+        raise TypeError(f"packed_matmul: packed must come from pack_weight, got {type(packed).__name__}")
+    x = np.asarray(x)
+    k, n = packed.shape
+    if x.ndim == 0 or x.shape[-1] != k:
+        raise ValueError(f"packed_matmul: x has shape {x.shape} but the packed weight has shape {(k, n)}: "
+                         f"expected x (..., {k})")
+    if x.dtype != np.float32:
+        raise TypeError(f"packed_matmul: x must be float32 for a float32 packed weight, got {x.dtype}")
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.dtype != np.float32 or bias.shape != (n,):
+            raise ValueError(f"packed_matmul: bias must be float32 of shape ({n},), got {bias.dtype} {bias.shape}")
+    _ref.check_activation("packed_matmul", activation)
+    if activation is not None and activation not in NATIVE_ACTIVATIONS:
+        return activate(packed_matmul(x, packed, bias), activation, alpha)
+    act = activation or "linear"
+    alpha = _table.param_value(act, alpha) or 0.0
+    if any(s % 4 for s in x.strides):
+        x = np.ascontiguousarray(x)
+    lead = x.shape[:-1]
+    x2 = x[None, :] if x.ndim == 1 else x
+    if x2.ndim > 2:
+        rows = _rows_view(x2, k)
+        x2 = rows if rows is not None else np.ascontiguousarray(x2).reshape(-1, k)
+    out = _C.gemm_packed(x2, packed, bias=bias, activation=act, act_alpha=alpha)
+    return out.reshape(lead + (n,))
 
 
 def _collapse(shape, strides):

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import activations as _act
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "pack_weight", "packed_matmul"]
 
 
 def check_matmul_shapes(a, b):
@@ -54,3 +54,29 @@ def matmul(a, b, bias=None, activation=None, alpha=None):
     if bias is not None:
         out = out + np.asarray(bias, dtype=out.dtype)
     return out if activation is None else _act.apply(out, activation, alpha)
+
+
+def pack_weight(w):
+    """A snapshot of the 2-D weight ``w`` (k, n) prepared for repeated ``x @ w``.
+
+    The reference keeps a read-only copy; the native backend packs it into the GEMM
+    kernel's panel layout once (``_C.PackedMatrix``). Either way later writes to ``w``
+    are NOT seen: the caller packs again when the weights change.
+    """
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"pack_weight: w must be 2-D (k, n), got shape {w.shape}")
+    packed = np.array(w, copy=True)
+    packed.flags.writeable = False
+    return packed
+
+
+def packed_matmul(x, packed, bias=None, activation=None, alpha=None):
+    """``act(x @ W + bias)`` with W given by ``pack_weight``: x (..., k) -> (..., n)."""
+    x = np.asarray(x)
+    if not isinstance(packed, np.ndarray) or packed.ndim != 2:
+        raise TypeError(f"packed_matmul: packed must come from this backend's pack_weight, got {type(packed).__name__}")
+    if x.ndim == 0 or x.shape[-1] != packed.shape[0]:
+        raise ValueError(f"packed_matmul: x has shape {x.shape} but the packed weight has shape {packed.shape}: "
+                         f"expected x (..., {packed.shape[0]})")
+    return matmul(x, packed, bias, activation, alpha)

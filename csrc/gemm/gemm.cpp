@@ -11,17 +11,19 @@
 // in place and stays in L1 while it meets all of the packed B block, which is
 // sized for L2 with KC up to all of K (macro_kernel_ua, config.h).
 //
-// Threads: when every thread gets enough rows, or m is short but the column
-// panels deal evenly, C is cut into independent blocks (rows, or NR-column
-// panels) and each thread runs the single-thread algorithm on its own with
-// its own packed B: no barrier at all. Otherwise the threads share one packed
+// Threads (N = num_threads(), any N): when every thread gets enough rows, or m
+// is short but the column panels deal evenly, C is cut into independent blocks
+// (rows, or NR-column panels; N to 2N of them) that the threads claim from a
+// counter (share_work), each block solved by the single-thread algorithm with its
+// own packed B: no barrier, and a thread that is late costs at most one block.
+// Otherwise the threads share one packed
 // B and split the ic loop, or the jr loop when m is too short to give every
 // thread an even share of MR panels (BLIS's choice for private-L2 /
 // shared-L3 CPUs). The epilogue (beta on the first KC block, bias and
 // activation on the last) is applied to each tile while it is still in L1.
 // Edge tiles and non-unit column strides of C go through a local MR x NR
 // tile, so the kernel never reads or writes outside C. Small products
-// (m*n*k <= 64^3, unit-stride B) skip all of this and run the unpacked AVX2
+// (m*n*k <= 64^3) skip all of this and run the unpacked AVX2
 // path of small_avx2.cpp on one thread.
 #include "gemm/gemm.h"
 
@@ -341,11 +343,11 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     return;
   }
 
-  // Independent blocks of C, one per thread, each solved by the single-thread
-  // algorithm with its own packed B: no barrier at all. By rows when every
-  // thread gets enough of them that packing B twice costs little (each B
-  // element then feeds m/nt FMAs); otherwise by NR-column panels when they deal
-  // evenly (the small-m, Dense-like shapes: A is then read unpacked by both).
+  // Independent blocks of C, each solved by the single-thread algorithm with its
+  // own packed B: no barrier at all. By rows when every thread gets enough of them
+  // that packing B once per block costs little (each B element then feeds m/nt
+  // FMAs); otherwise by NR-column panels when they deal evenly among the nt
+  // threads (the small-m, Dense-like shapes: A is then read unpacked by every one).
   const bool by_m = m / nt >= kPrivateBRows;
   const bool by_n = !by_m && balance(np_all, nt) >= 0.9 && np_all >= nt;
   if (by_m || by_n) {

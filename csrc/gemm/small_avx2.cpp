@@ -60,7 +60,7 @@ inline void tile(int64_t k, float alpha, const float* a, int64_t rs_a, int64_t c
       float* cr = c + r * rs_c;
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) {
-        __m256 x = _mm256_mul_ps(va, acc[r][v]);
+        __m256 x = alpha == 1.f ? acc[r][v] : _mm256_mul_ps(va, acc[r][v]);  // 1 * x == x exactly
         if (beta != 0.f) x = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8 * v), x);
         if (bias) x = _mm256_add_ps(x, _mm256_loadu_ps(bias + 8 * v));
         _mm256_storeu_ps(cr + 8 * v, x);

@@ -47,6 +47,14 @@ PackedB::PackedB(int64_t k, int64_t n, const float* b, int64_t rs_b, int64_t cs_
                [&](int64_t lo, int64_t hi) { gemm::pack_b_panels(k_, n_, b, rs_b, cs_b, p, lo, hi); });
 }
 
+#ifdef PYNN_X86_64
+namespace gemm::avx2 {  // packed_avx2.cpp
+int packed_rows_group(int64_t mr);
+void packed_rows_panels(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a, const float* b, int64_t ps,
+                        float beta, float* c, int64_t rs_c, const float* bias);
+}  // namespace gemm::avx2
+#endif
+
 namespace {
 using namespace gemm;
 
@@ -129,7 +137,22 @@ void solve_block(const Ctx& X, int64_t i0, int64_t i1, int64_t p0, int64_t p1, i
         const int64_t mr = std::min<int64_t>(MR, i1 - i);
         const float* ar = X.a + i * X.rs_a + pc * X.cs_a;
         if (!X.ua) pack_a(mr, kcb, ar, X.rs_a, X.cs_a, apanel);  // zero rows beyond mr
-        for (int64_t jp = jb; jp < je; ++jp) {
+        int64_t jp = jb;
+#ifdef PYNN_X86_64
+        // Few rows (batch-1 Dense, GEMV-like): several full panels per call.
+        if (X.ua && mr < MR && X.cs_c == 1) {
+          const int64_t grp = avx2::packed_rows_group(mr);
+          if (grp > 0)
+            for (; jp + grp <= je && (jp + grp) * NR <= X.n; jp += grp) {
+              float* cij = X.c + i * X.rs_c + jp * NR;
+              avx2::packed_rows_panels(mr, kcb, X.alpha, ar, X.rs_a, X.b->panel(pbase + jp) + pc * NR,
+                                       k * NR, beta, cij, X.rs_c, (last && X.bias) ? X.bias + jp * NR : nullptr);
+              if (last)  // per panel: the same (vectorised full-row) activation as the one-panel path
+                for (int64_t q = 0; q < grp; ++q) X.act_tile(X.act, cij + q * NR, X.rs_c, mr, NR, X.act_alpha);
+            }
+        }
+#endif
+        for (; jp < je; ++jp) {
           const int64_t j = jp * NR;
           const int64_t nr = std::min<int64_t>(NR, X.n - j);
           const float* bp = X.b->panel(pbase + jp) + pc * NR;

@@ -7,6 +7,7 @@
 #include "common/first_error.h"
 #include "common/parallel.h"
 #include "gemm/gemm.h"
+#include "gemm/packed.h"
 #include "rnn/cells.h"
 
 // Per step: one recurrent GEMM into a small scratch (n x G·U, stays in L2) and
@@ -14,7 +15,9 @@
 // input projection, applies the gates and writes the states. Backward: per
 // step the cell's derivative pass and one GEMM dz·Uᵀ for dh_{t-1}; the weight
 // gradient dU = Σ_t h_{t-1}ᵀ dz_t is one GEMM over all N·T rows after the loop
-// (K = N·T instead of T GEMMs with K = N).
+// (K = N·T instead of T GEMMs with K = N). The recurrent kernel U (and Uᵀ for
+// the backward) is packed into the GEMM's panel layout once per call
+// (gemm/packed.h), not inside every step's GEMM.
 
 namespace pynn {
 namespace {
@@ -31,36 +34,61 @@ void rows(int64_t n, int64_t width, F f) {
   });
 }
 
-// rec (n x G·U) = h U (+ bias): the step's recurrent GEMM. With recurrent
-// dropout gate block k sees h ⊙ m_k instead: G GEMMs of n x U x U over a
-// masked copy hd (n x G·U) of h.
-void rec_forward(int64_t n, int64_t units, int64_t g, const float* h, int64_t rs_h, const float* u, const float* rmask,
-                 float* hd, float* rec, const float* bias) {
+// U (U x G·U) packed once per call for the step GEMMs h·U: whole, or per gate
+// block (U x U each) with recurrent dropout, where block k multiplies h ⊙ m_k.
+std::vector<PackedB> pack_u(const float* u, int64_t units, int64_t g, bool per_gate) {
+  const int64_t gu = g * units;
+  std::vector<PackedB> p;
+  if (!per_gate) {
+    p.emplace_back(units, gu, u, gu, 1);
+  } else {
+    for (int64_t k = 0; k < g; ++k) p.emplace_back(units, units, u + k * units, gu, 1);
+  }
+  return p;
+}
+
+// Uᵀ (G·U x U) packed once per call for the backward's dz·Uᵀ (read straight
+// from U: a column-major view), whole or per gate block (U_kᵀ, U x U).
+std::vector<PackedB> pack_ut(const float* u, int64_t units, int64_t g, bool per_gate) {
+  const int64_t gu = g * units;
+  std::vector<PackedB> p;
+  if (!per_gate) {
+    p.emplace_back(gu, units, u, 1, gu);
+  } else {
+    for (int64_t k = 0; k < g; ++k) p.emplace_back(units, units, u + k * units, 1, gu);
+  }
+  return p;
+}
+
+// rec (n x G·U) = h U (+ bias): the step's recurrent GEMM against U packed by
+// pack_u. With recurrent dropout gate block k sees h ⊙ m_k instead: G GEMMs of
+// n x U x U over a masked copy hd (n x G·U) of h.
+void rec_forward(int64_t n, int64_t units, int64_t g, const float* h, int64_t rs_h, const std::vector<PackedB>& up,
+                 const float* rmask, float* hd, float* rec, const float* bias) {
   const int64_t gu = g * units;
   if (!rmask) {
-    sgemm(n, gu, units, 1.f, h, rs_h, 1, u, gu, 1, 0.f, rec, gu, 1, bias, Act::Linear, 0.f);
+    sgemm_packed(n, 1.f, h, rs_h, 1, up[0], 0.f, rec, gu, 1, bias, Act::Linear, 0.f);
     return;
   }
   for (int64_t r = 0; r < n; ++r)
     for (int64_t k = 0; k < g; ++k)
       for (int64_t j = 0; j < units; ++j) hd[r * gu + k * units + j] = h[r * rs_h + j] * rmask[r * gu + k * units + j];
   for (int64_t k = 0; k < g; ++k)
-    sgemm(n, units, units, 1.f, hd + k * units, gu, 1, u + k * units, gu, 1, 0.f, rec + k * units, gu, 1,
-          bias ? bias + k * units : nullptr, Act::Linear, 0.f);
+    sgemm_packed(n, 1.f, hd + k * units, gu, 1, up[k], 0.f, rec + k * units, gu, 1, bias ? bias + k * units : nullptr,
+                 Act::Linear, 0.f);
 }
 
 // dh (n x U) = dz Uᵀ for one step's dz (n x G·U, row stride rs_dz), or
-// Σ_k (dz_k U_kᵀ) ⊙ m_k with recurrent dropout (buf: n x G·U scratch).
-void rec_backward_h(int64_t n, int64_t units, int64_t g, const float* dz, int64_t rs_dz, const float* u,
-                    const float* rmask, float* buf, float* dh) {
+// Σ_k (dz_k U_kᵀ) ⊙ m_k with recurrent dropout (buf: n x G·U scratch); ut from pack_ut.
+void rec_backward_h(int64_t n, int64_t units, int64_t g, const float* dz, int64_t rs_dz,
+                    const std::vector<PackedB>& ut, const float* rmask, float* buf, float* dh) {
   const int64_t gu = g * units;
   if (!rmask) {
-    sgemm(n, units, gu, 1.f, dz, rs_dz, 1, u, 1, gu, 0.f, dh, units, 1, nullptr, Act::Linear, 0.f);
+    sgemm_packed(n, 1.f, dz, rs_dz, 1, ut[0], 0.f, dh, units, 1, nullptr, Act::Linear, 0.f);
     return;
   }
   for (int64_t k = 0; k < g; ++k)
-    sgemm(n, units, units, 1.f, dz + k * units, rs_dz, 1, u + k * units, 1, gu, 0.f, buf + k * units, gu, 1, nullptr,
-          Act::Linear, 0.f);
+    sgemm_packed(n, 1.f, dz + k * units, rs_dz, 1, ut[k], 0.f, buf + k * units, gu, 1, nullptr, Act::Linear, 0.f);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t j = 0; j < units; ++j) {
       float acc = 0.f;
@@ -102,10 +130,11 @@ void simple_rnn_forward(const float* xw, const float* h0, const float* u, const 
   if (units <= 0) return;  // every output is empty
   const int64_t rs = t_len * units;  // row stride of (N, T, U) arrays
   std::vector<float> rec(n * units), hd(rmask ? n * units : 0);
+  const std::vector<PackedB> up = pack_u(u, units, 1, rmask != nullptr);
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
-    rec_forward(n, units, 1, hp, rs_hp, u, rmask, hd.data(), rec.data(), nullptr);
+    rec_forward(n, units, 1, hp, rs_hp, up, rmask, hd.data(), rec.data(), nullptr);
     rows(n, units, [&](int64_t r) {
       rnn::simple_fwd(act, units, xw + r * rs + t * units, rec.data() + r * units, hp + r * rs_hp,
                       keep(mask, r, t_len, t), hs + r * rs + t * units);
@@ -119,13 +148,14 @@ void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, con
   if (units <= 0) return;  // every output is empty
   const int64_t rs = t_len * units;
   std::vector<float> dh(n * units, 0.f), tmp(n * units), buf(rmask ? n * units : 0);
+  const std::vector<PackedB> ut = pack_ut(u, units, 1, rmask != nullptr);
   for (int64_t t = t_len - 1; t >= 0; --t) {
     float* dz = dxw + t * units;
     rows(n, units, [&](int64_t r) {
       rnn::simple_bwd(act, units, hs + r * rs + t * units, dhs + r * rs + t * units, keep(mask, r, t_len, t),
                       dh.data() + r * units, dz + r * rs);
     });
-    rec_backward_h(n, units, 1, dz, rs, u, rmask, buf.data(), tmp.data());
+    rec_backward_h(n, units, 1, dz, rs, ut, rmask, buf.data(), tmp.data());
     rows(n, units, [&](int64_t r) {
       if (!keep(mask, r, t_len, t)) return;  // a masked step passed dh through unchanged
       std::memcpy(&dh[r * units], &tmp[r * units], sizeof(float) * units);
@@ -142,11 +172,12 @@ static void lstm_forward_per_step(const float* xw, const float* h0, const float*
   if (units <= 0) return;  // every output is empty
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   std::vector<float> rec(n * g4), hd(rmask ? n * g4 : 0);
+  const std::vector<PackedB> up = pack_u(u, units, 4, rmask != nullptr);
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const float* cp = t ? cs + (t - 1) * units : c0;
     const int64_t rs_hp = t ? rs : units;
-    rec_forward(n, units, 4, hp, rs_hp, u, rmask, hd.data(), rec.data(), nullptr);
+    rec_forward(n, units, 4, hp, rs_hp, up, rmask, hd.data(), rec.data(), nullptr);
     rows(n, g4, [&](int64_t r) {
       rnn::lstm_fwd(act, ract, units, xw + r * rs_g + t * g4, units, rec.data() + r * g4, units, cp + r * rs_hp,
                     hp + r * rs_hp, keep(mask, r, t_len, t), gates + r * rs_g + t * g4, units,
@@ -163,6 +194,7 @@ static void lstm_backward_per_step(const float* dhs, const float* dc_last, const
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   std::vector<float> dh(n * units, 0.f), dc(dc_last, dc_last + n * units), tmp(n * units);
   std::vector<float> buf(rmask ? n * g4 : 0);
+  const std::vector<PackedB> ut = pack_ut(u, units, 4, rmask != nullptr);
   for (int64_t t = t_len - 1; t >= 0; --t) {
     const float* cp = t ? cs + (t - 1) * units : c0;
     const int64_t rs_hp = t ? rs : units;
@@ -172,7 +204,7 @@ static void lstm_backward_per_step(const float* dhs, const float* dc_last, const
                     dhs + r * rs + t * units, keep(mask, r, t_len, t), dh.data() + r * units, dc.data() + r * units,
                     dz + r * rs_g, units);
     });
-    rec_backward_h(n, units, 4, dz, rs_g, u, rmask, buf.data(), tmp.data());
+    rec_backward_h(n, units, 4, dz, rs_g, ut, rmask, buf.data(), tmp.data());
     rows(n, units, [&](int64_t r) {
       if (!keep(mask, r, t_len, t)) return;
       std::memcpy(&dh[r * units], &tmp[r * units], sizeof(float) * units);
@@ -190,10 +222,11 @@ static void gru_forward_per_step(const float* xw, const float* h0, const float* 
   if (units <= 0) return;  // every output is empty
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
   std::vector<float> rec(n * g3), hd(rmask ? n * g3 : 0);
+  const std::vector<PackedB> up = pack_u(u, units, 3, rmask != nullptr);
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
-    rec_forward(n, units, 3, hp, rs_hp, u, rmask, hd.data(), rec.data(), rbias);
+    rec_forward(n, units, 3, hp, rs_hp, up, rmask, hd.data(), rec.data(), rbias);
     rows(n, g3, [&](int64_t r) {
       rnn::gru_fwd(act, ract, units, xw + r * rs_x + t * g3, units, rec.data() + r * g3, units, hp + r * rs_hp,
                    keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units, units, hs + r * rs + t * units);
@@ -210,6 +243,7 @@ static void gru_backward_per_step(const float* dhs, const float* h0, const float
   // from dxw in the h block (r·dh̃), feed dU and the recurrent bias after the loop.
   std::vector<float> dh(n * units, 0.f), drec(static_cast<size_t>(n * t_len * g3)), tmp(n * units);
   std::vector<float> buf(rmask ? n * g3 : 0);
+  const std::vector<PackedB> ut = pack_ut(u, units, 3, rmask != nullptr);
   for (int64_t t = t_len - 1; t >= 0; --t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
@@ -219,7 +253,7 @@ static void gru_backward_per_step(const float* dhs, const float* h0, const float
                    dhs + r * rs + t * units, keep(mask, r, t_len, t), dh.data() + r * units, dxw + r * rs_x + t * g3,
                    units, dr + r * rs_x, units);
     });
-    rec_backward_h(n, units, 3, dr, rs_x, u, rmask, buf.data(), tmp.data());
+    rec_backward_h(n, units, 3, dr, rs_x, ut, rmask, buf.data(), tmp.data());
     rows(n, units, [&](int64_t r) {
       if (!keep(mask, r, t_len, t)) return;
       for (int64_t j = 0; j < units; ++j) dh[r * units + j] += tmp[r * units + j];
@@ -251,7 +285,9 @@ struct Chunks {
   int threads;
 };
 
-// ~4 chunks per thread (dynamic balance) of at least 16 units.
+// ~4 chunks per thread (dynamic balance) of at least 16 units, a multiple of
+// 16 (= the packed GEMM's panel width NR), so every chunk's columns of the
+// packed U (G·u0 ...) and Uᵀ (u0 ...) start on a panel boundary.
 Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
   Chunks c;
   c.threads = threads_for(n * g * units * units, int64_t{1} << 17);
@@ -261,7 +297,7 @@ Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
     return c;
   }
   int64_t size = (units + 4 * c.threads - 1) / (4 * c.threads);
-  size = std::max<int64_t>(16, (size + 7) / 8 * 8);
+  size = std::max<int64_t>(16, (size + 15) / 16 * 16);
   c.size = std::min(size, units);
   c.count = (units + c.size - 1) / c.size;
   return c;
@@ -279,13 +315,9 @@ void chunk_columns(const float* src, int64_t rows_, int64_t units, int64_t g, co
     }
 }
 
-// Uᵀ (G·U x U), row-major: the backward's per-chunk B = Uᵀ[:, u0:u0+w] then has unit column stride.
-std::vector<float> transposed(const float* u, int64_t units, int64_t gu) {
-  std::vector<float> ut(static_cast<size_t>(gu * units));
-  for (int64_t j = 0; j < units; ++j)
-    for (int64_t p = 0; p < gu; ++p) ut[p * units + j] = u[j * gu + p];
-  return ut;
-}
+// Panels [p0, p1) of a packed matrix holding columns [c0, c0 + w) (c0 a multiple of NR).
+inline int64_t panel_lo(int64_t c0) { return c0 / PackedB::kNR; }
+inline int64_t panel_hi(int64_t c0, int64_t w) { return (c0 + w + PackedB::kNR - 1) / PackedB::kNR; }
 
 }  // namespace
 
@@ -298,6 +330,7 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
   const Chunks ch = make_chunks(n, units, 4);
   std::vector<float> up(static_cast<size_t>(units * g4)), rec(static_cast<size_t>(n * g4));
   chunk_columns(u, units, units, 4, ch, up.data());
+  const PackedB upk(units, g4, up.data(), g4, 1);  // packed once for all steps
   FirstError err;
 #pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
   for (int64_t t = 0; t < t_len; ++t) {
@@ -309,7 +342,8 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
       err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
       const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
       float* rc = rec.data() + 4 * u0;
-      sgemm(n, 4 * w, units, 1.f, hp, rs_hp, 1, up.data() + 4 * u0, g4, 1, 0.f, rc, g4, 1, nullptr, Act::Linear, 0.f);
+      sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(4 * u0), panel_hi(4 * u0, 4 * w), 0.f, rc, g4, 1,
+                          nullptr, Act::Linear, 0.f);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
         rnn::lstm_fwd(act, ract, w, xw + og, units, rc + r * g4, w, cp + r * rs_hp + u0, hp + r * rs_hp + u0,
@@ -331,7 +365,7 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
                                   dxw, dh0, dc0, du);
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   const Chunks ch = make_chunks(n, units, 4);
-  const std::vector<float> ut = transposed(u, units, g4);
+  const PackedB ut(g4, units, u, 1, g4);  // Uᵀ, packed once for all steps
   std::vector<float> tmp(static_cast<size_t>(n * units));
   std::memset(dh0, 0, sizeof(float) * n * units);  // dh lives in dh0 throughout
   std::memcpy(dc0, dc_last, sizeof(float) * n * units);
@@ -346,8 +380,8 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
       const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
       if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ for this chunk's units (kept rows of step t+1)
         float* out = mask ? tmp.data() + u0 : dh + u0;
-        sgemm(n, w, g4, 1.f, dxw + (t + 1) * g4, rs_g, 1, ut.data() + u0, units, 1, 0.f, out, units, 1, nullptr,
-              Act::Linear, 0.f);
+        sgemm_packed_panels(n, 1.f, dxw + (t + 1) * g4, rs_g, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, out,
+                            units, 1, nullptr, Act::Linear, 0.f);
         if (mask)
           for (int64_t r = 0; r < n; ++r)
             if (keep(mask, r, t_len, t + 1))
@@ -378,6 +412,7 @@ void gru_forward(const float* xw, const float* h0, const float* u, const float* 
   std::vector<float> up(static_cast<size_t>(units * g3)), rb(static_cast<size_t>(g3)), rec(static_cast<size_t>(n * g3));
   chunk_columns(u, units, units, 3, ch, up.data());
   chunk_columns(rbias, 1, units, 3, ch, rb.data());
+  const PackedB upk(units, g3, up.data(), g3, 1);  // packed once for all steps
   FirstError err;
 #pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
   for (int64_t t = 0; t < t_len; ++t) {
@@ -388,8 +423,8 @@ void gru_forward(const float* xw, const float* h0, const float* u, const float* 
       err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
       const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
       float* rc = rec.data() + 3 * u0;
-      sgemm(n, 3 * w, units, 1.f, hp, rs_hp, 1, up.data() + 3 * u0, g3, 1, 0.f, rc, g3, 1, rb.data() + 3 * u0,
-            Act::Linear, 0.f);
+      sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(3 * u0), panel_hi(3 * u0, 3 * w), 0.f, rc, g3, 1,
+                          rb.data() + 3 * u0, Act::Linear, 0.f);
       for (int64_t r = 0; r < n; ++r)
         rnn::gru_fwd(act, ract, w, xw + r * rs_x + t * g3 + u0, units, rc + r * g3, w, hp + r * rs_hp + u0,
                      keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + u0, units,
@@ -409,7 +444,7 @@ void gru_backward(const float* dhs, const float* h0, const float* hs, const floa
                                  drbias);
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
   const Chunks ch = make_chunks(n, units, 3);
-  const std::vector<float> ut = transposed(u, units, g3);
+  const PackedB ut(g3, units, u, 1, g3);  // Uᵀ, packed once for all steps
   // drec for every step (N, T, 3U): the recurrent side's gradients (they differ
   // from dxw in the h block, r·dh̃) feed dh, and dU and the recurrent bias after the loop.
   std::vector<float> drec(static_cast<size_t>(n * t_len * g3)), tmp(static_cast<size_t>(n * units));
@@ -425,11 +460,11 @@ void gru_backward(const float* dhs, const float* h0, const float* hs, const floa
       if (t + 1 < t_len) {  // dh_t += drec_{t+1} Uᵀ (the cell already left z·dh there)
         const float* drn = drec.data() + (t + 1) * g3;
         if (!mask) {
-          sgemm(n, w, g3, 1.f, drn, rs_x, 1, ut.data() + u0, units, 1, 1.f, dh + u0, units, 1, nullptr, Act::Linear,
-                0.f);
+          sgemm_packed_panels(n, 1.f, drn, rs_x, 1, ut, panel_lo(u0), panel_hi(u0, w), 1.f, dh + u0, units, 1,
+                              nullptr, Act::Linear, 0.f);
         } else {
-          sgemm(n, w, g3, 1.f, drn, rs_x, 1, ut.data() + u0, units, 1, 0.f, tmp.data() + u0, units, 1, nullptr,
-                Act::Linear, 0.f);
+          sgemm_packed_panels(n, 1.f, drn, rs_x, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, tmp.data() + u0, units,
+                              1, nullptr, Act::Linear, 0.f);
           for (int64_t r = 0; r < n; ++r)
             if (keep(mask, r, t_len, t + 1))
               for (int64_t j = 0; j < w; ++j) dh[r * units + u0 + j] += tmp[r * units + u0 + j];

@@ -31,6 +31,7 @@ from . import backend  # noqa: E402
 from .autograd import GradientTape, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import coverage, set_backend, use_backend
 from .random import set_seed
+from ._weights_epoch import bump as weights_changed  # noqa: E402  (before a direct write into a weight's .data)
 from . import functional, ops, activations, initializers, losses, metrics, callbacks, layers, datasets  # noqa: E402
 from . import optimizers  # noqa: E402
 # Keras' modules, reachable after a plain `import pynn`.
@@ -61,7 +62,7 @@ def get_num_threads() -> int:
 
 
 __all__ = ["GradientTape", "Tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_backend", "use_backend", "coverage",
-           "set_seed", "set_num_threads", "get_num_threads", "functional", "ops", "activations", "initializers",
+           "set_seed", "weights_changed", "set_num_threads", "get_num_threads", "functional", "ops", "activations", "initializers",
            "losses", "metrics", "callbacks", "layers", "datasets", "optimizers", "Input", "Model", "Sequential",
            "backend", "load_model", "register_serializable",
            "plot_history", "plot_decision_boundary", "constraints", "models", "regularizers", "saving", "utils"]

@@ -17,13 +17,16 @@ Reading never executes code from the file: only the layer classes listed in
 other class (a Lambda, a custom layer) is refused with the list of those names.
 Needs ``h5py`` (``pip install "pynn-cpu[keras]"``); Keras itself is not needed.
 
-Not carried across (documented in README): initializers and the optimizer's
-state (its settings, the loss and metric names are); regularizers and
-constraints are refused rather than dropped.
+Carried both ways: initializers, regularizers and constraints pynn has (same class
+names and settings as Keras; an initializer's seed is not), and a compiled model's
+optimizer settings and state (``optimizer/vars``: iteration, learning rate, then the
+slots in Keras' order, momentum buffers rescaled between torch's and Keras'
+conventions). A regularizer or constraint pynn lacks is refused rather than dropped.
 """
 from __future__ import annotations
 
 import datetime
+import inspect
 import io
 import json
 import os
@@ -53,8 +56,7 @@ _RECURRENT = (L.SimpleRNN, L.LSTM, L.GRU)
 
 # Config keys that do not change inference or training math in pynn (or that pynn
 # keeps at Keras' default), ignored on read.
-_IGNORED = {"dtype", "trainable", "name", "seed", "unroll", "zero_output_for_mask", "activity_regularizer",
-            "kernel_initializer", "bias_initializer", "recurrent_initializer", "embeddings_initializer",
+_IGNORED = {"dtype", "trainable", "name", "seed", "unroll", "zero_output_for_mask",
             "beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",
             "quantization_config", "noise_shape", "sparse", "lora_rank", "lora_alpha", "input_length",
             "attention_axes", "use_cudnn", "data_format", "synchronized", "renorm", "renorm_clipping",
@@ -132,14 +134,21 @@ def _layer_from_keras(spec):
         if key in cfg and cfg[key] not in allowed:
             raise ValueError(f"load_model: Keras {cls_name} {name!r} has {key}={cfg[key]!r}, which pynn does not "
                              f"implement (supported: {list(allowed)})")
+    accepted = set(inspect.signature(cls.__init__).parameters) | {"activity_regularizer"}   # Layer's own
     for key in list(cfg):
-        if key.endswith(("_regularizer", "_constraint")) and key != "activity_regularizer":
-            if cfg[key] is not None:
-                raise ValueError(f"load_model: Keras {cls_name} {name!r} has {key}={cfg[key]!r}; regularizers and "
-                                 "constraints are not read from .keras files")
-            del cfg[key]
-    if cfg.get("activity_regularizer") is not None:
-        raise ValueError(f"load_model: Keras {cls_name} {name!r}: activity_regularizer is not supported")
+        if not key.endswith(_OBJECT_SUFFIXES):
+            continue
+        value = cfg.pop(key)
+        if value is None:
+            continue
+        if key not in accepted:
+            if key.endswith("_initializer"):
+                continue   # pynn has no such setting (e.g. BatchNormalization's): the weights are loaded anyway
+            raise ValueError(f"load_model: Keras {cls_name} {name!r} has {key}={value!r}, which the pynn layer "
+                             "does not implement")
+        obj = _object_from_keras(cls_name, name, key, value)
+        if obj is not None:
+            cfg[key] = obj
     trainable = cfg.get("trainable", True)
     kwargs = {k: v for k, v in cfg.items() if k not in _IGNORED}
     if cls_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
@@ -165,6 +174,70 @@ def _layer_from_keras(spec):
             raise ValueError(f"load_model: Keras {cls_name} {name!r} has settings pynn does not read: {e}") from e
     layer.trainable = trainable
     return layer
+
+
+_OBJECT_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+
+
+def _object_from_keras(cls_name, name, key, spec):
+    """A Keras initializer/regularizer/constraint spec as pynn's object of the same class and
+    settings. An unknown regularizer or constraint is an error (it changes training); an
+    initializer pynn lacks is left at pynn's default with a warning (the weights are loaded)."""
+    import warnings
+    from . import constraints, initializers, regularizers
+    if isinstance(spec, str):
+        spec = {"class_name": spec, "config": {}}
+    if not isinstance(spec, dict):
+        raise ValueError(f"load_model: Keras {cls_name} {name!r}: {key}={spec!r} is not a serialized object")
+    cls, cfg = spec.get("class_name"), dict(spec.get("config") or {})
+    if key.endswith("_initializer"):
+        dropped = {k: cfg.pop(k) for k in ("seed", "input_axes", "output_axes") if k in cfg}
+        try:
+            if cls not in initializers._BY_NAME:
+                raise ValueError(f"unknown initializer {cls!r}")
+            obj = initializers.get({"class_name": cls, "config": cfg})
+        except (TypeError, ValueError) as e:
+            warnings.warn(f"load_model: Keras {cls_name} {name!r}: {key} {spec!r} has no pynn counterpart ({e}); "
+                          "the layer keeps pynn's default (its weights come from the file)", stacklevel=4)
+            return None
+        if any(v is not None for v in dropped.values()):
+            warnings.warn(f"load_model: Keras {cls_name} {name!r}: {key} settings {dropped} are not carried (pynn "
+                          "initializers draw from pynn's own generator)", stacklevel=4)
+        return obj
+    mod = regularizers if key.endswith("_regularizer") else constraints
+    if cls not in mod._CLASSES:
+        raise ValueError(f"load_model: Keras {cls_name} {name!r} has {key} {cls!r}; pynn reads "
+                         f"{sorted(mod._CLASSES)}")
+    try:
+        return mod.get({"class_name": cls, "config": cfg})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"load_model: Keras {cls_name} {name!r}: {key} {spec!r} ({e})") from e
+
+
+def _object_to_keras(layer, key, value):
+    """pynn's initializer/regularizer/constraint (object or name) as a Keras 3 spec, or
+    None (warned) for a custom initializer Keras could not rebuild."""
+    import warnings
+    from . import constraints, initializers, regularizers
+    if key.endswith("_initializer"):
+        obj = initializers.get(value)
+        if not isinstance(obj, initializers.Initializer) or initializers._BY_NAME.get(type(obj).__name__) \
+                is not type(obj):
+            warnings.warn(f"save: layer {layer.name!r}: {key} {value!r} is not a Keras initializer; Keras will use "
+                          "its default (the weights are saved)", stacklevel=4)
+            return None
+        cfg = obj.get_config()
+        if type(obj).__name__ not in ("Zeros", "Ones", "Constant"):   # Keras' random ones take a seed
+            cfg = {**cfg, "seed": None}
+        return {"module": "keras.initializers", "class_name": type(obj).__name__, "config": cfg,
+                "registered_name": None}
+    mod = regularizers if key.endswith("_regularizer") else constraints
+    obj = mod.get(value)
+    if mod._CLASSES.get(type(obj).__name__) is not type(obj):
+        raise ValueError(f"save: layer {layer.name!r} has a custom {key} {value!r}; .keras files carry "
+                         f"{sorted(mod._CLASSES)}")
+    return {"module": f"keras.{mod.__name__.rsplit('.', 1)[-1]}", "class_name": type(obj).__name__,
+            "config": obj.get_config(), "registered_name": None}
 
 
 def _build_shape(spec):
@@ -391,6 +464,106 @@ def _compile_to_keras(model):
             "steps_per_execution": 1, "jit_compile": False}
 
 
+def _keras_slot_layout(opt):
+    """Keras 3's optimizer variables after ``iteration`` and ``learning_rate``, as groups of
+    (pynn slot name, factor keras_value = factor * pynn_value): each group runs over the
+    trainable variables in order, its names interleaved per variable (Keras 3.15's
+    add_optimizer_variables), or None for an optimizer without a known layout.
+
+    The factors: pynn's momentum buffers follow torch.optim, Keras' carry the learning rate
+    (SGD ``m = mu*m - lr*g``, RMSprop ``m = mu*m + lr*g/denom``); for a constant learning
+    rate they are the same state, scaled."""
+    from . import optimizers as O
+    lr = float(opt.learning_rate)
+    if isinstance(opt, O.Adam):   # and AdamW
+        return [[("m", 1.0), ("v", 1.0)]] + ([[("vhat", 1.0)]] if opt.amsgrad else [])
+    if isinstance(opt, O.RMSprop):
+        return ([[("velocity", 1.0)]] + ([[("momentum", lr)]] if opt.momentum else [])
+                + ([[("average_gradient", 1.0)]] if opt.centered else []))
+    if isinstance(opt, O.SGD):
+        return [[("momentum", -lr)]] if opt.momentum else []
+    if isinstance(opt, O.Adagrad):
+        return [[("accumulator", 1.0)]]
+    if isinstance(opt, O.Adadelta):
+        return [[("accumulated_grad", 1.0), ("accumulated_delta_var", 1.0)]]
+    return None
+
+
+def _optimizer_state_to_keras(model):
+    """[iteration, learning_rate, slots...] as Keras 3 lays out ``optimizer/vars`` for
+    ``model.trainable_weights``, or None (with a warning) when that cannot be written."""
+    import warnings
+    opt = model.optimizer
+    layout = _keras_slot_layout(opt)
+    variables = model.trainable_weights
+    if layout is None:
+        warnings.warn(f"save: the state of optimizer {type(opt).__name__} is not written to .keras files",
+                      stacklevel=3)
+        return None
+    if opt.built and {id(v) for v in opt._variables} != {id(v) for v in variables}:
+        warnings.warn("save: the optimizer was built on other variables than the model's trainable weights "
+                      "(a layer's trainable flag changed after training?); its state is not written",
+                      stacklevel=3)
+        return None
+    out = [np.array(opt.iterations, np.int64), np.array(float(opt.learning_rate), np.float32)]
+    specs = dict(opt._slot_specs())
+    for group in layout:
+        for v in variables:
+            for name, factor in group:
+                if opt.built:
+                    slot = opt._slots[name][opt._index[id(v)]]
+                else:   # never stepped: the slot's initial value, as a freshly built optimizer holds
+                    slot = np.full(v.shape, specs[name], np.float32)
+                out.append(np.asarray(slot * factor if factor != 1.0 else slot, np.float32))
+    return out
+
+
+def _optimizer_state_from_keras(model, group, filepath):
+    """Set the compiled optimizer's state from a file's ``optimizer/vars`` (Keras' layout);
+    shapes are checked before anything is set."""
+    import warnings
+    opt = model.optimizer
+    layout = _keras_slot_layout(opt)
+    arrays = [np.asarray(group[str(i)]) for i in range(len(group))]
+    if len(arrays) < 2:
+        return
+    iterations = int(arrays[0])
+    if layout is None:
+        warnings.warn(f"load_model: {filepath!r}: the state of optimizer {type(opt).__name__} is not read "
+                      "(no known Keras layout); it starts fresh", stacklevel=3)
+        return
+    variables = model.trainable_weights
+    expected = 2 + sum(len(g) for g in layout) * len(variables)
+    if iterations == 0 and len(arrays) == 2:
+        return    # Keras saved an optimizer that never stepped
+    if len(arrays) != expected:
+        raise ValueError(f"load_model: {filepath!r}: optimizer/vars holds {len(arrays)} arrays; a "
+                         f"{type(opt).__name__} with these options on {len(variables)} trainable weights has "
+                         f"{expected}; pass compile=False to load without the optimizer")
+    file_lr = float(arrays[1])
+    pending, k = {}, 2
+    for g in layout:
+        for v in variables:
+            for name, factor in g:
+                arr = arrays[k]
+                k += 1
+                if arr.shape != v.shape:
+                    raise ValueError(f"load_model: {filepath!r}: optimizer slot {name} for {v.name!r} has shape "
+                                     f"{arr.shape}, the weight has {v.shape}")
+                if factor != 1.0:   # the file's momentum carries the learning rate it was trained with
+                    if file_lr == 0.0:
+                        raise ValueError(f"load_model: {filepath!r}: the optimizer's learning_rate is 0, so its "
+                                         "momentum cannot be converted; pass compile=False")
+                    arr = arr * (np.sign(factor) / file_lr)
+                pending.setdefault(name, []).append(np.asarray(arr, np.float32))
+    if not opt.built:
+        opt.build(variables)
+    for name, values in pending.items():
+        for v, arr in zip(variables, values):
+            opt._slots[name][opt._index[id(v)]][...] = arr
+    opt.iterations = iterations
+
+
 def load_keras(filepath, compile=True):
     """Build a pynn model from a Keras 3 ``.keras`` archive and load its weights; with
     ``compile`` also its loss, metrics and optimizer settings (not the optimizer's state)."""
@@ -431,6 +604,11 @@ def load_keras(filepath, compile=True):
         v.assign(arr)
     if compile and config.get("compile_config"):
         _compile_from_keras(model, config["compile_config"], filepath)
+        if model.optimizer is not None:
+            with h5py.File(io.BytesIO(weights_bytes), "r") as f:
+                group = f.get("optimizer/vars")
+                if group is not None:
+                    _optimizer_state_from_keras(model, group, filepath)
     return model
 
 
@@ -461,12 +639,15 @@ def _layer_spec(layer, input_shape):
     cls = _keras_class(layer)
     if cls in ("Sequential", "Functional"):
         return _model_spec(layer)
-    for attr in ("kernel_regularizer", "bias_regularizer", "recurrent_regularizer", "embeddings_regularizer",
-                 "kernel_constraint", "bias_constraint"):
-        if getattr(layer, attr, None) is not None:
-            raise ValueError(f"save: layer {layer.name!r} has a {attr}; .keras export of regularizers and "
-                             "constraints is not supported")
     cfg = {k: v for k, v in layer.get_config().items() if k not in _PYNN_ONLY}
+    # Initializers, regularizers and constraints: Keras' own specs, read off the layer.
+    keys = [k for k in inspect.signature(type(layer).__init__).parameters if k.endswith(_OBJECT_SUFFIXES)]
+    for key in keys + ["activity_regularizer"]:
+        value = getattr(layer, key, None)
+        cfg.pop(key, None)
+        spec = None if value is None else _object_to_keras(layer, key, value)
+        if spec is not None or not key.endswith("_initializer"):
+            cfg[key] = spec
     cfg["dtype"] = _dtype_policy()
     if cls in ("Bidirectional", "TimeDistributed"):
         inner_shape = input_shape if cls == "Bidirectional" else [None] + list(input_shape[2:])
@@ -475,8 +656,6 @@ def _layer_spec(layer, input_shape):
             cfg["backward_layer"] = _layer_spec(layer.backward_layer, input_shape)
     if cls in ("LSTM", "GRU", "SimpleRNN") and getattr(layer, "stateful", False):
         raise ValueError(f"save: {cls} {layer.name!r} is stateful; not written to .keras files")
-    if cls == "Embedding":
-        cfg.pop("embeddings_regularizer", None)
     if cls == "MultiHeadAttention" and cfg.get("output_shape") is None:
         cfg["output_shape"] = None
     spec = {"module": "keras.layers", "class_name": cls, "config": cfg, "registered_name": None}
@@ -596,6 +775,12 @@ def save_keras(model, filepath):
             for i, v in enumerate(variables):
                 data = np.asarray(v.data)
                 g.create_dataset(str(i), data=data.reshape(()) if scalars and data.shape == (1,) else data)
+        state = _optimizer_state_to_keras(model) if model.optimizer is not None and model.loss is not None \
+            else None
+        if state is not None:   # Keras loads it into the optimizer it compiles from compile_config
+            g = f.require_group("optimizer/vars")
+            for i, arr in enumerate(state):
+                g.create_dataset(str(i), data=arr)
     weights = buf.getvalue()
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "pynn"}

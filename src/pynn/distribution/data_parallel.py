@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .. import _parallel
+from .. import _parallel, _weights_epoch
 from .core import mpi
 
 
@@ -208,6 +208,7 @@ class DataParallel:
 
     def broadcast_weights(self, weights):
         """Copy rank 0's value of each weight into every rank's, in place."""
+        _weights_epoch.bump()   # inference plans rebuild (and release the arrays they froze)
         for w in weights:
             data = w.data
             if data.flags.c_contiguous and data.flags.writeable:

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from .. import initializers
+from .. import _weights_epoch, initializers
 from ..autograd import Tensor
 from ..utils.registry import register_builtin
 from .input_layer import KerasTensor, Node, is_shape_list, is_symbolic, substitute, symbolic_leaves
@@ -53,6 +53,7 @@ class Variable(Tensor):
         value = np.asarray(value, dtype=self.data.dtype)
         if value.shape != self.data.shape:
             raise ValueError(f"Variable {self.name!r}: expected shape {self.data.shape}, got {value.shape}")
+        _weights_epoch.bump()   # inference plans holding derived copies rebuild (and release the array)
         self.data[...] = value
 
 
@@ -250,6 +251,7 @@ class Layer:
         """Freezing a layer stops its weights, and its sub-layers', from receiving
         gradients (transfer learning); Keras sets every sub-layer's flag too."""
         self._trainable = bool(value)
+        _weights_epoch.bump()
         for w in self._weights:
             w.requires_grad = self._trainable and w.trainable
         for layer in self._flatten_layers():

@@ -1,8 +1,26 @@
 """``layers.Dense``: a fully connected layer, ``activation(x @ kernel + bias)``."""
 import numpy as np
 
-from .. import activations, functional as F, initializers
+from .. import _weights_epoch, activations, backend as _backend, functional as F, initializers
+from ..autograd import Tensor, is_grad_enabled
+from ..functional.activation import split as _split_activation
 from .base import Layer
+
+
+class _PackCache:
+    """Dense's kernel packed for inference and the key it is valid for. Copies (deepcopy,
+    pickling) start empty: the pack is a derived native object, rebuilt on first use."""
+
+    __slots__ = ("key", "packed")
+
+    def __init__(self):
+        self.key, self.packed = None, None
+
+    def __deepcopy__(self, memo):
+        return _PackCache()
+
+    def __reduce__(self):
+        return (_PackCache, ())
 
 
 class KernelLayer(Layer):
@@ -63,8 +81,42 @@ class Dense(KernelLayer):
         if x.ndim < 2 or x.shape[-1] != self.input_dim:
             raise ValueError(f"Dense {self.name!r}: expected input with last dimension {self.input_dim}, "
                              f"got shape {x.shape}")
+        if (not is_grad_enabled() and _backend.name() == "native" and self.kernel.data.dtype == np.float32
+                and getattr(x, "dtype", None) == np.float32):
+            return self._packed_call(x)
         # F.dense fuses the activation into the GEMM when its output gives its gradient.
         return F.dense(x, self.kernel, self.bias, activation=self.activation)
+
+    # Inference (no graph recorded: predict, predict_on_batch, evaluate) multiplies by the
+    # kernel packed once into the GEMM's panel layout (backend pack_weight / packed_matmul)
+    # instead of repacking it inside every call: batch-1 requests are GEMV-sized, where the
+    # packing cost as much as the product. The pack is keyed on the weights epoch
+    # (pynn._weights_epoch: moved by Variable.assign, optimizer steps, set/load_weights)
+    # and the kernel array is frozen (read-only) while the pack holds a copy of it, so a
+    # direct in-place write raises instead of leaving the pack stale. Training keeps the ordinary GEMM: a step
+    # uses the kernel once forward and once (transposed) backward, nothing to amortise.
+    def _inference_pack(self):
+        """The kernel packed by the active backend, rebuilt when any weight changed since."""
+        cache = self.__dict__.get("_pack_cache")
+        if cache is None:
+            cache = self.__dict__["_pack_cache"] = _PackCache()   # not a tracked attribute
+        data = self.kernel.data
+        key = (_weights_epoch.current(), _backend.name(), id(data), data.__array_interface__["data"][0],
+               data.shape)
+        if cache.key != key:
+            cache.packed, cache.key = None, None     # never leave a stale pack if packing fails
+            cache.packed = _backend.current().pack_weight(data)
+            _weights_epoch.freeze(data)
+            cache.key = key
+        return cache.packed
+
+    def _packed_call(self, x):
+        fused, after = _split_activation(self.activation)
+        xd = x.data if isinstance(x, Tensor) else np.asarray(x)
+        bias = None if self.bias is None else self.bias.data
+        y = Tensor(_backend.current().packed_matmul(xd, self._inference_pack(), bias,
+                                                    None if fused == "linear" else fused))
+        return y if after is None else after(y)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

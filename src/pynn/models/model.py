@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .. import _parallel, losses as losses_mod, metrics as metrics_mod
+from .. import _parallel, _weights_epoch, losses as losses_mod, metrics as metrics_mod
 from ..autograd import Tensor, no_grad
 from ..autograd.engine import grad as autograd_grad
 from ..callbacks import CallbackList, History, ProgbarLogger
@@ -18,6 +18,7 @@ from ..utils.data import PyDataset
 from ..utils.progbar import Progbar
 from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
+from . import plan as _plan
 
 
 def _batch_size(op, batch_size):
@@ -677,9 +678,14 @@ class Model(Layer):
     def predict_on_batch(self, x):
         """Outputs for one batch (Keras' name): one forward pass, no graph recorded, no
         batching loop or progress bar; the fast path for serving single requests."""
+        outs = _plan.run_array(self, x)   # a float32 array of the input's shape: straight to the plan
+        if outs is not None:
+            return outs[0] if len(outs) == 1 else outs
         xs = self._prepare_x(x, "predict_on_batch")
-        with no_grad():
-            outs = [o.data for o in self._forward(xs, training=False)]
+        outs = _plan.run(self, xs)   # the compiled inference plan (models/plan.py), None if it cannot serve
+        if outs is None:
+            with no_grad():
+                outs = [o.data for o in self._forward(xs, training=False)]
         return outs[0] if len(outs) == 1 else outs
 
     # ------------------------------------------------------------ fit
@@ -696,6 +702,7 @@ class Model(Layer):
         ``validation_batch_size`` defaults to ``batch_size``.
         """
         self._require_compiled("fit")
+        _weights_epoch.bump()   # inference plans rebuild after training, whatever path the steps take
         if batch_size is None:
             batch_size = 32
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -925,7 +932,8 @@ class Model(Layer):
                     out = list(out) if isinstance(out, (list, tuple)) else [out]
                     outs.append([o.data if isinstance(o, Tensor) else np.asarray(o) for o in out])
                 else:
-                    outs.append([o.data for o in self._forward(xb, training=False)])
+                    out = _plan.run(self, xb)   # the compiled inference plan, None if it cannot serve
+                    outs.append(out if out is not None else [o.data for o in self._forward(xb, training=False)])
                 cbs.on_predict_batch_end(step, {"outputs": outs[-1][0] if len(outs[-1]) == 1 else outs[-1]})
                 if bar is not None:
                     bar.update(step + 1)

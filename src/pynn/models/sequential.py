@@ -1,4 +1,5 @@
 """``pynn.Sequential``: a plain stack of layers, each feeding the next."""
+from .. import _weights_epoch
 from ..layers.base import Layer
 from ..layers.input_layer import Input
 from ..utils.registry import deserialize_layer, serialize_layer
@@ -21,6 +22,7 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
+        _weights_epoch.bump()   # the layer list changes: inference plans rebuild
         if isinstance(layer, Input):
             if self._layers or self._input is not None:
                 raise ValueError("Sequential: an Input must come first")
@@ -48,6 +50,7 @@ class Sequential(Model):
         if not self._layers:
             raise IndexError(f"Sequential {self.name!r}.pop: there are no layers to remove")
         layer = self._layers.pop()
+        _weights_epoch.bump()
         if self.built:
             self.build(self._build_input_shape if self._input is None else self._input.shape)
         return layer

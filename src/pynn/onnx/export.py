@@ -58,6 +58,7 @@ UNSUPPORTED = {
     "SimpleRNNCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
     "LSTMCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
     "GRUCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
+    "Layer": "a custom layer subclass has no exporter until pynn.onnx.register_exporter(MyLayer, fn) gives it one",
 }
 
 _EXPORTERS: dict = {}

@@ -79,4 +79,5 @@ def packed_matmul(x, packed, bias=None, activation=None, alpha=None):
     if x.ndim == 0 or x.shape[-1] != packed.shape[0]:
         raise ValueError(f"packed_matmul: x has shape {x.shape} but the packed weight has shape {packed.shape}: "
                          f"expected x (..., {packed.shape[0]})")
+    check_activation("packed_matmul", activation)
     return matmul(x, packed, bias, activation, alpha)

@@ -1,0 +1,440 @@
+"""Inference plans: what ``predict_on_batch`` and ``predict`` run on the native backend.
+
+The first inference call compiles the model's layer graph (Sequential or functional)
+into a flat list of steps, one per layer call, each a closure over its layer's
+prepared native call: Dense is one ``_C.gemm`` with the bias and activation in its
+epilogue, writing into a buffer kept per input shape; Conv2D one ``_C.conv2d`` with
+bias and activation fused; pooling, Flatten and Dropout one call or a view. A
+Dense/Conv2D with a linear activation followed by an ``Activation`` layer runs as one
+fused call. Layers without a prepared form run their ordinary ``__call__`` (under
+no_grad, ``training=False``), so custom layers and subclasses keep their overrides.
+Nothing records autograd, and no per-layer Python dispatch runs beyond the step call.
+
+Staleness is the danger of any such cache, so a plan checks before every run that
+ - the backend is still native,
+ - the weights epoch (``pynn._weights_epoch``: moved by ``Variable.assign``, optimizer
+   steps, ``trainable``, ``Sequential.add/pop``, fit) is the one it was built at,
+ - every weight's ``.data`` array, and every layer attribute a step read (activation,
+   kernel, strides, ...), is the same object it captured,
+and is rebuilt otherwise. Steps hold the weight arrays themselves, not copies, so an
+in-place update is seen at once; the one derived copy (packed GEMM panels, when _C
+has them) is rebuilt with the plan. A model the plan cannot serve (subclassed models,
+overridden call/__call__, padding masks, non-float32 layers) runs the ordinary path.
+"""
+from __future__ import annotations
+
+import operator
+import threading
+
+import numpy as np
+
+from .. import _weights_epoch
+from .. import backend as _backend
+from ..autograd import Tensor, no_grad
+
+_F32 = np.dtype(np.float32)
+_MAX_SHAPES = 8      # buffer sets kept per thread (one per distinct input shape)
+
+
+class _Fallback(Exception):
+    """Raised by a step that meets something the plan does not serve (a padding mask,
+    a dtype it was not prepared for): the batch then runs the ordinary path."""
+
+
+def _activation(fn):
+    """(native epilogue name, its alpha, callable applied after or None) for a layer's activation."""
+    import sys
+    from ..backend.native.nn import NATIVE_ACTIVATIONS
+    from ..backend.numpy import activations as table
+    names = sys.modules["pynn.functional.activation"]._NAME_OF
+    name = names.get(id(fn))
+    if name in NATIVE_ACTIVATIONS:
+        return name, float(table.param_value(name, None) or 0.0), None
+    if name == "softmax":
+        from .. import _C
+        return "linear", 0.0, lambda y: _C.softmax(np.ascontiguousarray(y))
+    return "linear", 0.0, lambda y: fn(Tensor(y)).data
+
+
+def _exact(layer, cls):
+    """True when ``layer`` is exactly ``cls`` with no per-instance call override: only
+    then does a prepared step compute what its ``call`` would."""
+    return type(layer) is cls and "call" not in layer.__dict__ and "__call__" not in layer.__dict__
+
+
+class Plan:
+    """A compiled inference graph of one model; see the module docstring."""
+
+    def __init__(self, model):
+        from .. import _C
+        self._C = _C
+        self.model = model
+        self.epoch = _weights_epoch.current()
+        self.watch_objs, self.watch_names, self.watch_vals = [], [], []
+        for w in model.weights:
+            self._watch(w, "data")
+        self.steps = []          # closures step(env, bufs)
+        self.n_slots = 0
+        self.buffered = set()    # slots whose arrays are reused buffers (copied before returning)
+        self.prepared = []       # names of the layers that run a prepared step (tests, plan_summary)
+        self._local = threading.local()
+        self.fused = []
+        self.records = False     # True once a step runs a layer's own __call__ (see run)
+        if getattr(model, "_graph", None) is not None:
+            self._compile_functional(model._graph)
+            shapes = model._graph.input_shapes
+        else:
+            self._compile_sequential(model)
+            shapes = [model._build_input_shape]
+        # The one input shape the fast path (run_array) accepts without the model's own checks.
+        self.input_shape = tuple(shapes[0]) if len(shapes) == 1 and shapes[0] is not None else None
+
+    # ------------------------------------------------------------ validity
+    def _watch(self, obj, name):
+        self.watch_objs.append(obj)
+        self.watch_names.append(name)
+        self.watch_vals.append(getattr(obj, name))
+
+    def valid(self):
+        if self.epoch != _weights_epoch.current() or _backend.name() != "native":
+            return False
+        return all(map(operator.is_, map(getattr, self.watch_objs, self.watch_names), self.watch_vals))
+
+    def __deepcopy__(self, memo):   # a copied model compiles its own plan (closures hold these arrays)
+        return None
+
+    def __copy__(self):
+        return None
+
+    # ------------------------------------------------------------ compile
+    def _slot(self):
+        self.n_slots += 1
+        return self.n_slots - 1
+
+    def _compile_sequential(self, model):
+        layers = list(model._layers)
+        slot = self._slot()
+        self.input_slots = [slot]
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            out = self._slot()
+            if self._fusable_activation(layer, nxt):
+                self._add_layer(layer, [slot], out, fuse=nxt)
+                i += 2
+            else:
+                self._add_layer(layer, [slot], out)
+                i += 1
+            slot = out
+        self.output_slots = [slot]
+
+    def _fusable_activation(self, layer, nxt):
+        from ..functional.activation import linear
+        from ..layers import Activation, Conv2D, Dense
+        if nxt is None or not _exact(nxt, Activation) or not (_exact(layer, Dense) or _exact(layer, Conv2D)):
+            return False
+        return layer.activation is linear and _activation(nxt.activation)[2] is None
+
+    def _compile_functional(self, graph):
+        slots = {}
+        self.input_slots = []
+        for t in graph.inputs:
+            slots[id(t)] = self._slot()
+            self.input_slots.append(slots[id(t)])
+        by_node = {}
+        for t in graph.order:
+            by_node.setdefault(id(t.node), (t.node, []))[1].append(t)
+        for node, tensors in by_node.values():
+            for t in tensors:
+                slots[id(t)] = self._slot()
+            ins = node.parents
+            flat = isinstance(ins, (list, tuple))
+            parent_list = list(ins) if flat else [ins]
+            simple = not node.kwargs and all(id(p) in slots for p in parent_list) and \
+                all(t.index is None for t in tensors) and len(tensors) == 1
+            if simple:
+                in_slots = [slots[id(p)] for p in parent_list]
+                self._add_layer(node.layer, in_slots, slots[id(tensors[0])], as_list=flat)
+            else:
+                self._add_generic_node(node, slots, [(slots[id(t)], t.index) for t in tensors])
+        self.output_slots = [slots[id(t)] for t in graph.outputs]
+
+    def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
+        from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
+                              MaxPooling2D)
+        if not as_list and len(in_slots) == 1:
+            i = in_slots[0]
+            if _exact(layer, Dense) and layer.dtype == _F32:
+                return self._dense(layer, i, out, fuse)
+            if _exact(layer, Conv2D) and layer.dtype == _F32:
+                return self._conv2d(layer, i, out, fuse)
+            if (_exact(layer, MaxPooling2D) or _exact(layer, AveragePooling2D)) and layer.dtype == _F32:
+                return self._pool2d(layer, i, out)
+            if _exact(layer, GlobalAveragePooling2D) and not layer.keepdims:
+                return self._simple(layer, i, out, self._C.global_avg_pool2d, [])
+            if _exact(layer, Flatten):
+                return self._flatten(layer, i, out)
+            if _exact(layer, Dropout):
+                return self._identity(layer, i, out)
+        self._generic(layer, in_slots, out, as_list)
+
+    # ------------------------------------------------------------ prepared steps
+    def _dense(self, layer, i, out, fuse):
+        act_owner = fuse if fuse is not None else layer
+        act, alpha, after = _activation(act_owner.activation)
+        self.records |= after is not None   # an activation applied after may run Tensor code
+        for name in ("kernel", "bias", "activation"):
+            self._watch(layer, name)
+        if fuse is not None:
+            self._watch(fuse, "activation")
+            self.fused.append((layer.name, fuse.name))
+        bias = None if layer.bias is None else layer.bias.data
+        units, k = layer.units, layer.input_dim
+        # The kernel packed once into the GEMM's panel layout, by the layer's own cache
+        # (Dense._inference_pack: keyed on the weights epoch, kernel frozen while held): a
+        # 1-row product no longer repacks 784x256 floats per call.
+        packed = layer._inference_pack()
+        gemm = self._C.gemm_packed
+        buffered = after is None   # an activation applied after allocates its own result
+        if buffered:
+            self.buffered.add(out)
+
+        def step(env, bufs):
+            x = env[i]
+            if x.dtype is not _F32 and x.dtype != _F32:
+                raise _Fallback
+            if x.ndim != 2 or x.shape[1] != k:
+                if x.ndim < 2 or x.shape[-1] != k:
+                    raise _Fallback      # the layer's own call raises its error
+                lead = x.shape[:-1]
+                x = x.reshape(-1, k)
+            else:
+                lead = None
+            c = bufs.get(out) if buffered else None
+            if c is None and buffered:
+                c = bufs[out] = np.empty((x.shape[0], units), np.float32)
+            y = gemm(x, packed, bias, act, alpha, 1.0, 0.0, c)
+            if after is not None:
+                y = after(y)
+            env[out] = y if lead is None else y.reshape(lead + (units,))
+        self._add(step, layer)
+
+    def _conv2d(self, layer, i, out, fuse):
+        act_owner = fuse if fuse is not None else layer
+        act, alpha, after = _activation(act_owner.activation)
+        self.records |= after is not None   # an activation applied after may run Tensor code
+        for name in ("kernel", "bias", "activation", "strides", "padding", "dilation_rate", "input_channels"):
+            self._watch(layer, name)
+        if fuse is not None:
+            self._watch(fuse, "activation")
+            self.fused.append((layer.name, fuse.name))
+        kernel = layer.kernel.data
+        bias = None if layer.bias is None else layer.bias.data
+        strides, padding, dilation = tuple(layer.strides), layer.padding, tuple(layer.dilation_rate)
+        channels = layer.input_channels
+        conv = self._C.conv2d
+
+        def step(env, bufs):
+            x = env[i]
+            if x.dtype != _F32 or x.ndim != 4 or x.shape[-1] != channels:
+                raise _Fallback
+            y = conv(x, kernel, bias, strides, padding, dilation, act, alpha)
+            env[out] = y if after is None else after(y)
+        self._add(step, layer)
+
+    def _pool2d(self, layer, i, out):
+        from ..layers import MaxPooling2D
+        for name in ("pool_size", "strides", "padding"):
+            self._watch(layer, name)
+        fn = self._C.max_pool2d if type(layer) is MaxPooling2D else self._C.avg_pool2d
+        return self._simple(layer, i, out, fn, [tuple(layer.pool_size), tuple(layer.strides), layer.padding])
+
+    def _simple(self, layer, i, out, fn, args):
+        ndim = 4
+
+        def step(env, bufs):
+            x = env[i]
+            if x.dtype != _F32 or x.ndim != ndim:
+                raise _Fallback
+            env[out] = fn(x, *args)
+        self._add(step, layer)
+
+    def _flatten(self, layer, i, out):
+        if i in self.buffered:
+            self.buffered.add(out)
+
+        def step(env, bufs):
+            x = env[i]
+            env[out] = x.reshape(x.shape[0], -1)
+        self._add(step, layer)
+
+    def _identity(self, layer, i, out):
+        if i in self.buffered:
+            self.buffered.add(out)
+
+        def step(env, bufs):
+            env[out] = env[i]
+        self._add(step, layer)
+
+    def _add(self, step, layer):
+        self.steps.append(step)
+        self.prepared.append(layer.name)
+
+    # ------------------------------------------------------------ ordinary calls
+    def _generic(self, layer, in_slots, out, as_list):
+        """The layer's own ``__call__`` (whatever it or a subclass defines), on Tensors."""
+        def step(env, bufs):
+            if as_list:
+                args = [_tensor(env[s]) for s in in_slots]
+            else:
+                args = _tensor(env[in_slots[0]])
+            env[out] = _checked(layer(args, training=False))
+        self.steps.append(step)
+        self.records = True
+
+    def _add_generic_node(self, node, slots, outs):
+        """A functional node with keyword arguments (masks, initial states) or several
+        outputs: substituted exactly as ``FunctionalGraph.run`` does."""
+        from ..layers.input_layer import substitute
+
+        class _Env(dict):
+            pass
+        keys = {}
+
+        def collect(v):
+            if isinstance(v, (list, tuple)):
+                for u in v:
+                    collect(u)
+            elif isinstance(v, dict):
+                for u in v.values():
+                    collect(u)
+            elif id(v) in slots:
+                keys[id(v)] = slots[id(v)]
+        collect(node.parents)
+        collect(node.kwargs)
+        layer = node.layer
+
+        def step(env, bufs):
+            values = {k: _tensor(env[s]) for k, s in keys.items()}
+            result = layer(substitute(node.parents, values), training=False, **substitute(node.kwargs, values))
+            for slot, index in outs:
+                env[slot] = _checked(result if index is None else result[index])
+        self.steps.append(step)
+        self.records = True
+
+    # ------------------------------------------------------------ run
+    def run(self, xs):
+        """The model's outputs (a list of fresh arrays) for the prepared inputs ``xs``."""
+        try:
+            cache = self._local.bufs
+        except AttributeError:
+            cache = self._local.bufs = {}
+        key = xs[0].shape if len(xs) == 1 else tuple(x.shape for x in xs)
+        bufs = cache.get(key)
+        if bufs is None:
+            if len(cache) >= _MAX_SHAPES:
+                cache.pop(next(iter(cache)))
+            bufs = cache[key] = {}
+        env = [None] * self.n_slots
+        for s, x in zip(self.input_slots, xs):
+            env[s] = x
+        if self.records:   # a layer's own __call__ runs: keep it from recording a graph
+            with no_grad():
+                for step in self.steps:
+                    step(env, bufs)
+        else:              # prepared steps call _C directly and never record
+            for step in self.steps:
+                step(env, bufs)
+        outs = []
+        for s in self.output_slots:
+            v = env[s]
+            if isinstance(v, Tensor):
+                v = v.data
+            elif s in self.buffered:
+                v = v.copy()      # the buffer is reused by the next call: never hand it out
+            outs.append(v)
+        return outs
+
+
+def _tensor(v):
+    return v if isinstance(v, Tensor) else Tensor(v)
+
+
+def _checked(out):
+    """A generic step's output as the next steps take it: masks are not carried by the plan."""
+    if isinstance(out, Tensor):
+        if out._keras_mask is not None:
+            raise _Fallback
+        return out.data
+    if isinstance(out, (list, tuple)):
+        return [_checked(o) for o in out]
+    return out
+
+
+def supports(model):
+    """True when ``model``'s inference can run as a plan: a Sequential or a functional
+    Model whose class overrides none of the methods the plan replaces, native backend."""
+    from .model import Model
+    from .sequential import Sequential
+    if _backend.name() != "native":
+        return False
+    cls = type(model)
+    for name in ("call", "__call__", "_forward", "predict_step"):
+        if name in model.__dict__:
+            return False
+    if isinstance(model, Sequential):
+        base = Sequential
+    elif getattr(model, "_graph", None) is not None:
+        base = Model
+    else:
+        return False
+    for name in ("call", "__call__", "_forward", "predict_step", "_call_eager"):
+        if getattr(cls, name) is not getattr(base, name):
+            return False
+    for layer in model.layers:
+        if layer.dtype != _F32 or getattr(layer, "mask_zero", False) or getattr(layer, "stateful", False):
+            return False
+        if type(layer).__name__ == "Masking":
+            return False
+    return model.built
+
+
+def run_array(model, x):
+    """The fast path of predict_on_batch: a single float32 ndarray of exactly the model's
+    input shape, a valid plan already built; None otherwise (the caller then takes the
+    checked path through ``Model._prepare_x`` and :func:`run`)."""
+    plan = model.__dict__.get("_inference_plan")
+    if not plan or type(x) is not np.ndarray or x.dtype != _F32 or plan.input_shape is None:
+        return None
+    expected = plan.input_shape
+    if x.ndim != len(expected) or not x.shape[0] or \
+            any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])) or not plan.valid():
+        return None
+    try:
+        return plan.run([x])
+    except _Fallback:
+        model.__dict__["_inference_plan"] = False
+        model.__dict__["_inference_plan_epoch"] = _weights_epoch.current()
+        return None
+
+
+def run(model, xs):
+    """``model``'s outputs for ``xs`` through its plan, or None when the ordinary path must run."""
+    plan = model.__dict__.get("_inference_plan")
+    if plan is False:                      # known unsupported at this epoch
+        if model.__dict__.get("_inference_plan_epoch") == _weights_epoch.current():
+            return None
+        plan = None
+    if plan is None or not plan.valid():
+        if not supports(model):
+            model.__dict__["_inference_plan"] = False
+            model.__dict__["_inference_plan_epoch"] = _weights_epoch.current()
+            return None
+        plan = model.__dict__["_inference_plan"] = Plan(model)
+    try:
+        return plan.run(xs)
+    except _Fallback:   # e.g. a padding mask appeared: this model runs the ordinary path from now on
+        model.__dict__["_inference_plan"] = False
+        model.__dict__["_inference_plan_epoch"] = _weights_epoch.current()
+        return None

@@ -1,0 +1,394 @@
+"""The compiled inference plan behind predict_on_batch / predict (pynn/models/plan.py):
+it computes what the ordinary layer-by-layer path computes, it is rebuilt whenever the
+weights or the model change (a stale plan would be a silent failure), and models or
+layers it cannot serve run their own code."""
+import threading
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import backend, layers
+from pynn.models import plan as plan_mod
+
+pytestmark = pytest.mark.skipif(not backend.NATIVE_AVAILABLE, reason="the plan runs on the native backend")
+
+
+@pytest.fixture(autouse=True)
+def _native():
+    with pynn.use_backend("native"):
+        yield
+
+
+def reference(model, x):
+    """The ordinary path: the model called eagerly, without any plan."""
+    with pynn.no_grad():
+        out = model(x, training=False)
+    return [o.data for o in out] if isinstance(out, (list, tuple)) else out.data
+
+
+def current_plan(model):
+    return model.__dict__.get("_inference_plan")
+
+
+def mlp():
+    pynn.set_seed(1)
+    return pynn.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.5),
+                            layers.Dense(8), layers.Activation("tanh"), layers.Dense(3, activation="softmax")])
+
+
+def cnn():
+    pynn.set_seed(2)
+    return pynn.Sequential([layers.Input((10, 9, 2)), layers.Conv2D(4, 3, activation="relu", padding="same"),
+                            layers.MaxPooling2D(2), layers.Conv2D(5, 2, strides=2), layers.Activation("gelu"),
+                            layers.AveragePooling2D(1), layers.Flatten(), layers.Dense(6, activation="elu"),
+                            layers.Dense(2)])
+
+
+def branches():
+    """Two Dense branches merged by Concatenate, plus a Dense on a rank-3 input."""
+    pynn.set_seed(3)
+    a = pynn.Input((7,), name="a")
+    s = pynn.Input((4, 5), name="s")
+    left = layers.Dense(6, activation="relu")(a)
+    right = layers.Dense(3, activation="sigmoid")(a)
+    seq = layers.Flatten()(layers.Dense(2)(s))
+    out = layers.Dense(4)(layers.Concatenate()([left, right, seq]))
+    return pynn.Model([a, s], [out, right])
+
+
+def inputs_for(model, batch, seed=0):
+    r = np.random.default_rng(seed)
+    shapes = [t.shape for t in model.inputs]
+    xs = [r.standard_normal((batch,) + tuple(s[1:])).astype(np.float32) for s in shapes]
+    return xs[0] if len(xs) == 1 else xs
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, branches])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_plan_matches_the_ordinary_path(build, batch):
+    model = build()
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    assert isinstance(current_plan(model), plan_mod.Plan)
+    want = reference(model, x)
+    for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    pred = model.predict(x, batch_size=2, verbose=0)
+    for g, w in zip(pred if isinstance(pred, list) else [pred], want if isinstance(want, list) else [want]):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_plan_prepares_dense_conv_pooling_and_fuses_activation_layers():
+    model = cnn()
+    model.predict_on_batch(inputs_for(model, 2))
+    p = current_plan(model)
+    names = [layer.name for layer in model.layers]
+    # Conv2D(5)+Activation("gelu") run as one call: the Activation layer has no step of its own.
+    assert p.fused == [(names[2], names[3])]
+    assert p.prepared == [n for i, n in enumerate(names) if i != 3]
+
+
+def test_results_are_fresh_arrays_not_the_reused_buffers():
+    model = mlp()
+    x1, x2 = inputs_for(model, 3, seed=1), inputs_for(model, 3, seed=2)
+    y1 = model.predict_on_batch(x1)
+    keep = y1.copy()
+    y2 = model.predict_on_batch(x2)
+    assert not np.shares_memory(y1, y2)
+    np.testing.assert_array_equal(y1, keep)
+    # A model whose last layer is a view (Flatten/Dropout) of a buffered Dense output.
+    pynn.set_seed(4)
+    tail = pynn.Sequential([layers.Input((5,)), layers.Dense(4), layers.Dropout(0.1), layers.Flatten()])
+    z1 = tail.predict_on_batch(x1[:, :5])
+    keep = z1.copy()
+    tail.predict_on_batch(x2[:, :5])
+    np.testing.assert_array_equal(z1, keep)
+
+
+def _changes():
+    """(name, fn(model, x)) pairs: each changes what the model computes."""
+    def fit(m, x):
+        m.compile(optimizer="sgd", loss="mse")
+        m.fit(x, np.ones((len(x), 3), np.float32), epochs=1, batch_size=len(x), verbose=0)
+
+    def set_weights(m, x):
+        m.set_weights([w * 0.5 for w in m.get_weights()])
+
+    def layer_set_weights(m, x):
+        m.layers[0].set_weights([w + 0.25 for w in m.layers[0].get_weights()])
+
+    def load_weights(m, x, tmp=[]):
+        import tempfile, os
+        other = mlp()
+        other.set_weights([w * -1.0 for w in other.get_weights()])
+        path = os.path.join(tempfile.mkdtemp(), "w.npz")
+        other.save_weights(path)
+        m.load_weights(path)
+
+    def train_on_batch(m, x):
+        m.compile(optimizer="adam", loss="mse")
+        m.train_on_batch(x, np.zeros((len(x), 3), np.float32))
+
+    def apply_gradients(m, x):
+        opt = pynn.optimizers.SGD(learning_rate=0.5)
+        opt.apply_gradients([(np.ones_like(w.data), w) for w in m.trainable_weights])
+
+    def assign(m, x):
+        m.layers[2].kernel.assign(np.full(m.layers[2].kernel.shape, 0.1, np.float32))
+
+    def replace_data(m, x):
+        k = m.layers[0].kernel
+        k.data = k.data * 2.0
+
+    def in_place(m, x):
+        m.layers[0].bias.data[...] = 1.0
+
+    def activation(m, x):
+        m.layers[0].activation = pynn.activations.get("sigmoid")
+
+    def pop_add(m, x):
+        m.pop()
+        m.add(layers.Dense(3, activation="sigmoid"))
+
+    return [fit, set_weights, layer_set_weights, load_weights, train_on_batch, apply_gradients, assign,
+            replace_data, in_place, activation, pop_add]
+
+
+@pytest.mark.parametrize("change", _changes(), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("batch", [1, 4])
+def test_plan_follows_every_change_to_the_model(change, batch):
+    model = mlp()
+    x = inputs_for(model, batch)
+    before = model.predict_on_batch(x)
+    change(model, x)
+    after = model.predict_on_batch(x)
+    want = reference(model, x)
+    np.testing.assert_allclose(after, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after, before), "the change should change the predictions"
+
+
+@pytest.mark.parametrize("what", ["layer", "model"])
+def test_trainable_changes_rebuild_the_plan(what):
+    model = mlp()
+    x = inputs_for(model, 2)
+    model.predict_on_batch(x)
+    first = current_plan(model)
+    target = model.layers[0] if what == "layer" else model
+    target.trainable = False
+    model.predict_on_batch(x)
+    assert current_plan(model) is not first
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_an_unchanged_model_keeps_its_plan():
+    model = mlp()
+    x = inputs_for(model, 2)
+    model.predict_on_batch(x)
+    first = current_plan(model)
+    model.predict_on_batch(x)
+    model.predict(x, verbose=0)
+    assert current_plan(model) is first
+
+
+def test_numpy_backend_does_not_use_the_plan():
+    model = mlp()
+    x = inputs_for(model, 2)
+    model.predict_on_batch(x)
+    with pynn.use_backend("numpy"):
+        assert not current_plan(model).valid()
+        np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_subclassed_model_runs_its_own_call():
+    calls = []
+
+    class Net(pynn.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = layers.Dense(3)
+
+        def call(self, x):
+            calls.append(1)
+            return self.d(x) * 2.0
+
+    net = Net()
+    x = np.ones((2, 4), np.float32)
+    y = net.predict_on_batch(x)
+    assert calls and current_plan(net) is False
+    np.testing.assert_allclose(y, reference(net, x), rtol=1e-6)
+
+
+def test_sequential_subclass_overriding_call_falls_back():
+    calls = []
+
+    class Doubled(pynn.Sequential):
+        def call(self, x, training=False):
+            calls.append(1)
+            return super().call(x, training=training) * 2.0
+
+    pynn.set_seed(5)
+    model = Doubled([layers.Input((4,)), layers.Dense(3)])
+    x = np.ones((2, 4), np.float32)
+    y = model.predict_on_batch(x)
+    assert calls and current_plan(model) is False
+    np.testing.assert_allclose(y, model.layers[0](x).data * 2.0, rtol=1e-6)
+
+
+def test_custom_layer_subclass_keeps_its_override_inside_the_plan():
+    calls = []
+
+    class ShiftedDense(layers.Dense):
+        def call(self, x):
+            calls.append(1)
+            return super().call(x) + 1.0
+
+    pynn.set_seed(6)
+    model = pynn.Sequential([layers.Input((4,)), ShiftedDense(3), layers.Dense(2)])
+    x = np.ones((2, 4), np.float32)
+    y = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert isinstance(p, plan_mod.Plan) and model.layers[0].name not in p.prepared and calls
+    np.testing.assert_allclose(y, reference(model, x), rtol=1e-6)
+
+
+def test_generic_layers_and_recurrent_models_match():
+    pynn.set_seed(7)
+    model = pynn.Sequential([layers.Input((6, 3)), layers.LSTM(5, return_sequences=True),
+                             layers.LayerNormalization(), layers.GRU(4), layers.Dense(2)])
+    for batch in (1, 3):
+        x = inputs_for(model, batch)
+        np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_padding_masks_run_the_ordinary_path():
+    pynn.set_seed(8)
+    model = pynn.Sequential([layers.Input((5,), dtype="int64"), layers.Embedding(9, 4, mask_zero=True),
+                             layers.LSTM(3), layers.Dense(2)])
+    x = np.array([[1, 2, 0, 0, 0], [3, 4, 5, 6, 0]])
+    y = model.predict_on_batch(x)
+    assert current_plan(model) is False
+    np.testing.assert_allclose(y, reference(model, x), rtol=1e-6)
+
+
+def test_concurrent_predictions_from_threads_do_not_share_buffers():
+    model = mlp()
+    xs = [inputs_for(model, 4, seed=s) for s in range(4)]
+    want = [reference(model, x) for x in xs]
+    errors = []
+
+    def work(k):
+        for _ in range(50):
+            got = model.predict_on_batch(xs[k])
+            if not np.allclose(got, want[k], rtol=1e-5, atol=1e-6):
+                errors.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_deepcopy_of_a_model_compiles_its_own_plan():
+    import copy
+    model = mlp()
+    x = inputs_for(model, 2)
+    model.predict_on_batch(x)
+    clone = copy.deepcopy(model)
+    clone.set_weights([w * 3.0 for w in clone.get_weights()])
+    np.testing.assert_allclose(clone.predict_on_batch(x), reference(clone, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_dense_kernels_a_plan_packed_are_read_only_until_pynn_writes_them():
+    """The plan's packed copy of a Dense kernel is a snapshot: a direct in-place write would
+    leave it stale, so it raises; pynn's own writers (assign, set_weights, optimizer steps)
+    release the array first and the plan rebuilds."""
+    model = mlp()
+    x = inputs_for(model, 2)
+    model.predict_on_batch(x)
+    kernel = model.layers[0].kernel
+    with pytest.raises(ValueError, match="read-only"):
+        kernel.data[...] = 0.0
+    kernel.assign(np.zeros(kernel.shape, np.float32))
+    kernel.data[...] = 0.5        # writeable again after pynn's own write
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="read-only"):
+        kernel.data -= 1.0
+
+
+def test_functional_shared_layers_nested_models_and_multi_output_nodes():
+    pynn.set_seed(9)
+    inner = pynn.Sequential([layers.Input((6,)), layers.Dense(5, activation="relu"), layers.Dense(4)])
+    a = pynn.Input((6,), name="a")
+    b = pynn.Input((3, 6), name="b")
+    shared = layers.Dense(6, activation="tanh")
+    h1 = shared(a)
+    h2 = shared(layers.Dense(6)(h1))   # the shared layer called twice
+    seq, state_h, state_c = layers.LSTM(4, return_state=True)(b)
+    merged = layers.Concatenate()([inner(h1), inner(h2), seq, state_c])
+    model = pynn.Model([a, b], [layers.Dense(2)(merged), state_h])
+    for batch in (1, 3):
+        x = inputs_for(model, batch, seed=batch)
+        got, want = model.predict_on_batch(x), reference(model, x)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    assert isinstance(current_plan(model), plan_mod.Plan)
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, branches])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_plan_agrees_with_onnx_runtime_on_the_exported_graph(build, batch, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import pynn.onnx
+    model = build()
+    path = str(tmp_path / "m.onnx")
+    pynn.onnx.export(model, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    x = inputs_for(model, batch)
+    xs = x if isinstance(x, list) else [x]
+    want = sess.run(None, {i.name: v for i, v in zip(sess.get_inputs(), xs)})
+    got = model.predict_on_batch(x)
+    assert isinstance(current_plan(model), plan_mod.Plan)
+    for g, w in zip(got if isinstance(got, list) else [got], want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
+
+
+def test_optimizer_update_called_directly_releases_and_rebuilds():
+    """A training loop may call an optimizer's _update itself (pynn's own fast fit loop does):
+    every _update moves the weights epoch first, so the frozen kernels are writeable again and
+    the plan rebuilds. Also for an optimizer subclass defined outside pynn."""
+    class Halving(pynn.optimizers.SGD):
+        def _update(self, k, params, grads, slots, lr, step):
+            super()._update(k, params, grads, slots, lr * 0.5, step)
+
+    for opt in (pynn.optimizers.Adam(0.1), Halving(0.5)):
+        model = mlp()
+        x = inputs_for(model, 2)
+        before = model.predict_on_batch(x)
+        opt.build(model.trainable_weights)
+        grads = [np.ones_like(w.data) for w in model.trainable_weights]
+        slots = {name: opt._slots[name] for name, _ in opt._slot_specs()}
+        opt._update(pynn.backend.current(), [w.data for w in model.trainable_weights], grads, slots,
+                    opt.learning_rate, 1)
+        after = model.predict_on_batch(x)
+        np.testing.assert_allclose(after, reference(model, x), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(after, before)
+
+
+def test_predict_inside_fit_callbacks_does_not_block_training():
+    seen = []
+
+    class PredictEachEpoch(pynn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.predict(x, verbose=0))
+
+    model = mlp()
+    x = inputs_for(model, 8)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, np.ones((8, 3), np.float32), epochs=3, batch_size=4, verbose=0, callbacks=[PredictEachEpoch()])
+    assert len(seen) == 3 and not np.allclose(seen[0], seen[-1])
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference(model, x), rtol=1e-5, atol=1e-6)

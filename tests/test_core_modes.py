@@ -207,7 +207,7 @@ def test_a_compiled_module_older_than_its_source_is_bypassed_with_a_warning(tmp_
     # PYNN_PURE_PYTHON=1: always the source; names outside the compiled list are never touched.
     monkeypatch.setattr(_core, "PURE_REQUESTED", True)
     assert _core._CoreFinder.find_spec(name, [str(tmp_path)]).origin == str(src)
-    assert _core._CoreFinder.find_spec("pynn.losses", [str(tmp_path)]) is None
+    assert _core._CoreFinder.find_spec("pynn.callbacks", [str(tmp_path)]) is None
 
 
 def test_no_grad_and_enable_grad_nest_decorate_recurse_and_restore_after_errors():

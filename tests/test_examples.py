@@ -46,6 +46,30 @@ def test_transfer_learning_example_runs_and_is_deterministic():
             assert (first[k][arm] == second[k][arm]).all()
 
 
+def test_shifted_domain_transfer_example_runs_deterministically_and_reports_every_arm():
+    # A tiny setting; the documented run (10 draws, 150 epochs) is in docs/keras_compatibility.md.
+    mod = example("transfer_shifted_domain")
+
+    def run():
+        return mod.main(shots=(1,), draws=2, epochs=10, every=5, target=0.3, pretrain_epochs=2, verbose=False)
+    first, second = run(), run()
+    assert sorted(first) == [1] and first[1]["target"] == 0.3
+    for arm in ("frozen", "finetuned", "scratch"):
+        r = first[1][arm]
+        assert r["acc"].shape == (2,) and r["curve"].shape == (2, 2)
+        assert ((0.0 < r["acc"]) & (r["acc"] <= 1.0)).all()
+        assert (r["acc"] == second[1][arm]["acc"]).all()
+        assert all(e is None or e in (5, 10) for e in r["epochs_to_target"])
+    assert "beats scratch" in mod.table_rows(1, first[1], 2)
+    scratch_goal = mod.main(shots=(1,), draws=1, epochs=5, every=5, pretrain_epochs=1, verbose=False)[1]
+    assert scratch_goal["target"] == scratch_goal["scratch"]["acc"].mean()
+    assert scratch_goal["scratch"]["epochs_to_target"] == [5]
+    # the target domain is a real shift of the same images, reproducible from its seed
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype(np.float32)
+    a, b = mod.shift_domain(x, seed=3), mod.shift_domain(x, seed=3)
+    assert (a == b).all() and not np.allclose(a, x) and a.min() >= 0.0 and a.max() <= 1.0
+
+
 @pytest.mark.parametrize("model,hidden,batch", [("mlp", 128, 32), ("mlp", 512, 256), ("cnn", 8, 32)])
 def test_numpy_lecture_code_gives_the_same_training_with_pynn_ops_as_np(model, hidden, batch):
     """Only the module bound to the name ``np`` changes; the losses and accuracy follow NumPy's."""

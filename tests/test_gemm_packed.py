@@ -319,6 +319,10 @@ def test_dense_inference_pack_is_never_stale(rng, tmp_path):
         dense.kernel.data[...] *= 2.0
         _assert_fresh(model, x)
 
+        with pytest.raises(ValueError, match="read-only"):   # re-packed, so frozen again
+            dense.kernel.data -= 0.05
+        _assert_fresh(model, x)
+
 
 def test_dense_uses_the_pack_only_for_inference(rng):
     """With gradients recorded Dense runs the ordinary fused GEMM (its backward needs x and the

@@ -392,3 +392,19 @@ def test_predict_inside_fit_callbacks_does_not_block_training():
     model.fit(x, np.ones((8, 3), np.float32), epochs=3, batch_size=4, verbose=0, callbacks=[PredictEachEpoch()])
     assert len(seen) == 3 and not np.allclose(seen[0], seen[-1])
     np.testing.assert_allclose(model.predict(x, verbose=0), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_channels_first_layers_run_their_own_call(batch):
+    """Prepared conv/pool/flatten steps are NHWC: layers given data_format="channels_first"
+    must run their own call (which transposes), and give the ordinary path's result."""
+    pynn.set_seed(10)
+    model = pynn.Sequential([layers.Input((2, 9, 8)),
+                             layers.Conv2D(4, 3, activation="relu", data_format="channels_first"),
+                             layers.MaxPooling2D(2, data_format="channels_first"),
+                             layers.AveragePooling2D(1, data_format="channels_first"),
+                             layers.Flatten(data_format="channels_first"), layers.Dense(3)])
+    x = inputs_for(model, batch)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    p = current_plan(model)
+    assert p.prepared == [model.layers[-1].name]

@@ -72,6 +72,63 @@ LAYERS = [
      lambda L: L.Conv2DTranspose(2, (2, 3), strides=(2, 1)), X4),
     ("conv_transpose_k2_s3_same", lambda: layers.Conv2DTranspose(2, 2, strides=3, padding="same"),
      lambda L: L.Conv2DTranspose(2, 2, strides=3, padding="same"), X4),
+    # data_format="channels_first" (transposed around the channels_last kernels): X4 read as (N, C, H, W)
+    ("conv2d_channels_first", lambda: layers.Conv2D(4, (2, 3), padding="same", data_format="channels_first"),
+     lambda L: L.Conv2D(4, (2, 3), padding="same", data_format="channels_first"), X4),
+    ("conv1d_channels_first", lambda: layers.Conv1D(2, 2, data_format="channels_first", activation="tanh"),
+     lambda L: L.Conv1D(2, 2, data_format="channels_first", activation="tanh"), X3),
+    ("maxpool2d_channels_first", lambda: layers.MaxPooling2D(2, data_format="channels_first"),
+     lambda L: L.MaxPooling2D(2, data_format="channels_first"), X4),
+    ("avgpool2d_same_channels_first", lambda: layers.AveragePooling2D(3, 2, "same", data_format="channels_first"),
+     lambda L: L.AveragePooling2D(3, 2, "same", data_format="channels_first"), X4),
+    ("maxpool1d_channels_first", lambda: layers.MaxPooling1D(2, data_format="channels_first"),
+     lambda L: L.MaxPooling1D(2, data_format="channels_first"), X3),
+    ("avgpool1d_channels_first", lambda: layers.AveragePooling1D(2, 1, data_format="channels_first"),
+     lambda L: L.AveragePooling1D(2, 1, data_format="channels_first"), X3),
+    ("global_avg2d_channels_first", lambda: layers.GlobalAveragePooling2D(data_format="channels_first"),
+     lambda L: L.GlobalAveragePooling2D(data_format="channels_first"), X4),
+    ("global_max2d_keepdims_channels_first",
+     lambda: layers.GlobalMaxPooling2D(data_format="channels_first", keepdims=True),
+     lambda L: L.GlobalMaxPooling2D(data_format="channels_first", keepdims=True), X4),
+    ("global_avg1d_channels_first", lambda: layers.GlobalAveragePooling1D(data_format="channels_first"),
+     lambda L: L.GlobalAveragePooling1D(data_format="channels_first"), X3),
+    ("global_max1d_channels_first", lambda: layers.GlobalMaxPooling1D(data_format="channels_first"),
+     lambda L: L.GlobalMaxPooling1D(data_format="channels_first"), X3),
+    ("flatten_channels_first", lambda: layers.Flatten(data_format="channels_first"),
+     lambda L: L.Flatten(data_format="channels_first"), X4),
+    ("upsampling2d_channels_first", lambda: layers.UpSampling2D((2, 3), data_format="channels_first"),
+     lambda L: L.UpSampling2D((2, 3), data_format="channels_first"), X4),
+    ("zeropadding2d_channels_first", lambda: layers.ZeroPadding2D(((1, 2), (0, 3)), data_format="channels_first"),
+     lambda L: L.ZeroPadding2D(((1, 2), (0, 3)), data_format="channels_first"), X4),
+    ("zeropadding1d_channels_first", lambda: layers.ZeroPadding1D((2, 1), data_format="channels_first"),
+     lambda L: L.ZeroPadding1D((2, 1), data_format="channels_first"), X3),
+    ("cropping2d_channels_first", lambda: layers.Cropping2D(((1, 0), (1, 1)), data_format="channels_first"),
+     lambda L: L.Cropping2D(((1, 0), (1, 1)), data_format="channels_first"), X4),
+    ("depthwise_conv_channels_first",
+     lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", data_format="channels_first"),
+     lambda L: L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", data_format="channels_first"), X4),
+    ("separable_conv_channels_first", lambda: layers.SeparableConv2D(3, 2, data_format="channels_first"),
+     lambda L: L.SeparableConv2D(3, 2, data_format="channels_first"), X4),
+    ("conv_transpose_channels_first",
+     lambda: layers.Conv2DTranspose(2, 3, strides=2, padding="same", data_format="channels_first"),
+     lambda L: L.Conv2DTranspose(2, 3, strides=2, padding="same", data_format="channels_first"), X4),
+    # Conv2DTranspose(output_padding=, dilation_rate=), UpSampling2D bilinear, dilated depthwise
+    ("conv_transpose_output_padding_valid", lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=1),
+     lambda L: L.Conv2DTranspose(2, 3, strides=2, output_padding=1), X4),
+    ("conv_transpose_output_padding_same",
+     lambda: layers.Conv2DTranspose(2, (4, 3), strides=(2, 3), padding="same", output_padding=(0, 2)),
+     lambda L: L.Conv2DTranspose(2, (4, 3), strides=(2, 3), padding="same", output_padding=(0, 2)), X4),
+    ("conv_transpose_dilated", lambda: layers.Conv2DTranspose(3, 2, dilation_rate=2),
+     lambda L: L.Conv2DTranspose(3, 2, dilation_rate=2), X4),
+    ("conv_transpose_dilated_same", lambda: layers.Conv2DTranspose(3, 3, dilation_rate=(2, 1), padding="same"),
+     lambda L: L.Conv2DTranspose(3, 3, dilation_rate=(2, 1), padding="same"), X4),
+    ("depthwise_conv_dilated", lambda: layers.DepthwiseConv2D(2, dilation_rate=2, depth_multiplier=3),
+     lambda L: L.DepthwiseConv2D(2, dilation_rate=2, depth_multiplier=3), X4),
+    ("upsampling2d_bilinear", lambda: layers.UpSampling2D((2, 3), interpolation="bilinear"),
+     lambda L: L.UpSampling2D((2, 3), interpolation="bilinear"), X4),
+    ("upsampling2d_bilinear_channels_first",
+     lambda: layers.UpSampling2D(3, interpolation="bilinear", data_format="channels_first"),
+     lambda L: L.UpSampling2D(3, interpolation="bilinear", data_format="channels_first"), X4),
     ("normalization_fixed", lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]),
      lambda L: L.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]), X3),
 ]
@@ -163,8 +220,12 @@ def test_input_layer_and_function_forms():
         assert isinstance(t.layer, cls) and t.shape == (None, 3)
     assert layers.concatenate([a, b], axis=-1).shape == (None, 6)
     assert layers.dot([a, b], axes=1).shape == (None, 1)
-    with pytest.raises(ValueError, match="channels_last"):
-        layers.UpSampling2D(data_format="channels_first")
+    with pytest.raises(ValueError, match="channels_last' or 'channels_first"):
+        layers.UpSampling2D(data_format="NHWC")
+    with pytest.raises(ValueError, match="'nearest' or 'bilinear'"):
+        layers.UpSampling2D(interpolation="bicubic")
+    with pytest.raises(ValueError, match=r"output_padding must be in \[0, stride\)"):
+        layers.Conv2DTranspose(2, 3, strides=2, output_padding=2)
 
 
 # ---------------------------------------------------------------- losses and metrics

@@ -35,7 +35,7 @@ from ._weights_epoch import bump as weights_changed  # noqa: E402  (before a dir
 from . import functional, ops, activations, initializers, losses, metrics, callbacks, layers, datasets  # noqa: E402
 from . import optimizers  # noqa: E402
 # Keras' modules, reachable after a plain `import pynn`.
-from . import constraints, models, regularizers, saving, utils  # noqa: E402
+from . import config, constraints, models, regularizers, saving, utils  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from .saving import load_model, register_serializable  # noqa: E402

@@ -24,7 +24,8 @@ import warnings
 # Must list every module CMakeLists.txt's PYNN_CYTHON_MODULES compiles (tests/test_core_modes.py checks).
 COMPILED_MODULES = ("pynn.autograd.engine", "pynn.functional.elementwise", "pynn.functional.registry",
                     "pynn.functional.nn", "pynn.functional.reduce", "pynn.backend.native.core",
-                    "pynn.backend.native.nn", "pynn.backend.native.optim")
+                    "pynn.backend.native.nn", "pynn.backend.native.optim", "pynn.models.fit_loop",
+                    "pynn.losses", "pynn.metrics")
 
 PURE_REQUESTED = os.environ.get("PYNN_PURE_PYTHON", "").strip() not in ("", "0")
 

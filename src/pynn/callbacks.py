@@ -10,6 +10,22 @@ from .utils.progbar import Progbar
 
 
 class Callback:
+    """Base class of callbacks: override any ``on_{train,epoch,batch}_{begin,end}``
+    hook; ``self.model`` is the model being fitted.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> class Count(pynn.callbacks.Callback):
+        ...     epochs = 0
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         Count.epochs += 1
+        ...
+        >>> _ = model.fit(x, y, epochs=3, callbacks=[Count()], verbose=0)
+        >>> Count.epochs
+        3
+    """
     def __init__(self):
         self.model = None
         self.params = {}
@@ -38,7 +54,19 @@ class Callback:
 
 class CallbackList:
     """Calls each hook on every callback, in order. ``CallbackList.of(callbacks, ...)``
-    passes a CallbackList through (fit hands its own to the validation evaluate)."""
+    passes a CallbackList through (fit hands its own to the validation evaluate).
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> seen = []
+        >>> cbs = pynn.callbacks.CallbackList([pynn.callbacks.LambdaCallback(
+        ...     on_epoch_end=lambda epoch, logs: seen.append(epoch))], model=model, params={})
+        >>> cbs.on_epoch_end(0, {})
+        >>> seen
+        [0]
+    """
 
     @classmethod
     def of(cls, callbacks, model, params):
@@ -61,7 +89,16 @@ class CallbackList:
 
 
 class History(Callback):
-    """Records each epoch's logs: ``history.history["loss"]`` is a list per epoch."""
+    """Records each epoch's logs: ``history.history["loss"]`` is a list per epoch.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> history = model.fit(x, y, epochs=2, verbose=0)   # fit returns its History
+        >>> type(history).__name__, sorted(history.history), history.epoch
+        ('History', ['loss'], [0, 1])
+    """
 
     def __init__(self):
         super().__init__()
@@ -78,7 +115,18 @@ class History(Callback):
 
 
 class ProgbarLogger(Callback):
-    """Prints ``Epoch i/n`` and a progress bar with the running loss and metrics."""
+    """Prints ``Epoch i/n`` and a progress bar with the running loss and metrics.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> import io
+        >>> out = io.StringIO()
+        >>> _ = model.fit(x, y, epochs=1, callbacks=[pynn.callbacks.ProgbarLogger(stream=out)], verbose=0)
+        >>> "loss" in out.getvalue()
+        True
+    """
 
     def __init__(self, verbose=1, stream=None):
         super().__init__()
@@ -108,7 +156,16 @@ def _better(monitor, mode):
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for
-    ``patience`` epochs; optionally restore the best epoch's weights."""
+    ``patience`` epochs; optionally restore the best epoch's weights.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> cb = pynn.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0)
+        >>> len(model.fit(x, y, epochs=10, callbacks=[cb], verbose=0).history["loss"])
+        2
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
@@ -158,7 +215,19 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model (or only its weights) after each epoch, or only when
     ``monitor`` improved (``save_best_only``). ``filepath`` may hold ``{epoch}``
-    and log keys: ``"ckpt-{epoch:02d}-{val_loss:.2f}.pynn"``. Writes are atomic."""
+    and log keys: ``"ckpt-{epoch:02d}-{val_loss:.2f}.pynn"``. Writes are atomic.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "best.keras")
+        >>> cb = pynn.callbacks.ModelCheckpoint(path, monitor="loss", save_best_only=True)
+        >>> _ = model.fit(x, y, epochs=2, callbacks=[cb], verbose=0)
+        >>> os.path.exists(path)
+        True
+    """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto"):
@@ -202,7 +271,17 @@ class ModelCheckpoint(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at each epoch's start: ``schedule(epoch, lr) -> new lr``
-    (step decay: ``lambda e, lr: lr * 0.5 if e and e % 10 == 0 else lr``)."""
+    (step decay: ``lambda e, lr: lr * 0.5 if e and e % 10 == 0 else lr``).
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> cb = pynn.callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))
+        >>> _ = model.fit(x, y, epochs=2, callbacks=[cb], verbose=0)
+        >>> round(float(model.optimizer.learning_rate), 4)
+        0.05
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
@@ -226,7 +305,17 @@ def _current_lr(optimizer):
 
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` has not improved
-    for ``patience`` epochs; wait ``cooldown`` epochs after; never below ``min_lr``."""
+    for ``patience`` epochs; wait ``cooldown`` epochs after; never below ``min_lr``.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> cb = pynn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0)
+        >>> history = model.fit(x, y, epochs=2, callbacks=[cb], verbose=0)
+        >>> [round(float(v), 4) for v in history.history["learning_rate"]]
+        [0.01, 0.005]
+    """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
@@ -266,7 +355,18 @@ class ReduceLROnPlateau(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training at the first batch whose loss is NaN or infinite."""
+    """Stop training at the first batch whose loss is NaN or infinite.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> y_huge = np.full((8, 1), 1e30, np.float32)          # its squared error overflows float32
+        >>> history = model.fit(x, y_huge, epochs=5, callbacks=[pynn.callbacks.TerminateOnNaN()], verbose=0)
+        Batch 0: invalid loss inf, terminating training
+        >>> len(history.history["loss"])
+        1
+    """
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -276,7 +376,18 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Append one row per epoch (epoch, then the logs' keys) to a CSV file."""
+    """Append one row per epoch (epoch, then the logs' keys) to a CSV file.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "log.csv")
+        >>> _ = model.fit(x, y, epochs=2, callbacks=[pynn.callbacks.CSVLogger(path)], verbose=0)
+        >>> open(path).readline().strip()
+        'epoch,loss'
+    """
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -304,7 +415,18 @@ class CSVLogger(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
+    """A callback from plain functions: LambdaCallback(on_epoch_end=lambda epoch, logs: ...).
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> losses = []
+        >>> cb = pynn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: losses.append(logs["loss"]))
+        >>> _ = model.fit(x, y, epochs=2, callbacks=[cb], verbose=0)
+        >>> len(losses)
+        2
+    """
 
     def __init__(self, **hooks):
         super().__init__()
@@ -321,7 +443,17 @@ class BackupAndRestore(Callback):
     to ``backup_dir`` (atomically); a ``fit`` that starts and finds a backup
     restores it and continues from the next epoch, so an interrupted job resumes
     where it stopped (Keras' fault-tolerance callback). After a fit that completes,
-    the backup is deleted (``delete_checkpoint``). Only ``save_freq="epoch"``."""
+    the backup is deleted (``delete_checkpoint``). Only ``save_freq="epoch"``.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> import tempfile
+        >>> cb = pynn.callbacks.BackupAndRestore(backup_dir=tempfile.mkdtemp())
+        >>> len(model.fit(x, y, epochs=2, callbacks=[cb], verbose=0).history["loss"])
+        2
+    """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
@@ -372,6 +504,16 @@ class TensorBoard(Callback):
 
     Histograms, graphs, images, embeddings and profiling are not supported: those
     arguments raise unless left at off (``write_graph`` defaults to False here).
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+        >>> import os, tempfile
+        >>> logdir = tempfile.mkdtemp()
+        >>> _ = model.fit(x, y, epochs=1, callbacks=[pynn.callbacks.TensorBoard(logdir)], verbose=0)
+        >>> sorted(os.listdir(logdir))
+        ['train']
     """
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=False, write_images=False,

@@ -59,11 +59,12 @@ _RECURRENT = (L.SimpleRNN, L.LSTM, L.GRU)
 _IGNORED = {"dtype", "trainable", "name", "seed", "unroll", "zero_output_for_mask",
             "beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",
             "quantization_config", "noise_shape", "sparse", "lora_rank", "lora_alpha", "input_length",
-            "attention_axes", "use_cudnn", "data_format", "synchronized", "renorm", "renorm_clipping",
+            "attention_axes", "use_cudnn", "synchronized", "renorm", "renorm_clipping",
             "renorm_momentum", "groups", "rms_scaling", "use_gate", "sliding_window", "flash_attention",
             "dropout_rate"}
 # Keys that must hold a given value (anything else changes the math pynn computes).
-_REQUIRED = {"data_format": (None, "channels_last"), "synchronized": (False,), "renorm": (False,),
+# (data_format is read: pynn's conv, pooling and Flatten layers take channels_first too.)
+_REQUIRED = {"synchronized": (False,), "renorm": (False,),
              "groups": (1,), "rms_scaling": (False,), "use_gate": (False,), "sliding_window": (None,),
              "noise_shape": (None,), "attention_axes": (None, [1], (1,), 1, -2, [-2]),
              "zero_output_for_mask": (False, True), "lora_rank": (None, 0), "quantization_config": (None,)}

@@ -139,7 +139,16 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
 
 # ---------------------------------------------------------------- classes
 class Loss:
-    """Base: ``loss(y_true, y_pred, sample_weight=None)`` -> scalar Tensor."""
+    """Base: ``loss(y_true, y_pred, sample_weight=None)`` -> scalar Tensor.
+
+    Example:
+        >>> class Mae(pynn.losses.Loss):
+        ...     def call(self, y_true, y_pred):
+        ...         return pynn.ops.mean(pynn.ops.abs(y_pred - y_true), axis=-1)
+        ...
+        >>> round(float(Mae()(np.array([[1.0, 2.0]]), np.array([[2.0, 2.0]])).numpy()), 4)
+        0.5
+    """
 
     fn = None
 
@@ -151,7 +160,8 @@ class Loss:
         self.kwargs = kwargs
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        values = self.fn(y_true, y_pred, **self.kwargs)
+        # Keras-style subclasses define call(y_true, y_pred) instead of fn
+        values = self.fn(y_true, y_pred, **self.kwargs) if self.fn is not None else self.call(y_true, y_pred)
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=values.dtype)
             sw = sw.reshape(sw.shape + (1,) * (values.ndim - sw.ndim)) if sw.ndim < values.ndim else sw
@@ -172,10 +182,25 @@ def _snake(name):
 
 
 class MeanSquaredError(Loss):
+    """MeanSquaredError(reduction="sum_over_batch_size"): mean of ``(y_pred - y_true)²``
+    over the last axis, then over the batch.
+
+    Example:
+        >>> loss = pynn.losses.MeanSquaredError()
+        >>> round(float(loss(np.array([[0.0, 1.0]]), np.array([[1.0, 3.0]])).numpy()), 4)
+        2.5
+    """
     fn = staticmethod(mean_squared_error)
 
 
 class MeanAbsoluteError(Loss):
+    """MeanAbsoluteError(): mean of ``|y_pred - y_true|`` over the last axis, then over the batch.
+
+    Example:
+        >>> loss = pynn.losses.MeanAbsoluteError()
+        >>> round(float(loss(np.array([[0.0, 1.0]]), np.array([[1.0, 3.0]])).numpy()), 4)
+        1.5
+    """
     fn = staticmethod(mean_absolute_error)
 
 
@@ -188,19 +213,47 @@ class _Crossentropy(Loss):
 
 
 class BinaryCrossentropy(_Crossentropy):
+    """BinaryCrossentropy(from_logits=False): the log loss of 0/1 targets
+    (probabilities clipped to [eps, 1 - eps], as Keras).
+
+    Example:
+        >>> loss = pynn.losses.BinaryCrossentropy()
+        >>> round(float(loss(np.array([[1.0], [0.0]]), np.array([[0.9], [0.2]])).numpy()), 4)
+        0.1643
+    """
     fn = staticmethod(binary_crossentropy)
 
 
 class CategoricalCrossentropy(_Crossentropy):
+    """CategoricalCrossentropy(from_logits=False): cross-entropy of one-hot targets.
+
+    Example:
+        >>> loss = pynn.losses.CategoricalCrossentropy()
+        >>> round(float(loss(np.array([[0.0, 1.0]]), np.array([[0.2, 0.8]])).numpy()), 4)
+        0.2231
+    """
     fn = staticmethod(categorical_crossentropy)
 
 
 class SparseCategoricalCrossentropy(_Crossentropy):
+    """SparseCategoricalCrossentropy(from_logits=False): cross-entropy of integer class targets.
+
+    Example:
+        >>> loss = pynn.losses.SparseCategoricalCrossentropy()
+        >>> round(float(loss(np.array([1]), np.array([[0.2, 0.8]])).numpy()), 4)
+        0.2231
+    """
     fn = staticmethod(sparse_categorical_crossentropy)
 
 
 class Huber(Loss):
-    """Huber(delta=1.0): quadratic for errors up to ``delta``, linear beyond (Keras)."""
+    """Huber(delta=1.0): quadratic for errors up to ``delta``, linear beyond (Keras).
+
+    Example:
+        >>> loss = pynn.losses.Huber(delta=1.0)
+        >>> round(float(loss(np.array([[0.0, 0.0]]), np.array([[0.5, 3.0]])).numpy()), 4)
+        1.3125
+    """
 
     fn = staticmethod(huber)
 
@@ -213,7 +266,13 @@ class Huber(Loss):
 class BinaryFocalCrossentropy(Loss):
     """BinaryFocalCrossentropy(apply_class_balancing=False, alpha=0.25, gamma=2.0,
     from_logits=False, label_smoothing=0.0): BCE down-weighting easy examples
-    by (1 - p_t)^gamma (Lin et al. 2017), Keras' defaults."""
+    by (1 - p_t)^gamma (Lin et al. 2017), Keras' defaults.
+
+    Example:
+        >>> loss = pynn.losses.BinaryFocalCrossentropy(gamma=2.0)
+        >>> round(float(loss(np.array([[1.0], [0.0]]), np.array([[0.9], [0.2]])).numpy()), 4)
+        0.005
+    """
 
     fn = staticmethod(binary_focal_crossentropy)
 
@@ -230,7 +289,15 @@ class CTC(Loss):
     """CTC for Keras-style fit(): y_true (N, S) padded labels with ``padding`` (-1
     by default, or the blank) past each label's end, y_pred (N, T, C) softmax
     probabilities or, with from_logits, logits. Every input step counts. The
-    per-sample loss is the CTC negative log-likelihood (Keras' CTC)."""
+    per-sample loss is the CTC negative log-likelihood (Keras' CTC).
+
+    Example:
+        >>> loss = pynn.losses.CTC()
+        >>> y_true = np.array([[1, 2]])                       # labels, padded with -1
+        >>> y_pred = np.zeros((1, 4, 3), np.float32)          # logits (batch, steps, classes incl. blank 0)
+        >>> round(float(loss(y_true, y_pred).numpy()), 4)
+        1.6864
+    """
 
     def __init__(self, blank=0, from_logits=True, padding=-1, reduction="sum_over_batch_size", name="ctc"):
         super().__init__(reduction, name)
@@ -283,6 +350,14 @@ def get(identifier):
 
 
 class LossFunctionWrapper(Loss):
+    """LossFunctionWrapper(fn, reduction=...): a loss class around a function
+    ``fn(y_true, y_pred)`` of per-sample values.
+
+    Example:
+        >>> loss = pynn.losses.LossFunctionWrapper(pynn.losses.mean_squared_error)
+        >>> round(float(loss(np.array([[0.0, 1.0]]), np.array([[1.0, 1.0]])).numpy()), 4)
+        0.5
+    """
     def __init__(self, fn, reduction="sum_over_batch_size", name=None, **kwargs):
         super().__init__(reduction, name or getattr(fn, "__name__", "loss"), **kwargs)
         self.fn = fn

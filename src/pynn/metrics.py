@@ -12,6 +12,25 @@ def _arr(x):
 
 
 class Metric:
+    """Base class of metrics: ``update_state(y_true, y_pred, sample_weight=None)``, ``result()``, ``reset_state()``.
+
+    Example:
+        >>> class Count(pynn.metrics.Metric):
+        ...     def __init__(self, name="count"):
+        ...         super().__init__(name=name)
+        ...         self.n = 0
+        ...     def update_state(self, y_true, y_pred, sample_weight=None):
+        ...         self.n += len(y_true)
+        ...     def result(self):
+        ...         return self.n
+        ...     def reset_state(self):
+        ...         self.n = 0
+        ...
+        >>> m = Count()
+        >>> m.update_state(np.zeros(3), np.zeros(3))
+        >>> m.result()
+        3
+    """
     def __init__(self, name=None):
         self.name = name or type(self).__name__.lower()
         self.reset_state()
@@ -23,7 +42,13 @@ class Metric:
         return self.total / self.count if self.count else 0.0
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        values = np.asarray(self.values(_arr(y_true), _arr(y_pred)), dtype=np.float64)
+        values = self.values(_arr(y_true), _arr(y_pred))
+        if sample_weight is None and isinstance(values, np.ndarray) and values.dtype == np.bool_:
+            # Accuracies (every training step): the count of hits is the float64 sum, exactly.
+            self.total += float(np.count_nonzero(values))
+            self.count += values.size
+            return
+        values = np.asarray(values, dtype=np.float64)
         if sample_weight is not None:
             w = np.broadcast_to(np.asarray(sample_weight, np.float64).reshape(
                 np.shape(sample_weight) + (1,) * (values.ndim - np.ndim(sample_weight))), values.shape)
@@ -38,7 +63,14 @@ class Metric:
 
 
 class Mean(Metric):
-    """Running (weighted) mean of the values given to update_state(value)."""
+    """Running (weighted) mean of the values given to update_state(value).
+
+    Example:
+        >>> m = pynn.metrics.Mean()
+        >>> m.update_state([1.0, 2.0, 6.0])
+        >>> round(float(m.result()), 4)
+        3.0
+    """
 
     def update_state(self, value, sample_weight=None):
         v = float(np.asarray(_arr(value)).mean())
@@ -48,6 +80,14 @@ class Mean(Metric):
 
 
 class BinaryAccuracy(Metric):
+    """BinaryAccuracy(threshold=0.5): share of predictions on the right side of ``threshold``.
+
+    Example:
+        >>> m = pynn.metrics.BinaryAccuracy()
+        >>> m.update_state(np.array([[1], [0]]), np.array([[0.7], [0.6]]))
+        >>> round(float(m.result()), 4)
+        0.5
+    """
     def __init__(self, name="binary_accuracy", threshold=0.5):
         self.threshold = threshold
         super().__init__(name)
@@ -59,6 +99,14 @@ class BinaryAccuracy(Metric):
 
 
 class CategoricalAccuracy(Metric):
+    """CategoricalAccuracy(): share of samples whose argmax matches the one-hot target's.
+
+    Example:
+        >>> m = pynn.metrics.CategoricalAccuracy()
+        >>> m.update_state(np.array([[0, 1], [1, 0]]), np.array([[0.2, 0.8], [0.3, 0.7]]))
+        >>> round(float(m.result()), 4)
+        0.5
+    """
     def __init__(self, name="categorical_accuracy"):
         super().__init__(name)
 
@@ -67,6 +115,14 @@ class CategoricalAccuracy(Metric):
 
 
 class SparseCategoricalAccuracy(Metric):
+    """SparseCategoricalAccuracy(): share of samples whose argmax equals the integer target.
+
+    Example:
+        >>> m = pynn.metrics.SparseCategoricalAccuracy()
+        >>> m.update_state(np.array([1, 0]), np.array([[0.2, 0.8], [0.3, 0.7]]))
+        >>> round(float(m.result()), 4)
+        0.5
+    """
     def __init__(self, name="sparse_categorical_accuracy"):
         super().__init__(name)
 
@@ -77,6 +133,14 @@ class SparseCategoricalAccuracy(Metric):
 
 
 class MeanSquaredError(Metric):
+    """MeanSquaredError(): running mean of ``(y_pred - y_true)²``.
+
+    Example:
+        >>> m = pynn.metrics.MeanSquaredError()
+        >>> m.update_state(np.array([[0.0, 1.0]]), np.array([[1.0, 3.0]]))
+        >>> round(float(m.result()), 4)
+        2.5
+    """
     def __init__(self, name="mean_squared_error"):
         super().__init__(name)
 
@@ -85,6 +149,14 @@ class MeanSquaredError(Metric):
 
 
 class MeanAbsoluteError(Metric):
+    """MeanAbsoluteError(): running mean of ``|y_pred - y_true|``.
+
+    Example:
+        >>> m = pynn.metrics.MeanAbsoluteError()
+        >>> m.update_state(np.array([[0.0, 1.0]]), np.array([[1.0, 3.0]]))
+        >>> round(float(m.result()), 4)
+        1.5
+    """
     def __init__(self, name="mean_absolute_error"):
         super().__init__(name)
 
@@ -93,7 +165,14 @@ class MeanAbsoluteError(Metric):
 
 
 class SparseTopKCategoricalAccuracy(Metric):
-    """1 when the true class is among the k largest predictions."""
+    """1 when the true class is among the k largest predictions.
+
+    Example:
+        >>> m = pynn.metrics.SparseTopKCategoricalAccuracy(k=2)
+        >>> m.update_state(np.array([2, 0]), np.array([[0.1, 0.3, 0.6], [0.1, 0.3, 0.6]]))
+        >>> round(float(m.result()), 4)
+        0.5
+    """
 
     def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
         self.k = k
@@ -108,6 +187,15 @@ class SparseTopKCategoricalAccuracy(Metric):
 
 
 class TopKCategoricalAccuracy(SparseTopKCategoricalAccuracy):
+    """TopKCategoricalAccuracy(k=5): share of samples whose one-hot target is among
+    the ``k`` highest scores.
+
+    Example:
+        >>> m = pynn.metrics.TopKCategoricalAccuracy(k=2)
+        >>> m.update_state(np.array([[0, 0, 1], [1, 0, 0]]), np.array([[0.1, 0.3, 0.6], [0.1, 0.3, 0.6]]))
+        >>> round(float(m.result()), 4)
+        0.5
+    """
     def __init__(self, k=5, name="top_k_categorical_accuracy"):
         super().__init__(k, name)
 
@@ -140,6 +228,14 @@ class _Confusion(Metric):
 
 
 class Precision(_Confusion):
+    """Precision(thresholds=0.5): true positives / predicted positives.
+
+    Example:
+        >>> m = pynn.metrics.Precision()
+        >>> m.update_state(np.array([1, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.7]))
+        >>> round(float(m.result()), 4)
+        0.6667
+    """
     def __init__(self, thresholds=0.5, name="precision"):
         super().__init__(thresholds, name)
 
@@ -148,6 +244,14 @@ class Precision(_Confusion):
 
 
 class Recall(_Confusion):
+    """Recall(thresholds=0.5): true positives / actual positives.
+
+    Example:
+        >>> m = pynn.metrics.Recall()
+        >>> m.update_state(np.array([1, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.7]))
+        >>> round(float(m.result()), 4)
+        0.6667
+    """
     def __init__(self, thresholds=0.5, name="recall"):
         super().__init__(thresholds, name)
 
@@ -157,7 +261,14 @@ class Recall(_Confusion):
 
 class AUC(Metric):
     """ROC AUC by the trapezoidal rule over ``num_thresholds`` evenly spaced
-    thresholds in [0, 1], accumulated over batches (Keras' approximation)."""
+    thresholds in [0, 1], accumulated over batches (Keras' approximation).
+
+    Example:
+        >>> m = pynn.metrics.AUC()
+        >>> m.update_state(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+        >>> round(float(m.result()), 4)
+        0.75
+    """
 
     def __init__(self, num_thresholds=200, name="auc"):
         eps = 1e-7
@@ -192,7 +303,14 @@ class R2Score(Metric):
     """R2Score(class_aggregation="uniform_average", num_regressors=0): the
     coefficient of determination over everything seen, per output column, then
     aggregated ("uniform_average", "variance_weighted_average" or None for the
-    array), as Keras; ``num_regressors`` > 0 gives the adjusted R²."""
+    array), as Keras; ``num_regressors`` > 0 gives the adjusted R².
+
+    Example:
+        >>> m = pynn.metrics.R2Score()
+        >>> m.update_state(np.array([[1.0], [2.0], [3.0]]), np.array([[1.0], [2.5], [2.5]]))
+        >>> round(float(m.result()), 4)
+        0.75
+    """
 
     def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score"):
         if class_aggregation not in ("uniform_average", "variance_weighted_average", None):
@@ -245,7 +363,14 @@ class FBetaScore(Metric):
     """FBetaScore(average=None, beta=1.0, threshold=None): F-beta over everything
     seen, as Keras: predictions are the row's maximum (threshold None) or
     ``> threshold``; average None (one score per class, an array), "micro",
-    "macro" or "weighted"."""
+    "macro" or "weighted".
+
+    Example:
+        >>> m = pynn.metrics.FBetaScore(beta=2.0, average="micro", threshold=0.5)
+        >>> m.update_state(np.array([[1, 0], [0, 1]]), np.array([[0.9, 0.2], [0.6, 0.4]]))
+        >>> round(float(m.result()), 4)
+        0.5
+    """
 
     _EPS = 1e-7
 
@@ -288,7 +413,14 @@ class FBetaScore(Metric):
 
 
 class F1Score(FBetaScore):
-    """F1Score(average=None, threshold=None): FBetaScore with beta=1 (Keras)."""
+    """F1Score(average=None, threshold=None): FBetaScore with beta=1 (Keras).
+
+    Example:
+        >>> m = pynn.metrics.F1Score(average="micro", threshold=0.5)
+        >>> m.update_state(np.array([[1, 0], [0, 1]]), np.array([[0.9, 0.2], [0.6, 0.4]]))
+        >>> round(float(m.result()), 4)
+        0.5
+    """
 
     def __init__(self, average=None, threshold=None, name="f1_score"):
         super().__init__(average=average, beta=1.0, threshold=threshold, name=name)

@@ -15,10 +15,14 @@ def _norm_axes(axis, ndim):
 
 
 def _expand(g, shape, axes, keepdims):
-    """Reshape a reduced gradient so it broadcasts against the input again."""
-    if not keepdims:
-        g = np.expand_dims(g, axes) if axes else g
-    return np.broadcast_to(g, shape)
+    """A reduced gradient spread back over the input's shape, as a new array
+    (``np.array(np.broadcast_to(...))`` in two C calls: a loss's sum and mean run every step)."""
+    g = np.asarray(g)
+    if not keepdims and axes and g.ndim:
+        g = g.reshape([1 if i in axes else s for i, s in enumerate(shape)])
+    out = np.empty(shape, g.dtype)
+    out[...] = g
+    return out
 
 
 @register("sum")
@@ -29,7 +33,7 @@ class Sum(Function):
         return np.asarray(np.sum(a, axis=axis, keepdims=keepdims))
 
     def backward(self, g):
-        return np.array(_expand(g, self.shape, self.axes, self.keepdims))
+        return _expand(g, self.shape, self.axes, self.keepdims)
 
 
 @register("mean")
@@ -41,7 +45,7 @@ class Mean(Function):
         return np.asarray(np.mean(a, axis=axis, keepdims=keepdims))
 
     def backward(self, g):
-        return np.array(_expand(g, self.shape, self.axes, self.keepdims)) / builtins.max(self.count, 1)
+        return _expand(g, self.shape, self.axes, self.keepdims) / builtins.max(self.count, 1)
 
 
 class _Extremum(Function):

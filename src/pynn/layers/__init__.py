@@ -22,7 +22,7 @@ from .merging_more import (Average, Dot, Maximum, Minimum, Subtract, add, averag
                            minimum, multiply, subtract)
 from .noise import GaussianNoise, SpatialDropout1D
 from .preprocessing import CategoryEncoding, GroupNormalization, Normalization
-from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
+from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .conv_more import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .shaping import Identity, InputLayer, Permute, RepeatVector
 from .spatial import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
@@ -37,6 +37,6 @@ __all__ = [
     "Minimum", "Subtract", "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
     "GaussianNoise", "SpatialDropout1D", "Identity", "InputLayer", "Permute", "RepeatVector", "Cropping1D",
     "Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "CategoryEncoding",
-    "GroupNormalization", "Normalization", "RNN", "GRUCell", "LSTMCell", "SimpleRNNCell",
+    "GroupNormalization", "Normalization", "RNN", "StackedRNNCells", "GRUCell", "LSTMCell", "SimpleRNNCell",
     "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
 ]

@@ -4,7 +4,13 @@ from .base import Layer
 
 
 class Activation(Layer):
-    """Activation("relu"): applies an activation by name (or a callable) elementwise."""
+    """Activation("relu"): applies an activation by name (or a callable) elementwise.
+
+    Example:
+        >>> layer = pynn.layers.Activation("relu")
+        >>> layer(np.ones((2, 3), np.float32)).shape
+        (2, 3)
+    """
 
     supports_masking = True
 

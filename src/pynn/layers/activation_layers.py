@@ -18,7 +18,12 @@ class ReLU(_Elementwise):
     ``x`` for ``threshold < x``, clipped to ``max_value``; ``negative_slope *
     (x - threshold)`` below the threshold.
 
-    Example: ``layers.ReLU(max_value=6.0)`` is ReLU6."""
+    Example: ``layers.ReLU(max_value=6.0)`` is ReLU6.
+
+    Example:
+        >>> pynn.layers.ReLU(max_value=1.0)(np.array([[-1.0, 0.5, 2.0]], np.float32)).numpy()
+        array([[0. , 0.5, 1. ]], dtype=float32)
+    """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -48,7 +53,12 @@ class ReLU(_Elementwise):
 
 
 class LeakyReLU(_Elementwise):
-    """LeakyReLU(negative_slope=0.3): ``x`` if ``x > 0`` else ``negative_slope * x`` (Keras' default slope)."""
+    """LeakyReLU(negative_slope=0.3): ``x`` if ``x > 0`` else ``negative_slope * x`` (Keras' default slope).
+
+    Example:
+        >>> pynn.layers.LeakyReLU(negative_slope=0.1)(np.array([[-1.0, 2.0]], np.float32)).numpy()
+        array([[-0.1,  2. ]], dtype=float32)
+    """
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -64,7 +74,12 @@ class LeakyReLU(_Elementwise):
 
 
 class ELU(_Elementwise):
-    """ELU(alpha=1.0): ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
+    """ELU(alpha=1.0): ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``.
+
+    Example:
+        >>> pynn.layers.ELU()(np.array([[-1.0, 2.0]], np.float32)).numpy().round(3)
+        array([[-0.632,  2.   ]], dtype=float32)
+    """
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -79,7 +94,12 @@ class ELU(_Elementwise):
 
 class Softmax(_Elementwise):
     """Softmax(axis=-1); ``layer(x, mask)`` gives masked-out positions zero
-    probability (a boolean mask broadcastable to x, True = keep)."""
+    probability (a boolean mask broadcastable to x, True = keep).
+
+    Example:
+        >>> pynn.layers.Softmax()(np.zeros((1, 4), np.float32)).numpy()
+        array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -101,7 +121,12 @@ class Softmax(_Elementwise):
 class PReLU(_Elementwise):
     """PReLU(alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
     shared_axes=None): ``relu(x) - alpha * relu(-x)`` with a learnt ``alpha`` of
-    shape ``input_shape[1:]`` (size 1 along ``shared_axes``), as Keras."""
+    shape ``input_shape[1:]`` (size 1 along ``shared_axes``), as Keras.
+
+    Example:
+        >>> pynn.layers.PReLU(alpha_initializer="zeros")(np.array([[-1.0, 2.0]], np.float32)).numpy()
+        array([[0., 2.]], dtype=float32)
+    """
 
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):

@@ -45,7 +45,13 @@ def _dropout(x, rate, training):
 class Attention(Layer):
     """Dot-product attention: softmax(q·kᵀ [· scale]) · v. Call with [query, value]
     or [query, value, key]; ``use_scale`` learns a scalar scale (init 1);
-    ``score_mode="concat"`` gives tanh(q + k) scores summed over features."""
+    ``score_mode="concat"`` gives tanh(q + k) scores summed over features.
+
+    Example:
+        >>> q, v = np.ones((2, 4, 8), np.float32), np.ones((2, 6, 8), np.float32)
+        >>> pynn.layers.Attention()([q, v]).shape
+        (2, 4, 8)
+    """
 
     def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -95,7 +101,13 @@ class Attention(Layer):
 
 class AdditiveAttention(Attention):
     """Bahdanau attention: scores = Σ scale·tanh(q + k) over features (``scale`` a
-    learned vector when ``use_scale``), then softmax and a weighted sum of values."""
+    learned vector when ``use_scale``), then softmax and a weighted sum of values.
+
+    Example:
+        >>> q, v = np.ones((2, 4, 8), np.float32), np.ones((2, 6, 8), np.float32)
+        >>> pynn.layers.AdditiveAttention()([q, v]).shape
+        (2, 4, 8)
+    """
 
     def __init__(self, use_scale=True, dropout=0.0, **kwargs):
         super().__init__(use_scale=False, score_mode="dot", dropout=dropout, **kwargs)
@@ -125,6 +137,11 @@ class MultiHeadAttention(Layer):
     (B, T, D) x (B, S, Dv) -> (B, T, D). Weights as Keras: query/key/value kernels
     (dim, heads, key_dim) with biases (heads, key_dim), output kernel
     (heads, value_dim, D) with bias (D,).
+
+    Example:
+        >>> x = np.ones((2, 5, 16), np.float32)
+        >>> pynn.layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, x).shape
+        (2, 5, 16)
     """
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,

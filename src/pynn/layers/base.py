@@ -36,7 +36,14 @@ def _exit_call():
 
 class Variable(Tensor):
     """A trainable weight: a Tensor with a name, a trainable flag and optional
-    regularizer/constraint. The optimizer updates ``data`` in place."""
+    regularizer/constraint. The optimizer updates ``data`` in place.
+
+    Example:
+        >>> v = pynn.layers.Variable(np.zeros((2, 3), np.float32), name="v")
+        >>> v.assign(np.ones((2, 3), np.float32))
+        >>> v.shape, float(v.numpy().sum())
+        ((2, 3), 6.0)
+    """
 
     __slots__ = ("trainable", "regularizer", "constraint")
 
@@ -136,7 +143,21 @@ def _shape_tuple(shape):
 
 class Layer:
     """Base class of all layers; subclass and override ``build``, ``call`` and
-    ``compute_output_shape`` (and ``get_config`` for saving)."""
+    ``compute_output_shape`` (and ``get_config`` for saving).
+
+    Example:
+        >>> class Scale(pynn.layers.Layer):
+        ...     def build(self, input_shape):
+        ...         self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+        ...     def call(self, x):
+        ...         return x * self.w
+        ...
+        >>> layer = Scale()
+        >>> layer(np.ones((2, 3), np.float32)).shape
+        (2, 3)
+        >>> [w.shape for w in layer.weights]
+        [(3,)]
+    """
 
     # Layers that keep the (batch, steps) structure pass a padding mask through.
     supports_masking = False

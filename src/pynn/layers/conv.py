@@ -1,11 +1,13 @@
-"""Convolution layers, channels_last: ``BaseConv(rank)`` and its Conv1D and Conv2D
-(Keras's pattern), ``activation(conv(x, kernel) + bias)``.
+"""Convolution layers, channels_last (``data_format="channels_first"`` transposed around
+them): ``BaseConv(rank)`` and its Conv1D and Conv2D (Keras's pattern),
+``activation(conv(x, kernel) + bias)``.
 
 Conv1D runs the 2-D kernels on a height-1 view of (N, T, C) (``F.conv1d``):
 reshapes are views, so it adds no copies.
 """
 from .. import functional as F
 from ..shapes import normalize_padding, normalize_tuple, window_output_shape
+from .data_format import ChannelsFirst, normalize_data_format
 from .dense import KernelLayer
 
 
@@ -29,8 +31,7 @@ class BaseConv(KernelLayer):
         name = type(self).__name__
         if not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"{name}: filters must be a positive integer, got {filters!r}")
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{name}: only data_format='channels_last' is supported, got {data_format!r}")
+        self.data_format = normalize_data_format(data_format, name)
         self.filters = filters
         self.kernel_size = normalize_tuple(kernel_size, self.rank, f"{name} kernel_size")
         self.strides = normalize_tuple(strides, self.rank, f"{name} strides")
@@ -53,7 +54,7 @@ class BaseConv(KernelLayer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected an input of shape {self._expected()}, "
                              f"got {input_shape}")
         self.input_channels = input_shape[-1]
-        self.compute_output_shape(input_shape)  # fail now if the kernel does not fit
+        BaseConv.compute_output_shape(self, input_shape)  # fail now if the kernel does not fit
         self._add_kernel_and_bias(self.kernel_size + (self.input_channels, self.filters), self.filters)
 
     def call(self, x):
@@ -80,17 +81,31 @@ class BaseConv(KernelLayer):
                 **self._kernel_config()}
 
 
-class Conv1D(BaseConv):
+class Conv1D(ChannelsFirst, BaseConv):
     """Conv1D(filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
-    use_bias=True, ...): (N, T, C_in) -> (N, T', filters); kernel (k, C_in, filters), for text CNNs."""
+    use_bias=True, ..., data_format=None): (N, T, C_in) -> (N, T', filters); kernel
+    (k, C_in, filters), for text CNNs. ``data_format="channels_first"``: (N, C_in, T) -> (N, filters, T').
+
+    Example:
+        >>> layer = pynn.layers.Conv1D(8, 3, activation="relu")
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 3, 8)
+    """
     rank = 1
     _spatial = ("steps",)
 
 
-class Conv2D(BaseConv):
+class Conv2D(ChannelsFirst, BaseConv):
     """Conv2D(filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
     activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
     kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None):
-    NHWC images (N, H, W, C_in) -> (N, OH, OW, filters); kernel (kh, kw, C_in, filters)."""
+    data_format=None): NHWC images (N, H, W, C_in) -> (N, OH, OW, filters); kernel
+    (kh, kw, C_in, filters). ``data_format="channels_first"``: (N, C_in, H, W) -> (N, filters, OH, OW).
+
+    Example:
+        >>> layer = pynn.layers.Conv2D(16, 3, padding="same", activation="relu")
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 8, 8, 16)
+    """
     rank = 2
     _spatial = ("height", "width")

@@ -55,6 +55,11 @@ class Dense(KernelLayer):
     kernel_constraint=None, bias_constraint=None).
 
     Input (..., in) -> output (..., units). Weights as Keras: [kernel (in, units), bias (units,)].
+
+    Example:
+        >>> layer = pynn.layers.Dense(4, activation="relu")
+        >>> layer(np.ones((2, 3), np.float32)).shape
+        (2, 4)
     """
 
     supports_masking = True

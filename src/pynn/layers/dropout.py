@@ -8,7 +8,13 @@ from .base import Layer
 class Dropout(Layer):
     """Zeroes each input with probability ``rate`` and scales the rest by
     1/(1−rate) in training, so inference is the identity. With ``seed`` the layer
-    draws its masks from its own generator (reproducible whatever else draws)."""
+    draws its masks from its own generator (reproducible whatever else draws).
+
+    Example:
+        >>> layer = pynn.layers.Dropout(0.5)
+        >>> layer(np.ones((2, 3), np.float32), training=True).shape
+        (2, 3)
+    """
 
     supports_masking = True
 

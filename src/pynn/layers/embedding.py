@@ -11,6 +11,11 @@ class Embedding(Layer):
     (N, ...) integer ids in [0, input_dim) -> (N, ..., output_dim). Weights:
     [embeddings (input_dim, output_dim)]. With ``mask_zero`` id 0 is padding:
     the output carries a mask that recurrent layers use to skip those steps.
+
+    Example:
+        >>> layer = pynn.layers.Embedding(input_dim=100, output_dim=8)
+        >>> layer(np.array([[1, 2, 3]])).shape
+        (1, 3, 8)
     """
 
     supports_masking = True

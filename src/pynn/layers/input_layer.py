@@ -39,6 +39,13 @@ class Input(KerasTensor):
     ``layers.Input((28, 28, 1))``, ``pynn.Input((T,), dtype="int64")`` for token
     ids. First in a ``Sequential`` it builds every layer at once; in the
     functional API it starts the graph: ``pynn.Model(inputs, outputs)``.
+
+    Example:
+        >>> inputs = pynn.layers.Input((8,))
+        >>> inputs.shape
+        (None, 8)
+        >>> pynn.Model(inputs, pynn.layers.Dense(2)(inputs)).output_shape
+        (None, 2)
     """
 
     def __init__(self, shape, dtype="float32", name=None, batch_size=None):

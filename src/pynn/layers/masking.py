@@ -8,7 +8,13 @@ from .base import Layer
 class Masking(Layer):
     """Masking(mask_value=0.0): steps of (N, T, ...) whose features all equal
     ``mask_value`` are zeroed and masked: the mask (N, T) travels with the output
-    to the layers that read it (SimpleRNN/LSTM/GRU skip masked steps)."""
+    to the layers that read it (SimpleRNN/LSTM/GRU skip masked steps).
+
+    Example:
+        >>> x = np.array([[[1.0], [0.0]]], np.float32)
+        >>> pynn.layers.Masking(mask_value=0.0)(x)._keras_mask
+        array([[ True, False]])
+    """
 
     supports_masking = True
 
@@ -33,7 +39,12 @@ class Masking(Layer):
 
 class UnitNormalization(Layer):
     """UnitNormalization(axis=-1): scales each vector along ``axis`` to unit L2
-    norm, ``x / sqrt(max(sum(x²), 1e-12))`` (Keras' formula)."""
+    norm, ``x / sqrt(max(sum(x²), 1e-12))`` (Keras' formula).
+
+    Example:
+        >>> pynn.layers.UnitNormalization()(np.array([[3.0, 4.0]], np.float32)).numpy()
+        array([[0.6, 0.8]], dtype=float32)
+    """
 
     supports_masking = True
 

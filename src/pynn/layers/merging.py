@@ -15,7 +15,12 @@ class _Merge(Layer):
 
 
 class Add(_Merge):
-    """Elementwise sum of its inputs (a ResNet skip connection)."""
+    """Elementwise sum of its inputs (a ResNet skip connection).
+
+    Example:
+        >>> pynn.layers.Add()([np.ones((2, 3), np.float32), np.ones((2, 3), np.float32)]).numpy()[0]
+        array([2., 2., 2.], dtype=float32)
+    """
 
     def call(self, inputs):
         self._check([tuple(t.shape) for t in inputs])
@@ -31,6 +36,12 @@ class Add(_Merge):
 
 
 class Multiply(_Merge):
+    """Elementwise product of its inputs (same shapes, or broadcastable).
+
+    Example:
+        >>> pynn.layers.Multiply()([np.full((1, 2), 3.0, np.float32), np.full((1, 2), 2.0, np.float32)]).numpy()
+        array([[6., 6.]], dtype=float32)
+    """
     def call(self, inputs):
         out = inputs[0]
         for t in inputs[1:]:
@@ -44,6 +55,12 @@ class Multiply(_Merge):
 
 
 class Concatenate(_Merge):
+    """Concatenate(axis=-1): joins its inputs along ``axis``.
+
+    Example:
+        >>> pynn.layers.Concatenate()([np.ones((2, 3), np.float32), np.ones((2, 4), np.float32)]).shape
+        (2, 7)
+    """
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         self.axis = axis

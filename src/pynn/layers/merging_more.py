@@ -28,7 +28,12 @@ class _Elementwise(_Merge):
 
 
 class Subtract(_Elementwise):
-    """``inputs[0] - inputs[1]`` (exactly two inputs, as Keras)."""
+    """``inputs[0] - inputs[1]`` (exactly two inputs, as Keras).
+
+    Example:
+        >>> pynn.layers.Subtract()([np.ones((1, 2), np.float32), np.ones((1, 2), np.float32)]).numpy()
+        array([[0., 0.]], dtype=float32)
+    """
 
     def _merge(self, inputs):
         if len(inputs) != 2:
@@ -37,21 +42,36 @@ class Subtract(_Elementwise):
 
 
 class Average(_Elementwise):
-    """Elementwise mean of the inputs."""
+    """Elementwise mean of the inputs.
+
+    Example:
+        >>> pynn.layers.Average()([np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32)]).numpy()
+        array([[0.5, 0.5]], dtype=float32)
+    """
 
     def _merge(self, inputs):
         return _fold(inputs, operator.add) * (1.0 / len(inputs))
 
 
 class Maximum(_Elementwise):
-    """Elementwise maximum of the inputs."""
+    """Elementwise maximum of the inputs.
+
+    Example:
+        >>> pynn.layers.Maximum()([np.zeros((1, 2), np.float32), np.array([[-1.0, 1.0]], np.float32)]).numpy()
+        array([[0., 1.]], dtype=float32)
+    """
 
     def _merge(self, inputs):
         return _fold(inputs, F.maximum)
 
 
 class Minimum(_Elementwise):
-    """Elementwise minimum of the inputs."""
+    """Elementwise minimum of the inputs.
+
+    Example:
+        >>> pynn.layers.Minimum()([np.zeros((1, 2), np.float32), np.array([[-1.0, 1.0]], np.float32)]).numpy()
+        array([[-1.,  0.]], dtype=float32)
+    """
 
     def _merge(self, inputs):
         return _fold(inputs, F.minimum)
@@ -62,7 +82,13 @@ class Dot(_Merge):
     ``axes`` (an int for both, or a pair), as Keras' ``batch_dot``. Supports 2-D
     inputs (N, D)·(N, D) -> (N, 1) and 3-D inputs contracting one of axes 1/2
     (e.g. axes=(2, 2): (N, T, D)·(N, S, D) -> (N, T, S)). ``normalize``: L2-normalise
-    along the axes first (cosine similarity)."""
+    along the axes first (cosine similarity).
+
+    Example:
+        >>> pynn.layers.Dot(axes=1)([np.ones((2, 3), np.float32), np.ones((2, 3), np.float32)]).numpy()
+        array([[3.],
+               [3.]], dtype=float32)
+    """
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)

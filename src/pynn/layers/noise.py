@@ -13,7 +13,13 @@ def _rng(seed):
 
 class SpatialDropout1D(Layer):
     """SpatialDropout1D(rate, seed=None): drops whole channels of (N, T, C) inputs
-    (one mask per sample and channel, shared over the steps), scaled by 1/(1-rate)."""
+    (one mask per sample and channel, shared over the steps), scaled by 1/(1-rate).
+
+    Example:
+        >>> layer = pynn.layers.SpatialDropout1D(0.5)
+        >>> layer(np.ones((2, 5, 3), np.float32), training=True).shape
+        (2, 5, 3)
+    """
 
     supports_masking = True
 
@@ -41,7 +47,13 @@ class SpatialDropout1D(Layer):
 
 
 class GaussianNoise(Layer):
-    """GaussianNoise(stddev, seed=None): adds N(0, stddev²) noise in training; the identity at inference."""
+    """GaussianNoise(stddev, seed=None): adds N(0, stddev²) noise in training; the identity at inference.
+
+    Example:
+        >>> layer = pynn.layers.GaussianNoise(0.1)
+        >>> layer(np.ones((2, 3), np.float32)).shape
+        (2, 3)
+    """
 
     supports_masking = True
 

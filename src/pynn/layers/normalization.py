@@ -37,6 +37,11 @@ class BatchNormalization(Layer):
     the batch statistics are those of the global batch (every rank's slice), at
     the cost of two small allreduces per layer and step; the default keeps
     per-rank statistics, as Keras and PyTorch do. On one process both are the same.
+
+    Example:
+        >>> layer = pynn.layers.BatchNormalization()
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 8, 8, 3)
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, synchronized=False, **kwargs):
@@ -116,7 +121,13 @@ class BatchNormalization(Layer):
 
 
 class LayerNormalization(Layer):
-    """Normalises each sample over ``axis`` (default last); weights [gamma, beta]."""
+    """Normalises each sample over ``axis`` (default last); weights [gamma, beta].
+
+    Example:
+        >>> layer = pynn.layers.LayerNormalization()
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 3)
+    """
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)

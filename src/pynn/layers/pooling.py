@@ -1,4 +1,5 @@
-"""Pooling layers by rank, channels_last: MaxPooling1D/2D, AveragePooling1D/2D over
+"""Pooling layers by rank, channels_last (``data_format="channels_first"`` through
+``ChannelsFirst``): MaxPooling1D/2D, AveragePooling1D/2D over
 windows, and the global ones over every step (1D, mask-aware as Keras: padded
 steps are left out of the average and the max) or every pixel (2D)."""
 import numpy as np
@@ -6,6 +7,7 @@ import numpy as np
 from .. import functional as F
 from ..shapes import normalize_padding, normalize_tuple, window_output_shape
 from .base import Layer
+from .data_format import ChannelsFirst, normalize_data_format
 
 _SPATIAL = {1: ("steps",), 2: ("height", "width")}
 
@@ -14,17 +16,12 @@ def _expected(rank):
     return f"(batch, {', '.join(_SPATIAL[rank])}, channels)"
 
 
-def _check_data_format(name, data_format):
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"{name}: only data_format='channels_last' is supported, got {data_format!r}")
-
-
 class _RankedPooling(Layer):
     """What every pooling layer of ``rank`` spatial dimensions shares: the input check."""
     rank = None
 
     def build(self, input_shape):
-        self.compute_output_shape(input_shape)
+        self.compute_output_shape(input_shape)   # (ChannelsFirst passes a converted shape straight through)
         self.built = True
 
     def call(self, x):
@@ -46,7 +43,7 @@ class _Pooling(_RankedPooling):
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         name = type(self).__name__
-        _check_data_format(name, data_format)
+        self.data_format = normalize_data_format(data_format, name)
         self.pool_size = normalize_tuple(pool_size, self.rank, f"{name} pool_size")
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, self.rank, f"{name} strides")
         if min(self.pool_size + self.strides) < 1:
@@ -67,25 +64,49 @@ class _Pooling(_RankedPooling):
                 "padding": self.padding}
 
 
-class MaxPooling1D(_Pooling):
-    """Max over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C)."""
+class MaxPooling1D(ChannelsFirst, _Pooling):
+    """Max over windows of ``pool_size`` steps: (N, T, C) -> (N, T', C).
+
+    Example:
+        >>> layer = pynn.layers.MaxPooling1D(2)
+        >>> layer(np.ones((2, 6, 3), np.float32)).shape
+        (2, 3, 3)
+    """
     rank, _fn = 1, staticmethod(F.max_pool1d)
 
 
-class AveragePooling1D(_Pooling):
-    """Average over windows of ``pool_size`` steps ("same" padding averages real steps only)."""
+class AveragePooling1D(ChannelsFirst, _Pooling):
+    """Average over windows of ``pool_size`` steps ("same" padding averages real steps only).
+
+    Example:
+        >>> layer = pynn.layers.AveragePooling1D(2)
+        >>> layer(np.ones((2, 6, 3), np.float32)).shape
+        (2, 3, 3)
+    """
     rank, _fn = 1, staticmethod(F.avg_pool1d)
 
 
-class MaxPooling2D(_Pooling):
+class MaxPooling2D(ChannelsFirst, _Pooling):
     """MaxPooling2D(pool_size=(2, 2), strides=None, padding="valid"): window max; the
-    gradient goes to the first maximum of each window (row-major), as TensorFlow."""
+    gradient goes to the first maximum of each window (row-major), as TensorFlow.
+
+    Example:
+        >>> layer = pynn.layers.MaxPooling2D(2)
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 4, 4, 3)
+    """
     rank, _fn = 2, staticmethod(F.max_pool2d)
 
 
-class AveragePooling2D(_Pooling):
+class AveragePooling2D(ChannelsFirst, _Pooling):
     """AveragePooling2D(pool_size=(2, 2), strides=None, padding="valid"): window mean;
-    with "same" padding only the real cells are averaged, as Keras."""
+    with "same" padding only the real cells are averaged, as Keras.
+
+    Example:
+        >>> layer = pynn.layers.AveragePooling2D(2)
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 4, 4, 3)
+    """
     rank, _fn = 2, staticmethod(F.avg_pool2d)
 
 
@@ -94,7 +115,7 @@ class _GlobalPooling(_RankedPooling):
 
     def __init__(self, keepdims=False, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        _check_data_format(type(self).__name__, data_format)
+        self.data_format = normalize_data_format(data_format, type(self).__name__)
         self.keepdims = bool(keepdims)
 
     def call(self, x):
@@ -110,8 +131,14 @@ class _GlobalPooling(_RankedPooling):
         return {**super().get_config(), "keepdims": self.keepdims}
 
 
-class GlobalAveragePooling1D(_GlobalPooling):
-    """Mean over the steps; with a padding mask, over the real steps only."""
+class GlobalAveragePooling1D(ChannelsFirst, _GlobalPooling):
+    """Mean over the steps; with a padding mask, over the real steps only.
+
+    Example:
+        >>> layer = pynn.layers.GlobalAveragePooling1D()
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 1
 
     def _pool(self, x):
@@ -123,8 +150,14 @@ class GlobalAveragePooling1D(_GlobalPooling):
         return F.sum(x * w, axis=1) / count
 
 
-class GlobalMaxPooling1D(_GlobalPooling):
-    """Max over the steps; with a padding mask, over the real steps only."""
+class GlobalMaxPooling1D(ChannelsFirst, _GlobalPooling):
+    """Max over the steps; with a padding mask, over the real steps only.
+
+    Example:
+        >>> layer = pynn.layers.GlobalMaxPooling1D()
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 1
 
     def _pool(self, x):
@@ -134,16 +167,28 @@ class GlobalMaxPooling1D(_GlobalPooling):
         return F.max(x, axis=1)
 
 
-class GlobalAveragePooling2D(_GlobalPooling):
-    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): mean over space."""
+class GlobalAveragePooling2D(ChannelsFirst, _GlobalPooling):
+    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): mean over space.
+
+    Example:
+        >>> layer = pynn.layers.GlobalAveragePooling2D()
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 2
 
     def _pool(self, x):
         return F.global_average_pool2d(x)
 
 
-class GlobalMaxPooling2D(_GlobalPooling):
-    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): max over space."""
+class GlobalMaxPooling2D(ChannelsFirst, _GlobalPooling):
+    """(N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims): max over space.
+
+    Example:
+        >>> layer = pynn.layers.GlobalMaxPooling2D()
+        >>> layer(np.ones((2, 8, 8, 3), np.float32)).shape
+        (2, 3)
+    """
     rank = 2
 
     def _pool(self, x):

@@ -20,6 +20,13 @@ class Normalization(Layer):
         norm = layers.Normalization()
         norm.adapt(x_train)          # per-feature statistics
         model = pynn.Sequential([pynn.Input((d,)), norm, layers.Dense(1)])
+
+    Example:
+        >>> layer = pynn.layers.Normalization()
+        >>> layer.adapt(np.array([[0.0], [2.0]], np.float32))
+        >>> layer(np.array([[1.0], [3.0]], np.float32)).numpy()
+        array([[0.],
+               [2.]], dtype=float32)
     """
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
@@ -121,7 +128,13 @@ class CategoryEncoding(Layer):
     """CategoryEncoding(num_tokens, output_mode="multi_hot"): integer ids (N,) or
     (N, k) -> (N, num_tokens) float32 with "one_hot" (ids of shape (N,) or (N, 1)),
     "multi_hot" (1 where an id occurs) or "count" (how often). Not differentiable
-    (its input is integers), as in Keras."""
+    (its input is integers), as in Keras.
+
+    Example:
+        >>> pynn.layers.CategoryEncoding(num_tokens=4, output_mode="one_hot")(np.array([0, 3])).numpy()
+        array([[1., 0., 0., 0.],
+               [0., 0., 0., 1.]], dtype=float32)
+    """
 
     def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
         super().__init__(**kwargs)
@@ -166,7 +179,13 @@ class CategoryEncoding(Layer):
 class GroupNormalization(Layer):
     """GroupNormalization(groups=32, axis=-1, epsilon=1e-3, center=True, scale=True):
     normalise each sample over groups of ``channels/groups`` channels (and all
-    other non-batch axes), then scale and shift per channel. Weights [gamma, beta]."""
+    other non-batch axes), then scale and shift per channel. Weights [gamma, beta].
+
+    Example:
+        >>> layer = pynn.layers.GroupNormalization(groups=3)
+        >>> layer(np.ones((2, 4, 4, 6), np.float32)).shape
+        (2, 4, 4, 6)
+    """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", **kwargs):

@@ -162,7 +162,13 @@ class _RNN(Layer):
 
 
 class SimpleRNN(_RNN):
-    """h_t = activation(x_t·kernel + h_{t−1}·recurrent_kernel + bias). Weights [kernel, recurrent_kernel, bias]."""
+    """h_t = activation(x_t·kernel + h_{t−1}·recurrent_kernel + bias). Weights [kernel, recurrent_kernel, bias].
+
+    Example:
+        >>> layer = pynn.layers.SimpleRNN(4)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 4)
+    """
 
     n_states = 1
 
@@ -179,7 +185,13 @@ class SimpleRNN(_RNN):
 class LSTM(_RNN):
     """Keras LSTM: kernel (F, 4U), recurrent_kernel (U, 4U), bias (4U,), gates in the
     order i, f, c, o; ``unit_forget_bias`` starts the forget gate's bias at 1.
-    States: [h, c]."""
+    States: [h, c].
+
+    Example:
+        >>> layer = pynn.layers.LSTM(4)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 4)
+    """
 
     gates, n_states = 4, 2
 
@@ -219,7 +231,13 @@ class LSTM(_RNN):
 
 class GRU(_RNN):
     """Keras GRU (reset_after=True, its default): kernel (F, 3U), recurrent_kernel
-    (U, 3U), bias (2, 3U) = [input bias, recurrent bias], gates z, r, h."""
+    (U, 3U), bias (2, 3U) = [input bias, recurrent bias], gates z, r, h.
+
+    Example:
+        >>> layer = pynn.layers.GRU(4, return_sequences=True)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 4)
+    """
 
     gates, n_states = 3, 1
 

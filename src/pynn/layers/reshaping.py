@@ -6,7 +6,13 @@ from .base import Layer
 
 
 class Reshape(Layer):
-    """Reshape(target_shape): (batch, ...) -> (batch, *target_shape); one entry may be -1."""
+    """Reshape(target_shape): (batch, ...) -> (batch, *target_shape); one entry may be -1.
+
+    Example:
+        >>> layer = pynn.layers.Reshape((3, 4))
+        >>> layer(np.ones((2, 12), np.float32)).shape
+        (2, 3, 4)
+    """
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -39,7 +45,13 @@ class Reshape(Layer):
 
 
 class Rescaling(Layer):
-    """x * scale + offset (e.g. Rescaling(1/255) for images)."""
+    """x * scale + offset (e.g. Rescaling(1/255) for images).
+
+    Example:
+        >>> layer = pynn.layers.Rescaling(1 / 255)
+        >>> layer(np.full((1, 2), 255.0, np.float32)).numpy()
+        array([[1., 1.]], dtype=float32)
+    """
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -53,7 +65,13 @@ class Rescaling(Layer):
 
 
 class Lambda(Layer):
-    """Wraps a function of Tensors (built from pynn.functional ops) as a layer."""
+    """Wraps a function of Tensors (built from pynn.functional ops) as a layer.
+
+    Example:
+        >>> layer = pynn.layers.Lambda(lambda x: x * 2)
+        >>> layer(np.ones((1, 2), np.float32)).numpy()
+        array([[2., 2.]], dtype=float32)
+    """
 
     def __init__(self, function, output_shape=None, **kwargs):
         super().__init__(**kwargs)

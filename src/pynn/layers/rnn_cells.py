@@ -73,7 +73,13 @@ class _Cell(Layer):
 
 class SimpleRNNCell(_Cell):
     """SimpleRNNCell(units, activation="tanh", use_bias=True, ...): ``h = act(x·W + h·U + b)``.
-    Weights [kernel, recurrent_kernel, bias] as Keras."""
+    Weights [kernel, recurrent_kernel, bias] as Keras.
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.SimpleRNNCell(4))
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 4)
+    """
 
     def call(self, inputs, states, training=False):
         h = states[0] if isinstance(states, (list, tuple)) else states
@@ -86,7 +92,13 @@ class SimpleRNNCell(_Cell):
 
 class LSTMCell(_Cell):
     """LSTMCell(units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, ...):
-    gates i, f, c, o as Keras; states [h, c]; weights [kernel, recurrent_kernel, bias]."""
+    gates i, f, c, o as Keras; states [h, c]; weights [kernel, recurrent_kernel, bias].
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.LSTMCell(4), return_sequences=True)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 4)
+    """
 
     gates = 4
 
@@ -119,7 +131,13 @@ class LSTMCell(_Cell):
 
 class GRUCell(_Cell):
     """GRUCell(units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, ...):
-    gates z, r, h as Keras; with reset_after the bias is (2, 3·units) (input, recurrent)."""
+    gates z, r, h as Keras; with reset_after the bias is (2, 3·units) (input, recurrent).
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.GRUCell(4))
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 4)
+    """
 
     gates = 3
 
@@ -159,14 +177,111 @@ class GRUCell(_Cell):
                 "reset_after": self.reset_after}
 
 
+def _tree_map(fn, *trees):
+    """``fn`` over the leaves of equally nested lists (states of stacked cells)."""
+    if isinstance(trees[0], (list, tuple)):
+        return [_tree_map(fn, *parts) for parts in zip(*trees)]
+    return fn(*trees)
+
+
+def _tree_flatten(tree):
+    if isinstance(tree, (list, tuple)):
+        return [leaf for part in tree for leaf in _tree_flatten(part)]
+    return [tree]
+
+
+def _tree_unflatten(structure, leaves):
+    it = iter(leaves)
+    return _tree_map(lambda _: next(it), structure)
+
+
+class StackedRNNCells(Layer):
+    """StackedRNNCells(cells): a list of RNN cells run as one cell, each feeding the next
+    at every step (Keras' class; ``RNN([cell1, cell2])`` makes one). ``state_size``
+    is the list of the cells' state sizes; the states are one list per cell ([h] or,
+    for LSTMCell, [h, c]), as Keras 3 returns them with ``return_state=True``.
+
+    Example:
+        >>> import numpy as np, pynn
+        >>> cells = [pynn.layers.SimpleRNNCell(4), pynn.layers.LSTMCell(3)]
+        >>> rnn = pynn.layers.RNN(pynn.layers.StackedRNNCells(cells))
+        >>> rnn(np.zeros((2, 5, 6), np.float32)).shape
+        (2, 3)
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        cells = list(cells)
+        if not cells:
+            raise ValueError("StackedRNNCells: needs at least one cell")
+        for cell in cells:
+            if not hasattr(cell, "state_size") or not callable(getattr(cell, "call", None)):
+                raise ValueError(f"StackedRNNCells: every cell needs a call method and a state_size; "
+                                 f"got {type(cell).__name__}")
+        self.cells = cells
+
+    @property
+    def state_size(self):
+        return [c.state_size for c in self.cells]
+
+    @staticmethod
+    def _cell_output_size(cell):
+        size = getattr(cell, "output_size", None)
+        if size is not None:
+            return int(size)
+        s = cell.state_size
+        return int(s[0]) if isinstance(s, (list, tuple)) else int(s)
+
+    @property
+    def output_size(self):
+        return self._cell_output_size(self.cells[-1])
+
+    def build(self, input_shape):
+        for cell in self.cells:
+            if not cell.built:
+                cell.build(tuple(input_shape))
+                cell.built = True
+            input_shape = (input_shape[0], self._cell_output_size(cell))
+        self.built = True
+
+    def call(self, inputs, states, training=False):
+        new_states = []
+        for cell, state in zip(self.cells, states):
+            state = list(state) if isinstance(state, (list, tuple)) else [state]
+            inputs, state = cell(inputs, states=state, training=training)
+            # each cell's states stay a list, even of one (what Keras 3's RNN returns for stacks)
+            new_states.append(list(state) if isinstance(state, (list, tuple)) else [state])
+        return inputs, new_states
+
+    def get_config(self):
+        from ..utils.registry import serialize_layer
+        return {**super().get_config(), "cells": [serialize_layer(c) for c in self.cells]}
+
+    @classmethod
+    def from_config(cls, config):
+        from ..utils.registry import deserialize_layer
+        config = dict(config)
+        return cls([deserialize_layer(c) for c in config.pop("cells")], **config)
+
+
 class RNN(Layer):
-    """RNN(cell, return_sequences=False, return_state=False, go_backwards=False, unroll=False):
-    runs ``cell`` over the steps of (N, T, D) inputs. ``layer(x, initial_state=[...])``
-    starts from given states; a padding mask (Embedding(mask_zero=True), Masking)
-    keeps the previous output and states on masked steps, as Keras. ``unroll`` is
-    accepted for Keras' signature: pynn runs eagerly, so unrolled and looped
-    execution are the same computation. ``stateful`` and stacked cells (a list)
-    are not supported and raise."""
+    """RNN(cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
+    unroll=False): runs ``cell`` over the steps of (N, T, D) inputs. ``cell`` is one cell
+    or a list of cells (stacked: wrapped in ``StackedRNNCells``, as Keras).
+    ``layer(x, initial_state=[...])`` starts from given states; a padding mask
+    (Embedding(mask_zero=True), Masking) keeps the previous output and states on
+    masked steps, as Keras. ``stateful=True`` carries the last states of one batch
+    into the next (values only: no backpropagation across batches) until
+    ``reset_states()``; the batch size is then fixed by the first batch.
+    ``unroll`` is accepted for Keras' signature: pynn runs eagerly, so unrolled and
+    looped execution are the same computation.
+
+    Example:
+        >>> import numpy as np, pynn
+        >>> rnn = pynn.layers.RNN(pynn.layers.LSTMCell(4), return_sequences=True)
+        >>> rnn(np.zeros((2, 5, 3), np.float32)).shape
+        (2, 5, 4)
+    """
 
     supports_masking = True
 
@@ -174,18 +289,27 @@ class RNN(Layer):
                  unroll=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, (list, tuple)):
-            raise ValueError("RNN: a list of cells (StackedRNNCells) is not supported; stack RNN layers instead")
+            cell = StackedRNNCells(cell)
         if not hasattr(cell, "state_size"):
             raise ValueError(f"RNN: the cell {type(cell).__name__} needs a state_size attribute")
-        if stateful:
-            raise ValueError("RNN: stateful=True is not supported for generic cells; use layers.SimpleRNN/LSTM/GRU "
-                             "(stateful=True) instead")
         self.cell, self.return_sequences, self.return_state = cell, return_sequences, return_state
-        self.go_backwards, self.unroll = go_backwards, unroll
+        self.go_backwards, self.unroll, self.stateful = go_backwards, unroll, bool(stateful)
+        self.states = None          # stateful: the carried states (nested like state_size), plain arrays
+        self._batch_size = None     # stateful: the batch size the states were made for
 
-    def _state_sizes(self):
+    def _state_structure(self):
+        """state_size as a list (one entry per state; a nested list per stacked cell)."""
         s = self.cell.state_size
-        return [int(v) for v in s] if isinstance(s, (list, tuple)) else [int(s)]
+        if isinstance(self.cell, StackedRNNCells):   # one list of states per cell
+            return [list(v) if isinstance(v, (list, tuple)) else [v] for v in s]
+        return list(s) if isinstance(s, (list, tuple)) else [s]
+
+    def _output_size(self):
+        size = getattr(self.cell, "output_size", None)
+        if size is not None:
+            return int(size)
+        first = self._state_structure()[0]
+        return int(_tree_flatten(first)[0])
 
     def build(self, input_shape):
         if len(input_shape) != 3:
@@ -193,21 +317,67 @@ class RNN(Layer):
         if not self.cell.built:
             self.cell.build((input_shape[0], input_shape[-1]))
             self.cell.built = True
+        batch = input_shape[0] if input_shape[0] is not None else (self._input_shape or (None,))[0]
+        if self.stateful and batch is not None:
+            self._batch_size = int(batch)
         self.built = True
 
+    def reset_states(self, states=None):
+        """Stateful RNN: set the carried states to zeros, or to ``states`` (nested like the
+        cell's state_size, each (batch, size))."""
+        if not self.stateful:
+            raise ValueError(f"RNN {self.name!r}: reset_states() needs stateful=True")
+        structure = self._state_structure()
+        if states is None:
+            self.states = None if self._batch_size is None else \
+                _tree_map(lambda size: np.zeros((self._batch_size, int(size)), self.dtype), structure)
+            return
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        leaves = [np.asarray(getattr(v, "data", v), self.dtype) for v in _tree_flatten(states)]
+        sizes = [int(v) for v in _tree_flatten(structure)]
+        n = self._batch_size if self._batch_size is not None else leaves[0].shape[0]
+        if len(leaves) != len(sizes) or any(v.shape != (n, size) for v, size in zip(leaves, sizes)):
+            raise ValueError(f"RNN {self.name!r}: reset_states expected arrays of shapes "
+                             f"{[(n, size) for size in sizes]}, got {[v.shape for v in leaves]}")
+        self._batch_size, self.states = n, _tree_unflatten(structure, [v.copy() for v in leaves])
+
+    def reset_state(self, states=None):
+        """Keras 3's name for reset_states."""
+        self.reset_states(states)
+
+    def _initial_states(self, x, initial_state):
+        structure = self._state_structure()
+        n = x.shape[0]
+        if initial_state is None and self.stateful:
+            if self._batch_size is None:
+                self._batch_size = n
+            elif n != self._batch_size:
+                raise ValueError(f"RNN {self.name!r}: stateful=True carries states for batches of "
+                                 f"{self._batch_size} samples, got input of shape {tuple(x.shape)}; feed batches "
+                                 f"of exactly {self._batch_size} (or call reset_states with new states)")
+            if self.states is None:
+                self.reset_states()
+            return _tree_map(lambda v: Tensor(v.astype(x.dtype, copy=True)), self.states)
+        if initial_state is None:
+            return _tree_map(lambda size: Tensor(np.zeros((n, int(size)), x.dtype)), structure)
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        leaves = _tree_flatten(states)
+        sizes = [int(v) for v in _tree_flatten(structure)]
+        if len(leaves) != len(sizes):
+            raise ValueError(f"RNN {self.name!r}: initial_state needs {len(sizes)} tensors, got {len(leaves)}")
+        leaves = [v if isinstance(v, Tensor) else Tensor(np.asarray(v, x.dtype)) for v in leaves]
+        for v, size in zip(leaves, sizes):
+            if tuple(v.shape) != (n, size):
+                raise ValueError(f"RNN {self.name!r}: an initial state has shape {tuple(v.shape)}, "
+                                 f"expected {(n, size)}")
+        return _tree_unflatten(structure, leaves)
+
     def call(self, x, training=False, initial_state=None, mask=None):
-        n, t = x.shape[0], x.shape[1]
+        t = x.shape[1]
         mask = mask if mask is not None else x._keras_mask
         if mask is not None:
             mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(bool)
-        sizes = self._state_sizes()
-        if initial_state is None:
-            states = [Tensor(np.zeros((n, s), x.dtype)) for s in sizes]
-        else:
-            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-            if len(states) != len(sizes):
-                raise ValueError(f"RNN {self.name!r}: initial_state needs {len(sizes)} tensors, got {len(states)}")
-            states = [s if isinstance(s, Tensor) else Tensor(s) for s in states]
+        states = self._initial_states(x, initial_state)
         steps = range(t - 1, -1, -1) if self.go_backwards else range(t)
         outputs, prev = [], None
         for step in steps:
@@ -218,26 +388,34 @@ class RNN(Layer):
                 if prev is None:
                     prev = Tensor(np.zeros(tuple(out.shape), out.dtype))
                 out = F.where(keep, out, prev)
-                new_states = [F.where(keep, a, b) for a, b in zip(new_states, states)]
+                new_states = _tree_map(lambda a, b: F.where(keep, a, b), new_states, states)
             outputs.append(out)
             prev, states = out, new_states
         if not outputs:
             raise ValueError(f"RNN {self.name!r}: the input has no time steps: {tuple(x.shape)}")
+        if self.stateful:   # carried to the next call as values: no backpropagation across batches
+            self.states = _tree_map(lambda v: np.array(v.data, self.dtype), states)
         result = F.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
-        return [result] + states if self.return_state else result
+        return [result] + list(states) if self.return_state else result
 
     def compute_output_shape(self, input_shape):
-        sizes = self._state_sizes()
-        out_size = sizes[0]
-        out = (input_shape[0], input_shape[1], out_size) if self.return_sequences else (input_shape[0], out_size)
+        n = input_shape[0]
+        out_size = self._output_size()
+        out = (n, input_shape[1], out_size) if self.return_sequences else (n, out_size)
         if self.return_state:
-            return [out] + [(input_shape[0], s) for s in sizes]
+            structure = self._state_structure()
+            if any(isinstance(s, (list, tuple)) for s in structure):
+                raise ValueError(f"RNN {self.name!r}: return_state=True with stacked cells (one list of states "
+                                 "per cell: nested states) is not supported in a functional model; call the "
+                                 "layer eagerly, or stack RNN layers")
+            return [out] + [(n, int(s)) for s in structure]
         return out
 
     def get_config(self):
         from ..utils.registry import serialize_layer
         return {**super().get_config(), "cell": serialize_layer(self.cell), "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards, "unroll": self.unroll}
+                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
+                "unroll": self.unroll}
 
     @classmethod
     def from_config(cls, config):

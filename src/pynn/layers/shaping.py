@@ -8,7 +8,13 @@ from .input_layer import Input
 
 
 class RepeatVector(Layer):
-    """RepeatVector(n): (N, D) -> (N, n, D), e.g. to feed a decoder RNN."""
+    """RepeatVector(n): (N, D) -> (N, n, D), e.g. to feed a decoder RNN.
+
+    Example:
+        >>> layer = pynn.layers.RepeatVector(3)
+        >>> layer(np.ones((2, 3), np.float32)).shape
+        (2, 3, 3)
+    """
 
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
@@ -30,7 +36,13 @@ class RepeatVector(Layer):
 
 class Permute(Layer):
     """Permute(dims): reorder the non-batch axes; ``dims`` counts from 1, as Keras
-    (``Permute((2, 1))`` swaps steps and features)."""
+    (``Permute((2, 1))`` swaps steps and features).
+
+    Example:
+        >>> layer = pynn.layers.Permute((2, 1))
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 3, 5)
+    """
 
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
@@ -52,7 +64,13 @@ class Permute(Layer):
 
 
 class Identity(Layer):
-    """Returns its input unchanged (a placeholder, as in Keras)."""
+    """Returns its input unchanged (a placeholder, as in Keras).
+
+    Example:
+        >>> layer = pynn.layers.Identity()
+        >>> layer(np.ones((2, 3), np.float32)).shape
+        (2, 3)
+    """
 
     supports_masking = True
 
@@ -65,7 +83,13 @@ class Identity(Layer):
 
 class InputLayer(Input):
     """InputLayer(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):
-    Keras' layer form of ``Input``, e.g. ``Sequential([InputLayer(shape=(4,)), Dense(2)])``."""
+    Keras' layer form of ``Input``, e.g. ``Sequential([InputLayer(shape=(4,)), Dense(2)])``.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.InputLayer(shape=(4,)), pynn.layers.Dense(2)])
+        >>> model.output_shape
+        (None, 2)
+    """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
         if kwargs.get("sparse") or kwargs.get("ragged"):

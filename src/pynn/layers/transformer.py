@@ -17,6 +17,11 @@ class TransformerEncoder(Layer):
     Post-norm (the original Transformer): x = LN(x + Dropout(MHA(x, x)));
     x = LN(x + Dropout(FF(x))) with FF = Dense(intermediate_dim, activation) -> Dense(d).
     ``normalize_first`` gives the pre-norm variant. (B, T, d) -> (B, T, d).
+
+    Example:
+        >>> layer = pynn.layers.TransformerEncoder(intermediate_dim=32, num_heads=2)
+        >>> layer(np.ones((2, 5, 16), np.float32)).shape
+        (2, 5, 16)
     """
 
     def __init__(self, intermediate_dim, num_heads, dropout=0.0, activation="relu", layer_norm_epsilon=1e-5,
@@ -75,7 +80,13 @@ class TransformerEncoder(Layer):
 
 class PositionEmbedding(Layer):
     """Learned position embeddings: returns (B, T, d) embeddings of positions
-    0..T−1 (add them to the token embeddings). Weight: [embeddings (sequence_length, d)]."""
+    0..T−1 (add them to the token embeddings). Weight: [embeddings (sequence_length, d)].
+
+    Example:
+        >>> layer = pynn.layers.PositionEmbedding(sequence_length=5)
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 3)
+    """
 
     def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
@@ -100,7 +111,13 @@ class PositionEmbedding(Layer):
 
 class SinePositionEncoding(Layer):
     """The fixed sinusoidal encoding of "Attention is all you need":
-    PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(...). Returns (B, T, d)."""
+    PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(...). Returns (B, T, d).
+
+    Example:
+        >>> layer = pynn.layers.SinePositionEncoding()
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 3)
+    """
 
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)

@@ -8,7 +8,13 @@ from .base import Layer
 
 class Bidirectional(Layer):
     """Runs ``layer`` forwards and a copy of it backwards; merges with "concat"
-    (default), "sum", "mul", "ave" or None (a list). Weights: forward's, then backward's."""
+    (default), "sum", "mul", "ave" or None (a list). Weights: forward's, then backward's.
+
+    Example:
+        >>> layer = pynn.layers.Bidirectional(pynn.layers.LSTM(4))
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 8)
+    """
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
         super().__init__(**kwargs)
@@ -92,7 +98,13 @@ class Bidirectional(Layer):
 
 
 class TimeDistributed(Layer):
-    """Applies ``layer`` to every step: (N, T, ...) -> (N, T, ...) via the (N·T, ...) view."""
+    """Applies ``layer`` to every step: (N, T, ...) -> (N, T, ...) via the (N·T, ...) view.
+
+    Example:
+        >>> layer = pynn.layers.TimeDistributed(pynn.layers.Dense(4))
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 4)
+    """
 
     def __init__(self, layer, **kwargs):
         super().__init__(**kwargs)

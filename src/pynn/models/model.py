@@ -18,6 +18,7 @@ from ..utils.data import PyDataset
 from ..utils.progbar import Progbar
 from ..layers.base import Layer, assign_weights, unique_weights
 from ..random import generator
+from . import fit_loop
 from . import plan as _plan
 
 
@@ -119,7 +120,17 @@ def _optimizers():
 
 class Model(Layer):
     """``pynn.Model(inputs, outputs)`` for a functional DAG of layers, or a base
-    class: subclass it and write ``call(self, x, training=False)``."""
+    class: subclass it and write ``call(self, x, training=False)``.
+
+    Example:
+        >>> inputs = pynn.Input((4,))
+        >>> outputs = pynn.layers.Dense(2, activation="softmax")(pynn.layers.Dense(8, activation="relu")(inputs))
+        >>> model = pynn.Model(inputs, outputs)
+        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> history = model.fit(np.ones((8, 4), np.float32), np.zeros(8), epochs=2, verbose=0)
+        >>> model.predict(np.ones((3, 4), np.float32), verbose=0).shape
+        (3, 2)
+    """
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
@@ -773,11 +784,14 @@ class Model(Layer):
             self._require_loss("fit")
         cblist.on_train_begin()
         initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_epoch", 0))   # BackupAndRestore
+        # The common case's step, chosen once (models/fit_loop.py); None: the generic loop below.
+        plan = None if custom_step or dp or _is_batch_iterable(x) else \
+            fit_loop.plan_for(self, Model, xs, ys, sw, batch_size, shuffle, cbs)
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cblist.on_epoch_begin(epoch)
             logs = {}
-            for step, (xb, yb, swb) in enumerate(batches_of(epoch)):
+            for step, (xb, yb, swb) in enumerate(batches_of(epoch) if plan is None else ()):
                 cblist.on_train_batch_begin(step)
                 if custom_step:  # an overridden train_step: what fit calls, as in Keras
                     logs = self._run_step(self.train_step, xb, yb, swb)
@@ -789,6 +803,8 @@ class Model(Layer):
                 cblist.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if plan is not None:
+                logs = plan.run_epoch()
             epoch_logs = dict(logs)
             if dp:
                 epoch_logs = dp.end_epoch(self, epoch_logs)

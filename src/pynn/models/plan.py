@@ -163,7 +163,12 @@ class Plan:
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
         from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
                               MaxPooling2D)
-        if not as_list and len(in_slots) == 1:
+        # The prepared steps are channels_last (NHWC) calls: a layer given
+        # data_format="channels_first" runs its own call (which transposes around them).
+        channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
+        if channels_last and hasattr(layer, "data_format"):
+            self._watch(layer, "data_format")
+        if not as_list and len(in_slots) == 1 and channels_last:
             i = in_slots[0]
             if _exact(layer, Dense) and layer.dtype == _F32:
                 return self._dense(layer, i, out, fuse)

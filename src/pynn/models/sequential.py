@@ -11,6 +11,14 @@ class Sequential(Model):
 
     With an Input first, every layer is built (weights created) immediately;
     otherwise at the first call, from the data's shape.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.layers.Input((4,)), pynn.layers.Dense(8, activation="relu"),
+        ...                          pynn.layers.Dense(1)])
+        >>> model.compile(optimizer="adam", loss="mse")
+        >>> history = model.fit(np.ones((8, 4), np.float32), np.zeros((8, 1), np.float32), epochs=2, verbose=0)
+        >>> model.output_shape, model.count_params()
+        ((None, 1), 49)
     """
 
     def __init__(self, layers=None, name=None, trainable=True):

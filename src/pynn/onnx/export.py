@@ -58,6 +58,8 @@ UNSUPPORTED = {
     "SimpleRNNCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
     "LSTMCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
     "GRUCell": "exported inside RNN(cell); a cell called on its own (one step) is not",
+    "StackedRNNCells": "RNN over stacked cells has no single ONNX recurrent op; stack RNN layers to export",
+    "data_format='channels_first'": "the exporters write channels_last graphs; build the model channels_last",
     "Layer": "a custom layer subclass has no exporter until pynn.onnx.register_exporter(MyLayer, fn) gives it one",
 }
 
@@ -188,6 +190,9 @@ def _takes_list(layer):
 
 def _find_exporter(layer):
     cls = type(layer)
+    if getattr(layer, "data_format", None) == "channels_first":   # the exporters write channels_last graphs
+        raise ValueError(f"ONNX export: layer {layer.name!r} ({cls.__name__}) has data_format='channels_first', "
+                         "which the exporter does not write; build the model channels_last to export it")
     if cls in _EXPORTERS:
         return _EXPORTERS[cls]
     if isinstance(layer, Sequential) and cls.call is Sequential.call:
@@ -574,6 +579,9 @@ def export_rnn(ctx, layer, inputs, initial_state=None, mask=None, training=False
     options (same gate order, same masking rule: a masked step keeps the states and repeats
     the previous output); that layer's exporter writes it."""
     cell = layer.cell
+    if layer.stateful:
+        raise ValueError(f"ONNX export: RNN {layer.name!r} is stateful; carried states are not part of an "
+                         "inference graph (see pynn.onnx.UNSUPPORTED)")
     common = dict(units=cell.units, activation=cell.activation, use_bias=cell.use_bias,
                   return_sequences=layer.return_sequences, return_state=layer.return_state,
                   go_backwards=layer.go_backwards, name=layer.name)

@@ -6,6 +6,14 @@ class Adadelta(Optimizer):
     ``s = rho*s + (1-rho)*g^2; d = sqrt(u + eps)/sqrt(s + eps) * g;
     u = rho*u + (1-rho)*d^2; p -= lr*d``. Defaults are Keras' (lr 0.001,
     epsilon 1e-7); torch's are lr=1.0, eps=1e-6.
+
+    Example:
+        >>> opt = pynn.optimizers.Adadelta(learning_rate=1.0)
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer=opt, loss="mse")
+        >>> history = model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
     """
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):

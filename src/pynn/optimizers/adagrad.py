@@ -9,6 +9,14 @@ class Adagrad(Optimizer):
     ``sqrt(acc + eps)``). The accumulator starts at Keras' default 0.1
     (torch: initial_accumulator_value=0, so compare with torch using
     ``initial_accumulator_value=0.1``).
+
+    Example:
+        >>> opt = pynn.optimizers.Adagrad(learning_rate=0.01)
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer=opt, loss="mse")
+        >>> history = model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
     """
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):

@@ -13,6 +13,14 @@ class Adam(Optimizer):
     ``vhat = max(vhat, v)`` and uses it in the denominator (same in both).
     ``weight_decay`` here is coupled L2 (torch Adam: ``g += wd*p``); use AdamW
     for decoupled decay.
+
+    Example:
+        >>> opt = pynn.optimizers.Adam(learning_rate=1e-3)
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer=opt, loss="mse")
+        >>> history = model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
     """
 
     _decoupled = False
@@ -45,6 +53,14 @@ class AdamW(Adam):
     ``p *= 1 - lr*weight_decay`` before the Adam step (lr, not the bias-corrected
     step size). Epsilon placement as :class:`Adam` (torch). Default
     weight_decay is Keras' 0.004 (torch: 0.01).
+
+    Example:
+        >>> opt = pynn.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.004)
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer=opt, loss="mse")
+        >>> history = model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
     """
 
     _decoupled = True

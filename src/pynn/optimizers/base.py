@@ -35,6 +35,13 @@ class Optimizer:
     gradients so their joint L2 norm is at most this). At most one may be set.
     ``learning_rate`` is a float or a schedule (callable on the step); reading
     ``opt.learning_rate`` gives the current value, assigning replaces it.
+
+    Example:
+        >>> opt = pynn.optimizers.SGD(learning_rate=0.1)      # every optimizer is an Optimizer
+        >>> w = pynn.layers.Variable(np.ones(2, np.float32))
+        >>> _ = opt.apply([np.ones(2, np.float32)], [w])
+        >>> w.numpy()
+        array([0.9, 0.9], dtype=float32)
     """
 
     def __init_subclass__(cls, **kwargs):

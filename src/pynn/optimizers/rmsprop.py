@@ -9,6 +9,14 @@ class RMSprop(Optimizer):
     ``sqrt(s) + epsilon`` — epsilon OUTSIDE the sqrt (Keras 3 puts it inside:
     ``sqrt(s + eps)``). With momentum: ``buf = momentum*buf + g/denom;
     p -= lr*buf`` (Keras accumulates ``lr*g/denom``; same for constant lr).
+
+    Example:
+        >>> opt = pynn.optimizers.RMSprop(learning_rate=1e-3)
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer=opt, loss="mse")
+        >>> history = model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):

@@ -10,6 +10,14 @@ class SGD(Optimizer):
     identical for a constant learning rate and differ only when lr changes
     (torch scales the whole buffer by the new lr). ``weight_decay`` is coupled
     L2 as in torch (``g += wd*p``), not Keras' decoupled decay.
+
+    Example:
+        >>> opt = pynn.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        >>> model = pynn.Sequential([pynn.layers.Input((3,)), pynn.layers.Dense(1)])
+        >>> model.compile(optimizer=opt, loss="mse")
+        >>> history = model.fit(np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32), epochs=2, verbose=0)
+        >>> len(history.history["loss"])
+        2
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, **kwargs):

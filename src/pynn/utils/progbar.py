@@ -31,6 +31,10 @@ class Progbar:
         self.start = time.perf_counter()
         self._last_draw = 0.0
 
+    def due(self):
+        """True when a non-final ``update`` now would redraw (fit skips building the logs otherwise)."""
+        return self.verbose == 1 and self.dynamic and time.perf_counter() - self._last_draw >= self.interval
+
     def update(self, current, values=(), finalize=None):
         """Show step ``current`` of ``target`` with ``values`` [(name, number), ...]."""
         if finalize is None:

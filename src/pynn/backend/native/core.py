@@ -15,12 +15,30 @@ from .nn import NATIVE_ACTIVATIONS, activate
 
 __all__ = ["matmul", "pack_weight", "packed_matmul"]
 
+_f32 = np.dtype(np.float32)
+_ndarray = np.ndarray
+# Epilogue name -> the act_alpha the slow path below passes when ``alpha`` is None: the
+# activations _C fuses that take no parameter (the dense layers' usual relu, linear...).
+_NO_PARAM = {name: 0.0 for name in NATIVE_ACTIVATIONS if _table.get(name).param is None}
+_NO_PARAM["linear"] = 0.0
+
 
 def matmul(a, b, bias=None, activation=None, alpha=None):
     """``act(a @ b + bias)`` with NumPy's ``@`` semantics; see the numpy backend.
 
     a: (..., m, k) or (k,); b: (..., k, n) or (k,); bias: None or (n,).
     """
+    # The dense layers' case first (2-D float32 arrays, a per-column float32 bias or
+    # none, a parameterless epilogue): the checks below, done without the general ones.
+    if (type(a) is _ndarray and type(b) is _ndarray and a.ndim == 2 and b.ndim == 2 and alpha is None
+            and a.dtype is _f32 and b.dtype is _f32 and a.shape[1] == b.shape[0]
+            and a.strides[0] % 4 == 0 and a.strides[1] % 4 == 0 and b.strides[0] % 4 == 0
+            and b.strides[1] % 4 == 0):
+        act = "linear" if activation is None else activation
+        act_alpha = _NO_PARAM.get(act)
+        if act_alpha is not None and (bias is None or (type(bias) is _ndarray and bias.dtype is _f32
+                                                       and bias.ndim == 1 and bias.shape[0] == b.shape[1])):
+            return _C.gemm(a, b, bias=bias, activation=act, act_alpha=act_alpha)
     a, b = np.asarray(a), np.asarray(b)
     if (a.dtype != np.float32 or b.dtype != np.float32
             or (bias is not None and np.asarray(bias).dtype != np.float32)):

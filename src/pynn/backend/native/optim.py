@@ -16,15 +16,22 @@ from .. import numpy as _ref
 __all__ = ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "adadelta_step"]
 
 
+_f32 = np.dtype(np.float32)
+
+
 def _native_ok(params):
-    return all(isinstance(p, np.ndarray) and p.dtype == np.float32 and p.flags.c_contiguous
-               and p.flags.writeable for p in params)
+    for p in params:
+        if not (isinstance(p, np.ndarray) and p.dtype == _f32 and p.flags.c_contiguous and p.flags.writeable):
+            return False
+    return True
 
 
 def _g32(grads):
     # np.require, not np.ascontiguousarray: the latter turns a 0-d gradient (a scalar weight such as
     # Attention's scale) into shape (1,), which the kernel then rightly rejects against a () param.
-    return [np.require(g, dtype=np.float32, requirements="C") for g in grads]
+    # Gradients already float32 and C-contiguous (nearly all) skip np.require's Python-level checks.
+    return [g if type(g) is np.ndarray and g.dtype == _f32 and g.flags.c_contiguous
+            else np.require(g, dtype=np.float32, requirements="C") for g in grads]
 
 
 def sgd_step(params, grads, bufs, lr, momentum, nesterov, weight_decay):

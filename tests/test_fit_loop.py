@@ -1,0 +1,277 @@
+"""fit()'s prepared step (models/fit_loop.py, issue #16): the common case runs a plan
+chosen once per fit, which must give the weights and history of the generic
+per-batch loop bit for bit, call every hook the generic loop calls, and step
+aside for an overridden train_step."""
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+from pynn.models import fit_loop
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((203, 12)).astype(np.float32)
+    return (x, rng.integers(0, 4, 203), rng.standard_normal((203, 3)).astype(np.float32),
+            rng.uniform(0.5, 1.5, 203).astype(np.float32))
+
+
+class _TagBatches(pynn.callbacks.Callback):
+    """A batch-hook callback that writes into the logs (the epoch's logs keep it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.begins, self.ends = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.begins.append(batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append((batch, sorted(logs)))
+        logs["tag"] = batch
+
+
+def _sequential_dropout():
+    x, y, _, _ = _data()
+    pynn.set_seed(0)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.2),
+                         layers.Dense(8, activation="tanh"), layers.Dense(4)])
+    m.compile(pynn.optimizers.Adam(1e-2), pynn.losses.SparseCategoricalCrossentropy(from_logits=True),
+              metrics=["accuracy"])
+    return m, m.fit(x, y, batch_size=32, epochs=3, verbose=0, validation_split=0.2)
+
+
+def _functional_weighted():
+    x, _, yr, sw = _data()
+    pynn.set_seed(1)
+    i = pynn.Input((12,))
+    o = layers.Dense(3)(layers.Dense(10, activation="relu")(i))
+    m = pynn.Model(i, o)
+    m.compile(pynn.optimizers.SGD(0.05, momentum=0.9), "mse", metrics=["mae"])
+    return m, m.fit(x, yr, batch_size=16, epochs=2, verbose=0, shuffle=False, sample_weight=sw)
+
+
+def _unbuilt_regularized():
+    x, y, _, _ = _data()
+    pynn.set_seed(2)
+    m = pynn.Sequential([layers.Dense(16, activation="relu", kernel_regularizer=pynn.regularizers.L2(1e-3),
+                                      kernel_constraint=pynn.constraints.MaxNorm(1.0)),
+                         layers.Dense(4, activation="softmax")])
+    m.compile("rmsprop", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m, m.fit(x, y, batch_size=25, epochs=2, verbose=0, class_weight={0: 2.0, 1: 0.5})
+
+
+def _callbacks_and_bar():
+    x, y, _, _ = _data()
+    pynn.set_seed(4)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dense(8, activation="relu"), layers.Dense(4)])
+    m.compile("adam", pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    with redirect_stdout(io.StringIO()):
+        h = m.fit(x, y, batch_size=64, epochs=2, verbose=1, callbacks=[_TagBatches()])
+    return m, h
+
+
+def _two_outputs():
+    x, y, yr, _ = _data()
+    pynn.set_seed(5)
+    i = pynn.Input((12,))
+    hdn = layers.Dense(8, activation="relu")(i)
+    m = pynn.Model(i, [layers.Dense(4, name="cls")(hdn), layers.Dense(3, name="reg")(hdn)])
+    m.compile("adam", [pynn.losses.SparseCategoricalCrossentropy(from_logits=True), "mse"],
+              loss_weights=[1.0, 0.5], metrics=[["accuracy"], ["mae"]])
+    return m, m.fit(x, [y, yr], batch_size=40, epochs=2, verbose=0)
+
+
+def _freeze_midway():
+    """Callbacks that freeze a layer at a batch and unfreeze it at an epoch's start: the
+    generic loop reads trainable_weights every step, so the plan must follow."""
+    x, y, _, _ = _data()
+
+    class Freeze(pynn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.layers[0].trainable = False
+
+    class Unfreeze(pynn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.layers[0].trainable = True
+    pynn.set_seed(6)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dense(8, activation="relu"), layers.Dense(4)])
+    m.compile(pynn.optimizers.SGD(0.1), pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m, m.fit(x, y, batch_size=50, epochs=2, verbose=0, callbacks=[Freeze(), Unfreeze()])
+
+
+CASES = {"freeze_midway": _freeze_midway, "sequential_dropout": _sequential_dropout, "functional_weighted": _functional_weighted,
+         "unbuilt_regularized": _unbuilt_regularized, "callbacks_and_bar": _callbacks_and_bar,
+         "two_outputs": _two_outputs}
+
+
+def _run(case, plan, monkeypatch):
+    used = []
+    real_plan_for, real_run = fit_loop.plan_for, fit_loop.TrainPlan.run_epoch
+
+    def run_epoch(self):
+        used.append(True)
+        return real_run(self)
+    with monkeypatch.context() as mp:
+        mp.setattr(fit_loop.TrainPlan, "run_epoch", run_epoch)
+        if not plan:
+            mp.setattr(fit_loop, "plan_for", lambda *a, **k: None)
+        m, h = CASES[case]()
+    assert bool(used) == plan, "the prepared step was not the one that ran" if plan else "the plan ran"
+    assert real_plan_for is not None
+    return m.get_weights(), h.history
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_prepared_step_gives_the_generic_loops_weights_and_history_bit_for_bit(case, monkeypatch):
+    w_plan, h_plan = _run(case, True, monkeypatch)
+    w_gen, h_gen = _run(case, False, monkeypatch)
+    assert len(w_plan) == len(w_gen)
+    for a, b in zip(w_plan, w_gen):
+        np.testing.assert_array_equal(a, b)
+    assert h_plan.keys() == h_gen.keys()
+    for k in h_gen:
+        np.testing.assert_array_equal(np.asarray(h_plan[k]), np.asarray(h_gen[k]), err_msg=k)
+
+
+def test_batch_hooks_get_every_step_and_the_logs_callbacks_wrote_reach_history():
+    x, y, _, _ = _data()
+    pynn.set_seed(0)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dense(4)])
+    m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    cb = _TagBatches()
+    h = m.fit(x, y, batch_size=50, epochs=2, verbose=0, callbacks=[cb])
+    steps = 5   # ceil(203 / 50)
+    assert cb.begins == list(range(steps)) * 2
+    assert [b for b, _ in cb.ends] == list(range(steps)) * 2
+    assert all(keys == ["accuracy", "loss"] for _, keys in cb.ends)
+    assert h.history["tag"] == [steps - 1, steps - 1]
+
+
+def test_stop_training_from_a_batch_hook_ends_the_epoch_at_that_step():
+    x, y, _, _ = _data()
+
+    class StopAt(pynn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.last = batch
+            if batch == 2:
+                self.model.stop_training = True
+    pynn.set_seed(0)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dense(4)])
+    m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cb = StopAt()
+    h = m.fit(x, y, batch_size=20, epochs=3, verbose=0, callbacks=[cb])
+    assert cb.last == 2 and len(h.history["loss"]) == 1
+    assert m.optimizer.iterations == 3
+
+
+def test_progress_bar_still_prints_the_final_line_per_epoch():
+    x, y, _, _ = _data()
+    pynn.set_seed(0)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dense(4)])
+    m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        h = m.fit(x, y, batch_size=32, epochs=2, verbose=1)
+    text = out.getvalue()
+    assert "Epoch 1/2" in text and "Epoch 2/2" in text
+    assert f"loss: {h.history['loss'][-1]:.4f}" in text
+
+
+def test_an_overridden_train_step_is_what_fit_calls_not_the_prepared_step(monkeypatch):
+    x, y, _, _ = _data()
+    calls = []
+
+    class Custom(pynn.Sequential):
+        def train_step(self, data):
+            calls.append(len(data[0]))
+            return super().train_step(data)
+    monkeypatch.setattr(fit_loop, "plan_for", lambda *a, **k: pytest.fail("plan_for asked for a custom step"))
+    pynn.set_seed(0)
+    m = Custom([layers.Input((12,)), layers.Dense(4)])
+    m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    assert calls == [64, 64, 64, 11]
+
+
+def test_a_model_overriding_a_step_method_keeps_the_generic_loop():
+    x, y, _, _ = _data()
+    seen = []
+
+    class Logged(pynn.Sequential):
+        def _train_step(self, xs, ys, sample_weight=None):
+            seen.append(len(xs[0]))
+            return super()._train_step(xs, ys, sample_weight)
+    pynn.set_seed(0)
+    m = Logged([layers.Input((12,)), layers.Dense(4)])
+    m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(x, y, batch_size=100, epochs=1, verbose=0)
+    assert seen == [100, 100, 3]
+
+
+def test_a_subclassed_layer_runs_through_its_own_call_in_the_prepared_step():
+    x, y, _, _ = _data()
+
+    class Penalized(layers.Dense):   # a user layer: add_loss inside call must reach the loss
+        def call(self, inp):
+            out = super().call(inp)
+            self.add_loss(pynn.functional.sum(out * out) * 1e-3)
+            return out
+
+    def fit(plan, monkeypatch_ctx):
+        pynn.set_seed(0)
+        m = pynn.Sequential([layers.Input((12,)), Penalized(4)])
+        m.compile("sgd", pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if not plan:
+            monkeypatch_ctx.setattr(fit_loop, "plan_for", lambda *a, **k: None)
+        return m.fit(x, y, batch_size=64, epochs=2, verbose=0).history["loss"], m.get_weights()
+
+    mp = pytest.MonkeyPatch()
+    try:
+        loss_plan, w_plan = fit(True, mp)
+        loss_gen, w_gen = fit(False, mp)
+    finally:
+        mp.undo()
+    assert loss_plan == loss_gen
+    for a, b in zip(w_plan, w_gen):
+        np.testing.assert_array_equal(a, b)
+
+
+_BOTH = """
+    import json, numpy as np, pynn
+    from pynn import layers, _core
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((150, 10)).astype(np.float32); y = rng.integers(0, 3, 150)
+    pynn.set_seed(0)
+    m = pynn.Sequential([layers.Input((10,)), layers.Dense(16, activation="relu"), layers.Dense(3)])
+    m.compile("adam", pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    h = m.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    print(json.dumps({"core": _core.name(), "history": h.history,
+                      "weights": [w.tobytes().hex() for w in m.get_weights()]}))
+"""
+
+
+def test_compiled_and_pure_cores_train_to_the_same_bits():
+    runs = []
+    for pure in (False, True):
+        env = dict(os.environ)
+        env.pop("PYNN_PURE_PYTHON", None)
+        if pure:
+            env["PYNN_PURE_PYTHON"] = "1"
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(_BOTH)], env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert runs[1]["core"] == "pure"
+    assert runs[0]["history"] == runs[1]["history"]
+    assert runs[0]["weights"] == runs[1]["weights"]

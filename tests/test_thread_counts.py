@@ -55,7 +55,12 @@ def _f32(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("shape", [(520, 300, 400), (64, 784, 128), (7, 1000, 33), (2048, 64, 64)])
+# Shapes for each split of csrc/gemm/gemm.cpp: row blocks of a wide B (520x300x400), column
+# blocks of a short A (64x784x128), dynamic row chunks of a narrow B (2048x64x64), the shared
+# packed-B mode with barriers (100x300x40: 3 column panels), a skinny edge (7x1000x33) and
+# the one-thread small path (32x64x128, the lecture MLP's layer).
+@pytest.mark.parametrize("shape", [(520, 300, 400), (64, 784, 128), (7, 1000, 33), (2048, 64, 64), (100, 300, 40),
+                                   (32, 64, 128)])
 def test_gemm_agrees_at_every_thread_count(nb, rng, shape):
     m, k, n = shape
     a, b, bias = _f32(rng, m, k), _f32(rng, k, n), _f32(rng, n)

@@ -1,6 +1,7 @@
 #include "common/parallel.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -34,6 +35,10 @@ std::atomic<int> g_threads{default_threads()};
 // (common/process_hooks.cpp installs the fork handler).
 std::atomic<bool> g_went_parallel{false};
 std::atomic<bool> g_forked_single{false};
+// Nonzero while this thread runs a share_work body (caller or helper): a kernel called
+// from there (sgemm inside the split-K slices) runs on one thread, as it does inside an
+// OpenMP region, instead of starting a team of its own on top of the busy helpers.
+thread_local int g_in_share_work = 0;
 
 }  // namespace
 
@@ -61,6 +66,7 @@ int threads_for(int64_t work, int64_t grain) {
 #ifdef PYNN_OPENMP
   if (omp_in_parallel()) return 1;
 #endif
+  if (g_in_share_work) return 1;
   if (g_forked_single.load(std::memory_order_relaxed)) return 1;
   int64_t t = grain > 0 ? work / grain : work;
   int n = num_threads();
@@ -83,6 +89,7 @@ struct Job {
 };
 
 void drain(Job& j) {
+  ++g_in_share_work;
   j.err.run([&] {
     for (;;) {
       const int64_t lo = j.next.fetch_add(j.chunk, std::memory_order_relaxed);
@@ -90,6 +97,7 @@ void drain(Job& j) {
       (*j.body)(lo, std::min(lo + j.chunk, j.n));
     }
   });
+  --g_in_share_work;
 }
 
 // This module's thread_local blocks (the GEMM scratch) are allocated by glibc on a thread's
@@ -97,14 +105,22 @@ void drain(Job& j) {
 // them when it starts, before any kernel can have used up the address space.
 thread_local volatile char g_tls_touch;
 
-// Helpers sleep on `wake` between jobs. The pool is never destroyed (helpers are
+constexpr int kHelperPollMicros = 200;
+
+// Between jobs a helper first polls for the next one for up to kHelperPollMicros,
+// yielding the CPU on every poll (sched_yield: any runnable thread, the caller
+// included, goes first, so an oversubscribed machine loses nothing), then sleeps on
+// `wake`. The poll is what keeps back-to-back kernels parallel: a helper asleep on a
+// futex measured to wake too late to take any block of a 125 us GEMM (64x784x128:
+// 2 threads ran at the 1-thread speed, 102 vs 103 GFLOPS), while libgomp's and
+// OpenBLAS's spinning workers are ready at once. The pool is never destroyed (helpers are
 // detached and may still be waiting at exit); a forked child has no helpers, which
 // is harmless: the caller then does every chunk itself.
 struct Pool {
   std::mutex m;
   std::condition_variable wake, idle;
   Job* job = nullptr;
-  uint64_t gen = 0;
+  std::atomic<uint64_t> gen{0};  // written under m; read without it while polling
   int started = 0;
 
   void ensure(int helpers) {  // under m
@@ -121,8 +137,15 @@ struct Pool {
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lk(m);
     for (;;) {
-      wake.wait(lk, [&] { return gen != seen; });
-      seen = gen;
+      if (gen.load(std::memory_order_relaxed) == seen) {
+        lk.unlock();
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kHelperPollMicros);
+        while (gen.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until)
+          std::this_thread::yield();
+        lk.lock();
+      }
+      wake.wait(lk, [&] { return gen.load(std::memory_order_relaxed) != seen; });
+      seen = gen.load(std::memory_order_relaxed);
       Job* j = job;
       if (!j || j->joined >= j->max_helpers) continue;
       ++j->joined;

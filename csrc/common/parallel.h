@@ -35,7 +35,8 @@ void set_num_threads(int n);
 
 // Threads to use for `work` units of work when one thread should get at least
 // `grain` of them: small problems stay on one thread, where forking costs more
-// than it saves. Also 1 inside an existing parallel region (no oversubscription).
+// than it saves. Also 1 inside an existing parallel region -- an OpenMP team or a
+// share_work body -- (no oversubscription).
 int threads_for(int64_t work, int64_t grain);
 
 // True in a process forked after its parent ran (or was running) a multi-threaded kernel:

@@ -11,7 +11,7 @@
 //  - MC = 144: the packed A block (MC x KC x 4 B = 144 KiB) stays in the private
 //    L2 (512 KiB) and is reused across all NR panels of B.
 //  - NC = 4080: the packed B block (KC x NC x 4 B ~ 4 MiB) sits in the shared L3
-//    and is reused by every MC block (and by both threads).
+//    and is reused by every MC block (and by every thread in the shared mode).
 // The generic kernel uses the same tile so packing is shared code; its blocks
 // are the same because they only depend on the caches, not on the ISA.
 //
@@ -61,7 +61,7 @@ constexpr int64_t kSmallMaxK = 1024;
 // row blocks of C, each packing its own B (see gemm.cpp): the duplicate
 // packing is then < ~5% of the thread's work. With fewer rows, and column
 // panels that deal evenly, they take column blocks (no duplicate work at all
-// on a row-major A, which both read in place).
+// on a row-major A, which every thread reads in place).
 constexpr int64_t kPrivateBRows = 192;
 // Unpacked-A path (AVX2, row-major A): used when the packed B block of one
 // thread is at most this many columns (padded to NR) wide, so that KC >= 256
@@ -75,6 +75,9 @@ constexpr int64_t kUnpackedABBytes = 320 * 1024;
 // kMinChunkRows rows, since each block packs its own copy of B.
 constexpr int64_t kChunksPerThread = 2;
 constexpr int64_t kMinChunkRows = 512;
+// Column blocks (small m) keep at least this many NR panels (32 columns): each
+// block reads all of A once more.
+constexpr int64_t kMinChunkPanels = 2;
 // Work each extra thread should get at least (m*n*k units).
 constexpr int64_t kThreadGrain = 131072;
 

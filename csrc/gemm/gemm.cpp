@@ -11,22 +11,23 @@
 // in place and stays in L1 while it meets all of the packed B block, which is
 // sized for L2 with KC up to all of K (macro_kernel_ua, config.h).
 //
-// Threads: when every thread gets enough rows, or m is short but the column
-// panels deal evenly, C is cut into independent blocks (rows, or NR-column
-// panels) and each thread runs the single-thread algorithm on its own with
-// its own packed B: no barrier at all. Otherwise the threads share one packed
+// Threads (N = num_threads(), any N): when every thread gets enough rows, or m
+// is short but the column panels deal evenly, C is cut into independent blocks
+// (rows, or NR-column panels; N to 2N of them) that the threads claim from a
+// counter (share_work), each block solved by the single-thread algorithm with its
+// own packed B: no barrier, and a thread that is late costs at most one block.
+// Otherwise the threads share one packed
 // B and split the ic loop, or the jr loop when m is too short to give every
 // thread an even share of MR panels (BLIS's choice for private-L2 /
 // shared-L3 CPUs). The epilogue (beta on the first KC block, bias and
 // activation on the last) is applied to each tile while it is still in L1.
 // Edge tiles and non-unit column strides of C go through a local MR x NR
 // tile, so the kernel never reads or writes outside C. Small products
-// (m*n*k <= 64^3, unit-stride B) skip all of this and run the unpacked AVX2
+// (m*n*k <= 64^3) skip all of this and run the unpacked AVX2
 // path of small_avx2.cpp on one thread.
 #include "gemm/gemm.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -303,8 +304,8 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
 
 #ifdef PYNN_X86_64
   // Small product: packing and blocking would cost more than the FMAs.
-  if (use_avx2() && cs_b == 1 && m * n * k <= kSmallWork && k <= kSmallMaxK) {
-    avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+  if (use_avx2() && m * n * k <= kSmallWork && k <= kSmallMaxK) {
+    avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
     return;
   }
 #endif
@@ -342,48 +343,50 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
     return;
   }
 
-  // Independent blocks of C, one per thread, each solved by the single-thread
-  // algorithm with its own packed B: no barrier at all. By rows when every
-  // thread gets enough of them that packing B twice costs little (each B
-  // element then feeds m/nt FMAs); otherwise by NR-column panels when they deal
-  // evenly (the small-m, Dense-like shapes: A is then read unpacked by both).
+  // Independent blocks of C, each solved by the single-thread algorithm with its
+  // own packed B: no barrier at all. By rows when every thread gets enough of them
+  // that packing B once per block costs little (each B element then feeds m/nt
+  // FMAs); otherwise by NR-column panels when they deal evenly among the nt
+  // threads (the small-m, Dense-like shapes: A is then read unpacked by every one).
   const bool by_m = m / nt >= kPrivateBRows;
   const bool by_n = !by_m && balance(np_all, nt) >= 0.9 && np_all >= nt;
   if (by_m || by_n) {
-    // Row blocks of a narrow B (n <= kUnpackedAMaxN) are dealt dynamically, a
-    // few per thread: on a machine shared with other jobs a thread that is
-    // descheduled for a time slice leaves its remaining blocks to the others
-    // instead of stalling the whole product. Each block packs its own copy of
-    // B, so this is kept to small B (and blocks of >= kMinChunkRows rows); a
-    // wide B (square products: 16 MiB at 2048) is packed once per thread.
-    // Column blocks of the small-m shapes stay one per thread: a narrower
-    // block re-reads all of A for fewer columns.
+    // The blocks are claimed from a counter (common/parallel.h: share_work): the
+    // caller starts at once and a helper joins when it is scheduled, so a helper
+    // that is late -- on a shared machine, or oversubscribed -- costs at most the
+    // block it is working on, never a wait at a fork or join for a thread that has
+    // not run yet (an OpenMP fork+join measured 250-500 us at load ~12 on the 2-core
+    // machine, 0.6 us idle; the 64x784x128 product takes ~65 us on 2 threads).
+    // Row blocks of a narrow B (n <= kUnpackedAMaxN) are a few per thread; each
+    // packs its own copy of B, so they keep >= kMinChunkRows rows; a wide B (square
+    // products: 16 MiB at 2048) is packed once per block, one block per thread.
+    // Column blocks (the small-m shapes) are also a few per thread, of at least
+    // kMinChunkPanels NR-panels: A is re-read per block, but from L2.
     const int64_t units = by_m ? mp : np_all;
     int64_t chunks = nt;
     if (by_m && n <= kUnpackedAMaxN)
       chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
-    std::atomic<int64_t> next{0};
-    parallel_team_checked(nt, [&](int, int) {  // barrier-free: a worker's bad_alloc becomes MemoryError
-    for (;;) {
-      const int64_t ch = next.fetch_add(1, std::memory_order_relaxed);
-      if (ch >= chunks) break;
-      Problem Q = P;
-      int64_t lo, hi;
-      share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
-      if (by_m) {
-        const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
-        Q.m = r1 - r0;
-        Q.a = P.a + r0 * P.rs_a;
-        Q.c = P.c + r0 * P.rs_c;
-      } else {
-        const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
-        Q.n = c1 - c0;
-        Q.b = P.b + c0 * P.cs_b;
-        Q.c = P.c + c0 * P.cs_c;
-        if (P.bias) Q.bias = P.bias + c0;
+    else if (by_n)
+      chunks = std::max<int64_t>(nt, std::min(int64_t{nt} * kChunksPerThread, units / kMinChunkPanels));
+    share_work(chunks, 1, nt, [&](int64_t ch0, int64_t ch1) {
+      for (int64_t ch = ch0; ch < ch1; ++ch) {
+        Problem Q = P;
+        int64_t lo, hi;
+        share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
+        if (by_m) {
+          const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
+          Q.m = r1 - r0;
+          Q.a = P.a + r0 * P.rs_a;
+          Q.c = P.c + r0 * P.rs_c;
+        } else {
+          const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
+          Q.n = c1 - c0;
+          Q.b = P.b + c0 * P.cs_b;
+          Q.c = P.c + c0 * P.cs_c;
+          if (P.bias) Q.bias = P.bias + c0;
+        }
+        if (Q.m > 0 && Q.n > 0) solve_single(Q, isa_avx2);
       }
-      if (Q.m > 0 && Q.n > 0) solve_single(Q, isa_avx2);
-    }
     });
     return;
   }

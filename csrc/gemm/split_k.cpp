@@ -18,27 +18,29 @@ void sgemm_split_k(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a
     sgemm(m, n, k, 1.f, a, 1, rs_a, b, rs_b, 1, 0.f, c, rs_c, 1, nullptr, Act::Linear, 0.f);
     return;
   }
+  // The k slices are claimed from a counter (share_work): a helper that is not
+  // scheduled yet leaves its slice to the caller instead of holding a barrier. The
+  // slices and their summation order are fixed by index, not by thread, so the
+  // result is the same whichever thread computed which slice.
   std::vector<float> part(static_cast<size_t>((nt - 1) * m * n));
-  FirstError err;  // sgemm's scratch may fail to grow on a worker: every thread still meets the barrier
-  parallel_team(nt, [&](int tid, int T) {
-    const int64_t k0 = k * tid / T, k1 = k * (tid + 1) / T;
-    float* out = tid ? part.data() + (tid - 1) * m * n : c;
-    const int64_t rs_out = tid ? n : rs_c;
-    err.run([&] {
+  share_work(nt, 1, nt, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t k0 = k * s / nt, k1 = k * (s + 1) / nt;
+      float* out = s ? part.data() + (s - 1) * m * n : c;
+      const int64_t rs_out = s ? n : rs_c;
       sgemm(m, n, k1 - k0, 1.f, a + k0 * rs_a, 1, rs_a, b + k0 * rs_b, rs_b, 1, 0.f, out, rs_out, 1, nullptr,
             Act::Linear, 0.f);
-    });
-    team_barrier(T);
-    // sum the partial products, rows split across the threads
-    const int64_t r0 = m * tid / T, r1 = m * (tid + 1) / T;
-    for (int p = 1; p < T; ++p)
+    }
+  });
+  // Sum the partial products in slice order, rows split across the threads.
+  parallel_for(m, n * (nt - 1), int64_t{1} << 16, [&](int64_t r0, int64_t r1) {
+    for (int p = 1; p < nt; ++p)
       for (int64_t i = r0; i < r1; ++i) {
         float* __restrict ci = c + i * rs_c;
         const float* __restrict pi = part.data() + (p - 1) * m * n + i * n;
         for (int64_t j = 0; j < n; ++j) ci[j] += pi[j];
       }
   });
-  err.rethrow();
 }
 
 }  // namespace pynn

@@ -60,10 +60,11 @@ void pack_a_panel6_rowmajor(int64_t kc, const float* a, int64_t rs_a, float* dst
 void igemm_6x16(int64_t taps, int64_t run, const float* const* ind, const float* b, float* c, int64_t rs_c, int mr,
                 int nr, bool accumulate, const float* bias, Act act, float act_alpha);
 
-// The small-matrix driver (gemm/small_avx2.cpp): the whole product without packing
-// (B must have unit column stride; bias is n floats). Computes exactly what sgemm documents.
+// The small-matrix driver (gemm/small_avx2.cpp): the whole product on one thread without
+// packing A (B is read in place when cs_b == 1, else packed; bias is n floats). Computes
+// exactly what sgemm documents.
 void sgemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-                 const float* b, int64_t rs_b, float beta, float* c, int64_t rs_c, int64_t cs_c, const float* bias,
+                 const float* b, int64_t rs_b, int64_t cs_b, float beta, float* c, int64_t rs_c, int64_t cs_c, const float* bias,
                  Act act, float act_alpha);
 }  // namespace avx2
 

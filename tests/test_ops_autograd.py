@@ -235,3 +235,10 @@ def test_max_gradient_is_shared_among_ties():
     x = Tensor(np.array([1.0, 3.0, 3.0]), requires_grad=True)
     x.max().backward()
     np.testing.assert_allclose(x.grad, [0.0, 0.5, 0.5])
+
+
+def test_float_and_int_of_a_one_element_tensor_work_like_numpy():
+    t = pynn.Tensor(np.array(2.5, np.float32))
+    assert float(t) == 2.5 and int(t) == 2
+    with pytest.raises(TypeError):
+        float(pynn.Tensor(np.ones(3, np.float32)))

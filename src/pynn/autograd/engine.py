@@ -161,6 +161,14 @@ class _TensorBase:
     def item(self):
         return self.data.item()
 
+    # float(t) / int(t) of a one-element Tensor, as NumPy and PyTorch allow (a loss value
+    # logged by a user's loop); any other shape raises NumPy's TypeError.
+    def __float__(self):
+        return float(self.data)
+
+    def __int__(self):
+        return int(self.data)
+
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
 

@@ -46,7 +46,21 @@ from .plotting import plot_decision_boundary, plot_history  # noqa: E402
 
 def set_num_threads(n: int) -> None:
     """Threads used by the native kernels (default: PYNN_NUM_THREADS, else all cores).
-    In a process forked after the kernels ran multi-threaded only 1 is allowed (see README)."""
+    In a process forked after the kernels ran multi-threaded only 1 is allowed (see README).
+
+    Args:
+        n: a positive int.
+
+    Returns:
+        None (a no-op without the native extension).
+
+    Example:
+        >>> previous = pynn.get_num_threads()
+        >>> pynn.set_num_threads(1)
+        >>> pynn.get_num_threads()
+        1
+        >>> pynn.set_num_threads(previous)
+    """
     if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
     if backend.NATIVE_AVAILABLE:
@@ -55,6 +69,15 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
+    """Threads the native kernels use (see ``set_num_threads``).
+
+    Returns:
+        An int >= 1 (1 when the native extension is not built).
+
+    Example:
+        >>> pynn.get_num_threads() >= 1
+        True
+    """
     if backend.NATIVE_AVAILABLE:
         from . import _C
         return _C.num_threads()

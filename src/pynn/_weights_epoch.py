@@ -18,7 +18,23 @@ _frozen = []     # arrays made read-only for a plan, made writeable again by bum
 
 def bump():
     """Record that some weights (or a model's layer list) may be about to change, and make
-    every array frozen for a plan writeable again (the plans holding them rebuild)."""
+    every array frozen for a plan writeable again (the plans holding them rebuild).
+
+    Call it (as ``pynn.weights_changed()``) before writing a weight array in place.
+
+    Returns:
+        None.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((2,)), pynn.layers.Dense(1, kernel_initializer="ones")])
+        >>> x = np.ones((1, 2), np.float32)
+        >>> print(model.predict(x, verbose=0))
+        [[2.]]
+        >>> pynn.weights_changed()
+        >>> model.layers[0].kernel.data[...] = 0.5
+        >>> print(model.predict(x, verbose=0))
+        [[1.]]
+    """
     _epoch[0] += 1
     if _frozen:
         for a in _frozen:

@@ -17,7 +17,21 @@ __all__ = sorted(_ACTIVATIONS) + sorted(ALIASES) + ["get", "serialize"]
 
 
 def get(identifier):
-    """Name (or None for linear, or a callable) -> activation callable."""
+    """Name (or None for linear, or a callable) -> activation callable.
+
+    Args:
+        identifier: an activation name (Keras' names and aliases), None, or a callable.
+
+    Returns:
+        The activation function. Raises ValueError for an unknown name.
+
+    Example:
+        >>> relu = pynn.activations.get("relu")
+        >>> print(np.asarray(relu(np.array([-1.0, 2.0], np.float32))))
+        [0. 2.]
+        >>> pynn.activations.get("swish") is pynn.activations.silu
+        True
+    """
     if identifier is None:
         return F.linear
     if callable(identifier):
@@ -31,7 +45,18 @@ def get(identifier):
 
 
 def serialize(fn) -> str:
-    """The name ``get`` maps back to ``fn`` (an alias is saved under its Keras name)."""
+    """The name ``get`` maps back to ``fn`` (an alias is saved under its Keras name).
+
+    Args:
+        fn: an activation function.
+
+    Returns:
+        Its name (a str), or the function's ``__name__`` for a custom one.
+
+    Example:
+        >>> pynn.activations.serialize(pynn.activations.swish)
+        'silu'
+    """
     for name, f in _ACTIVATIONS.items():
         if f is fn:
             return name

@@ -76,9 +76,35 @@ serialize = _identifiers.serialize
 
 
 def deserialize(config):
+    """A constraint from ``serialize``'s dict.
+
+    Args:
+        config: a {"class_name": "MaxNorm" | "NonNeg" | "UnitNorm" ..., "config": {...}} dict.
+
+    Returns:
+        The constraint. Raises ValueError for an unknown class name.
+
+    Example:
+        >>> c = pynn.constraints.deserialize({"class_name": "MaxNorm", "config": {"max_value": 1.0}})
+        >>> type(c).__name__
+        'MaxNorm'
+    """
     return _identifiers.deserialize("constraints", "constraint", _CLASSES, config)
 
 
 def get(identifier):
+    """A constraint from None, a name, a config dict or a callable.
+
+    Args:
+        identifier: None, a name ("max_norm", "non_neg", "unit_norm"), a config dict, or a callable.
+
+    Returns:
+        The constraint (None for None): ``c(w)`` is w projected onto the constraint.
+
+    Example:
+        >>> c = pynn.constraints.get("non_neg")
+        >>> print(np.asarray(c(np.array([-1.0, 2.0], np.float32))) + 0.0)   # + 0.0: -0. prints as 0.
+        [0. 2.]
+    """
     return _identifiers.get("constraints", "constraint", _BY_NAME, "max_norm, non_neg, unit_norm", _CLASSES,
                             identifier)

@@ -194,6 +194,22 @@ _BY_NAME.update({cls.__name__: cls for cls in list(_BY_NAME.values())})
 
 
 def get(identifier):
+    """An initializer from a name, a config dict, an instance or a callable.
+
+    Args:
+        identifier: a name ("glorot_uniform", "ones" ...), a {"class_name", "config"}
+            dict, an Initializer or a callable.
+
+    Returns:
+        An Initializer (a callable ``init(shape, dtype)``). Raises ValueError otherwise.
+
+    Example:
+        >>> print(pynn.initializers.get("ones")((2, 2)))
+        [[1. 1.]
+         [1. 1.]]
+        >>> type(pynn.initializers.get({"class_name": "Constant", "config": {"value": 3.0}})).__name__
+        'Constant'
+    """
     if isinstance(identifier, Initializer) or callable(identifier):
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
@@ -205,6 +221,18 @@ def get(identifier):
 
 
 def serialize(init):
+    """An initializer's name and config (what saved models hold).
+
+    Args:
+        init: one of pynn's Initializers.
+
+    Returns:
+        {"class_name": its name, "config": its config}, which ``get`` reads back.
+
+    Example:
+        >>> pynn.initializers.serialize(pynn.initializers.get("he_normal"))
+        {'class_name': 'he_normal', 'config': {}}
+    """
     for name, cls in _BY_NAME.items():
         if type(init) is cls:
             return {"class_name": name, "config": init.get_config()}

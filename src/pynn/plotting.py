@@ -14,7 +14,25 @@ def _pyplot():
 
 
 def plot_history(history, path, metrics=None):
-    """One panel per metric (loss first), train and val_ curves over epochs."""
+    """One panel per metric (loss first), train and val_ curves over epochs.
+
+    Needs matplotlib (``pip install "pynn-cpu[plot]"``).
+
+    Args:
+        history: the ``History`` ``fit`` returns, or a dict {metric: [value per epoch]}.
+        path: the PNG file to write.
+        metrics: the metric names to draw (default every non-``val_`` key but learning_rate).
+
+    Returns:
+        path.
+
+    Example:
+        >>> history = {"loss": [1.0, 0.5, 0.25], "val_loss": [1.1, 0.6, 0.4]}
+        >>> sorted(history)
+        ['loss', 'val_loss']
+        >>> pynn.plot_history(history, "history.png")  # doctest: +SKIP
+        'history.png'
+    """
     plt = _pyplot()
     h = history.history if hasattr(history, "history") else dict(history)
     names = metrics or [k for k in h if not k.startswith("val_") and k != "learning_rate"]
@@ -38,6 +56,25 @@ def plot_decision_boundary(model, x, y, path, resolution=200, margin=0.5):
     """Colour the plane by the model's predicted class; draw the points on top.
 
     ``x``: (N, 2) inputs; ``y``: labels (ints, or 0/1 for a sigmoid output).
+
+    Needs matplotlib (``pip install "pynn-cpu[plot]"``).
+
+    Args:
+        model: a model mapping (N, 2) inputs to class scores (or one sigmoid output).
+        x: (N, 2) inputs; y: their labels.
+        path: the PNG file to write.
+        resolution: grid points per axis; margin: space around the points.
+
+    Returns:
+        path.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((2,)), pynn.layers.Dense(1, activation="sigmoid")])
+        >>> x = np.array([[0.0, 0.0], [1.0, 1.0]], np.float32)
+        >>> model.predict(x, verbose=0).shape
+        (2, 1)
+        >>> pynn.plot_decision_boundary(model, x, [0, 1], "boundary.png")  # doctest: +SKIP
+        'boundary.png'
     """
     plt = _pyplot()
     x = np.asarray(x, np.float32)

@@ -71,14 +71,54 @@ class L2(L1L2):
 
 
 def l1(l1=0.01):
+    """Keras' ``l1`` shortcut: l1 · Σ|w|.
+
+    Args:
+        l1: the factor (default 0.01).
+
+    Returns:
+        An L1 regularizer: ``reg(w)`` is the penalty added to the loss.
+
+    Example:
+        >>> reg = pynn.regularizers.l1(0.1)
+        >>> print(round(float(reg(np.array([1.0, -2.0], np.float32))), 4))
+        0.3
+    """
     return L1(l1)
 
 
 def l2(l2=0.01):
+    """Keras' ``l2`` shortcut: l2 · Σw².
+
+    Args:
+        l2: the factor (default 0.01).
+
+    Returns:
+        An L2 regularizer: ``reg(w)`` is the penalty added to the loss.
+
+    Example:
+        >>> reg = pynn.regularizers.l2(0.1)
+        >>> print(round(float(reg(np.array([1.0, -2.0], np.float32))), 4))
+        0.5
+    """
     return L2(l2)
 
 
 def l1_l2(l1=0.01, l2=0.01):
+    """Keras' ``l1_l2`` shortcut: l1 · Σ|w| + l2 · Σw².
+
+    Args:
+        l1: the L1 factor (default 0.01).
+        l2: the L2 factor (default 0.01).
+
+    Returns:
+        An L1L2 regularizer.
+
+    Example:
+        >>> reg = pynn.regularizers.l1_l2(l1=0.1, l2=0.1)
+        >>> print(round(float(reg(np.array([1.0, -2.0], np.float32))), 4))
+        0.8
+    """
     return L1L2(l1=l1, l2=l2)
 
 
@@ -90,9 +130,35 @@ serialize = _identifiers.serialize
 
 
 def deserialize(config):
+    """A regularizer from ``serialize``'s dict.
+
+    Args:
+        config: a {"class_name": "L1" | "L2" | "L1L2", "config": {...}} dict.
+
+    Returns:
+        The regularizer. Raises ValueError for an unknown class name.
+
+    Example:
+        >>> reg = pynn.regularizers.deserialize({"class_name": "L1", "config": {"l1": 0.2}})
+        >>> type(reg).__name__, reg.get_config()
+        ('L1', {'l1': 0.2})
+    """
     return _identifiers.deserialize("regularizers", "regularizer", _CLASSES, config)
 
 
 def get(identifier):
-    """A regularizer from None, a name ("l1", "l2", "l1_l2"), a config dict, or a callable."""
+    """A regularizer from None, a name ("l1", "l2", "l1_l2"), a config dict, or a callable.
+
+    Args:
+        identifier: None, a name, a config dict, or a regularizer/callable.
+
+    Returns:
+        The regularizer (None for None).
+
+    Example:
+        >>> pynn.regularizers.get("l2").get_config()
+        {'l2': 0.01}
+        >>> pynn.regularizers.get(None) is None
+        True
+    """
     return _identifiers.get("regularizers", "regularizer", _BY_NAME, "l1, l2, l1_l2", _CLASSES, identifier)

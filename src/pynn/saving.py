@@ -59,7 +59,20 @@ def _remove_stale_temporaries(filepath):
 
 def atomic_write(filepath, write):
     """Call ``write(fileobj)`` on a temporary file next to ``filepath``, then rename it over.
-    Temporaries that earlier interrupted saves to the same path left behind are removed first."""
+    Temporaries that earlier interrupted saves to the same path left behind are removed first.
+
+    Args:
+        filepath: the file to (re)write.
+        write: a function of one binary file object.
+
+    Returns:
+        None; ``filepath`` holds either its old content or the whole new one, never part.
+
+    Example:
+        >>> pynn.saving.atomic_write("notes.txt", lambda f: f.write(b"hello"))
+        >>> open("notes.txt").read()
+        'hello'
+    """
     filepath = os.fspath(filepath)
     directory = os.path.dirname(os.path.abspath(filepath))
     _remove_stale_temporaries(filepath)
@@ -160,6 +173,21 @@ def _rebuild(model, spec):
 
 
 def save_model(model, filepath):
+    """Write ``model`` in pynn's own format (what ``model.save`` does for a non-.keras name).
+
+    Args:
+        model: the model.
+        filepath: the file to write (pynn's zip format).
+
+    Returns:
+        None.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((2,)), pynn.layers.Dense(1, kernel_initializer="ones")])
+        >>> pynn.saving.save_model(model, "model.pynn")
+        >>> print(pynn.saving.load_model("model.pynn").predict(np.ones((1, 2), np.float32), verbose=0))
+        [[2.]]
+    """
     config = {"format": FORMAT, "version": VERSION, "model": serialize_layer(model),
               "compile": _serialize_compile(model), "build": _build_spec(model)}
     weights = [w.data for w in model.weights]
@@ -280,17 +308,67 @@ _SAVERS = {}
 
 
 def register_loader(extension, loader):
-    """Make ``load_model`` hand files ending in ``extension`` to ``loader(filepath, compile=...)``."""
+    """Make ``load_model`` hand files ending in ``extension`` to ``loader(filepath, compile=...)``.
+
+    Args:
+        extension: the file name ending, e.g. ".keras".
+        loader: ``loader(filepath, compile=True)`` returning a Model.
+
+    Returns:
+        None.
+
+    Example:
+        >>> def load_architecture(filepath, compile=True):
+        ...     with open(filepath) as f:
+        ...         return pynn.models.model_from_json(f.read())
+        >>> pynn.saving.register_loader(".arch.json", load_architecture)
+        >>> model = pynn.Sequential([pynn.Input((3,)), pynn.layers.Dense(2)])
+        >>> with open("model.arch.json", "w") as f:
+        ...     _ = f.write(model.to_json())
+        >>> type(pynn.load_model("model.arch.json")).__name__
+        'Sequential'
+    """
     _LOADERS[extension.lower()] = loader
 
 
 def register_saver(extension, saver):
-    """Make ``Model.save`` hand files ending in ``extension`` to ``saver(model, filepath)``."""
+    """Make ``Model.save`` hand files ending in ``extension`` to ``saver(model, filepath)``.
+
+    Args:
+        extension: the file name ending, e.g. ".keras".
+        saver: ``saver(model, filepath)``.
+
+    Returns:
+        None.
+
+    Example:
+        >>> def save_architecture(model, filepath):
+        ...     with open(filepath, "w") as f:
+        ...         f.write(model.to_json())
+        >>> pynn.saving.register_saver(".arch.json", save_architecture)
+        >>> model = pynn.Sequential([pynn.Input((3,)), pynn.layers.Dense(2)])
+        >>> model.save("model.arch.json")
+        >>> open("model.arch.json").read().startswith("{")
+        True
+    """
     _SAVERS[extension.lower()] = saver
 
 
 def saver_for(filepath):
-    """The registered saver for ``filepath``'s extension, else ``save_model`` (pynn's own format)."""
+    """The registered saver for ``filepath``'s extension, else ``save_model`` (pynn's own format).
+
+    Args:
+        filepath: the file name to be written.
+
+    Returns:
+        A function ``saver(model, filepath)``.
+
+    Example:
+        >>> pynn.saving.saver_for("model.pynn") is pynn.saving.save_model
+        True
+        >>> pynn.saving.saver_for("model.keras").__module__
+        'pynn.keras_file'
+    """
     name = os.fspath(filepath).lower()
     return next((saver for extension, saver in _SAVERS.items() if name.endswith(extension)), save_model)
 
@@ -300,7 +378,22 @@ def load_model(filepath, compile=True):
     (with ``compile``) loss, metrics and optimizer state, so training continues
     exactly where it stopped. A malformed or hostile file is a ValueError naming
     the problem; no entry is read before its size is checked against the shape
-    the model expects."""
+    the model expects.
+
+    Args:
+        filepath: a file written by ``model.save`` (a ``.keras`` name reads a Keras 3 archive).
+        compile: also restore loss, metrics and optimizer state.
+
+    Returns:
+        The Model.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((2,)), pynn.layers.Dense(1, kernel_initializer="ones")])
+        >>> model.save("model.pynn")
+        >>> restored = pynn.load_model("model.pynn")
+        >>> print(restored.predict(np.ones((1, 2), np.float32), verbose=0))
+        [[2.]]
+    """
     filepath = os.fspath(filepath)
     for extension, loader in _LOADERS.items():   # e.g. ".keras": pynn.keras_file registers itself
         if filepath.lower().endswith(extension):
@@ -359,7 +452,24 @@ def _build(z, config, filepath, compile):
 def register_keras_serializable(package="Custom", name=None):
     """Keras' decorator: ``@pynn.saving.register_keras_serializable(package="my_pkg")``
     makes a custom Layer/Model loadable by ``load_model`` (registered under its
-    class name, or ``name``; Keras' ``"package>name"`` key is accepted too)."""
+    class name, or ``name``; Keras' ``"package>name"`` key is accepted too).
+
+    Args:
+        package: the prefix of Keras' "package>name" key.
+        name: the registered name (default the class name).
+
+    Returns:
+        A class decorator (returning the class unchanged).
+
+    Example:
+        >>> @pynn.saving.register_keras_serializable(package="docs")
+        ... class DocDouble(pynn.layers.Layer):
+        ...     def call(self, x):
+        ...         return x * 2
+        >>> layer = pynn.saving.deserialize_layer({"class_name": "docs>DocDouble", "config": {}})
+        >>> print(layer(np.ones((1, 2), np.float32)).numpy())
+        [[2. 2.]]
+    """
     def deco(cls):
         key = name or cls.__name__
         register_serializable(cls, name=key)

@@ -27,6 +27,19 @@ _state = _GradMode()
 
 
 def is_grad_enabled() -> bool:
+    """Whether autograd records operations now (``torch.is_grad_enabled``).
+
+    Returns:
+        True when operations on Tensors are recorded for backpropagation (the default),
+        False inside ``pynn.no_grad()``.
+
+    Example:
+        >>> pynn.is_grad_enabled()
+        True
+        >>> with pynn.no_grad():
+        ...     print(pynn.is_grad_enabled())
+        False
+    """
     return _state.enabled
 
 
@@ -34,7 +47,19 @@ class _SetGradMode(contextlib.ContextDecorator):
     """Grad mode set for a ``with`` block (or a decorated function), restored after.
 
     A class rather than a generator-based context manager: entering and leaving
-    costs a few attribute writes, not a generator (inference calls it per batch)."""
+    costs a few attribute writes, not a generator (inference calls it per batch).
+
+    Returns:
+        True when operations on Tensors are recorded for backpropagation (the default),
+        False inside ``pynn.no_grad()``.
+
+    Example:
+        >>> pynn.is_grad_enabled()
+        True
+        >>> with pynn.no_grad():
+        ...     print(pynn.is_grad_enabled())
+        False
+    """
 
     __slots__ = ("_previous",)
     _mode = True

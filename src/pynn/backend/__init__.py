@@ -65,7 +65,22 @@ def name() -> str:
 
 
 def set_backend(backend: str) -> None:
-    """Make ``backend`` ("native" or "numpy") active for the whole process."""
+    """Make ``backend`` ("native" or "numpy") active for the whole process.
+
+    Args:
+        backend: "native" (the compiled kernels) or "numpy" (the reference kernels).
+
+    Returns:
+        None. Raises ValueError for another name, RuntimeError for "native" when the
+        extension is not built.
+
+    Example:
+        >>> previous = pynn.backend.name()
+        >>> pynn.set_backend("numpy")
+        >>> pynn.backend.name()
+        'numpy'
+        >>> pynn.set_backend(previous)
+    """
     global _active
     _active = _get(backend)
 
@@ -80,7 +95,19 @@ def _get(backend):
 
 @contextlib.contextmanager
 def use_backend(backend: str):
-    """Context manager: run the block on ``backend``, then restore the previous one."""
+    """Context manager: run the block on ``backend``, then restore the previous one.
+
+    Args:
+        backend: "native" or "numpy", as for ``set_backend``.
+
+    Returns:
+        A context manager; ``with`` binds the backend module made active.
+
+    Example:
+        >>> with pynn.use_backend("numpy"):
+        ...     print(pynn.backend.name())
+        numpy
+    """
     global _active
     previous = _active
     _active = _get(backend)
@@ -91,7 +118,19 @@ def use_backend(backend: str):
 
 
 def coverage() -> dict:
-    """Map each kernel name to "native" or "numpy (fallback)" for the native backend."""
+    """Map each kernel name to "native" or "numpy (fallback)" for the native backend.
+
+    Returns:
+        A dict {kernel name: "native", "numpy (fallback)" or
+        "numpy (fallback: extension not built)"}.
+
+    Example:
+        >>> table = pynn.coverage()
+        >>> "matmul" in table
+        True
+        >>> sorted({v.split(" ")[0] for v in table.values()} - {"native", "numpy"})
+        []
+    """
     out = {}
     for k in KERNELS:
         if not NATIVE_AVAILABLE:

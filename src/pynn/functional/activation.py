@@ -43,6 +43,39 @@ def activation(x, name, alpha=None):
     return Activate.apply(x, name=name, alpha=_table.param_value(name, alpha))
 
 
+# What each activation's docstring example prints for x = [-1, 0, 1], rounded to 3 places
+# (a name added to the table without a row here gets an example that fails the doctest).
+_EXAMPLE_OUTPUT = {
+    'relu': '[0. 0. 1.]',
+    'leaky_relu': '[-0.2  0.   1. ]',
+    'sigmoid': '[0.269 0.5   0.731]',
+    'tanh': '[-0.762  0.     0.762]',
+    'elu': '[-0.632  0.     1.   ]',
+    'selu': '[-1.111  0.     1.051]',
+    'softplus': '[0.313 0.693 1.313]',
+    'softsign': '[-0.5  0.   0.5]',
+    'exponential': '[0.368 1.    2.718]',
+    'relu6': '[0. 0. 1.]',
+    'hard_sigmoid': '[0.333 0.5   0.667]',
+    'silu': '[-0.269  0.     0.731]',
+    'hard_silu': '[-0.333  0.     0.667]',
+    'gelu': '[-0.159  0.     0.841]',
+    'gelu_tanh': '[-0.159  0.     0.841]',
+    'mish': '[-0.303  0.     0.865]',
+    'softmax': '[0.09  0.245 0.665]',
+    'log_softmax': '[-2.408 -1.408 -0.408]',
+    'linear': '[-1.  0.  1.]',
+}
+
+
+def _example(name):
+    """The ``Example:`` block of the activation ``name``'s docstring (run by tests/test_docstring_examples.py)."""
+    return ("\n\n    Example:\n"
+            "        >>> x = np.array([-1.0, 0.0, 1.0], np.float32)\n"
+            f"        >>> print(np.round(np.asarray(pynn.activations.{name}(x)), 3))\n"
+            f"        {_EXAMPLE_OUTPUT.get(name, '<add its output to _EXAMPLE_OUTPUT>')}\n    ")
+
+
 def _named(name):
     """``name(x)``, or ``name(x, <keyword>=<default>)`` with the Keras keyword of its parameter."""
     param = _table.ACTIVATIONS[name].param
@@ -65,7 +98,11 @@ def _named(name):
             return Activate.apply(x, name=name, alpha=alpha)
         f.__signature__ = sig
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"The {name} activation of x, elementwise (see pynn.backend.numpy.activations)."
+    f.__doc__ = (f"The {name} activation of x, elementwise (see pynn.backend.numpy.activations).\n\n"
+                 "    Args:\n"
+                 "        x: a Tensor or array.\n"
+                 + (f"        {param[0]}: the activation's parameter (default {param[1]}).\n" if param else "")
+                 + "\n    Returns:\n        A Tensor of x's shape." + _example(name))
     return f
 
 
@@ -74,7 +111,21 @@ ALIASES = _table.ALIASES   # swish -> silu, hard_swish -> hard_silu
 
 
 def leaky_relu(x, negative_slope=0.2, *, alpha=None):
-    """x for x >= 0, negative_slope·x below (Keras 3's keyword; ``alpha`` is its older name)."""
+    """x for x >= 0, negative_slope·x below (Keras 3's keyword; ``alpha`` is its older name).
+
+    Args:
+        x: a Tensor or array.
+        negative_slope: the slope below 0 (default 0.2).
+        alpha: older name of negative_slope.
+
+    Returns:
+        A Tensor of x's shape.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 1.0], np.float32)
+        >>> print(np.round(np.asarray(pynn.activations.leaky_relu(x)), 3))
+        [-0.2  0.   1. ]
+    """
     if alpha is not None:
         if negative_slope != 0.2:
             raise TypeError("leaky_relu: pass negative_slope or alpha, not both")
@@ -83,19 +134,56 @@ def leaky_relu(x, negative_slope=0.2, *, alpha=None):
 
 
 def gelu(x, approximate=False):
-    """GELU: exact x·Φ(x) (Keras' and torch's default), or with ``approximate=True`` its tanh form."""
+    """GELU: exact x·Φ(x) (Keras' and torch's default), or with ``approximate=True`` its tanh form.
+
+    Args:
+        x: a Tensor or array.
+        approximate: use the tanh approximation.
+
+    Returns:
+        A Tensor of x's shape.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 1.0], np.float32)
+        >>> print(np.round(np.asarray(pynn.activations.gelu(x)), 3))
+        [-0.159  0.     0.841]
+    """
     return Activate.apply(x, name="gelu_tanh" if approximate else "gelu")
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)); a binary cross-entropy on this output may use the logits path."""
+    """1 / (1 + exp(-x)); a binary cross-entropy on this output may use the logits path.
+
+    Args:
+        x: a Tensor or array.
+
+    Returns:
+        A Tensor of x's shape.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 1.0], np.float32)
+        >>> print(np.round(np.asarray(pynn.activations.sigmoid(x)), 3))
+        [0.269 0.5   0.731]
+    """
     out = Activate.apply(x, name="sigmoid")
     out._keras_logits = x
     return out
 
 
 def linear(x):
-    """x unchanged (no op is recorded)."""
+    """x unchanged (no op is recorded).
+
+    Args:
+        x: anything.
+
+    Returns:
+        x itself.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 1.0], np.float32)
+        >>> print(np.round(np.asarray(pynn.activations.linear(x)), 3))
+        [-1.  0.  1.]
+    """
     return x
 
 
@@ -122,7 +210,20 @@ class LogSoftmax(Softmax):
 
 
 def softmax(x, axis=-1):
-    """exp(x) / Σ exp(x) along ``axis``."""
+    """exp(x) / Σ exp(x) along ``axis``.
+
+    Args:
+        x: a Tensor or array.
+        axis: the axis normalised over (default -1).
+
+    Returns:
+        A Tensor of x's shape whose values along axis sum to 1.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 1.0], np.float32)
+        >>> print(np.round(np.asarray(pynn.activations.softmax(x)), 3))
+        [0.09  0.245 0.665]
+    """
     out = Softmax.apply(x, axis=axis)
     if axis in (-1, np.ndim(x) - 1):
         out._keras_logits = x  # a CCE loss on this output may use the fused logits path
@@ -130,7 +231,20 @@ def softmax(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
-    """x − logsumexp(x) along ``axis``."""
+    """x − logsumexp(x) along ``axis``.
+
+    Args:
+        x: a Tensor or array.
+        axis: the axis normalised over (default -1).
+
+    Returns:
+        A Tensor of x's shape.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 1.0], np.float32)
+        >>> print(np.round(np.asarray(pynn.activations.log_softmax(x)), 3))
+        [-2.408 -1.408 -0.408]
+    """
     return LogSoftmax.apply(x, axis=axis)
 
 

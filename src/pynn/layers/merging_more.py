@@ -140,12 +140,27 @@ class Dot(_Merge):
         return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
 
 
+# What each merge function's docstring example prints for a = [[1, 1]], b = [[2, 2]].
+_MERGE_EXAMPLE_OUTPUT = {"Add": "[[3. 3.]]", "Subtract": "[[-1. -1.]]", "Multiply": "[[2. 2.]]",
+                         "Average": "[[1.5 1.5]]", "Maximum": "[[2. 2.]]", "Minimum": "[[1. 1.]]"}
+
+
 def _functional_form(cls):
     """Keras' lower-case function for a merge layer: ``layers.add([a, b])`` is ``Add(**kwargs)([a, b])``."""
     def merge(inputs, **kwargs):
         return cls(**kwargs)(inputs)
     merge.__name__ = merge.__qualname__ = cls.__name__.lower()
-    merge.__doc__ = f"Functional form of ``{cls.__name__}``: ``layers.{merge.__name__}([a, b], **layer_kwargs)``."
+    output = _MERGE_EXAMPLE_OUTPUT.get(cls.__name__, "<add its output to _MERGE_EXAMPLE_OUTPUT>")
+    merge.__doc__ = (f"Functional form of ``{cls.__name__}``: ``layers.{merge.__name__}([a, b], **layer_kwargs)``.\n\n"
+                     "    Args:\n"
+                     "        inputs: a list of Tensors (or symbolic Keras tensors) of one shape.\n"
+                     f"        **kwargs: keyword arguments of ``{cls.__name__}`` (name, dtype ...).\n\n"
+                     "    Returns:\n"
+                     f"        The output of a new ``{cls.__name__}`` layer called on inputs.\n\n"
+                     "    Example:\n"
+                     "        >>> a, b = np.ones((1, 2), np.float32), np.full((1, 2), 2.0, np.float32)\n"
+                     f"        >>> print(pynn.layers.{merge.__name__}([a, b]).numpy())\n"
+                     f"        {output}\n    ")
     return merge
 
 
@@ -154,11 +169,41 @@ average, maximum, minimum = _functional_form(Average), _functional_form(Maximum)
 
 
 def concatenate(inputs, axis=-1, **kwargs):
-    """Functional form of ``Concatenate``: ``layers.concatenate([a, b], axis=-1)``."""
+    """Functional form of ``Concatenate``: ``layers.concatenate([a, b], axis=-1)``.
+
+    Args:
+        inputs: a list of Tensors (or symbolic Keras tensors).
+        axis: the axis joined along (default -1).
+        **kwargs: keyword arguments of ``Concatenate``.
+
+    Returns:
+        The inputs joined along axis.
+
+    Example:
+        >>> a, b = np.ones((1, 2), np.float32), np.zeros((1, 3), np.float32)
+        >>> print(pynn.layers.concatenate([a, b]).numpy())
+        [[1. 1. 0. 0. 0.]]
+    """
     return Concatenate(axis=axis, **kwargs)(inputs)
 
 
 def dot(inputs, axes=-1, normalize=False, **kwargs):
+    """Functional form of ``Dot``: the dot product of two inputs along ``axes``.
+
+    Args:
+        inputs: a list of two Tensors (or symbolic Keras tensors).
+        axes: the axis (or pair of axes) contracted (default -1).
+        normalize: L2-normalise both inputs first (cosine similarity).
+        **kwargs: keyword arguments of ``Dot``.
+
+    Returns:
+        The dot products, shape (batch, 1) for 2-D inputs.
+
+    Example:
+        >>> a, b = np.array([[1.0, 2.0]], np.float32), np.array([[3.0, 4.0]], np.float32)
+        >>> print(pynn.layers.dot([a, b], axes=1).numpy())
+        [[11.]]
+    """
     return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
 
 

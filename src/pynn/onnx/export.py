@@ -68,7 +68,25 @@ _EXPORTERS: dict = {}
 
 def register_exporter(layer_cls, fn=None):
     """Register ``fn(ctx, layer, inputs, **call_kwargs)`` as the ONNX exporter of ``layer_cls``
-    (exact class). Usable as a decorator: ``@register_exporter(MyLayer)``."""
+    (exact class). Usable as a decorator: ``@register_exporter(MyLayer)``.
+
+    Args:
+        layer_cls: a Layer subclass.
+        fn: the exporter; it adds nodes with ``ctx.op(...)`` and returns the output name(s).
+
+    Returns:
+        fn (or a decorator when fn is omitted).
+
+    Example:
+        >>> class DocIdentity(pynn.layers.Layer):
+        ...     def call(self, x):
+        ...         return x
+        >>> @pynn.onnx.register_exporter(DocIdentity)
+        ... def export_identity(ctx, layer, inputs, **call_kwargs):
+        ...     return ctx.op("Identity", [inputs[0]])
+        >>> export_identity.__name__
+        'export_identity'
+    """
     if fn is None:
         return lambda f: register_exporter(layer_cls, f)
     if not (isinstance(layer_cls, type) and issubclass(layer_cls, Layer)):
@@ -1095,7 +1113,26 @@ def _model_inputs(model):
 
 def to_onnx(model, opset=DEFAULT_OPSET, batch_dim="batch"):
     """The ``onnx.ModelProto`` of ``model`` (inference mode). Raises ValueError naming
-    the first layer that cannot be exported."""
+    the first layer that cannot be exported.
+
+    Needs the ``onnx`` package (``pip install "pynn-cpu[onnx]"``).
+
+    Args:
+        model: a Sequential or functional Model (or a subclassed one with an exporter).
+        opset: the ONNX opset version.
+        batch_dim: the name of the dynamic batch dimension.
+
+    Returns:
+        An ``onnx.ModelProto``.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((3,)), pynn.layers.Dense(2)])
+        >>> model.output_shape
+        (None, 2)
+        >>> proto = pynn.onnx.to_onnx(model)  # doctest: +SKIP
+        >>> proto.graph.input[0].name  # doctest: +SKIP
+        'input_0'
+    """
     onnx = _onnx()
     if not isinstance(model, Model):
         raise TypeError(f"ONNX export: expected a pynn Model, got {type(model).__name__}")
@@ -1133,7 +1170,26 @@ def to_onnx(model, opset=DEFAULT_OPSET, batch_dim="batch"):
 def export(model, path, opset=DEFAULT_OPSET, check=True):
     """Write ``model`` as an ONNX file at ``path`` (inference graph, dynamic batch
     dimension named "batch"). ``check`` runs ``onnx.checker.check_model(full_check=True)``
-    before writing. Returns the path."""
+    before writing. Returns the path.
+
+    Needs the ``onnx`` package (``pip install "pynn-cpu[onnx]"``).
+
+    Args:
+        model: the model, as for ``to_onnx``.
+        path: the .onnx file to write.
+        opset: the ONNX opset version.
+        check: run the ONNX checker first.
+
+    Returns:
+        path (a str).
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((3,)), pynn.layers.Dense(2)])
+        >>> model.output_shape
+        (None, 2)
+        >>> pynn.onnx.export(model, "model.onnx")  # doctest: +SKIP
+        'model.onnx'
+    """
     proto = to_onnx(model, opset=opset)
     onnx = _onnx()
     if check:

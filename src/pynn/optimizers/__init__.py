@@ -32,10 +32,35 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagr
 
 
 def serialize(optimizer):
+    """An optimizer's class name and config (what saved models hold).
+
+    Args:
+        optimizer: an Optimizer.
+
+    Returns:
+        {"class_name": its class name, "config": optimizer.get_config()}.
+
+    Example:
+        >>> spec = pynn.optimizers.serialize(pynn.optimizers.SGD(learning_rate=0.1))
+        >>> spec["class_name"], spec["config"]["learning_rate"]
+        ('SGD', 0.1)
+    """
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
 def deserialize(config):
+    """An optimizer from ``serialize``'s dict.
+
+    Args:
+        config: a {"class_name": ..., "config": {...}} dict (class name in any case).
+
+    Returns:
+        A new Optimizer. Raises ValueError for an unknown class name.
+
+    Example:
+        >>> pynn.optimizers.deserialize({"class_name": "Adam", "config": {"learning_rate": 0.01}})
+        Adam(learning_rate=0.01)
+    """
     name = str(config.get("class_name", "")).lower()
     if name not in _BY_NAME:
         raise ValueError(f"optimizers.deserialize: unknown optimizer {config.get('class_name')!r}; "
@@ -44,7 +69,18 @@ def deserialize(config):
 
 
 def get(identifier):
-    """An Optimizer from a name ("adam"), a {"class_name", "config"} dict, or an instance."""
+    """An Optimizer from a name ("adam"), a {"class_name", "config"} dict, or an instance.
+
+    Args:
+        identifier: a name, a config dict, or an Optimizer (returned as is).
+
+    Returns:
+        An Optimizer. Raises ValueError otherwise.
+
+    Example:
+        >>> pynn.optimizers.get("adam")
+        Adam(learning_rate=0.001)
+    """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, dict):

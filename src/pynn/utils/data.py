@@ -14,7 +14,10 @@ def to_categorical(x, num_classes=None):
     Returns:
         float32 array of shape ``x.shape + (num_classes,)``.
 
-    Example: ``to_categorical([0, 2], 3)`` -> ``[[1, 0, 0], [0, 0, 1]]``.
+    Example:
+        >>> print(pynn.utils.to_categorical([0, 2], 3))
+        [[1. 0. 0.]
+         [0. 0. 1.]]
     """
     x = np.asarray(x)
     if x.dtype.kind == "f":
@@ -47,7 +50,14 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
         padding / truncating: ``"pre"`` (default, Keras) or ``"post"``: where to
             add ``value`` / where to cut long sequences.
         value: the padding value.
-    Example: ``pad_sequences([[1, 2], [3]], maxlen=3)`` -> ``[[0, 1, 2], [0, 0, 3]]``.
+
+    Returns:
+        A ``(len(sequences), maxlen) + item shape`` array of ``dtype``.
+
+    Example:
+        >>> print(pynn.utils.pad_sequences([[1, 2], [3]], maxlen=3))
+        [[0 1 2]
+         [0 0 3]]
     """
     if padding not in ("pre", "post") or truncating not in ("pre", "post"):
         raise ValueError(f"pad_sequences: padding and truncating must be 'pre' or 'post', got "
@@ -73,7 +83,21 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
 
 def set_random_seed(seed):
     """Seed Python's ``random``, NumPy's global generator and pynn's own (weight
-    initialisation, shuffling, dropout), as ``keras.utils.set_random_seed`` does."""
+    initialisation, shuffling, dropout), as ``keras.utils.set_random_seed`` does.
+
+    Args:
+        seed: an int.
+
+    Returns:
+        None.
+
+    Example:
+        >>> pynn.utils.set_random_seed(7)
+        >>> a = np.random.rand(2)
+        >>> pynn.utils.set_random_seed(7)
+        >>> bool(np.array_equal(a, np.random.rand(2)))
+        True
+    """
     if not isinstance(seed, (int, np.integer)):
         raise TypeError(f"set_random_seed: seed must be an int, got {type(seed).__name__}")
     from ..random import set_seed

@@ -14,6 +14,18 @@ class Configurable:
 
 
 def serialize(obj):
+    """A regularizer's or constraint's class name and config (``regularizers.serialize``, ``constraints.serialize``).
+
+    Args:
+        obj: an object with ``get_config`` (a regularizer or constraint).
+
+    Returns:
+        {"class_name": its class name, "config": its config}.
+
+    Example:
+        >>> pynn.regularizers.serialize(pynn.regularizers.l2(0.5))
+        {'class_name': 'L2', 'config': {'l2': 0.5}}
+    """
     return {"class_name": type(obj).__name__, "config": obj.get_config()}
 
 

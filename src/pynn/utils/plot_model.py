@@ -11,7 +11,27 @@ def _label(text):
 
 def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=True, rankdir="TB"):
     """The DOT source (a str) of a Sequential or functional model: one box per
-    input and layer, an edge per connection."""
+    input and layer, an edge per connection.
+
+    Args:
+        model: a Sequential or functional model (built).
+        show_shapes / show_dtype / show_layer_names: what each box shows.
+        rankdir: "TB" (top to bottom) or "LR" (left to right).
+
+    Returns:
+        The DOT source, a str.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((3,), name="x"), pynn.layers.Dense(2, name="d")], name="m")
+        >>> print(pynn.utils.model_to_dot(model))
+        digraph "m" {
+          rankdir=TB;
+          node [shape=record];
+          n0 [label="x (InputLayer)"];
+          n1 [label="d (Dense)"];
+          n0 -> n1;
+        }
+    """
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"plot_model: rankdir must be 'TB' or 'LR', got {rankdir!r}")
     nodes, edges = {}, []
@@ -62,7 +82,24 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
                expand_nested=False, dpi=200):
     """Draw ``model`` to ``to_file``: ``.dot`` writes the Graphviz source (no
     dependency); other extensions (png, svg, pdf...) run Graphviz's ``dot``, and
-    raise a clear error when it is not installed. Returns ``to_file``."""
+    raise a clear error when it is not installed. Returns ``to_file``.
+
+    Args:
+        model: a Sequential or functional model (built).
+        to_file: the output file; its extension picks the format.
+        show_shapes, show_dtype, show_layer_names, rankdir: as for ``model_to_dot``.
+        expand_nested: not supported (raises when True).
+        dpi: resolution of a rendered image.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((3,)), pynn.layers.Dense(2)], name="m")
+        >>> pynn.utils.plot_model(model, to_file="model.dot")
+        'model.dot'
+        >>> print(open("model.dot").read().splitlines()[0])
+        digraph "m" {
+        >>> pynn.utils.plot_model(model, to_file="model.png")  # doctest: +SKIP
+        'model.png'
+    """
     if expand_nested:
         raise ValueError("plot_model: expand_nested=True is not supported; nested models are drawn as one box")
     source = model_to_dot(model, show_shapes, show_dtype, show_layer_names, rankdir)

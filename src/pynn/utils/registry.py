@@ -16,7 +16,29 @@ def register_builtin(cls):
 
 
 def register_serializable(cls=None, *, name=None):
-    """Class decorator: make a custom Layer (or Model) loadable by ``load_model``."""
+    """Class decorator: make a custom Layer (or Model) loadable by ``load_model``.
+
+    Args:
+        cls: the class (when used as ``@register_serializable`` without parentheses).
+        name: the name saved files use for it (default the class name).
+
+    Returns:
+        The class unchanged, or a decorator when called with ``name`` only.
+
+    Example:
+        >>> @pynn.register_serializable
+        ... class DocScale(pynn.layers.Layer):
+        ...     def __init__(self, factor=2.0, **kwargs):
+        ...         super().__init__(**kwargs)
+        ...         self.factor = factor
+        ...     def call(self, x):
+        ...         return x * self.factor
+        ...     def get_config(self):
+        ...         return {**super().get_config(), "factor": self.factor}
+        >>> layer = pynn.saving.deserialize_layer({"class_name": "DocScale", "config": {"factor": 3.0}})
+        >>> print(layer(np.ones((1, 2), np.float32)).numpy())
+        [[3. 3.]]
+    """
     def deco(c):
         _CUSTOM[name or c.__name__] = c
         return c
@@ -36,10 +58,37 @@ def lookup(class_name):
 
 
 def serialize_layer(layer):
+    """A layer's class name and config, as saved files hold it.
+
+    Args:
+        layer: a Layer or Model.
+
+    Returns:
+        {"class_name": ..., "config": layer.get_config()}, which ``deserialize_layer`` reads back.
+
+    Example:
+        >>> spec = pynn.saving.serialize_layer(pynn.layers.Dense(2, name="d"))
+        >>> spec["class_name"], spec["config"]["units"]
+        ('Dense', 2)
+    """
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 def deserialize_layer(spec):
+    """The layer a ``serialize_layer`` dict describes, from its registered class.
+
+    Args:
+        spec: a {"class_name": ..., "config": {...}} dict (``serialize_layer``'s output).
+
+    Returns:
+        A new layer (unbuilt, fresh weights). Raises ValueError for a malformed spec
+        or an unknown class.
+
+    Example:
+        >>> layer = pynn.saving.deserialize_layer({"class_name": "Dense", "config": {"units": 4}})
+        >>> type(layer).__name__, layer.units
+        ('Dense', 4)
+    """
     if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(spec.get("config"), dict):
         text = repr(spec)
         raise ValueError(f"load_model: a layer entry must be an object with 'class_name' and a 'config' object, "

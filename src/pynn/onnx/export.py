@@ -1131,7 +1131,7 @@ def to_onnx(model, opset=DEFAULT_OPSET, batch_dim="batch"):
         (None, 2)
         >>> proto = pynn.onnx.to_onnx(model)  # doctest: +SKIP
         >>> proto.graph.input[0].name  # doctest: +SKIP
-        'input_0'
+        'input_layer'
     """
     onnx = _onnx()
     if not isinstance(model, Model):

@@ -82,7 +82,9 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
   const int64_t M = g.out_pixels(), K = g.patch(), OC = g.oc;
   if (M == 0 || OC == 0) return;
   const ConvPath path = conv_forward_path(g);
+#ifdef PYNN_X86_64  // the direct kernels exist only where the AVX2 files build (igemm_enabled() is false elsewhere)
   if (path == ConvPath::SmallChannel) return conv2d_forward_small_c(g, x, w, bias, y, act, act_alpha);
+#endif
   // Windows: implicit GEMM straight from x (no im2col copy) where the AVX2 kernel exists.
   if (path == ConvPath::ImplicitGemm && conv2d_forward_igemm(g, x, w, bias, y, act, act_alpha)) return;
   const int64_t R = conv_block_rows(K);
@@ -137,7 +139,9 @@ void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy
     std::memset(dw, 0, sizeof(float) * K * OC);
     return;
   }
+#ifdef PYNN_X86_64
   if (conv_dw_path(g) == ConvPath::Direct) return conv2d_backward_kernel_direct(g, x, dy, dw);
+#endif
   const int64_t R = conv_block_rows(K);
   const int T = threads_for(M, R);
   // Thread 0 accumulates into dw, the others into private partials summed at the end.

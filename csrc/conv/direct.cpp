@@ -11,6 +11,9 @@
 #include "common/parallel.h"
 #include "gemm/config.h"
 
+// Drivers of the AVX2 tiles (conv/direct_avx2.cpp): x86-64 builds only, like those tiles;
+// conv_forward_path / conv_dw_path never choose them elsewhere.
+#ifdef PYNN_X86_64
 namespace pynn {
 
 namespace {
@@ -243,3 +246,4 @@ void conv2d_backward_kernel_direct(const WindowGeom& g, const float* x, const fl
 }
 
 }  // namespace pynn
+#endif  // PYNN_X86_64

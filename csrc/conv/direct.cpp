@@ -1,6 +1,7 @@
 // Drivers of the direct convolution kernels (conv/direct.h): packing of the kernel,
 // tap lists, border handling and threading; the tiles are in conv/direct_avx2.cpp.
 #include "conv/direct.h"
+#include "common/aligned_buffer.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -28,17 +29,6 @@ constexpr int64_t kDwBlockFloats = 16384;
 // Pixels of one packed 16-channel dy panel (16 KiB: half of L1).
 constexpr int64_t kDwPanelPixels = 256;
 
-struct AlignedBuf {
-  float* p = nullptr;
-  explicit AlignedBuf(int64_t n) {
-    const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
-    p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (!p) throw std::bad_alloc();
-  }
-  ~AlignedBuf() { std::free(p); }
-  AlignedBuf(const AlignedBuf&) = delete;
-  AlignedBuf& operator=(const AlignedBuf&) = delete;
-};
 
 // Output columns [lo, hi) whose input column ow·sw − pl + j·dw lies inside [0, w).
 void valid_cols(const WindowGeom& g, int64_t j, int64_t* lo, int64_t* hi) {

@@ -15,6 +15,7 @@
 // kernel slices, 1-16 tile groups) were all within 3% of each other, so the
 // kernel is compute-bound and loop order is not where time goes.
 #include "conv/igemm.h"
+#include "common/aligned_buffer.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -44,17 +45,6 @@ constexpr int64_t kMinRun = 8;
 // Multiply-adds per extra thread.
 constexpr int64_t kIgemmGrain = int64_t(1) << 22;
 
-struct AlignedBuf {
-  float* p = nullptr;
-  explicit AlignedBuf(int64_t n) {
-    const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
-    p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (!p) throw std::bad_alloc();
-  }
-  ~AlignedBuf() { std::free(p); }
-  AlignedBuf(const AlignedBuf&) = delete;
-  AlignedBuf& operator=(const AlignedBuf&) = delete;
-};
 
 }  // namespace
 

@@ -26,6 +26,7 @@
 // (m*n*k <= 64^3) skip all of this and run the unpacked AVX2
 // path of small_avx2.cpp on one thread.
 #include "gemm/gemm.h"
+#include "common/aligned_buffer.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -42,25 +43,6 @@ namespace pynn {
 namespace gemm {
 namespace {
 
-// A 64-byte aligned scratch buffer that only grows; one per thread and role, so
-// steady-state calls allocate nothing.
-struct Scratch {
-  float* ptr = nullptr;
-  size_t cap = 0;
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(ptr);
-      ptr = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
-      if (!ptr) {
-        cap = 0;
-        throw std::bad_alloc();
-      }
-      cap = n;
-    }
-    return ptr;
-  }
-  ~Scratch() { std::free(ptr); }
-};
 
 float* scratch_a(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_b(size_t n) { static thread_local Scratch s; return s.get(n); }

@@ -17,6 +17,7 @@
 // to minimise the largest block, ties going to more column blocks (A is small
 // and read in place by all; B, the big operand, is then split). No barrier.
 #include "gemm/packed.h"
+#include "common/aligned_buffer.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -63,23 +64,6 @@ using namespace gemm;
 // summation order independent of the thread split.
 constexpr int64_t kKcMax = 512;
 
-struct Scratch {
-  float* ptr = nullptr;
-  size_t cap = 0;
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(ptr);
-      ptr = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
-      if (!ptr) {
-        cap = 0;
-        throw std::bad_alloc();
-      }
-      cap = n;
-    }
-    return ptr;
-  }
-  ~Scratch() { std::free(ptr); }
-};
 float* scratch_apanel(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_bias(size_t n) { static thread_local Scratch s; return s.get(n); }
 

@@ -194,3 +194,40 @@ def test_igemm_kernels_are_bit_identical_at_every_thread_count(threads, x_shape,
     assert _C.conv2d_paths(x_shape, w.shape, strides, padding)["kernel_grad"] == "implicit_gemm"
     for a, b_ in zip(one, many):
         np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("x_shape,k,cout,strides,padding", [
+    ((3, 13, 13, 32), (3, 3), 64, (1, 1), "valid"),   # the CNN's conv64 layer before a 2x2 max pool
+    ((2, 9, 11, 17), (3, 3), 19, (1, 1), "same"),
+    ((2, 10, 9, 24), (3, 3), 8, (2, 2), "same"),
+])
+def test_gradients_skip_all_zero_dy_pixels_exactly(x_shape, k, cout, strides, padding):
+    # A max pool over an odd-sized map leaves its last row and column without gradient: whole dy
+    # pixels are zero and the implicit GEMMs drop them. Also zeroed: scattered pixels, one image
+    # entirely, and a pixel holding only -0.0; a pixel with a single nonzero channel stays.
+    from pynn import _C
+    from pynn.backend import numpy as Ref
+    x, w, dy = _dw_case(x_shape, k, cout, strides, padding, (1, 1))
+    dy[:, -1], dy[:, :, -1] = 0, 0
+    dy[0, ::2, 1::3] = 0
+    dy[1] = 0
+    dy[-1, 0, 0] = -0.0
+    dy[-1, 1, 0, :] = 0
+    dy[-1, 1, 0, 3 % cout] = 2.5
+    dw = _C.conv2d_backward_kernel(x, dy, w.shape, strides, padding)
+    ref = Ref.conv2d_backward_kernel(x.astype(np.float64), dy.astype(np.float64), w.shape, strides, padding, (1, 1))
+    np.testing.assert_allclose(dw, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_array_equal(dw, at_threads(lambda: _C.conv2d_backward_kernel(x, dy, w.shape, strides, padding),
+                                                 4))
+    if strides == (1, 1):
+        dx = _C.conv2d_backward_input(dy, w, x.shape, strides, padding)
+        rx = Ref.conv2d_backward_input(dy.astype(np.float64), w.astype(np.float64), x.shape, strides, padding, (1, 1))
+        np.testing.assert_allclose(dx, rx, rtol=1e-4, atol=1e-5 * np.abs(rx).max())
+
+
+def test_gradients_of_an_all_zero_dy_are_zero():
+    from pynn import _C
+    x, w, _ = _case((2, 9, 9, 16), (3, 3), 8)
+    dy = np.zeros((2, 9, 9, 8), np.float32)
+    np.testing.assert_array_equal(_C.conv2d_backward_kernel(x, dy, w.shape, (1, 1), "same"), np.zeros(w.shape))
+    np.testing.assert_array_equal(_C.conv2d_backward_input(dy, w, x.shape, (1, 1), "same"), np.zeros(x.shape))

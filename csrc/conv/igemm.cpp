@@ -180,6 +180,21 @@ namespace {
 // A kernel row whose kw cells are always inside the image (no left/right padding,
 // dilation 1 across) is one contiguous run of kw·C floats: kh taps instead of kh·kw.
 bool merges_rows(const WindowGeom& g) { return g.dw == 1 && g.pl == 0 && (g.ow - 1) * g.sw + g.kw <= g.w; }
+
+// live[p] = dy row p (OC floats) holds a nonzero bit pattern (NaN counts as live). A max
+// pooling backward leaves whole rows of its input gradient zero: the rows and columns its
+// windows never cover (the 11x11 -> 5x5 pooling of a CNN drops row and column 10, 17% of
+// the pixels). Both gradients skip those pixels: they would only add 0 · x (resp. 0 · w).
+std::vector<unsigned char> live_rows(const float* dy, int64_t rows, int64_t OC) {
+  std::vector<unsigned char> live(static_cast<size_t>(rows));
+  for (int64_t p = 0; p < rows; ++p) {
+    const uint32_t* v = reinterpret_cast<const uint32_t*>(dy + p * OC);
+    uint32_t any = 0;
+    for (int64_t o = 0; o < OC; ++o) any |= v[o] & 0x7fffffffu;  // -0.0 is zero too
+    live[static_cast<size_t>(p)] = any != 0;
+  }
+  return live;
+}
 }  // namespace
 
 bool igemm_forward_applies(const WindowGeom& g) { return (merges_rows(g) ? g.kw * g.c : g.c) >= kMinRun; }
@@ -235,14 +250,16 @@ bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const flo
   if (M == 0 || C == 0) return true;
   // Narrow outputs waste most of the 16 lanes; short runs cost more in pointer loads than they save.
   if (taps * OC == 0 || run < kMinRun || C < kMinRun) return false;
+  const std::vector<unsigned char> live = live_rows(dy, g.out_pixels(), OC);
   auto fill = [&](int64_t n, int64_t ih, int64_t iw, const float** ptr, const float* zeros) {
     const float* dyn = dy + n * g.oh * g.ow * OC;
+    const unsigned char* ln = live.data() + n * g.oh * g.ow;
     for (int64_t i = 0; i < g.kh; ++i) {
       const int64_t oh = ih + g.pt - i * g.dh;
       const bool row_in = oh >= 0 && oh < g.oh;
       for (int64_t j = 0; j < g.kw; ++j, ptr += gemm::MR) {
         const int64_t ow = iw + g.pl - j * g.dw;
-        *ptr = row_in && ow >= 0 && ow < g.ow ? dyn + (oh * g.ow + ow) * OC : zeros;
+        *ptr = row_in && ow >= 0 && ow < g.ow && ln[oh * g.ow + ow] ? dyn + (oh * g.ow + ow) * OC : zeros;
       }
     }
   };
@@ -284,35 +301,37 @@ bool conv2d_backward_kernel_igemm(const WindowGeom& g, const float* x, const flo
   const int64_t o_tiles = (OC + MR - 1) / MR, tile_floats = o_tiles * MR * NR;
   AlignedBuf zeros(run);
   std::fill(zeros.p, zeros.p + run, 0.f);
-  const int64_t plane = g.oh * g.ow;
   const int T = static_cast<int>(std::min<int64_t>(threads_for(M * K * OC, kIgemmGrain), n_kt));
+  const std::vector<unsigned char> live = live_rows(dy, M, OC);
   share_work(n_kt, std::max<int64_t>(1, (n_kt + 2 * T - 1) / (2 * T)), T, [&](int64_t k0, int64_t k1) {
     const int64_t tap_lo = k0 / kt_per_tap, tap_hi = (k1 - 1) / kt_per_tap + 1;
     AlignedBuf acc((k1 - k0) * tile_floats);
     std::fill(acc.p, acc.p + (k1 - k0) * tile_floats, 0.f);
     std::vector<const float*> ptr(static_cast<size_t>((tap_hi - tap_lo) * kDwtBlock));
     AlignedBuf dyp(o_tiles * kDwtBlock * MR);
-    for (int64_t p0 = 0; p0 < M; p0 += kDwtBlock) {
-      const int64_t np = std::min(kDwtBlock, M - p0);
-      // dy's block as 6-channel panels, 6 contiguous floats a pixel (zeros past OC): dy rows are
-      // OC floats apart, and at OC = 64 a 6-column slice of 128 rows maps to 16 of L1's 64 sets.
-      for (int64_t ot = 0; ot < o_tiles; ++ot) {
-        const int64_t o0 = ot * MR, mr = std::min<int64_t>(MR, OC - o0);
-        float* d = dyp.p + ot * kDwtBlock * MR;
-        const float* src = dy + p0 * OC + o0;
-        for (int64_t p = 0; p < np; ++p, d += MR, src += OC) {
-          for (int64_t r = 0; r < mr; ++r) d[r] = src[r];
-          for (int64_t r = mr; r < MR; ++r) d[r] = 0.f;
-        }
-      }
-      int64_t n = p0 / plane, oh = p0 % plane / g.ow, ow = p0 % g.ow;
-      for (int64_t p = 0; p < np; ++p) {
-        const float* xn = x + n * g.h * g.w * C;
-        for (int64_t tap = tap_lo; tap < tap_hi; ++tap) {
-          const int64_t i = merge_rows ? tap : tap / g.kw, j = merge_rows ? 0 : tap % g.kw;
-          const int64_t ih = oh * g.sh - g.pt + i * g.dh, iw = ow * g.sw - g.pl + j * g.dw;
-          const bool in = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;  // merged rows: iw always inside
-          ptr[static_cast<size_t>((tap - tap_lo) * kDwtBlock + p)] = in ? xn + (ih * g.w + iw) * C : zeros.p;
+    // Blocks of kDwtBlock live pixels (dy row not all zero), in pixel order.
+    int64_t p = 0, n = 0, oh = 0, ow = 0;
+    while (p < M) {
+      int64_t np = 0;
+      for (; p < M && np < kDwtBlock; ++p) {
+        if (live[static_cast<size_t>(p)]) {
+          // dy's row into 6-channel panels, 6 contiguous floats a pixel (zeros past OC): dy rows are
+          // OC floats apart, and at OC = 64 a 6-column slice of the block maps to 16 of L1's 64 sets.
+          const float* src = dy + p * OC;
+          for (int64_t ot = 0; ot < o_tiles; ++ot) {
+            const int64_t o0 = ot * MR, mr = std::min<int64_t>(MR, OC - o0);
+            float* d = dyp.p + (ot * kDwtBlock + np) * MR;
+            for (int64_t r = 0; r < mr; ++r) d[r] = src[o0 + r];
+            for (int64_t r = mr; r < MR; ++r) d[r] = 0.f;
+          }
+          const float* xn = x + n * g.h * g.w * C;
+          for (int64_t tap = tap_lo; tap < tap_hi; ++tap) {
+            const int64_t i = merge_rows ? tap : tap / g.kw, j = merge_rows ? 0 : tap % g.kw;
+            const int64_t ih = oh * g.sh - g.pt + i * g.dh, iw = ow * g.sw - g.pl + j * g.dw;
+            const bool in = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;  // merged rows: iw always inside
+            ptr[static_cast<size_t>((tap - tap_lo) * kDwtBlock + np)] = in ? xn + (ih * g.w + iw) * C : zeros.p;
+          }
+          ++np;
         }
         if (++ow == g.ow) {
           ow = 0;

@@ -231,3 +231,19 @@ def test_gradients_of_an_all_zero_dy_are_zero():
     dy = np.zeros((2, 9, 9, 8), np.float32)
     np.testing.assert_array_equal(_C.conv2d_backward_kernel(x, dy, w.shape, (1, 1), "same"), np.zeros(w.shape))
     np.testing.assert_array_equal(_C.conv2d_backward_input(dy, w, x.shape, (1, 1), "same"), np.zeros(x.shape))
+
+
+def test_a_nan_in_dy_is_not_taken_for_a_zero_pixel():
+    # The zero-pixel skip tests "!= 0": a pixel whose only non-zero is NaN still counts, as in the reference.
+    from pynn import _C
+    from pynn.backend import numpy as Ref
+    x, w, dy = _dw_case((2, 9, 9, 16), (3, 3), 8, (1, 1), "same", (1, 1))
+    dy[0, 4, 4, :] = 0
+    dy[0, 4, 4, 5] = np.nan
+    dw = _C.conv2d_backward_kernel(x, dy, w.shape, (1, 1), "same")
+    ref = Ref.conv2d_backward_kernel(x, dy, w.shape, (1, 1), "same", (1, 1))
+    np.testing.assert_array_equal(np.isnan(dw), np.isnan(ref))
+    assert np.isnan(dw[..., 5]).all() and not np.isnan(dw[..., :5]).any()
+    dx = _C.conv2d_backward_input(dy, w, x.shape, (1, 1), "same")
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(Ref.conv2d_backward_input(dy, w, x.shape, (1, 1), "same",
+                                                                                    (1, 1))))

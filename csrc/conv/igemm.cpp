@@ -181,17 +181,17 @@ namespace {
 // dilation 1 across) is one contiguous run of kw·C floats: kh taps instead of kh·kw.
 bool merges_rows(const WindowGeom& g) { return g.dw == 1 && g.pl == 0 && (g.ow - 1) * g.sw + g.kw <= g.w; }
 
-// live[p] = dy row p (OC floats) holds a nonzero bit pattern (NaN counts as live). A max
+// live[p] = dy row p (OC floats) holds a value other than ±0 (NaN counts as live). A max
 // pooling backward leaves whole rows of its input gradient zero: the rows and columns its
 // windows never cover (the 11x11 -> 5x5 pooling of a CNN drops row and column 10, 17% of
 // the pixels). Both gradients skip those pixels: they would only add 0 · x (resp. 0 · w).
 std::vector<unsigned char> live_rows(const float* dy, int64_t rows, int64_t OC) {
   std::vector<unsigned char> live(static_cast<size_t>(rows));
   for (int64_t p = 0; p < rows; ++p) {
-    const uint32_t* v = reinterpret_cast<const uint32_t*>(dy + p * OC);
-    uint32_t any = 0;
-    for (int64_t o = 0; o < OC; ++o) any |= v[o] & 0x7fffffffu;  // -0.0 is zero too
-    live[static_cast<size_t>(p)] = any != 0;
+    const float* v = dy + p * OC;
+    bool any = false;
+    for (int64_t o = 0; o < OC; ++o) any |= v[o] != 0.f;  // -0.0 == 0; NaN != 0
+    live[static_cast<size_t>(p)] = any;
   }
   return live;
 }

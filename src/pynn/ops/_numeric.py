@@ -126,6 +126,7 @@ _F32, _F64 = D.F32, D.F64
 # Thresholds read on every call, bound once (a module attribute read is ~25 ns of a ~0.2 µs budget).
 _GEMM_MIN_MACS = D.GEMM_MIN_MACS
 _EXT_MIN = D.EXT_SCALAR_MIN_SIZE
+_REDUCE_SMALL = D.REDUCE_SMALL_MAX_SIZE
 
 
 # Python ints NumPy casts to float32/float64 exactly as C++'s cast of their double does (NEP 50
@@ -137,19 +138,22 @@ def _extremum_binary(name, is_max, tensor_fn, np_fn):
     # Inlined checks, no helper calls: this runs on every np.maximum of a lecture loop, where
     # each Python-level call costs ~0.07 µs against NumPy's ~0.7 µs.
     def f(x1, x2, /, out=None, **kwargs):
-        if not kwargs:
-            if type(x1) is _ndarray:
-                x, s, first = x1, x2, False
-            elif type(x2) is _ndarray:
-                x, s, first = x2, x1, True
-            else:
-                x = None
-            if x is not None and x.size >= _EXT_MIN and (out is None or out is x):
-                t, dt = type(s), x.dtype
-                if ((dt is _F32 or dt is _F64)
-                        and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)
-                        and x.flags.c_contiguous and D.native_on()):
-                    return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
+        if type(x1) is _ndarray:
+            x, s, first = x1, x2, False
+        elif type(x2) is _ndarray:
+            x, s, first = x2, x1, True
+        else:
+            x = None
+        if x is not None and not kwargs:
+            t = type(s)
+            if t is int or t is float or t is _ndarray:  # no Tensor among the operands
+                if x.size >= _EXT_MIN and t is not _ndarray and (out is None or out is x):
+                    dt = x.dtype
+                    if ((dt is _F32 or dt is _F64)
+                            and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)
+                            and x.flags.c_contiguous and D.native_on()):
+                        return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
+                return np_fn(x1, x2) if out is None else np_fn(x1, x2, out=out)
         if isinstance(x1, Tensor) or isinstance(x2, Tensor):
             _reject(name, dict(kwargs, out=out))
             return tensor_fn(x1, x2)
@@ -310,9 +314,13 @@ def _fast_reduce(a, op, axis, keepdims):
     size = a.size
     if not size or not a.flags.c_contiguous or not D.native_on():
         return None
-    if size > D.REDUCE_1T_MAX_SIZE and (size < D.REDUCE_MT_MIN_SIZE or D.threads() < 2 or
-                                        (op >= _MAX and code != 0 and a.shape[-1] > D.REDUCE_ROW_MAX_LEN)):
-        return None
+    if size > _REDUCE_SMALL:
+        # Beyond the small-call win, only where the kernel itself is faster (_dispatch's table).
+        if code == 0:
+            if size > D.REDUCE_COLS_MAX_SIZE or a.shape[-1] < D.REDUCE_COLS_MIN_WIDTH:
+                return None
+        elif op < _MAX or size > D.REDUCE_EXT_ROWS_MAX_SIZE:
+            return None
     r = _native().np_reduce(a, op, code, keepdims)
     return r if r.ndim else r[()]  # a full reduction is a NumPy scalar, as NumPy returns
 

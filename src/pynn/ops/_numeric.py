@@ -125,6 +125,7 @@ power = _binary("power", F.power)
 _F32, _F64 = D.F32, D.F64
 # Thresholds read on every call, bound once (a module attribute read is ~25 ns of a ~0.2 µs budget).
 _GEMM_MIN_MACS = D.GEMM_MIN_MACS
+_GEMM_MIN_WORK = D.GEMM_MIN_MACS * D.GEMM_MIN_K  # a.size * b.size below this: never native
 _EXT_MIN = D.EXT_SCALAR_MIN_SIZE
 _REDUCE_SMALL = D.REDUCE_SMALL_MAX_SIZE
 
@@ -227,7 +228,8 @@ def _tensor_matmul(name, a, b, extra):
 
 def _gemm_size_ok(a, b):
     # The cheapest tests first: float64 and lecture-sized products stop here and go to NumPy.
-    return a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
+    return (a.size * b.size >= _GEMM_MIN_WORK and a.dtype is _F32 and b.ndim == 2 and a.ndim == 2
+            and a.size * b.shape[1] >= D.GEMM_MIN_MACS)
 
 
 @face("accelerated")
@@ -257,9 +259,12 @@ def dot(a, b, out=None):
 
     2-D float32 products route as :func:`matmul` does."""
     if type(a) is _ndarray and type(b) is _ndarray:
-        # Ordered so that float64 and lecture-sized float32 products fail within the first
-        # few attribute reads and reach np.dot without any further call.
-        if (a.dtype is _F32 and b.ndim == 2 and a.size * b.shape[1] >= _GEMM_MIN_MACS and a.ndim == 2
+        # Ordered so that lecture-sized products fail on the first test (two attribute reads,
+        # no shape tuple) and float64 on the second, and reach np.dot without any further call.
+        # m·k·k·n >= GEMM_MIN_MACS·GEMM_MIN_K is implied by native_gemm_wins (MACs >= MIN_MACS and
+        # k >= MIN_K), so this first test only sends to NumPy what would go there anyway.
+        if (a.size * b.size >= _GEMM_MIN_WORK and a.dtype is _F32 and b.ndim == 2
+                and a.size * b.shape[1] >= _GEMM_MIN_MACS and a.ndim == 2
                 and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
             if out is None:
                 return _native().gemm(a, b)

@@ -29,7 +29,10 @@ def bits_equal(ours, theirs):
     np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+THREAD_COUNTS = [1, 2, 3, 4, 7, 8]  # odd counts and more threads than the 2 cores: same results, same routes
+
+
+@pytest.fixture(params=THREAD_COUNTS, ids=[f"{n}threads" for n in THREAD_COUNTS])
 def threads(request):
     before = pynn.get_num_threads()
     pynn.set_num_threads(request.param)
@@ -209,8 +212,18 @@ def test_bindings_refuse_what_they_cannot_compute():
         _C.np_max_scalar(x, 0.0, out=np.empty((4, 3), np.float32))
 
 
+@pytest.fixture(params=[1, 2, 3], ids=["1thread", "2threads", "3threads"])
+def split_threads(request):
+    # 8.4M elements give at most 2 reduction threads (4M per thread); 3 checks that a larger
+    # thread count than the work deserves changes nothing.
+    before = pynn.get_num_threads()
+    pynn.set_num_threads(request.param)
+    yield request.param
+    pynn.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_threaded_kernel_splits_keep_numpys_bits(dtype, threads):
+def test_threaded_kernel_splits_keep_numpys_bits(dtype, split_threads):
     """The kernels' own thread splits (rows, column blocks, the two pairwise halves of one long row,
     elementwise blocks) start at 8M elements for a reduction and 1M elementwise: called directly,
     at 1 and 2 threads, still NumPy's bits."""

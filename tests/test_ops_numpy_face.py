@@ -149,7 +149,7 @@ def test_column_sum_is_numpys_bit_for_bit(shape, keepdims):
     assert_same(ops.sum(x, axis=0, keepdims=keepdims), np.sum(x, axis=0, keepdims=keepdims))
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+@pytest.fixture(params=[1, 2, 3, 4, 7, 8], ids=lambda n: f"{n}threads")
 def gemm_threads(request):
     """GEMMs go native on one thread only (_dispatch.GEMM_MAX_THREADS): run both routes."""
     before = pynn.get_num_threads()

@@ -221,6 +221,8 @@ def test_dot_and_where_skip_numpys_dispatcher_only_for_exact_ndarrays():
     assert ops.dot(sub, randn(3, 3)) == ("override", "dot")
     assert ops.dot(randn(3, 3), sub) == ("override", "dot")
     assert ops.where(x[:3, :3] > 0, sub, 0.0) == ("override", "where")
+    assert ops.dot(randn(3, 3), randn(3, 3), out=np.empty((3, 3), np.float32).view(_Overriding)) == \
+        ("override", "dot")
 
 
 def test_gemm_with_a_tiny_inner_dimension_stays_on_numpy():

@@ -270,7 +270,9 @@ def dot(a, b, out=None):
                 return _native().gemm(a, b)
             if _gemm_out_ok(out, a, b, a.shape[0], b.shape[1]):
                 return _native().gemm(a, b, c=out)
-        return _np_dot_c(a, b) if out is None else _np_dot_c(a, b, out)
+        if out is None:
+            return _np_dot_c(a, b)
+        return (_np_dot_c if type(out) is _ndarray else _np_dot)(a, b, out)  # out joins NumPy's dispatch
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         return _tensor_matmul("dot", a, b, {"out": out})
     return _np_dot(a, b) if out is None else _np_dot(a, b, out)

@@ -1,10 +1,12 @@
 """The cheap per-call choice between NumPy and the native kernels.
 
-Every rule here is a handful of attribute reads and integer compares (about
-0.1-0.2 µs, measured by bench/numpy_dropin.py), so routing a small call to NumPy
-costs less than NumPy's own call overhead. Thresholds come from the measured
-crossover on this machine class (2-core AVX2 Zen 3); see the README's "NumPy
-drop-in" table and bench/numpy_dropin.py, which re-measures them.
+Every rule here is a handful of attribute reads and integer compares (0.03-0.1 µs in
+the Cython-compiled ops/_numeric.py, measured by bench/numpy_dropin.py's "dispatch
+cost" rows), so routing a small call to NumPy costs less than NumPy's own call
+overhead; ``dot`` and ``where`` win it back by calling NumPy's C function past its
+``__array_function__`` dispatcher. Thresholds come from the measured crossover on
+this machine (2-core AMD EPYC, AVX2 kernels against NumPy's AVX-512 loops); see the
+README's "NumPy drop-in" section and bench/numpy_dropin.py, which re-measures them.
 """
 from __future__ import annotations
 

@@ -159,24 +159,8 @@ class TrainPlan:
         return [x]
 
     def _loss(self, ys, y_preds, sw):
-        model = self.model
-        loss = None
-        terms = model._loss_terms = []
-        for out_loss, weight, y, y_pred in zip(model._losses, model._loss_weights, ys, y_preds):
-            if out_loss is None:
-                terms.append(None)
-                continue
-            term = out_loss(y, y_pred, sw)
-            terms.append(term)
-            if weight != 1.0:
-                term = term * weight
-            loss = term if loss is None else loss + term
-        for w in self.regularized:
-            loss = loss + w.regularizer(w)
-        if self.layers is None:
-            for extra in model._collect_call_losses():
-                loss = loss + extra
-        return loss
+        # The fast forward's layers add no call losses (see _prepare_model): no walk for them.
+        return self.model._loss_value(ys, y_preds, sw, self.regularized, call_losses=self.layers is None)
 
     def _apply(self, grads):
         opt = self.model.optimizer

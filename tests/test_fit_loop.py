@@ -336,14 +336,21 @@ def _stack_float64_batch_hooks():
     return m, m.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[_TagBatches()])
 
 
-STACK_CASES = {"sparse_logits_adam": (_stack_sparse_logits_adam, True),
-               "softmax_class_weight": (_stack_softmax_class_weight, True),
-               "onehot_sgd_unshuffled": (_stack_onehot_sgd_unshuffled, True),
-               "mse_sample_weight": (_stack_mse_sample_weight, False),
-               "float64_batch_hooks": (_stack_float64_batch_hooks, True)}
+def _stack_numpy_backend():
+    with pynn.use_backend("numpy"):
+        return _stack_sparse_logits_adam()
+
+
+# case: (make, graph-free cross-entropy expected, native kernels called directly expected)
+STACK_CASES = {"sparse_logits_adam": (_stack_sparse_logits_adam, True, True),
+               "softmax_class_weight": (_stack_softmax_class_weight, True, True),
+               "onehot_sgd_unshuffled": (_stack_onehot_sgd_unshuffled, True, True),
+               "mse_sample_weight": (_stack_mse_sample_weight, False, True),
+               "float64_batch_hooks": (_stack_float64_batch_hooks, True, False),
+               "numpy_backend": (_stack_numpy_backend, True, False)}
 # Steps per fit: epochs * ceil(training samples / batch size); 203 samples (162 after a 0.2 split).
 STACK_STEPS = {"sparse_logits_adam": 3 * 6, "softmax_class_weight": 2 * 9, "onehot_sgd_unshuffled": 2 * 7,
-               "mse_sample_weight": 2 * 6, "float64_batch_hooks": 2 * 7}
+               "mse_sample_weight": 2 * 6, "float64_batch_hooks": 2 * 7, "numpy_backend": 3 * 6}
 
 
 def _run_stack(make, plan, monkeypatch):
@@ -351,7 +358,7 @@ def _run_stack(make, plan, monkeypatch):
     real_run = fit_loop._DenseStack.run
 
     def run(self, model, x, ys, sw, labels):
-        runs.append(labels is not None)
+        runs.append((labels is not None, self.native is not None and pynn.backend.current() is self.native))
         return real_run(self, model, x, ys, sw, labels)
     with monkeypatch.context() as mp:
         mp.setattr(fit_loop._DenseStack, "run", run)
@@ -363,12 +370,12 @@ def _run_stack(make, plan, monkeypatch):
 
 @pytest.mark.parametrize("case", sorted(STACK_CASES))
 def test_dense_stack_step_gives_the_generic_loops_weights_and_history_bit_for_bit(case, monkeypatch):
-    make, xent = STACK_CASES[case]
+    make, xent, native = STACK_CASES[case]
     w_plan, h_plan, runs = _run_stack(make, True, monkeypatch)
     w_gen, h_gen, runs_gen = _run_stack(make, False, monkeypatch)
     assert runs_gen == []
     # Every step ran the stack (the models are built: they start with an Input).
-    assert len(runs) == STACK_STEPS[case] and all(r == xent for r in runs), runs
+    assert runs == [(xent, native)] * STACK_STEPS[case]
     for a, b in zip(w_plan, w_gen):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
@@ -438,7 +445,7 @@ def test_freezing_a_layer_midway_moves_between_the_stack_and_the_generic_step(mo
         return m, m.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[Freeze()])
     w_plan, h_plan, runs = _run_stack(make, True, monkeypatch)
     w_gen, h_gen, _ = _run_stack(make, False, monkeypatch)
-    assert runs == [True] * 4   # 7 steps, the 3 frozen ones generic
+    assert runs == [(True, True)] * 4   # 7 steps, the 3 frozen ones generic
     for a, b in zip(w_plan, w_gen):
         np.testing.assert_array_equal(a, b)
     assert h_plan == h_gen

@@ -89,13 +89,20 @@ class _DenseStack:
     loss via Model._loss_value) is recorded, from a logits Tensor, and differentiated by
     the engine. The backward then walks the layers by hand."""
 
-    __slots__ = ("specs", "head", "n_weights", "xent")
+    __slots__ = ("specs", "head", "n_weights", "xent", "native", "C", "dk_bufs", "act_bufs")
 
-    def __init__(self, specs, head, weights):
+    def __init__(self, specs, head, weights, native, C=None):
         self.specs = specs          # (kernel, bias or None, fused activation, kernel slot, bias slot)
         self.head = head            # the last layer's unfused activation (callable) or None
         self.n_weights = len(weights)
         self.xent = False           # True: the loss is a softmax cross-entropy run as _xent_head
+        # The native backend's module when every array is float32 and every activation one its
+        # GEMM epilogue and act_bias_backward take without a parameter: the layers' kernels are
+        # then called as the backend's matmul/act_bias_grad call them (_C.gemm, _C.act_bias_backward),
+        # writing into buffers kept across steps, without the wrappers' per-call checks.
+        self.native, self.C = native, C
+        self.dk_bufs = [np.empty(k.data.shape, np.float32) for k, *_ in specs] if native is not None else None
+        self.act_bufs = {}          # batch size -> (layer outputs, input gradients)
 
     @staticmethod
     def build(model, layers, weights, regularized, x):
@@ -124,15 +131,33 @@ class _DenseStack:
             own += [k] if b is None else [k, b]
         if len(own) != len(weights) or any(a is not b for a, b in zip(own, weights)):
             return None
-        return _DenseStack([tuple(sp) for sp in specs], after, weights)
+        native = C = None
+        if _backend.name() == "native" and dtype == np.float32 and x.dtype == np.float32:
+            from ..backend.native import core, nn
+            if all(sp[2] in nn.NATIVE_FROM_OUTPUT and core._NO_PARAM.get(sp[2]) == 0.0 for sp in specs):
+                native, C = _backend.current(), core._C
+        return _DenseStack([tuple(sp) for sp in specs], after, weights, native, C)
 
     def run(self, model, x, ys, sw, labels):
         """(loss value, gradients in trainable-weight order, predictions array) of one batch;
         ``labels``: the batch's prepared labels when ``xent`` (TrainPlan._prepare_xent), else None."""
-        acts = [x]
-        for k, b, fused, _, _ in self.specs:
-            x = dense_forward(x, k.data, None if b is None else b.data, fused)
-            acts.append(x)
+        native = self.native is not None and _backend.current() is self.native
+        C = self.C
+        if native:
+            bufs = self.act_bufs.get(len(x))
+            if bufs is None:
+                bufs = self.act_bufs[len(x)] = (
+                    [np.empty((len(x), k.data.shape[1]), np.float32) for k, *_ in self.specs],
+                    [np.empty((len(x), k.data.shape[0]), np.float32) for k, *_ in self.specs])
+            acts = [x]
+            for (k, b, fused, _, _), out in zip(self.specs, bufs[0]):
+                x = C.gemm(x, k.data, c=out, bias=None if b is None else b.data, activation=fused)
+                acts.append(x)
+        else:
+            acts = [x]
+            for k, b, fused, _, _ in self.specs:
+                x = dense_forward(x, k.data, None if b is None else b.data, fused)
+                acts.append(x)
         grads = [None] * self.n_weights
         if labels is not None:
             loss, g = _xent_head(model, x, labels, sw)
@@ -145,6 +170,19 @@ class _DenseStack:
             if not loss_t.requires_grad:   # the loss does not depend on the predictions
                 return loss, [np.zeros_like(w.data) for w in model.trainable_weights], y_pred
             g = autograd_grad(loss_t, [logits], copy=False)[0]
+        if native and g.dtype == np.float32:   # dense_backward's calls, as the native backend makes them
+            for i in range(len(self.specs) - 1, -1, -1):
+                k, b, fused, ki, bi = self.specs[i]
+                if fused == "linear" and b is None:
+                    dz = g
+                else:
+                    dz, db = C.act_bias_backward(acts[i + 1], np.ascontiguousarray(g), fused)
+                    if bi is not None:
+                        grads[bi] = db
+                grads[ki] = C.gemm(acts[i].T, dz, c=self.dk_bufs[i])
+                if i > 0:
+                    g = C.gemm(dz, k.data.T, c=bufs[1][i])
+            return loss, grads, y_pred
         for i in range(len(self.specs) - 1, -1, -1):
             k, b, fused, ki, bi = self.specs[i]
             g, grads[ki], db = dense_backward(fused, acts[i], k.data, acts[i + 1], g, i > 0, True, b is not None)

@@ -160,7 +160,7 @@ class _DenseStack:
                 acts.append(x)
         grads = [None] * self.n_weights
         if labels is not None:
-            loss, g = _xent_head(model, x, labels, sw)
+            loss, g = _xent_head(model, x, labels, sw, C if native else None)
             y_pred = x if self.head is None else self.head(Tensor(x)).data   # no graph: x needs no grad
         else:
             logits = Tensor(x, requires_grad=True)
@@ -191,24 +191,42 @@ class _DenseStack:
         return loss, grads, y_pred
 
 
-def _xent_head(model, logits, labels, sw):
+_INV_N = {}
+
+
+def _xent_head(model, logits, labels, sw, C):
     """(loss value, d loss / d logits) of the compiled softmax cross-entropy with Keras'
     "sum_over_batch_size" reduction, without a graph: the SoftmaxCrossEntropy op's kernel,
     then the arithmetic the recorded graph does (Loss.__call__: values * sw, sum, / n;
     its backward: 1 / n spread over the batch, times sw, times the kernel's gradient),
     in the same dtypes and order, so the result is the generic step's bit for bit
-    (tests/test_fit_loop.py)."""
-    values, d = _backend.current().softmax_cross_entropy(logits, labels)
+    (tests/test_fit_loop.py). ``C``: pynn._C when the stack calls the native kernels
+    directly (2-D float32 logits, contiguous labels: what the backend's wrapper passes on)."""
+    if C is None:
+        values, d = _backend.current().softmax_cross_entropy(logits, labels)
+    elif labels.ndim == 1:
+        values, d = C.softmax_xent_sparse(logits, labels)
+    else:
+        values, d = C.softmax_xent_dense(logits, labels)
     n = max(values.size, 1)
-    g = np.ones((), values.dtype) / n
+    key = (n, values.dtype)
+    g = _INV_N.get(key)
+    if g is None:   # Div's backward of the mean: a 1 of the loss's dtype over n, one per batch size
+        g = _INV_N[key] = np.ones((), values.dtype) / n
     if sw is not None:
         sw = np.asarray(sw, dtype=values.dtype)
         values = values * sw
         g = np.full(values.shape, g, values.dtype) * sw
         g = g[..., None]
     d *= g
-    loss = np.divide(np.asarray(np.sum(values)), n)
-    model._loss_terms = [Tensor(loss)]
+    loss = np.divide(values.sum(), n)   # Sum's forward (np.sum: the same add.reduce), then Div's
+    # Model._loss_value's per-output terms (read for multi-output logs): the list kept, its
+    # item replaced, without Layer.__setattr__'s tracking walk each step.
+    terms = model.__dict__.get("_loss_terms")
+    if type(terms) is list and len(terms) == 1:
+        terms[0] = Tensor(loss)
+    else:
+        model._loss_terms = [Tensor(loss)]
     return float(loss), d
 
 
@@ -228,7 +246,7 @@ def _xent_labels(model, head, y, n_classes, dtype):
         return None
     y = y.data if isinstance(y, Tensor) else np.asarray(y)
     if cls is CategoricalCrossentropy:
-        return y.astype(dtype, copy=False) if y.ndim == 2 and y.shape[1] == n_classes else None
+        return np.ascontiguousarray(y, dtype) if y.ndim == 2 and y.shape[1] == n_classes else None
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.all(y == np.round(y))):
@@ -420,7 +438,7 @@ class TrainPlan:
         for mt, weighted, fused in self.fused_metrics:
             if fused and (sw is None or not weighted):
                 if hits is None:
-                    hits = float(np.count_nonzero(labels == y_pred.argmax(-1)))
+                    hits = float((labels == y_pred.argmax(-1)).sum())   # np.count_nonzero's count
                 mt.total += hits
                 mt.count += labels.size
             else:
@@ -454,10 +472,11 @@ class TrainPlan:
             if order is not None:
                 idx = order[start:stop]
                 m = stop - start
-                xb = [np.take(v, idx, axis=0, out=b[:m], mode="clip") for v, b in zip(xs, self.bufs)]
-                yb = [np.take(v, idx, axis=0, out=b[:m], mode="clip") for v, b in zip(ys, self.ybufs)]
-                swb = None if sw is None else np.take(sw, idx, axis=0, out=self.swbuf[:m], mode="clip")
-                lb = None if lsrc is None else np.take(lsrc, idx, axis=0, out=self.lbuf[:m], mode="clip")
+                # ndarray.take (np.take without its dispatch layer): rows idx into the buffers.
+                xb = [v.take(idx, 0, b[:m], "clip") for v, b in zip(xs, self.bufs)]
+                yb = [v.take(idx, 0, b[:m], "clip") for v, b in zip(ys, self.ybufs)]
+                swb = None if sw is None else sw.take(idx, 0, self.swbuf[:m], "clip")
+                lb = None if lsrc is None else lsrc.take(idx, 0, self.lbuf[:m], "clip")
             else:
                 xb = [v[start:stop] for v in xs]
                 yb = [v[start:stop] for v in ys]

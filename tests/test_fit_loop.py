@@ -336,6 +336,16 @@ def _stack_float64_batch_hooks():
     return m, m.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[_TagBatches()])
 
 
+def _stack_dropouts():
+    x, y = _digits_like()
+    pynn.set_seed(0)
+    m = pynn.Sequential([layers.Input((12,)), layers.Dropout(0.1), layers.Dense(16, activation="relu"),
+                         layers.Dropout(0.3, seed=5), layers.Dense(8, activation="sigmoid"), layers.Dropout(0.0),
+                         layers.Dense(4, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m, m.fit(x, y, batch_size=32, epochs=2, verbose=0, validation_split=0.1)
+
+
 def _stack_numpy_backend():
     with pynn.use_backend("numpy"):
         return _stack_sparse_logits_adam()
@@ -347,10 +357,12 @@ STACK_CASES = {"sparse_logits_adam": (_stack_sparse_logits_adam, True, True),
                "onehot_sgd_unshuffled": (_stack_onehot_sgd_unshuffled, True, True),
                "mse_sample_weight": (_stack_mse_sample_weight, False, True),
                "float64_batch_hooks": (_stack_float64_batch_hooks, True, False),
-               "numpy_backend": (_stack_numpy_backend, True, False)}
+               "numpy_backend": (_stack_numpy_backend, True, False),
+               "dropouts": (_stack_dropouts, True, True)}
 # Steps per fit: epochs * ceil(training samples / batch size); 203 samples (162 after a 0.2 split).
 STACK_STEPS = {"sparse_logits_adam": 3 * 6, "softmax_class_weight": 2 * 9, "onehot_sgd_unshuffled": 2 * 7,
-               "mse_sample_weight": 2 * 6, "float64_batch_hooks": 2 * 7, "numpy_backend": 3 * 6}
+               "mse_sample_weight": 2 * 6, "float64_batch_hooks": 2 * 7, "numpy_backend": 3 * 6,
+               "dropouts": 2 * 6}
 
 
 def _run_stack(make, plan, monkeypatch):
@@ -384,9 +396,14 @@ def test_dense_stack_step_gives_the_generic_loops_weights_and_history_bit_for_bi
         np.testing.assert_array_equal(np.asarray(h_plan[k]), np.asarray(h_gen[k]), err_msg=k)
 
 
-def _dropout_between():
+def _two_dropouts_in_a_row():
     return pynn.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.3),
-                            layers.Dense(4)])
+                            layers.Dropout(0.2), layers.Dense(4)])
+
+
+def _dropout_last():
+    return pynn.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"), layers.Dense(4),
+                            layers.Dropout(0.2)])
 
 
 def _regularized():
@@ -405,7 +422,8 @@ def _gelu_inside():   # an activation not fused into the GEMM, on a hidden layer
     return pynn.Sequential([layers.Input((12,)), layers.Dense(16, activation="gelu"), layers.Dense(4)])
 
 
-@pytest.mark.parametrize("make_model", [_dropout_between, _regularized, _frozen_first, _gelu_inside])
+@pytest.mark.parametrize("make_model", [_two_dropouts_in_a_row, _dropout_last, _regularized, _frozen_first,
+                                        _gelu_inside])
 def test_models_the_dense_stack_cannot_run_keep_the_generic_step(make_model, monkeypatch):
     x, y = _digits_like()
 

@@ -137,10 +137,15 @@ def dropout(x, rate, noise_shape=None, rng=None):
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    return Dropout.apply(x, dropout_mask(data, rate, noise_shape, rng))
+
+
+def dropout_mask(data, rate, noise_shape=None, rng=None):
+    """The mask :func:`dropout` multiplies array ``data`` by (0 or 1/(1 − rate), drawn from
+    ``rng`` or pynn's generator); fit's Dense-stack step draws its masks with it too."""
     keep = 1.0 - rate
     shape = data.shape if noise_shape is None else tuple(noise_shape)
-    mask = ((rng or generator()).random(shape) < keep).astype(data.dtype) / np.asarray(keep, data.dtype)
-    return Dropout.apply(x, mask)
+    return ((rng or generator()).random(shape) < keep).astype(data.dtype) / np.asarray(keep, data.dtype)
 
 
 # ---------------------------------------------------------------- wrappers

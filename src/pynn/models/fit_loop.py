@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import backend as _backend
 from ..autograd.engine import Tensor, grad as autograd_grad, is_grad_enabled
-from ..functional.nn import dense_backward, dense_forward
+from ..functional.nn import dense_backward, dense_forward, dropout_mask
 from ..callbacks import Callback, ProgbarLogger
 from ..layers.base import Layer, _real
 from ..metrics import Mean, SparseCategoricalAccuracy
@@ -84,7 +84,8 @@ class _DenseStack:
     """Forward and backward of a Sequential of Dense layers on arrays, no graph recorded.
 
     Each layer runs Dense's own forward and backward (functional.nn.dense_forward /
-    dense_backward: the same kernels, in the same order, as the autograd op); only the
+    dense_backward: the same kernels, in the same order, as the autograd op), a Dropout
+    before a Dense its mask (functional.nn.dropout_mask, drawn in the same order); only the
     model's head (the last layer's unfused activation, e.g. softmax, then the compiled
     loss via Model._loss_value) is recorded, from a logits Tensor, and differentiated by
     the engine. The backward then walks the layers by hand."""
@@ -92,7 +93,8 @@ class _DenseStack:
     __slots__ = ("specs", "head", "n_weights", "xent", "native", "C", "dk_bufs", "act_bufs")
 
     def __init__(self, specs, head, weights, native, C=None):
-        self.specs = specs          # (kernel, bias or None, fused activation, kernel slot, bias slot)
+        # (kernel, bias or None, fused activation, kernel slot, bias slot, Dropout on the input or None)
+        self.specs = specs
         self.head = head            # the last layer's unfused activation (callable) or None
         self.n_weights = len(weights)
         self.xent = False           # True: the loss is a softmax cross-entropy run as _xent_head
@@ -110,15 +112,20 @@ class _DenseStack:
         weights are exactly the trainable ones (then the generic step runs)."""
         from ..functional.activation import split
         from ..layers.dense import Dense
+        from ..layers.dropout import Dropout
         # x float32 (fit casts inputs) into float64 layers promotes in the kernels as in the graph.
-        dtype = layers[0][0].kernel.data.dtype if layers and type(layers[0][0]) is Dense else None
+        first = next((layer for layer, _ in layers if type(layer) is Dense), None)
+        dtype = None if first is None or not first.built else first.kernel.data.dtype
         if dtype is None or regularized or not is_grad_enabled() or x.ndim != 2 or x.dtype.kind != "f":
             # A regularizer's gradient reaches its weight in the engine's order (x*x: twice),
             # which a hand walk would not reproduce bit for bit: the generic step keeps those.
             return None
-        specs, own = [], []
+        specs, own, drop = [], [], None
         last = len(layers) - 1
         for i, (layer, _) in enumerate(layers):
+            if type(layer) is Dropout and drop is None and i != last:
+                drop = layer   # applied to the next Dense's input
+                continue
             if type(layer) is not Dense or not layer.trainable:
                 return None
             fused, after = split(layer.activation)
@@ -127,8 +134,9 @@ class _DenseStack:
             k, b = layer.kernel, layer.bias
             if k.data.dtype != dtype or (b is not None and b.data.dtype != dtype):
                 return None
-            specs.append([k, b, fused, len(own), None if b is None else len(own) + 1])
+            specs.append([k, b, fused, len(own), None if b is None else len(own) + 1, drop])
             own += [k] if b is None else [k, b]
+            drop = None
         if len(own) != len(weights) or any(a is not b for a, b in zip(own, weights)):
             return None
         native = C = None
@@ -149,15 +157,19 @@ class _DenseStack:
                 bufs = self.act_bufs[len(x)] = (
                     [np.empty((len(x), k.data.shape[1]), np.float32) for k, *_ in self.specs],
                     [np.empty((len(x), k.data.shape[0]), np.float32) for k, *_ in self.specs])
-            acts = [x]
-            for (k, b, fused, _, _), out in zip(self.specs, bufs[0]):
-                x = C.gemm(x, k.data, c=out, bias=None if b is None else b.data, activation=fused)
-                acts.append(x)
-        else:
-            acts = [x]
-            for k, b, fused, _, _ in self.specs:
+        ins, outs, masks = [], [], []   # each Dense's input (after its Dropout) and output
+        for i, (k, b, fused, _, _, drop) in enumerate(self.specs):
+            mask = None
+            if drop is not None and drop.rate != 0.0:   # Dropout.call: the identity at rate 0
+                mask = dropout_mask(x, drop.rate, None, drop._rng)
+                x = x * mask   # Dropout's forward
+            masks.append(mask)
+            ins.append(x)
+            if native:
+                x = C.gemm(x, k.data, c=bufs[0][i], bias=None if b is None else b.data, activation=fused)
+            else:
                 x = dense_forward(x, k.data, None if b is None else b.data, fused)
-                acts.append(x)
+            outs.append(x)
         grads = [None] * self.n_weights
         if labels is not None:
             loss, g = _xent_head(model, x, labels, sw, C if native else None)
@@ -172,22 +184,26 @@ class _DenseStack:
             g = autograd_grad(loss_t, [logits], copy=False)[0]
         if native and g.dtype == np.float32:   # dense_backward's calls, as the native backend makes them
             for i in range(len(self.specs) - 1, -1, -1):
-                k, b, fused, ki, bi = self.specs[i]
+                k, b, fused, ki, bi, _ = self.specs[i]
                 if fused == "linear" and b is None:
                     dz = g
                 else:
-                    dz, db = C.act_bias_backward(acts[i + 1], np.ascontiguousarray(g), fused)
+                    dz, db = C.act_bias_backward(outs[i], np.ascontiguousarray(g), fused)
                     if bi is not None:
                         grads[bi] = db
-                grads[ki] = C.gemm(acts[i].T, dz, c=self.dk_bufs[i])
+                grads[ki] = C.gemm(ins[i].T, dz, c=self.dk_bufs[i])
                 if i > 0:
                     g = C.gemm(dz, k.data.T, c=bufs[1][i])
+                    if masks[i] is not None:
+                        g = g * masks[i]   # Dropout's backward
             return loss, grads, y_pred
         for i in range(len(self.specs) - 1, -1, -1):
-            k, b, fused, ki, bi = self.specs[i]
-            g, grads[ki], db = dense_backward(fused, acts[i], k.data, acts[i + 1], g, i > 0, True, b is not None)
+            k, b, fused, ki, bi, _ = self.specs[i]
+            g, grads[ki], db = dense_backward(fused, ins[i], k.data, outs[i], g, i > 0, True, b is not None)
             if bi is not None:
                 grads[bi] = db
+            if i > 0 and masks[i] is not None:
+                g = g * masks[i]   # Dropout's backward
         return loss, grads, y_pred
 
 

@@ -15,7 +15,14 @@ out of the step what need not be in it:
 * one permutation per epoch, each batch gathered into buffers allocated once;
 * the loss tracker (a ``Mean``) is summed with two float additions, and the
   logs dict is built only when something reads it: a batch-end callback, a
-  progress bar about to redraw (it redraws at most every 50 ms), the epoch end.
+  progress bar about to redraw (it redraws at most every 50 ms), the epoch end;
+* a Sequential of plain Dense layers (a Dropout before any of them allowed, the
+  last one's activation free, no regularizer) records no graph at all: each
+  layer's own forward and backward (functional.nn.dense_forward/dense_backward,
+  on the native backend the same _C calls with buffers kept across steps), a
+  softmax cross-entropy computed graph-free with the graph's arithmetic and its
+  labels checked once per fit, sparse accuracy counted inline (:class:`_DenseStack`).
+  Any other loss is differentiated by the engine from the logits.
 
 Anything else (a custom ``train_step``, an overridden ``_train_step``,
 iterables of batches, DataParallel) keeps the generic loop in ``model.py``.

@@ -467,3 +467,36 @@ def test_freezing_a_layer_midway_moves_between_the_stack_and_the_generic_step(mo
     for a, b in zip(w_plan, w_gen):
         np.testing.assert_array_equal(a, b)
     assert h_plan == h_gen
+
+
+def test_a_metric_keeping_the_arrays_it_is_given_sees_each_batch_as_the_generic_loop_gives_it(monkeypatch):
+    """The prepared step reuses buffers across batches; what it hands a user's metric must
+    still be that batch's own arrays (the generic loop passes new ones each step)."""
+    x, y = _digits_like()
+
+    class Keep(pynn.metrics.Metric):
+        def __init__(self):
+            self.seen = []
+            super().__init__("keep")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.seen.append((y_true, y_pred))
+
+        def result(self):
+            return 0.0
+
+    def make():
+        m = _stack_mlp()
+        m.compile("adam", pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[Keep(), "accuracy"])
+        return m, m.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    seen = []
+    for plan in (True, False):
+        with monkeypatch.context() as mp:
+            if not plan:
+                mp.setattr(fit_loop, "plan_for", lambda *a, **k: None)
+            m, _ = make()
+        seen.append(m._output_metrics[0][0].seen)
+    assert len(seen[0]) == len(seen[1]) == 7
+    for (yt_a, yp_a), (yt_b, yp_b) in zip(*seen):
+        np.testing.assert_array_equal(yt_a, yt_b)
+        np.testing.assert_array_equal(yp_a, yp_b)

@@ -165,6 +165,7 @@ class _DenseStack:
                     [np.empty((len(x), k.data.shape[1]), np.float32) for k, *_ in self.specs],
                     [np.empty((len(x), k.data.shape[0]), np.float32) for k, *_ in self.specs])
         ins, outs, masks = [], [], []   # each Dense's input (after its Dropout) and output
+        last = len(self.specs) - 1
         for i, (k, b, fused, _, _, drop) in enumerate(self.specs):
             mask = None
             if drop is not None and drop.rate != 0.0:   # Dropout.call: the identity at rate 0
@@ -173,7 +174,9 @@ class _DenseStack:
             masks.append(mask)
             ins.append(x)
             if native:
-                x = C.gemm(x, k.data, c=bufs[0][i], bias=None if b is None else b.data, activation=fused)
+                # The last output is the prediction the metrics get: a new array, as the generic step's.
+                x = C.gemm(x, k.data, c=bufs[0][i] if i < last else None, bias=None if b is None else b.data,
+                           activation=fused)
             else:
                 x = dense_forward(x, k.data, None if b is None else b.data, fused)
             outs.append(x)
@@ -293,7 +296,10 @@ class TrainPlan:
         m = min(batch_size, self.n)
         # Gather buffers, reused by every shuffled batch (the generic loop allocates each batch).
         self.bufs = [np.empty((m,) + v.shape[1:], v.dtype) for v in xs] if self.shuffle else None
-        self.ybufs = [np.empty((m,) + v.shape[1:], v.dtype) for v in ys] if self.shuffle else None
+        # Targets go to the compiled metrics: a user's metric may keep the arrays it is given
+        # (the generic loop hands it new ones each batch), so only built-in ones get buffers.
+        builtin = all(type(mt).__module__ == "pynn.metrics" for ms in model._output_metrics for mt in ms)
+        self.ybufs = [np.empty((m,) + v.shape[1:], v.dtype) for v in ys] if self.shuffle and builtin else None
         self.swbuf = np.empty((m,) + sw.shape[1:], sw.dtype) if self.shuffle and sw is not None else None
         self.begin_cbs = [cb for cb in callbacks if _hook_used(cb, "on_train_batch_begin")]
         self.bar = None
@@ -497,7 +503,8 @@ class TrainPlan:
                 m = stop - start
                 # ndarray.take (np.take without its dispatch layer): rows idx into the buffers.
                 xb = [v.take(idx, 0, b[:m], "clip") for v, b in zip(xs, self.bufs)]
-                yb = [v.take(idx, 0, b[:m], "clip") for v, b in zip(ys, self.ybufs)]
+                yb = ([v.take(idx, 0) for v in ys] if self.ybufs is None else
+                      [v.take(idx, 0, b[:m], "clip") for v, b in zip(ys, self.ybufs)])
                 swb = None if sw is None else sw.take(idx, 0, self.swbuf[:m], "clip")
                 lb = None if lsrc is None else lsrc.take(idx, 0, self.lbuf[:m], "clip")
             else:

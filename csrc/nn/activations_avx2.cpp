@@ -128,11 +128,60 @@ inline void store(float* p, __m256 v, __m256i m, bool full) {
 
 }  // namespace
 
-// y = x·Phi(x).
+// Phi(x) = 0.5 + x·S(x²) for |x| <= 2, S of degree 8 (least squares on Chebyshev nodes
+// in x², float64 against scipy's ndtr): no exp, no division. 9e-8 absolute; relative
+// 2.7e-6 at x = -2, where 0.5 + x·S starts to cancel (the reason the region stops there).
+inline __m256 normcdf_central(__m256 x) {
+  const __m256 u = _mm256_mul_ps(x, x);
+  __m256 p = set1(9.54401336e-10f);
+  p = _mm256_fmadd_ps(p, u, set1(-3.2846426e-08f));
+  p = _mm256_fmadd_ps(p, u, set1(6.34836397e-07f));
+  p = _mm256_fmadd_ps(p, u, set1(-9.37491404e-06f));
+  p = _mm256_fmadd_ps(p, u, set1(0.000115341318f));
+  p = _mm256_fmadd_ps(p, u, set1(-0.00118725735f));
+  p = _mm256_fmadd_ps(p, u, set1(0.00997352973f));
+  p = _mm256_fmadd_ps(p, u, set1(-0.0664903745f));
+  p = _mm256_fmadd_ps(p, u, set1(0.398942292f));
+  return _mm256_fmadd_ps(x, p, set1(0.5f));
+}
+
+// y = x·Phi(x): |x| <= 2 from normcdf_central, the rest (and NaN) from the tail form. Each
+// lane's formula depends on its own x only, so results are elementwise. A vector with a
+// lane outside (~30% of them for N(0, 1) data) is not branched on where it is met (that
+// branch is unpredictable: it cost more than it saved); its index is listed, branch-free,
+// and a second loop over a block of 256 vectors redoes the listed ones with the tail form
+// blended in. ~2x cheaper than the tail form everywhere. (The backward needs the exp for
+// the density anyway; there the tail form, which shares it, is used throughout.)
 void gelu_forward_vec(const float* x, float* y, int64_t n) {
-  run_vec(n, [=](int64_t i, __m256i m, bool full) {
-    const __m256 xv = load(x + i, m, full);
-    store(y + i, _mm256_mul_ps(xv, normcdf_and_gauss(xv).phi), m, full);
+  const int64_t nv = (n + 7) / 8;
+  if (nv == 0) return;
+  constexpr int64_t kBlock = 256;
+  const int T = threads_for(n, kElemGrain);
+  share_work(nv, std::max<int64_t>(kBlock, nv / (8 * T)), T, [=](int64_t b, int64_t e) {
+    int32_t redo[kBlock];
+    for (int64_t v0 = b; v0 < e; v0 += kBlock) {
+      const int64_t v1 = std::min(e, v0 + kBlock);
+      int cnt = 0;
+      for (int64_t v = v0; v < v1; ++v) {
+        const int64_t i = v * 8, rem = n - i;
+        const bool full = rem >= 8;
+        const __m256i m = full ? _mm256_set1_epi32(-1) : tail_mask(rem);
+        const __m256 xv = load(x + i, m, full);
+        const __m256 central = _mm256_cmp_ps(_mm256_andnot_ps(set1(-0.f), xv), set1(2.f), _CMP_LE_OQ);
+        store(y + i, _mm256_mul_ps(xv, normcdf_central(xv)), m, full);
+        redo[cnt] = static_cast<int32_t>(v - v0);
+        cnt += _mm256_movemask_ps(central) != 0xFF;
+      }
+      for (int k = 0; k < cnt; ++k) {
+        const int64_t i = (v0 + redo[k]) * 8, rem = n - i;
+        const bool full = rem >= 8;
+        const __m256i m = full ? _mm256_set1_epi32(-1) : tail_mask(rem);
+        const __m256 xv = load(x + i, m, full);
+        const __m256 central = _mm256_cmp_ps(_mm256_andnot_ps(set1(-0.f), xv), set1(2.f), _CMP_LE_OQ);
+        const __m256 phi = _mm256_blendv_ps(normcdf_and_gauss(xv).phi, normcdf_central(xv), central);
+        store(y + i, _mm256_mul_ps(xv, phi), m, full);
+      }
+    }
   });
 }
 

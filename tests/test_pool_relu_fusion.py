@@ -212,3 +212,20 @@ def test_pool_kernels_on_the_cnn_shapes_match_the_numpy_reference(shape, pool, s
             np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-6)
         else:
             np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("shape,pool,strides", [((1, 0, 5, 3), (2, 2), None), ((2, 3, 0, 2), (3, 1), (3, 1)),
+                                                ((1, 0, 0, 4), (2, 1), (2, 1))])
+def test_side_by_side_windows_on_an_empty_input_give_empty_gradients(backend_name, shape, pool, strides):
+    # Windows side by side let the backward skip zeroing dx except where no window reaches;
+    # an empty input with "same" padding has a padding larger than the input itself.
+    x = np.zeros(shape, np.float32)
+    with pynn.use_backend(backend_name):
+        B = backend.current()
+        y, idx = B.max_pool2d_argmax(x, pool, strides, "same")
+        dy = np.ones(y.shape, np.float32)
+        for dx in (B.max_pool2d_backward_argmax(idx, dy, shape, pool, strides, "same", relu_y=y),
+                   B.max_pool2d_backward(x, y, dy, pool, strides, "same"),
+                   B.avg_pool2d_backward(dy, shape, pool, strides, "same")):
+            assert dx.shape == shape

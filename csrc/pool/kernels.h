@@ -63,10 +63,12 @@ static inline bool windows_tile(const WindowGeom& g) {
 // Windows side by side (stride = window) hold every input cell at most once: a backward
 // may assign its cells instead of adding into zeroed dx. The cells no window covers
 // (the rows and columns past the last window of a valid pooling of an odd size) are
-// zeroed here. With padding the windows start at −pt <= 0, so the covered block is
-// rows [0, r1) × columns [0, c1).
+// zeroed here. With padding the windows start at −pt <= 0 (TF's same padding is less than
+// one window then), so the covered block is rows [0, r1) × columns [0, c1), clamped to the
+// input (an empty input has OH = 0 and a padding that would make r1 negative).
 static inline void zero_uncovered(const WindowGeom& g, float* dx) {
-  const int64_t C = g.c, r1 = std::min(g.h, g.oh * g.kh - g.pt), c1 = std::min(g.w, g.ow * g.kw - g.pl);
+  const int64_t C = g.c;
+  const int64_t r1 = std::clamp<int64_t>(g.oh * g.kh - g.pt, 0, g.h), c1 = std::clamp<int64_t>(g.ow * g.kw - g.pl, 0, g.w);
   for (int64_t n = 0; n < g.n; ++n) {
     float* dn = dx + n * g.h * g.w * C;
     if (c1 < g.w)

@@ -6,6 +6,10 @@
 
 #include "common/parallel.h"
 
+#define PYNN_ISA generic
+#include "norm/normalization_impl.h"
+#undef PYNN_ISA
+
 namespace pynn {
 namespace {
 
@@ -150,73 +154,16 @@ void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
   });
 }
 
-// Layer norm rows are short (C is a model width, ~64-4096), so row statistics
-// accumulate in float; `omp simd reduction` lets the compiler reorder those sums
-// into SIMD lanes (it may not without -ffast-math). Cross-row sums use double.
+// The layer-norm row kernels live in normalization_impl.h, compiled here (generic) and in
+// normalization_avx2.cpp (AVX2/FMA: 8-lane row reductions); dispatched at run time.
 void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std) {
-  parallel_for(rows, c, kGrain, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * c;
-      float* yr = y + r * c;
-      float s = 0.f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < c; ++j) s += xr[j];
-      const float mu = c > 0 ? s / static_cast<float>(c) : 0.f;
-      float q = 0.f;
-#pragma omp simd reduction(+ : q)
-      for (int64_t j = 0; j < c; ++j) q += (xr[j] - mu) * (xr[j] - mu);
-      const float inv = 1.f / std::sqrt((c > 0 ? q / static_cast<float>(c) : 0.f) + eps);
-      mean[r] = mu;
-      inv_std[r] = inv;
-      if (gamma && beta) {
-        for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
-      } else {
-        for (int64_t j = 0; j < c; ++j)
-          yr[j] = (xr[j] - mu) * inv * (gamma ? gamma[j] : 1.f) + (beta ? beta[j] : 0.f);
-      }
-    }
-  });
+  PYNN_ISA_CALL(layer_norm_forward, x, rows, c, gamma, beta, eps, y, mean, inv_std);
 }
 
-// One pass per row: row sums Σg and Σg·x̂, then dx; dgamma/dbeta accumulate in
-// per-thread float partials (each thread sums rows/threads values), reduced in double.
 void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
                          const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
-  const int nt = threads_for(rows * c, kGrain);
-  std::vector<float> part_g(static_cast<size_t>(nt) * c, 0.f), part_b(static_cast<size_t>(nt) * c, 0.f);
-  parallel_team_checked(nt, [&](int t, int T) {
-    float* pg = part_g.data() + static_cast<size_t>(t) * c;
-    float* pb = part_b.data() + static_cast<size_t>(t) * c;
-    std::vector<float> xhat(c), g(c);
-    for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) {
-      const float* xr = x + r * c;
-      const float* dyr = dy + r * c;
-      float* dxr = dx + r * c;
-      const float mu = mean[r], inv = inv_std[r];
-      float sg = 0.f, sgx = 0.f;
-#pragma omp simd reduction(+ : sg, sgx)
-      for (int64_t j = 0; j < c; ++j) {
-        xhat[j] = (xr[j] - mu) * inv;
-        g[j] = dyr[j] * (gamma ? gamma[j] : 1.f);
-        sg += g[j];
-        sgx += g[j] * xhat[j];
-        pb[j] += dyr[j];
-        pg[j] += dyr[j] * xhat[j];
-      }
-      const float a = c > 0 ? sg / static_cast<float>(c) : 0.f, b = c > 0 ? sgx / static_cast<float>(c) : 0.f;
-      for (int64_t j = 0; j < c; ++j) dxr[j] = inv * (g[j] - a - xhat[j] * b);
-    }
-  });
-  for (int64_t j = 0; j < c; ++j) {
-    double sgm = 0.0, sbt = 0.0;
-    for (int t = 0; t < nt; ++t) {
-      sgm += part_g[static_cast<size_t>(t) * c + j];
-      sbt += part_b[static_cast<size_t>(t) * c + j];
-    }
-    dgamma[j] = static_cast<float>(sgm);
-    dbeta[j] = static_cast<float>(sbt);
-  }
+  PYNN_ISA_CALL(layer_norm_backward, x, dy, rows, c, mean, inv_std, gamma, dx, dgamma, dbeta);
 }
 
 }  // namespace pynn

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "common/dispatch.h"
+
 namespace pynn {
 
 // Training-mode batch norm: per-channel mean and biased variance over the rows.
@@ -22,5 +24,13 @@ void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* ga
 // With g = dy·gamma: dx = inv_std/C · (C·g − Σg − x̂·Σ(g·x̂)) per row; dgamma, dbeta summed over rows.
 void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
                          const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta);
+
+// The per-ISA builds behind layer_norm_forward/backward (normalization_impl.h).
+PYNN_ISA_DECLARE(
+void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* inv_std);
+void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta);
+)
 
 }  // namespace pynn

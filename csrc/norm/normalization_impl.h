@@ -1,0 +1,99 @@
+// Layer-norm row kernels, included once per ISA (normalization.cpp generic,
+// normalization_avx2.cpp with -mavx2 -mfma), each inside its own PYNN_ISA namespace.
+// No #pragma once.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/dispatch.h"
+#include "common/parallel.h"
+
+#ifndef PYNN_ISA
+#error "define PYNN_ISA (common/dispatch.h) before including this file"
+#endif
+
+namespace pynn::PYNN_ISA {
+namespace {
+constexpr int64_t kLnGrain = 1 << 15;  // elements per thread below which forking costs more than it saves
+}  // namespace
+
+// Layer norm rows are short (C is a model width, ~64-4096), so row statistics
+// accumulate in float; `omp simd reduction` lets the compiler reorder those sums
+// into SIMD lanes (it may not without -ffast-math). Cross-row sums use double.
+void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* inv_std) {
+  // Null gamma/beta as rows of ones/zeros (×1 and +0 as before), so the row loop has no branch.
+  std::vector<float> ones(gamma ? 0 : static_cast<size_t>(c), 1.f), zeros(beta ? 0 : static_cast<size_t>(c), 0.f);
+  const float* __restrict gm = gamma ? gamma : ones.data();
+  const float* __restrict bt = beta ? beta : zeros.data();
+  parallel_for(rows, c, kLnGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* __restrict xr = x + r * c;
+      float* __restrict yr = y + r * c;
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < c; ++j) s += xr[j];
+      const float mu = c > 0 ? s / static_cast<float>(c) : 0.f;
+      float q = 0.f;
+#pragma omp simd reduction(+ : q)
+      for (int64_t j = 0; j < c; ++j) q += (xr[j] - mu) * (xr[j] - mu);
+      const float inv = 1.f / std::sqrt((c > 0 ? q / static_cast<float>(c) : 0.f) + eps);
+      mean[r] = mu;
+      inv_std[r] = inv;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu) * inv * gm[j] + bt[j];
+    }
+  });
+}
+
+// One pass per row: row sums Σg and Σg·x̂, then dx; dgamma/dbeta accumulate in
+// per-thread float partials (each thread sums rows/threads values), reduced in double.
+void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
+  const int nt = threads_for(rows * c, kLnGrain);
+  // gamma == null as a row of ones (×1 is exact), so the row loop has no branch.
+  std::vector<float> ones(gamma ? 0 : static_cast<size_t>(c), 1.f);
+  const float* gm = gamma ? gamma : ones.data();
+  std::vector<float> part_g(static_cast<size_t>(nt) * c, 0.f), part_b(static_cast<size_t>(nt) * c, 0.f);
+  parallel_team_checked(nt, [&](int t, int T) {
+    float* __restrict pg = part_g.data() + static_cast<size_t>(t) * c;
+    float* __restrict pb = part_b.data() + static_cast<size_t>(t) * c;
+    const float* __restrict gmr = gm;
+    const int64_t r_hi = rows * (t + 1) / T;
+    for (int64_t r = rows * t / T; r < r_hi; ++r) {
+      const float* __restrict xr = x + r * c;
+      const float* __restrict dyr = dy + r * c;
+      float* __restrict dxr = dx + r * c;
+      const float mu = mean[r], inv = inv_std[r];
+      // x̂ and g are recomputed in the second loop (same expressions, same bits) rather than
+      // stored: two scratch rows cost more load/store traffic than the few flops they save.
+      float sg = 0.f, sgx = 0.f;
+#pragma omp simd reduction(+ : sg, sgx)
+      for (int64_t j = 0; j < c; ++j) {
+        const float xh = (xr[j] - mu) * inv;
+        const float gj = dyr[j] * gmr[j];
+        sg += gj;
+        sgx += gj * xh;
+        pb[j] += dyr[j];
+        pg[j] += dyr[j] * xh;
+      }
+      const float a = c > 0 ? sg / static_cast<float>(c) : 0.f, b = c > 0 ? sgx / static_cast<float>(c) : 0.f;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        const float xh = (xr[j] - mu) * inv;
+        dxr[j] = inv * (dyr[j] * gmr[j] - a - xh * b);
+      }
+    }
+  });
+  for (int64_t j = 0; j < c; ++j) {
+    double sgm = 0.0, sbt = 0.0;
+    for (int t = 0; t < nt; ++t) {
+      sgm += part_g[static_cast<size_t>(t) * c + j];
+      sbt += part_b[static_cast<size_t>(t) * c + j];
+    }
+    dgamma[j] = static_cast<float>(sgm);
+    dbeta[j] = static_cast<float>(sbt);
+  }
+}
+
+}  // namespace pynn::PYNN_ISA

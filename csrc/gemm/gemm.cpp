@@ -22,8 +22,8 @@
 // to each tile while it is still in L1.
 // Edge tiles and non-unit column strides of C go through a local MR x NR
 // tile, so the kernel never reads or writes outside C. Small products
-// (m*n*k <= 64^3) skip all of this and run the unpacked AVX2
-// path of small_avx2.cpp on one thread.
+// (m*n*k <= 64^3) and skinny ones (config.h) skip all of this and run the
+// unpacked AVX2 path of small_avx2.cpp (skinny ones split into row or column blocks).
 #include "gemm/gemm.h"
 #include "common/aligned_buffer.h"
 
@@ -187,6 +187,13 @@ void run(const Problem& P) {
   }
 }
 
+// Skinny shapes that the unpacked (small) path runs faster than the packed one at any
+// size (config.h: kSkinny*).
+bool skinny(int64_t m, int64_t n, int64_t k, int64_t cs_a) {
+  return (n <= kSkinnyMaxN && k <= kSkinnyMaxK) || (m <= kSkinnyMaxM && n <= kSkinnyMaxWideN) ||
+         (n <= kSkinnyMaxM && cs_a != 1 && k <= kSkinnyMaxK);
+}
+
 // Fraction of ideal speed-up when `units` equal pieces are dealt to nt threads.
 double balance(int64_t units, int nt) {
   const int64_t per = (units + nt - 1) / nt;
@@ -264,9 +271,38 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   }
 
 #ifdef PYNN_X86_64
-  // Small product: packing and blocking would cost more than the FMAs.
-  if (use_avx2() && m * n * k <= kSmallWork && k <= kSmallMaxK) {
-    avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+  // Small or skinny product: packing and blocking would cost more than they save. The
+  // choice depends on the shape alone (never on the thread count), and every element is
+  // one FMA chain over all of k whichever block computes it: the same bits at any count.
+  if (use_avx2() && k <= kSmallMaxK && (m * n * k <= kSmallWork || skinny(m, n, k, cs_a))) {
+    const int64_t work = m * n * k;
+    const int nt = work < kSingleThreadWork ? 1 : threads_for(work, kThreadGrain);
+    if (nt <= 1) {
+      avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+      return;
+    }
+    // Skinny and big enough for threads: blocks of the long side (MR rows or NR columns),
+    // a few per thread, claimed from share_work's counter.
+    const bool by_m = m >= n;
+    const int64_t units = by_m ? (m + MR - 1) / MR : (n + NR - 1) / NR;
+    const int64_t chunks = std::min<int64_t>(units, int64_t{nt} * kChunksPerThread);
+    share_work(chunks, 1, nt, [&](int64_t ch0, int64_t ch1) {
+      for (int64_t ch = ch0; ch < ch1; ++ch) {
+        int64_t lo, hi;
+        share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
+        if (by_m) {
+          const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
+          if (r1 > r0)
+            avx2::sgemm_small(r1 - r0, n, k, alpha, a + r0 * rs_a, rs_a, cs_a, b, rs_b, cs_b, beta, c + r0 * rs_c,
+                              rs_c, cs_c, bias, act, act_alpha);
+        } else {
+          const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
+          if (c1 > c0)
+            avx2::sgemm_small(m, c1 - c0, k, alpha, a, rs_a, cs_a, b + c0 * cs_b, rs_b, cs_b, beta, c + c0 * cs_c,
+                              rs_c, cs_c, bias ? bias + c0 : nullptr, act, act_alpha);
+        }
+      }
+    });
     return;
   }
 #endif

@@ -16,8 +16,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
+#include "common/aligned_buffer.h"
 #include "gemm/kernels/kernels.h"
 
 namespace pynn::gemm::avx2 {
@@ -153,9 +153,9 @@ void sgemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
   // 2-3x slower here. One panel at a time, so the buffer stays k x NR floats (in L1/L2)
   // however wide B is (the skinny products that also come here can have n in the
   // thousands).
-  static thread_local std::vector<float> packed;
+  static thread_local Scratch scratch;  // 64-byte aligned
+  float* const panel = scratch.get(static_cast<size_t>(k * NR));
   const bool in_place = cs_b == 1;
-  if (packed.size() < static_cast<size_t>(k * NR)) packed.resize(static_cast<size_t>(k * NR));
   for (int64_t j = 0; j < n; j += NR) {
     const int64_t nr = n - j < NR ? n - j : NR;
     const float* bp;
@@ -164,7 +164,7 @@ void sgemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
       bp = b + j;
       rs_bp = rs_b;
     } else {
-      float* d = packed.data();
+      float* d = panel;
       if (nr == NR && rs_b == 1) {
         pack_b_panel16_colmajor(k, b + j * cs_b, cs_b, d);
       } else {

@@ -179,3 +179,12 @@ def test_mm_falls_back_to_gemm_checks_for_bad_input(rng):
     big_endian = a.astype(">f4")   # float32 in the other byte order: gemm's check decides
     with pytest.raises(TypeError, match="float32"):
         _C.mm(big_endian, b)
+
+
+def test_mm_empty_and_k0_products():
+    np.testing.assert_array_equal(_C.mm(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32)),
+                                  np.zeros((3, 4), np.float32))
+    assert _C.mm(np.ones((0, 3), np.float32), np.ones((3, 4), np.float32)).shape == (0, 4)
+    out = np.full((2, 5), np.nan, np.float32)
+    _C.mm(np.ones((2, 0), np.float32), np.ones((0, 5), np.float32), out)
+    np.testing.assert_array_equal(out, np.zeros((2, 5), np.float32))

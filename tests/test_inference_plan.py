@@ -408,3 +408,89 @@ def test_channels_first_layers_run_their_own_call(batch):
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
     p = current_plan(model)
     assert p.prepared == [model.layers[-1].name]
+
+
+def flat_tail():
+    """A chain ending in views (Dropout, Flatten) of a buffered Dense output, on rank-3 input."""
+    pynn.set_seed(11)
+    return pynn.Sequential([layers.Input((3, 5)), layers.Dense(4, activation="relu"), layers.Dropout(0.2),
+                            layers.Dense(6), layers.Flatten()])
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, flat_tail])
+def test_chain_plans_run_one_program_per_input_shape(build):
+    """A Sequential whose every layer is prepared runs as a recorded program of bare _C
+    calls per input shape: the first call at a shape records it, later calls replay it;
+    each must give the ordinary path's result, for every batch size in any order."""
+    model = build()
+    first = None
+    for batch in (1, 5, 1, 2, 5):
+        x = inputs_for(model, batch, seed=batch)
+        got = model.predict_on_batch(x)
+        np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+        p = current_plan(model)
+        first = first or p
+        assert p is first and p.chain
+    progs = p._local.progs
+    assert sorted(progs) == sorted({inputs_for(model, b).shape for b in (1, 2, 5)})
+    assert all(prog for prog in progs.values())
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, flat_tail])
+def test_program_results_are_fresh_at_every_batch_size(build):
+    model = build()
+    for batch in (1, 4):
+        x1, x2 = inputs_for(model, batch, seed=1), inputs_for(model, batch, seed=2)
+        y1 = model.predict_on_batch(x1)
+        keep = y1.copy()
+        y2 = model.predict_on_batch(x2)
+        y3 = model.predict_on_batch(x1)
+        assert not np.shares_memory(y1, y2) and not np.shares_memory(y1, y3)
+        assert not np.shares_memory(y2, x2)
+        np.testing.assert_array_equal(y1, keep)
+        np.testing.assert_array_equal(y3, keep)
+
+
+def test_a_plan_of_views_only_copies_its_input():
+    model = pynn.Sequential([layers.Input((2, 3)), layers.Dropout(0.5), layers.Flatten()])
+    x = inputs_for(model, 2)
+    y = model.predict_on_batch(x)
+    np.testing.assert_array_equal(y, x.reshape(2, 6))
+    assert current_plan(model).chain and not np.shares_memory(y, x)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_programs_follow_weight_changes(batch):
+    """A replayed program holds the plan's packed kernels and buffers: a weight change
+    (epoch bump) rebuilds the plan and its programs, at every batch size seen before."""
+    model = cnn()
+    xs = {b: inputs_for(model, b, seed=b) for b in (batch, 2)}
+    for x in xs.values():
+        model.predict_on_batch(x)
+    old = current_plan(model)
+    model.set_weights([w * 0.5 - 0.1 for w in model.get_weights()])
+    for x in xs.values():
+        np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert current_plan(model) is not old
+
+
+def test_non_float32_input_to_a_chain_plan_runs_the_checked_path():
+    model = mlp()
+    x = inputs_for(model, 3)
+    want = reference(model, x)
+    np.testing.assert_allclose(model.predict_on_batch(x.astype(np.float64)), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict_on_batch(np.asfortranarray(x)), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x.astype(np.float64), verbose=0), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        model.predict_on_batch(np.ones((2, 5), np.float32))
+
+
+@pytest.mark.parametrize("build", [mlp, cnn])
+def test_chain_plans_match_the_numpy_backend(build):
+    model = build()
+    for batch in (1, 4):
+        x = inputs_for(model, batch)
+        got = model.predict_on_batch(x)
+        with pynn.use_backend("numpy"):
+            want = reference(model, x)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -53,7 +53,10 @@ def _activation(fn):
     if name == "softmax":
         from .. import _C
         return "linear", 0.0, lambda y: _C.softmax(np.ascontiguousarray(y))
-    return "linear", 0.0, lambda y: fn(Tensor(y)).data
+    def on_tensor(y):
+        return fn(Tensor(y)).data
+    on_tensor.uses_tensor = True   # runs pynn ops on a Tensor: the plan keeps no_grad around it
+    return "linear", 0.0, on_tensor
 
 
 def _exact(layer, cls):
@@ -74,6 +77,7 @@ class Plan:
         for w in model.weights:
             self._watch(w, "data")
         self.steps = []          # closures step(env, bufs)
+        self.specs = []          # per step: (spec, in_slot, out_slot) or None (see _program)
         self.n_slots = 0
         self.buffered = set()    # slots whose arrays are reused buffers (copied before returning)
         self.prepared = []       # names of the layers that run a prepared step (tests, plan_summary)
@@ -88,6 +92,14 @@ class Plan:
             shapes = [model._build_input_shape]
         # The one input shape the fast path (run_array) accepts without the model's own checks.
         self.input_shape = tuple(shapes[0]) if len(shapes) == 1 and shapes[0] is not None else None
+        # Its non-batch dims when all are known: one tuple comparison checks an input.
+        self.tail = None if self.input_shape is None or None in self.input_shape[1:] else self.input_shape[1:]
+        # A chain (every step prepared, each reading the previous one's output) runs as a
+        # per-input-shape program of bare _C calls (see _program); other plans run the steps.
+        self.chain = len(self.input_slots) == 1 and len(self.output_slots) == 1 and not self.records and \
+            len(self.specs) == len(self.steps) and all(sp is not None for sp in self.specs) and \
+            [sp[1] for sp in self.specs] == self.input_slots + [sp[2] for sp in self.specs[:-1]] and \
+            (not self.specs or self.specs[-1][2] == self.output_slots[0])
 
     # ------------------------------------------------------------ validity
     def _watch(self, obj, name):
@@ -188,7 +200,7 @@ class Plan:
     def _dense(self, layer, i, out, fuse):
         act_owner = fuse if fuse is not None else layer
         act, alpha, after = _activation(act_owner.activation)
-        self.records |= after is not None   # an activation applied after may run Tensor code
+        self.records |= getattr(after, "uses_tensor", False)   # an activation applied after on a Tensor
         for name in ("kernel", "bias", "activation"):
             self._watch(layer, name)
         if fuse is not None:
@@ -223,12 +235,29 @@ class Plan:
             if after is not None:
                 y = after(y)
             env[out] = y if lead is None else y.reshape(lead + (units,))
-        self._add(step, layer)
+
+        def spec(x, last):
+            if x.dtype != _F32 or x.ndim < 2 or x.shape[-1] != k:
+                return None
+            calls, lead = [], x.shape[:-1]
+            if x.ndim != 2:
+                calls.append((_reshape, ((-1, k),)))
+            rows = int(np.prod(lead))
+            # The model's last GEMM allocates its result (handed out as is); the others write
+            # into this program's buffers (an activation applied after returns a new array).
+            c = None if last and after is None else np.empty((rows, units), np.float32)
+            calls.append((gemm, (packed, bias, act, alpha, 1.0, 0.0, c)))
+            if after is not None:
+                calls.append((after, ()))
+            if x.ndim != 2:
+                calls.append((_reshape, (lead + (units,),)))
+            return calls, c is None or after is not None
+        self._add(step, layer, spec, i, out)
 
     def _conv2d(self, layer, i, out, fuse):
         act_owner = fuse if fuse is not None else layer
         act, alpha, after = _activation(act_owner.activation)
-        self.records |= after is not None   # an activation applied after may run Tensor code
+        self.records |= getattr(after, "uses_tensor", False)   # an activation applied after on a Tensor
         for name in ("kernel", "bias", "activation", "strides", "padding", "dilation_rate", "input_channels"):
             self._watch(layer, name)
         if fuse is not None:
@@ -246,7 +275,13 @@ class Plan:
                 raise _Fallback
             y = conv(x, kernel, bias, strides, padding, dilation, act, alpha)
             env[out] = y if after is None else after(y)
-        self._add(step, layer)
+
+        def spec(x, last):
+            if x.dtype != _F32 or x.ndim != 4 or x.shape[-1] != channels:
+                return None
+            calls = [(conv, (kernel, bias, strides, padding, dilation, act, alpha))]
+            return (calls if after is None else calls + [(after, ())]), True
+        self._add(step, layer, spec, i, out)
 
     def _pool2d(self, layer, i, out):
         from ..layers import MaxPooling2D
@@ -263,7 +298,12 @@ class Plan:
             if x.dtype != _F32 or x.ndim != ndim:
                 raise _Fallback
             env[out] = fn(x, *args)
-        self._add(step, layer)
+
+        def spec(x, last):
+            if x.dtype != _F32 or x.ndim != ndim:
+                return None
+            return [(fn, tuple(args))], True
+        self._add(step, layer, spec, i, out)
 
     def _flatten(self, layer, i, out):
         if i in self.buffered:
@@ -272,7 +312,10 @@ class Plan:
         def step(env, bufs):
             x = env[i]
             env[out] = x.reshape(x.shape[0], -1)
-        self._add(step, layer)
+
+        def spec(x, last):
+            return [(_reshape, ((x.shape[0], -1),))], None   # None: as fresh as its input
+        self._add(step, layer, spec, i, out)
 
     def _identity(self, layer, i, out):
         if i in self.buffered:
@@ -280,10 +323,19 @@ class Plan:
 
         def step(env, bufs):
             env[out] = env[i]
-        self._add(step, layer)
 
-    def _add(self, step, layer):
+        def spec(x, last):
+            return [], None
+        self._add(step, layer, spec, i, out)
+
+    def _add(self, step, layer, spec, i, out):
+        """A prepared step: ``step(env, bufs)`` runs it in a general plan; ``spec(x, last)``
+        gives, for its actual input ``x``, ``([(fn, args), ...], fresh)``: the bare calls
+        ``y = fn(y, *args)`` a program makes of it and whether their result is a new array
+        (True), a reused buffer (False) or its input's own memory (None); None when it
+        cannot take ``x`` (the steps then run and raise what they raise)."""
         self.steps.append(step)
+        self.specs.append((spec, i, out))
         self.prepared.append(layer.name)
 
     # ------------------------------------------------------------ ordinary calls
@@ -296,6 +348,7 @@ class Plan:
                 args = _tensor(env[in_slots[0]])
             env[out] = _checked(layer(args, training=False))
         self.steps.append(step)
+        self.specs.append(None)
         self.records = True
 
     def _add_generic_node(self, node, slots, outs):
@@ -326,9 +379,54 @@ class Plan:
             for slot, index in outs:
                 env[slot] = _checked(result if index is None else result[index])
         self.steps.append(step)
+        self.specs.append(None)
         self.records = True
 
     # ------------------------------------------------------------ run
+    def _program(self, x):
+        """Run a chain plan on ``x`` while recording it as a program for ``x.shape``:
+        ``(calls, copy_out)``, the flat list of ``(fn, args)`` its specs give (buffers
+        allocated here, owned by the program) and whether the result must be copied
+        (it is a buffer the next call reuses). Returns (program or None, output)."""
+        calls, fresh, y = [], False, x   # the input itself is not fresh: a chain of views of it copies
+        last = len(self.specs) - 1
+        for n, (spec, _, _) in enumerate(self.specs):
+            got = spec(y, n == last)
+            if got is None:
+                return None, None
+            step_calls, step_fresh = got
+            for fn, args in step_calls:
+                y = fn(y, *args)
+            calls.extend(step_calls)
+            if step_fresh is not None:
+                fresh = step_fresh
+        return (calls, not fresh), (y if fresh else y.copy())
+
+    def run_one(self, x):
+        """A chain plan's output for one checked float32 array ``x`` (see run_array): the
+        program for ``x.shape`` (built on the first call at that shape, per thread, as its
+        buffers are), one bare call per step and no per-layer checks."""
+        try:
+            progs = self._local.progs
+        except AttributeError:
+            progs = self._local.progs = {}
+        prog = progs.get(x.shape)
+        if prog is None:
+            if len(progs) >= _MAX_SHAPES:
+                progs.pop(next(iter(progs)))
+            prog, y = self._program(x)
+            if prog is None:
+                progs[x.shape] = False
+                return self.run([x])[0]
+            progs[x.shape] = prog
+            return y
+        if prog is False:
+            return self.run([x])[0]
+        calls, copy_out = prog
+        for fn, args in calls:
+            x = fn(x, *args)
+        return x.copy() if copy_out else x
+
     def run(self, xs):
         """The model's outputs (a list of fresh arrays) for the prepared inputs ``xs``."""
         try:
@@ -360,6 +458,9 @@ class Plan:
                 v = v.copy()      # the buffer is reused by the next call: never hand it out
             outs.append(v)
         return outs
+
+
+_reshape = np.ndarray.reshape
 
 
 def _tensor(v):
@@ -410,13 +511,22 @@ def run_array(model, x):
     input shape, a valid plan already built; None otherwise (the caller then takes the
     checked path through ``Model._prepare_x`` and :func:`run`)."""
     plan = model.__dict__.get("_inference_plan")
-    if not plan or type(x) is not np.ndarray or x.dtype != _F32 or plan.input_shape is None:
+    if not plan or type(x) is not np.ndarray or (x.dtype is not _F32 and x.dtype != _F32):
         return None
-    expected = plan.input_shape
-    if x.ndim != len(expected) or not x.shape[0] or \
-            any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])) or not plan.valid():
+    shape = x.shape
+    if plan.tail is not None:
+        if shape[1:] != plan.tail or not shape or not shape[0]:
+            return None
+    else:
+        expected = plan.input_shape
+        if expected is None or x.ndim != len(expected) or not shape[0] or \
+                any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
+            return None
+    if not plan.valid():
         return None
     try:
+        if plan.chain:
+            return [plan.run_one(x)]
         return plan.run([x])
     except _Fallback:
         model.__dict__["_inference_plan"] = False
@@ -438,6 +548,8 @@ def run(model, xs):
             return None
         plan = model.__dict__["_inference_plan"] = Plan(model)
     try:
+        if plan.chain and len(xs) == 1 and type(xs[0]) is np.ndarray and xs[0].dtype == _F32:
+            return [plan.run_one(xs[0])]
         return plan.run(xs)
     except _Fallback:   # e.g. a padding mask appeared: this model runs the ordinary path from now on
         model.__dict__["_inference_plan"] = False

@@ -494,3 +494,65 @@ def test_chain_plans_match_the_numpy_backend(build):
         with pynn.use_backend("numpy"):
             want = reference(model, x)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def transformer(normalize_first=False, activation="relu"):
+    pynn.set_seed(12)
+    return pynn.Sequential([layers.Input((6, 16)),
+                            layers.TransformerEncoder(intermediate_dim=24, num_heads=4, dropout=0.1,
+                                                      activation=activation, normalize_first=normalize_first),
+                            layers.LayerNormalization(epsilon=1e-4), layers.GlobalAveragePooling1D(),
+                            layers.Dense(3)])
+
+
+@pytest.mark.parametrize("normalize_first,activation", [(False, "relu"), (True, "gelu")])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_transformer_block_layer_norm_and_step_mean_run_prepared(normalize_first, activation, batch):
+    """TransformerEncoder (post- and pre-norm), LayerNormalization and GlobalAveragePooling1D
+    run as prepared steps: the result is the layer path's and the numpy backend's."""
+    model = transformer(normalize_first, activation)
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.prepared == [layer.name for layer in model.layers] and p.chain
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.predict_on_batch(x), got, rtol=0, atol=0)   # the replayed program
+
+
+def test_transformer_plan_follows_weight_changes_and_freezes_its_packed_sources():
+    model = transformer()
+    x = inputs_for(model, 2)
+    before = model.predict_on_batch(x)
+    mha = model.layers[0].attention
+    with pytest.raises(ValueError, match="read-only"):   # packed into the plan: a direct write would go unseen
+        mha.query_kernel.data[...] = 0.0
+    mha.query_kernel.assign(mha.query_kernel.data * -2.0)
+    mha.output_bias.assign(mha.output_bias.data + 0.5)
+    model.layers[0].norm2.gamma.assign(np.full(16, 0.5, np.float32))
+    after = model.predict_on_batch(x)
+    np.testing.assert_allclose(after, reference(model, x), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after, before)
+
+
+def test_transformer_with_a_causal_mask_in_a_functional_model_runs_its_own_call():
+    pynn.set_seed(13)
+    inp = pynn.Input((5, 8))
+    enc = layers.TransformerEncoder(intermediate_dim=12, num_heads=2)
+    out = layers.Dense(2)(enc(inp, use_causal_mask=True))
+    model = pynn.Model(inp, out)
+    for batch in (1, 3):
+        x = inputs_for(model, batch)
+        np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert enc.name not in current_plan(model).prepared
+
+
+def test_layer_norm_over_other_axes_runs_its_own_call():
+    pynn.set_seed(14)
+    model = pynn.Sequential([layers.Input((4, 5)), layers.LayerNormalization(axis=1), layers.Flatten(),
+                             layers.Dense(2)])
+    x = inputs_for(model, 3)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert model.layers[0].name not in current_plan(model).prepared

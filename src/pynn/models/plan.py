@@ -4,9 +4,13 @@ The first inference call compiles the model's layer graph (Sequential or functio
 into a flat list of steps, one per layer call, each a closure over its layer's
 prepared native call: Dense is one ``_C.gemm`` with the bias and activation in its
 epilogue, writing into a buffer kept per input shape; Conv2D one ``_C.conv2d`` with
-bias and activation fused; pooling, Flatten and Dropout one call or a view. A
-Dense/Conv2D with a linear activation followed by an ``Activation`` layer runs as one
-fused call. Layers without a prepared form run their ordinary ``__call__`` (under
+bias and activation fused; pooling, Flatten and Dropout one call or a view;
+LayerNormalization the fused layer-norm kernel; a TransformerEncoder block a dozen bare
+calls (packed QKV GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues,
+layer norms). A Dense/Conv2D with a linear activation followed by an ``Activation``
+layer runs as one fused call. A plan whose steps are all prepared and form a chain
+runs, per input shape, as a recorded program: a flat list of ``(fn, args)`` calls with
+their buffers, replayed with no per-layer checks (run_array checked the input). Layers without a prepared form run their ordinary ``__call__`` (under
 no_grad, ``training=False``), so custom layers and subclasses keep their overrides.
 Nothing records autograd, and no per-layer Python dispatch runs beyond the step call.
 
@@ -57,6 +61,11 @@ def _activation(fn):
         return fn(Tensor(y)).data
     on_tensor.uses_tensor = True   # runs pynn ops on a Tensor: the plan keeps no_grad around it
     return "linear", 0.0, on_tensor
+
+
+def _last_axis_only(axis):
+    """True for a normalisation ``axis`` that names only the last axis (-1, [-1], (-1,))."""
+    return axis == -1 or (isinstance(axis, (list, tuple)) and list(axis) == [-1])
 
 
 def _exact(layer, cls):
@@ -173,8 +182,8 @@ class Plan:
         self.output_slots = [slots[id(t)] for t in graph.outputs]
 
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
-        from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
-                              MaxPooling2D)
+        from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
+                              GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, TransformerEncoder)
         # The prepared steps are channels_last (NHWC) calls: a layer given
         # data_format="channels_first" runs its own call (which transposes around them).
         channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
@@ -194,6 +203,13 @@ class Plan:
                 return self._flatten(layer, i, out)
             if _exact(layer, Dropout):
                 return self._identity(layer, i, out)
+            if _exact(layer, LayerNormalization) and layer.dtype == _F32 and layer.built and \
+                    _last_axis_only(layer.axis):
+                return self._layer_norm(layer, i, out)
+            if _exact(layer, GlobalAveragePooling1D) and not layer.keepdims:
+                return self._mean_over_steps(layer, i, out)
+            if _exact(layer, TransformerEncoder) and self._transformer_ok(layer):
+                return self._transformer(layer, i, out)
         self._generic(layer, in_slots, out, as_list)
 
     # ------------------------------------------------------------ prepared steps
@@ -326,6 +342,170 @@ class Plan:
 
         def spec(x, last):
             return [], None
+        self._add(step, layer, spec, i, out)
+
+    def _layer_norm(self, layer, i, out):
+        for name in ("gamma", "beta", "epsilon", "axis"):
+            self._watch(layer, name)
+        gamma = None if layer.gamma is None else layer.gamma.data
+        beta = None if layer.beta is None else layer.beta.data
+        eps, ln = float(layer.epsilon), self._C.layer_norm_forward
+        width = layer.param_shape[0]
+
+        def norm(x):
+            return ln(np.ascontiguousarray(x).reshape(-1, width), gamma, beta, eps)[0].reshape(x.shape)
+
+        def step(env, bufs):
+            x = env[i]
+            if x.dtype != _F32 or x.ndim < 2 or x.shape[-1] != width:
+                raise _Fallback
+            env[out] = norm(x)
+
+        def spec(x, last):
+            if x.dtype != _F32 or x.ndim < 2 or x.shape[-1] != width:
+                return None
+            return [(norm, ())], True
+        self._add(step, layer, spec, i, out)
+
+    def _mean_over_steps(self, layer, i, out):
+        """GlobalAveragePooling1D without a mask (a mask makes the plan fall back): the mean over axis 1."""
+        def mean(x):
+            return x.mean(axis=1)
+
+        def step(env, bufs):
+            x = env[i]
+            if x.dtype != _F32 or x.ndim != 3:
+                raise _Fallback
+            env[out] = mean(x)
+
+        def spec(x, last):
+            if x.dtype != _F32 or x.ndim != 3:
+                return None
+            return [(mean, ())], True
+        self._add(step, layer, spec, i, out)
+
+    def _transformer_ok(self, layer):
+        """True when every sublayer of a TransformerEncoder is the stock class the prepared
+        block reproduces (no subclass, no per-instance override, last-axis norms, activations
+        with a native epilogue, the attention's output width the model width)."""
+        from ..layers import Dense, LayerNormalization, MultiHeadAttention
+        from ..layers.dropout import Dropout
+        if not layer.built or layer.dtype != _F32:
+            return False
+        mha, parts = layer.attention, (layer.norm1, layer.norm2, layer.ff1, layer.ff2)
+        if not _exact(mha, MultiHeadAttention) or mha.dtype != _F32:
+            return False
+        if mha.output_dim not in (None, mha.query_kernel.shape[0]):
+            return False
+        if not all(_exact(n, LayerNormalization) and _last_axis_only(n.axis) for n in parts[:2]):
+            return False
+        if not all(_exact(d, Dense) and _activation(d.activation)[2] is None for d in parts[2:]):
+            return False
+        return layer.drop is None or _exact(layer.drop, Dropout)
+
+    def _transformer(self, layer, i, out):
+        """TransformerEncoder (no mask: a padding mask makes the plan fall back) as bare calls:
+        one GEMM for the query/key/value projections (the key-dim scale folded into the query
+        columns), per head one batched GEMM for the scores, softmax, one for the context,
+        then the output projection, residual adds, the fused layer norm and the two
+        feed-forward GEMMs with bias and activation in their epilogues."""
+        from .. import _weights_epoch as epoch
+        mha, n1, n2, ff1, ff2 = layer.attention, layer.norm1, layer.norm2, layer.ff1, layer.ff2
+        for name in ("attention", "norm1", "norm2", "ff1", "ff2", "drop", "normalize_first"):
+            self._watch(layer, name)
+        for name in ("query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias",
+                     "output_kernel", "output_bias", "num_heads", "key_dim", "value_dim", "output_dim"):
+            self._watch(mha, name)
+        for n in (n1, n2):
+            for name in ("gamma", "beta", "epsilon", "axis"):
+                self._watch(n, name)
+        for d in (ff1, ff2):
+            for name in ("kernel", "bias", "activation"):
+                self._watch(d, name)
+        C = self._C
+        h, kd, vd = mha.num_heads, mha.key_dim, mha.value_dim
+        d = mha.query_kernel.shape[0]
+        scale = np.float32(1.0 / np.sqrt(kd))
+
+        def flat(kernel, bias, width, factor=None):
+            k = kernel.data.reshape(d, width)
+            b = np.zeros(width, np.float32) if bias is None else bias.data.reshape(width)
+            if factor is not None:
+                k, b = k * factor, b * factor
+            return k, b
+        # The packed projections are copies: their sources stay read-only while this plan holds them.
+        parts = [flat(mha.query_kernel, mha.query_bias, h * kd, scale), flat(mha.key_kernel, mha.key_bias, h * kd),
+                 flat(mha.value_kernel, mha.value_bias, h * vd)]
+        qkv_packed = C.PackedMatrix(np.concatenate([k for k, _ in parts], axis=1))
+        qkv_bias = np.ascontiguousarray(np.concatenate([b for _, b in parts]), np.float32)
+        out_packed = C.PackedMatrix(mha.output_kernel.data.reshape(h * vd, d))
+        out_bias = None if mha.output_bias is None else mha.output_bias.data
+        for w in (mha.query_kernel, mha.query_bias, mha.key_kernel, mha.key_bias, mha.value_kernel,
+                  mha.value_bias, mha.output_kernel):
+            if w is not None:
+                epoch.freeze(w.data)
+        ff1_packed, ff2_packed = ff1._inference_pack(), ff2._inference_pack()
+        ff1_bias = None if ff1.bias is None else ff1.bias.data
+        ff2_bias = None if ff2.bias is None else ff2.bias.data
+        act1, alpha1, _ = _activation(ff1.activation)
+        act2, alpha2, _ = _activation(ff2.activation)
+        units = ff1.units
+        norms = [(None if n.gamma is None else n.gamma.data, None if n.beta is None else n.beta.data,
+                  float(n.epsilon)) for n in (n1, n2)]
+        pre_norm = bool(layer.normalize_first)
+        gemm, bmm, softmax, ln = C.gemm_packed, C.bmm, C.softmax, C.layer_norm_forward
+        width = h * (2 * kd + vd)
+
+        def block(x, bufs):
+            B, T = x.shape[0], x.shape[1]
+            rows = B * T
+            if bufs is None:
+                bufs = {}
+            if not bufs:
+                for name, w in (("qkv", width), ("ctx", h * vd), ("att", d), ("res", d), ("ff", units),
+                                ("ff2", d)):
+                    bufs[name] = np.empty((rows, w), np.float32)
+            x2 = np.ascontiguousarray(x).reshape(rows, d)
+
+            def attention(src):
+                qkv = gemm(src, qkv_packed, qkv_bias, "linear", 0.0, 1.0, 0.0, bufs["qkv"])
+                q3 = qkv.reshape(B, T, width)
+                ctx = bufs["ctx"]
+                ctx3 = ctx.reshape(B, T, h * vd)
+                for j in range(h):    # per head: (B, T, kd) views with one batch stride, no copies
+                    q = q3[:, :, j * kd:(j + 1) * kd]
+                    k = q3[:, :, (h + j) * kd:(h + j + 1) * kd]
+                    v = q3[:, :, 2 * h * kd + j * vd:2 * h * kd + (j + 1) * vd]
+                    p = softmax(bmm(q, k.transpose(0, 2, 1)))
+                    ctx3[:, :, j * vd:(j + 1) * vd] = bmm(p, v)
+                return gemm(ctx, out_packed, out_bias, "linear", 0.0, 1.0, 0.0, bufs["att"])
+
+            def norm(v, which):
+                g, b, e = norms[which]
+                return ln(v, g, b, e)[0]
+
+            def feed_forward(src):
+                f = gemm(src, ff1_packed, ff1_bias, act1, alpha1, 1.0, 0.0, bufs["ff"])
+                return gemm(f, ff2_packed, ff2_bias, act2, alpha2, 1.0, 0.0, bufs["ff2"])
+            res = bufs["res"]
+            if pre_norm:
+                y = np.add(x2, attention(norm(x2, 0)), out=res)
+                y = y + feed_forward(norm(y, 1))
+            else:
+                y = norm(np.add(x2, attention(x2), out=res), 0)
+                y = norm(np.add(y, feed_forward(y), out=res), 1)
+            return y.reshape(B, T, d)
+
+        def step(env, bufs):
+            x = env[i]
+            if x.dtype != _F32 or x.ndim != 3 or x.shape[-1] != d:
+                raise _Fallback
+            env[out] = block(x, None)
+
+        def spec(x, last):
+            if x.dtype != _F32 or x.ndim != 3 or x.shape[-1] != d:
+                return None
+            return [(block, ({},))], True
         self._add(step, layer, spec, i, out)
 
     def _add(self, step, layer, spec, i, out):

@@ -556,3 +556,34 @@ def test_layer_norm_over_other_axes_runs_its_own_call():
     x = inputs_for(model, 3)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
     assert model.layers[0].name not in current_plan(model).prepared
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_lstm_runs_prepared_without_recording(go_backwards, batch):
+    """LSTM (no mask, no state in or out) runs as projection GEMM + native time loop: the
+    layer path's result, and the numpy backend's; return_state keeps the layer's own call."""
+    pynn.set_seed(15)
+    model = pynn.Sequential([layers.Input((7, 5)),
+                             layers.LSTM(6, return_sequences=True, go_backwards=go_backwards),
+                             layers.LSTM(4, activation="relu", go_backwards=go_backwards), layers.Dense(2)])
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.prepared == [layer.name for layer in model.layers] and p.chain
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    model.layers[1].recurrent_kernel.assign(model.layers[1].recurrent_kernel.data * 0.5)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_returning_state_runs_its_own_call():
+    pynn.set_seed(16)
+    inp = pynn.Input((4, 3))
+    seq, h, c = layers.LSTM(5, return_state=True)(inp)
+    model = pynn.Model(inp, layers.Concatenate()([seq, h, c]))
+    x = inputs_for(model, 2)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert model.layers[1].name not in current_plan(model).prepared

@@ -183,7 +183,7 @@ class Plan:
 
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
         from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
-                              GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, TransformerEncoder)
+                              GlobalAveragePooling2D, LayerNormalization, LSTM, MaxPooling2D, TransformerEncoder)
         # The prepared steps are channels_last (NHWC) calls: a layer given
         # data_format="channels_first" runs its own call (which transposes around them).
         channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
@@ -210,6 +210,8 @@ class Plan:
                 return self._mean_over_steps(layer, i, out)
             if _exact(layer, TransformerEncoder) and self._transformer_ok(layer):
                 return self._transformer(layer, i, out)
+            if _exact(layer, LSTM) and self._lstm_ok(layer):
+                return self._lstm(layer, i, out)
         self._generic(layer, in_slots, out, as_list)
 
     # ------------------------------------------------------------ prepared steps
@@ -506,6 +508,48 @@ class Plan:
             if x.dtype != _F32 or x.ndim != 3 or x.shape[-1] != d:
                 return None
             return [(block, ({},))], True
+        self._add(step, layer, spec, i, out)
+
+    def _lstm_ok(self, layer):
+        from ..backend.native.rnn import _NATIVE_ACTS
+        return layer.built and layer.dtype == _F32 and not layer.return_state and not layer.stateful and \
+            isinstance(layer.activation, str) and isinstance(layer.recurrent_activation, str) and \
+            layer.activation in _NATIVE_ACTS and layer.recurrent_activation in _NATIVE_ACTS
+
+    def _lstm(self, layer, i, out):
+        """LSTM without a mask, state in or out (those run the layer's call): the input
+        projection as one GEMM with the bias in its epilogue, then the native time loop;
+        no autograd record, no (hs, c_T) concatenation."""
+        for name in ("kernel", "recurrent_kernel", "bias", "activation", "recurrent_activation", "go_backwards",
+                     "return_sequences", "return_state", "stateful", "units"):
+            self._watch(layer, name)
+        kernel, recurrent = layer.kernel.data, layer.recurrent_kernel.data
+        bias = None if layer.bias is None else layer.bias.data
+        units, features = layer.units, kernel.shape[0]
+        acts = (layer.activation, layer.recurrent_activation)
+        backwards, sequences = bool(layer.go_backwards), bool(layer.return_sequences)
+        gemm, loop = self._C.gemm, self._C.lstm_forward
+
+        def lstm(x):
+            n, t = x.shape[0], x.shape[1]
+            if backwards:
+                x = x[:, ::-1]
+            xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), kernel, bias=bias)
+            h0 = np.zeros((n, units), np.float32)
+            hs = loop(xw.reshape(n, t, 4 * units), h0, h0, recurrent, None, acts[0], acts[1], None)[0]
+            return hs if sequences else hs[:, -1]
+
+        def ok(x):
+            return x.dtype == _F32 and x.ndim == 3 and x.shape[-1] == features and x.shape[1] > 0
+
+        def step(env, bufs):
+            x = env[i]
+            if not ok(x):
+                raise _Fallback
+            env[out] = lstm(x)
+
+        def spec(x, last):
+            return ([(lstm, ())], True) if ok(x) else None
         self._add(step, layer, spec, i, out)
 
     def _add(self, step, layer, spec, i, out):

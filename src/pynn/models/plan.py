@@ -529,6 +529,9 @@ class Plan:
         acts = (layer.activation, layer.recurrent_activation)
         backwards, sequences = bool(layer.go_backwards), bool(layer.return_sequences)
         gemm, loop = self._C.gemm, self._C.lstm_forward
+        # A time loop that can skip storing the (N, T, 4U) gates (they serve only backward)
+        # is told to; the signature in pybind11's docstring says whether this build has it.
+        extra = {"save_gates": False} if "save_gates" in (loop.__doc__ or "") else {}
 
         def lstm(x):
             n, t = x.shape[0], x.shape[1]
@@ -536,7 +539,7 @@ class Plan:
                 x = x[:, ::-1]
             xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), kernel, bias=bias)
             h0 = np.zeros((n, units), np.float32)
-            hs = loop(xw.reshape(n, t, 4 * units), h0, h0, recurrent, None, acts[0], acts[1], None)[0]
+            hs = loop(xw.reshape(n, t, 4 * units), h0, h0, recurrent, None, acts[0], acts[1], None, **extra)[0]
             return hs if sequences else hs[:, -1]
 
         def ok(x):

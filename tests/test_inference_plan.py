@@ -560,13 +560,18 @@ def test_layer_norm_over_other_axes_runs_its_own_call():
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_lstm_runs_prepared_without_recording(go_backwards, batch):
-    """LSTM (no mask, no state in or out) runs as projection GEMM + native time loop: the
-    layer path's result, and the numpy backend's; return_state keeps the layer's own call."""
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_recurrent_layers_run_prepared_without_recording(go_backwards, batch, use_bias):
+    """LSTM, GRU and SimpleRNN (no mask, no state in or out) run as projection GEMM + native
+    time loop: the layer path's result, and the numpy backend's."""
     pynn.set_seed(15)
-    model = pynn.Sequential([layers.Input((7, 5)),
-                             layers.LSTM(6, return_sequences=True, go_backwards=go_backwards),
-                             layers.LSTM(4, activation="relu", go_backwards=go_backwards), layers.Dense(2)])
+    kw = dict(go_backwards=go_backwards, use_bias=use_bias)
+    model = pynn.Sequential([layers.Input((7, 5)), layers.LSTM(6, return_sequences=True, **kw),
+                             layers.GRU(5, return_sequences=True, recurrent_activation="hard_sigmoid", **kw),
+                             layers.SimpleRNN(4, activation="relu", **kw), layers.Dense(2)])
+    if use_bias:   # non-zero biases, so the input/recurrent split of the GRU's is pinned
+        for layer in model.layers[:3]:
+            layer.bias.assign(np.random.default_rng(1).standard_normal(layer.bias.shape).astype(np.float32))
     x = inputs_for(model, batch)
     got = model.predict_on_batch(x)
     p = current_plan(model)

@@ -183,7 +183,8 @@ class Plan:
 
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
         from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
-                              GlobalAveragePooling2D, LayerNormalization, LSTM, MaxPooling2D, TransformerEncoder)
+                              GlobalAveragePooling2D, GRU, LayerNormalization, LSTM, MaxPooling2D, SimpleRNN,
+                              TransformerEncoder)
         # The prepared steps are channels_last (NHWC) calls: a layer given
         # data_format="channels_first" runs its own call (which transposes around them).
         channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
@@ -210,8 +211,8 @@ class Plan:
                 return self._mean_over_steps(layer, i, out)
             if _exact(layer, TransformerEncoder) and self._transformer_ok(layer):
                 return self._transformer(layer, i, out)
-            if _exact(layer, LSTM) and self._lstm_ok(layer):
-                return self._lstm(layer, i, out)
+            if (_exact(layer, LSTM) or _exact(layer, GRU) or _exact(layer, SimpleRNN)) and self._recurrent_ok(layer):
+                return self._recurrent(layer, i, out)
         self._generic(layer, in_slots, out, as_list)
 
     # ------------------------------------------------------------ prepared steps
@@ -510,36 +511,58 @@ class Plan:
             return [(block, ({},))], True
         self._add(step, layer, spec, i, out)
 
-    def _lstm_ok(self, layer):
+    def _recurrent_ok(self, layer):
         from ..backend.native.rnn import _NATIVE_ACTS
+        acts = [layer.activation] + ([layer.recurrent_activation] if hasattr(layer, "recurrent_activation") else [])
         return layer.built and layer.dtype == _F32 and not layer.return_state and not layer.stateful and \
-            isinstance(layer.activation, str) and isinstance(layer.recurrent_activation, str) and \
-            layer.activation in _NATIVE_ACTS and layer.recurrent_activation in _NATIVE_ACTS
+            all(isinstance(a, str) and a in _NATIVE_ACTS for a in acts)
 
-    def _lstm(self, layer, i, out):
-        """LSTM without a mask, state in or out (those run the layer's call): the input
-        projection as one GEMM with the bias in its epilogue, then the native time loop;
-        no autograd record, no (hs, c_T) concatenation."""
-        for name in ("kernel", "recurrent_kernel", "bias", "activation", "recurrent_activation", "go_backwards",
-                     "return_sequences", "return_state", "stateful", "units"):
+    def _recurrent(self, layer, i, out):
+        """LSTM, GRU or SimpleRNN without a mask, state in or out (those run the layer's
+        call): the input projection as one GEMM with the (input) bias in its epilogue, then
+        the native time loop; no autograd record, no (hs, c_T) concatenation."""
+        from ..layers import GRU, LSTM
+        names = ["kernel", "recurrent_kernel", "bias", "activation", "go_backwards", "return_sequences",
+                 "return_state", "stateful", "units"]
+        kind = "lstm" if type(layer) is LSTM else "gru" if type(layer) is GRU else "simple_rnn"
+        if kind != "simple_rnn":
+            names.append("recurrent_activation")
+        for name in names:
             self._watch(layer, name)
         kernel, recurrent = layer.kernel.data, layer.recurrent_kernel.data
-        bias = None if layer.bias is None else layer.bias.data
         units, features = layer.units, kernel.shape[0]
-        acts = (layer.activation, layer.recurrent_activation)
+        bias = None if layer.bias is None else layer.bias.data
+        act = layer.activation
+        ract = getattr(layer, "recurrent_activation", None)
         backwards, sequences = bool(layer.go_backwards), bool(layer.return_sequences)
-        gemm, loop = self._C.gemm, self._C.lstm_forward
-        # A time loop that can skip storing the (N, T, 4U) gates (they serve only backward)
-        # is told to; the signature in pybind11's docstring says whether this build has it.
-        extra = {"save_gates": False} if "save_gates" in (loop.__doc__ or "") else {}
+        gemm = self._C.gemm
+        if kind == "gru":   # bias (2, 3U): [input bias, recurrent bias]; zeros without use_bias, as _bias()
+            in_bias, rec_bias = (None, np.zeros(3 * units, np.float32)) if bias is None else (bias[0], bias[1])
+            loop = self._C.gru_forward
 
-        def lstm(x):
+            def run(xw, h0):
+                return loop(xw, h0, recurrent, rec_bias, None, act, ract, None)[0]
+        elif kind == "lstm":
+            in_bias, loop = bias, self._C.lstm_forward
+            # A time loop that can skip storing the (N, T, 4U) gates (they serve only
+            # backward) is told to; pybind11's docstring says whether this build has it.
+            extra = {"save_gates": False} if "save_gates" in (loop.__doc__ or "") else {}
+
+            def run(xw, h0):
+                return loop(xw, h0, h0, recurrent, None, act, ract, None, **extra)[0]
+        else:
+            in_bias, loop = bias, self._C.simple_rnn_forward
+
+            def run(xw, h0):
+                return loop(xw, h0, recurrent, None, act, None)
+        width = kernel.shape[1]
+
+        def rnn(x):
             n, t = x.shape[0], x.shape[1]
             if backwards:
                 x = x[:, ::-1]
-            xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), kernel, bias=bias)
-            h0 = np.zeros((n, units), np.float32)
-            hs = loop(xw.reshape(n, t, 4 * units), h0, h0, recurrent, None, acts[0], acts[1], None, **extra)[0]
+            xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), kernel, bias=in_bias)
+            hs = run(xw.reshape(n, t, width), np.zeros((n, units), np.float32))
             return hs if sequences else hs[:, -1]
 
         def ok(x):
@@ -549,10 +572,10 @@ class Plan:
             x = env[i]
             if not ok(x):
                 raise _Fallback
-            env[out] = lstm(x)
+            env[out] = rnn(x)
 
         def spec(x, last):
-            return ([(lstm, ())], True) if ok(x) else None
+            return ([(rnn, ())], True) if ok(x) else None
         self._add(step, layer, spec, i, out)
 
     def _add(self, step, layer, spec, i, out):

@@ -5,7 +5,8 @@ into a flat list of steps, one per layer call, each a closure over its layer's
 prepared native call: Dense is one ``_C.gemm`` with the bias and activation in its
 epilogue, writing into a buffer kept per input shape; Conv2D one ``_C.conv2d`` with
 bias and activation fused; pooling, Flatten and Dropout one call or a view;
-LayerNormalization the fused layer-norm kernel; a TransformerEncoder block a dozen bare
+LayerNormalization the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or out)
+a projection GEMM and the native time loop; a TransformerEncoder block a dozen bare
 calls (packed QKV GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues,
 layer norms). A Dense/Conv2D with a linear activation followed by an ``Activation``
 layer runs as one fused call. A plan whose steps are all prepared and form a chain

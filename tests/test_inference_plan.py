@@ -592,3 +592,46 @@ def test_lstm_returning_state_runs_its_own_call():
     x = inputs_for(model, 2)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
     assert model.layers[1].name not in current_plan(model).prepared
+
+
+def attention_model(use_bias=True, output_shape=None, key_is_value=False):
+    """Self-attention on one input, then cross-attention of that on a second, shorter one."""
+    pynn.set_seed(17)
+    x = pynn.Input((6, 8), name="x")
+    c = pynn.Input((4, 8), name="c")
+    a = layers.MultiHeadAttention(2, 4, use_bias=use_bias)(x, x)
+    cross = layers.MultiHeadAttention(3, 5, value_dim=2, use_bias=use_bias, output_shape=output_shape)
+    b = cross(a, c, key=c) if key_is_value else cross(a, c)
+    return pynn.Model([x, c], layers.Dense(2)(layers.Flatten()(b)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"use_bias": False}, {"output_shape": 7}, {"key_is_value": True}],
+                         ids=["bias", "no_bias", "output_shape", "key_is_value"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_multi_head_attention_runs_prepared_in_functional_models(kw, batch):
+    """MultiHeadAttention called with default keywords runs as packed projection GEMMs and
+    per-head batched GEMMs: the layer path's result and the numpy backend's."""
+    model = attention_model(**kw)
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    mha = [layer.name for layer in model.layers if isinstance(layer, layers.MultiHeadAttention)]
+    assert len(mha) == 2 and all(name in p.prepared for name in mha)
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    layer = model.get_layer(mha[1])
+    layer.value_kernel.assign(layer.value_kernel.data * -1.5)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_multi_head_attention_with_a_causal_mask_runs_its_own_call():
+    pynn.set_seed(18)
+    x = pynn.Input((5, 8))
+    mha = layers.MultiHeadAttention(2, 4)
+    model = pynn.Model(x, layers.GlobalAveragePooling1D()(mha(x, x, use_causal_mask=True)))
+    for batch in (1, 3):
+        xb = inputs_for(model, batch)
+        np.testing.assert_allclose(model.predict_on_batch(xb), reference(model, xb), rtol=1e-5, atol=1e-6)
+    assert mha.name not in current_plan(model).prepared

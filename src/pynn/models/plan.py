@@ -64,6 +64,17 @@ def _activation(fn):
     return "linear", 0.0, on_tensor
 
 
+_ATTENTION_DEFAULTS = {"attention_mask": None, "use_causal_mask": False, "return_attention_scores": False}
+
+
+def _default_attention_call(node):
+    """True for a MultiHeadAttention node whose keywords are all the defaults (no mask, no
+    scores): its layer call on the list of inputs alone computes the same."""
+    from ..layers import MultiHeadAttention
+    return type(node.layer) is MultiHeadAttention and isinstance(node.parents, (list, tuple)) and \
+        all(k in _ATTENTION_DEFAULTS and v is _ATTENTION_DEFAULTS[k] for k, v in node.kwargs.items())
+
+
 def _last_axis_only(axis):
     """True for a normalisation ``axis`` that names only the last axis (-1, [-1], (-1,))."""
     return axis == -1 or (isinstance(axis, (list, tuple)) and list(axis) == [-1])
@@ -173,8 +184,9 @@ class Plan:
             ins = node.parents
             flat = isinstance(ins, (list, tuple))
             parent_list = list(ins) if flat else [ins]
-            simple = not node.kwargs and all(id(p) in slots for p in parent_list) and \
-                all(t.index is None for t in tensors) and len(tensors) == 1
+            simple = (not node.kwargs or _default_attention_call(node)) and \
+                all(id(p) in slots for p in parent_list) and all(t.index is None for t in tensors) and \
+                len(tensors) == 1
             if simple:
                 in_slots = [slots[id(p)] for p in parent_list]
                 self._add_layer(node.layer, in_slots, slots[id(tensors[0])], as_list=flat)
@@ -184,13 +196,16 @@ class Plan:
 
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
         from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
-                              GlobalAveragePooling2D, GRU, LayerNormalization, LSTM, MaxPooling2D, SimpleRNN,
-                              TransformerEncoder)
+                              GlobalAveragePooling2D, GRU, LayerNormalization, LSTM, MaxPooling2D,
+                              MultiHeadAttention, SimpleRNN, TransformerEncoder)
         # The prepared steps are channels_last (NHWC) calls: a layer given
         # data_format="channels_first" runs its own call (which transposes around them).
         channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
         if channels_last and hasattr(layer, "data_format"):
             self._watch(layer, "data_format")
+        if as_list and _exact(layer, MultiHeadAttention) and layer.dtype == _F32 and layer.built and \
+                len(in_slots) in (2, 3) and (len(in_slots) == 2 or in_slots[2] == in_slots[1]):
+            return self._mha(layer, in_slots[:2], out)
         if not as_list and len(in_slots) == 1 and channels_last:
             i = in_slots[0]
             if _exact(layer, Dense) and layer.dtype == _F32:
@@ -407,6 +422,42 @@ class Plan:
             return False
         return layer.drop is None or _exact(layer.drop, Dropout)
 
+    def _watch_attention(self, mha):
+        for name in ("query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias",
+                     "output_kernel", "output_bias", "num_heads", "key_dim", "value_dim", "output_dim", "dtype"):
+            self._watch(mha, name)
+
+    def _mha(self, layer, in_slots, out):
+        """MultiHeadAttention called with default keywords (no mask, no scores returned) on
+        [query, value] or [query, value, key] with key the same tensor as value: self-attention
+        (all one tensor) projects with one GEMM, cross-attention with two."""
+        self._watch_attention(layer)
+        mode = "self" if in_slots[0] == in_slots[1] else "cross"
+        attend = _Attention(self._C, layer, mode)
+        q_slot, v_slot = in_slots[0], in_slots[1]
+        dq, dv = layer.query_kernel.shape[0], layer.value_kernel.shape[0]
+        dk = layer.key_kernel.shape[0]
+
+        def ok(q, v):
+            return q.dtype == _F32 and v.dtype == _F32 and q.ndim == 3 and v.ndim == 3 and q.shape[-1] == dq \
+                and v.shape[-1] == dv == dk and q.shape[0] == v.shape[0]
+
+        def run(q, v, bufs):
+            B, T, S = q.shape[0], q.shape[1], v.shape[1]
+            q2 = np.ascontiguousarray(q).reshape(B * T, dq)
+            v2 = q2 if mode == "self" else np.ascontiguousarray(v).reshape(B * S, dv)
+            y = attend(bufs, B, T, q2, S, v2)
+            return y.reshape(B, T, y.shape[1])
+
+        def step(env, bufs):
+            q, v = env[q_slot], env[v_slot]
+            if not ok(q, v):
+                raise _Fallback
+            env[out] = run(q, v, {})   # fresh buffers each call: the result is no one else's
+        self.steps.append(step)
+        self.specs.append(None)   # two inputs: never part of a chain program
+        self.prepared.append(layer.name)
+
     def _transformer(self, layer, i, out):
         """TransformerEncoder (no mask: a padding mask makes the plan fall back) as bare calls:
         one GEMM for the query/key/value projections (the key-dim scale folded into the query
@@ -417,9 +468,7 @@ class Plan:
         mha, n1, n2, ff1, ff2 = layer.attention, layer.norm1, layer.norm2, layer.ff1, layer.ff2
         for name in ("attention", "norm1", "norm2", "ff1", "ff2", "drop", "normalize_first"):
             self._watch(layer, name)
-        for name in ("query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias",
-                     "output_kernel", "output_bias", "num_heads", "key_dim", "value_dim", "output_dim"):
-            self._watch(mha, name)
+        self._watch_attention(mha)
         for n in (n1, n2):
             for name in ("gamma", "beta", "epsilon", "axis"):
                 self._watch(n, name)
@@ -427,27 +476,8 @@ class Plan:
             for name in ("kernel", "bias", "activation"):
                 self._watch(d, name)
         C = self._C
-        h, kd, vd = mha.num_heads, mha.key_dim, mha.value_dim
         d = mha.query_kernel.shape[0]
-        scale = np.float32(1.0 / np.sqrt(kd))
-
-        def flat(kernel, bias, width, factor=None):
-            k = kernel.data.reshape(d, width)
-            b = np.zeros(width, np.float32) if bias is None else bias.data.reshape(width)
-            if factor is not None:
-                k, b = k * factor, b * factor
-            return k, b
-        # The packed projections are copies: their sources stay read-only while this plan holds them.
-        parts = [flat(mha.query_kernel, mha.query_bias, h * kd, scale), flat(mha.key_kernel, mha.key_bias, h * kd),
-                 flat(mha.value_kernel, mha.value_bias, h * vd)]
-        qkv_packed = C.PackedMatrix(np.concatenate([k for k, _ in parts], axis=1))
-        qkv_bias = np.ascontiguousarray(np.concatenate([b for _, b in parts]), np.float32)
-        out_packed = C.PackedMatrix(mha.output_kernel.data.reshape(h * vd, d))
-        out_bias = None if mha.output_bias is None else mha.output_bias.data
-        for w in (mha.query_kernel, mha.query_bias, mha.key_kernel, mha.key_bias, mha.value_kernel,
-                  mha.value_bias, mha.output_kernel):
-            if w is not None:
-                epoch.freeze(w.data)
+        attend = _Attention(C, mha, "self")
         ff1_packed, ff2_packed = ff1._inference_pack(), ff2._inference_pack()
         ff1_bias = None if ff1.bias is None else ff1.bias.data
         ff2_bias = None if ff2.bias is None else ff2.bias.data
@@ -457,32 +487,20 @@ class Plan:
         norms = [(None if n.gamma is None else n.gamma.data, None if n.beta is None else n.beta.data,
                   float(n.epsilon)) for n in (n1, n2)]
         pre_norm = bool(layer.normalize_first)
-        gemm, bmm, softmax, ln = C.gemm_packed, C.bmm, C.softmax, C.layer_norm_forward
-        width = h * (2 * kd + vd)
+        gemm, ln = C.gemm_packed, C.layer_norm_forward
 
         def block(x, bufs):
             B, T = x.shape[0], x.shape[1]
             rows = B * T
             if bufs is None:
                 bufs = {}
-            if not bufs:
-                for name, w in (("qkv", width), ("ctx", h * vd), ("att", d), ("res", d), ("ff", units),
-                                ("ff2", d)):
+            if "res" not in bufs:
+                for name, w in (("res", d), ("ff", units), ("ff2", d)):
                     bufs[name] = np.empty((rows, w), np.float32)
             x2 = np.ascontiguousarray(x).reshape(rows, d)
 
             def attention(src):
-                qkv = gemm(src, qkv_packed, qkv_bias, "linear", 0.0, 1.0, 0.0, bufs["qkv"])
-                q3 = qkv.reshape(B, T, width)
-                ctx = bufs["ctx"]
-                ctx3 = ctx.reshape(B, T, h * vd)
-                for j in range(h):    # per head: (B, T, kd) views with one batch stride, no copies
-                    q = q3[:, :, j * kd:(j + 1) * kd]
-                    k = q3[:, :, (h + j) * kd:(h + j + 1) * kd]
-                    v = q3[:, :, 2 * h * kd + j * vd:2 * h * kd + (j + 1) * vd]
-                    p = softmax(bmm(q, k.transpose(0, 2, 1)))
-                    ctx3[:, :, j * vd:(j + 1) * vd] = bmm(p, v)
-                return gemm(ctx, out_packed, out_bias, "linear", 0.0, 1.0, 0.0, bufs["att"])
+                return attend(bufs, B, T, src)
 
             def norm(v, which):
                 g, b, e = norms[which]
@@ -712,6 +730,76 @@ class Plan:
 
 
 _reshape = np.ndarray.reshape
+
+
+class _Attention:
+    """A MultiHeadAttention layer's inference as bare calls on (rows, features) arrays:
+    the projections as packed GEMMs (one for query, key and value when they are one input,
+    "self"; query, then key and value together, when key is value, "cross"), the 1/sqrt(key_dim)
+    scale folded into the query columns, then per head a batched GEMM for the scores on
+    strided (B, T, key_dim) views (one batch stride, no copies), softmax, a batched GEMM for
+    the context written into its heads' columns, and the output projection. The packed
+    copies' source arrays are made read-only until the next weights change."""
+
+    def __init__(self, C, mha, mode):
+        from .. import _weights_epoch as epoch
+        h, kd, vd = mha.num_heads, mha.key_dim, mha.value_dim
+        self.h, self.kd, self.vd, self.mode = h, kd, vd, mode
+        scale = np.float32(1.0 / np.sqrt(kd))
+
+        def flat(kernel, bias, width, factor=None):
+            k = kernel.data.reshape(kernel.shape[0], width)
+            b = np.zeros(width, np.float32) if bias is None else bias.data.reshape(width)
+            if factor is not None:
+                k, b = k * factor, b * factor
+            return k, b
+
+        def packed(parts):
+            return (C.PackedMatrix(np.concatenate([k for k, _ in parts], axis=1)),
+                    np.ascontiguousarray(np.concatenate([b for _, b in parts]), np.float32))
+        q = flat(mha.query_kernel, mha.query_bias, h * kd, scale)
+        k = flat(mha.key_kernel, mha.key_bias, h * kd)
+        v = flat(mha.value_kernel, mha.value_bias, h * vd)
+        if mode == "self":
+            self.qkv = packed([q, k, v])
+        else:
+            self.q, self.kv = packed([q]), packed([k, v])
+        self.out_dim = mha.output_kernel.shape[-1]
+        self.out = C.PackedMatrix(mha.output_kernel.data.reshape(h * vd, self.out_dim))
+        self.out_bias = None if mha.output_bias is None else mha.output_bias.data
+        for w in (mha.query_kernel, mha.query_bias, mha.key_kernel, mha.key_bias, mha.value_kernel,
+                  mha.value_bias, mha.output_kernel):
+            if w is not None:
+                epoch.freeze(w.data)
+        self.gemm, self.bmm, self.softmax = C.gemm_packed, C.bmm, C.softmax
+
+    def __call__(self, bufs, B, T, query, S=None, value=None):
+        """(B*T, out_dim) for ``query`` (B*T, Dq) and, in "cross" mode, ``value`` (B*S, Dv),
+        writing into ``bufs`` (a dict this call fills on first use, kept per input shape)."""
+        h, kd, vd, gemm, bmm, softmax = self.h, self.kd, self.vd, self.gemm, self.bmm, self.softmax
+        if "att" not in bufs:
+            if self.mode == "self":
+                bufs["qkv"] = np.empty((B * T, h * (2 * kd + vd)), np.float32)
+            else:
+                bufs["q"] = np.empty((B * T, h * kd), np.float32)
+                bufs["kv"] = np.empty((B * S, h * (kd + vd)), np.float32)
+            bufs["ctx"] = np.empty((B * T, h * vd), np.float32)
+            bufs["att"] = np.empty((B * T, self.out_dim), np.float32)
+        if self.mode == "self":
+            qkv = gemm(query, self.qkv[0], self.qkv[1], "linear", 0.0, 1.0, 0.0, bufs["qkv"]).reshape(B, T, -1)
+            qs, ks, k0, v0 = qkv, qkv, h * kd, 2 * h * kd
+        else:
+            qs = gemm(query, self.q[0], self.q[1], "linear", 0.0, 1.0, 0.0, bufs["q"]).reshape(B, T, -1)
+            ks = gemm(value, self.kv[0], self.kv[1], "linear", 0.0, 1.0, 0.0, bufs["kv"]).reshape(B, S, -1)
+            k0, v0 = 0, h * kd
+        ctx = bufs["ctx"]
+        ctx3 = ctx.reshape(B, T, h * vd)
+        for j in range(h):
+            q = qs[:, :, j * kd:(j + 1) * kd]
+            k = ks[:, :, k0 + j * kd:k0 + (j + 1) * kd]
+            v = ks[:, :, v0 + j * vd:v0 + (j + 1) * vd]
+            ctx3[:, :, j * vd:(j + 1) * vd] = bmm(softmax(bmm(q, k.transpose(0, 2, 1))), v)
+        return gemm(ctx, self.out, self.out_bias, "linear", 0.0, 1.0, 0.0, bufs["att"])
 
 
 def _tensor(v):

@@ -8,11 +8,13 @@ bias and activation fused; pooling, Flatten and Dropout one call or a view;
 LayerNormalization the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or out)
 a projection GEMM and the native time loop; a TransformerEncoder block a dozen bare
 calls (packed QKV GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues,
-layer norms). A Dense/Conv2D with a linear activation followed by an ``Activation``
-layer runs as one fused call. A plan whose steps are all prepared and form a chain
-runs, per input shape, as a recorded program: a flat list of ``(fn, args)`` calls with
-their buffers, replayed with no per-layer checks (run_array checked the input). Layers without a prepared form run their ordinary ``__call__`` (under
-no_grad, ``training=False``), so custom layers and subclasses keep their overrides.
+layer norms); MultiHeadAttention in a functional graph (no mask) the same attention
+calls. A Dense/Conv2D with a linear activation followed by an ``Activation`` layer runs
+as one fused call. A plan whose steps are all prepared and form a chain runs, per input
+shape, as a recorded program: a flat list of ``(fn, args)`` calls with their buffers,
+replayed with no per-layer checks (run_array checked the input). Layers without a
+prepared form run their ordinary ``__call__`` (under no_grad, ``training=False``), so
+custom layers and subclasses keep their overrides.
 Nothing records autograd, and no per-layer Python dispatch runs beyond the step call.
 
 Staleness is the danger of any such cache, so a plan checks before every run that
@@ -23,7 +25,8 @@ Staleness is the danger of any such cache, so a plan checks before every run tha
    kernel, strides, ...), is the same object it captured,
 and is rebuilt otherwise. Steps hold the weight arrays themselves, not copies, so an
 in-place update is seen at once; the one derived copy (packed GEMM panels, when _C
-has them) is rebuilt with the plan. A model the plan cannot serve (subclassed models,
+has them, and the attention projections packed together) is rebuilt with the plan, its
+source arrays read-only meanwhile (``_weights_epoch.freeze``). A model the plan cannot serve (subclassed models,
 overridden call/__call__, padding masks, non-float32 layers) runs the ordinary path.
 """
 from __future__ import annotations

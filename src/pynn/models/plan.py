@@ -198,7 +198,7 @@ class Plan:
         self.output_slots = [slots[id(t)] for t in graph.outputs]
 
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
-        from ..layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
+        from ..layers import (Add, AveragePooling2D, Concatenate, Conv2D, Dense, Multiply, Dropout, Flatten, GlobalAveragePooling1D,
                               GlobalAveragePooling2D, GRU, LayerNormalization, LSTM, MaxPooling2D,
                               MultiHeadAttention, SimpleRNN, TransformerEncoder)
         # The prepared steps are channels_last (NHWC) calls: a layer given
@@ -209,6 +209,9 @@ class Plan:
         if as_list and _exact(layer, MultiHeadAttention) and layer.dtype == _F32 and layer.built and \
                 len(in_slots) in (2, 3) and (len(in_slots) == 2 or in_slots[2] == in_slots[1]):
             return self._mha(layer, in_slots[:2], out)
+        if as_list and len(in_slots) >= 2 and (_exact(layer, Add) or _exact(layer, Multiply) or
+                                               _exact(layer, Concatenate)):
+            return self._merge(layer, in_slots, out)
         if not as_list and len(in_slots) == 1 and channels_last:
             i = in_slots[0]
             if _exact(layer, Dense) and layer.dtype == _F32:
@@ -424,6 +427,38 @@ class Plan:
         if not all(_exact(d, Dense) and _activation(d.activation)[2] is None for d in parts[2:]):
             return False
         return layer.drop is None or _exact(layer.drop, Dropout)
+
+    def _merge(self, layer, in_slots, out):
+        """Add/Multiply (inputs of one shape, combined left to right as the layer does) and
+        Concatenate as one NumPy call on the arrays."""
+        from ..layers import Concatenate
+        if type(layer) is Concatenate:
+            self._watch(layer, "axis")
+            axis = layer.axis
+
+            def combine(xs):
+                if any(x.ndim != xs[0].ndim for x in xs):
+                    raise _Fallback
+                return np.concatenate(xs, axis=axis)
+        else:
+            op = np.add if type(layer).__name__ == "Add" else np.multiply
+
+            def combine(xs):
+                if any(x.shape != xs[0].shape for x in xs):
+                    raise _Fallback        # the layer's own call raises (or broadcasts) as it does
+                y = op(xs[0], xs[1])
+                for x in xs[2:]:
+                    op(y, x, out=y)
+                return y
+
+        def step(env, bufs):
+            xs = [env[s] for s in in_slots]
+            if any(type(x) is not np.ndarray or x.dtype != _F32 for x in xs):
+                raise _Fallback
+            env[out] = combine(xs)
+        self.steps.append(step)
+        self.specs.append(None)   # several inputs: never part of a chain program
+        self.prepared.append(layer.name)
 
     def _watch_attention(self, mha):
         for name in ("query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias",

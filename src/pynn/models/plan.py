@@ -1,21 +1,22 @@
 """Inference plans: what ``predict_on_batch`` and ``predict`` run on the native backend.
 
 The first inference call compiles the model's layer graph (Sequential or functional)
-into a flat list of steps, one per layer call, each a closure over its layer's
-prepared native call: Dense is one ``_C.gemm`` with the bias and activation in its
-epilogue, writing into a buffer kept per input shape; Conv2D one ``_C.conv2d`` with
-bias and activation fused; pooling, Flatten and Dropout one call or a view;
-LayerNormalization the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or out)
-a projection GEMM and the native time loop; a TransformerEncoder block a dozen bare
-calls (packed QKV GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues,
-layer norms); MultiHeadAttention in a functional graph (no mask) the same attention
-calls. A Dense/Conv2D with a linear activation followed by an ``Activation`` layer runs
-as one fused call. A plan whose steps are all prepared and form a chain runs, per input
-shape, as a recorded program: a flat list of ``(fn, args)`` calls with their buffers,
-replayed with no per-layer checks (run_array checked the input). Layers without a
-prepared form run their ordinary ``__call__`` (under no_grad, ``training=False``), so
-custom layers and subclasses keep their overrides.
-Nothing records autograd, and no per-layer Python dispatch runs beyond the step call.
+into a flat list of steps, one per layer call, each a closure over its layer's prepared
+native call: Dense is one ``_C.gemm`` with the bias and activation in its epilogue,
+writing into a buffer kept per input shape; Conv2D one ``_C.conv2d`` with bias and
+activation fused; pooling, Flatten and Dropout one call or a view; LayerNormalization
+the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or out) a projection GEMM
+and the native time loop; a TransformerEncoder block a dozen bare calls (packed QKV
+GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues, layer norms);
+MultiHeadAttention in a functional graph (no mask) the same attention calls;
+Add/Multiply/Concatenate one NumPy call. A Dense/Conv2D with a linear activation
+followed by an ``Activation`` layer runs as one fused call. A plan whose steps are all
+prepared and form a chain runs, per input shape, as a recorded program: a flat list of
+``(fn, args)`` calls with their buffers, replayed with no per-layer checks (run_array
+checked the input). Layers without a prepared form run their ordinary ``__call__``
+(under no_grad, ``training=False``), so custom layers and subclasses keep their
+overrides. Nothing records autograd, and no per-layer Python dispatch runs beyond the
+step call.
 
 Staleness is the danger of any such cache, so a plan checks before every run that
  - the backend is still native,

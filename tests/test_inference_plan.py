@@ -660,3 +660,37 @@ def test_add_multiply_concatenate_run_prepared(batch):
     with pynn.use_backend("numpy"):
         want = reference(model, xb)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def bn_cnn():
+    pynn.set_seed(20)
+    return pynn.Sequential([layers.Input((8, 8, 3)), layers.Conv2D(4, 3, use_bias=False), layers.BatchNormalization(),
+                            layers.Activation("relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(5),
+                            layers.BatchNormalization(center=False, epsilon=1e-2), layers.Activation("softmax")])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_batch_norm_and_activation_layers_run_prepared(batch):
+    """BatchNormalization (inference, last axis) and standalone Activation layers are
+    prepared steps: the whole model is one chain program, equal to the layer path and the
+    numpy backend, and moving statistics updated in place by a training call are seen."""
+    model = bn_cnn()
+    x = inputs_for(model, batch)
+    for layer in model.layers:   # non-trivial statistics and affine weights
+        if isinstance(layer, layers.BatchNormalization):
+            r = np.random.default_rng(3)
+            layer.moving_mean.assign(r.standard_normal(layer.param_shape).astype(np.float32))
+            layer.moving_variance.assign(r.uniform(0.5, 2.0, layer.param_shape).astype(np.float32))
+            if layer.gamma is not None:
+                layer.gamma.assign(r.uniform(0.5, 1.5, layer.param_shape).astype(np.float32))
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.prepared == [layer.name for layer in model.layers] and p.chain
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    bn = model.layers[1]
+    shifted = np.random.default_rng(9).standard_normal((6, 5, 5, 4)).astype(np.float32) + 3.0
+    bn(pynn.Tensor(shifted), training=True)   # updates the moving statistics in place, no epoch move
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)

@@ -9,7 +9,8 @@ the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or out) a projectio
 and the native time loop; a TransformerEncoder block a dozen bare calls (packed QKV
 GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues, layer norms);
 MultiHeadAttention in a functional graph (no mask) the same attention calls;
-Add/Multiply/Concatenate one NumPy call. A Dense/Conv2D with a linear activation
+Add/Multiply/Concatenate one NumPy call; BatchNormalization (inference, last axis) its
+own arithmetic on the live moving statistics; a standalone Activation its native kernel. A Dense/Conv2D with a linear activation
 followed by an ``Activation`` layer runs as one fused call. A plan whose steps are all
 prepared and form a chain runs, per input shape, as a recorded program: a flat list of
 ``(fn, args)`` calls with their buffers, replayed with no per-layer checks (run_array
@@ -199,7 +200,7 @@ class Plan:
         self.output_slots = [slots[id(t)] for t in graph.outputs]
 
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
-        from ..layers import (Add, AveragePooling2D, Concatenate, Conv2D, Dense, Multiply, Dropout, Flatten, GlobalAveragePooling1D,
+        from ..layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Multiply, Dropout, Flatten, GlobalAveragePooling1D,
                               GlobalAveragePooling2D, GRU, LayerNormalization, LSTM, MaxPooling2D,
                               MultiHeadAttention, SimpleRNN, TransformerEncoder)
         # The prepared steps are channels_last (NHWC) calls: a layer given
@@ -230,6 +231,11 @@ class Plan:
             if _exact(layer, LayerNormalization) and layer.dtype == _F32 and layer.built and \
                     _last_axis_only(layer.axis):
                 return self._layer_norm(layer, i, out)
+            if _exact(layer, BatchNormalization) and layer.dtype == _F32 and layer.built and \
+                    _last_axis_only(layer.axis):
+                return self._batch_norm(layer, i, out)
+            if _exact(layer, Activation) and not getattr(_activation(layer.activation)[2], "uses_tensor", False):
+                return self._activation_layer(layer, i, out)
             if _exact(layer, GlobalAveragePooling1D) and not layer.keepdims:
                 return self._mean_over_steps(layer, i, out)
             if _exact(layer, TransformerEncoder) and self._transformer_ok(layer):
@@ -391,6 +397,59 @@ class Plan:
             if x.dtype != _F32 or x.ndim < 2 or x.shape[-1] != width:
                 return None
             return [(norm, ())], True
+        self._add(step, layer, spec, i, out)
+
+    def _batch_norm(self, layer, i, out):
+        """BatchNormalization at inference over the last axis: the layer's own arithmetic,
+        in its order, on the live moving statistics (training updates them in place)."""
+        for name in ("gamma", "beta", "moving_mean", "moving_variance", "epsilon", "axis", "trainable"):
+            self._watch(layer, name)
+        gamma = None if layer.gamma is None else layer.gamma.data
+        beta = None if layer.beta is None else layer.beta.data
+        mean, var, eps = layer.moving_mean.data, layer.moving_variance.data, layer.epsilon
+        width = layer.param_shape[0]
+
+        def norm(x):
+            y = x - mean
+            y *= (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+            if gamma is not None:
+                y *= gamma
+            if beta is not None:
+                y += beta
+            return y
+
+        def ok(x):
+            return x.dtype == _F32 and x.ndim >= 2 and x.shape[-1] == width
+
+        def step(env, bufs):
+            x = env[i]
+            if not ok(x):
+                raise _Fallback
+            env[out] = norm(x)
+
+        def spec(x, last):
+            return ([(norm, ())], True) if ok(x) else None
+        self._add(step, layer, spec, i, out)
+
+    def _activation_layer(self, layer, i, out):
+        """An Activation layer not fused into the layer before it: the activation's native
+        kernel (or softmax's), as the fused epilogues compute it."""
+        self._watch(layer, "activation")
+        name, alpha, after = _activation(layer.activation)
+        act = self._C.act_forward
+
+        def apply(x):
+            x = np.ascontiguousarray(x)
+            return act(x, name, alpha) if after is None else after(x)
+
+        def step(env, bufs):
+            x = env[i]
+            if x.dtype != _F32:
+                raise _Fallback
+            env[out] = apply(x)
+
+        def spec(x, last):
+            return ([(apply, ())], True) if x.dtype == _F32 else None
         self._add(step, layer, spec, i, out)
 
     def _mean_over_steps(self, layer, i, out):

@@ -10,14 +10,14 @@ and the native time loop; a TransformerEncoder block a dozen bare calls (packed 
 GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues, layer norms);
 MultiHeadAttention in a functional graph (no mask) the same attention calls;
 Add/Multiply/Concatenate one NumPy call; BatchNormalization (inference, last axis) its
-own arithmetic on the live moving statistics; a standalone Activation its native kernel. A Dense/Conv2D with a linear activation
-followed by an ``Activation`` layer runs as one fused call. A plan whose steps are all
-prepared and form a chain runs, per input shape, as a recorded program: a flat list of
-``(fn, args)`` calls with their buffers, replayed with no per-layer checks (run_array
-checked the input). Layers without a prepared form run their ordinary ``__call__``
-(under no_grad, ``training=False``), so custom layers and subclasses keep their
-overrides. Nothing records autograd, and no per-layer Python dispatch runs beyond the
-step call.
+own arithmetic on the live moving statistics; a standalone Activation its native kernel.
+A Dense/Conv2D with a linear activation followed by an ``Activation`` layer runs as one
+fused call. A plan whose steps are all prepared and form a chain runs, per input shape,
+as a recorded program: a flat list of ``(fn, args)`` calls with their buffers, replayed
+with no per-layer checks (run_array checked the input). Layers without a prepared form
+run their ordinary ``__call__`` (under no_grad, ``training=False``), so custom layers
+and subclasses keep their overrides. Nothing records autograd, and no per-layer Python
+dispatch runs beyond the step call.
 
 Staleness is the danger of any such cache, so a plan checks before every run that
  - the backend is still native,

@@ -694,3 +694,21 @@ def test_batch_norm_and_activation_layers_run_prepared(batch):
     shifted = np.random.default_rng(9).standard_normal((6, 5, 5, 4)).astype(np.float32) + 3.0
     bn(pynn.Tensor(shifted), training=True)   # updates the moving statistics in place, no epoch move
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_conv1d_runs_prepared_on_height_one_views(batch):
+    """Conv1D (strides, dilation, "same", an Activation layer fused) runs the 2-D kernel on
+    height-1 views: the layer path's result and the numpy backend's."""
+    pynn.set_seed(21)
+    model = pynn.Sequential([layers.Input((11, 3)), layers.Conv1D(5, 3, padding="same", dilation_rate=2),
+                             layers.Activation("relu"), layers.Conv1D(4, 2, strides=2, activation="tanh"),
+                             layers.GlobalAveragePooling1D(), layers.Dense(2)])
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.chain and p.fused == [(model.layers[0].name, model.layers[1].name)]
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -3,21 +3,21 @@
 The first inference call compiles the model's layer graph (Sequential or functional)
 into a flat list of steps, one per layer call, each a closure over its layer's prepared
 native call: Dense is one ``_C.gemm`` with the bias and activation in its epilogue,
-writing into a buffer kept per input shape; Conv2D one ``_C.conv2d`` with bias and
-activation fused; pooling, Flatten and Dropout one call or a view; LayerNormalization
-the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or out) a projection GEMM
-and the native time loop; a TransformerEncoder block a dozen bare calls (packed QKV
-GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues, layer norms);
-MultiHeadAttention in a functional graph (no mask) the same attention calls;
-Add/Multiply/Concatenate one NumPy call; BatchNormalization (inference, last axis) its
-own arithmetic on the live moving statistics; a standalone Activation its native kernel.
-A Dense/Conv2D with a linear activation followed by an ``Activation`` layer runs as one
-fused call. A plan whose steps are all prepared and form a chain runs, per input shape,
-as a recorded program: a flat list of ``(fn, args)`` calls with their buffers, replayed
-with no per-layer checks (run_array checked the input). Layers without a prepared form
-run their ordinary ``__call__`` (under no_grad, ``training=False``), so custom layers
-and subclasses keep their overrides. Nothing records autograd, and no per-layer Python
-dispatch runs beyond the step call.
+writing into a buffer kept per input shape; Conv2D (Conv1D on height-1 views) one
+``_C.conv2d`` with bias and activation fused; pooling, Flatten and Dropout one call or a
+view; LayerNormalization the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or
+out) a projection GEMM and the native time loop; a TransformerEncoder block a dozen bare
+calls (packed QKV GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues,
+layer norms); MultiHeadAttention in a functional graph (no mask) the same attention
+calls; Add/Multiply/Concatenate one NumPy call; BatchNormalization (inference, last
+axis) its own arithmetic on the live moving statistics; a standalone Activation its
+native kernel. A Dense/Conv2D with a linear activation followed by an ``Activation``
+layer runs as one fused call. A plan whose steps are all prepared and form a chain runs,
+per input shape, as a recorded program: a flat list of ``(fn, args)`` calls with their
+buffers, replayed with no per-layer checks (run_array checked the input). Layers without
+a prepared form run their ordinary ``__call__`` (under no_grad, ``training=False``), so
+custom layers and subclasses keep their overrides. Nothing records autograd, and no per-
+layer Python dispatch runs beyond the step call.
 
 Staleness is the danger of any such cache, so a plan checks before every run that
  - the backend is still native,
@@ -169,8 +169,9 @@ class Plan:
 
     def _fusable_activation(self, layer, nxt):
         from ..functional.activation import linear
-        from ..layers import Activation, Conv2D, Dense
-        if nxt is None or not _exact(nxt, Activation) or not (_exact(layer, Dense) or _exact(layer, Conv2D)):
+        from ..layers import Activation, Conv1D, Conv2D, Dense
+        if nxt is None or not _exact(nxt, Activation) or \
+                not (_exact(layer, Dense) or _exact(layer, Conv2D) or _exact(layer, Conv1D)):
             return False
         return layer.activation is linear and _activation(nxt.activation)[2] is None
 
@@ -200,9 +201,10 @@ class Plan:
         self.output_slots = [slots[id(t)] for t in graph.outputs]
 
     def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
-        from ..layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Multiply, Dropout, Flatten, GlobalAveragePooling1D,
-                              GlobalAveragePooling2D, GRU, LayerNormalization, LSTM, MaxPooling2D,
-                              MultiHeadAttention, SimpleRNN, TransformerEncoder)
+        from ..layers import (GRU, LSTM, Activation, Add, AveragePooling2D, BatchNormalization, Concatenate,
+                              Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
+                              GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, MultiHeadAttention,
+                              Multiply, SimpleRNN, TransformerEncoder)
         # The prepared steps are channels_last (NHWC) calls: a layer given
         # data_format="channels_first" runs its own call (which transposes around them).
         channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
@@ -218,7 +220,7 @@ class Plan:
             i = in_slots[0]
             if _exact(layer, Dense) and layer.dtype == _F32:
                 return self._dense(layer, i, out, fuse)
-            if _exact(layer, Conv2D) and layer.dtype == _F32:
+            if (_exact(layer, Conv2D) or _exact(layer, Conv1D)) and layer.dtype == _F32:
                 return self._conv2d(layer, i, out, fuse)
             if (_exact(layer, MaxPooling2D) or _exact(layer, AveragePooling2D)) and layer.dtype == _F32:
                 return self._pool2d(layer, i, out)
@@ -314,18 +316,31 @@ class Plan:
         kernel = layer.kernel.data
         bias = None if layer.bias is None else layer.bias.data
         strides, padding, dilation = tuple(layer.strides), layer.padding, tuple(layer.dilation_rate)
-        channels = layer.input_channels
+        channels, rank = layer.input_channels, layer.rank
         conv = self._C.conv2d
+        if rank == 1:
+            # Conv1D as F.conv1d runs it: the 2-D kernel on height-1 views (no copies).
+            kernel = kernel.reshape((1,) + kernel.shape)
+            strides, dilation = (1,) + strides, (1,) + dilation
+            conv2d = conv
+
+            def conv(x, *args):
+                n, t, c = x.shape
+                y = conv2d(x.reshape(n, 1, t, c), *args)
+                return y.reshape(n, y.shape[2], y.shape[3])
+
+        def ok(x):
+            return x.dtype == _F32 and x.ndim == rank + 2 and x.shape[-1] == channels
 
         def step(env, bufs):
             x = env[i]
-            if x.dtype != _F32 or x.ndim != 4 or x.shape[-1] != channels:
+            if not ok(x):
                 raise _Fallback
             y = conv(x, kernel, bias, strides, padding, dilation, act, alpha)
             env[out] = y if after is None else after(y)
 
         def spec(x, last):
-            if x.dtype != _F32 or x.ndim != 4 or x.shape[-1] != channels:
+            if not ok(x):
                 return None
             calls = [(conv, (kernel, bias, strides, padding, dilation, act, alpha))]
             return (calls if after is None else calls + [(after, ())]), True

@@ -712,3 +712,14 @@ def test_conv1d_runs_prepared_on_height_one_views(batch):
     with pynn.use_backend("numpy"):
         want = reference(model, x)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, transformer, bn_cnn])
+def test_strided_and_fortran_inputs_give_the_contiguous_result(build):
+    """Inputs that are reversed, sliced or Fortran-ordered views: the plan (and a program
+    recorded for a contiguous input of the same shape) gives the contiguous input's result."""
+    model = build()
+    x = inputs_for(model, 8, seed=3)
+    for view in (np.ascontiguousarray(x[::2]), x[::2], x[::-2], np.asfortranarray(x[::2])):
+        np.testing.assert_allclose(model.predict_on_batch(view), reference(model, np.ascontiguousarray(view)),
+                                   rtol=1e-5, atol=1e-6)

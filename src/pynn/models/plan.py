@@ -317,17 +317,19 @@ class Plan:
         bias = None if layer.bias is None else layer.bias.data
         strides, padding, dilation = tuple(layer.strides), layer.padding, tuple(layer.dilation_rate)
         channels, rank = layer.input_channels, layer.rank
-        conv = self._C.conv2d
+        conv2d = self._C.conv2d
         if rank == 1:
             # Conv1D as F.conv1d runs it: the 2-D kernel on height-1 views (no copies).
             kernel = kernel.reshape((1,) + kernel.shape)
             strides, dilation = (1,) + strides, (1,) + dilation
-            conv2d = conv
 
             def conv(x, *args):
                 n, t, c = x.shape
-                y = conv2d(x.reshape(n, 1, t, c), *args)
+                y = conv2d(np.ascontiguousarray(x).reshape(n, 1, t, c), *args)
                 return y.reshape(n, y.shape[2], y.shape[3])
+        else:
+            def conv(x, *args):   # the kernel takes C-contiguous input (a no-op when it is)
+                return conv2d(np.ascontiguousarray(x), *args)
 
         def ok(x):
             return x.dtype == _F32 and x.ndim == rank + 2 and x.shape[-1] == channels
@@ -356,16 +358,19 @@ class Plan:
     def _simple(self, layer, i, out, fn, args):
         ndim = 4
 
+        def call(x, *a):   # the kernels take C-contiguous input (a no-op when it is)
+            return fn(np.ascontiguousarray(x), *a)
+
         def step(env, bufs):
             x = env[i]
             if x.dtype != _F32 or x.ndim != ndim:
                 raise _Fallback
-            env[out] = fn(x, *args)
+            env[out] = call(x, *args)
 
         def spec(x, last):
             if x.dtype != _F32 or x.ndim != ndim:
                 return None
-            return [(fn, tuple(args))], True
+            return [(call, tuple(args))], True
         self._add(step, layer, spec, i, out)
 
     def _flatten(self, layer, i, out):

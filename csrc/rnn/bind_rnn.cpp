@@ -80,7 +80,7 @@ py::tuple simple_rnn_backward(py::handle dhsh, py::handle h0h, py::handle hsh, p
 }
 
 py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handle uh, py::handle mh,
-                       const std::string& act, const std::string& ract, py::handle rmh) {
+                       const std::string& act, const std::string& ract, py::handle rmh, bool save_gates) {
   const char* op = "lstm";
   py::array xw = xw_arg(op, xwh, 4, "(N, T, 4U)");
   const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 4;
@@ -89,9 +89,13 @@ py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handl
   const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
   const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
   const float* rmask = rmask_arg(op, rmh, n, 4 * u, &rk);
-  py::array hs = empty({n, t, u}), cs = empty({n, t, u}), gates = empty({n, t, 4 * u});
-  float *p1 = mptr(hs), *p2 = mptr(cs), *p3 = mptr(gates);
+  // Without save_gates (inference) the fused loop skips the (N, T, 4U) store;
+  // the per-step loop of recurrent dropout (training only) always writes them.
+  const bool gates_buf = save_gates || rmask;
+  py::array hs = empty({n, t, u}), cs = empty({n, t, u}), gates = gates_buf ? empty({n, t, 4 * u}) : empty({0});
+  float *p1 = mptr(hs), *p2 = mptr(cs), *p3 = gates_buf ? mptr(gates) : nullptr;
   nogil([&] { ::pynn::lstm_forward(cptr(xw), cptr(h0), cptr(c0), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3); });
+  if (!save_gates) return py::make_tuple(hs, cs, py::none());
   return py::make_tuple(hs, cs, gates);
 }
 
@@ -164,7 +168,8 @@ void bind_rnn(py::module_& m) {
         "SimpleRNN BPTT: returns (dxw, dh0, drecurrent_kernel).");
   m.def("lstm_forward", &lstm_forward, py::arg("xw"), py::arg("h0"), py::arg("c0"), py::arg("recurrent_kernel"),
         py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"),
-        "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates).");
+        py::arg("save_gates") = true,
+        "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates); gates None without save_gates.");
   m.def("lstm_backward", &lstm_backward, py::arg("dhs"), py::arg("dc_last"), py::arg("h0"), py::arg("c0"),
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"),

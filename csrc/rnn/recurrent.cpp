@@ -344,11 +344,16 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
       float* rc = rec.data() + 4 * u0;
       sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(4 * u0), panel_hi(4 * u0, 4 * w), 0.f, rc, g4, 1,
                           nullptr, Act::Linear, 0.f);
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
-        rnn::lstm_fwd(act, ract, w, xw + og, units, rc + r * g4, w, cp + r * rs_hp + u0, hp + r * rs_hp + u0,
-                      keep(mask, r, t_len, t), gates + og, units, cs + o, hs + o);
-      }
+      const int64_t o = t * units + u0, og = t * g4 + u0;
+      rnn::lstm_fwd_block(act, ract,
+                          {n, w, xw + og, rs_g, units, rc, g4, w, cp + u0, rs_hp, gates ? gates + og : nullptr, rs_g,
+                           units, cs + o, rs, hs + o, rs});
+      if (mask)  // a masked step keeps the previous state
+        for (int64_t r = 0; r < n; ++r)
+          if (!keep(mask, r, t_len, t)) {
+            std::memcpy(cs + r * rs + o, cp + r * rs_hp + u0, sizeof(float) * w);
+            std::memcpy(hs + r * rs + o, hp + r * rs_hp + u0, sizeof(float) * w);
+          }
       });
     }
   }
@@ -390,7 +395,14 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
       if (t < 0) return;  // this chunk is done (return leaves err.run's lambda: the next chunk follows)
       const float* cp = t ? cs + (t - 1) * units : c0;
       const int64_t rs_hp = t ? rs : units;
-      for (int64_t r = 0; r < n; ++r) {
+      if (!mask) {
+        const int64_t o = t * units + u0, og = t * g4 + u0;
+        rnn::lstm_bwd_block(act, ract,
+                            {n, w, gates + og, rs_g, units, cs + o, rs, cp + u0, rs_hp, dhs + o, rs, dh + u0, units,
+                             dc + u0, units, dxw + og, rs_g, units});
+        return;
+      }
+      for (int64_t r = 0; r < n; ++r) {  // masked rows pass dh and dc through: the per-row pass
         const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
         rnn::lstm_bwd(act, ract, w, gates + og, units, cs + o, cp + r * rs_hp + u0, dhs + o, keep(mask, r, t_len, t),
                       dh + r * units + u0, dc + r * units + u0, dxw + og, units);

@@ -7,7 +7,7 @@ kernel and one GEMM for each of dx and dW. Keras weight layouts.
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from .registry import register
 
 
@@ -70,8 +70,11 @@ class LSTMOp(Function):
         self.x, self.mask = _prepare(x, mask, go_backwards)
         self.kernel, self.recurrent_kernel, self.h0, self.c0 = kernel, recurrent_kernel, h0, c0
         xw = _project(self.x, kernel, bias)
+        # Nothing to differentiate (inference, predict_on_batch, no_grad): the
+        # kernel skips saving the activated gates for the BPTT.
+        save = is_grad_enabled() and any(self.needs_input_grad)
         self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts,
-                                                 recurrent_mask=recurrent_mask)
+                                                 recurrent_mask=recurrent_mask, save_gates=save)
         return np.concatenate([self.hs, self.cs[:, -1:]], axis=1)
 
     def backward(self, g):

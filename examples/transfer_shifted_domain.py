@@ -33,25 +33,9 @@ import time
 import numpy as np
 
 import pynn
-from pynn import datasets, layers, optimizers
-
-
-def feature_extractor():
-    """Conv-Pool-Conv-Pool-Flatten: 8x8x1 -> 256 features (as transfer_learning.py)."""
-    return pynn.Sequential([
-        layers.Input((8, 8, 1)),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dropout(0.3),
-    ], name="features")
-
-
-def with_head(features, classes=10):
-    inp = pynn.Input((8, 8, 1))
-    return pynn.Model(inp, layers.Dense(classes, activation="softmax", name="head")(features(inp)))
+from pynn import datasets, optimizers
+# The same extractor, head and few-shot draw as the clean-domain demo: one home for the model.
+from transfer_learning import feature_extractor, few_shot, with_head
 
 
 def shift_domain(x, seed, noise=0.25):
@@ -74,12 +58,6 @@ def shift_domain(x, seed, noise=0.25):
     out *= r.uniform(0.6, 1.0, size=(len(x), 1, 1, 1)).astype(x.dtype)
     out += r.normal(0.0, noise, size=x.shape).astype(x.dtype)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def few_shot(x, y, per_class, seed):
-    r = np.random.default_rng(seed)
-    idx = np.concatenate([r.choice(np.flatnonzero(y == c), per_class, replace=False) for c in np.unique(y)])
-    return x[idx], y[idx]
 
 
 def fit_tracking(model, x, y, xt, yt, lr, epochs, every):
@@ -109,7 +87,7 @@ def main(shots=(1, 3, 10), draws=10, epochs=150, every=5, target=None, pretrain_
     t0 = time.time()
     pynn.set_seed(0)
     features = feature_extractor()
-    pre = with_head(features)
+    pre = with_head(features, 10)
     pre.compile(optimizer=optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     pre.fit(x_src, y, epochs=pretrain_epochs, batch_size=32, verbose=0)
     if verbose:
@@ -131,7 +109,7 @@ def main(shots=(1, 3, 10), draws=10, epochs=150, every=5, target=None, pretrain_
                 if transfer:
                     feats.set_weights(pretrained)
                 feats.trainable = not frozen
-                model = with_head(feats)
+                model = with_head(feats, 10)
                 if transfer and not frozen:        # fine-tuning keeps the source head (same ten classes)
                     model.get_layer("head").set_weights(pretrained_head)
                 curve = fit_tracking(model, xf, yf, x_tgt_test, yt, lr, epochs, every)

@@ -134,3 +134,24 @@ def test_lstm_layer_saves_gates_only_when_a_gradient_can_be_asked_for(monkeypatc
     np.testing.assert_array_equal(y_inf, y_train.data)
     np.testing.assert_allclose(y_pred, y_train.data, rtol=1e-6, atol=1e-7)
     assert layer.recurrent_kernel.grad is not None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("u,masked,rdrop", [(72, False, False), (13, True, False), (20, False, True)])
+def test_lstm_grad_bias_gradient_is_the_sum_of_dxw(backend, u, masked, rdrop):
+    """bias_grad=True adds Σ_{n,t} dxw (native: one more row of the dU GEMM, or a column sum
+    under recurrent dropout) without changing the other outputs."""
+    xw, h0, c0, rk = _lstm_case(n=10, t=6, u=u, seed=9)
+    r = np.random.default_rng(10)
+    mask = (np.arange(6)[None, :] < r.integers(1, 7, 10)[:, None]) if masked else None
+    rmask = (r.random((10, 4 * u)) < 0.7).astype(np.float32) / np.float32(0.7) if rdrop else None
+    dhs, dcl = _f32(r, 10, 6, u), _f32(r, 10, u)
+    with pynn.use_backend(backend):
+        be = pynn.backend.current()
+        hs, cs, gates = be.lstm(xw, h0, c0, rk, mask, recurrent_mask=rmask)
+        plain = be.lstm_grad(dhs, dcl, h0, c0, hs, cs, gates, rk, mask, recurrent_mask=rmask)
+        with_b = be.lstm_grad(dhs, dcl, h0, c0, hs, cs, gates, rk, mask, recurrent_mask=rmask, bias_grad=True)
+    assert len(plain) == 4 and len(with_b) == 5
+    for a, b in zip(plain, with_b):
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_allclose(with_b[4], plain[0].sum(axis=(0, 1), dtype=np.float64), rtol=1e-5, atol=1e-5)

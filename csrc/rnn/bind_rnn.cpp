@@ -1,6 +1,8 @@
 // Bindings of the recurrent layers' time loops (csrc/rnn/): SimpleRNN, LSTM and
 // GRU (reset_after), forward and BPTT. Activations: those whose gradient is read
 // off their output (act_from_output), since the backward sees only saved gates.
+#include <algorithm>
+
 #include "common/binding.h"
 #include "rnn/recurrent.h"
 
@@ -101,7 +103,7 @@ py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handl
 
 py::tuple lstm_backward(py::handle dhsh, py::handle dch, py::handle h0h, py::handle c0h, py::handle hsh,
                         py::handle csh, py::handle gh, py::handle uh, py::handle mh, const std::string& act,
-                        const std::string& ract, py::handle rmh) {
+                        const std::string& ract, py::handle rmh, bool bias_grad) {
   const char* op = "lstm_grad";
   py::array hs = hs_arg(op, hsh);
   const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
@@ -113,11 +115,14 @@ py::tuple lstm_backward(py::handle dhsh, py::handle dch, py::handle h0h, py::han
   const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
   const float* rmask = rmask_arg(op, rmh, n, 4 * u, &rk);
   py::array dxw = empty({n, t, 4 * u}), dh0 = empty({n, u}), dc0 = empty({n, u}), du = empty({u, 4 * u});
-  float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(dc0), *p4 = mptr(du);
+  py::array db = empty({bias_grad ? 4 * u : 0});
+  float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(dc0), *p4 = mptr(du), *p5 = bias_grad ? mptr(db) : nullptr;
+  if (p5 && u > 0 && (n == 0 || t == 0)) std::fill(p5, p5 + 4 * u, 0.f);  // an empty sum (the kernel returns early)
   nogil([&] {
     ::pynn::lstm_backward(cptr(dhs), cptr(dc), cptr(h0), cptr(c0), cptr(hs), cptr(cs), cptr(gates), cptr(uk), mask,
-                          rmask, n, t, u, a, ra, p1, p2, p3, p4);
+                          rmask, n, t, u, a, ra, p1, p2, p3, p4, p5);
   });
+  if (bias_grad) return py::make_tuple(dxw, dh0, dc0, du, db);
   return py::make_tuple(dxw, dh0, dc0, du);
 }
 
@@ -172,8 +177,8 @@ void bind_rnn(py::module_& m) {
         "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates); gates None without save_gates.");
   m.def("lstm_backward", &lstm_backward, py::arg("dhs"), py::arg("dc_last"), py::arg("h0"), py::arg("c0"),
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
-        py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"),
-        "LSTM BPTT: returns (dxw, dh0, dc0, drecurrent_kernel).");
+        py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"), py::arg("bias_grad") = false,
+        "LSTM BPTT: returns (dxw, dh0, dc0, drecurrent_kernel), and dbias = dxw.sum((0, 1)) last with bias_grad.");
   m.def("gru_forward", &gru_forward, py::arg("xw"), py::arg("h0"), py::arg("recurrent_kernel"),
         py::arg("recurrent_bias"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"),
         py::arg("recurrent_mask"), "GRU time loop (reset_after, gates z, r, h): xw (N, T, 3U) -> (hs, saved).");

@@ -103,10 +103,16 @@ void rec_backward_h(int64_t n, int64_t units, int64_t g, const float* dz, int64_
 // dU (U x G·U) = Σ_t h_{t-1}ᵀ dz_t as one GEMM with K = N·T: the inputs of every
 // step, [h0, h_1 .. h_{T-2}] per sample, are gathered into rows matching dz's
 // (N·T, G·U) rows (with recurrent dropout, gate block k's copy is masked by m_k).
+// db (G·U floats, or null): Σ over all N·T rows of dz, the input bias's gradient.
+// Without recurrent dropout it is one more row of the same GEMM -- a column of
+// ones beside the gathered h (U+1 rows of output fill the same 6-row tiles as U
+// for U = 128) -- instead of another pass over the (N, T, G·U) gradient.
 void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const float* h0, const float* hs,
-                    const float* dz, const float* rmask, float* du) {
-  if (units == 0) return;  // du is empty
-  const int64_t gu = g * units, rows_nt = n * t_len, w = rmask ? gu : units;
+                    const float* dz, const float* rmask, float* du, float* db = nullptr) {
+  const int64_t gu = g * units, rows_nt = n * t_len;
+  if (units == 0) return;  // du and db are empty
+  const bool ones = db && !rmask;
+  const int64_t w = rmask ? gu : units + (ones ? 1 : 0);
   std::vector<float> hp(static_cast<size_t>(rows_nt * w));
   rows(n, t_len * w, [&](int64_t r) {
     for (int64_t t = 0; t < t_len; ++t) {
@@ -114,15 +120,31 @@ void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const fl
       float* dst = hp.data() + (r * t_len + t) * w;
       if (!rmask) {
         std::memcpy(dst, src, sizeof(float) * units);
+        if (ones) dst[units] = 1.f;
         continue;
       }
       for (int64_t k = 0; k < g; ++k)
         for (int64_t j = 0; j < units; ++j) dst[k * units + j] = src[j] * rmask[r * gu + k * units + j];
     }
   });
-  if (!rmask) return sgemm_split_k(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
-  for (int64_t k = 0; k < g; ++k) sgemm_split_k(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu,
-                                              du + k * units, gu);
+  if (ones) {
+    std::vector<float> dub(static_cast<size_t>((units + 1) * gu));
+    sgemm_split_k(units + 1, gu, rows_nt, hp.data(), w, dz, gu, dub.data(), gu);
+    std::memcpy(du, dub.data(), sizeof(float) * units * gu);
+    std::memcpy(db, dub.data() + units * gu, sizeof(float) * gu);
+    return;
+  }
+  if (!rmask) {
+    sgemm_split_k(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
+  } else {
+    for (int64_t k = 0; k < g; ++k)
+      sgemm_split_k(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu, du + k * units, gu);
+  }
+  if (db) {  // recurrent dropout (training's per-step path): a plain column sum
+    std::memset(db, 0, sizeof(float) * gu);
+    for (int64_t row = 0; row < rows_nt; ++row)
+      for (int64_t j = 0; j < gu; ++j) db[j] += dz[row * gu + j];
+  }
 }
 
 }  // namespace
@@ -192,7 +214,7 @@ static void lstm_forward_per_step(const float* xw, const float* h0, const float*
 static void lstm_backward_per_step(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
-                   float* du) {
+                   float* du, float* db) {
   if (units <= 0) return;  // every output is empty
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   std::vector<float> dh(n * units, 0.f), dc(dc_last, dc_last + n * units), tmp(n * units);
@@ -213,7 +235,7 @@ static void lstm_backward_per_step(const float* dhs, const float* dc_last, const
       std::memcpy(&dh[r * units], &tmp[r * units], sizeof(float) * units);
     });
   }
-  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, rmask, du);
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, rmask, du, db);
   std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
   std::copy(dc.begin(), dc.end(), dc0);
 }
@@ -391,11 +413,11 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
-                   float* du) {
+                   float* du, float* db) {
   if (units <= 0) return;  // every output is empty
   if (rmask)
     return lstm_backward_per_step(dhs, dc_last, h0, c0, hs, cs, gates, u, mask, rmask, n, t_len, units, act, ract,
-                                  dxw, dh0, dc0, du);
+                                  dxw, dh0, dc0, du, db);
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   const Chunks ch = make_chunks(n, units, 4);
   const PackedB ut(g4, units, u, 1, g4);  // Uᵀ, packed once for all steps
@@ -432,7 +454,7 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
                     dh + r * units + u0, dc + r * units + u0, dxw + og, units);
     }
   });
-  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du);
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db);
 }
 
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,

@@ -24,7 +24,8 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
                   int64_t t, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates);
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask, int64_t n, int64_t t,
-                   int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du);
+                   int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du,
+                   float* db = nullptr);  // db (4U) or null: Σ_{n,t} dxw, the input bias's gradient
 
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask, const float* rmask, int64_t n,
                  int64_t t, int64_t units, Act act, Act ract, float* hs, float* saved);

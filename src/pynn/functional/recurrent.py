@@ -80,13 +80,14 @@ class LSTMOp(Function):
     def backward(self, g):
         need = self.needs_input_grad
         steps = self.hs.shape[1]
-        dxw, dh0, dc0, dU = _B().lstm_grad(np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps]),
-                                           self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,
-                                           self.mask, *self.acts, recurrent_mask=self.rmask)
+        # The bias gradient Σ dxw comes out of the kernel (native: one more row of its dU GEMM).
+        dxw, dh0, dc0, dU, db = _B().lstm_grad(np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps]),
+                                               self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,
+                                               self.mask, *self.acts, recurrent_mask=self.rmask, bias_grad=True)
         dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
         if dx is not None and self.go_backwards:
             dx = dx[:, ::-1]
-        return dx, dk, dU, dxw.sum(axis=(0, 1)), dh0, dc0
+        return dx, dk, dU, db, dh0, dc0
 
 
 @register("gru")

@@ -154,8 +154,9 @@ def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_a
 
 
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
-              recurrent_activation="sigmoid", recurrent_mask=None):
-    """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel)."""
+              recurrent_activation="sigmoid", recurrent_mask=None, bias_grad=False):
+    """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel), and with
+    ``bias_grad`` also the input bias's gradient dxw.sum((0, 1)) last."""
     n, steps, u, dxw, dU, dh = _bptt_buffers("lstm_grad", dhs, h0, hs, recurrent_kernel, 4)
     act, dact = _act(activation)
     _, dract = _act(recurrent_activation)
@@ -179,6 +180,8 @@ def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, 
         if keep is not None:  # a masked step passed its state through unchanged
             dh_prev, dc_prev = np.where(keep, dh_prev, dh), np.where(keep, dc_prev, dc)
         dh, dc = dh_prev, dc_prev
+    if bias_grad:
+        return dxw, dh, dc, dU, dxw.sum(axis=(0, 1))
     return dxw, dh, dc, dU
 
 

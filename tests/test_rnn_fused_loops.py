@@ -155,3 +155,24 @@ def test_lstm_grad_bias_gradient_is_the_sum_of_dxw(backend, u, masked, rdrop):
     for a, b in zip(plain, with_b):
         np.testing.assert_array_equal(b, a)
     np.testing.assert_allclose(with_b[4], plain[0].sum(axis=(0, 1), dtype=np.float64), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_lstm_gates_stored_over_a_scratch_xw_are_the_same(backend, act):
+    """xw_scratch=True lets the gates overwrite xw (native: the AVX2 pass of the default
+    activations; other activations keep a separate buffer); every output is unchanged."""
+    xw, h0, c0, rk = _lstm_case(n=7, t=5, u=20, seed=11)
+    mask = np.arange(5)[None, :] < np.array([5, 3, 1, 5, 2, 4, 5])[:, None]
+    with pynn.use_backend(backend):
+        be = pynn.backend.current()
+        want = be.lstm(xw, h0, c0, rk, mask, act)
+        scratch = xw.copy()
+        got = be.lstm(scratch, h0, c0, rk, mask, act, xw_scratch=True)
+        ro = xw.copy()
+        ro.flags.writeable = False
+        kept = be.lstm(ro, h0, c0, rk, mask, act, xw_scratch=True)
+    for a, b, c in zip(want, got, kept):
+        np.testing.assert_array_equal(b, a)
+        np.testing.assert_array_equal(c, a)
+    np.testing.assert_array_equal(ro, xw)  # a read-only xw is never written

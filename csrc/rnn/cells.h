@@ -67,6 +67,11 @@ struct LstmBwdBlock {
 };
 void lstm_fwd_block(Act a, Act ra, const LstmFwdBlock& b);
 void lstm_bwd_block(Act a, Act ra, const LstmBwdBlock& b);
+// Whether lstm_fwd_block may store the gates over xw (b.gates == b.xw, same
+// strides): true where the hand-written AVX2 pass runs, which loads a vector's
+// four pre-activations before it stores any gate; the auto-vectorised loops
+// take __restrict pointers and must not alias.
+bool lstm_fwd_block_in_place_ok(Act a, Act ra);
 
 // The per-ISA loops (cells_impl.h), kept rows only.
 PYNN_ISA_DECLARE(

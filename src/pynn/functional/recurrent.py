@@ -73,8 +73,9 @@ class LSTMOp(Function):
         # Nothing to differentiate (inference, predict_on_batch, no_grad): the
         # kernel skips saving the activated gates for the BPTT.
         save = is_grad_enabled() and any(self.needs_input_grad)
+        # xw is this call's own temporary: the gates may be stored over it.
         self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts,
-                                                 recurrent_mask=recurrent_mask, save_gates=save)
+                                                 recurrent_mask=recurrent_mask, save_gates=save, xw_scratch=True)
         return np.concatenate([self.hs, self.cs[:, -1:]], axis=1)
 
     def backward(self, g):

@@ -50,12 +50,12 @@ def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="ta
 
 
 def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
-         recurrent_mask=None, save_gates=True):
+         recurrent_mask=None, save_gates=True, xw_scratch=False):
     if not _ok((xw, h0, c0, recurrent_kernel) + _opt(recurrent_mask), activation, recurrent_activation):
         return _ref.lstm(xw, h0, c0, recurrent_kernel, mask, activation, recurrent_activation, recurrent_mask,
-                         save_gates)
+                         save_gates, xw_scratch)
     return _C.lstm_forward(_c(xw), _c(h0), _c(c0), _c(recurrent_kernel), _mask(mask), activation,
-                           recurrent_activation, _rmask(recurrent_mask), bool(save_gates))
+                           recurrent_activation, _rmask(recurrent_mask), bool(save_gates), bool(xw_scratch))
 
 
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",

@@ -125,18 +125,20 @@ def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="ta
 
 # ---------------------------------------------------------------- LSTM
 def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
-         recurrent_mask=None, save_gates=True):
+         recurrent_mask=None, save_gates=True, xw_scratch=False):
     """i, f, c̃, o = σ(z_i), σ(z_f), tanh(z_c), σ(z_o) with z = xw_t + h_{t-1} U;
     c_t = f·c_{t-1} + i·c̃; h_t = o·tanh(c_t).
     Returns hs, cs (N, T, U) and the activated gates (N, T, 4U) for backward
-    (None with ``save_gates=False``: inference, nothing to differentiate)."""
+    (None with ``save_gates=False``: inference, nothing to differentiate).
+    ``xw_scratch``: the caller no longer needs xw, and the gates may be stored over it
+    (here they are, step by step, after each step has read its xw_t)."""
     act, _ = _act(activation)
     ract, _ = _act(recurrent_activation)
     n, steps, _ = xw.shape
     u = h0.shape[1]
     hs = np.empty((n, steps, u), xw.dtype)
     cs = np.empty_like(hs)
-    gates = np.empty((n, steps, 4 * u), xw.dtype) if save_gates else None
+    gates = (xw if xw_scratch and xw.flags.writeable else np.empty((n, steps, 4 * u), xw.dtype)) if save_gates else None
     h, c = h0, c0
     for t in range(steps):
         z = xw[:, t] + _recurrent(h, recurrent_kernel, recurrent_mask)

@@ -14,7 +14,8 @@ Micro rows: best of ``20 * --repeat`` short rounds, each a loop of 200 (50 for
 predict) calls: on a shared machine the minimum over many short rounds finds
 the quiet moments. The contenders alternate round by round so a burst of
 load on the shared machine hits both. ``--profile`` adds a cProfile of the
-plain add (the issue's starting point) and of one digits epoch.
+plain add (the issue's starting point) and of one digits epoch, and splits a
+digits step into the native kernels it calls and the Python around them.
 ``--cpu-time`` times with the process's CPU clock instead of the wall clock:
 with ``--threads 1`` it leaves out the time other processes hold the core,
 which on a busy shared machine moves the wall-clock ratios by 2x run to run.
@@ -118,6 +119,57 @@ def digits(repeat):
     return {"fit() epoch, digits MLP b32": (best["pynn"], best["torch"], "torch hand loop")}
 
 
+def digits_breakdown(repeat, epochs=8):
+    """Where a digits fit() step's time goes: the step (a 1-epoch fit over the training
+    set, per step) beside the native kernels that step calls, timed alone on the model's
+    own arrays (the same shapes, weights and optimizer state, after ``epochs`` epochs):
+    3 GEMM forwards, the softmax cross-entropy, 3 act_bias backwards, 5 GEMM backwards,
+    one Adam step. The difference is the Python-side cost per step. Also counts the
+    subnormal floats in Adam's first moment (they slow its kernel down several-fold)."""
+    from pynn import _C, layers
+    (x, y), _ = pynn.datasets.load_digits(flatten=True)
+    pynn.set_seed(0)
+    m = pynn.Sequential([layers.Input((64,)), layers.Dense(256, activation="relu"),
+                         layers.Dense(128, activation="relu"), layers.Dense(10)])
+    m.compile(optimizer=pynn.optimizers.Adam(1e-3),
+              loss=pynn.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    m.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
+    steps = -(-len(x) // 32)
+    W = [w.data for w in m.trainable_weights]
+    opt = m.optimizer
+    P = [w.copy() for w in W]
+    M, V = [a.copy() for a in opt._slots["m"]], [a.copy() for a in opt._slots["v"]]
+    xb, lb = x[:32], y[:32].astype(np.int64)
+
+    def kernels():
+        h1 = _C.gemm(xb, W[0], bias=W[1], activation="relu")
+        h2 = _C.gemm(h1, W[2], bias=W[3], activation="relu")
+        z = _C.gemm(h2, W[4], bias=W[5])
+        _, d = _C.softmax_xent_sparse(z, lb)
+        dz3, db3 = _C.act_bias_backward(z, d, "linear")
+        g3 = _C.gemm(h2.T, dz3)
+        g2 = _C.gemm(dz3, W[4].T)
+        dz2, db2 = _C.act_bias_backward(h2, g2, "relu")
+        k2 = _C.gemm(h1.T, dz2)
+        g1 = _C.gemm(dz2, W[2].T)
+        dz1, db1 = _C.act_bias_backward(h1, g1, "relu")
+        k1 = _C.gemm(xb.T, dz1)
+        return [k1, db1, k2, db2, g3, db3]
+    grads = kernels()
+
+    def adam():
+        _C.adam_step(P, grads, M, V, [], 1e-3, 0.9, 0.999, 1e-7, 100, 0.0, False, False)
+
+    def epoch():
+        m.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    t = per_call({"epoch": epoch}, number=1, repeat=2 * repeat)["epoch"] / steps
+    k = per_call({"kernels": kernels, "adam": adam}, number=50, repeat=repeat * 5)
+    tiny = np.finfo(np.float32).tiny
+    sub = sum(int(np.count_nonzero((a != 0) & (np.abs(a) < tiny))) for a in opt._slots["m"])
+    total = sum(a.size for a in opt._slots["m"])
+    return t, k["kernels"], k["adam"], sub, total
+
+
 def profile(fn, number, top=14):
     pr = cProfile.Profile()
     pr.enable()
@@ -174,6 +226,10 @@ def main(argv=None):
         ep()
         print("cProfile, one digits fit() epoch (tottime):")
         print(profile(ep, 1, top=25))
+        step, kern, adam, sub, total = digits_breakdown(args.repeat)
+        print(f"digits fit() step: {step * 1e6:.0f} us = kernels {kern * 1e6:.0f} us (GEMMs, cross-entropy, "
+              f"act_bias) + Adam step {adam * 1e6:.0f} us + Python side {(step - kern - adam) * 1e6:.0f} us; "
+              f"Adam's m holds {sub} subnormal floats of {total}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"core": core_name(), "rows": {k: {"pynn_s": v[0], "ref_s": v[1], "ref": v[2]}

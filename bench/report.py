@@ -163,6 +163,30 @@ def norm_rows(t, repeats):
         t.add(f"{op} fwd+bwd {shape}", 0, best_ms(make("native"), repeats), best_ms(make("numpy"), repeats), tor)
 
 
+def pool_rows(t, repeats):
+    """Max pooling as training runs it (forward keeping the argmax, then the backward from it),
+    on the CNN step's two pools; torch on the same memory viewed channels_last."""
+    for n, h, c in ((64, 26, 32), (64, 11, 64)):
+        x = np.maximum(R.standard_normal((n, h, h, c)), 0).astype(np.float32)
+
+        def make(mod):
+            def step():
+                y, idx = mod.max_pool2d_argmax(x, (2, 2), None, "valid")
+                mod.max_pool2d_backward_argmax(idx, y, x.shape, (2, 2), None, "valid")
+            return step
+        tor = None
+        if torch is not None:
+            tx = torch.from_numpy(x).permute(0, 3, 1, 2)   # NCHW view of NHWC memory: channels_last
+
+            def step():
+                xt = tx.detach().requires_grad_(True)
+                y = torch.nn.functional.max_pool2d(xt, 2)
+                y.backward(y.detach())
+            tor = best_ms(step, repeats)
+        t.add(f"max_pool2d 2x2 fwd+bwd N{n} {h}x{h}x{c}", 0, best_ms(make(pynn.backend.native_backend), repeats),
+              best_ms(make(pynn.backend.numpy_backend), max(2, repeats // 3)), tor)
+
+
 def ctc_row(t, repeats):
     n, steps, c, s = 32, 100, 28, 20
     logits = R.standard_normal((n, steps, c)).astype(np.float32)
@@ -302,7 +326,7 @@ def importable(name):
 
 # Row groups in table order (--only picks some).
 GROUPS = {"gemm": gemm_rows, "dense": dense_fused_row, "elementwise": elementwise_rows,
-          "softmax_xent": softmax_xent_row, "norm": norm_rows, "ctc": ctc_row, "conv": conv_rows,
+          "softmax_xent": softmax_xent_row, "norm": norm_rows, "pool": pool_rows, "ctc": ctc_row, "conv": conv_rows,
           "recurrent": recurrent_rows, "attention": attention_row, "adam": adam_row, "mlp_step": mlp_step_row,
           "digits_epoch": digits_epoch_row}
 

@@ -6,10 +6,9 @@ channels not a multiple of 16, strides 2 and 3, dilation, 'same' and 'valid', K 
 of 6 (the weight gradient's 6-row tiles), and a window wider than the image. Checked against
 the numpy reference in float64, against the im2col + GEMM path they replace (PYNN_CONV_IGEMM=0),
 and at 1, 2, 3, 4, 7 and 8 threads. conv2d_paths pins which kernel each shape reaches."""
-import os
-
 import numpy as np
 import pytest
+from conv_reference import conv_case, im2col_path
 
 import pynn
 from pynn import backend
@@ -33,18 +32,7 @@ SHAPES = [
 
 
 def _case(x_shape, k, cout):
-    x = R.standard_normal(x_shape).astype(np.float32)
-    w = (R.standard_normal(k + (x_shape[3], cout)) / np.sqrt(k[0] * k[1] * x_shape[3])).astype(np.float32)
-    b = R.standard_normal(cout).astype(np.float32)
-    return x, w, b
-
-
-def _im2col_path(fn):
-    os.environ["PYNN_CONV_IGEMM"] = "0"
-    try:
-        return fn()
-    finally:
-        del os.environ["PYNN_CONV_IGEMM"]
+    return conv_case(R, x_shape, k, cout)
 
 
 def _avx2():
@@ -68,9 +56,10 @@ def test_wider_inputs_and_pointwise_keep_their_kernels():
     # 5 channels with side padding: runs of 5 floats, below the implicit GEMM's minimum
     assert _C.conv2d_paths((2, 9, 9, 5), (3, 3, 5, 8), (1, 1), "same") == {"forward": "im2col",
                                                                           "kernel_grad": "im2col"}
-    assert _C.conv2d_paths((2, 9, 9, 16), (3, 3, 16, 8)) == {"forward": "implicit_gemm", "kernel_grad": "im2col"}
+    assert _C.conv2d_paths((2, 9, 9, 16), (3, 3, 16, 8)) == {"forward": "implicit_gemm",
+                                                             "kernel_grad": "implicit_gemm"}
     assert _C.conv2d_paths((2, 9, 9, 1), (1, 1, 1, 8)) == {"forward": "pointwise", "kernel_grad": "pointwise"}
-    assert _im2col_path(lambda: _C.conv2d_paths((2, 9, 9, 1), (3, 3, 1, 8))) == {"forward": "im2col",
+    assert im2col_path(lambda: _C.conv2d_paths((2, 9, 9, 1), (3, 3, 1, 8))) == {"forward": "im2col",
                                                                                  "kernel_grad": "im2col"}
 
 
@@ -85,7 +74,7 @@ def test_small_channel_forward_matches_float64_reference_and_im2col(x_shape, k, 
     ref = {"linear": ref, "relu": np.maximum(ref, 0), "tanh": np.tanh(ref)}[activation]
     y = _C.conv2d(x, w, b, strides, padding, dilation, activation)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
-    y_old = _im2col_path(lambda: _C.conv2d(x, w, b, strides, padding, dilation, activation))
+    y_old = im2col_path(lambda: _C.conv2d(x, w, b, strides, padding, dilation, activation))
     np.testing.assert_allclose(y, y_old, rtol=1e-5, atol=1e-5)
     y_nob = _C.conv2d(x, w, None, strides, padding, dilation)
     np.testing.assert_allclose(y_nob, Ref.conv2d(x, w, None, strides, padding, dilation), rtol=1e-4, atol=1e-5)
@@ -103,7 +92,7 @@ def test_small_channel_weight_gradient_matches_float64_reference_and_im2col(x_sh
     dw = _C.conv2d_backward_kernel(x, dy, w.shape, strides, padding, dilation)
     scale = np.abs(ref).max()
     np.testing.assert_allclose(dw, ref, rtol=1e-4, atol=1e-5 * scale)
-    dw_old = _im2col_path(lambda: _C.conv2d_backward_kernel(x, dy, w.shape, strides, padding, dilation))
+    dw_old = im2col_path(lambda: _C.conv2d_backward_kernel(x, dy, w.shape, strides, padding, dilation))
     np.testing.assert_allclose(dw, dw_old, rtol=1e-4, atol=1e-5 * scale)
 
 

@@ -29,7 +29,10 @@ def bits_equal(ours, theirs):
     np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+THREAD_COUNTS = [1, 2, 3, 4, 7, 8]  # odd counts and more threads than the 2 cores: same results, same routes
+
+
+@pytest.fixture(params=THREAD_COUNTS, ids=[f"{n}threads" for n in THREAD_COUNTS])
 def threads(request):
     before = pynn.get_num_threads()
     pynn.set_num_threads(request.param)
@@ -69,20 +72,35 @@ def test_reductions_are_numpys_bit_for_bit(name, dtype, keepdims, threads, calls
     assert calls["np_reduce"] > 0
 
 
-def test_small_reductions_take_the_native_kernel_at_one_thread(calls):
-    before = pynn.get_num_threads()
-    pynn.set_num_threads(1)
-    try:
-        x = data((32, 10), np.float32)
-        for f, kw in ((ops.sum, {"axis": 0}), (ops.sum, {"axis": 1, "keepdims": True}), (ops.mean, {}),
-                      (ops.max, {"axis": 1, "keepdims": True}), (ops.min, {"axis": -1})):
-            f(x, **kw)
-        assert calls["np_reduce"] == 5
-        big = data((D.REDUCE_1T_MAX_SIZE + 1,), np.float32)  # NumPy's AVX-512 loop ties there on one thread
-        bits_equal(ops.sum(big), np.sum(big))
-        assert calls["np_reduce"] == 5
-    finally:
-        pynn.set_num_threads(before)
+def test_small_reductions_take_the_native_kernel(threads, calls):
+    x = data((32, 10), np.float32)
+    for f, kw in ((ops.sum, {"axis": 0}), (ops.sum, {"axis": 1, "keepdims": True}), (ops.mean, {}),
+                  (ops.max, {"axis": 1, "keepdims": True}), (ops.min, {"axis": -1})):
+        f(x, **kw)
+    assert calls["np_reduce"] == 5
+
+
+# (function, shape, axis, native?) just past the small-call limit and around the large-array limits
+# of _dispatch: the same at any thread count (the kernels do not split these sizes).
+LARGE_ROUTES = [
+    (ops.sum, (D.REDUCE_SMALL_MAX_SIZE + 1,), None, False),  # pairwise over a long row: NumPy's loop wins
+    (ops.mean, (300, 300), -1, False),
+    (ops.sum, (300, 300), 0, True),  # rows added in order: the native column loop wins
+    (ops.mean, (1024, 1024), 0, True),
+    (ops.sum, (1025, 1024), 0, False),  # past REDUCE_COLS_MAX_SIZE
+    (ops.sum, (70000, 1), 0, False),  # one column: a strided walk
+    (ops.max, (300, 300), 0, True),
+    (ops.min, (300, 300), -1, True),  # extreme of long rows: the AVX2 kernel wins
+    (ops.max, (D.REDUCE_EXT_ROWS_MAX_SIZE,), None, True),
+    (ops.max, (D.REDUCE_EXT_ROWS_MAX_SIZE + 1,), None, False),
+]
+
+
+@pytest.mark.parametrize("f,shape,axis,native", LARGE_ROUTES)
+def test_large_reductions_go_native_only_where_the_kernel_wins(f, shape, axis, native, threads, calls):
+    x = data(shape, np.float64)
+    bits_equal(f(x, axis=axis), getattr(np, f.__name__)(x, axis=axis))
+    assert calls["np_reduce"] == int(native)
 
 
 def test_full_reduction_returns_numpys_scalar_type():
@@ -194,12 +212,23 @@ def test_bindings_refuse_what_they_cannot_compute():
         _C.np_max_scalar(x, 0.0, out=np.empty((4, 3), np.float32))
 
 
+@pytest.fixture(params=[1, 2, 3], ids=["1thread", "2threads", "3threads"])
+def split_threads(request):
+    # 8.4M elements give at most 2 reduction threads (4M per thread); 3 checks that a larger
+    # thread count than the work deserves changes nothing.
+    before = pynn.get_num_threads()
+    pynn.set_num_threads(request.param)
+    yield request.param
+    pynn.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_threaded_kernel_splits_keep_numpys_bits(dtype, threads):
+def test_threaded_kernel_splits_keep_numpys_bits(dtype, split_threads):
     """The kernels' own thread splits (rows, column blocks, the two pairwise halves of one long row,
-    elementwise blocks) start at ~1M elements: called directly, at 1 and 2 threads, still NumPy's bits."""
+    elementwise blocks) start at 8M elements for a reduction and 1M elementwise: called directly,
+    at 1 and 2 threads, still NumPy's bits."""
     from pynn import _C
-    for shape in ((1, (1 << 20) + 5), (2100, 512), (512, 2100)):
+    for shape in ((1, (1 << 23) + 5), (4100, 2048), (2048, 4100)):
         x = data(shape, dtype)
         for op, f in enumerate((np.sum, np.mean, np.max, np.min)):
             bits_equal(_C.np_reduce(x, op, -1, False), f(x, axis=-1))

@@ -149,7 +149,7 @@ def test_column_sum_is_numpys_bit_for_bit(shape, keepdims):
     assert_same(ops.sum(x, axis=0, keepdims=keepdims), np.sum(x, axis=0, keepdims=keepdims))
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+@pytest.fixture(params=[1, 2, 3, 4, 7, 8], ids=lambda n: f"{n}threads")
 def gemm_threads(request):
     """GEMMs go native on one thread only (_dispatch.GEMM_MAX_THREADS): run both routes."""
     before = pynn.get_num_threads()
@@ -197,6 +197,37 @@ def test_gemm_out_argument_on_native_and_aliasing_paths(fn, gemm_threads):
 ])
 def test_dot_other_ranks_and_types_are_numpys(a, b):
     assert_same(ops.dot(a, b), np.dot(a, b))
+
+
+class _Overriding(np.ndarray):
+    """An ndarray subclass with its own __array_function__: NumPy's dispatcher must still see it."""
+    def __array_function__(self, func, types, args, kwargs):
+        return ("override", func.__name__)
+
+
+def test_dot_and_where_skip_numpys_dispatcher_only_for_exact_ndarrays():
+    # Exact ndarrays reach NumPy's C function directly (bit for bit the same result) ...
+    a, b = randn(32, 10), randn(10, 128)
+    assert_same(ops.dot(a, b), np.dot(a, b))
+    a64, b64 = randn(32, 64, dtype=np.float64), randn(64, 128, dtype=np.float64)
+    out = np.empty((32, 128))
+    assert ops.dot(a64, b64, out=out) is out
+    assert_same(out, np.dot(a64, b64))
+    x = randn(4, 5)
+    assert_same(ops.where(x > 0, x, 0), np.where(x > 0, x, 0))
+    assert_same(ops.where(x > 0, 1.5, x), np.where(x > 0, 1.5, x))
+    # ... anything else keeps NumPy's __array_function__ protocol.
+    sub = randn(3, 3).view(_Overriding)
+    assert ops.dot(sub, randn(3, 3)) == ("override", "dot")
+    assert ops.dot(randn(3, 3), sub) == ("override", "dot")
+    assert ops.where(x[:3, :3] > 0, sub, 0.0) == ("override", "where")
+    assert ops.dot(randn(3, 3), randn(3, 3), out=np.empty((3, 3), np.float32).view(_Overriding)) == \
+        ("override", "dot")
+
+
+def test_gemm_with_a_tiny_inner_dimension_stays_on_numpy():
+    # k = 10 (the lecture's dscores @ W2.T at hidden 512) is mostly packing for the native kernel.
+    assert not D.native_gemm_wins(randn(256, 10), randn(10, 512))
 
 
 @pytest.mark.parametrize("a,b", [(randn(16, 128, 64), randn(16, 64, 128)), (randn(4, 128, 256), randn(256, 512)),

@@ -63,6 +63,10 @@ ConvPath conv_dw_path(const WindowGeom& g) {
   // 30.1 vs 27.7 ms, 32->64 on 13x13 4.6 vs 3.4 ms: per-output-row restarts and x read
   // at a C-float stride), so wide convs keep the GEMM path.
   if (igemm_enabled() && g.c <= kSmallChannels && g.patch() > 0) return ConvPath::Direct;
+  // Wider inputs: the implicit GEMM over x (conv/igemm.h), 6 output channels × 16 k per tile with
+  // 16 contiguous floats of a tap's run loaded per pixel (the direct kernel above broadcasts x at a
+  // C-float stride instead, which is what lost to im2col for wide C).
+  if (igemm_enabled() && g.patch() > 0 && igemm_dw_applies(g)) return ConvPath::ImplicitGemm;
   return ConvPath::Im2col;
 }
 
@@ -142,6 +146,7 @@ void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy
 #ifdef PYNN_X86_64
   if (conv_dw_path(g) == ConvPath::Direct) return conv2d_backward_kernel_direct(g, x, dy, dw);
 #endif
+  if (conv_dw_path(g) == ConvPath::ImplicitGemm && conv2d_backward_kernel_igemm(g, x, dy, dw)) return;
   const int64_t R = conv_block_rows(K);
   const int T = threads_for(M, R);
   // Thread 0 accumulates into dw, the others into private partials summed at the end.

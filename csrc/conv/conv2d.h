@@ -13,7 +13,8 @@ namespace pynn {
 // The kernels a conv runs, chosen by shape in one place (conv2d.cpp):
 //   Pointwise     1x1 stride 1 unpadded: x is already the im2col matrix, one GEMM
 //   SmallChannel  forward with C_in <= kSmallChannels (conv/direct.h), AVX2
-//   ImplicitGemm  forward of other windows (conv/igemm.h), AVX2, runs of >= 8 floats
+//   ImplicitGemm  forward of other windows and weight gradient with C_in > kSmallChannels
+//                 (conv/igemm.h), AVX2, runs of >= 8 floats
 //   Direct        weight gradient with C_in <= kSmallChannels (conv/direct.h), AVX2
 //   Im2col        im2col blocks + sgemm: the portable path (and PYNN_CONV_IGEMM=0)
 enum class ConvPath { Pointwise, SmallChannel, ImplicitGemm, Direct, Im2col };
@@ -28,7 +29,8 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
                     float act_alpha);
 // dx = col2im(dY · Wᵀ).
 void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w, float* dx);
-// dW = Σ_blocks im2col(x)ᵀ · dY.
+// dW = Σ_blocks im2col(x)ᵀ · dY: the implicit GEMM of conv/igemm.h (no im2col block) or the
+// direct small-channel kernel where conv_dw_path picks them, else im2col blocks + sgemm.
 void conv2d_backward_kernel(const WindowGeom& g, const float* x, const float* dy, float* dw);
 // db[o] = Σ_rows dy[r, o] for dy an (m, oc) matrix.
 void conv2d_backward_bias(const float* dy, int64_t m, int64_t oc, float* db);

@@ -42,6 +42,12 @@ void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const flo
 // for r < mr, q < nr (rows r >= mr must still point at readable memory: pass a[mr-1]).
 void dw_6x16(int64_t rows, int64_t cols, const float* const* a, const int64_t* a_row, int64_t a_col,
              const float* b, int64_t b_row, int64_t b_col, float* acc, int64_t rs_acc, int mr, int nr);
+// Weight gradient tile of the implicit GEMM (conv2d_backward_kernel_igemm, conv/igemm.cpp), transposed:
+// acc[r·16 + q] += Σ_{p<np} dy[p·rs_dy + r] · ptr[p][off + q] for r < 6, q < nr (acc: 6 rows of 16,
+// rows r >= mr get row mr-1's sums, lanes q >= nr stay 0 + whatever acc held). Lanes past nr of
+// ptr[p] + off are never read.
+void dwt_6x16(int64_t np, const float* const* ptr, int64_t off, const float* dy, int64_t rs_dy, float* acc, int mr,
+              int nr);
 }  // namespace conv::avx2
 
 }  // namespace pynn

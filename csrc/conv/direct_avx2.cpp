@@ -111,6 +111,39 @@ void dw_6x16(int64_t rows, int64_t cols, const float* const* a, const int64_t* a
   }
 }
 
+void dwt_6x16(int64_t np, const float* const* ptr, int64_t off, const float* dy, int64_t rs_dy, float* acc, int mr,
+              int nr) {
+  __m256 c00 = _mm256_loadu_ps(acc), c01 = _mm256_loadu_ps(acc + 8);
+  __m256 c10 = _mm256_loadu_ps(acc + 16), c11 = _mm256_loadu_ps(acc + 24);
+  __m256 c20 = _mm256_loadu_ps(acc + 32), c21 = _mm256_loadu_ps(acc + 40);
+  __m256 c30 = _mm256_loadu_ps(acc + 48), c31 = _mm256_loadu_ps(acc + 56);
+  __m256 c40 = _mm256_loadu_ps(acc + 64), c41 = _mm256_loadu_ps(acc + 72);
+  __m256 c50 = _mm256_loadu_ps(acc + 80), c51 = _mm256_loadu_ps(acc + 88);
+  // Rows r >= mr repeat row mr-1 (their sums land in the caller's padding rows).
+  const int64_t o1 = std::min(1, mr - 1), o2 = std::min(2, mr - 1), o3 = std::min(3, mr - 1);
+  const int64_t o4 = std::min(4, mr - 1), o5 = std::min(5, mr - 1);
+  if (nr == gemm::NR) {
+    for (int64_t p = 0; p < np; ++p, dy += rs_dy) {
+      const float* a = ptr[p] + off;
+      const __m256 b0 = _mm256_loadu_ps(a), b1 = _mm256_loadu_ps(a + 8);
+      PYNN_FMA6(dy, dy + o1, dy + o2, dy + o3, dy + o4, dy + o5);
+    }
+  } else {  // a run's last columns: masked lanes are never read (no fault past the run)
+    const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);
+    for (int64_t p = 0; p < np; ++p, dy += rs_dy) {
+      const float* a = ptr[p] + off;
+      const __m256 b0 = _mm256_maskload_ps(a, m0), b1 = _mm256_maskload_ps(a + 8, m1);
+      PYNN_FMA6(dy, dy + o1, dy + o2, dy + o3, dy + o4, dy + o5);
+    }
+  }
+  _mm256_storeu_ps(acc, c00), _mm256_storeu_ps(acc + 8, c01);
+  _mm256_storeu_ps(acc + 16, c10), _mm256_storeu_ps(acc + 24, c11);
+  _mm256_storeu_ps(acc + 32, c20), _mm256_storeu_ps(acc + 40, c21);
+  _mm256_storeu_ps(acc + 48, c30), _mm256_storeu_ps(acc + 56, c31);
+  _mm256_storeu_ps(acc + 64, c40), _mm256_storeu_ps(acc + 72, c41);
+  _mm256_storeu_ps(acc + 80, c50), _mm256_storeu_ps(acc + 88, c51);
+}
+
 #undef PYNN_FMA6
 
 }  // namespace pynn::conv::avx2

@@ -25,6 +25,18 @@ bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, c
 // Scratch: the flipped, transposed kernel, kh·kw·OC·ceil(C/16)·16 floats.
 bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const float* w, float* dx);
 
+// dw (kh, kw, C, OC) = Σ_p im2col(x)[p]ᵀ · dy[p] by implicit GEMM (any stride, dilation,
+// padding): 6 output channels × 16 k tiles read x through a per-pixel pointer table, no
+// im2col block. Threads split the k-tiles, so the result is bitwise independent of the
+// thread count. Returns false (nothing written) when AVX2 is off or the runs are short.
+// Scratch: per share of k-tiles, its tiles (ceil(OC/6)·6 × 16 floats each) and a pointer
+// table of kDwtBlock pixels × its taps.
+bool conv2d_backward_kernel_igemm(const WindowGeom& g, const float* x, const float* dy, float* dw);
+
+// Shapes whose weight gradient takes the implicit GEMM: wider than the small-channel kernels,
+// with runs as long as the forward's.
+bool igemm_dw_applies(const WindowGeom& g);
+
 // The forward's runs (C, or kw·C when kernel rows merge) are long enough to beat im2col.
 bool igemm_forward_applies(const WindowGeom& g);
 

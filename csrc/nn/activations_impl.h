@@ -12,9 +12,21 @@
 
 namespace pynn::nn::PYNN_ISA {
 
+#ifdef PYNN_ACT_GELU_VEC
+// Hand-vectorised GELU (activations_avx2.cpp, defined before this include).
+void gelu_forward_vec(const float* x, float* y, int64_t n);
+void gelu_backward_vec(const float* x, const float* dy, float* dx, int64_t n);
+void gelu_tanh_forward_vec(const float* x, float* y, int64_t n);
+void gelu_tanh_backward_vec(const float* x, const float* dy, float* dx, int64_t n);
+#endif
+
 // The pointers are copied into restrict locals inside the block body: a
 // by-reference capture would let the store y[i] alias the captured pointer.
 void act_forward(Act act, const float* x, float* y, int64_t n, float alpha) {
+#ifdef PYNN_ACT_GELU_VEC
+  if (act == Act::Gelu) return gelu_forward_vec(x, y, n);
+  if (act == Act::GeluTanh) return gelu_tanh_forward_vec(x, y, n);
+#endif
   with_act(act, [=](auto A) {
     parallel_for(n, 1, kElemGrain, [=](int64_t b, int64_t e) {
       const float* __restrict xs = x + b;
@@ -26,6 +38,10 @@ void act_forward(Act act, const float* x, float* y, int64_t n, float alpha) {
 }
 
 void act_backward(Act act, const float* x, const float* y, const float* dy, float* dx, int64_t n, float alpha) {
+#ifdef PYNN_ACT_GELU_VEC
+  if (act == Act::Gelu) return gelu_backward_vec(x, dy, dx, n);
+  if (act == Act::GeluTanh) return gelu_tanh_backward_vec(x, dy, dx, n);
+#endif
   with_act(act, [=](auto A) {
     parallel_for(n, 1, kElemGrain, [=](int64_t b, int64_t e) {
       const float* __restrict xs = x + b;

@@ -16,6 +16,12 @@ namespace {
 // took tens of microseconds on the shared machine (a 131k-element pass, ~10 us, ran slower
 // on 2 threads than on 1), so each thread gets at least 512k elements.
 constexpr int64_t kGrain = 1 << 19;
+// Reductions split later still: at load 7-11 a 2-thread split of 1M-4M elements ran 0.13-0.9x
+// NumPy's single-threaded speed where the same kernel on one thread ran 1.4x (the second thread
+// mostly waits for a core; the column walks also compete for bandwidth), so a reduction gets a
+// second thread only from 4M elements per thread (pynn.ops routes nothing that large here:
+// _dispatch.py; the split stays for direct callers of np_reduce and is tested bit for bit).
+constexpr int64_t kReduceGrain = 1 << 22;
 
 template <class T>
 void divide_by(T* out, int64_t n, int64_t count) {
@@ -35,7 +41,7 @@ T combine(ReduceOp op, T a, T b) {
 template <class T>
 void reduce_last_t(ReduceOp op, const T* x, T* out, int64_t rows, int64_t n) {
   if (rows <= 0) return;
-  const int T_ = threads_for(rows * n, kGrain);
+  const int T_ = threads_for(rows * n, kReduceGrain);
   if (rows == 1 && T_ > 1 && n > 128) {
     // One long row: the two halves of NumPy's first pairwise split, one per thread.
     int64_t n2 = n / 2;
@@ -66,7 +72,7 @@ void reduce_first_t(ReduceOp op, const T* x, T* out, int64_t rows, int64_t C) {
   }
   constexpr int64_t kBlock = 64;  // columns per chunk (whole cache lines)
   const int64_t blocks = (C + kBlock - 1) / kBlock;
-  const int T_ = threads_for(rows * C, kGrain);
+  const int T_ = threads_for(rows * C, kReduceGrain);
   share_work(blocks, std::max<int64_t>(1, blocks / (4 * T_)), T_, [&](int64_t b0, int64_t b1) {
     PYNN_ISA_CALL(reduce_cols, op, x, out, rows, C, b0 * kBlock, std::min(C, b1 * kBlock));
   });

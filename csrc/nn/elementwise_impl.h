@@ -64,6 +64,7 @@ struct Vec<float> {
   static R load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
   static R set1(float s) { return _mm256_set1_ps(s); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R unord(R a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
@@ -78,6 +79,7 @@ struct Vec<double> {
   static R load(const double* p) { return _mm256_loadu_pd(p); }
   static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
   static R set1(double s) { return _mm256_set1_pd(s); }
+  static R add(R a, R b) { return _mm256_add_pd(a, b); }
   static R max(R a, R b) { return _mm256_max_pd(a, b); }
   static R min(R a, R b) { return _mm256_min_pd(a, b); }
   static R unord(R a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
@@ -139,17 +141,35 @@ void rows_impl(ReduceOp op, const T* x, T* out, int64_t r0, int64_t r1, int64_t 
   }
 }
 
-// o[c] = ext(o[c], x[r, c0 + c]) for rows 1.. in order: NumPy's binary loop, bit for bit.
+// The binary operations a column reduction folds with: scalar and (AVX2) vector forms of
+// NumPy's add and maximum/minimum, so one loop below serves sum, mean, max and min.
+template <class T>
+struct AddOp {
+  static T f(T a, T b) { return a + b; }
+#if defined(__AVX2__)
+  static typename Vec<T>::R v(typename Vec<T>::R a, typename Vec<T>::R b) { return Vec<T>::add(a, b); }
+#endif
+};
 template <bool IsMax, class T>
-void cols_extreme(const T* x, T* __restrict o, int64_t rows, int64_t C, int64_t c0, int64_t w) {
-  for (int64_t r = 1; r < rows; ++r) {
+struct ExtOp {
+  static T f(T a, T b) { return np_ext<IsMax>(a, b); }
+#if defined(__AVX2__)
+  static typename Vec<T>::R v(typename Vec<T>::R a, typename Vec<T>::R b) { return vext<IsMax, T>(a, b); }
+#endif
+};
+
+// o[c] = Op(o[c], x[r, c0 + c]) for rows r0.. in order: NumPy's binary loop down the
+// columns, bit for bit (each column on its own: vectorising across columns reorders nothing).
+template <class Op, class T>
+void cols_fold(const T* x, T* __restrict o, int64_t r0, int64_t rows, int64_t C, int64_t c0, int64_t w) {
+  for (int64_t r = r0; r < rows; ++r) {
     const T* __restrict xr = x + r * C + c0;
     int64_t c = 0;
 #if defined(__AVX2__)
     using V = Vec<T>;
-    for (; c + V::kN <= w; c += V::kN) V::store(o + c, vext<IsMax, T>(V::load(o + c), V::load(xr + c)));
+    for (; c + V::kN <= w; c += V::kN) V::store(o + c, Op::v(V::load(o + c), V::load(xr + c)));
 #endif
-    for (; c < w; ++c) o[c] = np_ext<IsMax>(o[c], xr[c]);
+    for (; c < w; ++c) o[c] = Op::f(o[c], xr[c]);
   }
 }
 
@@ -158,18 +178,15 @@ void cols_impl(ReduceOp op, const T* x, T* out, int64_t rows, int64_t C, int64_t
   T* __restrict o = out + c0;
   const int64_t w = c1 - c0;
   if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
-    for (int64_t c = 0; c < w; ++c) o[c] = T(0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* __restrict xr = x + r * C + c0;
-      for (int64_t c = 0; c < w; ++c) o[c] = o[c] + xr[c];
-    }
+    for (int64_t c = 0; c < w; ++c) o[c] = T(0);  // add.reduce starts from 0.0 (-0.0 columns give 0.0)
+    cols_fold<AddOp<T>>(x, o, 0, rows, C, c0, w);
     return;
   }
   for (int64_t c = 0; c < w; ++c) o[c] = x[c0 + c];  // maximum.reduce starts from the first row
   if (op == ReduceOp::Max)
-    cols_extreme<true>(x, o, rows, C, c0, w);
+    cols_fold<ExtOp<true, T>>(x, o, 1, rows, C, c0, w);
   else
-    cols_extreme<false>(x, o, rows, C, c0, w);
+    cols_fold<ExtOp<false, T>>(x, o, 1, rows, C, c0, w);
 }
 
 template <bool IsMax, bool ScalarFirst, class T>

@@ -7,6 +7,13 @@
 namespace pynn {
 
 void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
+#ifdef PYNN_X86_64
+  if (use_avx2()) {
+    shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * g.c, kPoolGrain,
+                    [&](int64_t row) { avg_pool_row_avx2(g, x, y, row); });
+    return;
+  }
+#endif
   auto mean = [](float* out, int64_t C, int64_t cells) {
     const float inv = 1.f / static_cast<float>(cells);  // real cells only
     for (int64_t c = 0; c < C; ++c) out[c] *= inv;
@@ -15,13 +22,16 @@ void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
 }
 
 void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {
+#ifdef PYNN_X86_64
+  if (use_avx2()) {
+    pool_backward_rows(g, dx, true, [&](int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
+      avg_pool_bwd_rows_avx2(g, dy, dx, n, oh_lo, oh_hi, assign);
+    });
+    return;
+  }
+#endif
   const int64_t C = g.c, plane = g.h * g.w * C;
-  const bool rows_disjoint = g.sh >= g.kh;
-  const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
-  std::memset(dx, 0, sizeof(float) * g.n * plane);
-  shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
-    const int64_t n = rows_disjoint ? item / g.oh : item;
-    const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+  pool_backward_rows(g, dx, true, [&](int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
     float* dxn = dx + n * plane;
     for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
       int64_t h0, h1;
@@ -33,8 +43,12 @@ void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {
         const float inv = 1.f / static_cast<float>((h1 - h0) * (w1 - w0));
         for (int64_t ih = h0; ih < h1; ++ih)
           for (int64_t iw = w0; iw < w1; ++iw) {
-            float* d = dxn + (ih * g.w + iw) * C;
-            for (int64_t c = 0; c < C; ++c) d[c] += go[c] * inv;
+            float* __restrict d = dxn + (ih * g.w + iw) * C;
+            if (assign) {
+              for (int64_t c = 0; c < C; ++c) d[c] = go[c] * inv;
+            } else {
+              for (int64_t c = 0; c < C; ++c) d[c] += go[c] * inv;
+            }
           }
       }
     }

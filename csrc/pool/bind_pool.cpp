@@ -63,7 +63,7 @@ py::tuple max_pool2d_argmax(py::handle xh, const Pair& k, const Pair& s, const s
 }
 
 py::array max_pool2d_backward_argmax(py::handle idxh, py::handle dyh, const Shape4& xs, const Pair& k, const Pair& s,
-                                     const std::string& padding) {
+                                     const std::string& padding, py::handle relu_yh) {
   const char* op = "max_pool2d_backward_argmax";
   if (!py::isinstance<py::array>(idxh)) throw py::type_error(std::string(op) + ": idx must be a numpy.ndarray");
   py::array idx = py::reinterpret_borrow<py::array>(idxh);
@@ -74,12 +74,18 @@ py::array max_pool2d_backward_argmax(py::handle idxh, py::handle dyh, const Shap
   const WindowGeom g = pool_geometry(op, xs, k, s, padding);
   require_shape(op, "idx", idx, {g.n, g.oh, g.ow, g.c});
   require_shape(op, "dy", dy, {g.n, g.oh, g.ow, g.c});
+  py::array relu_y;  // the forward's y, when the pooled input is a ReLU's output (pool.h)
+  if (!relu_yh.is_none()) {
+    relu_y = f32c(op, "relu_y", relu_yh);
+    require_shape(op, "relu_y", relu_y, {g.n, g.oh, g.ow, g.c});
+  }
   py::array_t<uint8_t, py::array::c_style> idc(idx);  // a C-contiguous view (copy only when strided)
   py::array dx = empty({g.n, g.h, g.w, g.c});
   const uint8_t* ip = idc.data();
   const float* dyp = cptr(dy);
+  const float* ryp = relu_yh.is_none() ? nullptr : cptr(relu_y);
   float* dxp = mptr(dx);
-  nogil([&] { ::pynn::max_pool2d_backward_argmax(g, ip, dyp, dxp); });
+  nogil([&] { ::pynn::max_pool2d_backward_argmax(g, ip, dyp, ryp, dxp); });
   return dx;
 }
 
@@ -161,8 +167,10 @@ void bind_pool(py::module_& m) {
         py::arg("padding") = "valid",
         "(y, idx): max_pool2d and, per output element, the winning window cell (uint8, i*kw + j).");
   m.def("max_pool2d_backward_argmax", &max_pool2d_backward_argmax, py::arg("idx"), py::arg("dy"), py::arg("x_shape"),
-        py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid",
-        "dx (x_shape) of max_pool2d from the forward's argmax: x and y are not read again.");
+        py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid", py::arg("relu_y") = py::none(),
+        "dx (x_shape) of max_pool2d from the forward's argmax: x and y are not read again. relu_y (the "
+        "forward's y, optional): x was a ReLU's output; the ReLU's backward is fused in (dy passes only "
+        "where relu_y > 0).");
   m.def(
       "avg_pool2d",
       [](py::handle x, const Pair& k, const Pair& s, const std::string& padding) {

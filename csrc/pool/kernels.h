@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "common/dispatch.h"
 #include "common/parallel.h"
@@ -54,19 +55,70 @@ void pool_forward_rows(const WindowGeom& g, const float* x, float* y, float init
   });
 }
 
+// True when the windows tile the input exactly (2x2 / stride 2 on an even size, ...).
+static inline bool windows_tile(const WindowGeom& g) {
+  return g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pl == 0 && g.oh * g.kh == g.h && g.ow * g.kw == g.w;
+}
+
+// Windows side by side (stride = window) hold every input cell at most once: a backward
+// may assign its cells instead of adding into zeroed dx. The cells no window covers
+// (the rows and columns past the last window of a valid pooling of an odd size) are
+// zeroed here. With padding the windows start at −pt <= 0 (TF's same padding is less than
+// one window then), so the covered block is rows [0, r1) × columns [0, c1), clamped to the
+// input (an empty input has OH = 0 and a padding that would make r1 negative).
+static inline void zero_uncovered(const WindowGeom& g, float* dx) {
+  const int64_t C = g.c;
+  const int64_t r1 = std::clamp<int64_t>(g.oh * g.kh - g.pt, 0, g.h), c1 = std::clamp<int64_t>(g.ow * g.kw - g.pl, 0, g.w);
+  for (int64_t n = 0; n < g.n; ++n) {
+    float* dn = dx + n * g.h * g.w * C;
+    if (c1 < g.w)
+      for (int64_t r = 0; r < r1; ++r) std::memset(dn + (r * g.w + c1) * C, 0, sizeof(float) * (g.w - c1) * C);
+    if (r1 < g.h) std::memset(dn + r1 * g.w * C, 0, sizeof(float) * (g.h - r1) * g.w * C);
+  }
+}
+
+// The one work division of every windowed pooling backward (max by recomparing, max from
+// the argmax, average; generic and AVX2 row functions alike). rows(n, oh_lo, oh_hi, assign)
+// routes dy of output rows [oh_lo, oh_hi) of image n into dx. Windows of neighbouring
+// output rows overlap when sh < kh: then one item is a whole image (no two threads write
+// the same dx cell), else one output row. assign (windows side by side, see
+// zero_uncovered, and the caller allows it): each covered dx cell is written by exactly
+// one window, nothing is zeroed first; otherwise dx is zeroed here and the rows add into
+// it. Which thread runs an item never changes a result: every dx cell is summed by one
+// thread in window order.
+template <class Rows>
+void pool_backward_rows(const WindowGeom& g, float* dx, bool may_assign, Rows&& rows) {
+  const bool rows_disjoint = g.sh >= g.kh;
+  const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
+  const bool assign = may_assign && g.sh == g.kh && g.sw == g.kw;
+  if (!assign) std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.n * g.h * g.w * g.c));
+  else if (!windows_tile(g)) zero_uncovered(g, dx);
+  shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * g.c, kPoolGrain, [&](int64_t item) {
+    const int64_t n = rows_disjoint ? item / g.oh : item;
+    const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+    rows(n, oh_lo, oh_hi, assign);
+  });
+}
+
 #ifdef PYNN_X86_64
 // y row `row` (= n·OH + oh) of max_pool2d: max over each window's real cells.
 void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row);
-// dx for output rows [oh_lo, oh_hi) of image n: each window's dy to its first cell equal
-// to y. assign: windows tile the input, so cells are written (dx not zeroed first);
-// otherwise accumulated.
+// y row `row` of avg_pool2d: the mean of each window's real cells (added in window order,
+// then times 1/cells, as the generic loop: the same bits).
+void avg_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row);
+// Row functions of pool_backward_rows (above) for n, [oh_lo, oh_hi), assign:
+// max_pool2d_backward (each window's dy to its first cell equal to y),
 void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx,
                             int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign);
-// max_pool2d_forward_argmax / max_pool2d_backward_argmax (pool.h) for one output row /
-// rows [oh_lo, oh_hi) of image n.
+// max_pool2d_backward_argmax (dy to the cell the forward's argmax names; where relu_y is
+// given, only windows whose maximum relu_y is > 0 pass dy on: see pool.h),
+void max_pool_argmax_bwd_rows_avx2(const WindowGeom& g, const uint8_t* idx, const float* dy, const float* relu_y,
+                                   float* dx, int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign);
+// and avg_pool2d_backward (dy / cells to every real cell of the window).
+void avg_pool_bwd_rows_avx2(const WindowGeom& g, const float* dy, float* dx, int64_t n, int64_t oh_lo, int64_t oh_hi,
+                            bool assign);
+// max_pool2d_forward_argmax (pool.h) for one output row.
 void max_pool_argmax_row_avx2(const WindowGeom& g, const float* x, float* y, uint8_t* idx, int64_t row);
-void max_pool_argmax_bwd_rows_avx2(const WindowGeom& g, const uint8_t* idx, const float* dy, float* dx, int64_t n,
-                                   int64_t oh_lo, int64_t oh_hi, bool assign);
 // out[0..c) = mean of the hw rows of c floats at x (global average pooling of one image).
 void global_avg_image_avx2(int64_t hw, int64_t c, const float* x, float* out);
 // dx[p·c + k] = dy[k] · inv for p < hw.

@@ -44,27 +44,16 @@ void max_pool2d_forward(const WindowGeom& g, const float* x, float* y) {
 
 void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx) {
   const int64_t C = g.c, plane = g.h * g.w * C;
-  // Windows of neighbouring output rows overlap when sh < kh: then a thread owns a whole image.
-  const bool rows_disjoint = g.sh >= g.kh;
-  const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
-  // The common 2x2/stride-2 case: windows tile the input exactly, every dx cell is written once.
-  const bool tiles = g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pl == 0 && g.oh * g.kh == g.h &&
-                     g.ow * g.kw == g.w;
-  if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
 #ifdef PYNN_X86_64
   if (use_avx2()) {
-    shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
-      const int64_t n = rows_disjoint ? item / g.oh : item;
-      const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
-      max_pool_bwd_rows_avx2(g, x, y, dy, dx, n, oh_lo, oh_hi, tiles);
+    pool_backward_rows(g, dx, true, [&](int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
+      max_pool_bwd_rows_avx2(g, x, y, dy, dx, n, oh_lo, oh_hi, assign);
     });
     return;
   }
 #endif
-  shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
+  pool_backward_rows(g, dx, true, [&](int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
     std::vector<float> open(C);  // 1 while the channel's winner is not found yet (float: blends vectorise)
-    const int64_t n = rows_disjoint ? item / g.oh : item;
-    const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
     const float* xn = x + n * plane;
     float* dxn = dx + n * plane;
     for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
@@ -79,7 +68,7 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
         std::fill(open.begin(), open.end(), 1.f);
         for (int64_t ih = h0; ih < h1; ++ih)
           for (int64_t iw = w0; iw < w1; ++iw)
-            if (tiles) route_first_max<true>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
+            if (assign) route_first_max<true>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
             else route_first_max<false>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
       }
     }
@@ -129,27 +118,20 @@ void max_pool2d_forward_argmax(const WindowGeom& g, const float* x, float* y, ui
   });
 }
 
-void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const float* dy, float* dx) {
+void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const float* dy, const float* relu_y,
+                                float* dx) {
   const int64_t C = g.c, plane = g.h * g.w * C;
-  const bool rows_disjoint = g.sh >= g.kh;
-  const int64_t items = rows_disjoint ? g.n * g.oh : g.n;
-  const bool tiles = g.sh == g.kh && g.sw == g.kw && g.pt == 0 && g.pl == 0 && g.oh * g.kh == g.h &&
-                     g.ow * g.kw == g.w;
-  if (!tiles) std::memset(dx, 0, sizeof(float) * g.n * plane);
   // Only the real cells of each window are visited, so an index can never address padding.
 #ifdef PYNN_X86_64
   if (use_avx2()) {
-    shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
-      const int64_t n = rows_disjoint ? item / g.oh : item;
-      const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
-      max_pool_argmax_bwd_rows_avx2(g, idx, dy, dx, n, oh_lo, oh_hi, tiles);
+    pool_backward_rows(g, dx, true, [&](int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
+      max_pool_argmax_bwd_rows_avx2(g, idx, dy, relu_y, dx, n, oh_lo, oh_hi, assign);
     });
     return;
   }
 #endif
-  shared_for_each(items, (rows_disjoint ? 1 : g.oh) * g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t item) {
-    const int64_t n = rows_disjoint ? item / g.oh : item;
-    const int64_t oh_lo = rows_disjoint ? item % g.oh : 0, oh_hi = rows_disjoint ? oh_lo + 1 : g.oh;
+  pool_backward_rows(g, dx, true, [&](int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
+    std::vector<float> gm(relu_y ? C : 0);
     float* dxn = dx + n * plane;
     for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
       const int64_t top = oh * g.sh - g.pt;
@@ -159,13 +141,18 @@ void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const f
         const int64_t o = ((n * g.oh + oh) * g.ow + ow) * C, left = ow * g.sw - g.pl;
         const uint8_t* __restrict io = idx + o;
         const float* __restrict go = dy + o;
+        if (relu_y) {  // the ReLU's mask at the winning cell: its value is this window's maximum
+          const float* __restrict yo = relu_y + o;
+          for (int64_t c = 0; c < C; ++c) gm[c] = yo[c] > 0.f ? go[c] : 0.f;
+          go = gm.data();
+        }
         int64_t w0, w1;
         clip(left, g.kw, g.w, &w0, &w1);
         for (int64_t ih = h0; ih < h1; ++ih)
           for (int64_t iw = w0; iw < w1; ++iw) {
             const int32_t t = static_cast<int32_t>((ih - top) * g.kw + (iw - left));
             float* __restrict d = dxn + (ih * g.w + iw) * C;
-            if (tiles) {
+            if (assign) {
               for (int64_t c = 0; c < C; ++c) d[c] = static_cast<int32_t>(io[c]) == t ? go[c] : 0.f;
             } else {
               for (int64_t c = 0; c < C; ++c) d[c] += static_cast<int32_t>(io[c]) == t ? go[c] : 0.f;

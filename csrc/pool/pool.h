@@ -18,9 +18,15 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
 // (i·kw + j in the unclipped window; first maximum in window order, first NaN if any):
 // the backward then routes dy without reading x or y again. kh·kw <= 256 (uint8).
 void max_pool2d_forward_argmax(const WindowGeom& g, const float* x, float* y, uint8_t* idx);
-// dx from the forward's argmax: the same result as max_pool2d_backward.
-void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const float* dy, float* dx);
+// dx from the forward's argmax: the same result as max_pool2d_backward. relu_y (nullable,
+// the forward's y): the backward of relu followed by this pooling in one pass -- a window
+// passes its dy on only where relu_y > 0. Its maximum is the value of the relu output at
+// the winning cell, so this is exactly relu'·(pool backward) there, and every other cell
+// gets 0 from both. (NaN maxima pass nothing, as relu's backward of a NaN output.)
+void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const float* dy, const float* relu_y,
+                                float* dx);
 // y = mean over each window's real cells (same padding: padded cells not counted).
+// Backward: each cell adds dy/cells of every window holding it.
 void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y);
 void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx);
 

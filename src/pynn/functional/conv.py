@@ -29,6 +29,8 @@ class Conv2D(Function):
     dx = conv2d_backward_input(dz), dw = conv2d_backward_kernel(x, dz), db = Σ dz.
     """
 
+    relu_masked_grad = None   # set by MaxPool2D.backward: a gradient with relu' already applied
+
     def forward(self, x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear"):
         check_fusable("conv2d", activation)
         self.x, self.w, self.args = x, w, (strides, padding, dilation)
@@ -39,7 +41,11 @@ class Conv2D(Function):
     def backward(self, g):
         B, (strides, padding, dilation) = _B(), self.args
         need = self.needs_input_grad
-        dz, db = fused_backward(self.activation, self.y, g, len(need) > 2 and need[2])   # NHWC: Σ over N, H, W
+        masked, self.relu_masked_grad = self.relu_masked_grad, None
+        if masked is not None and g is masked:   # the pooling's backward applied relu' (see MaxPool2D)
+            dz, db = g, (B.conv2d_backward_bias(g) if len(need) > 2 and need[2] else None)
+        else:
+            dz, db = fused_backward(self.activation, self.y, g, len(need) > 2 and need[2])   # NHWC: Σ over N, H, W
         dx = B.conv2d_backward_input(dz, self.w, self.x.shape, strides, padding, dilation) if need[0] else None
         dw = B.conv2d_backward_kernel(self.x, dz, self.w.shape, strides, padding, dilation) if need[1] else None
         return dx, dw, db
@@ -54,7 +60,7 @@ class MaxPool2D(Function):
         (kh, kw), _ = pool_args(pool_size, strides)
         if kh * kw <= 256:  # the winner's cell is kept (uint8): the backward never re-reads x and y
             y, self.idx = _B().max_pool2d_argmax(x, pool_size, strides, padding)
-            self.x_shape, self.x_dtype = x.shape, x.dtype
+            self.x_shape, self.x_dtype, self.y = x.shape, x.dtype, y
             return y
         self.idx, self.x = None, x
         self.y = _B().max_pool2d(x, pool_size, strides, padding)
@@ -62,8 +68,17 @@ class MaxPool2D(Function):
 
     def backward(self, g):
         if self.idx is not None:
-            return _B().max_pool2d_backward_argmax(self.idx, g.astype(np.result_type(self.x_dtype, g), copy=False), self.x_shape,
-                                                   *self.args)
+            g = g.astype(np.result_type(self.x_dtype, g), copy=False)
+            conv = self.parents[0]._ctx if self.parents and hasattr(self.parents[0], "_ctx") else None
+            if isinstance(conv, Conv2D) and conv.activation == "relu":
+                # x is the output of conv2d + relu: relu' at the window's winning cell is
+                # [its value > 0] = [y > 0], applied here in the same pass. The conv skips its
+                # own relu' only when it receives this very array: when x has other consumers
+                # the engine hands it a new sum, and the mask is applied to all of it there.
+                dx = _B().max_pool2d_backward_argmax(self.idx, g, self.x_shape, *self.args, relu_y=self.y)
+                conv.relu_masked_grad = dx
+                return dx
+            return _B().max_pool2d_backward_argmax(self.idx, g, self.x_shape, *self.args)
         return _B().max_pool2d_backward(self.x, self.y, g, *self.args)
 
 

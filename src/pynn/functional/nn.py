@@ -46,6 +46,22 @@ class MatMul(Function):
         return ga, gb
 
 
+def dense_forward(x, kernel, bias, activation):
+    """act(x @ kernel + bias) on arrays: Dense's forward, also run by fit's prepared
+    step for a stack of Dense layers (models/fit_loop.py), so both share one formula."""
+    return _B().matmul(x, kernel, bias=bias, activation=None if activation == "linear" else activation)
+
+
+def dense_backward(activation, x, kernel, y, g, need_x, need_kernel, need_bias):
+    """(dx, dkernel, dbias) of :func:`dense_forward` given its output ``y`` and the output
+    gradient ``g`` (None where not needed): Dense's backward, shared as dense_forward."""
+    B = _B()
+    dz, db = fused_backward(activation, y, g, need_bias)
+    dx = B.matmul(dz, kernel.T) if need_x else None
+    dk = B.matmul(x.reshape(-1, x.shape[-1]).T, dz.reshape(-1, dz.shape[-1])) if need_kernel else None
+    return dx, dk, db
+
+
 @register("dense")
 class Dense(Function):
     """act(x @ kernel + bias) in one kernel call (GEMM with a fused epilogue).
@@ -59,17 +75,13 @@ class Dense(Function):
     def forward(self, x, kernel, bias=None, activation="linear"):
         check_fusable("dense", activation)
         self.x, self.kernel, self.activation = x, kernel, activation
-        self.y = _B().matmul(x, kernel, bias=bias, activation=None if activation == "linear" else activation)
+        self.y = dense_forward(x, kernel, bias, activation)
         return self.y
 
     def backward(self, g):
-        B = _B()
-        dz, db = fused_backward(self.activation, self.y, g, len(self.needs_input_grad) > 2 and self.needs_input_grad[2])
-        x2 = self.x.reshape(-1, self.x.shape[-1])
-        dz2 = dz.reshape(-1, dz.shape[-1])
-        dx = B.matmul(dz, self.kernel.T) if self.needs_input_grad[0] else None
-        dk = B.matmul(x2.T, dz2) if self.needs_input_grad[1] else None
-        return dx, dk, db
+        need = self.needs_input_grad
+        return dense_backward(self.activation, self.x, self.kernel, self.y, g, need[0], need[1],
+                              len(need) > 2 and need[2])
 
 
 # ---------------------------------------------------------------- fused losses
@@ -125,10 +137,15 @@ def dropout(x, rate, noise_shape=None, rng=None):
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    return Dropout.apply(x, dropout_mask(data, rate, noise_shape, rng))
+
+
+def dropout_mask(data, rate, noise_shape=None, rng=None):
+    """The mask :func:`dropout` multiplies array ``data`` by (0 or 1/(1 − rate), drawn from
+    ``rng`` or pynn's generator); fit's Dense-stack step draws its masks with it too."""
     keep = 1.0 - rate
     shape = data.shape if noise_shape is None else tuple(noise_shape)
-    mask = ((rng or generator()).random(shape) < keep).astype(data.dtype) / np.asarray(keep, data.dtype)
-    return Dropout.apply(x, mask)
+    return ((rng or generator()).random(shape) < keep).astype(data.dtype) / np.asarray(keep, data.dtype)
 
 
 # ---------------------------------------------------------------- wrappers

@@ -15,7 +15,14 @@ out of the step what need not be in it:
 * one permutation per epoch, each batch gathered into buffers allocated once;
 * the loss tracker (a ``Mean``) is summed with two float additions, and the
   logs dict is built only when something reads it: a batch-end callback, a
-  progress bar about to redraw (it redraws at most every 50 ms), the epoch end.
+  progress bar about to redraw (it redraws at most every 50 ms), the epoch end;
+* a Sequential of plain Dense layers (a Dropout before any of them allowed, the
+  last one's activation free, no regularizer) records no graph at all: each
+  layer's own forward and backward (functional.nn.dense_forward/dense_backward,
+  on the native backend the same _C calls with buffers kept across steps), a
+  softmax cross-entropy computed graph-free with the graph's arithmetic and its
+  labels checked once per fit, sparse accuracy counted inline (:class:`_DenseStack`).
+  Any other loss is differentiated by the engine from the logits.
 
 Anything else (a custom ``train_step``, an overridden ``_train_step``,
 iterables of batches, DataParallel) keeps the generic loop in ``model.py``.
@@ -24,10 +31,11 @@ This file runs as Python or compiled by Cython (fit_loop.pxd, CMakeLists.txt).
 import numpy as np
 
 from .. import backend as _backend
-from ..autograd.engine import Tensor, grad as autograd_grad
+from ..autograd.engine import Tensor, grad as autograd_grad, is_grad_enabled
+from ..functional.nn import dense_backward, dense_forward, dropout_mask
 from ..callbacks import Callback, ProgbarLogger
 from ..layers.base import Layer, _real
-from ..metrics import Mean
+from ..metrics import Mean, SparseCategoricalAccuracy
 from ..random import generator
 
 # Model methods the plan stands in for: a subclass overriding any of them keeps the generic loop.
@@ -79,6 +87,202 @@ def _fast_layers(model):
     return out
 
 
+class _DenseStack:
+    """Forward and backward of a Sequential of Dense layers on arrays, no graph recorded.
+
+    Each layer runs Dense's own forward and backward (functional.nn.dense_forward /
+    dense_backward: the same kernels, in the same order, as the autograd op), a Dropout
+    before a Dense its mask (functional.nn.dropout_mask, drawn in the same order); only the
+    model's head (the last layer's unfused activation, e.g. softmax, then the compiled
+    loss via Model._loss_value) is recorded, from a logits Tensor, and differentiated by
+    the engine. The backward then walks the layers by hand."""
+
+    __slots__ = ("specs", "head", "n_weights", "xent", "native", "C", "dk_bufs", "act_bufs")
+
+    def __init__(self, specs, head, weights, native, C=None):
+        # (kernel, bias or None, fused activation, kernel slot, bias slot, Dropout on the input or None)
+        self.specs = specs
+        self.head = head            # the last layer's unfused activation (callable) or None
+        self.n_weights = len(weights)
+        self.xent = False           # True: the loss is a softmax cross-entropy run as _xent_head
+        # The native backend's module when every array is float32 and every activation one its
+        # GEMM epilogue and act_bias_backward take without a parameter: the layers' kernels are
+        # then called as the backend's matmul/act_bias_grad call them (_C.gemm, _C.act_bias_backward),
+        # writing into buffers kept across steps, without the wrappers' per-call checks.
+        self.native, self.C = native, C
+        self.dk_bufs = [np.empty(k.data.shape, np.float32) for k, *_ in specs] if native is not None else None
+        self.act_bufs = {}          # batch size -> (layer outputs, input gradients)
+
+    @staticmethod
+    def build(model, layers, weights, regularized, x):
+        """A stack for these layers, or None when they are not all plain Dense layers whose
+        weights are exactly the trainable ones (then the generic step runs)."""
+        from ..functional.activation import split
+        from ..layers.dense import Dense
+        from ..layers.dropout import Dropout
+        # x float32 (fit casts inputs) into float64 layers promotes in the kernels as in the graph.
+        first = next((layer for layer, _ in layers if type(layer) is Dense), None)
+        dtype = None if first is None or not first.built else first.kernel.data.dtype
+        if dtype is None or regularized or not is_grad_enabled() or x.ndim != 2 or x.dtype.kind != "f":
+            # A regularizer's gradient reaches its weight in the engine's order (x*x: twice),
+            # which a hand walk would not reproduce bit for bit: the generic step keeps those.
+            return None
+        specs, own, drop = [], [], None
+        last = len(layers) - 1
+        for i, (layer, _) in enumerate(layers):
+            if type(layer) is Dropout and drop is None and i != last:
+                drop = layer   # applied to the next Dense's input
+                continue
+            if type(layer) is not Dense or not layer.trainable:
+                return None
+            fused, after = split(layer.activation)
+            if after is not None and i != last:
+                return None
+            k, b = layer.kernel, layer.bias
+            if k.data.dtype != dtype or (b is not None and b.data.dtype != dtype):
+                return None
+            specs.append([k, b, fused, len(own), None if b is None else len(own) + 1, drop])
+            own += [k] if b is None else [k, b]
+            drop = None
+        if len(own) != len(weights) or any(a is not b for a, b in zip(own, weights)):
+            return None
+        native = C = None
+        if _backend.name() == "native" and dtype == np.float32 and x.dtype == np.float32:
+            from ..backend.native import core, nn
+            if all(sp[2] in nn.NATIVE_FROM_OUTPUT and core._NO_PARAM.get(sp[2]) == 0.0 for sp in specs):
+                native, C = _backend.current(), core._C
+        return _DenseStack([tuple(sp) for sp in specs], after, weights, native, C)
+
+    def run(self, model, x, ys, sw, labels):
+        """(loss value, gradients in trainable-weight order, predictions array) of one batch;
+        ``labels``: the batch's prepared labels when ``xent`` (TrainPlan._prepare_xent), else None."""
+        native = self.native is not None and _backend.current() is self.native
+        C = self.C
+        if native:
+            bufs = self.act_bufs.get(len(x))
+            if bufs is None:
+                bufs = self.act_bufs[len(x)] = (
+                    [np.empty((len(x), k.data.shape[1]), np.float32) for k, *_ in self.specs],
+                    [np.empty((len(x), k.data.shape[0]), np.float32) for k, *_ in self.specs])
+        ins, outs, masks = [], [], []   # each Dense's input (after its Dropout) and output
+        last = len(self.specs) - 1
+        for i, (k, b, fused, _, _, drop) in enumerate(self.specs):
+            mask = None
+            if drop is not None and drop.rate != 0.0:   # Dropout.call: the identity at rate 0
+                mask = dropout_mask(x, drop.rate, None, drop._rng)
+                x = x * mask   # Dropout's forward
+            masks.append(mask)
+            ins.append(x)
+            if native:
+                # The last output is the prediction the metrics get: a new array, as the generic step's.
+                x = C.gemm(x, k.data, c=bufs[0][i] if i < last else None, bias=None if b is None else b.data,
+                           activation=fused)
+            else:
+                x = dense_forward(x, k.data, None if b is None else b.data, fused)
+            outs.append(x)
+        grads = [None] * self.n_weights
+        if labels is not None:
+            loss, g = _xent_head(model, x, labels, sw, C if native else None)
+            y_pred = x if self.head is None else self.head(Tensor(x)).data   # no graph: x needs no grad
+        else:
+            logits = Tensor(x, requires_grad=True)
+            y_pred = logits if self.head is None else self.head(logits)
+            loss_t = model._loss_value(ys, [y_pred], sw, (), call_losses=False)
+            y_pred, loss = y_pred.data, float(loss_t.data)
+            if not loss_t.requires_grad:   # the loss does not depend on the predictions
+                return loss, [np.zeros_like(w.data) for w in model.trainable_weights], y_pred
+            g = autograd_grad(loss_t, [logits], copy=False)[0]
+        if native and g.dtype == np.float32:   # dense_backward's calls, as the native backend makes them
+            for i in range(len(self.specs) - 1, -1, -1):
+                k, b, fused, ki, bi, _ = self.specs[i]
+                if fused == "linear" and b is None:
+                    dz = g
+                else:
+                    dz, db = C.act_bias_backward(outs[i], np.ascontiguousarray(g), fused)
+                    if bi is not None:
+                        grads[bi] = db
+                grads[ki] = C.gemm(ins[i].T, dz, c=self.dk_bufs[i])
+                if i > 0:
+                    g = C.gemm(dz, k.data.T, c=bufs[1][i])
+                    if masks[i] is not None:
+                        g = g * masks[i]   # Dropout's backward
+            return loss, grads, y_pred
+        for i in range(len(self.specs) - 1, -1, -1):
+            k, b, fused, ki, bi, _ = self.specs[i]
+            g, grads[ki], db = dense_backward(fused, ins[i], k.data, outs[i], g, i > 0, True, b is not None)
+            if bi is not None:
+                grads[bi] = db
+            if i > 0 and masks[i] is not None:
+                g = g * masks[i]   # Dropout's backward
+        return loss, grads, y_pred
+
+
+_INV_N = {}
+
+
+def _xent_head(model, logits, labels, sw, C):
+    """(loss value, d loss / d logits) of the compiled softmax cross-entropy with Keras'
+    "sum_over_batch_size" reduction, without a graph: the SoftmaxCrossEntropy op's kernel,
+    then the arithmetic the recorded graph does (Loss.__call__: values * sw, sum, / n;
+    its backward: 1 / n spread over the batch, times sw, times the kernel's gradient),
+    in the same dtypes and order, so the result is the generic step's bit for bit
+    (tests/test_fit_loop.py). ``C``: pynn._C when the stack calls the native kernels
+    directly (2-D float32 logits, contiguous labels: what the backend's wrapper passes on)."""
+    if C is None:
+        values, d = _backend.current().softmax_cross_entropy(logits, labels)
+    elif labels.ndim == 1:
+        values, d = C.softmax_xent_sparse(logits, labels)
+    else:
+        values, d = C.softmax_xent_dense(logits, labels)
+    n = max(values.size, 1)
+    key = (n, values.dtype)
+    g = _INV_N.get(key)
+    if g is None:   # Div's backward of the mean: a 1 of the loss's dtype over n, one per batch size
+        g = _INV_N[key] = np.ones((), values.dtype) / n
+    if sw is not None:
+        sw = np.asarray(sw, dtype=values.dtype)
+        values = values * sw
+        g = np.full(values.shape, g, values.dtype) * sw
+        g = g[..., None]
+    d *= g
+    loss = np.divide(values.sum(), n)   # Sum's forward (np.sum: the same add.reduce), then Div's
+    # Model._loss_value's per-output terms (read for multi-output logs): the list kept, its
+    # item replaced, without Layer.__setattr__'s tracking walk each step.
+    terms = model.__dict__.get("_loss_terms")
+    if type(terms) is list and len(terms) == 1:
+        terms[0] = Tensor(loss)
+    else:
+        model._loss_terms = [Tensor(loss)]
+    return float(loss), d
+
+
+def _xent_labels(model, head, y, n_classes, dtype):
+    """All of fit's labels prepared once for :func:`_xent_head` (int64 class ids, or one-hot
+    rows in the logits' dtype), or None when the loss is not a softmax cross-entropy on
+    these logits or a label is one the generic loss rejects (it then raises, per batch)."""
+    from ..functional.activation import softmax
+    from ..losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
+    loss = model._losses[0]
+    cls = type(loss)
+    if cls not in (SparseCategoricalCrossentropy, CategoricalCrossentropy) or loss.reduction != "sum_over_batch_size" \
+            or model._loss_weights[0] != 1.0 or set(loss.kwargs) != {"from_logits"}:
+        return None
+    # Logits, or a softmax over them whose output the loss trades for its logits (losses._logits).
+    if not (head is None if loss.kwargs["from_logits"] else head is softmax):
+        return None
+    y = y.data if isinstance(y, Tensor) else np.asarray(y)
+    if cls is CategoricalCrossentropy:
+        return np.ascontiguousarray(y, dtype) if y.ndim == 2 and y.shape[1] == n_classes else None
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.all(y == np.round(y))):
+        return None
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        return None
+    return y
+
+
 class TrainPlan:
     """The per-step work of ``fit`` for one call, prepared once (see the module docstring)."""
 
@@ -92,7 +296,10 @@ class TrainPlan:
         m = min(batch_size, self.n)
         # Gather buffers, reused by every shuffled batch (the generic loop allocates each batch).
         self.bufs = [np.empty((m,) + v.shape[1:], v.dtype) for v in xs] if self.shuffle else None
-        self.ybufs = [np.empty((m,) + v.shape[1:], v.dtype) for v in ys] if self.shuffle else None
+        # Targets go to the compiled metrics: a user's metric may keep the arrays it is given
+        # (the generic loop hands it new ones each batch), so only built-in ones get buffers.
+        builtin = all(type(mt).__module__ == "pynn.metrics" for ms in model._output_metrics for mt in ms)
+        self.ybufs = [np.empty((m,) + v.shape[1:], v.dtype) for v in ys] if self.shuffle and builtin else None
         self.swbuf = np.empty((m,) + sw.shape[1:], sw.dtype) if self.shuffle and sw is not None else None
         self.begin_cbs = [cb for cb in callbacks if _hook_used(cb, "on_train_batch_begin")]
         self.bar = None
@@ -110,6 +317,11 @@ class TrainPlan:
         self.regularized = None
         self.slot_names = None   # prepared after the optimizer's first (generic) update built it
         self.constrained = None
+        self.stack = None        # a _DenseStack when the model is a plain stack of Dense layers
+        self.labels = None       # with stack.xent: fit's labels prepared for it (_xent_labels)
+        self.lbuf = None
+        self.label_cache = {}
+        self.fused_metrics = None  # the compiled metrics, accuracy computed inline (_metrics)
         self.fast_loss_tracker = type(model._loss_tracker) is Mean
 
     # ------------------------------------------------------------ preparation
@@ -128,10 +340,35 @@ class TrainPlan:
         self.regularized = [w for w in self.weights if getattr(w, "regularizer", None) is not None]
         self.constrained = [w for w in self.weights if getattr(w, "constraint", None) is not None]
         self.layers = _fast_layers(model)
+        self.stack = None   # self.labels stay: they depend on the loss and the data only
+        if self.layers is not None and len(model._losses) == 1 and len(self.xs) == 1 and len(self.ys) == 1:
+            self.stack = _DenseStack.build(model, self.layers, self.weights, self.regularized, self.xs[0])
+        if self.stack is not None:
+            self._prepare_xent()
         if self.layers is not None:
             # The generic forward clears the add_loss() losses at each call; none of the
             # layers above adds any, so after this clear the list stays empty.
             model._clear_call_losses()
+
+    def _prepare_xent(self):
+        """Labels for the stack's graph-free softmax cross-entropy, once per fit (cached on
+        what they depend on), and which accuracy metrics can count hits on them directly."""
+        stack, model = self.stack, self.model
+        k = stack.specs[-1][0].data
+        key = (id(stack.head), k.shape[1], k.dtype.str)
+        if key not in self.label_cache:
+            self.label_cache[key] = _xent_labels(model, stack.head, self.ys[0], k.shape[1], k.dtype)
+        self.labels = labels = self.label_cache[key]
+        stack.xent = labels is not None
+        if labels is not None and self.shuffle:
+            m = min(self.batch_size, self.n)
+            if self.lbuf is None or self.lbuf.dtype != labels.dtype or self.lbuf.shape[1:] != labels.shape[1:]:
+                self.lbuf = np.empty((m,) + labels.shape[1:], labels.dtype)
+        # SparseCategoricalAccuracy without sample weights: labels == argmax(y_pred), counted
+        # as Metric.update_state counts a boolean array; any other metric updates itself.
+        sparse = labels is not None and labels.ndim == 1
+        self.fused_metrics = [(mt, weighted, sparse and type(mt) is SparseCategoricalAccuracy)
+                              for mt, weighted in zip(model._output_metrics[0], model._metric_weighted[0])]
 
     def _prepare_optimizer(self):
         opt = self.model.optimizer
@@ -159,24 +396,8 @@ class TrainPlan:
         return [x]
 
     def _loss(self, ys, y_preds, sw):
-        model = self.model
-        loss = None
-        terms = model._loss_terms = []
-        for out_loss, weight, y, y_pred in zip(model._losses, model._loss_weights, ys, y_preds):
-            if out_loss is None:
-                terms.append(None)
-                continue
-            term = out_loss(y, y_pred, sw)
-            terms.append(term)
-            if weight != 1.0:
-                term = term * weight
-            loss = term if loss is None else loss + term
-        for w in self.regularized:
-            loss = loss + w.regularizer(w)
-        if self.layers is None:
-            for extra in model._collect_call_losses():
-                loss = loss + extra
-        return loss
+        # The fast forward's layers add no call losses (see _prepare_model): no walk for them.
+        return self.model._loss_value(ys, y_preds, sw, self.regularized, call_losses=self.layers is None)
 
     def _apply(self, grads):
         opt = self.model.optimizer
@@ -197,8 +418,9 @@ class TrainPlan:
         for w in self.constrained:
             w.data[...] = w.constraint(w.data)
 
-    def step(self, xb, yb, swb):
-        """One training step on one batch: Model._train_step + _update_metrics, without the logs."""
+    def step(self, xb, yb, swb, lb=None, lsrc=None):
+        """One training step on one batch: Model._train_step + _update_metrics, without the logs.
+        ``lb``: the batch gathered from ``lsrc``, the ``self.labels`` of that moment."""
         model = self.model
         if self.weights is None or self.refresh_each_step:
             if not model.built:   # the first call builds it: the generic step, once
@@ -207,6 +429,18 @@ class TrainPlan:
                 return
             self._prepare_model()
         weights = self.weights
+        stack = self.stack
+        if stack is not None:
+            if not stack.xent or lsrc is not self.labels:   # (re)prepared in this step: not gathered
+                lb = None
+            loss, grads, y_pred = stack.run(model, xb[0], yb, swb, lb)
+            self._apply(grads)
+            if lb is not None:
+                self._track_loss(loss, len(xb[0]))
+                self._stack_metrics(yb[0], y_pred, swb, lb)
+            else:
+                self._metrics(loss, yb, [y_pred], swb, len(xb[0]))
+            return
         y_preds = self._forward(xb)
         loss = self._loss(yb, y_preds, swb)
         if loss.requires_grad:
@@ -217,15 +451,31 @@ class TrainPlan:
             self._apply(grads)
         self._metrics(float(loss.data), yb, [p.data for p in y_preds], swb, len(xb[0]))
 
-    def _metrics(self, loss, ys, y_preds, sw, n):
-        model = self.model
-        tracker = model._loss_tracker
+    def _track_loss(self, loss, n):
+        tracker = self.model._loss_tracker
         if self.fast_loss_tracker:   # Mean.update_state(loss, sample_weight=n), same float arithmetic
             w = float(n)
             tracker.total += loss * w
             tracker.count += w
         else:
             tracker.update_state(loss, sample_weight=n)
+
+    def _stack_metrics(self, y, y_pred, sw, labels):
+        """The one output's compiled metrics (Model._update_compiled_metrics), a sparse
+        accuracy counted on the prepared labels (the same bool array, the same sums)."""
+        hits = None
+        for mt, weighted, fused in self.fused_metrics:
+            if fused and (sw is None or not weighted):
+                if hits is None:
+                    hits = float((labels == y_pred.argmax(-1)).sum())   # np.count_nonzero's count
+                mt.total += hits
+                mt.count += labels.size
+            else:
+                mt.update_state(y, y_pred, sw if weighted else None)
+
+    def _metrics(self, loss, ys, y_preds, sw, n):
+        model = self.model
+        self._track_loss(loss, n)
         for t, term in zip(model._output_loss_trackers, model._loss_terms):
             if t is not None:
                 t.update_state(float(term.data), sample_weight=n)
@@ -247,17 +497,22 @@ class TrainPlan:
                 cb.on_train_batch_begin(step)
             start = step * bs
             stop = min(start + bs, n)
+            lsrc = self.labels
             if order is not None:
                 idx = order[start:stop]
                 m = stop - start
-                xb = [np.take(v, idx, axis=0, out=b[:m], mode="clip") for v, b in zip(xs, self.bufs)]
-                yb = [np.take(v, idx, axis=0, out=b[:m], mode="clip") for v, b in zip(ys, self.ybufs)]
-                swb = None if sw is None else np.take(sw, idx, axis=0, out=self.swbuf[:m], mode="clip")
+                # ndarray.take (np.take without its dispatch layer): rows idx into the buffers.
+                xb = [v.take(idx, 0, b[:m], "clip") for v, b in zip(xs, self.bufs)]
+                yb = ([v.take(idx, 0) for v in ys] if self.ybufs is None else
+                      [v.take(idx, 0, b[:m], "clip") for v, b in zip(ys, self.ybufs)])
+                swb = None if sw is None else sw.take(idx, 0, self.swbuf[:m], "clip")
+                lb = None if lsrc is None else lsrc.take(idx, 0, self.lbuf[:m], "clip")
             else:
                 xb = [v[start:stop] for v in xs]
                 yb = [v[start:stop] for v in ys]
                 swb = None if sw is None else sw[start:stop]
-            self.step(xb, yb, swb)
+                lb = None if lsrc is None else lsrc[start:stop]
+            self.step(xb, yb, swb, lb, lsrc)
             logs = None
             if end_cbs:
                 logs = model._logs()

@@ -515,7 +515,11 @@ class Model(Layer):
             return [out[n] for n in self.output_names]
         return out if isinstance(out, (list, tuple)) else [out]
 
-    def _loss_value(self, ys, y_preds, sample_weight):
+    def _loss_value(self, ys, y_preds, sample_weight, regularized=None, call_losses=True):
+        """The compiled loss of one forward pass: the per-output losses (weighted), the
+        weights' regularizers and the add_loss() terms. ``regularized``: the weights with a
+        regularizer when the caller has them already (fit's prepared step), else read off
+        ``trainable_weights``; ``call_losses=False`` when the forward pass adds none."""
         loss = None
         terms = self._loss_terms = []  # per-output (unweighted) values, for "<output>_loss" logs
         for out_loss, weight, y, y_pred in zip(self._losses, self._loss_weights, ys, y_preds):
@@ -527,11 +531,13 @@ class Model(Layer):
             if weight != 1.0:
                 term = term * weight
             loss = term if loss is None else loss + term
-        for w in self.trainable_weights:
-            if getattr(w, "regularizer", None) is not None:
-                loss = loss + w.regularizer(w)
-        for extra in self._collect_call_losses():   # add_loss()/activity_regularizer of this forward pass
-            loss = loss + extra
+        if regularized is None:
+            regularized = [w for w in self.trainable_weights if getattr(w, "regularizer", None) is not None]
+        for w in regularized:
+            loss = loss + w.regularizer(w)
+        if call_losses:
+            for extra in self._collect_call_losses():   # add_loss()/activity_regularizer of this forward pass
+                loss = loss + extra
         return loss
 
     def _train_step(self, xs, ys, sample_weight=None):

@@ -1,10 +1,12 @@
 """The cheap per-call choice between NumPy and the native kernels.
 
-Every rule here is a handful of attribute reads and integer compares (about
-0.1-0.2 µs, measured by bench/numpy_dropin.py), so routing a small call to NumPy
-costs less than NumPy's own call overhead. Thresholds come from the measured
-crossover on this machine class (2-core AVX2 Zen 3); see the README's "NumPy
-drop-in" table and bench/numpy_dropin.py, which re-measures them.
+Every rule here is a handful of attribute reads and integer compares (0.03-0.1 µs in
+the Cython-compiled ops/_numeric.py, measured by bench/numpy_dropin.py's "dispatch
+cost" rows), so routing a small call to NumPy costs less than NumPy's own call
+overhead; ``dot`` and ``where`` win it back by calling NumPy's C function past its
+``__array_function__`` dispatcher. Thresholds come from the measured crossover on
+this machine (2-core AMD EPYC, AVX2 kernels against NumPy's AVX-512 loops); see the
+README's "NumPy drop-in" section and bench/numpy_dropin.py, which re-measures them.
 """
 from __future__ import annotations
 
@@ -30,24 +32,35 @@ F64 = np.dtype(np.float64)
 GEMM_MIN_MACS = 1 << 20
 GEMM_MIN_SIDE = 16
 GEMM_MIN_N = 8
-# With 2+ threads the native SGEMM ran these shapes 4-27x slower than np.dot on this shared
-# machine (one run at load ~4: an OpenMP team waits at its barriers for a descheduled
-# thread, while OpenBLAS's threaded path held up), so GEMMs go native on one thread only.
+# An inner dimension under 16 (the lecture's ``dh = dscores @ W2.T``, k = 10) is mostly packing
+# for the native kernel: 256x10x512 measured 0.85-1.02x np.dot on one thread, a tie at best.
+GEMM_MIN_K = 16
+# With 2+ threads OpenBLAS splits these GEMMs across both cores and the native SGEMM gained
+# little from its second thread on this shared machine (re-measured for this issue at load 7-11,
+# 2 threads, wall time: 256x64x512 0.77-1.42x, 256x128x512 0.62x, 256x256x512 0.57x, 128x784x256
+# 0.58x, 512x256x10 (x.T) 0.42x, 256x10x512 1.03-1.23x, 1024x10x512 0.70x), so GEMMs go
+# native on one thread only: a loss more often than a win at 2 threads.
 GEMM_MAX_THREADS = 1
 # Reductions (sum, mean, max, min over the last axis, the first axis or all of a
 # C-contiguous float32/float64 array) and maximum/minimum with a Python scalar run the
 # NumPy-order kernels of csrc/nn/elementwise.h (bit for bit, see there). Small arrays win
 # by far: NumPy's reduce machinery costs 1.5-7 µs per call on a 32x10 matrix, the native
-# call ~0.3 µs. Above REDUCE_1T_MAX_SIZE elements NumPy's AVX-512 loops tie or win on one
-# thread, so those reductions stay NumPy's unless pynn has at least 2 threads (the native
-# kernels then split rows / columns / the pairwise halves).
-REDUCE_1T_MAX_SIZE = 1 << 16
-# ...and with 2+ threads only from REDUCE_MT_MIN_SIZE elements: a 256x512 column sum (~10 µs of
-# work) split over two threads ran 6x slower at load ~4, waiting for a helper thread's wake-up.
-REDUCE_MT_MIN_SIZE = 1 << 20
-# Max/min over a long last axis (rows of more than REDUCE_ROW_MAX_LEN elements) stay NumPy's:
-# its AVX-512 max reduction is twice the AVX2 kernel's speed on one thread.
-REDUCE_ROW_MAX_LEN = 256
+# call ~0.3 µs: every reduction up to REDUCE_SMALL_MAX_SIZE elements goes native.
+REDUCE_SMALL_MAX_SIZE = 1 << 16
+# Larger arrays go native only where the kernel itself wins, measured on one thread (process CPU
+# time, three interleaved rounds; ratios NumPy time / native time):
+# - sum/mean over the first axis (rows added in order, vectorised across columns): 1.4-1.9x up
+#   to 1M elements (256x512, 1024x1024, both dtypes), 0.6-1.4x beyond (cache-exceeding);
+# - max/min over the first axis: 1.1-1.6x up to 1M elements, 0.7-1.6x beyond;
+# - max/min over the last axis (or all): 1.1-3.3x up to 4M elements, both dtypes;
+# - sum/mean over the last axis or all (pairwise): 0.6-1.0x above 64k: NumPy keeps them.
+# The kernels run these single-threaded (csrc/nn/elementwise.cpp splits a reduction only from
+# 4M elements per thread: at load 7-11 a 2-thread split ran 0.13-0.9x of NumPy where one
+# thread ran 1.4x), so the same rules hold at any thread count.
+REDUCE_COLS_MAX_SIZE = 1 << 20
+REDUCE_EXT_ROWS_MAX_SIZE = 1 << 22
+# A first-axis reduction of fewer columns than this is mostly one long strided column walk.
+REDUCE_COLS_MIN_WIDTH = 16
 # maximum/minimum(x, python scalar): NumPy's ufunc call is ~0.7 µs up to a few hundred
 # elements, the native call plus pynn's checks ~1.0 µs; past ~1000 elements NumPy's scalar
 # broadcast loop (~1 ns/element) loses to the AVX2 kernel by 2-10x.
@@ -74,5 +87,5 @@ def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
     n = b.shape[1]
     if a.size * n < GEMM_MIN_MACS:
         return False
-    return (n >= GEMM_MIN_N and a.shape[0] >= GEMM_MIN_SIDE and a.strides[1] == a.itemsize
-            and threads() <= GEMM_MAX_THREADS)
+    return (n >= GEMM_MIN_N and a.shape[0] >= GEMM_MIN_SIDE and a.shape[1] >= GEMM_MIN_K
+            and a.strides[1] == a.itemsize and threads() <= GEMM_MAX_THREADS)

@@ -19,6 +19,13 @@ _np = np
 _ndarray = np.ndarray
 _np_maximum = np.maximum
 _np_dot = np.dot
+# np.dot is an __array_function__ dispatcher in front of the C function; for two exact ndarrays
+# (no override possible) calling the C function itself is the same computation, bit for bit,
+# ~0.15-0.3 µs sooner (measured 0.53 -> 0.34-0.39 µs on a 1-element dot): that pays for pynn's
+# routing checks, so a lecture-sized ``pynn.ops.dot`` is at least np.dot's speed.
+_np_dot_c = getattr(np.dot, "_implementation", np.dot)
+_np_where_c = getattr(np.where, "_implementation", np.where)
+_np_matmul = np.matmul
 _C = None  # pynn._C, bound on first native use (importing pynn must not need it)
 
 
@@ -118,7 +125,9 @@ power = _binary("power", F.power)
 _F32, _F64 = D.F32, D.F64
 # Thresholds read on every call, bound once (a module attribute read is ~25 ns of a ~0.2 µs budget).
 _GEMM_MIN_MACS = D.GEMM_MIN_MACS
+_GEMM_MIN_WORK = D.GEMM_MIN_MACS * D.GEMM_MIN_K  # a.size * b.size below this: never native
 _EXT_MIN = D.EXT_SCALAR_MIN_SIZE
+_REDUCE_SMALL = D.REDUCE_SMALL_MAX_SIZE
 
 
 # Python ints NumPy casts to float32/float64 exactly as C++'s cast of their double does (NEP 50
@@ -130,19 +139,22 @@ def _extremum_binary(name, is_max, tensor_fn, np_fn):
     # Inlined checks, no helper calls: this runs on every np.maximum of a lecture loop, where
     # each Python-level call costs ~0.07 µs against NumPy's ~0.7 µs.
     def f(x1, x2, /, out=None, **kwargs):
-        if not kwargs:
-            if type(x1) is _ndarray:
-                x, s, first = x1, x2, False
-            elif type(x2) is _ndarray:
-                x, s, first = x2, x1, True
-            else:
-                x = None
-            if x is not None and x.size >= _EXT_MIN and (out is None or out is x):
-                t, dt = type(s), x.dtype
-                if ((dt is _F32 or dt is _F64)
-                        and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)
-                        and x.flags.c_contiguous and D.native_on()):
-                    return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
+        if type(x1) is _ndarray:
+            x, s, first = x1, x2, False
+        elif type(x2) is _ndarray:
+            x, s, first = x2, x1, True
+        else:
+            x = None
+        if x is not None and not kwargs:
+            t = type(s)
+            if t is int or t is float or t is _ndarray:  # no Tensor among the operands
+                if x.size >= _EXT_MIN and t is not _ndarray and (out is None or out is x):
+                    dt = x.dtype
+                    if ((dt is _F32 or dt is _F64)
+                            and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)
+                            and x.flags.c_contiguous and D.native_on()):
+                        return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
+                return np_fn(x1, x2) if out is None else np_fn(x1, x2, out=out)
         if isinstance(x1, Tensor) or isinstance(x2, Tensor):
             _reject(name, dict(kwargs, out=out))
             return tensor_fn(x1, x2)
@@ -165,8 +177,14 @@ minimum = _extremum_binary("minimum", False, F.minimum, np.minimum)
 @face("dual")
 def where(condition, /, *args):
     """NumPy's ``where``; ``where(cond, x, y)`` with a Tensor x or y records the graph (cond is not differentiated)."""
-    if len(args) == 2 and (isinstance(args[0], Tensor) or isinstance(args[1], Tensor) or isinstance(condition, Tensor)):
-        return F.where(condition, args[0], args[1])
+    if len(args) == 2:
+        x, y = args
+        tx, ty = type(x), type(y)
+        if (type(condition) is _ndarray and (tx is _ndarray or tx is float or tx is int)
+                and (ty is _ndarray or ty is float or ty is int)):
+            return _np_where_c(condition, x, y)  # no __array_function__ override possible: NumPy's C function
+        if isinstance(x, Tensor) or isinstance(y, Tensor) or isinstance(condition, Tensor):
+            return F.where(condition, x, y)
     return np.where(condition, *args)
 
 
@@ -210,7 +228,8 @@ def _tensor_matmul(name, a, b, extra):
 
 def _gemm_size_ok(a, b):
     # The cheapest tests first: float64 and lecture-sized products stop here and go to NumPy.
-    return a.dtype is _F32 and b.ndim == 2 and a.ndim == 2 and a.size * b.shape[1] >= D.GEMM_MIN_MACS
+    return (a.size * b.size >= _GEMM_MIN_WORK and a.dtype is _F32 and b.ndim == 2 and a.ndim == 2
+            and a.size * b.shape[1] >= D.GEMM_MIN_MACS)
 
 
 @face("accelerated")
@@ -227,9 +246,11 @@ def matmul(x1, x2, /, out=None, **kwargs):
                 return _native().gemm(x1, x2)
             if _gemm_out_ok(out, x1, x2, x1.shape[0], x2.shape[1]):
                 return _native().gemm(x1, x2, c=out)
+        if out is None and not kwargs:
+            return _np_matmul(x1, x2)
     elif isinstance(x1, Tensor) or isinstance(x2, Tensor):
         return _tensor_matmul("matmul", x1, x2, dict(kwargs, out=out))
-    return np.matmul(x1, x2, out=out, **kwargs)
+    return _np_matmul(x1, x2, out=out, **kwargs)
 
 
 @face("accelerated")
@@ -238,15 +259,20 @@ def dot(a, b, out=None):
 
     2-D float32 products route as :func:`matmul` does."""
     if type(a) is _ndarray and type(b) is _ndarray:
-        # Ordered so that float64 and lecture-sized float32 products fail within the first
-        # few attribute reads and reach np.dot without any further call.
-        if (a.dtype is _F32 and b.ndim == 2 and a.size * b.shape[1] >= _GEMM_MIN_MACS and a.ndim == 2
+        # Ordered so that lecture-sized products fail on the first test (two attribute reads,
+        # no shape tuple) and float64 on the second, and reach np.dot without any further call.
+        # m·k·k·n >= GEMM_MIN_MACS·GEMM_MIN_K is implied by native_gemm_wins (MACs >= MIN_MACS and
+        # k >= MIN_K), so this first test only sends to NumPy what would go there anyway.
+        if (a.size * b.size >= _GEMM_MIN_WORK and a.dtype is _F32 and b.ndim == 2
+                and a.size * b.shape[1] >= _GEMM_MIN_MACS and a.ndim == 2
                 and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
             if out is None:
                 return _native().gemm(a, b)
             if _gemm_out_ok(out, a, b, a.shape[0], b.shape[1]):
                 return _native().gemm(a, b, c=out)
-        return _np_dot(a, b) if out is None else _np_dot(a, b, out)
+        if out is None:
+            return _np_dot_c(a, b)
+        return (_np_dot_c if type(out) is _ndarray else _np_dot)(a, b, out)  # out joins NumPy's dispatch
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         return _tensor_matmul("dot", a, b, {"out": out})
     return _np_dot(a, b) if out is None else _np_dot(a, b, out)
@@ -295,9 +321,13 @@ def _fast_reduce(a, op, axis, keepdims):
     size = a.size
     if not size or not a.flags.c_contiguous or not D.native_on():
         return None
-    if size > D.REDUCE_1T_MAX_SIZE and (size < D.REDUCE_MT_MIN_SIZE or D.threads() < 2 or
-                                        (op >= _MAX and code != 0 and a.shape[-1] > D.REDUCE_ROW_MAX_LEN)):
-        return None
+    if size > _REDUCE_SMALL:
+        # Beyond the small-call win, only where the kernel itself is faster (_dispatch's table).
+        if code == 0:
+            if size > D.REDUCE_COLS_MAX_SIZE or a.shape[-1] < D.REDUCE_COLS_MIN_WIDTH:
+                return None
+        elif op < _MAX or size > D.REDUCE_EXT_ROWS_MAX_SIZE:
+            return None
     r = _native().np_reduce(a, op, code, keepdims)
     return r if r.ndim else r[()]  # a full reduction is a NumPy scalar, as NumPy returns
 

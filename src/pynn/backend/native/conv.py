@@ -78,11 +78,12 @@ def max_pool2d_argmax(x, pool_size=(2, 2), strides=None, padding="valid"):
     return _C.max_pool2d_argmax(_c(x), *_pool_args(pool_size, strides), padding)
 
 
-def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None, padding="valid"):
-    if not _f32(dy):
-        return _ref.max_pool2d_backward_argmax(idx, dy, x_shape, pool_size, strides, padding)
+def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None, padding="valid", relu_y=None):
+    if not _f32(dy) or (relu_y is not None and not _f32(relu_y)):
+        return _ref.max_pool2d_backward_argmax(idx, dy, x_shape, pool_size, strides, padding, relu_y)
     return _C.max_pool2d_backward_argmax(idx, _c(dy), _shape4("max_pool2d_backward_argmax", x_shape),
-                                         *_pool_args(pool_size, strides), padding)
+                                         *_pool_args(pool_size, strides), padding,
+                                         None if relu_y is None else _c(relu_y))
 
 
 def max_pool2d_backward(x, y, dy, pool_size=(2, 2), strides=None, padding="valid"):

@@ -185,8 +185,11 @@ def max_pool2d_argmax(x, pool_size=(2, 2), strides=None, padding="valid"):
     return y, idx
 
 
-def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None, padding="valid"):
-    """dx (x_shape) of max_pool2d from max_pool2d_argmax's idx: each dy to the cell that won."""
+def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None, padding="valid", relu_y=None):
+    """dx (x_shape) of max_pool2d from max_pool2d_argmax's idx: each dy to the cell that won.
+
+    ``relu_y`` (the forward's y), when x was a ReLU's output: that ReLU's backward fused in,
+    dy passes only where relu_y > 0 (the winning cell's value is the window's maximum)."""
     x_shape = tuple(int(d) for d in x_shape)
     kh, kw, strides, oh, ow, ph, pw, cell_id = _argmax_cells("max_pool2d_backward_argmax", x_shape, pool_size,
                                                              strides, padding)
@@ -194,6 +197,10 @@ def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None,
     if idx.shape != dy.shape or dy.shape != (n, oh, ow, c):
         raise ValueError(f"max_pool2d_backward_argmax: idx and dy must have shape {(n, oh, ow, c)}, "
                          f"got {idx.shape} and {dy.shape}")
+    if relu_y is not None:
+        if relu_y.shape != dy.shape:
+            raise ValueError(f"max_pool2d_backward_argmax: relu_y must have shape {dy.shape}, got {relu_y.shape}")
+        dy = np.where(relu_y > 0, dy, 0).astype(dy.dtype, copy=False)
     dxp = np.zeros((n, h + ph[0] + ph[1], wd + pw[0] + pw[1], c), dy.dtype)
     for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
         dxp[:, rows, cols, :] += np.where(idx == cell_id(i, j), dy, 0)

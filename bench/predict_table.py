@@ -94,6 +94,7 @@ def main(argv=None):
     pynn.set_backend("native")
     pynn.set_num_threads(args.threads)
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmpdir:
         for name in args.models.split(","):
             runners, step = contenders(name, args.threads, tmpdir)
@@ -113,6 +114,9 @@ def main(argv=None):
                 print(f"{name:12s} b{batch:<3d} pynn {row['pynn_ms']:8.3f} ms  ORT {row['onnxruntime_ms']:8.3f} ms  "
                       f"torch {row['torch_ms']:8.3f} ms   pynn/ORT {row['pynn/ort']:.2f}  "
                       f"pynn/torch {row['pynn/torch']:.2f}", flush=True)
+    # The load decides how much of the 2-thread numbers is waiting for descheduled workers.
+    print(f"\nload average (1 min): {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+          f"on {os.cpu_count()} CPUs")
     print("\n| model | batch | pynn predict_on_batch (ms) | ONNX Runtime (ms) | PyTorch eval (ms) | pynn/ORT | "
           "pynn/torch |\n|---|---|---|---|---|---|---|")
     for r in rows:
@@ -120,7 +124,8 @@ def main(argv=None):
               f"| {r['pynn/ort']:.2f} | {r['pynn/torch']:.2f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "rows": rows}, f, indent=1)
+            json.dump({"threads": args.threads, "load_average": [load_before, os.getloadavg()[0]], "rows": rows}, f,
+                  indent=1)
     return rows
 
 

@@ -408,3 +408,318 @@ def test_channels_first_layers_run_their_own_call(batch):
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
     p = current_plan(model)
     assert p.prepared == [model.layers[-1].name]
+
+
+def flat_tail():
+    """A chain ending in views (Dropout, Flatten) of a buffered Dense output, on rank-3 input."""
+    pynn.set_seed(11)
+    return pynn.Sequential([layers.Input((3, 5)), layers.Dense(4, activation="relu"), layers.Dropout(0.2),
+                            layers.Dense(6), layers.Flatten()])
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, flat_tail])
+def test_chain_plans_run_one_program_per_input_shape(build):
+    """A Sequential whose every layer is prepared runs as a recorded program of bare _C
+    calls per input shape: the first call at a shape records it, later calls replay it;
+    each must give the ordinary path's result, for every batch size in any order."""
+    model = build()
+    first = None
+    for batch in (1, 5, 1, 2, 5):
+        x = inputs_for(model, batch, seed=batch)
+        got = model.predict_on_batch(x)
+        np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+        p = current_plan(model)
+        first = first or p
+        assert p is first and p.chain
+    progs = p._local.progs
+    assert sorted(progs) == sorted({inputs_for(model, b).shape for b in (1, 2, 5)})
+    assert all(prog for prog in progs.values())
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, flat_tail])
+def test_program_results_are_fresh_at_every_batch_size(build):
+    model = build()
+    for batch in (1, 4):
+        x1, x2 = inputs_for(model, batch, seed=1), inputs_for(model, batch, seed=2)
+        y1 = model.predict_on_batch(x1)
+        keep = y1.copy()
+        y2 = model.predict_on_batch(x2)
+        y3 = model.predict_on_batch(x1)
+        assert not np.shares_memory(y1, y2) and not np.shares_memory(y1, y3)
+        assert not np.shares_memory(y2, x2)
+        np.testing.assert_array_equal(y1, keep)
+        np.testing.assert_array_equal(y3, keep)
+
+
+def test_a_plan_of_views_only_copies_its_input():
+    model = pynn.Sequential([layers.Input((2, 3)), layers.Dropout(0.5), layers.Flatten()])
+    x = inputs_for(model, 2)
+    y = model.predict_on_batch(x)
+    np.testing.assert_array_equal(y, x.reshape(2, 6))
+    assert current_plan(model).chain and not np.shares_memory(y, x)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_programs_follow_weight_changes(batch):
+    """A replayed program holds the plan's packed kernels and buffers: a weight change
+    (epoch bump) rebuilds the plan and its programs, at every batch size seen before."""
+    model = cnn()
+    xs = {b: inputs_for(model, b, seed=b) for b in (batch, 2)}
+    for x in xs.values():
+        model.predict_on_batch(x)
+    old = current_plan(model)
+    model.set_weights([w * 0.5 - 0.1 for w in model.get_weights()])
+    for x in xs.values():
+        np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert current_plan(model) is not old
+
+
+def test_non_float32_input_to_a_chain_plan_runs_the_checked_path():
+    model = mlp()
+    x = inputs_for(model, 3)
+    want = reference(model, x)
+    np.testing.assert_allclose(model.predict_on_batch(x.astype(np.float64)), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict_on_batch(np.asfortranarray(x)), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x.astype(np.float64), verbose=0), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        model.predict_on_batch(np.ones((2, 5), np.float32))
+
+
+@pytest.mark.parametrize("build", [mlp, cnn])
+def test_chain_plans_match_the_numpy_backend(build):
+    model = build()
+    for batch in (1, 4):
+        x = inputs_for(model, batch)
+        got = model.predict_on_batch(x)
+        with pynn.use_backend("numpy"):
+            want = reference(model, x)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def transformer(normalize_first=False, activation="relu"):
+    pynn.set_seed(12)
+    return pynn.Sequential([layers.Input((6, 16)),
+                            layers.TransformerEncoder(intermediate_dim=24, num_heads=4, dropout=0.1,
+                                                      activation=activation, normalize_first=normalize_first),
+                            layers.LayerNormalization(epsilon=1e-4), layers.GlobalAveragePooling1D(),
+                            layers.Dense(3)])
+
+
+@pytest.mark.parametrize("normalize_first,activation", [(False, "relu"), (True, "gelu")])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_transformer_block_layer_norm_and_step_mean_run_prepared(normalize_first, activation, batch):
+    """TransformerEncoder (post- and pre-norm), LayerNormalization and GlobalAveragePooling1D
+    run as prepared steps: the result is the layer path's and the numpy backend's."""
+    model = transformer(normalize_first, activation)
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.prepared == [layer.name for layer in model.layers] and p.chain
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.predict_on_batch(x), got, rtol=0, atol=0)   # the replayed program
+
+
+def test_transformer_plan_follows_weight_changes_and_freezes_its_packed_sources():
+    model = transformer()
+    x = inputs_for(model, 2)
+    before = model.predict_on_batch(x)
+    mha = model.layers[0].attention
+    with pytest.raises(ValueError, match="read-only"):   # packed into the plan: a direct write would go unseen
+        mha.query_kernel.data[...] = 0.0
+    mha.query_kernel.assign(mha.query_kernel.data * -2.0)
+    mha.output_bias.assign(mha.output_bias.data + 0.5)
+    model.layers[0].norm2.gamma.assign(np.full(16, 0.5, np.float32))
+    after = model.predict_on_batch(x)
+    np.testing.assert_allclose(after, reference(model, x), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after, before)
+
+
+def test_transformer_with_a_causal_mask_in_a_functional_model_runs_its_own_call():
+    pynn.set_seed(13)
+    inp = pynn.Input((5, 8))
+    enc = layers.TransformerEncoder(intermediate_dim=12, num_heads=2)
+    out = layers.Dense(2)(enc(inp, use_causal_mask=True))
+    model = pynn.Model(inp, out)
+    for batch in (1, 3):
+        x = inputs_for(model, batch)
+        np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert enc.name not in current_plan(model).prepared
+
+
+def test_layer_norm_over_other_axes_runs_its_own_call():
+    pynn.set_seed(14)
+    model = pynn.Sequential([layers.Input((4, 5)), layers.LayerNormalization(axis=1), layers.Flatten(),
+                             layers.Dense(2)])
+    x = inputs_for(model, 3)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert model.layers[0].name not in current_plan(model).prepared
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_recurrent_layers_run_prepared_without_recording(go_backwards, batch, use_bias):
+    """LSTM, GRU and SimpleRNN (no mask, no state in or out) run as projection GEMM + native
+    time loop: the layer path's result, and the numpy backend's."""
+    pynn.set_seed(15)
+    kw = dict(go_backwards=go_backwards, use_bias=use_bias)
+    model = pynn.Sequential([layers.Input((7, 5)), layers.LSTM(6, return_sequences=True, **kw),
+                             layers.GRU(5, return_sequences=True, recurrent_activation="hard_sigmoid", **kw),
+                             layers.SimpleRNN(4, activation="relu", **kw), layers.Dense(2)])
+    if use_bias:   # non-zero biases, so the input/recurrent split of the GRU's is pinned
+        for layer in model.layers[:3]:
+            layer.bias.assign(np.random.default_rng(1).standard_normal(layer.bias.shape).astype(np.float32))
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.prepared == [layer.name for layer in model.layers] and p.chain
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    model.layers[1].recurrent_kernel.assign(model.layers[1].recurrent_kernel.data * 0.5)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_returning_state_runs_its_own_call():
+    pynn.set_seed(16)
+    inp = pynn.Input((4, 3))
+    seq, h, c = layers.LSTM(5, return_state=True)(inp)
+    model = pynn.Model(inp, layers.Concatenate()([seq, h, c]))
+    x = inputs_for(model, 2)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    lstm = [layer for layer in model.layers if isinstance(layer, layers.LSTM)][0]
+    assert lstm.name not in current_plan(model).prepared
+
+
+def attention_model(use_bias=True, output_shape=None, key_is_value=False):
+    """Self-attention on one input, then cross-attention of that on a second, shorter one."""
+    pynn.set_seed(17)
+    x = pynn.Input((6, 8), name="x")
+    c = pynn.Input((4, 8), name="c")
+    a = layers.MultiHeadAttention(2, 4, use_bias=use_bias)(x, x)
+    cross = layers.MultiHeadAttention(3, 5, value_dim=2, use_bias=use_bias, output_shape=output_shape)
+    b = cross(a, c, key=c) if key_is_value else cross(a, c)
+    return pynn.Model([x, c], layers.Dense(2)(layers.Flatten()(b)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"use_bias": False}, {"output_shape": 7}, {"key_is_value": True}],
+                         ids=["bias", "no_bias", "output_shape", "key_is_value"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_multi_head_attention_runs_prepared_in_functional_models(kw, batch):
+    """MultiHeadAttention called with default keywords runs as packed projection GEMMs and
+    per-head batched GEMMs: the layer path's result and the numpy backend's."""
+    model = attention_model(**kw)
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    mha = [layer.name for layer in model.layers if isinstance(layer, layers.MultiHeadAttention)]
+    assert len(mha) == 2 and all(name in p.prepared for name in mha)
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    layer = model.get_layer(mha[1])
+    layer.value_kernel.assign(layer.value_kernel.data * -1.5)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_multi_head_attention_with_a_causal_mask_runs_its_own_call():
+    pynn.set_seed(18)
+    x = pynn.Input((5, 8))
+    mha = layers.MultiHeadAttention(2, 4)
+    model = pynn.Model(x, layers.GlobalAveragePooling1D()(mha(x, x, use_causal_mask=True)))
+    for batch in (1, 3):
+        xb = inputs_for(model, batch)
+        np.testing.assert_allclose(model.predict_on_batch(xb), reference(model, xb), rtol=1e-5, atol=1e-6)
+    assert mha.name not in current_plan(model).prepared
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_add_multiply_concatenate_run_prepared(batch):
+    """A residual block (Add of three), a gate (Multiply) and a Concatenate on axis 1 run as
+    NumPy calls in the plan: the layer path's result and the numpy backend's."""
+    pynn.set_seed(19)
+    x = pynn.Input((4, 6))
+    a = layers.Dense(6, activation="relu")(x)
+    b = layers.Dense(6, activation="tanh")(x)
+    res = layers.Add()([x, a, b])
+    gate = layers.Multiply()([res, layers.Dense(6, activation="sigmoid")(x)])
+    cat = layers.Concatenate(axis=1)([gate, res])
+    model = pynn.Model(x, layers.Dense(2)(layers.Flatten()(cat)))
+    xb = inputs_for(model, batch)
+    got = model.predict_on_batch(xb)
+    p = current_plan(model)
+    assert all(layer.name in p.prepared for layer in model.layers
+               if isinstance(layer, (layers.Add, layers.Multiply, layers.Concatenate)))
+    assert not p.records
+    np.testing.assert_allclose(got, reference(model, xb), rtol=1e-6, atol=1e-7)
+    with pynn.use_backend("numpy"):
+        want = reference(model, xb)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def bn_cnn():
+    pynn.set_seed(20)
+    return pynn.Sequential([layers.Input((8, 8, 3)), layers.Conv2D(4, 3, use_bias=False), layers.BatchNormalization(),
+                            layers.Activation("relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(5),
+                            layers.BatchNormalization(center=False, epsilon=1e-2), layers.Activation("softmax")])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_batch_norm_and_activation_layers_run_prepared(batch):
+    """BatchNormalization (inference, last axis) and standalone Activation layers are
+    prepared steps: the whole model is one chain program, equal to the layer path and the
+    numpy backend, and moving statistics updated in place by a training call are seen."""
+    model = bn_cnn()
+    x = inputs_for(model, batch)
+    for layer in model.layers:   # non-trivial statistics and affine weights
+        if isinstance(layer, layers.BatchNormalization):
+            r = np.random.default_rng(3)
+            layer.moving_mean.assign(r.standard_normal(layer.param_shape).astype(np.float32))
+            layer.moving_variance.assign(r.uniform(0.5, 2.0, layer.param_shape).astype(np.float32))
+            if layer.gamma is not None:
+                layer.gamma.assign(r.uniform(0.5, 1.5, layer.param_shape).astype(np.float32))
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.prepared == [layer.name for layer in model.layers] and p.chain
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    bn = model.layers[1]
+    shifted = np.random.default_rng(9).standard_normal((6, 5, 5, 4)).astype(np.float32) + 3.0
+    bn(pynn.Tensor(shifted), training=True)   # updates the moving statistics in place, no epoch move
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_conv1d_runs_prepared_on_height_one_views(batch):
+    """Conv1D (strides, dilation, "same", an Activation layer fused) runs the 2-D kernel on
+    height-1 views: the layer path's result and the numpy backend's."""
+    pynn.set_seed(21)
+    model = pynn.Sequential([layers.Input((11, 3)), layers.Conv1D(5, 3, padding="same", dilation_rate=2),
+                             layers.Activation("relu"), layers.Conv1D(4, 2, strides=2, activation="tanh"),
+                             layers.GlobalAveragePooling1D(), layers.Dense(2)])
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    assert p.chain and p.fused == [(model.layers[0].name, model.layers[1].name)]
+    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, transformer, bn_cnn])
+def test_strided_and_fortran_inputs_give_the_contiguous_result(build):
+    """Inputs that are reversed, sliced or Fortran-ordered views: the plan (and a program
+    recorded for a contiguous input of the same shape) gives the contiguous input's result."""
+    model = build()
+    x = inputs_for(model, 8, seed=3)
+    for view in (np.ascontiguousarray(x[::2]), x[::2], x[::-2], np.asfortranarray(x[::2])):
+        np.testing.assert_allclose(model.predict_on_batch(view), reference(model, np.ascontiguousarray(view)),
+                                   rtol=1e-5, atol=1e-6)

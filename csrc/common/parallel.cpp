@@ -10,6 +10,10 @@
 #include <system_error>
 #include <thread>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #include "common/first_error.h"
 
 namespace pynn {
@@ -116,6 +120,22 @@ constexpr int kHelperPollMicros = 200;
 // OpenBLAS's spinning workers are ready at once. The pool is never destroyed (helpers are
 // detached and may still be waiting at exit); a forked child has no helpers, which
 // is harmless: the caller then does every chunk itself.
+//
+// Only cores - 1 helpers poll (the caller has a core of its own); the rest sleep between
+// jobs. With 8 threads on 2 cores, 7 polling helpers took the cores from the caller and
+// from each other; the sleeping ones still join a job when their wake-up comes in time.
+int poll_helpers() {
+  static const int n = [] {
+    int cores = static_cast<int>(std::thread::hardware_concurrency());
+#if defined(__linux__)
+    cpu_set_t set;  // the CPUs this process may run on (a container's cpuset, taskset)
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
+#endif
+    return cores > 1 ? cores - 1 : 1;
+  }();
+  return n;
+}
+
 struct Pool {
   std::mutex m;
   std::condition_variable wake, idle;
@@ -125,19 +145,22 @@ struct Pool {
 
   void ensure(int helpers) {  // under m
     try {
-      for (; started < helpers; ++started) std::thread([this] { loop(); }).detach();
+      for (; started < helpers; ++started) {
+        const bool polls = started < poll_helpers();
+        std::thread([this, polls] { loop(polls); }).detach();
+      }
     } catch (const std::system_error&) {
       // No thread could be created (address-space or thread limit): the helpers that
       // exist, possibly none, share the work and the caller does the rest.
     }
   }
 
-  void loop() {
+  void loop(bool polls) {
     g_tls_touch = 1;
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lk(m);
     for (;;) {
-      if (gen.load(std::memory_order_relaxed) == seen) {
+      if (polls && gen.load(std::memory_order_relaxed) == seen) {
         lk.unlock();
         const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kHelperPollMicros);
         while (gen.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until)

@@ -2,18 +2,23 @@
 //
 //   threads_for(work, grain)        how many threads a problem deserves (1 when small,
 //                                   1 inside an existing parallel region: no oversubscription)
-//   parallel_team(T, body)          body(t, T) on a team of T OpenMP threads (inline when T <= 1)
+//   parallel_team(T, body)          body(t, T) on a team of T OpenMP threads, for bodies with
+//                                   team_barrier (inline when T <= 1)
 //   team_barrier(T)                 barrier of a parallel_team of T threads (no-op for T <= 1)
+//   parallel_team_checked(T, body)  body(t, T), t < T, without barriers, on the share_work pool
 //   parallel_for(n, cost, grain, f) f(begin, end) on static contiguous blocks of [0, n)
 //   share_work(n, chunk, T, body)   dynamic chunks, never waiting for a late thread (below)
 //   shared_for_each(n, work, grain, body)  body(i) for i < n over share_work
 //   column_sums(rows, C, grain, out, add_rows)  per-column sums with private double partials
 //
-// Static blocks (OpenMP) suit streaming kernels whose threads all start at once;
-// share_work suits the shared, loaded machine, where an OpenMP join can wait a whole
-// time slice for a worker that has not been scheduled yet (measured: an 8 MB pooling
-// call 0.17 -> 0.5 ms, a 64->64 conv 31 -> 45 ms at load ~5). There the caller starts
-// at once and claims chunks from an atomic counter; helper threads join when they wake.
+// Everything but parallel_team runs on share_work's helpers: one pool for every kernel
+// family, so back-to-back kernels of a training step find the same helpers awake instead
+// of an OpenMP team and the pool competing for the cores. share_work suits the shared,
+// loaded machine, where an OpenMP join can wait a whole time slice for a worker that has
+// not been scheduled yet (measured: an 8 MB pooling call 0.17 -> 0.5 ms, a 64->64 conv
+// 31 -> 45 ms at load ~5): the caller starts at once and claims chunks from an atomic
+// counter; helper threads join when they wake. Static splits (parallel_for,
+// parallel_team_checked) are numbered parts claimed the same way.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -48,6 +53,13 @@ namespace detail {
 void after_fork_in_child();
 }  // namespace detail
 
+// Calls body(lo, hi) on disjoint ranges covering [0, n), each at most `chunk` long,
+// on up to `threads` threads (the caller and threads-1 persistent helpers).
+// threads <= 1, n <= chunk, or another share_work already running: all inline.
+// An exception thrown by body (on any thread) is rethrown here after every chunk
+// already claimed has finished; the remaining chunks are still run.
+void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(int64_t, int64_t)>& body);
+
 static inline int thread_id() {
 #ifdef PYNN_OPENMP
   return omp_get_thread_num();
@@ -68,16 +80,25 @@ void parallel_team(int T, F&& body) {
   body(0, 1);
 }
 
-// parallel_team for bodies without team_barrier: an exception (std::bad_alloc from a
-// worker's scratch) is rethrown on the caller after the team ends, where pybind11 makes it
-// a MemoryError; leaving an OpenMP region by exception would be std::terminate. A body with
-// barriers cannot leave early without stranding the others at the barrier, so
-// parallel_team itself does not do this.
+// body(t, T) for t in [0, T): the static split of parallel_team for bodies without
+// team_barrier, run on the share_work pool (not an OpenMP team). Every kernel family then
+// shares one set of helper threads: an OpenMP team beside the share_work helpers put 3+
+// runnable threads on 2 cores whenever a libgomp worker was still spinning after its
+// region while the next kernel's helper polled (measured: the MLP step's Adam update took
+// 0.42 ms at 2 threads against 0.11 ms at 1). A part whose helper is late is run by the
+// caller, never waited for at a fork or join. Parts are numbered, not tied to threads, so
+// a body that writes per-part partials gets the same result whichever thread ran which
+// part. An exception (std::bad_alloc from a worker's scratch) is rethrown on the caller
+// after the claimed parts end, where pybind11 makes it a MemoryError.
 template <class F>
 void parallel_team_checked(int T, F&& body) {
-  FirstError err;
-  parallel_team(T, [&](int t, int nt) { err.run([&] { body(t, nt); }); });
-  err.rethrow();
+  if (T <= 1) {
+    body(0, 1);
+    return;
+  }
+  share_work(T, 1, T, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) body(static_cast<int>(t), T);
+  });
 }
 
 // Barrier of the team of T threads this thread runs in (parallel_team's T). T <= 1:
@@ -108,12 +129,6 @@ void parallel_for(int64_t n, int64_t cost_per_item, int64_t grain, F&& f) {
   });
 }
 
-// Calls body(lo, hi) on disjoint ranges covering [0, n), each at most `chunk` long,
-// on up to `threads` threads (the caller and threads-1 persistent helpers).
-// threads <= 1, n <= chunk, or another share_work already running: all inline.
-// An exception thrown by body (on any thread) is rethrown here after every chunk
-// already claimed has finished; the remaining chunks are still run.
-void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(int64_t, int64_t)>& body);
 
 // body(i) for every i < n over share_work, threads sized by threads_for(n * work_per_item,
 // grain); chunks of ~1/8 of a thread's share, so a late helper leaves the caller at most

@@ -11,20 +11,19 @@
 // in place and stays in L1 while it meets all of the packed B block, which is
 // sized for L2 with KC up to all of K (macro_kernel_ua, config.h).
 //
-// Threads (N = num_threads(), any N): when every thread gets enough rows, or m
-// is short but the column panels deal evenly, C is cut into independent blocks
-// (rows, or NR-column panels; N to 2N of them) that the threads claim from a
-// counter (share_work), each block solved by the single-thread algorithm with its
-// own packed B: no barrier, and a thread that is late costs at most one block.
-// Otherwise the threads share one packed
-// B and split the ic loop, or the jr loop when m is too short to give every
-// thread an even share of MR panels (BLIS's choice for private-L2 /
-// shared-L3 CPUs). The epilogue (beta on the first KC block, bias and
-// activation on the last) is applied to each tile while it is still in L1.
+// Threads (N = num_threads(), any N): C is cut into independent blocks (rows, or
+// MR-row / NR-column panels; N to 2N of them) that the threads claim from a counter
+// (share_work), each block solved by the single-thread algorithm with its own packed B:
+// no barrier, no OpenMP team, and a thread that is late costs at most one block. KC is
+// chosen once for the whole product, so the result is bit-for-bit the same at any
+// thread count (every element is one FMA chain over the same KC blocks, whichever
+// block and kernel -- packed or unpacked A, full or edge tile -- computes it). The
+// epilogue (beta on the first KC block, bias and activation on the last) is applied
+// to each tile while it is still in L1.
 // Edge tiles and non-unit column strides of C go through a local MR x NR
 // tile, so the kernel never reads or writes outside C. Small products
-// (m*n*k <= 64^3) skip all of this and run the unpacked AVX2
-// path of small_avx2.cpp on one thread.
+// (m*n*k <= 64^3) and skinny ones (config.h) skip all of this and run the
+// unpacked AVX2 path of small_avx2.cpp (skinny ones split into row or column blocks).
 #include "gemm/gemm.h"
 #include "common/aligned_buffer.h"
 
@@ -47,7 +46,6 @@ namespace {
 float* scratch_a(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_b(size_t n) { static thread_local Scratch s; return s.get(n); }
 float* scratch_bias(size_t n) { static thread_local Scratch s; return s.get(n); }
-float* scratch_shared_a(size_t n) { static thread_local Scratch s; return s.get(n); }
 
 struct Problem {
   int64_t m, n, k;
@@ -63,11 +61,9 @@ struct Problem {
   MicroKernelUA ukr_ua;  // non-null: A is read unpacked (row-major A, full MR rows)
   MicroKernelUAEdge ukr_ua_edge;  // ... and its last mr < MR rows
   Blocking blk;
-  bool split_jr;      // threads split the jr loop instead of the ic loop
-  int64_t mc;         // MC actually used (rebalanced for the thread count)
-  int64_t kc;         // KC actually used (k split into equal blocks)
-  float* b_packed;    // shared packed B block
-  float* a_shared;    // shared packed A block (split_jr mode only)
+  int64_t kc;         // KC actually used (k split into equal blocks; set once per call, so
+                      // every element's summation order is the same at any thread count)
+  float* b_packed;    // the packed B block
 };
 
 // An mr x nr tile of C at cij through `kernel(c, rs_c)`, which stores the full
@@ -164,11 +160,12 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, const float* a,
   }
 }
 
-void run(const Problem& P, int tid, int nt) {
-  const int64_t NC = P.blk.nc, KC = P.kc, MCb = P.mc;
-  const int64_t n_ic = (P.m + MCb - 1) / MCb;
-  // Private packed A block (none when A is read in place).
-  float* a_private = (P.split_jr || P.ukr_ua) ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
+// The five loops on the calling thread (threads take independent blocks of C, each
+// solved by this; see sgemm below).
+void run(const Problem& P) {
+  const int64_t NC = P.blk.nc, KC = P.kc, MCb = P.blk.mc;
+  // Packed A block (none when A is read in place).
+  float* a_private = P.ukr_ua ? nullptr : scratch_a(static_cast<size_t>(MCb) * KC);
   for (int64_t jc = 0; jc < P.n; jc += NC) {
     const int64_t ncb = std::min(NC, P.n - jc);
     const int64_t n_jp = (ncb + NR - 1) / NR;
@@ -176,40 +173,25 @@ void run(const Problem& P, int tid, int nt) {
       const int64_t kcb = std::min(KC, P.k - pc);
       const float beta = pc == 0 ? P.beta : 1.f;
       const bool last = pc + kcb >= P.k;
-
-      int64_t lo, hi;
-      share(n_jp, tid, nt, &lo, &hi);
-      pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, lo, hi);
-      team_barrier(nt);
-
-      if (!P.split_jr) {
-        share(n_ic, tid, nt, &lo, &hi);
-        for (int64_t bi = lo; bi < hi; ++bi) {
-          const int64_t ic = bi * MCb;
-          const int64_t mcb = std::min(MCb, P.m - ic);
-          if (P.ukr_ua) {
-            macro_kernel_ua(P, P.b_packed, P.a + ic * P.rs_a + pc, ic, mcb, jc, ncb,
-                            kcb, 0, n_jp, beta, last);
-          } else {
-            pack_a(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, a_private);
-            macro_kernel(P, P.b_packed, a_private, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
-          }
-        }
-      } else {
-        for (int64_t ic = 0; ic < P.m; ic += MCb) {
-          const int64_t mcb = std::min(MCb, P.m - ic);
-          const int64_t n_ip = (mcb + MR - 1) / MR;
-          share(n_ip, tid, nt, &lo, &hi);
-          pack_a_panels(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, P.a_shared, lo, hi);
-          team_barrier(nt);
-          share(n_jp, tid, nt, &lo, &hi);
-          macro_kernel(P, P.b_packed, P.a_shared, ic, mcb, jc, ncb, kcb, lo, hi, beta, last);
-          team_barrier(nt);  // before the next A block overwrites a_shared
+      pack_b_panels(kcb, ncb, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, P.b_packed, 0, n_jp);
+      for (int64_t ic = 0; ic < P.m; ic += MCb) {
+        const int64_t mcb = std::min(MCb, P.m - ic);
+        if (P.ukr_ua) {
+          macro_kernel_ua(P, P.b_packed, P.a + ic * P.rs_a + pc, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
+        } else {
+          pack_a(mcb, kcb, P.a + ic * P.rs_a + pc * P.cs_a, P.rs_a, P.cs_a, a_private);
+          macro_kernel(P, P.b_packed, a_private, ic, mcb, jc, ncb, kcb, 0, n_jp, beta, last);
         }
       }
-      team_barrier(nt);  // before the next B block overwrites b_packed
     }
   }
+}
+
+// Skinny shapes that the unpacked (small) path runs faster than the packed one at any
+// size (config.h: kSkinny*).
+bool skinny(int64_t m, int64_t n, int64_t k, int64_t cs_a) {
+  return (n <= kSkinnyMaxN && k <= kSkinnyMaxK) || (m <= kSkinnyMaxM && n <= kSkinnyMaxWideN) ||
+         (n <= kSkinnyMaxM && cs_a != 1 && k <= kSkinnyMaxK);
 }
 
 // Fraction of ideal speed-up when `units` equal pieces are dealt to nt threads.
@@ -231,37 +213,41 @@ void scale_only(int64_t m, int64_t n, float beta, float* c, int64_t rs_c, int64_
 }
 
 
-// Equal KC blocks no longer than kc_max: k = 784 runs as 4 x 196 rather than
-// 3 x 256 + 16, whose last thin block would pay a full C load/store per tile
-// for 16 FMAs.
-void equal_kc(Problem& P, int64_t kc_max) {
-  const int64_t n_pc = (P.k + kc_max - 1) / kc_max;
-  P.kc = (P.k + n_pc - 1) / n_pc;
+// KC for the whole product (not per thread block, so the summation order of every
+// element, hence the result, is the same at any thread count): equal blocks no longer
+// than the cap, so k = 784 runs as 4 x 196 rather than 3 x 256 + 16, whose last thin
+// block would pay a full C load/store per tile for 16 FMAs. The unpacked-A path (row-major
+// A, B narrow enough that a KC >= 256 block of it fits kUnpackedABBytes) raises the cap
+// until the B block fills that budget (config.h).
+int64_t kc_for(int64_t n, int64_t k, int64_t cs_a, const Blocking& blk, bool isa_avx2) {
+  int64_t kc_max = blk.kc;
+#ifdef PYNN_X86_64
+  const int64_t ncp = (std::min(n, blk.nc) + NR - 1) / NR * NR;
+  if (isa_avx2 && cs_a == 1 && ncp <= kUnpackedAMaxN) kc_max = std::max<int64_t>(blk.kc, kUnpackedABBytes / (4 * ncp));
+#else
+  (void)n; (void)cs_a; (void)isa_avx2;
+#endif
+  const int64_t n_pc = (k + kc_max - 1) / kc_max;
+  return (k + n_pc - 1) / n_pc;
 }
 
-// The whole product on the calling thread (which owns its thread_local scratch).
+// The whole product (or one thread's block of it) on the calling thread, which owns its
+// thread_local scratch. P.kc is the whole product's.
 void solve_single(Problem P, bool isa_avx2) {
-  P.split_jr = false;
-  P.mc = P.blk.mc;
-  const int64_t ncb = std::min(P.n, P.blk.nc);
-  const int64_t ncp = (ncb + NR - 1) / NR * NR;
+  const int64_t ncp = (std::min(P.n, P.blk.nc) + NR - 1) / NR * NR;
+  P.ukr_ua = nullptr;
 #ifdef PYNN_X86_64
-  // Row-major A and a B block narrow enough to sit in L2 at KC >= 256: read A
-  // unpacked, each 6-row micro-panel staying in L1 while it meets all of B.
+  // Row-major A and a B block narrow enough to sit in L2: read A unpacked, each 6-row
+  // micro-panel staying in L1 while it meets all of B. Same sums as the packed path.
   if (isa_avx2 && P.cs_a == 1 && ncp <= kUnpackedAMaxN) {
     P.ukr_ua = avx2::sgemm_6x16_ua;
     P.ukr_ua_edge = avx2::sgemm_ua_edge;
-    equal_kc(P, std::max<int64_t>(P.blk.kc, kUnpackedABBytes / (4 * ncp)));
-  } else
-#endif
-  {
-    (void)isa_avx2;
-    P.ukr_ua = nullptr;
-    equal_kc(P, P.blk.kc);
   }
+#else
+  (void)isa_avx2;
+#endif
   P.b_packed = scratch_b(static_cast<size_t>(ncp * P.kc));
-  P.a_shared = nullptr;
-  run(P, 0, 1);
+  run(P);
 }
 }  // namespace
 }  // namespace gemm
@@ -285,9 +271,38 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   }
 
 #ifdef PYNN_X86_64
-  // Small product: packing and blocking would cost more than the FMAs.
-  if (use_avx2() && m * n * k <= kSmallWork && k <= kSmallMaxK) {
-    avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+  // Small or skinny product: packing and blocking would cost more than they save. The
+  // choice depends on the shape alone (never on the thread count), and every element is
+  // one FMA chain over all of k whichever block computes it: the same bits at any count.
+  if (use_avx2() && k <= kSmallMaxK && (m * n * k <= kSmallWork || skinny(m, n, k, cs_a))) {
+    const int64_t work = m * n * k;
+    const int nt = work < kSingleThreadWork ? 1 : threads_for(work, kThreadGrain);
+    if (nt <= 1) {
+      avx2::sgemm_small(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, cs_c, bias, act, act_alpha);
+      return;
+    }
+    // Skinny and big enough for threads: blocks of the long side (MR rows or NR columns),
+    // a few per thread, claimed from share_work's counter.
+    const bool by_m = m >= n;
+    const int64_t units = by_m ? (m + MR - 1) / MR : (n + NR - 1) / NR;
+    const int64_t chunks = std::min<int64_t>(units, int64_t{nt} * kChunksPerThread);
+    share_work(chunks, 1, nt, [&](int64_t ch0, int64_t ch1) {
+      for (int64_t ch = ch0; ch < ch1; ++ch) {
+        int64_t lo, hi;
+        share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
+        if (by_m) {
+          const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
+          if (r1 > r0)
+            avx2::sgemm_small(r1 - r0, n, k, alpha, a + r0 * rs_a, rs_a, cs_a, b, rs_b, cs_b, beta, c + r0 * rs_c,
+                              rs_c, cs_c, bias, act, act_alpha);
+        } else {
+          const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
+          if (c1 > c0)
+            avx2::sgemm_small(m, c1 - c0, k, alpha, a, rs_a, cs_a, b + c0 * cs_b, rs_b, cs_b, beta, c + c0 * cs_c,
+                              rs_c, cs_c, bias ? bias + c0 : nullptr, act, act_alpha);
+        }
+      }
+    });
     return;
   }
 #endif
@@ -303,8 +318,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   P.ukr = PYNN_ISA_PICK(sgemm_6x16);
   P.act_tile = PYNN_ISA_PICK(act_tile);
   P.ukr_ua = nullptr;
-  P.split_jr = false;
-  P.mc = P.blk.mc;
+  P.kc = kc_for(n, k, cs_a, P.blk, isa_avx2);
 
   // Bias padded to whole NR panels so edge tiles can read NR floats of it.
   P.bias = nullptr;
@@ -318,80 +332,66 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
 
   const int64_t work = m * n * k;
   int nt = work < kSingleThreadWork ? 1 : threads_for(work, kThreadGrain);
-  const int64_t mp = (m + MR - 1) / MR;
-  const int64_t np_all = (n + NR - 1) / NR;
   if (nt <= 1) {
     solve_single(P, isa_avx2);
     return;
   }
 
-  // Independent blocks of C, each solved by the single-thread algorithm with its
-  // own packed B: no barrier at all. By rows when every thread gets enough of them
-  // that packing B once per block costs little (each B element then feeds m/nt
-  // FMAs); otherwise by NR-column panels when they deal evenly among the nt
-  // threads (the small-m, Dense-like shapes: A is then read unpacked by every one).
-  const bool by_m = m / nt >= kPrivateBRows;
-  const bool by_n = !by_m && balance(np_all, nt) >= 0.9 && np_all >= nt;
-  if (by_m || by_n) {
-    // The blocks are claimed from a counter (common/parallel.h: share_work): the
-    // caller starts at once and a helper joins when it is scheduled, so a helper
-    // that is late -- on a shared machine, or oversubscribed -- costs at most the
-    // block it is working on, never a wait at a fork or join for a thread that has
-    // not run yet (an OpenMP fork+join measured 250-500 us at load ~12 on the 2-core
-    // machine, 0.6 us idle; the 64x784x128 product takes ~65 us on 2 threads).
-    // Row blocks of a narrow B (n <= kUnpackedAMaxN) are a few per thread; each
-    // packs its own copy of B, so they keep >= kMinChunkRows rows; a wide B (square
-    // products: 16 MiB at 2048) is packed once per block, one block per thread.
-    // Column blocks (the small-m shapes) are also a few per thread, of at least
-    // kMinChunkPanels NR-panels: A is re-read per block, but from L2.
-    const int64_t units = by_m ? mp : np_all;
-    int64_t chunks = nt;
-    if (by_m && n <= kUnpackedAMaxN)
-      chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
-    else if (by_n)
-      chunks = std::max<int64_t>(nt, std::min(int64_t{nt} * kChunksPerThread, units / kMinChunkPanels));
-    share_work(chunks, 1, nt, [&](int64_t ch0, int64_t ch1) {
-      for (int64_t ch = ch0; ch < ch1; ++ch) {
-        Problem Q = P;
-        int64_t lo, hi;
-        share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
-        if (by_m) {
-          const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
-          Q.m = r1 - r0;
-          Q.a = P.a + r0 * P.rs_a;
-          Q.c = P.c + r0 * P.rs_c;
-        } else {
-          const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
-          Q.n = c1 - c0;
-          Q.b = P.b + c0 * P.cs_b;
-          Q.c = P.c + c0 * P.cs_c;
-          if (P.bias) Q.bias = P.bias + c0;
-        }
-        if (Q.m > 0 && Q.n > 0) solve_single(Q, isa_avx2);
-      }
-    });
+  // Independent blocks of C, each solved by the single-thread algorithm with its own
+  // packed B: no barrier at all, and any thread count (no 2 in the split). By rows when
+  // every thread gets enough of them that packing B once per block costs little (each B
+  // element then feeds m/nt FMAs); otherwise by MR-row or NR-column panels, whichever
+  // deals more evenly among the nt threads, ties going to columns (A then read in place
+  // by every block, the Dense-like shapes) unless A is transposed and the larger operand
+  // (then packed once per column block, so rows: B, the smaller, is packed per block).
+  const int64_t mp = (m + MR - 1) / MR;
+  const int64_t np_all = (n + NR - 1) / NR;
+  bool by_m = m / nt >= kPrivateBRows;
+  if (!by_m) {
+    const double bm = balance(mp, nt), bn = balance(np_all, nt);
+    by_m = bm > 1.05 * bn || (bn <= 1.05 * bm && cs_a != 1 && m > n);
+  }
+  const int64_t units = by_m ? mp : np_all;
+  if (units < nt) nt = static_cast<int>(units);
+  if (nt <= 1) {
+    solve_single(P, isa_avx2);
     return;
   }
-
-  // Shared mode (few rows and few column panels): the threads share one packed
-  // B and split the ic loop, or the jr loop when m is too short to give every
-  // thread an even share of MR panels.
-  equal_kc(P, P.blk.kc);
-  const int64_t np = (std::min(n, P.blk.nc) + NR - 1) / NR;
-  if (balance(mp, nt) < 0.95 * balance(np, nt)) {
-    P.split_jr = true;
-    if (np < nt) nt = static_cast<int>(np);
-  } else {
-    if (mp < nt) nt = static_cast<int>(mp);
-    int64_t n_ic = (m + P.blk.mc - 1) / P.blk.mc;
-    n_ic = (n_ic + nt - 1) / nt * nt;
-    const int64_t rows = (m + n_ic - 1) / n_ic;
-    P.mc = (rows + MR - 1) / MR * MR;
-  }
-  const int64_t nc_eff = std::min(n, P.blk.nc);
-  P.b_packed = scratch_b(static_cast<size_t>((nc_eff + NR - 1) / NR * NR * P.kc));
-  P.a_shared = P.split_jr ? scratch_shared_a(static_cast<size_t>(P.mc) * P.kc) : nullptr;
-  parallel_team(nt, [&](int t, int T) { run(P, t, T); });
+  // The blocks are claimed from a counter (common/parallel.h: share_work): the caller
+  // starts at once and a helper joins when it is scheduled, so a helper that is late --
+  // on a shared machine, or oversubscribed -- costs at most the block it is working on,
+  // never a wait at a fork or join for a thread that has not run yet (an OpenMP
+  // fork+join measured 250-500 us at load ~12 on the 2-core machine, 0.6 us idle; the
+  // 64x784x128 product takes ~65 us on 2 threads). Row blocks of a narrow B (n <=
+  // kUnpackedAMaxN) are a few per thread; each packs its own copy of B, so they keep >=
+  // kMinChunkRows rows; a wide B (square products: 16 MiB at 2048) is packed once per
+  // block, one block per thread. Column blocks (the small-m shapes) are also a few per
+  // thread, of at least kMinChunkPanels NR-panels: A is re-read per block, but from L2.
+  int64_t chunks = nt;
+  if (by_m && n <= kUnpackedAMaxN && m / nt >= kPrivateBRows)
+    chunks = std::max<int64_t>(nt, std::min({units, int64_t{nt} * kChunksPerThread, m / kMinChunkRows}));
+  else if (!by_m)
+    chunks = std::max<int64_t>(nt, std::min(int64_t{nt} * kChunksPerThread, units / kMinChunkPanels));
+  share_work(chunks, 1, nt, [&](int64_t ch0, int64_t ch1) {
+    for (int64_t ch = ch0; ch < ch1; ++ch) {
+      Problem Q = P;
+      int64_t lo, hi;
+      share(units, static_cast<int>(ch), static_cast<int>(chunks), &lo, &hi);
+      if (by_m) {
+        const int64_t r0 = lo * MR, r1 = std::min(m, hi * MR);
+        Q.m = r1 - r0;
+        Q.a = P.a + r0 * P.rs_a;
+        Q.c = P.c + r0 * P.rs_c;
+      } else {
+        const int64_t c0 = lo * NR, c1 = std::min(n, hi * NR);
+        Q.n = c1 - c0;
+        Q.b = P.b + c0 * P.cs_b;
+        Q.c = P.c + c0 * P.cs_c;
+        if (P.bias) Q.bias = P.bias + c0;
+      }
+      if (Q.m > 0 && Q.n > 0) solve_single(Q, isa_avx2);
+    }
+  });
 }
 
 }  // namespace pynn

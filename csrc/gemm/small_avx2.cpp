@@ -1,5 +1,6 @@
 // The small-matrix driver of the GEMM frame (BLIS's "sup" path), AVX2: products
-// of at most kSmallWork multiply-adds run here on one thread, without blocking.
+// of at most kSmallWork multiply-adds, and skinny ones (min(m, n) <= kSkinnyMaxMN),
+// run here without blocking (gemm.cpp splits the skinny ones across threads).
 // Intrinsics, so this frame file is an *_avx2.cpp (built with -mavx2 -mfma,
 // reached only after CPUID dispatch).
 //
@@ -15,8 +16,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
+#include "common/aligned_buffer.h"
 #include "gemm/kernels/kernels.h"
 
 namespace pynn::gemm::avx2 {
@@ -147,33 +148,14 @@ void sgemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
     return;
   }
   // Panels that cannot be read in place (the right edge of a unit-stride B, or
-  // every panel of a strided B) are copied into k x NR panels, zero-padded: masked
-  // loads (vmaskmovps) straight from B measured 2-3x slower here.
-  static thread_local std::vector<float> packed;
+  // every panel of a strided B) are copied into a k x NR panel, zero-padded, just
+  // before their row tiles use it: masked loads (vmaskmovps) straight from B measured
+  // 2-3x slower here. One panel at a time, so the buffer stays k x NR floats (in L1/L2)
+  // however wide B is (the skinny products that also come here can have n in the
+  // thousands).
+  static thread_local Scratch scratch;  // 64-byte aligned
+  float* const panel = scratch.get(static_cast<size_t>(k * NR));
   const bool in_place = cs_b == 1;
-  const int64_t n_full = n / NR * NR;
-  if (!in_place) {
-    const int64_t np = (n + NR - 1) / NR;
-    if (packed.size() < static_cast<size_t>(np * k * NR)) packed.resize(static_cast<size_t>(np * k * NR));
-    for (int64_t j = 0; j < n_full; j += NR) {
-      float* d = packed.data() + (j / NR) * k * NR;
-      if (rs_b == 1)
-        pack_b_panel16_colmajor(k, b + j * cs_b, cs_b, d);
-      else
-        for (int64_t p = 0; p < k; ++p)
-          for (int q = 0; q < NR; ++q) d[p * NR + q] = b[p * rs_b + (j + q) * cs_b];
-    }
-  }
-  if (n_full < n) {
-    const int64_t nr = n - n_full;
-    const size_t at = in_place ? 0 : static_cast<size_t>(n_full / NR * k * NR);
-    if (packed.size() < at + static_cast<size_t>(k * NR)) packed.resize(at + static_cast<size_t>(k * NR));
-    float* d = packed.data() + at;
-    for (int64_t p = 0; p < k; ++p) {
-      for (int64_t q = 0; q < nr; ++q) d[p * NR + q] = b[p * rs_b + (n_full + q) * cs_b];
-      for (int64_t q = nr; q < NR; ++q) d[p * NR + q] = 0.f;
-    }
-  }
   for (int64_t j = 0; j < n; j += NR) {
     const int64_t nr = n - j < NR ? n - j : NR;
     const float* bp;
@@ -182,7 +164,16 @@ void sgemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float* a, i
       bp = b + j;
       rs_bp = rs_b;
     } else {
-      bp = packed.data() + (in_place ? 0 : (j / NR) * k * NR);
+      float* d = panel;
+      if (nr == NR && rs_b == 1) {
+        pack_b_panel16_colmajor(k, b + j * cs_b, cs_b, d);
+      } else {
+        for (int64_t p = 0; p < k; ++p) {
+          for (int64_t q = 0; q < nr; ++q) d[p * NR + q] = b[p * rs_b + (j + q) * cs_b];
+          for (int64_t q = nr; q < NR; ++q) d[p * NR + q] = 0.f;
+        }
+      }
+      bp = d;
       rs_bp = NR;
     }
     const TileFn* fns = nr <= 8 ? kTiles<1> : kTiles<2>;

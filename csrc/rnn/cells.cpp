@@ -50,6 +50,12 @@ void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, cons
   PYNN_ISA_CALL(lstm_bwd, a, ra, len, gates, gs_g, c, c_prev, dhs, dh, dc, dz, gs_z);
 }
 
+void lstm_fwd_block(Act a, Act ra, const LstmFwdBlock& b) { PYNN_ISA_CALL(lstm_fwd_block, a, ra, b); }
+void lstm_bwd_block(Act a, Act ra, const LstmBwdBlock& b) { PYNN_ISA_CALL(lstm_bwd_block, a, ra, b); }
+
+// The condition under which avx2::lstm_fwd_block_fast (cells_avx2.cpp) takes the block.
+bool lstm_fwd_block_in_place_ok(Act a, Act ra) { return use_avx2() && a == Act::Tanh && ra == Act::Sigmoid; }
+
 void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
              const float* h_prev, bool keep, float* saved, int64_t gs_s, float* h) {
   PYNN_ISA_CALL(gru_fwd, a, ra, len, xw, gs_x, rec, gs_r, h_prev, saved, gs_s, h);

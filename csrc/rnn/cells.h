@@ -36,6 +36,43 @@ void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const fl
 void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
              bool keep, float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r);
 
+// One step's LSTM cell pass over a block of n rows x len units (one chunk of the
+// fused time loop): the same math as lstm_fwd / lstm_bwd for every row, in one
+// call, so the activation dispatch and the vector constants are set up once per
+// block instead of once per row, and the rows a few ahead are prefetched (the
+// (N, T, ·) layouts put consecutive rows of one step 2-8 KiB apart: the hardware
+// prefetcher does not follow, measured as stalls on the xw / gates loads).
+// No mask: every row is updated (the caller restores masked rows). rs_*: row
+// strides, gs_*: gate strides (elements). Every element goes through the same
+// instructions whatever len and its position in the block (AVX2: the tail is a
+// masked vector), so results do not depend on how the units are chunked.
+struct LstmFwdBlock {
+  int64_t n, len;
+  const float* xw;      int64_t rs_x, gs_x;   // input projection (4 gates)
+  const float* rec;     int64_t rs_r, gs_r;   // h_{t-1} U (4 gates)
+  const float* c_prev;  int64_t rs_cp;
+  float* gates;         int64_t rs_g, gs_g;   // activated gates for BPTT; null: not saved (inference)
+  float* c;             int64_t rs_c;
+  float* h;             int64_t rs_h;
+};
+struct LstmBwdBlock {
+  int64_t n, len;
+  const float* gates;   int64_t rs_g, gs_g;
+  const float* c;       int64_t rs_c;         // c_t
+  const float* c_prev;  int64_t rs_cp;
+  const float* dhs;     int64_t rs_dhs;       // upstream gradient of h_t
+  float* dh;            int64_t rs_dh;        // in: from step t+1; out: dh_t (incl. dhs)
+  float* dc;            int64_t rs_dc;        // in: dc from step t+1; out: dc_{t-1} part f·dc_t
+  float* dz;            int64_t rs_z, gs_z;   // pre-activation gate gradients
+};
+void lstm_fwd_block(Act a, Act ra, const LstmFwdBlock& b);
+void lstm_bwd_block(Act a, Act ra, const LstmBwdBlock& b);
+// Whether lstm_fwd_block may store the gates over xw (b.gates == b.xw, same
+// strides): true where the hand-written AVX2 pass runs, which loads a vector's
+// four pre-activations before it stores any gate; the auto-vectorised loops
+// take __restrict pointers and must not alias.
+bool lstm_fwd_block_in_place_ok(Act a, Act ra);
+
 // The per-ISA loops (cells_impl.h), kept rows only.
 PYNN_ISA_DECLARE(
     void simple_fwd(Act a, int64_t len, const float* xw, const float* rec, float* h);
@@ -47,6 +84,8 @@ PYNN_ISA_DECLARE(
     void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
                  const float* h_prev, float* saved, int64_t gs_s, float* h);
     void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
-                 float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r);)
+                 float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r);
+    void lstm_fwd_block(Act a, Act ra, const LstmFwdBlock& b);
+    void lstm_bwd_block(Act a, Act ra, const LstmBwdBlock& b);)
 
 }  // namespace pynn::rnn

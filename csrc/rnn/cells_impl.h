@@ -40,7 +40,7 @@ void simple_bwd_t(int64_t len, const float* __restrict h, const float* __restric
   }
 }
 
-template <Act A, Act R>
+template <Act A, Act R, bool Save = true>
 void lstm_fwd_t(int64_t len, const float* __restrict xi, const float* __restrict xf, const float* __restrict xg,
                 const float* __restrict xo, const float* __restrict ri, const float* __restrict rf,
                 const float* __restrict rg, const float* __restrict ro, const float* __restrict c_prev,
@@ -49,10 +49,12 @@ void lstm_fwd_t(int64_t len, const float* __restrict xi, const float* __restrict
   for (int64_t j = 0; j < len; ++j) {
     const float i = fw<R>(xi[j] + ri[j]), f = fw<R>(xf[j] + rf[j]);
     const float g = fw<A>(xg[j] + rg[j]), o = fw<R>(xo[j] + ro[j]);
-    gi[j] = i;
-    gf[j] = f;
-    gg[j] = g;
-    go[j] = o;
+    if constexpr (Save) {
+      gi[j] = i;
+      gf[j] = f;
+      gg[j] = g;
+      go[j] = o;
+    }
     const float cn = f * c_prev[j] + i * g;
     c[j] = cn;
     h[j] = o * fw<A>(cn);
@@ -117,6 +119,55 @@ void gru_bwd_t(int64_t len, const float* __restrict sz, const float* __restrict 
 }
 
 }  // namespace
+
+#ifdef PYNN_RNN_LSTM_BLOCK_FAST
+// The ISA file supplies hand-vectorised blocks for the default activations
+// (tanh, sigmoid); they return false for any other pair.
+bool lstm_fwd_block_fast(Act a, Act ra, const LstmFwdBlock& b);
+bool lstm_bwd_block_fast(Act a, Act ra, const LstmBwdBlock& b);
+#endif
+
+void lstm_fwd_block(Act a, Act ra, const LstmFwdBlock& b) {
+#ifdef PYNN_RNN_LSTM_BLOCK_FAST
+  if (lstm_fwd_block_fast(a, ra, b)) return;
+#endif
+  with_act_from_output(a, [&](auto A) {
+    with_act_from_output(ra, [&](auto R) {
+      constexpr Act kA = decltype(A)::value, kR = decltype(R)::value;
+      for (int64_t r = 0; r < b.n; ++r) {
+        const float* x = b.xw + r * b.rs_x;
+        const float* rc = b.rec + r * b.rs_r;
+        float* g = b.gates ? b.gates + r * b.rs_g : nullptr;
+        if (g)
+          lstm_fwd_t<kA, kR, true>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
+                                   rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, g, g + b.gs_g,
+                                   g + 2 * b.gs_g, g + 3 * b.gs_g, b.c + r * b.rs_c, b.h + r * b.rs_h);
+        else
+          lstm_fwd_t<kA, kR, false>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
+                                    rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, nullptr, nullptr,
+                                    nullptr, nullptr, b.c + r * b.rs_c, b.h + r * b.rs_h);
+      }
+    });
+  });
+}
+
+void lstm_bwd_block(Act a, Act ra, const LstmBwdBlock& b) {
+#ifdef PYNN_RNN_LSTM_BLOCK_FAST
+  if (lstm_bwd_block_fast(a, ra, b)) return;
+#endif
+  with_act_from_output(a, [&](auto A) {
+    with_act_from_output(ra, [&](auto R) {
+      for (int64_t r = 0; r < b.n; ++r) {
+        const float* g = b.gates + r * b.rs_g;
+        float* z = b.dz + r * b.rs_z;
+        lstm_bwd_t<decltype(A)::value, decltype(R)::value>(
+            b.len, g, g + b.gs_g, g + 2 * b.gs_g, g + 3 * b.gs_g, b.c + r * b.rs_c, b.c_prev + r * b.rs_cp,
+            b.dhs + r * b.rs_dhs, b.dh + r * b.rs_dh, b.dc + r * b.rs_dc, z, z + b.gs_z, z + 2 * b.gs_z,
+            z + 3 * b.gs_z);
+      }
+    });
+  });
+}
 
 void simple_fwd(Act a, int64_t len, const float* xw, const float* rec, float* h) {
   with_act_from_output(a, [&](auto A) { simple_fwd_t<decltype(A)::value>(len, xw, rec, h); });

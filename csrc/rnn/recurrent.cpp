@@ -1,7 +1,10 @@
 #include "rnn/recurrent.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "common/first_error.h"
@@ -100,10 +103,16 @@ void rec_backward_h(int64_t n, int64_t units, int64_t g, const float* dz, int64_
 // dU (U x G·U) = Σ_t h_{t-1}ᵀ dz_t as one GEMM with K = N·T: the inputs of every
 // step, [h0, h_1 .. h_{T-2}] per sample, are gathered into rows matching dz's
 // (N·T, G·U) rows (with recurrent dropout, gate block k's copy is masked by m_k).
+// db (G·U floats, or null): Σ over all N·T rows of dz, the input bias's gradient.
+// Without recurrent dropout it is one more row of the same GEMM -- a column of
+// ones beside the gathered h (U+1 rows of output fill the same 6-row tiles as U
+// for U = 128) -- instead of another pass over the (N, T, G·U) gradient.
 void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const float* h0, const float* hs,
-                    const float* dz, const float* rmask, float* du) {
-  if (units == 0) return;  // du is empty
-  const int64_t gu = g * units, rows_nt = n * t_len, w = rmask ? gu : units;
+                    const float* dz, const float* rmask, float* du, float* db = nullptr) {
+  const int64_t gu = g * units, rows_nt = n * t_len;
+  if (units == 0) return;  // du and db are empty
+  const bool ones = db && !rmask;
+  const int64_t w = rmask ? gu : units + (ones ? 1 : 0);
   std::vector<float> hp(static_cast<size_t>(rows_nt * w));
   rows(n, t_len * w, [&](int64_t r) {
     for (int64_t t = 0; t < t_len; ++t) {
@@ -111,15 +120,31 @@ void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const fl
       float* dst = hp.data() + (r * t_len + t) * w;
       if (!rmask) {
         std::memcpy(dst, src, sizeof(float) * units);
+        if (ones) dst[units] = 1.f;
         continue;
       }
       for (int64_t k = 0; k < g; ++k)
         for (int64_t j = 0; j < units; ++j) dst[k * units + j] = src[j] * rmask[r * gu + k * units + j];
     }
   });
-  if (!rmask) return sgemm_split_k(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
-  for (int64_t k = 0; k < g; ++k) sgemm_split_k(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu,
-                                              du + k * units, gu);
+  if (ones) {
+    std::vector<float> dub(static_cast<size_t>((units + 1) * gu));
+    sgemm_split_k(units + 1, gu, rows_nt, hp.data(), w, dz, gu, dub.data(), gu);
+    std::memcpy(du, dub.data(), sizeof(float) * units * gu);
+    std::memcpy(db, dub.data() + units * gu, sizeof(float) * gu);
+    return;
+  }
+  if (!rmask) {
+    sgemm_split_k(units, gu, rows_nt, hp.data(), units, dz, gu, du, gu);
+  } else {
+    for (int64_t k = 0; k < g; ++k)
+      sgemm_split_k(units, units, rows_nt, hp.data() + k * units, gu, dz + k * units, gu, du + k * units, gu);
+  }
+  if (db) {  // recurrent dropout (training's per-step path): a plain column sum
+    std::memset(db, 0, sizeof(float) * gu);
+    for (int64_t row = 0; row < rows_nt; ++row)
+      for (int64_t j = 0; j < gu; ++j) db[j] += dz[row * gu + j];
+  }
 }
 
 }  // namespace
@@ -189,7 +214,7 @@ static void lstm_forward_per_step(const float* xw, const float* h0, const float*
 static void lstm_backward_per_step(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
-                   float* du) {
+                   float* du, float* db) {
   if (units <= 0) return;  // every output is empty
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   std::vector<float> dh(n * units, 0.f), dc(dc_last, dc_last + n * units), tmp(n * units);
@@ -210,7 +235,7 @@ static void lstm_backward_per_step(const float* dhs, const float* dc_last, const
       std::memcpy(&dh[r * units], &tmp[r * units], sizeof(float) * units);
     });
   }
-  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, rmask, du);
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, rmask, du, db);
   std::copy(dh.begin(), dh.end(), dh0);  // (memcpy from an empty vector's null data() is UB)
   std::copy(dc.begin(), dc.end(), dc0);
 }
@@ -270,14 +295,14 @@ static void gru_backward_per_step(const float* dhs, const float* h0, const float
 
 
 // ---------------------------------------------------------------- fused time loops
-// Without recurrent dropout the LSTM/GRU loops run inside one parallel region.
-// The units are cut into chunks; a chunk is one sgemm (n x G·w x U, run by one
+// Without recurrent dropout the LSTM/GRU loops run as one stream of work items
+// (step_chunks). The units are cut into chunks; a chunk is one sgemm (n x G·w x U, run by one
 // thread) against its own columns of U -- the G gate blocks of its w units,
 // rearranged side by side once per call -- immediately followed by the cell
 // pass on those units while the result is hot in L1/L2. Chunks are dealt
 // dynamically, so a thread that the (shared) machine deschedules does not stall
-// the other at a fixed split; there is one barrier per step, where h_t must be
-// complete before any chunk of step t+1 reads it.
+// the other at a fixed split; h_t must be complete before any chunk of step
+// t+1 reads it (step_chunks waits for that, without a team barrier).
 namespace {
 
 struct Chunks {
@@ -301,6 +326,39 @@ Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
   c.size = std::min(size, units);
   c.count = (units + c.size - 1) / c.size;
   return c;
+}
+
+// body(s, c) for every step s < steps and chunk c < ch.count, where step s
+// needs all of step s-1 finished (h_{t-1} is read whole by every chunk's GEMM).
+// Items (s, c) are claimed in order from share_work's counter (common/parallel.h):
+// the caller starts at once and a helper joins when it is scheduled, so a
+// descheduled thread holds up at most the one item it claimed -- an OpenMP
+// team with a barrier per step waited for both threads at every step, which
+// on the shared, loaded machine cost a time slice per step (measured: a
+// forward of 50 steps 3.7 ms when both cores were free, 50-70 ms at load ~9,
+// while 1 thread took 7-16 ms). Claims are monotonic, so a waiting thread
+// only ever waits for items already being run: no deadlock. The result does
+// not depend on which thread runs an item.
+template <class F>
+void step_chunks(const Chunks& ch, int64_t steps, F&& body) {
+  if (ch.threads <= 1 || ch.count <= 1) {
+    for (int64_t s = 0; s < steps; ++s)
+      for (int64_t c = 0; c < ch.count; ++c) body(s, c);
+    return;
+  }
+  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[static_cast<size_t>(steps)]);
+  for (int64_t s = 0; s < steps; ++s) done[s].store(0, std::memory_order_relaxed);
+  FirstError err;  // a GEMM scratch that fails to grow: the item still counts as done, rethrown after
+  share_work(steps * ch.count, 1, ch.threads, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t s = i / ch.count, c = i % ch.count;
+      if (s > 0)
+        while (done[s - 1].load(std::memory_order_acquire) < ch.count) std::this_thread::yield();
+      err.run([&] { body(s, c); });
+      done[s].fetch_add(1, std::memory_order_release);
+    }
+  });
+  err.rethrow();
 }
 
 // U (U x G·U, gate blocks) -> chunk-major: chunk [u0, u0+w) owns columns
@@ -331,38 +389,35 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
   std::vector<float> up(static_cast<size_t>(units * g4)), rec(static_cast<size_t>(n * g4));
   chunk_columns(u, units, units, 4, ch, up.data());
   const PackedB upk(units, g4, up.data(), g4, 1);  // packed once for all steps
-  FirstError err;
-#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
-  for (int64_t t = 0; t < t_len; ++t) {
+  step_chunks(ch, t_len, [&](int64_t t, int64_t c) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const float* cp = t ? cs + (t - 1) * units : c0;
     const int64_t rs_hp = t ? rs : units;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < ch.count; ++c) {
-      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
-      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
-      float* rc = rec.data() + 4 * u0;
-      sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(4 * u0), panel_hi(4 * u0, 4 * w), 0.f, rc, g4, 1,
-                          nullptr, Act::Linear, 0.f);
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
-        rnn::lstm_fwd(act, ract, w, xw + og, units, rc + r * g4, w, cp + r * rs_hp + u0, hp + r * rs_hp + u0,
-                      keep(mask, r, t_len, t), gates + og, units, cs + o, hs + o);
-      }
-      });
-    }
-  }
-  err.rethrow();
+    const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+    float* rc = rec.data() + 4 * u0;
+    sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(4 * u0), panel_hi(4 * u0, 4 * w), 0.f, rc, g4, 1,
+                        nullptr, Act::Linear, 0.f);
+    const int64_t o = t * units + u0, og = t * g4 + u0;
+    rnn::lstm_fwd_block(act, ract,
+                        {n, w, xw + og, rs_g, units, rc, g4, w, cp + u0, rs_hp, gates ? gates + og : nullptr, rs_g,
+                         units, cs + o, rs, hs + o, rs});
+    if (mask)  // a masked step keeps the previous state
+      for (int64_t r = 0; r < n; ++r)
+        if (!keep(mask, r, t_len, t)) {
+          std::memcpy(cs + r * rs + o, cp + r * rs_hp + u0, sizeof(float) * w);
+          std::memcpy(hs + r * rs + o, hp + r * rs_hp + u0, sizeof(float) * w);
+        }
+  });
 }
 
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
-                   float* du) {
+                   float* du, float* db) {
   if (units <= 0) return;  // every output is empty
   if (rmask)
     return lstm_backward_per_step(dhs, dc_last, h0, c0, hs, cs, gates, u, mask, rmask, n, t_len, units, act, ract,
-                                  dxw, dh0, dc0, du);
+                                  dxw, dh0, dc0, du, db);
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   const Chunks ch = make_chunks(n, units, 4);
   const PackedB ut(g4, units, u, 1, g4);  // Uᵀ, packed once for all steps
@@ -371,35 +426,35 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
   std::memcpy(dc0, dc_last, sizeof(float) * n * units);
   float* dh = dh0;
   float* dc = dc0;
-  FirstError err;
-#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
-  for (int64_t t = t_len - 1; t >= -1; --t) {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < ch.count; ++c) {
-      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
-      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
-      if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ for this chunk's units (kept rows of step t+1)
-        float* out = mask ? tmp.data() + u0 : dh + u0;
-        sgemm_packed_panels(n, 1.f, dxw + (t + 1) * g4, rs_g, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, out,
-                            units, 1, nullptr, Act::Linear, 0.f);
-        if (mask)
-          for (int64_t r = 0; r < n; ++r)
-            if (keep(mask, r, t_len, t + 1))
-              std::memcpy(dh + r * units + u0, tmp.data() + r * units + u0, sizeof(float) * w);
-      }
-      if (t < 0) return;  // this chunk is done (return leaves err.run's lambda: the next chunk follows)
-      const float* cp = t ? cs + (t - 1) * units : c0;
-      const int64_t rs_hp = t ? rs : units;
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
-        rnn::lstm_bwd(act, ract, w, gates + og, units, cs + o, cp + r * rs_hp + u0, dhs + o, keep(mask, r, t_len, t),
-                      dh + r * units + u0, dc + r * units + u0, dxw + og, units);
-      }
-      });
+  step_chunks(ch, t_len + 1, [&](int64_t s, int64_t c) {
+    const int64_t t = t_len - 1 - s;  // t = T-1 .. -1: step -1 only finishes dh_0
+    const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+    if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ for this chunk's units (kept rows of step t+1)
+      float* out = mask ? tmp.data() + u0 : dh + u0;
+      sgemm_packed_panels(n, 1.f, dxw + (t + 1) * g4, rs_g, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, out,
+                          units, 1, nullptr, Act::Linear, 0.f);
+      if (mask)
+        for (int64_t r = 0; r < n; ++r)
+          if (keep(mask, r, t_len, t + 1))
+            std::memcpy(dh + r * units + u0, tmp.data() + r * units + u0, sizeof(float) * w);
     }
-  }
-  err.rethrow();
-  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du);
+    if (t < 0) return;  // this chunk is done
+    const float* cp = t ? cs + (t - 1) * units : c0;
+    const int64_t rs_hp = t ? rs : units;
+    if (!mask) {
+      const int64_t o = t * units + u0, og = t * g4 + u0;
+      rnn::lstm_bwd_block(act, ract,
+                          {n, w, gates + og, rs_g, units, cs + o, rs, cp + u0, rs_hp, dhs + o, rs, dh + u0, units,
+                           dc + u0, units, dxw + og, rs_g, units});
+      return;
+    }
+    for (int64_t r = 0; r < n; ++r) {  // masked rows pass dh and dc through: the per-row pass
+      const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
+      rnn::lstm_bwd(act, ract, w, gates + og, units, cs + o, cp + r * rs_hp + u0, dhs + o, keep(mask, r, t_len, t),
+                    dh + r * units + u0, dc + r * units + u0, dxw + og, units);
+    }
+  });
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db);
 }
 
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
@@ -413,26 +468,18 @@ void gru_forward(const float* xw, const float* h0, const float* u, const float* 
   chunk_columns(u, units, units, 3, ch, up.data());
   chunk_columns(rbias, 1, units, 3, ch, rb.data());
   const PackedB upk(units, g3, up.data(), g3, 1);  // packed once for all steps
-  FirstError err;
-#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
-  for (int64_t t = 0; t < t_len; ++t) {
+  step_chunks(ch, t_len, [&](int64_t t, int64_t c) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < ch.count; ++c) {
-      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
-      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
-      float* rc = rec.data() + 3 * u0;
-      sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(3 * u0), panel_hi(3 * u0, 3 * w), 0.f, rc, g3, 1,
-                          rb.data() + 3 * u0, Act::Linear, 0.f);
-      for (int64_t r = 0; r < n; ++r)
-        rnn::gru_fwd(act, ract, w, xw + r * rs_x + t * g3 + u0, units, rc + r * g3, w, hp + r * rs_hp + u0,
-                     keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + u0, units,
-                     hs + r * rs + t * units + u0);
-      });
-    }
-  }
-  err.rethrow();
+    const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+    float* rc = rec.data() + 3 * u0;
+    sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(3 * u0), panel_hi(3 * u0, 3 * w), 0.f, rc, g3, 1,
+                        rb.data() + 3 * u0, Act::Linear, 0.f);
+    for (int64_t r = 0; r < n; ++r)
+      rnn::gru_fwd(act, ract, w, xw + r * rs_x + t * g3 + u0, units, rc + r * g3, w, hp + r * rs_hp + u0,
+                   keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + u0, units,
+                   hs + r * rs + t * units + u0);
+  });
 }
 
 void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
@@ -450,37 +497,30 @@ void gru_backward(const float* dhs, const float* h0, const float* hs, const floa
   std::vector<float> drec(static_cast<size_t>(n * t_len * g3)), tmp(static_cast<size_t>(n * units));
   std::memset(dh0, 0, sizeof(float) * n * units);
   float* dh = dh0;
-  FirstError err;
-#pragma omp parallel num_threads(ch.threads) if (ch.threads > 1)
-  for (int64_t t = t_len - 1; t >= -1; --t) {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < ch.count; ++c) {
-      err.run([&] {  // a worker's GEMM scratch may fail to grow: rethrown after the region
-      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
-      if (t + 1 < t_len) {  // dh_t += drec_{t+1} Uᵀ (the cell already left z·dh there)
-        const float* drn = drec.data() + (t + 1) * g3;
-        if (!mask) {
-          sgemm_packed_panels(n, 1.f, drn, rs_x, 1, ut, panel_lo(u0), panel_hi(u0, w), 1.f, dh + u0, units, 1,
-                              nullptr, Act::Linear, 0.f);
-        } else {
-          sgemm_packed_panels(n, 1.f, drn, rs_x, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, tmp.data() + u0, units,
-                              1, nullptr, Act::Linear, 0.f);
-          for (int64_t r = 0; r < n; ++r)
-            if (keep(mask, r, t_len, t + 1))
-              for (int64_t j = 0; j < w; ++j) dh[r * units + u0 + j] += tmp[r * units + u0 + j];
-        }
+  step_chunks(ch, t_len + 1, [&](int64_t s, int64_t c) {
+    const int64_t t = t_len - 1 - s;  // t = T-1 .. -1: step -1 only finishes dh_0
+    const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+    if (t + 1 < t_len) {  // dh_t += drec_{t+1} Uᵀ (the cell already left z·dh there)
+      const float* drn = drec.data() + (t + 1) * g3;
+      if (!mask) {
+        sgemm_packed_panels(n, 1.f, drn, rs_x, 1, ut, panel_lo(u0), panel_hi(u0, w), 1.f, dh + u0, units, 1,
+                            nullptr, Act::Linear, 0.f);
+      } else {
+        sgemm_packed_panels(n, 1.f, drn, rs_x, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, tmp.data() + u0, units,
+                            1, nullptr, Act::Linear, 0.f);
+        for (int64_t r = 0; r < n; ++r)
+          if (keep(mask, r, t_len, t + 1))
+            for (int64_t j = 0; j < w; ++j) dh[r * units + u0 + j] += tmp[r * units + u0 + j];
       }
-      if (t < 0) return;  // this chunk is done (return leaves err.run's lambda: the next chunk follows)
-      const float* hp = t ? hs + (t - 1) * units : h0;
-      const int64_t rs_hp = t ? rs : units;
-      for (int64_t r = 0; r < n; ++r)
-        rnn::gru_bwd(act, ract, w, saved + r * rs_s + t * 4 * units + u0, units, hp + r * rs_hp + u0,
-                     dhs + r * rs + t * units + u0, keep(mask, r, t_len, t), dh + r * units + u0,
-                     dxw + r * rs_x + t * g3 + u0, units, drec.data() + r * rs_x + t * g3 + u0, units);
-      });
     }
-  }
-  err.rethrow();
+    if (t < 0) return;  // this chunk is done
+    const float* hp = t ? hs + (t - 1) * units : h0;
+    const int64_t rs_hp = t ? rs : units;
+    for (int64_t r = 0; r < n; ++r)
+      rnn::gru_bwd(act, ract, w, saved + r * rs_s + t * 4 * units + u0, units, hp + r * rs_hp + u0,
+                   dhs + r * rs + t * units + u0, keep(mask, r, t_len, t), dh + r * units + u0,
+                   dxw + r * rs_x + t * g3 + u0, units, drec.data() + r * rs_x + t * g3 + u0, units);
+  });
   rec_backward_u(n, t_len, units, 3, h0, hs, drec.data(), nullptr, du);
   std::memset(drbias, 0, sizeof(float) * g3);
   for (int64_t row = 0; row < n * t_len; ++row) {

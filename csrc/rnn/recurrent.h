@@ -19,11 +19,15 @@ void simple_rnn_forward(const float* xw, const float* h0, const float* u, const 
 void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, const float* u, const uint8_t* mask, const float* rmask,
                          int64_t n, int64_t t, int64_t units, Act act, float* dxw, float* dh0, float* du);
 
+// gates (N, T, 4U) for the BPTT; may be null without rmask (inference: not saved),
+// and may be xw itself (stored in place, xw then lost) without rmask when
+// rnn::lstm_fwd_block_in_place_ok(act, ract).
 void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask, const float* rmask, int64_t n,
                   int64_t t, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates);
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask, int64_t n, int64_t t,
-                   int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du);
+                   int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du,
+                   float* db = nullptr);  // db (4U) or null: Σ_{n,t} dxw, the input bias's gradient
 
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask, const float* rmask, int64_t n,
                  int64_t t, int64_t units, Act act, Act ract, float* hs, float* saved);

@@ -7,7 +7,7 @@ kernel and one GEMM for each of dx and dW. Keras weight layouts.
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from .registry import register
 
 
@@ -70,20 +70,25 @@ class LSTMOp(Function):
         self.x, self.mask = _prepare(x, mask, go_backwards)
         self.kernel, self.recurrent_kernel, self.h0, self.c0 = kernel, recurrent_kernel, h0, c0
         xw = _project(self.x, kernel, bias)
+        # Nothing to differentiate (inference, predict_on_batch, no_grad): the
+        # kernel skips saving the activated gates for the BPTT.
+        save = is_grad_enabled() and any(self.needs_input_grad)
+        # xw is this call's own temporary: the gates may be stored over it.
         self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts,
-                                                 recurrent_mask=recurrent_mask)
+                                                 recurrent_mask=recurrent_mask, save_gates=save, xw_scratch=True)
         return np.concatenate([self.hs, self.cs[:, -1:]], axis=1)
 
     def backward(self, g):
         need = self.needs_input_grad
         steps = self.hs.shape[1]
-        dxw, dh0, dc0, dU = _B().lstm_grad(np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps]),
-                                           self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,
-                                           self.mask, *self.acts, recurrent_mask=self.rmask)
+        # The bias gradient Σ dxw comes out of the kernel (native: one more row of its dU GEMM).
+        dxw, dh0, dc0, dU, db = _B().lstm_grad(np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps]),
+                                               self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,
+                                               self.mask, *self.acts, recurrent_mask=self.rmask, bias_grad=True)
         dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
         if dx is not None and self.go_backwards:
             dx = dx[:, ::-1]
-        return dx, dk, dU, dxw.sum(axis=(0, 1)), dh0, dc0
+        return dx, dk, dU, db, dh0, dc0
 
 
 @register("gru")

@@ -17,8 +17,12 @@ namespace pynn::gemm::avx2 {
 
 void sgemm_6x16(int64_t k, float alpha, const float* a, const float* b,
                      float beta, float* c, int64_t rs_c, const float* bias) {
-  // C is written once at the end: start pulling its rows in now.
-  for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
+  // C is written once at the end: start pulling its rows in now, both cache lines of each
+  // (a numpy array is 16-byte aligned, so a 64-byte tile row usually spans two).
+  for (int r = 0; r < MR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c + NR - 1), _MM_HINT_T0);
+  }
 
   alignas(32) float acc[MR * NR];
   int64_t k4 = k / 4, kr = k % 4;
@@ -187,7 +191,10 @@ void sgemm_6x16(int64_t k, float alpha, const float* a, const float* b,
 // A and rows [0, k) x columns [0, 16) of B; the epilogue is the packed kernel's.
 void sgemm_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
                         int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias) {
-  for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
+  for (int r = 0; r < MR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * rs_c + NR - 1), _MM_HINT_T0);
+  }
   alignas(32) float acc[MR * NR];
   int64_t k4 = k / 4, kr = k % 4;
   const int64_t rs = rs_a * static_cast<int64_t>(sizeof(float));

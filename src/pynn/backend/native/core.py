@@ -36,6 +36,8 @@ def matmul(a, b, bias=None, activation=None, alpha=None):
             and b.strides[1] % 4 == 0):
         act = "linear" if activation is None else activation
         act_alpha = _NO_PARAM.get(act)
+        if bias is None and act == "linear":
+            return _C.mm(a, b)  # the plain product (backprop's X^T dY, dY W^T): no keyword parsing
         if act_alpha is not None and (bias is None or (type(bias) is _ndarray and bias.dtype is _f32
                                                        and bias.ndim == 1 and bias.shape[0] == b.shape[1])):
             return _C.gemm(a, b, bias=bias, activation=act, act_alpha=act_alpha)

@@ -50,21 +50,22 @@ def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="ta
 
 
 def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
-         recurrent_mask=None):
+         recurrent_mask=None, save_gates=True, xw_scratch=False):
     if not _ok((xw, h0, c0, recurrent_kernel) + _opt(recurrent_mask), activation, recurrent_activation):
-        return _ref.lstm(xw, h0, c0, recurrent_kernel, mask, activation, recurrent_activation, recurrent_mask)
+        return _ref.lstm(xw, h0, c0, recurrent_kernel, mask, activation, recurrent_activation, recurrent_mask,
+                         save_gates, xw_scratch)
     return _C.lstm_forward(_c(xw), _c(h0), _c(c0), _c(recurrent_kernel), _mask(mask), activation,
-                           recurrent_activation, _rmask(recurrent_mask))
+                           recurrent_activation, _rmask(recurrent_mask), bool(save_gates), bool(xw_scratch))
 
 
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
-              recurrent_activation="sigmoid", recurrent_mask=None):
+              recurrent_activation="sigmoid", recurrent_mask=None, bias_grad=False):
     if not _ok((dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel) + _opt(recurrent_mask), activation,
                recurrent_activation):
         return _ref.lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask, activation,
-                              recurrent_activation, recurrent_mask)
+                              recurrent_activation, recurrent_mask, bias_grad)
     return _C.lstm_backward(_c(dhs), _c(dc_last), _c(h0), _c(c0), _c(hs), _c(cs), _c(gates), _c(recurrent_kernel),
-                            _mask(mask), activation, recurrent_activation, _rmask(recurrent_mask))
+                            _mask(mask), activation, recurrent_activation, _rmask(recurrent_mask), bool(bias_grad))
 
 
 def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid",

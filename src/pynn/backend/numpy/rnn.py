@@ -125,17 +125,20 @@ def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="ta
 
 # ---------------------------------------------------------------- LSTM
 def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
-         recurrent_mask=None):
+         recurrent_mask=None, save_gates=True, xw_scratch=False):
     """i, f, c̃, o = σ(z_i), σ(z_f), tanh(z_c), σ(z_o) with z = xw_t + h_{t-1} U;
     c_t = f·c_{t-1} + i·c̃; h_t = o·tanh(c_t).
-    Returns hs, cs (N, T, U) and the activated gates (N, T, 4U) for backward."""
+    Returns hs, cs (N, T, U) and the activated gates (N, T, 4U) for backward
+    (None with ``save_gates=False``: inference, nothing to differentiate).
+    ``xw_scratch``: the caller no longer needs xw, and the gates may be stored over it
+    (here they are, step by step, after each step has read its xw_t)."""
     act, _ = _act(activation)
     ract, _ = _act(recurrent_activation)
     n, steps, _ = xw.shape
     u = h0.shape[1]
     hs = np.empty((n, steps, u), xw.dtype)
     cs = np.empty_like(hs)
-    gates = np.empty((n, steps, 4 * u), xw.dtype)
+    gates = (xw if xw_scratch and xw.flags.writeable else np.empty((n, steps, 4 * u), xw.dtype)) if save_gates else None
     h, c = h0, c0
     for t in range(steps):
         z = xw[:, t] + _recurrent(h, recurrent_kernel, recurrent_mask)
@@ -147,13 +150,15 @@ def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_a
             c_new, h_new = np.where(keep, c_new, c), np.where(keep, h_new, h)
         h, c = h_new, c_new
         hs[:, t], cs[:, t] = h, c
-        gates[:, t] = np.concatenate([i, f, g, o], axis=1)
+        if save_gates:
+            gates[:, t] = np.concatenate([i, f, g, o], axis=1)
     return hs, cs, gates
 
 
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
-              recurrent_activation="sigmoid", recurrent_mask=None):
-    """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel)."""
+              recurrent_activation="sigmoid", recurrent_mask=None, bias_grad=False):
+    """Backpropagation through time. Returns (dxw, dh0, dc0, drecurrent_kernel), and with
+    ``bias_grad`` also the input bias's gradient dxw.sum((0, 1)) last."""
     n, steps, u, dxw, dU, dh = _bptt_buffers("lstm_grad", dhs, h0, hs, recurrent_kernel, 4)
     act, dact = _act(activation)
     _, dract = _act(recurrent_activation)
@@ -177,6 +182,8 @@ def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, 
         if keep is not None:  # a masked step passed its state through unchanged
             dh_prev, dc_prev = np.where(keep, dh_prev, dh), np.where(keep, dc_prev, dc)
         dh, dc = dh_prev, dc_prev
+    if bias_grad:
+        return dxw, dh, dc, dU, dxw.sum(axis=(0, 1))
     return dxw, dh, dc, dU
 
 

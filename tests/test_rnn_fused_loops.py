@@ -1,0 +1,178 @@
+"""The native LSTM/GRU time loops (csrc/rnn/recurrent.cpp over the AVX2 block passes of
+csrc/rnn/cells_avx2.cpp): equal at every thread count, equal to the numpy reference for
+widths with vector tails and for saturated gates, and the no-grad path that skips saving
+the gates computes the same states."""
+import numpy as np
+import pytest
+
+import pynn
+from pynn.autograd import Tensor
+
+nb = pytest.importorskip("pynn.backend.native")
+
+THREADS = (1, 2, 3, 4, 7, 8)
+
+
+def _f32(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+@pytest.fixture
+def restore_threads():
+    before = pynn.get_num_threads()
+    yield
+    pynn.set_num_threads(before)
+
+
+def _lstm_case(n=24, t=9, u=72, seed=0, xscale=1.0):
+    r = np.random.default_rng(seed)
+    xw = _f32(r, n, t, 4 * u, scale=xscale)
+    return xw, _f32(r, n, u), _f32(r, n, u), _f32(r, u, 4 * u, scale=0.15)
+
+
+def _per_thread(fn):
+    out = {}
+    for k in THREADS:
+        pynn.set_num_threads(k)
+        out[k] = fn()
+    return out
+
+
+@pytest.mark.parametrize("u", [20, 72, 160])
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_forward_and_backward_are_bit_identical_at_every_thread_count(restore_threads, u, masked):
+    """Chunk widths change with the thread count (16-unit multiples, ragged last chunk);
+    every element still goes through the same instructions, so all but the split-K weight
+    gradient are bit-identical; dU agrees to rounding."""
+    xw, h0, c0, rk = _lstm_case(u=u, seed=u)
+    mask = (np.arange(xw.shape[1])[None, :] < np.random.default_rng(1).integers(1, xw.shape[1] + 1, xw.shape[0])[:, None]
+            if masked else None)
+    dhs = _f32(np.random.default_rng(2), *xw.shape[:2], u)
+    dcl = _f32(np.random.default_rng(3), xw.shape[0], u)
+
+    def run():
+        hs, cs, gates = nb.lstm(xw, h0, c0, rk, mask)
+        return (hs, cs, gates) + tuple(nb.lstm_grad(dhs, dcl, h0, c0, hs, cs, gates, rk, mask))
+
+    res = _per_thread(run)
+    ref = res[1]
+    for k, out in res.items():
+        for i, (a, b) in enumerate(zip(ref[:-1], out[:-1])):
+            np.testing.assert_array_equal(b, a, err_msg=f"output {i} at {k} threads")
+        np.testing.assert_allclose(out[-1], ref[-1], rtol=1e-4, atol=1e-4, err_msg=f"dU at {k} threads")
+
+
+def test_gru_forward_and_backward_are_bit_identical_at_every_thread_count(restore_threads):
+    r = np.random.default_rng(4)
+    n, t, u = 20, 8, 72
+    xw, h0, rk, rb = _f32(r, n, t, 3 * u), _f32(r, n, u), _f32(r, u, 3 * u, scale=0.15), _f32(r, 3 * u)
+    dhs = _f32(r, n, t, u)
+
+    def run():
+        hs, saved = nb.gru(xw, h0, rk, rb)
+        return (hs, saved) + tuple(nb.gru_grad(dhs, h0, hs, saved, rk))
+
+    res = _per_thread(run)
+    for k, out in res.items():
+        for i in (0, 1, 2, 3):  # hs, saved, dxw, dh0
+            np.testing.assert_array_equal(out[i], res[1][i], err_msg=f"output {i} at {k} threads")
+        for i in (4, 5):  # dU (split-K), drbias
+            np.testing.assert_allclose(out[i], res[1][i], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("u,xscale", [(13, 1.0), (20, 1.0), (128, 1.0), (24, 40.0)])
+def test_lstm_native_block_pass_matches_numpy_reference(restore_threads, u, xscale):
+    """Widths with a masked-vector tail (13, 20), the benchmark's 128, and gates driven far
+    into saturation (pre-activations ~ +-100: exp clamping, sigmoid's e/(1+e) branch)."""
+    pynn.set_num_threads(2)
+    xw, h0, c0, rk = _lstm_case(n=11, t=7, u=u, seed=3, xscale=xscale)
+    dhs = _f32(np.random.default_rng(5), 11, 7, u)
+    dcl = _f32(np.random.default_rng(6), 11, u)
+    with pynn.use_backend("numpy"):
+        ref = pynn.backend.current()
+        hs, cs, gates = ref.lstm(xw, h0, c0, rk)
+        want = (hs, cs, gates) + tuple(ref.lstm_grad(dhs, dcl, h0, c0, hs, cs, gates, rk))
+    hs, cs, gates = nb.lstm(xw, h0, c0, rk)
+    got = (hs, cs, gates) + tuple(nb.lstm_grad(dhs, dcl, h0, c0, hs, cs, gates, rk))
+    for i, (a, b) in enumerate(zip(want, got)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"output {i}")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_lstm_without_saved_gates_gives_the_same_states(backend):
+    xw, h0, c0, rk = _lstm_case(n=9, t=6, u=40, seed=7)
+    with pynn.use_backend(backend):
+        be = pynn.backend.current()
+        hs, cs, gates = be.lstm(xw, h0, c0, rk)
+        hs2, cs2, gates2 = be.lstm(xw, h0, c0, rk, save_gates=False)
+    assert gates is not None and gates.shape == xw.shape and gates2 is None
+    np.testing.assert_array_equal(hs2, hs)
+    np.testing.assert_array_equal(cs2, cs)
+
+
+def test_lstm_layer_saves_gates_only_when_a_gradient_can_be_asked_for(monkeypatch):
+    """Inference (no_grad, predict_on_batch) runs the loop without saving the BPTT state;
+    training saves it, and the two give the same output."""
+    calls = []
+    real = nb.lstm
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("save_gates", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nb, "lstm", spy)
+    layer = pynn.layers.LSTM(16)
+    x = np.random.default_rng(8).standard_normal((4, 5, 3)).astype(np.float32)
+    with pynn.use_backend("native"):
+        with pynn.no_grad():
+            y_inf = layer(Tensor(x)).data
+        model = pynn.Sequential([pynn.layers.Input((5, 3)), layer])
+        y_pred = model.predict_on_batch(x)
+        y_train = layer(Tensor(x))
+        y_train.sum().backward()
+    assert calls == [False, False, True]
+    np.testing.assert_array_equal(y_inf, y_train.data)
+    np.testing.assert_allclose(y_pred, y_train.data, rtol=1e-6, atol=1e-7)
+    assert layer.recurrent_kernel.grad is not None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("u,masked,rdrop", [(72, False, False), (13, True, False), (20, False, True)])
+def test_lstm_grad_bias_gradient_is_the_sum_of_dxw(backend, u, masked, rdrop):
+    """bias_grad=True adds Σ_{n,t} dxw (native: one more row of the dU GEMM, or a column sum
+    under recurrent dropout) without changing the other outputs."""
+    xw, h0, c0, rk = _lstm_case(n=10, t=6, u=u, seed=9)
+    r = np.random.default_rng(10)
+    mask = (np.arange(6)[None, :] < r.integers(1, 7, 10)[:, None]) if masked else None
+    rmask = (r.random((10, 4 * u)) < 0.7).astype(np.float32) / np.float32(0.7) if rdrop else None
+    dhs, dcl = _f32(r, 10, 6, u), _f32(r, 10, u)
+    with pynn.use_backend(backend):
+        be = pynn.backend.current()
+        hs, cs, gates = be.lstm(xw, h0, c0, rk, mask, recurrent_mask=rmask)
+        plain = be.lstm_grad(dhs, dcl, h0, c0, hs, cs, gates, rk, mask, recurrent_mask=rmask)
+        with_b = be.lstm_grad(dhs, dcl, h0, c0, hs, cs, gates, rk, mask, recurrent_mask=rmask, bias_grad=True)
+    assert len(plain) == 4 and len(with_b) == 5
+    for a, b in zip(plain, with_b):
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_allclose(with_b[4], plain[0].sum(axis=(0, 1), dtype=np.float64), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_lstm_gates_stored_over_a_scratch_xw_are_the_same(backend, act):
+    """xw_scratch=True lets the gates overwrite xw (native: the AVX2 pass of the default
+    activations; other activations keep a separate buffer); every output is unchanged."""
+    xw, h0, c0, rk = _lstm_case(n=7, t=5, u=20, seed=11)
+    mask = np.arange(5)[None, :] < np.array([5, 3, 1, 5, 2, 4, 5])[:, None]
+    with pynn.use_backend(backend):
+        be = pynn.backend.current()
+        want = be.lstm(xw, h0, c0, rk, mask, act)
+        scratch = xw.copy()
+        got = be.lstm(scratch, h0, c0, rk, mask, act, xw_scratch=True)
+        ro = xw.copy()
+        ro.flags.writeable = False
+        kept = be.lstm(ro, h0, c0, rk, mask, act, xw_scratch=True)
+    for a, b, c in zip(want, got, kept):
+        np.testing.assert_array_equal(b, a)
+        np.testing.assert_array_equal(c, a)
+    np.testing.assert_array_equal(ro, xw)  # a read-only xw is never written

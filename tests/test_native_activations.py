@@ -330,7 +330,19 @@ def test_gelu_kernels_are_a_few_ulp_from_float64_on_a_dense_grid(name, isa):
     assert np.abs(d - rd).max() < (5e-7 if name == "gelu" else 3e-6)
 
 
-@pytest.mark.parametrize("name", ["gelu", "gelu_tanh"])
+def test_sigmoid_forward_is_a_few_ulp_from_float64_on_a_dense_grid(isa):
+    # AVX2 runs the sigmoid forward through the GELU kernels' vector exp (exp(-|x|), one
+    # division); generic through the scalar row. Relative error on both sides: e/(1 + e) keeps
+    # the left tail's relative accuracy down to where the float32 result underflows (x < -87).
+    x = np.linspace(-87, 30, 234001).astype(np.float32)
+    y = _C.act_forward(x, "sigmoid", 0.0)
+    ry = _sig(x.astype(np.float64))
+    rel = np.abs(y - ry) / ry
+    assert rel.max() < 4 * np.finfo(np.float32).eps, rel.max()
+    assert np.all(np.diff(y) >= 0)  # monotone, no seam where the two branches meet
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_tanh", "sigmoid"])
 def test_gelu_kernels_are_elementwise_whatever_the_length_and_offset(name, isa):
     # Tails (n % 8) go through the vector arithmetic under a mask: each element's bits do
     # not depend on where it sits in the array.
@@ -345,7 +357,7 @@ def test_gelu_kernels_are_elementwise_whatever_the_length_and_offset(name, isa):
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4, 7, 8])
-@pytest.mark.parametrize("name", ["gelu", "gelu_tanh"])
+@pytest.mark.parametrize("name", ["gelu", "gelu_tanh", "sigmoid"])
 def test_gelu_kernels_are_bit_identical_at_every_thread_count(name, threads):
     import pynn
     x = np.random.default_rng(5).standard_normal((1 << 18) + 13).astype(np.float32) * 2   # several threads' worth

@@ -196,6 +196,19 @@ void gelu_backward_vec(const float* x, const float* dy, float* dx, int64_t n) {
   });
 }
 
+// Sigmoid through the same exp as GELU: the compiler-vectorised exp_f32 of the scalar row
+// (common/vmath.h sigmoid_f32) was slower. Same formula and branch as the scalar:
+// e = exp(−|x|), r = 1/(1 + e), x >= 0 ? r : e·r (a true division, as there). Its backward
+// (from the output, y(1 − y)) has no exp and stays on the generic loop.
+void sigmoid_forward_vec(const float* x, float* y, int64_t n) {
+  run_vec(n, [=](int64_t i, __m256i m, bool full) {
+    const __m256 xv = load(x + i, m, full);
+    const __m256 e = exp_nonpos(_mm256_or_ps(xv, set1(-0.f)));  // exp(−|x|)
+    const __m256 r = _mm256_div_ps(set1(1.f), _mm256_add_ps(set1(1.f), e));
+    store(y + i, _mm256_blendv_ps(r, _mm256_mul_ps(e, r), xv), m, full);  // sign bit: e/(1 + e)
+  });
+}
+
 // y = x·sigmoid(2u) (= 0.5 x (1 + tanh u)).
 void gelu_tanh_forward_vec(const float* x, float* y, int64_t n) {
   run_vec(n, [=](int64_t i, __m256i m, bool full) {
@@ -220,7 +233,7 @@ void gelu_tanh_backward_vec(const float* x, const float* dy, float* dx, int64_t 
 
 }  // namespace pynn::nn::avx2
 
-// The impl's loops send Gelu and GeluTanh to the kernels above (see PYNN_ACT_GELU_VEC there).
+// The impl's loops send Gelu, GeluTanh and the Sigmoid forward to the kernels above (see PYNN_ACT_GELU_VEC there).
 #define PYNN_ISA avx2
 #define PYNN_ACT_GELU_VEC 1
 #include "nn/activations_impl.h"

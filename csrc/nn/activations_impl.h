@@ -18,6 +18,7 @@ void gelu_forward_vec(const float* x, float* y, int64_t n);
 void gelu_backward_vec(const float* x, const float* dy, float* dx, int64_t n);
 void gelu_tanh_forward_vec(const float* x, float* y, int64_t n);
 void gelu_tanh_backward_vec(const float* x, const float* dy, float* dx, int64_t n);
+void sigmoid_forward_vec(const float* x, float* y, int64_t n);
 #endif
 
 // The pointers are copied into restrict locals inside the block body: a
@@ -26,6 +27,7 @@ void act_forward(Act act, const float* x, float* y, int64_t n, float alpha) {
 #ifdef PYNN_ACT_GELU_VEC
   if (act == Act::Gelu) return gelu_forward_vec(x, y, n);
   if (act == Act::GeluTanh) return gelu_tanh_forward_vec(x, y, n);
+  if (act == Act::Sigmoid) return sigmoid_forward_vec(x, y, n);
 #endif
   with_act(act, [=](auto A) {
     parallel_for(n, 1, kElemGrain, [=](int64_t b, int64_t e) {

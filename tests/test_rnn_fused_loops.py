@@ -111,16 +111,27 @@ def test_lstm_without_saved_gates_gives_the_same_states(backend):
 
 
 def test_lstm_layer_saves_gates_only_when_a_gradient_can_be_asked_for(monkeypatch):
-    """Inference (no_grad, predict_on_batch) runs the loop without saving the BPTT state;
-    training saves it, and the two give the same output."""
-    calls = []
-    real = nb.lstm
+    """Inference (no_grad through the layer, predict_on_batch through the inference plan's
+    direct time loop) runs without saving the BPTT state; training saves it, and all three
+    give the same output."""
+    calls, in_layer = [], []
+    real_layer_loop, real_plan_loop = nb.lstm, nb._C.lstm_forward
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("save_gates", True))
-        return real(*args, **kwargs)
+    def layer_spy(*args, **kwargs):
+        calls.append(("layer", kwargs.get("save_gates", True)))
+        in_layer.append(True)
+        try:
+            return real_layer_loop(*args, **kwargs)
+        finally:
+            in_layer.pop()
 
-    monkeypatch.setattr(nb, "lstm", spy)
+    def plan_spy(*args, **kwargs):     # the backend's lstm calls _C too: count only the plan's
+        if not in_layer:
+            calls.append(("plan", kwargs.get("save_gates", True)))
+        return real_plan_loop(*args, **kwargs)
+
+    monkeypatch.setattr(nb, "lstm", layer_spy)
+    monkeypatch.setattr(nb._C, "lstm_forward", plan_spy)
     layer = pynn.layers.LSTM(16)
     x = np.random.default_rng(8).standard_normal((4, 5, 3)).astype(np.float32)
     with pynn.use_backend("native"):
@@ -130,7 +141,7 @@ def test_lstm_layer_saves_gates_only_when_a_gradient_can_be_asked_for(monkeypatc
         y_pred = model.predict_on_batch(x)
         y_train = layer(Tensor(x))
         y_train.sum().backward()
-    assert calls == [False, False, True]
+    assert calls == [("layer", False), ("plan", False), ("layer", True)]
     np.testing.assert_array_equal(y_inf, y_train.data)
     np.testing.assert_allclose(y_pred, y_train.data, rtol=1e-6, atol=1e-7)
     assert layer.recurrent_kernel.grad is not None

@@ -681,12 +681,11 @@ class Plan:
                 return loop(xw, h0, recurrent, rec_bias, None, act, ract, None)[0]
         elif kind == "lstm":
             in_bias, loop = bias, self._C.lstm_forward
-            # A time loop that can skip storing the (N, T, 4U) gates (they serve only
-            # backward) is told to; pybind11's docstring says whether this build has it.
-            extra = {"save_gates": False} if "save_gates" in (loop.__doc__ or "") else {}
+            # The (N, T, 4U) gates serve only backward: not stored. xw is this step's own
+            # temporary, so the loop may use it as scratch.
 
             def run(xw, h0):
-                return loop(xw, h0, h0, recurrent, None, act, ract, None, **extra)[0]
+                return loop(xw, h0, h0, recurrent, None, act, ract, None, save_gates=False, xw_scratch=True)[0]
         else:
             in_bias, loop = bias, self._C.simple_rnn_forward
 

@@ -3,6 +3,8 @@
 // (6 rows × 2×8 lanes), 2 for the 16-wide B row, one broadcast.
 #include <immintrin.h>
 
+#include "common/simd_avx2.h"
+
 #include <algorithm>
 
 #include "conv/direct.h"
@@ -11,9 +13,7 @@
 namespace pynn::conv::avx2 {
 
 namespace {
-inline __m256i lane_mask(int n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+inline __m256i lane_mask(int n) { return simd::tail_mask(n); }
 }  // namespace
 
 #define PYNN_FMA6(A0, A1, A2, A3, A4, A5)                                 \

@@ -10,6 +10,8 @@
 // polynomial, and the density is that same exp.
 #include <immintrin.h>
 
+#include "common/simd_avx2.h"
+
 #include <algorithm>
 
 #include "common/activation.h"
@@ -43,12 +45,7 @@ inline __m256 exp_nonpos(__m256 x) {
   return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), out);
 }
 
-// 1/d for finite d in [1, 5.35] (NaN stays NaN): the 12-bit
-// rcpps refined by one Newton step (error ~2^-22, 1-2 ulp), cheaper than divps.
-inline __m256 recip(__m256 d) {
-  const __m256 r = _mm256_rcp_ps(d);
-  return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, set1(1.f)), r);
-}
+using simd::recip;  // d in [1, 5.35] here: 1-2 ulp
 
 // Phi(x) and exp(−x²/2) (the normal density times sqrt(2π)), from one exp.
 // 0.5·erfc(a/√2) = t·Q(t)·exp(−a²/2) with a = |x|, t = 1/(1 + 0.3a): Q is smooth on
@@ -100,9 +97,7 @@ inline __m256 gelu_tanh_gate(__m256 x) {
 // Lanes past n are loaded as 0 and never stored: a tail goes through the same
 // arithmetic as a full vector, so every element's bits are independent of where a
 // thread's block starts (blocks are whole vectors, see run_vec).
-inline __m256i tail_mask(int64_t rem) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+using simd::tail_mask;
 
 // f(i, mask, full) over [0, n) in 8-lane steps, threads taking whole vectors. Chunks are
 // claimed dynamically (share_work): on a loaded machine the caller starts at once instead

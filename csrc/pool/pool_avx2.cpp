@@ -5,6 +5,8 @@
 // (same max/compare semantics, same summation order per channel).
 #include <immintrin.h>
 
+#include "common/simd_avx2.h"
+
 #include <algorithm>
 
 #include "pool/kernels.h"
@@ -13,9 +15,7 @@ namespace pynn {
 
 namespace {
 
-inline __m256i tail_mask(int64_t rem) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+using simd::tail_mask;
 
 }  // namespace
 

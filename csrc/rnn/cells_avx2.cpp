@@ -15,6 +15,8 @@
 
 #include <immintrin.h>
 
+#include "common/simd_avx2.h"
+
 namespace pynn::rnn::avx2 {
 namespace {
 
@@ -55,13 +57,7 @@ inline void exp_k(__m256 (&x)[K]) {
 
 inline __m256 sign_bit() { return _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN)); }
 
-// 1/d for d in [1, FLT_MAX]: the 12-bit estimate and one Newton step (relative
-// error < 3e-7, against 6e-8 for a division that costs ~3x the issue slots;
-// above 2^126 the estimate flushes to 0, where 1/d is below 1.2e-38 anyway).
-inline __m256 recip(__m256 d) {
-  const __m256 r0 = _mm256_rcp_ps(d);
-  return _mm256_fmadd_ps(r0, _mm256_fnmadd_ps(d, r0, _mm256_set1_ps(1.f)), r0);
-}
+using simd::recip;  // 1/d by rcpps + one Newton step (d >= 1 here)
 
 // Stable logistic as vmath.h's sigmoid_f32, in place: e = exp(-|x|), 1/(1+e)
 // for x >= 0, e/(1+e) below. Under x = -87 the result is ~1.6e-38 instead of
@@ -115,9 +111,7 @@ inline void st(float* p, __m256 v, __m256i m) {
   else _mm256_storeu_ps(p, v);
 }
 
-inline __m256i tail_mask(int64_t rem) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+using simd::tail_mask;
 
 // Rows this far ahead are prefetched: a row of a block is 16-128 units, a few
 // hundred cycles of work, and a miss to DRAM costs about as much.

@@ -44,8 +44,11 @@ constexpr int64_t kGroupTiles = 4;
 // cost more than the im2col copy they save (3-channel 'same': 20% slower): use im2col.
 constexpr int64_t kMinRun = 8;
 
-// Multiply-adds per extra thread.
+// Multiply-adds per extra thread. The forward splits from 1M: its tile groups are claimed
+// through share_work, so a late helper costs nothing, and the single-image second conv
+// of a small CNN (2.2M multiply-adds, ~48 us on one core) is then split.
 constexpr int64_t kIgemmGrain = int64_t(1) << 22;
+constexpr int64_t kIgemmForwardGrain = int64_t(1) << 20;
 // Output pixels per block of the weight gradient: a 16-column slice of the block's taps
 // (kDwtBlock cache lines of x, C floats apart: at C = 64 they fall in 16 of L1's 64 sets)
 // stays in L1 while the block's packed dy panels stream past it. Measured at 1 thread
@@ -100,7 +103,7 @@ void igemm_run(int64_t M, int64_t grid_h, int64_t grid_w, int64_t OC, int64_t ta
   const int64_t per_pass = (taps + passes - 1) / passes;  // equal passes: 9 taps -> 3 x 3, not 4 + 4 + 1
   const int64_t group = kGroupTiles;
   const int64_t tiles = (M + MR - 1) / MR;
-  const int T = std::min<int64_t>(threads_for(M * K * OC, kIgemmGrain), tiles);
+  const int T = std::min<int64_t>(threads_for(M * K * OC, kIgemmForwardGrain), tiles);
 
   // Threads claim runs of tile groups (common/parallel.h: share_work): a helper that is late
   // on a busy machine leaves its share to the caller instead of stalling it.

@@ -2,17 +2,14 @@
 //
 //   threads_for(work, grain)        how many threads a problem deserves (1 when small,
 //                                   1 inside an existing parallel region: no oversubscription)
-//   parallel_team(T, body)          body(t, T) on a team of T OpenMP threads, for bodies with
-//                                   team_barrier (inline when T <= 1)
-//   team_barrier(T)                 barrier of a parallel_team of T threads (no-op for T <= 1)
 //   parallel_team_checked(T, body)  body(t, T), t < T, without barriers, on the share_work pool
 //   parallel_for(n, cost, grain, f) f(begin, end) on static contiguous blocks of [0, n)
 //   share_work(n, chunk, T, body)   dynamic chunks, never waiting for a late thread (below)
 //   shared_for_each(n, work, grain, body)  body(i) for i < n over share_work
 //   column_sums(rows, C, grain, out, add_rows)  per-column sums with private double partials
 //
-// Everything but parallel_team runs on share_work's helpers: one pool for every kernel
-// family, so back-to-back kernels of a training step find the same helpers awake instead
+// Everything runs on share_work's helpers (OpenMP supplies only the thread-count setting
+// and omp_in_parallel): one pool for every kernel family, so back-to-back kernels of a training step find the same helpers awake instead
 // of an OpenMP team and the pool competing for the cores. share_work suits the shared,
 // loaded machine, where an OpenMP join can wait a whole time slice for a worker that has
 // not been scheduled yet (measured: an 8 MB pooling call 0.17 -> 0.5 ms, a 64->64 conv
@@ -60,30 +57,9 @@ void after_fork_in_child();
 // already claimed has finished; the remaining chunks are still run.
 void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(int64_t, int64_t)>& body);
 
-static inline int thread_id() {
-#ifdef PYNN_OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-template <class F>
-void parallel_team(int T, F&& body) {
-#ifdef PYNN_OPENMP
-  if (T > 1) {
-#pragma omp parallel num_threads(T)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  body(0, 1);
-}
-
-// body(t, T) for t in [0, T): the static split of parallel_team for bodies without
-// team_barrier, run on the share_work pool (not an OpenMP team). Every kernel family then
-// shares one set of helper threads: an OpenMP team beside the share_work helpers put 3+
-// runnable threads on 2 cores whenever a libgomp worker was still spinning after its
+// body(t, T) for t in [0, T): a static split into T numbered parts, run on the
+// share_work pool (not an OpenMP team): an OpenMP team beside the share_work helpers
+// put 3+ runnable threads on 2 cores whenever a libgomp worker was still spinning after its
 // region while the next kernel's helper polled (measured: the MLP step's Adam update took
 // 0.42 ms at 2 threads against 0.11 ms at 1). A part whose helper is late is run by the
 // caller, never waited for at a fork or join. Parts are numbered, not tied to threads, so
@@ -99,19 +75,6 @@ void parallel_team_checked(int T, F&& body) {
   share_work(T, 1, T, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) body(static_cast<int>(t), T);
   });
-}
-
-// Barrier of the team of T threads this thread runs in (parallel_team's T). T <= 1:
-// nothing, which matters: an orphaned barrier binds to the innermost enclosing team,
-// so a one-thread algorithm that runs inside another kernel's team must not wait on it.
-static inline void team_barrier(int T) {
-#ifdef PYNN_OPENMP
-  if (T > 1) {
-#pragma omp barrier
-  }
-#else
-  (void)T;
-#endif
 }
 
 // Elementwise kernels: below ~32k floats a fork costs more than it saves.

@@ -441,15 +441,7 @@ class Plan:
         def ok(x):
             return x.dtype == _F32 and x.ndim >= 2 and x.shape[-1] == width
 
-        def step(env, bufs):
-            x = env[i]
-            if not ok(x):
-                raise _Fallback
-            env[out] = norm(x)
-
-        def spec(x, last):
-            return ([(norm, ())], True) if ok(x) else None
-        self._add(step, layer, spec, i, out)
+        self._add_call(norm, ok, layer, i, out)
 
     def _activation_layer(self, layer, i, out):
         """An Activation layer not fused into the layer before it: the activation's native
@@ -704,14 +696,19 @@ class Plan:
         def ok(x):
             return x.dtype == _F32 and x.ndim == 3 and x.shape[-1] == features and x.shape[1] > 0
 
+        self._add_call(rnn, ok, layer, i, out)
+
+    def _add_call(self, fn, ok, layer, i, out):
+        """A prepared step that is one call ``y = fn(x)`` returning a new array, for inputs
+        ``ok(x)`` accepts (others fall back to the layer)."""
         def step(env, bufs):
             x = env[i]
             if not ok(x):
                 raise _Fallback
-            env[out] = rnn(x)
+            env[out] = fn(x)
 
         def spec(x, last):
-            return ([(rnn, ())], True) if ok(x) else None
+            return ([(fn, ())], True) if ok(x) else None
         self._add(step, layer, spec, i, out)
 
     def _add(self, step, layer, spec, i, out):

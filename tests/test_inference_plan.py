@@ -723,3 +723,30 @@ def test_strided_and_fortran_inputs_give_the_contiguous_result(build):
     for view in (np.ascontiguousarray(x[::2]), x[::2], x[::-2], np.asfortranarray(x[::2])):
         np.testing.assert_allclose(model.predict_on_batch(view), reference(model, np.ascontiguousarray(view)),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
+    """The plan packs each recurrent layer's kernels once (RecurrentKernelPack for the time
+    loop, PackedMatrix for the projection) and reuses them for every call and batch size;
+    a weight change rebuilds them, and an in-place write while they are held raises."""
+    from pynn.backend import native
+    made = []
+    real = native._C.RecurrentKernelPack
+
+    def counting(*args):
+        made.append(args[1])
+        return real(*args)
+    monkeypatch.setattr(native._C, "RecurrentKernelPack", counting)
+    pynn.set_seed(18)
+    model = pynn.Sequential([layers.Input((6, 4)), layers.LSTM(20, return_sequences=True), layers.GRU(16),
+                             layers.Dense(3)])
+    for batch in (1, 5, 1, 64):
+        x = inputs_for(model, batch)
+        np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert sorted(made) == [3, 4]
+    with pytest.raises(ValueError, match="read-only"):
+        model.layers[0].recurrent_kernel.data[0, 0] = 1.0
+    model.layers[0].recurrent_kernel.assign(model.layers[0].recurrent_kernel.data * 0.5)
+    x = inputs_for(model, 2)
+    np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
+    assert len(made) == 4

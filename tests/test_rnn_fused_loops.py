@@ -187,3 +187,97 @@ def test_lstm_gates_stored_over_a_scratch_xw_are_the_same(backend, act):
         np.testing.assert_array_equal(b, a)
         np.testing.assert_array_equal(c, a)
     np.testing.assert_array_equal(ro, xw)  # a read-only xw is never written
+
+
+# ------------------------------------------------ recurrent kernel packed once (RecurrentKernelPack)
+def _forward_case(kind, n, u, seed):
+    r = np.random.default_rng(seed)
+    g = {"simple_rnn": 1, "gru": 3, "lstm": 4}[kind]
+    return g, _f32(r, n, 6, g * u), _f32(r, n, u), _f32(r, u, g * u, scale=0.15), _f32(r, g * u)
+
+
+def _run_forward(kind, xw, h0, rk, rb, mask, pack):
+    C = nb._C
+    m = None if mask is None else np.ascontiguousarray(mask, np.uint8)
+    if kind == "lstm":
+        return C.lstm_forward(xw.copy(), h0, h0, rk, m, "tanh", "sigmoid", None, True, False,
+                              packed_recurrent=pack)
+    if kind == "gru":
+        return C.gru_forward(xw, h0, rk, rb, m, "tanh", "sigmoid", None, packed_recurrent=pack)
+    return (C.simple_rnn_forward(xw, h0, rk, m, "tanh", None, packed_recurrent=pack),)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("u", [13, 20, 72, 160])
+@pytest.mark.parametrize("n,masked", [(1, False), (5, True), (33, False)])
+def test_packed_recurrent_kernel_gives_bit_identical_states_at_every_thread_count(restore_threads, kind, u, n,
+                                                                                  masked):
+    """One pack (16-unit gate blocks, made once) serves every batch and thread count: the
+    chunking changes with both, the pack does not, and every output equals the call that
+    packs the kernel itself, bit for bit."""
+    g, xw, h0, rk, rb = _forward_case(kind, n, u, seed=u + n)
+    mask = (np.random.default_rng(n).random((n, 6)) < 0.7) if masked else None
+    pack = nb._C.RecurrentKernelPack(rk, g)
+    assert (pack.units, pack.gates) == (u, g) and pack.nbytes >= rk.nbytes
+    pynn.set_num_threads(1)
+    want = _run_forward(kind, xw, h0, rk, rb, mask, None)
+    for k in THREADS:
+        pynn.set_num_threads(k)
+        for got in (_run_forward(kind, xw, h0, rk, rb, mask, pack), _run_forward(kind, xw, h0, rk, rb, mask, None)):
+            for i, (a, b) in enumerate(zip(want, got)):
+                np.testing.assert_array_equal(b, a, err_msg=f"{kind} output {i} at {k} threads")
+
+
+def test_packed_recurrent_kernel_is_a_snapshot():
+    _, xw, h0, rk, rb = _forward_case("lstm", 4, 24, seed=1)
+    pack = nb._C.RecurrentKernelPack(rk, 4)
+    want = _run_forward("lstm", xw, h0, rk, rb, None, None)
+    rk2 = rk.copy()
+    rk[...] = 0.0       # later writes are not seen by the pack
+    got = _run_forward("lstm", xw, h0, rk2, rb, None, pack)
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_packed_recurrent_kernel_rejects_what_it_cannot_serve():
+    C = nb._C
+    _, xw, h0, rk, rb = _forward_case("lstm", 3, 16, seed=2)
+    with pytest.raises(ValueError, match="gates must be 1"):
+        C.RecurrentKernelPack(rk, 2)
+    with pytest.raises(ValueError, match=r"recurrent_kernel must be \(units, 3\*units\)"):
+        C.RecurrentKernelPack(rk, 3)
+    gru_pack = C.RecurrentKernelPack(np.zeros((16, 48), np.float32), 3)
+    with pytest.raises(ValueError, match="packed for units=16, gates=3"):
+        _run_forward("lstm", xw, h0, rk, rb, None, gru_pack)
+    with pytest.raises(ValueError, match="packed for units=8, gates=4"):
+        _run_forward("lstm", xw, h0, rk, rb, None, C.RecurrentKernelPack(np.zeros((8, 32), np.float32), 4))
+    with pytest.raises(TypeError, match="packed_recurrent must be a RecurrentKernelPack"):
+        _run_forward("lstm", xw, h0, rk, rb, None, C.PackedMatrix(rk))
+    rmask = np.ones((3, 64), np.float32)
+    with pytest.raises(ValueError, match="cannot be combined with recurrent_mask"):
+        C.lstm_forward(xw, h0, h0, rk, None, "tanh", "sigmoid", rmask, packed_recurrent=C.RecurrentKernelPack(rk, 4))
+
+
+# ------------------------------------------------ LSTM layer without return_sequences: h_T, c_T only
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("return_state,masked", [(False, False), (True, True)])
+def test_lstm_last_only_matches_the_full_sequence_op(backend, return_state, masked):
+    """F.lstm(last_only=True) (what LSTM(return_sequences=False) runs) gives the outputs and
+    every gradient of slicing h_T and c_T out of the full (N, T+1, U) op."""
+    F = pynn.functional
+    r = np.random.default_rng(12)
+    n, t, f, u = 5, 7, 3, 20
+    arrays = [_f32(r, n, t, f), _f32(r, f, 4 * u, scale=0.5), _f32(r, u, 4 * u, scale=0.3), _f32(r, 4 * u),
+              _f32(r, n, u), _f32(r, n, u)]
+    mask = (np.arange(t)[None, :] < r.integers(1, t + 1, n)[:, None]) if masked else None
+    wh, wc = _f32(r, n, u), _f32(r, n, u)
+    results = []
+    with pynn.use_backend(backend):
+        for last_only in (False, True):
+            ts = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+            out = F.lstm(*ts, mask=mask, last_only=last_only)
+            h, c = (out[:, 0], out[:, 1]) if last_only else (out[:, t - 1], out[:, t])
+            ((h * Tensor(wh)).sum() + ((c * Tensor(wc)).sum() if return_state else 0.0)).backward()
+            results.append([h.data, c.data] + [v.grad for v in ts])
+    for i, (a, b) in enumerate(zip(*results)):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7, err_msg=f"item {i}")

@@ -22,29 +22,7 @@ namespace {
 
 inline __m256 set1(float v) { return _mm256_set1_ps(v); }
 
-// exp(x) for x <= 0 (callers pass −|v| or −x²/2), ~1 ulp (the Cephes expf polynomial of
-// common/vmath.h); below −87.33 (where exp leaves the normal range) exactly 0. NaN in,
-// NaN out: max_ps returns its second operand when one is NaN.
-inline __m256 exp_nonpos(__m256 x) {
-  const __m256 lo = set1(-87.3365402f);
-  const __m256 xc = _mm256_max_ps(lo, x);
-  const __m256 fn = _mm256_round_ps(_mm256_mul_ps(xc, set1(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(fn, set1(0.693359375f), xc);  // ln2 split hi/lo: fn*hi is exact
-  r = _mm256_fnmadd_ps(fn, set1(-2.12194440e-4f), r);
-  __m256 p = set1(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, set1(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, set1(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, set1(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, set1(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, set1(5.0000001201e-1f));
-  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), set1(1.f));
-  // fn >= -126 after the clamp: 2^fn is a normal float built in the exponent bits.
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fn), _mm256_set1_epi32(127)), 23);
-  const __m256 out = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), out);
-}
-
+using simd::exp_nonpos;  // callers pass −|v| or −x²/2
 using simd::recip;  // d in [1, 5.35] here: 1-2 ulp
 
 // Phi(x) and exp(−x²/2) (the normal density times sqrt(2π)), from one exp.

@@ -2,13 +2,58 @@
 // GRU (reset_after), forward and BPTT. Activations: those whose gradient is read
 // off their output (act_from_output), since the backward sees only saved gates.
 #include <algorithm>
+#include <memory>
 
 #include "common/binding.h"
 #include "rnn/cells.h"
 #include "rnn/recurrent.h"
 
 namespace pynn::bind {
+
+// _C.RecurrentKernelPack: a recurrent kernel packed once (rnn::pack_recurrent) for
+// the forward time loops' packed_recurrent argument, held by inference plans
+// across calls instead of being packed inside every call.
+struct RecurrentPack {
+  PackedB packed;
+  int64_t units, gates;
+};
+
 namespace {
+
+std::shared_ptr<RecurrentPack> make_pack(py::handle uh, int64_t gates) {
+  const char* op = "RecurrentKernelPack";
+  if (gates != 1 && gates != 3 && gates != 4)
+    throw py::value_error(std::string(op) + ": gates must be 1 (SimpleRNN), 3 (GRU) or 4 (LSTM), got " +
+                          std::to_string(gates));
+  py::array u = f32c(op, "recurrent_kernel", uh);
+  if (u.ndim() != 2 || u.shape(1) != gates * u.shape(0))
+    throw py::value_error(std::string(op) + ": recurrent_kernel must be (units, " + std::to_string(gates) +
+                          "*units), got shape " + shape_str(u));
+  const int64_t units = u.shape(0);
+  const float* pu = cptr(u);
+  auto out = std::make_shared<RecurrentPack>();
+  out->units = units;
+  out->gates = gates;
+  nogil([&] { out->packed = pack_recurrent(pu, units, gates); });
+  return out;
+}
+
+// packed_recurrent argument: None, or a RecurrentKernelPack for (units, gates); never with recurrent dropout.
+const PackedB* pack_arg(const char* op, py::handle h, int64_t units, int64_t gates, const float* rmask) {
+  if (h.is_none()) return nullptr;
+  if (!py::isinstance<RecurrentPack>(h))
+    throw py::type_error(std::string(op) + ": packed_recurrent must be a RecurrentKernelPack or None, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  const RecurrentPack& p = h.cast<const RecurrentPack&>();
+  if (p.units != units || p.gates != gates)
+    throw py::value_error(std::string(op) + ": packed_recurrent was packed for units=" + std::to_string(p.units) +
+                          ", gates=" + std::to_string(p.gates) + "; this call needs units=" + std::to_string(units) +
+                          ", gates=" + std::to_string(gates));
+  if (rmask)
+    throw py::value_error(std::string(op) + ": packed_recurrent cannot be combined with recurrent_mask "
+                          "(recurrent dropout multiplies each gate's kernel by its own mask)");
+  return &p.packed;
+}
 
 py::array shaped(const char* op, const char* arg, py::handle h, const std::vector<int64_t>& shape) {
   py::array a = f32c(op, arg, h);
@@ -50,7 +95,7 @@ py::array hs_arg(const char* op, py::handle h) {
 }
 
 py::array simple_rnn_forward(py::handle xwh, py::handle h0h, py::handle uh, py::handle mh, const std::string& act,
-                             py::handle rmh) {
+                             py::handle rmh, py::handle ph) {
   const char* op = "simple_rnn";
   py::array xw = xw_arg(op, xwh, 1, "(N, T, U)");
   const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2);
@@ -58,9 +103,10 @@ py::array simple_rnn_forward(py::handle xwh, py::handle h0h, py::handle uh, py::
   const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
   const Act a = act_from_output_arg(op, act);
   const float* rmask = rmask_arg(op, rmh, n, u, &rk);
+  const PackedB* pk = pack_arg(op, ph, u, 1, rmask);
   py::array hs = empty({n, t, u});
   float* hp = mptr(hs);
-  nogil([&] { ::pynn::simple_rnn_forward(cptr(xw), cptr(h0), cptr(uk), mask, rmask, n, t, u, a, hp); });
+  nogil([&] { ::pynn::simple_rnn_forward(cptr(xw), cptr(h0), cptr(uk), mask, rmask, n, t, u, a, hp, pk); });
   return hs;
 }
 
@@ -84,7 +130,7 @@ py::tuple simple_rnn_backward(py::handle dhsh, py::handle h0h, py::handle hsh, p
 
 py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handle uh, py::handle mh,
                        const std::string& act, const std::string& ract, py::handle rmh, bool save_gates,
-                       bool xw_scratch) {
+                       bool xw_scratch, py::handle ph) {
   const char* op = "lstm";
   py::array xw = xw_arg(op, xwh, 4, "(N, T, 4U)");
   const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 4;
@@ -93,6 +139,7 @@ py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handl
   const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
   const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
   const float* rmask = rmask_arg(op, rmh, n, 4 * u, &rk);
+  const PackedB* pk = pack_arg(op, ph, u, 4, rmask);
   // Without save_gates (inference) the fused loop skips the (N, T, 4U) store;
   // the per-step loop of recurrent dropout (training only) always writes them.
   const bool gates_buf = save_gates || rmask;
@@ -105,7 +152,9 @@ py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handl
   py::array hs = empty({n, t, u}), cs = empty({n, t, u});
   py::array gates = in_place ? xw : gates_buf ? py::array(empty({n, t, 4 * u})) : py::array(empty({0}));
   float *p1 = mptr(hs), *p2 = mptr(cs), *p3 = gates_buf ? mptr(gates) : nullptr;
-  nogil([&] { ::pynn::lstm_forward(cptr(xw), cptr(h0), cptr(c0), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3); });
+  nogil([&] {
+    ::pynn::lstm_forward(cptr(xw), cptr(h0), cptr(c0), cptr(uk), mask, rmask, n, t, u, a, ra, p1, p2, p3, pk);
+  });
   if (!save_gates) return py::make_tuple(hs, cs, py::none());
   return py::make_tuple(hs, cs, gates);
 }
@@ -136,7 +185,7 @@ py::tuple lstm_backward(py::handle dhsh, py::handle dch, py::handle h0h, py::han
 }
 
 py::tuple gru_forward(py::handle xwh, py::handle h0h, py::handle uh, py::handle bh, py::handle mh,
-                      const std::string& act, const std::string& ract, py::handle rmh) {
+                      const std::string& act, const std::string& ract, py::handle rmh, py::handle ph) {
   const char* op = "gru";
   py::array xw = xw_arg(op, xwh, 3, "(N, T, 3U)");
   const int64_t n = xw.shape(0), t = xw.shape(1), u = xw.shape(2) / 3;
@@ -145,9 +194,12 @@ py::tuple gru_forward(py::handle xwh, py::handle h0h, py::handle uh, py::handle 
   const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
   const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
   const float* rmask = rmask_arg(op, rmh, n, 3 * u, &rk);
+  const PackedB* pk = pack_arg(op, ph, u, 3, rmask);
   py::array hs = empty({n, t, u}), saved = empty({n, t, 4 * u});
   float *p1 = mptr(hs), *p2 = mptr(saved);
-  nogil([&] { ::pynn::gru_forward(cptr(xw), cptr(h0), cptr(uk), cptr(rb), mask, rmask, n, t, u, a, ra, p1, p2); });
+  nogil([&] {
+    ::pynn::gru_forward(cptr(xw), cptr(h0), cptr(uk), cptr(rb), mask, rmask, n, t, u, a, ra, p1, p2, pk);
+  });
   return py::make_tuple(hs, saved);
 }
 
@@ -174,24 +226,37 @@ py::tuple gru_backward(py::handle dhsh, py::handle h0h, py::handle hsh, py::hand
 }  // namespace
 
 void bind_rnn(py::module_& m) {
+  py::class_<RecurrentPack, std::shared_ptr<RecurrentPack>>(
+      m, "RecurrentKernelPack",
+      "RecurrentKernelPack(recurrent_kernel, gates): a (units, gates*units) float32 recurrent kernel packed\n"
+      "once for the forward time loops' packed_recurrent argument (gates: 1 SimpleRNN, 3 GRU, 4 LSTM).\n"
+      "A snapshot: later writes to the array are not seen (pack again).")
+      .def(py::init(&make_pack), py::arg("recurrent_kernel"), py::arg("gates"))
+      .def_property_readonly("units", [](const RecurrentPack& p) { return p.units; })
+      .def_property_readonly("gates", [](const RecurrentPack& p) { return p.gates; })
+      .def_property_readonly("nbytes", [](const RecurrentPack& p) { return p.packed.nbytes(); });
   m.def("simple_rnn_forward", &simple_rnn_forward, py::arg("xw"), py::arg("h0"), py::arg("recurrent_kernel"),
-        py::arg("mask"), py::arg("activation"), py::arg("recurrent_mask"),
-        "SimpleRNN time loop: xw (N, T, U) input projection -> hs (N, T, U).");
+        py::arg("mask"), py::arg("activation"), py::arg("recurrent_mask"), py::arg("packed_recurrent") = py::none(),
+        "SimpleRNN time loop: xw (N, T, U) input projection -> hs (N, T, U). packed_recurrent: a\n"
+        "RecurrentKernelPack of recurrent_kernel, used instead of packing it in this call.");
   m.def("simple_rnn_backward", &simple_rnn_backward, py::arg("dhs"), py::arg("h0"), py::arg("hs"),
         py::arg("recurrent_kernel"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_mask"),
         "SimpleRNN BPTT: returns (dxw, dh0, drecurrent_kernel).");
   m.def("lstm_forward", &lstm_forward, py::arg("xw"), py::arg("h0"), py::arg("c0"), py::arg("recurrent_kernel"),
         py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"),
-        py::arg("save_gates") = true, py::arg("xw_scratch") = false,
+        py::arg("save_gates") = true, py::arg("xw_scratch") = false, py::arg("packed_recurrent") = py::none(),
         "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates); gates None without save_gates; "
-        "with xw_scratch the gates may be stored over xw (then returned as that array).");
+        "with xw_scratch the gates may be stored over xw (then returned as that array). packed_recurrent: a "
+        "RecurrentKernelPack of recurrent_kernel, used instead of packing it in this call.");
   m.def("lstm_backward", &lstm_backward, py::arg("dhs"), py::arg("dc_last"), py::arg("h0"), py::arg("c0"),
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"), py::arg("bias_grad") = false,
         "LSTM BPTT: returns (dxw, dh0, dc0, drecurrent_kernel), and dbias = dxw.sum((0, 1)) last with bias_grad.");
   m.def("gru_forward", &gru_forward, py::arg("xw"), py::arg("h0"), py::arg("recurrent_kernel"),
         py::arg("recurrent_bias"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"),
-        py::arg("recurrent_mask"), "GRU time loop (reset_after, gates z, r, h): xw (N, T, 3U) -> (hs, saved).");
+        py::arg("recurrent_mask"), py::arg("packed_recurrent") = py::none(),
+        "GRU time loop (reset_after, gates z, r, h): xw (N, T, 3U) -> (hs, saved). packed_recurrent: a\n"
+        "RecurrentKernelPack of recurrent_kernel, used instead of packing it in this call.");
   m.def("gru_backward", &gru_backward, py::arg("dhs"), py::arg("h0"), py::arg("hs"), py::arg("saved"),
         py::arg("recurrent_kernel"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"),
         py::arg("recurrent_mask"), "GRU BPTT: returns (dxw, dh0, drecurrent_kernel, drecurrent_bias).");

@@ -4,7 +4,8 @@
 // On top of the auto-vectorised loops of cells_impl.h, the LSTM's block passes
 // for its default activations (tanh, sigmoid) are written with intrinsics: one
 // pass per 8 units computes the four gates (three sigmoids and a tanh, each one
-// vector exp and one reciprocal), the cell update and o·tanh(c), and stores the
+// vector exp -- common/simd_avx2.h's exp_nonpos, shared with nn/activations_avx2 --
+// and one reciprocal), the cell update and o·tanh(c), and stores the
 // activated gates the BPTT reads. Written by hand because g++'s vectorisation
 // of the scalar expressions spilled ~20 constants to the stack per call and
 // set them up again for every row (profile: the gate pass was ~40% of the
@@ -14,6 +15,8 @@
 #include "rnn/cells_impl.h"
 
 #include <immintrin.h>
+
+#include <type_traits>
 
 #include "common/simd_avx2.h"
 
@@ -26,47 +29,18 @@ namespace {
 // window too little independent work to fill the FMA pipes.
 #define PYNN_FOR_K _Pragma("GCC unroll 8") for (int k = 0; k < K; ++k)
 
-// exp on [-87, 88] (inputs clamped, NaN kept), in place: Cephes' expf polynomial,
-// as common/vmath.h's exp_f32, with a single 2^n factor (n in [-126, 127]: the
-// normal range is all the gates need, see sigmoid_k and tanh_k).
-template <int K>
-inline void exp_k(__m256 (&x)[K]) {
-  const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5*2^23: round to nearest
-  __m256 fn[K], r[K], p[K];
-  __m256i n[K];
-  // max/min return their second operand when one is NaN: NaN goes through.
-  PYNN_FOR_K x[k] = _mm256_min_ps(_mm256_set1_ps(88.f), _mm256_max_ps(_mm256_set1_ps(-87.f), x[k]));
-  PYNN_FOR_K {
-    const __m256 t = _mm256_fmadd_ps(x[k], _mm256_set1_ps(1.44269504088896341f), magic);
-    fn[k] = _mm256_sub_ps(t, magic);
-    n[k] = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
-  }
-  PYNN_FOR_K r[k] = _mm256_fnmadd_ps(fn[k], _mm256_set1_ps(0.693359375f), x[k]);
-  PYNN_FOR_K r[k] = _mm256_fmadd_ps(fn[k], _mm256_set1_ps(2.12194440e-4f), r[k]);
-  PYNN_FOR_K p[k] = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[k], _mm256_set1_ps(1.3981999507e-3f));
-  PYNN_FOR_K p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(8.3334519073e-3f));
-  PYNN_FOR_K p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(4.1665795894e-2f));
-  PYNN_FOR_K p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(1.6666665459e-1f));
-  PYNN_FOR_K p[k] = _mm256_fmadd_ps(p[k], r[k], _mm256_set1_ps(5.0000001201e-1f));
-  PYNN_FOR_K {
-    const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p[k], _mm256_mul_ps(r[k], r[k]), r[k]), _mm256_set1_ps(1.f));
-    const __m256i s = _mm256_slli_epi32(_mm256_add_epi32(n[k], _mm256_set1_epi32(127)), 23);
-    x[k] = _mm256_mul_ps(y, _mm256_castsi256_ps(s));
-  }
-}
-
 inline __m256 sign_bit() { return _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN)); }
 
-using simd::recip;  // 1/d by rcpps + one Newton step (d >= 1 here)
+using simd::exp_nonpos;  // the shared vector exp (common/simd_avx2.h), of -|x| or -2|x| here
+using simd::recip;       // 1/d by rcpp + one Newton step (d >= 1 here)
 
 // Stable logistic as vmath.h's sigmoid_f32, in place: e = exp(-|x|), 1/(1+e)
-// for x >= 0, e/(1+e) below. Under x = -87 the result is ~1.6e-38 instead of
-// the (denormal) true value: absolute error < 2e-38, and no denormal arithmetic.
+// for x >= 0, e/(1+e) below (0 under x = -87.3, where the exp flushes: absolute
+// error < 1.2e-38, and no denormal arithmetic).
 template <int K>
 inline void sigmoid_k(__m256 (&x)[K]) {
   __m256 e[K];
-  PYNN_FOR_K e[k] = _mm256_or_ps(x[k], sign_bit());
-  exp_k<K>(e);
+  PYNN_FOR_K e[k] = exp_nonpos(_mm256_or_ps(x[k], sign_bit()));
   PYNN_FOR_K {
     const __m256 r = recip(_mm256_add_ps(_mm256_set1_ps(1.f), e[k]));
     x[k] = _mm256_blendv_ps(_mm256_mul_ps(e[k], r), r, _mm256_cmp_ps(x[k], _mm256_setzero_ps(), _CMP_GE_OQ));
@@ -74,13 +48,16 @@ inline void sigmoid_k(__m256 (&x)[K]) {
 }
 
 // tanh as vmath.h's tanh_f32, in place: odd polynomial below |x| = 0.625, else
-// sign(x)(1 - 2/(exp(2|x|) + 1)) (|x| >= 44 gives exactly +-1 through exp_k's clamp).
+// sign(x)(1 - 2e/(1 + e)) with e = exp(-2|x|) (= 1 - 2/(exp(2|x|) + 1), from the
+// shared non-positive exp; e <= 0.29 there, so nothing cancels; |x| >= 43.7 gives
+// exactly +-1 as the exp flushes to 0).
 template <int K>
 inline void tanh_k(__m256 (&x)[K]) {
   __m256 e[K], small[K];
-  PYNN_FOR_K e[k] = _mm256_andnot_ps(sign_bit(), x[k]);
-  PYNN_FOR_K e[k] = _mm256_add_ps(e[k], e[k]);
-  exp_k<K>(e);
+  PYNN_FOR_K {
+    const __m256 na = _mm256_or_ps(x[k], sign_bit());  // -|x|
+    e[k] = exp_nonpos(_mm256_add_ps(na, na));
+  }
   PYNN_FOR_K {
     const __m256 s = _mm256_mul_ps(x[k], x[k]);
     __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(-5.70498872745e-3f), s, _mm256_set1_ps(2.06390887954e-2f));
@@ -90,8 +67,9 @@ inline void tanh_k(__m256 (&x)[K]) {
     small[k] = _mm256_fmadd_ps(_mm256_mul_ps(p, s), x[k], x[k]);
   }
   PYNN_FOR_K {
+    const __m256 two_e = _mm256_add_ps(e[k], e[k]);
     const __m256 big_abs =
-        _mm256_fnmadd_ps(_mm256_set1_ps(2.f), recip(_mm256_add_ps(e[k], _mm256_set1_ps(1.f))), _mm256_set1_ps(1.f));
+        _mm256_fnmadd_ps(two_e, recip(_mm256_add_ps(e[k], _mm256_set1_ps(1.f))), _mm256_set1_ps(1.f));
     const __m256 big = _mm256_or_ps(big_abs, _mm256_and_ps(x[k], sign_bit()));
     const __m256 ax = _mm256_andnot_ps(sign_bit(), x[k]);
     x[k] = _mm256_blendv_ps(big, small[k], _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
@@ -154,32 +132,46 @@ inline void lstm_fwd_vec(const LstmFwdBlock& b, const float* x, const float* rc,
 
 constexpr int kUnroll = 2;  // vectors side by side in a row's body
 
+template <int K>
+using IntK = std::integral_constant<int, K>;
+template <bool B>
+using BoolK = std::integral_constant<bool, B>;
+
+// The row loop of both block passes: for each of n rows, prefetch(r + kAhead)
+// first, then the row's len units as vec(r, j, IntK<K>, BoolK<Tail>, mask): in
+// vectors of 8·kUnroll, then 8, then one masked tail vector.
+template <class Prefetch, class Vec>
+inline void block_rows(int64_t n, int64_t len, Prefetch&& prefetch, Vec&& vec) {
+  const int64_t body = len & ~int64_t{7}, wide = len & ~int64_t{8 * kUnroll - 1};
+  const __m256i tm = tail_mask(len - body), none = _mm256_setzero_si256();
+  for (int64_t r = 0; r < n; ++r) {
+    if (r + kAhead < n) prefetch(r + kAhead);
+    int64_t j = 0;
+    for (; j < wide; j += 8 * kUnroll) vec(r, j, IntK<kUnroll>(), BoolK<false>(), none);
+    for (; j < body; j += 8) vec(r, j, IntK<1>(), BoolK<false>(), none);
+    if (body < len) vec(r, body, IntK<1>(), BoolK<true>(), tm);
+  }
+}
+
 template <bool Save>
 void lstm_fwd_rows(const LstmFwdBlock& b) {
-  const int64_t len = b.len, body = len & ~int64_t{7}, wide = len & ~int64_t{8 * kUnroll - 1};
-  const __m256i tm = tail_mask(len - body), none = _mm256_setzero_si256();
-  for (int64_t r = 0; r < b.n; ++r) {
-    if (r + kAhead < b.n) {
-      const int64_t a = r + kAhead;
-      for (int k = 0; k < 4; ++k) {
-        prefetch_row(b.xw + a * b.rs_x + k * b.gs_x, len, false);
-        if (Save) prefetch_row(b.gates + a * b.rs_g + k * b.gs_g, len, true);
-      }
-      prefetch_row(b.c_prev + a * b.rs_cp, len, false);
-      prefetch_row(b.c + a * b.rs_c, len, true);
-      prefetch_row(b.h + a * b.rs_h, len, true);
-    }
-    const float* x = b.xw + r * b.rs_x;
-    const float* rc = b.rec + r * b.rs_r;
-    const float* cp = b.c_prev + r * b.rs_cp;
-    float* g = Save ? b.gates + r * b.rs_g : nullptr;
-    float* c = b.c + r * b.rs_c;
-    float* h = b.h + r * b.rs_h;
-    int64_t j = 0;
-    for (; j < wide; j += 8 * kUnroll) lstm_fwd_vec<kUnroll, false, Save>(b, x, rc, cp, g, c, h, j, none);
-    for (; j < body; j += 8) lstm_fwd_vec<1, false, Save>(b, x, rc, cp, g, c, h, j, none);
-    if (body < len) lstm_fwd_vec<1, true, Save>(b, x, rc, cp, g, c, h, body, tm);
-  }
+  const int64_t len = b.len;
+  block_rows(
+      b.n, len,
+      [&](int64_t a) {
+        for (int k = 0; k < 4; ++k) {
+          prefetch_row(b.xw + a * b.rs_x + k * b.gs_x, len, false);
+          if (Save) prefetch_row(b.gates + a * b.rs_g + k * b.gs_g, len, true);
+        }
+        prefetch_row(b.c_prev + a * b.rs_cp, len, false);
+        prefetch_row(b.c + a * b.rs_c, len, true);
+        prefetch_row(b.h + a * b.rs_h, len, true);
+      },
+      [&](int64_t r, int64_t j, auto K, auto Tail, __m256i m) {
+        lstm_fwd_vec<decltype(K)::value, decltype(Tail)::value, Save>(
+            b, b.xw + r * b.rs_x, b.rec + r * b.rs_r, b.c_prev + r * b.rs_cp, Save ? b.gates + r * b.rs_g : nullptr,
+            b.c + r * b.rs_c, b.h + r * b.rs_h, j, m);
+      });
 }
 
 template <int K, bool Tail>
@@ -209,31 +201,23 @@ inline void lstm_bwd_vec(const LstmBwdBlock& b, const float* g, const float* c, 
 }
 
 void lstm_bwd_rows(const LstmBwdBlock& b) {
-  const int64_t len = b.len, body = len & ~int64_t{7}, wide = len & ~int64_t{8 * kUnroll - 1};
-  const __m256i tm = tail_mask(len - body), none = _mm256_setzero_si256();
-  for (int64_t r = 0; r < b.n; ++r) {
-    if (r + kAhead < b.n) {
-      const int64_t a = r + kAhead;
-      for (int k = 0; k < 4; ++k) {
-        prefetch_row(b.gates + a * b.rs_g + k * b.gs_g, len, false);
-        prefetch_row(b.dz + a * b.rs_z + k * b.gs_z, len, true);
-      }
-      prefetch_row(b.c + a * b.rs_c, len, false);
-      prefetch_row(b.c_prev + a * b.rs_cp, len, false);
-      prefetch_row(b.dhs + a * b.rs_dhs, len, false);
-    }
-    const float* g = b.gates + r * b.rs_g;
-    const float* c = b.c + r * b.rs_c;
-    const float* cp = b.c_prev + r * b.rs_cp;
-    const float* dhs = b.dhs + r * b.rs_dhs;
-    float* dh = b.dh + r * b.rs_dh;
-    float* dc = b.dc + r * b.rs_dc;
-    float* z = b.dz + r * b.rs_z;
-    int64_t j = 0;
-    for (; j < wide; j += 8 * kUnroll) lstm_bwd_vec<kUnroll, false>(b, g, c, cp, dhs, dh, dc, z, j, none);
-    for (; j < body; j += 8) lstm_bwd_vec<1, false>(b, g, c, cp, dhs, dh, dc, z, j, none);
-    if (body < len) lstm_bwd_vec<1, true>(b, g, c, cp, dhs, dh, dc, z, body, tm);
-  }
+  const int64_t len = b.len;
+  block_rows(
+      b.n, len,
+      [&](int64_t a) {
+        for (int k = 0; k < 4; ++k) {
+          prefetch_row(b.gates + a * b.rs_g + k * b.gs_g, len, false);
+          prefetch_row(b.dz + a * b.rs_z + k * b.gs_z, len, true);
+        }
+        prefetch_row(b.c + a * b.rs_c, len, false);
+        prefetch_row(b.c_prev + a * b.rs_cp, len, false);
+        prefetch_row(b.dhs + a * b.rs_dhs, len, false);
+      },
+      [&](int64_t r, int64_t j, auto K, auto Tail, __m256i m) {
+        lstm_bwd_vec<decltype(K)::value, decltype(Tail)::value>(
+            b, b.gates + r * b.rs_g, b.c + r * b.rs_c, b.c_prev + r * b.rs_cp, b.dhs + r * b.rs_dhs,
+            b.dh + r * b.rs_dh, b.dc + r * b.rs_dc, b.dz + r * b.rs_z, j, m);
+      });
 }
 
 #undef PYNN_FOR_K

@@ -118,6 +118,13 @@ void gru_bwd_t(int64_t len, const float* __restrict sz, const float* __restrict 
   }
 }
 
+// f(A, R) with the activation pair fixed at compile time (integral constants of
+// with_act_from_output): one instantiation of the loops per pair.
+template <class F>
+inline void with_acts(Act a, Act ra, F&& f) {
+  with_act_from_output(a, [&](auto A) { with_act_from_output(ra, [&](auto R) { f(A, R); }); });
+}
+
 }  // namespace
 
 #ifdef PYNN_RNN_LSTM_BLOCK_FAST
@@ -131,23 +138,21 @@ void lstm_fwd_block(Act a, Act ra, const LstmFwdBlock& b) {
 #ifdef PYNN_RNN_LSTM_BLOCK_FAST
   if (lstm_fwd_block_fast(a, ra, b)) return;
 #endif
-  with_act_from_output(a, [&](auto A) {
-    with_act_from_output(ra, [&](auto R) {
-      constexpr Act kA = decltype(A)::value, kR = decltype(R)::value;
-      for (int64_t r = 0; r < b.n; ++r) {
-        const float* x = b.xw + r * b.rs_x;
-        const float* rc = b.rec + r * b.rs_r;
-        float* g = b.gates ? b.gates + r * b.rs_g : nullptr;
-        if (g)
-          lstm_fwd_t<kA, kR, true>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
-                                   rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, g, g + b.gs_g,
-                                   g + 2 * b.gs_g, g + 3 * b.gs_g, b.c + r * b.rs_c, b.h + r * b.rs_h);
-        else
-          lstm_fwd_t<kA, kR, false>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
-                                    rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, nullptr, nullptr,
-                                    nullptr, nullptr, b.c + r * b.rs_c, b.h + r * b.rs_h);
-      }
-    });
+  with_acts(a, ra, [&](auto A, auto R) {
+    constexpr Act kA = decltype(A)::value, kR = decltype(R)::value;
+    for (int64_t r = 0; r < b.n; ++r) {
+      const float* x = b.xw + r * b.rs_x;
+      const float* rc = b.rec + r * b.rs_r;
+      float* g = b.gates ? b.gates + r * b.rs_g : nullptr;
+      if (g)
+        lstm_fwd_t<kA, kR, true>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
+                                 rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, g, g + b.gs_g,
+                                 g + 2 * b.gs_g, g + 3 * b.gs_g, b.c + r * b.rs_c, b.h + r * b.rs_h);
+      else
+        lstm_fwd_t<kA, kR, false>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
+                                  rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, nullptr, nullptr,
+                                  nullptr, nullptr, b.c + r * b.rs_c, b.h + r * b.rs_h);
+    }
   });
 }
 
@@ -155,17 +160,15 @@ void lstm_bwd_block(Act a, Act ra, const LstmBwdBlock& b) {
 #ifdef PYNN_RNN_LSTM_BLOCK_FAST
   if (lstm_bwd_block_fast(a, ra, b)) return;
 #endif
-  with_act_from_output(a, [&](auto A) {
-    with_act_from_output(ra, [&](auto R) {
-      for (int64_t r = 0; r < b.n; ++r) {
-        const float* g = b.gates + r * b.rs_g;
-        float* z = b.dz + r * b.rs_z;
-        lstm_bwd_t<decltype(A)::value, decltype(R)::value>(
-            b.len, g, g + b.gs_g, g + 2 * b.gs_g, g + 3 * b.gs_g, b.c + r * b.rs_c, b.c_prev + r * b.rs_cp,
-            b.dhs + r * b.rs_dhs, b.dh + r * b.rs_dh, b.dc + r * b.rs_dc, z, z + b.gs_z, z + 2 * b.gs_z,
-            z + 3 * b.gs_z);
-      }
-    });
+  with_acts(a, ra, [&](auto A, auto R) {
+    for (int64_t r = 0; r < b.n; ++r) {
+      const float* g = b.gates + r * b.rs_g;
+      float* z = b.dz + r * b.rs_z;
+      lstm_bwd_t<decltype(A)::value, decltype(R)::value>(
+          b.len, g, g + b.gs_g, g + 2 * b.gs_g, g + 3 * b.gs_g, b.c + r * b.rs_c, b.c_prev + r * b.rs_cp,
+          b.dhs + r * b.rs_dhs, b.dh + r * b.rs_dh, b.dc + r * b.rs_dc, z, z + b.gs_z, z + 2 * b.gs_z,
+          z + 3 * b.gs_z);
+    }
   });
 }
 
@@ -179,45 +182,37 @@ void simple_bwd(Act a, int64_t len, const float* h, const float* dhs, float* dh,
 
 void lstm_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
               const float* c_prev, float* gates, int64_t gs_g, float* c, float* h) {
-  with_act_from_output(a, [&](auto A) {
-    with_act_from_output(ra, [&](auto R) {
-      lstm_fwd_t<decltype(A)::value, decltype(R)::value>(len, xw, xw + gs_x, xw + 2 * gs_x, xw + 3 * gs_x, rec,
-                                                         rec + gs_r, rec + 2 * gs_r, rec + 3 * gs_r, c_prev, gates,
-                                                         gates + gs_g, gates + 2 * gs_g, gates + 3 * gs_g, c, h);
-    });
+  with_acts(a, ra, [&](auto A, auto R) {
+    lstm_fwd_t<decltype(A)::value, decltype(R)::value>(len, xw, xw + gs_x, xw + 2 * gs_x, xw + 3 * gs_x, rec,
+                                                       rec + gs_r, rec + 2 * gs_r, rec + 3 * gs_r, c_prev, gates,
+                                                       gates + gs_g, gates + 2 * gs_g, gates + 3 * gs_g, c, h);
   });
 }
 
 void lstm_bwd(Act a, Act ra, int64_t len, const float* gates, int64_t gs_g, const float* c, const float* c_prev,
               const float* dhs, float* dh, float* dc, float* dz, int64_t gs_z) {
-  with_act_from_output(a, [&](auto A) {
-    with_act_from_output(ra, [&](auto R) {
-      lstm_bwd_t<decltype(A)::value, decltype(R)::value>(len, gates, gates + gs_g, gates + 2 * gs_g,
-                                                         gates + 3 * gs_g, c, c_prev, dhs, dh, dc, dz, dz + gs_z,
-                                                         dz + 2 * gs_z, dz + 3 * gs_z);
-    });
+  with_acts(a, ra, [&](auto A, auto R) {
+    lstm_bwd_t<decltype(A)::value, decltype(R)::value>(len, gates, gates + gs_g, gates + 2 * gs_g, gates + 3 * gs_g,
+                                                       c, c_prev, dhs, dh, dc, dz, dz + gs_z, dz + 2 * gs_z,
+                                                       dz + 3 * gs_z);
   });
 }
 
 void gru_fwd(Act a, Act ra, int64_t len, const float* xw, int64_t gs_x, const float* rec, int64_t gs_r,
              const float* h_prev, float* saved, int64_t gs_s, float* h) {
-  with_act_from_output(a, [&](auto A) {
-    with_act_from_output(ra, [&](auto R) {
-      gru_fwd_t<decltype(A)::value, decltype(R)::value>(len, xw, xw + gs_x, xw + 2 * gs_x, rec, rec + gs_r,
-                                                        rec + 2 * gs_r, h_prev, saved, saved + gs_s,
-                                                        saved + 2 * gs_s, saved + 3 * gs_s, h);
-    });
+  with_acts(a, ra, [&](auto A, auto R) {
+    gru_fwd_t<decltype(A)::value, decltype(R)::value>(len, xw, xw + gs_x, xw + 2 * gs_x, rec, rec + gs_r,
+                                                      rec + 2 * gs_r, h_prev, saved, saved + gs_s, saved + 2 * gs_s,
+                                                      saved + 3 * gs_s, h);
   });
 }
 
 void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const float* h_prev, const float* dhs,
              float* dh, float* dx, int64_t gs_x, float* drec, int64_t gs_r) {
-  with_act_from_output(a, [&](auto A) {
-    with_act_from_output(ra, [&](auto R) {
-      gru_bwd_t<decltype(A)::value, decltype(R)::value>(len, saved, saved + gs_s, saved + 2 * gs_s,
-                                                        saved + 3 * gs_s, h_prev, dhs, dh, dx, dx + gs_x,
-                                                        dx + 2 * gs_x, drec, drec + gs_r, drec + 2 * gs_r);
-    });
+  with_acts(a, ra, [&](auto A, auto R) {
+    gru_bwd_t<decltype(A)::value, decltype(R)::value>(len, saved, saved + gs_s, saved + 2 * gs_s, saved + 3 * gs_s,
+                                                      h_prev, dhs, dh, dx, dx + gs_x, dx + 2 * gs_x, drec,
+                                                      drec + gs_r, drec + 2 * gs_r);
   });
 }
 

@@ -20,7 +20,9 @@
 // gradient dU = Σ_t h_{t-1}ᵀ dz_t is one GEMM over all N·T rows after the loop
 // (K = N·T instead of T GEMMs with K = N). The recurrent kernel U (and Uᵀ for
 // the backward) is packed into the GEMM's panel layout once per call
-// (gemm/packed.h), not inside every step's GEMM.
+// (gemm/packed.h) and reused by every time step, forward and backward, never
+// inside a step's GEMM; the forward also takes a pack made once by the caller
+// (pack_recurrent, _C.RecurrentKernelPack: inference plans hold one per weights).
 
 namespace pynn {
 namespace {
@@ -151,15 +153,20 @@ void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const fl
 
 // ---------------------------------------------------------------- SimpleRNN
 void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, const float* rmask,
-                        int64_t n, int64_t t_len, int64_t units, Act act, float* hs) {
+                        int64_t n, int64_t t_len, int64_t units, Act act, float* hs, const PackedB* packed_u) {
   if (units <= 0) return;  // every output is empty
   const int64_t rs = t_len * units;  // row stride of (N, T, U) arrays
   std::vector<float> rec(n * units), hd(rmask ? n * units : 0);
-  const std::vector<PackedB> up = pack_u(u, units, 1, rmask != nullptr);
+  // Packed once for all steps (pack_u), unless the caller holds a pack (no recurrent dropout).
+  const std::vector<PackedB> up = packed_u && !rmask ? std::vector<PackedB>() : pack_u(u, units, 1, rmask != nullptr);
+  const PackedB& whole = packed_u && !rmask ? *packed_u : up[0];
   for (int64_t t = 0; t < t_len; ++t) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
-    rec_forward(n, units, 1, hp, rs_hp, up, rmask, hd.data(), rec.data(), nullptr);
+    if (rmask)
+      rec_forward(n, units, 1, hp, rs_hp, up, rmask, hd.data(), rec.data(), nullptr);
+    else
+      sgemm_packed(n, 1.f, hp, rs_hp, 1, whole, 0.f, rec.data(), units, 1, nullptr, Act::Linear, 0.f);
     rows(n, units, [&](int64_t r) {
       rnn::simple_fwd(act, units, xw + r * rs + t * units, rec.data() + r * units, hp + r * rs_hp,
                       keep(mask, r, t_len, t), hs + r * rs + t * units);
@@ -298,7 +305,8 @@ static void gru_backward_per_step(const float* dhs, const float* h0, const float
 // Without recurrent dropout the LSTM/GRU loops run as one stream of work items
 // (step_chunks). The units are cut into chunks; a chunk is one sgemm (n x G·w x U, run by one
 // thread) against its own columns of U -- the G gate blocks of its w units,
-// rearranged side by side once per call -- immediately followed by the cell
+// side by side per 16 units (pack_recurrent: packed once per call, or once per
+// weights by an inference plan) -- immediately followed by the cell
 // pass on those units while the result is hot in L1/L2. Chunks are dealt
 // dynamically, so a thread that the (shared) machine deschedules does not stall
 // the other at a fixed split; h_t must be complete before any chunk of step
@@ -310,18 +318,24 @@ struct Chunks {
   int threads;
 };
 
-// ~4 chunks per thread (dynamic balance) of at least 16 units, a multiple of
-// 16 (= the packed GEMM's panel width NR), so every chunk's columns of the
-// packed U (G·u0 ...) and Uᵀ (u0 ...) start on a panel boundary.
+// Up to 4 chunks per thread (dynamic balance) of at least 16 units, a multiple
+// of 16 (= the packed GEMM's panel width NR), so every chunk's columns of the
+// packed U (G·u0 ...) and Uᵀ (u0 ...) start on a panel boundary. A step's
+// GEMM of n·G·U² multiply-adds goes to 2+ threads from 2^15 (batch 1 at
+// U = 128: a 1x128x512 product per step, ~4 us at one thread); small steps get
+// fewer, larger chunks, each worth >= 2^15 multiply-adds, since every item also
+// pays a claim and a wait for the previous step.
 Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
   Chunks c;
-  c.threads = threads_for(n * g * units * units, int64_t{1} << 17);
+  const int64_t work = n * g * units * units;
+  c.threads = threads_for(work, int64_t{1} << 15);
   if (units <= 0) {  // zero-width states: nothing to deal out
     c.size = 1;
     c.count = 0;
     return c;
   }
-  int64_t size = (units + 4 * c.threads - 1) / (4 * c.threads);
+  const int64_t per_thread = std::min<int64_t>(4, std::max<int64_t>(1, work / (int64_t{c.threads} << 15)));
+  int64_t size = (units + per_thread * c.threads - 1) / (per_thread * c.threads);
   size = std::max<int64_t>(16, (size + 15) / 16 * 16);
   c.size = std::min(size, units);
   c.count = (units + c.size - 1) / c.size;
@@ -361,16 +375,29 @@ void step_chunks(const Chunks& ch, int64_t steps, F&& body) {
   err.rethrow();
 }
 
-// U (U x G·U, gate blocks) -> chunk-major: chunk [u0, u0+w) owns columns
-// [G·u0, G·(u0+w)), gate k at G·u0 + k·w. The same for a (G·U) bias.
-void chunk_columns(const float* src, int64_t rows_, int64_t units, int64_t g, const Chunks& ch, float* dst) {
+// U (U x G·U, gate blocks) -> block-major: the units are cut into blocks of
+// kRecBlock (= the packed GEMM's panel width NR) and block [v0, v0+w) owns the
+// columns [G·v0, G·(v0+w)), gate k at G·v0 + k·w. A chunk (a multiple of
+// kRecBlock units) then owns a contiguous run of whole panels, whatever the
+// chunk size: so the packed matrix does not depend on the thread count or the
+// batch, and a caller may pack it once for many calls (RecurrentPack). The same
+// for a (G·U) bias.
+constexpr int64_t kRecBlock = PackedB::kNR;
+
+void block_columns(const float* src, int64_t rows_, int64_t units, int64_t g, float* dst) {
   const int64_t gu = g * units;
   for (int64_t i = 0; i < rows_; ++i)
-    for (int64_t c = 0; c < ch.count; ++c) {
-      const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+    for (int64_t v0 = 0; v0 < units; v0 += kRecBlock) {
+      const int64_t w = std::min(kRecBlock, units - v0);
       for (int64_t k = 0; k < g; ++k)
-        std::memcpy(dst + i * gu + g * u0 + k * w, src + i * gu + k * units + u0, sizeof(float) * w);
+        std::memcpy(dst + i * gu + g * v0 + k * w, src + i * gu + k * units + v0, sizeof(float) * w);
     }
+}
+
+// f(v0, w) for the kRecBlock-unit blocks of units [u0, u0 + len).
+template <class F>
+inline void for_blocks(int64_t u0, int64_t len, F&& f) {
+  for (int64_t v0 = u0; v0 < u0 + len; v0 += kRecBlock) f(v0, std::min(kRecBlock, u0 + len - v0));
 }
 
 // Panels [p0, p1) of a packed matrix holding columns [c0, c0 + w) (c0 a multiple of NR).
@@ -379,16 +406,25 @@ inline int64_t panel_hi(int64_t c0, int64_t w) { return (c0 + w + PackedB::kNR -
 
 }  // namespace
 
+PackedB pack_recurrent(const float* u, int64_t units, int64_t gates) {
+  const int64_t gu = gates * units;
+  if (gates == 1) return PackedB(units, gu, u, gu, 1);  // one gate: the block order is U's own
+  std::vector<float> up(static_cast<size_t>(units * gu));
+  block_columns(u, units, units, gates, up.data());
+  return PackedB(units, gu, up.data(), gu, 1);
+}
+
 void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
                   const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
-                  float* gates) {
+                  float* gates, const PackedB* packed_u) {
   if (units <= 0) return;  // every output is empty
   if (rmask) return lstm_forward_per_step(xw, h0, c0, u, mask, rmask, n, t_len, units, act, ract, hs, cs, gates);
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   const Chunks ch = make_chunks(n, units, 4);
-  std::vector<float> up(static_cast<size_t>(units * g4)), rec(static_cast<size_t>(n * g4));
-  chunk_columns(u, units, units, 4, ch, up.data());
-  const PackedB upk(units, g4, up.data(), g4, 1);  // packed once for all steps
+  std::vector<float> rec(static_cast<size_t>(n * g4));
+  PackedB own;  // packed here once for all steps, unless the caller holds a pack
+  if (!packed_u) own = pack_recurrent(u, units, 4);
+  const PackedB& upk = packed_u ? *packed_u : own;
   step_chunks(ch, t_len, [&](int64_t t, int64_t c) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const float* cp = t ? cs + (t - 1) * units : c0;
@@ -397,16 +433,20 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
     float* rc = rec.data() + 4 * u0;
     sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(4 * u0), panel_hi(4 * u0, 4 * w), 0.f, rc, g4, 1,
                         nullptr, Act::Linear, 0.f);
-    const int64_t o = t * units + u0, og = t * g4 + u0;
-    rnn::lstm_fwd_block(act, ract,
-                        {n, w, xw + og, rs_g, units, rc, g4, w, cp + u0, rs_hp, gates ? gates + og : nullptr, rs_g,
-                         units, cs + o, rs, hs + o, rs});
-    if (mask)  // a masked step keeps the previous state
+    for_blocks(u0, w, [&](int64_t v0, int64_t bw) {
+      const int64_t o = t * units + v0, og = t * g4 + v0;
+      rnn::lstm_fwd_block(act, ract,
+                          {n, bw, xw + og, rs_g, units, rec.data() + 4 * v0, g4, bw, cp + v0, rs_hp,
+                           gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
+    });
+    if (mask) {  // a masked step keeps the previous state
+      const int64_t o = t * units + u0;
       for (int64_t r = 0; r < n; ++r)
         if (!keep(mask, r, t_len, t)) {
           std::memcpy(cs + r * rs + o, cp + r * rs_hp + u0, sizeof(float) * w);
           std::memcpy(hs + r * rs + o, hp + r * rs_hp + u0, sizeof(float) * w);
         }
+    }
   });
 }
 
@@ -459,26 +499,28 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
 
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,
                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs,
-                 float* saved) {
+                 float* saved, const PackedB* packed_u) {
   if (units <= 0) return;  // every output is empty
   if (rmask) return gru_forward_per_step(xw, h0, u, rbias, mask, rmask, n, t_len, units, act, ract, hs, saved);
   const int64_t g3 = 3 * units, rs = t_len * units, rs_x = t_len * g3, rs_s = t_len * 4 * units;
   const Chunks ch = make_chunks(n, units, 3);
-  std::vector<float> up(static_cast<size_t>(units * g3)), rb(static_cast<size_t>(g3)), rec(static_cast<size_t>(n * g3));
-  chunk_columns(u, units, units, 3, ch, up.data());
-  chunk_columns(rbias, 1, units, 3, ch, rb.data());
-  const PackedB upk(units, g3, up.data(), g3, 1);  // packed once for all steps
+  std::vector<float> rb(static_cast<size_t>(g3)), rec(static_cast<size_t>(n * g3));
+  block_columns(rbias, 1, units, 3, rb.data());
+  PackedB own;  // packed here once for all steps, unless the caller holds a pack
+  if (!packed_u) own = pack_recurrent(u, units, 3);
+  const PackedB& upk = packed_u ? *packed_u : own;
   step_chunks(ch, t_len, [&](int64_t t, int64_t c) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const int64_t rs_hp = t ? rs : units;
     const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
-    float* rc = rec.data() + 3 * u0;
-    sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(3 * u0), panel_hi(3 * u0, 3 * w), 0.f, rc, g3, 1,
-                        rb.data() + 3 * u0, Act::Linear, 0.f);
+    sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(3 * u0), panel_hi(3 * u0, 3 * w), 0.f,
+                        rec.data() + 3 * u0, g3, 1, rb.data() + 3 * u0, Act::Linear, 0.f);
     for (int64_t r = 0; r < n; ++r)
-      rnn::gru_fwd(act, ract, w, xw + r * rs_x + t * g3 + u0, units, rc + r * g3, w, hp + r * rs_hp + u0,
-                   keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + u0, units,
-                   hs + r * rs + t * units + u0);
+      for_blocks(u0, w, [&](int64_t v0, int64_t bw) {
+        rnn::gru_fwd(act, ract, bw, xw + r * rs_x + t * g3 + v0, units, rec.data() + r * g3 + 3 * v0, bw,
+                     hp + r * rs_hp + v0, keep(mask, r, t_len, t), saved + r * rs_s + t * 4 * units + v0, units,
+                     hs + r * rs + t * units + v0);
+      });
   });
 }
 

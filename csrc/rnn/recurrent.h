@@ -11,26 +11,39 @@
 #include <cstdint>
 
 #include "common/activation.h"
+#include "gemm/packed.h"
 
 namespace pynn {
 
+// The recurrent kernel U (units x G·units, Keras' gate blocks) packed for the
+// forward time loops below, in the column order they use (gate blocks
+// interleaved per 16 units, so any chunking of the units maps to whole panels):
+// the same pack serves every batch size and thread count. The loops pack U
+// once per call themselves when packed_u is null; a caller running many
+// sequences against unchanged weights (inference) packs once and passes it.
+// A snapshot: later writes to u are not seen.
+PackedB pack_recurrent(const float* u, int64_t units, int64_t gates);
+
 void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, const float* rmask, int64_t n,
-                        int64_t t, int64_t units, Act act, float* hs);
+                        int64_t t, int64_t units, Act act, float* hs, const PackedB* packed_u = nullptr);
 void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, const float* u, const uint8_t* mask, const float* rmask,
                          int64_t n, int64_t t, int64_t units, Act act, float* dxw, float* dh0, float* du);
 
+// packed_u: pack_recurrent(u, units, G) or null; ignored with rmask (never both: the bindings refuse).
 // gates (N, T, 4U) for the BPTT; may be null without rmask (inference: not saved),
 // and may be xw itself (stored in place, xw then lost) without rmask when
 // rnn::lstm_fwd_block_in_place_ok(act, ract).
 void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask, const float* rmask, int64_t n,
-                  int64_t t, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates);
+                  int64_t t, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates,
+                  const PackedB* packed_u = nullptr);
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask, int64_t n, int64_t t,
                    int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du,
                    float* db = nullptr);  // db (4U) or null: Σ_{n,t} dxw, the input bias's gradient
 
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask, const float* rmask, int64_t n,
-                 int64_t t, int64_t units, Act act, Act ract, float* hs, float* saved);
+                 int64_t t, int64_t units, Act act, Act ract, float* hs, float* saved,
+                 const PackedB* packed_u = nullptr);
 void gru_backward(const float* dhs, const float* h0, const float* hs, const float* saved, const float* u,
                   const uint8_t* mask, const float* rmask, int64_t n, int64_t t, int64_t units, Act act, Act ract, float* dxw,
                   float* dh0, float* du, float* drbias);

@@ -62,11 +62,15 @@ class SimpleRNNOp(Function):
 @register("lstm")
 class LSTMOp(Function):
     """Outputs (N, T+1, U): hs for the T steps, then the final cell state c_T
-    (packed so one op can return both; the layer splits them)."""
+    (packed so one op can return both; the layer splits them). With ``last_only``
+    (N, 2, U): h_T and c_T alone, for a layer that returns no sequence -- its
+    backward then never builds, copies or slices (N, T, U) gradients that are zero
+    but for the last step."""
 
     def forward(self, x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False,
-                activation="tanh", recurrent_activation="sigmoid", recurrent_mask=None):
+                activation="tanh", recurrent_activation="sigmoid", recurrent_mask=None, last_only=False):
         self.go_backwards, self.acts, self.rmask = go_backwards, (activation, recurrent_activation), recurrent_mask
+        self.last_only = last_only
         self.x, self.mask = _prepare(x, mask, go_backwards)
         self.kernel, self.recurrent_kernel, self.h0, self.c0 = kernel, recurrent_kernel, h0, c0
         xw = _project(self.x, kernel, bias)
@@ -76,13 +80,21 @@ class LSTMOp(Function):
         # xw is this call's own temporary: the gates may be stored over it.
         self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts,
                                                  recurrent_mask=recurrent_mask, save_gates=save, xw_scratch=True)
+        if last_only:
+            return np.stack([self.hs[:, -1], self.cs[:, -1]], axis=1)
         return np.concatenate([self.hs, self.cs[:, -1:]], axis=1)
 
     def backward(self, g):
         need = self.needs_input_grad
         steps = self.hs.shape[1]
+        if self.last_only:   # only h_T carries a gradient among the hs
+            dhs = np.zeros(self.hs.shape, g.dtype)
+            dhs[:, -1] = g[:, 0]
+            dc_last = np.ascontiguousarray(g[:, 1])
+        else:
+            dhs, dc_last = np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps])
         # The bias gradient Σ dxw comes out of the kernel (native: one more row of its dU GEMM).
-        dxw, dh0, dc0, dU, db = _B().lstm_grad(np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps]),
+        dxw, dh0, dc0, dU, db = _B().lstm_grad(dhs, dc_last,
                                                self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,
                                                self.mask, *self.acts, recurrent_mask=self.rmask, bias_grad=True)
         dx, dk = _project_grad(self.x, self.kernel, dxw, need[0], need[1])
@@ -124,12 +136,13 @@ def simple_rnn(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=Fa
 
 
 def lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False, activation="tanh",
-         recurrent_activation="sigmoid", recurrent_mask=None):
-    """Returns (N, T+1, U): hs then c_T. Weights as Keras: kernel (F, 4U), recurrent (U, 4U), gates i, f, c, o.
-    ``recurrent_mask`` (N, 4U): recurrent dropout, one mask per gate (block k multiplies h_{t−1} for gate k)."""
+         recurrent_activation="sigmoid", recurrent_mask=None, last_only=False):
+    """Returns (N, T+1, U): hs then c_T; with ``last_only`` (N, 2, U): h_T then c_T. Weights as Keras:
+    kernel (F, 4U), recurrent (U, 4U), gates i, f, c, o. ``recurrent_mask`` (N, 4U): recurrent dropout,
+    one mask per gate (block k multiplies h_{t−1} for gate k)."""
     return LSTMOp.apply(x, kernel, recurrent_kernel, bias, h0, c0, mask=mask, go_backwards=go_backwards,
                         activation=activation, recurrent_activation=recurrent_activation,
-                        recurrent_mask=recurrent_mask)
+                        recurrent_mask=recurrent_mask, last_only=bool(last_only))
 
 
 def gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, activation="tanh",

@@ -139,7 +139,7 @@ class _RNN(Layer):
     def _outputs(self, hs, states, mask):
         if self.stateful:  # carried to the next call as values: no backpropagation across batches
             self.states = [np.array(v.data, self.dtype) for v in states]
-        out = hs if self.return_sequences else hs[:, -1]
+        out = hs if self.return_sequences else states[0]   # states[0] is h_T
         if self.return_sequences and mask is not None:
             out._keras_mask = mask[:, ::-1] if self.go_backwards else mask
         return [out] + states if self.return_state else out
@@ -217,10 +217,14 @@ class LSTM(_RNN):
         x = self._inputs(x, training)
         self._stateful_begin(x)
         steps = x.shape[1]
+        # Without return_sequences only h_T and c_T leave the op (F.lstm's last_only).
+        last_only = not self.return_sequences
         packed = F.lstm(x, self.kernel, self.recurrent_kernel, self._bias(), self._state(initial_state, 0, x),
                         self._state(initial_state, 1, x), mask=mask, go_backwards=self.go_backwards,
                         activation=self.activation, recurrent_activation=self.recurrent_activation,
-                        recurrent_mask=self._recurrent_mask(x, training))
+                        recurrent_mask=self._recurrent_mask(x, training), last_only=last_only)
+        if last_only:
+            return self._outputs(None, [packed[:, 0], packed[:, 1]], mask)
         hs, c_last = packed[:, :steps], packed[:, steps]
         return self._outputs(hs, [hs[:, -1], c_last], mask)
 

@@ -664,32 +664,42 @@ class Plan:
         act = layer.activation
         ract = getattr(layer, "recurrent_activation", None)
         backwards, sequences = bool(layer.go_backwards), bool(layer.return_sequences)
-        gemm = self._C.gemm
+        C = self._C
+        # Both kernels packed once per plan (rebuilt with it when the weights epoch moves;
+        # the arrays read-only meanwhile) instead of inside every call: the input kernel for
+        # the projection GEMM, and the recurrent kernel in the time loop's own column order
+        # (RecurrentKernelPack), so a batch-1 call no longer repacks (U, G·U) floats.
+        gates = {"lstm": 4, "gru": 3}.get(kind, 1)
+        in_packed, rec_packed = C.PackedMatrix(kernel), C.RecurrentKernelPack(recurrent, gates)
+        _weights_epoch.freeze(kernel)
+        _weights_epoch.freeze(recurrent)
+        gemm = C.gemm_packed
         if kind == "gru":   # bias (2, 3U): [input bias, recurrent bias]; zeros without use_bias, as _bias()
             in_bias, rec_bias = (None, np.zeros(3 * units, np.float32)) if bias is None else (bias[0], bias[1])
-            loop = self._C.gru_forward
+            loop = C.gru_forward
 
             def run(xw, h0):
-                return loop(xw, h0, recurrent, rec_bias, None, act, ract, None)[0]
+                return loop(xw, h0, recurrent, rec_bias, None, act, ract, None, packed_recurrent=rec_packed)[0]
         elif kind == "lstm":
-            in_bias, loop = bias, self._C.lstm_forward
+            in_bias, loop = bias, C.lstm_forward
             # The (N, T, 4U) gates serve only backward: not stored. xw is this step's own
             # temporary, so the loop may use it as scratch.
 
             def run(xw, h0):
-                return loop(xw, h0, h0, recurrent, None, act, ract, None, save_gates=False, xw_scratch=True)[0]
+                return loop(xw, h0, h0, recurrent, None, act, ract, None, save_gates=False, xw_scratch=True,
+                            packed_recurrent=rec_packed)[0]
         else:
-            in_bias, loop = bias, self._C.simple_rnn_forward
+            in_bias, loop = bias, C.simple_rnn_forward
 
             def run(xw, h0):
-                return loop(xw, h0, recurrent, None, act, None)
+                return loop(xw, h0, recurrent, None, act, None, packed_recurrent=rec_packed)
         width = kernel.shape[1]
 
         def rnn(x):
             n, t = x.shape[0], x.shape[1]
             if backwards:
                 x = x[:, ::-1]
-            xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), kernel, bias=in_bias)
+            xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), in_packed, in_bias)
             hs = run(xw.reshape(n, t, width), np.zeros((n, units), np.float32))
             return hs if sequences else hs[:, -1]
 

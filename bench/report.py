@@ -288,6 +288,45 @@ def recurrent_rows(t, repeats):
               best_ms(make("numpy"), 2, min_time=0), tor)
 
 
+def lstm_forward_rows(t, repeats):
+    """Issue #17's "LSTM forward alone", on the training table's LSTM (bench/train_step.py):
+    the layer's forward without a graph (inference) and with one (a training step's forward,
+    which saves the gates), each against PyTorch's nn.LSTM forward in the same mode."""
+    n, steps, feat, units = 64, 50, 32, 128
+    x = R.standard_normal((n, steps, feat)).astype(np.float32)
+    flops = 2 * n * steps * 4 * units * (feat + units)
+    for grad in (False, True):
+        def make(backend):
+            with pynn.use_backend(backend):
+                pynn.set_seed(0)
+                layer = layers.LSTM(units)
+                layer.build((None, steps, feat))
+
+            def step():
+                with pynn.use_backend(backend):
+                    if grad:
+                        layer(Tensor(x, requires_grad=True))
+                    else:
+                        with pynn.no_grad():
+                            layer(Tensor(x))
+            return step
+        tor = None
+        if torch is not None:
+            mod = torch.nn.LSTM(feat, units, batch_first=True)
+            tx = torch.from_numpy(x)
+
+            def tstep():
+                if grad:
+                    mod(tx.clone().requires_grad_(True))
+                else:
+                    with torch.no_grad():
+                        mod(tx)
+            tor = best_ms(tstep, repeats)
+        mode = "with grad (training forward)" if grad else "no grad"
+        t.add(f"LSTM({units}) forward b{n} x {steps} steps x {feat}, {mode}", flops, best_ms(make("native"), repeats),
+              best_ms(make("numpy"), 2, min_time=0), tor)
+
+
 def attention_row(t, repeats):
     b, s, d, h = 16, 128, 512, 8
     x = R.standard_normal((b, s, d)).astype(np.float32)
@@ -366,7 +405,7 @@ def importable(name):
 # Row groups in table order (--only picks some).
 GROUPS = {"gemm": gemm_rows, "dense": dense_fused_row, "elementwise": elementwise_rows,
           "softmax_xent": softmax_xent_row, "norm": norm_rows, "pool": pool_rows, "ctc": ctc_row, "conv": conv_rows,
-          "recurrent": recurrent_rows, "attention": attention_row, "adam": adam_row, "mlp_step": mlp_step_row,
+          "recurrent": recurrent_rows, "lstm_forward": lstm_forward_rows, "attention": attention_row, "adam": adam_row, "mlp_step": mlp_step_row,
           "digits_epoch": digits_epoch_row}
 
 

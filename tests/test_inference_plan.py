@@ -727,7 +727,7 @@ def test_strided_and_fortran_inputs_give_the_contiguous_result(build):
 
 def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
     """The plan packs each recurrent layer's kernels once (RecurrentKernelPack for the time
-    loop, PackedMatrix for the projection) and reuses them for every call and batch size;
+    loop, and for the LSTM's input kernel, whose projection runs inside it) and reuses them for every call and batch size;
     a weight change rebuilds them, and an in-place write while they are held raises."""
     from pynn.backend import native
     made = []
@@ -743,10 +743,10 @@ def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
     for batch in (1, 5, 1, 64):
         x = inputs_for(model, batch)
         np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
-    assert sorted(made) == [3, 4]
+    assert sorted(made) == [3, 4, 4]     # GRU recurrent; LSTM input and recurrent kernels
     with pytest.raises(ValueError, match="read-only"):
         model.layers[0].recurrent_kernel.data[0, 0] = 1.0
     model.layers[0].recurrent_kernel.assign(model.layers[0].recurrent_kernel.data * 0.5)
     x = inputs_for(model, 2)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
-    assert len(made) == 4
+    assert len(made) == 6

@@ -115,7 +115,7 @@ def test_lstm_layer_saves_gates_only_when_a_gradient_can_be_asked_for(monkeypatc
     direct time loop) runs without saving the BPTT state; training saves it, and all three
     give the same output."""
     calls, in_layer = [], []
-    real_layer_loop, real_plan_loop = nb.lstm, nb._C.lstm_forward
+    real_layer_loop, real_plan_loop = nb.lstm_projected, nb._C.lstm_forward_x
 
     def layer_spy(*args, **kwargs):
         calls.append(("layer", kwargs.get("save_gates", True)))
@@ -130,8 +130,8 @@ def test_lstm_layer_saves_gates_only_when_a_gradient_can_be_asked_for(monkeypatc
             calls.append(("plan", kwargs.get("save_gates", True)))
         return real_plan_loop(*args, **kwargs)
 
-    monkeypatch.setattr(nb, "lstm", layer_spy)
-    monkeypatch.setattr(nb._C, "lstm_forward", plan_spy)
+    monkeypatch.setattr(nb, "lstm_projected", layer_spy)
+    monkeypatch.setattr(nb._C, "lstm_forward_x", plan_spy)
     layer = pynn.layers.LSTM(16)
     x = np.random.default_rng(8).standard_normal((4, 5, 3)).astype(np.float32)
     with pynn.use_backend("native"):
@@ -244,12 +244,12 @@ def test_packed_recurrent_kernel_rejects_what_it_cannot_serve():
     _, xw, h0, rk, rb = _forward_case("lstm", 3, 16, seed=2)
     with pytest.raises(ValueError, match="gates must be 1"):
         C.RecurrentKernelPack(rk, 2)
-    with pytest.raises(ValueError, match=r"recurrent_kernel must be \(units, 3\*units\)"):
-        C.RecurrentKernelPack(rk, 3)
+    with pytest.raises(ValueError, match=r"kernel must be \(rows, 3\*units\)"):
+        C.RecurrentKernelPack(np.zeros((16, 50), np.float32), 3)
     gru_pack = C.RecurrentKernelPack(np.zeros((16, 48), np.float32), 3)
-    with pytest.raises(ValueError, match="packed for units=16, gates=3"):
+    with pytest.raises(ValueError, match=r"packed from a \(16, 3\*16\) kernel; this call needs \(16, 4\*16\)"):
         _run_forward("lstm", xw, h0, rk, rb, None, gru_pack)
-    with pytest.raises(ValueError, match="packed for units=8, gates=4"):
+    with pytest.raises(ValueError, match=r"packed from a \(8, 4\*8\) kernel"):
         _run_forward("lstm", xw, h0, rk, rb, None, C.RecurrentKernelPack(np.zeros((8, 32), np.float32), 4))
     with pytest.raises(TypeError, match="packed_recurrent must be a RecurrentKernelPack"):
         _run_forward("lstm", xw, h0, rk, rb, None, C.PackedMatrix(rk))
@@ -281,3 +281,69 @@ def test_lstm_last_only_matches_the_full_sequence_op(backend, return_state, mask
             results.append([h.data, c.data] + [v.grad for v in ts])
     for i, (a, b) in enumerate(zip(*results)):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7, err_msg=f"item {i}")
+
+
+# ------------------------------------------------ LSTM with the input projection inside the loop
+def _projected_case(n, t, f, u, seed):
+    r = np.random.default_rng(seed)
+    return _f32(r, n, t, f), _f32(r, f, 4 * u, scale=0.4), _f32(r, 4 * u, scale=0.3), _f32(r, n, u), _f32(r, n, u), \
+        _f32(r, u, 4 * u, scale=0.15)
+
+
+@pytest.mark.parametrize("u", [13, 20, 128])
+@pytest.mark.parametrize("masked,use_bias,save", [(False, True, True), (True, True, False), (False, False, True)])
+def test_lstm_projection_inside_the_loop_matches_projecting_first(restore_threads, u, masked, use_bias, save):
+    """_C.lstm_forward_x (x W + b per step and chunk, no xw array) gives the states and gates of
+    lstm_forward on xw = x @ W + b, within rounding of the projection, at every thread count
+    bit-identically, with or without packs held by the caller; and the numpy reference's."""
+    n, t, f = 9, 7, 5
+    x, k, b, h0, c0, rk = _projected_case(n, t, f, u, seed=u)
+    bias = b if use_bias else None
+    mask = (np.arange(t)[None, :] < np.random.default_rng(2).integers(1, t + 1, n)[:, None]) if masked else None
+    m8 = None if mask is None else mask.astype(np.uint8)
+    xw = (x.reshape(n * t, f).astype(np.float64) @ k + (0 if bias is None else b)).astype(np.float32).reshape(n, t, -1)
+    want = nb._C.lstm_forward(xw, h0, c0, rk, m8, "tanh", "sigmoid", None, True)
+    with pynn.use_backend("numpy"):
+        ref = pynn.backend.current().lstm_projected(x, k, bias, h0, c0, rk, mask, save_gates=save)
+    packs = dict(packed_kernel=nb._C.RecurrentKernelPack(k, 4), packed_recurrent=nb._C.RecurrentKernelPack(rk, 4))
+    pynn.set_num_threads(1)
+    first = nb._C.lstm_forward_x(x, k, bias, h0, c0, rk, m8, "tanh", "sigmoid", save)
+    for i, a in enumerate(first):
+        if a is None:
+            assert not save and i == 2 and ref[2] is None
+            continue
+        np.testing.assert_allclose(a, want[i], rtol=1e-5, atol=2e-6, err_msg=f"output {i} vs projecting first")
+        np.testing.assert_allclose(a, ref[i], rtol=1e-4, atol=1e-5, err_msg=f"output {i} vs the numpy reference")
+    for threads in THREADS:
+        pynn.set_num_threads(threads)
+        for kw in ({}, packs):
+            got = nb._C.lstm_forward_x(x, k, bias, h0, c0, rk, m8, "tanh", "sigmoid", save, **kw)
+            for i, (a, g) in enumerate(zip(first, got)):
+                if a is None:
+                    assert g is None
+                else:
+                    np.testing.assert_array_equal(g, a, err_msg=f"output {i} at {threads} threads {sorted(kw)}")
+
+
+@pytest.mark.parametrize("act,ract", [("relu", "hard_sigmoid"), ("tanh", "sigmoid")])
+def test_lstm_backend_projected_matches_numpy_for_other_activations(act, ract):
+    """The generic (auto-vectorised) cell pass without xw, for activations the AVX2 pass does not take."""
+    x, k, b, h0, c0, rk = _projected_case(6, 5, 4, 24, seed=31)
+    got = nb.lstm_projected(x, k, b, h0, c0, rk, None, act, ract)
+    with pynn.use_backend("numpy"):
+        want = pynn.backend.current().lstm_projected(x, k, b, h0, c0, rk, None, act, ract)
+    for i, (a, g) in enumerate(zip(want, got)):
+        np.testing.assert_allclose(g, a, rtol=1e-4, atol=1e-5, err_msg=f"output {i}")
+
+
+def test_lstm_projection_inside_the_loop_rejects_bad_shapes():
+    C = nb._C
+    x, k, b, h0, c0, rk = _projected_case(3, 4, 5, 8, seed=5)
+    with pytest.raises(ValueError, match="kernel"):
+        C.lstm_forward_x(x, k[:4], b, h0, c0, rk, None, "tanh", "sigmoid")
+    with pytest.raises(ValueError, match="bias"):
+        C.lstm_forward_x(x, k, b[:5], h0, c0, rk, None, "tanh", "sigmoid")
+    with pytest.raises(ValueError, match="recurrent_kernel must be"):
+        C.lstm_forward_x(x, k, b, h0, c0, rk[:, :30], None, "tanh", "sigmoid")
+    with pytest.raises(ValueError, match=r"packed_kernel was packed from a \(8, 4\*8\) kernel; this call needs \(5, 4\*8\)"):
+        C.lstm_forward_x(x, k, b, h0, c0, rk, None, "tanh", "sigmoid", packed_kernel=C.RecurrentKernelPack(rk, 4))

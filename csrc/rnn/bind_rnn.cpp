@@ -15,7 +15,7 @@ namespace pynn::bind {
 // across calls instead of being packed inside every call.
 struct RecurrentPack {
   PackedB packed;
-  int64_t units, gates;
+  int64_t rows, units, gates;  // a (rows, gates*units) kernel; rows == units for a recurrent one
 };
 
 namespace {
@@ -25,34 +25,39 @@ std::shared_ptr<RecurrentPack> make_pack(py::handle uh, int64_t gates) {
   if (gates != 1 && gates != 3 && gates != 4)
     throw py::value_error(std::string(op) + ": gates must be 1 (SimpleRNN), 3 (GRU) or 4 (LSTM), got " +
                           std::to_string(gates));
-  py::array u = f32c(op, "recurrent_kernel", uh);
-  if (u.ndim() != 2 || u.shape(1) != gates * u.shape(0))
-    throw py::value_error(std::string(op) + ": recurrent_kernel must be (units, " + std::to_string(gates) +
+  py::array u = f32c(op, "kernel", uh);
+  if (u.ndim() != 2 || u.shape(1) % gates != 0)
+    throw py::value_error(std::string(op) + ": kernel must be (rows, " + std::to_string(gates) +
                           "*units), got shape " + shape_str(u));
-  const int64_t units = u.shape(0);
+  const int64_t rows = u.shape(0), units = u.shape(1) / gates;
   const float* pu = cptr(u);
   auto out = std::make_shared<RecurrentPack>();
+  out->rows = rows;
   out->units = units;
   out->gates = gates;
-  nogil([&] { out->packed = pack_recurrent(pu, units, gates); });
+  nogil([&] { out->packed = pack_gate_blocks(pu, rows, units, gates); });
   return out;
 }
 
-// packed_recurrent argument: None, or a RecurrentKernelPack for (units, gates); never with recurrent dropout.
-const PackedB* pack_arg(const char* op, py::handle h, int64_t units, int64_t gates, const float* rmask) {
+// A RecurrentKernelPack argument: None, or a pack of a (rows, gates*units) kernel; never with recurrent dropout.
+const PackedB* pack_arg(const char* op, const char* arg, py::handle h, int64_t rows, int64_t units, int64_t gates,
+                        const float* rmask) {
   if (h.is_none()) return nullptr;
   if (!py::isinstance<RecurrentPack>(h))
-    throw py::type_error(std::string(op) + ": packed_recurrent must be a RecurrentKernelPack or None, got " +
+    throw py::type_error(std::string(op) + ": " + arg + " must be a RecurrentKernelPack or None, got " +
                          std::string(py::str(py::type::of(h).attr("__name__"))));
   const RecurrentPack& p = h.cast<const RecurrentPack&>();
-  if (p.units != units || p.gates != gates)
-    throw py::value_error(std::string(op) + ": packed_recurrent was packed for units=" + std::to_string(p.units) +
-                          ", gates=" + std::to_string(p.gates) + "; this call needs units=" + std::to_string(units) +
-                          ", gates=" + std::to_string(gates));
+  if (p.rows != rows || p.units != units || p.gates != gates)
+    throw py::value_error(std::string(op) + ": " + arg + " was packed from a (" + std::to_string(p.rows) + ", " +
+                          std::to_string(p.gates) + "*" + std::to_string(p.units) + ") kernel; this call needs (" +
+                          std::to_string(rows) + ", " + std::to_string(gates) + "*" + std::to_string(units) + ")");
   if (rmask)
-    throw py::value_error(std::string(op) + ": packed_recurrent cannot be combined with recurrent_mask "
+    throw py::value_error(std::string(op) + ": " + arg + " cannot be combined with recurrent_mask "
                           "(recurrent dropout multiplies each gate's kernel by its own mask)");
   return &p.packed;
+}
+const PackedB* pack_arg(const char* op, py::handle h, int64_t units, int64_t gates, const float* rmask) {
+  return pack_arg(op, "packed_recurrent", h, units, units, gates, rmask);
 }
 
 py::array shaped(const char* op, const char* arg, py::handle h, const std::vector<int64_t>& shape) {
@@ -159,6 +164,39 @@ py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handl
   return py::make_tuple(hs, cs, gates);
 }
 
+py::tuple lstm_forward_x(py::handle xh, py::handle kh, py::handle bh, py::handle h0h, py::handle c0h, py::handle uh,
+                         py::handle mh, const std::string& act, const std::string& ract, bool save_gates,
+                         py::handle pkh, py::handle ph) {
+  const char* op = "lstm_forward_x";
+  py::array x = f32c(op, "x", xh);
+  require_ndim(op, "x", x, 3, "(N, T, F)");
+  const int64_t n = x.shape(0), t = x.shape(1), f = x.shape(2);
+  py::array uk = f32c(op, "recurrent_kernel", uh);
+  if (uk.ndim() != 2 || uk.shape(1) != 4 * uk.shape(0))
+    throw py::value_error(std::string(op) + ": recurrent_kernel must be (U, 4U), got shape " + shape_str(uk));
+  const int64_t u = uk.shape(0);
+  py::array k = shaped(op, "kernel", kh, {f, 4 * u});
+  py::array h0 = shaped(op, "h0", h0h, {n, u}), c0 = shaped(op, "c0", c0h, {n, u}), b, mk;
+  if (!bh.is_none()) b = shaped(op, "bias", bh, {4 * u});
+  const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
+  const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
+  const PackedB* wpk = pack_arg(op, "packed_kernel", pkh, f, u, 4, nullptr);
+  const PackedB* upk = pack_arg(op, ph, u, 4, nullptr);
+  py::array hs = empty({n, t, u}), cs = empty({n, t, u});
+  py::array gates = save_gates ? py::array(empty({n, t, 4 * u})) : py::array(empty({0}));
+  float *p1 = mptr(hs), *p2 = mptr(cs), *p3 = save_gates ? mptr(gates) : nullptr;
+  const float* pk = cptr(k);
+  const float* pb = bh.is_none() ? nullptr : cptr(b);
+  nogil([&] {
+    PackedB own;  // the input kernel packed in this call unless the caller holds a pack
+    if (!wpk) own = pack_gate_blocks(pk, f, u, 4);
+    ::pynn::lstm_forward_x(cptr(x), f, wpk ? *wpk : own, pb, cptr(h0), cptr(c0), cptr(uk), mask, n, t, u, a, ra, p1,
+                           p2, p3, upk);
+  });
+  if (!save_gates) return py::make_tuple(hs, cs, py::none());
+  return py::make_tuple(hs, cs, gates);
+}
+
 py::tuple lstm_backward(py::handle dhsh, py::handle dch, py::handle h0h, py::handle c0h, py::handle hsh,
                         py::handle csh, py::handle gh, py::handle uh, py::handle mh, const std::string& act,
                         const std::string& ract, py::handle rmh, bool bias_grad) {
@@ -228,10 +266,13 @@ py::tuple gru_backward(py::handle dhsh, py::handle h0h, py::handle hsh, py::hand
 void bind_rnn(py::module_& m) {
   py::class_<RecurrentPack, std::shared_ptr<RecurrentPack>>(
       m, "RecurrentKernelPack",
-      "RecurrentKernelPack(recurrent_kernel, gates): a (units, gates*units) float32 recurrent kernel packed\n"
-      "once for the forward time loops' packed_recurrent argument (gates: 1 SimpleRNN, 3 GRU, 4 LSTM).\n"
-      "A snapshot: later writes to the array are not seen (pack again).")
-      .def(py::init(&make_pack), py::arg("recurrent_kernel"), py::arg("gates"))
+      "RecurrentKernelPack(kernel, gates): a (rows, gates*units) float32 kernel of a recurrent layer packed\n"
+      "once in the time loops' column order (gate blocks per 16 units), for their packed_recurrent\n"
+      "(the recurrent kernel, rows == units) and lstm_forward_x's packed_kernel (the input kernel, rows ==\n"
+      "features) arguments. gates: 1 SimpleRNN, 3 GRU, 4 LSTM. A snapshot: later writes to the array are\n"
+      "not seen (pack again).")
+      .def(py::init(&make_pack), py::arg("kernel"), py::arg("gates"))
+      .def_property_readonly("rows", [](const RecurrentPack& p) { return p.rows; })
       .def_property_readonly("units", [](const RecurrentPack& p) { return p.units; })
       .def_property_readonly("gates", [](const RecurrentPack& p) { return p.gates; })
       .def_property_readonly("nbytes", [](const RecurrentPack& p) { return p.packed.nbytes(); });
@@ -248,6 +289,13 @@ void bind_rnn(py::module_& m) {
         "LSTM time loop (Keras gates i, f, c, o): xw (N, T, 4U) -> (hs, cs, gates); gates None without save_gates; "
         "with xw_scratch the gates may be stored over xw (then returned as that array). packed_recurrent: a "
         "RecurrentKernelPack of recurrent_kernel, used instead of packing it in this call.");
+  m.def("lstm_forward_x", &lstm_forward_x, py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("h0"),
+        py::arg("c0"), py::arg("recurrent_kernel"), py::arg("mask"), py::arg("activation"),
+        py::arg("recurrent_activation"), py::arg("save_gates") = true, py::arg("packed_kernel") = py::none(),
+        py::arg("packed_recurrent") = py::none(),
+        "LSTM time loop with the input projection inside it: x (N, T, F), kernel (F, 4U), bias (4U,) or None ->\n"
+        "(hs, cs, gates) as lstm_forward on xw = x @ kernel + bias, without materialising xw. gates None\n"
+        "without save_gates. packed_kernel / packed_recurrent: RecurrentKernelPacks of kernel / recurrent_kernel.");
   m.def("lstm_backward", &lstm_backward, py::arg("dhs"), py::arg("dc_last"), py::arg("h0"), py::arg("c0"),
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"), py::arg("bias_grad") = false,

@@ -48,7 +48,7 @@ void gru_bwd(Act a, Act ra, int64_t len, const float* saved, int64_t gs_s, const
 // masked vector), so results do not depend on how the units are chunked.
 struct LstmFwdBlock {
   int64_t n, len;
-  const float* xw;      int64_t rs_x, gs_x;   // input projection (4 gates)
+  const float* xw;      int64_t rs_x, gs_x;   // input projection (4 gates); null: rec holds the whole sum
   const float* rec;     int64_t rs_r, gs_r;   // h_{t-1} U (4 gates)
   const float* c_prev;  int64_t rs_cp;
   float* gates;         int64_t rs_g, gs_g;   // activated gates for BPTT; null: not saved (inference)

@@ -101,16 +101,22 @@ inline void prefetch_row(const float* p, int64_t len, bool write) {
 }
 
 // Units [j, j + 8K) of one row (Tail: K = 1 and the lanes of m).
-template <int K, bool Tail, bool Save>
+template <int K, bool Tail, bool Save, bool HasX>
 inline void lstm_fwd_vec(const LstmFwdBlock& b, const float* x, const float* rc, const float* cp, float* g, float* c,
                          float* h, int64_t j, __m256i m) {
   __m256 sg[3 * K], gg[K];  // i, f, o side by side: one 3K-wide sigmoid
   PYNN_FOR_K {
     const int64_t o = j + 8 * k;
-    sg[k] = _mm256_add_ps(ld<Tail>(x + o, m), ld<Tail>(rc + o, m));
-    sg[K + k] = _mm256_add_ps(ld<Tail>(x + b.gs_x + o, m), ld<Tail>(rc + b.gs_r + o, m));
-    gg[k] = _mm256_add_ps(ld<Tail>(x + 2 * b.gs_x + o, m), ld<Tail>(rc + 2 * b.gs_r + o, m));
-    sg[2 * K + k] = _mm256_add_ps(ld<Tail>(x + 3 * b.gs_x + o, m), ld<Tail>(rc + 3 * b.gs_r + o, m));
+    sg[k] = ld<Tail>(rc + o, m);
+    sg[K + k] = ld<Tail>(rc + b.gs_r + o, m);
+    gg[k] = ld<Tail>(rc + 2 * b.gs_r + o, m);
+    sg[2 * K + k] = ld<Tail>(rc + 3 * b.gs_r + o, m);
+    if constexpr (HasX) {  // else rec already holds the whole pre-activation (lstm_forward_x)
+      sg[k] = _mm256_add_ps(ld<Tail>(x + o, m), sg[k]);
+      sg[K + k] = _mm256_add_ps(ld<Tail>(x + b.gs_x + o, m), sg[K + k]);
+      gg[k] = _mm256_add_ps(ld<Tail>(x + 2 * b.gs_x + o, m), gg[k]);
+      sg[2 * K + k] = _mm256_add_ps(ld<Tail>(x + 3 * b.gs_x + o, m), sg[2 * K + k]);
+    }
   }
   sigmoid_k<3 * K>(sg);
   tanh_k<K>(gg);
@@ -153,14 +159,14 @@ inline void block_rows(int64_t n, int64_t len, Prefetch&& prefetch, Vec&& vec) {
   }
 }
 
-template <bool Save>
+template <bool Save, bool HasX>
 void lstm_fwd_rows(const LstmFwdBlock& b) {
   const int64_t len = b.len;
   block_rows(
       b.n, len,
       [&](int64_t a) {
         for (int k = 0; k < 4; ++k) {
-          prefetch_row(b.xw + a * b.rs_x + k * b.gs_x, len, false);
+          if (HasX) prefetch_row(b.xw + a * b.rs_x + k * b.gs_x, len, false);
           if (Save) prefetch_row(b.gates + a * b.rs_g + k * b.gs_g, len, true);
         }
         prefetch_row(b.c_prev + a * b.rs_cp, len, false);
@@ -168,8 +174,8 @@ void lstm_fwd_rows(const LstmFwdBlock& b) {
         prefetch_row(b.h + a * b.rs_h, len, true);
       },
       [&](int64_t r, int64_t j, auto K, auto Tail, __m256i m) {
-        lstm_fwd_vec<decltype(K)::value, decltype(Tail)::value, Save>(
-            b, b.xw + r * b.rs_x, b.rec + r * b.rs_r, b.c_prev + r * b.rs_cp, Save ? b.gates + r * b.rs_g : nullptr,
+        lstm_fwd_vec<decltype(K)::value, decltype(Tail)::value, Save, HasX>(
+            b, HasX ? b.xw + r * b.rs_x : nullptr, b.rec + r * b.rs_r, b.c_prev + r * b.rs_cp, Save ? b.gates + r * b.rs_g : nullptr,
             b.c + r * b.rs_c, b.h + r * b.rs_h, j, m);
       });
 }
@@ -227,8 +233,13 @@ void lstm_bwd_rows(const LstmBwdBlock& b) {
 bool lstm_fwd_block_fast(Act a, Act ra, const LstmFwdBlock& b) {
   if (a != Act::Tanh || ra != Act::Sigmoid) return false;
   if (b.len <= 0) return true;
-  if (b.gates) lstm_fwd_rows<true>(b);
-  else lstm_fwd_rows<false>(b);
+  if (b.gates) {
+    if (b.xw) lstm_fwd_rows<true, true>(b);
+    else lstm_fwd_rows<true, false>(b);
+  } else {
+    if (b.xw) lstm_fwd_rows<false, true>(b);
+    else lstm_fwd_rows<false, false>(b);
+  }
   return true;
 }
 

@@ -6,6 +6,8 @@
 // The backward reads each derivative off the saved activation (from_output).
 #include "rnn/cells.h"
 
+#include <vector>
+
 #ifndef PYNN_ISA
 #error "define PYNN_ISA (common/dispatch.h) before including this file"
 #endif
@@ -138,18 +140,21 @@ void lstm_fwd_block(Act a, Act ra, const LstmFwdBlock& b) {
 #ifdef PYNN_RNN_LSTM_BLOCK_FAST
   if (lstm_fwd_block_fast(a, ra, b)) return;
 #endif
+  // No xw (lstm_forward_x): rec holds the whole pre-activation; it is added to zeros.
+  const std::vector<float> zeros(b.xw ? 0 : static_cast<size_t>(4 * b.len), 0.f);
   with_acts(a, ra, [&](auto A, auto R) {
     constexpr Act kA = decltype(A)::value, kR = decltype(R)::value;
     for (int64_t r = 0; r < b.n; ++r) {
-      const float* x = b.xw + r * b.rs_x;
+      const float* x = b.xw ? b.xw + r * b.rs_x : zeros.data();
+      const int64_t gs_x = b.xw ? b.gs_x : b.len;
       const float* rc = b.rec + r * b.rs_r;
       float* g = b.gates ? b.gates + r * b.rs_g : nullptr;
       if (g)
-        lstm_fwd_t<kA, kR, true>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
+        lstm_fwd_t<kA, kR, true>(b.len, x, x + gs_x, x + 2 * gs_x, x + 3 * gs_x, rc, rc + b.gs_r,
                                  rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, g, g + b.gs_g,
                                  g + 2 * b.gs_g, g + 3 * b.gs_g, b.c + r * b.rs_c, b.h + r * b.rs_h);
       else
-        lstm_fwd_t<kA, kR, false>(b.len, x, x + b.gs_x, x + 2 * b.gs_x, x + 3 * b.gs_x, rc, rc + b.gs_r,
+        lstm_fwd_t<kA, kR, false>(b.len, x, x + gs_x, x + 2 * gs_x, x + 3 * gs_x, rc, rc + b.gs_r,
                                   rc + 2 * b.gs_r, rc + 3 * b.gs_r, b.c_prev + r * b.rs_cp, nullptr, nullptr,
                                   nullptr, nullptr, b.c + r * b.rs_c, b.h + r * b.rs_h);
     }

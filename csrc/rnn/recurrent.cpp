@@ -406,19 +406,30 @@ inline int64_t panel_hi(int64_t c0, int64_t w) { return (c0 + w + PackedB::kNR -
 
 }  // namespace
 
-PackedB pack_recurrent(const float* u, int64_t units, int64_t gates) {
+PackedB pack_gate_blocks(const float* m, int64_t rows, int64_t units, int64_t gates) {
   const int64_t gu = gates * units;
-  if (gates == 1) return PackedB(units, gu, u, gu, 1);  // one gate: the block order is U's own
-  std::vector<float> up(static_cast<size_t>(units * gu));
-  block_columns(u, units, units, gates, up.data());
-  return PackedB(units, gu, up.data(), gu, 1);
+  if (gates == 1) return PackedB(rows, gu, m, gu, 1);  // one gate: the block order is m's own
+  std::vector<float> mp(static_cast<size_t>(rows * gu));
+  block_columns(m, rows, units, gates, mp.data());
+  return PackedB(rows, gu, mp.data(), gu, 1);
 }
 
-void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
-                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
-                  float* gates, const PackedB* packed_u) {
-  if (units <= 0) return;  // every output is empty
-  if (rmask) return lstm_forward_per_step(xw, h0, c0, u, mask, rmask, n, t_len, units, act, ract, hs, cs, gates);
+PackedB pack_recurrent(const float* u, int64_t units, int64_t gates) { return pack_gate_blocks(u, units, units, gates); }
+
+namespace {
+
+// The LSTM forward loop of lstm_forward (xw given) and lstm_forward_x (x, W given:
+// each chunk's pre-activations start as x_t W + b for its columns, the GEMM
+// then adds h_{t-1} U into them; no (N, T, 4U) xw is written or read).
+struct LstmInput {
+  const float* xw;                 // (N, T, 4U) or null
+  const float* x; int64_t features;  // (N, T, F), with wp (F x 4U, gate blocks) and bias (4U, same order)
+  const PackedB* wp; const float* bias;
+};
+
+void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, const float* u, const uint8_t* mask,
+                       int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates,
+                       const PackedB* packed_u) {
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   const Chunks ch = make_chunks(n, units, 4);
   std::vector<float> rec(static_cast<size_t>(n * g4));
@@ -430,14 +441,20 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
     const float* cp = t ? cs + (t - 1) * units : c0;
     const int64_t rs_hp = t ? rs : units;
     const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
+    const int64_t p0 = panel_lo(4 * u0), p1 = panel_hi(4 * u0, 4 * w);
     float* rc = rec.data() + 4 * u0;
-    sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, panel_lo(4 * u0), panel_hi(4 * u0, 4 * w), 0.f, rc, g4, 1,
-                        nullptr, Act::Linear, 0.f);
+    float beta = 0.f;
+    if (!in.xw) {  // this chunk's x_t W + b, then h U accumulates onto it
+      sgemm_packed_panels(n, 1.f, in.x + t * in.features, t_len * in.features, 1, *in.wp, p0, p1, 0.f, rc, g4, 1,
+                          in.bias ? in.bias + 4 * u0 : nullptr, Act::Linear, 0.f);
+      beta = 1.f;
+    }
+    sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, p0, p1, beta, rc, g4, 1, nullptr, Act::Linear, 0.f);
     for_blocks(u0, w, [&](int64_t v0, int64_t bw) {
       const int64_t o = t * units + v0, og = t * g4 + v0;
       rnn::lstm_fwd_block(act, ract,
-                          {n, bw, xw + og, rs_g, units, rec.data() + 4 * v0, g4, bw, cp + v0, rs_hp,
-                           gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
+                          {n, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rec.data() + 4 * v0, g4, bw, cp + v0,
+                           rs_hp, gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
     });
     if (mask) {  // a masked step keeps the previous state
       const int64_t o = t * units + u0;
@@ -448,6 +465,27 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
         }
     }
   });
+}
+
+}  // namespace
+
+void lstm_forward_x(const float* x, int64_t features, const PackedB& wp, const float* bias, const float* h0,
+                    const float* c0, const float* u, const uint8_t* mask, int64_t n, int64_t t_len, int64_t units,
+                    Act act, Act ract, float* hs, float* cs, float* gates, const PackedB* packed_u) {
+  if (units <= 0) return;  // every output is empty
+  std::vector<float> bb(bias ? static_cast<size_t>(4 * units) : 0);
+  if (bias) block_columns(bias, 1, units, 4, bb.data());
+  lstm_forward_loop({nullptr, x, features, &wp, bias ? bb.data() : nullptr}, h0, c0, u, mask, n, t_len, units, act,
+                    ract, hs, cs, gates, packed_u);
+}
+
+void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
+                  const float* rmask, int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs,
+                  float* gates, const PackedB* packed_u) {
+  if (units <= 0) return;  // every output is empty
+  if (rmask) return lstm_forward_per_step(xw, h0, c0, u, mask, rmask, n, t_len, units, act, ract, hs, cs, gates);
+  lstm_forward_loop({xw, nullptr, 0, nullptr, nullptr}, h0, c0, u, mask, n, t_len, units, act, ract, hs, cs, gates,
+                    packed_u);
 }
 
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,

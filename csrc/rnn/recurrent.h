@@ -23,6 +23,8 @@ namespace pynn {
 // sequences against unchanged weights (inference) packs once and passes it.
 // A snapshot: later writes to u are not seen.
 PackedB pack_recurrent(const float* u, int64_t units, int64_t gates);
+// The same column order for any (rows x G·units) matrix: the input kernel W (F x 4U) for lstm_forward_x.
+PackedB pack_gate_blocks(const float* m, int64_t rows, int64_t units, int64_t gates);
 
 void simple_rnn_forward(const float* xw, const float* h0, const float* u, const uint8_t* mask, const float* rmask, int64_t n,
                         int64_t t, int64_t units, Act act, float* hs, const PackedB* packed_u = nullptr);
@@ -36,6 +38,13 @@ void simple_rnn_backward(const float* dhs, const float* h0, const float* hs, con
 void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask, const float* rmask, int64_t n,
                   int64_t t, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates,
                   const PackedB* packed_u = nullptr);
+// lstm_forward with the input projection inside the time loop: x (N, T, F), wp = pack_gate_blocks(W, F, U, 4),
+// bias (4U, Keras order) or null. Each step's chunk starts its pre-activations as x_t W + b for its own columns
+// and the recurrent GEMM adds h_{t-1} U onto them, so no (N, T, 4U) xw is written and read back (inference
+// and training forward alike; gates then go to their own buffer, or nowhere). No recurrent dropout here.
+void lstm_forward_x(const float* x, int64_t features, const PackedB& wp, const float* bias, const float* h0,
+                    const float* c0, const float* u, const uint8_t* mask, int64_t n, int64_t t, int64_t units, Act act,
+                    Act ract, float* hs, float* cs, float* gates, const PackedB* packed_u = nullptr);
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask, int64_t n, int64_t t,
                    int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du,

@@ -73,13 +73,17 @@ class LSTMOp(Function):
         self.last_only = last_only
         self.x, self.mask = _prepare(x, mask, go_backwards)
         self.kernel, self.recurrent_kernel, self.h0, self.c0 = kernel, recurrent_kernel, h0, c0
-        xw = _project(self.x, kernel, bias)
         # Nothing to differentiate (inference, predict_on_batch, no_grad): the
         # kernel skips saving the activated gates for the BPTT.
         save = is_grad_enabled() and any(self.needs_input_grad)
-        # xw is this call's own temporary: the gates may be stored over it.
-        self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts,
-                                                 recurrent_mask=recurrent_mask, save_gates=save, xw_scratch=True)
+        if recurrent_mask is None:   # the projection runs inside the time loop (native: no xw array)
+            self.hs, self.cs, self.gates = _B().lstm_projected(self.x, kernel, bias, h0, c0, recurrent_kernel,
+                                                               self.mask, *self.acts, save_gates=save)
+        else:
+            xw = _project(self.x, kernel, bias)
+            # xw is this call's own temporary: the gates may be stored over it.
+            self.hs, self.cs, self.gates = _B().lstm(xw, h0, c0, recurrent_kernel, self.mask, *self.acts,
+                                                     recurrent_mask=recurrent_mask, save_gates=save, xw_scratch=True)
         if last_only:
             return np.stack([self.hs[:, -1], self.cs[:, -1]], axis=1)
         return np.concatenate([self.hs, self.cs[:, -1:]], axis=1)

@@ -670,7 +670,10 @@ class Plan:
         # the projection GEMM, and the recurrent kernel in the time loop's own column order
         # (RecurrentKernelPack), so a batch-1 call no longer repacks (U, G·U) floats.
         gates = {"lstm": 4, "gru": 3}.get(kind, 1)
-        in_packed, rec_packed = C.PackedMatrix(kernel), C.RecurrentKernelPack(recurrent, gates)
+        rec_packed = C.RecurrentKernelPack(recurrent, gates)
+        # LSTM: the projection runs inside the time loop (lstm_forward_x, on the input kernel
+        # packed in the loop's column order); GRU, SimpleRNN: one GEMM before it.
+        in_packed = C.RecurrentKernelPack(kernel, 4) if kind == "lstm" else C.PackedMatrix(kernel)
         _weights_epoch.freeze(kernel)
         _weights_epoch.freeze(recurrent)
         gemm = C.gemm_packed
@@ -681,13 +684,12 @@ class Plan:
             def run(xw, h0):
                 return loop(xw, h0, recurrent, rec_bias, None, act, ract, None, packed_recurrent=rec_packed)[0]
         elif kind == "lstm":
-            in_bias, loop = bias, C.lstm_forward
-            # The (N, T, 4U) gates serve only backward: not stored. xw is this step's own
-            # temporary, so the loop may use it as scratch.
+            in_bias, loop = bias, C.lstm_forward_x
+            # The (N, T, 4U) gates serve only backward: not stored.
 
-            def run(xw, h0):
-                return loop(xw, h0, h0, recurrent, None, act, ract, None, save_gates=False, xw_scratch=True,
-                            packed_recurrent=rec_packed)[0]
+            def run_x(x, h0):
+                return loop(x, kernel, bias, h0, h0, recurrent, None, act, ract, save_gates=False,
+                            packed_kernel=in_packed, packed_recurrent=rec_packed)[0]
         else:
             in_bias, loop = bias, C.simple_rnn_forward
 
@@ -699,6 +701,9 @@ class Plan:
             n, t = x.shape[0], x.shape[1]
             if backwards:
                 x = x[:, ::-1]
+            if kind == "lstm":
+                hs = run_x(np.ascontiguousarray(x), np.zeros((n, units), np.float32))
+                return hs if sequences else hs[:, -1]
             xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), in_packed, in_bias)
             hs = run(xw.reshape(n, t, width), np.zeros((n, units), np.float32))
             return hs if sequences else hs[:, -1]

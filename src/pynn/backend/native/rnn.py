@@ -58,6 +58,19 @@ def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_a
                            recurrent_activation, _rmask(recurrent_mask), bool(save_gates), bool(xw_scratch))
 
 
+def lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask=None, activation="tanh",
+                   recurrent_activation="sigmoid", save_gates=True):
+    """The LSTM forward with the input projection inside the native time loop (_C.lstm_forward_x):
+    each step's chunk of gate columns starts as x_t W + b and the recurrent GEMM adds onto it, so no
+    (N, T, 4U) xw goes through memory."""
+    if not _ok((x, kernel, h0, c0, recurrent_kernel) + (() if bias is None else (bias,)), activation,
+               recurrent_activation) or x.ndim != 3:
+        return _ref.lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask, activation,
+                                   recurrent_activation, save_gates)
+    return _C.lstm_forward_x(_c(x), _c(kernel), None if bias is None else _c(bias), _c(h0), _c(c0),
+                             _c(recurrent_kernel), _mask(mask), activation, recurrent_activation, bool(save_gates))
+
+
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
               recurrent_activation="sigmoid", recurrent_mask=None, bias_grad=False):
     if not _ok((dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel) + _opt(recurrent_mask), activation,

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import activations as _table
 
-__all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_grad", "gru", "gru_grad", "weight_grad"]
+__all__ = ["simple_rnn", "simple_rnn_grad", "lstm", "lstm_projected", "lstm_grad", "gru", "gru_grad", "weight_grad"]
 
 
 def weight_grad(x, dy):
@@ -124,6 +124,19 @@ def simple_rnn_grad(dhs, xw, h0, hs, recurrent_kernel, mask=None, activation="ta
 
 
 # ---------------------------------------------------------------- LSTM
+def lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask=None, activation="tanh",
+                   recurrent_activation="sigmoid", save_gates=True):
+    """``lstm`` on xw = x @ kernel + bias (x (N, T, F), bias (4U,) or None), the projection included:
+    the reference of the native loop that computes it inside the time loop, step by step,
+    without an (N, T, 4U) xw. Returns hs, cs, gates (None with ``save_gates=False``)."""
+    n, t, f = x.shape
+    xw = x.reshape(n * t, f) @ kernel
+    if bias is not None:
+        xw = xw + bias
+    return lstm(xw.reshape(n, t, -1), h0, c0, recurrent_kernel, mask, activation, recurrent_activation, None,
+                save_gates, True)
+
+
 def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",
          recurrent_mask=None, save_gates=True, xw_scratch=False):
     """i, f, c̃, o = σ(z_i), σ(z_f), tanh(z_c), σ(z_o) with z = xw_t + h_{t-1} U;

@@ -33,6 +33,7 @@ def threads(n):
 
 
 CLOCK = time.perf_counter
+NOTES = []  # printed after a thread count's table
 
 
 def per_call(f, budget=0.02):
@@ -157,11 +158,109 @@ def epoch_rows(quick):
     return rows
 
 
+class _TimedModule:
+    """The module bound to the lecture code's ``np`` with every function call timed into ``acc``."""
+
+    def __init__(self, mod, acc):
+        self._m, self._acc, self.__name__ = mod, acc, mod.__name__
+
+    def __getattr__(self, name):
+        f = getattr(self._m, name)
+        if not callable(f) or isinstance(f, type):
+            return f
+        acc = self._acc
+
+        def timed(*a, **k):
+            t0 = CLOCK()
+            r = f(*a, **k)
+            acc[name] = acc.get(name, 0.0) + CLOCK() - t0
+            return r
+        return timed
+
+
+def _line_times(ex, args):
+    """Seconds per source line of mlp_epoch and softmax_loss for one epoch (sys.settrace line events;
+    the cost of a called np.* function lands on the calling line)."""
+    import sys
+    codes = {ex.mlp_epoch.__code__, ex.softmax_loss.__code__}
+    acc, cur = {}, [None, 0.0]
+
+    def local(frame, event, arg):
+        t = CLOCK()
+        if cur[0] is not None:
+            acc[cur[0]] = acc.get(cur[0], 0.0) + t - cur[1]
+        if event == "return":
+            back = frame.f_back
+            cur[0] = back.f_lineno if back is not None and back.f_code in codes else None
+        else:
+            cur[0] = frame.f_lineno
+        cur[1] = CLOCK()
+        return local
+
+    sys.settrace(lambda frame, event, arg: local(frame, event, arg) if frame.f_code in codes else None)
+    try:
+        t0 = CLOCK()
+        ex.mlp_epoch(*args)
+        return CLOCK() - t0, acc
+    finally:
+        sys.settrace(None)
+
+
+def profile_rows(quick, hidden=512, batch=256):
+    """Where the lecture MLP epoch's time goes, NumPy vs pynn.ops: per np.* function, the time outside
+    every np.* function (ndarray operators, indexing, Python: code pynn.ops cannot reach), per line,
+    and the Amdahl bound that the unreachable part puts on any drop-in."""
+    ex = load_example()
+    X, _, y, _ = ex.load("float32")
+    reps = 3 if quick else 8
+    res = {}
+    for name in ("numpy", "pynn"):
+        mod = ex.use(name)
+        args = (ex.init_mlp(X.shape[1], hidden, 10, "float32"), X, y, batch, 0.05, np.random.default_rng(0))
+        for _ in range(2):
+            ex.mlp_epoch(*args)
+        plain = np.inf
+        for _ in range(reps):
+            t0 = CLOCK()
+            ex.mlp_epoch(*args)
+            plain = min(plain, CLOCK() - t0)
+        funcs, timed_total = None, np.inf
+        for _ in range(reps):  # the per-function split of the fastest timed epoch
+            acc = {}
+            ex.np = _TimedModule(mod, acc)
+            t0 = CLOCK()
+            ex.mlp_epoch(*args)
+            t = CLOCK() - t0
+            if t < timed_total:
+                timed_total, funcs = t, acc
+        ex.np = mod
+        lines = min((_line_times(ex, args) for _ in range(reps)), key=lambda r: r[0])[1]
+        res[name] = (plain, timed_total, funcs, lines)
+    out = []
+    (np_plain, np_timed, np_f, np_l), (op_plain, op_timed, op_f, op_l) = res["numpy"], res["pynn"]
+    out.append((f"epoch (hidden {hidden}, batch {batch}, float32)", (np_plain, op_plain)))
+    for f in sorted(np_f, key=lambda k: -np_f[k]):
+        out.append((f"  in np.{f}", (np_f[f], op_f.get(f, np.nan))))
+    np_out, op_out = np_timed - sum(np_f.values()), op_timed - sum(op_f.values())
+    out.append(("  outside np.* functions (operators, indexing, Python)", (np_out, op_out)))
+    src = (ROOT / "examples" / "numpy_mlp.py").read_text().splitlines()
+    for ln in sorted(set(np_l) | set(op_l)):
+        if np_l.get(ln, 0) > 0.01 * np_plain:
+            out.append((f"  line {ln}: {src[ln - 1].split('#')[0].strip()}", (np_l.get(ln, 0), op_l.get(ln, np.nan))))
+    share = np_out / np_timed
+    NOTES.append(f"Amdahl ({CLOCK.__name__}): code outside np.* functions is {share:.0%} of NumPy's epoch; with every np.* function "
+          f"taking no time at all a drop-in could reach at most {np_timed / np_out:.2f}x NumPy's speed "
+          f"(and {np_timed / (np_out + sum(op_f.values())):.2f}x with pynn.ops' measured function times)")
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a smoke run)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
-    p.add_argument("--only", choices=["functions", "epochs"], help="measure one part only")
+    p.add_argument("--only", choices=["functions", "epochs", "profile"],
+                   help="measure one part only; profile: where the hidden-512 epoch's time goes "
+                        "(per np.* function, outside them, per line) and the Amdahl bound")
     p.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto",
                    help="auto: process CPU time at 1 thread (immune to a busy neighbour: nothing else runs "
                         "in-process), wall time at more threads (CPU time would hide the parallel gain)")
@@ -173,13 +272,19 @@ def main():
         CLOCK = time.process_time if use_cpu else time.perf_counter
         with threads(th):
             rows = []
-            if args.only != "epochs":
-                rows += function_rows(args.quick)
-            if args.only != "functions":
-                rows += epoch_rows(args.quick)
+            if args.only == "profile":
+                rows += profile_rows(args.quick)
+            else:
+                if args.only != "epochs":
+                    rows += function_rows(args.quick)
+                if args.only != "functions":
+                    rows += epoch_rows(args.quick)
         print(f"\n{th} thread(s), {'process CPU' if use_cpu else 'wall'} time\n| call | NumPy | pynn.ops | speed vs NumPy |\n|---|---:|---:|---:|")
         for label, (t_np, t_ops) in rows:
             print(f"| {label} | {fmt_us(t_np)} | {fmt_us(t_ops)} | {t_np / t_ops:.2f}x |", flush=True)
+        for note in NOTES:
+            print(note)
+        NOTES.clear()
     print("\ntimes in µs per call unless marked ms")
 
 

@@ -219,6 +219,29 @@ def test_small_maximum_with_a_cached_scalar_operand_is_numpys_bit_for_bit(dtype,
     assert _numeric._ZERO32 == 0 and _numeric._ZERO64 == 0 and not _numeric._ZERO32.flags.writeable
 
 
+def test_small_maximum_from_several_threads_uses_each_threads_own_scalar():
+    # The cached operand is one (scalar, 0-d array) pair per dtype, replaced whole: threads
+    # alternating their own scalars must never compute with another thread's.
+    import threading
+    x = data((6, 5), np.float32)
+    errors = []
+
+    def work(s):
+        ref = np.maximum(x, s)
+        for _ in range(3000):
+            r = ops.maximum(x, s)
+            if r.dtype != ref.dtype or not np.array_equal(r, ref):
+                errors.append(s)
+                return
+
+    threads_ = [threading.Thread(target=work, args=(v,)) for v in (0.25, -0.5, 1.5, 3)]
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        t.join()
+    assert errors == []
+
+
 def test_bindings_refuse_what_they_cannot_compute():
     from pynn import _C
     x = data((3, 4), np.float32)

@@ -146,22 +146,23 @@ _copysign = __import__("math").copysign
 _ZERO32 = np.zeros((), np.float32)
 _ZERO64 = np.zeros((), np.float64)
 _ZERO32.flags.writeable = _ZERO64.flags.writeable = False
-_SLOT32 = [None, None]  # [the last scalar object seen, its read-only 0-d float32 array or None]
-_SLOT64 = [None, None]
+# Per dtype, one (scalar object, its read-only 0-d array or None) pair, replaced whole: a thread
+# reads the pair once, so it never pairs one thread's scalar with another thread's operand.
+_SLOT32 = [(None, None)]
+_SLOT64 = [(None, None)]
 
 
 def _scalar_operand(dt, s):
     """A read-only 0-d array of dtype ``dt`` holding ``s`` (range-checked by the caller), or None."""
     slot = _SLOT32 if dt is _F32 else _SLOT64
-    if slot[0] is s:
-        z = slot[1]
+    seen, z = slot[0]
+    if seen is s:
         if z is None:
             z = np.array(s, dtype=dt)  # the cast NumPy applies to a weak scalar
             z.flags.writeable = False
-            slot[1] = z
+            slot[0] = (s, z)
         return z
-    slot[0] = s
-    slot[1] = None
+    slot[0] = (s, None)
     return None
 
 

@@ -666,9 +666,9 @@ class Plan:
         backwards, sequences = bool(layer.go_backwards), bool(layer.return_sequences)
         C = self._C
         # Both kernels packed once per plan (rebuilt with it when the weights epoch moves;
-        # the arrays read-only meanwhile) instead of inside every call: the input kernel for
-        # the projection GEMM, and the recurrent kernel in the time loop's own column order
-        # (RecurrentKernelPack), so a batch-1 call no longer repacks (U, G·U) floats.
+        # the arrays read-only meanwhile) instead of inside every call: the recurrent kernel
+        # in the time loop's own column order (RecurrentKernelPack), so a batch-1 call no
+        # longer repacks (U, G·U) floats, and the input kernel.
         gates = {"lstm": 4, "gru": 3}.get(kind, 1)
         rec_packed = C.RecurrentKernelPack(recurrent, gates)
         # LSTM: the projection runs inside the time loop (lstm_forward_x, on the input kernel
@@ -684,7 +684,7 @@ class Plan:
             def run(xw, h0):
                 return loop(xw, h0, recurrent, rec_bias, None, act, ract, None, packed_recurrent=rec_packed)[0]
         elif kind == "lstm":
-            in_bias, loop = bias, C.lstm_forward_x
+            loop = C.lstm_forward_x
             # The (N, T, 4U) gates serve only backward: not stored.
 
             def run_x(x, h0):

@@ -405,7 +405,8 @@ def importable(name):
 # Row groups in table order (--only picks some).
 GROUPS = {"gemm": gemm_rows, "dense": dense_fused_row, "elementwise": elementwise_rows,
           "softmax_xent": softmax_xent_row, "norm": norm_rows, "pool": pool_rows, "ctc": ctc_row, "conv": conv_rows,
-          "recurrent": recurrent_rows, "lstm_forward": lstm_forward_rows, "attention": attention_row, "adam": adam_row, "mlp_step": mlp_step_row,
+          "recurrent": recurrent_rows, "lstm_forward": lstm_forward_rows, "attention": attention_row,
+          "adam": adam_row, "mlp_step": mlp_step_row,
           "digits_epoch": digits_epoch_row}
 
 

@@ -727,7 +727,8 @@ def test_strided_and_fortran_inputs_give_the_contiguous_result(build):
 
 def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
     """The plan packs each recurrent layer's kernels once (RecurrentKernelPack for the time
-    loop, and for the LSTM's input kernel, whose projection runs inside it) and reuses them for every call and batch size;
+    loop, and for the LSTM's input kernel, whose projection runs inside it) and reuses them
+    for every call and batch size;
     a weight change rebuilds them, and an in-place write while they are held raises."""
     from pynn.backend import native
     made = []

@@ -326,9 +326,11 @@ def test_lstm_projection_inside_the_loop_matches_projecting_first(restore_thread
 
 
 @pytest.mark.parametrize("act,ract", [("relu", "hard_sigmoid"), ("tanh", "sigmoid")])
-def test_lstm_backend_projected_matches_numpy_for_other_activations(act, ract):
-    """The generic (auto-vectorised) cell pass without xw, for activations the AVX2 pass does not take."""
-    x, k, b, h0, c0, rk = _projected_case(6, 5, 4, 24, seed=31)
+@pytest.mark.parametrize("batch", [1, 6])
+def test_lstm_backend_projected_matches_numpy_for_other_activations(act, ract, batch):
+    """The generic (auto-vectorised) cell pass without xw, for activations the AVX2 pass does not take;
+    batch 1 takes the projection before the loop (below PROJECT_IN_LOOP_MIN_BATCH)."""
+    x, k, b, h0, c0, rk = _projected_case(batch, 5, 4, 24, seed=31)
     got = nb.lstm_projected(x, k, b, h0, c0, rk, None, act, ract)
     with pynn.use_backend("numpy"):
         want = pynn.backend.current().lstm_projected(x, k, b, h0, c0, rk, None, act, ract)

@@ -673,7 +673,10 @@ class Plan:
         rec_packed = C.RecurrentKernelPack(recurrent, gates)
         # LSTM: the projection runs inside the time loop (lstm_forward_x, on the input kernel
         # packed in the loop's column order); GRU, SimpleRNN: one GEMM before it.
-        in_packed = C.RecurrentKernelPack(kernel, 4) if kind == "lstm" else C.PackedMatrix(kernel)
+        in_packed = C.PackedMatrix(kernel)
+        if kind == "lstm":
+            from ..backend.native.rnn import PROJECT_IN_LOOP_MIN_BATCH as min_batch
+            in_blocks = C.RecurrentKernelPack(kernel, 4)
         _weights_epoch.freeze(kernel)
         _weights_epoch.freeze(recurrent)
         gemm = C.gemm_packed
@@ -689,7 +692,12 @@ class Plan:
 
             def run_x(x, h0):
                 return loop(x, kernel, bias, h0, h0, recurrent, None, act, ract, save_gates=False,
-                            packed_kernel=in_packed, packed_recurrent=rec_packed)[0]
+                            packed_kernel=in_blocks, packed_recurrent=rec_packed)[0]
+
+            def run(xw, h0):   # small batches: one projection GEMM first (PROJECT_IN_LOOP_MIN_BATCH)
+                return C.lstm_forward(xw, h0, h0, recurrent, None, act, ract, None, save_gates=False,
+                                      xw_scratch=True, packed_recurrent=rec_packed)[0]
+            in_bias = bias
         else:
             in_bias, loop = bias, C.simple_rnn_forward
 
@@ -701,7 +709,7 @@ class Plan:
             n, t = x.shape[0], x.shape[1]
             if backwards:
                 x = x[:, ::-1]
-            if kind == "lstm":
+            if kind == "lstm" and n >= min_batch:
                 hs = run_x(np.ascontiguousarray(x), np.zeros((n, units), np.float32))
                 return hs if sequences else hs[:, -1]
             xw = gemm(np.ascontiguousarray(x).reshape(n * t, features), in_packed, in_bias)

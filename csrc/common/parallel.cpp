@@ -88,7 +88,9 @@ struct Job {
   int64_t n = 0, chunk = 1;
   std::atomic<int64_t> next{0};
   int max_helpers = 0;
-  int joined = 0;  // helpers inside drain(); guarded by Pool::m
+  // Helpers inside drain(): incremented under Pool::m (so none joins after the caller has
+  // cleared Pool::job), read without it by the caller's spin at the end of share_work.
+  std::atomic<int> joined{0};
   FirstError err;  // a body that throws on a helper (bad_alloc) is rethrown on the caller
 };
 
@@ -110,20 +112,50 @@ void drain(Job& j) {
 thread_local volatile char g_tls_touch;
 
 constexpr int kHelperPollMicros = 200;
+// How long share_work's caller spins for helpers still finishing their last chunk before
+// it sleeps on the condition variable.
+constexpr int kCallerSpinMicros = 200;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins (pause, no system call) until done() or `micros` have passed; returns done().
+// No sched_yield in the loop: on a machine whose other core runs a niced background job
+// (a build, a test run), a yield hands the core to that job for a whole time slice
+// (milliseconds), and the helper misses every block of the GEMM it was polling for:
+// measured, 128x784x256 at 2 threads with a 30 us Python gap between calls ran at the
+// 1-thread speed (median 494 us vs 330 back to back) while niced builds ran; spinning is
+// what libgomp's and OpenBLAS's workers do between regions.
+template <class Done>
+bool spin_until(Done&& done, int micros) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
+}
 
 // Between jobs a helper first polls for the next one for up to kHelperPollMicros,
-// yielding the CPU on every poll (sched_yield: any runnable thread, the caller
-// included, goes first, so an oversubscribed machine loses nothing), then sleeps on
-// `wake`. The poll is what keeps back-to-back kernels parallel: a helper asleep on a
+// spinning (spin_until above), then sleeps on `wake`. The poll is what keeps back-to-back
+// kernels parallel: a helper asleep on a
 // futex measured to wake too late to take any block of a 125 us GEMM (64x784x128:
 // 2 threads ran at the 1-thread speed, 102 vs 103 GFLOPS), while libgomp's and
 // OpenBLAS's spinning workers are ready at once. The pool is never destroyed (helpers are
 // detached and may still be waiting at exit); a forked child has no helpers, which
 // is harmless: the caller then does every chunk itself.
 //
-// Only cores - 1 helpers poll (the caller has a core of its own); the rest sleep between
-// jobs. With 8 threads on 2 cores, 7 polling helpers took the cores from the caller and
-// from each other; the sleeping ones still join a job when their wake-up comes in time.
+// Only cores - 1 helpers poll (the caller has a core of its own; none on one core); the
+// rest sleep between jobs. With 8 threads on 2 cores, 7 polling helpers took the cores
+// from the caller and from each other; the sleeping ones still join a job when their
+// wake-up comes in time.
 int poll_helpers() {
   static const int n = [] {
     int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -131,7 +163,7 @@ int poll_helpers() {
     cpu_set_t set;  // the CPUs this process may run on (a container's cpuset, taskset)
     if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
 #endif
-    return cores > 1 ? cores - 1 : 1;
+    return cores > 1 ? cores - 1 : 0;
   }();
   return n;
 }
@@ -162,20 +194,19 @@ struct Pool {
     for (;;) {
       if (polls && gen.load(std::memory_order_relaxed) == seen) {
         lk.unlock();
-        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kHelperPollMicros);
-        while (gen.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until)
-          std::this_thread::yield();
+        spin_until([&] { return gen.load(std::memory_order_acquire) != seen; }, kHelperPollMicros);
         lk.lock();
       }
       wake.wait(lk, [&] { return gen.load(std::memory_order_relaxed) != seen; });
       seen = gen.load(std::memory_order_relaxed);
       Job* j = job;
-      if (!j || j->joined >= j->max_helpers) continue;
-      ++j->joined;
+      if (!j || j->joined.load(std::memory_order_relaxed) >= j->max_helpers) continue;
+      j->joined.fetch_add(1, std::memory_order_relaxed);
       lk.unlock();
       drain(*j);
       lk.lock();
-      if (--j->joined == 0) idle.notify_all();
+      // The last touch of *j: the caller may return (and free it) as soon as it reads 0.
+      if (j->joined.fetch_sub(1, std::memory_order_acq_rel) == 1) idle.notify_all();
     }
   }
 };
@@ -217,9 +248,15 @@ void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(
   P.wake.notify_all();
   drain(j);
   {
-    std::unique_lock<std::mutex> lk(P.m);
+    std::lock_guard<std::mutex> lk(P.m);
     P.job = nullptr;  // no helper joins after this; wait only for those already inside
-    P.idle.wait(lk, [&] { return j.joined == 0; });
+  }
+  // A helper still inside is finishing its last chunk: spin for it first (blocking on the
+  // condition variable and being woken costs tens of us, a whole small GEMM), then sleep.
+  if (!spin_until([&] { return j.joined.load(std::memory_order_acquire) == 0; },
+                  poll_helpers() > 0 ? kCallerSpinMicros : 0)) {
+    std::unique_lock<std::mutex> lk(P.m);
+    P.idle.wait(lk, [&] { return j.joined.load(std::memory_order_acquire) == 0; });
   }
   j.err.rethrow();
 }

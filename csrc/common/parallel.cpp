@@ -111,10 +111,22 @@ void drain(Job& j) {
 // them when it starts, before any kernel can have used up the address space.
 thread_local volatile char g_tls_touch;
 
-constexpr int kHelperPollMicros = 200;
-// How long share_work's caller spins for helpers still finishing their last chunk before
-// it sleeps on the condition variable.
-constexpr int kCallerSpinMicros = 200;
+// Waiting between and at the end of jobs: first spin (pause, no system call), then poll
+// with sched_yield, then (the caller of spin_until) sleep on a condition variable.
+//  - Spinning is what keeps a helper on its core: a helper that only yield-polled handed
+//    its core to background jobs for whole time slices (milliseconds) and missed every
+//    block of the GEMM it was polling for. Measured, 128x784x256 at 2 threads with a
+//    30 us Python gap before each call (every GEMM of a training step has one): yield-poll
+//    only 494 us median (the 1-thread speed), spin 311 us, back to back 300.
+//  - Spinning only for a while, then yielding: when the machine is oversubscribed (other
+//    processes, or other sessions' autogroups getting equal shares) a spinning thread
+//    burns its own process's share that the caller needs; measured at load ~7, pure
+//    spinning for the whole window lost to yield-polling (median 720 vs 560 us).
+constexpr int kHelperSpinMicros = 100;   // a Python gap between kernels of a step is < ~100 us
+constexpr int kHelperPollMicros = 300;   // ... and up to here yield-poll, then sleep on `wake`
+// The caller waiting for a helper's last chunk: spin briefly, yield-poll, then sleep.
+constexpr int kCallerSpinMicros = 50;
+constexpr int kCallerPollMicros = 100;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -124,27 +136,27 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spins (pause, no system call) until done() or `micros` have passed; returns done().
-// No sched_yield in the loop: on a machine whose other core runs a niced background job
-// (a build, a test run), a yield hands the core to that job for a whole time slice
-// (milliseconds), and the helper misses every block of the GEMM it was polling for:
-// measured, 128x784x256 at 2 threads with a 30 us Python gap between calls ran at the
-// 1-thread speed (median 494 us vs 330 back to back) while niced builds ran; spinning is
-// what libgomp's and OpenBLAS's workers do between regions.
+// Until done() or poll_us have passed (spinning for the first spin_us); returns done().
 template <class Done>
-bool spin_until(Done&& done, int micros) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+bool spin_until(Done&& done, int spin_us, int poll_us) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto spin_end = t0 + std::chrono::microseconds(spin_us), poll_end = t0 + std::chrono::microseconds(poll_us);
   for (;;) {
     for (int i = 0; i < 64; ++i) {
       if (done()) return true;
       cpu_relax();
     }
-    if (std::chrono::steady_clock::now() >= until) return done();
+    if (std::chrono::steady_clock::now() >= spin_end) break;
+  }
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= poll_end) return done();
+    std::this_thread::yield();
   }
 }
 
-// Between jobs a helper first polls for the next one for up to kHelperPollMicros,
-// spinning (spin_until above), then sleeps on `wake`. The poll is what keeps back-to-back
+// Between jobs a helper first polls for the next one for up to kHelperPollMicros
+// (spin_until above), then sleeps on `wake`. The poll is what keeps back-to-back
 // kernels parallel: a helper asleep on a
 // futex measured to wake too late to take any block of a 125 us GEMM (64x784x128:
 // 2 threads ran at the 1-thread speed, 102 vs 103 GFLOPS), while libgomp's and
@@ -194,7 +206,7 @@ struct Pool {
     for (;;) {
       if (polls && gen.load(std::memory_order_relaxed) == seen) {
         lk.unlock();
-        spin_until([&] { return gen.load(std::memory_order_acquire) != seen; }, kHelperPollMicros);
+        spin_until([&] { return gen.load(std::memory_order_acquire) != seen; }, kHelperSpinMicros, kHelperPollMicros);
         lk.lock();
       }
       wake.wait(lk, [&] { return gen.load(std::memory_order_relaxed) != seen; });
@@ -251,10 +263,11 @@ void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(
     std::lock_guard<std::mutex> lk(P.m);
     P.job = nullptr;  // no helper joins after this; wait only for those already inside
   }
-  // A helper still inside is finishing its last chunk: spin for it first (blocking on the
-  // condition variable and being woken costs tens of us, a whole small GEMM), then sleep.
+  // A helper still inside is finishing its last chunk: wait for it in spin_until first
+  // (blocking on the condition variable and being woken costs tens of us, a whole small
+  // GEMM, and on a busy machine the woken caller can wait a time slice for its core).
   if (!spin_until([&] { return j.joined.load(std::memory_order_acquire) == 0; },
-                  poll_helpers() > 0 ? kCallerSpinMicros : 0)) {
+                  poll_helpers() > 0 ? kCallerSpinMicros : 0, poll_helpers() > 0 ? kCallerPollMicros : 0)) {
     std::unique_lock<std::mutex> lk(P.m);
     P.idle.wait(lk, [&] { return j.joined.load(std::memory_order_acquire) == 0; });
   }

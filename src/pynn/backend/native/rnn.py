@@ -75,7 +75,7 @@ def lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask=None, activat
     if x.shape[0] < PROJECT_IN_LOOP_MIN_BATCH:
         n, t, f = x.shape
         xw = _C.gemm(_c(x).reshape(n * t, f), _c(kernel), bias=None if bias is None else _c(bias))
-        return lstm(xw.reshape(n, t, -1), h0, c0, recurrent_kernel, mask, activation, recurrent_activation,
+        return lstm(xw.reshape(n, t, kernel.shape[1]), h0, c0, recurrent_kernel, mask, activation, recurrent_activation,
                     save_gates=save_gates, xw_scratch=True)
     return _C.lstm_forward_x(_c(x), _c(kernel), None if bias is None else _c(bias), _c(h0), _c(c0),
                              _c(recurrent_kernel), _mask(mask), activation, recurrent_activation, bool(save_gates))

@@ -133,8 +133,8 @@ def lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask=None, activat
     xw = x.reshape(n * t, f) @ kernel
     if bias is not None:
         xw = xw + bias
-    return lstm(xw.reshape(n, t, -1), h0, c0, recurrent_kernel, mask, activation, recurrent_activation, None,
-                save_gates, True)
+    return lstm(xw.reshape(n, t, kernel.shape[1]), h0, c0, recurrent_kernel, mask, activation,
+                recurrent_activation, None, save_gates, True)
 
 
 def lstm(xw, h0, c0, recurrent_kernel, mask=None, activation="tanh", recurrent_activation="sigmoid",

@@ -175,6 +175,19 @@ def test_attention_kernels_reject_bad_shapes(backend_name):
 
 
 @needs_native
+def test_native_attention_without_weights_gives_the_same_output():
+    """need_weights=False (the inference plan) keeps P in scratch: same output, no weights."""
+    from pynn import _C
+    q, k, v = operands(3, 5, 9, 2, 4, 3)
+    mask = masks(3, 2, 5, 9)["full_with_masked_row"]
+    m = np.broadcast_to(mask, (3, 2, 5, 9))
+    out, w = _C.attention(q, k, v, 0.5, m)
+    out2, none = _C.attention(q, k, v, 0.5, m, None, False)
+    assert none is None
+    np.testing.assert_array_equal(out2, out)
+
+
+@needs_native
 def test_native_attention_binding_refuses_an_output_that_overlaps_an_input():
     from pynn import _C
     q, k, v = operands(1, 4, 4, 2, 3, 3)

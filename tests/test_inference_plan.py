@@ -611,7 +611,7 @@ def attention_model(use_bias=True, output_shape=None, key_is_value=False):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_multi_head_attention_runs_prepared_in_functional_models(kw, batch):
     """MultiHeadAttention called with default keywords runs as packed projection GEMMs and
-    per-head batched GEMMs: the layer path's result and the numpy backend's."""
+    the fused attention kernel: the layer path's result and the numpy backend's."""
     model = attention_model(**kw)
     x = inputs_for(model, batch)
     got = model.predict_on_batch(x)

@@ -66,9 +66,11 @@ void attention_forward(int64_t B, int64_t H, int64_t T, int64_t S, int64_t dk, i
                        HeadView v, float scale, MaskView mask, const float* drop, float* out, float* weights) {
   if (B <= 0 || H <= 0 || T <= 0) return;
   const int64_t TS = T * S;
-  for_items(B * H, TS * (dk + dv) + 1, static_cast<size_t>(TS), [&](int64_t i, float* scores) {
+  // Without a weights array (inference) each item's P lives in the scratch after its scores.
+  const size_t scratch = static_cast<size_t>(weights ? TS : 2 * TS);
+  for_items(B * H, TS * (dk + dv) + 1, scratch, [&](int64_t i, float* scores) {
     const int64_t b = i / H, h = i % H;
-    float* P = weights + i * TS;
+    float* P = weights ? weights + i * TS : scores + TS;
     float* O = out + (b * T * H + h) * dv;  // (B, T, H, dv): rows of this head H * dv apart
     if (S == 0) {  // nothing to attend to: an empty weighted sum
       for (int64_t t = 0; t < T; ++t) std::fill(O + t * H * dv, O + t * H * dv + dv, 0.f);

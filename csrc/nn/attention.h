@@ -30,7 +30,8 @@ struct MaskView {
   int64_t sb, sh, st, ss;
 };
 
-// out: contiguous (B, T, H, dv); weights: contiguous (B, H, T, S); drop: contiguous
+// out: contiguous (B, T, H, dv); weights: contiguous (B, H, T, S), or nullptr when only the
+// output is wanted (inference: P then stays in per-thread scratch); drop: contiguous
 // (B, H, T, S) multipliers or nullptr. Threads take whole (batch, head) items when
 // there are enough of them, else each item's GEMMs and rows are split (same bits
 // either way: every item is computed by the same sequence of kernels).

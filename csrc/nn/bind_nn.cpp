@@ -183,15 +183,23 @@ AttnArgs attn_args(const char* op, py::handle qh, py::handle kh, py::handle vh, 
   return r;
 }
 
-py::tuple attention_forward(py::handle qh, py::handle kh, py::handle vh, float scale, py::handle mh, py::handle dh) {
+py::tuple attention_forward(py::handle qh, py::handle kh, py::handle vh, float scale, py::handle mh, py::handle dh,
+                            bool need_weights) {
   const char* op = "attention";
   AttnArgs a = attn_args(op, qh, kh, vh, mh, dh);
   const auto q = head_view<nn::HeadView>(op, "q", a.q, {a.B, a.T, a.H, a.dk});
   const auto k = head_view<nn::HeadView>(op, "k", a.k, {a.B, a.S, a.H, a.dk});
   const auto v = head_view<nn::HeadView>(op, "v", a.v, {a.B, a.S, a.H, a.dv});
-  py::array out = empty({a.B, a.T, a.H, a.dv}), w = empty({a.B, a.H, a.T, a.S});
+  py::array out = empty({a.B, a.T, a.H, a.dv});
+  py::object w = py::none();
+  float* wp = nullptr;
+  if (need_weights) {
+    py::array wa = empty({a.B, a.H, a.T, a.S});
+    wp = mptr(wa);
+    w = wa;
+  }
   const float* drop = a.has_drop ? cptr(a.drop) : nullptr;
-  float *op_ = mptr(out), *wp = mptr(w);
+  float* op_ = mptr(out);
   nogil([&] { nn::attention_forward(a.B, a.H, a.T, a.S, a.dk, a.dv, q, k, v, scale, a.m, drop, op_, wp); });
   return py::make_tuple(out, w);
 }
@@ -384,10 +392,10 @@ void bind_nn(py::module_& m) {
   m.def("softmax_backward", &softmax_backward, py::arg("y"), py::arg("dy"), py::arg("log") = false,
         "Gradient of softmax (y = its output) or log_softmax (y = the log-probabilities), last axis.");
   m.def("attention", &attention_forward, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
-        py::arg("mask") = py::none(), py::arg("dropout") = py::none(),
+        py::arg("mask") = py::none(), py::arg("dropout") = py::none(), py::arg("need_weights") = true,
         "Fused multi-head attention: q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv) float32 of any strides;\n"
         "mask None or bool (B, H, T, S) (False: score -> -1e9), dropout None or (B, H, T, S) multipliers.\n"
-        "Returns (out (B, T, H, dv), weights = softmax(scale q k^T) (B, H, T, S)).");
+        "Returns (out (B, T, H, dv), weights = softmax(scale q k^T) (B, H, T, S), or None unless need_weights).");
   m.def("attention_backward", &attention_backward, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("weights"), py::arg("scale"), py::arg("mask"), py::arg("dropout"), py::arg("dq"), py::arg("dk"),
         py::arg("dv"),

@@ -7,7 +7,7 @@ writing into a buffer kept per input shape; Conv2D (Conv1D on height-1 views) on
 ``_C.conv2d`` with bias and activation fused; pooling, Flatten and Dropout one call or a
 view; LayerNormalization the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or
 out) a projection GEMM and the native time loop; a TransformerEncoder block a dozen bare
-calls (packed QKV GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues,
+calls (packed QKV GEMM, the fused attention kernel, GEMMs with fused epilogues,
 layer norms); MultiHeadAttention in a functional graph (no mask) the same attention
 calls; Add/Multiply/Concatenate one NumPy call; BatchNormalization (inference, last
 axis) its own arithmetic on the live moving statistics; a standalone Activation its
@@ -571,7 +571,7 @@ class Plan:
     def _transformer(self, layer, i, out):
         """TransformerEncoder (no mask: a padding mask makes the plan fall back) as bare calls:
         one GEMM for the query/key/value projections (the key-dim scale folded into the query
-        columns), per head one batched GEMM for the scores, softmax, one for the context,
+        columns), the fused attention kernel for every head's scores, softmax and context,
         then the output projection, residual adds, the fused layer norm and the two
         feed-forward GEMMs with bias and activation in their epilogues."""
         from .. import _weights_epoch as epoch
@@ -850,9 +850,9 @@ class _Attention:
     """A MultiHeadAttention layer's inference as bare calls on (rows, features) arrays:
     the projections as packed GEMMs (one for query, key and value when they are one input,
     "self"; query, then key and value together, when key is value, "cross"), the 1/sqrt(key_dim)
-    scale folded into the query columns, then per head a batched GEMM for the scores on
-    strided (B, T, key_dim) views (one batch stride, no copies), softmax, a batched GEMM for
-    the context written into its heads' columns, and the output projection. The packed
+    scale folded into the query columns, then the fused attention kernel (_C.attention: all
+    heads' scores, softmax and context in one call on strided (B, T, heads, dim) views of the
+    projections, no copies), and the output projection. The packed
     copies' source arrays are made read-only until the next weights change."""
 
     def __init__(self, C, mha, mode):
@@ -885,19 +885,18 @@ class _Attention:
                   mha.value_bias, mha.output_kernel):
             if w is not None:
                 epoch.freeze(w.data)
-        self.gemm, self.bmm, self.softmax = C.gemm_packed, C.bmm, C.softmax
+        self.gemm, self.attention = C.gemm_packed, C.attention
 
     def __call__(self, bufs, B, T, query, S=None, value=None):
         """(B*T, out_dim) for ``query`` (B*T, Dq) and, in "cross" mode, ``value`` (B*S, Dv),
         writing into ``bufs`` (a dict this call fills on first use, kept per input shape)."""
-        h, kd, vd, gemm, bmm, softmax = self.h, self.kd, self.vd, self.gemm, self.bmm, self.softmax
+        h, kd, vd, gemm = self.h, self.kd, self.vd, self.gemm
         if "att" not in bufs:
             if self.mode == "self":
                 bufs["qkv"] = np.empty((B * T, h * (2 * kd + vd)), np.float32)
             else:
                 bufs["q"] = np.empty((B * T, h * kd), np.float32)
                 bufs["kv"] = np.empty((B * S, h * (kd + vd)), np.float32)
-            bufs["ctx"] = np.empty((B * T, h * vd), np.float32)
             bufs["att"] = np.empty((B * T, self.out_dim), np.float32)
         if self.mode == "self":
             qkv = gemm(query, self.qkv[0], self.qkv[1], "linear", 0.0, 1.0, 0.0, bufs["qkv"]).reshape(B, T, -1)
@@ -906,13 +905,13 @@ class _Attention:
             qs = gemm(query, self.q[0], self.q[1], "linear", 0.0, 1.0, 0.0, bufs["q"]).reshape(B, T, -1)
             ks = gemm(value, self.kv[0], self.kv[1], "linear", 0.0, 1.0, 0.0, bufs["kv"]).reshape(B, S, -1)
             k0, v0 = 0, h * kd
-        ctx = bufs["ctx"]
-        ctx3 = ctx.reshape(B, T, h * vd)
-        for j in range(h):
-            q = qs[:, :, j * kd:(j + 1) * kd]
-            k = ks[:, :, k0 + j * kd:k0 + (j + 1) * kd]
-            v = ks[:, :, v0 + j * vd:v0 + (j + 1) * vd]
-            ctx3[:, :, j * vd:(j + 1) * vd] = bmm(softmax(bmm(q, k.transpose(0, 2, 1))), v)
+        S = T if S is None else S
+        q = qs[:, :, :h * kd].reshape(B, T, h, kd)
+        k = ks[:, :, k0:k0 + h * kd].reshape(B, S, h, kd)
+        v = ks[:, :, v0:v0 + h * vd].reshape(B, S, h, vd)
+        # Every head in one fused call on strided views of the projections (the scale is in
+        # the query columns); the weights are not kept.
+        ctx = self.attention(q, k, v, 1.0, None, None, False)[0].reshape(B * T, h * vd)
         return gemm(ctx, self.out, self.out_bias, "linear", 0.0, 1.0, 0.0, bufs["att"])
 
 

@@ -37,9 +37,53 @@ inline void ln_row_moments(const float* __restrict x, int64_t c, double* sum, do
   *sum = s;
   *sum_sq = q;
 }
+
+// One backward row (see the portable ln_backward_row_sums in normalization_impl.h): Σg and
+// Σg·x̂ in two pairs of vector accumulators (16 floats a step), the column partials updated
+// in place. x̂ = (x − mu)·inv and g = dy·gamma are rounded as the portable loop rounds them.
+inline void ln_backward_row_sums(const float* __restrict xr, const float* __restrict dyr, const float* __restrict gm,
+                                 float mu, float inv, int64_t c, float* __restrict pb, float* __restrict pg,
+                                 float* sum_g, float* sum_gx) {
+  const __m256 vmu = _mm256_set1_ps(mu), vinv = _mm256_set1_ps(inv);
+  __m256 sg0 = _mm256_setzero_ps(), sg1 = sg0, sx0 = sg0, sx1 = sg0;
+  auto step = [&](int64_t j, __m256& sg, __m256& sx) {
+    const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + j), vmu), vinv);
+    const __m256 d = _mm256_loadu_ps(dyr + j);
+    const __m256 g = _mm256_mul_ps(d, _mm256_loadu_ps(gm + j));
+    sg = _mm256_add_ps(sg, g);
+    sx = _mm256_fmadd_ps(g, xh, sx);
+    _mm256_storeu_ps(pb + j, _mm256_add_ps(_mm256_loadu_ps(pb + j), d));
+    _mm256_storeu_ps(pg + j, _mm256_fmadd_ps(d, xh, _mm256_loadu_ps(pg + j)));
+  };
+  int64_t j = 0;
+  for (; j + 16 <= c; j += 16) {
+    step(j, sg0, sx0);
+    step(j + 8, sg1, sx1);
+  }
+  if (j + 8 <= c) {
+    step(j, sg0, sx0);
+    j += 8;
+  }
+  alignas(32) float a[8], b[8];
+  _mm256_store_ps(a, _mm256_add_ps(sg0, sg1));
+  _mm256_store_ps(b, _mm256_add_ps(sx0, sx1));
+  float sg = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  float sx = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+  for (; j < c; ++j) {
+    const float xh = (xr[j] - mu) * inv;
+    const float gj = dyr[j] * gm[j];
+    sg += gj;
+    sx += gj * xh;
+    pb[j] += dyr[j];
+    pg[j] += dyr[j] * xh;
+  }
+  *sum_g = sg;
+  *sum_gx = sx;
+}
 }  // namespace
 }  // namespace pynn::avx2
 #define PYNN_LN_ROW_MOMENTS 1
+#define PYNN_LN_BACKWARD_ROW_SUMS 1
 
 #define PYNN_ISA avx2
 #include "norm/normalization_impl.h"

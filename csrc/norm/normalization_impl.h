@@ -30,6 +30,27 @@ inline void ln_row_moments(const float* __restrict x, int64_t c, double* sum, do
   *sum_sq = q;
 }
 #endif
+
+#ifndef PYNN_LN_BACKWARD_ROW_SUMS
+// One backward row: returns Σg and Σg·x̂ (g = dy·gamma, x̂ = (x − mu)·inv) and adds dy and
+// dy·x̂ into the column partials pb, pg (the portable build; normalization_avx2.cpp has its own).
+inline void ln_backward_row_sums(const float* __restrict xr, const float* __restrict dyr, const float* __restrict gm,
+                                 float mu, float inv, int64_t c, float* __restrict pb, float* __restrict pg,
+                                 float* sum_g, float* sum_gx) {
+  float sg = 0.f, sgx = 0.f;
+#pragma omp simd reduction(+ : sg, sgx)
+  for (int64_t j = 0; j < c; ++j) {
+    const float xh = (xr[j] - mu) * inv;
+    const float gj = dyr[j] * gm[j];
+    sg += gj;
+    sgx += gj * xh;
+    pb[j] += dyr[j];
+    pg[j] += dyr[j] * xh;
+  }
+  *sum_g = sg;
+  *sum_gx = sgx;
+}
+#endif
 }  // namespace
 
 // Forward: the row statistics in one pass, Σx and Σx² accumulated in double, var = Σx²/C − mean²
@@ -86,15 +107,7 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
       // x̂ and g are recomputed in the second loop (same expressions, same bits) rather than
       // stored: two scratch rows cost more load/store traffic than the few flops they save.
       float sg = 0.f, sgx = 0.f;
-#pragma omp simd reduction(+ : sg, sgx)
-      for (int64_t j = 0; j < c; ++j) {
-        const float xh = (xr[j] - mu) * inv;
-        const float gj = dyr[j] * gmr[j];
-        sg += gj;
-        sgx += gj * xh;
-        pb[j] += dyr[j];
-        pg[j] += dyr[j] * xh;
-      }
+      ln_backward_row_sums(xr, dyr, gmr, mu, inv, c, pb, pg, &sg, &sgx);
       const float a = c > 0 ? sg / static_cast<float>(c) : 0.f, b = c > 0 ? sgx / static_cast<float>(c) : 0.f;
 #pragma omp simd
       for (int64_t j = 0; j < c; ++j) {

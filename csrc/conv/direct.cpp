@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "conv/panels.h"
 #include "gemm/config.h"
 
 // Drivers of the AVX2 tiles (conv/direct_avx2.cpp): x86-64 builds only, like those tiles;
@@ -44,20 +45,16 @@ void valid_cols(const WindowGeom& g, int64_t j, int64_t* lo, int64_t* hi) {
 }  // namespace
 
 void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y,
-                            Act act, float act_alpha) {
+                            Act act, float act_alpha, const ConvPanels* pre) {
   const int64_t K = g.patch(), OC = g.oc, C = g.c, rows = g.n * g.oh;
   if (rows == 0 || g.ow == 0 || OC == 0) return;
-  const int64_t np = (OC + NR - 1) / NR;
-  AlignedBuf packed(np * K * NR), bias_p(np * NR);
-  for (int64_t jp = 0; jp < np; ++jp) {
-    const int64_t j0 = jp * NR, nr = std::min<int64_t>(NR, OC - j0);
-    float* dst = packed.p + jp * K * NR;
-    for (int64_t k = 0; k < K; ++k, dst += NR) {
-      for (int64_t q = 0; q < nr; ++q) dst[q] = w[k * OC + j0 + q];
-      for (int64_t q = nr; q < NR; ++q) dst[q] = 0.f;
-    }
+  if (!pre) {
+    const ConvPanels pk(K, OC, w, bias);
+    return conv2d_forward_small_c(g, x, w, bias, y, act, act_alpha, &pk);
   }
-  for (int64_t j = 0; j < np * NR; ++j) bias_p.p[j] = bias && j < OC ? bias[j] : 0.f;
+  const int64_t np = pre->np;
+  const float* packed = pre->w.p;
+  const float* bias_p = pre->b.p;
   // Columns whose whole window is inside the image: the intersection over the kernel columns.
   int64_t ow_lo = 0, ow_hi = g.ow;
   for (int64_t j = 0; j < g.kw; ++j) {
@@ -113,8 +110,8 @@ void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w,
         }
         for (int64_t jp = 0; jp < np; ++jp) {
           const int nr = static_cast<int>(std::min<int64_t>(NR, OC - jp * NR));
-          conv::avx2::small_c_6x16(n_taps, o_list, b_list, a, rs_a, packed.p + jp * K * NR,
-                                   yrow + ow0 * OC + jp * NR, OC, mr, nr, bias_p.p + jp * NR, act, act_alpha);
+          conv::avx2::small_c_6x16(n_taps, o_list, b_list, a, rs_a, packed + jp * K * NR,
+                                   yrow + ow0 * OC + jp * NR, OC, mr, nr, bias_p + jp * NR, act, act_alpha);
         }
       }
     }

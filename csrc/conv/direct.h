@@ -23,12 +23,15 @@
 
 namespace pynn {
 
+struct ConvPanels;
+
 // Input channels up to which the forward takes the small-channel kernel.
 constexpr int64_t kSmallChannels = 4;
 
 // y = act(conv(x, w) + bias), small-channel kernel. Requires use_avx2().
+// pre: the kernel and bias already packed (conv/panels.h), or null to pack them here.
 void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y,
-                            Act act, float act_alpha);
+                            Act act, float act_alpha, const ConvPanels* pre = nullptr);
 // dw (kh, kw, C, OC) of conv2d, direct. Requires use_avx2(); writes every dw cell.
 void conv2d_backward_kernel_direct(const WindowGeom& g, const float* x, const float* dy, float* dw);
 

@@ -33,6 +33,7 @@ def threads(n):
 
 
 CLOCK = time.perf_counter
+NOTES = []  # printed after a thread count's table
 
 
 def per_call(f, budget=0.02):
@@ -118,7 +119,7 @@ def function_rows(quick):
     rows.append(("dispatch cost: exp, 1 element (NumPy function behind the Tensor check)",
                  compare(lambda: np.exp(one), lambda: ops.exp(one))))
     rows.append(("dispatch cost: add, 1 element", compare(lambda: np.add(one, one), lambda: ops.add(one, one))))
-    rows.append(("dispatch cost: maximum(x, 0), 100 elements (routed to np.maximum)",
+    rows.append(("dispatch cost: maximum(x, 0), 100 elements (np.maximum, 0 as a cached 0-d operand)",
                  compare(lambda: np.maximum(few, 0), lambda: ops.maximum(few, 0))))
     rows.append(("dispatch cost: dot 2x2 (routed to np.dot)", compare(lambda: np.dot(small, small),
                                                                       lambda: ops.dot(small, small))))
@@ -147,7 +148,7 @@ def epoch_rows(quick):
                 states[name] = (npm, init, np.random.default_rng(0))
             epoch = ex.mlp_epoch if model == "mlp" else ex.cnn_epoch
             best = {"numpy": np.inf, "pynn": np.inf}
-            for _ in range(2 if quick else 6):
+            for _ in range(2 if quick else 15):  # best of 15 interleaved epochs per side
                 for name, (npm, params, rng) in states.items():
                     ex.np = npm
                     t0 = CLOCK()
@@ -157,11 +158,157 @@ def epoch_rows(quick):
     return rows
 
 
+class _TimedModule:
+    """The module bound to the lecture code's ``np`` with every function call timed into ``acc``."""
+
+    def __init__(self, mod, acc):
+        self._m, self._acc, self.__name__ = mod, acc, mod.__name__
+
+    def __getattr__(self, name):
+        f = getattr(self._m, name)
+        if not callable(f) or isinstance(f, type):
+            return f
+        acc = self._acc
+
+        def timed(*a, **k):
+            t0 = CLOCK()
+            r = f(*a, **k)
+            acc[name] = acc.get(name, 0.0) + CLOCK() - t0
+            acc[None] = acc.get(None, 0) + 1  # calls, for the proxy's own cost
+            return r
+        return timed
+
+
+def _proxy_cost_per_call():
+    """Seconds the timing proxy adds per call outside the timed region (lookup, closure, bookkeeping)."""
+    mod = type(np)("noop")
+    mod.noop = lambda: None
+    acc = {}
+    proxy, n, best = _TimedModule(mod, acc), 20000, np.inf
+    for _ in range(5):
+        acc.clear()
+        t0 = CLOCK()
+        for _ in range(n):
+            proxy.noop()
+        total = CLOCK() - t0
+        t0 = CLOCK()
+        for _ in range(n):
+            mod.noop()
+        direct = CLOCK() - t0
+        best = min(best, (total - acc["noop"] - direct) / n)
+    return max(best, 0.0)
+
+
+def _line_times(ex, args):
+    """Seconds per source line of mlp_epoch and softmax_loss for one epoch (sys.settrace line events;
+    the cost of a called np.* function lands on the calling line)."""
+    import sys
+    codes = {ex.mlp_epoch.__code__, ex.softmax_loss.__code__}
+    acc, cur = {}, [None, 0.0]
+
+    def local(frame, event, arg):
+        t = CLOCK()
+        if cur[0] is not None:
+            acc[cur[0]] = acc.get(cur[0], 0.0) + t - cur[1]
+        if event == "return":
+            back = frame.f_back
+            cur[0] = back.f_lineno if back is not None and back.f_code in codes else None
+        else:
+            cur[0] = frame.f_lineno
+        cur[1] = CLOCK()
+        return local
+
+    sys.settrace(lambda frame, event, arg: local(frame, event, arg) if frame.f_code in codes else None)
+    try:
+        t0 = CLOCK()
+        ex.mlp_epoch(*args)
+        return CLOCK() - t0, acc
+    finally:
+        sys.settrace(None)
+
+
+def profile_rows(quick, hidden=512, batch=256):
+    """Where the lecture MLP epoch's time goes, NumPy vs pynn.ops: per np.* function, the time outside
+    every np.* function (ndarray operators, indexing, Python: code pynn.ops cannot reach), per line,
+    and the bounds that part and the GEMMs' arithmetic put on any drop-in.
+
+    NumPy and pynn epochs are interleaved; every figure is its minimum over the repeats (a busy
+    neighbour inflates single epochs, not the minimum), so the outside time is if anything
+    underestimated and the bounds optimistic."""
+    ex = load_example()
+    X, _, y, _ = ex.load("float32")
+    reps = 3 if quick else 12
+    per_call = _proxy_cost_per_call()
+    state = {}
+    for name in ("numpy", "pynn"):
+        mod = ex.use(name)
+        args = (ex.init_mlp(X.shape[1], hidden, 10, "float32"), X, y, batch, 0.05, np.random.default_rng(0))
+        for _ in range(2):
+            ex.mlp_epoch(*args)
+        state[name] = dict(mod=mod, args=args, plain=np.inf, outside=np.inf, funcs={}, lines={})
+    for _ in range(reps):
+        for name, st in state.items():
+            ex.np = st["mod"]
+            t0 = CLOCK()
+            ex.mlp_epoch(*st["args"])
+            st["plain"] = min(st["plain"], CLOCK() - t0)
+            acc = {}
+            ex.np = _TimedModule(st["mod"], acc)
+            t0 = CLOCK()
+            ex.mlp_epoch(*st["args"])
+            t = CLOCK() - t0
+            ex.np = st["mod"]
+            calls = acc.pop(None)
+            st["outside"] = min(st["outside"], t - sum(acc.values()) - calls * per_call)
+            for k, v in acc.items():
+                st["funcs"][k] = min(st["funcs"].get(k, np.inf), v)
+            for k, v in _line_times(ex, st["args"])[1].items():
+                st["lines"][k] = min(st["lines"].get(k, np.inf), v)
+    nps, ops_ = state["numpy"], state["pynn"]
+    out = [(f"epoch (hidden {hidden}, batch {batch}, float32)", (nps["plain"], ops_["plain"]))]
+    for f in sorted(nps["funcs"], key=lambda k: -nps["funcs"][k]):
+        out.append((f"  in np.{f}", (nps["funcs"][f], ops_["funcs"].get(f, np.nan))))
+    out.append(("  outside np.* functions (operators, indexing, Python)", (nps["outside"], ops_["outside"])))
+    src = (ROOT / "examples" / "numpy_mlp.py").read_text().splitlines()
+    for ln in sorted(nps["lines"]):
+        if nps["lines"][ln] > 0.01 * nps["plain"]:
+            out.append((f"  line {ln}: {src[ln - 1].split('#')[0].strip()}",
+                        (nps["lines"][ln], ops_["lines"].get(ln, np.nan))))
+    # The GEMMs cannot take no time: at best every core runs them at the large-matrix rate of the
+    # native SGEMM on one core (512x512x512), perfectly split across the threads.
+    th = pynn.get_num_threads()
+    pynn.set_num_threads(1)
+    try:
+        from pynn import _C
+        a = np.ones((512, 512), np.float32)
+        _C.gemm(a, a)
+        rate = 0.0
+        for _ in range(5):
+            t0 = CLOCK()
+            _C.gemm(a, a)
+            rate = max(rate, 512 ** 3 / (CLOCK() - t0))
+    finally:
+        pynn.set_num_threads(th)
+    macs = len(X) * (X.shape[1] * hidden * 2 + hidden * 10 * 3)  # x@W1, x.T@dh; h@W2, h.T@d, d@W2.T
+    gemm_min = macs / (rate * th)
+    t_np, u = nps["plain"], nps["outside"]
+    NOTES.append(f"Amdahl ({CLOCK.__name__}): code outside np.* functions is {u / t_np:.0%} of NumPy's epoch; with every "
+                 f"np.* function taking no time at all a drop-in could reach at most {t_np / u:.2f}x NumPy's speed")
+    NOTES.append(f"GEMM floor: the epoch's {macs / 1e6:.0f}M multiply-adds at {rate / 1e9:.0f}G/s per core (native "
+                 f"SGEMM, 512^3) on {th} core(s) take {gemm_min * 1e3:.2f} ms; with that and every other np.* "
+                 f"function free a drop-in reaches at most {t_np / (u + gemm_min):.2f}x NumPy's speed")
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a smoke run)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
-    p.add_argument("--only", choices=["functions", "epochs"], help="measure one part only")
+    p.add_argument("--only", choices=["functions", "epochs", "profile"],
+                   help="measure one part only; profile: where the hidden-512 epoch's time goes "
+                        "(per np.* function, outside them, per line) and the Amdahl bound")
+    p.add_argument("--hidden", type=int, default=512, help="--only profile: the MLP's hidden units")
+    p.add_argument("--batch-size", type=int, default=256, help="--only profile: the minibatch size")
     p.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto",
                    help="auto: process CPU time at 1 thread (immune to a busy neighbour: nothing else runs "
                         "in-process), wall time at more threads (CPU time would hide the parallel gain)")
@@ -173,13 +320,19 @@ def main():
         CLOCK = time.process_time if use_cpu else time.perf_counter
         with threads(th):
             rows = []
-            if args.only != "epochs":
-                rows += function_rows(args.quick)
-            if args.only != "functions":
-                rows += epoch_rows(args.quick)
+            if args.only == "profile":
+                rows += profile_rows(args.quick, args.hidden, args.batch_size)
+            else:
+                if args.only != "epochs":
+                    rows += function_rows(args.quick)
+                if args.only != "functions":
+                    rows += epoch_rows(args.quick)
         print(f"\n{th} thread(s), {'process CPU' if use_cpu else 'wall'} time\n| call | NumPy | pynn.ops | speed vs NumPy |\n|---|---:|---:|---:|")
         for label, (t_np, t_ops) in rows:
             print(f"| {label} | {fmt_us(t_np)} | {fmt_us(t_ops)} | {t_np / t_ops:.2f}x |", flush=True)
+        for note in NOTES:
+            print(note)
+        NOTES.clear()
     print("\ntimes in µs per call unless marked ms")
 
 

@@ -191,6 +191,57 @@ def test_maximum_out_and_other_operands(dtype, calls):
     assert calls["np_max_scalar"] == 1  # NumPy scalars (strong types), views, bools, big scalars: NumPy's
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_maximum_with_a_cached_scalar_operand_is_numpys_bit_for_bit(dtype, calls):
+    # Below EXT_SCALAR_MIN_SIZE the scalar becomes a cached read-only 0-d operand of x's dtype
+    # (zero at once, any other scalar object on its second use in a row): same results as
+    # NumPy's weak-scalar call, whatever the order of scalars, the operand order or out=x.
+    x = data((5, 7), dtype)
+    x.reshape(-1)[:len(SPECIALS)] = SPECIALS
+    scalars = [0, 0.0, -0.0, 0.5, 0.5, -3, 16777217, 2 ** 53 - 1, -(2 ** 53), 1e30, -1e-45, 3.4e37, 0.5, 0]
+    for s in scalars + scalars[::-1]:
+        for _ in range(3):  # first sight, second sight (operand made), cached
+            for name in ("maximum", "minimum"):
+                f, g = getattr(ops, name), getattr(np, name)
+                bits_equal(f(x, s), g(x, s))
+                bits_equal(f(s, x), g(s, x))
+                y, ref = x.copy(), x.copy()
+                assert f(y, s, out=y) is y
+                g(ref, s, out=ref)
+                bits_equal(y, ref)
+    for x0 in (np.array(-0.0, dtype), np.array(np.nan, dtype), np.array(2.5, dtype)):  # 0-d: NumPy scalars back
+        for s in (0, 0.0, -0.0, 1.0, 1.0):
+            bits_equal(ops.maximum(x0, s), np.maximum(x0, s))
+            bits_equal(ops.minimum(s, x0), np.minimum(s, x0))
+    assert calls["np_max_scalar"] == 0
+    # The cached operands are never handed out or written.
+    from pynn.ops import _numeric
+    assert _numeric._ZERO32 == 0 and _numeric._ZERO64 == 0 and not _numeric._ZERO32.flags.writeable
+
+
+def test_small_maximum_from_several_threads_uses_each_threads_own_scalar():
+    # The cached operand is one (scalar, 0-d array) pair per dtype, replaced whole: threads
+    # alternating their own scalars must never compute with another thread's.
+    import threading
+    x = data((6, 5), np.float32)
+    errors = []
+
+    def work(s):
+        ref = np.maximum(x, s)
+        for _ in range(3000):
+            r = ops.maximum(x, s)
+            if r.dtype != ref.dtype or not np.array_equal(r, ref):
+                errors.append(s)
+                return
+
+    threads_ = [threading.Thread(target=work, args=(v,)) for v in (0.25, -0.5, 1.5, 3)]
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        t.join()
+    assert errors == []
+
+
 def test_bindings_refuse_what_they_cannot_compute():
     from pynn import _C
     x = data((3, 4), np.float32)

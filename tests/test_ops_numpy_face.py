@@ -230,6 +230,21 @@ def test_gemm_with_a_tiny_inner_dimension_stays_on_numpy():
     assert not D.native_gemm_wins(randn(256, 10), randn(10, 512))
 
 
+def test_column_major_a_goes_native_only_with_a_narrow_output_and_short_inner_dimension(gemm_threads):
+    # The lecture's h.T @ dscores (512x256x10) wins natively; wide outputs and long inner
+    # dimensions of a column-major A stay on NumPy (measured ties or losses).
+    routes = {(m, k, n): D.native_gemm_wins(randn(k, m).T, randn(k, n))
+              for m, k, n in [(512, 256, 10), (512, 256, 32), (512, 1024, 10), (256, 256, 64), (512, 157, 10)]}
+    one = gemm_threads <= D.GEMM_MAX_THREADS and D.native_on()
+    assert routes == {(512, 256, 10): one, (512, 256, 32): one, (512, 1024, 10): False, (256, 256, 64): False,
+                      (512, 157, 10): False}  # the last is below GEMM_MIN_MACS: OpenBLAS's small-matrix path
+    a, b = randn(256, 512).T, randn(256, 10)
+    assert_same(ops.dot(a, b), np.dot(a, b), exact=False, rtol=1e-5)
+    view = randn(256, 600)[:, :512].T  # column-major with a leading dimension of 600: native, same values
+    assert D.native_gemm_wins(view, b) == one
+    assert_same(ops.dot(view, b), np.dot(view, b), exact=False, rtol=1e-5)
+
+
 @pytest.mark.parametrize("a,b", [(randn(16, 128, 64), randn(16, 64, 128)), (randn(4, 128, 256), randn(256, 512)),
                                  (randn(3), randn(2, 3, 4)), ([[1.0, 2.0]], [[3.0], [4.0]])])
 def test_matmul_batched_and_broadcast(a, b):

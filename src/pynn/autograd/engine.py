@@ -48,17 +48,13 @@ class _SetGradMode(contextlib.ContextDecorator):
 
     A class rather than a generator-based context manager: entering and leaving
     costs a few attribute writes, not a generator (inference calls it per batch).
-
-    Returns:
-        True when operations on Tensors are recorded for backpropagation (the default),
-        False inside ``pynn.no_grad()``.
+    Subclasses set ``_mode``: ``no_grad`` (False) and ``enable_grad`` (True).
 
     Example:
-        >>> pynn.is_grad_enabled()
-        True
         >>> with pynn.no_grad():
-        ...     print(pynn.is_grad_enabled())
-        False
+        ...     with pynn.enable_grad():
+        ...         print(pynn.is_grad_enabled())
+        True
     """
 
     __slots__ = ("_previous",)

@@ -27,8 +27,7 @@ F64 = np.dtype(np.float64)
 # small-matrix path below about a million multiply-adds (the lecture MLP's 32x64x128 runs at
 # 0.8x natively, 32x128x10 at 0.7x), so those stay on np.dot. Above it the native kernel wins
 # for a row-major A (256x64x512 1.09x, 256x512x10 1.27x, 256x10x512 1.02x), except with fewer
-# than 16 rows or 8 output columns; a column-major A (``x.T @ dh``: weight gradients) runs at
-# 0.75x (512x256x10) to 1.05x (64x256x512): a loss or a tie, so NumPy keeps it.
+# than 16 rows or 8 output columns; a column-major A only with a narrow output (below).
 GEMM_MIN_MACS = 1 << 20
 GEMM_MIN_SIDE = 16
 GEMM_MIN_N = 8
@@ -41,6 +40,14 @@ GEMM_MIN_K = 16
 # 0.58x, 512x256x10 (x.T) 0.42x, 256x10x512 1.03-1.23x, 1024x10x512 0.70x), so GEMMs go
 # native on one thread only: a loss more often than a win at 2 threads.
 GEMM_MAX_THREADS = 1
+# A column-major A (``h.T @ dscores``, the lecture's weight gradients) with a narrow output:
+# OpenBLAS leaves its small-matrix kernel above ~1M multiply-adds and its packed path is slow
+# for so few columns. Re-measured (one thread, process CPU time, after the native SGEMM's
+# packing work): 512x256x10 1.7-1.9x, 1024x256x10 1.7x, 2048x128x10 1.8x, 784x128x10 1.8x,
+# 512x256x32 1.1x native; wider outputs tie (256x256x64, 64x256x512: 0.99-1.0x) and a long
+# inner dimension loses (512x1024x10 0.78x, 128x1024x10 0.86x), so those stay NumPy's.
+GEMM_COLMAJOR_MAX_N = 32
+GEMM_COLMAJOR_MAX_K = 256
 # Reductions (sum, mean, max, min over the last axis, the first axis or all of a
 # C-contiguous float32/float64 array) and maximum/minimum with a Python scalar run the
 # NumPy-order kernels of csrc/nn/elementwise.h (bit for bit, see there). Small arrays win
@@ -87,5 +94,10 @@ def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
     n = b.shape[1]
     if a.size * n < GEMM_MIN_MACS:
         return False
-    return (n >= GEMM_MIN_N and a.shape[0] >= GEMM_MIN_SIDE and a.shape[1] >= GEMM_MIN_K
-            and a.strides[1] == a.itemsize and threads() <= GEMM_MAX_THREADS)
+    if n < GEMM_MIN_N or a.shape[0] < GEMM_MIN_SIDE or a.shape[1] < GEMM_MIN_K:
+        return False
+    strides = a.strides
+    if strides[1] != a.itemsize and not (strides[0] == a.itemsize and n <= GEMM_COLMAJOR_MAX_N
+                                         and a.shape[1] <= GEMM_COLMAJOR_MAX_K):
+        return False
+    return threads() <= GEMM_MAX_THREADS

@@ -32,15 +32,9 @@ inline __m256i lane_mask(int n) { return simd::tail_mask(n); }
     c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51); \
   } while (0)
 
-void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* a, int64_t rs_a,
-                  const float* b, float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act,
-                  float act_alpha) {
-  const float* a0 = a;
-  const float* a1 = a + std::min(1, mr - 1) * rs_a;
-  const float* a2 = a + std::min(2, mr - 1) * rs_a;
-  const float* a3 = a + std::min(3, mr - 1) * rs_a;
-  const float* a4 = a + std::min(4, mr - 1) * rs_a;
-  const float* a5 = a + std::min(5, mr - 1) * rs_a;
+void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* const* a, const float* b,
+                  float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act, float act_alpha) {
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
   const __m256 bi0 = _mm256_loadu_ps(bias), bi1 = _mm256_loadu_ps(bias + 8);
   __m256 c00 = bi0, c01 = bi1, c10 = bi0, c11 = bi1, c20 = bi0, c21 = bi1;
   __m256 c30 = bi0, c31 = bi1, c40 = bi0, c41 = bi1, c50 = bi0, c51 = bi1;

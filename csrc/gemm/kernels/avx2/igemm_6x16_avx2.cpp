@@ -37,9 +37,6 @@ void igemm_6x16(int64_t taps, int64_t run, const float* const* ind, const float*
     const float* __restrict a3 = ind[3];
     const float* __restrict a4 = ind[4];
     const float* __restrict a5 = ind[5];
-    // Unrolled by 4 (runs are C or kw·C floats, usually a multiple of 4): a quarter of the
-    // loop's counter/branch work per 12 FMAs, as the 6x16 GEMM kernel's k loop.
-#pragma GCC unroll 4
     for (int64_t q = 0; q < run; ++q, b += NR) {
       const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
       __m256 av = _mm256_broadcast_ss(a0 + q);

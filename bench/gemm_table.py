@@ -1,7 +1,7 @@
 """Print the SGEMM comparison table for the README (markdown).
 
     python bench/gemm_table.py [--repeat 7] [--threads 1 2] [--quick] [--cpu-time]
-    python bench/gemm_table.py --lecture [--cpu-time]
+    python bench/gemm_table.py --lecture [--cpu-time | --threads 1 2]
 
 For every shape (M x K x N) and thread count it times pynn's native GEMM,
 NumPy (OpenBLAS) and PyTorch (if installed) with the same thread count, best of
@@ -11,7 +11,8 @@ and the pynn/NumPy ratio. All numbers in one table come from one run.
 --lecture prints instead the small products of a lecture-style NumPy MLP (issue #19) and
 their backprop transposes (dW = X^T dY, dX = dY W^T), each as ``np.dot`` and as pynn's
 leanest entry ``_C.mm`` (both allocating their result, as ``np.dot`` does), one thread,
-and the ratio: what ``pynn.ops`` needs to route ``dot``/``matmul`` by shape.
+and the ratio: what ``pynn.ops`` needs to route ``dot``/``matmul`` by shape. One thread
+unless --threads is given (NumPy's OpenBLAS limited to the same count).
 
 --cpu-time (single thread only) times with the calling thread's CPU clock
 instead of the wall clock: on a machine shared with other jobs it measures the
@@ -68,8 +69,8 @@ def best_time(fn, repeat, min_time=0.05):
 
 
 # (batch, fan_in, fan_out) of the lecture MLPs: hidden 64/128/256 at batch 32, 128 and 256.
-LECTURE_LAYERS = [(32, 64, 128), (32, 128, 10), (32, 64, 64), (128, 128, 10), (128, 256, 128), (256, 512, 10),
-                  (128, 784, 256)]
+LECTURE_LAYERS = [(32, 64, 128), (32, 128, 10), (32, 64, 64), (128, 128, 10), (128, 256, 128), (256, 64, 512),
+                  (256, 512, 10), (128, 784, 256)]
 
 
 def best_time_discarding(fn, repeat, min_time=0.02):
@@ -87,42 +88,54 @@ def best_time_discarding(fn, repeat, min_time=0.02):
     return min(timed(inner) / inner for _ in range(repeat))
 
 
-def lecture_table(repeat):
-    print("| product | form | np.dot us | pynn _C.mm us | pynn/np.dot speed |")
-    print("|---|---|---:|---:|---:|")
+def lecture_table(repeat, threads):
+    print("| product | form | threads | np.dot us | pynn _C.mm us | pynn/np.dot speed |")
+    print("|---|---|---:|---:|---:|---:|")
     rng = np.random.default_rng(0)
     for batch, fan_in, fan_out in LECTURE_LAYERS:
         x = rng.standard_normal((batch, fan_in), dtype=np.float32)
         w = rng.standard_normal((fan_in, fan_out), dtype=np.float32)
         dy = rng.standard_normal((batch, fan_out), dtype=np.float32)
         for form, a, b in (("X @ W", x, w), ("X^T @ dY", x.T, dy), ("dY @ W^T", dy, w.T)):
-            t_np = best_time_discarding(lambda: np.dot(a, b), repeat)
-            t_pynn = best_time_discarding(lambda: _C.mm(a, b), repeat)
-            m, k = a.shape
-            print(f"| {m}x{k}x{b.shape[1]} | {form} | {t_np * 1e6:.2f} | {t_pynn * 1e6:.2f} | {t_np / t_pynn:.2f} |",
-                  flush=True)
+            for t in threads:   # both libraries at the same count, np.dot first then pynn
+                _C.set_num_threads(t)
+                pause = (lambda: time.sleep(0.3)) if t > 1 else (lambda: None)  # see best_time
+                pause()
+                if threadpool_limits is not None:
+                    with threadpool_limits(t):
+                        t_np = best_time_discarding(lambda: np.dot(a, b), repeat)
+                else:
+                    t_np = best_time_discarding(lambda: np.dot(a, b), repeat)
+                pause()
+                t_pynn = best_time_discarding(lambda: _C.mm(a, b), repeat)
+                m, k = a.shape
+                print(f"| {m}x{k}x{b.shape[1]} | {form} | {t} | {t_np * 1e6:.2f} | {t_pynn * 1e6:.2f} "
+                      f"| {t_np / t_pynn:.2f} |", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 2 (--lecture: 1)")
     ap.add_argument("--quick", action="store_true", help="skip 2048^3")
     ap.add_argument("--cpu-time", action="store_true", help="time with the thread CPU clock (1 thread)")
     ap.add_argument("--lecture", action="store_true", help="the lecture-MLP products vs np.dot, 1 thread")
     args = ap.parse_args()
+    args.threads_default = args.threads is None
+    if args.threads is None:
+        args.threads = [1, 2]
     global CLOCK
     if args.cpu_time:
         if args.threads != [1] and not args.lecture:
             ap.error("--cpu-time measures one thread: use it with --threads 1")
         CLOCK = time.thread_time
     if args.lecture:
-        _C.set_num_threads(1)
-        if threadpool_limits is not None:
-            threadpool_limits(1)
-        print(f"pynn ISA {_C.isa()}, numpy {np.__version__}, 1 thread, "
+        threads = [1] if args.threads_default else args.threads
+        if args.cpu_time and threads != [1]:
+            ap.error("--cpu-time measures one thread: use it with --threads 1")
+        print(f"pynn ISA {_C.isa()}, numpy {np.__version__}, threads {threads}, "
               f"clock: {'thread CPU time' if args.cpu_time else 'wall'}, best of {args.repeat}\n")
-        lecture_table(max(args.repeat, 15))
+        lecture_table(max(args.repeat, 15), threads)
         return
 
     print(f"pynn ISA {_C.isa()}, numpy {np.__version__}, torch {torch.__version__ if torch else 'n/a'}, "

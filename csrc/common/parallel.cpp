@@ -88,7 +88,9 @@ struct Job {
   int64_t n = 0, chunk = 1;
   std::atomic<int64_t> next{0};
   int max_helpers = 0;
-  int joined = 0;  // helpers inside drain(); guarded by Pool::m
+  // Helpers inside drain(): incremented under Pool::m (so none joins after the caller has
+  // cleared Pool::job), read without it by the caller's spin at the end of share_work.
+  std::atomic<int> joined{0};
   FirstError err;  // a body that throws on a helper (bad_alloc) is rethrown on the caller
 };
 
@@ -109,21 +111,63 @@ void drain(Job& j) {
 // them when it starts, before any kernel can have used up the address space.
 thread_local volatile char g_tls_touch;
 
-constexpr int kHelperPollMicros = 200;
+// Waiting between and at the end of jobs: first spin (pause, no system call), then poll
+// with sched_yield, then (the caller of spin_until) sleep on a condition variable.
+//  - Spinning is what keeps a helper on its core: a helper that only yield-polled handed
+//    its core to background jobs for whole time slices (milliseconds) and missed every
+//    block of the GEMM it was polling for. Measured, 128x784x256 at 2 threads with a
+//    30 us Python gap before each call (every GEMM of a training step has one): yield-poll
+//    only 494 us median (the 1-thread speed), spin 311 us, back to back 300.
+//  - Spinning only for a while, then yielding: when the machine is oversubscribed (other
+//    processes, or other sessions' autogroups getting equal shares) a spinning thread
+//    burns its own process's share that the caller needs; measured at load ~7, pure
+//    spinning for the whole window lost to yield-polling (median 720 vs 560 us).
+constexpr int kHelperSpinMicros = 100;   // a Python gap between kernels of a step is < ~100 us
+constexpr int kHelperPollMicros = 300;   // ... and up to here yield-poll, then sleep on `wake`
+// The caller waiting for a helper's last chunk: spin briefly, yield-poll, then sleep.
+constexpr int kCallerSpinMicros = 50;
+constexpr int kCallerPollMicros = 100;
 
-// Between jobs a helper first polls for the next one for up to kHelperPollMicros,
-// yielding the CPU on every poll (sched_yield: any runnable thread, the caller
-// included, goes first, so an oversubscribed machine loses nothing), then sleeps on
-// `wake`. The poll is what keeps back-to-back kernels parallel: a helper asleep on a
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Until done() or poll_us have passed (spinning for the first spin_us); returns done().
+template <class Done>
+bool spin_until(Done&& done, int spin_us, int poll_us) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto spin_end = t0 + std::chrono::microseconds(spin_us), poll_end = t0 + std::chrono::microseconds(poll_us);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= spin_end) break;
+  }
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= poll_end) return done();
+    std::this_thread::yield();
+  }
+}
+
+// Between jobs a helper first polls for the next one for up to kHelperPollMicros
+// (spin_until above), then sleeps on `wake`. The poll is what keeps back-to-back
+// kernels parallel: a helper asleep on a
 // futex measured to wake too late to take any block of a 125 us GEMM (64x784x128:
 // 2 threads ran at the 1-thread speed, 102 vs 103 GFLOPS), while libgomp's and
 // OpenBLAS's spinning workers are ready at once. The pool is never destroyed (helpers are
 // detached and may still be waiting at exit); a forked child has no helpers, which
 // is harmless: the caller then does every chunk itself.
 //
-// Only cores - 1 helpers poll (the caller has a core of its own); the rest sleep between
-// jobs. With 8 threads on 2 cores, 7 polling helpers took the cores from the caller and
-// from each other; the sleeping ones still join a job when their wake-up comes in time.
+// Only cores - 1 helpers poll (the caller has a core of its own; none on one core); the
+// rest sleep between jobs. With 8 threads on 2 cores, 7 polling helpers took the cores
+// from the caller and from each other; the sleeping ones still join a job when their
+// wake-up comes in time.
 int poll_helpers() {
   static const int n = [] {
     int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -131,10 +175,15 @@ int poll_helpers() {
     cpu_set_t set;  // the CPUs this process may run on (a container's cpuset, taskset)
     if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
 #endif
-    return cores > 1 ? cores - 1 : 1;
+    return cores > 1 ? cores - 1 : 0;
   }();
   return n;
 }
+
+// The spinning part of a wait, or none when more threads are asked for than there are cores:
+// the woken sleepers then need the cores the spinner would hold (measured, 8 threads on 2
+// cores: spinning waits 650-750 us median for 128x784x256 against 440-690 yield-polling).
+int spin_micros(int micros) { return num_threads() > poll_helpers() + 1 ? 0 : micros; }
 
 struct Pool {
   std::mutex m;
@@ -162,20 +211,20 @@ struct Pool {
     for (;;) {
       if (polls && gen.load(std::memory_order_relaxed) == seen) {
         lk.unlock();
-        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kHelperPollMicros);
-        while (gen.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until)
-          std::this_thread::yield();
+        spin_until([&] { return gen.load(std::memory_order_acquire) != seen; }, spin_micros(kHelperSpinMicros),
+                   kHelperPollMicros);
         lk.lock();
       }
       wake.wait(lk, [&] { return gen.load(std::memory_order_relaxed) != seen; });
       seen = gen.load(std::memory_order_relaxed);
       Job* j = job;
-      if (!j || j->joined >= j->max_helpers) continue;
-      ++j->joined;
+      if (!j || j->joined.load(std::memory_order_relaxed) >= j->max_helpers) continue;
+      j->joined.fetch_add(1, std::memory_order_relaxed);
       lk.unlock();
       drain(*j);
       lk.lock();
-      if (--j->joined == 0) idle.notify_all();
+      // The last touch of *j: the caller may return (and free it) as soon as it reads 0.
+      if (j->joined.fetch_sub(1, std::memory_order_acq_rel) == 1) idle.notify_all();
     }
   }
 };
@@ -217,9 +266,16 @@ void share_work(int64_t n, int64_t chunk, int threads, const std::function<void(
   P.wake.notify_all();
   drain(j);
   {
-    std::unique_lock<std::mutex> lk(P.m);
+    std::lock_guard<std::mutex> lk(P.m);
     P.job = nullptr;  // no helper joins after this; wait only for those already inside
-    P.idle.wait(lk, [&] { return j.joined == 0; });
+  }
+  // A helper still inside is finishing its last chunk: wait for it in spin_until first
+  // (blocking on the condition variable and being woken costs tens of us, a whole small
+  // GEMM, and on a busy machine the woken caller can wait a time slice for its core).
+  if (!spin_until([&] { return j.joined.load(std::memory_order_acquire) == 0; },
+                  poll_helpers() > 0 ? spin_micros(kCallerSpinMicros) : 0, poll_helpers() > 0 ? kCallerPollMicros : 0)) {
+    std::unique_lock<std::mutex> lk(P.m);
+    P.idle.wait(lk, [&] { return j.joined.load(std::memory_order_acquire) == 0; });
   }
   j.err.rethrow();
 }

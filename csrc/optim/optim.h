@@ -1,6 +1,6 @@
 // Fused, multi-tensor optimizer update steps (float32). Each step makes one
 // pass over memory per parameter: read p, g and state, write p and state.
-// Work is split across OpenMP threads over the *combined* element range of all
+// Work is split across threads (share_work) over the *combined* element range of all
 // tensors, so 100 tensors of 10k parallelise like one tensor of 1M.
 // Formulas: pynn/backend/numpy/optim.py (the spec; torch.optim conventions).
 #pragma once

@@ -525,3 +525,37 @@ class TrainPlan:
             if model.stop_training:
                 break
         return model._logs() if logs is None else logs
+
+
+def train_batch(model, base, xs, ys, sw):
+    """``train_on_batch``'s step through a :class:`_DenseStack` (the loss value), or None when
+    the model is not one the plan runs that way (the caller then takes the generic step).
+    Same arithmetic in the same order as ``Model._train_step`` (tests/test_fit_loop.py); the
+    stack is rebuilt each call, so freezing a layer or changing the optimizer between calls
+    is seen at once, as in the generic step. ``base``: the Model class."""
+    if len(xs) != 1 or len(ys) != 1 or len(model._losses) != 1 or not model.built:
+        return None
+    from ..optimizers.base import Optimizer
+    cls = type(model)
+    for name in _STEP_METHODS:
+        if getattr(cls, name) is not getattr(base, name) and not _sequential_method(cls, name):
+            return None
+    opt = model.optimizer
+    if not isinstance(opt, Optimizer) or type(opt).apply_gradients is not Optimizer.apply_gradients:
+        return None
+    layers = _fast_layers(model)
+    if layers is None:
+        return None
+    weights = model.trainable_weights
+    regularized = [w for w in weights if getattr(w, "regularizer", None) is not None]
+    x = xs[0]
+    stack = _DenseStack.build(model, layers, weights, regularized, x)
+    if stack is None:
+        return None
+    k = stack.specs[-1][0].data
+    labels = _xent_labels(model, stack.head, ys[0], k.shape[1], k.dtype)
+    stack.xent = labels is not None
+    model._clear_call_losses()
+    loss, grads, _ = stack.run(model, x, ys, sw, labels)
+    opt.apply_gradients(zip(grads, weights))
+    return loss

@@ -684,7 +684,8 @@ class Model(Layer):
             raise NotImplementedError("train_on_batch under pynn.distribution.DataParallel: use fit(), which "
                                       "shards each global batch and averages the gradients across ranks")
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "train_on_batch", class_weight)
-        return self._train_step(xs, ys, sw)[0]
+        loss = fit_loop.train_batch(self, Model, xs, ys, sw)   # a plain Dense stack: no graph
+        return self._train_step(xs, ys, sw)[0] if loss is None else loss
 
     def test_on_batch(self, x, y, sample_weight=None):
         self._require_compiled("test_on_batch")

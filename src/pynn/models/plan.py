@@ -4,7 +4,8 @@ The first inference call compiles the model's layer graph (Sequential or functio
 into a flat list of steps, one per layer call, each a closure over its layer's prepared
 native call: Dense is one ``_C.gemm`` with the bias and activation in its epilogue,
 writing into a buffer kept per input shape; Conv2D (Conv1D on height-1 views) one
-``_C.conv2d`` with bias and activation fused; pooling, Flatten and Dropout one call or a
+``_C.conv2d`` with bias and activation fused (and a MaxPooling2D right after it in the same
+call, ``_C.conv2d_max_pool2d``, so the conv output is never written whole); pooling, Flatten and Dropout one call or a
 view; LayerNormalization the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or
 out) a projection GEMM and the native time loop; a TransformerEncoder block a dozen bare
 calls (packed QKV GEMM, the fused attention kernel, GEMMs with fused epilogues,
@@ -159,11 +160,13 @@ class Plan:
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             out = self._slot()
             if self._fusable_activation(layer, nxt):
-                self._add_layer(layer, [slot], out, fuse=nxt)
-                i += 2
+                pool = self._fusable_pool(layer, nxt, layers[i + 2] if i + 2 < len(layers) else None)
+                self._add_layer(layer, [slot], out, fuse=nxt, pool=pool)
+                i += 3 if pool is not None else 2
             else:
-                self._add_layer(layer, [slot], out)
-                i += 1
+                pool = self._fusable_pool(layer, None, nxt)
+                self._add_layer(layer, [slot], out, pool=pool)
+                i += 2 if pool is not None else 1
             slot = out
         self.output_slots = [slot]
 
@@ -174,6 +177,18 @@ class Plan:
                 not (_exact(layer, Dense) or _exact(layer, Conv2D) or _exact(layer, Conv1D)):
             return False
         return layer.activation is linear and _activation(nxt.activation)[2] is None
+
+    def _fusable_pool(self, layer, act, pool):
+        """The MaxPooling2D right after a Conv2D (and the Activation fused into it) that runs
+        inside the conv's call (``_C.conv2d_max_pool2d``: the conv output is never written
+        whole), or None."""
+        from ..layers import Conv2D, MaxPooling2D
+        if pool is None or not _exact(layer, Conv2D) or not _exact(pool, MaxPooling2D) or \
+                layer.dtype != _F32 or pool.dtype != _F32 or not hasattr(self._C, "conv2d_max_pool2d"):
+            return None
+        if any(getattr(x, "data_format", "channels_last") != "channels_last" for x in (layer, pool)):
+            return None
+        return pool if _activation((act or layer).activation)[2] is None else None
 
     def _compile_functional(self, graph):
         slots = {}
@@ -200,7 +215,7 @@ class Plan:
                 self._add_generic_node(node, slots, [(slots[id(t)], t.index) for t in tensors])
         self.output_slots = [slots[id(t)] for t in graph.outputs]
 
-    def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
+    def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False, pool=None):
         from ..layers import (GRU, LSTM, Activation, Add, AveragePooling2D, BatchNormalization, Concatenate,
                               Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
                               GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, MultiHeadAttention,
@@ -221,7 +236,7 @@ class Plan:
             if _exact(layer, Dense) and layer.dtype == _F32:
                 return self._dense(layer, i, out, fuse)
             if (_exact(layer, Conv2D) or _exact(layer, Conv1D)) and layer.dtype == _F32:
-                return self._conv2d(layer, i, out, fuse)
+                return self._conv2d(layer, i, out, fuse, pool)
             if (_exact(layer, MaxPooling2D) or _exact(layer, AveragePooling2D)) and layer.dtype == _F32:
                 return self._pool2d(layer, i, out)
             if _exact(layer, GlobalAveragePooling2D) and not layer.keepdims:
@@ -304,7 +319,7 @@ class Plan:
             return calls, c is None or after is not None
         self._add(step, layer, spec, i, out)
 
-    def _conv2d(self, layer, i, out, fuse):
+    def _conv2d(self, layer, i, out, fuse, pool=None):
         act_owner = fuse if fuse is not None else layer
         act, alpha, after = _activation(act_owner.activation)
         self.records |= getattr(after, "uses_tensor", False)   # an activation applied after on a Tensor
@@ -318,6 +333,16 @@ class Plan:
         strides, padding, dilation = tuple(layer.strides), layer.padding, tuple(layer.dilation_rate)
         channels, rank = layer.input_channels, layer.rank
         conv2d = self._C.conv2d
+        pool_args = ()
+        if pool is not None:   # Conv2D (+ Activation) + MaxPooling2D: one call, see _fusable_pool
+            for name in ("pool_size", "strides", "padding", "data_format"):
+                self._watch(pool, name)
+            self.fused.append((layer.name, pool.name))
+            fused_call = self._C.conv2d_max_pool2d
+            pool_args = (tuple(pool.pool_size), tuple(pool.strides), pool.padding)
+
+            def conv2d(x, *args):
+                return fused_call(x, *args, *pool_args)
         if rank == 1:
             # Conv1D as F.conv1d runs it: the 2-D kernel on height-1 views (no copies).
             kernel = kernel.reshape((1,) + kernel.shape)

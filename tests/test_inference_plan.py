@@ -27,6 +27,15 @@ def reference(model, x):
     return [o.data for o in out] if isinstance(out, (list, tuple)) else out.data
 
 
+def assert_matches_layer_path_and_numpy(got, model, x, rtol=1e-5, atol=1e-6):
+    """A plan's result equals the ordinary layer path on the native backend (to rtol/atol)
+    and the numpy backend's (float32 kernels of different order: 1e-4 / 1e-5)."""
+    np.testing.assert_allclose(got, reference(model, x), rtol=rtol, atol=atol)
+    with pynn.use_backend("numpy"):
+        want = reference(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def current_plan(model):
     return model.__dict__.get("_inference_plan")
 
@@ -84,9 +93,10 @@ def test_plan_prepares_dense_conv_pooling_and_fuses_activation_layers():
     model.predict_on_batch(inputs_for(model, 2))
     p = current_plan(model)
     names = [layer.name for layer in model.layers]
-    # Conv2D(5)+Activation("gelu") run as one call: the Activation layer has no step of its own.
-    assert p.fused == [(names[2], names[3])]
-    assert p.prepared == [n for i, n in enumerate(names) if i != 3]
+    # Conv2D(4, relu)+MaxPooling2D and Conv2D(5)+Activation("gelu") run as one call each: the
+    # pooling and Activation layers have no step of their own.
+    assert p.fused == [(names[0], names[1]), (names[2], names[3])]
+    assert p.prepared == [n for i, n in enumerate(names) if i not in (1, 3)]
 
 
 def test_results_are_fresh_arrays_not_the_reused_buffers():
@@ -515,10 +525,7 @@ def test_transformer_block_layer_norm_and_step_mean_run_prepared(normalize_first
     got = model.predict_on_batch(x)
     p = current_plan(model)
     assert p.prepared == [layer.name for layer in model.layers] and p.chain
-    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
-    with pynn.use_backend("numpy"):
-        want = reference(model, x)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert_matches_layer_path_and_numpy(got, model, x)
     np.testing.assert_allclose(model.predict_on_batch(x), got, rtol=0, atol=0)   # the replayed program
 
 
@@ -576,10 +583,7 @@ def test_recurrent_layers_run_prepared_without_recording(go_backwards, batch, us
     got = model.predict_on_batch(x)
     p = current_plan(model)
     assert p.prepared == [layer.name for layer in model.layers] and p.chain
-    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
-    with pynn.use_backend("numpy"):
-        want = reference(model, x)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert_matches_layer_path_and_numpy(got, model, x)
     model.layers[1].recurrent_kernel.assign(model.layers[1].recurrent_kernel.data * 0.5)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
 
@@ -611,17 +615,14 @@ def attention_model(use_bias=True, output_shape=None, key_is_value=False):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_multi_head_attention_runs_prepared_in_functional_models(kw, batch):
     """MultiHeadAttention called with default keywords runs as packed projection GEMMs and
-    per-head batched GEMMs: the layer path's result and the numpy backend's."""
+    the fused attention kernel: the layer path's result and the numpy backend's."""
     model = attention_model(**kw)
     x = inputs_for(model, batch)
     got = model.predict_on_batch(x)
     p = current_plan(model)
     mha = [layer.name for layer in model.layers if isinstance(layer, layers.MultiHeadAttention)]
     assert len(mha) == 2 and all(name in p.prepared for name in mha)
-    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
-    with pynn.use_backend("numpy"):
-        want = reference(model, x)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert_matches_layer_path_and_numpy(got, model, x)
     layer = model.get_layer(mha[1])
     layer.value_kernel.assign(layer.value_kernel.data * -1.5)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
@@ -656,10 +657,7 @@ def test_add_multiply_concatenate_run_prepared(batch):
     assert all(layer.name in p.prepared for layer in model.layers
                if isinstance(layer, (layers.Add, layers.Multiply, layers.Concatenate)))
     assert not p.records
-    np.testing.assert_allclose(got, reference(model, xb), rtol=1e-6, atol=1e-7)
-    with pynn.use_backend("numpy"):
-        want = reference(model, xb)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert_matches_layer_path_and_numpy(got, model, xb, rtol=1e-6, atol=1e-7)
 
 
 def bn_cnn():
@@ -686,10 +684,7 @@ def test_batch_norm_and_activation_layers_run_prepared(batch):
     got = model.predict_on_batch(x)
     p = current_plan(model)
     assert p.prepared == [layer.name for layer in model.layers] and p.chain
-    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
-    with pynn.use_backend("numpy"):
-        want = reference(model, x)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert_matches_layer_path_and_numpy(got, model, x)
     bn = model.layers[1]
     shifted = np.random.default_rng(9).standard_normal((6, 5, 5, 4)).astype(np.float32) + 3.0
     bn(pynn.Tensor(shifted), training=True)   # updates the moving statistics in place, no epoch move
@@ -708,10 +703,7 @@ def test_conv1d_runs_prepared_on_height_one_views(batch):
     got = model.predict_on_batch(x)
     p = current_plan(model)
     assert p.chain and p.fused == [(model.layers[0].name, model.layers[1].name)]
-    np.testing.assert_allclose(got, reference(model, x), rtol=1e-5, atol=1e-6)
-    with pynn.use_backend("numpy"):
-        want = reference(model, x)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert_matches_layer_path_and_numpy(got, model, x)
 
 
 @pytest.mark.parametrize("build", [mlp, cnn, transformer, bn_cnn])
@@ -725,6 +717,7 @@ def test_strided_and_fortran_inputs_give_the_contiguous_result(build):
                                    rtol=1e-5, atol=1e-6)
 
 
+<<<<<<< HEAD
 def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
     """The plan packs each recurrent layer's kernels once (RecurrentKernelPack for the time
     loop, and for the LSTM's input kernel, whose projection runs inside it) and reuses them
@@ -751,3 +744,38 @@ def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
     x = inputs_for(model, 2)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
     assert len(made) == 6
+=======
+def conv_pool_cnn(activation_layer):
+    """The MNIST-style block twice: Conv2D then MaxPooling2D, the activation either the conv's
+    own or a separate Activation layer between them."""
+    pynn.set_seed(21)
+    if activation_layer:
+        block = [layers.Conv2D(16, 3), layers.Activation("relu"), layers.MaxPooling2D(3, strides=2, padding="same")]
+    else:
+        block = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(3, strides=2, padding="same")]
+    return pynn.Sequential([layers.Input((14, 13, 1))] + block +
+                           [layers.Conv2D(24, 3, activation="tanh", padding="same"), layers.MaxPooling2D(2),
+                            layers.Flatten(), layers.Dense(3)])
+
+
+@pytest.mark.parametrize("activation_layer", [False, True])
+@pytest.mark.parametrize("batch", [1, 5, 33])
+def test_conv_then_max_pooling_runs_as_one_fused_call(activation_layer, batch):
+    """Conv2D (+ Activation) + MaxPooling2D run as one _C.conv2d_max_pool2d call (the conv
+    output never written whole), equal to the layer path and the numpy backend, at batch 1
+    (the conv's own split) and at batches split into image chunks."""
+    model = conv_pool_cnn(activation_layer)
+    x = inputs_for(model, batch)
+    got = model.predict_on_batch(x)
+    p = current_plan(model)
+    names = [layer.name for layer in model.layers]
+    pools = [n for n, layer in zip(names, model.layers) if isinstance(layer, layers.MaxPooling2D)]
+    assert [f[1] for f in p.fused if f[1] in pools] == pools and p.chain
+    assert not set(pools) & set(p.prepared)
+    assert_matches_layer_path_and_numpy(got, model, x)
+    last_pool = model.layers[-3]
+    last_pool.pool_size = (1, 1)   # a watched attribute (strides stay 2: same output shape)
+    changed = model.predict_on_batch(x)
+    assert not np.allclose(changed, got)
+    np.testing.assert_allclose(changed, reference(model, x), rtol=1e-5, atol=1e-6)
+>>>>>>> main

@@ -41,7 +41,7 @@ def _run(isa, threads, x, gamma, beta, dy):
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("rows,c,offset,spread", [(1, 1, 0.0, 1.0), (5, 7, 0.0, 1.0), (33, 8, 0.0, 2.0),
                                                   (257, 256, 0.0, 1.0), (64, 1003, 300.0, 0.5),
-                                                  (19, 17, -50.0, 1e-2)])
+                                                  (19, 17, -50.0, 1e-2), (40, 256, 1e4, 1.0), (9, 40, -3e3, 0.05)])
 def test_layer_norm_native_matches_float64_reference(isa, affine, rows, c, offset, spread):
     from pynn.backend import numpy as Ref
     x, gamma, beta, dy = _data(rows, c, offset, spread)

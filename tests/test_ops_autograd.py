@@ -41,6 +41,8 @@ def distinct(*shape):
 LABELS = np.array([0, 3, 1, 2, 3])
 MASK = np.array([[True, True, False, True], [True, False, False, False]])
 ONE_HOT_SOFT = R.dirichlet(np.ones(4), size=5)
+ATTENTION_MASK = np.array([[True, True, False, True, False]] * 3)[None, None] | np.eye(3, 5, dtype=bool)
+ATTENTION_DROPOUT = (R.random((2, 2, 3, 5)) > 0.3) / 0.7
 
 # (test id, op name in OP_REGISTRY, f(*tensors), [inputs])
 SAMPLES = [
@@ -151,6 +153,13 @@ SAMPLES = [
     ("avg_pool2d_same", "avg_pool2d", lambda a: F.avg_pool2d(a, 2, padding="same"), [randn(2, 5, 5, 3)]),
     ("global_average_pool2d", "global_average_pool2d", lambda a: F.global_average_pool2d(a), [randn(2, 3, 4, 5)]),
     ("global_max_pool2d", "global_max_pool2d", lambda a: F.global_max_pool2d(a), [distinct(2, 3, 4, 5)]),
+    # fused attention (full sweeps in tests/test_attention_fused.py); dropout multipliers in the inputs' dtype
+    ("dot_product_attention_masked_dropout", "dot_product_attention",
+     lambda q, k, v: F.dot_product_attention(q, k, v, 0.7, mask=ATTENTION_MASK,
+                                             dropout=ATTENTION_DROPOUT.astype(q.dtype)),
+     [randn(2, 3, 2, 4), randn(2, 5, 2, 4), randn(2, 5, 2, 3)]),
+    ("packed_self_attention_causal", "packed_self_attention",
+     lambda x: F.packed_self_attention(x, 2, 3, 2, 0.5, mask=np.tril(np.ones((4, 4), bool))), [randn(2, 4, 16)]),
 ]
 # Every activation of the table by name, on inputs away from the kinks (0, ±3, 6).
 SAMPLES += [(f"activation_{name}", "activation", lambda a, name=name: F.activation(a, name), [away_from_kinks(3, 7)])

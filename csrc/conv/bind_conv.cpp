@@ -29,6 +29,25 @@ py::array conv2d(py::handle xh, py::handle wh, py::handle bh, const Pair& stride
   return y;
 }
 
+py::array conv2d_max_pool2d(py::handle xh, py::handle wh, py::handle bh, const Pair& strides,
+                            const std::string& padding, const Pair& dilation, py::handle acth, float act_alpha,
+                            const Pair& pool_size, const Pair& pool_strides, const std::string& pool_padding) {
+  const char* op = "conv2d_max_pool2d";
+  py::array x = f32c(op, "x", xh), w = f32c(op, "w", wh);
+  require_ndim(op, "x", x, 4, kNHWC);
+  require_ndim(op, "w", w, 4, kKernel);
+  const WindowGeom g = conv_geometry(op, dims4(x), dims4(w), strides, padding, dilation);
+  const WindowGeom pg = pool_geometry(op, {g.n, g.oh, g.ow, g.oc}, pool_size, pool_strides, pool_padding);
+  py::array bk;
+  const float* bp = optional_vec(op, "b", bh, g.oc, &bk);
+  const Act act = acth.is_none() ? Act::Linear : act_arg(op, py::cast<std::string>(acth));
+  py::array y = empty({pg.n, pg.oh, pg.ow, pg.c});
+  const float *xp = cptr(x), *wp = cptr(w);
+  float* yp = mptr(y);
+  nogil([&] { ::pynn::conv2d_max_pool_forward(g, pg, xp, wp, bp, yp, act, act_alpha); });
+  return y;
+}
+
 py::array conv2d_backward_input(py::handle dyh, py::handle wh, const Shape4& xs, const Pair& strides,
                                 const std::string& padding, const Pair& dilation) {
   const char* op = "conv2d_backward_input";
@@ -87,6 +106,13 @@ void bind_conv(py::module_& m) {
         py::arg("act_alpha") = 0.f,
         "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC), act any name of "
         "activation_names(). Implicit GEMM (AVX2), else im2col blocks + sgemm; 1x1 stride 1: one sgemm.");
+  m.def("conv2d_max_pool2d", &conv2d_max_pool2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
+        py::arg("activation") = py::none(), py::arg("act_alpha") = 0.f, py::arg("pool_size") = Pair{2, 2},
+        py::arg("pool_strides") = Pair{2, 2}, py::arg("pool_padding") = "valid",
+        "max_pool2d(conv2d(x, w, b, ..., activation), pool_size, pool_strides, pool_padding) in one call "
+        "(inference): chunks of images are convolved into an L2-sized scratch and pooled from there, so the "
+        "conv output is never written whole. Same values as the two calls.");
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("dy"), py::arg("w"), py::arg("x_shape"),
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         "dx (x_shape) of conv2d: col2im(dY · Wᵀ).");

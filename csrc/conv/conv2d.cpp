@@ -15,12 +15,15 @@
 #include <memory>
 #include <vector>
 
+#include "common/aligned_buffer.h"
 #include "common/parallel.h"
 #include "conv/direct.h"
 #include "conv/igemm.h"
 #include "conv/im2col.h"
+#include "conv/panels.h"
 #include "gemm/gemm.h"
 #include "nn/bias.h"
+#include "pool/pool.h"
 
 namespace pynn {
 
@@ -104,6 +107,52 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
       const int64_t rows = std::min(R, hi - p);
       im2col(g, x, p, rows, col.get());
       sgemm(rows, OC, K, 1.f, col.get(), K, 1, w, OC, 1, 0.f, y + p * OC, OC, 1, bias, act, act_alpha);
+    }
+  });
+}
+
+void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const float* x, const float* w,
+                             const float* bias, float* y, Act act, float act_alpha) {
+  const int64_t img_in = g.h * g.w * g.c, img_conv = g.oh * g.ow * g.oc, img_out = pg.oh * pg.ow * pg.c;
+  if (g.n == 0 || img_out == 0) return;
+  const ConvPath path = conv_forward_path(g);
+  const int T = threads_for(g.out_pixels() * g.patch() * g.oc, int64_t(1) << 20);
+  // Fewer than two images per thread (a batch of 1): the conv's own split over pixels keeps
+  // every thread busy; the chunks would not. Convolve whole, then pool.
+  if (g.n < 2 * T) {
+    std::unique_ptr<float[]> tmp = scratch(g.n * img_conv);
+    conv2d_forward(g, x, w, bias, tmp.get(), act, act_alpha);
+    max_pool2d_forward(pg, tmp.get(), y);
+    return;
+  }
+  // Images per chunk: its conv output fits the scratch block, and each thread gets >= 4 chunks.
+  int64_t chunk = std::max<int64_t>(1, kFusedChunkBytes / (img_conv * static_cast<int64_t>(sizeof(float))));
+  chunk = std::min(chunk, std::max<int64_t>(1, g.n / (4 * T)));
+  const int64_t chunks = (g.n + chunk - 1) / chunk;
+  const bool packs = path == ConvPath::SmallChannel || path == ConvPath::ImplicitGemm;
+  std::unique_ptr<ConvPanels> pk = packs ? std::make_unique<ConvPanels>(g.patch(), g.oc, w, bias) : nullptr;
+  share_work(chunks, 1, T, [&](int64_t c0, int64_t c1) {
+    // Inside share_work every kernel below runs on this thread (threads_for returns 1). The
+    // block is kept per thread: a fresh 100+ KiB allocation per chunk was an mmap and page
+    // faults each time (measured: the fused first layer no faster than conv + pool).
+    thread_local Scratch block;
+    float* const buf = block.get(static_cast<size_t>(chunk * img_conv));
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t i0 = c * chunk;
+      WindowGeom gc = g, pc = pg;
+      gc.n = pc.n = std::min(chunk, g.n - i0);
+      const float* xc = x + i0 * img_in;
+      bool done = false;
+#ifdef PYNN_X86_64
+      if (path == ConvPath::SmallChannel) {
+        conv2d_forward_small_c(gc, xc, w, bias, buf, act, act_alpha, pk.get());
+        done = true;
+      }
+#endif
+      if (!done && path == ConvPath::ImplicitGemm)
+        done = conv2d_forward_igemm(gc, xc, w, bias, buf, act, act_alpha, pk.get());
+      if (!done) conv2d_forward(gc, xc, w, bias, buf, act, act_alpha);
+      max_pool2d_forward(pc, buf, y + i0 * img_out);
     }
   });
 }

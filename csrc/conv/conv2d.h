@@ -27,6 +27,15 @@ const char* conv_path_name(ConvPath p);
 // never formed), else im2col blocks + sgemm. PYNN_CONV_IGEMM=0 forces the im2col path.
 void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
                     float act_alpha);
+// y = max_pool(act(conv(x, w) + bias)) for inference (models/plan.py fuses Conv2D → MaxPooling2D):
+// the conv output is never written whole. Threads take chunks of images; each chunk is
+// convolved on one thread into a scratch block sized for L2 (kFusedChunkBytes) and pooled from
+// there, the kernel packed once for all chunks. pg is the pooling's geometry over the conv
+// output (pg.n = g.n, pg.h = g.oh, pg.w = g.ow, pg.c = g.oc). Same values as the two calls.
+void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const float* x, const float* w,
+                             const float* bias, float* y, Act act, float act_alpha);
+constexpr int64_t kFusedChunkBytes = 256 * 1024;
+
 // dx = col2im(dY · Wᵀ).
 void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w, float* dx);
 // dW = Σ_blocks im2col(x)ᵀ · dY: the implicit GEMM of conv/igemm.h (no im2col block) or the

@@ -23,21 +23,24 @@
 
 namespace pynn {
 
+struct ConvPanels;
+
 // Input channels up to which the forward takes the small-channel kernel.
 constexpr int64_t kSmallChannels = 4;
 
 // y = act(conv(x, w) + bias), small-channel kernel. Requires use_avx2().
+// pre: the kernel and bias already packed (conv/panels.h), or null to pack them here.
 void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y,
-                            Act act, float act_alpha);
+                            Act act, float act_alpha, const ConvPanels* pre = nullptr);
 // dw (kh, kw, C, OC) of conv2d, direct. Requires use_avx2(); writes every dw cell.
 void conv2d_backward_kernel_direct(const WindowGeom& g, const float* x, const float* dy, float* dw);
 
 namespace conv::avx2 {
-// c[r][q] = act(bias[q] + Σ_{t<nk} a[r·rs_a + off[t]] · b[brow[t]·16 + q]) for r < mr, q < nr.
-// Rows r >= mr read row mr-1's taps (never past the caller's data); b: packed 16-wide rows.
-void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* a, int64_t rs_a,
-                  const float* b, float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act,
-                  float act_alpha);
+// c[r][q] = act(bias[q] + Σ_{t<nk} a[r][off[t]] · b[brow[t]·16 + q]) for r < mr, q < nr: a[r] is
+// pixel r's window origin (6 pointers; rows r >= mr must repeat a readable one, e.g. a[mr-1]);
+// b: packed 16-wide rows.
+void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* const* a, const float* b,
+                  float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act, float act_alpha);
 // acc[r·rs_acc + q] += Σ_{i<rows} Σ_{j<cols} a[r][i·a_row[r] + j·a_col] · b[i·b_row + j·b_col + q]
 // for r < mr, q < nr (rows r >= mr must still point at readable memory: pass a[mr-1]).
 void dw_6x16(int64_t rows, int64_t cols, const float* const* a, const int64_t* a_row, int64_t a_col,

@@ -32,15 +32,9 @@ inline __m256i lane_mask(int n) { return simd::tail_mask(n); }
     c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51); \
   } while (0)
 
-void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* a, int64_t rs_a,
-                  const float* b, float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act,
-                  float act_alpha) {
-  const float* a0 = a;
-  const float* a1 = a + std::min(1, mr - 1) * rs_a;
-  const float* a2 = a + std::min(2, mr - 1) * rs_a;
-  const float* a3 = a + std::min(3, mr - 1) * rs_a;
-  const float* a4 = a + std::min(4, mr - 1) * rs_a;
-  const float* a5 = a + std::min(5, mr - 1) * rs_a;
+void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const float* const* a, const float* b,
+                  float* c, int64_t rs_c, int mr, int nr, const float* bias, Act act, float act_alpha) {
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
   const __m256 bi0 = _mm256_loadu_ps(bias), bi1 = _mm256_loadu_ps(bias + 8);
   __m256 c00 = bi0, c01 = bi1, c10 = bi0, c11 = bi1, c20 = bi0, c21 = bi1;
   __m256 c30 = bi0, c31 = bi1, c40 = bi0, c41 = bi1, c50 = bi0, c51 = bi1;
@@ -50,7 +44,12 @@ void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const flo
     const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
     PYNN_FMA6(a0 + o, a1 + o, a2 + o, a3 + o, a4 + o, a5 + o);
   }
-  const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  // ReLU in registers (max(0, v): NaN and -0 pass as relu_f32 passes them); other
+  // activations run over the stored tile below.
+  const bool relu_here = act == Act::Relu;
+  if (relu_here)
+    for (auto& row : acc) row[0] = _mm256_max_ps(_mm256_setzero_ps(), row[0]), row[1] = _mm256_max_ps(_mm256_setzero_ps(), row[1]);
   if (nr == gemm::NR) {
     for (int r = 0; r < mr; ++r) {
       _mm256_storeu_ps(c + r * rs_c, acc[r][0]);
@@ -63,7 +62,7 @@ void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const flo
       _mm256_maskstore_ps(c + r * rs_c + 8, m1, acc[r][1]);
     }
   }
-  gemm::avx2::act_tile(act, c, rs_c, mr, nr, act_alpha);
+  if (!relu_here) gemm::avx2::act_tile(act, c, rs_c, mr, nr, act_alpha);
 }
 
 void dw_6x16(int64_t rows, int64_t cols, const float* const* a, const int64_t* a_row, int64_t a_col,

@@ -13,16 +13,19 @@
 
 namespace pynn {
 
+struct ConvPanels;
+
 // y = act(conv(x, w) + bias) by implicit GEMM. Returns false (and does nothing)
 // when the AVX2 kernel is not available; the caller then runs im2col + sgemm.
 // Scratch: the packed kernel, K·ceil(OC/16)·16 floats (K = kh·kw·C), plus one
 // run of zeros and a taps×6 pointer table per thread.
+// pre: the kernel and bias already packed (conv/panels.h), or null to pack them here.
 bool conv2d_forward_igemm(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
-                          float act_alpha);
+                          float act_alpha, const ConvPanels* pre = nullptr);
 
 // dx = conv2d_backward_input(dy, w) by the same implicit GEMM over dy (stride 1 only:
 // returns false for strides > 1, narrow C or when AVX2 is off). Writes every dx cell.
-// Scratch: the flipped, transposed kernel, kh·kw·OC·ceil(C/16)·16 floats.
+// Scratch: the flipped, transposed kernel (kh·kw·OC·C floats) and its panels, kh·kw·OC·ceil(C/16)·16 floats.
 bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const float* w, float* dx);
 
 // dw (kh, kw, C, OC) = Σ_p im2col(x)[p]ᵀ · dy[p] by implicit GEMM (any stride, dilation,

@@ -4,6 +4,7 @@
 
 #include "common/binding.h"
 #include "nn/activations.h"
+#include "nn/attention.h"
 #include "nn/bias.h"
 #include "nn/elementwise.h"
 #include "nn/softmax.h"
@@ -103,6 +104,134 @@ py::array softmax_backward(py::handle yh, py::handle dyh, bool log) {
   float* dp = mptr(dx);
   nogil([&, rows = rows, C = C] { nn::softmax_backward_rows(yp, gp, dp, rows, C, log); });
   return dx;
+}
+
+// ---- fused multi-head attention (nn/attention.h)
+// A float32 (B, T, H, d) array of any strides as the kernel's view; `want` its shape.
+template <class View>
+View head_view(const char* op, const char* arg, const py::array& a, const std::vector<int64_t>& want) {
+  require_shape(op, arg, a, want);
+  int64_t s[4];
+  for (int d = 0; d < 4; ++d) {
+    const py::ssize_t bytes = a.strides(d);
+    if (bytes % static_cast<py::ssize_t>(sizeof(float)) != 0)
+      throw py::value_error(std::string(op) + ": " + arg + " with shape " + shape_str(a) + " has byte stride " +
+                            std::to_string(bytes) + " in dimension " + std::to_string(d) +
+                            ", not a multiple of the float32 itemsize 4");
+    s[d] = a.shape(d) <= 1 ? 0 : static_cast<int64_t>(bytes / static_cast<py::ssize_t>(sizeof(float)));
+  }
+  using P = decltype(View::p);
+  return View{static_cast<P>(const_cast<void*>(a.data())), s[0], s[1], s[2], s[3]};
+}
+
+// [lowest, highest] byte an array's elements occupy (a.size() > 0).
+std::pair<const char*, const char*> byte_extent(const py::array& a) {
+  const char* lo = static_cast<const char*>(a.data());
+  const char* hi = lo;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    const py::ssize_t span = (a.shape(d) - 1) * a.strides(d);
+    (span < 0 ? lo : hi) += span;
+  }
+  return {lo, hi + a.itemsize() - 1};
+}
+
+bool overlap(const py::array& a, const py::array& b) {
+  if (a.size() == 0 || b.size() == 0) return false;
+  const auto [alo, ahi] = byte_extent(a);
+  const auto [blo, bhi] = byte_extent(b);
+  return alo <= bhi && blo <= ahi;
+}
+
+struct AttnArgs {
+  int64_t B, H, T, S, dk, dv;
+  py::array q, k, v, mask, drop;  // mask/drop: default (empty) arrays unless given
+  bool has_drop = false;
+  nn::MaskView m{nullptr, 0, 0, 0, 0};
+};
+
+// Shapes of q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv); mask None or bool/uint8
+// (B, H, T, S) of any strides (a broadcast view is fine); dropout None or float32
+// C-contiguous (B, H, T, S) multipliers.
+AttnArgs attn_args(const char* op, py::handle qh, py::handle kh, py::handle vh, py::handle mh, py::handle dh) {
+  AttnArgs r;
+  r.q = f32(op, "q", qh);
+  r.k = f32(op, "k", kh);
+  r.v = f32(op, "v", vh);
+  require_ndim(op, "q", r.q, 4, "4-D (batch, steps, heads, key_dim)");
+  require_ndim(op, "k", r.k, 4, "4-D (batch, steps, heads, key_dim)");
+  require_ndim(op, "v", r.v, 4, "4-D (batch, steps, heads, value_dim)");
+  r.B = r.q.shape(0), r.T = r.q.shape(1), r.H = r.q.shape(2), r.dk = r.q.shape(3);
+  r.S = r.k.shape(1), r.dv = r.v.shape(3);
+  require_shape(op, "k", r.k, {r.B, r.S, r.H, r.dk});
+  require_shape(op, "v", r.v, {r.B, r.S, r.H, r.dv});
+  if (!mh.is_none()) {
+    if (!py::isinstance<py::array>(mh)) throw py::type_error(std::string(op) + ": mask must be a numpy.ndarray or None");
+    r.mask = py::reinterpret_borrow<py::array>(mh);
+    const int num = r.mask.dtype().num();
+    if (num != py::detail::npy_api::NPY_BOOL_ && num != py::detail::npy_api::NPY_UBYTE_)
+      throw py::type_error(std::string(op) + ": mask must be bool or uint8, got " + std::string(py::str(r.mask.dtype())));
+    require_shape(op, "mask", r.mask, {r.B, r.H, r.T, r.S});
+    int64_t s[4];
+    for (int d = 0; d < 4; ++d) s[d] = r.mask.shape(d) <= 1 ? 0 : static_cast<int64_t>(r.mask.strides(d));
+    r.m = nn::MaskView{static_cast<const uint8_t*>(r.mask.data()), s[0], s[1], s[2], s[3]};
+  }
+  if (!dh.is_none()) {
+    r.drop = f32c(op, "dropout", dh);
+    r.has_drop = true;
+    require_shape(op, "dropout", r.drop, {r.B, r.H, r.T, r.S});
+  }
+  return r;
+}
+
+py::tuple attention_forward(py::handle qh, py::handle kh, py::handle vh, float scale, py::handle mh, py::handle dh,
+                            bool need_weights) {
+  const char* op = "attention";
+  AttnArgs a = attn_args(op, qh, kh, vh, mh, dh);
+  const auto q = head_view<nn::HeadView>(op, "q", a.q, {a.B, a.T, a.H, a.dk});
+  const auto k = head_view<nn::HeadView>(op, "k", a.k, {a.B, a.S, a.H, a.dk});
+  const auto v = head_view<nn::HeadView>(op, "v", a.v, {a.B, a.S, a.H, a.dv});
+  py::array out = empty({a.B, a.T, a.H, a.dv});
+  py::object w = py::none();
+  float* wp = nullptr;
+  if (need_weights) {
+    py::array wa = empty({a.B, a.H, a.T, a.S});
+    wp = mptr(wa);
+    w = wa;
+  }
+  const float* drop = a.has_drop ? cptr(a.drop) : nullptr;
+  float* op_ = mptr(out);
+  nogil([&] { nn::attention_forward(a.B, a.H, a.T, a.S, a.dk, a.dv, q, k, v, scale, a.m, drop, op_, wp); });
+  return py::make_tuple(out, w);
+}
+
+void attention_backward(py::handle gh, py::handle qh, py::handle kh, py::handle vh, py::handle wh, float scale,
+                        py::handle mh, py::handle dh, py::handle dqh, py::handle dkh, py::handle dvh) {
+  const char* op = "attention_grad";
+  AttnArgs a = attn_args(op, qh, kh, vh, mh, dh);
+  py::array g = f32(op, "dout", gh), w = f32c(op, "weights", wh);
+  py::array dq = f32(op, "dq", dqh), dk = f32(op, "dk", dkh), dv = f32(op, "dv", dvh);
+  const auto G = head_view<nn::HeadView>(op, "dout", g, {a.B, a.T, a.H, a.dv});
+  const auto q = head_view<nn::HeadView>(op, "q", a.q, {a.B, a.T, a.H, a.dk});
+  const auto k = head_view<nn::HeadView>(op, "k", a.k, {a.B, a.S, a.H, a.dk});
+  const auto v = head_view<nn::HeadView>(op, "v", a.v, {a.B, a.S, a.H, a.dv});
+  require_shape(op, "weights", w, {a.B, a.H, a.T, a.S});
+  const auto DQ = head_view<nn::HeadOut>(op, "dq", dq, {a.B, a.T, a.H, a.dk});
+  const auto DK = head_view<nn::HeadOut>(op, "dk", dk, {a.B, a.S, a.H, a.dk});
+  const auto DV = head_view<nn::HeadOut>(op, "dv", dv, {a.B, a.S, a.H, a.dv});
+  // The gradients are written while the inputs are read: no output may share a byte with an
+  // input. (The three outputs may interleave, as views of one packed buffer; each element
+  // of each is written once.)
+  for (const auto& [name, o] : {std::pair<const char*, py::array*>{"dq", &dq}, {"dk", &dk}, {"dv", &dv}}) {
+    require_writeable(op, name, *o);
+    for (const py::array* in : {&g, &a.q, &a.k, &a.v, &w, &a.drop, &a.mask})
+      if (overlap(*o, *in))
+        throw py::value_error(std::string(op) + ": output " + name + " overlaps an input");
+  }
+  const float* drop = a.has_drop ? cptr(a.drop) : nullptr;
+  const float* wp = cptr(w);
+  nogil([&] {
+    nn::attention_backward(a.B, a.H, a.T, a.S, a.dk, a.dv, G, q, k, v, wp, scale, a.m, drop, DQ, DK, DV);
+  });
 }
 
 // logits (N, C) float32 for the fused softmax cross-entropy.
@@ -262,6 +391,16 @@ void bind_nn(py::module_& m) {
         "softmax (or log_softmax) over the last axis of C-contiguous float32 x.");
   m.def("softmax_backward", &softmax_backward, py::arg("y"), py::arg("dy"), py::arg("log") = false,
         "Gradient of softmax (y = its output) or log_softmax (y = the log-probabilities), last axis.");
+  m.def("attention", &attention_forward, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
+        py::arg("mask") = py::none(), py::arg("dropout") = py::none(), py::arg("need_weights") = true,
+        "Fused multi-head attention: q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv) float32 of any strides;\n"
+        "mask None or bool (B, H, T, S) (False: score -> -1e9), dropout None or (B, H, T, S) multipliers.\n"
+        "Returns (out (B, T, H, dv), weights = softmax(scale q k^T) (B, H, T, S), or None unless need_weights).");
+  m.def("attention_backward", &attention_backward, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"),
+        py::arg("weights"), py::arg("scale"), py::arg("mask"), py::arg("dropout"), py::arg("dq"), py::arg("dk"),
+        py::arg("dv"),
+        "Gradients of attention for dout (B, T, H, dv), written into dq, dk, dv (writable float32 views,\n"
+        "not overlapping any input).");
   m.def("softmax_xent_sparse", &softmax_xent_sparse, py::arg("logits"), py::arg("labels"),
         "Fused softmax cross-entropy, int64 labels (N,): logits (N, C) -> (loss (N,), dlogits (N, C)).");
   m.def("softmax_xent_dense", &softmax_xent_dense, py::arg("logits"), py::arg("targets"),

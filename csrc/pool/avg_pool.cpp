@@ -30,28 +30,19 @@ void avg_pool2d_backward(const WindowGeom& g, const float* dy, float* dx) {
     return;
   }
 #endif
-  const int64_t C = g.c, plane = g.h * g.w * C;
+  const int64_t C = g.c;
   pool_backward_rows(g, dx, true, [&](int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign) {
-    float* dxn = dx + n * plane;
-    for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-      int64_t h0, h1;
-      clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-      for (int64_t ow = 0; ow < g.ow; ++ow) {
-        const float* go = dy + ((n * g.oh + oh) * g.ow + ow) * C;
-        int64_t w0, w1;
-        clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-        const float inv = 1.f / static_cast<float>((h1 - h0) * (w1 - w0));
-        for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw) {
-            float* __restrict d = dxn + (ih * g.w + iw) * C;
-            if (assign) {
-              for (int64_t c = 0; c < C; ++c) d[c] = go[c] * inv;
-            } else {
-              for (int64_t c = 0; c < C; ++c) d[c] += go[c] * inv;
-            }
-          }
-      }
-    }
+    avg_pool_bwd_rows(g, dy, dx, n, oh_lo, oh_hi, assign,
+                      [&](const PoolWindow& pw, float* dxn, const float* go, float inv, bool set) {
+                        pw.for_each_cell(g, [&](int64_t off) {
+                          float* __restrict d = dxn + off;
+                          if (set) {
+                            for (int64_t c = 0; c < C; ++c) d[c] = go[c] * inv;
+                          } else {
+                            for (int64_t c = 0; c < C; ++c) d[c] += go[c] * inv;
+                          }
+                        });
+                      });
   });
 }
 

@@ -29,6 +29,31 @@ static inline void clip(int64_t start, int64_t k, int64_t size, int64_t* lo, int
   *hi = std::min<int64_t>(start + k, size);
 }
 
+// A window of output row oh: its real input rows [h0, h1) and columns [w0, w1).
+struct PoolWindow {
+  int64_t ow, h0, h1, w0, w1;
+  int64_t cells() const { return (h1 - h0) * (w1 - w0); }
+  // cell(off) for each real cell in row-major window order, off = (ih·W + iw)·C floats
+  // into the image: the order every pooling result (first maximum, sums) is defined by.
+  template <class Cell>
+  void for_each_cell(const WindowGeom& g, Cell&& cell) const {
+    for (int64_t ih = h0; ih < h1; ++ih)
+      for (int64_t iw = w0; iw < w1; ++iw) cell((ih * g.w + iw) * g.c);
+  }
+};
+
+// The one window walk of every windowed pooling loop, generic and AVX2 alike (their bodies
+// differ only in the channel loop): window(PoolWindow) for each output column of row oh.
+template <class Window>
+inline void for_each_window(const WindowGeom& g, int64_t oh, Window&& window) {
+  PoolWindow pw{0, 0, 0, 0, 0};
+  clip(oh * g.sh - g.pt, g.kh, g.h, &pw.h0, &pw.h1);
+  for (pw.ow = 0; pw.ow < g.ow; ++pw.ow) {
+    clip(pw.ow * g.sw - g.pl, g.kw, g.w, &pw.w0, &pw.w1);
+    window(static_cast<const PoolWindow&>(pw));
+  }
+}
+
 // The portable windowed forward, row by row of the output: each output cell is
 // init, combine(acc, in) over the window's real cells (channel loop inside, so it
 // vectorises), then finish(out, C, cells).
@@ -36,23 +61,34 @@ template <class Combine, class Finish>
 void pool_forward_rows(const WindowGeom& g, const float* x, float* y, float init, Combine combine, Finish finish) {
   const int64_t C = g.c;
   shared_for_each(g.n * g.oh, g.ow * g.kh * g.kw * C, kPoolGrain, [&](int64_t row) {
-    const int64_t n = row / g.oh, oh = row % g.oh;
-    const float* xn = x + n * g.h * g.w * C;
-    int64_t h0, h1;
-    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      float* out = y + (row * g.ow + ow) * C;
-      int64_t w0, w1;
-      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
+    const float* xn = x + row / g.oh * g.h * g.w * C;
+    for_each_window(g, row % g.oh, [&](const PoolWindow& pw) {
+      float* out = y + (row * g.ow + pw.ow) * C;
       for (int64_t c = 0; c < C; ++c) out[c] = init;
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* in = xn + (ih * g.w + iw) * C;
-          for (int64_t c = 0; c < C; ++c) out[c] = combine(out[c], in[c]);
-        }
-      finish(out, C, (h1 - h0) * (w1 - w0));
-    }
+      pw.for_each_cell(g, [&](int64_t off) {
+        const float* in = xn + off;
+        for (int64_t c = 0; c < C; ++c) out[c] = combine(out[c], in[c]);
+      });
+      finish(out, C, pw.cells());
+    });
   });
+}
+
+// avg_pool2d_backward's rows of pool_backward_rows (below): each window's dy / cells to
+// every real cell of it, windows in row-major order. spread(pw, dxn, go, inv, assign) is the
+// per-ISA body: for each cell of pw (pw.for_each_cell), d[c] = go[c]·inv (assign) or
+// d[c] += go[c]·inv. (The product is rounded before the add in both: the AVX2 body forms it
+// once per window, so g++ cannot contract it into an FMA there.)
+template <class Spread>
+void avg_pool_bwd_rows(const WindowGeom& g, const float* dy, float* dx, int64_t n, int64_t oh_lo, int64_t oh_hi,
+                       bool assign, Spread&& spread) {
+  const int64_t C = g.c;
+  float* dxn = dx + n * g.h * g.w * C;
+  for (int64_t oh = oh_lo; oh < oh_hi; ++oh)
+    for_each_window(g, oh, [&](const PoolWindow& pw) {
+      const float* go = dy + ((n * g.oh + oh) * g.ow + pw.ow) * C;
+      spread(pw, dxn, go, 1.f / static_cast<float>(pw.cells()), assign);
+    });
 }
 
 // True when the windows tile the input exactly (2x2 / stride 2 on an even size, ...).
@@ -114,7 +150,7 @@ void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y,
 // given, only windows whose maximum relu_y is > 0 pass dy on: see pool.h),
 void max_pool_argmax_bwd_rows_avx2(const WindowGeom& g, const uint8_t* idx, const float* dy, const float* relu_y,
                                    float* dx, int64_t n, int64_t oh_lo, int64_t oh_hi, bool assign);
-// and avg_pool2d_backward (dy / cells to every real cell of the window).
+// and avg_pool2d_backward (avg_pool_bwd_rows above with 8-lane channel loops).
 void avg_pool_bwd_rows_avx2(const WindowGeom& g, const float* dy, float* dx, int64_t n, int64_t oh_lo, int64_t oh_hi,
                             bool assign);
 // max_pool2d_forward_argmax (pool.h) for one output row.

@@ -56,22 +56,17 @@ void max_pool2d_backward(const WindowGeom& g, const float* x, const float* y, co
     std::vector<float> open(C);  // 1 while the channel's winner is not found yet (float: blends vectorise)
     const float* xn = x + n * plane;
     float* dxn = dx + n * plane;
-    for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-      int64_t h0, h1;
-      clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-      for (int64_t ow = 0; ow < g.ow; ++ow) {
-        const int64_t o = ((n * g.oh + oh) * g.ow + ow) * C;
+    for (int64_t oh = oh_lo; oh < oh_hi; ++oh)
+      for_each_window(g, oh, [&](const PoolWindow& pw) {
+        const int64_t o = ((n * g.oh + oh) * g.ow + pw.ow) * C;
         const float* yo = y + o;
         const float* go = dy + o;
-        int64_t w0, w1;
-        clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
         std::fill(open.begin(), open.end(), 1.f);
-        for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw)
-            if (assign) route_first_max<true>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
-            else route_first_max<false>(xn + (ih * g.w + iw) * C, yo, go, open.data(), dxn + (ih * g.w + iw) * C, C);
-      }
-    }
+        pw.for_each_cell(g, [&](int64_t off) {
+          if (assign) route_first_max<true>(xn + off, yo, go, open.data(), dxn + off, C);
+          else route_first_max<false>(xn + off, yo, go, open.data(), dxn + off, C);
+        });
+      });
   });
 }
 

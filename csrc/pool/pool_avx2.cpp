@@ -69,22 +69,19 @@ void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
     }
     return;
   }
-  for (int64_t ow = 0; ow < g.ow; ++ow) {
-    float* out = y + (row * g.ow + ow) * C;
-    int64_t w0, w1;
-    clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
+  for_each_window(g, oh, [&](const PoolWindow& pw) {
+    float* out = y + (row * g.ow + pw.ow) * C;
     for (int64_t c = 0; c < C; c += 8) {
       const bool full = c < c8;
       __m256 m = _mm256_set1_ps(-__builtin_inff());
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* in = xn + (ih * g.w + iw) * C + c;
-          m = nan_max(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
-        }
+      pw.for_each_cell(g, [&](int64_t off) {
+        const float* in = xn + off + c;
+        m = nan_max(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
+      });
       if (full) _mm256_storeu_ps(out + c, m);
       else _mm256_maskstore_ps(out + c, mt, m);
     }
-  }
+  });
 }
 
 void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx,
@@ -121,28 +118,25 @@ void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y,
       }
       continue;
     }
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      const int64_t o = ((n * g.oh + oh) * g.ow + ow) * C;
-      int64_t w0, w1;
-      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
+    for_each_window(g, oh, [&](const PoolWindow& pw) {
+      const int64_t o = ((n * g.oh + oh) * g.ow + pw.ow) * C;
       for (int64_t c = 0; c < C; c += 8) {
         const bool full = c < c8;
         const __m256 yv = full ? _mm256_loadu_ps(y + o + c) : _mm256_maskload_ps(y + o + c, mt);
         const __m256 gv = full ? _mm256_loadu_ps(dy + o + c) : _mm256_maskload_ps(dy + o + c, mt);
         __m256 open = _mm256_castsi256_ps(_mm256_set1_epi32(-1));  // lanes whose winner is still unknown
-        for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw) {
-            const int64_t off = (ih * g.w + iw) * C + c;
-            const __m256 in = full ? _mm256_loadu_ps(xn + off) : _mm256_maskload_ps(xn + off, mt);
-            const __m256 take = _mm256_and_ps(is_max(in, yv), open);
-            __m256 d = _mm256_and_ps(take, gv);
-            open = _mm256_andnot_ps(take, open);
-            if (!assign) d = _mm256_add_ps(d, full ? _mm256_loadu_ps(dxn + off) : _mm256_maskload_ps(dxn + off, mt));
-            if (full) _mm256_storeu_ps(dxn + off, d);
-            else _mm256_maskstore_ps(dxn + off, mt, d);
-          }
+        pw.for_each_cell(g, [&](int64_t cell) {
+          const int64_t off = cell + c;
+          const __m256 in = full ? _mm256_loadu_ps(xn + off) : _mm256_maskload_ps(xn + off, mt);
+          const __m256 take = _mm256_and_ps(is_max(in, yv), open);
+          __m256 d = _mm256_and_ps(take, gv);
+          open = _mm256_andnot_ps(take, open);
+          if (!assign) d = _mm256_add_ps(d, full ? _mm256_loadu_ps(dxn + off) : _mm256_maskload_ps(dxn + off, mt));
+          if (full) _mm256_storeu_ps(dxn + off, d);
+          else _mm256_maskstore_ps(dxn + off, mt, d);
+        });
       }
-    }
+    });
   }
 }
 
@@ -174,53 +168,42 @@ void avg_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t ro
     }
     return;
   }
-  for (int64_t ow = 0; ow < g.ow; ++ow) {
-    float* out = y + (row * g.ow + ow) * C;
-    int64_t w0, w1;
-    clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-    const __m256 inv = _mm256_set1_ps(1.f / static_cast<float>((h1 - h0) * (w1 - w0)));
+  for_each_window(g, oh, [&](const PoolWindow& pw) {
+    float* out = y + (row * g.ow + pw.ow) * C;
+    const __m256 inv = _mm256_set1_ps(1.f / static_cast<float>(pw.cells()));
     for (int64_t c = 0; c < C; c += 8) {
       const bool full = c < c8;
       __m256 s = _mm256_setzero_ps();
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* in = xn + (ih * g.w + iw) * C + c;
-          s = _mm256_add_ps(s, full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt));
-        }
+      pw.for_each_cell(g, [&](int64_t off) {
+        const float* in = xn + off + c;
+        s = _mm256_add_ps(s, full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt));
+      });
       s = _mm256_mul_ps(s, inv);
       if (full) _mm256_storeu_ps(out + c, s);
       else _mm256_maskstore_ps(out + c, mt, s);
     }
-  }
+  });
 }
 
 void avg_pool_bwd_rows_avx2(const WindowGeom& g, const float* dy, float* dx, int64_t n, int64_t oh_lo, int64_t oh_hi,
                             bool assign) {
-  const int64_t C = g.c, plane = g.h * g.w * C, c8 = C / 8 * 8;
+  const int64_t C = g.c, c8 = C / 8 * 8;
   const __m256i mt = tail_mask(C - c8);
-  float* dxn = dx + n * plane;
-  for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
-    int64_t h0, h1;
-    clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      const float* go = dy + ((n * g.oh + oh) * g.ow + ow) * C;
-      int64_t w0, w1;
-      clip(ow * g.sw - g.pl, g.kw, g.w, &w0, &w1);
-      const __m256 inv = _mm256_set1_ps(1.f / static_cast<float>((h1 - h0) * (w1 - w0)));
-      for (int64_t c = 0; c < C; c += 8) {
-        const bool full = c < c8;
-        const __m256 v = _mm256_mul_ps(full ? _mm256_loadu_ps(go + c) : _mm256_maskload_ps(go + c, mt), inv);
-        for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw) {
-            float* d = dxn + (ih * g.w + iw) * C + c;
-            __m256 o = v;
-            if (!assign) o = _mm256_add_ps(full ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, mt), v);
-            if (full) _mm256_storeu_ps(d, o);
-            else _mm256_maskstore_ps(d, mt, o);
-          }
-      }
-    }
-  }
+  avg_pool_bwd_rows(g, dy, dx, n, oh_lo, oh_hi, assign,
+                    [&](const PoolWindow& pw, float* dxn, const float* go, float inv, bool set) {
+                      const __m256 iv = _mm256_set1_ps(inv);
+                      for (int64_t c = 0; c < C; c += 8) {
+                        const bool full = c < c8;
+                        const __m256 v = _mm256_mul_ps(full ? _mm256_loadu_ps(go + c) : _mm256_maskload_ps(go + c, mt), iv);
+                        pw.for_each_cell(g, [&](int64_t off) {
+                          float* d = dxn + off + c;
+                          __m256 o = v;
+                          if (!set) o = _mm256_add_ps(full ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, mt), v);
+                          if (full) _mm256_storeu_ps(d, o);
+                          else _mm256_maskstore_ps(d, mt, o);
+                        });
+                      }
+                    });
 }
 
 namespace {

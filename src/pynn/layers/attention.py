@@ -38,6 +38,12 @@ def masked_softmax(scores, mask):
     return F.softmax(scores, axis=-1)
 
 
+def _same_input(a, b):
+    """One input twice: the same Tensor, or two wrapping one array (a layer called on an
+    ndarray twice gets two Tensors) when no gradient must be told apart."""
+    return a is b or (not a.requires_grad and not b.requires_grad and a.data is b.data)
+
+
 def _dropout(x, rate, training):
     return F.dropout(x, rate) if training and rate else x
 
@@ -200,6 +206,33 @@ class MultiHeadAttention(Layer):
                     KerasTensor(scores, out.dtype, self, out.parents, node=out.node, index=1)]
         return super().__call__(inputs, training=training, **kwargs)
 
+    def _packed_projection(self):
+        """The query, key and value kernels side by side (D, H·(2dk + dv)) and their biases:
+        self-attention projects once, and its backward runs one GEMM each for dX and dW."""
+        h, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        d = self.query_kernel.shape[0]
+        w = F.concatenate([F.reshape(self.query_kernel, (d, h * kd)), F.reshape(self.key_kernel, (d, h * kd)),
+                           F.reshape(self.value_kernel, (d, h * vd))], axis=1)
+        if self.query_bias is None:
+            return w, None
+        return w, F.concatenate([F.reshape(self.query_bias, (h * kd,)), F.reshape(self.key_bias, (h * kd,)),
+                                 F.reshape(self.value_bias, (h * vd,))], axis=0)
+
+    def _heads(self, x, kernel, bias, dim):
+        """(B, T, D) -> (B, T, heads, dim): one GEMM, then a reshape (a view)."""
+        w = F.reshape(kernel, (kernel.shape[0], self.num_heads * dim))
+        y = F.dense(x, w, None if bias is None else F.reshape(bias, (self.num_heads * dim,)))
+        return F.reshape(y, (x.shape[0], x.shape[1], self.num_heads, dim))
+
+    def _dropout_multipliers(self, shape, dtype, training):
+        """Inverted-dropout multipliers for the attention weights (B, H, T, S), or None."""
+        if not (training and self.dropout):
+            return None
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"MultiHeadAttention {self.name!r}: dropout must be in [0, 1), got {self.dropout}")
+        from ..functional.nn import dropout_mask
+        return dropout_mask(np.empty(0, dtype), self.dropout, noise_shape=shape)
+
     def call(self, inputs, training=False, attention_mask=None, use_causal_mask=False,
              return_attention_scores=False):
         query, value = inputs[0], inputs[1]
@@ -207,18 +240,42 @@ class MultiHeadAttention(Layer):
         if query.ndim != 3 or value.ndim != 3 or key.shape[1] != value.shape[1]:
             raise ValueError(f"MultiHeadAttention {self.name!r}: expected query (B, T, D), value (B, S, Dv), key "
                              f"(B, S, Dk); got {query.shape}, {value.shape}, {key.shape}")
+        b, t, s = query.shape[0], query.shape[1], value.shape[1]
+        h, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        mask = _combine_masks((t, s), getattr(value, "_keras_mask", None), attention_mask, use_causal_mask)
+        if return_attention_scores:
+            # The weights are an output here, differentiable like any other: the op-by-op graph.
+            return self._call_returning_scores(query, key, value, mask, training)
+        if mask is not None:
+            while mask.ndim < 4:   # (B, T, S) -> (B, 1, T, S): every head
+                mask = mask[:, None]
+        scale = 1.0 / np.sqrt(self.key_dim)
+        if _same_input(query, value) and _same_input(key, value):
+            w, bias = self._packed_projection()
+            qkv = F.dense(query, w, bias)
+            drop = self._dropout_multipliers((b, h, t, s), qkv.dtype, training)
+            ctx = F.packed_self_attention(qkv, h, kd, vd, scale, mask, drop)
+        else:
+            q = self._heads(query, self.query_kernel, self.query_bias, kd)
+            k = self._heads(key, self.key_kernel, self.key_bias, kd)
+            v = self._heads(value, self.value_kernel, self.value_bias, vd)
+            drop = self._dropout_multipliers((b, h, t, s), q.dtype, training)
+            ctx = F.dot_product_attention(q, k, v, scale, mask, drop)                # (B, T, H, vd)
+        ctx = F.reshape(ctx, (b, t, h * vd))
+        w_o = F.reshape(self.output_kernel, (h * vd, self.output_kernel.shape[-1]))
+        return F.dense(ctx, w_o, self.output_bias)
+
+    def _call_returning_scores(self, query, key, value, mask, training):
         q = self._project(query, self.query_kernel, self.query_bias, self.key_dim)
         k = self._project(key, self.key_kernel, self.key_bias, self.key_dim)
         v = self._project(value, self.value_kernel, self.value_bias, self.value_dim)
         scores = (q * np.asarray(1.0 / np.sqrt(self.key_dim), q.dtype)) @ F.transpose(k, (0, 1, 3, 2))
-        mask = _combine_masks(scores.shape, getattr(value, "_keras_mask", None), attention_mask, use_causal_mask)
         weights = masked_softmax(scores, mask)
         ctx = _dropout(weights, self.dropout, training) @ v                       # (B, H, T, vd)
         b, t = query.shape[0], query.shape[1]
         ctx = F.reshape(F.transpose(ctx, (0, 2, 1, 3)), (b, t, self.num_heads * self.value_dim))
         w_o = F.reshape(self.output_kernel, (self.num_heads * self.value_dim, self.output_kernel.shape[-1]))
-        out = F.dense(ctx, w_o, self.output_bias)
-        return (out, weights) if return_attention_scores else out
+        return F.dense(ctx, w_o, self.output_bias), weights
 
     def compute_output_shape(self, input_shape):
         q_shape = input_shape[0] if isinstance(input_shape, list) else input_shape

@@ -4,10 +4,11 @@ The first inference call compiles the model's layer graph (Sequential or functio
 into a flat list of steps, one per layer call, each a closure over its layer's prepared
 native call: Dense is one ``_C.gemm`` with the bias and activation in its epilogue,
 writing into a buffer kept per input shape; Conv2D (Conv1D on height-1 views) one
-``_C.conv2d`` with bias and activation fused; pooling, Flatten and Dropout one call or a
+``_C.conv2d`` with bias and activation fused (and a MaxPooling2D right after it in the same
+call, ``_C.conv2d_max_pool2d``, so the conv output is never written whole); pooling, Flatten and Dropout one call or a
 view; LayerNormalization the fused layer-norm kernel; LSTM/GRU/SimpleRNN (no state in or
 out) a projection GEMM and the native time loop; a TransformerEncoder block a dozen bare
-calls (packed QKV GEMM, per-head batched GEMMs and softmax, GEMMs with fused epilogues,
+calls (packed QKV GEMM, the fused attention kernel, GEMMs with fused epilogues,
 layer norms); MultiHeadAttention in a functional graph (no mask) the same attention
 calls; Add/Multiply/Concatenate one NumPy call; BatchNormalization (inference, last
 axis) its own arithmetic on the live moving statistics; a standalone Activation its
@@ -159,11 +160,13 @@ class Plan:
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             out = self._slot()
             if self._fusable_activation(layer, nxt):
-                self._add_layer(layer, [slot], out, fuse=nxt)
-                i += 2
+                pool = self._fusable_pool(layer, nxt, layers[i + 2] if i + 2 < len(layers) else None)
+                self._add_layer(layer, [slot], out, fuse=nxt, pool=pool)
+                i += 3 if pool is not None else 2
             else:
-                self._add_layer(layer, [slot], out)
-                i += 1
+                pool = self._fusable_pool(layer, None, nxt)
+                self._add_layer(layer, [slot], out, pool=pool)
+                i += 2 if pool is not None else 1
             slot = out
         self.output_slots = [slot]
 
@@ -174,6 +177,18 @@ class Plan:
                 not (_exact(layer, Dense) or _exact(layer, Conv2D) or _exact(layer, Conv1D)):
             return False
         return layer.activation is linear and _activation(nxt.activation)[2] is None
+
+    def _fusable_pool(self, layer, act, pool):
+        """The MaxPooling2D right after a Conv2D (and the Activation fused into it) that runs
+        inside the conv's call (``_C.conv2d_max_pool2d``: the conv output is never written
+        whole), or None."""
+        from ..layers import Conv2D, MaxPooling2D
+        if pool is None or not _exact(layer, Conv2D) or not _exact(pool, MaxPooling2D) or \
+                layer.dtype != _F32 or pool.dtype != _F32 or not hasattr(self._C, "conv2d_max_pool2d"):
+            return None
+        if any(getattr(x, "data_format", "channels_last") != "channels_last" for x in (layer, pool)):
+            return None
+        return pool if _activation((act or layer).activation)[2] is None else None
 
     def _compile_functional(self, graph):
         slots = {}
@@ -200,7 +215,7 @@ class Plan:
                 self._add_generic_node(node, slots, [(slots[id(t)], t.index) for t in tensors])
         self.output_slots = [slots[id(t)] for t in graph.outputs]
 
-    def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False):
+    def _add_layer(self, layer, in_slots, out, fuse=None, as_list=False, pool=None):
         from ..layers import (GRU, LSTM, Activation, Add, AveragePooling2D, BatchNormalization, Concatenate,
                               Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
                               GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, MultiHeadAttention,
@@ -221,7 +236,7 @@ class Plan:
             if _exact(layer, Dense) and layer.dtype == _F32:
                 return self._dense(layer, i, out, fuse)
             if (_exact(layer, Conv2D) or _exact(layer, Conv1D)) and layer.dtype == _F32:
-                return self._conv2d(layer, i, out, fuse)
+                return self._conv2d(layer, i, out, fuse, pool)
             if (_exact(layer, MaxPooling2D) or _exact(layer, AveragePooling2D)) and layer.dtype == _F32:
                 return self._pool2d(layer, i, out)
             if _exact(layer, GlobalAveragePooling2D) and not layer.keepdims:
@@ -304,7 +319,7 @@ class Plan:
             return calls, c is None or after is not None
         self._add(step, layer, spec, i, out)
 
-    def _conv2d(self, layer, i, out, fuse):
+    def _conv2d(self, layer, i, out, fuse, pool=None):
         act_owner = fuse if fuse is not None else layer
         act, alpha, after = _activation(act_owner.activation)
         self.records |= getattr(after, "uses_tensor", False)   # an activation applied after on a Tensor
@@ -318,6 +333,16 @@ class Plan:
         strides, padding, dilation = tuple(layer.strides), layer.padding, tuple(layer.dilation_rate)
         channels, rank = layer.input_channels, layer.rank
         conv2d = self._C.conv2d
+        pool_args = ()
+        if pool is not None:   # Conv2D (+ Activation) + MaxPooling2D: one call, see _fusable_pool
+            for name in ("pool_size", "strides", "padding", "data_format"):
+                self._watch(pool, name)
+            self.fused.append((layer.name, pool.name))
+            fused_call = self._C.conv2d_max_pool2d
+            pool_args = (tuple(pool.pool_size), tuple(pool.strides), pool.padding)
+
+            def conv2d(x, *args):
+                return fused_call(x, *args, *pool_args)
         if rank == 1:
             # Conv1D as F.conv1d runs it: the 2-D kernel on height-1 views (no copies).
             kernel = kernel.reshape((1,) + kernel.shape)
@@ -571,7 +596,7 @@ class Plan:
     def _transformer(self, layer, i, out):
         """TransformerEncoder (no mask: a padding mask makes the plan fall back) as bare calls:
         one GEMM for the query/key/value projections (the key-dim scale folded into the query
-        columns), per head one batched GEMM for the scores, softmax, one for the context,
+        columns), the fused attention kernel for every head's scores, softmax and context,
         then the output projection, residual adds, the fused layer norm and the two
         feed-forward GEMMs with bias and activation in their epilogues."""
         from .. import _weights_epoch as epoch
@@ -873,9 +898,9 @@ class _Attention:
     """A MultiHeadAttention layer's inference as bare calls on (rows, features) arrays:
     the projections as packed GEMMs (one for query, key and value when they are one input,
     "self"; query, then key and value together, when key is value, "cross"), the 1/sqrt(key_dim)
-    scale folded into the query columns, then per head a batched GEMM for the scores on
-    strided (B, T, key_dim) views (one batch stride, no copies), softmax, a batched GEMM for
-    the context written into its heads' columns, and the output projection. The packed
+    scale folded into the query columns, then the fused attention kernel (_C.attention: all
+    heads' scores, softmax and context in one call on strided (B, T, heads, dim) views of the
+    projections, no copies), and the output projection. The packed
     copies' source arrays are made read-only until the next weights change."""
 
     def __init__(self, C, mha, mode):
@@ -908,19 +933,18 @@ class _Attention:
                   mha.value_bias, mha.output_kernel):
             if w is not None:
                 epoch.freeze(w.data)
-        self.gemm, self.bmm, self.softmax = C.gemm_packed, C.bmm, C.softmax
+        self.gemm, self.attention = C.gemm_packed, C.attention
 
     def __call__(self, bufs, B, T, query, S=None, value=None):
         """(B*T, out_dim) for ``query`` (B*T, Dq) and, in "cross" mode, ``value`` (B*S, Dv),
         writing into ``bufs`` (a dict this call fills on first use, kept per input shape)."""
-        h, kd, vd, gemm, bmm, softmax = self.h, self.kd, self.vd, self.gemm, self.bmm, self.softmax
+        h, kd, vd, gemm = self.h, self.kd, self.vd, self.gemm
         if "att" not in bufs:
             if self.mode == "self":
                 bufs["qkv"] = np.empty((B * T, h * (2 * kd + vd)), np.float32)
             else:
                 bufs["q"] = np.empty((B * T, h * kd), np.float32)
                 bufs["kv"] = np.empty((B * S, h * (kd + vd)), np.float32)
-            bufs["ctx"] = np.empty((B * T, h * vd), np.float32)
             bufs["att"] = np.empty((B * T, self.out_dim), np.float32)
         if self.mode == "self":
             qkv = gemm(query, self.qkv[0], self.qkv[1], "linear", 0.0, 1.0, 0.0, bufs["qkv"]).reshape(B, T, -1)
@@ -929,13 +953,13 @@ class _Attention:
             qs = gemm(query, self.q[0], self.q[1], "linear", 0.0, 1.0, 0.0, bufs["q"]).reshape(B, T, -1)
             ks = gemm(value, self.kv[0], self.kv[1], "linear", 0.0, 1.0, 0.0, bufs["kv"]).reshape(B, S, -1)
             k0, v0 = 0, h * kd
-        ctx = bufs["ctx"]
-        ctx3 = ctx.reshape(B, T, h * vd)
-        for j in range(h):
-            q = qs[:, :, j * kd:(j + 1) * kd]
-            k = ks[:, :, k0 + j * kd:k0 + (j + 1) * kd]
-            v = ks[:, :, v0 + j * vd:v0 + (j + 1) * vd]
-            ctx3[:, :, j * vd:(j + 1) * vd] = bmm(softmax(bmm(q, k.transpose(0, 2, 1))), v)
+        S = T if S is None else S
+        q = qs[:, :, :h * kd].reshape(B, T, h, kd)
+        k = ks[:, :, k0:k0 + h * kd].reshape(B, S, h, kd)
+        v = ks[:, :, v0:v0 + h * vd].reshape(B, S, h, vd)
+        # Every head in one fused call on strided views of the projections (the scale is in
+        # the query columns); the weights are not kept.
+        ctx = self.attention(q, k, v, 1.0, None, None, False)[0].reshape(B * T, h * vd)
         return gemm(ctx, self.out, self.out_bias, "linear", 0.0, 1.0, 0.0, bufs["att"])
 
 

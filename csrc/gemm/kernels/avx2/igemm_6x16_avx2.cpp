@@ -61,11 +61,19 @@ void igemm_6x16(int64_t taps, int64_t run, const float* const* ind, const float*
   }
   acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11; acc[2][0] = c20; acc[2][1] = c21;
   acc[3][0] = c30; acc[3][1] = c31; acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
+  // ReLU (the common conv activation) is applied in registers with the bias; other
+  // activations run over the stored tile (act_tile) while it is still in L1.
+  const bool relu_here = bias && act == Act::Relu;
   if (bias) {
     const __m256 bi0 = _mm256_loadu_ps(bias), bi1 = _mm256_loadu_ps(bias + 8);
+    const __m256 zero = _mm256_setzero_ps();
     for (int r = 0; r < MR; ++r) {
       acc[r][0] = _mm256_add_ps(acc[r][0], bi0);
       acc[r][1] = _mm256_add_ps(acc[r][1], bi1);
+      if (relu_here) {  // max(v, 0) with v first: a NaN stays NaN, as relu_f32
+        acc[r][0] = _mm256_max_ps(zero, acc[r][0]);
+        acc[r][1] = _mm256_max_ps(zero, acc[r][1]);
+      }
     }
   }
   if (full) {
@@ -79,7 +87,7 @@ void igemm_6x16(int64_t taps, int64_t run, const float* const* ind, const float*
       _mm256_maskstore_ps(c + r * rs_c + 8, m1, acc[r][1]);
     }
   }
-  if (bias) act_tile(act, c, rs_c, mr, nr, act_alpha);  // the activation comes with the last pass, as the bias does
+  if (bias && !relu_here) act_tile(act, c, rs_c, mr, nr, act_alpha);  // the activation comes with the last pass, as the bias does
 }
 
 }  // namespace pynn::gemm::avx2

@@ -20,6 +20,7 @@ from .ctc import *  # noqa: F401,F403,E402
 from .gather import *  # noqa: F401,F403,E402
 from .rnn import *  # noqa: F401,F403,E402
 from .optim import *  # noqa: F401,F403,E402
+from .mha import *  # noqa: F401,F403,E402
 
 KERNELS = _ref.KERNELS
 

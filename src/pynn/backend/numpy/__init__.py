@@ -14,9 +14,11 @@ from .rnn import *  # noqa: F401,F403,E402
 from .gather import *  # noqa: F401,F403,E402
 from .ctc import *  # noqa: F401,F403,E402
 from .optim import *  # noqa: F401,F403,E402
+from .mha import *  # noqa: F401,F403,E402
 from . import core as _core, nn as _nn, conv as _conv, norm as _norm, rnn as _rnn, gather as _gather  # noqa: E402
 from . import ctc as _ctc, optim as _optim  # noqa: E402
+from . import mha as _mha  # noqa: E402
 
 KERNELS = (tuple(_core.__all__) + tuple(_nn.__all__) + tuple(_conv.__all__) + tuple(_norm.__all__)
            + tuple(_rnn.__all__) + tuple(_gather.__all__) + tuple(_ctc.__all__)
-           + tuple(_optim.__all__))
+           + tuple(_optim.__all__) + tuple(_mha.__all__))

@@ -717,7 +717,6 @@ def test_strided_and_fortran_inputs_give_the_contiguous_result(build):
                                    rtol=1e-5, atol=1e-6)
 
 
-<<<<<<< HEAD
 def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
     """The plan packs each recurrent layer's kernels once (RecurrentKernelPack for the time
     loop, and for the LSTM's input kernel, whose projection runs inside it) and reuses them
@@ -744,7 +743,8 @@ def test_recurrent_kernels_are_packed_once_per_weights(monkeypatch):
     x = inputs_for(model, 2)
     np.testing.assert_allclose(model.predict_on_batch(x), reference(model, x), rtol=1e-5, atol=1e-6)
     assert len(made) == 6
-=======
+
+
 def conv_pool_cnn(activation_layer):
     """The MNIST-style block twice: Conv2D then MaxPooling2D, the activation either the conv's
     own or a separate Activation layer between them."""
@@ -778,4 +778,3 @@ def test_conv_then_max_pooling_runs_as_one_fused_call(activation_layer, batch):
     changed = model.predict_on_batch(x)
     assert not np.allclose(changed, got)
     np.testing.assert_allclose(changed, reference(model, x), rtol=1e-5, atol=1e-6)
->>>>>>> main

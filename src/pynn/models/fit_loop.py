@@ -52,15 +52,21 @@ def _hook_used(cb, hook):
 def plan_for(model, base, xs, ys, sw, batch_size, shuffle, callbacks):
     """A :class:`TrainPlan` for this fit, or None when the generic loop must run.
     ``base``: the Model class (passed in: models/model.py imports this module)."""
+    if not _plain_step(model, base):
+        return None
+    return TrainPlan(model, xs, ys, sw, batch_size, shuffle, callbacks)
+
+
+def _plain_step(model, base):
+    """True when no step method is overridden (a Sequential's own ones aside) and the optimizer
+    applies gradients the stock way: a prepared step then does what the generic one would."""
     from ..optimizers.base import Optimizer   # lazily, as model.py: optimizers do not need models
     cls = type(model)
     for name in _STEP_METHODS:
         if getattr(cls, name) is not getattr(base, name) and not _sequential_method(cls, name):
-            return None
+            return False
     opt = model.optimizer
-    if not isinstance(opt, Optimizer) or type(opt).apply_gradients is not Optimizer.apply_gradients:
-        return None
-    return TrainPlan(model, xs, ys, sw, batch_size, shuffle, callbacks)
+    return isinstance(opt, Optimizer) and type(opt).apply_gradients is Optimizer.apply_gradients
 
 
 def _sequential_method(cls, name):
@@ -535,14 +541,9 @@ def train_batch(model, base, xs, ys, sw):
     is seen at once, as in the generic step. ``base``: the Model class."""
     if len(xs) != 1 or len(ys) != 1 or len(model._losses) != 1 or not model.built:
         return None
-    from ..optimizers.base import Optimizer
-    cls = type(model)
-    for name in _STEP_METHODS:
-        if getattr(cls, name) is not getattr(base, name) and not _sequential_method(cls, name):
-            return None
-    opt = model.optimizer
-    if not isinstance(opt, Optimizer) or type(opt).apply_gradients is not Optimizer.apply_gradients:
+    if not _plain_step(model, base):
         return None
+    opt = model.optimizer
     layers = _fast_layers(model)
     if layers is None:
         return None

@@ -158,6 +158,34 @@ def test_packed_self_attention_equals_the_separate_op(backend_name):
     np.testing.assert_allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6)
 
 
+def test_attention_scale_defaults_to_one_over_sqrt_key_dim_as_keras(backend_name):
+    # keras.ops.dot_product_attention and torch's scaled_dot_product_attention: scale=None
+    # means 1/sqrt(dk).
+    q, k, v = operands(2, 5, 5, 3, 4, 4)
+    np.testing.assert_array_equal(F.dot_product_attention(q, k, v).data,
+                                  F.dot_product_attention(q, k, v, 0.5).data)
+    qkv = R.standard_normal((2, 5, 3 * (2 * 4 + 2))).astype(np.float32)
+    np.testing.assert_array_equal(F.packed_self_attention(qkv, 3, 4, 2).data,
+                                  F.packed_self_attention(qkv, 3, 4, 2, 0.5).data)
+
+
+@pytest.mark.parametrize("arg", ["scale", "mask", "dropout"])
+def test_attention_refuses_a_constant_that_asks_for_a_gradient(arg):
+    q, k, v = operands(1, 3, 3, 2, 4, 4)
+    value = {"scale": np.float32(0.5), "mask": np.ones((1, 1, 3, 3), np.float32),
+             "dropout": np.ones((1, 2, 3, 3), np.float32)}[arg]
+    with pytest.raises(TypeError, match=f"dot_product_attention: {arg} is a constant"):
+        F.dot_product_attention(q, k, v, **{arg: Tensor(value, requires_grad=True)})
+    with pytest.raises(TypeError, match=f"packed_self_attention: {arg} is a constant"):
+        F.packed_self_attention(np.concatenate([q, k, v], -1).reshape(1, 3, 24), 2, 4, 4,
+                                **{arg: Tensor(value, requires_grad=True)})
+    # A Tensor that asks for nothing is its values.
+    kw = {arg: Tensor(value > 0 if arg == "mask" else value)}
+    ref_kw = {arg: value > 0 if arg == "mask" else value}
+    np.testing.assert_array_equal(F.dot_product_attention(q, k, v, **kw).data,
+                                  F.dot_product_attention(q, k, v, **ref_kw).data)
+
+
 def test_attention_kernels_reject_bad_shapes(backend_name):
     B = backend.current()
     q, k, v = operands(2, 3, 4, 2, 5, 6)

@@ -11,7 +11,7 @@ GEMM for dX and one for dW instead of three each.
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, Tensor
 from .registry import register
 
 
@@ -64,15 +64,34 @@ class PackedSelfAttention(Function):
         return (grad,)
 
 
-def dot_product_attention(q, k, v, scale=1.0, mask=None, dropout=None):
+def _constants(op, scale, mask, dropout, key_dim):
+    """The float scale (None: 1/sqrt(key_dim), Keras' and PyTorch's default) and the mask and
+    dropout arrays; these are constants of the op, so a Tensor that asks for a gradient is
+    refused rather than silently detached."""
+    for name, a in (("scale", scale), ("mask", mask), ("dropout", dropout)):
+        if isinstance(a, Tensor) and a.requires_grad:
+            raise TypeError(f"{op}: {name} is a constant (no gradient flows to it); got a Tensor that "
+                            f"requires grad. A learnable scale can multiply q instead.")
+    unwrap = lambda a: a.data if isinstance(a, Tensor) else a   # noqa: E731
+    scale = unwrap(scale)
+    scale = 1.0 / np.sqrt(key_dim) if scale is None else float(scale)
+    return scale, unwrap(mask), unwrap(dropout)
+
+
+def dot_product_attention(q, k, v, scale=None, mask=None, dropout=None):
     """Multi-head attention over (B, T, H, d) heads: softmax(scale·q·kᵀ) · v, with
     masked scores (``mask`` False, broadcast to (B, H, T, S)) set to −1e9 and ``dropout``
-    multipliers (B, H, T, S) applied to the weights. Returns (B, T, H, dv)."""
-    return DotProductAttention.apply(q, k, v, scale=float(scale), mask=mask, dropout=dropout)
+    multipliers (B, H, T, S) applied to the weights. ``scale`` defaults to 1/sqrt(dk), as
+    ``keras.ops.dot_product_attention`` and PyTorch's ``scaled_dot_product_attention``.
+    Returns (B, T, H, dv)."""
+    scale, mask, dropout = _constants("dot_product_attention", scale, mask, dropout, q.shape[-1])
+    return DotProductAttention.apply(q, k, v, scale=scale, mask=mask, dropout=dropout)
 
 
-def packed_self_attention(qkv, heads, key_dim, value_dim, scale=1.0, mask=None, dropout=None):
+def packed_self_attention(qkv, heads, key_dim, value_dim, scale=None, mask=None, dropout=None):
     """:func:`dot_product_attention` of the three parts of one packed projection
-    qkv (B, T, H·dk | H·dk | H·dv), query, key and value in that order."""
+    qkv (B, T, H·dk | H·dk | H·dv), query, key and value in that order; ``scale`` defaults
+    to 1/sqrt(key_dim)."""
+    scale, mask, dropout = _constants("packed_self_attention", scale, mask, dropout, int(key_dim))
     return PackedSelfAttention.apply(qkv, heads=int(heads), key_dim=int(key_dim), value_dim=int(value_dim),
-                                     scale=float(scale), mask=mask, dropout=dropout)
+                                     scale=scale, mask=mask, dropout=dropout)

@@ -13,12 +13,6 @@
 
 namespace pynn {
 
-namespace {
-
-using simd::tail_mask;
-
-}  // namespace
-
 // max(in, m) that propagates NaN as NumPy and PyTorch do: max_ps returns its second
 // operand when either is NaN, so a NaN already in m stays; a NaN `in` is blended in.
 static inline __m256 nan_max(__m256 in, __m256 m) {
@@ -38,50 +32,81 @@ static inline bool two_by_two_row(const WindowGeom& g, int64_t h0, int64_t h1) {
   return h1 - h0 == 2 && g.kw == 2 && g.sw == 2 && g.pl == 0 && g.ow * 2 <= g.w;
 }
 
-void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
+namespace {
+
+using simd::tail_mask;
+
+// Full vector, or the masked tail (full is false only on the last vector of a row).
+inline __m256 load_part(const float* p, bool full, __m256i mt) {
+  return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mt);
+}
+inline void store_part(float* p, __m256 v, bool full, __m256i mt) {
+  if (full) _mm256_storeu_ps(p, v);
+  else _mm256_maskstore_ps(p, mt, v);
+}
+
+// The window reductions of the two forwards: start, fold one cell in, finish with 1/cells.
+// nan_max(in, m) = (in > m || in is NaN) ? in : m, exactly the generic loop.
+struct MaxReduce {
+  static __m256 start() { return _mm256_set1_ps(-__builtin_inff()); }
+  static __m256 fold(__m256 in, __m256 m) { return nan_max(in, m); }
+  static __m256 scale(int64_t) { return _mm256_setzero_ps(); }  // unused by finish
+  static __m256 finish(__m256 m, __m256) { return m; }
+};
+// 0 + cells in window order, then times 1/cells: the generic loop's operations.
+struct AvgReduce {
+  static __m256 start() { return _mm256_setzero_ps(); }
+  static __m256 fold(__m256 in, __m256 s) { return _mm256_add_ps(s, in); }
+  static __m256 scale(int64_t cells) { return _mm256_set1_ps(1.f / static_cast<float>(cells)); }
+  static __m256 finish(__m256 s, __m256 inv) { return _mm256_mul_ps(s, inv); }
+};
+
+// One output row (image n, output row oh) of a max or average pooling forward.
+template <class Reduce>
+void pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
   const int64_t C = g.c, n = row / g.oh, oh = row % g.oh, c8 = C / 8 * 8;
   const float* xn = x + n * g.h * g.w * C;
   const __m256i mt = tail_mask(C - c8);
   int64_t h0, h1;
   clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-  // nan_max(in, m) = (in > m || in is NaN) ? in : m, exactly the generic loop.
   if (two_by_two_row(g, h0, h1)) {
     const float* r0 = xn + h0 * g.w * C;
     const float* r1 = r0 + g.w * C;
+    const __m256 inv = Reduce::scale(4);
     for (int64_t ow = 0; ow < g.ow; ++ow) {
       const float *a = r0 + 2 * ow * C, *b = r1 + 2 * ow * C;
       float* out = y + (row * g.ow + ow) * C;
-      int64_t c = 0;
-      for (; c < c8; c += 8) {
-        __m256 m = nan_max(_mm256_loadu_ps(a + c), _mm256_set1_ps(-__builtin_inff()));
-        m = nan_max(_mm256_loadu_ps(a + C + c), m);
-        m = nan_max(_mm256_loadu_ps(b + c), m);
-        m = nan_max(_mm256_loadu_ps(b + C + c), m);
-        _mm256_storeu_ps(out + c, m);
-      }
-      if (c < C) {
-        __m256 m = nan_max(_mm256_maskload_ps(a + c, mt), _mm256_set1_ps(-__builtin_inff()));
-        m = nan_max(_mm256_maskload_ps(a + C + c, mt), m);
-        m = nan_max(_mm256_maskload_ps(b + c, mt), m);
-        m = nan_max(_mm256_maskload_ps(b + C + c, mt), m);
-        _mm256_maskstore_ps(out + c, mt, m);
+      for (int64_t c = 0; c < C; c += 8) {
+        const bool full = c < c8;
+        __m256 r = Reduce::fold(load_part(a + c, full, mt), Reduce::start());
+        r = Reduce::fold(load_part(a + C + c, full, mt), r);
+        r = Reduce::fold(load_part(b + c, full, mt), r);
+        r = Reduce::fold(load_part(b + C + c, full, mt), r);
+        store_part(out + c, Reduce::finish(r, inv), full, mt);
       }
     }
     return;
   }
   for_each_window(g, oh, [&](const PoolWindow& pw) {
     float* out = y + (row * g.ow + pw.ow) * C;
+    const __m256 inv = Reduce::scale(pw.cells());
     for (int64_t c = 0; c < C; c += 8) {
       const bool full = c < c8;
-      __m256 m = _mm256_set1_ps(-__builtin_inff());
-      pw.for_each_cell(g, [&](int64_t off) {
-        const float* in = xn + off + c;
-        m = nan_max(full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt), m);
-      });
-      if (full) _mm256_storeu_ps(out + c, m);
-      else _mm256_maskstore_ps(out + c, mt, m);
+      __m256 r = Reduce::start();
+      pw.for_each_cell(g, [&](int64_t off) { r = Reduce::fold(load_part(xn + off + c, full, mt), r); });
+      store_part(out + c, Reduce::finish(r, inv), full, mt);
     }
   });
+}
+
+}  // namespace
+
+void max_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
+  pool_row_avx2<MaxReduce>(g, x, y, row);
+}
+
+void avg_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
+  pool_row_avx2<AvgReduce>(g, x, y, row);
 }
 
 void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y, const float* dy, float* dx,
@@ -122,67 +147,21 @@ void max_pool_bwd_rows_avx2(const WindowGeom& g, const float* x, const float* y,
       const int64_t o = ((n * g.oh + oh) * g.ow + pw.ow) * C;
       for (int64_t c = 0; c < C; c += 8) {
         const bool full = c < c8;
-        const __m256 yv = full ? _mm256_loadu_ps(y + o + c) : _mm256_maskload_ps(y + o + c, mt);
-        const __m256 gv = full ? _mm256_loadu_ps(dy + o + c) : _mm256_maskload_ps(dy + o + c, mt);
+        const __m256 yv = load_part(y + o + c, full, mt);
+        const __m256 gv = load_part(dy + o + c, full, mt);
         __m256 open = _mm256_castsi256_ps(_mm256_set1_epi32(-1));  // lanes whose winner is still unknown
         pw.for_each_cell(g, [&](int64_t cell) {
           const int64_t off = cell + c;
-          const __m256 in = full ? _mm256_loadu_ps(xn + off) : _mm256_maskload_ps(xn + off, mt);
+          const __m256 in = load_part(xn + off, full, mt);
           const __m256 take = _mm256_and_ps(is_max(in, yv), open);
           __m256 d = _mm256_and_ps(take, gv);
           open = _mm256_andnot_ps(take, open);
-          if (!assign) d = _mm256_add_ps(d, full ? _mm256_loadu_ps(dxn + off) : _mm256_maskload_ps(dxn + off, mt));
-          if (full) _mm256_storeu_ps(dxn + off, d);
-          else _mm256_maskstore_ps(dxn + off, mt, d);
+          if (!assign) d = _mm256_add_ps(d, load_part(dxn + off, full, mt));
+          store_part(dxn + off, d, full, mt);
         });
       }
     });
   }
-}
-
-void avg_pool_row_avx2(const WindowGeom& g, const float* x, float* y, int64_t row) {
-  const int64_t C = g.c, n = row / g.oh, oh = row % g.oh, c8 = C / 8 * 8;
-  const float* xn = x + n * g.h * g.w * C;
-  const __m256i mt = tail_mask(C - c8);
-  int64_t h0, h1;
-  clip(oh * g.sh - g.pt, g.kh, g.h, &h0, &h1);
-  // 0 + cells in window order, then times 1/cells: the generic loop's operations.
-  if (two_by_two_row(g, h0, h1)) {
-    const float* r0 = xn + h0 * g.w * C;
-    const float* r1 = r0 + g.w * C;
-    const __m256 inv = _mm256_set1_ps(1.f / 4.f);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      const float *a = r0 + 2 * ow * C, *b = r1 + 2 * ow * C;
-      float* out = y + (row * g.ow + ow) * C;
-      for (int64_t c = 0; c < C; c += 8) {
-        const bool full = c < c8;
-        auto ld = [&](const float* p) { return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mt); };
-        __m256 s = _mm256_add_ps(_mm256_setzero_ps(), ld(a + c));
-        s = _mm256_add_ps(s, ld(a + C + c));
-        s = _mm256_add_ps(s, ld(b + c));
-        s = _mm256_add_ps(s, ld(b + C + c));
-        s = _mm256_mul_ps(s, inv);
-        if (full) _mm256_storeu_ps(out + c, s);
-        else _mm256_maskstore_ps(out + c, mt, s);
-      }
-    }
-    return;
-  }
-  for_each_window(g, oh, [&](const PoolWindow& pw) {
-    float* out = y + (row * g.ow + pw.ow) * C;
-    const __m256 inv = _mm256_set1_ps(1.f / static_cast<float>(pw.cells()));
-    for (int64_t c = 0; c < C; c += 8) {
-      const bool full = c < c8;
-      __m256 s = _mm256_setzero_ps();
-      pw.for_each_cell(g, [&](int64_t off) {
-        const float* in = xn + off + c;
-        s = _mm256_add_ps(s, full ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, mt));
-      });
-      s = _mm256_mul_ps(s, inv);
-      if (full) _mm256_storeu_ps(out + c, s);
-      else _mm256_maskstore_ps(out + c, mt, s);
-    }
-  });
 }
 
 void avg_pool_bwd_rows_avx2(const WindowGeom& g, const float* dy, float* dx, int64_t n, int64_t oh_lo, int64_t oh_hi,
@@ -194,13 +173,12 @@ void avg_pool_bwd_rows_avx2(const WindowGeom& g, const float* dy, float* dx, int
                       const __m256 iv = _mm256_set1_ps(inv);
                       for (int64_t c = 0; c < C; c += 8) {
                         const bool full = c < c8;
-                        const __m256 v = _mm256_mul_ps(full ? _mm256_loadu_ps(go + c) : _mm256_maskload_ps(go + c, mt), iv);
+                        const __m256 v = _mm256_mul_ps(load_part(go + c, full, mt), iv);
                         pw.for_each_cell(g, [&](int64_t off) {
                           float* d = dxn + off + c;
                           __m256 o = v;
-                          if (!set) o = _mm256_add_ps(full ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, mt), v);
-                          if (full) _mm256_storeu_ps(d, o);
-                          else _mm256_maskstore_ps(d, mt, o);
+                          if (!set) o = _mm256_add_ps(load_part(d, full, mt), v);
+                          store_part(d, o, full, mt);
                         });
                       }
                     });

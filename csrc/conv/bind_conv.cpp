@@ -12,19 +12,35 @@ constexpr const char* kKernel = "4-D (kh, kw, C_in, C_out)";
 
 Shape4 dims4(const py::array& a) { return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)}; }
 
-py::array conv2d(py::handle xh, py::handle wh, py::handle bh, const Pair& strides, const std::string& padding,
-                 const Pair& dilation, py::handle acth, float act_alpha) {
-  const char* op = "conv2d";
+// The forward's checked inputs: float32 C-contiguous x and w, their geometry, the optional
+// bias (kept alive in `bias_keep`) and the fused activation.
+struct ConvForwardArgs {
+  py::array x, w, bias_keep;
+  WindowGeom g;
+  const float* bias;
+  Act act;
+};
+
+ConvForwardArgs conv_forward_args(const char* op, py::handle xh, py::handle wh, py::handle bh, const Pair& strides,
+                                  const std::string& padding, const Pair& dilation, py::handle acth) {
   py::array x = f32c(op, "x", xh), w = f32c(op, "w", wh);
   require_ndim(op, "x", x, 4, kNHWC);
   require_ndim(op, "w", w, 4, kKernel);
   const WindowGeom g = conv_geometry(op, dims4(x), dims4(w), strides, padding, dilation);
-  py::array bk;
-  const float* bp = optional_vec(op, "b", bh, g.oc, &bk);
+  py::array keep;
+  const float* bias = optional_vec(op, "b", bh, g.oc, &keep);  // points into keep's buffer, which moves along
   const Act act = acth.is_none() ? Act::Linear : act_arg(op, py::cast<std::string>(acth));
+  return {std::move(x), std::move(w), std::move(keep), g, bias, act};
+}
+
+py::array conv2d(py::handle xh, py::handle wh, py::handle bh, const Pair& strides, const std::string& padding,
+                 const Pair& dilation, py::handle acth, float act_alpha) {
+  const ConvForwardArgs a = conv_forward_args("conv2d", xh, wh, bh, strides, padding, dilation, acth);
+  const WindowGeom& g = a.g;
   py::array y = empty({g.n, g.oh, g.ow, g.oc});
-  const float *xp = cptr(x), *wp = cptr(w);
+  const float *xp = cptr(a.x), *wp = cptr(a.w), *bp = a.bias;
   float* yp = mptr(y);
+  const Act act = a.act;
   nogil([&] { ::pynn::conv2d_forward(g, xp, wp, bp, yp, act, act_alpha); });
   return y;
 }
@@ -33,17 +49,13 @@ py::array conv2d_max_pool2d(py::handle xh, py::handle wh, py::handle bh, const P
                             const std::string& padding, const Pair& dilation, py::handle acth, float act_alpha,
                             const Pair& pool_size, const Pair& pool_strides, const std::string& pool_padding) {
   const char* op = "conv2d_max_pool2d";
-  py::array x = f32c(op, "x", xh), w = f32c(op, "w", wh);
-  require_ndim(op, "x", x, 4, kNHWC);
-  require_ndim(op, "w", w, 4, kKernel);
-  const WindowGeom g = conv_geometry(op, dims4(x), dims4(w), strides, padding, dilation);
+  const ConvForwardArgs a = conv_forward_args(op, xh, wh, bh, strides, padding, dilation, acth);
+  const WindowGeom& g = a.g;
   const WindowGeom pg = pool_geometry(op, {g.n, g.oh, g.ow, g.oc}, pool_size, pool_strides, pool_padding);
-  py::array bk;
-  const float* bp = optional_vec(op, "b", bh, g.oc, &bk);
-  const Act act = acth.is_none() ? Act::Linear : act_arg(op, py::cast<std::string>(acth));
   py::array y = empty({pg.n, pg.oh, pg.ow, pg.c});
-  const float *xp = cptr(x), *wp = cptr(w);
+  const float *xp = cptr(a.x), *wp = cptr(a.w), *bp = a.bias;
   float* yp = mptr(y);
+  const Act act = a.act;
   nogil([&] { ::pynn::conv2d_max_pool_forward(g, pg, xp, wp, bp, yp, act, act_alpha); });
   return y;
 }

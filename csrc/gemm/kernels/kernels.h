@@ -24,7 +24,8 @@ using MicroKernel = void (*)(int64_t k, float alpha, const float* a, const float
 using MicroKernelUA = void (*)(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b, int64_t rs_b,
                                float beta, float* c, int64_t rs_c, const float* bias);
 using MicroKernelUAEdge = void (*)(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
-                                   const float* b, float beta, float* c, int64_t rs_c, const float* bias);
+                                   const float* b, int64_t rs_b, float beta, float* c, int64_t rs_c,
+                                   const float* bias);
 using ActTile = void (*)(Act act, float* c, int64_t rs, int64_t mr, int64_t nr, float alpha);
 
 PYNN_ISA_DECLARE(
@@ -42,6 +43,9 @@ void sgemm_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const f
 // (NR floats per k step); writes only rows [0, mr) of the 16-wide tile c.
 void sgemm_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a, const float* b, float beta,
                    float* c, int64_t rs_c, const float* bias);
+// The same with B read from k rows of NR floats rs_b apart (in place: a row-major B).
+void sgemm_ua_edge_rs(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+                      int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias);
 // Full NR panels [p0, p1) of a row-major B block, k rows rs_b apart, packed row by row.
 void pack_b_rowmajor(int64_t kc, const float* b, int64_t rs_b, float* dst, int64_t p0, int64_t p1);
 // One full NR panel of a column-major B (unit row stride, columns cs_b apart).

@@ -23,6 +23,15 @@ class _PackCache:
         return (_PackCache, ())
 
 
+def _aligned64(a):
+    """A C-contiguous copy of ``a`` whose data starts on a 64-byte (cache-line) boundary."""
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    off = -buf.ctypes.data % 64
+    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 class KernelLayer(Layer):
     """``activation(op(x, kernel) + bias)``: the settings, weights and config that Dense
     and the convolutions share, with Keras's argument names."""
@@ -39,6 +48,10 @@ class KernelLayer(Layer):
     def _add_kernel_and_bias(self, kernel_shape, units):
         self.kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer,
                                       self.kernel_constraint)
+        # Rows on 64-byte boundaries (Variable.assign, set_weights and the optimizers write in place,
+        # so they stay there): the native GEMM then reads a row-major kernel in place instead of
+        # packing it on every forward call (csrc/gemm/gemm.cpp: b_in_place).
+        self.kernel.data = _aligned64(self.kernel.data)
         self.bias = (self.add_weight("bias", (units,), self.bias_initializer, self.bias_regularizer,
                                      self.bias_constraint) if self.use_bias else None)
         self.built = True

@@ -358,14 +358,14 @@ void sgemm_6x16_ua(int64_t k, float alpha, const float* a, int64_t rs_a, const f
 // With at most 10 accumulators g++ keeps everything in registers, so this one
 // is intrinsics. Writes rows [0, mr) of the 16-wide tile c only.
 template <int R>
-static void ua_rows(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+static void ua_rows(int64_t k, float alpha, const float* a, int64_t rs_a, const float* b, int64_t rs_b,
                     float beta, float* c, int64_t rs_c, const float* bias) {
   __m256 acc0[R], acc1[R];
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
   int64_t p = 0;
   for (; p + 2 <= k; p += 2) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    const __m256 b2 = _mm256_loadu_ps(b + NR), b3 = _mm256_loadu_ps(b + NR + 8);
+    const __m256 b2 = _mm256_loadu_ps(b + rs_b), b3 = _mm256_loadu_ps(b + rs_b + 8);
     for (int r = 0; r < R; ++r) {
       const __m256 x = _mm256_broadcast_ss(a + r * rs_a + p);
       acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
@@ -376,7 +376,7 @@ static void ua_rows(int64_t k, float alpha, const float* a, int64_t rs_a, const 
       acc0[r] = _mm256_fmadd_ps(x, b2, acc0[r]);
       acc1[r] = _mm256_fmadd_ps(x, b3, acc1[r]);
     }
-    b += 2 * NR;
+    b += 2 * rs_b;
   }
   if (p < k) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
@@ -389,15 +389,20 @@ static void ua_rows(int64_t k, float alpha, const float* a, int64_t rs_a, const 
   store_rows(acc0, acc1, R, alpha, beta, c, rs_c, bias);
 }
 
+void sgemm_ua_edge_rs(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a, const float* b,
+                      int64_t rs_b, float beta, float* c, int64_t rs_c, const float* bias) {
+  switch (mr) {
+    case 1: return ua_rows<1>(k, alpha, a, rs_a, b, rs_b, beta, c, rs_c, bias);
+    case 2: return ua_rows<2>(k, alpha, a, rs_a, b, rs_b, beta, c, rs_c, bias);
+    case 3: return ua_rows<3>(k, alpha, a, rs_a, b, rs_b, beta, c, rs_c, bias);
+    case 4: return ua_rows<4>(k, alpha, a, rs_a, b, rs_b, beta, c, rs_c, bias);
+    default: return ua_rows<5>(k, alpha, a, rs_a, b, rs_b, beta, c, rs_c, bias);
+  }
+}
+
 void sgemm_ua_edge(int64_t mr, int64_t k, float alpha, const float* a, int64_t rs_a,
                         const float* b, float beta, float* c, int64_t rs_c, const float* bias) {
-  switch (mr) {
-    case 1: return ua_rows<1>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
-    case 2: return ua_rows<2>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
-    case 3: return ua_rows<3>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
-    case 4: return ua_rows<4>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
-    default: return ua_rows<5>(k, alpha, a, rs_a, b, beta, c, rs_c, bias);
-  }
+  sgemm_ua_edge_rs(mr, k, alpha, a, rs_a, b, NR, beta, c, rs_c, bias);
 }
 
 }  // namespace pynn::gemm::avx2

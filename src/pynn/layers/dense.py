@@ -1,7 +1,7 @@
 """``layers.Dense``: a fully connected layer, ``activation(x @ kernel + bias)``."""
 import numpy as np
 
-from .. import _weights_epoch, activations, backend as _backend, functional as F, initializers
+from .. import _alignment, _weights_epoch, activations, backend as _backend, functional as F, initializers
 from ..autograd import Tensor, is_grad_enabled
 from ..functional.activation import split as _split_activation
 from .base import Layer
@@ -23,15 +23,6 @@ class _PackCache:
         return (_PackCache, ())
 
 
-def _aligned64(a):
-    """A C-contiguous copy of ``a`` whose data starts on a 64-byte (cache-line) boundary."""
-    buf = np.empty(a.nbytes + 64, np.uint8)
-    off = -buf.ctypes.data % 64
-    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
-
-
 class KernelLayer(Layer):
     """``activation(op(x, kernel) + bias)``: the settings, weights and config that Dense
     and the convolutions share, with Keras's argument names."""
@@ -50,8 +41,10 @@ class KernelLayer(Layer):
                                       self.kernel_constraint)
         # Rows on 64-byte boundaries (Variable.assign, set_weights and the optimizers write in place,
         # so they stay there): the native GEMM then reads a row-major kernel in place instead of
-        # packing it on every forward call (csrc/gemm/gemm.cpp: b_in_place).
-        self.kernel.data = _aligned64(self.kernel.data)
+        # packing it on every forward call (csrc/gemm/gemm.cpp: b_in_place). At a page start,
+        # so the optimizer's slots and the gradient buffers can be placed apart from it
+        # within the page (pynn._alignment: 4K aliasing).
+        self.kernel.data = _alignment.aligned_copy(self.kernel.data)
         self.bias = (self.add_weight("bias", (units,), self.bias_initializer, self.bias_regularizer,
                                      self.bias_constraint) if self.use_bias else None)
         self.built = True

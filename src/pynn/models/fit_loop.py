@@ -30,7 +30,7 @@ This file runs as Python or compiled by Cython (fit_loop.pxd, CMakeLists.txt).
 """
 import numpy as np
 
-from .. import backend as _backend
+from .. import _alignment, backend as _backend
 from ..autograd.engine import Tensor, grad as autograd_grad, is_grad_enabled
 from ..functional.nn import dense_backward, dense_forward, dropout_mask
 from ..callbacks import Callback, ProgbarLogger
@@ -116,7 +116,10 @@ class _DenseStack:
         # then called as the backend's matmul/act_bias_grad call them (_C.gemm, _C.act_bias_backward),
         # writing into buffers kept across steps, without the wrappers' per-call checks.
         self.native, self.C = native, C
-        self.dk_bufs = [np.empty(k.data.shape, np.float32) for k, *_ in specs] if native is not None else None
+        # Gradient buffers placed apart from their kernels within the page, as the optimizer's
+        # slots are (pynn._alignment: the fused update streams them side by side).
+        self.dk_bufs = ([_alignment.staggered_empty(k.data, 4) for k, *_ in specs]
+                        if native is not None else None)
         self.act_bufs = {}          # batch size -> (layer outputs, input gradients)
 
     @staticmethod

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from pynn import _weights_epoch, backend as _backend
+from pynn import _alignment, _weights_epoch, backend as _backend
 from . import schedules as _schedules
 
 
@@ -116,8 +116,10 @@ class Optimizer:
         self._index = {id(v): i for i, v in enumerate(variables)}
         if len(self._index) != len(variables):
             raise ValueError(f"{type(self).__name__}.build: the same variable appears twice")
-        self._slots = {name: [np.full(np.shape(v.data), init, dtype=v.data.dtype) for v in variables]
-                       for name, init in self._slot_specs()}
+        # Each slot a different offset from its variable within the page (pynn._alignment: a fused
+        # step streaming them side by side otherwise stalls on 4K aliasing).
+        self._slots = {name: [_alignment.staggered_full(np.asarray(v.data), j + 1, init) for v in variables]
+                       for j, (name, init) in enumerate(self._slot_specs())}
         self.built = True
 
     def get_state(self):

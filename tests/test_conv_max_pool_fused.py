@@ -1,5 +1,6 @@
 """The fused inference call conv2d -> max_pool2d (``_C.conv2d_max_pool2d``, csrc/conv/conv2d.cpp:
-chunks of images convolved into an L2-sized scratch block and pooled from there). Its values are
+chunks of images convolved into an L2-sized scratch block and pooled from there; conv pixels no
+pooling window reads are not computed; small-channel 'valid' convs with a 2x2/2 pool pool in registers). Its values are
 those of the two calls it replaces, bit for bit, on every conv path (small-channel, implicit GEMM,
 im2col, pointwise), at batch 1 (no chunks) and batches split into chunks, at 1-8 threads; and the
 numpy reference's to float32 tolerance. Bad pooling arguments raise before any work."""
@@ -22,6 +23,12 @@ CASES = [
     ((1, 12, 12, 8), (3, 3), 17, (2, 2), "same", (2, 2), (1, 1), "valid"),     # batch 1, stride 2
     ((7, 6, 6, 24), (1, 1), 16, (1, 1), "valid", (2, 2), (2, 2), "valid"),     # pointwise
     ((40, 8, 8, 16), (3, 3), 8, (1, 1), "same", (2, 3), (2, 3), "same"),       # many small images
+    # Conv pixels no pooling window reads are not computed (the conv runs on the top-left crop):
+    ((6, 12, 12, 16), (3, 3), 24, (1, 1), "valid", (3, 3), (2, 2), "valid"),   # 10x10 conv, pool reads 9x9
+    ((1, 13, 13, 32), (3, 3), 64, (1, 1), "valid", (2, 2), (2, 2), "valid"),   # batch 1 (no chunks), 11 -> 10
+    ((5, 15, 14, 3), (3, 3), 32, (1, 1), "same", (2, 2), (2, 2), "valid"),     # padded small-channel conv, 15 -> 14
+    ((4, 9, 9, 8), (1, 1), 16, (1, 1), "valid", (2, 2), (2, 2), "valid"),      # pointwise: never cropped
+    ((3, 11, 11, 16), (3, 3), 16, (2, 2), "valid", (2, 2), (1, 1), "valid"),   # stride-1 pool: reads all 5x5
 ]
 
 

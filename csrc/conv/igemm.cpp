@@ -45,11 +45,12 @@ constexpr int64_t kGroupTiles = 4;
 // cost more than the im2col copy they save (3-channel 'same': 20% slower): use im2col.
 constexpr int64_t kMinRun = 8;
 
-// Multiply-adds per extra thread. The forward splits from 1M: its tile groups are claimed
+// Multiply-adds per extra thread. The forward splits from 512K: its tile groups are claimed
 // through share_work, so a late helper costs nothing, and the single-image second conv
-// of a small CNN (2.2M multiply-adds, ~48 us on one core) is then split.
+// of a small CNN (2.2M multiply-adds, ~48 us on one core; 1.8M when conv2d_max_pool2d skips
+// the row and column its pool never reads) is then split.
 constexpr int64_t kIgemmGrain = int64_t(1) << 22;
-constexpr int64_t kIgemmForwardGrain = int64_t(1) << 20;
+constexpr int64_t kIgemmForwardGrain = int64_t(1) << 19;
 // Output pixels per block of the weight gradient: a 16-column slice of the block's taps
 // (kDwtBlock cache lines of x, C floats apart: at C = 64 they fall in 16 of L1's 64 sets)
 // stays in L1 while the block's packed dy panels stream past it. Measured at 1 thread

@@ -195,9 +195,12 @@ bool merges_rows(const WindowGeom& g) { return g.dw == 1 && g.pl == 0 && (g.ow -
 std::vector<unsigned char> live_rows(const float* dy, int64_t rows, int64_t OC) {
   std::vector<unsigned char> live(static_cast<size_t>(rows));
   for (int64_t p = 0; p < rows; ++p) {
+    // Stop at the first nonzero: a live row usually ends the scan at its first channel. The full
+    // OR over every channel was serial time before both gradients' parallel parts: 0.15+ ms per
+    // call for the CNN's 64x11x11x64 dy at 1 thread.
     const float* v = dy + p * OC;
     bool any = false;
-    for (int64_t o = 0; o < OC; ++o) any |= v[o] != 0.f;  // -0.0 == 0; NaN != 0
+    for (int64_t o = 0; o < OC && !any; ++o) any = v[o] != 0.f;  // -0.0 == 0; NaN != 0
     live[static_cast<size_t>(p)] = any;
   }
   return live;

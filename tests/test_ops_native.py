@@ -42,15 +42,19 @@ def threads(request):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Counts of native np_reduce / np_max_scalar calls made by pynn.ops."""
+    """Counts of the native reductions ("np_reduce") and maximum/minimum-with-a-scalar kernels
+    ("np_max_scalar") that pynn.ops ran: through its per-call C entries np_fast_reduce /
+    np_fast_ext (a result, not None: the kernel ran) or the pybind11 bindings (out=x)."""
     from pynn import _C
     n = {"np_reduce": 0, "np_max_scalar": 0}
-    for name in n:
+    for name, key in (("np_reduce", "np_reduce"), ("np_fast_reduce", "np_reduce"),
+                      ("np_max_scalar", "np_max_scalar"), ("np_fast_ext", "np_max_scalar")):
         fn = getattr(_C, name)
 
-        def counted(*a, _fn=fn, _name=name, **k):
-            n[_name] += 1
-            return _fn(*a, **k)
+        def counted(*a, _fn=fn, _key=key, **k):
+            r = _fn(*a, **k)
+            n[_key] += r is not None
+            return r
         monkeypatch.setattr(_C, name, counted)
     return n
 

@@ -225,6 +225,32 @@ def test_dot_and_where_skip_numpys_dispatcher_only_for_exact_ndarrays():
         ("override", "dot")
 
 
+def test_small_product_with_a_transposed_b_and_tiny_inner_dimension_goes_native(gemm_threads):
+    # Backprop's dh = dscores @ W2.T of the lecture MLP (32x10x128): B a column-major view, k < 16.
+    on = D.native_on()
+    if not on:
+        pytest.skip("the native backend is not active")
+    a, w = randn(32, 10), randn(128, 10)
+    assert D.native_gemm_wins(a, w.T) == on
+    assert not D.native_gemm_wins(a, np.ascontiguousarray(w.T))  # row-major B: OpenBLAS's small path
+    assert not D.native_gemm_wins(randn(256, 10), randn(512, 10).T)  # past GEMM_NT_MAX_MACS
+    assert not D.native_gemm_wins(randn(8, 10), w.T)  # fewer rows than measured
+    assert_same(ops.dot(a, w.T), np.dot(a, w.T), exact=False, rtol=1e-5)
+    out = np.empty((32, 128), np.float32)
+    assert ops.dot(a, w.T, out=out) is out
+    assert_same(out, np.dot(a, w.T), exact=False, rtol=1e-5)
+    if on:  # each element is one FMA chain whatever the thread count: the same bits at 1..8 threads
+        from pynn import _C
+        before = pynn.get_num_threads()
+        try:
+            pynn.set_num_threads(1)
+            one = _C.mm(a, w.T)
+        finally:
+            pynn.set_num_threads(before)
+        assert_same(ops.dot(a, w.T), one)
+        assert_same(ops.matmul(a, w.T), one)
+
+
 def test_gemm_with_a_tiny_inner_dimension_stays_on_numpy():
     # k = 10 (the lecture's dscores @ W2.T at hidden 512) is mostly packing for the native kernel.
     assert not D.native_gemm_wins(randn(256, 10), randn(10, 512))

@@ -1,8 +1,12 @@
 // Bindings of the elementwise and row kernels (csrc/nn/): the activation list,
 // activations forward/backward, bias add/grad, softmax, softmax + cross-entropy.
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "common/binding.h"
+#include "common/parallel.h"
+#include "gemm/gemm.h"
 #include "nn/activations.h"
 #include "nn/attention.h"
 #include "nn/bias.h"
@@ -389,6 +393,12 @@ struct Limits {
           reduce_ext_rows_max = int64_t{1} << 22, ext_scalar_min = 1024;
 };
 Limits g_limits;
+// _dispatch.py's GEMM routing limits (np_gemm_limits); never native until they are set.
+struct GemmLimits {
+  int64_t min_macs = INT64_MAX, min_side = 0, min_n = 0, min_k = 0, colmajor_max_n = 0, colmajor_max_k = 0,
+          max_threads = 0, nt_max_macs = 0, nt_min_side = 0;
+};
+GemmLimits g_gemm;
 // Up to this many elements the kernel keeps the GIL: releasing and retaking it costs ~0.2 us.
 constexpr int64_t kGilFreeSize = int64_t{1} << 16;
 
@@ -564,6 +574,115 @@ PyObject* ext_scalar(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return out;
 }
 
+// o as an exact, aligned, native-order 2-D float32 ndarray whose strides are whole floats; else nullptr.
+py::detail::PyArray_Proxy* gemm_operand(PyObject* o, int64_t st[2]) {
+  const npy& api = npy::get();
+  if (Py_TYPE(o) != api.PyArray_Type_) return nullptr;
+  auto* p = py::detail::array_proxy(o);
+  if (p->nd != 2 || !(p->flags & npy::NPY_ARRAY_ALIGNED_)) return nullptr;
+  auto* d = py::detail::array_descriptor_proxy(p->descr);
+  if (d->type_num != npy::NPY_FLOAT_ || d->byteorder == '>') return nullptr;
+  for (int i = 0; i < 2; ++i) {
+    const py::ssize_t bytes = p->strides[i];
+    if (bytes % static_cast<py::ssize_t>(sizeof(float)) != 0) return nullptr;
+    st[i] = p->dimensions[i] <= 1 ? 0 : bytes / static_cast<py::ssize_t>(sizeof(float));  // never stepped along
+  }
+  return p;
+}
+
+// _dispatch.py's rules (documented and measured there) for an (m, k) @ (k, n) float32 product
+// with element strides rs/cs: whether the native SGEMM beats np.dot (OpenBLAS).
+bool gemm_native_wins(int64_t m, int64_t k, int64_t n, int64_t rs_a, int64_t cs_a, int64_t rs_b) {
+  const GemmLimits& L = g_gemm;
+  const int64_t macs = m * k * n;
+  if (macs < L.min_macs)  // OpenBLAS's small path, except dX = dY @ W.T: a column-major B, k < min_k
+    return k < L.min_k && macs <= L.nt_max_macs && m >= L.nt_min_side && n >= L.nt_min_side && rs_b == 1;
+  if (n < L.min_n || m < L.min_side || k < L.min_k) return false;
+  if (cs_a != 1 && !(rs_a == 1 && n <= L.colmajor_max_n && k <= L.colmajor_max_k)) return false;
+  return num_threads() <= L.max_threads;
+}
+
+// [lo, hi) byte range an array's elements span (any stride signs).
+std::pair<const char*, const char*> byte_span(const py::detail::PyArray_Proxy* p) {
+  const char* lo = p->data;
+  const char* hi = p->data;
+  for (int i = 0; i < p->nd; ++i) {
+    if (p->dimensions[i] == 0) return {p->data, p->data};
+    const py::ssize_t step = p->strides[i] * (p->dimensions[i] - 1);
+    (step < 0 ? lo : hi) += step;
+  }
+  return {lo, hi + sizeof(float)};
+}
+
+bool overlaps(const py::detail::PyArray_Proxy* x, const py::detail::PyArray_Proxy* y) {
+  const auto [xl, xh] = byte_span(x);
+  const auto [yl, yh] = byte_span(y);
+  return xl < yh && yl < xh && xl != xh && yl != yh;
+}
+
+// np_fast_dot(a, b, out): NumPy's dot/matmul of two 2-D float32 ndarrays on the native SGEMM
+// when _dispatch's rules say it wins (into out when out is a usable, disjoint (m, n) float32
+// array), else None: NumPy's call, which also reports every error.
+PyObject* dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "np_fast_dot(a, b, out) takes 3 positional arguments");
+    return nullptr;
+  }
+  int64_t sa[2], sb[2], sc[2];
+  auto* pa = gemm_operand(args[0], sa);
+  auto* pb = pa ? gemm_operand(args[1], sb) : nullptr;
+  if (!pb) Py_RETURN_NONE;
+  const int64_t m = pa->dimensions[0], k = pa->dimensions[1], n = pb->dimensions[1];
+  if (pb->dimensions[0] != k || m == 0 || n == 0 || !gemm_native_wins(m, k, n, sa[0], sa[1], sb[0]))
+    Py_RETURN_NONE;
+  PyObject* out = args[2];
+  if (out == Py_None) {
+    const py::ssize_t dims[2] = {m, n};
+    out = new_array(npy::NPY_FLOAT_, 2, dims);
+    if (!out) return nullptr;
+    sc[0] = n;
+    sc[1] = 1;
+  } else {
+    auto* pc = gemm_operand(out, sc);
+    if (!pc || pc->dimensions[0] != m || pc->dimensions[1] != n || !(pc->flags & npy::NPY_ARRAY_WRITEABLE_) ||
+        overlaps(pc, pa) || overlaps(pc, pb))
+      Py_RETURN_NONE;
+    Py_INCREF(out);
+  }
+  const float* ap = reinterpret_cast<const float*>(pa->data);
+  const float* bp = reinterpret_cast<const float*>(pb->data);
+  float* cp = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  auto product = [&] {
+    sgemm(m, n, k, 1.f, ap, sa[0], sa[1], bp, sb[0], sb[1], 0.f, cp, sc[0], sc[1], nullptr, Act::Linear, 0.f);
+  };
+  // Releasing and retaking the GIL (~0.2 us) only past ~5 us of work, as _C.mm does.
+  if (m * n * k <= 262144) {
+    product();
+  } else {
+    py::gil_scoped_release release;
+    product();
+  }
+  return out;
+}
+
+bool gemm_route(py::handle a, py::handle b) {
+  int64_t sa[2], sb[2];
+  auto* pa = gemm_operand(a.ptr(), sa);
+  auto* pb = pa ? gemm_operand(b.ptr(), sb) : nullptr;
+  if (!pb || pb->dimensions[0] != pa->dimensions[1]) return false;
+  return gemm_native_wins(pa->dimensions[0], pa->dimensions[1], pb->dimensions[1], sa[0], sa[1], sb[0]);
+}
+
+void set_gemm_limits(int64_t min_macs, int64_t min_side, int64_t min_n, int64_t min_k, int64_t colmajor_max_n,
+                     int64_t colmajor_max_k, int64_t max_threads, int64_t nt_max_macs, int64_t nt_min_side) {
+  g_gemm = GemmLimits{min_macs, min_side, min_n, min_k, colmajor_max_n, colmajor_max_k, max_threads, nt_max_macs,
+                      nt_min_side};
+}
+
+PyMethodDef kDotDef{"np_fast_dot", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&dot)), METH_FASTCALL,
+                    "np_fast_dot(a, b, out): pynn.ops' per-call entry for NumPy's dot/matmul of two 2-D float32 "
+                    "ndarrays: the native SGEMM where np_gemm_route says it wins (into out when out is a usable "
+                    "(m, n) float32 array disjoint from a and b), else None (NumPy's call)."};
 PyMethodDef kReduceDef{"np_fast_reduce", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&reduce)),
                        METH_FASTCALL,
                        "np_fast_reduce(x, op, axis, keepdims): pynn.ops' per-call entry for NumPy's sum/mean/max/min "
@@ -622,7 +741,13 @@ void bind_nn(py::module_& m) {
   m.def("np_fast_limits", &fast::set_limits, py::arg("reduce_small_max"), py::arg("reduce_cols_max"),
         py::arg("reduce_cols_min_width"), py::arg("reduce_ext_rows_max"), py::arg("ext_scalar_min"),
         "The routing limits of np_fast_reduce / np_fast_ext (pynn.ops._dispatch's, set once on import).");
-  for (PyMethodDef* def : {&fast::kReduceDef, &fast::kExtDef}) {
+  m.def("np_gemm_limits", &fast::set_gemm_limits, py::arg("min_macs"), py::arg("min_side"), py::arg("min_n"),
+        py::arg("min_k"), py::arg("colmajor_max_n"), py::arg("colmajor_max_k"), py::arg("max_threads"),
+        py::arg("nt_max_macs"), py::arg("nt_min_side"),
+        "The GEMM routing limits of np_fast_dot / np_gemm_route (pynn.ops._dispatch's, set once on import).");
+  m.def("np_gemm_route", &fast::gemm_route, py::arg("a"), py::arg("b"),
+        "Whether np_fast_dot would run a @ b natively (2-D float32 ndarrays; _dispatch.py's rules).");
+  for (PyMethodDef* def : {&fast::kReduceDef, &fast::kExtDef, &fast::kDotDef}) {
     PyObject* f = PyCFunction_NewEx(def, nullptr, m.ptr());
     if (!f) throw py::error_already_set();
     m.add_object(def->ml_name, py::reinterpret_steal<py::object>(f));

@@ -34,6 +34,13 @@ GEMM_MIN_N = 8
 # An inner dimension under 16 (the lecture's ``dh = dscores @ W2.T``, k = 10) is mostly packing
 # for the native kernel: 256x10x512 measured 0.85-1.02x np.dot on one thread, a tie at best.
 GEMM_MIN_K = 16
+# ... except the small products below GEMM_MIN_MACS with such an inner dimension and a
+# column-major B: backprop's dX = dY @ W.T of a narrow layer (the lecture's dh = dscores @ W2.T,
+# 32x10x128). OpenBLAS copies the transposed B there; the native small path packs it into
+# panels in one pass: measured 1.3x np.dot at 1 and 2 threads (32x10x128: 2.2 -> 1.7 µs), 1.0-1.8x
+# from 16x10x32 to 64x10x256 at 2 threads, losses from 128x10x256 (327680 MACs) up.
+GEMM_NT_MAX_MACS = 1 << 17
+GEMM_NT_MIN_SIDE = 16
 # With 2+ threads OpenBLAS splits these GEMMs across both cores and the native SGEMM gained
 # little from its second thread on this shared machine (re-measured for this issue at load 7-11,
 # 2 threads, wall time: 256x64x512 0.77-1.42x, 256x128x512 0.62x, 256x256x512 0.57x, 128x784x256
@@ -90,14 +97,7 @@ def any_tensor_in(seq) -> bool:
 
 
 def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether ``a @ b`` (2-D float32 ndarrays, matching inner dims) should run on the native SGEMM."""
-    n = b.shape[1]
-    if a.size * n < GEMM_MIN_MACS:
-        return False
-    if n < GEMM_MIN_N or a.shape[0] < GEMM_MIN_SIDE or a.shape[1] < GEMM_MIN_K:
-        return False
-    strides = a.strides
-    if strides[1] != a.itemsize and not (strides[0] == a.itemsize and n <= GEMM_COLMAJOR_MAX_N
-                                         and a.shape[1] <= GEMM_COLMAJOR_MAX_K):
-        return False
-    return threads() <= GEMM_MAX_THREADS
+    """Whether ``a @ b`` (2-D float32 ndarrays, matching inner dims) runs on the native SGEMM: the
+    rules above, applied per call in C (``_C.np_fast_dot``, csrc/nn/bind_nn.cpp) with these limits."""
+    from ._numeric import _native  # noqa: PLC0415 (_numeric imports this module; _native sets the limits)
+    return _native().np_gemm_route(a, b)

@@ -396,7 +396,7 @@ Limits g_limits;
 // _dispatch.py's GEMM routing limits (np_gemm_limits); never native until they are set.
 struct GemmLimits {
   int64_t min_macs = INT64_MAX, min_side = 0, min_n = 0, min_k = 0, colmajor_max_n = 0, colmajor_max_k = 0,
-          max_threads = 0, nt_max_macs = 0, nt_min_side = 0;
+          max_threads = 0, nt_max_macs = 0, nt_min_side = 0, split_min_macs = INT64_MAX;
 };
 GemmLimits g_gemm;
 // Up to this many elements the kernel keeps the GIL: releasing and retaking it costs ~0.2 us.
@@ -595,8 +595,14 @@ py::detail::PyArray_Proxy* gemm_operand(PyObject* o, int64_t st[2]) {
 bool gemm_native_wins(int64_t m, int64_t k, int64_t n, int64_t rs_a, int64_t cs_a, int64_t rs_b) {
   const GemmLimits& L = g_gemm;
   const int64_t macs = m * k * n;
-  if (macs < L.min_macs)  // OpenBLAS's small path, except dX = dY @ W.T: a column-major B, k < min_k
-    return k < L.min_k && macs <= L.nt_max_macs && m >= L.nt_min_side && n >= L.nt_min_side && rs_b == 1;
+  if (macs < L.min_macs) {
+    // OpenBLAS's small path (one thread at any count), except dX = dY @ W.T (a column-major B,
+    // k < min_k) and, with threads, the products the native SGEMM splits across them.
+    if (k < L.min_k)
+      return macs <= L.nt_max_macs && m >= L.nt_min_side && n >= L.nt_min_side && rs_b == 1;
+    return macs >= L.split_min_macs && n >= L.min_n && m >= L.min_side && (cs_a == 1 || rs_a == 1) &&
+           num_threads() >= 2;
+  }
   if (n < L.min_n || m < L.min_side || k < L.min_k) return false;
   if (cs_a != 1 && !(rs_a == 1 && n <= L.colmajor_max_n && k <= L.colmajor_max_k)) return false;
   return num_threads() <= L.max_threads;
@@ -674,9 +680,10 @@ bool gemm_route(py::handle a, py::handle b) {
 }
 
 void set_gemm_limits(int64_t min_macs, int64_t min_side, int64_t min_n, int64_t min_k, int64_t colmajor_max_n,
-                     int64_t colmajor_max_k, int64_t max_threads, int64_t nt_max_macs, int64_t nt_min_side) {
-  g_gemm = GemmLimits{min_macs, min_side, min_n, min_k, colmajor_max_n, colmajor_max_k, max_threads, nt_max_macs,
-                      nt_min_side};
+                     int64_t colmajor_max_k, int64_t max_threads, int64_t nt_max_macs, int64_t nt_min_side,
+                     int64_t split_min_macs) {
+  g_gemm = GemmLimits{min_macs,    min_side,        min_n, min_k, colmajor_max_n, colmajor_max_k, max_threads,
+                      nt_max_macs, nt_min_side, split_min_macs};
 }
 
 PyMethodDef kDotDef{"np_fast_dot", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&dot)), METH_FASTCALL,
@@ -743,7 +750,7 @@ void bind_nn(py::module_& m) {
         "The routing limits of np_fast_reduce / np_fast_ext (pynn.ops._dispatch's, set once on import).");
   m.def("np_gemm_limits", &fast::set_gemm_limits, py::arg("min_macs"), py::arg("min_side"), py::arg("min_n"),
         py::arg("min_k"), py::arg("colmajor_max_n"), py::arg("colmajor_max_k"), py::arg("max_threads"),
-        py::arg("nt_max_macs"), py::arg("nt_min_side"),
+        py::arg("nt_max_macs"), py::arg("nt_min_side"), py::arg("split_min_macs"),
         "The GEMM routing limits of np_fast_dot / np_gemm_route (pynn.ops._dispatch's, set once on import).");
   m.def("np_gemm_route", &fast::gemm_route, py::arg("a"), py::arg("b"),
         "Whether np_fast_dot would run a @ b natively (2-D float32 ndarrays; _dispatch.py's rules).");

@@ -47,6 +47,11 @@ GEMM_NT_MIN_SIDE = 16
 # 0.58x, 512x256x10 (x.T) 0.42x, 256x10x512 1.03-1.23x, 1024x10x512 0.70x), so GEMMs go
 # native on one thread only: a loss more often than a win at 2 threads.
 GEMM_MAX_THREADS = 1
+# Below GEMM_MIN_MACS OpenBLAS runs one thread at any count; from 2**18 multiply-adds the native
+# SGEMM splits a product across two threads (csrc/gemm/config.h kSingleThreadWork), so with 2+
+# threads a lecture 32x64x128 could run there at ~0.7x of OpenBLAS's time. SPLIT_MIN_MACS turns
+# that route on (None: off; see the README for the measurement behind the choice).
+GEMM_SPLIT_MIN_MACS = None
 # A column-major A (``h.T @ dscores``, the lecture's weight gradients) with a narrow output:
 # OpenBLAS leaves its small-matrix kernel above ~1M multiply-adds and its packed path is slow
 # for so few columns. Re-measured (one thread, process CPU time, after the native SGEMM's

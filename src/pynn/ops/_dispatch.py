@@ -80,10 +80,13 @@ REDUCE_COLS_MAX_SIZE = 1 << 20
 REDUCE_EXT_ROWS_MAX_SIZE = 1 << 22
 # A first-axis reduction of fewer columns than this is mostly one long strided column walk.
 REDUCE_COLS_MIN_WIDTH = 16
-# maximum/minimum(x, python scalar): NumPy's ufunc call is ~0.7 µs up to a few hundred
-# elements, the native call plus pynn's checks ~1.0 µs; past ~1000 elements NumPy's scalar
-# broadcast loop (~1 ns/element) loses to the AVX2 kernel by 2-10x.
-EXT_SCALAR_MIN_SIZE = 1024
+# maximum/minimum(x, python scalar) of a C-contiguous float32/float64 array: NumPy's ufunc call
+# is ~0.65 µs up to a few hundred elements (0.42 with the scalar as a cached 0-d operand), the
+# native kernel through its C entry np_fast_ext ~0.25 µs with pynn's call (it was ~1.0 µs through
+# Python-side checks and pybind11, when this limit was 1024); past ~1000 elements NumPy's scalar
+# broadcast loop (~1 ns/element) loses to the AVX2 kernel by 2-10x. Measured 1 thread, CPU time:
+# 1 / 100 / 1000 elements 0.66 / 0.69 / 1.17 µs NumPy, 0.25 / 0.26 / 0.38 µs pynn.ops: every size.
+EXT_SCALAR_MIN_SIZE = 1
 
 
 def native_on() -> bool:

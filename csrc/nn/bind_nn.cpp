@@ -687,18 +687,18 @@ void set_gemm_limits(int64_t min_macs, int64_t min_side, int64_t min_n, int64_t 
 }
 
 PyMethodDef kDotDef{"np_fast_dot", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&dot)), METH_FASTCALL,
-                    "np_fast_dot(a, b, out): pynn.ops' per-call entry for NumPy's dot/matmul of two 2-D float32 "
+                    "np_fast_dot(a, b, out) -> numpy.ndarray | None\n\npynn.ops' per-call entry for NumPy's dot/matmul of two 2-D float32 "
                     "ndarrays: the native SGEMM where np_gemm_route says it wins (into out when out is a usable "
                     "(m, n) float32 array disjoint from a and b), else None (NumPy's call)."};
 PyMethodDef kReduceDef{"np_fast_reduce", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&reduce)),
                        METH_FASTCALL,
-                       "np_fast_reduce(x, op, axis, keepdims): pynn.ops' per-call entry for NumPy's sum/mean/max/min "
+                       "np_fast_reduce(x, op, axis, keepdims) -> numpy.ndarray | numpy scalar | None\n\npynn.ops' per-call entry for NumPy's sum/mean/max/min "
                        "(op 0..3) of an exact C-contiguous float32/float64 ndarray over axis None, 0 or the last, "
                        "with np_reduce's kernels (NumPy's bits); None when the call is NumPy's to make "
                        "(other arguments, layouts or sizes: the limits of np_fast_limits)."};
 PyMethodDef kExtDef{"np_fast_ext", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&ext_scalar)),
                     METH_FASTCALL,
-                    "np_fast_ext(x1, x2, is_max): pynn.ops' per-call entry for NumPy's maximum/minimum of an exact "
+                    "np_fast_ext(x1, x2, is_max) -> numpy.ndarray | None\n\npynn.ops' per-call entry for NumPy's maximum/minimum of an exact "
                     "C-contiguous float32/float64 ndarray and a Python int/float (either order), with np_max_scalar's "
                     "kernel; None when the call is NumPy's to make (smaller than the ext_scalar_min limit, other "
                     "operands)."};

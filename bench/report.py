@@ -258,6 +258,21 @@ def conv_rows(t, repeats):
         tw = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())
         tor = best_ms(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), repeats)
     t.add(f"conv2d fwd N{n} {h}x{h} {c}->{f} 3x3 same", flops, native, numpy_, tor)
+    # Issue #17's first-layer conv (every MNIST-style model's): one input channel, K = 9, where
+    # the per-pixel overhead, not the FMAs, decides (the small-channel direct kernel).
+    n, h, c, f = 64, 28, 1, 32
+    x = R.standard_normal((n, h, h, c)).astype(np.float32)
+    w = (R.standard_normal((3, 3, c, f)) * 0.3).astype(np.float32)
+    flops = 2 * n * (h - 2) * (h - 2) * f * 9 * c
+    native = best_ms(lambda: pynn.backend.native_backend.conv2d(x, w, None, (1, 1), "valid", (1, 1)), repeats)
+    numpy_ = best_ms(lambda: pynn.backend.numpy_backend.conv2d(x, w, None, (1, 1), "valid", (1, 1)),
+                     max(2, repeats // 3))
+    tor = None
+    if torch is not None:
+        tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+        tw = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())
+        tor = best_ms(lambda: torch.nn.functional.conv2d(tx, tw), repeats)
+    t.add(f"conv2d fwd N{n} {h}x{h} {c}->{f} 3x3 valid", flops, native, numpy_, tor)
 
 
 def recurrent_rows(t, repeats):

@@ -105,6 +105,7 @@ DW_SHAPES = [
     ((2, 9, 10, 8), (3, 3), 1, (2, 2), "valid", (1, 1)),     # one output channel, merged rows with stride
     ((1, 4, 4, 24), (4, 4), 40, (1, 1), "valid", (1, 1)),    # one output pixel, K = 384
     ((5, 7, 6, 16), (3, 3), 12, (1, 1), "same", (1, 1)),     # 210 pixels: blocks end mid-image
+    ((9, 13, 13, 32), (3, 3), 64, (1, 1), "valid", (1, 1)),  # 1089 pixels: 5 pixel chunks x 2 k-tile groups
 ]
 
 
@@ -174,10 +175,11 @@ def test_input_gradient_writes_pixels_no_window_reaches():
 @pytest.mark.parametrize("x_shape,k,cout,strides,padding", [
     ((37, 11, 13, 32), (3, 3), 64, (1, 1), "valid"),   # 18 k-tiles, 11 6-channel rows, uneven splits
     ((65, 24, 20, 24), (3, 3), 20, (2, 2), "same"),    # stride 2, 18 k-tiles of 16 + 8 columns
+    ((2, 20, 23, 32), (3, 3), 40, (1, 1), "valid"),    # dW: 3 pixel chunks x 3 k-tile groups, partials added
 ])
 def test_igemm_kernels_are_bit_identical_at_every_thread_count(threads, x_shape, k, cout, strides, padding):
-    # Forward and input gradient: each output pixel is one thread's; weight gradient: each k-tile
-    # is one thread's, summed over all pixels in block order whatever the thread count.
+    # Forward and input gradient: each output pixel is one thread's; weight gradient: each (pixel
+    # chunk, k-tile group) unit is one thread's, chunks fixed by the shape and added in order.
     from pynn import _C
     x, w, b = _case(x_shape, k, cout)
     y = _C.conv2d(x, w, b, strides, padding, (1, 1), "relu")

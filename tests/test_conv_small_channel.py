@@ -126,3 +126,28 @@ def test_small_channel_kernels_agree_with_one_thread(threads):
     np.testing.assert_array_equal(yn, y1)  # every output pixel is one thread's, in a fixed order
     # the weight gradient sums per-thread partials: same terms, another association
     np.testing.assert_allclose(dwn, dw1, rtol=1e-5, atol=1e-5 * np.abs(dw1).max())
+
+
+@pytest.mark.parametrize("cout", [16, 32, 40])
+@pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid"])
+def test_valid_small_channel_forward_is_bitwise_across_threads_and_matches_float64(cout, activation):
+    # 'valid': every window inside, so whole 16-channel panels of full 6-pixel tiles run as one
+    # batched call per 32 tiles (small_c_tiles_6x16) and the partial panel (40 = 2·16 + 8) and the
+    # last partial tile (37·38·32 = 44992 pixels = 7498 tiles + 4) the per-tile kernel. Big enough
+    # (44992 · 18 · 40 multiply-adds) that 8 threads each get their share.
+    from pynn import _C
+    from pynn.backend import numpy as Ref
+    x, w, b = _case((37, 40, 34, 2), (3, 3), cout)
+    assert _C.conv2d_paths(x.shape, w.shape)["forward"] == "small_channel"
+    ref = Ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (1, 1), "valid", (1, 1))
+    ref = {"linear": ref, "relu": np.maximum(ref, 0), "sigmoid": 1 / (1 + np.exp(-ref))}[activation]
+    before = pynn.get_num_threads()
+    try:
+        pynn.set_num_threads(1)
+        y1 = _C.conv2d(x, w, b, (1, 1), "valid", (1, 1), activation)
+        for threads in (2, 3, 4, 7, 8):
+            pynn.set_num_threads(threads)
+            np.testing.assert_array_equal(_C.conv2d(x, w, b, (1, 1), "valid", (1, 1), activation), y1)
+    finally:
+        pynn.set_num_threads(before)
+    np.testing.assert_allclose(y1, ref, rtol=1e-4, atol=1e-5)

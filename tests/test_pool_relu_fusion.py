@@ -141,6 +141,112 @@ def test_fused_conv_relu_maxpool_gradient_matches_finite_differences_in_float64(
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
 
 
+# ---------------------------------------------------------------- the conv's bias gradient from the pooling
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("shape,pool,strides,padding", CASES)
+def test_relu_bias_grad_is_the_channel_sum_of_the_fused_backward(backend_name, shape, pool, strides, padding):
+    # Each window's masked dy lands in one cell (overlapping windows may share one), so the
+    # channel sums of dx are the masked sums of dy, over 1/(kh·kw) the cells.
+    x = _relu_out(shape, seed=3)
+    with pynn.use_backend(backend_name):
+        B = backend.current()
+        y, idx = B.max_pool2d_argmax(x, pool, strides, padding)
+        dy = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+        db = B.max_pool2d_relu_bias_grad(dy, y)
+        dx = B.max_pool2d_backward_argmax(idx, dy, x.shape, pool, strides, padding, relu_y=y)
+    assert db.dtype == np.float32 and db.shape == (shape[-1],)
+    np.testing.assert_allclose(db, dx.astype(np.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
+    # A NaN maximum passes nothing (as the fused backward), a NaN gradient where relu_y > 0 propagates.
+    y2, dy2 = y.copy(), dy.copy()
+    y2.flat[0], dy2.flat[1] = np.nan, np.nan
+    with pynn.use_backend(backend_name):
+        db2 = backend.current().max_pool2d_relu_bias_grad(dy2, y2)
+    assert np.isnan(db2[1 % shape[-1]]) == (y2.flat[1] > 0)
+    if shape[-1] > 1:   # channel 0 lost exactly the NaN maximum's term
+        np.testing.assert_allclose(db2[0], db[0] - (dy.flat[0] if y.flat[0] > 0 else 0), rtol=1e-5, atol=1e-5)
+    if shape[-1] > 2:
+        np.testing.assert_allclose(db2[2:], db[2:], rtol=1e-6, atol=1e-6)
+
+
+@NATIVE
+def test_relu_bias_grad_native_equals_numpy_routes_float64_and_rejects_bad_shapes():
+    from pynn import _C
+    from pynn.backend import native as N, numpy as Ref
+    r = np.random.default_rng(8)
+    y = np.maximum(r.standard_normal((64, 13, 13, 32)), 0).astype(np.float32)   # the CNN's first pooling
+    dy = r.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(N.max_pool2d_relu_bias_grad(dy, y),
+                               Ref.max_pool2d_relu_bias_grad(dy.astype(np.float64), y.astype(np.float64)),
+                               rtol=1e-5, atol=1e-4)
+    got = N.max_pool2d_relu_bias_grad(dy.astype(np.float64), y.astype(np.float64))   # the reference, in float64
+    assert got.dtype == np.float64
+    with pytest.raises(ValueError, match="max_pool2d_relu_bias_grad: relu_y"):
+        _C.max_pool2d_relu_bias_grad(dy, y[:, :4])
+    with pytest.raises(ValueError, match="max_pool2d_relu_bias_grad: dy"):
+        _C.max_pool2d_relu_bias_grad(dy[0], y[0])
+    with pytest.raises(ValueError, match="max_pool2d_relu_bias_grad"):
+        Ref.max_pool2d_relu_bias_grad(dy, y[:, :4])
+
+
+@NATIVE
+@pytest.mark.parametrize("threads", [2, 3, 4, 7, 8])
+def test_relu_bias_grad_is_bit_identical_at_every_thread_count(threads):
+    # 256-row blocks summed in float, the blocks in order in double: fixed by the shape.
+    from pynn import _C
+    r = np.random.default_rng(12)
+    y = np.maximum(r.standard_normal((16, 61, 64, 33)), 0).astype(np.float32)   # 2M floats: several threads
+    dy = r.standard_normal(y.shape).astype(np.float32)
+    before = pynn.get_num_threads()
+    try:
+        pynn.set_num_threads(1)
+        one = _C.max_pool2d_relu_bias_grad(dy, y)
+        pynn.set_num_threads(threads)
+        many = _C.max_pool2d_relu_bias_grad(dy, y)
+    finally:
+        pynn.set_num_threads(before)
+    np.testing.assert_array_equal(one, many)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_fused_conv_relu_maxpool_takes_the_bias_gradient_from_the_pooling_only_when_fused(backend_name, monkeypatch):
+    calls = []
+    mod = backend._BACKENDS[backend_name]
+    real = mod.max_pool2d_relu_bias_grad
+
+    def spy(dy, y):
+        calls.append(dy.shape)
+        return real(dy, y)
+
+    monkeypatch.setattr(mod, "max_pool2d_relu_bias_grad", spy)
+    _cnn_grads(backend_name, True)
+    assert calls == [(4, 5, 5, 8)]          # the pooled gradient, not the conv-sized one
+    calls.clear()
+    _cnn_grads(backend_name, True, extra_consumer=True)
+    _cnn_grads(backend_name, False)
+    assert calls == []                     # a second consumer, or relu as its own op: db from dz
+
+
+def test_fused_conv_relu_maxpool_bias_gradient_matches_finite_differences_in_float64():
+    r = np.random.default_rng(17)
+    x0 = r.standard_normal((2, 7, 7, 2))
+    w0 = r.standard_normal((3, 3, 2, 4)) * 0.5
+    b0 = r.standard_normal(4) * 0.3
+    v = r.standard_normal((2, 2, 2, 4))
+
+    def loss(b_arr, grad=False):
+        b = Tensor(b_arr, requires_grad=grad)
+        out = (F.max_pool2d(F.conv2d(Tensor(x0), Tensor(w0), b, activation="relu"), pool_size=(2, 2)) * Tensor(v)).sum()
+        if grad:
+            out.backward()
+            return b.grad
+        return float(out.data)
+
+    with pynn.use_backend("numpy"):
+        g = loss(b0, grad=True)
+        num = np.array([(loss(b0 + e) - loss(b0 - e)) / 2e-6 for e in np.eye(4) * 1e-6])
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
+
+
 # ---------------------------------------------------------------- one driver, every ISA and thread count
 def _all_pool_outputs(x, pool, strides, padding):
     B = backend.current()

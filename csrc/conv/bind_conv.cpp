@@ -110,6 +110,17 @@ py::dict conv2d_paths(const Shape4& xs, const Shape4& ws, const Pair& strides, c
   return d;
 }
 
+// How conv2d_max_pool2d runs these shapes (conv_max_pool_path; tests pin the register-fused case).
+std::string conv2d_max_pool2d_path(const Shape4& xs, const Shape4& ws, const Pair& strides, const std::string& padding,
+                                   const Pair& dilation, py::handle acth, const Pair& pool_size,
+                                   const Pair& pool_strides, const std::string& pool_padding) {
+  const char* op = "conv2d_max_pool2d_path";
+  const WindowGeom g = conv_geometry(op, xs, ws, strides, padding, dilation);
+  const WindowGeom pg = pool_geometry(op, {g.n, g.oh, g.ow, g.oc}, pool_size, pool_strides, pool_padding);
+  const Act act = acth.is_none() ? Act::Linear : act_arg(op, py::cast<std::string>(acth));
+  return conv_max_pool_path(g, pg, act);
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -136,6 +147,12 @@ void bind_conv(py::module_& m) {
         py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         "{'forward': path, 'kernel_grad': path}: the kernels conv2d and conv2d_backward_kernel run for these "
         "shapes (pointwise, small_channel, implicit_gemm, direct or im2col).");
+  m.def("conv2d_max_pool2d_path", &conv2d_max_pool2d_path, py::arg("x_shape"), py::arg("w_shape"),
+        py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
+        py::arg("activation") = py::none(), py::arg("pool_size") = Pair{2, 2}, py::arg("pool_strides") = Pair{2, 2},
+        py::arg("pool_padding") = "valid",
+        "How conv2d_max_pool2d runs these shapes: 'registers' (small-channel conv, 2x2 pool on its register "
+        "tiles), 'whole' (conv, then pool) or 'chunks' (L2-sized chunks of images).");
   m.def("conv_block_rows", &conv_block_rows, py::arg("patch"),
         "Rows of the per-thread im2col scratch block for a patch of kh·kw·C floats.");
   m.attr("conv_col_block_bytes") = kColBlockBytes;

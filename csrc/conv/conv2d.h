@@ -34,6 +34,9 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
 // output (pg.n = g.n, pg.h = g.oh, pg.w = g.ow, pg.c = g.oc). Same values as the two calls.
 void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const float* x, const float* w,
                              const float* bias, float* y, Act act, float act_alpha);
+// How conv2d_max_pool_forward runs these shapes: "registers" (small-channel conv with the 2x2 pool
+// on its register tiles), "whole" (batch below two images per thread: conv, then pool) or "chunks".
+const char* conv_max_pool_path(const WindowGeom& g, const WindowGeom& pg, Act act);
 constexpr int64_t kFusedChunkBytes = 256 * 1024;
 
 // dx = col2im(dY · Wᵀ).

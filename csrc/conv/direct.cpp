@@ -22,6 +22,8 @@ namespace {
 
 using gemm::NR;
 constexpr int64_t kTile = 6;  // pixels (forward) or kernel rows k (weight gradient) per register tile
+// Tiles per small_c_tiles_6x16 call: their 6 origins each (32 × 48 B on the stack) are built first.
+constexpr int64_t kBatchTiles = 32;
 // Multiply-adds per extra thread (as the implicit GEMM: below this the fork costs more).
 constexpr int64_t kDirectGrain = int64_t(1) << 22;
 // dy rows of one block of the weight gradient: the block (output rows × OC floats) stays
@@ -42,7 +44,53 @@ void valid_cols(const WindowGeom& g, int64_t j, int64_t* lo, int64_t* hi) {
   *lo = a, *hi = b;
 }
 
+// Every window of the conv lies inside the image (a 'valid' conv, or padding no window reaches).
+bool all_windows_inside(const WindowGeom& g) {
+  int64_t ow_lo = 0, ow_hi = g.ow;
+  for (int64_t j = 0; j < g.kw; ++j) {
+    int64_t lo, hi;
+    valid_cols(g, j, &lo, &hi);
+    ow_lo = std::max(ow_lo, lo), ow_hi = std::min(ow_hi, hi);
+  }
+  const bool rows_inside = g.pt == 0 && (g.oh - 1) * g.sh + (g.kh - 1) * g.dh < g.h;
+  return rows_inside && ow_lo == 0 && ow_hi == g.ow;
+}
+
+// Tap k's offset from a window origin (the input cell of the window's top-left tap, channel 0).
+std::vector<int64_t> tap_offsets(const WindowGeom& g) {
+  std::vector<int64_t> off(static_cast<size_t>(g.patch()));
+  for (int64_t i = 0, k = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j)
+      for (int64_t c = 0; c < g.c; ++c, ++k) off[static_cast<size_t>(k)] = (i * g.dh * g.w + j * g.dw) * g.c + c;
+  return off;
+}
+
 }  // namespace
+
+bool small_c_pool_applies(const WindowGeom& g, const WindowGeom& pg, Act act) {
+  return g.c <= kSmallChannels && g.patch() > 0 && g.oc > 0 && g.oc % NR == 0 &&
+         (act == Act::Linear || act == Act::Relu) && all_windows_inside(g) && pg.kh == 2 && pg.kw == 2 &&
+         pg.sh == 2 && pg.sw == 2 && pg.pt == 0 && pg.pl == 0 && 2 * pg.oh <= g.oh && 2 * pg.ow <= g.ow;
+}
+
+void conv2d_max_pool_small_c(const WindowGeom& g, const WindowGeom& pg, const float* x, const ConvPanels& pk,
+                             float* y, Act act) {
+  const int64_t rows = g.n * pg.oh, C = g.c, K = g.patch();
+  if (rows == 0 || pg.ow == 0) return;
+  const std::vector<int64_t> off = tap_offsets(g);
+  // Each pooled pixel is 4 conv pixels' K·OC multiply-adds; pooled rows are claimed in runs.
+  const int T = std::min<int64_t>(threads_for(rows * pg.ow * 4 * K * g.oc, kDirectGrain), rows);
+  const int64_t dcol = g.sw * C, drow = g.sh * g.w * C;
+  share_work(rows, std::max<int64_t>(1, rows / (16 * std::max(T, 1))), T, [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t n = row / pg.oh, ph = row % pg.oh;
+      // Conv pixel (2·ph, 0)'s window origin: conv row 2·ph reads input rows from 2·ph·sh.
+      const float* a = x + (n * g.h + 2 * ph * g.sh) * g.w * C;
+      conv::avx2::small_c_pool2_row(pg.ow, a, dcol, drow, K, off.data(), pk.w.p, pk.np, pk.b.p,
+                                    y + row * pg.ow * g.oc, act == Act::Relu);
+    }
+  });
+}
 
 void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y,
                             Act act, float act_alpha, const ConvPanels* pre) {
@@ -77,28 +125,43 @@ void conv2d_forward_small_c(const WindowGeom& g, const float* x, const float* w,
         for (int64_t c = 0; c < C; ++c, ++k) off[static_cast<size_t>(k)] = (i * g.dh * g.w + j * g.dw - g.pl) * C + c;
     const int64_t M = rows * g.ow, tiles = (M + kTile - 1) / kTile;
     const int T = std::min<int64_t>(threads_for(M * K * OC, kDirectGrain), tiles);
+    // Whole 16-channel panels of full tiles go to small_c_tiles_6x16, kBatchTiles tiles per call
+    // (their window origins computed here first); a partial last panel and the last, partial tile
+    // take small_c_6x16 (same arithmetic in the same order: the values do not depend on which).
+    const int64_t full_np = OC / NR;
     share_work(tiles, std::max<int64_t>(1, tiles / (16 * std::max(T, 1))), T, [&](int64_t t0, int64_t t1) {
       const int64_t p0 = t0 * kTile;
       int64_t n = p0 / (g.oh * g.ow), oh = p0 / g.ow % g.oh, ow = p0 % g.ow;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int mr = static_cast<int>(std::min<int64_t>(kTile, M - t * kTile));
-        const float* a6[kTile];
-        for (int r = 0; r < kTile; ++r) {
-          if (r >= mr) {
-            a6[r] = a6[mr - 1];
-            continue;
-          }
-          a6[r] = x + ((n * g.h + oh * g.sh) * g.w + ow * g.sw) * C;
-          if (++ow == g.ow) {
-            ow = 0;
-            if (++oh == g.oh) oh = 0, ++n;
+      const float* org[kBatchTiles * kTile];
+      for (int64_t tb = t0; tb < t1; tb += kBatchTiles) {
+        const int64_t te = std::min(t1, tb + kBatchTiles);
+        for (int64_t t = tb; t < te; ++t) {
+          const int mr = static_cast<int>(std::min<int64_t>(kTile, M - t * kTile));
+          const float** a6 = org + (t - tb) * kTile;
+          for (int r = 0; r < kTile; ++r) {
+            if (r >= mr) {
+              a6[r] = a6[mr - 1];
+              continue;
+            }
+            a6[r] = x + ((n * g.h + oh * g.sh) * g.w + ow * g.sw) * C;
+            if (++ow == g.ow) {
+              ow = 0;
+              if (++oh == g.oh) oh = 0, ++n;
+            }
           }
         }
-        float* yt = y + t * kTile * OC;
-        for (int64_t jp = 0; jp < np; ++jp) {
-          const int nr = static_cast<int>(std::min<int64_t>(NR, OC - jp * NR));
-          conv::avx2::small_c_6x16(K, off.data(), identity.data(), a6, packed + jp * K * NR, yt + jp * NR, OC, mr,
-                                   nr, bias_p + jp * NR, act, act_alpha);
+        const int64_t full_end = te * kTile <= M ? te : te - 1;  // tiles [tb, full_end) have 6 pixels
+        if (full_np > 0 && full_end > tb)
+          conv::avx2::small_c_tiles_6x16(full_end - tb, org, K, off.data(), packed, full_np, bias_p,
+                                         y + tb * kTile * OC, OC, act, act_alpha);
+        for (int64_t t = tb; t < te; ++t) {
+          const int mr = static_cast<int>(std::min<int64_t>(kTile, M - t * kTile));
+          float* yt = y + t * kTile * OC;
+          for (int64_t jp = t < full_end ? full_np : 0; jp < np; ++jp) {
+            const int nr = static_cast<int>(std::min<int64_t>(NR, OC - jp * NR));
+            conv::avx2::small_c_6x16(K, off.data(), identity.data(), org + (t - tb) * kTile, packed + jp * K * NR,
+                                     yt + jp * NR, OC, mr, nr, bias_p + jp * NR, act, act_alpha);
+          }
         }
       }
     });

@@ -65,6 +65,89 @@ void small_c_6x16(int64_t nk, const int64_t* off, const int64_t* brow, const flo
   if (!relu_here) gemm::avx2::act_tile(act, c, rs_c, mr, nr, act_alpha);
 }
 
+// Full 6-pixel tiles over every whole 16-channel panel in one call (the small-channel
+// forward's common case): tile t's six window origins are a[6t..6t+5], tap k of pixel r reads
+// a[6t+r][off[k]] and packed row k of the panel (identity rows, no index load). With K = 9 (a
+// 1-channel 3x3 conv) a tile is only 108 FMAs, so small_c_6x16's per-call cost (the tile
+// spilled to the stack for its row-by-row masked store, the call, the row-index load per tap)
+// was ~40% of the time: here the accumulators go straight from registers to y.
+void small_c_tiles_6x16(int64_t ntiles, const float* const* a, int64_t nk, const int64_t* off, const float* packed,
+                        int64_t npanels, const float* bias, float* y, int64_t rs_y, Act act, float act_alpha) {
+  const bool relu = act == Act::Relu;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t t = 0; t < ntiles; ++t, a += 6, y += 6 * rs_y) {
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int64_t jp = 0; jp < npanels; ++jp) {
+      const float* bp = packed + jp * nk * gemm::NR;
+      const __m256 bi0 = _mm256_loadu_ps(bias + jp * gemm::NR), bi1 = _mm256_loadu_ps(bias + jp * gemm::NR + 8);
+      __m256 c00 = bi0, c01 = bi1, c10 = bi0, c11 = bi1, c20 = bi0, c21 = bi1;
+      __m256 c30 = bi0, c31 = bi1, c40 = bi0, c41 = bi1, c50 = bi0, c51 = bi1;
+      for (int64_t k = 0; k < nk; ++k, bp += gemm::NR) {
+        const int64_t o = off[k];
+        const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+        PYNN_FMA6(a0 + o, a1 + o, a2 + o, a3 + o, a4 + o, a5 + o);
+      }
+      if (relu) {  // max(0, v) as small_c_6x16 (and relu_f32) computes it
+        c00 = _mm256_max_ps(zero, c00), c01 = _mm256_max_ps(zero, c01), c10 = _mm256_max_ps(zero, c10);
+        c11 = _mm256_max_ps(zero, c11), c20 = _mm256_max_ps(zero, c20), c21 = _mm256_max_ps(zero, c21);
+        c30 = _mm256_max_ps(zero, c30), c31 = _mm256_max_ps(zero, c31), c40 = _mm256_max_ps(zero, c40);
+        c41 = _mm256_max_ps(zero, c41), c50 = _mm256_max_ps(zero, c50), c51 = _mm256_max_ps(zero, c51);
+      }
+      float* c = y + jp * gemm::NR;
+      _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
+      _mm256_storeu_ps(c + rs_y, c10), _mm256_storeu_ps(c + rs_y + 8, c11);
+      _mm256_storeu_ps(c + 2 * rs_y, c20), _mm256_storeu_ps(c + 2 * rs_y + 8, c21);
+      _mm256_storeu_ps(c + 3 * rs_y, c30), _mm256_storeu_ps(c + 3 * rs_y + 8, c31);
+      _mm256_storeu_ps(c + 4 * rs_y, c40), _mm256_storeu_ps(c + 4 * rs_y + 8, c41);
+      _mm256_storeu_ps(c + 5 * rs_y, c50), _mm256_storeu_ps(c + 5 * rs_y + 8, c51);
+      if (!relu && act != Act::Linear) gemm::avx2::act_tile(act, c, rs_y, 6, gemm::NR, act_alpha);
+    }
+  }
+}
+
+// max(in, m) propagating NaN, the max-pool forward's fold (pool/pool_avx2.cpp nan_max): the same
+// operations, so the fused pooling below is bitwise the pooling of the stored conv output.
+static inline __m256 pool_fold(__m256 in, __m256 m) {
+  return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
+}
+
+void small_c_pool2_row(int64_t npw, const float* a, int64_t dcol, int64_t drow, int64_t nk, const int64_t* off,
+                       const float* packed, int64_t npanels, const float* bias, float* y, bool relu) {
+  const __m256 zero = _mm256_setzero_ps();
+  const int64_t oc = npanels * gemm::NR;
+  for (int64_t pw = 0; pw < npw; ++pw, y += oc) {
+    const float* p00 = a + 2 * pw * dcol;
+    const float *p01 = p00 + dcol, *p10 = p00 + drow, *p11 = p00 + drow + dcol;
+    for (int64_t jp = 0; jp < npanels; ++jp) {
+      const float* bp = packed + jp * nk * gemm::NR;
+      const __m256 bi0 = _mm256_loadu_ps(bias + jp * gemm::NR), bi1 = _mm256_loadu_ps(bias + jp * gemm::NR + 8);
+      __m256 c00 = bi0, c01 = bi1, c10 = bi0, c11 = bi1, c20 = bi0, c21 = bi1, c30 = bi0, c31 = bi1;
+      for (int64_t k = 0; k < nk; ++k, bp += gemm::NR) {
+        const int64_t o = off[k];
+        const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+        __m256 av = _mm256_broadcast_ss(p00 + o);
+        c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(p01 + o);
+        c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(p10 + o);
+        c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(p11 + o);
+        c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);
+      }
+      if (relu) {  // per conv pixel, before the pooling, exactly as the unfused calls
+        c00 = _mm256_max_ps(zero, c00), c01 = _mm256_max_ps(zero, c01), c10 = _mm256_max_ps(zero, c10);
+        c11 = _mm256_max_ps(zero, c11), c20 = _mm256_max_ps(zero, c20), c21 = _mm256_max_ps(zero, c21);
+        c30 = _mm256_max_ps(zero, c30), c31 = _mm256_max_ps(zero, c31);
+      }
+      // The pool's 2x2 order: (0,0) starts (max(v, -inf) is v, NaN included), then (0,1), (1,0), (1,1).
+      __m256 m0 = pool_fold(c10, c00), m1 = pool_fold(c11, c01);
+      m0 = pool_fold(c20, m0), m1 = pool_fold(c21, m1);
+      m0 = pool_fold(c30, m0), m1 = pool_fold(c31, m1);
+      _mm256_storeu_ps(y + jp * gemm::NR, m0), _mm256_storeu_ps(y + jp * gemm::NR + 8, m1);
+    }
+  }
+}
+
 void dw_6x16(int64_t rows, int64_t cols, const float* const* a, const int64_t* a_row, int64_t a_col,
              const float* b, int64_t b_row, int64_t b_col, float* acc, int64_t rs_acc, int mr, int nr) {
   const __m256i m0 = lane_mask(nr), m1 = lane_mask(nr - 8);

@@ -45,17 +45,27 @@ constexpr int64_t kGroupTiles = 4;
 // cost more than the im2col copy they save (3-channel 'same': 20% slower): use im2col.
 constexpr int64_t kMinRun = 8;
 
-// Multiply-adds per extra thread. The forward splits from 1M: its tile groups are claimed
+// Multiply-adds per extra thread. The forward splits from 512K: its tile groups are claimed
 // through share_work, so a late helper costs nothing, and the single-image second conv
-// of a small CNN (2.2M multiply-adds, ~48 us on one core) is then split.
+// of a small CNN (2.2M multiply-adds, ~48 us on one core; 1.8M when conv2d_max_pool2d skips
+// the row and column its pool never reads) is then split.
 constexpr int64_t kIgemmGrain = int64_t(1) << 22;
-constexpr int64_t kIgemmForwardGrain = int64_t(1) << 20;
+constexpr int64_t kIgemmForwardGrain = int64_t(1) << 19;
 // Output pixels per block of the weight gradient: a 16-column slice of the block's taps
 // (kDwtBlock cache lines of x, C floats apart: at C = 64 they fall in 16 of L1's 64 sets)
 // stays in L1 while the block's packed dy panels stream past it. Measured at 1 thread
 // (CPU time, loaded machine): 32 / 64 / 128 / 256 pixels gave 27.3 / 26.3 / 30.8 / 26.4 ms
 // for 64->64 3x3 on N32 32x32 and 3.28 / 3.24 / 3.19 / 3.32 ms for 32->64 on 13x13.
 constexpr int64_t kDwtBlock = 64;
+// Weight-gradient work units: up to kDwUnits pixel chunks of at least ~kDwChunkPixels output
+// pixels (fixed by the shape, not the thread count, for bitwise results), each with its own
+// partial dW of K·ceil(OC/6)·6 floats; with fewer chunks (small batches) the k-tiles are split
+// too, to kDwUnits units; each k-tile group packs its chunk's dy again (~3% of a 1-thread dW per
+// packing, measured: 1 image 32x32 64->64 with 8 groups took 0.99 ms against 0.81). A chunk costs
+// a partial's zeroing and one more addition per dW element, ~2% of the FMAs of 256 pixels of a
+// 64->64 3x3 conv. So dW splits over at most kDwUnits threads.
+constexpr int64_t kDwChunkPixels = 256;
+constexpr int64_t kDwUnits = 8;
 
 
 }  // namespace
@@ -186,9 +196,12 @@ bool merges_rows(const WindowGeom& g) { return g.dw == 1 && g.pl == 0 && (g.ow -
 std::vector<unsigned char> live_rows(const float* dy, int64_t rows, int64_t OC) {
   std::vector<unsigned char> live(static_cast<size_t>(rows));
   for (int64_t p = 0; p < rows; ++p) {
+    // Stop at the first nonzero: a live row usually ends the scan at its first channel. The full
+    // OR over every channel was serial time before both gradients' parallel parts: 0.15+ ms per
+    // call for the CNN's 64x11x11x64 dy at 1 thread.
     const float* v = dy + p * OC;
     bool any = false;
-    for (int64_t o = 0; o < OC; ++o) any |= v[o] != 0.f;  // -0.0 == 0; NaN != 0
+    for (int64_t o = 0; o < OC && !any; ++o) any = v[o] != 0.f;  // -0.0 == 0; NaN != 0
     live[static_cast<size_t>(p)] = any;
   }
   return live;
@@ -297,67 +310,90 @@ bool conv2d_backward_kernel_igemm(const WindowGeom& g, const float* x, const flo
   }
   // dWᵀ (OC, K) = dYᵀ · A, A (M, K) the im2col matrix never formed: a tile is 6 output
   // channels (broadcast from a dy row) × 16 consecutive k of one tap's run (two loads from
-  // x through a per-pixel pointer), accumulated over the pixels of a block. Threads own
-  // disjoint k-tiles and each sums its tiles over all pixels in the same order, so dW is
-  // bitwise the same at any thread count and there are no partial dW copies to add up.
+  // x through a per-pixel pointer), accumulated over the pixels of a block.
+  //
+  // Work units are (pixel chunk, k-tile group) pairs whose number depends on the shape only:
+  // a unit sums its k-tiles over its chunk's pixels into its own partial, and the partials are
+  // added chunk by chunk in order, so dW is bitwise the same at any thread count. Chunks are
+  // what the threads share for a batch: each pixel's dy row is packed and its tap pointers
+  // built once, by one thread (the former k-tile split packed all of dy once per claim: 4 times
+  // at 2 threads for the CNN's 32->64 conv, and two claims of 5 k-tiles and two of 4 left
+  // one thread 10 of the 18). Small batches (fewer chunks than kDwUnits) also split the k-tiles.
   const int64_t kt_per_tap = (run + NR - 1) / NR, n_kt = taps * kt_per_tap;
   const int64_t o_tiles = (OC + MR - 1) / MR, tile_floats = o_tiles * MR * NR;
   AlignedBuf zeros(run);
   std::fill(zeros.p, zeros.p + run, 0.f);
-  const int T = static_cast<int>(std::min<int64_t>(threads_for(M * K * OC, kIgemmGrain), n_kt));
   const std::vector<unsigned char> live = live_rows(dy, M, OC);
-  share_work(n_kt, std::max<int64_t>(1, (n_kt + 2 * T - 1) / (2 * T)), T, [&](int64_t k0, int64_t k1) {
-    const int64_t tap_lo = k0 / kt_per_tap, tap_hi = (k1 - 1) / kt_per_tap + 1;
-    AlignedBuf acc((k1 - k0) * tile_floats);
-    std::fill(acc.p, acc.p + (k1 - k0) * tile_floats, 0.f);
-    std::vector<const float*> ptr(static_cast<size_t>((tap_hi - tap_lo) * kDwtBlock));
+  const int64_t chunks = std::min<int64_t>((M + kDwChunkPixels - 1) / kDwChunkPixels, kDwUnits);
+  const int64_t kgroups = std::min<int64_t>(n_kt, (kDwUnits + chunks - 1) / chunks);
+  const int64_t units = chunks * kgroups;
+  AlignedBuf part(chunks * n_kt * tile_floats);  // part[(q·n_kt + kt)·tile_floats]: chunk q's k-tile kt
+  const int T = static_cast<int>(std::min<int64_t>(threads_for(M * K * OC, kIgemmGrain), units));
+  share_work(units, 1, T, [&](int64_t u0, int64_t u1) {
+    std::vector<const float*> ptr(static_cast<size_t>(taps * kDwtBlock));
     AlignedBuf dyp(o_tiles * kDwtBlock * MR);
-    // Blocks of kDwtBlock live pixels (dy row not all zero), in pixel order.
-    int64_t p = 0, n = 0, oh = 0, ow = 0;
-    while (p < M) {
-      int64_t np = 0;
-      for (; p < M && np < kDwtBlock; ++p) {
-        if (live[static_cast<size_t>(p)]) {
-          // dy's row into 6-channel panels, 6 contiguous floats a pixel (zeros past OC): dy rows are
-          // OC floats apart, and at OC = 64 a 6-column slice of the block maps to 16 of L1's 64 sets.
-          const float* src = dy + p * OC;
-          for (int64_t ot = 0; ot < o_tiles; ++ot) {
-            const int64_t o0 = ot * MR, mr = std::min<int64_t>(MR, OC - o0);
-            float* d = dyp.p + (ot * kDwtBlock + np) * MR;
-            for (int64_t r = 0; r < mr; ++r) d[r] = src[o0 + r];
-            for (int64_t r = mr; r < MR; ++r) d[r] = 0.f;
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t q = u / kgroups, kg = u % kgroups;
+      const int64_t k0 = n_kt * kg / kgroups, k1 = n_kt * (kg + 1) / kgroups;
+      const int64_t tap_lo = k0 / kt_per_tap, tap_hi = (k1 - 1) / kt_per_tap + 1;
+      float* acc = part.p + (q * n_kt + k0) * tile_floats;
+      std::fill(acc, acc + (k1 - k0) * tile_floats, 0.f);
+      const int64_t p_hi = M * (q + 1) / chunks;
+      int64_t p = M * q / chunks, n = p / (g.oh * g.ow), oh = p % (g.oh * g.ow) / g.ow, ow = p % g.ow;
+      // Blocks of kDwtBlock live pixels (dy row not all zero), in pixel order.
+      while (p < p_hi) {
+        int64_t np = 0;
+        for (; p < p_hi && np < kDwtBlock; ++p) {
+          if (live[static_cast<size_t>(p)]) {
+            // dy's row into 6-channel panels, 6 contiguous floats a pixel (zeros past OC): dy rows are
+            // OC floats apart, and at OC = 64 a 6-column slice of the block maps to 16 of L1's 64 sets.
+            const float* src = dy + p * OC;
+            for (int64_t ot = 0; ot < o_tiles; ++ot) {
+              const int64_t o0 = ot * MR, mr = std::min<int64_t>(MR, OC - o0);
+              float* d = dyp.p + (ot * kDwtBlock + np) * MR;
+              for (int64_t r = 0; r < mr; ++r) d[r] = src[o0 + r];
+              for (int64_t r = mr; r < MR; ++r) d[r] = 0.f;
+            }
+            const float* xn = x + n * g.h * g.w * C;
+            for (int64_t tap = tap_lo; tap < tap_hi; ++tap) {
+              const int64_t i = merge_rows ? tap : tap / g.kw, j = merge_rows ? 0 : tap % g.kw;
+              const int64_t ih = oh * g.sh - g.pt + i * g.dh, iw = ow * g.sw - g.pl + j * g.dw;
+              const bool in = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;  // merged rows: iw always inside
+              ptr[static_cast<size_t>((tap - tap_lo) * kDwtBlock + np)] = in ? xn + (ih * g.w + iw) * C : zeros.p;
+            }
+            ++np;
           }
-          const float* xn = x + n * g.h * g.w * C;
-          for (int64_t tap = tap_lo; tap < tap_hi; ++tap) {
-            const int64_t i = merge_rows ? tap : tap / g.kw, j = merge_rows ? 0 : tap % g.kw;
-            const int64_t ih = oh * g.sh - g.pt + i * g.dh, iw = ow * g.sw - g.pl + j * g.dw;
-            const bool in = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;  // merged rows: iw always inside
-            ptr[static_cast<size_t>((tap - tap_lo) * kDwtBlock + np)] = in ? xn + (ih * g.w + iw) * C : zeros.p;
+          if (++ow == g.ow) {
+            ow = 0;
+            if (++oh == g.oh) oh = 0, ++n;
           }
-          ++np;
         }
-        if (++ow == g.ow) {
-          ow = 0;
-          if (++oh == g.oh) oh = 0, ++n;
+        for (int64_t kt = k0; kt < k1; ++kt) {
+          const int64_t tap = kt / kt_per_tap, c0 = kt % kt_per_tap * NR;
+          const int nr = static_cast<int>(std::min<int64_t>(NR, run - c0));
+          const float* const* pp = ptr.data() + (tap - tap_lo) * kDwtBlock;
+          float* tb = acc + (kt - k0) * tile_floats;
+          for (int64_t ot = 0; ot < o_tiles; ++ot)
+            conv::avx2::dwt_6x16(np, pp, c0, dyp.p + ot * kDwtBlock * MR, MR, tb + ot * MR * NR, MR, nr);
         }
-      }
-      for (int64_t kt = k0; kt < k1; ++kt) {
-        const int64_t tap = kt / kt_per_tap, c0 = kt % kt_per_tap * NR;
-        const int nr = static_cast<int>(std::min<int64_t>(NR, run - c0));
-        const float* const* pp = ptr.data() + (tap - tap_lo) * kDwtBlock;
-        float* tb = acc.p + (kt - k0) * tile_floats;
-        for (int64_t ot = 0; ot < o_tiles; ++ot)
-          conv::avx2::dwt_6x16(np, pp, c0, dyp.p + ot * kDwtBlock * MR, MR, tb + ot * MR * NR, MR, nr);
       }
     }
-    // dW[k, o] for the k of these tiles (k = tap·run + c0 + q: the (kh, kw, C) order, merged or not).
-    for (int64_t kt = k0; kt < k1; ++kt) {
+  });
+  // dW[k, o] = Σ_q part[q] in chunk order, for the k of each tile (k = tap·run + c0 + lane:
+  // the (kh, kw, C) order, merged or not); threads take k-tiles.
+  share_work(n_kt, 1, static_cast<int>(std::min<int64_t>(T, n_kt)), [&](int64_t kt0, int64_t kt1) {
+    AlignedBuf sum(tile_floats);
+    for (int64_t kt = kt0; kt < kt1; ++kt) {
+      std::copy(part.p + kt * tile_floats, part.p + (kt + 1) * tile_floats, sum.p);
+      for (int64_t q = 1; q < chunks; ++q) {
+        const float* src = part.p + (q * n_kt + kt) * tile_floats;
+        for (int64_t e = 0; e < tile_floats; ++e) sum.p[e] += src[e];
+      }
       const int64_t tap = kt / kt_per_tap, c0 = kt % kt_per_tap * NR;
       const int64_t nr = std::min<int64_t>(NR, run - c0);
-      const float* tb = acc.p + (kt - k0) * tile_floats;
-      for (int64_t q = 0; q < nr; ++q) {
-        float* row = dw + (tap * run + c0 + q) * OC;
-        for (int64_t o = 0; o < OC; ++o) row[o] = tb[o * NR + q];
+      for (int64_t lane = 0; lane < nr; ++lane) {
+        float* row = dw + (tap * run + c0 + lane) * OC;
+        for (int64_t o = 0; o < OC; ++o) row[o] = sum.p[o * NR + lane];
       }
     }
   });

@@ -30,10 +30,11 @@ bool conv2d_backward_input_igemm(const WindowGeom& g, const float* dy, const flo
 
 // dw (kh, kw, C, OC) = Σ_p im2col(x)[p]ᵀ · dy[p] by implicit GEMM (any stride, dilation,
 // padding): 6 output channels × 16 k tiles read x through a per-pixel pointer table, no
-// im2col block. Threads split the k-tiles, so the result is bitwise independent of the
+// im2col block. Threads take (pixel chunk, k-tile group) units fixed by the shape and the
+// chunks' partials are added in chunk order, so the result is bitwise independent of the
 // thread count. Returns false (nothing written) when AVX2 is off or the runs are short.
-// Scratch: per share of k-tiles, its tiles (ceil(OC/6)·6 × 16 floats each) and a pointer
-// table of kDwtBlock pixels × its taps.
+// Scratch: one partial dW (K·ceil(OC/6)·6 floats) per pixel chunk (at most 8), and per thread
+// a pointer table of kDwtBlock pixels × taps and the block's packed dy.
 bool conv2d_backward_kernel_igemm(const WindowGeom& g, const float* x, const float* dy, float* dw);
 
 // Shapes whose weight gradient takes the implicit GEMM: wider than the small-channel kernels,

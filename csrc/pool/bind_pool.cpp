@@ -89,6 +89,19 @@ py::array max_pool2d_backward_argmax(py::handle idxh, py::handle dyh, const Shap
   return dx;
 }
 
+py::array max_pool2d_relu_bias_grad(py::handle dyh, py::handle relu_yh) {
+  const char* op = "max_pool2d_relu_bias_grad";
+  py::array dy = f32c(op, "dy", dyh), relu_y = f32c(op, "relu_y", relu_yh);
+  require_ndim(op, "dy", dy, 4, "4-D NHWC (N, OH, OW, C)");
+  require_shape(op, "relu_y", relu_y, {dy.shape(0), dy.shape(1), dy.shape(2), dy.shape(3)});
+  const int64_t C = dy.shape(3), rows = dy.shape(0) * dy.shape(1) * dy.shape(2);
+  py::array db = empty({C});
+  const float *dyp = cptr(dy), *ryp = cptr(relu_y);
+  float* dbp = mptr(db);
+  nogil([&] { ::pynn::max_pool2d_relu_bias_grad(rows, C, dyp, ryp, dbp); });
+  return db;
+}
+
 py::array avg_pool2d_backward(py::handle dyh, const Shape4& xs, const Pair& k, const Pair& s,
                               const std::string& padding) {
   const char* op = "avg_pool2d_backward";
@@ -166,6 +179,10 @@ void bind_pool(py::module_& m) {
   m.def("max_pool2d_argmax", &max_pool2d_argmax, py::arg("x"), py::arg("pool_size"), py::arg("strides"),
         py::arg("padding") = "valid",
         "(y, idx): max_pool2d and, per output element, the winning window cell (uint8, i*kw + j).");
+  m.def("max_pool2d_relu_bias_grad", &max_pool2d_relu_bias_grad, py::arg("dy"), py::arg("relu_y"),
+        "db (C,) = sum of dy where relu_y > 0 over N, OH, OW: the bias gradient of a conv + bias + relu "
+        "feeding max_pool2d, from the pooling's output gradient dy and output relu_y (= the sum over the "
+        "fused backward's dx).");
   m.def("max_pool2d_backward_argmax", &max_pool2d_backward_argmax, py::arg("idx"), py::arg("dy"), py::arg("x_shape"),
         py::arg("pool_size"), py::arg("strides"), py::arg("padding") = "valid", py::arg("relu_y") = py::none(),
         "dx (x_shape) of max_pool2d from the forward's argmax: x and y are not read again. relu_y (the "

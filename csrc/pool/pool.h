@@ -25,6 +25,12 @@ void max_pool2d_forward_argmax(const WindowGeom& g, const float* x, float* y, ui
 // gets 0 from both. (NaN maxima pass nothing, as relu's backward of a NaN output.)
 void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const float* dy, const float* relu_y,
                                 float* dx);
+// db[c] = Σ over the rows of dy (rows × C) of dy where relu_y > 0: the bias gradient of a
+// conv + bias + ReLU feeding a max pooling, read off the pooling's output gradient dy and
+// output relu_y (each window's masked dy lands in exactly one input cell, so this is the sum
+// of the fused backward's dx, over 1/(kh·kw) of the cells). Fixed 256-row blocks summed in
+// float, the blocks in order in double: the same bits at any thread count.
+void max_pool2d_relu_bias_grad(int64_t rows, int64_t C, const float* dy, const float* relu_y, float* db);
 // y = mean over each window's real cells (same padding: padded cells not counted).
 // Backward: each cell adds dy/cells of every window holding it.
 void avg_pool2d_forward(const WindowGeom& g, const float* x, float* y);

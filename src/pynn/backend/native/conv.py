@@ -86,6 +86,12 @@ def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None,
                                          None if relu_y is None else _c(relu_y))
 
 
+def max_pool2d_relu_bias_grad(dy, relu_y):
+    if not _f32(dy, relu_y):
+        return _ref.max_pool2d_relu_bias_grad(dy, relu_y)
+    return _C.max_pool2d_relu_bias_grad(_c(dy), _c(relu_y))
+
+
 def max_pool2d_backward(x, y, dy, pool_size=(2, 2), strides=None, padding="valid"):
     if not _f32(x, y, dy):
         return _ref.max_pool2d_backward(x, y, dy, pool_size, strides, padding)

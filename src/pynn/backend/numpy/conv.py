@@ -15,7 +15,7 @@ from . import activations as _act
 from .core import check_activation
 
 __all__ = [
-    "max_pool2d_argmax", "max_pool2d_backward_argmax",
+    "max_pool2d_argmax", "max_pool2d_backward_argmax", "max_pool2d_relu_bias_grad",
     "conv2d", "conv2d_backward_input", "conv2d_backward_kernel", "conv2d_backward_bias",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "global_avg_pool2d", "global_avg_pool2d_backward", "global_max_pool2d", "global_max_pool2d_backward",
@@ -205,6 +205,16 @@ def max_pool2d_backward_argmax(idx, dy, x_shape, pool_size=(2, 2), strides=None,
     for i, j, rows, cols in _windows(oh, ow, kh, kw, strides, 1):
         dxp[:, rows, cols, :] += np.where(idx == cell_id(i, j), dy, 0)
     return dxp[:, ph[0]:ph[0] + h, pw[0]:pw[0] + wd, :]
+
+
+def max_pool2d_relu_bias_grad(dy, relu_y):
+    """db (C,) of a conv + bias + ReLU feeding max_pool2d, from the pooling's output gradient
+    dy and output relu_y (N, OH, OW, C): Σ dy where relu_y > 0. Each window's masked dy lands in
+    one input cell, so this is the sum of max_pool2d_backward_argmax(..., relu_y=relu_y)."""
+    if dy.ndim != 4 or relu_y.shape != dy.shape:
+        raise ValueError(f"max_pool2d_relu_bias_grad: dy must be 4-D NHWC and relu_y of its shape, "
+                         f"got {dy.shape} and {relu_y.shape}")
+    return np.where(relu_y > 0, dy, 0).astype(dy.dtype, copy=False).sum(axis=(0, 1, 2))
 
 
 def _valid_counts(x_shape, kh, kw, strides, oh, ow, ph, pw, dtype):

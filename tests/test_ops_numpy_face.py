@@ -225,6 +225,54 @@ def test_dot_and_where_skip_numpys_dispatcher_only_for_exact_ndarrays():
         ("override", "dot")
 
 
+def test_small_product_with_a_transposed_b_and_tiny_inner_dimension_goes_native(gemm_threads):
+    # Backprop's dh = dscores @ W2.T of the lecture MLP (32x10x128): B a column-major view, k < 16.
+    on = D.native_on()
+    if not on:
+        pytest.skip("the native backend is not active")
+    a, w = randn(32, 10), randn(128, 10)
+    assert D.native_gemm_wins(a, w.T) == on
+    assert not D.native_gemm_wins(a, np.ascontiguousarray(w.T))  # row-major B: OpenBLAS's small path
+    assert not D.native_gemm_wins(randn(256, 10), randn(512, 10).T)  # past GEMM_NT_MAX_MACS
+    assert not D.native_gemm_wins(randn(8, 10), w.T)  # fewer rows than measured
+    assert_same(ops.dot(a, w.T), np.dot(a, w.T), exact=False, rtol=1e-5)
+    out = np.empty((32, 128), np.float32)
+    assert ops.dot(a, w.T, out=out) is out
+    assert_same(out, np.dot(a, w.T), exact=False, rtol=1e-5)
+    if on:  # each element is one FMA chain whatever the thread count: the same bits at 1..8 threads
+        from pynn import _C
+        before = pynn.get_num_threads()
+        try:
+            pynn.set_num_threads(1)
+            one = _C.mm(a, w.T)
+        finally:
+            pynn.set_num_threads(before)
+        assert_same(ops.dot(a, w.T), one)
+        assert_same(ops.matmul(a, w.T), one)
+
+
+def test_split_route_for_mid_sized_products_is_off_by_default_and_correct_when_on(gemm_threads, monkeypatch):
+    # GEMM_SPLIT_MIN_MACS (None: off) sends 2**18..2**20-MAC products to the native SGEMM at 2+ threads.
+    if not D.native_on():
+        pytest.skip("the native backend is not active")
+    from pynn.ops import _numeric
+    a, b, at = randn(32, 64), randn(64, 128), randn(64, 32).T  # at: column-major (32, 64)
+    assert D.GEMM_SPLIT_MIN_MACS is None and not D.native_gemm_wins(a, b)
+    monkeypatch.setattr(D, "GEMM_SPLIT_MIN_MACS", 1 << 18)
+    _numeric._set_limits(_numeric._native())
+    try:
+        on = gemm_threads >= 2
+        assert D.native_gemm_wins(a, b) == on and D.native_gemm_wins(at, b) == on
+        assert not D.native_gemm_wins(randn(16, 64), randn(64, 128))  # 131072 MACs: below the split
+        for x, y in ((a, b), (at, b)):
+            assert_same(ops.dot(x, y), np.dot(x, y), exact=False, rtol=1e-5)
+            assert_same(ops.matmul(x, y), np.matmul(x, y), exact=False, rtol=1e-5)
+    finally:
+        monkeypatch.undo()
+        _numeric._set_limits(_numeric._native())
+    assert not D.native_gemm_wins(a, b)
+
+
 def test_gemm_with_a_tiny_inner_dimension_stays_on_numpy():
     # k = 10 (the lecture's dscores @ W2.T at hidden 512) is mostly packing for the native kernel.
     assert not D.native_gemm_wins(randn(256, 10), randn(10, 512))

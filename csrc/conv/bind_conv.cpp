@@ -134,8 +134,9 @@ void bind_conv(py::module_& m) {
         py::arg("activation") = py::none(), py::arg("act_alpha") = 0.f, py::arg("pool_size") = Pair{2, 2},
         py::arg("pool_strides") = Pair{2, 2}, py::arg("pool_padding") = "valid",
         "max_pool2d(conv2d(x, w, b, ..., activation), pool_size, pool_strides, pool_padding) in one call "
-        "(inference): chunks of images are convolved into an L2-sized scratch and pooled from there, so the "
-        "conv output is never written whole. Same values as the two calls.");
+        "(inference): only the conv pixels some pooling window reads are computed; a small-channel 'valid' conv "
+        "with a 2x2/2 pool pools its register tiles, others convolve chunks of images into an L2-sized scratch "
+        "and pool from there, so the conv output is never written whole. Same values as the two calls.");
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("dy"), py::arg("w"), py::arg("x_shape"),
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         "dx (x_shape) of conv2d: col2im(dY · Wᵀ).");

@@ -1,8 +1,12 @@
 // Bindings of the elementwise and row kernels (csrc/nn/): the activation list,
 // activations forward/backward, bias add/grad, softmax, softmax + cross-entropy.
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "common/binding.h"
+#include "common/parallel.h"
+#include "gemm/gemm.h"
 #include "nn/activations.h"
 #include "nn/attention.h"
 #include "nn/bias.h"
@@ -371,6 +375,335 @@ py::array np_max_scalar(py::handle xh, double s, bool is_max, bool scalar_first,
   return y;
 }
 
+
+// ---- pynn.ops' per-call fast entries. The lecture MLP calls its reductions and relu on
+// 32x10 .. 32x128 arrays, where pybind11's argument handling (~0.25 us) and pynn.ops'
+// Python-side checks (~0.45 us: dtype, flags object, axis, size, backend) were most of the
+// call (ops.sum(x, axis=0) of 32x10 took 0.93 us, the kernel ~0.05 us). These raw
+// METH_FASTCALL functions take the NumPy face's own arguments, check them on the array
+// struct and either compute NumPy's result with the same kernels as np_reduce /
+// np_max_scalar (the same bits) or return None: pynn.ops then takes NumPy's route. The
+// routing limits are _dispatch.py's, handed over once by np_fast_limits.
+namespace fast {
+
+using npy = py::detail::npy_api;
+
+struct Limits {
+  int64_t reduce_small_max = int64_t{1} << 16, reduce_cols_max = int64_t{1} << 20, reduce_cols_min_width = 16,
+          reduce_ext_rows_max = int64_t{1} << 22, ext_scalar_min = 1024;
+};
+Limits g_limits;
+// _dispatch.py's GEMM routing limits (np_gemm_limits); never native until they are set.
+struct GemmLimits {
+  int64_t min_macs = INT64_MAX, min_side = 0, min_n = 0, min_k = 0, colmajor_max_n = 0, colmajor_max_k = 0,
+          max_threads = 0, nt_max_macs = 0, nt_min_side = 0, split_min_macs = INT64_MAX;
+};
+GemmLimits g_gemm;
+// Up to this many elements the kernel keeps the GIL: releasing and retaking it costs ~0.2 us.
+constexpr int64_t kGilFreeSize = int64_t{1} << 16;
+
+void set_limits(int64_t reduce_small_max, int64_t reduce_cols_max, int64_t reduce_cols_min_width,
+                int64_t reduce_ext_rows_max, int64_t ext_scalar_min) {
+  g_limits = Limits{reduce_small_max, reduce_cols_max, reduce_cols_min_width, reduce_ext_rows_max, ext_scalar_min};
+}
+
+// o as an exact ndarray (no subclass: its __array_function__ / __array_wrap__ would be
+// skipped), aligned, C-contiguous, float32/float64 in native order, not empty; else nullptr.
+py::detail::PyArray_Proxy* operand(PyObject* o, int* num, int64_t* size) {
+  const npy& api = npy::get();
+  if (Py_TYPE(o) != api.PyArray_Type_) return nullptr;
+  auto* p = py::detail::array_proxy(o);
+  if ((p->flags & (npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_)) !=
+      (npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_))
+    return nullptr;
+  auto* d = py::detail::array_descriptor_proxy(p->descr);
+  if ((d->type_num != npy::NPY_FLOAT_ && d->type_num != npy::NPY_DOUBLE_) || d->byteorder == '>') return nullptr;
+  int64_t n = 1;
+  for (int i = 0; i < p->nd; ++i) n *= p->dimensions[i];
+  if (n == 0) return nullptr;
+  *num = d->type_num;
+  *size = n;
+  return p;
+}
+
+// A new C-contiguous array of dtype num (a new reference, or nullptr with an exception set).
+PyObject* new_array(int num, int nd, const py::ssize_t* dims) {
+  const npy& api = npy::get();
+  PyObject* descr = api.PyArray_DescrFromType_(num);
+  if (!descr) return nullptr;
+  return api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, const_cast<Py_intptr_t*>(dims), nullptr, nullptr,
+                                   0, nullptr);
+}
+
+template <class F>
+void run(int64_t size, F&& f) {
+  if (size <= kGilFreeSize) {
+    f();
+  } else {
+    py::gil_scoped_release release;
+    f();
+  }
+}
+
+// np_fast_reduce(x, op, axis, keepdims): NumPy's sum/mean/max/min (op 0..3) of x, or None.
+PyObject* reduce(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "np_fast_reduce(x, op, axis, keepdims) takes 4 positional arguments");
+    return nullptr;
+  }
+  const long op = PyLong_AsLong(args[1]);
+  if (op < 0 || op > 3) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "np_fast_reduce: op must be 0 (sum), 1 (mean), 2 (max) or 3 (min)");
+    return nullptr;
+  }
+  int num = 0;
+  int64_t size = 0;
+  auto* p = operand(args[0], &num, &size);
+  PyObject *axis_o = args[2], *keep_o = args[3];
+  if (!p || (keep_o != Py_True && keep_o != Py_False)) Py_RETURN_NONE;
+  const bool keepdims = keep_o == Py_True;
+  const int nd = p->nd;
+  int code;  // -1: the last axis, 0: the first, 2: all
+  if (axis_o == Py_None) {
+    code = 2;
+  } else {
+    if (!PyLong_CheckExact(axis_o) || nd == 0) Py_RETURN_NONE;
+    int overflow = 0;
+    long long a = PyLong_AsLongLongAndOverflow(axis_o, &overflow);
+    if (overflow || a < -nd || a >= nd) Py_RETURN_NONE;  // NumPy raises its AxisError
+    if (a < 0) a += nd;
+    if (a == nd - 1) code = -1;
+    else if (a == 0) code = 0;
+    else Py_RETURN_NONE;
+  }
+  const Limits& L = g_limits;
+  if (size > L.reduce_small_max) {  // beyond the small-call win, only where the kernel itself wins
+    if (code == 0) {
+      if (size > L.reduce_cols_max || p->dimensions[nd - 1] < L.reduce_cols_min_width) Py_RETURN_NONE;
+    } else if (op < 2 || size > L.reduce_ext_rows_max) {
+      Py_RETURN_NONE;
+    }
+  }
+  py::ssize_t shape[64];
+  int out_nd = 0;
+  int64_t rows, n;
+  if (code == -1) {
+    n = p->dimensions[nd - 1];
+    rows = size / n;
+    for (int i = 0; i < nd - 1; ++i) shape[out_nd++] = p->dimensions[i];
+    if (keepdims) shape[out_nd++] = 1;
+  } else if (code == 0) {
+    rows = p->dimensions[0];
+    n = size / rows;
+    if (keepdims) shape[out_nd++] = 1;
+    for (int i = 1; i < nd; ++i) shape[out_nd++] = p->dimensions[i];
+  } else {
+    rows = 1;
+    n = size;
+    if (keepdims)
+      for (int i = 0; i < nd; ++i) shape[out_nd++] = 1;
+  }
+  PyObject* out = new_array(num, out_nd, shape);
+  if (!out) return nullptr;
+  auto* q = py::detail::array_proxy(out);
+  const auto o = static_cast<nn::ReduceOp>(op);
+  if (num == npy::NPY_FLOAT_) {
+    const float* x = reinterpret_cast<const float*>(p->data);
+    float* y = reinterpret_cast<float*>(q->data);
+    run(size, [&] { code == 0 ? nn::reduce_first(o, x, y, rows, n) : nn::reduce_last(o, x, y, rows, n); });
+  } else {
+    const double* x = reinterpret_cast<const double*>(p->data);
+    double* y = reinterpret_cast<double*>(q->data);
+    run(size, [&] { code == 0 ? nn::reduce_first(o, x, y, rows, n) : nn::reduce_last(o, x, y, rows, n); });
+  }
+  if (out_nd) return out;
+  // A reduction to a single value is a NumPy scalar (np.float32 / np.float64), as NumPy returns.
+  PyObject* empty = PyTuple_New(0);
+  PyObject* scalar = empty ? PyObject_GetItem(out, empty) : nullptr;
+  Py_XDECREF(empty);
+  Py_DECREF(out);
+  return scalar;
+}
+
+// np_fast_ext(x1, x2, is_max): NumPy's maximum(x1, x2) (minimum unless is_max) when one operand
+// is a fast operand of at least ext_scalar_min elements (not 0-d) and the other a Python int
+// (|s| <= 2**53: exact in a double) or float (|s| < 1e38: no float32 overflow), else None.
+PyObject* ext_scalar(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "np_fast_ext(x1, x2, is_max) takes 3 positional arguments");
+    return nullptr;
+  }
+  int num = 0;
+  int64_t size = 0;
+  bool scalar_first = false;
+  auto* p = operand(args[0], &num, &size);
+  PyObject* so = args[1];
+  if (!p) {
+    p = operand(args[1], &num, &size);
+    so = args[0];
+    scalar_first = true;
+  }
+  if (!p || p->nd == 0 || size < g_limits.ext_scalar_min) Py_RETURN_NONE;
+  double s;
+  if (PyFloat_CheckExact(so)) {
+    s = PyFloat_AS_DOUBLE(so);
+    if (!(s > -1e38 && s < 1e38)) Py_RETURN_NONE;
+  } else if (PyLong_CheckExact(so)) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(so, &overflow);
+    constexpr long long kExact = 1LL << 53;
+    if (overflow || v > kExact || v < -kExact) Py_RETURN_NONE;
+    s = static_cast<double>(v);
+  } else {
+    Py_RETURN_NONE;
+  }
+  const bool is_max = args[2] == Py_True;
+  PyObject* out = new_array(num, p->nd, p->dimensions);
+  if (!out) return nullptr;
+  auto* q = py::detail::array_proxy(out);
+  if (num == npy::NPY_FLOAT_) {
+    const float* x = reinterpret_cast<const float*>(p->data);
+    float* y = reinterpret_cast<float*>(q->data);
+    const float st = static_cast<float>(s);  // the cast NumPy applies to a weak scalar
+    run(size, [&] { nn::max_scalar(x, st, y, size, is_max, scalar_first); });
+  } else {
+    const double* x = reinterpret_cast<const double*>(p->data);
+    double* y = reinterpret_cast<double*>(q->data);
+    run(size, [&] { nn::max_scalar(x, s, y, size, is_max, scalar_first); });
+  }
+  return out;
+}
+
+// o as an exact, aligned, native-order 2-D float32 ndarray whose strides are whole floats; else nullptr.
+py::detail::PyArray_Proxy* gemm_operand(PyObject* o, int64_t st[2]) {
+  const npy& api = npy::get();
+  if (Py_TYPE(o) != api.PyArray_Type_) return nullptr;
+  auto* p = py::detail::array_proxy(o);
+  if (p->nd != 2 || !(p->flags & npy::NPY_ARRAY_ALIGNED_)) return nullptr;
+  auto* d = py::detail::array_descriptor_proxy(p->descr);
+  if (d->type_num != npy::NPY_FLOAT_ || d->byteorder == '>') return nullptr;
+  for (int i = 0; i < 2; ++i) {
+    const py::ssize_t bytes = p->strides[i];
+    if (bytes % static_cast<py::ssize_t>(sizeof(float)) != 0) return nullptr;
+    st[i] = p->dimensions[i] <= 1 ? 0 : bytes / static_cast<py::ssize_t>(sizeof(float));  // never stepped along
+  }
+  return p;
+}
+
+// _dispatch.py's rules (documented and measured there) for an (m, k) @ (k, n) float32 product
+// with element strides rs/cs: whether the native SGEMM beats np.dot (OpenBLAS).
+bool gemm_native_wins(int64_t m, int64_t k, int64_t n, int64_t rs_a, int64_t cs_a, int64_t rs_b) {
+  const GemmLimits& L = g_gemm;
+  const int64_t macs = m * k * n;
+  if (macs < L.min_macs) {
+    // OpenBLAS's small path (one thread at any count), except dX = dY @ W.T (a column-major B,
+    // k < min_k) and, with threads, the products the native SGEMM splits across them.
+    if (k < L.min_k)
+      return macs <= L.nt_max_macs && m >= L.nt_min_side && n >= L.nt_min_side && rs_b == 1;
+    return macs >= L.split_min_macs && n >= L.min_n && m >= L.min_side && (cs_a == 1 || rs_a == 1) &&
+           num_threads() >= 2;
+  }
+  if (n < L.min_n || m < L.min_side || k < L.min_k) return false;
+  if (cs_a != 1 && !(rs_a == 1 && n <= L.colmajor_max_n && k <= L.colmajor_max_k)) return false;
+  return num_threads() <= L.max_threads;
+}
+
+// [lo, hi) byte range an array's elements span (any stride signs).
+std::pair<const char*, const char*> byte_span(const py::detail::PyArray_Proxy* p) {
+  const char* lo = p->data;
+  const char* hi = p->data;
+  for (int i = 0; i < p->nd; ++i) {
+    if (p->dimensions[i] == 0) return {p->data, p->data};
+    const py::ssize_t step = p->strides[i] * (p->dimensions[i] - 1);
+    (step < 0 ? lo : hi) += step;
+  }
+  return {lo, hi + sizeof(float)};
+}
+
+bool overlaps(const py::detail::PyArray_Proxy* x, const py::detail::PyArray_Proxy* y) {
+  const auto [xl, xh] = byte_span(x);
+  const auto [yl, yh] = byte_span(y);
+  return xl < yh && yl < xh && xl != xh && yl != yh;
+}
+
+// np_fast_dot(a, b, out): NumPy's dot/matmul of two 2-D float32 ndarrays on the native SGEMM
+// when _dispatch's rules say it wins (into out when out is a usable, disjoint (m, n) float32
+// array), else None: NumPy's call, which also reports every error.
+PyObject* dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "np_fast_dot(a, b, out) takes 3 positional arguments");
+    return nullptr;
+  }
+  int64_t sa[2], sb[2], sc[2];
+  auto* pa = gemm_operand(args[0], sa);
+  auto* pb = pa ? gemm_operand(args[1], sb) : nullptr;
+  if (!pb) Py_RETURN_NONE;
+  const int64_t m = pa->dimensions[0], k = pa->dimensions[1], n = pb->dimensions[1];
+  if (pb->dimensions[0] != k || m == 0 || n == 0 || !gemm_native_wins(m, k, n, sa[0], sa[1], sb[0]))
+    Py_RETURN_NONE;
+  PyObject* out = args[2];
+  if (out == Py_None) {
+    const py::ssize_t dims[2] = {m, n};
+    out = new_array(npy::NPY_FLOAT_, 2, dims);
+    if (!out) return nullptr;
+    sc[0] = n;
+    sc[1] = 1;
+  } else {
+    auto* pc = gemm_operand(out, sc);
+    if (!pc || pc->dimensions[0] != m || pc->dimensions[1] != n || !(pc->flags & npy::NPY_ARRAY_WRITEABLE_) ||
+        overlaps(pc, pa) || overlaps(pc, pb))
+      Py_RETURN_NONE;
+    Py_INCREF(out);
+  }
+  const float* ap = reinterpret_cast<const float*>(pa->data);
+  const float* bp = reinterpret_cast<const float*>(pb->data);
+  float* cp = reinterpret_cast<float*>(py::detail::array_proxy(out)->data);
+  auto product = [&] {
+    sgemm(m, n, k, 1.f, ap, sa[0], sa[1], bp, sb[0], sb[1], 0.f, cp, sc[0], sc[1], nullptr, Act::Linear, 0.f);
+  };
+  // Releasing and retaking the GIL (~0.2 us) only past ~5 us of work, as _C.mm does.
+  if (m * n * k <= 262144) {
+    product();
+  } else {
+    py::gil_scoped_release release;
+    product();
+  }
+  return out;
+}
+
+bool gemm_route(py::handle a, py::handle b) {
+  int64_t sa[2], sb[2];
+  auto* pa = gemm_operand(a.ptr(), sa);
+  auto* pb = pa ? gemm_operand(b.ptr(), sb) : nullptr;
+  if (!pb || pb->dimensions[0] != pa->dimensions[1]) return false;
+  return gemm_native_wins(pa->dimensions[0], pa->dimensions[1], pb->dimensions[1], sa[0], sa[1], sb[0]);
+}
+
+void set_gemm_limits(int64_t min_macs, int64_t min_side, int64_t min_n, int64_t min_k, int64_t colmajor_max_n,
+                     int64_t colmajor_max_k, int64_t max_threads, int64_t nt_max_macs, int64_t nt_min_side,
+                     int64_t split_min_macs) {
+  g_gemm = GemmLimits{min_macs,    min_side,        min_n, min_k, colmajor_max_n, colmajor_max_k, max_threads,
+                      nt_max_macs, nt_min_side, split_min_macs};
+}
+
+PyMethodDef kDotDef{"np_fast_dot", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&dot)), METH_FASTCALL,
+                    "np_fast_dot(a, b, out) -> numpy.ndarray | None\n\npynn.ops' per-call entry for NumPy's dot/matmul of two 2-D float32 "
+                    "ndarrays: the native SGEMM where np_gemm_route says it wins (into out when out is a usable "
+                    "(m, n) float32 array disjoint from a and b), else None (NumPy's call)."};
+PyMethodDef kReduceDef{"np_fast_reduce", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&reduce)),
+                       METH_FASTCALL,
+                       "np_fast_reduce(x, op, axis, keepdims) -> numpy.ndarray | numpy scalar | None\n\npynn.ops' per-call entry for NumPy's sum/mean/max/min "
+                       "(op 0..3) of an exact C-contiguous float32/float64 ndarray over axis None, 0 or the last, "
+                       "with np_reduce's kernels (NumPy's bits); None when the call is NumPy's to make "
+                       "(other arguments, layouts or sizes: the limits of np_fast_limits)."};
+PyMethodDef kExtDef{"np_fast_ext", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&ext_scalar)),
+                    METH_FASTCALL,
+                    "np_fast_ext(x1, x2, is_max) -> numpy.ndarray | None\n\npynn.ops' per-call entry for NumPy's maximum/minimum of an exact "
+                    "C-contiguous float32/float64 ndarray and a Python int/float (either order), with np_max_scalar's "
+                    "kernel; None when the call is NumPy's to make (smaller than the ext_scalar_min limit, other "
+                    "operands)."};
+
+}  // namespace fast
 }  // namespace
 
 void bind_nn(py::module_& m) {
@@ -412,6 +745,20 @@ void bind_nn(py::module_& m) {
         py::arg("scalar_first") = false, py::arg("out") = py::none(),
         "NumPy's maximum(x, s) (minimum when is_max is false; maximum(s, x) when scalar_first) of a C-contiguous "
         "float32/float64 x and a scalar cast to x's dtype; out: None, x, or a disjoint array like x.");
+  m.def("np_fast_limits", &fast::set_limits, py::arg("reduce_small_max"), py::arg("reduce_cols_max"),
+        py::arg("reduce_cols_min_width"), py::arg("reduce_ext_rows_max"), py::arg("ext_scalar_min"),
+        "The routing limits of np_fast_reduce / np_fast_ext (pynn.ops._dispatch's, set once on import).");
+  m.def("np_gemm_limits", &fast::set_gemm_limits, py::arg("min_macs"), py::arg("min_side"), py::arg("min_n"),
+        py::arg("min_k"), py::arg("colmajor_max_n"), py::arg("colmajor_max_k"), py::arg("max_threads"),
+        py::arg("nt_max_macs"), py::arg("nt_min_side"), py::arg("split_min_macs"),
+        "The GEMM routing limits of np_fast_dot / np_gemm_route (pynn.ops._dispatch's, set once on import).");
+  m.def("np_gemm_route", &fast::gemm_route, py::arg("a"), py::arg("b"),
+        "Whether np_fast_dot would run a @ b natively (2-D float32 ndarrays; _dispatch.py's rules).");
+  for (PyMethodDef* def : {&fast::kReduceDef, &fast::kExtDef, &fast::kDotDef}) {
+    PyObject* f = PyCFunction_NewEx(def, nullptr, m.ptr());
+    if (!f) throw py::error_already_set();
+    m.add_object(def->ml_name, py::reinterpret_steal<py::object>(f));
+  }
 }
 
 }  // namespace pynn::bind

@@ -34,12 +34,24 @@ GEMM_MIN_N = 8
 # An inner dimension under 16 (the lecture's ``dh = dscores @ W2.T``, k = 10) is mostly packing
 # for the native kernel: 256x10x512 measured 0.85-1.02x np.dot on one thread, a tie at best.
 GEMM_MIN_K = 16
+# ... except the small products below GEMM_MIN_MACS with such an inner dimension and a
+# column-major B: backprop's dX = dY @ W.T of a narrow layer (the lecture's dh = dscores @ W2.T,
+# 32x10x128). OpenBLAS copies the transposed B there; the native small path packs it into
+# panels in one pass: measured 1.3x np.dot at 1 and 2 threads (32x10x128: 2.2 -> 1.7 µs), 1.0-1.8x
+# from 16x10x32 to 64x10x256 at 2 threads, losses from 128x10x256 (327680 MACs) up.
+GEMM_NT_MAX_MACS = 1 << 17
+GEMM_NT_MIN_SIDE = 16
 # With 2+ threads OpenBLAS splits these GEMMs across both cores and the native SGEMM gained
 # little from its second thread on this shared machine (re-measured for this issue at load 7-11,
 # 2 threads, wall time: 256x64x512 0.77-1.42x, 256x128x512 0.62x, 256x256x512 0.57x, 128x784x256
 # 0.58x, 512x256x10 (x.T) 0.42x, 256x10x512 1.03-1.23x, 1024x10x512 0.70x), so GEMMs go
 # native on one thread only: a loss more often than a win at 2 threads.
 GEMM_MAX_THREADS = 1
+# Below GEMM_MIN_MACS OpenBLAS runs one thread at any count; from 2**18 multiply-adds the native
+# SGEMM splits a product across two threads (csrc/gemm/config.h kSingleThreadWork), so with 2+
+# threads a lecture 32x64x128 could run there at ~0.7x of OpenBLAS's time. SPLIT_MIN_MACS turns
+# that route on (None: off; see the README for the measurement behind the choice).
+GEMM_SPLIT_MIN_MACS = None
 # A column-major A (``h.T @ dscores``, the lecture's weight gradients) with a narrow output:
 # OpenBLAS leaves its small-matrix kernel above ~1M multiply-adds and its packed path is slow
 # for so few columns. Re-measured (one thread, process CPU time, after the native SGEMM's
@@ -68,10 +80,13 @@ REDUCE_COLS_MAX_SIZE = 1 << 20
 REDUCE_EXT_ROWS_MAX_SIZE = 1 << 22
 # A first-axis reduction of fewer columns than this is mostly one long strided column walk.
 REDUCE_COLS_MIN_WIDTH = 16
-# maximum/minimum(x, python scalar): NumPy's ufunc call is ~0.7 µs up to a few hundred
-# elements, the native call plus pynn's checks ~1.0 µs; past ~1000 elements NumPy's scalar
-# broadcast loop (~1 ns/element) loses to the AVX2 kernel by 2-10x.
-EXT_SCALAR_MIN_SIZE = 1024
+# maximum/minimum(x, python scalar) of a C-contiguous float32/float64 array: NumPy's ufunc call
+# is ~0.65 µs up to a few hundred elements (0.42 with the scalar as a cached 0-d operand), the
+# native kernel through its C entry np_fast_ext ~0.25 µs with pynn's call (it was ~1.0 µs through
+# Python-side checks and pybind11, when this limit was 1024); past ~1000 elements NumPy's scalar
+# broadcast loop (~1 ns/element) loses to the AVX2 kernel by 2-10x. Measured 1 thread, CPU time:
+# 1 / 100 / 1000 elements 0.66 / 0.69 / 1.17 µs NumPy, 0.25 / 0.26 / 0.38 µs pynn.ops: every size.
+EXT_SCALAR_MIN_SIZE = 1
 
 
 def native_on() -> bool:
@@ -90,14 +105,7 @@ def any_tensor_in(seq) -> bool:
 
 
 def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether ``a @ b`` (2-D float32 ndarrays, matching inner dims) should run on the native SGEMM."""
-    n = b.shape[1]
-    if a.size * n < GEMM_MIN_MACS:
-        return False
-    if n < GEMM_MIN_N or a.shape[0] < GEMM_MIN_SIDE or a.shape[1] < GEMM_MIN_K:
-        return False
-    strides = a.strides
-    if strides[1] != a.itemsize and not (strides[0] == a.itemsize and n <= GEMM_COLMAJOR_MAX_N
-                                         and a.shape[1] <= GEMM_COLMAJOR_MAX_K):
-        return False
-    return threads() <= GEMM_MAX_THREADS
+    """Whether ``a @ b`` (2-D float32 ndarrays, matching inner dims) runs on the native SGEMM: the
+    rules above, applied per call in C (``_C.np_fast_dot``, csrc/nn/bind_nn.cpp) with these limits."""
+    from ._numeric import _native  # noqa: PLC0415 (_numeric imports this module; _native sets the limits)
+    return _native().np_gemm_route(a, b)

@@ -27,12 +27,27 @@ _np_dot_c = getattr(np.dot, "_implementation", np.dot)
 _np_where_c = getattr(np.where, "_implementation", np.where)
 _np_matmul = np.matmul
 _C = None  # pynn._C, bound on first native use (importing pynn must not need it)
+# The backend switch every fast path reads: ``_backend._active is _NATIVE_BACKEND`` is one attribute
+# read (D.native_on() is a call into another module, ~0.07 µs of a ~0.3 µs fast call).
+_backend = D.backend
+_NATIVE_BACKEND = _backend.native_backend if _backend.NATIVE_AVAILABLE else None
+
+
+def _set_limits(c):
+    """Hand _dispatch's routing limits to the per-call C entries (np_fast_reduce / np_fast_ext /
+    np_fast_dot); called once when _C is first bound, and again by whoever changes a limit."""
+    c.np_fast_limits(D.REDUCE_SMALL_MAX_SIZE, D.REDUCE_COLS_MAX_SIZE, D.REDUCE_COLS_MIN_WIDTH,
+                     D.REDUCE_EXT_ROWS_MAX_SIZE, D.EXT_SCALAR_MIN_SIZE)
+    c.np_gemm_limits(D.GEMM_MIN_MACS, D.GEMM_MIN_SIDE, D.GEMM_MIN_N, D.GEMM_MIN_K, D.GEMM_COLMAJOR_MAX_N,
+                     D.GEMM_COLMAJOR_MAX_K, D.GEMM_MAX_THREADS, D.GEMM_NT_MAX_MACS, D.GEMM_NT_MIN_SIDE,
+                     (1 << 62) if D.GEMM_SPLIT_MIN_MACS is None else D.GEMM_SPLIT_MIN_MACS)
 
 
 def _native():
     global _C
     if _C is None:
         from pynn import _C as c
+        _set_limits(c)
         _C = c
     return _C
 
@@ -123,11 +138,8 @@ divide = _binary("divide", F.div)
 true_divide = _binary("true_divide", F.div)
 power = _binary("power", F.power)
 _F32, _F64 = D.F32, D.F64
-# Thresholds read on every call, bound once (a module attribute read is ~25 ns of a ~0.2 µs budget).
-_GEMM_MIN_MACS = D.GEMM_MIN_MACS
-_GEMM_MIN_WORK = D.GEMM_MIN_MACS * D.GEMM_MIN_K  # a.size * b.size below this: never native
+# Read on every in-place maximum(x, s, out=x), bound once (a module attribute read is ~25 ns).
 _EXT_MIN = D.EXT_SCALAR_MIN_SIZE
-_REDUCE_SMALL = D.REDUCE_SMALL_MAX_SIZE
 
 
 # Python ints NumPy casts to float32/float64 exactly as C++'s cast of their double does (NEP 50
@@ -170,6 +182,11 @@ def _extremum_binary(name, is_max, tensor_fn, np_fn):
     # Inlined checks, no helper calls: this runs on every np.maximum of a lecture loop, where
     # each Python-level call costs ~0.07 µs against NumPy's ~0.7 µs.
     def f(x1, x2, /, out=None, **kwargs):
+        if out is None and not kwargs and _backend._active is _NATIVE_BACKEND:
+            # One C call checks and computes the large-array case (or returns None).
+            r = (_C or _native()).np_fast_ext(x1, x2, is_max)
+            if r is not None:
+                return r
         if type(x1) is _ndarray:
             x, s, first = x1, x2, False
         elif type(x2) is _ndarray:
@@ -183,7 +200,8 @@ def _extremum_binary(name, is_max, tensor_fn, np_fn):
                     dt = x.dtype
                     if ((dt is _F32 or dt is _F64)
                             and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)):
-                        if x.size >= _EXT_MIN and x.ndim and x.flags.c_contiguous and D.native_on():
+                        if (out is not None and x.size >= _EXT_MIN and x.ndim and x.flags.c_contiguous
+                                and D.native_on()):  # out=x in place (out=None came through np_fast_ext)
                             return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
                         if s == 0 and (t is int or _copysign(1.0, s) > 0):  # the lecture relu: no lookup
                             z = _ZERO32 if dt is _F32 else _ZERO64
@@ -246,11 +264,6 @@ def clip(a, /, *args, **kwargs):
 
 
 # ------------------------------------------------------------------ GEMM
-def _gemm_out_ok(out, a, b, m, n):
-    return (type(out) is D.ndarray and out.dtype is D.F32 and out.shape == (m, n)
-            and not np.may_share_memory(out, a) and not np.may_share_memory(out, b))
-
-
 def _tensor_matmul(name, a, b, extra):
     _reject(name, extra)
     if np.ndim(a) == 0 or np.ndim(b) == 0:
@@ -265,12 +278,6 @@ def _tensor_matmul(name, a, b, extra):
 
 
 
-def _gemm_size_ok(a, b):
-    # The cheapest tests first: float64 and lecture-sized products stop here and go to NumPy.
-    return (a.size * b.size >= _GEMM_MIN_WORK and a.dtype is _F32 and b.ndim == 2 and a.ndim == 2
-            and a.size * b.shape[1] >= D.GEMM_MIN_MACS)
-
-
 @face("accelerated")
 def matmul(x1, x2, /, out=None, **kwargs):
     """NumPy's ``matmul`` (``x1 @ x2``); with a Tensor it records the graph.
@@ -279,12 +286,10 @@ def matmul(x1, x2, /, out=None, **kwargs):
     there (any strides, ``out=`` written in place). Batched stacks and float64 use NumPy
     (OpenBLAS; measured at least as fast as pynn's paths, see README)."""
     if type(x1) is _ndarray and type(x2) is _ndarray:
-        if (not kwargs and _gemm_size_ok(x1, x2) and x2.dtype is _F32
-                and x1.shape[1] == x2.shape[0] and D.native_on() and D.native_gemm_wins(x1, x2)):
-            if out is None:
-                return _native().gemm(x1, x2)
-            if _gemm_out_ok(out, x1, x2, x1.shape[0], x2.shape[1]):
-                return _native().gemm(x1, x2, c=out)
+        if not kwargs and _backend._active is _NATIVE_BACKEND:
+            r = (_C or _native()).np_fast_dot(x1, x2, out)  # the route's checks and the product in one C call
+            if r is not None:
+                return r
         if out is None and not kwargs:
             return _np_matmul(x1, x2)
     elif isinstance(x1, Tensor) or isinstance(x2, Tensor):
@@ -298,17 +303,13 @@ def dot(a, b, out=None):
 
     2-D float32 products route as :func:`matmul` does."""
     if type(a) is _ndarray and type(b) is _ndarray:
-        # Ordered so that lecture-sized products fail on the first test (two attribute reads,
-        # no shape tuple) and float64 on the second, and reach np.dot without any further call.
-        # m·k·k·n >= GEMM_MIN_MACS·GEMM_MIN_K is implied by native_gemm_wins (MACs >= MIN_MACS and
-        # k >= MIN_K), so this first test only sends to NumPy what would go there anyway.
-        if (a.size * b.size >= _GEMM_MIN_WORK and a.dtype is _F32 and b.ndim == 2
-                and a.size * b.shape[1] >= _GEMM_MIN_MACS and a.ndim == 2
-                and b.dtype is _F32 and a.shape[1] == b.shape[0] and D.native_on() and D.native_gemm_wins(a, b)):
-            if out is None:
-                return _native().gemm(a, b)
-            if _gemm_out_ok(out, a, b, a.shape[0], b.shape[1]):
-                return _native().gemm(a, b, c=out)
+        if _backend._active is _NATIVE_BACKEND:
+            # One C call (np_fast_dot) checks dtype, rank, layout and _dispatch's GEMM rules on the
+            # array structs and computes the product, or returns None for NumPy's route: ~0.05 µs
+            # on a lecture product that stays NumPy's, where the same checks in Python took ~0.45.
+            r = (_C or _native()).np_fast_dot(a, b, out)
+            if r is not None:
+                return r
         if out is None:
             return _np_dot_c(a, b)
         return (_np_dot_c if type(out) is _ndarray else _np_dot)(a, b, out)  # out joins NumPy's dispatch
@@ -332,43 +333,15 @@ def einsum(subscripts, /, *operands, **kwargs):
 # ``_wrapreduction``): calling the ufunc's reduce directly is the same computation, bit for bit.
 # A C-contiguous float32/float64 array reduced over its last axis, its first axis or all of it
 # goes further, to the native kernels that add in NumPy's own order (csrc/nn/elementwise.h):
-# NumPy's reduce machinery costs 1.5-7 µs even on a 32x10 matrix. Anything else (lists,
+# NumPy's reduce machinery costs 1.5-7 µs even on a 32x10 matrix. One C call, np_fast_reduce,
+# checks the array and the axis and runs the kernel, or returns None for NumPy's route
+# (ops.sum(x, axis=0) of 32x10: 0.93 µs with the checks in Python, ~0.4 µs so). Anything else (lists,
 # subclasses, ``where=``, ``initial=``, ``dtype=``, ``out=``, tuple axes) takes NumPy's function.
 _add_reduce = np.add.reduce
 _max_reduce = np.maximum.reduce
 _min_reduce = np.minimum.reduce
 _true_divide = np.true_divide
 _SUM, _MEAN, _MAX, _MIN = 0, 1, 2, 3
-
-
-def _fast_reduce(a, op, axis, keepdims):
-    """NumPy's sum/mean/max/min of ndarray ``a`` on the native kernels, or None (NumPy's turn)."""
-    dt = a.dtype
-    if dt is not _F32 and dt is not _F64:
-        return None
-    nd = a.ndim
-    if axis is None:
-        code = 2
-    elif type(axis) is int and nd:
-        if axis < 0:
-            axis += nd
-        code = -1 if axis == nd - 1 else 0 if axis == 0 else None
-        if code is None:
-            return None
-    else:
-        return None
-    size = a.size
-    if not size or not a.flags.c_contiguous or not D.native_on():
-        return None
-    if size > _REDUCE_SMALL:
-        # Beyond the small-call win, only where the kernel itself is faster (_dispatch's table).
-        if code == 0:
-            if size > D.REDUCE_COLS_MAX_SIZE or a.shape[-1] < D.REDUCE_COLS_MIN_WIDTH:
-                return None
-        elif op < _MAX or size > D.REDUCE_EXT_ROWS_MAX_SIZE:
-            return None
-    r = _native().np_reduce(a, op, code, keepdims)
-    return r if r.ndim else r[()]  # a full reduction is a NumPy scalar, as NumPy returns
 
 
 @face("accelerated")
@@ -380,8 +353,8 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: 
     the columns): bit for bit NumPy's result. Other ndarrays call ``np.add.reduce`` directly."""
     if type(a) is _ndarray:
         if not kwargs:
-            if dtype is None and out is None:
-                r = _fast_reduce(a, _SUM, axis, keepdims)
+            if dtype is None and out is None and _backend._active is _NATIVE_BACKEND:
+                r = (_C or _native()).np_fast_reduce(a, _SUM, axis, keepdims)
                 if r is not None:
                     return r
             return _add_reduce(a, axis, dtype, out, keepdims=keepdims)
@@ -397,10 +370,13 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     sum-then-divide NumPy does, bit for bit: natively where :func:`sum` would, else through
     ``np.add.reduce`` without NumPy's Python layer."""
     if type(a) is _ndarray:
-        if not kwargs and dtype is None and out is None and (a.dtype is _F32 or a.dtype is _F64) and a.size:
-            r = _fast_reduce(a, _MEAN, axis, keepdims)
-            if r is not None:
-                return r
+        if not kwargs and dtype is None and out is None:
+            if _backend._active is _NATIVE_BACKEND:
+                r = (_C or _native()).np_fast_reduce(a, _MEAN, axis, keepdims)
+                if r is not None:
+                    return r
+            if not ((a.dtype is _F32 or a.dtype is _F64) and a.size):
+                return np.mean(a, axis=axis, keepdims=keepdims)
             s = _add_reduce(a, axis, None, None, keepdims=keepdims)
             count = a.size // (s.size or 1) if type(s) is _ndarray else a.size
             if type(s) is _ndarray:
@@ -418,8 +394,8 @@ def _extremum(name, op, tensor_fn, ufunc_reduce):
     def f(a, axis=None, out=None, keepdims=False, **kwargs):
         if type(a) is _ndarray:
             if not kwargs:
-                if out is None:
-                    r = _fast_reduce(a, op, axis, keepdims)
+                if out is None and _backend._active is _NATIVE_BACKEND:
+                    r = (_C or _native()).np_fast_reduce(a, op, axis, keepdims)
                     if r is not None:
                         return r
                 return ufunc_reduce(a, axis, None, out, keepdims=keepdims)

@@ -98,6 +98,32 @@ def test_lstm_native_block_pass_matches_numpy_reference(restore_threads, u, xsca
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"output {i}")
 
 
+@pytest.mark.parametrize("u", [44, 128])
+def test_lstm_native_gate_activations_are_float32_accurate(restore_threads, u):
+    """The AVX2 cell's sigmoid (one exp, one reciprocal) and rational tanh against float64, at
+    relative 1e-6 (measured max over every 7th float of [-100, 100]: 2.0e-7 and 3.4e-7), from
+    tiny to saturating pre-activations. With h0 = 0 the first step's pre-activations are xw's
+    own values (0·U adds exact zeros), so the saved gates are the activations of known inputs."""
+    pynn.set_num_threads(2)
+    mag = np.concatenate([[0.0], np.logspace(-7, np.log10(95.0), 4 * u * 3 // 2 - 1)])
+    vals = np.concatenate([mag, -mag]).astype(np.float32)
+    n = vals.size // (4 * u)
+    xw = vals[: n * 4 * u].reshape(n, 1, 4 * u)
+    xw = xw[np.random.default_rng(0).permutation(n)]  # mixed magnitudes within each row
+    zeros = np.zeros((n, u), np.float32)
+    rk = _f32(np.random.default_rng(1), u, 4 * u)
+    hs, cs, gates = nb.lstm(np.ascontiguousarray(xw), zeros, zeros, rk)
+    z = xw[:, 0].astype(np.float64)
+    sig, tanh = 1.0 / (1.0 + np.exp(-z)), np.tanh(z)
+    want = np.concatenate([sig[:, :u], sig[:, u:2 * u], tanh[:, 2 * u:3 * u], sig[:, 3 * u:]], axis=1)
+    np.testing.assert_allclose(gates[:, 0], want, rtol=1e-6, atol=1e-37)
+    g = gates[:, 0].astype(np.float64)
+    c = g[:, :u] * g[:, 2 * u:3 * u]
+    np.testing.assert_allclose(cs[:, 0], c, rtol=1e-6, atol=1e-37)
+    np.testing.assert_allclose(hs[:, 0], g[:, 3 * u:] * np.tanh(cs[:, 0].astype(np.float64)), rtol=2e-6, atol=1e-37)
+    assert np.all(np.abs(gates) <= 1.0)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "native"])
 def test_lstm_without_saved_gates_gives_the_same_states(backend):
     xw, h0, c0, rk = _lstm_case(n=9, t=6, u=40, seed=7)

@@ -3,9 +3,9 @@
 //
 // On top of the auto-vectorised loops of cells_impl.h, the LSTM's block passes
 // for its default activations (tanh, sigmoid) are written with intrinsics: one
-// pass per 8 units computes the four gates (three sigmoids and a tanh, each one
-// vector exp -- common/simd_avx2.h's exp_nonpos, shared with nn/activations_avx2 --
-// and one reciprocal), the cell update and o·tanh(c), and stores the
+// pass per 8 units computes the four gates (three sigmoids, each one vector exp
+// and one reciprocal, and a tanh as a rational function: see tanh_k), the cell
+// update and o·tanh(c), and stores the
 // activated gates the BPTT reads. Written by hand because g++'s vectorisation
 // of the scalar expressions spilled ~20 constants to the stack per call and
 // set them up again for every row (profile: the gate pass was ~40% of the
@@ -31,48 +31,63 @@ namespace {
 
 inline __m256 sign_bit() { return _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN)); }
 
-using simd::exp_nonpos;  // the shared vector exp (common/simd_avx2.h), of -|x| or -2|x| here
-using simd::recip;       // 1/d by rcpp + one Newton step (d >= 1 here)
+using simd::recip;  // 1/d by rcpp + one Newton step (relative error < 3e-7)
 
-// Stable logistic as vmath.h's sigmoid_f32, in place: e = exp(-|x|), 1/(1+e)
-// for x >= 0, e/(1+e) below (0 under x = -87.3, where the exp flushes: absolute
-// error < 1.2e-38, and no denormal arithmetic).
-template <int K>
-inline void sigmoid_k(__m256 (&x)[K]) {
-  __m256 e[K];
-  PYNN_FOR_K e[k] = exp_nonpos(_mm256_or_ps(x[k], sign_bit()));
-  PYNN_FOR_K {
-    const __m256 r = recip(_mm256_add_ps(_mm256_set1_ps(1.f), e[k]));
-    x[k] = _mm256_blendv_ps(_mm256_mul_ps(e[k], r), r, _mm256_cmp_ps(x[k], _mm256_setzero_ps(), _CMP_GE_OQ));
-  }
+// exp(x) for any x, the argument clamped to [-87.34, 88]: the Cephes expf
+// polynomial of common/simd_avx2.h's exp_nonpos (~1 ulp), whose 2^n factor
+// stays a normal float over the clamped range (n in [-126, 127]), so no
+// compare-and-mask for underflow is needed. NaN in, NaN out.
+inline __m256 exp_clamped(__m256 x) {
+  const __m256 xc = _mm256_min_ps(_mm256_set1_ps(88.f), _mm256_max_ps(_mm256_set1_ps(-87.3365402f), x));
+  const __m256 fn = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f), xc);  // ln2 split hi/lo: fn*hi is exact
+  r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fn), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
-// tanh as vmath.h's tanh_f32, in place: odd polynomial below |x| = 0.625, else
-// sign(x)(1 - 2e/(1 + e)) with e = exp(-2|x|) (= 1 - 2/(exp(2|x|) + 1), from the
-// shared non-positive exp; e <= 0.29 there, so nothing cancels; |x| >= 43.7 gives
-// exactly +-1 as the exp flushes to 0).
+// Logistic 1/(1 + exp(-x)), in place. One exp and one reciprocal; no branch
+// on the sign (the stable e/(1+e) form for x < 0 is not needed: exp(-x) is
+// accurate to ~1 ulp on the whole clamped range, so the quotient keeps its
+// relative accuracy down to sigmoid(-88) ~ 6e-39, where the reciprocal's
+// estimate flushes to 0). Measured against float64 on every 7th float of
+// [-100, 100]: max relative error 2.0e-7 (the sign-split form: 2.4e-7).
+template <int K>
+inline void sigmoid_k(__m256 (&x)[K]) {
+  PYNN_FOR_K x[k] = recip(_mm256_add_ps(_mm256_set1_ps(1.f), exp_clamped(_mm256_xor_ps(x[k], sign_bit()))));
+}
+
+// tanh, in place, as a rational function on the clamped argument: x p(x²) /
+// q(x²) with p of degree 6 and q of degree 3 in x² (the minimax fit of Eigen's
+// float tanh, clamped at |x| = 7.905, where it reaches 1 to float precision).
+// 11 multiply-adds and one reciprocal instead of an exp, a polynomial for small
+// |x| and a blend: ~3x faster in isolation. Measured against float64 on every
+// 7th float of [-100, 100]: max relative error 3.4e-7, absolute 3.4e-7 (the
+// exp-based form: 1.8e-7); odd (tanh(-x) = -tanh(x)) and |tanh| <= 1 exactly.
 template <int K>
 inline void tanh_k(__m256 (&x)[K]) {
-  __m256 e[K], small[K];
   PYNN_FOR_K {
-    const __m256 na = _mm256_or_ps(x[k], sign_bit());  // -|x|
-    e[k] = exp_nonpos(_mm256_add_ps(na, na));
-  }
-  PYNN_FOR_K {
-    const __m256 s = _mm256_mul_ps(x[k], x[k]);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(-5.70498872745e-3f), s, _mm256_set1_ps(2.06390887954e-2f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-5.37397155531e-2f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.33314422036e-1f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-3.33332819422e-1f));
-    small[k] = _mm256_fmadd_ps(_mm256_mul_ps(p, s), x[k], x[k]);
-  }
-  PYNN_FOR_K {
-    const __m256 two_e = _mm256_add_ps(e[k], e[k]);
-    const __m256 big_abs =
-        _mm256_fnmadd_ps(two_e, recip(_mm256_add_ps(e[k], _mm256_set1_ps(1.f))), _mm256_set1_ps(1.f));
-    const __m256 big = _mm256_or_ps(big_abs, _mm256_and_ps(x[k], sign_bit()));
-    const __m256 ax = _mm256_andnot_ps(sign_bit(), x[k]);
-    x[k] = _mm256_blendv_ps(big, small[k], _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+    const __m256 c = _mm256_set1_ps(7.90531110763549805f);
+    const __m256 xc = _mm256_min_ps(c, _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), c), x[k]));
+    const __m256 x2 = _mm256_mul_ps(xc, xc);
+    __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.76076847742355e-16f), _mm256_set1_ps(2.00018790482477e-13f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-8.60467152213735e-11f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(5.12229709037114e-08f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(1.48572235717979e-05f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(6.37261928875436e-04f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(4.89352455891786e-03f));
+    __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(1.19825839466702e-06f), _mm256_set1_ps(1.18534705686654e-04f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(2.26843463243900e-03f));
+    q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(4.89352518554385e-03f));
+    x[k] = _mm256_mul_ps(_mm256_mul_ps(xc, p), recip(q));
   }
 }
 

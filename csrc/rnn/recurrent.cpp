@@ -29,6 +29,15 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 14;
 
+// A hint to bring p's line into this core's L2 (x86: prefetcht1); nothing elsewhere.
+inline void prefetch_l2(const float* p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p, 0, 2);
+#else
+  (void)p;
+#endif
+}
+
 inline bool keep(const uint8_t* mask, int64_t row, int64_t t_len, int64_t t) { return !mask || mask[row * t_len + t]; }
 
 // rows of the batch in parallel for the fused elementwise passes
@@ -354,21 +363,46 @@ Chunks make_chunks(int64_t n, int64_t units, int64_t g) {
 // only ever waits for items already being run: no deadlock. The result does
 // not depend on which thread runs an item.
 template <class F>
+void step_chunks_early(const Chunks& ch, int64_t steps, F&& body);
+
+template <class F>
 void step_chunks(const Chunks& ch, int64_t steps, F&& body) {
+  step_chunks_early(ch, steps, [&](int64_t s, int64_t c, auto&& wait_prev) {
+    wait_prev();
+    body(s, c);
+  });
+}
+
+// step_chunks for bodies with a part that does not read step s-1's results:
+// body(s, c, wait_prev) runs that part first and calls wait_prev() before it
+// reads them (the LSTM's x_t W, while the other thread finishes step s-1).
+// Before body(s, c) starts, every item of step s-2 is done (so a buffer
+// indexed by s % 2 is free to overwrite).
+template <class F>
+void step_chunks_early(const Chunks& ch, int64_t steps, F&& body) {
   if (ch.threads <= 1 || ch.count <= 1) {
     for (int64_t s = 0; s < steps; ++s)
-      for (int64_t c = 0; c < ch.count; ++c) body(s, c);
+      for (int64_t c = 0; c < ch.count; ++c) body(s, c, [] {});
     return;
   }
   std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[static_cast<size_t>(steps)]);
   for (int64_t s = 0; s < steps; ++s) done[s].store(0, std::memory_order_relaxed);
+  auto wait_step = [&](int64_t s) {
+    while (done[s].load(std::memory_order_acquire) < ch.count) std::this_thread::yield();
+  };
   FirstError err;  // a GEMM scratch that fails to grow: the item still counts as done, rethrown after
   share_work(steps * ch.count, 1, ch.threads, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
       const int64_t s = i / ch.count, c = i % ch.count;
-      if (s > 0)
-        while (done[s - 1].load(std::memory_order_acquire) < ch.count) std::this_thread::yield();
-      err.run([&] { body(s, c); });
+      if (s > 1) wait_step(s - 2);
+      bool waited = s == 0;
+      err.run([&] {
+        body(s, c, [&] {
+          if (!waited) wait_step(s - 1);
+          waited = true;
+        });
+      });
+      if (!waited) wait_step(s - 1);  // (a body that threw before waiting): keep the order
       done[s].fetch_add(1, std::memory_order_release);
     }
   });
@@ -432,28 +466,39 @@ void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, co
                        const PackedB* packed_u) {
   const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
   const Chunks ch = make_chunks(n, units, 4);
-  std::vector<float> rec(static_cast<size_t>(n * g4));
+  // Two step buffers for the pre-activations: step t's x_t W goes into rec[t % 2] while another
+  // thread may still be running step t-1's cell pass on rec[(t-1) % 2].
+  std::vector<float> rec_buf(static_cast<size_t>(2 * n * g4));
   PackedB own;  // packed here once for all steps, unless the caller holds a pack
   if (!packed_u) own = pack_recurrent(u, units, 4);
   const PackedB& upk = packed_u ? *packed_u : own;
-  step_chunks(ch, t_len, [&](int64_t t, int64_t c) {
+  step_chunks_early(ch, t_len, [&](int64_t t, int64_t c, auto&& wait_prev) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const float* cp = t ? cs + (t - 1) * units : c0;
     const int64_t rs_hp = t ? rs : units;
     const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
     const int64_t p0 = panel_lo(4 * u0), p1 = panel_hi(4 * u0, 4 * w);
-    float* rc = rec.data() + 4 * u0;
+    float* rec = rec_buf.data() + (t % 2) * n * g4;
+    float* rc = rec + 4 * u0;
     float beta = 0.f;
-    if (!in.xw) {  // this chunk's x_t W + b, then h U accumulates onto it
+    if (!in.xw) {  // this chunk's x_t W + b (needs nothing of step t-1), then h U accumulates onto it
       sgemm_packed_panels(n, 1.f, in.x + t * in.features, t_len * in.features, 1, *in.wp, p0, p1, 0.f, rc, g4, 1,
                           in.bias ? in.bias + 4 * u0 : nullptr, Act::Linear, 0.f);
       beta = 1.f;
     }
+    wait_prev();  // h_{t-1}, c_{t-1} complete
+    // c_{t-1} of this chunk's units was written at step t-1 by whichever thread ran that
+    // chunk: with 2+ threads, often the other core. Its lines are asked for now, into this
+    // core's L2, so they arrive while the GEMM runs (profile at 2 threads: a quarter of
+    // the cell pass's samples stalled on that load, behind the pass's own prefetch).
+    if (ch.threads > 1 && t > 0)
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < w; j += 16) prefetch_l2(cp + r * rs_hp + u0 + j);
     sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, p0, p1, beta, rc, g4, 1, nullptr, Act::Linear, 0.f);
     for_blocks(u0, w, [&](int64_t v0, int64_t bw) {
       const int64_t o = t * units + v0, og = t * g4 + v0;
       rnn::lstm_fwd_block(act, ract,
-                          {n, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rec.data() + 4 * v0, g4, bw, cp + v0,
+                          {n, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rec + 4 * v0, g4, bw, cp + v0,
                            rs_hp, gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
     });
     if (mask) {  // a masked step keeps the previous state

@@ -25,14 +25,10 @@ inline __m256 recip(__m256 d) {
   return _mm256_fmadd_ps(r0, _mm256_fnmadd_ps(d, r0, _mm256_set1_ps(1.f)), r0);
 }
 
-// exp(x) for x <= 0, ~1 ulp (the Cephes expf polynomial of common/vmath.h's exp_f32);
-// below -87.33 (where exp leaves the normal range) exactly 0. NaN in, NaN out
-// (max_ps returns its second operand when one is NaN). The one vector exp of the
-// hand-written kernels: GELU/sigmoid (nn/activations_avx2.cpp) pass -|v| or -x²/2,
-// the LSTM cells (rnn/cells_avx2.cpp) -|x| for the sigmoid and -2|x| for tanh.
-inline __m256 exp_nonpos(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.3365402f);
-  const __m256 xc = _mm256_max_ps(lo, x);
+// exp on an argument already clamped to [-87.34, 88]: the Cephes expf polynomial of
+// common/vmath.h's exp_f32 (~1 ulp), whose 2^n factor stays a normal float over that range
+// (n in [-126, 127]), so it is built in the exponent bits with no underflow mask. NaN in, NaN out.
+inline __m256 exp_in_range(__m256 xc) {
   const __m256 fn = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f), xc);  // ln2 split hi/lo: fn*hi is exact
@@ -44,10 +40,22 @@ inline __m256 exp_nonpos(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.f));
-  // fn >= -126 after the clamp: 2^fn is a normal float built in the exponent bits.
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fn), _mm256_set1_epi32(127)), 23);
-  const __m256 out = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), out);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// exp(x) for x <= 0, ~1 ulp; below -87.33 (where exp leaves the normal range) exactly 0.
+// NaN in, NaN out (max_ps returns its second operand when one is NaN). GELU/sigmoid
+// (nn/activations_avx2.cpp) pass -|v| or -x²/2.
+inline __m256 exp_nonpos(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.3365402f);
+  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), exp_in_range(_mm256_max_ps(lo, x)));
+}
+
+// exp(x) for any x, the argument clamped to [-87.34, 88] (no zero below: the LSTM cells'
+// sigmoid 1/(1 + exp(-x)) needs no underflow mask). NaN in, NaN out.
+inline __m256 exp_clamped(__m256 x) {
+  return exp_in_range(_mm256_min_ps(_mm256_set1_ps(88.f), _mm256_max_ps(_mm256_set1_ps(-87.3365402f), x)));
 }
 
 }  // namespace pynn::simd

@@ -33,26 +33,7 @@ inline __m256 sign_bit() { return _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MI
 
 using simd::recip;  // 1/d by rcpp + one Newton step (relative error < 3e-7)
 
-// exp(x) for any x, the argument clamped to [-87.34, 88]: the Cephes expf
-// polynomial of common/simd_avx2.h's exp_nonpos (~1 ulp), whose 2^n factor
-// stays a normal float over the clamped range (n in [-126, 127]), so no
-// compare-and-mask for underflow is needed. NaN in, NaN out.
-inline __m256 exp_clamped(__m256 x) {
-  const __m256 xc = _mm256_min_ps(_mm256_set1_ps(88.f), _mm256_max_ps(_mm256_set1_ps(-87.3365402f), x));
-  const __m256 fn = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f), xc);  // ln2 split hi/lo: fn*hi is exact
-  r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fn), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
+using simd::exp_clamped;  // exp on [-87.34, 88], ~1 ulp
 
 // Logistic 1/(1 + exp(-x)), in place. One exp and one reciprocal; no branch
 // on the sign (the stable e/(1+e) form for x < 0 is not needed: exp(-x) is

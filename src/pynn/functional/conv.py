@@ -29,8 +29,9 @@ class Conv2D(Function):
     dx = conv2d_backward_input(dz), dw = conv2d_backward_kernel(x, dz), db = Σ dz.
     """
 
-    relu_masked_grad = None   # set by MaxPool2D.backward: a gradient with relu' already applied
-    relu_pooled = None        # and the pooling's (dy, y) it came from: db is read off those, 1/(kh·kw) the size
+    # Set by MaxPool2D.backward: (a gradient with relu' already applied, the pooling's dy, its y);
+    # db is read off the pooling's (dy, y), 1/(kh·kw) the size of the masked gradient.
+    relu_masked = None
 
     def forward(self, x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear"):
         check_fusable("conv2d", activation)
@@ -42,10 +43,9 @@ class Conv2D(Function):
     def backward(self, g):
         B, (strides, padding, dilation) = _B(), self.args
         need = self.needs_input_grad
-        masked, self.relu_masked_grad = self.relu_masked_grad, None
-        pooled, self.relu_pooled = self.relu_pooled, None
-        if masked is not None and g is masked:   # the pooling's backward applied relu' (see MaxPool2D)
-            dz, db = g, (B.max_pool2d_relu_bias_grad(*pooled) if len(need) > 2 and need[2] else None)
+        masked, self.relu_masked = self.relu_masked, None
+        if masked is not None and g is masked[0]:   # the pooling's backward applied relu' (see MaxPool2D)
+            dz, db = g, (B.max_pool2d_relu_bias_grad(*masked[1:]) if len(need) > 2 and need[2] else None)
         else:
             dz, db = fused_backward(self.activation, self.y, g, len(need) > 2 and need[2])   # NHWC: Σ over N, H, W
         dx = B.conv2d_backward_input(dz, self.w, self.x.shape, strides, padding, dilation) if need[0] else None
@@ -78,7 +78,7 @@ class MaxPool2D(Function):
                 # own relu' only when it receives this very array: when x has other consumers
                 # the engine hands it a new sum, and the mask is applied to all of it there.
                 dx = _B().max_pool2d_backward_argmax(self.idx, g, self.x_shape, *self.args, relu_y=self.y)
-                conv.relu_masked_grad, conv.relu_pooled = dx, (g, self.y)
+                conv.relu_masked = (dx, g, self.y)
                 return dx
             return _B().max_pool2d_backward_argmax(self.idx, g, self.x_shape, *self.args)
         return _B().max_pool2d_backward(self.x, self.y, g, *self.args)

@@ -110,7 +110,7 @@ py::dict conv2d_paths(const Shape4& xs, const Shape4& ws, const Pair& strides, c
   return d;
 }
 
-// How conv2d_max_pool2d runs these shapes (conv_max_pool_path; tests pin the register-fused case).
+// How conv2d_max_pool2d runs these shapes (conv_max_pool_route; tests pin the register-fused case).
 std::string conv2d_max_pool2d_path(const Shape4& xs, const Shape4& ws, const Pair& strides, const std::string& padding,
                                    const Pair& dilation, py::handle acth, const Pair& pool_size,
                                    const Pair& pool_strides, const std::string& pool_padding) {
@@ -118,7 +118,7 @@ std::string conv2d_max_pool2d_path(const Shape4& xs, const Shape4& ws, const Pai
   const WindowGeom g = conv_geometry(op, xs, ws, strides, padding, dilation);
   const WindowGeom pg = pool_geometry(op, {g.n, g.oh, g.ow, g.oc}, pool_size, pool_strides, pool_padding);
   const Act act = acth.is_none() ? Act::Linear : act_arg(op, py::cast<std::string>(acth));
-  return conv_max_pool_path(g, pg, act);
+  return conv_pool_route_name(conv_max_pool_route(g, pg, act));
 }
 
 }  // namespace

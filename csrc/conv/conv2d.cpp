@@ -125,16 +125,25 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
   });
 }
 
-const char* conv_max_pool_path(const WindowGeom& g, const WindowGeom& pg, Act act) {
+ConvPoolRoute conv_max_pool_route(const WindowGeom& g, const WindowGeom& pg, Act act) {
 #ifdef PYNN_X86_64
-  if (conv_forward_path(g) == ConvPath::SmallChannel && small_c_pool_applies(g, pg, act)) return "registers";
+  if (conv_forward_path(g) == ConvPath::SmallChannel && small_c_pool_applies(g, pg, act)) return ConvPoolRoute::Registers;
 #endif
   WindowGeom gk, pk;
   const WindowGeom& gc = crop_to_pool(g, pg, &gk, &pk) ? gk : g;
   // Fewer than two images per thread (a batch of 1): the conv's own split over pixels keeps
   // every thread busy; the chunks would not. Convolve whole, then pool.
   const int T = threads_for(gc.out_pixels() * gc.patch() * gc.oc, int64_t(1) << 20);
-  return gc.n < 2 * T ? "whole" : "chunks";
+  return gc.n < 2 * T ? ConvPoolRoute::Whole : ConvPoolRoute::Chunks;
+}
+
+const char* conv_pool_route_name(ConvPoolRoute r) {
+  switch (r) {
+    case ConvPoolRoute::Registers: return "registers";
+    case ConvPoolRoute::Whole: return "whole";
+    case ConvPoolRoute::Chunks: return "chunks";
+  }
+  return "?";
 }
 
 void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const float* x, const float* w,
@@ -142,11 +151,11 @@ void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const fl
   const int64_t img_in = g.h * g.w * g.c, img_conv = g.oh * g.ow * g.oc, img_out = pg.oh * pg.ow * pg.c;
   if (g.n == 0 || img_out == 0) return;
   const ConvPath path = conv_forward_path(g);
-  const char* how = conv_max_pool_path(g, pg, act);
+  const ConvPoolRoute route = conv_max_pool_route(g, pg, act);
 #ifdef PYNN_X86_64
   // A first layer (few channels, 'valid') with a 2x2 pool: the pooling runs on the conv's
   // 2x2 pixel blocks in registers, so the conv output is not even written to a scratch chunk.
-  if (how[0] == 'r') {
+  if (route == ConvPoolRoute::Registers) {
     const ConvPanels pk(g.patch(), g.oc, w, bias);
     return conv2d_max_pool_small_c(g, pg, x, pk, y, act);
   }
@@ -156,7 +165,7 @@ void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const fl
     if (crop_to_pool(g, pg, &gk, &pk)) return conv2d_max_pool_forward(gk, pk, x, w, bias, y, act, act_alpha);
   }
   const int T = threads_for(g.out_pixels() * g.patch() * g.oc, int64_t(1) << 20);
-  if (how[0] == 'w') {
+  if (route == ConvPoolRoute::Whole) {
     std::unique_ptr<float[]> tmp = scratch(g.n * img_conv);
     conv2d_forward(g, x, w, bias, tmp.get(), act, act_alpha);
     max_pool2d_forward(pg, tmp.get(), y);

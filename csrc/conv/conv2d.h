@@ -34,9 +34,11 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
 // output (pg.n = g.n, pg.h = g.oh, pg.w = g.ow, pg.c = g.oc). Same values as the two calls.
 void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const float* x, const float* w,
                              const float* bias, float* y, Act act, float act_alpha);
-// How conv2d_max_pool_forward runs these shapes: "registers" (small-channel conv with the 2x2 pool
-// on its register tiles), "whole" (batch below two images per thread: conv, then pool) or "chunks".
-const char* conv_max_pool_path(const WindowGeom& g, const WindowGeom& pg, Act act);
+// How conv2d_max_pool_forward runs these shapes: Registers (small-channel conv with the 2x2 pool
+// on its register tiles), Whole (batch below two images per thread: conv, then pool) or Chunks.
+enum class ConvPoolRoute { Registers, Whole, Chunks };
+ConvPoolRoute conv_max_pool_route(const WindowGeom& g, const WindowGeom& pg, Act act);
+const char* conv_pool_route_name(ConvPoolRoute r);  // "registers", "whole", "chunks"
 constexpr int64_t kFusedChunkBytes = 256 * 1024;
 
 // dx = col2im(dY · Wᵀ).

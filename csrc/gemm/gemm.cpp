@@ -163,13 +163,14 @@ void macro_kernel_ua(const Problem& P, const float* b_packed, int64_t ps_b, int6
   }
 }
 
-// B read in place by the unpacked-A path (no packing): row-major B whose rows start on
-// 64-byte boundaries (each 16-float k step of a panel is one cache line) and whose block
-// is whole NR panels (an edge panel would read past the block's columns).
-bool b_in_place(const Problem& P, int64_t ncb) {
-  return P.ukr_ua && P.cs_b == 1 && ncb % NR == 0 && P.rs_b % 16 == 0 &&
-         reinterpret_cast<uintptr_t>(P.b) % 64 == 0;
+// A B the unpacked-A path can read in place (no packing): row-major, rows starting on 64-byte
+// boundaries (each 16-float k step of a panel is one cache line), ncols whole NR panels (an
+// edge panel would read past the block's columns). NR-aligned column blocks keep all three.
+bool b_rows_aligned(const float* b, int64_t rs_b, int64_t cs_b, int64_t ncols) {
+  return cs_b == 1 && ncols % NR == 0 && rs_b % 16 == 0 && reinterpret_cast<uintptr_t>(b) % 64 == 0;
 }
+
+bool b_in_place(const Problem& P, int64_t ncb) { return P.ukr_ua && b_rows_aligned(P.b, P.rs_b, P.cs_b, ncb); }
 
 // The five loops on the calling thread (threads take independent blocks of C, each
 // solved by this; see sgemm below).
@@ -372,8 +373,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha,
   // row block nothing to "pack": rows then, unless they deal clearly worse. Each 6-row panel
   // of A then meets all of B's panels, not a block's few (128x784x256 at 2 threads: 246 ->
   // 242 us, 128x256x128 43.5 -> 42 us against column blocks).
-  const bool shared_b = isa_avx2 && cs_a == 1 && cs_b == 1 && n % NR == 0 && rs_b % 16 == 0 &&
-                        reinterpret_cast<uintptr_t>(b) % 64 == 0 && np_all * NR <= kUnpackedAMaxN;
+  const bool shared_b = isa_avx2 && cs_a == 1 && np_all * NR <= kUnpackedAMaxN && b_rows_aligned(b, rs_b, cs_b, n);
   if (shared_b && !by_m) by_m = 1.05 * balance(mp, nt) >= balance(np_all, nt);
   const int64_t units = by_m ? mp : np_all;
   if (units < nt) nt = static_cast<int>(units);

@@ -25,6 +25,14 @@ inline __m256 recip(__m256 d) {
   return _mm256_fmadd_ps(r0, _mm256_fnmadd_ps(d, r0, _mm256_set1_ps(1.f)), r0);
 }
 
+// max(in, m) propagating NaN as NumPy and PyTorch do: max_ps returns its second operand when
+// either is NaN, so a NaN already in m stays; a NaN `in` is blended in. The max-pool forward's fold
+// (pool/pool_avx2.cpp) and the first-layer conv's register-fused pool (conv/direct_avx2.cpp),
+// one definition so the fused pooling is bitwise the pooling of the stored conv output.
+inline __m256 nan_max(__m256 in, __m256 m) {
+  return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
+}
+
 // exp on an argument already clamped to [-87.34, 88]: the Cephes expf polynomial of
 // common/vmath.h's exp_f32 (~1 ulp), whose 2^n factor stays a normal float over that range
 // (n in [-126, 127]), so it is built in the exponent bits with no underflow mask. NaN in, NaN out.

@@ -105,11 +105,9 @@ void small_c_tiles_6x16(int64_t ntiles, const float* const* a, int64_t nk, const
   }
 }
 
-// max(in, m) propagating NaN, the max-pool forward's fold (pool/pool_avx2.cpp nan_max): the same
-// operations, so the fused pooling below is bitwise the pooling of the stored conv output.
-static inline __m256 pool_fold(__m256 in, __m256 m) {
-  return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
-}
+// The max-pool forward's fold (simd::nan_max, shared with pool/pool_avx2.cpp), so the fused
+// pooling below is bitwise the pooling of the stored conv output.
+using simd::nan_max;
 
 void small_c_pool2_row(int64_t npw, const float* a, int64_t dcol, int64_t drow, int64_t nk, const int64_t* off,
                        const float* packed, int64_t npanels, const float* bias, float* y, bool relu) {
@@ -140,9 +138,9 @@ void small_c_pool2_row(int64_t npw, const float* a, int64_t dcol, int64_t drow, 
         c30 = _mm256_max_ps(zero, c30), c31 = _mm256_max_ps(zero, c31);
       }
       // The pool's 2x2 order: (0,0) starts (max(v, -inf) is v, NaN included), then (0,1), (1,0), (1,1).
-      __m256 m0 = pool_fold(c10, c00), m1 = pool_fold(c11, c01);
-      m0 = pool_fold(c20, m0), m1 = pool_fold(c21, m1);
-      m0 = pool_fold(c30, m0), m1 = pool_fold(c31, m1);
+      __m256 m0 = nan_max(c10, c00), m1 = nan_max(c11, c01);
+      m0 = nan_max(c20, m0), m1 = nan_max(c21, m1);
+      m0 = nan_max(c30, m0), m1 = nan_max(c31, m1);
       _mm256_storeu_ps(y + jp * gemm::NR, m0), _mm256_storeu_ps(y + jp * gemm::NR + 8, m1);
     }
   }

@@ -13,11 +13,7 @@
 
 namespace pynn {
 
-// max(in, m) that propagates NaN as NumPy and PyTorch do: max_ps returns its second
-// operand when either is NaN, so a NaN already in m stays; a NaN `in` is blended in.
-static inline __m256 nan_max(__m256 in, __m256 m) {
-  return _mm256_blendv_ps(_mm256_max_ps(in, m), in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));
-}
+using simd::nan_max;  // max propagating NaN as NumPy and PyTorch do (common/simd_avx2.h)
 
 // The cell that produced y: equal to it, or NaN where y is NaN (the gradient of a NaN
 // maximum goes to the first NaN, as PyTorch's argmax routing does).

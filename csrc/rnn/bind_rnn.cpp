@@ -300,6 +300,18 @@ void bind_rnn(py::module_& m) {
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"), py::arg("bias_grad") = false,
         "LSTM BPTT: returns (dxw, dh0, dc0, drecurrent_kernel), and dbias = dxw.sum((0, 1)) last with bias_grad.");
+  m.def(
+      "lstm_row_groups",
+      [](int64_t n, int64_t units) {
+        if (n < 0 || units < 0)
+          throw py::value_error("lstm_row_groups: n and units must be >= 0, got " + std::to_string(n) + ", " +
+                                std::to_string(units));
+        return ::pynn::lstm_row_groups(n, units);
+      },
+      py::arg("n"), py::arg("units"),
+      "Row groups the LSTM time loops (lstm_forward, lstm_forward_x, lstm_backward; not with recurrent\n"
+      "dropout) split a batch of n into at the current thread count, one thread per group at a time and\n"
+      "no exchange between them; 0: the units are split instead. Same results either way.");
   m.def("gru_forward", &gru_forward, py::arg("xw"), py::arg("h0"), py::arg("recurrent_kernel"),
         py::arg("recurrent_bias"), py::arg("mask"), py::arg("activation"), py::arg("recurrent_activation"),
         py::arg("recurrent_mask"), py::arg("packed_recurrent") = py::none(),

@@ -409,6 +409,58 @@ void step_chunks_early(const Chunks& ch, int64_t steps, F&& body) {
   err.rethrow();
 }
 
+// Row groups: the batch split across threads instead of the units. Row r of h_t
+// needs only row r of h_{t-1} (and c_{t-1}), so a group of rows runs its whole
+// recurrence with no exchange between threads: no wait for the other thread at
+// every step, and h, c stay in the cache of the core that wrote them. The unit
+// chunks above need all of h_{t-1} in every chunk, so every step ended in a wait
+// for the slowest chunk (profile, LSTM(128) b64 x 50 at 2 threads: 10-16% of the
+// samples in the wait's sched_yield) and half of h_{t-1} and c_{t-1} crossed cores.
+// Each thread then streams all of the packed U per step (from its own L2: 256 KiB
+// at U = 128) instead of half; the GEMM's per-row results do not depend on the
+// rows beside them (packed.h), so the split does not change any bit.
+struct RowGroups {
+  int64_t size = 0, count = 0, n_rows = 0;
+  int threads = 1;
+};
+
+// Groups only when every thread gets >= kGroupMinRows rows (the GEMM keeps whole
+// 6-row tiles busy); count 0 = use the unit chunks (small batches, many threads).
+constexpr int64_t kGroupMinRows = 16;
+
+RowGroups make_row_groups(int64_t n, const Chunks& ch) {
+  RowGroups g;
+  if (ch.threads <= 1 || n < kGroupMinRows * ch.threads) return g;  // (even where the units make one chunk)
+  g.threads = ch.threads;
+  g.n_rows = n;
+  g.count = ch.threads;
+  g.size = (n + g.count - 1) / g.count;
+  g.count = (n + g.size - 1) / g.size;
+  return g;
+}
+
+// body(s, r0, r1) for every step s < steps and row group [r0, r1), where (s, g)
+// needs (s-1, g) finished and nothing of another group. Items are claimed in
+// (s, g) order from share_work's counter, as step_chunks_early's: a waiting
+// thread only waits for an item already being run, so no deadlock; a thread
+// that keeps its group (the usual case: claims alternate) never waits at all.
+template <class F>
+void step_row_groups(const RowGroups& g, int64_t steps, F&& body) {
+  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[static_cast<size_t>(g.count)]);
+  for (int64_t c = 0; c < g.count; ++c) done[c].store(0, std::memory_order_relaxed);  // steps done per group
+  FirstError err;  // a GEMM scratch that fails to grow: the item still counts as done, rethrown after
+  share_work(steps * g.count, 1, g.threads, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t s = i / g.count, c = i % g.count;
+      while (done[c].load(std::memory_order_acquire) < s) std::this_thread::yield();
+      const int64_t r0 = c * g.size, r1 = std::min(r0 + g.size, g.n_rows);
+      err.run([&] { body(s, r0, r1); });
+      done[c].store(s + 1, std::memory_order_release);
+    }
+  });
+  err.rethrow();
+}
+
 // U (U x G·U, gate blocks) -> block-major: the units are cut into blocks of
 // kRecBlock (= the packed GEMM's panel width NR) and block [v0, v0+w) owns the
 // columns [G·v0, G·(v0+w)), gate k at G·v0 + k·w. A chunk (a multiple of
@@ -472,6 +524,36 @@ void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, co
   PackedB own;  // packed here once for all steps, unless the caller holds a pack
   if (!packed_u) own = pack_recurrent(u, units, 4);
   const PackedB& upk = packed_u ? *packed_u : own;
+  const RowGroups rg = make_row_groups(n, ch);
+  if (rg.count > 0) {  // the batch split: each group of rows runs all its columns, no exchange
+    step_row_groups(rg, t_len, [&](int64_t t, int64_t r0, int64_t r1) {
+      const int64_t m = r1 - r0;
+      const float* hp = (t ? hs + (t - 1) * units : h0) + r0 * (t ? rs : units);
+      const float* cp = (t ? cs + (t - 1) * units : c0) + r0 * (t ? rs : units);
+      const int64_t rs_hp = t ? rs : units;
+      float* rec = rec_buf.data() + r0 * g4;  // a group's rows of one buffer: its step t-1 is done
+      float beta = 0.f;
+      if (!in.xw) {
+        sgemm_packed_panels(m, 1.f, in.x + r0 * t_len * in.features + t * in.features, t_len * in.features, 1,
+                            *in.wp, 0, in.wp->panels(), 0.f, rec, g4, 1, in.bias, Act::Linear, 0.f);
+        beta = 1.f;
+      }
+      sgemm_packed_panels(m, 1.f, hp, rs_hp, 1, upk, 0, upk.panels(), beta, rec, g4, 1, nullptr, Act::Linear, 0.f);
+      for_blocks(0, units, [&](int64_t v0, int64_t bw) {
+        const int64_t o = r0 * rs + t * units + v0, og = r0 * rs_g + t * g4 + v0;
+        rnn::lstm_fwd_block(act, ract,
+                            {m, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rec + 4 * v0, g4, bw, cp + v0,
+                             rs_hp, gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
+      });
+      if (mask)  // a masked step keeps the previous state
+        for (int64_t r = r0; r < r1; ++r)
+          if (!keep(mask, r, t_len, t)) {
+            std::memcpy(cs + r * rs + t * units, cp + (r - r0) * rs_hp, sizeof(float) * units);
+            std::memcpy(hs + r * rs + t * units, hp + (r - r0) * rs_hp, sizeof(float) * units);
+          }
+    });
+    return;
+  }
   step_chunks_early(ch, t_len, [&](int64_t t, int64_t c, auto&& wait_prev) {
     const float* hp = t ? hs + (t - 1) * units : h0;
     const float* cp = t ? cs + (t - 1) * units : c0;
@@ -549,6 +631,38 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
   std::memcpy(dc0, dc_last, sizeof(float) * n * units);
   float* dh = dh0;
   float* dc = dc0;
+  const RowGroups rg = make_row_groups(n, ch);
+  if (rg.count > 0) {  // the batch split (see RowGroups): a group's dh, dc never leave its thread
+    step_row_groups(rg, t_len + 1, [&](int64_t s, int64_t r0, int64_t r1) {
+      const int64_t t = t_len - 1 - s, m = r1 - r0;  // t = T-1 .. -1: step -1 only finishes dh_0
+      if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ (kept rows of step t+1)
+        float* out = (mask ? tmp.data() : dh) + r0 * units;
+        sgemm_packed_panels(m, 1.f, dxw + r0 * rs_g + (t + 1) * g4, rs_g, 1, ut, 0, ut.panels(), 0.f, out, units, 1,
+                            nullptr, Act::Linear, 0.f);
+        if (mask)
+          for (int64_t r = r0; r < r1; ++r)
+            if (keep(mask, r, t_len, t + 1))
+              std::memcpy(dh + r * units, tmp.data() + r * units, sizeof(float) * units);
+      }
+      if (t < 0) return;  // this group is done
+      const float* cp = (t ? cs + (t - 1) * units : c0) + r0 * (t ? rs : units);
+      const int64_t rs_hp = t ? rs : units;
+      if (!mask) {
+        const int64_t o = r0 * rs + t * units, og = r0 * rs_g + t * g4;
+        rnn::lstm_bwd_block(act, ract,
+                            {m, units, gates + og, rs_g, units, cs + o, rs, cp, rs_hp, dhs + o, rs, dh + r0 * units,
+                             units, dc + r0 * units, units, dxw + og, rs_g, units});
+        return;
+      }
+      for (int64_t r = r0; r < r1; ++r) {  // masked rows pass dh and dc through: the per-row pass
+        const int64_t o = r * rs + t * units, og = r * rs_g + t * g4;
+        rnn::lstm_bwd(act, ract, units, gates + og, units, cs + o, cp + (r - r0) * rs_hp, dhs + o,
+                      keep(mask, r, t_len, t), dh + r * units, dc + r * units, dxw + og, units);
+      }
+    });
+    rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db);
+    return;
+  }
   step_chunks(ch, t_len + 1, [&](int64_t s, int64_t c) {
     const int64_t t = t_len - 1 - s;  // t = T-1 .. -1: step -1 only finishes dh_0
     const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
@@ -578,6 +692,11 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
     }
   });
   rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db);
+}
+
+int64_t lstm_row_groups(int64_t n, int64_t units) {
+  if (n <= 0 || units <= 0) return 0;
+  return make_row_groups(n, make_chunks(n, units, 4)).count;
 }
 
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask,

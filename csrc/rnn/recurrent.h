@@ -50,6 +50,12 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
                    int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du,
                    float* db = nullptr);  // db (4U) or null: Σ_{n,t} dxw, the input bias's gradient
 
+// Row groups the LSTM loops (forward without recurrent dropout, and BPTT) split a batch of n
+// into at the current thread count: each group runs its rows' whole recurrence on one
+// thread at a time, with no exchange between groups; 0 = the units are split instead
+// (small batches, one thread). The results are the same bits either way.
+int64_t lstm_row_groups(int64_t n, int64_t units);
+
 void gru_forward(const float* xw, const float* h0, const float* u, const float* rbias, const uint8_t* mask, const float* rmask, int64_t n,
                  int64_t t, int64_t units, Act act, Act ract, float* hs, float* saved,
                  const PackedB* packed_u = nullptr);

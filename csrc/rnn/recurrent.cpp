@@ -532,17 +532,23 @@ void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, co
       const float* cp = (t ? cs + (t - 1) * units : c0) + r0 * (t ? rs : units);
       const int64_t rs_hp = t ? rs : units;
       float* rec = rec_buf.data() + r0 * g4;  // a group's rows of one buffer: its step t-1 is done
-      float beta = 0.f;
-      if (!in.xw) {
-        sgemm_packed_panels(m, 1.f, in.x + r0 * t_len * in.features + t * in.features, t_len * in.features, 1,
-                            *in.wp, 0, in.wp->panels(), 0.f, rec, g4, 1, in.bias, Act::Linear, 0.f);
-        beta = 1.f;
-      }
-      sgemm_packed_panels(m, 1.f, hp, rs_hp, 1, upk, 0, upk.panels(), beta, rec, g4, 1, nullptr, Act::Linear, 0.f);
+      // Block by block of kRecBlock units (their 4 gates: 4 panels), each block's pre-activations
+      // (m x 64 floats, 8 KiB at m = 32) made and consumed by the cell pass while in L1; the
+      // whole width at once left m x 4U (64 KiB) for the pass to read back from L2.
       for_blocks(0, units, [&](int64_t v0, int64_t bw) {
+        const int64_t p0 = panel_lo(4 * v0), p1 = panel_hi(4 * v0, 4 * bw);
+        float* rc = rec + 4 * v0;
+        float beta = 0.f;
+        if (!in.xw) {
+          sgemm_packed_panels(m, 1.f, in.x + r0 * t_len * in.features + t * in.features, t_len * in.features, 1,
+                              *in.wp, p0, p1, 0.f, rc, g4, 1, in.bias ? in.bias + 4 * v0 : nullptr, Act::Linear,
+                              0.f);
+          beta = 1.f;
+        }
+        sgemm_packed_panels(m, 1.f, hp, rs_hp, 1, upk, p0, p1, beta, rc, g4, 1, nullptr, Act::Linear, 0.f);
         const int64_t o = r0 * rs + t * units + v0, og = r0 * rs_g + t * g4 + v0;
         rnn::lstm_fwd_block(act, ract,
-                            {m, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rec + 4 * v0, g4, bw, cp + v0,
+                            {m, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rc, g4, bw, cp + v0,
                              rs_hp, gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
       });
       if (mask)  // a masked step keeps the previous state

@@ -259,16 +259,22 @@ class _ConvStack:
     (tests/test_train_on_batch_conv.py), on either backend. The Dense tail, the loss head and
     its metrics are the _DenseStack's, with the gradient of its input asked for."""
 
-    __slots__ = ("front", "flat_shape", "tail", "n_front", "first_weighted")
+    __slots__ = ("front", "flat_shape", "tail", "n_front", "first_weighted", "native", "C")
 
-    def __init__(self, front, flat_shape, tail, n_front, first_weighted):
+    def __init__(self, front, flat_shape, tail, n_front, first_weighted, native, C):
         # ("conv", kernel, bias or None, fused activation, strides, padding, dilation, kernel slot,
-        # bias slot) or ("pool", pool_size, strides, padding), in layer order.
+        # bias slot, output shape, fuses the next pooling) or ("pool", pool_size, strides, padding),
+        # in layer order.
         self.front = front
         self.flat_shape = flat_shape          # the Flatten's input shape, batch axis aside
         self.tail = tail
         self.n_front = n_front                # how many trainable weights the front holds
         self.first_weighted = first_weighted  # the first front layer with weights: nothing below it needs a gradient
+        # The native backend's module and pynn._C when the weights are float32: a ReLU conv then
+        # a max pooling run as one call, _C.conv2d_max_pool2d_argmax (the conv output, which the
+        # backward never reads once the pooling took relu' over, is not written; pooled values
+        # and argmax are the two calls' bit for bit: tests/test_conv_max_pool_argmax_fused.py).
+        self.native, self.C = native, C
 
     # The interface TrainPlan and train_batch read off a _DenseStack.
     @property
@@ -320,7 +326,15 @@ class _ConvStack:
                         or tail.specs[0][0].data.shape[0] != int(np.prod(shape)):
                     return None
                 tail.need_dx = True
-                return _ConvStack(front, shape, tail, len(own), first_weighted)
+                native = C = None
+                if _backend.name() == "native" and dtype == np.float32:
+                    from ..backend.native import core
+                    if hasattr(core._C, "conv2d_max_pool2d_argmax"):
+                        native, C = _backend.current(), core._C
+                for j in range(len(front) - 1):   # a ReLU conv whose output only a max pooling reads
+                    if front[j][0] == "conv" and front[j][3] == "relu" and front[j + 1][0] == "pool":
+                        front[j] = front[j][:10] + (True,)
+                return _ConvStack([tuple(sp) for sp in front], shape, tail, len(own), first_weighted, native, C)
             if (lcls is not Conv2D and lcls is not MaxPooling2D) or layer.data_format != "channels_last":
                 return None
             try:   # the layer's own shape check: an input it refuses goes the generic way
@@ -339,7 +353,7 @@ class _ConvStack:
                     first_weighted = len(front)
                 front.append(("conv", k, b, fused, pair(layer.strides, "strides"), layer.padding,
                               pair(layer.dilation_rate, "dilation_rate"), len(own),
-                              None if b is None else len(own) + 1))
+                              None if b is None else len(own) + 1, out, False))
                 own += [k] if b is None else [k, b]
             else:
                 if layer.pool_size[0] * layer.pool_size[1] > 256:   # MaxPool2D keeps no argmax then
@@ -355,10 +369,23 @@ class _ConvStack:
         as _DenseStack.run."""
         B = _backend.current()
         front = self.front
+        C = self.C if B is self.native and x.dtype == np.float32 else None
         saved = []   # per front layer: what its backward reads
-        for spec in front:
+        i, n_front = 0, len(front)
+        while i < n_front:
+            spec = front[i]
             if spec[0] == "conv":
-                _, k, b, fused, strides, padding, dilation, _, _ = spec
+                _, k, b, fused, strides, padding, dilation, _, _, out, fuses = spec
+                if C is not None and fuses:   # conv + relu + max pool in one call, the argmax kept
+                    _, pool, pstrides, ppadding = front[i + 1]
+                    x = np.ascontiguousarray(x)
+                    y, idx = C.conv2d_max_pool2d_argmax(x, k.data, None if b is None else b.data, strides, padding,
+                                                        dilation, "relu", 0.0, pool, pstrides, ppadding)
+                    saved.append((x, None))   # the conv's y: only its relu' is read, by the pooling
+                    saved.append(((len(x),) + out, x.dtype, idx, y))
+                    x = y
+                    i += 2
+                    continue
                 y = B.conv2d(x, k.data, None if b is None else b.data, strides, padding, dilation,
                              None if fused == "linear" else fused)
                 saved.append((x, y))
@@ -367,6 +394,7 @@ class _ConvStack:
                 y, idx = B.max_pool2d_argmax(x, pool, strides, padding)
                 saved.append((x.shape, x.dtype, idx, y))
             x = y
+            i += 1
         n = len(x)
         loss, tail_grads, y_pred = self.tail.run(model, x.reshape(n, -1), ys, sw, labels)
         g = self.tail.input_grad
@@ -388,7 +416,7 @@ class _ConvStack:
                     dx = B.max_pool2d_backward_argmax(idx, g, x_shape, pool, strides, padding)
                 g = dx
                 continue
-            _, k, b, fused, strides, padding, dilation, ki, bi = spec
+            _, k, b, fused, strides, padding, dilation, ki, bi, _, _ = spec
             xin, y = saved[i]
             if masked is not None:
                 dz, db = g, (B.max_pool2d_relu_bias_grad(*masked) if b is not None else None)

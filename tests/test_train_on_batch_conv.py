@@ -330,3 +330,63 @@ def test_fit_runs_the_conv_stack_with_the_generic_loops_weights_and_history(back
     assert h_plan.keys() == h_gen.keys()
     for k in h_gen:
         np.testing.assert_array_equal(np.asarray(h_plan[k]), np.asarray(h_gen[k]), err_msg=k)
+
+
+def test_benchmark_cnn_stack_gradients_agree_with_pytorch(bench_on_path, backend_name):
+    """bench/train_step.py's CNN, its weights copied into the PyTorch twin: the stack's weight
+    gradients (one batch, sparse softmax cross-entropy) are PyTorch's, to float32 tolerance."""
+    torch = pytest.importorskip("torch")
+    import train_step
+    s = train_step.STEPS["cnn"]
+    x, y = s.data()
+    x, y = x[:16], y[:16]
+    pynn.set_seed(0)
+    model = s.pynn_model()
+    model.compile(pynn.optimizers.Adam(1e-3), SPARSE)
+    tmodel = s.torch_model(torch)
+    train_step.copy_weights_to_torch("cnn", model, tmodel, torch)
+    xs, ys, sw = model._prepare_xy(x, y, None, "t")
+    stack = fit_loop._ConvStack.build(model, fit_loop._fast_layers(model), model.trainable_weights, [], xs[0])
+    assert stack is not None
+    labels = fit_loop._xent_labels(model, stack.head, ys[0], 10, np.float32)
+    stack.xent = True
+    loss, grads, _ = stack.run(model, xs[0], ys, sw, labels)
+
+    tloss = torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(s.torch_layout(x))),
+                                              torch.from_numpy(y.astype(np.int64)))
+    tloss.backward()
+    np.testing.assert_allclose(loss, tloss.item(), rtol=1e-5)
+    mods = [m for m in tmodel if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    for j, mod in enumerate(mods):
+        gk, gb = grads[2 * j], grads[2 * j + 1]
+        tk, tb = mod.weight.grad.numpy(), mod.bias.grad.numpy()
+        if gk.ndim == 4:
+            tk = tk.transpose(2, 3, 1, 0)                               # (out, in, kh, kw) -> (kh, kw, in, out)
+        elif gk.shape[0] == 1600:
+            tk = tk.T.reshape(64, 5, 5, -1).transpose(1, 2, 0, 3).reshape(1600, -1)   # torch flattens (C, H, W)
+        else:
+            tk = tk.T
+        for ours, theirs in ((gk, tk), (gb, tb)):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5 * np.abs(theirs).max())
+
+
+def test_train_on_batch_keeps_its_stack_while_the_model_is_unchanged(monkeypatch):
+    """The previous call's stack (and its buffers) runs again when a fresh build is the same;
+    any change (a frozen layer, a new activation) builds and keeps a new one."""
+    x, y, _ = _data()
+    m = _model(_cnn)
+    seen = []
+    real = fit_loop._ConvStack.run
+
+    def run(self, *args):
+        seen.append(self)
+        return real(self, *args)
+    monkeypatch.setattr(fit_loop._ConvStack, "run", run)
+    m.train_on_batch(x, y)
+    m.train_on_batch(x, y)
+    assert seen[0] is seen[1]
+    m.layers[2].activation = pynn.activations.get("tanh")   # the second conv
+    m.train_on_batch(x, y)
+    assert seen[2] is not seen[1] and seen[2].front[2][3] == "tanh"
+    m.train_on_batch(x, y)
+    assert seen[3] is seen[2]

@@ -22,12 +22,18 @@ out of the step what need not be in it:
   on the native backend the same _C calls with buffers kept across steps), a
   softmax cross-entropy computed graph-free with the graph's arithmetic and its
   labels checked once per fit, sparse accuracy counted inline (:class:`_DenseStack`).
-  Any other loss is differentiated by the engine from the logits.
+  Any other loss is differentiated by the engine from the logits;
+* a Sequential of Conv2D / MaxPooling2D layers, a Flatten, then such a Dense stack records
+  no graph either (:class:`_ConvStack`): each conv and pooling makes its op's backend calls,
+  forward and backward, a ReLU conv and the max pooling after it in one native call that
+  keeps the argmax instead of writing the conv output.
 
 Anything else (a custom ``train_step``, an overridden ``_train_step``,
 iterables of batches, DataParallel) keeps the generic loop in ``model.py``.
 This file runs as Python or compiled by Cython (fit_loop.pxd, CMakeLists.txt).
 """
+import weakref
+
 import numpy as np
 
 from .. import _alignment, backend as _backend
@@ -120,8 +126,9 @@ class _DenseStack:
         self.native, self.C = native, C
         # Gradient buffers placed apart from their kernels within the page, as the optimizer's
         # slots are (pynn._alignment: the fused update streams them side by side).
-        self.dk_bufs = ([_alignment.staggered_empty(k.data, 4) for k, *_ in specs]
-                        if native is not None else None)
+        # (allocated at the first native run: a stack train_on_batch builds and then finds the
+        # same as the one it kept, _same_spec, is dropped without having allocated any)
+        self.dk_bufs = None
         self.act_bufs = {}          # batch size -> (layer outputs, input gradients)
         # A _ConvStack in front of this one needs d loss / d (first Dense's input): with
         # need_dx the backward computes it (as Dense's op does when its input requires grad)
@@ -176,12 +183,22 @@ class _DenseStack:
                 native, C = _backend.current(), core._C
         return _DenseStack([tuple(sp) for sp in specs], after, weights, native, C)
 
+    def same_as(self, other):
+        """True when ``other`` is a _DenseStack of the same layers, weights and settings (then
+        either runs a step exactly as the other would: train_batch keeps one, with its buffers)."""
+        return type(other) is _DenseStack and self.n_weights == other.n_weights and self.head is other.head \
+            and self.native is other.native and self.need_dx == other.need_dx and _same_spec(self.specs, other.specs) \
+            and (self.dk_bufs is None or all(buf.shape == sp[0].data.shape and buf.dtype == sp[0].data.dtype
+                                             for buf, sp in zip(self.dk_bufs, other.specs)))
+
     def run(self, model, x, ys, sw, labels):
         """(loss value, gradients in trainable-weight order, predictions array) of one batch;
         ``labels``: the batch's prepared labels when ``xent`` (TrainPlan._prepare_xent), else None."""
         native = self.native is not None and _backend.current() is self.native
         C = self.C
         if native:
+            if self.dk_bufs is None:
+                self.dk_bufs = [_alignment.staggered_empty(k.data, 4) for k, *_ in self.specs]
             bufs = self.act_bufs.get(len(x))
             if bufs is None:
                 bufs = self.act_bufs[len(x)] = (
@@ -364,6 +381,12 @@ class _ConvStack:
             shape = out
         return None   # no Flatten and Dense tail
 
+    def same_as(self, other):
+        """As _DenseStack.same_as."""
+        return type(other) is _ConvStack and self.n_front == other.n_front and self.native is other.native \
+            and self.first_weighted == other.first_weighted and self.flat_shape == other.flat_shape \
+            and _same_spec(self.front, other.front) and self.tail.same_as(other.tail)
+
     def run(self, model, x, ys, sw, labels):
         """(loss value, gradients in trainable-weight order, predictions array) of one batch,
         as _DenseStack.run."""
@@ -429,6 +452,25 @@ class _ConvStack:
             if bi is not None:
                 grads[bi] = db
         return loss, grads, y_pred
+
+
+def _same_spec(a, b):
+    """Two stacks' layer specs hold the same objects (weights, Dropout layers: by identity) and
+    the same settings (strings, numbers, shapes, flags: by value)."""
+    if a is b:
+        return True
+    ta = type(a)
+    if ta is not type(b):
+        return False
+    if ta is tuple or ta is list:
+        return len(a) == len(b) and all(_same_spec(u, v) for u, v in zip(a, b))
+    return ta in (str, int, bool, float) and a == b
+
+
+# train_on_batch's last stack per model (weakly: the model's lifetime): the next call's freshly
+# built stack is checked against it (_same_spec) and, when equal, the kept one runs, with the
+# buffers it allocated, instead of new ones (with their page faults) at every call.
+_BATCH_STACKS = weakref.WeakKeyDictionary()
 
 
 _INV_N = {}
@@ -747,7 +789,10 @@ def train_batch(model, base, xs, ys, sw):
     the model is not one the plan runs that way (the caller then takes the generic step).
     Same arithmetic in the same order as ``Model._train_step`` (tests/test_fit_loop.py); the
     stack is rebuilt each call, so freezing a layer or changing the optimizer between calls
-    is seen at once, as in the generic step. ``base``: the Model class."""
+    is seen at once, as in the generic step (the previous call's stack, with its buffers,
+    runs instead when it is the same: _BATCH_STACKS). A Sequential of Dense layers runs as a
+    :class:`_DenseStack`, one of Conv2D / MaxPooling2D layers, a Flatten and Dense layers as a
+    :class:`_ConvStack`. ``base``: the Model class."""
     if len(xs) != 1 or len(ys) != 1 or len(model._losses) != 1 or not model.built:
         return None
     if not _plain_step(model, base):
@@ -763,6 +808,14 @@ def train_batch(model, base, xs, ys, sw):
         or _ConvStack.build(model, layers, weights, regularized, x)
     if stack is None:
         return None
+    try:
+        kept = _BATCH_STACKS.get(model)
+        if kept is not None and kept.same_as(stack):
+            stack = kept
+        else:
+            _BATCH_STACKS[model] = stack
+    except TypeError:   # a model that cannot be weakly referenced or hashed: a new stack each call
+        pass
     k = stack.specs[-1][0].data
     labels = _xent_labels(model, stack.head, ys[0], k.shape[1], k.dtype)
     stack.xent = labels is not None

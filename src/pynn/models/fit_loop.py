@@ -596,10 +596,13 @@ class TrainPlan:
         self.regularized = [w for w in self.weights if getattr(w, "regularizer", None) is not None]
         self.constrained = [w for w in self.weights if getattr(w, "constraint", None) is not None]
         self.layers = _fast_layers(model)
-        self.stack = None   # self.labels stay: they depend on the loss and the data only
+        old, self.stack = self.stack, None   # self.labels stay: they depend on the loss and the data only
         if self.layers is not None and len(model._losses) == 1 and len(self.xs) == 1 and len(self.ys) == 1:
-            self.stack = _DenseStack.build(model, self.layers, self.weights, self.regularized, self.xs[0]) \
+            stack = _DenseStack.build(model, self.layers, self.weights, self.regularized, self.xs[0]) \
                 or _ConvStack.build(model, self.layers, self.weights, self.regularized, self.xs[0])
+            # The same stack as before (each epoch, or each step under batch-hook callbacks):
+            # the kept one runs on, with its buffers.
+            self.stack = old if stack is not None and old is not None and old.same_as(stack) else stack
         if self.stack is not None:
             self._prepare_xent()
         if self.layers is not None:

@@ -390,3 +390,19 @@ def test_train_on_batch_keeps_its_stack_while_the_model_is_unchanged(monkeypatch
     assert seen[2] is not seen[1] and seen[2].front[2][3] == "tanh"
     m.train_on_batch(x, y)
     assert seen[3] is seen[2]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kept_stack_with_changing_batch_sizes_matches_generic(backend, monkeypatch):
+    """The kept stack's buffers are per batch size: a smaller last batch, then the full one
+    again, train as the generic step does."""
+    x, y, _ = _data(n=40)
+    with pynn.use_backend(backend):
+        a, b = _model(_cnn), _model(_cnn)
+        with monkeypatch.context() as mp:
+            calls = _spy(mp)
+            la = [a.train_on_batch(x[s], y[s]) for s in (slice(0, 16), slice(16, 40), slice(0, 7), slice(0, 16))]
+        lb = [_generic(b, x[s], y[s]) for s in (slice(0, 16), slice(16, 40), slice(0, 7), slice(0, 16))]
+    assert len(calls) == 4 and la == lb
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)

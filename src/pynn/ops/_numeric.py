@@ -41,7 +41,7 @@ _NATIVE_BACKEND = _backend.native_backend if _backend.NATIVE_AVAILABLE else None
 def _set_limits(c):
     """Hand _dispatch's routing limits to the per-call C entries (np_fast_reduce / np_fast_ext /
     np_fast_dot); called once when _C is first bound, and again by whoever changes a limit."""
-    c.np_fast_limits(D.REDUCE_SMALL_MAX_SIZE, D.REDUCE_COLS_MAX_SIZE, D.REDUCE_COLS_MIN_WIDTH,
+    c.np_fast_limits(D.REDUCE_SMALL_MAX_SIZE, D.REDUCE_COLS_MAX_BYTES, D.REDUCE_COLS_MIN_WIDTH,
                      D.REDUCE_EXT_ROWS_MAX_SIZE, D.EXT_SCALAR_MIN_SIZE)
     c.np_gemm_limits(D.GEMM_MIN_MACS, D.GEMM_MIN_SIDE, D.GEMM_MIN_N, D.GEMM_MIN_K, D.GEMM_COLMAJOR_MAX_N,
                      D.GEMM_COLMAJOR_MAX_K, D.GEMM_MAX_THREADS, D.GEMM_NT_MAX_MACS, D.GEMM_NT_MIN_SIDE,

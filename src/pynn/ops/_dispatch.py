@@ -114,3 +114,29 @@ def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
     rules above, applied per call in C (``_C.np_fast_dot``, csrc/nn/bind_nn.cpp) with these limits."""
     from ._numeric import _native  # noqa: PLC0415 (_numeric imports this module; _native sets the limits)
     return _native().np_gemm_route(a, b)
+
+
+# The limits above that the per-call C entries read (handed over once, when pynn._C is first
+# bound: a plain assignment to one of them later would not reach them).
+LIMIT_NAMES = ("GEMM_MIN_MACS", "GEMM_MIN_SIDE", "GEMM_MIN_N", "GEMM_MIN_K", "GEMM_NT_MAX_MACS", "GEMM_NT_MIN_SIDE",
+               "GEMM_MAX_THREADS", "GEMM_SPLIT_MIN_MACS", "GEMM_COLMAJOR_MAX_N", "GEMM_COLMAJOR_MAX_K",
+               "REDUCE_SMALL_MAX_SIZE", "REDUCE_COLS_MAX_BYTES", "REDUCE_EXT_ROWS_MAX_SIZE", "REDUCE_COLS_MIN_WIDTH",
+               "EXT_SCALAR_MIN_SIZE")
+
+
+def set_limits(**limits) -> dict:
+    """Change routing limits at run time (``set_limits(GEMM_MAX_THREADS=2)``) and hand them to the
+    C entries at once; returns the previous values (``set_limits(**old)`` restores them). An unknown
+    name or a non-integer value (``GEMM_SPLIT_MIN_MACS`` also takes None: off) is a TypeError."""
+    for name, value in limits.items():
+        if name not in LIMIT_NAMES:
+            raise TypeError(f"pynn.ops.dispatch.set_limits: unknown limit {name!r} (limits: {', '.join(LIMIT_NAMES)})")
+        if not (type(value) is int or (value is None and name == "GEMM_SPLIT_MIN_MACS")):
+            raise TypeError(f"pynn.ops.dispatch.set_limits: {name} must be an int, got {value!r}")
+    g = globals()
+    old = {name: g[name] for name in limits}
+    g.update(limits)
+    if backend.NATIVE_AVAILABLE:
+        from . import _numeric  # noqa: PLC0415 (_numeric imports this module)
+        _numeric._set_limits(_numeric._native())
+    return old

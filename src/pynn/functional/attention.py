@@ -168,7 +168,7 @@ class TransformerEncoderPostNorm(Function):
         # y = LN2(s2): ds2 is also FF2's output gradient, and its column sums FF2's bias gradient.
         ds2, dg2, dbe2, db2 = B.layer_norm_grad_with_sum(s2, gy.reshape(rows, -1), m2, i2, self.g2)
         dw2 = B.matmul(f.T, ds2)
-        dz1, db1 = B.act_bias_grad(f, B.matmul(ds2, self.w2.T), activation)
+        dz1, db1 = B.matmul_act_grad(ds2, self.w2, f, activation)    # act'(f)·(ds2 W2ᵀ) and its column sums
         dw1 = B.matmul(h.T, dz1)
         dh = B.matmul(dz1, self.w1.T)
         dh += ds2                                  # the residual branch of s2 = h + FF(h)
@@ -179,7 +179,7 @@ class TransformerEncoderPostNorm(Function):
         b, t, d = shape
         B.attention_grad(dctx, *parts, weights, scale, mask, None,
                          out=_split_packed(dqkv.reshape(b, t, -1), heads, key_dim, value_dim))
-        dbias = B.bias_grad(dqkv)
+        dbias = B.row_block_sums(dqkv)
         dw = B.matmul(x2.T, dqkv)
         dx = None
         if need[0]:

@@ -199,16 +199,14 @@ def transformer_encoder_post_norm(x, wq, bq, wk, bk, wv, bv, wo, bo, g1, be1, w1
                                   activation="relu"):
     """The post-norm Transformer encoder block (see :class:`TransformerEncoderPostNorm`) as one
     differentiable op: LN2(h + FF2(act(FF1(h)))) with h = LN1(x + MHA(x, x)). ``scale``
-    defaults to 1/sqrt(key_dim); ``mask`` (broadcast to (B, H, T, T), True = may attend) is a
-    constant; ``activation`` must be one whose gradient its output gives ("relu", "linear",
+    defaults to 1/sqrt(key_dim); ``mask`` (broadcast to (B, H, T, T) as NumPy broadcasts, True =
+    may attend) is a constant; ``activation`` must be one whose gradient its output gives ("relu", "linear",
     "sigmoid", "tanh", ...)."""
     value_dim = int(value_dim or key_dim)
     scale, mask, _ = _constants("transformer_encoder_post_norm", scale, mask, None, int(key_dim))
     check_fusable("transformer_encoder_post_norm", activation)
     if mask is not None:
         mask = np.asarray(mask, bool)
-        while mask.ndim < 4:
-            mask = mask[None]
     xs = x.shape
     if len(xs) != 3 or wq.shape[0] != xs[-1] or wo.shape[-1] != xs[-1] or w2.shape[-1] != xs[-1]:
         raise ValueError(f"transformer_encoder_post_norm: expected x (B, T, D) with D = the query kernel's input "

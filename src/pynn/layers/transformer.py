@@ -81,12 +81,15 @@ class TransformerEncoder(Layer):
         fused = self._fused_activation(training) if x.ndim == 3 else None
         if fused is not None:
             att, t = self.attention, x.shape[1]
+            m = _combine_masks((t, t), mask, attention_mask, use_causal_mask)
+            while m is not None and m.ndim < 4:   # (B, T, S) -> (B, 1, T, S): every head, as MultiHeadAttention
+                m = m[:, None]
             x = F.transformer_encoder_post_norm(
                 x, att.query_kernel, att.query_bias, att.key_kernel, att.key_bias, att.value_kernel, att.value_bias,
                 att.output_kernel, att.output_bias, self.norm1.gamma, self.norm1.beta, self.ff1.kernel,
                 self.ff1.bias, self.ff2.kernel, self.ff2.bias, self.norm2.gamma, self.norm2.beta, att.num_heads,
                 att.key_dim, att.value_dim, scale=1.0 / np.sqrt(att.key_dim),
-                mask=_combine_masks((t, t), mask, attention_mask, use_causal_mask), eps1=self.norm1.epsilon,
+                mask=m, eps1=self.norm1.epsilon,
                 eps2=self.norm2.epsilon, activation=fused)
         elif self.normalize_first:
             h = self.norm1(x)

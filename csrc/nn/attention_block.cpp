@@ -1,20 +1,20 @@
-// See attention_block.h. Portable frame: the arithmetic is pynn::sgemm_packed (its own
+// See attention_block.h. Portable frame: the arithmetic is pynn::sgemm (its own
 // ISA dispatch) and nn::act_backward (dispatched per ISA).
 #include "nn/attention_block.h"
 
 #include <algorithm>
 #include <vector>
 
+#include "common/aligned_buffer.h"
 #include "common/parallel.h"
-#include "gemm/config.h"
-#include "gemm/packed.h"
+#include "gemm/gemm.h"
 #include "nn/activations.h"
 
 namespace pynn::nn {
 
 namespace {
-// Rows per block: 64 rows of a 512-wide layer (128 KiB of scratch) stay in L2 between the
-// GEMM and the activation pass, and 2048 rows give 32 blocks to deal to the threads.
+// Rows per block of the activation pass and its column sums (fixed by the shape, so the sums
+// are the same at any thread count): 2048 rows give 32 blocks to deal to the threads.
 constexpr int64_t kBlockRows = 64;
 }  // namespace
 
@@ -25,19 +25,19 @@ void matmul_act_backward(int64_t rows, int64_t n, int64_t k, const float* g, con
     std::fill(db, db + k, 0.f);
     return;
   }
-  // B = W^T (n x k): element (p, j) = W[j, p].
-  const PackedB wt(n, k, w, 1, rs_w);
+  // The product g . W^T first, as one GEMM over all rows (B = W^T read through its strides):
+  // split into per-block products it ran ~15% slower (n = 512 is past the width where A is
+  // read unpacked against an L2-resident B), more than the second pass below costs.
+  static thread_local Scratch product;
+  float* const gw = product.get(static_cast<size_t>(rows * k));
+  sgemm(rows, k, n, 1.f, g, n, 1, w, 1, rs_w, 0.f, gw, k, 1, nullptr, Act::Linear, 0.f);
   const int64_t nblk = (rows + kBlockRows - 1) / kBlockRows;
   std::vector<float> part(static_cast<size_t>(nblk * k));
-  const int nt = threads_for(rows * n * k, gemm::kThreadGrain);
-  share_work(nblk, 1, nt, [&](int64_t b0, int64_t b1) {
-    std::vector<float> scratch(static_cast<size_t>(kBlockRows * k));
+  parallel_for(nblk, kBlockRows * k, kElemGrain, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * kBlockRows, m = std::min(kBlockRows, rows - r0);
-      // One thread here (inside share_work): the block's product, then act' into dz.
-      sgemm_packed(m, 1.f, g + r0 * n, n, 1, wt, 0.f, scratch.data(), k, 1, nullptr, Act::Linear, 0.f);
       float* __restrict d = dz + r0 * k;
-      act_backward(act, y + r0 * k, y + r0 * k, scratch.data(), d, m * k, 0.f);
+      act_backward(act, y + r0 * k, y + r0 * k, gw + r0 * k, d, m * k, 0.f);
       float* __restrict s = part.data() + blk * k;
       std::fill(s, s + k, 0.f);
       for (int64_t r = 0; r < m; ++r) {

@@ -11,11 +11,10 @@ namespace pynn::nn {
 //   dz = act'(y) * (g . W^T),   db = sum over the rows of dz
 // g (rows x n) the next layer's output gradient, W (k x n) its kernel (row stride rs_w),
 // y (rows x k) this layer's activated output (act one whose derivative its output gives),
-// dz (rows x k), db (k). One pass per block of rows: the block of g . W^T (W^T packed
-// once for all blocks) is activated and column-summed while it is still in L2, instead
-// of a GEMM writing it and a second pass reading it back. Blocks are fixed by the shape
-// and their float partials are added in block order in double, so dz and db are the
-// same bits at any thread count.
+// dz (rows x k), db (k). The GEMM (the same call as g @ w.T), then one pass over
+// fixed row blocks for act' and the column sums: the blocks' float partials are added
+// in block order in double, so db is the same bits at any thread count (the
+// act_bias_backward it replaces split its sums by thread).
 void matmul_act_backward(int64_t rows, int64_t n, int64_t k, const float* g, const float* w, int64_t rs_w,
                          const float* y, Act act, float* dz, float* db);
 

@@ -60,6 +60,30 @@ py::array conv2d_max_pool2d(py::handle xh, py::handle wh, py::handle bh, const P
   return y;
 }
 
+// conv2d_max_pool2d that also returns the pooling's argmax (uint8, as max_pool2d_argmax): the
+// training forward of a conv + ReLU feeding a max pool, whose backward reads only the argmax and
+// the pooled output (max_pool2d_backward_argmax with relu_y, max_pool2d_relu_bias_grad).
+py::tuple conv2d_max_pool2d_argmax(py::handle xh, py::handle wh, py::handle bh, const Pair& strides,
+                                   const std::string& padding, const Pair& dilation, py::handle acth,
+                                   float act_alpha, const Pair& pool_size, const Pair& pool_strides,
+                                   const std::string& pool_padding) {
+  const char* op = "conv2d_max_pool2d_argmax";
+  const ConvForwardArgs a = conv_forward_args(op, xh, wh, bh, strides, padding, dilation, acth);
+  const WindowGeom& g = a.g;
+  const WindowGeom pg = pool_geometry(op, {g.n, g.oh, g.ow, g.oc}, pool_size, pool_strides, pool_padding);
+  if (pg.kh * pg.kw > 256)
+    throw py::value_error(std::string(op) + ": a pooling window of at most 256 cells (uint8 argmax), got " +
+                          std::to_string(pg.kh) + "x" + std::to_string(pg.kw));
+  py::array y = empty({pg.n, pg.oh, pg.ow, pg.c});
+  py::array_t<uint8_t> idx({pg.n, pg.oh, pg.ow, pg.c});
+  const float *xp = cptr(a.x), *wp = cptr(a.w), *bp = a.bias;
+  float* yp = mptr(y);
+  uint8_t* ip = idx.mutable_data();
+  const Act act = a.act;
+  nogil([&] { ::pynn::conv2d_max_pool_forward(g, pg, xp, wp, bp, yp, act, act_alpha, ip); });
+  return py::make_tuple(y, idx);
+}
+
 py::array conv2d_backward_input(py::handle dyh, py::handle wh, const Shape4& xs, const Pair& strides,
                                 const std::string& padding, const Pair& dilation) {
   const char* op = "conv2d_backward_input";
@@ -113,12 +137,12 @@ py::dict conv2d_paths(const Shape4& xs, const Shape4& ws, const Pair& strides, c
 // How conv2d_max_pool2d runs these shapes (conv_max_pool_route; tests pin the register-fused case).
 std::string conv2d_max_pool2d_path(const Shape4& xs, const Shape4& ws, const Pair& strides, const std::string& padding,
                                    const Pair& dilation, py::handle acth, const Pair& pool_size,
-                                   const Pair& pool_strides, const std::string& pool_padding) {
+                                   const Pair& pool_strides, const std::string& pool_padding, bool argmax) {
   const char* op = "conv2d_max_pool2d_path";
   const WindowGeom g = conv_geometry(op, xs, ws, strides, padding, dilation);
   const WindowGeom pg = pool_geometry(op, {g.n, g.oh, g.ow, g.oc}, pool_size, pool_strides, pool_padding);
   const Act act = acth.is_none() ? Act::Linear : act_arg(op, py::cast<std::string>(acth));
-  return conv_pool_route_name(conv_max_pool_route(g, pg, act));
+  return conv_pool_route_name(conv_max_pool_route(g, pg, act, argmax));
 }
 
 }  // namespace
@@ -137,6 +161,13 @@ void bind_conv(py::module_& m) {
         "(inference): only the conv pixels some pooling window reads are computed; a small-channel 'valid' conv "
         "with a 2x2/2 pool pools its register tiles, others convolve chunks of images into an L2-sized scratch "
         "and pool from there, so the conv output is never written whole. Same values as the two calls.");
+  m.def("conv2d_max_pool2d_argmax", &conv2d_max_pool2d_argmax, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
+        py::arg("activation") = py::none(), py::arg("act_alpha") = 0.f, py::arg("pool_size") = Pair{2, 2},
+        py::arg("pool_strides") = Pair{2, 2}, py::arg("pool_padding") = "valid",
+        "(y, idx) = max_pool2d_argmax(conv2d(x, w, b, ..., activation), pool_size, pool_strides, pool_padding) "
+        "in one call (training): as conv2d_max_pool2d, through L2-sized chunks (never the register-fused "
+        "pool), the conv output never written whole. Same values and argmax as the two calls.");
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("dy"), py::arg("w"), py::arg("x_shape"),
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         "dx (x_shape) of conv2d: col2im(dY · Wᵀ).");
@@ -151,9 +182,10 @@ void bind_conv(py::module_& m) {
   m.def("conv2d_max_pool2d_path", &conv2d_max_pool2d_path, py::arg("x_shape"), py::arg("w_shape"),
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         py::arg("activation") = py::none(), py::arg("pool_size") = Pair{2, 2}, py::arg("pool_strides") = Pair{2, 2},
-        py::arg("pool_padding") = "valid",
-        "How conv2d_max_pool2d runs these shapes: 'registers' (small-channel conv, 2x2 pool on its register "
-        "tiles), 'whole' (conv, then pool) or 'chunks' (L2-sized chunks of images).");
+        py::arg("pool_padding") = "valid", py::arg("argmax") = false,
+        "How conv2d_max_pool2d (argmax=True: conv2d_max_pool2d_argmax) runs these shapes: 'registers' "
+        "(small-channel conv, 2x2 pool on its register tiles), 'whole' (conv, then pool) or 'chunks' "
+        "(L2-sized chunks of images).");
   m.def("conv_block_rows", &conv_block_rows, py::arg("patch"),
         "Rows of the per-thread im2col scratch block for a patch of kh·kw·C floats.");
   m.attr("conv_col_block_bytes") = kColBlockBytes;

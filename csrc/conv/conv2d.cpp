@@ -125,9 +125,11 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
   });
 }
 
-ConvPoolRoute conv_max_pool_route(const WindowGeom& g, const WindowGeom& pg, Act act) {
+ConvPoolRoute conv_max_pool_route(const WindowGeom& g, const WindowGeom& pg, Act act, bool argmax) {
 #ifdef PYNN_X86_64
-  if (conv_forward_path(g) == ConvPath::SmallChannel && small_c_pool_applies(g, pg, act)) return ConvPoolRoute::Registers;
+  // The register-fused pool keeps no argmax: with one the conv goes through a scratch chunk.
+  if (!argmax && conv_forward_path(g) == ConvPath::SmallChannel && small_c_pool_applies(g, pg, act))
+    return ConvPoolRoute::Registers;
 #endif
   WindowGeom gk, pk;
   const WindowGeom& gc = crop_to_pool(g, pg, &gk, &pk) ? gk : g;
@@ -147,11 +149,11 @@ const char* conv_pool_route_name(ConvPoolRoute r) {
 }
 
 void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const float* x, const float* w,
-                             const float* bias, float* y, Act act, float act_alpha) {
+                             const float* bias, float* y, Act act, float act_alpha, uint8_t* idx) {
   const int64_t img_in = g.h * g.w * g.c, img_conv = g.oh * g.ow * g.oc, img_out = pg.oh * pg.ow * pg.c;
   if (g.n == 0 || img_out == 0) return;
   const ConvPath path = conv_forward_path(g);
-  const ConvPoolRoute route = conv_max_pool_route(g, pg, act);
+  const ConvPoolRoute route = conv_max_pool_route(g, pg, act, idx != nullptr);
 #ifdef PYNN_X86_64
   // A first layer (few channels, 'valid') with a 2x2 pool: the pooling runs on the conv's
   // 2x2 pixel blocks in registers, so the conv output is not even written to a scratch chunk.
@@ -162,13 +164,15 @@ void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const fl
 #endif
   {  // Conv pixels no pooling window reads are not computed (same values: each pixel is its own sum).
     WindowGeom gk, pk;
-    if (crop_to_pool(g, pg, &gk, &pk)) return conv2d_max_pool_forward(gk, pk, x, w, bias, y, act, act_alpha);
+    // The argmax names a cell of its window, not of the image: the crop leaves it the same.
+    if (crop_to_pool(g, pg, &gk, &pk)) return conv2d_max_pool_forward(gk, pk, x, w, bias, y, act, act_alpha, idx);
   }
   const int T = threads_for(g.out_pixels() * g.patch() * g.oc, int64_t(1) << 20);
   if (route == ConvPoolRoute::Whole) {
     std::unique_ptr<float[]> tmp = scratch(g.n * img_conv);
     conv2d_forward(g, x, w, bias, tmp.get(), act, act_alpha);
-    max_pool2d_forward(pg, tmp.get(), y);
+    if (idx != nullptr) max_pool2d_forward_argmax(pg, tmp.get(), y, idx);
+    else max_pool2d_forward(pg, tmp.get(), y);
     return;
   }
   // Images per chunk: its conv output fits the scratch block, and each thread gets >= 4 chunks.
@@ -198,7 +202,8 @@ void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const fl
       if (!done && path == ConvPath::ImplicitGemm)
         done = conv2d_forward_igemm(gc, xc, w, bias, buf, act, act_alpha, pk.get());
       if (!done) conv2d_forward(gc, xc, w, bias, buf, act, act_alpha);
-      max_pool2d_forward(pc, buf, y + i0 * img_out);
+      if (idx != nullptr) max_pool2d_forward_argmax(pc, buf, y + i0 * img_out, idx + i0 * img_out);
+      else max_pool2d_forward(pc, buf, y + i0 * img_out);
     }
   });
 }

@@ -27,17 +27,21 @@ const char* conv_path_name(ConvPath p);
 // never formed), else im2col blocks + sgemm. PYNN_CONV_IGEMM=0 forces the im2col path.
 void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const float* bias, float* y, Act act,
                     float act_alpha);
-// y = max_pool(act(conv(x, w) + bias)) for inference (models/plan.py fuses Conv2D → MaxPooling2D):
-// the conv output is never written whole. Threads take chunks of images; each chunk is
-// convolved on one thread into a scratch block sized for L2 (kFusedChunkBytes) and pooled from
-// there, the kernel packed once for all chunks. pg is the pooling's geometry over the conv
-// output (pg.n = g.n, pg.h = g.oh, pg.w = g.ow, pg.c = g.oc). Same values as the two calls.
+// y = max_pool(act(conv(x, w) + bias)) for inference (models/plan.py fuses Conv2D → MaxPooling2D)
+// and, with idx, for training (models/fit_loop.py's conv stack: a ReLU conv before a max pool
+// needs neither the conv output nor x's pooling again, only the argmax): the conv output is
+// never written whole. Threads take chunks of images; each chunk is convolved on one thread
+// into a scratch block sized for L2 (kFusedChunkBytes) and pooled from there, the kernel packed
+// once for all chunks. pg is the pooling's geometry over the conv output (pg.n = g.n, pg.h =
+// g.oh, pg.w = g.ow, pg.c = g.oc). idx (nullable, pg's output shape, kh·kw <= 256): the
+// winning cell of each window, as max_pool2d_forward_argmax. Same values as the two calls.
 void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const float* x, const float* w,
-                             const float* bias, float* y, Act act, float act_alpha);
+                             const float* bias, float* y, Act act, float act_alpha, uint8_t* idx = nullptr);
 // How conv2d_max_pool_forward runs these shapes: Registers (small-channel conv with the 2x2 pool
-// on its register tiles), Whole (batch below two images per thread: conv, then pool) or Chunks.
+// on its register tiles; not when the argmax is kept), Whole (batch below two images per
+// thread: conv, then pool) or Chunks.
 enum class ConvPoolRoute { Registers, Whole, Chunks };
-ConvPoolRoute conv_max_pool_route(const WindowGeom& g, const WindowGeom& pg, Act act);
+ConvPoolRoute conv_max_pool_route(const WindowGeom& g, const WindowGeom& pg, Act act, bool argmax = false);
 const char* conv_pool_route_name(ConvPoolRoute r);  // "registers", "whole", "chunks"
 constexpr int64_t kFusedChunkBytes = 256 * 1024;
 

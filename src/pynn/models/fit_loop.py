@@ -22,16 +22,23 @@ out of the step what need not be in it:
   on the native backend the same _C calls with buffers kept across steps), a
   softmax cross-entropy computed graph-free with the graph's arithmetic and its
   labels checked once per fit, sparse accuracy counted inline (:class:`_DenseStack`).
-  Any other loss is differentiated by the engine from the logits.
+  Any other loss is differentiated by the engine from the logits;
+* a Sequential of Conv2D / MaxPooling2D layers, a Flatten, then such a Dense stack records
+  no graph either (:class:`_ConvStack`): each conv and pooling makes its op's backend calls,
+  forward and backward, a ReLU conv and the max pooling after it in one native call that
+  keeps the argmax instead of writing the conv output.
 
 Anything else (a custom ``train_step``, an overridden ``_train_step``,
 iterables of batches, DataParallel) keeps the generic loop in ``model.py``.
 This file runs as Python or compiled by Cython (fit_loop.pxd, CMakeLists.txt).
 """
+import weakref
+
 import numpy as np
 
 from .. import _alignment, backend as _backend
 from ..autograd.engine import Tensor, grad as autograd_grad, is_grad_enabled
+from ..functional.activation import fused_backward
 from ..functional.nn import dense_backward, dense_forward, dropout_mask
 from ..callbacks import Callback, ProgbarLogger
 from ..layers.base import Layer, _real
@@ -103,7 +110,8 @@ class _DenseStack:
     loss via Model._loss_value) is recorded, from a logits Tensor, and differentiated by
     the engine. The backward then walks the layers by hand."""
 
-    __slots__ = ("specs", "head", "n_weights", "xent", "native", "C", "dk_bufs", "act_bufs")
+    __slots__ = ("specs", "head", "n_weights", "xent", "native", "C", "dk_bufs", "act_bufs", "need_dx",
+                 "input_grad")
 
     def __init__(self, specs, head, weights, native, C=None):
         # (kernel, bias or None, fused activation, kernel slot, bias slot, Dropout on the input or None)
@@ -118,17 +126,21 @@ class _DenseStack:
         self.native, self.C = native, C
         # Gradient buffers placed apart from their kernels within the page, as the optimizer's
         # slots are (pynn._alignment: the fused update streams them side by side).
-        self.dk_bufs = ([_alignment.staggered_empty(k.data, 4) for k, *_ in specs]
-                        if native is not None else None)
+        # (allocated at the first native run: a stack train_on_batch builds and then finds the
+        # same as the one it kept, _same_spec, is dropped without having allocated any)
+        self.dk_bufs = None
         self.act_bufs = {}          # batch size -> (layer outputs, input gradients)
+        # A _ConvStack in front of this one needs d loss / d (first Dense's input): with
+        # need_dx the backward computes it (as Dense's op does when its input requires grad)
+        # and leaves it in input_grad (None when the loss did not depend on the predictions).
+        self.need_dx = False
+        self.input_grad = None
 
     @staticmethod
     def build(model, layers, weights, regularized, x):
         """A stack for these layers, or None when they are not all plain Dense layers whose
         weights are exactly the trainable ones (then the generic step runs)."""
-        from ..functional.activation import split
         from ..layers.dense import Dense
-        from ..layers.dropout import Dropout
         # x float32 (fit casts inputs) into float64 layers promotes in the kernels as in the graph.
         first = next((layer for layer, _ in layers if type(layer) is Dense), None)
         dtype = None if first is None or not first.built else first.kernel.data.dtype
@@ -136,6 +148,15 @@ class _DenseStack:
             # A regularizer's gradient reaches its weight in the engine's order (x*x: twice),
             # which a hand walk would not reproduce bit for bit: the generic step keeps those.
             return None
+        return _DenseStack._of_layers(layers, weights, dtype, x.dtype)
+
+    @staticmethod
+    def _of_layers(layers, weights, dtype, x_dtype):
+        """The stack of these (layer, accepts_training) pairs, or None (see build); ``dtype``
+        the layers' weights' dtype, ``x_dtype`` the first Dense's input's."""
+        from ..functional.activation import split
+        from ..layers.dense import Dense
+        from ..layers.dropout import Dropout
         specs, own, drop = [], [], None
         last = len(layers) - 1
         for i, (layer, _) in enumerate(layers):
@@ -156,11 +177,19 @@ class _DenseStack:
         if len(own) != len(weights) or any(a is not b for a, b in zip(own, weights)):
             return None
         native = C = None
-        if _backend.name() == "native" and dtype == np.float32 and x.dtype == np.float32:
+        if _backend.name() == "native" and dtype == np.float32 and x_dtype == np.float32:
             from ..backend.native import core, nn
             if all(sp[2] in nn.NATIVE_FROM_OUTPUT and core._NO_PARAM.get(sp[2]) == 0.0 for sp in specs):
                 native, C = _backend.current(), core._C
         return _DenseStack([tuple(sp) for sp in specs], after, weights, native, C)
+
+    def same_as(self, other):
+        """True when ``other`` is a _DenseStack of the same layers, weights and settings (then
+        either runs a step exactly as the other would: train_batch keeps one, with its buffers)."""
+        return type(other) is _DenseStack and self.n_weights == other.n_weights and self.head is other.head \
+            and self.native is other.native and self.need_dx == other.need_dx and _same_spec(self.specs, other.specs) \
+            and (self.dk_bufs is None or all(buf.shape == sp[0].data.shape and buf.dtype == sp[0].data.dtype
+                                             for buf, sp in zip(self.dk_bufs, other.specs)))
 
     def run(self, model, x, ys, sw, labels):
         """(loss value, gradients in trainable-weight order, predictions array) of one batch;
@@ -168,6 +197,8 @@ class _DenseStack:
         native = self.native is not None and _backend.current() is self.native
         C = self.C
         if native:
+            if self.dk_bufs is None:
+                self.dk_bufs = [_alignment.staggered_empty(k.data, 4) for k, *_ in self.specs]
             bufs = self.act_bufs.get(len(x))
             if bufs is None:
                 bufs = self.act_bufs[len(x)] = (
@@ -175,6 +206,8 @@ class _DenseStack:
                     [np.empty((len(x), k.data.shape[0]), np.float32) for k, *_ in self.specs])
         ins, outs, masks = [], [], []   # each Dense's input (after its Dropout) and output
         last = len(self.specs) - 1
+        self.input_grad = None
+        low = -1 if self.need_dx else 0   # the first layer whose input gradient is computed
         for i, (k, b, fused, _, _, drop) in enumerate(self.specs):
             mask = None
             if drop is not None and drop.rate != 0.0:   # Dropout.call: the identity at rate 0
@@ -211,19 +244,233 @@ class _DenseStack:
                     if bi is not None:
                         grads[bi] = db
                 grads[ki] = C.gemm(ins[i].T, dz, c=self.dk_bufs[i])
-                if i > 0:
+                if i > low:
                     g = C.gemm(dz, k.data.T, c=bufs[1][i])
                     if masks[i] is not None:
                         g = g * masks[i]   # Dropout's backward
+            if low < 0:
+                self.input_grad = g
             return loss, grads, y_pred
         for i in range(len(self.specs) - 1, -1, -1):
             k, b, fused, ki, bi, _ = self.specs[i]
-            g, grads[ki], db = dense_backward(fused, ins[i], k.data, outs[i], g, i > 0, True, b is not None)
+            g, grads[ki], db = dense_backward(fused, ins[i], k.data, outs[i], g, i > low, True, b is not None)
             if bi is not None:
                 grads[bi] = db
-            if i > 0 and masks[i] is not None:
+            if i > low and masks[i] is not None:
                 g = g * masks[i]   # Dropout's backward
+        if low < 0:
+            self.input_grad = g
         return loss, grads, y_pred
+
+
+class _ConvStack:
+    """Forward and backward of a Sequential of Conv2D and MaxPooling2D layers, a Flatten,
+    then a :class:`_DenseStack` (Dense, Dropout), on arrays, no graph recorded.
+
+    Each conv and pool makes the backend calls its autograd op makes (functional.conv:
+    Conv2D.forward/backward, MaxPool2D.forward/backward), in the same order, with the same
+    arguments: the conv with its activation fused, the pooling keeping its argmax; on the way
+    back the pooling applies the ReLU mask of a relu conv before it and that conv takes its
+    bias gradient off the pooled (dy, y), exactly where the ops hand them over. So the loss,
+    the gradients and the weights after the update are the generic step's bit for bit
+    (tests/test_train_on_batch_conv.py), on either backend. The Dense tail, the loss head and
+    its metrics are the _DenseStack's, with the gradient of its input asked for."""
+
+    __slots__ = ("front", "flat_shape", "tail", "n_front", "first_weighted", "native", "C")
+
+    def __init__(self, front, flat_shape, tail, n_front, first_weighted, native, C):
+        # ("conv", kernel, bias or None, fused activation, strides, padding, dilation, kernel slot,
+        # bias slot, output shape, fuses the next pooling) or ("pool", pool_size, strides, padding),
+        # in layer order.
+        self.front = front
+        self.flat_shape = flat_shape          # the Flatten's input shape, batch axis aside
+        self.tail = tail
+        self.n_front = n_front                # how many trainable weights the front holds
+        self.first_weighted = first_weighted  # the first front layer with weights: nothing below it needs a gradient
+        # The native backend's module and pynn._C when the weights are float32: a ReLU conv then
+        # a max pooling run as one call, _C.conv2d_max_pool2d_argmax (the conv output, which the
+        # backward never reads once the pooling took relu' over, is not written; pooled values
+        # and argmax are the two calls' bit for bit: tests/test_conv_max_pool_argmax_fused.py).
+        self.native, self.C = native, C
+
+    # The interface TrainPlan and train_batch read off a _DenseStack.
+    @property
+    def specs(self):
+        return self.tail.specs
+
+    @property
+    def head(self):
+        return self.tail.head
+
+    @property
+    def xent(self):
+        return self.tail.xent
+
+    @xent.setter
+    def xent(self, value):
+        self.tail.xent = value
+
+    @staticmethod
+    def build(model, layers, weights, regularized, x):
+        """A stack for these layers, or None when they are not exactly Conv2D / MaxPooling2D
+        layers (channels_last, trainable, an activation fused in the op), one Flatten and a
+        Dense tail _DenseStack takes, whose weights are exactly the trainable ones, for this
+        input (then the generic step runs, and raises whatever the layers raise)."""
+        from ..functional.activation import split
+        from ..layers.conv import Conv2D
+        from ..layers.flatten import Flatten
+        from ..layers.pooling import MaxPooling2D
+        from ..shapes import pair
+        if regularized or not is_grad_enabled() or x.ndim != 4 or x.dtype.kind != "f":
+            return None
+        # The first conv's weights' dtype, every weight's; x (fit casts inputs to float32) may
+        # differ: the kernels promote as in the graph (float32 x into float64 layers).
+        dtype = None
+        front, own, shape = [], [], tuple(x.shape[1:])
+        first_weighted = None
+        for i, (layer, _) in enumerate(layers):
+            lcls = type(layer)
+            if "call" in layer.__dict__ or "build" in layer.__dict__:   # a call patched on the instance
+                return None
+            if lcls is Flatten:
+                if layer.data_format != "channels_last" or not front:
+                    return None
+                if dtype is None:   # no conv: nothing before the Flatten to train
+                    return None
+                tail = _DenseStack._of_layers(layers[i + 1:], weights[len(own):], dtype,
+                                              np.result_type(x.dtype, dtype)) if i + 1 < len(layers) else None
+                if tail is None or len(weights) < len(own) or any(a is not b for a, b in zip(own, weights)) \
+                        or tail.specs[0][0].data.shape[0] != int(np.prod(shape)):
+                    return None
+                tail.need_dx = True
+                native = C = None
+                if _backend.name() == "native" and dtype == np.float32:
+                    from ..backend.native import core
+                    if hasattr(core._C, "conv2d_max_pool2d_argmax"):
+                        native, C = _backend.current(), core._C
+                for j in range(len(front) - 1):   # a ReLU conv whose output only a max pooling reads
+                    if front[j][0] == "conv" and front[j][3] == "relu" and front[j + 1][0] == "pool":
+                        front[j] = front[j][:10] + (True,)
+                return _ConvStack([tuple(sp) for sp in front], shape, tail, len(own), first_weighted, native, C)
+            if (lcls is not Conv2D and lcls is not MaxPooling2D) or layer.data_format != "channels_last":
+                return None
+            try:   # the layer's own shape check: an input it refuses goes the generic way
+                out = tuple(layer.compute_output_shape((None,) + shape))[1:]
+            except ValueError:
+                return None
+            if lcls is Conv2D:
+                fused, after = split(layer.activation)
+                k, b = layer.kernel, layer.bias
+                if dtype is None:
+                    dtype = k.data.dtype
+                if after is not None or not layer.trainable or shape[-1] != layer.input_channels \
+                        or k.data.dtype != dtype or (b is not None and b.data.dtype != dtype):
+                    return None
+                if first_weighted is None:
+                    first_weighted = len(front)
+                front.append(("conv", k, b, fused, pair(layer.strides, "strides"), layer.padding,
+                              pair(layer.dilation_rate, "dilation_rate"), len(own),
+                              None if b is None else len(own) + 1, out, False))
+                own += [k] if b is None else [k, b]
+            else:
+                if layer.pool_size[0] * layer.pool_size[1] > 256:   # MaxPool2D keeps no argmax then
+                    return None
+                front.append(("pool", tuple(layer.pool_size), tuple(layer.strides), layer.padding))
+            if any(d is None for d in out):
+                return None
+            shape = out
+        return None   # no Flatten and Dense tail
+
+    def same_as(self, other):
+        """As _DenseStack.same_as."""
+        return type(other) is _ConvStack and self.n_front == other.n_front and self.native is other.native \
+            and self.first_weighted == other.first_weighted and self.flat_shape == other.flat_shape \
+            and _same_spec(self.front, other.front) and self.tail.same_as(other.tail)
+
+    def run(self, model, x, ys, sw, labels):
+        """(loss value, gradients in trainable-weight order, predictions array) of one batch,
+        as _DenseStack.run."""
+        B = _backend.current()
+        front = self.front
+        C = self.C if B is self.native and x.dtype == np.float32 else None
+        saved = []   # per front layer: what its backward reads
+        i, n_front = 0, len(front)
+        while i < n_front:
+            spec = front[i]
+            if spec[0] == "conv":
+                _, k, b, fused, strides, padding, dilation, _, _, out, fuses = spec
+                if C is not None and fuses:   # conv + relu + max pool in one call, the argmax kept
+                    _, pool, pstrides, ppadding = front[i + 1]
+                    x = np.ascontiguousarray(x)
+                    y, idx = C.conv2d_max_pool2d_argmax(x, k.data, None if b is None else b.data, strides, padding,
+                                                        dilation, "relu", 0.0, pool, pstrides, ppadding)
+                    saved.append((x, None))   # the conv's y: only its relu' is read, by the pooling
+                    saved.append(((len(x),) + out, x.dtype, idx, y))
+                    x = y
+                    i += 2
+                    continue
+                y = B.conv2d(x, k.data, None if b is None else b.data, strides, padding, dilation,
+                             None if fused == "linear" else fused)
+                saved.append((x, y))
+            else:
+                _, pool, strides, padding = spec
+                y, idx = B.max_pool2d_argmax(x, pool, strides, padding)
+                saved.append((x.shape, x.dtype, idx, y))
+            x = y
+            i += 1
+        n = len(x)
+        loss, tail_grads, y_pred = self.tail.run(model, x.reshape(n, -1), ys, sw, labels)
+        g = self.tail.input_grad
+        if g is None:   # the loss does not depend on the predictions: the tail gave every weight a zero
+            return loss, tail_grads, y_pred
+        grads = [None] * self.n_front + tail_grads
+        g = g.reshape(x.shape)   # Flatten's backward (Reshape)
+        masked = None            # (dx, the pooling's dy, its y) when a pooling applied relu'
+        for i in range(len(front) - 1, self.first_weighted - 1, -1):
+            spec = front[i]
+            if spec[0] == "pool":
+                _, pool, strides, padding = spec
+                x_shape, x_dtype, idx, y = saved[i]
+                g = g.astype(np.result_type(x_dtype, g), copy=False)
+                if i > 0 and front[i - 1][0] == "conv" and front[i - 1][3] == "relu":
+                    dx = B.max_pool2d_backward_argmax(idx, g, x_shape, pool, strides, padding, relu_y=y)
+                    masked = (g, y)
+                else:
+                    dx = B.max_pool2d_backward_argmax(idx, g, x_shape, pool, strides, padding)
+                g = dx
+                continue
+            _, k, b, fused, strides, padding, dilation, ki, bi, _, _ = spec
+            xin, y = saved[i]
+            if masked is not None:
+                dz, db = g, (B.max_pool2d_relu_bias_grad(*masked) if b is not None else None)
+                masked = None
+            else:
+                dz, db = fused_backward(fused, y, g, b is not None)
+            if i > self.first_weighted:
+                g = B.conv2d_backward_input(dz, k.data, xin.shape, strides, padding, dilation)
+            grads[ki] = B.conv2d_backward_kernel(xin, dz, k.data.shape, strides, padding, dilation)
+            if bi is not None:
+                grads[bi] = db
+        return loss, grads, y_pred
+
+
+def _same_spec(a, b):
+    """Two stacks' layer specs hold the same objects (weights, Dropout layers: by identity) and
+    the same settings (strings, numbers, shapes, flags: by value)."""
+    if a is b:
+        return True
+    ta = type(a)
+    if ta is not type(b):
+        return False
+    if ta is tuple or ta is list:
+        return len(a) == len(b) and all(_same_spec(u, v) for u, v in zip(a, b))
+    return ta in (str, int, bool, float) and a == b
+
+
+# train_on_batch's last stack per model (weakly: the model's lifetime): the next call's freshly
+# built stack is checked against it (_same_spec) and, when equal, the kept one runs, with the
+# buffers it allocated, instead of new ones (with their page faults) at every call.
+_BATCH_STACKS = weakref.WeakKeyDictionary()
 
 
 _INV_N = {}
@@ -349,9 +596,13 @@ class TrainPlan:
         self.regularized = [w for w in self.weights if getattr(w, "regularizer", None) is not None]
         self.constrained = [w for w in self.weights if getattr(w, "constraint", None) is not None]
         self.layers = _fast_layers(model)
-        self.stack = None   # self.labels stay: they depend on the loss and the data only
+        old, self.stack = self.stack, None   # self.labels stay: they depend on the loss and the data only
         if self.layers is not None and len(model._losses) == 1 and len(self.xs) == 1 and len(self.ys) == 1:
-            self.stack = _DenseStack.build(model, self.layers, self.weights, self.regularized, self.xs[0])
+            stack = _DenseStack.build(model, self.layers, self.weights, self.regularized, self.xs[0]) \
+                or _ConvStack.build(model, self.layers, self.weights, self.regularized, self.xs[0])
+            # The same stack as before (each epoch, or each step under batch-hook callbacks):
+            # the kept one runs on, with its buffers.
+            self.stack = old if stack is not None and old is not None and old.same_as(stack) else stack
         if self.stack is not None:
             self._prepare_xent()
         if self.layers is not None:
@@ -541,7 +792,10 @@ def train_batch(model, base, xs, ys, sw):
     the model is not one the plan runs that way (the caller then takes the generic step).
     Same arithmetic in the same order as ``Model._train_step`` (tests/test_fit_loop.py); the
     stack is rebuilt each call, so freezing a layer or changing the optimizer between calls
-    is seen at once, as in the generic step. ``base``: the Model class."""
+    is seen at once, as in the generic step (the previous call's stack, with its buffers,
+    runs instead when it is the same: _BATCH_STACKS). A Sequential of Dense layers runs as a
+    :class:`_DenseStack`, one of Conv2D / MaxPooling2D layers, a Flatten and Dense layers as a
+    :class:`_ConvStack`. ``base``: the Model class."""
     if len(xs) != 1 or len(ys) != 1 or len(model._losses) != 1 or not model.built:
         return None
     if not _plain_step(model, base):
@@ -553,9 +807,18 @@ def train_batch(model, base, xs, ys, sw):
     weights = model.trainable_weights
     regularized = [w for w in weights if getattr(w, "regularizer", None) is not None]
     x = xs[0]
-    stack = _DenseStack.build(model, layers, weights, regularized, x)
+    stack = _DenseStack.build(model, layers, weights, regularized, x) \
+        or _ConvStack.build(model, layers, weights, regularized, x)
     if stack is None:
         return None
+    try:
+        kept = _BATCH_STACKS.get(model)
+        if kept is not None and kept.same_as(stack):
+            stack = kept
+        else:
+            _BATCH_STACKS[model] = stack
+    except TypeError:   # a model that cannot be weakly referenced or hashed: a new stack each call
+        pass
     k = stack.specs[-1][0].data
     labels = _xent_labels(model, stack.head, ys[0], k.shape[1], k.dtype)
     stack.xent = labels is not None

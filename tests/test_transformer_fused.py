@@ -361,3 +361,19 @@ def test_attention_softmax_rows_of_any_length_match_the_reference(s):
     np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out, out_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_fused_block_with_a_frozen_sublayer_skips_its_gradients(backend_name):
+    with pynn.use_backend(backend_name):
+        enc = _block()
+        enc.ff1.trainable = False
+        enc.attention.trainable = False
+        assert not enc.ff1.kernel.requires_grad and not enc.attention.query_kernel.requires_grad
+        x = np.random.default_rng(2).standard_normal((3, 5, 8)).astype(np.float32)
+        fused, composed = _run_layer(enc, x, True), _run_layer(enc, x, False)
+        for w, a, b in zip(enc.weights, fused[2], composed[2]):
+            if w.requires_grad:
+                np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=w.name)
+            else:
+                assert a is None and b is None, w.name
+        np.testing.assert_allclose(fused[1], composed[1], rtol=2e-5, atol=2e-6)

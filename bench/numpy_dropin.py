@@ -302,11 +302,160 @@ def profile_rows(quick, hidden=512, batch=256):
     return out
 
 
+# Each statement of examples/numpy_mlp.py's mlp_epoch / softmax_loss, split where a line mixes an
+# np.* call with ndarray operators or indexing, so the time of what pynn.ops can reach (np.* calls)
+# and of what it cannot (operators, fancy indexing, Python) is measured separately.
+# (label, kind): kind "np" = an np.* call, "op" = ndarray operators / indexing / Python.
+LINE_STEPS = [
+    ("idx = order[s:s+B]; xb, yb = X[idx], y[idx]", "op"),
+    ("np.dot(xb, W1)", "np"), ("z1 = ... + b1", "op"),
+    ("h = np.maximum(z1, 0)", "np"),
+    ("np.dot(h, W2)", "np"), ("scores = ... + b2", "op"),
+    ("np.max(scores, axis=1, keepdims=True)", "np"), ("shifted = scores - ...", "op"),
+    ("exp_scores = np.exp(shifted)", "np"),
+    ("np.sum(exp_scores, axis=1, keepdims=True)", "np"), ("probs = exp_scores / ...", "op"),
+    ("np.arange(n) (loss)", "np"), ("probs[arange, y] + 1e-12", "op"), ("np.log(...)", "np"),
+    ("np.mean(...)", "np"), ("loss = -...", "op"),
+    ("dscores = probs.copy()", "op"), ("np.arange(n) (grad)", "np"), ("dscores[arange, y] -= 1", "op"),
+    ("dscores / n", "op"),
+    ("dW2 = np.dot(h.T, dscores)", "np"), ("db2 = np.sum(dscores, axis=0)", "np"),
+    ("dh = np.dot(dscores, W2.T)", "np"), ("z1 <= 0", "op"), ("dh[mask] = 0", "op"),
+    ("dW1 = np.dot(xb.T, dh)", "np"), ("db1 = np.sum(dh, axis=0)", "np"),
+    ("W1 -= lr * dW1 (and b1, W2, b2)", "op"), ("losses.append(loss)", "op"),
+]
+
+
+def mlp_epoch_by_step(np, params, X, y, batch_size, lr, rng, acc, clock):
+    """examples/numpy_mlp.py's mlp_epoch (softmax_loss inlined), the same operations in the same
+    order, with ``clock()`` read between the LINE_STEPS; adds each step's seconds to ``acc``."""
+    W1, b1, W2, b2 = params
+    order = rng.permutation(X.shape[0])
+    losses = []
+    for start in range(0, X.shape[0], batch_size):
+        t = [clock()]
+        tick = t.append
+        idx = order[start:start + batch_size]
+        xb, yb = X[idx], y[idx]
+        tick(clock())
+        a = np.dot(xb, W1)
+        tick(clock())
+        z1 = a + b1
+        tick(clock())
+        h = np.maximum(z1, 0)
+        tick(clock())
+        a = np.dot(h, W2)
+        tick(clock())
+        scores = a + b2
+        tick(clock())
+        n = scores.shape[0]
+        m = np.max(scores, axis=1, keepdims=True)
+        tick(clock())
+        shifted = scores - m
+        tick(clock())
+        exp_scores = np.exp(shifted)
+        tick(clock())
+        den = np.sum(exp_scores, axis=1, keepdims=True)
+        tick(clock())
+        probs = exp_scores / den
+        tick(clock())
+        ar = np.arange(n)
+        tick(clock())
+        picked = probs[ar, yb] + 1e-12
+        tick(clock())
+        lg = np.log(picked)
+        tick(clock())
+        mn = np.mean(lg)
+        tick(clock())
+        loss = -mn
+        tick(clock())
+        dscores = probs.copy()
+        tick(clock())
+        ar = np.arange(n)
+        tick(clock())
+        dscores[ar, yb] -= 1
+        tick(clock())
+        dscores = dscores / n
+        tick(clock())
+        dW2 = np.dot(h.T, dscores)
+        tick(clock())
+        db2 = np.sum(dscores, axis=0)
+        tick(clock())
+        dh = np.dot(dscores, W2.T)
+        tick(clock())
+        mask = z1 <= 0
+        tick(clock())
+        dh[mask] = 0
+        tick(clock())
+        dW1 = np.dot(xb.T, dh)
+        tick(clock())
+        db1 = np.sum(dh, axis=0)
+        tick(clock())
+        W1 -= lr * dW1
+        b1 -= lr * db1
+        W2 -= lr * dW2
+        b2 -= lr * db2
+        tick(clock())
+        losses.append(loss)
+        tick(clock())
+        for i in range(len(LINE_STEPS)):
+            acc[i] += t[i + 1] - t[i]
+    return float(np.mean(losses))
+
+
+def line_rows(quick, hidden=512, batch=256, dtype="float32"):
+    """The lecture MLP epoch per statement (LINE_STEPS), NumPy vs pynn.ops, and the bound on any
+    drop-in: with every np.* call free, the epoch is still its operator/indexing statements.
+
+    Epochs alternate NumPy / pynn (a plain epoch and an instrumented one each); a statement's
+    figure is its median over the instrumented epochs (µs per epoch), the epoch's the median
+    (and min) of the plain ones."""
+    ex = load_example()
+    X, _, y, _ = ex.load(dtype)
+    reps = 5 if quick else 25
+    state = {}
+    for name in ("numpy", "pynn"):
+        mod = ex.use(name)
+        params = ex.init_mlp(X.shape[1], hidden, 10, dtype)
+        args = (params, X, y, batch, 0.05, np.random.default_rng(0))
+        for _ in range(3):
+            ex.mlp_epoch(*args)
+            mlp_epoch_by_step(mod, *args, [0.0] * len(LINE_STEPS), CLOCK)
+        state[name] = dict(mod=mod, args=args, plain=[], steps=[])
+    for _ in range(reps):
+        for name, st in state.items():
+            ex.np = st["mod"]
+            t0 = CLOCK()
+            ex.mlp_epoch(*st["args"])
+            st["plain"].append(CLOCK() - t0)
+            acc = [0.0] * len(LINE_STEPS)
+            mlp_epoch_by_step(st["mod"], *st["args"], acc, CLOCK)
+            st["steps"].append(acc)
+    med = lambda v: float(np.median(v))  # noqa: E731
+    nps, ops_ = state["numpy"], state["pynn"]
+    rows = [(f"epoch median (hidden {hidden}, batch {batch}, {dtype})", (med(nps["plain"]), med(ops_["plain"]))),
+            ("epoch min", (min(nps["plain"]), min(ops_["plain"])))]
+    S_np, S_ops = np.array(nps["steps"]), np.array(ops_["steps"])
+    tot = {}
+    for i, (label, kind) in enumerate(LINE_STEPS):
+        a, b = med(S_np[:, i]), med(S_ops[:, i])
+        rows.append((f"  [{kind}] {label}", (a, b)))
+    for kind in ("np", "op"):
+        cols = [i for i, (_, k) in enumerate(LINE_STEPS) if k == kind]
+        tot[kind] = (med(S_np[:, cols].sum(1)), med(S_ops[:, cols].sum(1)))
+        rows.append((f"  sum of [{kind}] statements", tot[kind]))
+    t_np = med(nps["plain"])
+    NOTES.append(f"bound: with every np.* call free, pynn's epoch is still its [op] statements "
+                 f"({tot['op'][1] * 1e3:.2f} ms): at most {t_np / tot['op'][1]:.2f}x NumPy's "
+                 f"{t_np * 1e3:.2f} ms epoch; the target 1.5x needs pynn's np.* calls to take at most "
+                 f"{(t_np / 1.5 - tot['op'][1]) * 1e3:.2f} ms (NumPy's take {tot['np'][0] * 1e3:.2f} ms)")
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a smoke run)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
-    p.add_argument("--only", choices=["functions", "epochs", "profile"],
+    p.add_argument("--only", choices=["functions", "epochs", "profile", "lines"],
                    help="measure one part only; profile: where the hidden-512 epoch's time goes "
                         "(per np.* function, outside them, per line) and the Amdahl bound")
     p.add_argument("--hidden", type=int, default=512, help="--only profile: the MLP's hidden units")
@@ -324,6 +473,8 @@ def main():
             rows = []
             if args.only == "profile":
                 rows += profile_rows(args.quick, args.hidden, args.batch_size)
+            elif args.only == "lines":
+                rows += line_rows(args.quick, args.hidden, args.batch_size)
             else:
                 if args.only != "epochs":
                     rows += function_rows(args.quick)

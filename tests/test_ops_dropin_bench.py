@@ -44,3 +44,24 @@ def test_profile_proxy_and_line_tracer_leave_the_epoch_unchanged(dropin, module)
     src = open(ex.__file__).read().splitlines()
     mask_line = next(i + 1 for i, line in enumerate(src) if "dh[z1 <= 0] = 0" in line)
     assert mask_line in lines and 0 < sum(lines.values()) <= total * 1.01
+
+
+@pytest.mark.parametrize("module", ["numpy", "pynn"])
+def test_per_statement_copy_of_the_epoch_computes_what_the_lecture_epoch_computes(dropin, module):
+    """--only lines times a copy of mlp_epoch split into statements: it must be the same computation
+    (same parameters after an epoch, bit for bit, and the same loss), and every statement is timed."""
+    pytest.importorskip("sklearn")
+    ex = dropin.load_example()
+    X, _, y, _ = ex.load("float32")
+    X, y = X[:300], y[:300]
+    mod = ex.use(module)
+    ref = ex.init_mlp(X.shape[1], 32, 10, "float32")
+    ref_loss = ex.mlp_epoch(ref, X, y, 64, 0.05, np.random.default_rng(0))
+    params = ex.init_mlp(X.shape[1], 32, 10, "float32")
+    acc = [0.0] * len(dropin.LINE_STEPS)
+    loss = dropin.mlp_epoch_by_step(mod, params, X, y, 64, 0.05, np.random.default_rng(0), acc, dropin.CLOCK)
+    assert loss == ref_loss
+    for p, q in zip(params, ref):
+        np.testing.assert_array_equal(p, q)
+    assert all(t > 0 for t in acc)
+    assert {k for _, k in dropin.LINE_STEPS} == {"np", "op"}

@@ -90,8 +90,9 @@ LARGE_ROUTES = [
     (ops.sum, (D.REDUCE_SMALL_MAX_SIZE + 1,), None, False),  # pairwise over a long row: NumPy's loop wins
     (ops.mean, (300, 300), -1, False),
     (ops.sum, (300, 300), 0, True),  # rows added in order: the native column loop wins
-    (ops.mean, (1024, 1024), 0, True),
-    (ops.sum, (1025, 1024), 0, False),  # past REDUCE_COLS_MAX_SIZE
+    (ops.mean, (512, 1024), 0, True),  # float64: 4 MB, REDUCE_COLS_MAX_BYTES
+    (ops.mean, (513, 1024), 0, False),  # past it
+    (ops.max, (1024, 1024), 0, False),  # 8 MB of float64: memory-bound, NumPy's row streaming won
     (ops.sum, (70000, 1), 0, False),  # one column: a strided walk
     (ops.max, (300, 300), 0, True),
     (ops.min, (300, 300), -1, True),  # extreme of long rows: the AVX2 kernel wins
@@ -294,3 +295,32 @@ def test_threaded_kernel_splits_keep_numpys_bits(dtype, split_threads):
     x[::7] = np.nan
     bits_equal(_C.np_max_scalar(x, 0.0), np.maximum(x, 0))
     bits_equal(_C.np_max_scalar(x, 0.0, False, True), np.minimum(0.0, x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cols", [7, 31, 32, 33, 63, 64, 65, 130, 200])
+def test_column_extremes_in_register_blocks_are_numpys_bit_for_bit(dtype, cols, threads, calls):
+    """The AVX2 column reduction keeps whole blocks of 8 vectors of columns in registers down the
+    rows (64 float / 32 double columns); a NaN anywhere in a block sends that block back to the
+    exact NaN rule. Blocks with and without NaN (in the first, a middle and the last row), tied
+    +0.0/-0.0 columns and partial blocks: NumPy's bits, NaN payloads included, every thread count."""
+    rows = 37
+    x = data((rows, cols), dtype)
+    x[:, 0] = np.where(np.arange(rows) % 2, 0.0, -0.0)  # a column of tied zeros: the order decides the sign
+    x[:, -1] = np.where(np.arange(rows) % 3, -0.0, 0.0)
+    variants = {"clean": x}
+    for r in (0, rows // 2, rows - 1):
+        y = x.copy()
+        y[r, cols // 2] = np.nan
+        variants[f"nan row {r}"] = y
+    y = x.copy()
+    y[5, 1] = np.float32(np.nan) if dtype is np.float32 else np.nan
+    y[9, 1] = -np.nan  # a second NaN, another sign bit: NumPy keeps the first one it meets
+    y[3, -2] = np.inf
+    variants["two nans"] = y
+    before = calls["np_reduce"]
+    for label, v in variants.items():
+        for name in ("sum", "mean", "max", "min"):
+            bits_equal(getattr(ops, name)(v, axis=0), getattr(np, name)(v, axis=0))
+            bits_equal(getattr(ops, name)(v, axis=0, keepdims=True), getattr(np, name)(v, axis=0, keepdims=True))
+    assert calls["np_reduce"] - before == len(variants) * 8  # every call ran the native kernel

@@ -389,3 +389,28 @@ def test_lecture_snippet_runs_identically_with_either_module():
     b1, b2 = np.zeros(128, np.float32), np.zeros(10, np.float32)
     for ours, theirs in zip(step(ops, X, y, W1, b1, W2, b2), step(numpy, X, y, W1, b1, W2, b2)):
         assert_same(ours, theirs)
+
+
+def test_set_limits_reaches_the_c_entries_at_once_and_restores():
+    if not D.native_on():
+        pytest.skip("the native backend is not active")
+    a, b = randn(256, 64), randn(64, 512)
+    before = pynn.get_num_threads()
+    pynn.set_num_threads(2)
+    try:
+        assert not D.native_gemm_wins(a, b)  # GEMM_MAX_THREADS = 1: NumPy's at 2 threads
+        old = D.set_limits(GEMM_MAX_THREADS=2)
+        try:
+            assert old == {"GEMM_MAX_THREADS": 1} and D.GEMM_MAX_THREADS == 2
+            assert D.native_gemm_wins(a, b)
+            assert_same(ops.dot(a, b), np.dot(a, b), exact=False, rtol=1e-5)
+        finally:
+            D.set_limits(**old)
+        assert not D.native_gemm_wins(a, b)
+    finally:
+        pynn.set_num_threads(before)
+    with pytest.raises(TypeError, match="unknown limit 'GEMM_MAX_THREAD'"):
+        D.set_limits(GEMM_MAX_THREAD=2)
+    with pytest.raises(TypeError, match="GEMM_MIN_K must be an int"):
+        D.set_limits(GEMM_MIN_K=1.5)
+    assert D.GEMM_MIN_K == 16

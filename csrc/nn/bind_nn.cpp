@@ -1,11 +1,18 @@
 // Bindings of the elementwise and row kernels (csrc/nn/): the activation list,
 // activations forward/backward, bias add/grad, softmax, softmax + cross-entropy.
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#else
+#include <cfenv>
+#endif
 
 #include "common/binding.h"
 #include "common/parallel.h"
+#include "gemm/config.h"
 #include "gemm/gemm.h"
 #include "nn/activations.h"
 #include "nn/attention.h"
@@ -421,7 +428,7 @@ namespace fast {
 using npy = py::detail::npy_api;
 
 struct Limits {
-  int64_t reduce_small_max = int64_t{1} << 16, reduce_cols_max = int64_t{1} << 20, reduce_cols_min_width = 16,
+  int64_t reduce_small_max = int64_t{1} << 16, reduce_cols_max = int64_t{4} << 20, reduce_cols_min_width = 16,
           reduce_ext_rows_max = int64_t{1} << 22, ext_scalar_min = 1024;
 };
 Limits g_limits;
@@ -431,6 +438,13 @@ struct GemmLimits {
           max_threads = 0, nt_max_macs = 0, nt_min_side = 0, split_min_macs = INT64_MAX;
 };
 GemmLimits g_gemm;
+// NumPy's "not given" default (np._NoValue), pynn.ops' keepdims default: read as keepdims=False.
+PyObject* g_novalue = nullptr;
+
+void set_novalue(py::object o) {
+  Py_XDECREF(g_novalue);
+  g_novalue = o.release().ptr();  // kept for the process's life, like the module's own objects
+}
 // Up to this many elements the kernel keeps the GIL: releasing and retaking it costs ~0.2 us.
 constexpr int64_t kGilFreeSize = int64_t{1} << 16;
 
@@ -467,6 +481,24 @@ PyObject* new_array(int num, int nd, const py::ssize_t* dims) {
                                    0, nullptr);
 }
 
+// NumPy's floating-point error handling (np.errstate: divide, over, under, invalid; a
+// RuntimeWarning by default, FloatingPointError under "raise") reads the CPU's sticky status
+// flags after a loop: np.sum of float32 3e38s warns "overflow encountered in reduce", np.dot
+// of an inf and a 0 "invalid value encountered in dot". The fast entries clear the flags
+// before a kernel and, when the kernel raised one of those four, drop their result and
+// return None: NumPy then recomputes and reports exactly as it would have (a rare slow path
+// with a NumPy-sized cost). Only the calling thread's flags are visible here; products that
+// may split across threads are also checked for non-finite output (fast_dot below).
+#if defined(__x86_64__) || defined(_M_X64)
+// MXCSR's exception flags: IE 0x01, DE 0x02 (denormal operand), ZE 0x04, OE 0x08, UE 0x10,
+// PE 0x20 (inexact). NumPy checks invalid, divide, overflow, underflow: not DE, not PE.
+inline void fp_clear() { _mm_setcsr(_mm_getcsr() & ~0x3Fu); }
+inline bool fp_raised() { return (_mm_getcsr() & 0x1Du) != 0; }
+#else
+inline void fp_clear() { std::feclearexcept(FE_ALL_EXCEPT); }
+inline bool fp_raised() { return std::fetestexcept(FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID) != 0; }
+#endif
+
 template <class F>
 void run(int64_t size, F&& f) {
   if (size <= kGilFreeSize) {
@@ -492,7 +524,7 @@ PyObject* reduce(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   int64_t size = 0;
   auto* p = operand(args[0], &num, &size);
   PyObject *axis_o = args[2], *keep_o = args[3];
-  if (!p || (keep_o != Py_True && keep_o != Py_False)) Py_RETURN_NONE;
+  if (!p || (keep_o != Py_True && keep_o != Py_False && keep_o != g_novalue)) Py_RETURN_NONE;
   const bool keepdims = keep_o == Py_True;
   const int nd = p->nd;
   int code;  // -1: the last axis, 0: the first, 2: all
@@ -511,7 +543,10 @@ PyObject* reduce(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   const Limits& L = g_limits;
   if (size > L.reduce_small_max) {  // beyond the small-call win, only where the kernel itself wins
     if (code == 0) {
-      if (size > L.reduce_cols_max || p->dimensions[nd - 1] < L.reduce_cols_min_width) Py_RETURN_NONE;
+      // reduce_cols_max is in bytes: past the caches the column walk and NumPy's row streaming
+      // both wait on memory, and NumPy's won (float64 1024x1024, 8 MB: 0.74-0.97x)
+      const int64_t bytes = size * (num == npy::NPY_FLOAT_ ? 4 : 8);
+      if (bytes > L.reduce_cols_max || p->dimensions[nd - 1] < L.reduce_cols_min_width) Py_RETURN_NONE;
     } else if (op < 2 || size > L.reduce_ext_rows_max) {
       Py_RETURN_NONE;
     }
@@ -539,6 +574,9 @@ PyObject* reduce(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!out) return nullptr;
   auto* q = py::detail::array_proxy(out);
   const auto o = static_cast<nn::ReduceOp>(op);
+  // The routed sizes reduce on this thread (elementwise.cpp splits only from 4M elements per
+  // thread, past every limit above), so its flags are the whole kernel's.
+  fp_clear();
   if (num == npy::NPY_FLOAT_) {
     const float* x = reinterpret_cast<const float*>(p->data);
     float* y = reinterpret_cast<float*>(q->data);
@@ -547,6 +585,12 @@ PyObject* reduce(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     const double* x = reinterpret_cast<const double*>(p->data);
     double* y = reinterpret_cast<double*>(q->data);
     run(size, [&] { code == 0 ? nn::reduce_first(o, x, y, rows, n) : nn::reduce_last(o, x, y, rows, n); });
+  }
+  // sum/mean: an overflow (3e38 + 3e38) or an invalid inf - inf is NumPy's warning to give.
+  // max/min compare, and NumPy's own max/min loops clear the flags a NaN operand raises: never.
+  if (op < 2 && fp_raised()) {
+    Py_DECREF(out);
+    Py_RETURN_NONE;
   }
   if (out_nd) return out;
   // A reduction to a single value is a NumPy scalar (np.float32 / np.float64), as NumPy returns.
@@ -693,12 +737,32 @@ PyObject* dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   auto product = [&] {
     sgemm(m, n, k, 1.f, ap, sa[0], sa[1], bp, sb[0], sb[1], 0.f, cp, sc[0], sc[1], nullptr, Act::Linear, 0.f);
   };
+  fp_clear();
   // Releasing and retaking the GIL (~0.2 us) only past ~5 us of work, as _C.mm does.
   if (m * n * k <= 262144) {
     product();
   } else {
     py::gil_scoped_release release;
     product();
+  }
+  // NumPy's dot/matmul report the flags OpenBLAS raised (an inf times a 0: "invalid value
+  // encountered in dot"; an overflow): when the native product raised one, NumPy recomputes.
+  // A product the SGEMM may split (gemm.cpp: from kSingleThreadWork multiply-adds) also ran on
+  // helpers whose flags are not visible here: a non-finite element then sends it to NumPy too
+  // (the invalid and overflow cases; an underflow on a helper is not seen, which matters only
+  // under np.errstate(under=...) -- no routed product splits with _dispatch's defaults).
+  bool redo = fp_raised();
+  if (!redo && m * n * k >= gemm::kSingleThreadWork && num_threads() > 1) {
+    for (int64_t i = 0; i < m && !redo; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        if (!std::isfinite(cp[i * sc[0] + j * sc[1]])) {
+          redo = true;
+          break;
+        }
+  }
+  if (redo) {  // a given out= holds the native values until NumPy's call overwrites all of them
+    Py_DECREF(out);
+    Py_RETURN_NONE;
   }
   return out;
 }
@@ -791,6 +855,8 @@ void bind_nn(py::module_& m) {
         py::arg("min_k"), py::arg("colmajor_max_n"), py::arg("colmajor_max_k"), py::arg("max_threads"),
         py::arg("nt_max_macs"), py::arg("nt_min_side"), py::arg("split_min_macs"),
         "The GEMM routing limits of np_fast_dot / np_gemm_route (pynn.ops._dispatch's, set once on import).");
+  m.def("np_fast_novalue", &fast::set_novalue, py::arg("sentinel"),
+        "The object np_fast_reduce reads as keepdims=False (numpy._NoValue, pynn.ops' default; set once on import).");
   m.def("np_gemm_route", &fast::gemm_route, py::arg("a"), py::arg("b"),
         "Whether np_fast_dot would run a @ b natively (2-D float32 ndarrays; _dispatch.py's rules).");
   for (PyMethodDef* def : {&fast::kReduceDef, &fast::kExtDef, &fast::kDotDef}) {

@@ -69,14 +69,19 @@ REDUCE_SMALL_MAX_SIZE = 1 << 16
 # Larger arrays go native only where the kernel itself wins, measured on one thread (process CPU
 # time, three interleaved rounds; ratios NumPy time / native time):
 # - sum/mean over the first axis (rows added in order, vectorised across columns): 1.4-1.9x up
-#   to 1M elements (256x512, 1024x1024, both dtypes), 0.6-1.4x beyond (cache-exceeding);
+#   to 1M elements (256x512, 1024x1024, both dtypes), 0.6-1.4x beyond (cache-exceeding; since
+#   narrowed to 4 MB, see REDUCE_COLS_MAX_BYTES);
 # - max/min over the first axis: 1.1-1.6x up to 1M elements, 0.7-1.6x beyond;
 # - max/min over the last axis (or all): 1.1-3.3x up to 4M elements, both dtypes;
 # - sum/mean over the last axis or all (pairwise): 0.6-1.0x above 64k: NumPy keeps them.
 # The kernels run these single-threaded (csrc/nn/elementwise.cpp splits a reduction only from
 # 4M elements per thread: at load 7-11 a 2-thread split ran 0.13-0.9x of NumPy where one
 # thread ran 1.4x), so the same rules hold at any thread count.
-REDUCE_COLS_MAX_SIZE = 1 << 20
+# ops6 re-measured the first-axis kernels after giving them register-resident column blocks
+# (1 thread, CPU time, interleaved, two runs each): float32 1024x1024 (4 MB) 1.1-1.7x, float64
+# 512x1024 (4 MB) 0.9-1.6x, float64 1024x1024 (8 MB) 0.74-0.97x: past 4 MB both loops wait on
+# memory and NumPy's row streaming wins, so the limit is in bytes (float32 1M, float64 512k elements).
+REDUCE_COLS_MAX_BYTES = 4 << 20
 REDUCE_EXT_ROWS_MAX_SIZE = 1 << 22
 # A first-axis reduction of fewer columns than this is mostly one long strided column walk.
 REDUCE_COLS_MIN_WIDTH = 16
@@ -109,3 +114,29 @@ def native_gemm_wins(a: np.ndarray, b: np.ndarray) -> bool:
     rules above, applied per call in C (``_C.np_fast_dot``, csrc/nn/bind_nn.cpp) with these limits."""
     from ._numeric import _native  # noqa: PLC0415 (_numeric imports this module; _native sets the limits)
     return _native().np_gemm_route(a, b)
+
+
+# The limits above that the per-call C entries read (handed over once, when pynn._C is first
+# bound: a plain assignment to one of them later would not reach them).
+LIMIT_NAMES = ("GEMM_MIN_MACS", "GEMM_MIN_SIDE", "GEMM_MIN_N", "GEMM_MIN_K", "GEMM_NT_MAX_MACS", "GEMM_NT_MIN_SIDE",
+               "GEMM_MAX_THREADS", "GEMM_SPLIT_MIN_MACS", "GEMM_COLMAJOR_MAX_N", "GEMM_COLMAJOR_MAX_K",
+               "REDUCE_SMALL_MAX_SIZE", "REDUCE_COLS_MAX_BYTES", "REDUCE_EXT_ROWS_MAX_SIZE", "REDUCE_COLS_MIN_WIDTH",
+               "EXT_SCALAR_MIN_SIZE")
+
+
+def set_limits(**limits) -> dict:
+    """Change routing limits at run time (``set_limits(GEMM_MAX_THREADS=2)``) and hand them to the
+    C entries at once; returns the previous values (``set_limits(**old)`` restores them). An unknown
+    name or a non-integer value (``GEMM_SPLIT_MIN_MACS`` also takes None: off) is a TypeError."""
+    for name, value in limits.items():
+        if name not in LIMIT_NAMES:
+            raise TypeError(f"pynn.ops.dispatch.set_limits: unknown limit {name!r} (limits: {', '.join(LIMIT_NAMES)})")
+        if not (type(value) is int or (value is None and name == "GEMM_SPLIT_MIN_MACS")):
+            raise TypeError(f"pynn.ops.dispatch.set_limits: {name} must be an int, got {value!r}")
+    g = globals()
+    old = {name: g[name] for name in limits}
+    g.update(limits)
+    if backend.NATIVE_AVAILABLE:
+        from . import _numeric  # noqa: PLC0415 (_numeric imports this module)
+        _numeric._set_limits(_numeric._native())
+    return old

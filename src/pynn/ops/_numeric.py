@@ -27,6 +27,11 @@ _np_dot_c = getattr(np.dot, "_implementation", np.dot)
 _np_where_c = getattr(np.where, "_implementation", np.where)
 _np_matmul = np.matmul
 _C = None  # pynn._C, bound on first native use (importing pynn must not need it)
+# NumPy's "argument not given" default: np.sum(m, keepdims=False) passes keepdims on to an
+# ndarray subclass's own method (np.matrix.sum has none: a TypeError), an omitted keepdims
+# does not. The reductions below default to the same object, so a subclass sees what NumPy
+# would hand it; the C entry np_fast_reduce reads it as False (np_fast_novalue).
+_NoValue = np._NoValue
 # The backend switch every fast path reads: ``_backend._active is _NATIVE_BACKEND`` is one attribute
 # read (D.native_on() is a call into another module, ~0.07 µs of a ~0.3 µs fast call).
 _backend = D.backend
@@ -36,7 +41,7 @@ _NATIVE_BACKEND = _backend.native_backend if _backend.NATIVE_AVAILABLE else None
 def _set_limits(c):
     """Hand _dispatch's routing limits to the per-call C entries (np_fast_reduce / np_fast_ext /
     np_fast_dot); called once when _C is first bound, and again by whoever changes a limit."""
-    c.np_fast_limits(D.REDUCE_SMALL_MAX_SIZE, D.REDUCE_COLS_MAX_SIZE, D.REDUCE_COLS_MIN_WIDTH,
+    c.np_fast_limits(D.REDUCE_SMALL_MAX_SIZE, D.REDUCE_COLS_MAX_BYTES, D.REDUCE_COLS_MIN_WIDTH,
                      D.REDUCE_EXT_ROWS_MAX_SIZE, D.EXT_SCALAR_MIN_SIZE)
     c.np_gemm_limits(D.GEMM_MIN_MACS, D.GEMM_MIN_SIDE, D.GEMM_MIN_N, D.GEMM_MIN_K, D.GEMM_COLMAJOR_MAX_N,
                      D.GEMM_COLMAJOR_MAX_K, D.GEMM_MAX_THREADS, D.GEMM_NT_MAX_MACS, D.GEMM_NT_MIN_SIDE,
@@ -48,6 +53,7 @@ def _native():
     if _C is None:
         from pynn import _C as c
         _set_limits(c)
+        c.np_fast_novalue(_NoValue)
         _C = c
     return _C
 
@@ -181,7 +187,11 @@ def _scalar_operand(dt, s):
 def _extremum_binary(name, is_max, tensor_fn, np_fn):
     # Inlined checks, no helper calls: this runs on every np.maximum of a lecture loop, where
     # each Python-level call costs ~0.07 µs against NumPy's ~0.7 µs.
-    def f(x1, x2, /, out=None, **kwargs):
+    def f(x1, x2, /, *args, out=None, **kwargs):
+        if args:  # NumPy's positional out (deprecated there: NumPy gives its own warning)
+            if isinstance(x1, Tensor) or isinstance(x2, Tensor):
+                _reject(name, dict(kwargs, out=out, **{f"arg{i + 3}": a for i, a in enumerate(args)}))
+            return np_fn(x1, x2, *args, **kwargs) if out is None else np_fn(x1, x2, *args, out=out, **kwargs)
         if out is None and not kwargs and _backend._active is _NATIVE_BACKEND:
             # One C call checks and computes the large-array case (or returns None).
             r = (_C or _native()).np_fast_ext(x1, x2, is_max)
@@ -200,8 +210,8 @@ def _extremum_binary(name, is_max, tensor_fn, np_fn):
                     dt = x.dtype
                     if ((dt is _F32 or dt is _F64)
                             and (t is float and -1e38 < s < 1e38 or t is int and -_EXACT_INT <= s <= _EXACT_INT)):
-                        if (out is not None and x.size >= _EXT_MIN and x.ndim and x.flags.c_contiguous
-                                and D.native_on()):  # out=x in place (out=None came through np_fast_ext)
+                        if (out is not None and x.size >= _EXT_MIN and x.ndim and (fl := x.flags).c_contiguous
+                                and fl.writeable and D.native_on()):  # out=x in place (out=None: np_fast_ext)
                             return (_C or _native()).np_max_scalar(x, s, is_max, first, out)
                         if s == 0 and (t is int or _copysign(1.0, s) > 0):  # the lecture relu: no lookup
                             z = _ZERO32 if dt is _F32 else _ZERO64
@@ -303,10 +313,11 @@ def dot(a, b, out=None):
 
     2-D float32 products route as :func:`matmul` does."""
     if type(a) is _ndarray and type(b) is _ndarray:
-        if _backend._active is _NATIVE_BACKEND:
+        if _backend._active is _NATIVE_BACKEND and (out is None or type(out) is _ndarray and out.flags.c_contiguous):
             # One C call (np_fast_dot) checks dtype, rank, layout and _dispatch's GEMM rules on the
             # array structs and computes the product, or returns None for NumPy's route: ~0.05 µs
             # on a lecture product that stays NumPy's, where the same checks in Python took ~0.45.
+            # (np.dot takes only a C-contiguous out=, and names any other in its ValueError.)
             r = (_C or _native()).np_fast_dot(a, b, out)
             if r is not None:
                 return r
@@ -345,7 +356,7 @@ _SUM, _MEAN, _MAX, _MIN = 0, 1, 2, 3
 
 
 @face("accelerated")
-def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: A001
+def sum(a, axis=None, dtype=None, out=None, keepdims=_NoValue, **kwargs):  # noqa: A001
     """NumPy's ``sum``; a Tensor records the graph.
 
     A C-contiguous float32/float64 ndarray summed over its last axis, first axis or all of it
@@ -357,15 +368,17 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: 
                 r = (_C or _native()).np_fast_reduce(a, _SUM, axis, keepdims)
                 if r is not None:
                     return r
+            if keepdims is _NoValue:
+                return _add_reduce(a, axis, dtype, out)
             return _add_reduce(a, axis, dtype, out, keepdims=keepdims)
     elif isinstance(a, Tensor):
         _reject("sum", dict(kwargs, dtype=dtype, out=out))
-        return F.sum(a, axis, keepdims)
+        return F.sum(a, axis, keepdims is not _NoValue and keepdims)
     return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
 @face("accelerated")
-def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+def mean(a, axis=None, dtype=None, out=None, keepdims=_NoValue, **kwargs):
     """NumPy's ``mean``; a Tensor records the graph. A float32/float64 ndarray runs the same
     sum-then-divide NumPy does, bit for bit: natively where :func:`sum` would, else through
     ``np.add.reduce`` without NumPy's Python layer."""
@@ -375,33 +388,37 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
                 r = (_C or _native()).np_fast_reduce(a, _MEAN, axis, keepdims)
                 if r is not None:
                     return r
-            if not ((a.dtype is _F32 or a.dtype is _F64) and a.size):
+            # NumPy's own mean for other dtypes, empty arrays and axes that are not None or an int
+            # (np.mean normalises them itself: axis=True is axis 1 there, a TypeError to add.reduce)
+            if not ((a.dtype is _F32 or a.dtype is _F64) and a.size and (axis is None or type(axis) is int)):
                 return np.mean(a, axis=axis, keepdims=keepdims)
-            s = _add_reduce(a, axis, None, None, keepdims=keepdims)
+            s = _add_reduce(a, axis, None, None, keepdims=keepdims is not _NoValue and keepdims)
             count = a.size // (s.size or 1) if type(s) is _ndarray else a.size
             if type(s) is _ndarray:
                 return _true_divide(s, count, out=s, casting="unsafe")
             return s.dtype.type(s / count)
     elif isinstance(a, Tensor):
         _reject("mean", dict(kwargs, dtype=dtype, out=out))
-        return F.mean(a, axis, keepdims)
+        return F.mean(a, axis, keepdims is not _NoValue and keepdims)
     return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
 
 def _extremum(name, op, tensor_fn, ufunc_reduce):
     np_fn = getattr(np, name)
 
-    def f(a, axis=None, out=None, keepdims=False, **kwargs):
+    def f(a, axis=None, out=None, keepdims=_NoValue, **kwargs):
         if type(a) is _ndarray:
             if not kwargs:
                 if out is None and _backend._active is _NATIVE_BACKEND:
                     r = (_C or _native()).np_fast_reduce(a, op, axis, keepdims)
                     if r is not None:
                         return r
+                if keepdims is _NoValue:
+                    return ufunc_reduce(a, axis, None, out)
                 return ufunc_reduce(a, axis, None, out, keepdims=keepdims)
         elif isinstance(a, Tensor):
             _reject(name, dict(kwargs, out=out))
-            return tensor_fn(a, axis, keepdims)
+            return tensor_fn(a, axis, keepdims is not _NoValue and keepdims)
         return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = _doc(name, "Tied extremes share the gradient equally. A C-contiguous float32/float64 ndarray "

@@ -2,7 +2,8 @@
 chosen at run time) against the float64 numpy reference: widths that are not multiples of the
 8-lane vector, null gamma/beta, a large mean next to a small spread; the two ISA builds against
 each other; and 1, 2, 3, 4, 7, 8 threads (rows are independent, so y, mean, inv_std and dx are
-bit-for-bit the same at every thread count; dgamma/dbeta sum per-thread partials)."""
+bit-for-bit the same at every thread count; dgamma/dbeta and Σdx sum fixed row blocks, so they are
+too); the fused residual forward (add_layer_norm_forward) and the backward with Σdx."""
 import numpy as np
 import pytest
 
@@ -88,8 +89,70 @@ def test_layer_norm_is_bitwise_identical_across_thread_counts(isa, threads):
     x, gamma, beta, dy = _data(4096, 96, 0.5, 2.0, seed=9)
     ref = _run(isa, 1, x, gamma, beta, dy)
     got = _run(isa, threads, x, gamma, beta, dy)
-    for name, a, b in zip(["y", "mean", "inv_std", "dx"], got[:4], ref[:4]):
+    # dgamma/dbeta: float partials over row blocks fixed by the shape, added in block order.
+    for name, a, b in zip(["y", "mean", "inv_std", "dx", "dgamma", "dbeta"], got, ref):
         np.testing.assert_array_equal(a, b, err_msg=name)
-    # dgamma/dbeta: per-thread float partials added in double, so only rounding may differ.
-    for name, a, b in zip(["dgamma", "dbeta"], got[4:], ref[4:]):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4, err_msg=name)
+
+
+def _run_fused(isa, threads, x, res, gamma, beta, dy):
+    old_isa, old_threads = _C.isa(), pynn.get_num_threads()
+    _C.set_isa(isa)
+    pynn.set_num_threads(threads)
+    try:
+        y, s, mean, inv = _C.add_layer_norm_forward(x, res, gamma, beta, 1e-3)
+        return (y, s, mean, inv) + tuple(_C.layer_norm_backward_with_sum(s, dy, mean, inv, gamma))
+    finally:
+        _C.set_isa(old_isa)
+        pynn.set_num_threads(old_threads)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("rows,c", [(1, 1), (7, 13), (300, 128), (2048, 96)])
+def test_add_layer_norm_is_bitwise_an_add_then_layer_norm(isa, rows, c):
+    x, gamma, beta, dy = _data(rows, c, 0.3, 1.5, seed=3)
+    res = np.random.default_rng(rows).standard_normal((rows, c)).astype(np.float32)
+    y, s, mean, inv, dx, dg, db, dsum = _run_fused(isa, pynn.get_num_threads(), x, res, gamma, beta, dy)
+    np.testing.assert_array_equal(s, x + res)
+    y2, mean2, inv2, dx2, dg2, db2 = _run(isa, pynn.get_num_threads(), x + res, gamma, beta, dy)
+    for name, a, b in zip(["y", "mean", "inv_std"], (y, mean, inv), (y2, mean2, inv2)):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    # The backward with the column sums is the plain backward plus Σdx (float64 reference).
+    for name, a, b in zip(["dx", "dgamma", "dbeta"], (dx, dg, db), (dx2, dg2, db2)):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    np.testing.assert_allclose(dsum, dx.astype(np.float64).sum(0), rtol=1e-5, atol=1e-5 * np.sqrt(rows))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_add_layer_norm_and_column_sums_are_bitwise_identical_across_thread_counts(isa):
+    x, gamma, beta, dy = _data(4096, 96, 0.5, 2.0, seed=11)
+    res = np.random.default_rng(5).standard_normal(x.shape).astype(np.float32)
+    ref = _run_fused(isa, 1, x, res, gamma, beta, dy)
+    for threads in (2, 3, 4, 7, 8):
+        got = _run_fused(isa, threads, x, res, gamma, beta, dy)
+        for name, a, b in zip(["y", "s", "mean", "inv_std", "dx", "dgamma", "dbeta", "dx_sum"], got, ref):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} at {threads} threads")
+
+
+def test_backend_add_layer_norm_native_matches_the_numpy_reference():
+    from pynn.backend.native import norm as nat
+    from pynn.backend.numpy import norm as npref
+    x, gamma, beta, dy = _data(50, 24, 0.0, 1.0, seed=4)
+    res = np.random.default_rng(9).standard_normal((2, 25, 24)).astype(np.float32)
+    x = x.reshape(2, 25, 24)
+    got, want = nat.add_layer_norm(x, res, gamma, beta, 1e-5), npref.add_layer_norm(x, res, gamma, beta, 1e-5)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    args = (got[1], dy.reshape(x.shape), got[2], got[3], gamma)
+    for a, b in zip(nat.layer_norm_grad_with_sum(*args), npref.layer_norm_grad_with_sum(*args)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_add_layer_norm_rejects_mismatched_shapes():
+    x = np.zeros((4, 8), np.float32)
+    with pytest.raises(ValueError, match="add_layer_norm"):
+        _C.add_layer_norm_forward(x, np.zeros((4, 7), np.float32), None, None, 1e-5)
+    from pynn.backend.numpy import norm as npref
+    with pytest.raises(ValueError, match="add_layer_norm"):
+        npref.add_layer_norm(x, np.zeros((3, 8), np.float32))
+    with pytest.raises(ValueError, match="layer_norm_grad"):
+        _C.layer_norm_backward_with_sum(x, x, np.zeros(3, np.float32), np.ones(4, np.float32), None)

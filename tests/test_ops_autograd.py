@@ -167,6 +167,14 @@ SAMPLES += [
      lambda x, k, u, b, h, c: F.lstm(x, k, u, b, h, c, mask=MASK, go_backwards=True, last_only=True),
      [randn(2, 4, 3), randn(3, 20) * 0.5, randn(5, 20) * 0.5, randn(20) * 0.1, randn(2, 5), randn(2, 5)]),
 ]
+# The fused post-norm Transformer encoder block (full checks in tests/test_transformer_fused.py).
+_TE_SHAPES = [(2, 4, 4), (4, 2, 1), (2, 1), (4, 2, 1), (2, 1), (4, 2, 1), (2, 1), (2, 1, 4), (4,), (4,), (4,),
+              (4, 6), (6,), (6, 4), (4,), (4,), (4,)]
+SAMPLES += [
+    ("transformer_encoder_post_norm_causal", "transformer_encoder_post_norm",
+     lambda *a: F.transformer_encoder_post_norm(*a, heads=2, key_dim=1, mask=np.tril(np.ones((4, 4), bool))),
+     [randn(*s) for s in _TE_SHAPES]),
+]
 IDS = [s[0] for s in SAMPLES]
 
 

@@ -13,12 +13,20 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/dispatch.h"
 #include "common/parallel.h"
 #include "gemm/config.h"
 #include "gemm/gemm.h"
 #include "nn/softmax.h"
 
 namespace pynn::nn {
+
+// The rows' softmax: AVX2 in attention_avx2.cpp; the portable build is softmax_rows.
+PYNN_ISA_DECLARE(void attention_softmax_rows(const float* x, float* y, int64_t rows, int64_t S);)
+namespace generic {
+void attention_softmax_rows(const float* x, float* y, int64_t rows, int64_t S) { softmax_rows(x, y, rows, S, false); }
+}  // namespace generic
+
 namespace {
 
 constexpr float kMasked = -1e9f;  // the layer's masked score (attention.py: _NEG), not -inf: a fully
@@ -82,7 +90,9 @@ void attention_forward(int64_t B, int64_t H, int64_t T, int64_t S, int64_t dk, i
     // scores = scale * Q K^T: K read transposed through its strides.
     sgemm(T, S, dk, scale, Q, q.st, q.sd, K, k.sd, k.st, 0.f, scores, S, 1, nullptr, Act::Linear, 0.f);
     if (mask.p) apply_mask(mask, b, h, T, S, kMasked, scores);
-    softmax_rows(scores, P, T, S, false);
+    parallel_for(T, S, kElemGrain, [&](int64_t r0, int64_t r1) {
+      PYNN_ISA_CALL(attention_softmax_rows, scores + r0 * S, P + r0 * S, r1 - r0, S);
+    });
     const float* A = P;
     if (drop) {  // the scores block is free again: it holds P * D
       multiply(P, drop + i * TS, scores, TS);

@@ -16,6 +16,7 @@
 #include "gemm/gemm.h"
 #include "nn/activations.h"
 #include "nn/attention.h"
+#include "nn/attention_block.h"
 #include "nn/bias.h"
 #include "nn/elementwise.h"
 #include "nn/softmax.h"
@@ -243,6 +244,37 @@ void attention_backward(py::handle gh, py::handle qh, py::handle kh, py::handle 
   nogil([&] {
     nn::attention_backward(a.B, a.H, a.T, a.S, a.dk, a.dv, G, q, k, v, wp, scale, a.m, drop, DQ, DK, DV);
   });
+}
+
+// dz = act'(y) * (g . w^T), db = dz.sum(0) (nn/attention_block.h): g (rows, n), w (k, n), y (rows, k).
+py::tuple matmul_act_backward(py::handle gh, py::handle wh, py::handle yh, const std::string& name) {
+  const char* op = "matmul_act_backward";
+  py::array g = f32c(op, "g", gh), w = f32c(op, "w", wh), y = f32c(op, "y", yh);
+  require_ndim(op, "g", g, 2, "2-D (rows, n)");
+  require_ndim(op, "w", w, 2, "2-D (k, n)");
+  require_ndim(op, "y", y, 2, "2-D (rows, k)");
+  const int64_t rows = g.shape(0), n = g.shape(1), k = w.shape(0);
+  require_shape(op, "w", w, {k, n});
+  require_shape(op, "y", y, {rows, k});
+  const Act a = act_from_output_arg(op, name);
+  py::array dz = empty({rows, k}), db = empty({k});
+  const float *gp = cptr(g), *wp = cptr(w), *yp = cptr(y);
+  float *zp = mptr(dz), *bp = mptr(db);
+  nogil([&] { nn::matmul_act_backward(rows, n, k, gp, wp, n, yp, a, zp, bp); });
+  return py::make_tuple(dz, db);
+}
+
+// Column sums of x (rows, C) over fixed row blocks (nn/attention_block.h).
+py::array row_block_sums(py::handle xh) {
+  const char* op = "row_block_sums";
+  py::array x = f32c(op, "x", xh);
+  require_ndim(op, "x", x, 2, "2-D (rows, C)");
+  const int64_t rows = x.shape(0), C = x.shape(1);
+  py::array out = empty({C});
+  const float* xp = cptr(x);
+  float* op_ = mptr(out);
+  nogil([&] { nn::row_block_sums(rows, C, xp, op_); });
+  return out;
 }
 
 // logits (N, C) float32 for the fused softmax cross-entropy.
@@ -798,6 +830,13 @@ void bind_nn(py::module_& m) {
         py::arg("dv"),
         "Gradients of attention for dout (B, T, H, dv), written into dq, dk, dv (writable float32 views,\n"
         "not overlapping any input).");
+  m.def("matmul_act_backward", &matmul_act_backward, py::arg("g"), py::arg("w"), py::arg("y"), py::arg("activation"),
+        "dz = act'(y) * (g @ w.T) and db = dz.sum(0) in one pass over row blocks (the same bits at any\n"
+        "thread count): g (rows, n), w (k, n), y (rows, k) float32, activation read off its output y.\n"
+        "Returns (dz (rows, k), db (k,)).");
+  m.def("row_block_sums", &row_block_sums, py::arg("x"),
+        "x.sum(0) for x (rows, C) float32: float partials over 64-row blocks added in double in block\n"
+        "order, the same bits at any thread count.");
   m.def("softmax_xent_sparse", &softmax_xent_sparse, py::arg("logits"), py::arg("labels"),
         "Fused softmax cross-entropy, int64 labels (N,): logits (N, C) -> (loss (N,), dlogits (N, C)).");
   m.def("softmax_xent_dense", &softmax_xent_dense, py::arg("logits"), py::arg("targets"),

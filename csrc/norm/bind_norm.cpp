@@ -50,6 +50,46 @@ py::tuple norm_backward(const char* op, NormBackward fn, bool stats_per_row, py:
   return py::make_tuple(dx, dgamma, dbeta);
 }
 
+void layer_norm_backward_no_sum(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
+                                const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
+  layer_norm_backward(x, dy, rows, c, mean, inv_std, gamma, dx, dgamma, dbeta, nullptr);
+}
+
+// LN(x + res): the post-norm residual in one pass (see add_layer_norm_forward).
+py::tuple add_layer_norm(py::handle xh, py::handle rh, py::handle gh, py::handle bh, float eps) {
+  const char* op = "add_layer_norm";
+  py::array x = rows_by_c(op, "x", xh), res = rows_by_c(op, "res", rh);
+  same_shape(op, "x", x, "res", res);
+  const int64_t rows = x.shape(0), c = x.shape(1);
+  py::array gk, bk;
+  const float* g = optional_vec(op, "gamma", gh, c, &gk);
+  const float* b = optional_vec(op, "beta", bh, c, &bk);
+  if (!(eps >= 0.f)) throw py::value_error(std::string(op) + ": epsilon must be >= 0");
+  py::array y = empty({rows, c}), s = empty({rows, c}), mean = empty({rows}), inv = empty({rows});
+  const float *xp = cptr(x), *rp = cptr(res);
+  float *yp = mptr(y), *sp = mptr(s), *mp = mptr(mean), *ip = mptr(inv);
+  nogil([&] { add_layer_norm_forward(xp, rp, rows, c, g, b, eps, sp, yp, mp, ip); });
+  return py::make_tuple(y, s, mean, inv);
+}
+
+// layer_norm_backward that also returns Σ dx over the rows (the bias gradient of the layer before).
+py::tuple layer_norm_grad_with_sum(py::handle xh, py::handle dyh, py::handle mh, py::handle ih, py::handle gh) {
+  const char* op = "layer_norm_grad";
+  py::array x = rows_by_c(op, "x", xh), dy = rows_by_c(op, "dy", dyh);
+  same_shape(op, "x", x, "dy", dy);
+  const int64_t rows = x.shape(0), c = x.shape(1);
+  py::array mk, ik, gk;
+  const float* m = optional_vec(op, "mean", mh, rows, &mk);
+  const float* iv = optional_vec(op, "inv_std", ih, rows, &ik);
+  if (!m || !iv) throw py::value_error(std::string(op) + ": mean and inv_std are required");
+  const float* g = optional_vec(op, "gamma", gh, c, &gk);
+  py::array dx = empty({rows, c}), dgamma = empty({c}), dbeta = empty({c}), dsum = empty({c});
+  const float *xp = cptr(x), *dyp = cptr(dy);
+  float *dxp = mptr(dx), *dgp = mptr(dgamma), *dbp = mptr(dbeta), *dsp = mptr(dsum);
+  nogil([&] { layer_norm_backward(xp, dyp, rows, c, m, iv, g, dxp, dgp, dbp, dsp); });
+  return py::make_tuple(dx, dgamma, dbeta, dsum);
+}
+
 // The two normalisations share their bindings; stats_per_row tells them apart.
 struct Norm {
   const char* name;  // the op in error messages; "<name>_grad" for the backward
@@ -65,7 +105,7 @@ void bind_norm(py::module_& m) {
   static const Norm kNorms[] = {
       {"batch_norm", &batch_norm_forward, &batch_norm_backward, false,
        "Training-mode batch norm of x (rows, C): returns (y, mean (C,), inv_std (C,))."},
-      {"layer_norm", &layer_norm_forward, &layer_norm_backward, true,
+      {"layer_norm", &layer_norm_forward, &layer_norm_backward_no_sum, true,
        "Layer norm over the last axis of x (rows, C): returns (y, mean (rows,), inv_std (rows,))."},
   };
   for (const Norm& k : kNorms) {
@@ -84,6 +124,12 @@ void bind_norm(py::module_& m) {
         py::arg("x"), py::arg("dy"), py::arg("mean"), py::arg("inv_std"), py::arg("gamma"),
         "Gradient of the forward of the same name: returns (dx, dgamma, dbeta).");
   }
+  m.def("add_layer_norm_forward", &add_layer_norm, py::arg("x"), py::arg("res"), py::arg("gamma"), py::arg("beta"),
+        py::arg("epsilon"),
+        "Layer norm of s = x + res (rows, C) in one pass: returns (y, s, mean (rows,), inv_std (rows,)).");
+  m.def("layer_norm_backward_with_sum", &layer_norm_grad_with_sum, py::arg("x"), py::arg("dy"), py::arg("mean"),
+        py::arg("inv_std"), py::arg("gamma"),
+        "layer_norm_backward plus the column sums of dx: returns (dx, dgamma, dbeta, dx.sum(0)).");
 }
 
 }  // namespace pynn::bind

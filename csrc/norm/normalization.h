@@ -21,16 +21,27 @@ void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
 void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std);
 
-// With g = dy·gamma: dx = inv_std/C · (C·g − Σg − x̂·Σ(g·x̂)) per row; dgamma, dbeta summed over rows.
+// With g = dy·gamma: dx = inv_std/C · (C·g − Σg − x̂·Σ(g·x̂)) per row; dgamma, dbeta summed over rows
+// (bitwise the same at any thread count: fixed row blocks). dx_sum (C floats, or nullptr):
+// also Σ dx over the rows, the bias gradient of the layer that produced x.
 void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
-                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta);
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta,
+                         float* dx_sum = nullptr);
+
+// Post-norm residual: s = x + res, then layer_norm_forward(s) into y, mean, inv_std
+// (bitwise an add followed by layer_norm_forward; s is kept for the backward).
+void add_layer_norm_forward(const float* x, const float* res, int64_t rows, int64_t c, const float* gamma,
+                            const float* beta, float eps, float* s, float* y, float* mean, float* inv_std);
 
 // The per-ISA builds behind layer_norm_forward/backward (normalization_impl.h).
 PYNN_ISA_DECLARE(
 void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std);
 void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
-                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta);
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta,
+                         float* dx_sum);
+void add_layer_norm_forward(const float* x, const float* res, int64_t rows, int64_t c, const float* gamma,
+                            const float* beta, float eps, float* s, float* y, float* mean, float* inv_std);
 )
 
 }  // namespace pynn

@@ -12,7 +12,7 @@ from .einsum import einsum
 from .normalization import batch_norm, layer_norm
 from .movement import concatenate, expand_dims, flatten, getitem, reshape, split, squeeze, stack, transpose
 from .activation import ACTIVATIONS, activation, log_softmax, softmax
-from .attention import dot_product_attention, packed_self_attention
+from .attention import dot_product_attention, packed_self_attention, transformer_encoder_post_norm
 from .nn import dense, dropout, matmul, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from .recurrent import embedding, gru, lstm, simple_rnn
 from .reduce import max, mean, min, std, sum, var  # noqa: A004
@@ -28,7 +28,7 @@ __all__ = [
     "max", "mean", "min", "sum", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "global_average_pool2d",
     "global_max_pool2d", "max_pool1d", "max_pool2d",
     "cast", "log1p", "einsum", "expand_dims", "split", "squeeze", "std", "var",
-    "dot_product_attention", "packed_self_attention",
+    "dot_product_attention", "packed_self_attention", "transformer_encoder_post_norm",
 ] + sorted(ACTIVATIONS)   # relu, sigmoid, ..., one per activation of the table
 
 globals().update(ACTIVATIONS)

@@ -2,8 +2,9 @@
 import numpy as np
 
 from .. import functional as F
-from ..autograd import Tensor
-from .attention import MultiHeadAttention
+from ..autograd import Tensor, is_grad_enabled
+from ..functional.activation import split as _split_activation
+from .attention import MultiHeadAttention, _combine_masks
 from .base import Layer
 from .dense import Dense
 from .dropout import Dropout
@@ -57,9 +58,40 @@ class TransformerEncoder(Layer):
     def compute_output_shape(self, input_shape):
         return input_shape   # declared, so a functional graph need not run the block to learn it
 
+    def _fused_activation(self, training):
+        """FF1's activation name when the block can run as one op
+        (F.transformer_encoder_post_norm: post-norm, a graph being recorded, no dropout
+        active, an activation fused from its output, the sublayers as build() made them),
+        else None: the composed graph below."""
+        if self.normalize_first or not is_grad_enabled() or (training and self.dropout_rate):
+            return None
+        att = self.attention
+        if not att.use_bias or att.output_dim not in (None, att.query_kernel.shape[0]) or (training and att.dropout):
+            return None
+        subs = (att, self.norm1, self.norm2, self.ff1, self.ff2)
+        if any(layer.activity_regularizer is not None for layer in subs):
+            return None
+        if self.ff1.bias is None or self.ff2.bias is None or _split_activation(self.ff2.activation) != ("linear", None):
+            return None
+        fused, after = _split_activation(self.ff1.activation)
+        return fused if after is None else None
+
     def call(self, x, training=False, attention_mask=None, use_causal_mask=False):
         mask = x._keras_mask
-        if self.normalize_first:
+        fused = self._fused_activation(training) if x.ndim == 3 else None
+        if fused is not None:
+            att, t = self.attention, x.shape[1]
+            m = _combine_masks((t, t), mask, attention_mask, use_causal_mask)
+            while m is not None and m.ndim < 4:   # (B, T, S) -> (B, 1, T, S): every head, as MultiHeadAttention
+                m = m[:, None]
+            x = F.transformer_encoder_post_norm(
+                x, att.query_kernel, att.query_bias, att.key_kernel, att.key_bias, att.value_kernel, att.value_bias,
+                att.output_kernel, att.output_bias, self.norm1.gamma, self.norm1.beta, self.ff1.kernel,
+                self.ff1.bias, self.ff2.kernel, self.ff2.bias, self.norm2.gamma, self.norm2.beta, att.num_heads,
+                att.key_dim, att.value_dim, scale=1.0 / np.sqrt(att.key_dim),
+                mask=m, eps1=self.norm1.epsilon,
+                eps2=self.norm2.epsilon, activation=fused)
+        elif self.normalize_first:
             h = self.norm1(x)
             x = x + self._drop(self.attention(h, h, attention_mask=attention_mask, use_causal_mask=use_causal_mask,
                                               training=training), training)

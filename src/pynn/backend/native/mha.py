@@ -7,7 +7,7 @@ from pynn import _C
 
 from ..numpy import mha as _ref
 
-__all__ = ["attention", "attention_grad"]
+__all__ = ["attention", "attention_grad", "matmul_act_grad", "row_block_sums"]
 
 _f32 = np.dtype(np.float32)
 
@@ -42,3 +42,19 @@ def attention_grad(dout, q, k, v, weights, scale, mask=None, dropout=None, out=N
     _C.attention_backward(dout, q, k, v, np.ascontiguousarray(weights), float(scale), _mask(mask, (b, h, t, s)),
                           _dropout(dropout, (b, h, t, s)), *out)
     return tuple(out)
+
+
+def matmul_act_grad(g, w, y, activation):
+    # One pass over row blocks (_C.matmul_act_backward); float64 and activations _C cannot
+    # differentiate from y go to the reference.
+    from .nn import NATIVE_FROM_OUTPUT
+    if not _native(g, w, y) or activation not in NATIVE_FROM_OUTPUT:
+        return _ref.matmul_act_grad(g, w, y, activation)
+    c = np.ascontiguousarray
+    return _C.matmul_act_backward(c(g), c(w), c(y), activation)
+
+
+def row_block_sums(x):
+    if not _native(x) or x.ndim != 2:
+        return _ref.row_block_sums(x)
+    return _C.row_block_sums(np.ascontiguousarray(x))

@@ -5,7 +5,8 @@ from pynn import _C
 
 from ..numpy import norm as _ref
 
-__all__ = ["batch_norm", "batch_norm_grad", "layer_norm", "layer_norm_grad"]
+__all__ = ["batch_norm", "batch_norm_grad", "layer_norm", "layer_norm_grad", "add_layer_norm",
+           "layer_norm_grad_with_sum"]
 
 
 def _f32(*arrays):
@@ -49,3 +50,18 @@ def layer_norm(x, gamma=None, beta=None, epsilon=1e-3):
 
 def layer_norm_grad(x, dy, mean, inv_std, gamma=None):
     return _backward(_C.layer_norm_backward, _ref.layer_norm_grad, x, dy, mean, inv_std, gamma)
+
+
+def add_layer_norm(x, res, gamma=None, beta=None, epsilon=1e-3):
+    if not _f32(x, res, gamma, beta) or x.shape != res.shape:
+        return _ref.add_layer_norm(x, res, gamma, beta, epsilon)
+    y, s, mean, inv_std = _C.add_layer_norm_forward(_rows(x), _rows(res), _vec(gamma), _vec(beta), float(epsilon))
+    return y.reshape(x.shape), s.reshape(x.shape), mean, inv_std
+
+
+def layer_norm_grad_with_sum(x, dy, mean, inv_std, gamma=None):
+    if not _f32(x, dy, mean, inv_std, gamma):
+        return _ref.layer_norm_grad_with_sum(x, dy, mean, inv_std, gamma)
+    dx, dgamma, dbeta, dx_sum = _C.layer_norm_backward_with_sum(_rows(x), _rows(dy), _vec(mean), _vec(inv_std),
+                                                                _vec(gamma))
+    return dx.reshape(x.shape), dgamma, dbeta, dx_sum

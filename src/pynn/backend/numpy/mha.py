@@ -18,7 +18,7 @@ import numpy as np
 
 from .nn import softmax, softmax_grad
 
-__all__ = ["attention", "attention_grad"]
+__all__ = ["attention", "attention_grad", "matmul_act_grad", "row_block_sums"]
 
 MASKED = -1e9
 
@@ -98,3 +98,22 @@ def attention_grad(dout, q, k, v, weights, scale, mask=None, dropout=None, out=N
     for o, x in zip(out, grads):
         o[...] = x
     return tuple(out)
+
+
+def matmul_act_grad(g, w, y, activation):
+    """(dz, db) with dz = act'(y)·(g @ wᵀ) and db = Σ dz over the rows: the gradient at the
+    output z of an activated Dense layer y = act(z) whose successor has kernel w (k, n) and
+    output gradient g (rows, n) (the Transformer block's feed-forward). y (rows, k)."""
+    if g.ndim != 2 or w.ndim != 2 or y.ndim != 2 or g.shape[1] != w.shape[1] or y.shape != (g.shape[0], w.shape[0]):
+        raise ValueError(f"matmul_act_grad: expected g (rows, n), w (k, n), y (rows, k); got g {g.shape}, "
+                         f"w {w.shape}, y {y.shape}")
+    from .nn import act_bias_grad
+    return act_bias_grad(y, g @ w.T, activation)
+
+
+def row_block_sums(x):
+    """x.sum(0) of a 2-D x (the packed Q|K|V projection's bias gradient). The native kernel
+    sums fixed row blocks, so its bits do not depend on the thread count."""
+    if x.ndim != 2:
+        raise ValueError(f"row_block_sums: expected a 2-D (rows, C) array, got shape {x.shape}")
+    return x.sum(axis=0)

@@ -7,7 +7,8 @@ the backward needs no recomputation.
 """
 import numpy as np
 
-__all__ = ["batch_norm", "batch_norm_grad", "layer_norm", "layer_norm_grad"]
+__all__ = ["batch_norm", "batch_norm_grad", "layer_norm", "layer_norm_grad", "add_layer_norm",
+           "layer_norm_grad_with_sum"]
 
 
 def _rows(x):
@@ -72,3 +73,20 @@ def layer_norm_grad(x, dy, mean, inv_std, gamma=None):
     g = dy2 if gamma is None else dy2 * gamma
     dx = inv_std[:, None] / c * (c * g - g.sum(axis=1, keepdims=True) - x_hat * (g * x_hat).sum(axis=1, keepdims=True))
     return dx.reshape(x.shape).astype(x.dtype, copy=False), dgamma, dbeta
+
+
+def add_layer_norm(x, res, gamma=None, beta=None, epsilon=1e-3):
+    """Layer norm of s = x + res (the post-norm residual). Returns (y, s, mean, inv_std):
+    s is the backward's input."""
+    if x.shape != res.shape:
+        raise ValueError(f"add_layer_norm: x has shape {x.shape} but res has shape {res.shape}")
+    s = x + res
+    y, mean, inv_std = layer_norm(s, gamma, beta, epsilon)
+    return y, s, mean, inv_std
+
+
+def layer_norm_grad_with_sum(x, dy, mean, inv_std, gamma=None):
+    """:func:`layer_norm_grad` plus Σ dx over the rows (the bias gradient of the layer whose
+    output x is): returns (dx, dgamma, dbeta, dx_sum)."""
+    dx, dgamma, dbeta = layer_norm_grad(x, dy, mean, inv_std, gamma)
+    return dx, dgamma, dbeta, _rows(dx).sum(axis=0)

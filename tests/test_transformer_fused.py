@@ -377,3 +377,33 @@ def test_fused_block_with_a_frozen_sublayer_skips_its_gradients(backend_name):
             else:
                 assert a is None and b is None, w.name
         np.testing.assert_allclose(fused[1], composed[1], rtol=2e-5, atol=2e-6)
+
+
+class _DoubledAttention(layers.MultiHeadAttention):
+    """A MultiHeadAttention subclass whose call differs from the base's (its output doubled)."""
+
+    def call(self, *args, **kwargs):
+        return super().call(*args, **kwargs) * 2.0
+
+
+@pytest.mark.parametrize("swap", ["subclass", "patched call"])
+def test_encoder_never_bypasses_a_replaced_sublayer(swap):
+    """A sublayer swapped for a subclass, or one whose call() is patched on the instance, runs its
+    own code: the block takes the composed graph, and the result shows the sublayer's change."""
+    enc = _block()
+    ref = _block()
+    x = np.random.default_rng(4).standard_normal((2, 5, 8)).astype(np.float32)
+    if swap == "subclass":
+        new = _DoubledAttention(2, 4, name="doubled")
+        new.build([(None, 5, 8), (None, 5, 8)])
+        for w_new, w_old in zip(new.weights, enc.attention.weights):
+            w_new.data[...] = w_old.data
+        enc.attention = new
+    else:
+        att = enc.attention
+        base_call = att.call
+        att.call = lambda *a, **k: base_call(*a, **k) * 2.0
+    assert enc._fused_activation(True) is None
+    y = enc(Tensor(x, requires_grad=True), training=True).data
+    y_ref = ref(Tensor(x, requires_grad=True), training=True).data
+    assert not np.allclose(y, y_ref, atol=1e-3), "the replaced sublayer's call did not run"

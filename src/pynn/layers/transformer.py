@@ -66,6 +66,15 @@ class TransformerEncoder(Layer):
         if self.normalize_first or not is_grad_enabled() or (training and self.dropout_rate):
             return None
         att = self.attention
+        # Exactly the sublayers build() makes: a subclass or an instance-patched call() swapped in
+        # for one of them must run (the fused op would silently skip its code), and a LayerNorm
+        # over other axes or without gamma/beta is not the op's.
+        subs = ((att, MultiHeadAttention), (self.norm1, LayerNormalization), (self.norm2, LayerNormalization),
+                (self.ff1, Dense), (self.ff2, Dense))
+        if any(type(layer) is not cls or "call" in layer.__dict__ for layer, cls in subs):
+            return None
+        if any(n.axis not in (-1, (-1,), [-1]) or not (n.center and n.scale) for n in (self.norm1, self.norm2)):
+            return None
         if not att.use_bias or att.output_dim not in (None, att.query_kernel.shape[0]) or (training and att.dropout):
             return None
         subs = (att, self.norm1, self.norm2, self.ff1, self.ff2)

@@ -16,6 +16,26 @@ namespace {
 // Rows per block of the activation pass and its column sums (fixed by the shape, so the sums
 // are the same at any thread count): 2048 rows give 32 blocks to deal to the threads.
 constexpr int64_t kBlockRows = 64;
+
+// s[c] = sum of the m rows of x (row stride C), one block's partial column sums.
+void sum_block_rows(const float* x, int64_t m, int64_t C, float* __restrict s) {
+  std::fill(s, s + C, 0.f);
+  for (int64_t r = 0; r < m; ++r) {
+    const float* __restrict xr = x + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) s[c] += xr[c];
+  }
+}
+
+// out[c] = the nblk blocks' partial sums folded in block order (in double), so the result does
+// not depend on which thread summed which block.
+void fold_block_sums(const std::vector<float>& part, int64_t nblk, int64_t C, float* out) {
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0.0;
+    for (int64_t blk = 0; blk < nblk; ++blk) acc += part[static_cast<size_t>(blk * C + c)];
+    out[c] = static_cast<float>(acc);
+  }
+}
 }  // namespace
 
 void matmul_act_backward(int64_t rows, int64_t n, int64_t k, const float* g, const float* w, int64_t rs_w,
@@ -38,20 +58,10 @@ void matmul_act_backward(int64_t rows, int64_t n, int64_t k, const float* g, con
       const int64_t r0 = blk * kBlockRows, m = std::min(kBlockRows, rows - r0);
       float* __restrict d = dz + r0 * k;
       act_backward(act, y + r0 * k, y + r0 * k, gw + r0 * k, d, m * k, 0.f);
-      float* __restrict s = part.data() + blk * k;
-      std::fill(s, s + k, 0.f);
-      for (int64_t r = 0; r < m; ++r) {
-        const float* __restrict dr = d + r * k;
-#pragma omp simd
-        for (int64_t c = 0; c < k; ++c) s[c] += dr[c];
-      }
+      sum_block_rows(d, m, k, part.data() + blk * k);   // while the block is in cache
     }
   });
-  for (int64_t c = 0; c < k; ++c) {
-    double acc = 0.0;
-    for (int64_t blk = 0; blk < nblk; ++blk) acc += part[static_cast<size_t>(blk * k + c)];
-    db[c] = static_cast<float>(acc);
-  }
+  fold_block_sums(part, nblk, k, db);
 }
 
 void row_block_sums(int64_t rows, int64_t C, const float* x, float* out) {
@@ -60,21 +70,11 @@ void row_block_sums(int64_t rows, int64_t C, const float* x, float* out) {
   std::vector<float> part(static_cast<size_t>(nblk * C));
   parallel_for(nblk, kBlockRows * C, kElemGrain, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
-      float* __restrict s = part.data() + blk * C;
-      std::fill(s, s + C, 0.f);
-      const int64_t r1 = std::min(rows, (blk + 1) * kBlockRows);
-      for (int64_t r = blk * kBlockRows; r < r1; ++r) {
-        const float* __restrict xr = x + r * C;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) s[c] += xr[c];
-      }
+      const int64_t r0 = blk * kBlockRows;
+      sum_block_rows(x + r0 * C, std::min(kBlockRows, rows - r0), C, part.data() + blk * C);
     }
   });
-  for (int64_t c = 0; c < C; ++c) {
-    double acc = 0.0;
-    for (int64_t blk = 0; blk < nblk; ++blk) acc += part[static_cast<size_t>(blk * C + c)];
-    out[c] = static_cast<float>(acc);
-  }
+  fold_block_sums(part, nblk, C, out);
 }
 
 }  // namespace pynn::nn

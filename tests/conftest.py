@@ -32,6 +32,14 @@ def native_backend():
 
 
 @pytest.fixture
+def restore_threads():
+    """Put the native thread count back after a test that changes it."""
+    before = pynn.get_num_threads()
+    yield
+    pynn.set_num_threads(before)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -17,13 +17,6 @@ def _f32(rng, *shape, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-@pytest.fixture
-def restore_threads():
-    before = pynn.get_num_threads()
-    yield
-    pynn.set_num_threads(before)
-
-
 def _lstm_case(n=24, t=9, u=72, seed=0, xscale=1.0):
     r = np.random.default_rng(seed)
     xw = _f32(r, n, t, 4 * u, scale=xscale)

@@ -19,13 +19,6 @@ def _f32(rng, *shape, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-@pytest.fixture
-def restore_threads():
-    before = pynn.get_num_threads()
-    yield
-    pynn.set_num_threads(before)
-
-
 def _case(n, t, f, u, seed, masked):
     r = np.random.default_rng(seed)
     x, k, b = _f32(r, n, t, f), _f32(r, f, 4 * u, scale=0.4), _f32(r, 4 * u, scale=0.3)

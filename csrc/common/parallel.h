@@ -6,7 +6,7 @@
 //   parallel_for(n, cost, grain, f) f(begin, end) on static contiguous blocks of [0, n)
 //   share_work(n, chunk, T, body)   dynamic chunks, never waiting for a late thread (below)
 //   shared_for_each(n, work, grain, body)  body(i) for i < n over share_work
-//   column_sums(rows, C, grain, out, add_rows)  per-column sums with private double partials
+//   (column sums the same at any thread count: common/block_sums.h)
 //
 // Everything runs on share_work's helpers (OpenMP supplies only the thread-count setting
 // and omp_in_parallel): one pool for every kernel family, so back-to-back kernels of a training step find the same helpers awake instead
@@ -102,28 +102,6 @@ void shared_for_each(int64_t n, int64_t work_per_item, int64_t grain, F&& body) 
   share_work(n, std::max<int64_t>(1, n / (8 * T)), T, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) body(i);
   });
-}
-
-// out[c] (c < C) = the column sums that add_rows(r0, r1, acc) adds into the C double
-// accumulators acc for rows [r0, r1). Threads take contiguous row blocks with private
-// partials, added at the end in thread order: the result does not depend on
-// scheduling. rows == 0 gives zeros.
-template <class AddRows>
-void column_sums(int64_t rows, int64_t C, int64_t grain, double* out, AddRows&& add_rows) {
-  if (C <= 0) return;
-  const int T = rows > 0 ? threads_for(rows * C, grain) : 1;
-  std::vector<double> part(static_cast<size_t>(T) * C, 0.0);
-  int used = 1;
-  parallel_team_checked(T, [&](int t, int nt) {  // add_rows may allocate (act_bias_backward's block sums)
-    if (t == 0) used = nt;
-    const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-    if (r0 < r1) add_rows(r0, r1, part.data() + static_cast<size_t>(t) * C);
-  });
-  for (int64_t c = 0; c < C; ++c) {
-    double s = 0.0;
-    for (int t = 0; t < used; ++t) s += part[static_cast<size_t>(t) * C + c];
-    out[c] = s;
-  }
 }
 
 }  // namespace pynn

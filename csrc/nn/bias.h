@@ -8,7 +8,8 @@ namespace pynn::nn {
 
 // y[r, c] = x[r, c] + b[c].
 void bias_add(const float* x, const float* b, float* y, int64_t rows, int64_t C);
-// db[c] = sum_r dy[r, c]; accumulated in double (rows can be large).
+// db[c] = sum_r dy[r, c]: float sums per fixed block of rows, folded in double in block
+// order (rows can be large), the same bits at any thread count.
 void bias_grad(const float* dy, float* db, int64_t rows, int64_t C);
 // The backward of act(x·W + b) read off the output y = act(z) alone (an
 // act_from_output activation): dz = act'(y)·dy and db = sum_r dz[r, :], in one pass

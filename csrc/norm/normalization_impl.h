@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/dispatch.h"
+#include "common/block_sums.h"
 #include "common/parallel.h"
 
 #ifndef PYNN_ISA
@@ -128,18 +129,17 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
   // gamma == null as a row of ones (×1 is exact), so the row loop has no branch.
   std::vector<float> ones(gamma ? 0 : static_cast<size_t>(c), 1.f);
   const float* gm = gamma ? gamma : ones.data();
-  const int64_t brows = ln_block_rows(rows, c);
-  const int64_t nblk = rows > 0 ? (rows + brows - 1) / brows : 0;
   const int parts = dx_sum ? 3 : 2;
-  std::vector<float> part(static_cast<size_t>(nblk * parts * c), 0.f);
-  parallel_for(nblk, brows * c, kLnGrain, [&](int64_t b0, int64_t b1) {
+  // The partials of a block are [dgamma | dbeta | Σdx], `parts` × c floats
+  // (common/block_sums.h folds them in block order in double).
+  std::vector<float> sums(static_cast<size_t>(parts * c));
+  fixed_block_column_sums(rows, parts * c, ln_block_rows(rows, c), kLnGrain * parts, sums.data(), [&](int64_t r0, int64_t r1, float* part) {
     const float* __restrict gmr = gm;
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      float* __restrict pg = part.data() + static_cast<size_t>(blk * parts * c);
+    {
+      float* __restrict pg = part;
       float* __restrict pb = pg + c;
       float* __restrict pd = dx_sum ? pb + c : nullptr;
-      const int64_t r_hi = std::min(rows, (blk + 1) * brows);
-      for (int64_t r = blk * brows; r < r_hi; ++r) {
+      for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict xr = x + r * c;
         const float* __restrict dyr = dy + r * c;
         float* __restrict dxr = dx + r * c;
@@ -166,18 +166,10 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
       }
     }
   });
-  for (int64_t j = 0; j < c; ++j) {
-    double sgm = 0.0, sbt = 0.0, sdx = 0.0;
-    for (int64_t blk = 0; blk < nblk; ++blk) {
-      const float* p = part.data() + static_cast<size_t>(blk * parts * c);
-      sgm += p[j];
-      sbt += p[c + j];
-      if (dx_sum) sdx += p[2 * c + j];
-    }
-    dgamma[j] = static_cast<float>(sgm);
-    dbeta[j] = static_cast<float>(sbt);
-    if (dx_sum) dx_sum[j] = static_cast<float>(sdx);
-  }
+  if (c <= 0) return;
+  std::copy(sums.begin(), sums.begin() + c, dgamma);
+  std::copy(sums.begin() + c, sums.begin() + 2 * c, dbeta);
+  if (dx_sum) std::copy(sums.begin() + 2 * c, sums.end(), dx_sum);
 }
 
 }  // namespace pynn::PYNN_ISA

@@ -3,6 +3,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/block_sums.h"
 #include "pool/kernels.h"
 #include "pool/pool.h"
 
@@ -158,14 +159,12 @@ void max_pool2d_backward_argmax(const WindowGeom& g, const uint8_t* idx, const f
   });
 }
 
+// Blocks of 256 rows fixed by the shape (common/block_sums.h): db is the same bits at any
+// thread count.
 void max_pool2d_relu_bias_grad(int64_t rows, int64_t C, const float* dy, const float* relu_y, float* db) {
-  constexpr int64_t kBlock = 256;
-  const int64_t blocks = (rows + kBlock - 1) / kBlock;
-  std::vector<float> part(static_cast<size_t>(blocks * C));
-  shared_for_each(blocks, kBlock * C, kPoolGrain, [&](int64_t b) {
-    float* __restrict s = part.data() + b * C;
-    std::fill(s, s + C, 0.f);
-    for (int64_t r = b * kBlock; r < std::min(rows, (b + 1) * kBlock); ++r) {
+  fixed_block_column_sums(rows, C, block_rows_for(rows, C, 256), kPoolGrain, db, [&](int64_t r0, int64_t r1, float* s_) {
+    float* __restrict s = s_;
+    for (int64_t r = r0; r < r1; ++r) {
       const float* __restrict g = dy + r * C;
       const float* __restrict y = relu_y + r * C;
       // Both loads unconditional: a load under the condition kept GCC from vectorising (0.49 ms
@@ -176,10 +175,6 @@ void max_pool2d_relu_bias_grad(int64_t rows, int64_t C, const float* dy, const f
       }
     }
   });
-  std::vector<double> acc(static_cast<size_t>(C), 0.0);
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t c = 0; c < C; ++c) acc[static_cast<size_t>(c)] += part[static_cast<size_t>(b * C + c)];
-  for (int64_t c = 0; c < C; ++c) db[c] = static_cast<float>(acc[static_cast<size_t>(c)]);
 }
 
 void global_max_pool2d_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {

@@ -50,6 +50,26 @@ def _pynn_transformer():
                             layers.GlobalAveragePooling1D(), layers.Dense(10)])
 
 
+def copy_encoder_to_torch(enc, blk, t):
+    """Copy a built pynn TransformerEncoder's weights into torch's nn.TransformerEncoderLayer
+    ``blk`` (under torch.no_grad()); ``t`` turns an ndarray into a torch tensor. Keras kernels
+    are (in, out) and torch's (out, in); torch packs the query/key/value projections into one."""
+    mha = enc.attention
+    d = mha.num_heads * mha.key_dim
+    names = ("query", "key", "value")
+    blk.self_attn.in_proj_weight.copy_(t(np.concatenate(
+        [getattr(mha, f"{n}_kernel").data.reshape(d, d).T for n in names], 0)))
+    blk.self_attn.in_proj_bias.copy_(t(np.concatenate([getattr(mha, f"{n}_bias").data.reshape(d) for n in names])))
+    blk.self_attn.out_proj.weight.copy_(t(mha.output_kernel.data.reshape(d, d).T))
+    blk.self_attn.out_proj.bias.copy_(t(mha.output_bias.data))
+    for ours, theirs in ((enc.ff1, blk.linear1), (enc.ff2, blk.linear2)):
+        theirs.weight.copy_(t(ours.kernel.data.T))
+        theirs.bias.copy_(t(ours.bias.data))
+    for ours, theirs in ((enc.norm1, blk.norm1), (enc.norm2, blk.norm2)):
+        theirs.weight.copy_(t(ours.gamma.data))
+        theirs.bias.copy_(t(ours.beta.data))
+
+
 # ----------------------------------------------------------- torch models
 def _torch_mlp(torch):
     nn = torch.nn
@@ -181,19 +201,8 @@ def copy_weights_to_torch(name, model, tmodel, torch):
             tmodel.head.bias.copy_(t(dense.weights[1].data))
         elif name == "transformer":
             enc, dense = model.layers[0], model.layers[2]
-            mha, blk = enc.attention, tmodel.block
-            d = mha.num_heads * mha.key_dim
-            blk.self_attn.in_proj_weight.copy_(t(np.concatenate(
-                [getattr(mha, f"{n}_kernel").data.reshape(d, d).T for n in ("query", "key", "value")], 0)))
-            blk.self_attn.in_proj_bias.copy_(t(np.concatenate(
-                [getattr(mha, f"{n}_bias").data.reshape(d) for n in ("query", "key", "value")])))
-            blk.self_attn.out_proj.weight.copy_(t(mha.output_kernel.data.reshape(d, d).T))
-            blk.self_attn.out_proj.bias.copy_(t(mha.output_bias.data))
-            for ours, theirs in ((enc.ff1, blk.linear1), (enc.ff2, blk.linear2), (dense, tmodel.head)):
-                theirs.weight.copy_(t(ours.weights[0].data.T))
-                theirs.bias.copy_(t(ours.weights[1].data))
-            for ours, theirs in ((enc.norm1, blk.norm1), (enc.norm2, blk.norm2)):
-                theirs.weight.copy_(t(ours.weights[0].data))
-                theirs.bias.copy_(t(ours.weights[1].data))
+            copy_encoder_to_torch(enc, tmodel.block, t)
+            tmodel.head.weight.copy_(t(dense.weights[0].data.T))
+            tmodel.head.bias.copy_(t(dense.weights[1].data))
         else:
             raise KeyError(name)

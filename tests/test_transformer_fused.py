@@ -182,8 +182,9 @@ def test_native_fused_block_is_bitwise_identical_at_any_thread_count():
         pynn.set_num_threads(old)
 
 
-def test_fused_block_matches_torch_encoder_layer(backend_name):
+def test_fused_block_matches_torch_encoder_layer(backend_name, bench_on_path):
     torch = pytest.importorskip("torch")
+    from train_step import copy_encoder_to_torch
     with pynn.use_backend(backend_name):
         d, heads, ff = 16, 4, 40
         enc = _block(d=d, heads=heads, ff=ff, seed=6)
@@ -192,18 +193,7 @@ def test_fused_block_matches_torch_encoder_layer(backend_name):
         mha = enc.attention
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
         with torch.no_grad():
-            blk.self_attn.in_proj_weight.copy_(t(np.concatenate(
-                [getattr(mha, f"{n}_kernel").data.reshape(d, d).T for n in ("query", "key", "value")], 0)))
-            blk.self_attn.in_proj_bias.copy_(t(np.concatenate(
-                [getattr(mha, f"{n}_bias").data.reshape(d) for n in ("query", "key", "value")])))
-            blk.self_attn.out_proj.weight.copy_(t(mha.output_kernel.data.reshape(d, d).T))
-            blk.self_attn.out_proj.bias.copy_(t(mha.output_bias.data))
-            for ours, theirs in ((enc.ff1, blk.linear1), (enc.ff2, blk.linear2)):
-                theirs.weight.copy_(t(ours.kernel.data.T))
-                theirs.bias.copy_(t(ours.bias.data))
-            for ours, theirs in ((enc.norm1, blk.norm1), (enc.norm2, blk.norm2)):
-                theirs.weight.copy_(t(ours.gamma.data))
-                theirs.bias.copy_(t(ours.beta.data))
+            copy_encoder_to_torch(enc, blk, t)
         x = np.random.default_rng(8).standard_normal((3, 7, d)).astype(np.float32)
         causal = np.triu(np.ones((7, 7), bool), 1)          # torch: True = may NOT attend
         y, dx, grads = _run_layer(enc, x, True, use_causal_mask=True)

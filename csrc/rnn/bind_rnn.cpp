@@ -92,6 +92,20 @@ py::array xw_arg(const char* op, py::handle h, int64_t gates, const char* layout
   return xw;
 }
 
+// Time-major sequences (SeqLayout in rnn/recurrent.h): an (N, T, W) array whose memory is
+// (T, N, W) in C order, i.e. the transpose (1, 0, 2) of a C-contiguous (T, N, W) buffer.
+// lstm_forward_x(time_major=True) returns its hs, cs, gates so, and lstm_backward takes them
+// (and returns dxw so) without a copy; any indexing works on them as on (N, T, W) arrays.
+py::array empty_time_major(int64_t n, int64_t t, int64_t w) { return empty({t, n, w}).attr("transpose")(1, 0, 2); }
+
+bool is_time_major(py::handle h, int64_t n, int64_t t, int64_t w) {
+  if (!py::isinstance<py::array_t<float>>(h)) return false;
+  auto a = py::reinterpret_borrow<py::array>(h);
+  const auto f = static_cast<py::ssize_t>(sizeof(float));
+  return a.ndim() == 3 && a.shape(0) == n && a.shape(1) == t && a.shape(2) == w && a.strides(2) == f &&
+         a.strides(0) == w * f && a.strides(1) == n * w * f;
+}
+
 // hs (N, T, U) of a backward call, which fixes N, T, U.
 py::array hs_arg(const char* op, py::handle h) {
   py::array hs = f32c(op, "hs", h);
@@ -166,7 +180,7 @@ py::tuple lstm_forward(py::handle xwh, py::handle h0h, py::handle c0h, py::handl
 
 py::tuple lstm_forward_x(py::handle xh, py::handle kh, py::handle bh, py::handle h0h, py::handle c0h, py::handle uh,
                          py::handle mh, const std::string& act, const std::string& ract, bool save_gates,
-                         py::handle pkh, py::handle ph) {
+                         py::handle pkh, py::handle ph, bool time_major) {
   const char* op = "lstm_forward_x";
   py::array x = f32c(op, "x", xh);
   require_ndim(op, "x", x, 3, "(N, T, F)");
@@ -182,8 +196,9 @@ py::tuple lstm_forward_x(py::handle xh, py::handle kh, py::handle bh, py::handle
   const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
   const PackedB* wpk = pack_arg(op, "packed_kernel", pkh, f, u, 4, nullptr);
   const PackedB* upk = pack_arg(op, ph, u, 4, nullptr);
-  py::array hs = empty({n, t, u}), cs = empty({n, t, u});
-  py::array gates = save_gates ? py::array(empty({n, t, 4 * u})) : py::array(empty({0}));
+  auto seq = [&](int64_t w) { return time_major ? empty_time_major(n, t, w) : py::array(empty({n, t, w})); };
+  py::array hs = seq(u), cs = seq(u);
+  py::array gates = save_gates ? seq(4 * u) : py::array(empty({0}));
   float *p1 = mptr(hs), *p2 = mptr(cs), *p3 = save_gates ? mptr(gates) : nullptr;
   const float* pk = cptr(k);
   const float* pb = bh.is_none() ? nullptr : cptr(b);
@@ -191,7 +206,7 @@ py::tuple lstm_forward_x(py::handle xh, py::handle kh, py::handle bh, py::handle
     PackedB own;  // the input kernel packed in this call unless the caller holds a pack
     if (!wpk) own = pack_gate_blocks(pk, f, u, 4);
     ::pynn::lstm_forward_x(cptr(x), f, wpk ? *wpk : own, pb, cptr(h0), cptr(c0), cptr(uk), mask, n, t, u, a, ra, p1,
-                           p2, p3, upk);
+                           p2, p3, upk, time_major);
   });
   if (!save_gates) return py::make_tuple(hs, cs, py::none());
   return py::make_tuple(hs, cs, gates);
@@ -201,22 +216,36 @@ py::tuple lstm_backward(py::handle dhsh, py::handle dch, py::handle h0h, py::han
                         py::handle csh, py::handle gh, py::handle uh, py::handle mh, const std::string& act,
                         const std::string& ract, py::handle rmh, bool bias_grad) {
   const char* op = "lstm_grad";
-  py::array hs = hs_arg(op, hsh);
-  const int64_t n = hs.shape(0), t = hs.shape(1), u = hs.shape(2);
-  py::array dhs = shaped(op, "dhs", dhsh, {n, t, u}), dc = shaped(op, "dc_last", dch, {n, u});
+  py::array hs_in = py::array::ensure(hsh);  // (no copy: its layout decides the kernel's)
+  if (!hs_in || hs_in.ndim() != 3) hs_arg(op, hsh);  // (raises the usual error)
+  const int64_t n = hs_in.shape(0), t = hs_in.shape(1), u = hs_in.shape(2);
+  // hs, cs and gates all time-major (lstm_forward_x's training output): the BPTT runs time-major
+  // (dhs copied so if it is not) and returns dxw time-major; otherwise everything C order.
+  const bool tm = rmh.is_none() && n > 1 && t > 1 && is_time_major(hsh, n, t, u) && is_time_major(csh, n, t, u) &&
+                  is_time_major(gh, n, t, 4 * u);
+  auto seq_arg = [&](const char* arg, py::handle h, int64_t w) -> py::array {
+    if (!tm) return shaped(op, arg, h, {n, t, w});
+    if (is_time_major(h, n, t, w)) return py::reinterpret_borrow<py::array>(h);
+    py::array a = shaped(op, arg, h, {n, t, w});  // C order: one transposing copy
+    py::array out = empty_time_major(n, t, w);
+    out[py::slice(py::none(), py::none(), py::none())] = a;
+    return out;
+  };
+  py::array hs = seq_arg("hs", hsh, u), cs = seq_arg("cs", csh, u), gates = seq_arg("gates", gh, 4 * u);
+  py::array dhs = seq_arg("dhs", dhsh, u), dc = shaped(op, "dc_last", dch, {n, u});
   py::array h0 = shaped(op, "h0", h0h, {n, u}), c0 = shaped(op, "c0", c0h, {n, u});
-  py::array cs = shaped(op, "cs", csh, {n, t, u}), gates = shaped(op, "gates", gh, {n, t, 4 * u});
   py::array uk = shaped(op, "recurrent_kernel", uh, {u, 4 * u}), mk, rk;
   const uint8_t* mask = mask_arg(op, mh, n, t, &mk);
   const Act a = act_from_output_arg(op, act), ra = act_from_output_arg(op, ract);
   const float* rmask = rmask_arg(op, rmh, n, 4 * u, &rk);
-  py::array dxw = empty({n, t, 4 * u}), dh0 = empty({n, u}), dc0 = empty({n, u}), du = empty({u, 4 * u});
+  py::array dxw = tm ? empty_time_major(n, t, 4 * u) : py::array(empty({n, t, 4 * u}));
+  py::array dh0 = empty({n, u}), dc0 = empty({n, u}), du = empty({u, 4 * u});
   py::array db = empty({bias_grad ? 4 * u : 0});
   float *p1 = mptr(dxw), *p2 = mptr(dh0), *p3 = mptr(dc0), *p4 = mptr(du), *p5 = bias_grad ? mptr(db) : nullptr;
   if (p5 && u > 0 && (n == 0 || t == 0)) std::fill(p5, p5 + 4 * u, 0.f);  // an empty sum (the kernel returns early)
   nogil([&] {
     ::pynn::lstm_backward(cptr(dhs), cptr(dc), cptr(h0), cptr(c0), cptr(hs), cptr(cs), cptr(gates), cptr(uk), mask,
-                          rmask, n, t, u, a, ra, p1, p2, p3, p4, p5);
+                          rmask, n, t, u, a, ra, p1, p2, p3, p4, p5, tm);
   });
   if (bias_grad) return py::make_tuple(dxw, dh0, dc0, du, db);
   return py::make_tuple(dxw, dh0, dc0, du);
@@ -292,14 +321,17 @@ void bind_rnn(py::module_& m) {
   m.def("lstm_forward_x", &lstm_forward_x, py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("h0"),
         py::arg("c0"), py::arg("recurrent_kernel"), py::arg("mask"), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("save_gates") = true, py::arg("packed_kernel") = py::none(),
-        py::arg("packed_recurrent") = py::none(),
+        py::arg("packed_recurrent") = py::none(), py::arg("time_major") = false,
         "LSTM time loop with the input projection inside it: x (N, T, F), kernel (F, 4U), bias (4U,) or None ->\n"
         "(hs, cs, gates) as lstm_forward on xw = x @ kernel + bias, without materialising xw. gates None\n"
-        "without save_gates. packed_kernel / packed_recurrent: RecurrentKernelPacks of kernel / recurrent_kernel.");
+        "without save_gates. packed_kernel / packed_recurrent: RecurrentKernelPacks of kernel / recurrent_kernel.\n"
+        "time_major: hs, cs, gates are (N, T, .) views of (T, N, .) buffers (lstm_backward's fast layout).");
   m.def("lstm_backward", &lstm_backward, py::arg("dhs"), py::arg("dc_last"), py::arg("h0"), py::arg("c0"),
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("recurrent_kernel"), py::arg("mask"),
         py::arg("activation"), py::arg("recurrent_activation"), py::arg("recurrent_mask"), py::arg("bias_grad") = false,
-        "LSTM BPTT: returns (dxw, dh0, dc0, drecurrent_kernel), and dbias = dxw.sum((0, 1)) last with bias_grad.");
+        "LSTM BPTT: returns (dxw, dh0, dc0, drecurrent_kernel), and dbias = dxw.sum((0, 1)) last with bias_grad.\n"
+        "hs, cs, gates all time-major (lstm_forward_x(time_major=True)), no recurrent_mask: dxw is returned\n"
+        "time-major too (an (N, T, 4U) view of a (T, N, 4U) buffer); otherwise C order.");
   m.def(
       "lstm_row_groups",
       [](int64_t n, int64_t units) {

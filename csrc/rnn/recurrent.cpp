@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -118,8 +119,9 @@ void rec_backward_h(int64_t n, int64_t units, int64_t g, const float* dz, int64_
 // Without recurrent dropout it is one more row of the same GEMM -- a column of
 // ones beside the gathered h (U+1 rows of output fill the same 6-row tiles as U
 // for U = 128) -- instead of another pass over the (N, T, G·U) gradient.
+// time_major: hs is (T, N, U) in memory and dz's rows are in (t, n) order; else (N, T, ·) and (n, t).
 void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const float* h0, const float* hs,
-                    const float* dz, const float* rmask, float* du, float* db = nullptr) {
+                    const float* dz, const float* rmask, float* du, float* db = nullptr, bool time_major = false) {
   const int64_t gu = g * units, rows_nt = n * t_len;
   if (units == 0) return;  // du and db are empty
   const bool ones = db && !rmask;
@@ -127,8 +129,9 @@ void rec_backward_u(int64_t n, int64_t t_len, int64_t units, int64_t g, const fl
   std::vector<float> hp(static_cast<size_t>(rows_nt * w));
   rows(n, t_len * w, [&](int64_t r) {
     for (int64_t t = 0; t < t_len; ++t) {
-      const float* src = t ? hs + (r * t_len + t - 1) * units : h0 + r * units;
-      float* dst = hp.data() + (r * t_len + t) * w;
+      const int64_t prev = time_major ? (t - 1) * n + r : r * t_len + t - 1;  // h_{t-1}'s row in hs
+      const float* src = t ? hs + prev * units : h0 + r * units;
+      float* dst = hp.data() + (time_major ? t * n + r : r * t_len + t) * w;
       if (!rmask) {
         std::memcpy(dst, src, sizeof(float) * units);
         if (ones) dst[units] = 1.f;
@@ -516,8 +519,11 @@ struct LstmInput {
 
 void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, const float* u, const uint8_t* mask,
                        int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* hs, float* cs, float* gates,
-                       const PackedB* packed_u) {
-  const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
+                       const PackedB* packed_u, bool time_major) {
+  const int64_t g4 = 4 * units, rs_g = t_len * g4;  // xw: (N, T, 4U)
+  // hs, cs: row r, step t at r * rs + t * ts; gates at r * rs_q + t * ts_q (SeqLayout).
+  const SeqLayout ls(n, t_len, units, time_major), lq(n, t_len, g4, time_major);
+  const int64_t rs = ls.rs, ts = ls.ts, rs_q = lq.rs, ts_q = lq.ts;
   const Chunks ch = make_chunks(n, units, 4);
   // Two step buffers for the pre-activations: step t's x_t W goes into rec[t % 2] while another
   // thread may still be running step t-1's cell pass on rec[(t-1) % 2].
@@ -529,8 +535,8 @@ void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, co
   if (rg.count > 0) {  // the batch split: each group of rows runs all its columns, no exchange
     step_row_groups(rg, t_len, [&](int64_t t, int64_t r0, int64_t r1) {
       const int64_t m = r1 - r0;
-      const float* hp = (t ? hs + (t - 1) * units : h0) + r0 * (t ? rs : units);
-      const float* cp = (t ? cs + (t - 1) * units : c0) + r0 * (t ? rs : units);
+      const float* hp = t ? hs + (t - 1) * ts + r0 * rs : h0 + r0 * units;
+      const float* cp = t ? cs + (t - 1) * ts + r0 * rs : c0 + r0 * units;
       const int64_t rs_hp = t ? rs : units;
       float* rec = rec_buf.data() + r0 * g4;  // a group's rows of one buffer: its step t-1 is done
       // Block by block of kRecBlock units (their 4 gates: 4 panels), each block's pre-activations
@@ -547,23 +553,23 @@ void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, co
           beta = 1.f;
         }
         sgemm_packed_panels(m, 1.f, hp, rs_hp, 1, upk, p0, p1, beta, rc, g4, 1, nullptr, Act::Linear, 0.f);
-        const int64_t o = r0 * rs + t * units + v0, og = r0 * rs_g + t * g4 + v0;
+        const int64_t o = r0 * rs + t * ts + v0, og = r0 * rs_g + t * g4 + v0, oq = r0 * rs_q + t * ts_q + v0;
         rnn::lstm_fwd_block(act, ract,
                             {m, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rc, g4, bw, cp + v0,
-                             rs_hp, gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
+                             rs_hp, gates ? gates + oq : nullptr, rs_q, units, cs + o, rs, hs + o, rs});
       });
       if (mask)  // a masked step keeps the previous state
         for (int64_t r = r0; r < r1; ++r)
           if (!keep(mask, r, t_len, t)) {
-            std::memcpy(cs + r * rs + t * units, cp + (r - r0) * rs_hp, sizeof(float) * units);
-            std::memcpy(hs + r * rs + t * units, hp + (r - r0) * rs_hp, sizeof(float) * units);
+            std::memcpy(cs + r * rs + t * ts, cp + (r - r0) * rs_hp, sizeof(float) * units);
+            std::memcpy(hs + r * rs + t * ts, hp + (r - r0) * rs_hp, sizeof(float) * units);
           }
     });
     return;
   }
   step_chunks_early(ch, t_len, [&](int64_t t, int64_t c, auto&& wait_prev) {
-    const float* hp = t ? hs + (t - 1) * units : h0;
-    const float* cp = t ? cs + (t - 1) * units : c0;
+    const float* hp = t ? hs + (t - 1) * ts : h0;
+    const float* cp = t ? cs + (t - 1) * ts : c0;
     const int64_t rs_hp = t ? rs : units;
     const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
     const int64_t p0 = panel_lo(4 * u0), p1 = panel_hi(4 * u0, 4 * w);
@@ -585,13 +591,13 @@ void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, co
         for (int64_t j = 0; j < w; j += 16) prefetch_l2(cp + r * rs_hp + u0 + j);
     sgemm_packed_panels(n, 1.f, hp, rs_hp, 1, upk, p0, p1, beta, rc, g4, 1, nullptr, Act::Linear, 0.f);
     for_blocks(u0, w, [&](int64_t v0, int64_t bw) {
-      const int64_t o = t * units + v0, og = t * g4 + v0;
+      const int64_t o = t * ts + v0, og = t * g4 + v0, oq = t * ts_q + v0;
       rnn::lstm_fwd_block(act, ract,
                           {n, bw, in.xw ? in.xw + og : nullptr, rs_g, units, rec + 4 * v0, g4, bw, cp + v0,
-                           rs_hp, gates ? gates + og : nullptr, rs_g, units, cs + o, rs, hs + o, rs});
+                           rs_hp, gates ? gates + oq : nullptr, rs_q, units, cs + o, rs, hs + o, rs});
     });
     if (mask) {  // a masked step keeps the previous state
-      const int64_t o = t * units + u0;
+      const int64_t o = t * ts + u0;
       for (int64_t r = 0; r < n; ++r)
         if (!keep(mask, r, t_len, t)) {
           std::memcpy(cs + r * rs + o, cp + r * rs_hp + u0, sizeof(float) * w);
@@ -605,12 +611,13 @@ void lstm_forward_loop(const LstmInput& in, const float* h0, const float* c0, co
 
 void lstm_forward_x(const float* x, int64_t features, const PackedB& wp, const float* bias, const float* h0,
                     const float* c0, const float* u, const uint8_t* mask, int64_t n, int64_t t_len, int64_t units,
-                    Act act, Act ract, float* hs, float* cs, float* gates, const PackedB* packed_u) {
+                    Act act, Act ract, float* hs, float* cs, float* gates, const PackedB* packed_u,
+                    bool time_major) {
   if (units <= 0) return;  // every output is empty
   std::vector<float> bb(bias ? static_cast<size_t>(4 * units) : 0);
   if (bias) block_columns(bias, 1, units, 4, bb.data());
   lstm_forward_loop({nullptr, x, features, &wp, bias ? bb.data() : nullptr}, h0, c0, u, mask, n, t_len, units, act,
-                    ract, hs, cs, gates, packed_u);
+                    ract, hs, cs, gates, packed_u, time_major);
 }
 
 void lstm_forward(const float* xw, const float* h0, const float* c0, const float* u, const uint8_t* mask,
@@ -619,18 +626,22 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
   if (units <= 0) return;  // every output is empty
   if (rmask) return lstm_forward_per_step(xw, h0, c0, u, mask, rmask, n, t_len, units, act, ract, hs, cs, gates);
   lstm_forward_loop({xw, nullptr, 0, nullptr, nullptr}, h0, c0, u, mask, n, t_len, units, act, ract, hs, cs, gates,
-                    packed_u);
+                    packed_u, false);
 }
 
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask,
                    int64_t n, int64_t t_len, int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0,
-                   float* du, float* db) {
+                   float* du, float* db, bool time_major) {
   if (units <= 0) return;  // every output is empty
+  if (rmask && time_major) throw std::invalid_argument("lstm_backward: time_major with recurrent dropout");
   if (rmask)
     return lstm_backward_per_step(dhs, dc_last, h0, c0, hs, cs, gates, u, mask, rmask, n, t_len, units, act, ract,
                                   dxw, dh0, dc0, du, db);
-  const int64_t g4 = 4 * units, rs = t_len * units, rs_g = t_len * g4;
+  const int64_t g4 = 4 * units;
+  // dhs, hs, cs: row r, step t at r * rs + t * ts; gates and dxw at r * rs_q + t * ts_q (SeqLayout).
+  const SeqLayout ls(n, t_len, units, time_major), lq(n, t_len, g4, time_major);
+  const int64_t rs = ls.rs, ts = ls.ts, rs_q = lq.rs, ts_q = lq.ts;
   const Chunks ch = make_chunks(n, units, 4);
   const PackedB ut(g4, units, u, 1, g4);  // Uᵀ, packed once for all steps
   std::vector<float> tmp(static_cast<size_t>(n * units));
@@ -644,30 +655,30 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
       const int64_t t = t_len - 1 - s, m = r1 - r0;  // t = T-1 .. -1: step -1 only finishes dh_0
       if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ (kept rows of step t+1)
         float* out = (mask ? tmp.data() : dh) + r0 * units;
-        sgemm_packed_panels(m, 1.f, dxw + r0 * rs_g + (t + 1) * g4, rs_g, 1, ut, 0, ut.panels(), 0.f, out, units, 1,
-                            nullptr, Act::Linear, 0.f);
+        sgemm_packed_panels(m, 1.f, dxw + r0 * rs_q + (t + 1) * ts_q, rs_q, 1, ut, 0, ut.panels(), 0.f, out, units,
+                            1, nullptr, Act::Linear, 0.f);
         if (mask)
           for (int64_t r = r0; r < r1; ++r)
             if (keep(mask, r, t_len, t + 1))
               std::memcpy(dh + r * units, tmp.data() + r * units, sizeof(float) * units);
       }
       if (t < 0) return;  // this group is done
-      const float* cp = (t ? cs + (t - 1) * units : c0) + r0 * (t ? rs : units);
+      const float* cp = t ? cs + (t - 1) * ts + r0 * rs : c0 + r0 * units;
       const int64_t rs_hp = t ? rs : units;
       if (!mask) {
-        const int64_t o = r0 * rs + t * units, og = r0 * rs_g + t * g4;
+        const int64_t o = r0 * rs + t * ts, og = r0 * rs_q + t * ts_q;
         rnn::lstm_bwd_block(act, ract,
-                            {m, units, gates + og, rs_g, units, cs + o, rs, cp, rs_hp, dhs + o, rs, dh + r0 * units,
-                             units, dc + r0 * units, units, dxw + og, rs_g, units});
+                            {m, units, gates + og, rs_q, units, cs + o, rs, cp, rs_hp, dhs + o, rs, dh + r0 * units,
+                             units, dc + r0 * units, units, dxw + og, rs_q, units});
         return;
       }
       for (int64_t r = r0; r < r1; ++r) {  // masked rows pass dh and dc through: the per-row pass
-        const int64_t o = r * rs + t * units, og = r * rs_g + t * g4;
+        const int64_t o = r * rs + t * ts, og = r * rs_q + t * ts_q;
         rnn::lstm_bwd(act, ract, units, gates + og, units, cs + o, cp + (r - r0) * rs_hp, dhs + o,
                       keep(mask, r, t_len, t), dh + r * units, dc + r * units, dxw + og, units);
       }
     });
-    rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db);
+    rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db, time_major);
     return;
   }
   step_chunks(ch, t_len + 1, [&](int64_t s, int64_t c) {
@@ -675,7 +686,7 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
     const int64_t u0 = c * ch.size, w = std::min(ch.size, units - u0);
     if (t + 1 < t_len) {  // dh_t = dz_{t+1} Uᵀ for this chunk's units (kept rows of step t+1)
       float* out = mask ? tmp.data() + u0 : dh + u0;
-      sgemm_packed_panels(n, 1.f, dxw + (t + 1) * g4, rs_g, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, out,
+      sgemm_packed_panels(n, 1.f, dxw + (t + 1) * ts_q, rs_q, 1, ut, panel_lo(u0), panel_hi(u0, w), 0.f, out,
                           units, 1, nullptr, Act::Linear, 0.f);
       if (mask)
         for (int64_t r = 0; r < n; ++r)
@@ -683,22 +694,22 @@ void lstm_backward(const float* dhs, const float* dc_last, const float* h0, cons
             std::memcpy(dh + r * units + u0, tmp.data() + r * units + u0, sizeof(float) * w);
     }
     if (t < 0) return;  // this chunk is done
-    const float* cp = t ? cs + (t - 1) * units : c0;
+    const float* cp = t ? cs + (t - 1) * ts : c0;
     const int64_t rs_hp = t ? rs : units;
     if (!mask) {
-      const int64_t o = t * units + u0, og = t * g4 + u0;
+      const int64_t o = t * ts + u0, og = t * ts_q + u0;
       rnn::lstm_bwd_block(act, ract,
-                          {n, w, gates + og, rs_g, units, cs + o, rs, cp + u0, rs_hp, dhs + o, rs, dh + u0, units,
-                           dc + u0, units, dxw + og, rs_g, units});
+                          {n, w, gates + og, rs_q, units, cs + o, rs, cp + u0, rs_hp, dhs + o, rs, dh + u0, units,
+                           dc + u0, units, dxw + og, rs_q, units});
       return;
     }
     for (int64_t r = 0; r < n; ++r) {  // masked rows pass dh and dc through: the per-row pass
-      const int64_t o = r * rs + t * units + u0, og = r * rs_g + t * g4 + u0;
+      const int64_t o = r * rs + t * ts + u0, og = r * rs_q + t * ts_q + u0;
       rnn::lstm_bwd(act, ract, w, gates + og, units, cs + o, cp + r * rs_hp + u0, dhs + o, keep(mask, r, t_len, t),
                     dh + r * units + u0, dc + r * units + u0, dxw + og, units);
     }
   });
-  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db);
+  rec_backward_u(n, t_len, units, 4, h0, hs, dxw, nullptr, du, db, time_major);
 }
 
 int64_t lstm_row_groups(int64_t n, int64_t units) {

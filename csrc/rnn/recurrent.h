@@ -15,6 +15,18 @@
 
 namespace pynn {
 
+// Where element (row r, step t) of an (N, T, W) sequence array starts: r * rs + t * ts.
+// Batch-major (C order, the API's default): rs = T·W, ts = W. Time-major ((T, N, W) in memory):
+// rs = W, ts = N·W -- the LSTM training path's layout (lstm_forward_x, lstm_backward), where a
+// step's rows for a row group are one contiguous block: the per-step cell passes then stream
+// 2-8 KiB runs instead of one 0.5-2 KiB piece per row, 25-100 KiB apart, that the hardware
+// prefetcher did not follow (profile: the BPTT's cell pass stalled on its gate loads).
+struct SeqLayout {
+  int64_t rs, ts;
+  SeqLayout(int64_t n, int64_t t, int64_t w, bool time_major)
+      : rs(time_major ? w : t * w), ts(time_major ? n * w : w) {}
+};
+
 // The recurrent kernel U (units x G·units, Keras' gate blocks) packed for the
 // forward time loops below, in the column order they use (gate blocks
 // interleaved per 16 units, so any chunking of the units maps to whole panels):
@@ -42,13 +54,16 @@ void lstm_forward(const float* xw, const float* h0, const float* c0, const float
 // bias (4U, Keras order) or null. Each step's chunk starts its pre-activations as x_t W + b for its own columns
 // and the recurrent GEMM adds h_{t-1} U onto them, so no (N, T, 4U) xw is written and read back (inference
 // and training forward alike; gates then go to their own buffer, or nowhere). No recurrent dropout here.
+// time_major: hs, cs (T, N, U) and gates (T, N, 4U) in memory (SeqLayout) instead of (N, T, ·).
 void lstm_forward_x(const float* x, int64_t features, const PackedB& wp, const float* bias, const float* h0,
                     const float* c0, const float* u, const uint8_t* mask, int64_t n, int64_t t, int64_t units, Act act,
-                    Act ract, float* hs, float* cs, float* gates, const PackedB* packed_u = nullptr);
+                    Act ract, float* hs, float* cs, float* gates, const PackedB* packed_u = nullptr,
+                    bool time_major = false);
 void lstm_backward(const float* dhs, const float* dc_last, const float* h0, const float* c0, const float* hs,
                    const float* cs, const float* gates, const float* u, const uint8_t* mask, const float* rmask, int64_t n, int64_t t,
                    int64_t units, Act act, Act ract, float* dxw, float* dh0, float* dc0, float* du,
-                   float* db = nullptr);  // db (4U) or null: Σ_{n,t} dxw, the input bias's gradient
+                   float* db = nullptr,  // db (4U) or null: Σ_{n,t} dxw, the input bias's gradient
+                   bool time_major = false);  // dhs, hs, cs, gates and dxw time-major (SeqLayout); not with rmask
 
 // Row groups the LSTM loops (forward without recurrent dropout, and BPTT) split a batch of n
 // into at the current thread count: each group runs its rows' whole recurrence on one

@@ -21,8 +21,23 @@ def _project(x, kernel, bias):
     return _B().matmul(x.reshape(n * t, f), kernel, bias=bias).reshape(n, t, kernel.shape[1])
 
 
+def _time_major(a):
+    """Whether (N, T, ·) ``a`` is a view of a C-contiguous (T, N, ·) buffer (and not C order itself)."""
+    return not a.flags.c_contiguous and a.transpose(1, 0, 2).flags.c_contiguous
+
+
 def _project_grad(x, kernel, dxw, need_x, need_kernel):
+    """dx = dxw Wᵀ and dW = xᵀ dxw, each one GEMM over all N·T rows, taken in dxw's memory order:
+    (n, t) rows, or (t, n) rows when dxw is time-major (the native LSTM BPTT's layout), with x's rows
+    put in the same order (a copy of x, not of the 4x wider dxw)."""
     n, t, f = x.shape
+    if _time_major(dxw):
+        d2 = dxw.transpose(1, 0, 2).reshape(n * t, -1)
+        dx = (np.ascontiguousarray(_B().matmul(d2, kernel.T).reshape(t, n, f).transpose(1, 0, 2))
+              if need_x else None)
+        dk = (_B().weight_grad(np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(n * t, f), d2)
+              if need_kernel else None)
+        return dx, dk
     d2 = dxw.reshape(n * t, -1)
     dx = _B().matmul(d2, kernel.T).reshape(x.shape) if need_x else None
     dk = _B().weight_grad(x.reshape(n * t, f), d2) if need_kernel else None
@@ -91,12 +106,15 @@ class LSTMOp(Function):
     def backward(self, g):
         need = self.needs_input_grad
         steps = self.hs.shape[1]
+        # dhs in the memory layout of hs (time-major from the native forward: see lstm_grad)
         if self.last_only:   # only h_T carries a gradient among the hs
-            dhs = np.zeros(self.hs.shape, g.dtype)
+            dhs = np.zeros_like(self.hs, dtype=g.dtype)
             dhs[:, -1] = g[:, 0]
             dc_last = np.ascontiguousarray(g[:, 1])
         else:
-            dhs, dc_last = np.ascontiguousarray(g[:, :steps]), np.ascontiguousarray(g[:, steps])
+            dhs = np.empty_like(self.hs, dtype=g.dtype)
+            dhs[...] = g[:, :steps]
+            dc_last = np.ascontiguousarray(g[:, steps])
         # The bias gradient Σ dxw comes out of the kernel (native: one more row of its dU GEMM).
         dxw, dh0, dc0, dU, db = _B().lstm_grad(dhs, dc_last,
                                                self.h0, self.c0, self.hs, self.cs, self.gates, self.recurrent_kernel,

@@ -31,6 +31,13 @@ def _mask(mask):
     return None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
 
 
+def _seq(a, recurrent_mask):
+    """A saved (N, T, ·) sequence for _C.lstm_backward: a time-major view (lstm_projected's output) goes
+    as it is, the BPTT's fast layout; anything else, or with recurrent dropout, in C order."""
+    tm = recurrent_mask is None and not a.flags.c_contiguous and a.transpose(1, 0, 2).flags.c_contiguous
+    return a if tm else _c(a)
+
+
 def _rmask(recurrent_mask):
     return None if recurrent_mask is None else np.ascontiguousarray(recurrent_mask)
 
@@ -67,7 +74,8 @@ def lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask=None, activat
                    recurrent_activation="sigmoid", save_gates=True):
     """The LSTM forward with the input projection inside the native time loop (_C.lstm_forward_x):
     each step's chunk of gate columns starts as x_t W + b and the recurrent GEMM adds onto it, so no
-    (N, T, 4U) xw goes through memory."""
+    (N, T, 4U) xw goes through memory. hs, cs and gates come back time-major ((N, T, ·) views of
+    (T, N, ·) buffers), the layout lstm_grad then runs in without a copy."""
     if not _ok((x, kernel, h0, c0, recurrent_kernel) + (() if bias is None else (bias,)), activation,
                recurrent_activation) or x.ndim != 3:
         return _ref.lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask, activation,
@@ -78,7 +86,8 @@ def lstm_projected(x, kernel, bias, h0, c0, recurrent_kernel, mask=None, activat
         return lstm(xw.reshape(n, t, kernel.shape[1]), h0, c0, recurrent_kernel, mask, activation, recurrent_activation,
                     save_gates=save_gates, xw_scratch=True)
     return _C.lstm_forward_x(_c(x), _c(kernel), None if bias is None else _c(bias), _c(h0), _c(c0),
-                             _c(recurrent_kernel), _mask(mask), activation, recurrent_activation, bool(save_gates))
+                             _c(recurrent_kernel), _mask(mask), activation, recurrent_activation, bool(save_gates),
+                             time_major=True)
 
 
 def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, activation="tanh",
@@ -87,8 +96,10 @@ def lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask=None, 
                recurrent_activation):
         return _ref.lstm_grad(dhs, dc_last, h0, c0, hs, cs, gates, recurrent_kernel, mask, activation,
                               recurrent_activation, recurrent_mask, bias_grad)
-    return _C.lstm_backward(_c(dhs), _c(dc_last), _c(h0), _c(c0), _c(hs), _c(cs), _c(gates), _c(recurrent_kernel),
-                            _mask(mask), activation, recurrent_activation, _rmask(recurrent_mask), bool(bias_grad))
+    rm = recurrent_mask
+    return _C.lstm_backward(_seq(dhs, rm), _c(dc_last), _c(h0), _c(c0), _seq(hs, rm), _seq(cs, rm), _seq(gates, rm),
+                            _c(recurrent_kernel), _mask(mask), activation, recurrent_activation, _rmask(rm),
+                            bool(bias_grad))
 
 
 def gru(xw, h0, recurrent_kernel, recurrent_bias, mask=None, activation="tanh", recurrent_activation="sigmoid",

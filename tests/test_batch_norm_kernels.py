@@ -225,14 +225,16 @@ def test_batch_norm_layer_matches_torch_forward_backward_and_running_stats(shape
 def test_batch_norm_layer_training_step_is_bitwise_at_any_thread_count(native_backend, restore_threads):
     # The layer as a model runs it (NHWC 4-D input, moving statistics updated in place, then
     # inference): every output and gradient the same bits at 1..8 threads.
-    x = np.random.default_rng(3).standard_normal((8, 13, 13, 32)).astype(np.float32) * 2 + 1
+    # (16, 16, 16, 64): enough rows for 8 threads; the per-thread merge this replaces changed
+    # 3 to 5 of these 8 arrays at 2..8 threads.
+    x = np.random.default_rng(3).standard_normal((16, 16, 16, 64)).astype(np.float32) * 2 + 1
     g = np.random.default_rng(4).standard_normal(x.shape).astype(np.float32)
     ref = None
     for threads in THREADS:
         pynn.set_num_threads(threads)
         bn = layers.BatchNormalization(momentum=0.9)
-        bn.build((None, 13, 13, 32))
-        bn.gamma.data[...] = np.linspace(0.5, 2, 32, dtype=np.float32)
+        bn.build((None, 16, 16, 64))
+        bn.gamma.data[...] = np.linspace(0.5, 2, 64, dtype=np.float32)
         xp = Tensor(x.copy(), requires_grad=True)
         y = bn(xp, training=True)
         y.backward(g)

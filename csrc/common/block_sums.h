@@ -46,9 +46,9 @@ void fixed_block_reduce(int64_t rows, int64_t width, int64_t block_rows, int64_t
   if (width <= 0 || rows <= 0) return;
   block_rows = std::max<int64_t>(block_rows, 1);
   const int64_t nblk = (rows + block_rows - 1) / block_rows;
-  // Uninitialised storage, each block zeroing its own partial on its thread: a serial
-  // value-initialisation of every partial (512 KiB for batch norm's (32768, 64)) before the
-  // fork cost as much as the fold.
+  // Uninitialised storage, each block zeroing its own partial on its thread: value-initialising
+  // them all before the fork would be one more serial pass over the partials (768 KiB for batch
+  // norm's (32768, 64) statistics), as long as the fold's.
   std::unique_ptr<P[]> part(new P[static_cast<std::size_t>(nblk * width)]);
   shared_for_each(nblk, block_rows * width, grain, [&](int64_t blk) {
     const int64_t r0 = blk * block_rows;

@@ -15,9 +15,11 @@ namespace pynn {
 //   SmallChannel  forward with C_in <= kSmallChannels (conv/direct.h), AVX2
 //   ImplicitGemm  forward of other windows and weight gradient with C_in > kSmallChannels
 //                 (conv/igemm.h), AVX2, runs of >= 8 floats
+//   Winograd      forward of 3x3 stride-1 convs with C_in, C_out >= kWinogradMinChannels:
+//                 F(2x2, 3x3), 16 multiplies per 2x2 tile instead of 36 (conv/winograd.h); portable
 //   Direct        weight gradient with C_in <= kSmallChannels (conv/direct.h), AVX2
 //   Im2col        im2col blocks + sgemm: the portable path (and PYNN_CONV_IGEMM=0)
-enum class ConvPath { Pointwise, SmallChannel, ImplicitGemm, Direct, Im2col };
+enum class ConvPath { Pointwise, SmallChannel, ImplicitGemm, Winograd, Direct, Im2col };
 ConvPath conv_forward_path(const WindowGeom& g);
 ConvPath conv_dw_path(const WindowGeom& g);
 const char* conv_path_name(ConvPath p);

@@ -176,3 +176,63 @@ def test_fused_max_pool_on_winograd_matches_conv_then_pool(argmax):
     else:
         y = _C.conv2d_max_pool2d(x, w, b, (1, 1), "valid", (1, 1), "relu")
     np.testing.assert_allclose(y, pooled, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- input gradient
+# dx of a 3x3 stride-1 conv is the Winograd forward over dy with the kernel flipped and transposed
+# and padding 2 - p: 'valid' becomes padding 2 on every side, 'same' stays 1.
+DX_SHAPES = [
+    ((2, 9, 11, 17), 19, "same"),
+    ((1, 5, 7, 16), 16, "valid"),     # 3x5 dy, padding 2: every dx tile reads padding
+    ((3, 3, 3, 20), 24, "valid"),     # a single dy pixel spread over all of dx
+    ((2, 13, 13, 32), 64, "valid"),   # the small CNN's second conv
+    ((3, 1, 2, 16), 16, "same"),
+]
+
+
+@pytest.mark.parametrize("x_shape,cout,padding", DX_SHAPES)
+def test_input_gradient_takes_winograd_within_float32_bound(x_shape, cout, padding):
+    from pynn import _C
+    from pynn.backend import numpy as Ref
+    x, w, _ = conv_case(R, x_shape, (3, 3), cout)
+    assert _C.conv2d_backward_input_winograd(x_shape, w.shape, (1, 1), padding)
+    y_shape = _C.conv2d(x, w, None, (1, 1), padding).shape
+    dy = R.standard_normal(y_shape).astype(np.float32)
+    dy[:, -1] = 0  # a max pool's dead row
+    dx = _C.conv2d_backward_input(dy, w, x_shape, (1, 1), padding)
+    f = lambda a: a.astype(np.float64)  # noqa: E731
+    ref = Ref.conv2d_backward_input(f(dy), f(w), x_shape, (1, 1), padding, (1, 1))
+    scale = Ref.conv2d_backward_input(np.abs(f(dy)), np.abs(f(w)), x_shape, (1, 1), padding, (1, 1))
+    assert dx.shape == x_shape and dx.dtype == np.float32
+    assert (np.abs(dx - ref) <= 1e-4 * scale).all()
+    dx_direct = _without_winograd(lambda: _C.conv2d_backward_input(dy, w, x_shape, (1, 1), padding))
+    np.testing.assert_allclose(dx, dx_direct, rtol=1e-5, atol=1e-5)
+
+
+def test_input_gradient_of_other_convs_does_not_take_winograd():
+    from pynn import _C
+    assert not _C.conv2d_backward_input_winograd((2, 9, 9, 15), (3, 3, 15, 32), (1, 1), "same")
+    assert not _C.conv2d_backward_input_winograd((2, 9, 9, 32), (3, 3, 32, 32), (2, 2), "same")
+    assert not _C.conv2d_backward_input_winograd((2, 9, 9, 32), (3, 3, 32, 32), (1, 1), "same", (2, 2))
+    assert not _without_winograd(lambda: _C.conv2d_backward_input_winograd((2, 9, 9, 32), (3, 3, 32, 32)))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4, 7, 8])
+def test_input_gradient_bit_identical_at_every_thread_count(threads):
+    from pynn import _C
+    x, w, _ = conv_case(R, (9, 13, 13, 32), (3, 3), 64)
+    dy = R.standard_normal((9, 11, 11, 64)).astype(np.float32)
+    run = lambda: _C.conv2d_backward_input(dy, w, x.shape, (1, 1), "valid")  # noqa: E731
+    np.testing.assert_array_equal(at_threads(run, 1), at_threads(run, threads))
+
+
+def test_input_gradient_matches_torch_autograd():
+    torch = pytest.importorskip("torch")
+    from pynn import _C
+    x, w, _ = conv_case(R, (4, 10, 9, 24), (3, 3), 32)
+    dy = R.standard_normal((4, 10, 9, 32)).astype(np.float32)
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
+    torch.nn.functional.conv2d(tx, torch.from_numpy(w.transpose(3, 2, 0, 1).copy()), padding=1).backward(
+        torch.from_numpy(dy.transpose(0, 3, 1, 2).copy()))
+    dx = _C.conv2d_backward_input(dy, w, x.shape, (1, 1), "same")
+    np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)

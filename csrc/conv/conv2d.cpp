@@ -90,6 +90,8 @@ ConvPath conv_dw_path(const WindowGeom& g) {
   return ConvPath::Im2col;
 }
 
+bool conv_dx_winograd(const WindowGeom& g) { return winograd_enabled() && winograd_shape_ok(g); }
+
 const char* conv_path_name(ConvPath p) {
   switch (p) {
     case ConvPath::Pointwise: return "pointwise";
@@ -229,6 +231,17 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
         sgemm(hi - lo, C, OC, 1.f, dy + lo * OC, OC, 1, w, 1, OC, 0.f, dx + lo * C, C, 1, nullptr, Act::Linear, 0.f);
     });
     return;
+  }
+  if (conv_dx_winograd(g)) {
+    // dx[ih, iw, c] = Σ_{i,j,o} dy[ih + pt - i, iw + pl - j, o] · w[i, j, c, o]: the forward over dy
+    // (C_in' = OC) with w'[i', j', o, c] = w[2 - i', 2 - j', c, o] and padding 2 - pt, 2 - pl.
+    WindowGeom gb = g;
+    gb.h = g.oh, gb.w = g.ow, gb.c = g.oc, gb.oc = g.c, gb.pt = 2 - g.pt, gb.pl = 2 - g.pl, gb.oh = g.h, gb.ow = g.w;
+    std::vector<float> wt(static_cast<size_t>(9 * C * OC));
+    for (int64_t tap = 0; tap < 9; ++tap)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t o = 0; o < OC; ++o) wt[static_cast<size_t>(((8 - tap) * OC + o) * C + c)] = w[(tap * C + c) * OC + o];
+    return conv2d_forward_winograd(gb, dy, wt.data(), nullptr, dx, Act::Linear, 0.f);
   }
   if (conv2d_backward_input_igemm(g, dy, w, dx)) return;  // stride 1: no col2im, no zeroing
   zero(dx, g.n * g.h * g.w * C);  // strides > window leave cells no window touches

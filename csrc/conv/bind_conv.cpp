@@ -158,7 +158,8 @@ void bind_conv(py::module_& m) {
         py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1}, py::arg("activation") = py::none(),
         py::arg("act_alpha") = 0.f,
         "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC), act any name of "
-        "activation_names(). Implicit GEMM (AVX2), else im2col blocks + sgemm; 1x1 stride 1: one sgemm.");
+        "activation_names(). 3x3 stride 1 with C_in, C_out >= 16: Winograd F(2x2, 3x3); other windows: implicit "
+        "GEMM (AVX2), else im2col blocks + sgemm; 1x1 stride 1: one sgemm (conv2d_paths tells which).");
   m.def("conv2d_max_pool2d", &conv2d_max_pool2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         py::arg("activation") = py::none(), py::arg("act_alpha") = 0.f, py::arg("pool_size") = Pair{2, 2},

@@ -89,7 +89,7 @@ void conv2d_forward_winograd(const WindowGeom& g, const float* x, const float* w
   // AVX2: the 6x16 microkernel called straight on each (6 tiles, 16 channels) tile of M_ξ, A read in
   // place; measured 5-10% faster for the whole conv (1 thread, 64->64 and 128->128) than through
   // sgemm_packed_panels, whose per-tile frame (edge copies, activation hook) these tiles never need.
-  const bool direct = use_avx2();
+  [[maybe_unused]] const bool direct = use_avx2();
   AlignedBuf zeros(std::max(C, OC));  // the input cells outside the image; the bias when there is none
   std::fill(zeros.p, zeros.p + std::max(C, OC), 0.f);
   const float* b = bias ? bias : zeros.p;

@@ -168,3 +168,31 @@ def test_layer_norm_nan_reaches_its_parameter_gradients(restore_threads):
         _, dgamma, dbeta = _run_at(threads, lambda: _C.layer_norm_backward(x, dy, mean, inv_std, gamma))
         assert np.isnan(dbeta[5]) and np.isnan(dgamma[5])
         assert np.all(np.isfinite(np.delete(dbeta, 5))) and np.all(np.isfinite(np.delete(dgamma, 5)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: pynn.layers.LayerNormalization(),                # fused kernel: fixed-block dgamma/dbeta
+    lambda: pynn.layers.LayerNormalization(axis=(1, 2, 3)),  # composed from ops (numpy reductions)
+    lambda: pynn.layers.GroupNormalization(groups=8),        # composed
+    lambda: pynn.layers.BatchNormalization(axis=1),          # composed (not the channels-last kernel)
+], ids=["layer_norm", "layer_norm_axes", "group_norm", "batch_norm_axis1"])
+def test_normalization_layers_are_bitwise_at_any_thread_count(make, restore_threads):
+    # Every other normalisation path a model can take: output, input gradient and parameter
+    # gradients the same bits at 1..8 threads (the channels-last batch norm is pinned in
+    # tests/test_batch_norm_kernels.py).
+    from pynn.autograd import Tensor
+    x = np.random.default_rng(3).standard_normal((16, 16, 16, 64)).astype(np.float32) * 2 + 1
+    g = np.random.default_rng(4).standard_normal(x.shape).astype(np.float32)
+    ref = None
+    with pynn.use_backend("native"):
+        for threads in THREADS:
+            pynn.set_num_threads(threads)
+            layer = make()
+            xp = Tensor(x.copy(), requires_grad=True)
+            y = layer(xp, training=True) if isinstance(layer, pynn.layers.BatchNormalization) else layer(xp)
+            y.backward(g)
+            outs = [y.data, xp.grad] + [w.grad for w in layer.trainable_weights] + [w.data for w in layer.weights]
+            if ref is None:
+                ref = outs
+            for a, b in zip(outs, ref):
+                np.testing.assert_array_equal(a, b, err_msg=f"at {threads} threads")

@@ -25,6 +25,10 @@ py::tuple norm_forward(const char* op, NormForward fn, bool stats_per_row, py::h
   const float* g = optional_vec(op, "gamma", gh, c, &gk);
   const float* b = optional_vec(op, "beta", bh, c, &bk);
   if (!(eps >= 0.f)) throw py::value_error(std::string(op) + ": epsilon must be >= 0");
+  // Per-channel statistics of no rows do not exist (the kernel would give mean 0 and
+  // 1/sqrt(eps)): an error, as in the numpy backend, not a made-up value for the moving averages.
+  if (!stats_per_row && rows == 0 && c > 0)
+    throw py::value_error(std::string(op) + ": no samples to compute batch statistics over (x has 0 rows)");
   const int64_t n_stats = stats_per_row ? rows : c;
   py::array y = empty({rows, c}), mean = empty({n_stats}), inv = empty({n_stats});
   const float* xp = cptr(x);

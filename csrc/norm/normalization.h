@@ -9,7 +9,8 @@ namespace pynn {
 
 // Training-mode batch norm: per-channel mean and biased variance over the rows.
 // Writes y = (x − mean)·inv_std·gamma + beta, mean (C) and inv_std (C).
-// gamma/beta may be null (scale 1, shift 0).
+// gamma/beta may be null (scale 1, shift 0). The statistics, and the backward's dgamma and
+// dbeta, are the same bits at any thread count (fixed row blocks, common/block_sums.h).
 void batch_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std);
 
@@ -33,8 +34,12 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
 void add_layer_norm_forward(const float* x, const float* res, int64_t rows, int64_t c, const float* gamma,
                             const float* beta, float eps, float* s, float* y, float* mean, float* inv_std);
 
-// The per-ISA builds behind layer_norm_forward/backward (normalization_impl.h).
+// The per-ISA builds behind the functions above (normalization_impl.h).
 PYNN_ISA_DECLARE(
+void batch_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* inv_std);
+void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta);
 void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
                         float eps, float* y, float* mean, float* inv_std);
 void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,

@@ -1,4 +1,4 @@
-// Layer-norm row kernels, included once per ISA (normalization.cpp generic,
+// Batch- and layer-norm kernels, included once per ISA (normalization.cpp generic,
 // normalization_avx2.cpp with -mavx2 -mfma), each inside its own PYNN_ISA namespace.
 // No #pragma once.
 #include <algorithm>
@@ -15,7 +15,7 @@
 
 namespace pynn::PYNN_ISA {
 namespace {
-constexpr int64_t kLnGrain = 1 << 15;  // elements per thread below which forking costs more than it saves
+constexpr int64_t kNormGrain = 1 << 15;  // elements per thread below which forking costs more than it saves
 
 #ifndef PYNN_LN_ROW_MOMENTS
 // Σx and Σx² of a row, in double (the portable build; normalization_avx2.cpp defines its
@@ -78,14 +78,10 @@ inline void ln_forward_row(const float* __restrict xr, int64_t c, const float* _
   for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mu) * inv * gm[j] + bt[j];
 }
 
-// Rows per block of the backward's column sums (dgamma, dbeta, Σ dx): fixed by the shape,
-// never by the thread count, so the sums are the same bits at any thread count. Blocks of
-// 32 rows (a float partial over 32 values), fewer and longer when the partials
-// (blocks × C floats each) would pass 2^20 floats.
-inline int64_t ln_block_rows(int64_t rows, int64_t c) {
-  const int64_t max_blocks = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(c, 1));
-  return std::max<int64_t>(32, (rows + max_blocks - 1) / max_blocks);
-}
+// Rows per block of the backward's column sums (dgamma, dbeta, Σ dx): at least 32 (a float
+// partial over 32 values), fixed by the shape (block_rows_for): the sums are the same bits at
+// any thread count.
+constexpr int64_t kLnBlockRows = 32;
 }  // namespace
 
 void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
@@ -94,7 +90,7 @@ void layer_norm_forward(const float* x, int64_t rows, int64_t c, const float* ga
   std::vector<float> ones(gamma ? 0 : static_cast<size_t>(c), 1.f), zeros(beta ? 0 : static_cast<size_t>(c), 0.f);
   const float* __restrict gm = gamma ? gamma : ones.data();
   const float* __restrict bt = beta ? beta : zeros.data();
-  parallel_for(rows, c, kLnGrain, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, c, kNormGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) ln_forward_row(x + r * c, c, gm, bt, eps, y + r * c, mean + r, inv_std + r);
   });
 }
@@ -107,7 +103,7 @@ void add_layer_norm_forward(const float* x, const float* res, int64_t rows, int6
   std::vector<float> ones(gamma ? 0 : static_cast<size_t>(c), 1.f), zeros(beta ? 0 : static_cast<size_t>(c), 0.f);
   const float* __restrict gm = gamma ? gamma : ones.data();
   const float* __restrict bt = beta ? beta : zeros.data();
-  parallel_for(rows, c, kLnGrain, [&](int64_t r0, int64_t r1) {
+  parallel_for(rows, c, kNormGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* __restrict xr = x + r * c;
       const float* __restrict rr = res + r * c;
@@ -121,7 +117,7 @@ void add_layer_norm_forward(const float* x, const float* res, int64_t rows, int6
 
 // One pass per row: row sums Σg and Σg·x̂, then dx. dgamma, dbeta (and Σ dx over the rows
 // when dx_sum is given: the bias gradient of a layer whose output is x, e.g. the Dense
-// before a residual LayerNorm) accumulate in float partials per block of ln_block_rows
+// before a residual LayerNorm) accumulate in float partials per block of kLnBlockRows
 // rows, added in block order in double: the same bits at any thread count.
 void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
                          const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta,
@@ -133,7 +129,7 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
   // The partials of a block are [dgamma | dbeta | Σdx], `parts` × c floats
   // (common/block_sums.h folds them in block order in double).
   std::vector<float> sums(static_cast<size_t>(parts * c));
-  fixed_block_column_sums(rows, parts * c, ln_block_rows(rows, c), kLnGrain * parts, sums.data(), [&](int64_t r0, int64_t r1, float* part) {
+  fixed_block_column_sums(rows, parts * c, block_rows_for(rows, c, kLnBlockRows), kNormGrain * parts, sums.data(), [&](int64_t r0, int64_t r1, float* part) {
     const float* __restrict gmr = gm;
     {
       float* __restrict pg = part;
@@ -170,6 +166,134 @@ void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t 
   std::copy(sums.begin(), sums.begin() + c, dgamma);
   std::copy(sums.begin() + c, sums.begin() + 2 * c, dbeta);
   if (dx_sum) std::copy(sums.begin() + 2 * c, sums.end(), dx_sum);
+}
+
+
+// ---------------------------------------------------------------- batch norm
+// Every reduction over the rows runs on common/block_sums.h's fixed blocks: the statistics and
+// the backward's sums are the same bits at any thread count (issue #17).
+namespace {
+// Rows per block: at least 32 (a block of 32 × C floats is summed in float while it sits in L1,
+// and a float partial holds 32 terms), more for a very tall input (block_rows_for).
+constexpr int64_t kBnBlockRows = 32;
+
+// One block's moments per channel, in float, from two passes over the nb × c block (the
+// second reads it from L1): m = Σx/nb, then s = Σ(x − m) and q = Σ(x − m)². m, s and q are
+// zero on entry. m is rounded (Σx of 32 values near 1e4 is off by ~0.01): s carries what m
+// misses, so the fold takes mean m + s/nb and M2 q − s²/nb (the corrected two-pass formula,
+// Chan, Golub & LeVeque 1983) instead of the bias M2 would get from the rounded m.
+inline void bn_block_moments(const float* __restrict x, int64_t nb, int64_t c, float* __restrict m,
+                             float* __restrict s, float* __restrict q) {
+  for (int64_t r = 0; r < nb; ++r) {
+    const float* __restrict xr = x + r * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) m[j] += xr[j];
+  }
+  const float inv_nb = 1.f / static_cast<float>(nb);
+#pragma omp simd
+  for (int64_t j = 0; j < c; ++j) m[j] *= inv_nb;
+  for (int64_t r = 0; r < nb; ++r) {
+    const float* __restrict xr = x + r * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) {
+      const float d = xr[j] - m[j];
+      s[j] += d;
+      q[j] += d * d;
+    }
+  }
+}
+}  // namespace
+
+// Statistics: each block's mean and M2 (bn_block_moments), merged in block order in double by
+// Chan et al.'s pairwise formula. Robust to a large mean like the two-pass method (deviations
+// are taken from the block mean), at one read of x instead of two. Then y = x·scale + shift.
+void batch_norm_forward(const float* x, int64_t rows, int64_t c, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* inv_std) {
+  std::vector<double> mu_v(static_cast<size_t>(c), 0.0), m2_v(static_cast<size_t>(c), 0.0);
+  double* __restrict mu = mu_v.data();
+  double* __restrict m2 = m2_v.data();
+  int64_t n = 0;
+  fixed_block_reduce<float>(
+      rows, 3 * c, block_rows_for(rows, 3 * c, kBnBlockRows), 3 * kNormGrain,
+      [&](int64_t r0, int64_t r1, float* part) {
+        bn_block_moments(x + r0 * c, r1 - r0, c, part, part + c, part + 2 * c);
+      },
+      [&](int64_t r0, int64_t r1, const float* __restrict part) {
+        const int64_t nb = r1 - r0;
+        const double nbd = static_cast<double>(nb), inv_nb = 1.0 / nbd, n_new = static_cast<double>(n + nb);
+        const double w = nbd / n_new, cross = static_cast<double>(n) * nbd / n_new;
+        for (int64_t j = 0; j < c; ++j) {
+          const double sb = part[c + j];
+          const double delta = (static_cast<double>(part[j]) + sb * inv_nb) - mu[j];
+          mu[j] += delta * w;
+          m2[j] += (static_cast<double>(part[2 * c + j]) - sb * sb * inv_nb) + delta * delta * cross;
+        }
+        n += nb;
+      });
+  const double inv_rows = rows > 0 ? 1.0 / static_cast<double>(rows) : 0.0;
+  std::vector<float> scale_v(static_cast<size_t>(c)), shift_v(static_cast<size_t>(c));
+  float* __restrict scale = scale_v.data();
+  float* __restrict shift = shift_v.data();
+  for (int64_t j = 0; j < c; ++j) {
+    mean[j] = static_cast<float>(mu[j]);
+    inv_std[j] = static_cast<float>(1.0 / std::sqrt(m2[j] * inv_rows + static_cast<double>(eps)));
+    scale[j] = inv_std[j] * (gamma ? gamma[j] : 1.f);
+    shift[j] = (beta ? beta[j] : 0.f) - mean[j] * scale[j];
+  }
+  parallel_for(rows, c, kNormGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* __restrict xr = x + r * c;
+      float* __restrict yr = y + r * c;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) yr[j] = xr[j] * scale[j] + shift[j];
+    }
+  });
+}
+
+// Σdy and Σdy·(x − mean) in one pass over fixed blocks (float per block, folded in block order
+// in double), then dx = k·(dy − dbeta/R − x̂·dgamma/R) with k = gamma·inv_std.
+void batch_norm_backward(const float* x, const float* dy, int64_t rows, int64_t c, const float* mean,
+                         const float* inv_std, const float* gamma, float* dx, float* dgamma, float* dbeta) {
+  // [Σdy | Σdy·(x − mean)], kept in double: dgamma is that sum times inv_std, rounded once.
+  std::vector<double> sums(static_cast<size_t>(2 * c));
+  fixed_block_column_sums(rows, 2 * c, block_rows_for(rows, 2 * c, kBnBlockRows), 2 * kNormGrain, sums.data(),
+                          [&](int64_t r0, int64_t r1, float* part) {
+                            float* __restrict pd = part;
+                            float* __restrict px = part + c;
+                            const float* __restrict mu = mean;
+                            for (int64_t r = r0; r < r1; ++r) {
+                              const float* __restrict xr = x + r * c;
+                              const float* __restrict dyr = dy + r * c;
+#pragma omp simd
+                              for (int64_t j = 0; j < c; ++j) {
+                                pd[j] += dyr[j];
+                                px[j] += dyr[j] * (xr[j] - mu[j]);
+                              }
+                            }
+                          });
+  std::vector<float> a_v(static_cast<size_t>(c)), b_v(static_cast<size_t>(c)), k_v(static_cast<size_t>(c));
+  float* __restrict a = a_v.data();
+  float* __restrict b = b_v.data();
+  float* __restrict k = k_v.data();
+  const double inv_rows = rows > 0 ? 1.0 / static_cast<double>(rows) : 0.0;
+  for (int64_t j = 0; j < c; ++j) {
+    const double sdy = sums[static_cast<size_t>(j)], sdyx = sums[static_cast<size_t>(c + j)] * inv_std[j];
+    dbeta[j] = static_cast<float>(sdy);
+    dgamma[j] = static_cast<float>(sdyx);
+    k[j] = (gamma ? gamma[j] : 1.f) * inv_std[j];
+    a[j] = static_cast<float>(sdy * inv_rows);
+    b[j] = static_cast<float>(sdyx * inv_rows) * inv_std[j];
+  }
+  parallel_for(rows, c, kNormGrain, [&](int64_t r0, int64_t r1) {
+    const float* __restrict mu = mean;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* __restrict xr = x + r * c;
+      const float* __restrict dyr = dy + r * c;
+      float* __restrict dxr = dx + r * c;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) dxr[j] = k[j] * (dyr[j] - a[j] - (xr[j] - mu[j]) * b[j]);
+    }
+  });
 }
 
 }  // namespace pynn::PYNN_ISA

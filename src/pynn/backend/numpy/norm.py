@@ -16,8 +16,8 @@ def _rows(x):
 
 
 def _check_rows(op, x):
-    """Batch statistics of no samples do not exist (native gave 0 and 1/sqrt(eps), this gave
-    NaN): either would feed the moving averages a made-up value, so it is an error."""
+    """Batch statistics of no samples do not exist (a plain mean gives NaN): that would feed the moving
+    averages a made-up value, so it is an error here as in the native kernel (csrc/norm/bind_norm.cpp)."""
     if x.ndim >= 1 and x.size == 0 and x.shape[-1] > 0:
         raise ValueError(f"{op}: no samples to compute batch statistics over, input shape {x.shape}")
 

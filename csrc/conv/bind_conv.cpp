@@ -134,6 +134,12 @@ py::dict conv2d_paths(const Shape4& xs, const Shape4& ws, const Pair& strides, c
   return d;
 }
 
+// Whether conv2d_backward_input runs these shapes through the Winograd forward (conv_dx_winograd).
+bool conv2d_backward_input_winograd(const Shape4& xs, const Shape4& ws, const Pair& strides, const std::string& padding,
+                                    const Pair& dilation) {
+  return conv_dx_winograd(conv_geometry("conv2d_backward_input_winograd", xs, ws, strides, padding, dilation));
+}
+
 // How conv2d_max_pool2d runs these shapes (conv_max_pool_route; tests pin the register-fused case).
 std::string conv2d_max_pool2d_path(const Shape4& xs, const Shape4& ws, const Pair& strides, const std::string& padding,
                                    const Pair& dilation, py::handle acth, const Pair& pool_size,
@@ -152,7 +158,8 @@ void bind_conv(py::module_& m) {
         py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1}, py::arg("activation") = py::none(),
         py::arg("act_alpha") = 0.f,
         "NHWC conv: x (N,H,W,C), w (kh,kw,C,OC), b (OC,) -> act(conv + b) (N,OH,OW,OC), act any name of "
-        "activation_names(). Implicit GEMM (AVX2), else im2col blocks + sgemm; 1x1 stride 1: one sgemm.");
+        "activation_names(). 3x3 stride 1 with C_in, C_out >= 16: Winograd F(2x2, 3x3); other windows: implicit "
+        "GEMM (AVX2), else im2col blocks + sgemm; 1x1 stride 1: one sgemm (conv2d_paths tells which).");
   m.def("conv2d_max_pool2d", &conv2d_max_pool2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         py::arg("activation") = py::none(), py::arg("act_alpha") = 0.f, py::arg("pool_size") = Pair{2, 2},
@@ -178,7 +185,10 @@ void bind_conv(py::module_& m) {
   m.def("conv2d_paths", &conv2d_paths, py::arg("x_shape"), py::arg("w_shape"), py::arg("strides") = Pair{1, 1},
         py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         "{'forward': path, 'kernel_grad': path}: the kernels conv2d and conv2d_backward_kernel run for these "
-        "shapes (pointwise, small_channel, implicit_gemm, direct or im2col).");
+        "shapes (pointwise, small_channel, implicit_gemm, winograd, direct or im2col).");
+  m.def("conv2d_backward_input_winograd", &conv2d_backward_input_winograd, py::arg("x_shape"), py::arg("w_shape"),
+        py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
+        "True when conv2d_backward_input runs these shapes as a Winograd F(2x2, 3x3) forward over dy.");
   m.def("conv2d_max_pool2d_path", &conv2d_max_pool2d_path, py::arg("x_shape"), py::arg("w_shape"),
         py::arg("strides") = Pair{1, 1}, py::arg("padding") = "valid", py::arg("dilation") = Pair{1, 1},
         py::arg("activation") = py::none(), py::arg("pool_size") = Pair{2, 2}, py::arg("pool_strides") = Pair{2, 2},

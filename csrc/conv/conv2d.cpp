@@ -21,6 +21,7 @@
 #include "conv/igemm.h"
 #include "conv/im2col.h"
 #include "conv/panels.h"
+#include "conv/winograd.h"
 #include "gemm/gemm.h"
 #include "nn/bias.h"
 #include "pool/pool.h"
@@ -68,6 +69,8 @@ ConvPath conv_forward_path(const WindowGeom& g) {
   // (implicit GEMM) or an im2col block costs as much as the FMAs; the direct kernel
   // reads the taps of six pixels from one base at a constant stride.
   if (igemm_enabled() && g.c <= kSmallChannels && g.patch() > 0) return ConvPath::SmallChannel;
+  // 3x3 stride 1, wide enough: 2.25x fewer multiplies than any direct form (conv/winograd.h).
+  if (winograd_enabled() && winograd_shape_ok(g)) return ConvPath::Winograd;
   if (igemm_enabled() && g.patch() > 0 && igemm_forward_applies(g)) return ConvPath::ImplicitGemm;
   return ConvPath::Im2col;
 }
@@ -87,11 +90,14 @@ ConvPath conv_dw_path(const WindowGeom& g) {
   return ConvPath::Im2col;
 }
 
+bool conv_dx_winograd(const WindowGeom& g) { return winograd_enabled() && winograd_shape_ok(g); }
+
 const char* conv_path_name(ConvPath p) {
   switch (p) {
     case ConvPath::Pointwise: return "pointwise";
     case ConvPath::SmallChannel: return "small_channel";
     case ConvPath::ImplicitGemm: return "implicit_gemm";
+    case ConvPath::Winograd: return "winograd";
     case ConvPath::Direct: return "direct";
     case ConvPath::Im2col: return "im2col";
   }
@@ -106,6 +112,7 @@ void conv2d_forward(const WindowGeom& g, const float* x, const float* w, const f
 #ifdef PYNN_X86_64  // the direct kernels exist only where the AVX2 files build (igemm_enabled() is false elsewhere)
   if (path == ConvPath::SmallChannel) return conv2d_forward_small_c(g, x, w, bias, y, act, act_alpha);
 #endif
+  if (path == ConvPath::Winograd) return conv2d_forward_winograd(g, x, w, bias, y, act, act_alpha);
   // Windows: implicit GEMM straight from x (no im2col copy) where the AVX2 kernel exists.
   if (path == ConvPath::ImplicitGemm && conv2d_forward_igemm(g, x, w, bias, y, act, act_alpha)) return;
   const int64_t R = conv_block_rows(K);
@@ -181,6 +188,8 @@ void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const fl
   const int64_t chunks = (g.n + chunk - 1) / chunk;
   const bool packs = path == ConvPath::SmallChannel || path == ConvPath::ImplicitGemm;
   std::unique_ptr<ConvPanels> pk = packs ? std::make_unique<ConvPanels>(g.patch(), g.oc, w, bias) : nullptr;
+  std::unique_ptr<WinogradWeights> wu =
+      path == ConvPath::Winograd ? std::make_unique<WinogradWeights>(g.c, g.oc, w) : nullptr;
   share_work(chunks, 1, T, [&](int64_t c0, int64_t c1) {
     // Inside share_work every kernel below runs on this thread (threads_for returns 1). The
     // block is kept per thread: a fresh 100+ KiB allocation per chunk was an mmap and page
@@ -199,6 +208,10 @@ void conv2d_max_pool_forward(const WindowGeom& g, const WindowGeom& pg, const fl
         done = true;
       }
 #endif
+      if (path == ConvPath::Winograd) {
+        conv2d_forward_winograd(gc, xc, w, bias, buf, act, act_alpha, wu.get());
+        done = true;
+      }
       if (!done && path == ConvPath::ImplicitGemm)
         done = conv2d_forward_igemm(gc, xc, w, bias, buf, act, act_alpha, pk.get());
       if (!done) conv2d_forward(gc, xc, w, bias, buf, act, act_alpha);
@@ -218,6 +231,17 @@ void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w,
         sgemm(hi - lo, C, OC, 1.f, dy + lo * OC, OC, 1, w, 1, OC, 0.f, dx + lo * C, C, 1, nullptr, Act::Linear, 0.f);
     });
     return;
+  }
+  if (conv_dx_winograd(g)) {
+    // dx[ih, iw, c] = Σ_{i,j,o} dy[ih + pt - i, iw + pl - j, o] · w[i, j, c, o]: the forward over dy
+    // (C_in' = OC) with w'[i', j', o, c] = w[2 - i', 2 - j', c, o] and padding 2 - pt, 2 - pl.
+    WindowGeom gb = g;
+    gb.h = g.oh, gb.w = g.ow, gb.c = g.oc, gb.oc = g.c, gb.pt = 2 - g.pt, gb.pl = 2 - g.pl, gb.oh = g.h, gb.ow = g.w;
+    std::vector<float> wt(static_cast<size_t>(9 * C * OC));
+    for (int64_t tap = 0; tap < 9; ++tap)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t o = 0; o < OC; ++o) wt[static_cast<size_t>(((8 - tap) * OC + o) * C + c)] = w[(tap * C + c) * OC + o];
+    return conv2d_forward_winograd(gb, dy, wt.data(), nullptr, dx, Act::Linear, 0.f);
   }
   if (conv2d_backward_input_igemm(g, dy, w, dx)) return;  // stride 1: no col2im, no zeroing
   zero(dx, g.n * g.h * g.w * C);  // strides > window leave cells no window touches

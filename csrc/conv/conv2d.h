@@ -15,11 +15,17 @@ namespace pynn {
 //   SmallChannel  forward with C_in <= kSmallChannels (conv/direct.h), AVX2
 //   ImplicitGemm  forward of other windows and weight gradient with C_in > kSmallChannels
 //                 (conv/igemm.h), AVX2, runs of >= 8 floats
+//   Winograd      forward of 3x3 stride-1 convs with C_in, C_out >= kWinogradMinChannels:
+//                 F(2x2, 3x3), 16 multiplies per 2x2 tile instead of 36 (conv/winograd.h); portable
 //   Direct        weight gradient with C_in <= kSmallChannels (conv/direct.h), AVX2
 //   Im2col        im2col blocks + sgemm: the portable path (and PYNN_CONV_IGEMM=0)
-enum class ConvPath { Pointwise, SmallChannel, ImplicitGemm, Direct, Im2col };
+enum class ConvPath { Pointwise, SmallChannel, ImplicitGemm, Winograd, Direct, Im2col };
 ConvPath conv_forward_path(const WindowGeom& g);
 ConvPath conv_dw_path(const WindowGeom& g);
+// The input gradient runs the Winograd forward (3x3 stride 1, C and OC >= 16: dx is itself a 3x3
+// stride-1 conv of dy with the kernel flipped and transposed, padding 2 - p). Otherwise one GEMM
+// (pointwise), the implicit GEMM over dy (stride 1, AVX2) or GEMM + col2im.
+bool conv_dx_winograd(const WindowGeom& g);
 const char* conv_path_name(ConvPath p);
 
 // y = act(im2col(x) · W + bias). 1x1/stride 1/unpadded: one GEMM on x viewed as (M, C);
@@ -45,7 +51,7 @@ ConvPoolRoute conv_max_pool_route(const WindowGeom& g, const WindowGeom& pg, Act
 const char* conv_pool_route_name(ConvPoolRoute r);  // "registers", "whole", "chunks"
 constexpr int64_t kFusedChunkBytes = 256 * 1024;
 
-// dx = col2im(dY · Wᵀ).
+// dx = col2im(dY · Wᵀ), computed as the Winograd forward over dy where conv_dx_winograd says so.
 void conv2d_backward_input(const WindowGeom& g, const float* dy, const float* w, float* dx);
 // dW = Σ_blocks im2col(x)ᵀ · dY: the implicit GEMM of conv/igemm.h (no im2col block) or the
 // direct small-channel kernel where conv_dw_path picks them, else im2col blocks + sgemm.

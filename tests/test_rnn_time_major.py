@@ -16,20 +16,7 @@ from pynn.autograd import Tensor
 nb = pytest.importorskip("pynn.backend.native")
 C = nb._C
 
-THREADS = (1, 2, 3, 4, 7, 8)
-
-
-def _f32(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-
-def _case(n, t, f, u, seed, masked):
-    r = np.random.default_rng(seed)
-    x, k, b = _f32(r, n, t, f), _f32(r, f, 4 * u, scale=0.4), _f32(r, 4 * u, scale=0.3)
-    h0, c0, rk = _f32(r, n, u), _f32(r, n, u), _f32(r, u, 4 * u, scale=0.15)
-    dhs, dcl = _f32(r, n, t, u), _f32(r, n, u)
-    mask = (np.arange(t)[None, :] < r.integers(1, t + 1, n)[:, None]).astype(np.uint8) if masked else None
-    return x, k, b, h0, c0, rk, dhs, dcl, mask
+from test_rnn_row_groups import THREADS, _case, _f32  # noqa: E402 (the same random LSTM cases as the row-group tests)
 
 
 def _time_major(a):

@@ -16,13 +16,18 @@ def conv_case(rng, x_shape, k, cout):
     return x, w, b
 
 
-def im2col_path(fn):
-    """fn() with the native conv forced onto its portable im2col + sgemm path (PYNN_CONV_IGEMM=0)."""
-    os.environ["PYNN_CONV_IGEMM"] = "0"
+def with_path_switched_off(var, fn):
+    """fn() with the native conv path that the environment variable var controls switched off (var=0)."""
+    os.environ[var] = "0"
     try:
         return fn()
     finally:
-        del os.environ["PYNN_CONV_IGEMM"]
+        del os.environ[var]
+
+
+def im2col_path(fn):
+    """fn() with the native conv forced onto its portable im2col + sgemm path (PYNN_CONV_IGEMM=0)."""
+    return with_path_switched_off("PYNN_CONV_IGEMM", fn)
 
 
 def at_threads(fn, n):

@@ -6,11 +6,10 @@ of each output), against the implicit-GEMM path it replaces (PYNN_CONV_WINOGRAD=
 torch.nn.functional.conv2d on the same weights, and at 1, 2, 3, 4, 7 and 8 threads, where it is
 bit-identical (tile blocks fixed by the shape, each computed by one thread in one order).
 conv2d_paths pins which shapes take it."""
-import os
 
 import numpy as np
 import pytest
-from conv_reference import at_threads, conv_case
+from conv_reference import at_threads, conv_case, with_path_switched_off
 
 from pynn import backend
 
@@ -36,11 +35,7 @@ def _path(x_shape, cout, padding):
 
 
 def _without_winograd(fn):
-    os.environ["PYNN_CONV_WINOGRAD"] = "0"
-    try:
-        return fn()
-    finally:
-        del os.environ["PYNN_CONV_WINOGRAD"]
+    return with_path_switched_off("PYNN_CONV_WINOGRAD", fn)
 
 
 def _ref64(x, w, b, padding):

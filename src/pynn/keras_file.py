@@ -565,6 +565,32 @@ def _optimizer_state_from_keras(model, group, filepath):
     opt.iterations = iterations
 
 
+def _read_model_vars(model, f, filepath, what):
+    """Set every model weight from an open h5 file in Keras' layout (``layers/<name>/vars/<i>``);
+    every shape is checked before anything is set."""
+    pending = []
+    for path, variables in _model_groups(model):
+        group = f.get(f"{path}/vars")
+        if group is None:
+            if variables:
+                raise ValueError(f"{what}: {filepath!r} has no weights at {path}/vars for "
+                                 f"{[v.name for v in variables]}")
+            continue
+        if len(group) != len(variables):
+            raise ValueError(f"{what}: {filepath!r}: {path}/vars holds {len(group)} arrays, the pynn layer "
+                             f"has {len(variables)} weights ({[v.name for v in variables]})")
+        for i, v in enumerate(variables):
+            arr = np.asarray(group[str(i)])
+            if arr.ndim == 0 and v.shape == (1,):   # pynn keeps Keras' scalar weights as (1,)
+                arr = arr.reshape(1)
+            if arr.shape != v.shape:
+                raise ValueError(f"{what}: {filepath!r}: {path}/vars/{i} has shape {arr.shape}, pynn weight "
+                                 f"{v.name!r} has shape {v.shape}")
+            pending.append((v, arr))
+    for v, arr in pending:   # every shape checked before anything is set
+        v.assign(arr)
+
+
 def load_keras(filepath, compile=True):
     """Build a pynn model from a Keras 3 ``.keras`` archive and load its weights; with
     ``compile`` also its loss, metrics and optimizer settings (not the optimizer's state)."""
@@ -582,27 +608,7 @@ def load_keras(filepath, compile=True):
                          "functional model")
     model = _layer_from_keras(config)
     with h5py.File(io.BytesIO(weights_bytes), "r") as f:
-        pending = []
-        for path, variables in _model_groups(model):
-            group = f.get(f"{path}/vars")
-            if group is None:
-                if variables:
-                    raise ValueError(f"load_model: {filepath!r} has no weights at {path}/vars for "
-                                     f"{[v.name for v in variables]}")
-                continue
-            if len(group) != len(variables):
-                raise ValueError(f"load_model: {filepath!r}: {path}/vars holds {len(group)} arrays, the pynn layer "
-                                 f"has {len(variables)} weights ({[v.name for v in variables]})")
-            for i, v in enumerate(variables):
-                arr = np.asarray(group[str(i)])
-                if arr.ndim == 0 and v.shape == (1,):   # pynn keeps Keras' scalar weights as (1,)
-                    arr = arr.reshape(1)
-                if arr.shape != v.shape:
-                    raise ValueError(f"load_model: {filepath!r}: {path}/vars/{i} has shape {arr.shape}, pynn weight "
-                                     f"{v.name!r} has shape {v.shape}")
-                pending.append((v, arr))
-    for v, arr in pending:   # every shape checked before anything is set
-        v.assign(arr)
+        _read_model_vars(model, f, filepath, "load_model")
     if compile and config.get("compile_config"):
         _compile_from_keras(model, config["compile_config"], filepath)
         if model.optimizer is not None:
@@ -760,6 +766,26 @@ def _model_spec(model):
             "registered_name": "Functional", "build_config": {"input_shape": None}}
 
 
+def _write_model_vars(model, f):
+    """Write every model weight (and a compiled model's optimizer state) into an open h5
+    file in Keras 3's layout: the ``model.weights.h5`` of a .keras archive, or a
+    ``.weights.h5`` file of ``save_weights``."""
+    groups = _model_groups(model)
+    f.create_group("vars")
+    for path, variables in groups:
+        g = f.require_group(f"{path}/vars")
+        scalars = path.rsplit("/", 1)[-1].startswith("attention")   # Keras' Attention scale: shape ()
+        for i, v in enumerate(variables):
+            data = np.asarray(v.data)
+            g.create_dataset(str(i), data=data.reshape(()) if scalars and data.shape == (1,) else data)
+    state = _optimizer_state_to_keras(model) if model.optimizer is not None and model.loss is not None \
+        else None
+    if state is not None:   # Keras loads it into the optimizer it compiles from compile_config
+        g = f.require_group("optimizer/vars")
+        for i, arr in enumerate(state):
+            g.create_dataset(str(i), data=arr)
+
+
 def save_keras(model, filepath):
     """Write ``model`` as a Keras 3 ``.keras`` archive (config, metadata, weights)."""
     h5py = _h5py()
@@ -769,19 +795,7 @@ def save_keras(model, filepath):
     groups = _model_groups(model)
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
-        f.create_group("vars")
-        for path, variables in groups:
-            g = f.require_group(f"{path}/vars")
-            scalars = path.rsplit("/", 1)[-1].startswith("attention")   # Keras' Attention scale: shape ()
-            for i, v in enumerate(variables):
-                data = np.asarray(v.data)
-                g.create_dataset(str(i), data=data.reshape(()) if scalars and data.shape == (1,) else data)
-        state = _optimizer_state_to_keras(model) if model.optimizer is not None and model.loss is not None \
-            else None
-        if state is not None:   # Keras loads it into the optimizer it compiles from compile_config
-            g = f.require_group("optimizer/vars")
-            for i, arr in enumerate(state):
-                g.create_dataset(str(i), data=arr)
+        _write_model_vars(model, f)
     weights = buf.getvalue()
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "pynn"}
@@ -792,6 +806,44 @@ def save_keras(model, filepath):
             z.writestr("config.json", json.dumps(spec))
             z.writestr("model.weights.h5", weights)
     atomic_write(filepath, write)
+
+
+def save_weights_h5(model, filepath):
+    """``model.save_weights("x.weights.h5")``: Keras 3's weights file (the weights and a
+    compiled model's optimizer state), readable by ``keras.Model.load_weights``."""
+    h5py = _h5py()
+    from .saving import atomic_write
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        _write_model_vars(model, f)
+    data = buf.getvalue()
+    atomic_write(os.fspath(filepath), lambda fobj: fobj.write(data))
+
+
+def load_weights_h5(model, filepath):
+    """``model.load_weights`` of a Keras 3 ``.weights.h5`` file or ``.keras`` archive: every
+    weight (shapes checked before anything is set) and, when the model is compiled and the
+    file holds one, the optimizer's state."""
+    h5py = _h5py()
+    filepath = os.fspath(filepath)
+    if filepath.lower().endswith(".keras"):
+        try:
+            with zipfile.ZipFile(filepath) as z:
+                data = z.read("model.weights.h5")
+        except (zipfile.BadZipFile, KeyError) as e:
+            raise ValueError(f"load_weights: {filepath!r} is not a readable Keras 3 .keras archive ({e})") from e
+    else:
+        with open(filepath, "rb") as fobj:
+            data = fobj.read()
+    try:
+        f = h5py.File(io.BytesIO(data), "r")
+    except OSError as e:
+        raise ValueError(f"load_weights: {filepath!r} is not an HDF5 weights file ({e})") from e
+    with f:
+        _read_model_vars(model, f, filepath, "load_weights")
+        group = f.get("optimizer/vars")
+        if group is not None and getattr(model, "optimizer", None) is not None:
+            _optimizer_state_from_keras(model, group, filepath)
 
 
 def is_keras_path(filepath):

@@ -56,6 +56,13 @@ class Variable(Tensor):
         self.regularizer = regularizer
         self.constraint = constraint
 
+    @property
+    def value(self):
+        """The variable as a Tensor: Keras' ``variable.value`` (the backend tensor, e.g. in a
+        torch-style ``train_step``: ``grads = [v.value.grad for v in self.trainable_weights]``).
+        A pynn Variable is itself the Tensor, so this is ``self``."""
+        return self
+
     def assign(self, value):
         value = np.asarray(value, dtype=self.data.dtype)
         if value.shape != self.data.shape:

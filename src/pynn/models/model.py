@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import warnings
+
 import numpy as np
 
 from .. import _parallel, _weights_epoch, losses as losses_mod, metrics as metrics_mod
@@ -30,6 +32,15 @@ def _batch_size(op, batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"{op}: batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
+
+
+def _steps(what, steps):
+    """A ``steps``/``validation_steps`` argument: None or a positive int."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"{what}: steps must be None or a positive integer, got {steps!r}")
+    return int(steps)
 
 
 def _array(x):
@@ -89,13 +100,29 @@ def _is_batch_iterable(x):
     return hasattr(x, "__iter__")
 
 
-def _batch_source(source, steps_per_epoch, model=None):
+def _class_sample_weight(ys, class_weight, what):
+    """Keras' class_weight as per-sample weights: the weight of each sample's class (one-hot
+    or integer targets; classes not listed weigh 1). Single-output models only, as Keras."""
+    if len(ys) != 1:
+        raise ValueError(f"{what}: class_weight is only supported for models with a single output (as Keras); "
+                         f"this one has {len(ys)}: use sample_weight, or a loss per output with loss_weights")
+    labels, n = ys[0], len(ys[0])
+    labels = labels.argmax(-1) if labels.ndim > 1 and labels.shape[-1] > 1 else labels.reshape(n, -1)[:, 0]
+    return np.array([class_weight.get(int(c), 1.0) for c in np.round(labels).astype(np.int64)], np.float32)
+
+
+def _batch_source(source, steps_per_epoch, model=None, shuffle=False, class_weight=None):
     """Per-epoch batches from an iterable of (x, y[, sample_weight]) tuples (or of
-    x alone); x and y may be dicts keyed by the model's input/output names."""
+    x alone); x and y may be dicts keyed by the model's input/output names.
+    ``shuffle``: a PyDataset's batches are visited in a new random order each epoch
+    (Keras' fit does so by default); ``class_weight`` turns into each batch's sample weights."""
     one_shot = iter(source) is source  # a generator: consumed across epochs, steps_per_epoch at a time
 
     def batches(epoch):
-        it = source if one_shot else iter(source)
+        if shuffle and isinstance(source, PyDataset):
+            it = (source[int(i)] for i in generator().permutation(len(source)))
+        else:
+            it = source if one_shot else iter(source)
         for step, batch in enumerate(it):
             if steps_per_epoch is not None and step >= steps_per_epoch:
                 break
@@ -109,7 +136,11 @@ def _batch_source(source, steps_per_epoch, model=None):
                 yb = model._from_dict(yb, model.output_names, "output", "fit")
             xb = [_array(v) for v in (xb if isinstance(xb, (list, tuple)) else [xb])]
             yb = [] if yb is None else [np.asarray(v) for v in (yb if isinstance(yb, (list, tuple)) else [yb])]
-            yield xb, yb, None if swb is None else np.asarray(swb, np.float32)
+            swb = None if swb is None else np.asarray(swb, np.float32)
+            if class_weight is not None and yb:
+                cw = _class_sample_weight(yb, class_weight, "fit")
+                swb = cw if swb is None else swb * cw
+            yield xb, yb, swb
     return batches
 
 
@@ -407,7 +438,10 @@ class Model(Layer):
         """The keys of fit's/evaluate's logs, in evaluate's list order."""
         if self.loss is None and getattr(self, "_loss_tracker", None) is None:
             return []
-        return list(self._logs())
+        logs = self._logs()
+        order = {id(v): i for i, v in enumerate(logs.values())}
+        keys = list(logs)
+        return [keys[order[id(v)]] for v in self._ordered_values(logs)]
 
     @property
     def metrics(self):
@@ -501,9 +535,7 @@ class Model(Layer):
             if sample_weight.shape[:1] != (n,):
                 raise ValueError(f"{what}: sample_weight has shape {sample_weight.shape}, expected ({n},)")
         if class_weight is not None:
-            labels = ys[0]
-            labels = labels.argmax(-1) if labels.ndim > 1 and labels.shape[-1] > 1 else labels.reshape(n, -1)[:, 0]
-            cw = np.array([class_weight.get(int(c), 1.0) for c in np.round(labels).astype(np.int64)], np.float32)
+            cw = _class_sample_weight(ys, class_weight, what)
             sample_weight = cw if sample_weight is None else sample_weight * cw
         return xs, ys, sample_weight
 
@@ -677,21 +709,74 @@ class Model(Layer):
         for w in self.weights:
             w.grad = None
 
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
-        """One optimizer step on one batch; returns the loss."""
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch, as Keras 3: the metrics are reset first, an
+        overridden ``train_step`` is what runs, and the result is the loss alone when
+        nothing else is tracked, else ``[loss, *others]`` in evaluate's order (a dict
+        with ``return_dict=True``)."""
         self._require_compiled("train_on_batch")
         if _parallel.active():
             raise NotImplementedError("train_on_batch under pynn.distribution.DataParallel: use fit(), which "
                                       "shards each global batch and averages the gradients across ranks")
+        _weights_epoch.bump()
+        self._reset_metrics()
+        if self._overrides("train_step"):
+            xs, ys, sw = (self._prepare_x(x, "train_on_batch"), [], None) if y is None else \
+                self._prepare_xy(x, y, sample_weight, "train_on_batch", class_weight)
+            return self._batch_result(self._run_step(self.train_step, xs, ys, sw), return_dict)
+        self._require_loss("train_on_batch")
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "train_on_batch", class_weight)
-        loss = fit_loop.train_batch(self, Model, xs, ys, sw)   # a plain Dense stack: no graph
-        return self._train_step(xs, ys, sw)[0] if loss is None else loss
+        # The fused Dense/Conv stack gives the loss alone: taken only when the loss is all there is to report.
+        loss = None if self._logs_beyond_loss() else fit_loop.train_batch(self, Model, xs, ys, sw)
+        if loss is not None:
+            self._loss_tracker.update_state(loss, sample_weight=len(xs[0]))
+            return self._batch_result(self._logs(), return_dict)
+        loss, y_preds = self._train_step(xs, ys, sw)
+        return self._batch_result(self._update_metrics(loss, ys, y_preds, sw, len(xs[0])), return_dict)
 
-    def test_on_batch(self, x, y, sample_weight=None):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch without training, as Keras 3: metrics reset
+        first, an overridden ``test_step`` runs, results as in ``train_on_batch``."""
         self._require_compiled("test_on_batch")
+        self._reset_metrics()
+        if self._overrides("test_step"):
+            xs, ys, sw = (self._prepare_x(x, "test_on_batch"), [], None) if y is None else \
+                self._prepare_xy(x, y, sample_weight, "test_on_batch")
+            with no_grad():
+                return self._batch_result(self._run_step(self.test_step, xs, ys, sw), return_dict)
+        self._require_loss("test_on_batch")
         xs, ys, sw = self._prepare_xy(x, y, sample_weight, "test_on_batch")
         with no_grad():
-            return float(self._loss_value(ys, self._forward(xs, training=False), sw).data)
+            y_preds = self._forward(xs, training=False)
+            loss = float(self._loss_value(ys, y_preds, sw).data)
+            logs = self._update_metrics(loss, ys, [p.data for p in y_preds], sw, len(xs[0]))
+        return self._batch_result(logs, return_dict)
+
+    def _logs_beyond_loss(self):
+        return len(self.compiled_metrics) > 0 or any(t is not None for t in self._output_loss_trackers)
+
+    def _batch_result(self, logs, return_dict):
+        if return_dict:
+            return logs
+        values = self._ordered_values(logs)
+        return values[0] if len(values) == 1 else values
+
+    def _ordered_values(self, logs):
+        """Log values in the order Keras 3 lists them (Trainer._flatten_metrics_in_order):
+        the loss, the per-output losses in output order, the compiled metrics in the order
+        given when there is one output (several outputs: by name, because Keras' prefixed
+        keys match none of its metric names and fall through to its sorted remainder), the
+        metrics held as attributes, then any other key sorted."""
+        from ..metrics import Metric
+        names = []
+        if getattr(self, "_loss_tracker", None) is not None:
+            names.append("loss")
+            names += [t.name for t in self._output_loss_trackers if t is not None]
+            compiled = [m.name for m in self.compiled_metrics]
+            names += compiled if len(self.output_names) <= 1 else sorted(compiled)
+        names += [v.name for v in vars(self).values() if isinstance(v, Metric)]
+        ordered = [k for k in dict.fromkeys(names) if k in logs]
+        return [logs[k] for k in ordered + sorted(k for k in logs if k not in ordered)]
 
     def predict_on_batch(self, x):
         """Outputs for one batch (Keras' name): one forward pass, no graph recorded, no
@@ -709,7 +794,7 @@ class Model(Layer):
     # ------------------------------------------------------------ fit
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_freq=1, validation_batch_size=None):
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs``; returns a History.
 
         ``x``/``y``: arrays, lists of arrays or dicts keyed by input/output name
@@ -717,7 +802,11 @@ class Model(Layer):
         ``(x, y, sample_weight)`` batches (re-iterated each epoch; a one-shot
         generator needs ``steps_per_epoch``). ``validation_freq``: validate every
         that many epochs (an int) or after the listed epochs (1-based, a list);
-        ``validation_batch_size`` defaults to ``batch_size``.
+        ``validation_batch_size`` defaults to ``batch_size``. ``validation_data`` may be
+        an iterable of batches too (a PyDataset, a generator), ``validation_steps`` batches
+        of it per validation (all when None). With arrays, ``steps_per_epoch`` is accepted
+        only when it covers every batch (Keras then runs whole epochs, as pynn does); a
+        smaller value, which Keras serves by carrying its iterator across epochs, raises.
         """
         self._require_compiled("fit")
         _weights_epoch.bump()   # inference plans rebuild after training, whatever path the steps take
@@ -741,7 +830,10 @@ class Model(Layer):
         if _is_batch_iterable(x):
             if y is not None:
                 raise ValueError("fit: when x is an iterable of batches, y must be None (batches carry it)")
-            batches_of = _batch_source(x, steps_per_epoch, self)
+            if sample_weight is not None:
+                raise ValueError("fit: sample_weight cannot be given with an iterable of batches (as Keras): "
+                                 "yield (x, y, sample_weight) batches instead")
+            batches_of = _batch_source(x, steps_per_epoch, self, shuffle=shuffle, class_weight=class_weight)
             steps = steps_per_epoch or (len(x) if hasattr(x, "__len__") else None)
             if steps is None:
                 raise ValueError("fit: a generator of batches needs steps_per_epoch")
@@ -762,16 +854,43 @@ class Model(Layer):
             n = len(xs[0])
             if n == 0:
                 raise ValueError("fit: no training samples")
-            steps = (n + batch_size - 1) // batch_size
+            steps = per_pass = (n + batch_size - 1) // batch_size
 
-            def batches_of(epoch):
+            def epoch_batches(epoch):
                 order = (dp.permutation(n) if dp else generator().permutation(n)) if shuffle else None
-                for step in range(steps):
+                for step in range(per_pass):
                     idx = (order[step * batch_size:(step + 1) * batch_size] if shuffle
                            else slice(step * batch_size, (step + 1) * batch_size))
                     if dp:
                         idx = dp.local(idx, n)  # this rank's slice of the global batch
                     yield [v[idx] for v in xs], [v[idx] for v in ys], None if sw is None else sw[idx]
+
+            if steps_per_epoch is None:
+                batches_of = epoch_batches
+            else:
+                # Keras' epoch iterator over arrays: one pass over the data is carried across
+                # epochs, steps_per_epoch batches at a time; an epoch that finds it exhausted
+                # ends early (with Keras' warning) and the next starts a new pass.
+                steps = _steps("fit", steps_per_epoch)
+                carried = {"pass": None}
+
+                def batches_of(epoch):
+                    for done in range(steps):
+                        if carried["pass"] is None:
+                            carried["pass"] = epoch_batches(epoch)
+                        batch = next(carried["pass"], None)
+                        if batch is None:
+                            carried["pass"] = None
+                            if done == 0:   # the previous epoch ended exactly at the end of a pass
+                                carried["pass"] = epoch_batches(epoch)
+                                batch = next(carried["pass"], None)
+                            if batch is None or done > 0:
+                                warnings.warn("fit: your input ran out of data after "
+                                              f"{done} of steps_per_epoch={steps} batches; this epoch ends "
+                                              "early and the next one starts a new pass (as Keras)",
+                                              UserWarning, stacklevel=3)
+                                return
+                        yield batch
 
         if dp:  # same loop on every rank, rank 0's weights, rank-0-only writers
             verbose, callbacks = dp.begin(self, xs, verbose, callbacks, steps=steps, epochs=epochs,
@@ -792,8 +911,9 @@ class Model(Layer):
         cblist.on_train_begin()
         initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_epoch", 0))   # BackupAndRestore
         # The common case's step, chosen once (models/fit_loop.py); None: the generic loop below.
-        plan = None if custom_step or dp or _is_batch_iterable(x) else \
+        plan = None if custom_step or dp or _is_batch_iterable(x) or steps_per_epoch is not None else \
             fit_loop.plan_for(self, Model, xs, ys, sw, batch_size, shuffle, cbs)
+        epoch_logs = None
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cblist.on_epoch_begin(epoch)
@@ -816,11 +936,15 @@ class Model(Layer):
             if dp:
                 epoch_logs = dp.end_epoch(self, epoch_logs)
             if validation_data is not None and validate_after(epoch):
-                vx, vy = validation_data[0], validation_data[1]
-                vsw = validation_data[2] if len(validation_data) > 2 else None
-                val = self.evaluate(vx, vy, batch_size=validation_batch_size or batch_size, verbose=0,
-                                    sample_weight=vsw, return_dict=True,
-                                    callbacks=cblist)   # on_test_* fire during validation, as in Keras
+                if _is_batch_iterable(validation_data):   # a PyDataset or a generator of batches
+                    val = self.evaluate(validation_data, verbose=0, steps=validation_steps, return_dict=True,
+                                        callbacks=cblist)
+                else:
+                    vx, vy = validation_data[0], validation_data[1]
+                    vsw = validation_data[2] if len(validation_data) > 2 else None
+                    val = self.evaluate(vx, vy, batch_size=validation_batch_size or batch_size, verbose=0,
+                                        sample_weight=vsw, steps=validation_steps, return_dict=True,
+                                        callbacks=cblist)   # on_test_* fire during validation, as in Keras
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
             cblist.on_epoch_end(epoch, epoch_logs)
             if isinstance(x, PyDataset):
@@ -829,20 +953,25 @@ class Model(Layer):
                 break
         if dp:
             dp.end()
-        cblist.on_train_end()
+        cblist.on_train_end(epoch_logs)   # Keras: the last epoch's logs
         return history
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None, return_dict=False,
-                 callbacks=None):
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
         """Loss (and metrics) over (x, y): a float, a list [loss, *metrics], or a dict.
 
         ``x``/``y`` as in ``fit`` (dicts keyed by names work). Prints one progress
         line unless ``verbose=0`` (Keras' default "auto" is 1). ``callbacks`` get
-        on_test_begin/end and on_test_batch_begin/end, as in Keras."""
+        on_test_begin/end and on_test_batch_begin/end, as in Keras. ``steps``: evaluate
+        only that many batches (of arrays or of an iterable of batches)."""
         self._require_compiled("evaluate")
         custom_step = self._overrides("test_step")
+        steps = _steps("evaluate", steps)
         if _is_batch_iterable(x):
-            return self._evaluate_batches(x, y, verbose, return_dict, custom_step, callbacks)
+            if sample_weight is not None:
+                raise ValueError("evaluate: sample_weight cannot be given with an iterable of batches (as Keras): "
+                                 "yield (x, y, sample_weight) batches instead")
+            return self._evaluate_batches(x, y, verbose, return_dict, custom_step, callbacks, steps)
         if y is None and custom_step:
             xs, ys, sw = self._prepare_x(x, "evaluate"), [], None
         else:
@@ -851,6 +980,9 @@ class Model(Layer):
             self._require_loss("evaluate")
         self._reset_metrics()
         bs = _batch_size("evaluate", batch_size)
+        if steps is not None:   # Keras: the first `steps` batches
+            xs, ys = [v[:steps * bs] for v in xs], [v[:steps * bs] for v in ys]
+            sw = None if sw is None else sw[:steps * bs]
         dist = _parallel.active()
         if dist:  # each rank evaluates its shard; the metric states are summed below
             xs, ys, sw, bs = dist.shard_arrays(xs, ys, sw, bs)
@@ -866,10 +998,7 @@ class Model(Layer):
             if verbose and _parallel.is_primary():
                 print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         cbs.on_test_end(logs)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return self._batch_result(logs, return_dict)
 
     def _evaluate_loop(self, batches, custom_step, bar, cbs):
         """evaluate's pass over (x, y, sample_weight) batches: the test step (or loss and
@@ -890,7 +1019,7 @@ class Model(Layer):
                     bar.update(step + 1, list(logs.items()))
         return logs
 
-    def _evaluate_batches(self, source, y, verbose, return_dict, custom_step, callbacks=None):
+    def _evaluate_batches(self, source, y, verbose, return_dict, custom_step, callbacks=None, steps=None):
         """evaluate() over an iterable of (x, y[, sample_weight]) batches (a PyDataset, a generator)."""
         if y is not None:
             raise ValueError("evaluate: when x is an iterable of batches, y must be None (the batches carry it)")
@@ -901,12 +1030,9 @@ class Model(Layer):
             if verbose and hasattr(source, "__len__") else None
         cbs = CallbackList.of(callbacks, self, {"verbose": verbose, "epochs": 1,
                                                 "steps": len(source) if hasattr(source, "__len__") else None})
-        logs = self._evaluate_loop(_batch_source(source, None, self)(0), custom_step, bar, cbs)
+        logs = self._evaluate_loop(_batch_source(source, steps, self)(0), custom_step, bar, cbs)
         cbs.on_test_end(logs)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return self._batch_result(logs, return_dict)
 
     def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
         """Outputs for x (arrays, list or dict keyed by input name), computed in
@@ -988,16 +1114,26 @@ class Model(Layer):
         return export(self, filepath, **kwargs)
 
     def save_weights(self, filepath):
-        """Write every weight to an .npz, atomically (a temporary file, then rename).
+        """Write every weight, atomically (a temporary file, then rename): a name ending in
+        ``.weights.h5`` writes Keras 3's weights file (with a compiled model's optimizer
+        state; ``keras.Model.load_weights`` reads it), any other name an .npz.
         Under DataParallel only rank 0 writes."""
         if not _parallel.is_primary():
             return
+        if os.fspath(filepath).lower().endswith(".weights.h5"):
+            from ..keras_file import save_weights_h5
+            return save_weights_h5(self, filepath)
         from ..saving import atomic_write
         arrays = {f"w{i:04d}": w.data for i, w in enumerate(self.weights)}
         atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
     def load_weights(self, filepath):
-        """Load weights saved by save_weights; shapes are checked before anything is set."""
+        """Load weights saved by save_weights (.npz), or Keras 3's ``.weights.h5`` / ``.keras``
+        files (written by Keras or pynn; with a compiled model also the optimizer state the
+        file holds); shapes are checked before anything is set."""
+        if os.fspath(filepath).lower().endswith((".weights.h5", ".keras")):
+            from ..keras_file import load_weights_h5
+            return load_weights_h5(self, filepath)
         with np.load(os.fspath(filepath)) as data:
             arrays = [data[f"w{i:04d}"] for i in range(len(data.files))]
         self.set_weights(arrays)

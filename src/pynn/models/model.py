@@ -6,6 +6,7 @@ training=False)``; layers assigned as attributes are tracked for weights.
 """
 from __future__ import annotations
 
+import itertools
 import os
 
 import warnings
@@ -123,9 +124,9 @@ def _batch_source(source, steps_per_epoch, model=None, shuffle=False, class_weig
             it = (source[int(i)] for i in generator().permutation(len(source)))
         else:
             it = source if one_shot else iter(source)
-        for step, batch in enumerate(it):
-            if steps_per_epoch is not None and step >= steps_per_epoch:
-                break
+        # islice stops before reading batch steps_per_epoch + 1: a generator's next batch is
+        # kept for the next epoch, not drawn and dropped.
+        for batch in itertools.islice(it, steps_per_epoch):
             if isinstance(batch, tuple):
                 xb, yb = batch[0], batch[1] if len(batch) > 1 else None
                 swb = batch[2] if len(batch) > 2 else None

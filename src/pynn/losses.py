@@ -61,9 +61,20 @@ def _normalized(y_pred):
     return F.clip(y_pred / F.sum(y_pred, axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False):
+def _check_smoothing(name, label_smoothing):
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    return float(label_smoothing)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Keras' binary crossentropy per sample; ``label_smoothing`` moves the targets
+    towards 0.5: ``t * (1 - s) + 0.5 * s``."""
     y_pred = _pred(y_pred)
     t = _match_rank("binary_crossentropy", _true(y_true, y_pred.dtype), y_pred)
+    s = _check_smoothing("binary_crossentropy", label_smoothing)
+    if s:
+        t = t * (1.0 - s) + 0.5 * s
     y_pred, from_logits = _logits(y_pred, from_logits)
     if from_logits:
         return F.mean(F.sigmoid_binary_cross_entropy(y_pred, t), axis=-1)
@@ -72,12 +83,17 @@ def binary_crossentropy(y_true, y_pred, from_logits=False):
     return -F.mean(bce, axis=-1)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False):
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Keras' categorical crossentropy per sample; ``label_smoothing`` mixes the one-hot
+    targets with the uniform distribution: ``t * (1 - s) + s / classes``."""
     y_pred = _pred(y_pred)
     t = _true(y_true, y_pred.dtype)
     if t.shape != y_pred.shape:
         raise ValueError(f"categorical_crossentropy: y_true has shape {t.shape} but y_pred has shape {y_pred.shape} "
                          "(one-hot targets expected; use sparse_categorical_crossentropy for integer labels)")
+    s = _check_smoothing("categorical_crossentropy", label_smoothing)
+    if s:
+        t = t * (1.0 - s) + s / t.shape[-1]
     y_pred, from_logits = _logits(y_pred, from_logits)
     if from_logits:
         return F.softmax_cross_entropy(y_pred, t)
@@ -137,6 +153,80 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
     return F.mean(focal, axis=-1)
 
 
+def mean_absolute_percentage_error(y_true, y_pred):
+    """100 * mean(|t - p| / max(|t|, eps)) over the last axis (Keras)."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("mean_absolute_percentage_error", _true(y_true, y_pred.dtype), y_pred)
+    return F.mean(F.abs(y_pred - t) * (100.0 / np.maximum(np.abs(t), EPSILON)), axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """mean((log(max(p, eps) + 1) - log(max(t, eps) + 1))^2) over the last axis (Keras)."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("mean_squared_logarithmic_error", _true(y_true, y_pred.dtype), y_pred)
+    first = F.log1p(F.maximum(y_pred, np.asarray(EPSILON, y_pred.dtype)))
+    return F.mean(F.square(first - np.log1p(np.maximum(t, EPSILON))), axis=-1)
+
+
+def _signed_targets(name, y_true, y_pred):
+    """Hinge targets: 0/1 labels become -1/1 (Keras); -1/1 stay."""
+    t = _match_rank(name, _true(y_true, y_pred.dtype), y_pred)
+    return np.where(t == 0, -1.0, t).astype(y_pred.dtype) if np.all(np.isin(t, (0, 1))) else t
+
+
+def hinge(y_true, y_pred):
+    y_pred = _pred(y_pred)
+    t = _signed_targets("hinge", y_true, y_pred)
+    return F.mean(F.maximum(1.0 - t * y_pred, np.asarray(0.0, y_pred.dtype)), axis=-1)
+
+
+def squared_hinge(y_true, y_pred):
+    y_pred = _pred(y_pred)
+    t = _signed_targets("squared_hinge", y_true, y_pred)
+    return F.mean(F.square(F.maximum(1.0 - t * y_pred, np.asarray(0.0, y_pred.dtype))), axis=-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    """max(0, 1 + max((1 - t) * p) - sum(t * p)) per sample (Keras)."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("categorical_hinge", _true(y_true, y_pred.dtype), y_pred)
+    pos = F.sum(y_pred * t, axis=-1)
+    neg = F.max(y_pred * (1.0 - t), axis=-1)
+    return F.maximum(neg - pos + 1.0, np.asarray(0.0, y_pred.dtype))
+
+
+def poisson(y_true, y_pred):
+    """mean(p - t * log(p + eps)) over the last axis (Keras)."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("poisson", _true(y_true, y_pred.dtype), y_pred)
+    return F.mean(y_pred - F.log(y_pred + EPSILON) * t, axis=-1)
+
+
+def log_cosh(y_true, y_pred):
+    """mean(log(cosh(p - t))) over the last axis, written x + softplus(-2x) - log 2 (Keras)."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("log_cosh", _true(y_true, y_pred.dtype), y_pred)
+    e = y_pred - t
+    return F.mean(e + F.softplus(e * -2.0) - float(np.log(2.0)), axis=-1)
+
+
+def kl_divergence(y_true, y_pred):
+    """sum(t * log(t / p)) over the last axis, both clipped to [eps, 1] (Keras)."""
+    y_pred = _pred(y_pred)
+    t = np.clip(_match_rank("kl_divergence", _true(y_true, y_pred.dtype), y_pred), EPSILON, 1.0)
+    p = F.clip(y_pred, EPSILON, 1.0)
+    return F.sum((np.log(t) - F.log(p)) * t, axis=-1)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """-sum(l2_normalize(t) * l2_normalize(p)) over ``axis`` (Keras' loss: -1 when aligned)."""
+    y_pred = _pred(y_pred)
+    t = _match_rank("cosine_similarity", _true(y_true, y_pred.dtype), y_pred)
+    t = t / np.sqrt(np.maximum(np.sum(t * t, axis=axis, keepdims=True), 1e-12))
+    norm = F.sqrt(F.maximum(F.sum(F.square(y_pred), axis=axis, keepdims=True), np.asarray(1e-12, y_pred.dtype)))
+    return -F.sum((y_pred / norm) * t, axis=axis)
+
+
 # ---------------------------------------------------------------- classes
 class Loss:
     """Base: ``loss(y_true, y_pred, sample_weight=None)`` -> scalar Tensor.
@@ -153,6 +243,8 @@ class Loss:
     fn = None
 
     def __init__(self, reduction="sum_over_batch_size", name=None, **kwargs):
+        if reduction is None:   # Keras 3 spells "no reduction" None as well as "none"
+            reduction = "none"
         if reduction not in ("sum_over_batch_size", "sum", "none", "mean"):
             raise ValueError(f"{type(self).__name__}: unknown reduction {reduction!r}")
         self.reduction = reduction
@@ -212,7 +304,18 @@ class _Crossentropy(Loss):
         super().__init__(reduction, name, from_logits=from_logits)
 
 
-class BinaryCrossentropy(_Crossentropy):
+class _SmoothedCrossentropy(Loss):
+    """BinaryCrossentropy / CategoricalCrossentropy: Keras' ``from_logits``, ``label_smoothing``
+    and ``axis`` (only the last axis, -1, is supported: any other raises)."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name=None):
+        if axis != -1:
+            raise NotImplementedError(f"{type(self).__name__}: only axis=-1 is supported, got axis={axis}")
+        super().__init__(reduction, name, from_logits=from_logits,
+                         label_smoothing=_check_smoothing(_snake(type(self).__name__), label_smoothing))
+
+
+class BinaryCrossentropy(_SmoothedCrossentropy):
     """BinaryCrossentropy(from_logits=False): the log loss of 0/1 targets
     (probabilities clipped to [eps, 1 - eps], as Keras).
 
@@ -224,7 +327,7 @@ class BinaryCrossentropy(_Crossentropy):
     fn = staticmethod(binary_crossentropy)
 
 
-class CategoricalCrossentropy(_Crossentropy):
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """CategoricalCrossentropy(from_logits=False): cross-entropy of one-hot targets.
 
     Example:
@@ -285,6 +388,83 @@ class BinaryFocalCrossentropy(Loss):
                          gamma=float(gamma), from_logits=from_logits, label_smoothing=float(label_smoothing))
 
 
+def _loss_class(fn, cls_name, default_name, doc):
+    """A Keras loss class around a per-sample function: ``Cls(reduction=..., name=...)``."""
+    def __init__(self, reduction="sum_over_batch_size", name=default_name):
+        Loss.__init__(self, reduction, name)
+    return type(cls_name, (Loss,), {"fn": staticmethod(fn), "__init__": __init__, "__doc__": doc, "__module__": __name__})
+
+
+MeanAbsolutePercentageError = _loss_class(
+    mean_absolute_percentage_error, "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
+    """MeanAbsolutePercentageError(): 100 * mean(|t - p| / |t|) (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.MeanAbsolutePercentageError()(np.array([[2.0]]), np.array([[1.0]])).numpy()), 4)
+        50.0
+    """)
+MeanSquaredLogarithmicError = _loss_class(
+    mean_squared_logarithmic_error, "MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
+    """MeanSquaredLogarithmicError(): mean((log(1 + p) - log(1 + t))^2) (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.MeanSquaredLogarithmicError()(np.array([[0.0]]), np.array([[np.e - 1]])).numpy()), 4)
+        1.0
+    """)
+Hinge = _loss_class(hinge, "Hinge", "hinge", """Hinge(): mean(max(1 - t * p, 0)), 0/1 targets read as -1/1 (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.Hinge()(np.array([[1.0]]), np.array([[0.25]])).numpy()), 4)
+        0.75
+    """)
+SquaredHinge = _loss_class(squared_hinge, "SquaredHinge", "squared_hinge",
+                           """SquaredHinge(): mean(max(1 - t * p, 0)^2) (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.SquaredHinge()(np.array([[1.0]]), np.array([[0.5]])).numpy()), 4)
+        0.25
+    """)
+CategoricalHinge = _loss_class(categorical_hinge, "CategoricalHinge", "categorical_hinge",
+                               """CategoricalHinge(): max(0, 1 + max((1 - t) * p) - sum(t * p)) (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.CategoricalHinge()(np.array([[0.0, 1.0]]), np.array([[0.3, 0.7]])).numpy()), 4)
+        0.6
+    """)
+Poisson = _loss_class(poisson, "Poisson", "poisson", """Poisson(): mean(p - t * log(p)) (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.Poisson()(np.array([[1.0]]), np.array([[1.0]])).numpy()), 4)
+        1.0
+    """)
+LogCosh = _loss_class(log_cosh, "LogCosh", "log_cosh", """LogCosh(): mean(log(cosh(p - t))) (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.LogCosh()(np.array([[0.0]]), np.array([[1.0]])).numpy()), 4)
+        0.4338
+    """)
+KLDivergence = _loss_class(kl_divergence, "KLDivergence", "kl_divergence",
+                           """KLDivergence(): sum(t * log(t / p)) (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.KLDivergence()(np.array([[0.5, 0.5]]), np.array([[0.25, 0.75]])).numpy()), 4)
+        0.1438
+    """)
+
+
+class CosineSimilarity(Loss):
+    """CosineSimilarity(axis=-1): minus the cosine similarity of y_true and y_pred (Keras).
+
+    Example:
+        >>> round(float(pynn.losses.CosineSimilarity()(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0]])).numpy()), 4)
+        -1.0
+    """
+    fn = staticmethod(cosine_similarity)
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity"):
+        super().__init__(reduction, name, axis=axis)
+
+
 class CTC(Loss):
     """CTC for Keras-style fit(): y_true (N, S) padded labels with ``padding`` (-1
     by default, or the blank) past each label's end, y_pred (N, T, C) softmax
@@ -326,11 +506,18 @@ _BY_NAME = {
     "ctc": CTC,
     "huber": Huber, "huber_loss": Huber,
     "binary_focal_crossentropy": BinaryFocalCrossentropy,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError, "mape": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError, "msle": MeanSquaredLogarithmicError,
+    "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
+    "poisson": Poisson, "log_cosh": LogCosh, "logcosh": LogCosh,
+    "kl_divergence": KLDivergence, "kld": KLDivergence, "kullback_leibler_divergence": KLDivergence,
+    "cosine_similarity": CosineSimilarity,
 }
 for _cls in list(_BY_NAME.values()):
     _BY_NAME[_cls.__name__] = _cls
 
 mse, mae = mean_squared_error, mean_absolute_error
+mape, msle, kld, logcosh = mean_absolute_percentage_error, mean_squared_logarithmic_error, kl_divergence, log_cosh
 
 
 def get(identifier):

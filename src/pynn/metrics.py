@@ -426,6 +426,89 @@ class F1Score(FBetaScore):
         super().__init__(average=average, beta=1.0, threshold=threshold, name=name)
 
 
+class RootMeanSquaredError(Metric):
+    """RootMeanSquaredError(): the square root of the running mean of ``(y_pred - y_true)²``.
+
+    Example:
+        >>> m = pynn.metrics.RootMeanSquaredError()
+        >>> m.update_state(np.array([[0.0, 1.0]]), np.array([[1.0, 3.0]]))
+        >>> round(float(m.result()), 4)
+        1.5811
+    """
+    def __init__(self, name="root_mean_squared_error"):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return (y_true.reshape(y_pred.shape) - y_pred) ** 2
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+
+class MeanMetricWrapper(Metric):
+    """MeanMetricWrapper(fn, name=None, **kwargs): the running (weighted) mean of
+    ``fn(y_true, y_pred, **kwargs)`` per sample, as Keras wraps a function given in
+    ``compile(metrics=[fn])``.
+
+    Example:
+        >>> m = pynn.metrics.MeanMetricWrapper(pynn.losses.mean_absolute_error, name="mae")
+        >>> m.update_state(np.array([[0.0, 1.0]]), np.array([[1.0, 3.0]]))
+        >>> round(float(m.result()), 4)
+        1.5
+    """
+    def __init__(self, fn, name=None, **kwargs):
+        self.fn, self.kwargs = fn, kwargs
+        super().__init__(name or getattr(fn, "__name__", "mean_metric_wrapper"))
+
+    def values(self, y_true, y_pred):
+        out = self.fn(y_true, y_pred, **self.kwargs)
+        return np.asarray(getattr(out, "data", out), np.float64)
+
+
+def _negated(fn):
+    def negated(y_true, y_pred, **kwargs):
+        out = fn(y_true, y_pred, **kwargs)
+        return -np.asarray(getattr(out, "data", out))
+    return negated
+
+
+def _wrapper(cls_name, loss_fn_name, default_name, result, negate=False, y=("[[1.0, 0.0]]", "[[0.6, 0.4]]")):
+    """A Keras metric class: the running mean of ``pynn.losses.<loss_fn_name>`` per sample;
+    ``result``: what its docstring example prints for y_true, y_pred = ``y``."""
+    def __init__(self, name=default_name, **kwargs):
+        from . import losses
+        fn = getattr(losses, loss_fn_name)
+        MeanMetricWrapper.__init__(self, _negated(fn) if negate else fn, name=name, **kwargs)
+    doc = (f"""{cls_name}(name={default_name!r}): the running mean of {'minus ' if negate else ''}"""
+           f"""pynn.losses.{loss_fn_name} per sample (Keras' metric).
+
+    Example:
+        >>> m = pynn.metrics.{cls_name}()
+        >>> m.update_state(np.array({y[0]}), np.array({y[1]}))
+        >>> round(float(m.result()), 4)
+        {result}
+    """)
+    return type(cls_name, (MeanMetricWrapper,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
+
+
+MeanAbsolutePercentageError = _wrapper("MeanAbsolutePercentageError", "mean_absolute_percentage_error",
+                                       "mean_absolute_percentage_error", 25.0, y=("[[2.0, 4.0]]", "[[1.0, 4.0]]"))
+MeanSquaredLogarithmicError = _wrapper("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
+                                       "mean_squared_logarithmic_error", 0.0815)
+BinaryCrossentropy = _wrapper("BinaryCrossentropy", "binary_crossentropy", "binary_crossentropy", 0.5108)
+CategoricalCrossentropy = _wrapper("CategoricalCrossentropy", "categorical_crossentropy", "categorical_crossentropy", 0.5108)
+SparseCategoricalCrossentropy = _wrapper("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+                                         "sparse_categorical_crossentropy", 0.5108, y=("[0]", "[[0.6, 0.4]]"))
+KLDivergence = _wrapper("KLDivergence", "kl_divergence", "kl_divergence", 0.5108)
+Poisson = _wrapper("Poisson", "poisson", "poisson", 0.7554)
+LogCoshError = _wrapper("LogCoshError", "log_cosh", "logcosh", 0.078)
+Hinge = _wrapper("Hinge", "hinge", "hinge", 0.9)
+SquaredHinge = _wrapper("SquaredHinge", "squared_hinge", "squared_hinge", 1.06)
+CategoricalHinge = _wrapper("CategoricalHinge", "categorical_hinge", "categorical_hinge", 0.8)
+# Keras' metric is the similarity itself (+1 when aligned); the loss is its negative.
+CosineSimilarity = _wrapper("CosineSimilarity", "cosine_similarity", "cosine_similarity", 0.8321, negate=True)
+
+
 _BY_NAME = {
     "r2_score": R2Score, "f1_score": F1Score, "fbeta_score": FBetaScore,
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
@@ -435,6 +518,13 @@ _BY_NAME = {
     "precision": Precision, "recall": Recall, "auc": AUC,
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy, "kl_divergence": KLDivergence,
+    "kld": KLDivergence, "poisson": Poisson, "logcosh": LogCoshError, "hinge": Hinge,
+    "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge, "cosine_similarity": CosineSimilarity,
 }
 
 
@@ -455,4 +545,8 @@ def get(identifier, loss=None):
         metric = _BY_NAME[identifier]()
         metric.name = identifier
         return metric
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if callable(identifier) and not isinstance(identifier, str):   # Keras: a function fn(y_true, y_pred)
+        return MeanMetricWrapper(identifier)
     raise ValueError(f"Unknown metric {identifier!r}; expected 'accuracy' or one of {sorted(_BY_NAME)}")

@@ -439,10 +439,7 @@ class Model(Layer):
         """The keys of fit's/evaluate's logs, in evaluate's list order."""
         if self.loss is None and getattr(self, "_loss_tracker", None) is None:
             return []
-        logs = self._logs()
-        order = {id(v): i for i, v in enumerate(logs.values())}
-        keys = list(logs)
-        return [keys[order[id(v)]] for v in self._ordered_values(logs)]
+        return self._ordered_keys(self._logs())
 
     @property
     def metrics(self):
@@ -759,10 +756,10 @@ class Model(Layer):
     def _batch_result(self, logs, return_dict):
         if return_dict:
             return logs
-        values = self._ordered_values(logs)
+        values = [logs[k] for k in self._ordered_keys(logs)]
         return values[0] if len(values) == 1 else values
 
-    def _ordered_values(self, logs):
+    def _ordered_keys(self, logs):
         """Log values in the order Keras 3 lists them (Trainer._flatten_metrics_in_order):
         the loss, the per-output losses in output order, the compiled metrics in the order
         given when there is one output (several outputs: by name, because Keras' prefixed
@@ -777,7 +774,7 @@ class Model(Layer):
             names += compiled if len(self.output_names) <= 1 else sorted(compiled)
         names += [v.name for v in vars(self).values() if isinstance(v, Metric)]
         ordered = [k for k in dict.fromkeys(names) if k in logs]
-        return [logs[k] for k in ordered + sorted(k for k in logs if k not in ordered)]
+        return ordered + sorted(k for k in logs if k not in ordered)
 
     def predict_on_batch(self, x):
         """Outputs for one batch (Keras' name): one forward pass, no graph recorded, no

@@ -521,7 +521,8 @@ def _xent_labels(model, head, y, n_classes, dtype):
     loss = model._losses[0]
     cls = type(loss)
     if cls not in (SparseCategoricalCrossentropy, CategoricalCrossentropy) or loss.reduction != "sum_over_batch_size" \
-            or model._loss_weights[0] != 1.0 or set(loss.kwargs) != {"from_logits"}:
+            or model._loss_weights[0] != 1.0 or set(loss.kwargs) - {"label_smoothing"} != {"from_logits"} \
+            or loss.kwargs.get("label_smoothing", 0.0):   # the fused kernel takes the targets as given
         return None
     # Logits, or a softmax over them whose output the loss trades for its logits (losses._logits).
     if not (head is None if loss.kwargs["from_logits"] else head is softmax):

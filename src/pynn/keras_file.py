@@ -36,7 +36,7 @@ import zipfile
 import numpy as np
 
 from . import layers as L
-from .saving import register_loader, register_saver
+from .saving import _register_weights_format, register_loader, register_saver
 
 # Keras class name -> pynn layer class: everything a .keras file may name.
 KERAS_LAYERS = {
@@ -852,3 +852,5 @@ def is_keras_path(filepath):
 
 register_loader(".keras", load_keras)   # pynn.saving.load_model dispatches .keras files here
 register_saver(".keras", save_keras)     # and Model.save
+_register_weights_format(".weights.h5", save_weights_h5, load_weights_h5)   # Model.save_weights/load_weights
+_register_weights_format(".keras", None, load_weights_h5)   # load_weights reads an archive's weights (as Keras)

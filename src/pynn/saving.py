@@ -354,6 +354,22 @@ def register_saver(extension, saver):
     _SAVERS[extension.lower()] = saver
 
 
+# Weights-only formats for Model.save_weights/load_weights, by (lower-case) file-name ending:
+# (save(model, filepath), load(model, filepath)); pynn.keras_file registers ".weights.h5" and
+# (load only) ".keras". Any other name is pynn's .npz.
+_WEIGHT_FORMATS = {}
+
+
+def _register_weights_format(extension, save, load):
+    _WEIGHT_FORMATS[extension.lower()] = (save, load)
+
+
+def _weights_format_for(filepath):
+    """(save, load) registered for ``filepath``'s ending, or None (pynn's .npz)."""
+    name = os.fspath(filepath).lower()
+    return next((io for extension, io in _WEIGHT_FORMATS.items() if name.endswith(extension)), None)
+
+
 def saver_for(filepath):
     """The registered saver for ``filepath``'s extension, else ``save_model`` (pynn's own format).
 

@@ -1118,9 +1118,13 @@ class Model(Layer):
         Under DataParallel only rank 0 writes."""
         if not _parallel.is_primary():
             return
-        if os.fspath(filepath).lower().endswith(".weights.h5"):
-            from ..keras_file import save_weights_h5
-            return save_weights_h5(self, filepath)
+        from ..saving import _weights_format_for   # ".weights.h5": pynn.keras_file's, registered there
+        fmt = _weights_format_for(filepath)
+        if fmt is not None:
+            if fmt[0] is None:
+                raise ValueError(f"save_weights: {os.fspath(filepath)!r} names a format that holds a whole model; "
+                                 "use model.save() for it, or a .weights.h5 / .npz name for the weights alone")
+            return fmt[0](self, filepath)
         from ..saving import atomic_write
         arrays = {f"w{i:04d}": w.data for i, w in enumerate(self.weights)}
         atomic_write(filepath, lambda f: np.savez(f, **arrays))
@@ -1129,9 +1133,10 @@ class Model(Layer):
         """Load weights saved by save_weights (.npz), or Keras 3's ``.weights.h5`` / ``.keras``
         files (written by Keras or pynn; with a compiled model also the optimizer state the
         file holds); shapes are checked before anything is set."""
-        if os.fspath(filepath).lower().endswith((".weights.h5", ".keras")):
-            from ..keras_file import load_weights_h5
-            return load_weights_h5(self, filepath)
+        from ..saving import _weights_format_for
+        fmt = _weights_format_for(filepath)
+        if fmt is not None:
+            return fmt[1](self, filepath)
         with np.load(os.fspath(filepath)) as data:
             arrays = [data[f"w{i:04d}"] for i in range(len(data.files))]
         self.set_weights(arrays)

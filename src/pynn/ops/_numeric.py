@@ -396,8 +396,9 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=_NoValue, **kwargs):
                 if r is not None:
                     return r
             # NumPy's own mean for other dtypes, empty arrays and axes that are not None or an int
-            # (np.mean normalises them itself: axis=True is axis 1 there, a TypeError to add.reduce)
-            if not ((a.dtype is _F32 or a.dtype is _F64) and a.size and (axis is None or type(axis) is int)):
+            # (np.mean normalises them itself: axis=True is axis 1 there, a TypeError to add.reduce),
+            # and for any axis of a 0-d array (an AxisError there; add.reduce takes axis 0 of a 0-d)
+            if not ((a.dtype is _F32 or a.dtype is _F64) and a.size and (axis is None or type(axis) is int and a.ndim)):
                 return np.mean(a, axis=axis, keepdims=keepdims)
             s = _add_reduce(a, axis, None, None, keepdims=keepdims is not _NoValue and keepdims)
             count = a.size // (s.size or 1) if type(s) is _ndarray else a.size

@@ -701,3 +701,33 @@ def test_lecture_program_runs_from_its_source_with_only_the_import_line_changed(
     assert ns_ops["np"] is ops
     for key in ns_np["result"]:
         _same(ns_ops["result"][key], ns_np["result"][key], key, 1e-4)
+
+
+def _numpy_rnn_example():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "numpy_rnn.py"
+    spec = importlib.util.spec_from_file_location("numpy_rnn", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("dtype,hidden,batch", [("float32", 128, 32), ("float32", 24, 8), ("float64", 24, 8)])
+def test_numpy_rnn_example_trains_the_same_with_pynn_ops_as_np(dtype, hidden, batch, restore_threads):
+    """examples/numpy_rnn.py (LSTM, manual BPTT, clipping, Adam): only the module bound to ``np`` changes.
+    float64 and the small float32 model stay on NumPy's GEMMs: the same losses bit for bit."""
+    mod = _numpy_rnn_example()
+    for threads in (1, 2):
+        pynn.set_num_threads(threads)
+        mod.use("numpy")
+        loss_np, _ = mod.run(hidden, batch, steps=8, epochs=2, dtype=dtype)
+        mod.use("pynn")
+        assert mod.np is ops
+        loss_ops, _ = mod.run(hidden, batch, steps=8, epochs=2, dtype=dtype)
+        mod.use("numpy")
+        assert loss_np[-1] < loss_np[0]  # it learns
+        if dtype == "float64" or hidden < 64:
+            assert loss_ops == loss_np
+        else:
+            numpy.testing.assert_allclose(loss_ops, loss_np, rtol=1e-4)

@@ -6,7 +6,9 @@ machine the rows above 2 threads show what oversubscription costs (pynn vs torch
 
     python bench/scaling.py [--threads 1 2 4 8] [--repeat 5] [--only gemm conv steps]
 
-Efficiency = speed at N threads / (N x speed at 1 thread), over the threads the machine has
+The GFLOPS rows also give pynn's share of the machine's multiply-add peak measured at the
+same thread count in the same run (bench/peak.py). Efficiency = speed at N threads /
+(N x speed at 1 thread), over the threads the machine has
 (os.cpu_count()); past that the ideal stays the all-cores speed. Each contender is timed in its
 own phase after a pause (see bench/train_table.py: spinning worker threads of the previous one
 would take a core). Ratios from one run; absolute times drift on a shared machine.
@@ -24,6 +26,7 @@ sys.path.insert(0, HERE)
 import pynn  # noqa: E402
 from train_table import make_step  # noqa: E402
 from train_step import STEPS  # noqa: E402
+from peak import fma_peak_gflops  # noqa: E402
 
 try:
     import torch
@@ -81,10 +84,21 @@ def measure(rows, threads, repeat):
     cores = os.cpu_count() or 1
     print(f"{cores} cores; threads {threads}; best of {repeat}; pynn {pynn.__version__}"
           + (f", torch {torch.__version__}" if torch is not None else ""))
+    # The machine's measured multiply-add peak at each count (bench/peak.py): the GFLOPS rows
+    # say what share of it pynn reaches, so a user with more cores sees the splits' loss apart
+    # from the clock their cores keep under an all-core load.
+    peaks = {}
+    if any(flops for _, flops, _ in rows):
+        print("\nmeasured multiply-add peak (GFLOPS; bench/peak.py)")
+        print(f"  {'threads':>7} {'peak':>10} {'eff':>5}")
+        for n in threads:
+            peaks[n] = fma_peak_gflops(n, repeat)
+            ideal = peaks[threads[0]] / min(threads[0], cores) * min(n, cores)
+            print(f"  {n:>7} {peaks[n]:10.1f} {peaks[n] / ideal:5.2f}")
     for title, flops, makers in rows:
         print(f"\n{title}")
         print(f"  {'threads':>7} " + " ".join(f"{who:>10} {'eff':>5}" for who in makers)
-              + ("   pynn/torch time" if "torch" in makers else ""))
+              + ("   pynn/torch time" if "torch" in makers else "") + ("   pynn/peak" if flops else ""))
         base = {}
         for n in threads:
             set_threads(n)
@@ -96,7 +110,8 @@ def measure(rows, threads, repeat):
                 ideal = base[who] / min(n, cores) * min(threads[0], cores)
                 cells.append(f"{value:10.1f} {ideal / s:5.2f}")
             ratio = f"   {secs['pynn'] / secs['torch']:.2f}" if "torch" in secs else ""
-            print(f"  {n:>7} " + " ".join(cells) + ratio)
+            share = f"   {100 * flops / secs['pynn'] / 1e9 / peaks[n]:5.0f}%" if flops else ""
+            print(f"  {n:>7} " + " ".join(cells) + ratio + share)
 
 
 def main(argv=None):

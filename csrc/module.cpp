@@ -2,6 +2,7 @@
 // bindings from its bind_<family>.cpp (helpers: common/binding.h).
 #include "common/binding.h"
 #include "common/dispatch.h"
+#include "common/fma_peak.h"
 #include "common/parallel.h"
 
 namespace py = pybind11;
@@ -25,6 +26,15 @@ PYBIND11_MODULE(_C, m, py::mod_gil_not_used()) {
         else throw py::value_error("set_isa: expected 'generic' or 'avx2', got '" + name + "'");
       },
       py::arg("name"), "Choose the kernels' ISA: 'generic' or 'avx2' (ValueError without AVX2+FMA).");
+  m.def(
+      "fma_peak_gflops",
+      [](int threads, int64_t iterations) {
+        py::gil_scoped_release release;
+        return fma_peak_gflops(threads, iterations);
+      },
+      py::arg("threads"), py::arg("iterations"),
+      "GFLOPS of `threads` threads each running `iterations` steps of 12 independent 8-lane "
+      "multiply-add chains at once on the active ISA (the machine's measured peak; bench/peak.py).");
 #ifdef PYNN_OPENMP
   m.attr("has_openmp") = true;
 #else

@@ -8,7 +8,9 @@
   ``newaxis``, ``pi``, ``zeros``, ``arange``, ``asarray``); other functions
   (``outer``, ``sin``, ``cumsum`` ...) are NumPy's behind a guard that refuses a
   pynn.Tensor (NumPy would silently drop its graph). All are bound at import
-  (no per-lookup cost). A few functions are **accelerated**
+  (no per-lookup cost). A wrapped ufunc is a Python function that keeps the ufunc's
+  methods and attributes (``add.at``, ``maximum.reduce``, ``nin``), so
+  ``isinstance(pynn.ops.exp, np.ufunc)`` is False: the one visible difference. A few functions are **accelerated**
   (:data:`ACCELERATED`): a cheap per-call check (size, dtype, layout) sends
   large float32 GEMMs, float32/float64 reductions over the last or first axis
   (native kernels that add in NumPy's order: NumPy's bits) and maximum/minimum

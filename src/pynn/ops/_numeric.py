@@ -86,6 +86,12 @@ def _reject(name, extra):
                         "is a pynn.Tensor (the NumPy face only)")
 
 
+def _given(**named):
+    """The NumPy-only arguments among ``named`` that were given (not NumPy's "not given" default),
+    for :func:`_reject`."""
+    return {k: v for k, v in named.items() if v is not _NoValue}
+
+
 def _doc(np_name, extra=""):
     first = (getattr(np, np_name).__doc__ or "").strip().splitlines()[0] if hasattr(np, np_name) else ""
     return (f"NumPy's ``{np_name}`` ({first}) with NumPy's signature; with a pynn.Tensor argument "
@@ -191,6 +197,7 @@ def _extremum_binary(name, is_max, tensor_fn, np_fn):
         if args:  # NumPy's positional out (deprecated there: NumPy gives its own warning)
             if isinstance(x1, Tensor) or isinstance(x2, Tensor):
                 _reject(name, dict(kwargs, out=out, **{f"arg{i + 3}": a for i, a in enumerate(args)}))
+                return tensor_fn(x1, x2)  # every extra argument was None (e.g. a positional out=None)
             return np_fn(x1, x2, *args, **kwargs) if out is None else np_fn(x1, x2, *args, out=out, **kwargs)
         if out is None and not kwargs and _backend._active is _NATIVE_BACKEND:
             # One C call checks and computes the large-array case (or returns None).
@@ -256,7 +263,7 @@ def where(condition, /, *args):
 
 
 @face("dual")
-def clip(a, /, *args, **kwargs):
+def clip(a, *args, **kwargs):
     """NumPy's ``clip(a, a_min, a_max)`` (also ``min=``/``max=``); with a Tensor it records the graph
     (the gradient passes where a_min <= a <= a_max)."""
     if isinstance(a, Tensor):
@@ -356,14 +363,14 @@ _SUM, _MEAN, _MAX, _MIN = 0, 1, 2, 3
 
 
 @face("accelerated")
-def sum(a, axis=None, dtype=None, out=None, keepdims=_NoValue, **kwargs):  # noqa: A001
+def sum(a, axis=None, dtype=None, out=None, keepdims=_NoValue, initial=_NoValue, where=_NoValue):  # noqa: A001
     """NumPy's ``sum``; a Tensor records the graph.
 
     A C-contiguous float32/float64 ndarray summed over its last axis, first axis or all of it
     runs the native kernel that adds in NumPy's order (pairwise along a row, row by row down
     the columns): bit for bit NumPy's result. Other ndarrays call ``np.add.reduce`` directly."""
     if type(a) is _ndarray:
-        if not kwargs:
+        if initial is _NoValue and where is _NoValue:
             if dtype is None and out is None and _backend._active is _NATIVE_BACKEND:
                 r = (_C or _native()).np_fast_reduce(a, _SUM, axis, keepdims)
                 if r is not None:
@@ -372,9 +379,9 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=_NoValue, **kwargs):  # noq
                 return _add_reduce(a, axis, dtype, out)
             return _add_reduce(a, axis, dtype, out, keepdims=keepdims)
     elif isinstance(a, Tensor):
-        _reject("sum", dict(kwargs, dtype=dtype, out=out))
+        _reject("sum", _given(dtype=dtype, out=out, initial=initial, where=where))
         return F.sum(a, axis, keepdims is not _NoValue and keepdims)
-    return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
+    return np.sum(a, axis, dtype, out, keepdims, initial, where)
 
 
 @face("accelerated")
@@ -389,8 +396,9 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=_NoValue, **kwargs):
                 if r is not None:
                     return r
             # NumPy's own mean for other dtypes, empty arrays and axes that are not None or an int
-            # (np.mean normalises them itself: axis=True is axis 1 there, a TypeError to add.reduce)
-            if not ((a.dtype is _F32 or a.dtype is _F64) and a.size and (axis is None or type(axis) is int)):
+            # (np.mean normalises them itself: axis=True is axis 1 there, a TypeError to add.reduce),
+            # and for any axis of a 0-d array (an AxisError there; add.reduce takes axis 0 of a 0-d)
+            if not ((a.dtype is _F32 or a.dtype is _F64) and a.size and (axis is None or type(axis) is int and a.ndim)):
                 return np.mean(a, axis=axis, keepdims=keepdims)
             s = _add_reduce(a, axis, None, None, keepdims=keepdims is not _NoValue and keepdims)
             count = a.size // (s.size or 1) if type(s) is _ndarray else a.size
@@ -406,9 +414,11 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=_NoValue, **kwargs):
 def _extremum(name, op, tensor_fn, ufunc_reduce):
     np_fn = getattr(np, name)
 
-    def f(a, axis=None, out=None, keepdims=_NoValue, **kwargs):
+    # **kwargs only so that an unknown keyword reaches NumPy's function and gets its error message
+    # (this function's own would name "f").
+    def f(a, axis=None, out=None, keepdims=_NoValue, initial=_NoValue, where=_NoValue, **kwargs):
         if type(a) is _ndarray:
-            if not kwargs:
+            if initial is _NoValue and where is _NoValue and not kwargs:
                 if out is None and _backend._active is _NATIVE_BACKEND:
                     r = (_C or _native()).np_fast_reduce(a, op, axis, keepdims)
                     if r is not None:
@@ -417,9 +427,9 @@ def _extremum(name, op, tensor_fn, ufunc_reduce):
                     return ufunc_reduce(a, axis, None, out)
                 return ufunc_reduce(a, axis, None, out, keepdims=keepdims)
         elif isinstance(a, Tensor):
-            _reject(name, dict(kwargs, out=out))
+            _reject(name, dict(kwargs, **_given(out=out, initial=initial, where=where)))
             return tensor_fn(a, axis, keepdims is not _NoValue and keepdims)
-        return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
+        return np_fn(a, axis, out, keepdims, initial, where, **kwargs)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = _doc(name, "Tied extremes share the gradient equally. A C-contiguous float32/float64 ndarray "
                            "reduced over its last axis, first axis or all of it runs the native kernel (NumPy's "
@@ -436,10 +446,10 @@ amin = _extremum("amin", _MIN, F.min, _min_reduce)
 def _moment(name, tensor_fn):
     np_fn = getattr(np, name)
 
-    def f(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    def f(a, axis=None, dtype=None, out=None, ddof=0, keepdims=_NoValue, **kwargs):
         if isinstance(a, Tensor):
             _reject(name, dict(kwargs, dtype=dtype, out=out))
-            return tensor_fn(a, axis, keepdims, ddof)
+            return tensor_fn(a, axis, keepdims is not _NoValue and keepdims, ddof)
         return np_fn(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kwargs)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = _doc(name)
@@ -453,8 +463,12 @@ var = _moment("var", F.var)
 def _arg(name):
     np_fn = getattr(np, name)
 
-    def f(a, axis=None, out=None, *, keepdims=False):
+    # keepdims not given is not keepdims=False: NumPy then calls a subclass's own method without
+    # it (np.matrix.argmax has none and returns a scalar; given keepdims, NumPy wraps a matrix).
+    def f(a, axis=None, out=None, *, keepdims=_NoValue):
         if type(a) is D.ndarray:  # the method NumPy's function ends up calling
+            if keepdims is _NoValue:
+                return getattr(a, name)(axis, out)
             return getattr(a, name)(axis, out, keepdims=keepdims)
         if isinstance(a, Tensor):
             _reject(name, {"out": out})
@@ -470,6 +484,19 @@ argmin = _arg("argmin")
 
 
 # ------------------------------------------------------------------ shape and joining
+def _tensor_seq(arrays):
+    """``arrays`` as a list when it is a Tensor or a sequence holding one (the Tensor face), else None.
+    An iterator without ``__getitem__`` (a generator) is left to NumPy, which refuses it: turning
+    it into a list here would accept what NumPy does not."""
+    if type(arrays) is _ndarray:
+        return None
+    if isinstance(arrays, Tensor):
+        return list(arrays)
+    if hasattr(arrays, "__getitem__") and D.any_tensor_in(arrays):
+        return list(arrays)
+    return None
+
+
 @face("dual")
 def reshape(a, /, *args, **kwargs):
     """NumPy's ``reshape(a, shape, order='C')``; with a Tensor it records the graph (C order only)."""
@@ -506,22 +533,22 @@ def squeeze(a, axis=None):
 @face("dual")
 def concatenate(arrays, /, axis=0, out=None, **kwargs):
     """NumPy's ``concatenate``; if any input is a Tensor it records the graph."""
-    arrays = list(arrays) if not isinstance(arrays, np.ndarray) else arrays
-    if not isinstance(arrays, np.ndarray) and D.any_tensor_in(arrays):
+    seq = _tensor_seq(arrays)
+    if seq is not None:
         _reject("concatenate", dict(kwargs, out=out))
         if axis is None:
-            return F.concatenate([F.reshape(a, (-1,)) if isinstance(a, Tensor) else np.ravel(a) for a in arrays], 0)
-        return F.concatenate(arrays, axis)
+            return F.concatenate([F.reshape(a, (-1,)) if isinstance(a, Tensor) else np.ravel(a) for a in seq], 0)
+        return F.concatenate(seq, axis)
     return np.concatenate(arrays, axis=axis, out=out, **kwargs)
 
 
 @face("dual")
-def stack(arrays, /, axis=0, out=None, **kwargs):
+def stack(arrays, axis=0, out=None, **kwargs):
     """NumPy's ``stack``; if any input is a Tensor it records the graph."""
-    arrays = list(arrays) if not isinstance(arrays, np.ndarray) else arrays
-    if not isinstance(arrays, np.ndarray) and D.any_tensor_in(arrays):
+    seq = _tensor_seq(arrays)
+    if seq is not None:
         _reject("stack", dict(kwargs, out=out))
-        return F.stack(arrays, axis)
+        return F.stack(seq, axis)
     return np.stack(arrays, axis=axis, out=out, **kwargs)
 
 

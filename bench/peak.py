@@ -51,15 +51,22 @@ def peak_line(threads, repeat=5):
     return peak, f"measured multiply-add peak at {threads} thread(s): {peak:.0f} GFLOPS ({_C.isa()}{clock})"
 
 
-def best_gflops(fn, flops, repeat):
-    time.sleep(0.3)  # let the previous contender's spinning threads sleep
+def best_seconds(fn, repeat, pause=0.3):
+    """Best of ``repeat`` timed calls after two warm-ups; the pause first lets the previous
+    contender's spinning worker threads (OpenBLAS, libgomp) sleep so they keep no core."""
+    time.sleep(pause)
+    fn()
     fn()
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t)
-    return flops / best / 1e9
+    return best
+
+
+def best_gflops(fn, flops, repeat):
+    return flops / best_seconds(fn, repeat) / 1e9
 
 
 def main(argv=None):

@@ -16,7 +16,6 @@ would take a core). Ratios from one run; absolute times drift on a shared machin
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -26,24 +25,12 @@ sys.path.insert(0, HERE)
 import pynn  # noqa: E402
 from train_table import make_step  # noqa: E402
 from train_step import STEPS  # noqa: E402
-from peak import fma_peak_gflops  # noqa: E402
+from peak import best_seconds, fma_peak_gflops  # noqa: E402
 
 try:
     import torch
 except ImportError:  # the torch columns read n/a
     torch = None
-
-
-def best_seconds(fn, repeat, pause=0.3):
-    time.sleep(pause)
-    fn()
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def set_threads(n):

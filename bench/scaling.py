@@ -71,21 +71,15 @@ def measure(rows, threads, repeat):
     cores = os.cpu_count() or 1
     print(f"{cores} cores; threads {threads}; best of {repeat}; pynn {pynn.__version__}"
           + (f", torch {torch.__version__}" if torch is not None else ""))
-    # The machine's measured multiply-add peak at each count (bench/peak.py): the GFLOPS rows
-    # say what share of it pynn reaches, so a user with more cores sees the splits' loss apart
-    # from the clock their cores keep under an all-core load.
+    # The machine's measured multiply-add peak at each count (bench/peak.py), taken right after
+    # each GFLOPS row's timings at that count and kept as the best seen: the GFLOPS rows then say
+    # what share of the cores pynn reaches, apart from the clock the cores keep under an all-core
+    # load (on a busy machine a peak taken minutes apart could read below the kernel itself).
     peaks = {}
-    if any(flops for _, flops, _ in rows):
-        print("\nmeasured multiply-add peak (GFLOPS; bench/peak.py)")
-        print(f"  {'threads':>7} {'peak':>10} {'eff':>5}")
-        for n in threads:
-            peaks[n] = fma_peak_gflops(n, repeat)
-            ideal = peaks[threads[0]] / min(threads[0], cores) * min(n, cores)
-            print(f"  {n:>7} {peaks[n]:10.1f} {peaks[n] / ideal:5.2f}")
     for title, flops, makers in rows:
         print(f"\n{title}")
         print(f"  {'threads':>7} " + " ".join(f"{who:>10} {'eff':>5}" for who in makers)
-              + ("   pynn/torch time" if "torch" in makers else "") + ("   pynn/peak" if flops else ""))
+              + ("   pynn/torch time" if "torch" in makers else "") + ("   peak  pynn/peak" if flops else ""))
         base = {}
         for n in threads:
             set_threads(n)
@@ -97,7 +91,10 @@ def measure(rows, threads, repeat):
                 ideal = base[who] / min(n, cores) * min(threads[0], cores)
                 cells.append(f"{value:10.1f} {ideal / s:5.2f}")
             ratio = f"   {secs['pynn'] / secs['torch']:.2f}" if "torch" in secs else ""
-            share = f"   {100 * flops / secs['pynn'] / 1e9 / peaks[n]:5.0f}%" if flops else ""
+            share = ""
+            if flops:
+                peaks[n] = max(peaks.get(n, 0.0), fma_peak_gflops(n, repeat))
+                share = f"   {peaks[n]:5.0f} {100 * flops / secs['pynn'] / 1e9 / peaks[n]:5.0f}%"
             print(f"  {n:>7} " + " ".join(cells) + ratio + share)
 
 

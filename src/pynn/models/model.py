@@ -756,6 +756,8 @@ class Model(Layer):
     def _batch_result(self, logs, return_dict):
         if return_dict:
             return logs
+        if len(logs) == 1:  # the loss alone: no ordering to work out (~10 us per train_on_batch)
+            return next(iter(logs.values()))
         values = [logs[k] for k in self._ordered_keys(logs)]
         return values[0] if len(values) == 1 else values
 

@@ -804,9 +804,9 @@ class Model(Layer):
         that many epochs (an int) or after the listed epochs (1-based, a list);
         ``validation_batch_size`` defaults to ``batch_size``. ``validation_data`` may be
         an iterable of batches too (a PyDataset, a generator), ``validation_steps`` batches
-        of it per validation (all when None). With arrays, ``steps_per_epoch`` is accepted
-        only when it covers every batch (Keras then runs whole epochs, as pynn does); a
-        smaller value, which Keras serves by carrying its iterator across epochs, raises.
+        of it per validation (all when None). With arrays, ``steps_per_epoch`` batches make
+        an epoch and one pass over the data is carried across epochs, as Keras does: an
+        epoch that finds the pass exhausted ends early with Keras' warning.
         """
         self._require_compiled("fit")
         _weights_epoch.bump()   # inference plans rebuild after training, whatever path the steps take

@@ -426,8 +426,9 @@ class F1Score(FBetaScore):
         super().__init__(average=average, beta=1.0, threshold=threshold, name=name)
 
 
-class RootMeanSquaredError(Metric):
-    """RootMeanSquaredError(): the square root of the running mean of ``(y_pred - y_true)²``.
+class RootMeanSquaredError(MeanSquaredError):
+    """RootMeanSquaredError(): the square root of the running mean of ``(y_pred - y_true)²``
+    (MeanSquaredError's running mean, rooted when read).
 
     Example:
         >>> m = pynn.metrics.RootMeanSquaredError()
@@ -437,9 +438,6 @@ class RootMeanSquaredError(Metric):
     """
     def __init__(self, name="root_mean_squared_error"):
         super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        return (y_true.reshape(y_pred.shape) - y_pred) ** 2
 
     def result(self):
         return float(np.sqrt(super().result()))
